@@ -1,0 +1,3 @@
+module github.com/baton-sched/baton
+
+go 1.26
