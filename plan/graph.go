@@ -14,28 +14,28 @@ import (
 // A Graph is immutable once built: the scheduler shares it between stages
 // and jobs.
 type Graph struct {
-	Name  string
-	Nodes []Node
+	Name  string `json:"name,omitempty"`
+	Nodes []Node `json:"nodes"`
 	// Output is the node the action reads.
-	Output int
-	Action GraphAction
+	Output int         `json:"output"`
+	Action GraphAction `json:"action"`
 }
 
 // Node is one dataset of a compiled plan.
 type Node struct {
 	// Name is the dataset's name in the plan; nodes the compiler adds get
 	// a derived name ("counts.combine").
-	Name string
+	Name string `json:"name,omitempty"`
 	// Op is the operator that computes a partition of this node from its
 	// dependencies' partitions (or from nothing, for a source).
-	Op string
+	Op string `json:"op"`
 	// Fn is the function the operator applies, if any.
-	Fn Func
+	Fn Func `json:"fn,omitzero"`
 	// Params holds the operator's other parameters as canonical JSON
 	// (a textFile's splits, a range's count, a parallelize's records).
-	Params     json.RawMessage
-	Partitions int
-	Deps       []Dep
+	Params     json.RawMessage `json:"params,omitempty"`
+	Partitions int             `json:"partitions"`
+	Deps       []Dep           `json:"deps,omitempty"`
 }
 
 // DepKind says how a child partition depends on its parent's partitions.
@@ -72,12 +72,14 @@ func (k DepKind) Narrow() bool { return k == OneToOne || k == Range }
 
 // Dep is a dependency of a node on a parent node.
 type Dep struct {
-	Kind   DepKind
-	Parent int
+	Kind   DepKind `json:"kind"`
+	Parent int     `json:"parent"`
 	// Range dependencies only.
-	InStart, OutStart, Length int
+	InStart  int `json:"inStart,omitempty"`
+	OutStart int `json:"outStart,omitempty"`
+	Length   int `json:"length,omitempty"`
 	// Shuffle dependencies only.
-	Shuffle *ShuffleDep
+	Shuffle *ShuffleDep `json:"shuffle,omitempty"`
 }
 
 // ShuffleDep describes a shuffle: the map side (the parent node) writes its
@@ -86,32 +88,32 @@ type ShuffleDep struct {
 	// Key identifies the shuffle. The compiler derives it from the map
 	// side's lineage, so two jobs that shuffle the same data the same way
 	// share one shuffle and its map outputs.
-	Key         string
-	Partitioner Partitioner
+	Key         string      `json:"key"`
+	Partitioner Partitioner `json:"partitioner"`
 	// Combiner, when set, combines values of one key on the map side
 	// (reduceByKey's map-side combine).
-	Combiner Func
+	Combiner Func `json:"combiner,omitzero"`
 }
 
 // Partitioner assigns a record's key to a reducer.
 type Partitioner struct {
 	// Kind is "hash" or "range".
-	Kind string
+	Kind string `json:"kind"`
 	// Partitions is the number of reducers.
-	Partitions int
+	Partitions int `json:"partitions"`
 	// Bounds are a range partitioner's upper bounds, one less than
 	// Partitions, ascending.
-	Bounds [][]byte
+	Bounds [][]byte `json:"bounds,omitempty"`
 	// Descending reverses a range partitioner's order.
-	Descending bool
+	Descending bool `json:"descending,omitempty"`
 }
 
 // GraphAction is the action of a compiled plan.
 type GraphAction struct {
-	Op   string
-	Fn   Func
-	N    int64
-	Path string
+	Op   string `json:"op"`
+	Fn   Func   `json:"fn,omitzero"`
+	N    int64  `json:"n,omitempty"`
+	Path string `json:"path,omitempty"`
 }
 
 // Validate checks the graph's structure: dependencies point to earlier

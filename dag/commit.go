@@ -1,0 +1,49 @@
+package dag
+
+import "fmt"
+
+// authorizeCommit is the OutputCommitCoordinator's canCommit: the first
+// attempt to ask for a (stage, partition) is authorised, later ones are
+// denied, and an attempt already known to have failed is denied. Asking
+// again with the authorised attempt answers yes again, so an executor may
+// repeat its question after a leader change.
+func (s *State) authorizeCommit(c *AuthorizeCommit) Result {
+	if c.Task == 0 {
+		return Result{Err: fmt.Errorf("%w: commit request without a task id", ErrInvalidCommand)}
+	}
+	st := s.stages[c.Stage]
+	if st == nil {
+		return Result{Ignored: fmt.Sprintf("stage %d is gone", c.Stage)}
+	}
+	idx := s.taskIndex(st, c.Partition)
+	if idx < 0 {
+		return Result{Err: fmt.Errorf("%w: stage %d has no partition %d", ErrInvalidCommand, c.Stage, c.Partition)}
+	}
+	if st.failedTask[c.Task] {
+		return Result{Ignored: fmt.Sprintf("task %d has already failed", c.Task)}
+	}
+	switch st.authorized[idx] {
+	case 0:
+		st.authorized[idx] = c.Task
+		return Result{Authorized: true}
+	case c.Task:
+		return Result{Authorized: true}
+	}
+	return Result{Ignored: fmt.Sprintf("partition %d of stage %d is committed by task %d", c.Partition, c.Stage, st.authorized[idx])}
+}
+
+// commitAttemptFailed is the OutputCommitCoordinator's taskCompleted for
+// a failed attempt: it may not commit any more, and if it held the
+// authorisation, the partition's authorisation is freed.
+func (s *State) commitAttemptFailed(st *stage, idx int, task TaskID) {
+	if task == 0 {
+		return
+	}
+	if st.failedTask == nil {
+		st.failedTask = map[TaskID]bool{}
+	}
+	st.failedTask[task] = true
+	if st.authorized[idx] == task {
+		st.authorized[idx] = 0
+	}
+}

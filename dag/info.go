@@ -1,0 +1,273 @@
+package dag
+
+import (
+	"slices"
+
+	"github.com/baton-sched/baton/plan"
+)
+
+// JobInfo is a read-only view of a job.
+type JobInfo struct {
+	ID          JobID
+	Name        string
+	Key         string
+	Pool        string
+	Status      JobStatus
+	Message     string
+	Tasks       int // result partitions to compute
+	Finished    int // result partitions finished
+	ResultBytes int64
+	Released    bool
+	Submitted   int64
+	Ended       int64
+	FinalStage  StageID
+	Stages      []StageID // the stages the job needs, while it holds them
+	Graph       *plan.Graph
+	Partitions  []int // nil: all partitions of the output node
+}
+
+// StageState says where a stage is in the scheduler.
+type StageState string
+
+// Stage states.
+const (
+	StageWaiting StageState = "waiting"
+	StageRunning StageState = "running"
+	StageFailed  StageState = "failed" // waiting for ResubmitFailedStages
+	StageIdle    StageState = "idle"   // none of the above: done, or not needed now
+)
+
+// StageInfo is a read-only view of a stage.
+type StageInfo struct {
+	ID       StageID
+	Name     string
+	Map      bool
+	Shuffle  ShuffleID // map stages: the shuffle they write
+	Job      JobID     // result stages: their job
+	Jobs     []JobID
+	FirstJob JobID
+	Parents  []StageID
+	State    StageState
+	Tasks    int
+	Pending  int // tasks of the latest attempt without a successful end
+	// Available counts a map stage's registered outputs; a result stage's
+	// finished results.
+	Available      int
+	Attempt        int // latest attempt, -1 before the first
+	Epoch          uint64
+	Zombie         bool
+	FailedAttempts int // consecutive attempts ended by fetch failures
+	Submitted      int64
+	Completed      int64
+	Graph          *plan.Graph
+	Node           int
+}
+
+// ExecutorInfo is a read-only view of an executor.
+type ExecutorInfo struct {
+	ID          ExecutorID
+	Addr        string
+	Cores       int
+	Funcs       []string
+	Alive       bool
+	Registered  int64
+	Lost        int64
+	LostReason  string
+	FailedEpoch uint64 // valid when HasFailed
+	HasFailed   bool
+}
+
+// MapOutput is one registered map output of a shuffle.
+type MapOutput struct {
+	Map      int
+	Executor ExecutorID
+	Task     TaskID
+	Bytes    uint64
+	Sizes    []byte // compressed per-reducer sizes, or nil
+}
+
+// ShuffleInfo is a read-only view of a shuffle.
+type ShuffleInfo struct {
+	ID        ShuffleID
+	Key       string
+	Maps      int
+	Reducers  int
+	Stage     StageID
+	Available int
+}
+
+// Job returns a job's view.
+func (s *State) Job(id JobID) (JobInfo, bool) {
+	j := s.jobs[id]
+	if j == nil {
+		return JobInfo{}, false
+	}
+	info := JobInfo{
+		ID: j.id, Name: j.name, Key: j.key, Pool: j.pool, Status: j.status, Message: j.msg,
+		Tasks: j.nTasks, Finished: j.numFinished, ResultBytes: j.resultBytes, Released: j.released,
+		Submitted: j.submitted, Ended: j.ended, FinalStage: j.final, Graph: j.graph,
+		Partitions: append([]int(nil), j.parts...),
+	}
+	for _, sid := range j.stages {
+		info.Stages = append(info.Stages, StageID(sid))
+	}
+	return info, true
+}
+
+// Jobs returns every job's view, ascending by id.
+func (s *State) Jobs() []JobInfo {
+	out := make([]JobInfo, 0, len(s.jobOrder))
+	for _, id := range s.jobOrder {
+		info, _ := s.Job(id)
+		out = append(out, info)
+	}
+	return out
+}
+
+// JobByKey returns the job submitted with an idempotency key.
+func (s *State) JobByKey(key string) (JobID, bool) {
+	id, ok := s.idem[key]
+	return id, ok
+}
+
+// Results returns a job's finished results by output index; an entry of
+// an unfinished partition has Size 0 and no location (Finished says
+// which). Direct results alias the state: do not modify them.
+func (s *State) Results(id JobID) (refs []ResultRef, finished []bool, ok bool) {
+	j := s.jobs[id]
+	if j == nil {
+		return nil, nil, false
+	}
+	if j.results == nil {
+		return nil, nil, true
+	}
+	return append([]ResultRef(nil), j.results...), append([]bool(nil), j.finished...), true
+}
+
+// Stage returns a stage's view.
+func (s *State) Stage(id StageID) (StageInfo, bool) {
+	st := s.stages[id]
+	if st == nil {
+		return StageInfo{}, false
+	}
+	info := StageInfo{
+		ID: st.id, Name: s.stageName(st), Map: st.isMap, Shuffle: st.shuffle, Job: st.job,
+		FirstJob: st.first, Parents: append([]StageID(nil), st.parents...), Tasks: st.nTasks,
+		Pending: st.npend, Attempt: st.attempt, Epoch: st.epoch, Zombie: st.zombie,
+		FailedAttempts: len(st.failedAttempts), Submitted: st.submitted, Completed: st.completed,
+		Graph: st.graph, Node: st.node, State: StageIdle,
+	}
+	for _, j := range st.jobs {
+		info.Jobs = append(info.Jobs, JobID(j))
+	}
+	switch id := uint64(st.id); {
+	case s.waiting.has(id):
+		info.State = StageWaiting
+	case s.running.has(id):
+		info.State = StageRunning
+	case s.failed.has(id):
+		info.State = StageFailed
+	}
+	if st.isMap {
+		info.Available = s.shuffles[st.shuffle].avail
+	} else {
+		info.Available = s.jobs[st.job].numFinished
+	}
+	return info, true
+}
+
+// Stages returns every stage's view, ascending by id.
+func (s *State) Stages() []StageInfo {
+	ids := make([]StageID, 0, len(s.stages))
+	for id := range s.stages {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	out := make([]StageInfo, 0, len(ids))
+	for _, id := range ids {
+		info, _ := s.Stage(id)
+		out = append(out, info)
+	}
+	return out
+}
+
+// StageActive reports whether tasks of this stage attempt may still
+// usefully run: the stage exists, a running job needs it, and the attempt
+// is its latest. A driver kills running attempts for which it is false.
+func (s *State) StageActive(id StageID, attempt int) bool {
+	st := s.stages[id]
+	if st == nil {
+		return false
+	}
+	if _, ok := s.activeJob(st); !ok {
+		return false
+	}
+	return attempt == st.attempt
+}
+
+// Executor returns an executor's view.
+func (s *State) Executor(id ExecutorID) (ExecutorInfo, bool) {
+	e := s.executors[id]
+	if e == nil {
+		return ExecutorInfo{}, false
+	}
+	fe, failed := s.failedEpoch[id]
+	return ExecutorInfo{
+		ID: e.id, Addr: e.addr, Cores: e.cores, Funcs: append([]string(nil), e.funcs...), Alive: e.alive,
+		Registered: e.registered, Lost: e.lost, LostReason: e.lostReason, FailedEpoch: fe, HasFailed: failed,
+	}, true
+}
+
+// Executors returns every executor's view, ascending by id.
+func (s *State) Executors() []ExecutorInfo {
+	out := make([]ExecutorInfo, 0, len(s.execOrder))
+	for _, id := range s.execOrder {
+		info, _ := s.Executor(id)
+		out = append(out, info)
+	}
+	return out
+}
+
+// Shuffle returns a shuffle's view.
+func (s *State) Shuffle(id ShuffleID) (ShuffleInfo, bool) {
+	sh := s.shuffles[id]
+	if sh == nil {
+		return ShuffleInfo{}, false
+	}
+	return ShuffleInfo{ID: sh.id, Key: sh.key, Maps: sh.maps, Reducers: sh.reducers, Stage: sh.stage, Available: sh.avail}, true
+}
+
+// ShuffleByKey returns the id of the live shuffle with a key.
+func (s *State) ShuffleByKey(key string) (ShuffleID, bool) {
+	id, ok := s.byKey[key]
+	return id, ok
+}
+
+// MapOutputs returns a shuffle's registered outputs (the locations a
+// reducer fetches from), ascending by map partition.
+func (s *State) MapOutputs(id ShuffleID) []MapOutput {
+	sh := s.shuffles[id]
+	if sh == nil {
+		return nil
+	}
+	out := make([]MapOutput, 0, sh.avail)
+	for p, o := range sh.outputs {
+		if o.exec != "" {
+			out = append(out, MapOutput{Map: p, Executor: o.exec, Task: o.task, Bytes: o.bytes, Sizes: o.sizes})
+		}
+	}
+	return out
+}
+
+// Waiting, RunningStages and Failed return the scheduling sets.
+func (s *State) Waiting() []StageID       { return toStageIDs(s.waiting) }
+func (s *State) RunningStages() []StageID { return toStageIDs(s.running) }
+func (s *State) Failed() []StageID        { return toStageIDs(s.failed) }
+
+func toStageIDs(set idSet) []StageID {
+	out := make([]StageID, len(set))
+	for i, id := range set {
+		out[i] = StageID(id)
+	}
+	return out
+}

@@ -1,0 +1,179 @@
+package dag
+
+import (
+	"math"
+	"sort"
+
+	"github.com/baton-sched/baton/plan"
+)
+
+// TaskSpec is a task the driver may launch now.
+type TaskSpec struct {
+	Job          JobID // the stage's active job (the lowest running one)
+	Pool         string
+	Stage        StageID
+	StageAttempt int
+	// Partition is the partition of the stage's output node; Index is the
+	// task's index in the stage (they differ for a job on some partitions).
+	Partition int
+	Index     int
+	Epoch     uint64
+	Map       bool
+	Shuffle   ShuffleID // map tasks: the shuffle they write
+	// Failures counts this task's failures in this stage attempt.
+	Failures int
+	// Preferred lists executors holding at least a fifth of the task's
+	// shuffle input, the largest share first (Spark's reducer locality).
+	Preferred []ExecutorID
+}
+
+// Locality thresholds (Spark's SHUFFLE_PREF_MAP_THRESHOLD,
+// SHUFFLE_PREF_REDUCE_THRESHOLD and REDUCER_PREF_LOCS_FRACTION).
+const (
+	prefMapThreshold    = 1000
+	prefReduceThreshold = 1000
+	prefFraction        = 0.2
+)
+
+// Runnable calls fn with each task that may be launched now, in FIFO
+// order (by active job, then stage id), until fn returns false: the
+// pending tasks of the latest, non-zombie attempt of every running stage.
+// Tasks the driver is already running are included; it skips them.
+func (s *State) Runnable(fn func(TaskSpec) bool) {
+	type entry struct {
+		job JobID
+		st  *stage
+	}
+	order := make([]entry, 0, len(s.running))
+	for _, id := range s.running {
+		st := s.stages[StageID(id)]
+		if st.zombie || st.npend == 0 {
+			continue
+		}
+		jid, ok := s.activeJob(st)
+		if !ok {
+			continue
+		}
+		order = append(order, entry{jid, st})
+	}
+	sort.Slice(order, func(a, b int) bool {
+		if order[a].job != order[b].job {
+			return order[a].job < order[b].job
+		}
+		return order[a].st.id < order[b].st.id
+	})
+	for _, e := range order {
+		st := e.st
+		spec := TaskSpec{
+			Job:          e.job,
+			Pool:         s.jobs[e.job].pool,
+			Stage:        st.id,
+			StageAttempt: st.attempt,
+			Epoch:        st.epoch,
+			Map:          st.isMap,
+			Shuffle:      st.shuffle,
+		}
+		var j *job
+		if !st.isMap {
+			j = s.jobs[st.job]
+		}
+		more := true
+		st.pending.each(func(i int) bool {
+			t := spec
+			t.Index = i
+			t.Partition = i
+			if j != nil {
+				t.Partition = j.partition(i)
+			}
+			t.Failures = int(st.fails[i])
+			t.Preferred = s.preferred(st, t.Partition)
+			more = fn(t)
+			return more
+		})
+		if !more {
+			return
+		}
+	}
+}
+
+// preferred returns the executors holding at least prefFraction of the
+// shuffle input of partition p of the stage, largest share first.
+func (s *State) preferred(st *stage, p int) []ExecutorID {
+	if len(st.parents) == 0 {
+		return nil
+	}
+	bytes := map[ExecutorID]float64{}
+	var total float64
+	s.shuffleInputs(st.graph, st.node, p, func(key string, reducer int) {
+		sid, ok := s.byKey[key]
+		if !ok {
+			return
+		}
+		sh := s.shuffles[sid]
+		if sh.maps > prefMapThreshold || sh.reducers > prefReduceThreshold {
+			return
+		}
+		for _, o := range sh.outputs {
+			if o.exec == "" || len(o.sizes) != sh.reducers {
+				continue
+			}
+			b := float64(DecompressSize(o.sizes[reducer]))
+			bytes[o.exec] += b
+			total += b
+		}
+	})
+	if total == 0 {
+		return nil
+	}
+	var out []ExecutorID
+	for e, b := range bytes {
+		if b >= prefFraction*total {
+			out = append(out, e)
+		}
+	}
+	sort.Slice(out, func(a, b int) bool {
+		if bytes[out[a]] != bytes[out[b]] {
+			return bytes[out[a]] > bytes[out[b]]
+		}
+		return out[a] < out[b]
+	})
+	return out
+}
+
+// shuffleInputs calls fn with each (shuffle key, reducer) that partition
+// p of node reads, following narrow dependencies.
+func (s *State) shuffleInputs(g *plan.Graph, node, p int, fn func(key string, reducer int)) {
+	for _, d := range g.Nodes[node].Deps {
+		switch d.Kind {
+		case plan.OneToOne:
+			s.shuffleInputs(g, d.Parent, p, fn)
+		case plan.Range:
+			if p >= d.OutStart && p < d.OutStart+d.Length {
+				s.shuffleInputs(g, d.Parent, p-d.OutStart+d.InStart, fn)
+			}
+		case plan.Shuffle:
+			fn(d.Shuffle.Key, p)
+		}
+	}
+}
+
+// CompressSize compresses a block size to one byte, as Spark's MapStatus:
+// 0 stays 0, otherwise ceil(log base 1.1 of size), at most 255 (about
+// 35 GiB); sizes are exact up to a 10% over-estimate.
+func CompressSize(size uint64) byte {
+	switch {
+	case size == 0:
+		return 0
+	case size <= 1:
+		return 1
+	}
+	return byte(min(255, math.Ceil(math.Log(float64(size))/math.Log(1.1))))
+}
+
+// DecompressSize is the inverse of CompressSize (an estimate).
+func DecompressSize(b byte) uint64 {
+	if b == 0 {
+		return 0
+	}
+	return uint64(math.Pow(1.1, float64(b)))
+}

@@ -1,0 +1,299 @@
+package dag
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/baton-sched/baton/plan"
+)
+
+// Identifiers. Job, stage and shuffle ids are assigned by the state in
+// order, from 0. Task ids are assigned by the leader's driver when it
+// launches an attempt (they embed the leader's term, so two leaders never
+// hand out the same id); the state only records them.
+type (
+	JobID      uint64
+	StageID    uint64
+	ShuffleID  uint64
+	TaskID     uint64
+	ExecutorID string
+)
+
+// Config holds the scheduler's limits. Every replica must use the same
+// values: they are part of the snapshot.
+type Config struct {
+	// MaxTaskFailures is how many times one task may fail (counting
+	// failures, see Reason.Counts) before its job is aborted
+	// (spark.task.maxFailures). Default 4.
+	MaxTaskFailures int
+	// MaxConsecutiveStageAttempts is how many consecutive attempts of a
+	// stage may end in a fetch failure before the stage's jobs are aborted
+	// (spark.stage.maxConsecutiveAttempts). Default 4.
+	MaxConsecutiveStageAttempts int
+	// MaxResultSize bounds the total size of a job's serialized results
+	// (spark.driver.maxResultSize); 0 means the default, 1 GiB, and a
+	// negative value means no limit.
+	MaxResultSize int64
+	// RetainedJobs is how many ended, released jobs are kept for history
+	// (spark.ui.retainedJobs). Default 1000.
+	RetainedJobs int
+}
+
+// DefaultConfig returns the default limits.
+func DefaultConfig() Config {
+	c := Config{}
+	c.ensureDefaults()
+	return c
+}
+
+func (c *Config) ensureDefaults() {
+	if c.MaxTaskFailures <= 0 {
+		c.MaxTaskFailures = 4
+	}
+	if c.MaxConsecutiveStageAttempts <= 0 {
+		c.MaxConsecutiveStageAttempts = 4
+	}
+	if c.MaxResultSize == 0 {
+		c.MaxResultSize = 1 << 30
+	}
+	if c.RetainedJobs <= 0 {
+		c.RetainedJobs = 1000
+	}
+}
+
+// Command is a state transition. Every command carries the time at which
+// the leader proposed it (Unix nanoseconds); the state never reads a clock.
+type Command interface {
+	isCommand()
+}
+
+// RegisterExecutor adds an executor, or revives one that was lost
+// (Spark's executorAdded: it clears the executor's failed epoch).
+type RegisterExecutor struct {
+	Time  int64
+	ID    ExecutorID
+	Addr  string
+	Cores int
+	// Funcs are the function names the executor's registry holds.
+	Funcs []string
+}
+
+// RemoveExecutor declares an executor lost (handleExecutorLost): its map
+// outputs are unregistered, the epoch is bumped, running map stages
+// re-pend the partitions they lost, and unreleased jobs re-pend the result
+// partitions whose indirect results lived there.
+type RemoveExecutor struct {
+	Time   int64
+	ID     ExecutorID
+	Reason string
+}
+
+// SubmitJob submits a job: the compiled graph and the partitions of its
+// output node to compute (nil for all).
+type SubmitJob struct {
+	Time       int64
+	Graph      *plan.Graph
+	Partitions []int
+	// Key, when set, makes the submission idempotent: a second SubmitJob
+	// with the same key returns the first job's id.
+	Key string
+	// Pool is the fair-scheduler pool (empty: the default pool).
+	Pool string
+}
+
+// TaskEnded records the end of a task attempt (a status update that is
+// final: finished, failed, killed, or lost).
+type TaskEnded struct {
+	Time         int64
+	Task         TaskID
+	Stage        StageID
+	StageAttempt int
+	Partition    int
+	// Attempt is the attempt number of this partition's task, for messages.
+	Attempt  int
+	Executor ExecutorID
+	// Epoch is the epoch the task was launched with.
+	Epoch  uint64
+	Reason Reason
+	// Message says why a task failed.
+	Message string
+
+	// Map tasks: the output's total bytes and, when the shuffle has at
+	// most MaxSizedReducers reducers, each reducer's bytes compressed to a
+	// byte (CompressSize).
+	MapBytes uint64
+	MapSizes []byte
+
+	// Result tasks: the serialized result's size, and either the result
+	// itself (a direct result) or nothing, when it was kept in the
+	// executor's block store (an indirect result, found by Task).
+	ResultSize int64
+	Result     []byte
+	Indirect   bool
+
+	// Fetch failures: the block that could not be fetched. FetchMap is -1
+	// when the map output's location was unknown (Spark's
+	// MetadataFetchFailedException); FetchExecutor is empty then.
+	FetchExecutor ExecutorID
+	FetchShuffle  ShuffleID
+	FetchMap      int
+	FetchReduce   int
+}
+
+// ResubmitFailedStages resubmits the stages failed by fetch failures. The
+// leader proposes it about 200 ms after the state asks for it
+// (State.ResubmitRequested), as Spark's RESUBMIT_TIMEOUT.
+type ResubmitFailedStages struct {
+	Time int64
+}
+
+// AuthorizeCommit asks whether a task attempt may commit its output for a
+// partition (the OutputCommitCoordinator's canCommit): the first attempt to
+// ask wins; later ones are denied until the winner fails.
+type AuthorizeCommit struct {
+	Time         int64
+	Stage        StageID
+	StageAttempt int
+	Partition    int
+	Task         TaskID
+}
+
+// CancelJob cancels a running job and the stages only it needs.
+type CancelJob struct {
+	Time   int64
+	Job    JobID
+	Reason string
+}
+
+// ReleaseJob drops an ended job's results and the stages and shuffles no
+// other job needs; the blocks to delete are returned.
+type ReleaseJob struct {
+	Time int64
+	Job  JobID
+}
+
+func (*RegisterExecutor) isCommand()     {}
+func (*RemoveExecutor) isCommand()       {}
+func (*SubmitJob) isCommand()            {}
+func (*TaskEnded) isCommand()            {}
+func (*ResubmitFailedStages) isCommand() {}
+func (*AuthorizeCommit) isCommand()      {}
+func (*CancelJob) isCommand()            {}
+func (*ReleaseJob) isCommand()           {}
+
+// Reason is why a task attempt ended.
+type Reason uint8
+
+// Task end reasons (Spark's TaskEndReason).
+const (
+	Success Reason = iota + 1
+	// Exception: the task's code failed. Counts toward MaxTaskFailures.
+	Exception
+	// FetchFailed: a shuffle block could not be fetched.
+	FetchFailed
+	// ResultLost: the task's indirect result could not be fetched
+	// (TaskResultLost). Counts toward MaxTaskFailures.
+	ResultLost
+	// Killed: the task was killed on request. Does not count.
+	Killed
+	// ExecutorLost: the task's executor was lost. Does not count.
+	ExecutorLost
+	// CommitDenied: the task was not authorised to commit. Does not count.
+	CommitDenied
+)
+
+var reasonNames = [...]string{
+	Success:      "Success",
+	Exception:    "Exception",
+	FetchFailed:  "FetchFailed",
+	ResultLost:   "ResultLost",
+	Killed:       "Killed",
+	ExecutorLost: "ExecutorLost",
+	CommitDenied: "CommitDenied",
+}
+
+func (r Reason) String() string {
+	if int(r) < len(reasonNames) && reasonNames[r] != "" {
+		return reasonNames[r]
+	}
+	return fmt.Sprintf("Reason(%d)", uint8(r))
+}
+
+// Counts reports whether a failure for this reason counts toward
+// MaxTaskFailures (Spark's countTowardsTaskFailures).
+func (r Reason) Counts() bool { return r == Exception || r == ResultLost }
+
+// Result is what applying a command produced. Err is a business failure
+// (unknown job, job not running, ...): the command changed nothing. The
+// other fields are set by the commands they name.
+type Result struct {
+	Err error
+	// Ignored says that a TaskEnded was valid but had no effect (a stale
+	// attempt, a duplicate, a bogus map output), and why.
+	Ignored string
+	// Job is the job a SubmitJob created (or found, for a repeated key).
+	Job JobID
+	// Authorized answers an AuthorizeCommit.
+	Authorized bool
+	// Dropped lists what a ReleaseJob, a failed or cancelled job, or a
+	// lost executor made obsolete: blocks executors may delete.
+	Dropped *Dropped
+}
+
+// Dropped lists blocks that no live job needs any more.
+type Dropped struct {
+	Shuffles []ShuffleID
+	Results  []ResultRef
+}
+
+// Business errors returned in Result.Err.
+var (
+	ErrUnknownJob      = errors.New("dag: unknown job")
+	ErrUnknownExecutor = errors.New("dag: unknown executor")
+	ErrJobNotRunning   = errors.New("dag: job is not running")
+	ErrJobNotEnded     = errors.New("dag: job has not ended")
+	ErrInvalidGraph    = errors.New("dag: invalid graph")
+	ErrInvalidCommand  = errors.New("dag: invalid command")
+)
+
+// JobStatus is a job's state.
+type JobStatus uint8
+
+// Job states.
+const (
+	JobRunning JobStatus = iota + 1
+	JobSucceeded
+	JobFailed
+	JobCancelled
+)
+
+var jobStatusNames = [...]string{
+	JobRunning:   "running",
+	JobSucceeded: "succeeded",
+	JobFailed:    "failed",
+	JobCancelled: "cancelled",
+}
+
+func (s JobStatus) String() string {
+	if int(s) < len(jobStatusNames) && jobStatusNames[s] != "" {
+		return jobStatusNames[s]
+	}
+	return fmt.Sprintf("JobStatus(%d)", uint8(s))
+}
+
+// Ended reports whether the job will run no more tasks (unless an
+// executor loss takes back results of a succeeded, unreleased job).
+func (s JobStatus) Ended() bool { return s != JobRunning }
+
+// ResultRef locates one partition's result: inline (Data) or in an
+// executor's block store under the task that produced it.
+type ResultRef struct {
+	Job       JobID
+	Partition int
+	Size      int64
+	Indirect  bool
+	Executor  ExecutorID
+	Task      TaskID
+	// Data is a direct result. It aliases the state's copy: do not modify.
+	Data []byte
+}
