@@ -247,6 +247,10 @@ func (s *State) fetchFailed(st *stage, c *TaskEnded) Result {
 	if c.StageAttempt != st.attempt {
 		return Result{Ignored: fmt.Sprintf("fetch failure from stage %d attempt %d; attempt %d is the latest", st.id, c.StageAttempt, st.attempt)}
 	}
+	if _, ok := s.activeJob(st); !ok {
+		// The stage's jobs have ended (Spark has removed the stage by now).
+		return Result{Ignored: fmt.Sprintf("fetch failure from stage %d, which no running job needs", st.id)}
+	}
 	sh := s.shuffles[c.FetchShuffle]
 	mapStage := s.stages[sh.stage]
 	st.failedAttempts.add(uint64(c.StageAttempt))

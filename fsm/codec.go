@@ -1,0 +1,196 @@
+package fsm
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/baton-sched/baton/dag"
+	"github.com/baton-sched/baton/fsm/fsmpb"
+	"github.com/baton-sched/baton/plan"
+	"google.golang.org/protobuf/proto"
+)
+
+// entryFormat is the first byte of every log entry this package writes: the
+// rest is an fsmpb.Entry. A new format gets a new byte.
+const entryFormat byte = 1
+
+// ErrCorruptEntry is a log entry that cannot be decoded. The FSM panics on
+// one rather than diverge from its peers.
+var ErrCorruptEntry = errors.New("fsm: corrupt log entry")
+
+// Encode returns the log entry for a batch of commands proposed at time
+// now (Unix nanoseconds). The commands' own Time fields are ignored: the
+// entry's time stamps them all.
+func Encode(now int64, cmds []dag.Command) ([]byte, error) {
+	e := &fsmpb.Entry{Time: now, Commands: make([]*fsmpb.Command, 0, len(cmds))}
+	for _, c := range cmds {
+		pc, err := encodeCommand(c)
+		if err != nil {
+			return nil, err
+		}
+		e.Commands = append(e.Commands, pc)
+	}
+	b, err := proto.MarshalOptions{Deterministic: true}.Marshal(e)
+	if err != nil {
+		return nil, fmt.Errorf("fsm: encode entry: %w", err)
+	}
+	return append([]byte{entryFormat}, b...), nil
+}
+
+func encodeCommand(c dag.Command) (*fsmpb.Command, error) {
+	var t fsmpb.Type
+	var m proto.Message
+	switch c := c.(type) {
+	case *dag.RegisterExecutor:
+		t = fsmpb.Type_TYPE_REGISTER_EXECUTOR
+		m = &fsmpb.RegisterExecutor{Id: string(c.ID), Addr: c.Addr, Cores: int32(c.Cores), Funcs: c.Funcs}
+	case *dag.RemoveExecutor:
+		t = fsmpb.Type_TYPE_REMOVE_EXECUTOR
+		m = &fsmpb.RemoveExecutor{Id: string(c.ID), Reason: c.Reason}
+	case *dag.SubmitJob:
+		t = fsmpb.Type_TYPE_SUBMIT_JOB
+		g, err := json.Marshal(c.Graph)
+		if err != nil {
+			return nil, fmt.Errorf("fsm: encode graph: %w", err)
+		}
+		sj := &fsmpb.SubmitJob{Graph: g, AllPartitions: c.Partitions == nil, Key: c.Key, Pool: c.Pool}
+		for _, p := range c.Partitions {
+			sj.Partitions = append(sj.Partitions, int32(p))
+		}
+		m = sj
+	case *dag.TaskEnded:
+		t = fsmpb.Type_TYPE_TASK_ENDED
+		m = &fsmpb.TaskEnded{
+			Task: uint64(c.Task), Stage: uint64(c.Stage), StageAttempt: int32(c.StageAttempt),
+			Partition: int32(c.Partition), Attempt: int32(c.Attempt), Executor: string(c.Executor),
+			Epoch: c.Epoch, Reason: fsmpb.Reason(c.Reason), Message: c.Message,
+			MapBytes: c.MapBytes, MapSizes: c.MapSizes, ResultSize: c.ResultSize, Result: c.Result,
+			Indirect: c.Indirect, FetchExecutor: string(c.FetchExecutor), FetchShuffle: uint64(c.FetchShuffle),
+			FetchMap: int32(c.FetchMap), FetchReduce: int32(c.FetchReduce),
+		}
+	case *dag.ResubmitFailedStages:
+		t = fsmpb.Type_TYPE_RESUBMIT_FAILED_STAGES
+		m = &fsmpb.ResubmitFailedStages{}
+	case *dag.AuthorizeCommit:
+		t = fsmpb.Type_TYPE_AUTHORIZE_COMMIT
+		m = &fsmpb.AuthorizeCommit{Stage: uint64(c.Stage), StageAttempt: int32(c.StageAttempt), Partition: int32(c.Partition), Task: uint64(c.Task)}
+	case *dag.CancelJob:
+		t = fsmpb.Type_TYPE_CANCEL_JOB
+		m = &fsmpb.CancelJob{Job: uint64(c.Job), Reason: c.Reason}
+	case *dag.ReleaseJob:
+		t = fsmpb.Type_TYPE_RELEASE_JOB
+		m = &fsmpb.ReleaseJob{Job: uint64(c.Job)}
+	default:
+		return nil, fmt.Errorf("fsm: cannot encode command %T", c)
+	}
+	payload, err := proto.MarshalOptions{Deterministic: true}.Marshal(m)
+	if err != nil {
+		return nil, fmt.Errorf("fsm: encode %s: %w", t, err)
+	}
+	return &fsmpb.Command{Type: t, Payload: payload}, nil
+}
+
+// Decoded is one decoded log entry.
+type Decoded struct {
+	Time     int64
+	Commands []dag.Command // nil where a command was skipped
+	// Skipped lists the types of commands skipped because this build
+	// does not know them and they were marked skip-if-unknown.
+	Skipped []fsmpb.Type
+}
+
+// Decode decodes a log entry. Every error wraps ErrCorruptEntry.
+func Decode(data []byte) (*Decoded, error) {
+	if len(data) == 0 || data[0] != entryFormat {
+		return nil, fmt.Errorf("%w: unknown entry format", ErrCorruptEntry)
+	}
+	var e fsmpb.Entry
+	if err := proto.Unmarshal(data[1:], &e); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrCorruptEntry, err)
+	}
+	d := &Decoded{Time: e.Time, Commands: make([]dag.Command, len(e.Commands))}
+	for i, pc := range e.Commands {
+		c, err := decodeCommand(pc, e.Time)
+		if errors.Is(err, errUnknownType) && pc.SkipIfUnknown {
+			d.Skipped = append(d.Skipped, pc.Type)
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%w: command %d: %v", ErrCorruptEntry, i, err)
+		}
+		d.Commands[i] = c
+	}
+	return d, nil
+}
+
+var errUnknownType = errors.New("unknown command type")
+
+func decodeCommand(pc *fsmpb.Command, now int64) (dag.Command, error) {
+	p := pc.Payload
+	switch pc.Type {
+	case fsmpb.Type_TYPE_REGISTER_EXECUTOR:
+		var m fsmpb.RegisterExecutor
+		if err := proto.Unmarshal(p, &m); err != nil {
+			return nil, err
+		}
+		return &dag.RegisterExecutor{Time: now, ID: dag.ExecutorID(m.Id), Addr: m.Addr, Cores: int(m.Cores), Funcs: m.Funcs}, nil
+	case fsmpb.Type_TYPE_REMOVE_EXECUTOR:
+		var m fsmpb.RemoveExecutor
+		if err := proto.Unmarshal(p, &m); err != nil {
+			return nil, err
+		}
+		return &dag.RemoveExecutor{Time: now, ID: dag.ExecutorID(m.Id), Reason: m.Reason}, nil
+	case fsmpb.Type_TYPE_SUBMIT_JOB:
+		var m fsmpb.SubmitJob
+		if err := proto.Unmarshal(p, &m); err != nil {
+			return nil, err
+		}
+		g := &plan.Graph{}
+		if err := json.Unmarshal(m.Graph, g); err != nil {
+			return nil, fmt.Errorf("graph: %w", err)
+		}
+		c := &dag.SubmitJob{Time: now, Graph: g, Key: m.Key, Pool: m.Pool}
+		if !m.AllPartitions {
+			c.Partitions = make([]int, len(m.Partitions))
+			for i, x := range m.Partitions {
+				c.Partitions[i] = int(x)
+			}
+		}
+		return c, nil
+	case fsmpb.Type_TYPE_TASK_ENDED:
+		var m fsmpb.TaskEnded
+		if err := proto.Unmarshal(p, &m); err != nil {
+			return nil, err
+		}
+		return &dag.TaskEnded{
+			Time: now, Task: dag.TaskID(m.Task), Stage: dag.StageID(m.Stage), StageAttempt: int(m.StageAttempt),
+			Partition: int(m.Partition), Attempt: int(m.Attempt), Executor: dag.ExecutorID(m.Executor),
+			Epoch: m.Epoch, Reason: dag.Reason(m.Reason), Message: m.Message, MapBytes: m.MapBytes,
+			MapSizes: m.MapSizes, ResultSize: m.ResultSize, Result: m.Result, Indirect: m.Indirect,
+			FetchExecutor: dag.ExecutorID(m.FetchExecutor), FetchShuffle: dag.ShuffleID(m.FetchShuffle),
+			FetchMap: int(m.FetchMap), FetchReduce: int(m.FetchReduce),
+		}, nil
+	case fsmpb.Type_TYPE_RESUBMIT_FAILED_STAGES:
+		return &dag.ResubmitFailedStages{Time: now}, nil
+	case fsmpb.Type_TYPE_AUTHORIZE_COMMIT:
+		var m fsmpb.AuthorizeCommit
+		if err := proto.Unmarshal(p, &m); err != nil {
+			return nil, err
+		}
+		return &dag.AuthorizeCommit{Time: now, Stage: dag.StageID(m.Stage), StageAttempt: int(m.StageAttempt), Partition: int(m.Partition), Task: dag.TaskID(m.Task)}, nil
+	case fsmpb.Type_TYPE_CANCEL_JOB:
+		var m fsmpb.CancelJob
+		if err := proto.Unmarshal(p, &m); err != nil {
+			return nil, err
+		}
+		return &dag.CancelJob{Time: now, Job: dag.JobID(m.Job), Reason: m.Reason}, nil
+	case fsmpb.Type_TYPE_RELEASE_JOB:
+		var m fsmpb.ReleaseJob
+		if err := proto.Unmarshal(p, &m); err != nil {
+			return nil, err
+		}
+		return &dag.ReleaseJob{Time: now, Job: dag.JobID(m.Job)}, nil
+	}
+	return nil, fmt.Errorf("%w %d", errUnknownType, pc.Type)
+}

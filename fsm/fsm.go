@@ -1,0 +1,178 @@
+package fsm
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+
+	"github.com/baton-sched/baton/dag"
+	"github.com/hashicorp/raft"
+)
+
+// FSM is a raft.FSM (and raft.BatchingFSM) over a dag.State: a thin
+// adapter that decodes entries, applies their commands in order, and
+// snapshots and restores the state.
+//
+// Concurrency: Raft calls Apply, ApplyBatch, Snapshot and Restore from its
+// single FSM goroutine; they take the write lock. Readers (the driver, the
+// API) call Read, which takes the read lock, so they see the state between
+// entries, never in the middle of one. Watchers learn of changes through
+// Changed.
+type FSM struct {
+	log *slog.Logger
+
+	mu      sync.RWMutex
+	state   *dag.State
+	applied uint64 // index of the last entry applied
+	term    uint64 // term of the last entry applied
+
+	chMu    sync.Mutex
+	changed chan struct{} // closed and replaced after every change
+}
+
+// Options configure an FSM.
+type Options struct {
+	// Config is the scheduler's limits for a state started from empty. A
+	// restored snapshot brings its own.
+	Config dag.Config
+	// Logger receives skipped-command warnings; nil discards them.
+	Logger *slog.Logger
+}
+
+// New returns an FSM over an empty state.
+func New(opts Options) *FSM {
+	lg := opts.Logger
+	if lg == nil {
+		lg = slog.New(slog.DiscardHandler)
+	}
+	return &FSM{log: lg, state: dag.New(opts.Config), changed: make(chan struct{})}
+}
+
+// Response is what Apply returns for a log entry: one result per command,
+// in order. raft.ApplyFuture.Response() yields a *Response.
+type Response struct {
+	Index   uint64
+	Results []dag.Result
+}
+
+var (
+	_ raft.FSM         = (*FSM)(nil)
+	_ raft.BatchingFSM = (*FSM)(nil)
+)
+
+// Apply applies one log entry. It panics on an entry it cannot decode: a
+// replica that skipped it would diverge from its peers.
+func (f *FSM) Apply(l *raft.Log) any {
+	f.mu.Lock()
+	r := f.applyLocked(l)
+	f.mu.Unlock()
+	f.notify()
+	return r
+}
+
+// ApplyBatch applies committed entries under one lock acquisition.
+func (f *FSM) ApplyBatch(logs []*raft.Log) []any {
+	out := make([]any, len(logs))
+	f.mu.Lock()
+	for i, l := range logs {
+		out[i] = f.applyLocked(l)
+	}
+	f.mu.Unlock()
+	f.notify()
+	return out
+}
+
+func (f *FSM) applyLocked(l *raft.Log) any {
+	if l.Index > f.applied {
+		f.applied, f.term = l.Index, l.Term
+	}
+	if l.Type != raft.LogCommand {
+		return nil
+	}
+	d, err := Decode(l.Data)
+	if err != nil {
+		panic(fmt.Sprintf("fsm: log entry %d: %v", l.Index, err))
+	}
+	for _, t := range d.Skipped {
+		f.log.Warn("skipping a command this version does not know", "index", l.Index, "type", t)
+	}
+	r := &Response{Index: l.Index, Results: make([]dag.Result, len(d.Commands))}
+	for i, c := range d.Commands {
+		if c == nil {
+			continue // skipped
+		}
+		r.Results[i] = f.state.Apply(c)
+	}
+	return r
+}
+
+// Read calls fn with the state under the read lock. fn must not keep the
+// state or anything it returns that aliases it (direct results) beyond the
+// call, and must not modify it.
+func (f *FSM) Read(fn func(s *dag.State)) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	fn(f.state)
+}
+
+// Applied returns the index and term of the last entry applied.
+func (f *FSM) Applied() (index, term uint64) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	return f.applied, f.term
+}
+
+// Changed returns a channel that is closed at the next change of the
+// state (an applied batch or a restore). Call it again after it fires.
+func (f *FSM) Changed() <-chan struct{} {
+	f.chMu.Lock()
+	defer f.chMu.Unlock()
+	return f.changed
+}
+
+func (f *FSM) notify() {
+	f.chMu.Lock()
+	close(f.changed)
+	f.changed = make(chan struct{})
+	f.chMu.Unlock()
+}
+
+// Snapshot captures the state. The encoding happens here, under the lock,
+// so Persist can run while Apply goes on.
+func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	b, err := encodeSnapshot(f.state, f.applied, f.term)
+	if err != nil {
+		return nil, err
+	}
+	return &snapshot{data: b}, nil
+}
+
+// Restore replaces the state with a snapshot's. The new state is decoded
+// and checked in full before it is swapped in; on error the old state stays.
+func (f *FSM) Restore(rc io.ReadCloser) error {
+	defer rc.Close()
+	s, index, term, err := decodeSnapshot(rc)
+	if err != nil {
+		return err
+	}
+	f.mu.Lock()
+	f.state, f.applied, f.term = s, index, term
+	f.mu.Unlock()
+	f.notify()
+	return nil
+}
+
+type snapshot struct{ data []byte }
+
+func (s *snapshot) Persist(sink raft.SnapshotSink) error {
+	if _, err := sink.Write(s.data); err != nil {
+		sink.Cancel()
+		return fmt.Errorf("fsm: write snapshot: %w", err)
+	}
+	return sink.Close()
+}
+
+func (s *snapshot) Release() {}
