@@ -28,12 +28,16 @@ func (s *State) registerExecutor(c *RegisterExecutor) Result {
 	e.funcs = append([]string(nil), c.Funcs...)
 	sort.Strings(e.funcs)
 	if !e.alive {
+		// A new or revived executor (handleExecutorAdded): its earlier
+		// failure no longer marks its new outputs as bogus. An executor
+		// registering again while alive (after a leader change) keeps its
+		// failed epoch.
 		e.registered = c.Time
+		delete(s.failedEpoch, c.ID)
 	}
 	e.alive = true
 	e.lost = 0
 	e.lostReason = ""
-	delete(s.failedEpoch, c.ID)
 	return Result{}
 }
 

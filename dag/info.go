@@ -20,7 +20,7 @@ type JobInfo struct {
 	Released    bool
 	Submitted   int64
 	Ended       int64
-	FinalStage  StageID
+	FinalStage  StageID   // meaningless when Tasks is 0: such a job has no stage
 	Stages      []StageID // the stages the job needs, while it holds them
 	Graph       *plan.Graph
 	Partitions  []int // nil: all partitions of the output node

@@ -110,7 +110,7 @@ func (s *State) preferred(st *stage, p int) []ExecutorID {
 			return
 		}
 		sh := s.shuffles[sid]
-		if sh.maps > prefMapThreshold || sh.reducers > prefReduceThreshold {
+		if sh.maps >= prefMapThreshold || sh.reducers >= prefReduceThreshold {
 			return
 		}
 		for _, o := range sh.outputs {

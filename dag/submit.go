@@ -76,22 +76,28 @@ func (s *State) checkSubmit(c *SubmitJob) error {
 			return fmt.Errorf("%w: partitions must be ascending and distinct", ErrInvalidGraph)
 		}
 	}
-	// A shuffle key names one shuffle: a graph reusing a live key must
-	// agree on its shape.
+	// A shuffle key names one shuffle: every use of a key, in the graph
+	// and in the live state, must agree on its shape.
+	type shape struct{ maps, reducers int }
+	shapes := map[string]shape{}
 	for i := range g.Nodes {
 		for _, d := range g.Nodes[i].Deps {
 			if d.Kind != plan.Shuffle {
 				continue
 			}
-			sid, ok := s.byKey[d.Shuffle.Key]
+			got := shape{g.Nodes[d.Parent].Partitions, d.Shuffle.Partitioner.Partitions}
+			want, ok := shapes[d.Shuffle.Key]
 			if !ok {
-				continue
+				if sid, live := s.byKey[d.Shuffle.Key]; live {
+					sh := s.shuffles[sid]
+					want, ok = shape{sh.maps, sh.reducers}, true
+				}
 			}
-			sh := s.shuffles[sid]
-			if sh.maps != g.Nodes[d.Parent].Partitions || sh.reducers != d.Shuffle.Partitioner.Partitions {
-				return fmt.Errorf("%w: shuffle %s has %d maps and %d reducers, the graph says %d and %d",
-					ErrInvalidGraph, d.Shuffle.Key, sh.maps, sh.reducers, g.Nodes[d.Parent].Partitions, d.Shuffle.Partitioner.Partitions)
+			if ok && want != got {
+				return fmt.Errorf("%w: shuffle %s has %d maps and %d reducers in one place and %d and %d in another",
+					ErrInvalidGraph, d.Shuffle.Key, want.maps, want.reducers, got.maps, got.reducers)
 			}
+			shapes[d.Shuffle.Key] = got
 		}
 	}
 	return nil

@@ -96,9 +96,17 @@ func (s *State) checkTaskEnded(st *stage, c *TaskEnded) error {
 		if !reads {
 			return bad("fetch failure on shuffle %d, which stage %d does not read", sh.id, st.id)
 		}
+		if c.FetchExecutor != "" && s.executors[c.FetchExecutor] == nil {
+			return bad("fetch failure from executor %s, which was never registered", c.FetchExecutor)
+		}
 	case Exception, ResultLost, Killed, ExecutorLost, CommitDenied:
 	default:
 		return bad("unknown reason %d", c.Reason)
+	}
+	// Tasks are launched with the epoch of their stage attempt, never one
+	// the state has not reached.
+	if c.Epoch > s.epoch {
+		return bad("epoch %d is ahead of the current epoch %d", c.Epoch, s.epoch)
 	}
 	return nil
 }
@@ -172,6 +180,7 @@ func (s *State) resultTaskSucceeded(st *stage, idx int, c *TaskEnded) Result {
 			c2 := *c
 			c2.Reason = ResultLost
 			c2.Message = fmt.Sprintf("indirect result on executor %s, which is not registered", c.Executor)
+			s.commitAttemptFailed(st, idx, c.Task)
 			return s.taskFailed(st, idx, &c2)
 		}
 	}
@@ -199,11 +208,11 @@ func (s *State) resultTaskSucceeded(st *stage, idx int, c *TaskEnded) Result {
 // failure: the partition pends again (the driver relaunches it) and, for
 // a counting reason, the failure is counted toward MaxTaskFailures.
 func (s *State) taskFailed(st *stage, idx int, c *TaskEnded) Result {
-	if !st.pending.has(idx) {
-		return Result{Ignored: fmt.Sprintf("partition %d of stage %d has already succeeded", c.Partition, st.id)}
-	}
 	if c.StageAttempt != st.attempt || st.zombie || !s.running.has(uint64(st.id)) {
 		return Result{Ignored: fmt.Sprintf("failure from stage %d attempt %d, which is no longer active", st.id, c.StageAttempt)}
+	}
+	if !st.pending.has(idx) {
+		return Result{Ignored: fmt.Sprintf("partition %d of stage %d has already succeeded", c.Partition, st.id)}
 	}
 	if !c.Reason.Counts() {
 		return Result{}
@@ -239,6 +248,15 @@ func (s *State) finishedResultLost(st *stage, idx int, c *TaskEnded) *Result {
 		return &Result{Ignored: fmt.Sprintf("result of partition %d of job %d is not task %d's", c.Partition, j.id, c.Task)}
 	}
 	s.unfinishResults(j, []int{idx})
+	// A lost result counts as a failure of the task that runs it again
+	// (Spark counts TaskResultLost), so a result that is lost again and
+	// again ends the job instead of running forever.
+	if s.running.has(uint64(st.id)) && !st.zombie && st.pending.has(idx) {
+		c2 := *c
+		c2.StageAttempt = st.attempt
+		r := s.taskFailed(st, idx, &c2)
+		return &r
+	}
 	return &Result{}
 }
 
