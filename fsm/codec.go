@@ -93,11 +93,51 @@ func encodeCommand(c dag.Command) (*fsmpb.Command, error) {
 
 // Decoded is one decoded log entry.
 type Decoded struct {
-	Time     int64
-	Commands []dag.Command // nil where a command was skipped
+	Time int64
+	// Commands holds the scheduler commands; it is nil at the positions
+	// of member updates and skipped commands.
+	Commands []dag.Command
+	// Members holds the member updates, at their positions (nil
+	// elsewhere).
+	Members []*Member
 	// Skipped lists the types of commands skipped because this build
 	// does not know them and they were marked skip-if-unknown.
 	Skipped []fsmpb.Type
+}
+
+// Member is how to reach a quorum member: its Raft address and its API
+// addresses. The FSM keeps a member table beside the scheduler state so
+// that followers can forward writes to the leader's API.
+type Member struct {
+	ID       string `json:"id"`
+	RaftAddr string `json:"raftAddr"`
+	APIAddr  string `json:"apiAddr"`
+	HTTPAddr string `json:"httpAddr"`
+	// Removed deletes the member from the table.
+	Removed bool `json:"-"`
+}
+
+// EncodeMember returns the log entry that records a member's addresses.
+func EncodeMember(now int64, m Member) ([]byte, error) {
+	payload, err := proto.MarshalOptions{Deterministic: true}.Marshal(memberToProto(m))
+	if err != nil {
+		return nil, fmt.Errorf("fsm: encode member: %w", err)
+	}
+	// Older builds that do not know members can skip them safely.
+	e := &fsmpb.Entry{Time: now, Commands: []*fsmpb.Command{{Type: fsmpb.Type_TYPE_SET_MEMBER, SkipIfUnknown: true, Payload: payload}}}
+	b, err := proto.MarshalOptions{Deterministic: true}.Marshal(e)
+	if err != nil {
+		return nil, fmt.Errorf("fsm: encode entry: %w", err)
+	}
+	return append([]byte{entryFormat}, b...), nil
+}
+
+func memberToProto(m Member) *fsmpb.SetMember {
+	return &fsmpb.SetMember{Id: m.ID, RaftAddr: m.RaftAddr, ApiAddr: m.APIAddr, HttpAddr: m.HTTPAddr, Removed: m.Removed}
+}
+
+func memberFromProto(m *fsmpb.SetMember) *Member {
+	return &Member{ID: m.Id, RaftAddr: m.RaftAddr, APIAddr: m.ApiAddr, HTTPAddr: m.HttpAddr, Removed: m.Removed}
 }
 
 // Decode decodes a log entry. Every error wraps ErrCorruptEntry.
@@ -109,8 +149,16 @@ func Decode(data []byte) (*Decoded, error) {
 	if err := proto.Unmarshal(data[1:], &e); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrCorruptEntry, err)
 	}
-	d := &Decoded{Time: e.Time, Commands: make([]dag.Command, len(e.Commands))}
+	d := &Decoded{Time: e.Time, Commands: make([]dag.Command, len(e.Commands)), Members: make([]*Member, len(e.Commands))}
 	for i, pc := range e.Commands {
+		if pc.Type == fsmpb.Type_TYPE_SET_MEMBER {
+			var m fsmpb.SetMember
+			if err := proto.Unmarshal(pc.Payload, &m); err != nil || m.Id == "" {
+				return nil, fmt.Errorf("%w: command %d: bad member update", ErrCorruptEntry, i)
+			}
+			d.Members[i] = memberFromProto(&m)
+			continue
+		}
 		c, err := decodeCommand(pc, e.Time)
 		if errors.Is(err, errUnknownType) && pc.SkipIfUnknown {
 			d.Skipped = append(d.Skipped, pc.Type)

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"sort"
 	"sync"
 
 	"github.com/baton-sched/baton/dag"
@@ -24,6 +25,7 @@ type FSM struct {
 
 	mu      sync.RWMutex
 	state   *dag.State
+	members map[string]Member
 	applied uint64 // index of the last entry applied
 	term    uint64 // term of the last entry applied
 
@@ -46,7 +48,7 @@ func New(opts Options) *FSM {
 	if lg == nil {
 		lg = slog.New(slog.DiscardHandler)
 	}
-	return &FSM{log: lg, state: dag.New(opts.Config), changed: make(chan struct{})}
+	return &FSM{log: lg, state: dag.New(opts.Config), members: map[string]Member{}, changed: make(chan struct{})}
 }
 
 // Response is what Apply returns for a log entry: one result per command,
@@ -99,12 +101,36 @@ func (f *FSM) applyLocked(l *raft.Log) any {
 	}
 	r := &Response{Index: l.Index, Results: make([]dag.Result, len(d.Commands))}
 	for i, c := range d.Commands {
-		if c == nil {
-			continue // skipped
+		switch m := d.Members[i]; {
+		case m != nil && m.Removed:
+			delete(f.members, m.ID)
+		case m != nil:
+			f.members[m.ID] = *m
+		case c != nil:
+			r.Results[i] = f.state.Apply(c)
 		}
-		r.Results[i] = f.state.Apply(c)
 	}
 	return r
+}
+
+// Members returns the member table, sorted by id.
+func (f *FSM) Members() []Member {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	out := make([]Member, 0, len(f.members))
+	for _, m := range f.members {
+		out = append(out, m)
+	}
+	sort.Slice(out, func(a, b int) bool { return out[a].ID < out[b].ID })
+	return out
+}
+
+// Member returns one member's entry.
+func (f *FSM) Member(id string) (Member, bool) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	m, ok := f.members[id]
+	return m, ok
 }
 
 // Read calls fn with the state under the read lock. fn must not keep the
@@ -143,7 +169,7 @@ func (f *FSM) notify() {
 func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
-	b, err := encodeSnapshot(f.state, f.applied, f.term)
+	b, err := encodeSnapshot(f.state, f.members, f.applied, f.term)
 	if err != nil {
 		return nil, err
 	}
@@ -154,12 +180,12 @@ func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
 // and checked in full before it is swapped in; on error the old state stays.
 func (f *FSM) Restore(rc io.ReadCloser) error {
 	defer rc.Close()
-	s, index, term, err := decodeSnapshot(rc)
+	s, members, index, term, err := decodeSnapshot(rc)
 	if err != nil {
 		return err
 	}
 	f.mu.Lock()
-	f.state, f.applied, f.term = s, index, term
+	f.state, f.members, f.applied, f.term = s, members, index, term
 	f.mu.Unlock()
 	f.notify()
 	return nil

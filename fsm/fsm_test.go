@@ -275,3 +275,32 @@ func TestRestoreRejectsCorruptSnapshotAndKeepsState(t *testing.T) {
 		}
 	}
 }
+
+func TestMemberTable(t *testing.T) {
+	f := New(Options{})
+	apply := func(index uint64, m Member) {
+		data, err := EncodeMember(int64(index), m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.Apply(&raft.Log{Index: index, Term: 1, Type: raft.LogCommand, Data: data})
+	}
+	apply(1, Member{ID: "b", RaftAddr: "127.0.0.1:2", APIAddr: "127.0.0.1:3", HTTPAddr: "127.0.0.1:4"})
+	apply(2, Member{ID: "a", RaftAddr: "127.0.0.1:5"})
+	apply(3, Member{ID: "c", RaftAddr: "127.0.0.1:6"})
+	apply(4, Member{ID: "c", Removed: true})
+	want := []Member{{ID: "a", RaftAddr: "127.0.0.1:5"}, {ID: "b", RaftAddr: "127.0.0.1:2", APIAddr: "127.0.0.1:3", HTTPAddr: "127.0.0.1:4"}}
+	if got := f.Members(); !reflect.DeepEqual(got, want) {
+		t.Fatalf("members %+v, want %+v", got, want)
+	}
+	g := New(Options{})
+	if err := g.Restore(io.NopCloser(bytes.NewReader(snapshotBytes(t, f)))); err != nil {
+		t.Fatal(err)
+	}
+	if got := g.Members(); !reflect.DeepEqual(got, want) {
+		t.Fatalf("restored members %+v, want %+v", got, want)
+	}
+	if m, ok := g.Member("b"); !ok || m.APIAddr != "127.0.0.1:3" {
+		t.Fatalf("Member(b) = %+v, %t", m, ok)
+	}
+}

@@ -7,8 +7,11 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"sort"
 
 	"github.com/baton-sched/baton/dag"
+	"github.com/baton-sched/baton/fsm/fsmpb"
+	"google.golang.org/protobuf/proto"
 )
 
 // Snapshot layout:
@@ -17,7 +20,8 @@ import (
 //	uvarint version       snapshotVersion
 //	uvarint index, term   the last entry the state includes
 //	uvarint n, n bytes    the dag state (dag.State.MarshalBinary)
-//	uint32 crc32c         of the state bytes, big-endian
+//	uvarint m, m bytes    the member table (fsmpb.Members)
+//	uint32 crc32c         of everything before it, big-endian
 const (
 	snapshotMagic   = "BATONFSM"
 	snapshotVersion = 1
@@ -28,53 +32,92 @@ var ErrCorruptSnapshot = errors.New("fsm: corrupt snapshot")
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
-func encodeSnapshot(s *dag.State, index, term uint64) ([]byte, error) {
+func encodeSnapshot(s *dag.State, members map[string]Member, index, term uint64) ([]byte, error) {
 	state, err := s.MarshalBinary()
 	if err != nil {
 		return nil, fmt.Errorf("fsm: snapshot: %w", err)
 	}
-	b := make([]byte, 0, len(state)+64)
+	ids := make([]string, 0, len(members))
+	for id := range members {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	var table fsmpb.Members
+	for _, id := range ids {
+		table.Members = append(table.Members, memberToProto(members[id]))
+	}
+	mb, err := proto.MarshalOptions{Deterministic: true}.Marshal(&table)
+	if err != nil {
+		return nil, fmt.Errorf("fsm: snapshot members: %w", err)
+	}
+	b := make([]byte, 0, len(state)+len(mb)+64)
 	b = append(b, snapshotMagic...)
 	b = binary.AppendUvarint(b, snapshotVersion)
 	b = binary.AppendUvarint(b, index)
 	b = binary.AppendUvarint(b, term)
 	b = binary.AppendUvarint(b, uint64(len(state)))
 	b = append(b, state...)
-	b = binary.BigEndian.AppendUint32(b, crc32.Checksum(state, castagnoli))
+	b = binary.AppendUvarint(b, uint64(len(mb)))
+	b = append(b, mb...)
+	b = binary.BigEndian.AppendUint32(b, crc32.Checksum(b, castagnoli))
 	return b, nil
 }
 
-func decodeSnapshot(r io.Reader) (s *dag.State, index, term uint64, err error) {
+func decodeSnapshot(r io.Reader) (s *dag.State, members map[string]Member, index, term uint64, err error) {
+	fail := func(format string, args ...any) (*dag.State, map[string]Member, uint64, uint64, error) {
+		return nil, nil, 0, 0, fmt.Errorf("%w: %s", ErrCorruptSnapshot, fmt.Sprintf(format, args...))
+	}
 	data, err := io.ReadAll(r)
 	if err != nil {
-		return nil, 0, 0, fmt.Errorf("fsm: read snapshot: %w", err)
+		return nil, nil, 0, 0, fmt.Errorf("fsm: read snapshot: %w", err)
 	}
-	if !bytes.HasPrefix(data, []byte(snapshotMagic)) {
-		return nil, 0, 0, fmt.Errorf("%w: bad magic", ErrCorruptSnapshot)
+	if len(data) < len(snapshotMagic)+4 || !bytes.HasPrefix(data, []byte(snapshotMagic)) {
+		return fail("bad magic")
 	}
-	rest := data[len(snapshotMagic):]
-	var vals [4]uint64
-	for i := range vals {
+	body, sum := data[:len(data)-4], binary.BigEndian.Uint32(data[len(data)-4:])
+	if crc32.Checksum(body, castagnoli) != sum {
+		return fail("checksum mismatch")
+	}
+	rest := body[len(snapshotMagic):]
+	next := func() (uint64, bool) {
 		v, n := binary.Uvarint(rest)
 		if n <= 0 {
-			return nil, 0, 0, fmt.Errorf("%w: truncated header", ErrCorruptSnapshot)
+			return 0, false
 		}
-		vals[i], rest = v, rest[n:]
+		rest = rest[n:]
+		return v, true
 	}
-	if vals[0] != snapshotVersion {
-		return nil, 0, 0, fmt.Errorf("%w: version %d, this build reads version %d", ErrCorruptSnapshot, vals[0], snapshotVersion)
+	var hdr [4]uint64
+	for i := range hdr {
+		v, ok := next()
+		if !ok {
+			return fail("truncated header")
+		}
+		hdr[i] = v
 	}
-	n := vals[3]
-	if uint64(len(rest)) != n+4 {
-		return nil, 0, 0, fmt.Errorf("%w: %d state bytes announced, %d present", ErrCorruptSnapshot, n, len(rest))
+	if hdr[0] != snapshotVersion {
+		return fail("version %d, this build reads version %d", hdr[0], snapshotVersion)
 	}
-	state, sum := rest[:n], binary.BigEndian.Uint32(rest[n:])
-	if crc32.Checksum(state, castagnoli) != sum {
-		return nil, 0, 0, fmt.Errorf("%w: checksum mismatch", ErrCorruptSnapshot)
+	if hdr[3] > uint64(len(rest)) {
+		return fail("%d state bytes announced, %d present", hdr[3], len(rest))
+	}
+	state := rest[:hdr[3]]
+	rest = rest[hdr[3]:]
+	m, ok := next()
+	if !ok || m != uint64(len(rest)) {
+		return fail("bad member table length")
+	}
+	var table fsmpb.Members
+	if err := proto.Unmarshal(rest, &table); err != nil {
+		return fail("member table: %v", err)
+	}
+	members = make(map[string]Member, len(table.Members))
+	for _, pm := range table.Members {
+		members[pm.Id] = *memberFromProto(pm)
 	}
 	s, err = dag.Unmarshal(state)
 	if err != nil {
-		return nil, 0, 0, fmt.Errorf("fsm: restore: %w", err)
+		return nil, nil, 0, 0, fmt.Errorf("fsm: restore: %w", err)
 	}
-	return s, vals[1], vals[2], nil
+	return s, members, hdr[1], hdr[2], nil
 }

@@ -40,6 +40,7 @@ const (
 	Type_TYPE_AUTHORIZE_COMMIT       Type = 6
 	Type_TYPE_CANCEL_JOB             Type = 7
 	Type_TYPE_RELEASE_JOB            Type = 8
+	Type_TYPE_SET_MEMBER             Type = 9
 )
 
 // Enum value maps for Type.
@@ -54,6 +55,7 @@ var (
 		6: "TYPE_AUTHORIZE_COMMIT",
 		7: "TYPE_CANCEL_JOB",
 		8: "TYPE_RELEASE_JOB",
+		9: "TYPE_SET_MEMBER",
 	}
 	Type_value = map[string]int32{
 		"TYPE_UNSPECIFIED":            0,
@@ -65,6 +67,7 @@ var (
 		"TYPE_AUTHORIZE_COMMIT":       6,
 		"TYPE_CANCEL_JOB":             7,
 		"TYPE_RELEASE_JOB":            8,
+		"TYPE_SET_MEMBER":             9,
 	}
 )
 
@@ -858,6 +861,130 @@ func (x *ReleaseJob) GetJob() uint64 {
 	return 0
 }
 
+// SetMember records how to reach a quorum member's APIs (Raft knows only
+// its Raft address). It is cluster metadata kept beside the scheduler
+// state, not part of it; removed members are deleted.
+type SetMember struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	RaftAddr      string                 `protobuf:"bytes,2,opt,name=raft_addr,json=raftAddr,proto3" json:"raft_addr,omitempty"`
+	ApiAddr       string                 `protobuf:"bytes,3,opt,name=api_addr,json=apiAddr,proto3" json:"api_addr,omitempty"`
+	HttpAddr      string                 `protobuf:"bytes,4,opt,name=http_addr,json=httpAddr,proto3" json:"http_addr,omitempty"`
+	Removed       bool                   `protobuf:"varint,5,opt,name=removed,proto3" json:"removed,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetMember) Reset() {
+	*x = SetMember{}
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetMember) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetMember) ProtoMessage() {}
+
+func (x *SetMember) ProtoReflect() protoreflect.Message {
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetMember.ProtoReflect.Descriptor instead.
+func (*SetMember) Descriptor() ([]byte, []int) {
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *SetMember) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *SetMember) GetRaftAddr() string {
+	if x != nil {
+		return x.RaftAddr
+	}
+	return ""
+}
+
+func (x *SetMember) GetApiAddr() string {
+	if x != nil {
+		return x.ApiAddr
+	}
+	return ""
+}
+
+func (x *SetMember) GetHttpAddr() string {
+	if x != nil {
+		return x.HttpAddr
+	}
+	return ""
+}
+
+func (x *SetMember) GetRemoved() bool {
+	if x != nil {
+		return x.Removed
+	}
+	return false
+}
+
+// Members is the member table as stored in a snapshot, sorted by id.
+type Members struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Members       []*SetMember           `protobuf:"bytes,1,rep,name=members,proto3" json:"members,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Members) Reset() {
+	*x = Members{}
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Members) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Members) ProtoMessage() {}
+
+func (x *Members) ProtoReflect() protoreflect.Message {
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Members.ProtoReflect.Descriptor instead.
+func (*Members) Descriptor() ([]byte, []int) {
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *Members) GetMembers() []*SetMember {
+	if x != nil {
+		return x.Members
+	}
+	return nil
+}
+
 var File_fsm_fsmpb_fsm_proto protoreflect.FileDescriptor
 
 const file_fsm_fsmpb_fsm_proto_rawDesc = "" +
@@ -918,7 +1045,15 @@ const file_fsm_fsmpb_fsm_proto_rawDesc = "" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\"\x1e\n" +
 	"\n" +
 	"ReleaseJob\x12\x10\n" +
-	"\x03job\x18\x01 \x01(\x04R\x03job*\xe3\x01\n" +
+	"\x03job\x18\x01 \x01(\x04R\x03job\"\x8a\x01\n" +
+	"\tSetMember\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1b\n" +
+	"\traft_addr\x18\x02 \x01(\tR\braftAddr\x12\x19\n" +
+	"\bapi_addr\x18\x03 \x01(\tR\aapiAddr\x12\x1b\n" +
+	"\thttp_addr\x18\x04 \x01(\tR\bhttpAddr\x12\x18\n" +
+	"\aremoved\x18\x05 \x01(\bR\aremoved\"<\n" +
+	"\aMembers\x121\n" +
+	"\amembers\x18\x01 \x03(\v2\x17.baton.fsm.v1.SetMemberR\amembers*\xf8\x01\n" +
 	"\x04Type\x12\x14\n" +
 	"\x10TYPE_UNSPECIFIED\x10\x00\x12\x1a\n" +
 	"\x16TYPE_REGISTER_EXECUTOR\x10\x01\x12\x18\n" +
@@ -928,7 +1063,8 @@ const file_fsm_fsmpb_fsm_proto_rawDesc = "" +
 	"\x1bTYPE_RESUBMIT_FAILED_STAGES\x10\x05\x12\x19\n" +
 	"\x15TYPE_AUTHORIZE_COMMIT\x10\x06\x12\x13\n" +
 	"\x0fTYPE_CANCEL_JOB\x10\a\x12\x14\n" +
-	"\x10TYPE_RELEASE_JOB\x10\b*\xc2\x01\n" +
+	"\x10TYPE_RELEASE_JOB\x10\b\x12\x13\n" +
+	"\x0fTYPE_SET_MEMBER\x10\t*\xc2\x01\n" +
 	"\x06Reason\x12\x16\n" +
 	"\x12REASON_UNSPECIFIED\x10\x00\x12\x12\n" +
 	"\x0eREASON_SUCCESS\x10\x01\x12\x14\n" +
@@ -952,7 +1088,7 @@ func file_fsm_fsmpb_fsm_proto_rawDescGZIP() []byte {
 }
 
 var file_fsm_fsmpb_fsm_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_fsm_fsmpb_fsm_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
+var file_fsm_fsmpb_fsm_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
 var file_fsm_fsmpb_fsm_proto_goTypes = []any{
 	(Type)(0),                    // 0: baton.fsm.v1.Type
 	(Reason)(0),                  // 1: baton.fsm.v1.Reason
@@ -966,16 +1102,19 @@ var file_fsm_fsmpb_fsm_proto_goTypes = []any{
 	(*AuthorizeCommit)(nil),      // 9: baton.fsm.v1.AuthorizeCommit
 	(*CancelJob)(nil),            // 10: baton.fsm.v1.CancelJob
 	(*ReleaseJob)(nil),           // 11: baton.fsm.v1.ReleaseJob
+	(*SetMember)(nil),            // 12: baton.fsm.v1.SetMember
+	(*Members)(nil),              // 13: baton.fsm.v1.Members
 }
 var file_fsm_fsmpb_fsm_proto_depIdxs = []int32{
-	3, // 0: baton.fsm.v1.Entry.commands:type_name -> baton.fsm.v1.Command
-	0, // 1: baton.fsm.v1.Command.type:type_name -> baton.fsm.v1.Type
-	1, // 2: baton.fsm.v1.TaskEnded.reason:type_name -> baton.fsm.v1.Reason
-	3, // [3:3] is the sub-list for method output_type
-	3, // [3:3] is the sub-list for method input_type
-	3, // [3:3] is the sub-list for extension type_name
-	3, // [3:3] is the sub-list for extension extendee
-	0, // [0:3] is the sub-list for field type_name
+	3,  // 0: baton.fsm.v1.Entry.commands:type_name -> baton.fsm.v1.Command
+	0,  // 1: baton.fsm.v1.Command.type:type_name -> baton.fsm.v1.Type
+	1,  // 2: baton.fsm.v1.TaskEnded.reason:type_name -> baton.fsm.v1.Reason
+	12, // 3: baton.fsm.v1.Members.members:type_name -> baton.fsm.v1.SetMember
+	4,  // [4:4] is the sub-list for method output_type
+	4,  // [4:4] is the sub-list for method input_type
+	4,  // [4:4] is the sub-list for extension type_name
+	4,  // [4:4] is the sub-list for extension extendee
+	0,  // [0:4] is the sub-list for field type_name
 }
 
 func init() { file_fsm_fsmpb_fsm_proto_init() }
@@ -989,7 +1128,7 @@ func file_fsm_fsmpb_fsm_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_fsm_fsmpb_fsm_proto_rawDesc), len(file_fsm_fsmpb_fsm_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   10,
+			NumMessages:   12,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
