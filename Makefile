@@ -9,7 +9,11 @@ GO        ?= go
 PKGS      := ./...
 TOOLS     := $(CURDIR)/bin/tools
 PROTOS    := fsm/fsmpb/fsm.proto
+GRPC_PROTOS := api/baton.proto
 PROTOC_GEN_GO_VERSION := $(shell $(GO) list -m -f '{{.Version}}' google.golang.org/protobuf)
+PROTOC_GEN_GO_GRPC_VERSION := v1.6.2
+GO_OPT    := --go_opt=module=github.com/baton-sched/baton
+GRPC_OPT  := --go-grpc_opt=module=github.com/baton-sched/baton
 SUDO      := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .DEFAULT_GOAL := help
@@ -46,7 +50,7 @@ bench: ## Run the benchmarks that back the figures in the docs.
 	$(GO) test -run XXX -bench . -benchtime 2s ./dag ./fsm
 
 .PHONY: tools
-tools: $(TOOLS)/protoc-gen-go ## Install protoc and protoc-gen-go.
+tools: $(TOOLS)/protoc-gen-go $(TOOLS)/protoc-gen-go-grpc ## Install protoc, protoc-gen-go and protoc-gen-go-grpc.
 	@command -v protoc >/dev/null || { echo "installing protoc (Debian protobuf-compiler)"; \
 		$(SUDO) apt-get install -y -qq protobuf-compiler >/dev/null 2>&1 || \
 		{ $(SUDO) apt-get update -qq >/dev/null && $(SUDO) apt-get install -y -qq protobuf-compiler >/dev/null; }; }
@@ -55,16 +59,22 @@ $(TOOLS)/protoc-gen-go: go.mod
 	GOBIN=$(TOOLS) $(GO) install google.golang.org/protobuf/cmd/protoc-gen-go@$(PROTOC_GEN_GO_VERSION)
 	@touch $@
 
+$(TOOLS)/protoc-gen-go-grpc: Makefile
+	GOBIN=$(TOOLS) $(GO) install google.golang.org/grpc/cmd/protoc-gen-go-grpc@$(PROTOC_GEN_GO_GRPC_VERSION)
+	@touch $@
+
 .PHONY: generate
 generate: tools ## Regenerate the committed protobuf code.
-	PATH="$(TOOLS):$$PATH" protoc --go_out=. --go_opt=module=github.com/baton-sched/baton $(PROTOS)
+	PATH="$(TOOLS):$$PATH" protoc --go_out=. $(GO_OPT) $(PROTOS)
+	PATH="$(TOOLS):$$PATH" protoc --go_out=. --go-grpc_out=. $(GO_OPT) $(GRPC_OPT) $(GRPC_PROTOS)
 
 .PHONY: check-generate
 check-generate: tools ## Fail if the committed generated code is stale.
 	@tmp=$$(mktemp -d); trap 'rm -rf $$tmp' EXIT; \
-	PATH="$(TOOLS):$$PATH" protoc --go_out=$$tmp --go_opt=module=github.com/baton-sched/baton $(PROTOS) || exit 1; \
+	PATH="$(TOOLS):$$PATH" protoc --go_out=$$tmp $(GO_OPT) $(PROTOS) || exit 1; \
+	PATH="$(TOOLS):$$PATH" protoc --go_out=$$tmp --go-grpc_out=$$tmp $(GO_OPT) $(GRPC_OPT) $(GRPC_PROTOS) || exit 1; \
 	stale=0; for f in $$(cd $$tmp && find . -name '*.pb.go'); do \
-		if ! diff -q <(grep -v '^// 	protoc ' $$tmp/$$f) <(grep -v '^// 	protoc ' $$f) >/dev/null 2>&1; then \
+		if ! diff -q <(grep -v '^// .*protoc ' $$tmp/$$f) <(grep -v '^// .*protoc ' $$f) >/dev/null 2>&1; then \
 			echo "stale generated code: $$f (run make generate)"; stale=1; fi; \
 	done; exit $$stale
 

@@ -1,6 +1,6 @@
 module github.com/baton-sched/baton
 
-go 1.26
+go 1.26.0
 
 // Raft: hashicorp/raft v1.7.3 with raft-boltdb/v2 v2.3.1 (bbolt). We chose
 // v1.7.3 over v1.8.0 because it builds with raft-boltdb/v2 as released;
@@ -17,6 +17,8 @@ require (
 	google.golang.org/protobuf v1.36.12
 )
 
+require google.golang.org/grpc v1.85.0
+
 require (
 	github.com/armon/go-metrics v0.4.1 // indirect
 	github.com/boltdb/bolt v1.3.1 // indirect
@@ -29,5 +31,8 @@ require (
 	github.com/mattn/go-isatty v0.0.14 // indirect
 	github.com/pmezard/go-difflib v1.0.0 // indirect
 	go.etcd.io/bbolt v1.3.11 // indirect
-	golang.org/x/sys v0.13.0 // indirect
+	golang.org/x/net v0.60.0 // indirect
+	golang.org/x/sys v0.48.0 // indirect
+	golang.org/x/text v0.42.0 // indirect
+	google.golang.org/genproto/googleapis/rpc v0.0.0-20260817212433-ac3dfec99bb1 // indirect
 )

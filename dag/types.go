@@ -235,8 +235,8 @@ type Result struct {
 	Job JobID
 	// Authorized answers an AuthorizeCommit.
 	Authorized bool
-	// Dropped lists what a ReleaseJob, a failed or cancelled job, or a
-	// lost executor made obsolete: blocks executors may delete.
+	// Dropped lists what a ReleaseJob or a failed or cancelled job made
+	// obsolete: blocks executors may delete.
 	Dropped *Dropped
 }
 

@@ -177,10 +177,9 @@ type Options struct {
 	DefaultPartitions int
 }
 
-// Compile validates p and turns it into a Graph: one node per dataset (plus
-// the nodes some operators need, such as a join's cogroup), in topological
-// order, with partition counts and dependencies resolved and shuffle keys
-// derived from lineage.
+// Compile validates p and turns it into a Graph: one node per dataset, in
+// topological order, with partition counts and dependencies resolved and
+// shuffle keys derived from lineage.
 func Compile(p *Plan, opts Options) (*Graph, error) {
 	if err := p.Validate(); err != nil {
 		return nil, err

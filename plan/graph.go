@@ -23,8 +23,7 @@ type Graph struct {
 
 // Node is one dataset of a compiled plan.
 type Node struct {
-	// Name is the dataset's name in the plan; nodes the compiler adds get
-	// a derived name ("counts.combine").
+	// Name is the dataset's name in the plan.
 	Name string `json:"name,omitempty"`
 	// Op is the operator that computes a partition of this node from its
 	// dependencies' partitions (or from nothing, for a source).

@@ -1,0 +1,275 @@
+package raftnet
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/baton-sched/baton/dag"
+	"github.com/baton-sched/baton/fsm"
+)
+
+// cluster is n in-process nodes over real TCP on loopback, with real bbolt
+// stores in temporary directories.
+type cluster struct {
+	t     testing.TB
+	nodes []*Node
+	fsms  []*fsm.FSM
+	dirs  []string
+	addrs []string
+}
+
+func freeAddr(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+func newCluster(t testing.TB, n int) *cluster {
+	t.Helper()
+	c := &cluster{t: t}
+	var peers []Peer
+	for i := 0; i < n; i++ {
+		c.dirs = append(c.dirs, t.TempDir())
+		c.addrs = append(c.addrs, freeAddr(t))
+		peers = append(peers, Peer{ID: fmt.Sprintf("n%d", i), Addr: c.addrs[i]})
+	}
+	c.nodes = make([]*Node, n)
+	c.fsms = make([]*fsm.FSM, n)
+	for i := range c.nodes {
+		c.start(i, peers)
+	}
+	t.Cleanup(func() {
+		for _, nd := range c.nodes {
+			if nd != nil {
+				nd.Kill()
+			}
+		}
+	})
+	return c
+}
+
+func (c *cluster) start(i int, bootstrap []Peer) {
+	c.t.Helper()
+	c.fsms[i] = fsm.New(fsm.Options{})
+	nd, err := Open(Options{
+		ID: fmt.Sprintf("n%d", i), DataDir: c.dirs[i], RaftAddr: c.addrs[i], Bootstrap: bootstrap,
+		FSM: c.fsms[i], SnapshotThreshold: 64, TrailingLogs: 32, SnapshotInterval: 100 * time.Millisecond,
+	})
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	c.nodes[i] = nd
+}
+
+func (c *cluster) leader() (int, *Node) {
+	c.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		for i, n := range c.nodes {
+			if n != nil && n.IsLeader() {
+				return i, n
+			}
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	c.t.Fatal("no leader within 10s")
+	return -1, nil
+}
+
+func register(id string) dag.Command {
+	return &dag.RegisterExecutor{ID: dag.ExecutorID(id), Addr: "127.0.0.1:1", Cores: 1}
+}
+
+func executors(f *fsm.FSM) int {
+	n := 0
+	f.Read(func(s *dag.State) { n = len(s.Executors()) })
+	return n
+}
+
+func waitApplied(t testing.TB, nd *Node, idx uint64) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for nd.Raft().AppliedIndex() < idx {
+		if time.Now().After(deadline) {
+			t.Fatalf("node %s did not reach index %d (at %d)", nd.ID(), idx, nd.Raft().AppliedIndex())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func TestQuorumElectsReplicatesAndSurvivesLeaderLoss(t *testing.T) {
+	c := newCluster(t, 3)
+	li, leader := c.leader()
+	p := NewProposer(leader, ProposerOptions{})
+	for i := 0; i < 50; i++ {
+		if _, err := p.Propose(context.Background(), register(fmt.Sprintf("e%d", i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p.Close()
+
+	// A follower refuses writes with ErrNotLeader.
+	fi := (li + 1) % 3
+	data, _ := fsm.Encode(1, []dag.Command{register("x")})
+	if _, err := c.nodes[fi].Apply(data, time.Second); !errors.Is(err, ErrNotLeader) {
+		t.Fatalf("Apply on a follower: %v, want ErrNotLeader", err)
+	}
+
+	// Kill the leader: another is elected and takes writes.
+	start := time.Now()
+	c.nodes[li].Kill()
+	c.nodes[li] = nil
+	ni, next := c.leader()
+	t.Logf("new leader n%d after %s", ni, time.Since(start))
+	p = NewProposer(next, ProposerOptions{})
+	for i := 50; i < 300; i++ {
+		if _, err := p.Propose(context.Background(), register(fmt.Sprintf("e%d", i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p.Close()
+
+	// Restart the killed node from its data directory (no bootstrap
+	// flags needed): it catches up (by snapshot: the log was compacted).
+	c.start(li, nil)
+	waitApplied(t, c.nodes[li], next.Raft().AppliedIndex())
+	for i, f := range c.fsms {
+		if got := executors(f); got != 300 {
+			t.Errorf("node %d has %d executors, want 300", i, got)
+		}
+	}
+
+	// Linearizable read on the leader.
+	if err := next.ReadIndex(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.nodes[li].ReadIndex(context.Background()); !errors.Is(err, ErrNotLeader) {
+		t.Fatalf("ReadIndex on a follower: %v", err)
+	}
+}
+
+func TestMembershipAndLeadershipTransfer(t *testing.T) {
+	c := newCluster(t, 3)
+	li, leader := c.leader()
+	victim := (li + 1) % 3
+	if err := leader.RemoveServer(c.nodes[victim].ID(), 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	servers, _ := leader.Servers()
+	if len(servers) != 2 {
+		t.Fatalf("after remove: %+v", servers)
+	}
+	c.nodes[victim].Kill()
+	// Re-add with a fresh data directory, as an operator would.
+	c.dirs[victim] = t.TempDir()
+	c.start(victim, nil)
+	if err := leader.AddVoter(c.nodes[victim].ID(), c.nodes[victim].Addr(), 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	servers, _ = leader.Servers()
+	if len(servers) != 3 {
+		t.Fatalf("after add: %+v", servers)
+	}
+	// Transfer leadership to the re-added node, once it has caught up.
+	waitApplied(t, c.nodes[victim], leader.Raft().AppliedIndex())
+	target := c.nodes[victim].ID()
+	if err := leader.TransferLeadership(target); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for !c.nodes[victim].IsLeader() {
+		if time.Now().After(deadline) {
+			t.Fatal("leadership was not transferred")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func TestOpenErrors(t *testing.T) {
+	dir := t.TempDir()
+	addr := freeAddr(t)
+	f := fsm.New(fsm.Options{})
+	n, err := Open(Options{ID: "a", DataDir: dir, RaftAddr: addr, FSM: f, Bootstrap: []Peer{{ID: "a", Addr: addr}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The address is in use.
+	_, err = Open(Options{ID: "b", DataDir: t.TempDir(), RaftAddr: addr, FSM: fsm.New(fsm.Options{})})
+	if err == nil || !strings.Contains(err.Error(), "address already in use") {
+		t.Fatalf("second node on the same address: %v", err)
+	}
+	n.Shutdown()
+	// The data directory belongs to node a.
+	_, err = Open(Options{ID: "b", DataDir: dir, RaftAddr: freeAddr(t), FSM: fsm.New(fsm.Options{})})
+	if !errors.Is(err, ErrWrongNode) {
+		t.Fatalf("node b on node a's data directory: %v", err)
+	}
+	for _, o := range []Options{
+		{DataDir: dir, RaftAddr: addr, FSM: f},
+		{ID: "a", RaftAddr: addr, FSM: f},
+		{ID: "a", DataDir: dir, FSM: f},
+		{ID: "a", DataDir: dir, RaftAddr: addr},
+		{ID: "a", DataDir: dir, RaftAddr: addr, FSM: f, Bootstrap: []Peer{{ID: "z", Addr: addr}}},
+	} {
+		if _, err := Open(o); err == nil {
+			t.Errorf("Open(%+v) succeeded", o)
+		}
+	}
+	if _, err := ParsePeers("a=127.0.0.1:1,b"); err == nil {
+		t.Error("ParsePeers accepted a peer without an address")
+	}
+	if _, err := ParsePeers("a=127.0.0.1:1,a=127.0.0.1:2"); err == nil {
+		t.Error("ParsePeers accepted a duplicate id")
+	}
+	peers, err := ParsePeers("a=127.0.0.1:1, b=127.0.0.1:2")
+	if err != nil || len(peers) != 2 || peers[1] != (Peer{"b", "127.0.0.1:2"}) {
+		t.Errorf("ParsePeers = %+v, %v", peers, err)
+	}
+}
+
+func TestProposerBatchesConcurrentProposals(t *testing.T) {
+	c := newCluster(t, 3)
+	li, leader := c.leader()
+	p := NewProposer(leader, ProposerOptions{})
+	defer p.Close()
+	before := leader.Raft().LastIndex()
+	const workers, each = 50, 40
+	var wg sync.WaitGroup
+	errs := make(chan error, workers)
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			for i := 0; i < each; i++ {
+				res, err := p.Propose(context.Background(), register(fmt.Sprintf("w%d-%d", w, i)))
+				if err != nil || len(res) != 1 || res[0].Err != nil {
+					errs <- fmt.Errorf("propose: %v %+v", err, res)
+					return
+				}
+			}
+		}(w)
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	entries := leader.Raft().LastIndex() - before
+	if got := executors(c.fsms[li]); got != workers*each {
+		t.Fatalf("%d executors registered, want %d", got, workers*each)
+	}
+	if entries >= workers*each {
+		t.Fatalf("%d commands took %d entries: no batching", workers*each, entries)
+	}
+	t.Logf("%d commands in %d entries", workers*each, entries)
+}

@@ -1,0 +1,244 @@
+package raftnet
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/baton-sched/baton/dag"
+	"github.com/baton-sched/baton/fsm"
+)
+
+// ProposerOptions configure a Proposer.
+type ProposerOptions struct {
+	// MaxBatch is the most commands in one log entry. Default 1024.
+	MaxBatch int
+	// MaxBatchBytes bounds an entry's estimated size. Default 4 MiB.
+	MaxBatchBytes int
+	// MaxInFlight is the most entries proposed and not yet applied. While
+	// all are in flight, new commands queue and form the next, larger
+	// batch. Default 16.
+	MaxInFlight int
+	// Timeout bounds the wait to enqueue an entry in Raft. Default 5s.
+	Timeout time.Duration
+	// Now stamps entries; default time.Now.
+	Now func() time.Time
+}
+
+// Proposer turns concurrent proposals of scheduler commands into as few
+// Raft log entries as possible (group commit): while entries are in
+// flight, new proposals accumulate, and the next entry carries them all.
+// One entry costs one round of replication and one fsync on each node
+// whatever it holds, so throughput grows with the batch.
+//
+// Concurrency: Propose may be called from any number of goroutines. One
+// loop goroutine forms batches; one goroutine per in-flight entry waits
+// for it and hands each proposal its results.
+type Proposer struct {
+	node *Node
+	opts ProposerOptions
+	reqs chan *proposal
+	sem  chan struct{}
+	stop chan struct{}
+	wg   sync.WaitGroup
+}
+
+type proposal struct {
+	cmds []dag.Command
+	done chan proposalResult
+}
+
+type proposalResult struct {
+	results []dag.Result
+	index   uint64
+	err     error
+}
+
+// ErrProposerClosed is returned by Propose after Close.
+var ErrProposerClosed = errors.New("raftnet: proposer closed")
+
+// NewProposer starts a proposer for node.
+func NewProposer(node *Node, opts ProposerOptions) *Proposer {
+	if opts.MaxBatch <= 0 {
+		opts.MaxBatch = 1024
+	}
+	if opts.MaxBatchBytes <= 0 {
+		opts.MaxBatchBytes = 4 << 20
+	}
+	if opts.MaxInFlight <= 0 {
+		opts.MaxInFlight = 16
+	}
+	if opts.Timeout <= 0 {
+		opts.Timeout = 5 * time.Second
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	p := &Proposer{
+		node: node,
+		opts: opts,
+		reqs: make(chan *proposal, 4096),
+		sem:  make(chan struct{}, opts.MaxInFlight),
+		stop: make(chan struct{}),
+	}
+	p.wg.Add(1)
+	go p.loop()
+	return p
+}
+
+// Propose commits cmds (in order, in one entry) and returns their results.
+// On a follower it fails with ErrNotLeader.
+func (p *Proposer) Propose(ctx context.Context, cmds ...dag.Command) ([]dag.Result, error) {
+	r, _, err := p.ProposeIndex(ctx, cmds...)
+	return r, err
+}
+
+// ProposeIndex is Propose that also returns the log index of the entry.
+func (p *Proposer) ProposeIndex(ctx context.Context, cmds ...dag.Command) ([]dag.Result, uint64, error) {
+	if len(cmds) == 0 {
+		return nil, 0, nil
+	}
+	pr := &proposal{cmds: cmds, done: make(chan proposalResult, 1)}
+	select {
+	case p.reqs <- pr:
+	case <-p.stop:
+		return nil, 0, ErrProposerClosed
+	case <-ctx.Done():
+		return nil, 0, ctx.Err()
+	}
+	select {
+	case r := <-pr.done:
+		return r.results, r.index, r.err
+	case <-ctx.Done():
+		// The commands may still commit; the caller must not assume not.
+		return nil, 0, ctx.Err()
+	}
+}
+
+// Close stops the proposer; proposals in flight still complete.
+func (p *Proposer) Close() {
+	close(p.stop)
+	p.wg.Wait()
+}
+
+func (p *Proposer) loop() {
+	defer p.wg.Done()
+	var carry *proposal
+	for {
+		first := carry
+		carry = nil
+		if first == nil {
+			select {
+			case first = <-p.reqs:
+			case <-p.stop:
+				p.failQueued()
+				return
+			}
+		}
+		// Wait for an in-flight slot: meanwhile proposals queue up.
+		select {
+		case p.sem <- struct{}{}:
+		case <-p.stop:
+			first.done <- proposalResult{err: ErrProposerClosed}
+			p.failQueued()
+			return
+		}
+		batch := []*proposal{first}
+		n, size := len(first.cmds), estimate(first.cmds)
+	drain:
+		for n < p.opts.MaxBatch && size < p.opts.MaxBatchBytes {
+			select {
+			case pr := <-p.reqs:
+				if n+len(pr.cmds) > p.opts.MaxBatch || size+estimate(pr.cmds) > p.opts.MaxBatchBytes {
+					carry = pr
+					break drain
+				}
+				batch = append(batch, pr)
+				n += len(pr.cmds)
+				size += estimate(pr.cmds)
+			default:
+				break drain
+			}
+		}
+		p.submit(batch, n)
+	}
+}
+
+func (p *Proposer) failQueued() {
+	for {
+		select {
+		case pr := <-p.reqs:
+			pr.done <- proposalResult{err: ErrProposerClosed}
+		default:
+			return
+		}
+	}
+}
+
+// submit proposes one entry for the batch and hands a goroutine the wait.
+func (p *Proposer) submit(batch []*proposal, n int) {
+	cmds := make([]dag.Command, 0, n)
+	for _, pr := range batch {
+		cmds = append(cmds, pr.cmds...)
+	}
+	data, err := fsm.Encode(p.opts.Now().UnixNano(), cmds)
+	if err != nil {
+		// A command that cannot be encoded fails alone: retry each
+		// proposal in its own entry.
+		<-p.sem
+		if len(batch) == 1 {
+			batch[0].done <- proposalResult{err: err}
+			return
+		}
+		for _, pr := range batch {
+			p.sem <- struct{}{}
+			p.submit([]*proposal{pr}, len(pr.cmds))
+		}
+		return
+	}
+	f := p.node.ApplyAsync(data, p.opts.Timeout)
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		defer func() { <-p.sem }()
+		err := f.Error()
+		if err != nil {
+			err = translate(err)
+			for _, pr := range batch {
+				pr.done <- proposalResult{err: err}
+			}
+			return
+		}
+		resp, ok := f.Response().(*fsm.Response)
+		if !ok || len(resp.Results) != n {
+			err := fmt.Errorf("raftnet: unexpected FSM response %T", f.Response())
+			for _, pr := range batch {
+				pr.done <- proposalResult{err: err}
+			}
+			return
+		}
+		i := 0
+		for _, pr := range batch {
+			pr.done <- proposalResult{results: resp.Results[i : i+len(pr.cmds)], index: resp.Index}
+			i += len(pr.cmds)
+		}
+	}()
+}
+
+// estimate guesses a command's encoded size.
+func estimate(cmds []dag.Command) int {
+	n := 0
+	for _, c := range cmds {
+		switch c := c.(type) {
+		case *dag.TaskEnded:
+			n += 64 + len(c.Result) + len(c.MapSizes) + len(c.Message)
+		case *dag.SubmitJob:
+			n += 4096
+		default:
+			n += 128
+		}
+	}
+	return n
+}
