@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -191,6 +192,7 @@ type Node struct {
 	raft  *raft.Raft
 	store *raftboltdb.BoltStore
 	trans *raft.NetworkTransport
+	lock  *os.File // flock on the data directory
 
 	// Leadership changes fan out from raft's notify channel to
 	// subscribers.
@@ -213,11 +215,17 @@ func Open(opts Options) (*Node, error) {
 	if err := os.MkdirAll(raftDir, 0o755); err != nil {
 		return nil, fmt.Errorf("raftnet: %w", err)
 	}
+	lock, err := lockDataDir(opts.DataDir)
+	if err != nil {
+		return nil, err
+	}
 	if err := claimDataDir(opts.DataDir, opts.ID); err != nil {
+		lock.Close()
 		return nil, err
 	}
 	ln, err := net.Listen("tcp", opts.RaftAddr)
 	if err != nil {
+		lock.Close()
 		return nil, fmt.Errorf("raftnet: listen on %s: %w", opts.RaftAddr, err)
 	}
 	advertise := opts.Advertise
@@ -227,10 +235,11 @@ func Open(opts Options) (*Node, error) {
 	adv, err := net.ResolveTCPAddr("tcp", advertise)
 	if err != nil || adv.IP.IsUnspecified() {
 		ln.Close()
+		lock.Close()
 		return nil, fmt.Errorf("raftnet: advertise address %q is not an address peers can reach", advertise)
 	}
 	hlog := hclog.New(&hclog.LoggerOptions{Name: "raft", Level: hclog.Info, Output: slogWriter{opts.Logger}})
-	n := &Node{opts: opts, subs: map[int]chan bool{}, done: make(chan struct{})}
+	n := &Node{opts: opts, lock: lock, subs: map[int]chan bool{}, done: make(chan struct{})}
 	n.trans = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
 		Stream:  &streamLayer{Listener: ln, advertise: adv},
 		MaxPool: 3,
@@ -242,6 +251,7 @@ func Open(opts Options) (*Node, error) {
 		if n.store != nil {
 			n.store.Close()
 		}
+		lock.Close()
 		return nil, err
 	}
 	if n.store, err = raftboltdb.New(raftboltdb.Options{Path: filepath.Join(raftDir, "raft.db")}); err != nil {
@@ -294,6 +304,23 @@ func Open(opts Options) (*Node, error) {
 	n.wg.Add(1)
 	go n.fanOut(notify)
 	return n, nil
+}
+
+// ErrDataDirInUse: another process holds the data directory.
+var ErrDataDirInUse = errors.New("raftnet: data directory is in use by another process")
+
+// lockDataDir takes an exclusive lock on the data directory, so two
+// processes never share one Raft log. The lock goes with the process.
+func lockDataDir(dir string) (*os.File, error) {
+	f, err := os.OpenFile(filepath.Join(dir, "LOCK"), os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("raftnet: %w", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("%w: %s", ErrDataDirInUse, dir)
+	}
+	return f, nil
 }
 
 // claimDataDir records the node id in the data directory, or checks that
@@ -561,6 +588,7 @@ func (n *Node) Shutdown() error {
 	if cerr := n.store.Close(); err == nil {
 		err = cerr
 	}
+	n.lock.Close()
 	return translate0(err)
 }
 
@@ -572,6 +600,7 @@ func (n *Node) Kill() {
 	n.wg.Wait()
 	n.trans.Close()
 	n.store.Close()
+	n.lock.Close()
 }
 
 // streamLayer is a TCP listener with an advertised address.

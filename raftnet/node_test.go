@@ -208,6 +208,10 @@ func TestOpenErrors(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "address already in use") {
 		t.Fatalf("second node on the same address: %v", err)
 	}
+	// Another process (here: another node) cannot open the same directory.
+	if _, err := Open(Options{ID: "a", DataDir: dir, RaftAddr: freeAddr(t), FSM: fsm.New(fsm.Options{})}); !errors.Is(err, ErrDataDirInUse) {
+		t.Fatalf("a second node on a directory in use: %v", err)
+	}
 	n.Shutdown()
 	// The data directory belongs to node a.
 	_, err = Open(Options{ID: "b", DataDir: dir, RaftAddr: freeAddr(t), FSM: fsm.New(fsm.Options{})})

@@ -1,0 +1,368 @@
+// Package client is Baton's Go client. It dials the quorum through any of
+// its members' API addresses; any member accepts any call (writes are
+// forwarded to the leader), and the client moves on to another member when
+// one is unavailable or a leader election is under way, so its calls ride
+// through the loss of a member, the leader included.
+//
+//	c, err := client.Dial([]string{"127.0.0.1:7101", "127.0.0.1:7102", "127.0.0.1:7103"})
+//	...
+//	id, err := c.Submit(ctx, p, client.SubmitOptions{})
+//	job, err := c.Wait(ctx, id, nil)
+package client
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/baton-sched/baton/api"
+	"github.com/baton-sched/baton/plan"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+)
+
+// Options configure a Client.
+type Options struct {
+	// CallTimeout bounds one attempt of a call on one member. Default 10s.
+	CallTimeout time.Duration
+	// RetryFor is how long a call keeps trying members while they are
+	// unavailable (no leader, member down). Default 30s.
+	RetryFor time.Duration
+}
+
+// Client talks to a Baton quorum. It is safe for concurrent use.
+type Client struct {
+	opts  Options
+	addrs []string
+	conns []*grpc.ClientConn
+
+	mu  sync.Mutex
+	cur int // the member that answered last
+}
+
+// Dial returns a client for the members at addrs (host:port of their gRPC
+// APIs). It does not contact them until the first call.
+func Dial(addrs []string, opts Options) (*Client, error) {
+	var clean []string
+	for _, a := range addrs {
+		for _, x := range strings.Split(a, ",") {
+			if x = strings.TrimSpace(x); x != "" {
+				clean = append(clean, x)
+			}
+		}
+	}
+	if len(clean) == 0 {
+		return nil, errors.New("client: no addresses")
+	}
+	if opts.CallTimeout <= 0 {
+		opts.CallTimeout = 10 * time.Second
+	}
+	if opts.RetryFor <= 0 {
+		opts.RetryFor = 30 * time.Second
+	}
+	c := &Client{opts: opts, addrs: clean}
+	for _, a := range clean {
+		cc, err := grpc.NewClient(a, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		if err != nil {
+			c.Close()
+			return nil, fmt.Errorf("client: %s: %w", a, err)
+		}
+		c.conns = append(c.conns, cc)
+	}
+	return c, nil
+}
+
+// Close closes the connections.
+func (c *Client) Close() error {
+	for _, cc := range c.conns {
+		cc.Close()
+	}
+	return nil
+}
+
+// retryable reports whether another member (or the same one later) may
+// succeed where this attempt failed.
+func retryable(err error) bool {
+	switch status.Code(err) {
+	case codes.Unavailable, codes.DeadlineExceeded:
+		return true
+	}
+	return false
+}
+
+// call runs fn against members, starting with the last one that answered,
+// until it succeeds, fails for good, or RetryFor passes.
+func (c *Client) call(ctx context.Context, fn func(ctx context.Context, cc *grpc.ClientConn) error) error {
+	deadline := time.Now().Add(c.opts.RetryFor)
+	backoff := 20 * time.Millisecond
+	var last error
+	for attempt := 0; ; attempt++ {
+		c.mu.Lock()
+		i := c.cur
+		c.mu.Unlock()
+		actx, cancel := context.WithTimeout(ctx, c.opts.CallTimeout)
+		err := fn(actx, c.conns[i])
+		cancel()
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return gaveUp(ctx.Err(), err)
+		}
+		if !retryable(err) {
+			return err
+		}
+		last = err
+		c.mu.Lock()
+		if c.cur == i {
+			c.cur = (i + 1) % len(c.conns)
+		}
+		c.mu.Unlock()
+		if time.Now().After(deadline) {
+			return fmt.Errorf("client: no member answered within %s: %w", c.opts.RetryFor, last)
+		}
+		// Go round every member once quickly, then back off.
+		if (attempt+1)%len(c.conns) == 0 {
+			select {
+			case <-ctx.Done():
+				return gaveUp(ctx.Err(), last)
+			case <-time.After(backoff):
+			}
+			backoff = min(2*backoff, time.Second)
+		}
+	}
+}
+
+// gaveUp explains a call abandoned because its context ended, with the
+// last error a member gave.
+func gaveUp(ctxErr, last error) error {
+	if last == nil || errors.Is(last, ctxErr) || status.Code(last) == codes.DeadlineExceeded && ctxErr == context.DeadlineExceeded && status.Convert(last).Message() == ctxErr.Error() {
+		return ctxErr
+	}
+	return fmt.Errorf("client: %w (last error from a member: %s)", ctxErr, status.Convert(last).Message())
+}
+
+// Status returns the cluster as the answering member sees it.
+func (c *Client) Status(ctx context.Context) (*api.StatusResponse, error) {
+	var resp *api.StatusResponse
+	err := c.call(ctx, func(ctx context.Context, cc *grpc.ClientConn) (err error) {
+		resp, err = api.NewOperatorClient(cc).Status(ctx, &api.StatusRequest{})
+		return err
+	})
+	return resp, err
+}
+
+// Peers returns the Raft configuration.
+func (c *Client) Peers(ctx context.Context) ([]*api.Peer, error) {
+	var resp *api.ListPeersResponse
+	err := c.call(ctx, func(ctx context.Context, cc *grpc.ClientConn) (err error) {
+		resp, err = api.NewOperatorClient(cc).ListPeers(ctx, &api.ListPeersRequest{})
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return resp.Peers, nil
+}
+
+// AddPeer adds a voting member.
+func (c *Client) AddPeer(ctx context.Context, req *api.AddPeerRequest) error {
+	return c.call(ctx, func(ctx context.Context, cc *grpc.ClientConn) error {
+		_, err := api.NewOperatorClient(cc).AddPeer(ctx, req)
+		return err
+	})
+}
+
+// RemovePeer removes a member.
+func (c *Client) RemovePeer(ctx context.Context, id string) error {
+	return c.call(ctx, func(ctx context.Context, cc *grpc.ClientConn) error {
+		_, err := api.NewOperatorClient(cc).RemovePeer(ctx, &api.RemovePeerRequest{Id: id})
+		return err
+	})
+}
+
+// TransferLeadership hands leadership to member id (any member when id is
+// empty) and returns the new leader.
+func (c *Client) TransferLeadership(ctx context.Context, id string) (string, error) {
+	var resp *api.TransferLeadershipResponse
+	err := c.call(ctx, func(ctx context.Context, cc *grpc.ClientConn) (err error) {
+		resp, err = api.NewOperatorClient(cc).TransferLeadership(ctx, &api.TransferLeadershipRequest{Id: id})
+		return err
+	})
+	if err != nil {
+		return "", err
+	}
+	return resp.NewLeaderId, nil
+}
+
+// SubmitOptions refine a submission.
+type SubmitOptions struct {
+	// IdempotencyKey names the submission: retries with the same key
+	// return the same job. Empty: Submit makes one, so its own retries
+	// never submit twice.
+	IdempotencyKey string
+	// Partitions, when non-nil, limits the job to these partitions of
+	// its final dataset.
+	Partitions []int
+	Pool       string
+}
+
+// Submit submits a plan and returns the job id.
+func (c *Client) Submit(ctx context.Context, p *plan.Plan, opts SubmitOptions) (uint64, error) {
+	req := &api.SubmitJobRequest{Plan: api.PlanToProto(p), IdempotencyKey: opts.IdempotencyKey, Pool: opts.Pool}
+	if req.IdempotencyKey == "" {
+		req.IdempotencyKey = NewKey()
+	}
+	if opts.Partitions != nil {
+		req.SomePartitions = true
+		for _, x := range opts.Partitions {
+			req.Partitions = append(req.Partitions, int32(x))
+		}
+	}
+	var resp *api.SubmitJobResponse
+	err := c.call(ctx, func(ctx context.Context, cc *grpc.ClientConn) (err error) {
+		resp, err = api.NewSchedulerClient(cc).SubmitJob(ctx, req)
+		return err
+	})
+	if err != nil {
+		return 0, err
+	}
+	return resp.JobId, nil
+}
+
+// NewKey returns a fresh random idempotency key.
+func NewKey() string {
+	var b [16]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// Job returns a job with its stages; linearizable reads go through the
+// leader and see every write acknowledged before the call.
+func (c *Client) Job(ctx context.Context, id uint64, linearizable bool) (*api.Job, error) {
+	var resp *api.Job
+	err := c.call(ctx, func(ctx context.Context, cc *grpc.ClientConn) (err error) {
+		resp, err = api.NewSchedulerClient(cc).GetJob(ctx, &api.GetJobRequest{JobId: id, Linearizable: linearizable})
+		return err
+	})
+	return resp, err
+}
+
+// Jobs returns the retained jobs.
+func (c *Client) Jobs(ctx context.Context, linearizable bool) ([]*api.Job, error) {
+	var resp *api.ListJobsResponse
+	err := c.call(ctx, func(ctx context.Context, cc *grpc.ClientConn) (err error) {
+		resp, err = api.NewSchedulerClient(cc).ListJobs(ctx, &api.ListJobsRequest{Linearizable: linearizable})
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return resp.Jobs, nil
+}
+
+// Cancel cancels a running job.
+func (c *Client) Cancel(ctx context.Context, id uint64, reason string) error {
+	return c.call(ctx, func(ctx context.Context, cc *grpc.ClientConn) error {
+		_, err := api.NewSchedulerClient(cc).CancelJob(ctx, &api.CancelJobRequest{JobId: id, Reason: reason})
+		return err
+	})
+}
+
+// Release drops an ended job's results.
+func (c *Client) Release(ctx context.Context, id uint64) error {
+	return c.call(ctx, func(ctx context.Context, cc *grpc.ClientConn) error {
+		_, err := api.NewSchedulerClient(cc).ReleaseJob(ctx, &api.ReleaseJobRequest{JobId: id})
+		return err
+	})
+}
+
+// Executors lists the executors.
+func (c *Client) Executors(ctx context.Context) ([]*api.Executor, error) {
+	var resp *api.ListExecutorsResponse
+	err := c.call(ctx, func(ctx context.Context, cc *grpc.ClientConn) (err error) {
+		resp, err = api.NewSchedulerClient(cc).ListExecutors(ctx, &api.ListExecutorsRequest{})
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return resp.Executors, nil
+}
+
+// Wait follows a job until it ends and returns its final state, calling
+// progress (when not nil) with every update. It rides through member
+// failures: when a watch breaks it resumes on another member.
+func (c *Client) Wait(ctx context.Context, id uint64, progress func(*api.Job)) (*api.Job, error) {
+	var final *api.Job
+	err := c.stream(ctx, func(ctx context.Context, cc *grpc.ClientConn) error {
+		st, err := api.NewSchedulerClient(cc).WatchJob(ctx, &api.WatchJobRequest{JobId: id})
+		if err != nil {
+			return err
+		}
+		for {
+			j, err := st.Recv()
+			if err == io.EOF {
+				if final != nil && final.State != api.JobState_JOB_STATE_RUNNING {
+					return nil
+				}
+				return status.Error(codes.Unavailable, "watch ended early")
+			}
+			if err != nil {
+				return err
+			}
+			final = j
+			if progress != nil {
+				progress(j)
+			}
+		}
+	})
+	return final, err
+}
+
+// stream is call for streaming calls: no per-attempt timeout, and a
+// stream that breaks after progress starts over without using up the
+// retry budget.
+func (c *Client) stream(ctx context.Context, fn func(ctx context.Context, cc *grpc.ClientConn) error) error {
+	deadline := time.Now().Add(c.opts.RetryFor)
+	for {
+		c.mu.Lock()
+		i := c.cur
+		c.mu.Unlock()
+		start := time.Now()
+		err := fn(ctx, c.conns[i])
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if !retryable(err) && status.Code(err) != codes.Canceled && status.Code(err) != codes.Unknown {
+			return err
+		}
+		c.mu.Lock()
+		if c.cur == i {
+			c.cur = (i + 1) % len(c.conns)
+		}
+		c.mu.Unlock()
+		if time.Since(start) > time.Second {
+			deadline = time.Now().Add(c.opts.RetryFor)
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("client: no member answered within %s: %w", c.opts.RetryFor, err)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}

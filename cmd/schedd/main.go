@@ -1,0 +1,141 @@
+// Command schedd is a Baton scheduler node: one member of the Raft quorum
+// that replicates the scheduler state. Run three.
+//
+//	schedd -id a -data-dir /var/lib/baton/a -raft-addr 127.0.0.1:7001 \
+//	       -api-addr 127.0.0.1:7101 -http-addr 127.0.0.1:7201 \
+//	       -bootstrap a=127.0.0.1:7001,b=127.0.0.1:7002,c=127.0.0.1:7003
+//
+// A node restarted with the flags it first ran with recovers its state from
+// its data directory (-bootstrap is ignored once there is state). A new
+// node joins a running quorum with -join and the API address of any member.
+// SIGTERM or SIGINT stops a node gracefully (a leader hands leadership to a
+// follower first); with -leave-on-terminate it also leaves the quorum.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/baton-sched/baton/internal/server"
+	"github.com/baton-sched/baton/raftnet"
+)
+
+func main() { os.Exit(run(os.Args[1:], os.Stderr)) }
+
+// run parses flags and runs a node until a signal. Exit codes: 0 after a
+// clean stop, 1 on a runtime error, 2 on a usage error.
+func run(args []string, stderr io.Writer) int {
+	cfg, logger, err := parseFlags(args, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "schedd:", err)
+		fmt.Fprintln(stderr, "run 'schedd -h' for the flags")
+		return 2
+	}
+	s, err := server.New(cfg)
+	if err != nil {
+		fmt.Fprintln(stderr, "schedd:", err)
+		return 1
+	}
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
+	sig := <-sigs
+	logger.Info("stopping", "signal", sig.String())
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	if err := s.Close(ctx); err != nil {
+		fmt.Fprintln(stderr, "schedd: stop:", err)
+		return 1
+	}
+	return 0
+}
+
+func parseFlags(args []string, stderr io.Writer) (server.Config, *slog.Logger, error) {
+	var cfg server.Config
+	fs := flag.NewFlagSet("schedd", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&cfg.ID, "id", "", "node id, unique in the quorum (required)")
+	fs.StringVar(&cfg.DataDir, "data-dir", "", "directory for the Raft log, stable store and snapshots (required)")
+	fs.StringVar(&cfg.RaftAddr, "raft-addr", "127.0.0.1:7001", "Raft TCP address")
+	fs.StringVar(&cfg.APIAddr, "api-addr", "127.0.0.1:7101", "gRPC API address")
+	fs.StringVar(&cfg.HTTPAddr, "http-addr", "127.0.0.1:7201", "JSON HTTP API address (empty: none)")
+	bootstrap := fs.String("bootstrap", "", "initial quorum as id=raftaddr,... (used only when the data directory is empty)")
+	join := fs.String("join", "", "API address(es) of running members to join through, comma-separated (used only when the data directory is empty)")
+	fs.DurationVar(&cfg.Raft.HeartbeatTimeout, "heartbeat-timeout", 200*time.Millisecond, "Raft heartbeat timeout")
+	fs.DurationVar(&cfg.Raft.ElectionTimeout, "election-timeout", 200*time.Millisecond, "Raft election timeout")
+	fs.DurationVar(&cfg.Raft.LeaderLeaseTimeout, "leader-lease-timeout", 100*time.Millisecond, "Raft leader lease timeout (at most the heartbeat timeout)")
+	fs.DurationVar(&cfg.Raft.CommitTimeout, "commit-timeout", 20*time.Millisecond, "Raft commit timeout")
+	fs.Uint64Var(&cfg.Raft.SnapshotThreshold, "snapshot-threshold", 4096, "log entries between snapshots")
+	fs.DurationVar(&cfg.Raft.SnapshotInterval, "snapshot-interval", 10*time.Second, "how often to check the snapshot threshold")
+	fs.Uint64Var(&cfg.Raft.TrailingLogs, "trailing-logs", 4096, "log entries kept after a snapshot")
+	fs.BoolVar(&cfg.LeaveOnTerminate, "leave-on-terminate", false, "leave the quorum on SIGTERM/SIGINT instead of only stopping")
+	fs.IntVar(&cfg.DAG.MaxTaskFailures, "max-task-failures", 4, "failures of one task that abort its job (a new quorum's setting)")
+	fs.Int64Var(&cfg.DAG.MaxResultSize, "max-result-size", 1<<30, "bytes of results a job may hold (a new quorum's setting)")
+	logFormat := fs.String("log-format", "text", "log format: text or json")
+	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: schedd -id ID -data-dir DIR [-bootstrap id=addr,... | -join addr] [flags]")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return cfg, nil, err
+	}
+	if fs.NArg() > 0 {
+		return cfg, nil, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
+	}
+	var errs []error
+	if cfg.ID == "" {
+		errs = append(errs, errors.New("-id is required"))
+	}
+	if cfg.DataDir == "" {
+		errs = append(errs, errors.New("-data-dir is required"))
+	}
+	if *bootstrap != "" && *join != "" {
+		errs = append(errs, errors.New("-bootstrap and -join are exclusive"))
+	}
+	if *bootstrap != "" {
+		peers, err := raftnet.ParsePeers(*bootstrap)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("-bootstrap: %w", err))
+		}
+		cfg.Bootstrap = peers
+	}
+	for _, a := range strings.Split(*join, ",") {
+		if a = strings.TrimSpace(a); a != "" {
+			cfg.Join = append(cfg.Join, a)
+		}
+	}
+	if cfg.Raft.LeaderLeaseTimeout > cfg.Raft.HeartbeatTimeout {
+		errs = append(errs, fmt.Errorf("-leader-lease-timeout %s exceeds -heartbeat-timeout %s", cfg.Raft.LeaderLeaseTimeout, cfg.Raft.HeartbeatTimeout))
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
+		errs = append(errs, fmt.Errorf("-log-level: %w", err))
+	}
+	var handler slog.Handler
+	switch *logFormat {
+	case "text":
+		handler = slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level})
+	case "json":
+		handler = slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level})
+	default:
+		errs = append(errs, fmt.Errorf("-log-format must be text or json, got %q", *logFormat))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return cfg, nil, err
+	}
+	logger := slog.New(handler)
+	cfg.Logger = logger
+	return cfg, logger, nil
+}

@@ -1,0 +1,428 @@
+package cli
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/baton-sched/baton/api"
+	"github.com/baton-sched/baton/client"
+	"github.com/baton-sched/baton/plan"
+)
+
+func init() {
+	register(&command{name: "status", summary: "the quorum at a glance: leader, term, peers, executors, jobs", run: runStatus})
+	register(&command{name: "operator raft list-peers", summary: "the Raft peers with their state and last contact", run: runListPeers})
+	register(&command{name: "operator raft add-peer", summary: "add a voting member", run: runAddPeer, flags: addPeerFlags})
+	register(&command{name: "operator raft remove-peer", args: "ID", summary: "remove a member", run: runRemovePeer})
+	register(&command{name: "operator raft transfer-leader", args: "[ID]", summary: "hand leadership to a member (any, without ID)", run: runTransfer})
+	register(&command{name: "jobs", summary: "the jobs the quorum retains", run: runJobs})
+	register(&command{name: "job status", args: "ID", summary: "a job and its stages", run: runJobStatus})
+	register(&command{name: "job cancel", args: "ID", summary: "cancel a running job", run: runJobCancel})
+	register(&command{name: "job release", args: "ID", summary: "drop an ended job's results", run: runJobRelease})
+	register(&command{name: "submit", summary: "submit a plan (JSON) and print the job id, or wait for its end", run: runSubmit, flags: submitFlags})
+	register(&command{name: "executors", summary: "the executors the quorum knows", run: runExecutors})
+}
+
+func table(w io.Writer) *tabwriter.Writer { return tabwriter.NewWriter(w, 0, 0, 2, ' ', 0) }
+
+func ms(d int64) string {
+	if d < 0 {
+		return "-"
+	}
+	return (time.Duration(d) * time.Millisecond).String()
+}
+
+func yes(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
+}
+
+func runStatus(ctx context.Context, c *common, fs *flag.FlagSet, args []string) error {
+	if len(args) > 0 {
+		return usagef("status takes no arguments")
+	}
+	cl, err := c.dial()
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	st, err := cl.Status(ctx)
+	if err != nil {
+		return err
+	}
+	if c.json() {
+		return printJSON(c.env.Stdout, st)
+	}
+	w := c.env.Stdout
+	leader := st.LeaderId
+	if leader == "" {
+		leader = "none (election under way or quorum lost)"
+	}
+	fmt.Fprintf(w, "Leader     %s\n", leader)
+	fmt.Fprintf(w, "Term       %d\n", st.Node.Term)
+	fmt.Fprintf(w, "Commit     %d (applied %d on %s)\n", st.Node.CommitIndex, st.Node.AppliedIndex, st.Node.Id)
+	fmt.Fprintf(w, "Executors  %d alive of %d\n", st.ExecutorsAlive, st.Executors)
+	fmt.Fprintf(w, "Jobs       %d running of %d\n\n", st.JobsRunning, st.Jobs)
+	return printPeers(w, st.Peers)
+}
+
+func printPeers(w io.Writer, peers []*api.Peer) error {
+	tw := table(w)
+	fmt.Fprintln(tw, "PEER\tSTATE\tVOTER\tRAFT ADDRESS\tAPI ADDRESS\tTERM\tCOMMIT\tAPPLIED\tLAST CONTACT")
+	for _, p := range peers {
+		state := strings.ToLower(p.State)
+		if !p.Reachable {
+			state = "unreachable"
+		}
+		id := p.Id
+		if p.Leader {
+			id += " *"
+		}
+		term, commit, applied := "-", "-", "-"
+		if p.Reachable {
+			term, commit, applied = strconv.FormatUint(p.Term, 10), strconv.FormatUint(p.CommitIndex, 10), strconv.FormatUint(p.AppliedIndex, 10)
+		}
+		api := p.ApiAddr
+		if api == "" {
+			api = "-"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", id, state, yes(p.Voter), p.RaftAddr, api, term, commit, applied, ms(p.LastContactMs))
+	}
+	return tw.Flush()
+}
+
+func runListPeers(ctx context.Context, c *common, fs *flag.FlagSet, args []string) error {
+	if len(args) > 0 {
+		return usagef("list-peers takes no arguments")
+	}
+	cl, err := c.dial()
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	peers, err := cl.Peers(ctx)
+	if err != nil {
+		return err
+	}
+	if c.json() {
+		return printJSON(c.env.Stdout, &api.ListPeersResponse{Peers: peers})
+	}
+	return printPeers(c.env.Stdout, peers)
+}
+
+var addPeer api.AddPeerRequest
+
+func addPeerFlags(fs *flag.FlagSet) {
+	fs.StringVar(&addPeer.Id, "id", "", "the new member's id (required)")
+	fs.StringVar(&addPeer.RaftAddr, "raft-addr", "", "the new member's Raft address (required)")
+	fs.StringVar(&addPeer.ApiAddr, "api-addr", "", "the new member's API address")
+	fs.StringVar(&addPeer.HttpAddr, "http-addr", "", "the new member's HTTP address")
+}
+
+func runAddPeer(ctx context.Context, c *common, fs *flag.FlagSet, args []string) error {
+	if len(args) > 0 || addPeer.Id == "" || addPeer.RaftAddr == "" {
+		return usagef("add-peer needs -id and -raft-addr and no arguments")
+	}
+	cl, err := c.dial()
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	if err := cl.AddPeer(ctx, &addPeer); err != nil {
+		return err
+	}
+	fmt.Fprintf(c.env.Stdout, "added %s (%s)\n", addPeer.Id, addPeer.RaftAddr)
+	return nil
+}
+
+func runRemovePeer(ctx context.Context, c *common, fs *flag.FlagSet, args []string) error {
+	if len(args) != 1 {
+		return usagef("remove-peer needs exactly one member id")
+	}
+	cl, err := c.dial()
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	if err := cl.RemovePeer(ctx, args[0]); err != nil {
+		return err
+	}
+	fmt.Fprintf(c.env.Stdout, "removed %s\n", args[0])
+	return nil
+}
+
+func runTransfer(ctx context.Context, c *common, fs *flag.FlagSet, args []string) error {
+	if len(args) > 1 {
+		return usagef("transfer-leader takes at most one member id")
+	}
+	id := ""
+	if len(args) == 1 {
+		id = args[0]
+	}
+	cl, err := c.dial()
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	leader, err := cl.TransferLeadership(ctx, id)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(c.env.Stdout, "leader is now %s\n", leader)
+	return nil
+}
+
+var jobStateNames = map[api.JobState]string{
+	api.JobState_JOB_STATE_RUNNING:   "running",
+	api.JobState_JOB_STATE_SUCCEEDED: "succeeded",
+	api.JobState_JOB_STATE_FAILED:    "failed",
+	api.JobState_JOB_STATE_CANCELLED: "cancelled",
+}
+
+func when(ns int64) string {
+	if ns == 0 {
+		return "-"
+	}
+	return time.Unix(0, ns).Local().Format("2006-01-02 15:04:05")
+}
+
+func duration(j *api.Job) string {
+	if j.SubmittedUnixNano == 0 {
+		return "-"
+	}
+	end := j.EndedUnixNano
+	if end == 0 {
+		end = time.Now().UnixNano()
+	}
+	return time.Duration(end - j.SubmittedUnixNano).Round(time.Millisecond).String()
+}
+
+func runJobs(ctx context.Context, c *common, fs *flag.FlagSet, args []string) error {
+	if len(args) > 0 {
+		return usagef("jobs takes no arguments")
+	}
+	cl, err := c.dial()
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	jobs, err := cl.Jobs(ctx, !c.stale)
+	if err != nil {
+		return err
+	}
+	if c.json() {
+		return printJSON(c.env.Stdout, &api.ListJobsResponse{Jobs: jobs})
+	}
+	tw := table(c.env.Stdout)
+	fmt.Fprintln(tw, "ID\tNAME\tSTATE\tTASKS\tSUBMITTED\tDURATION\tMESSAGE")
+	for _, j := range jobs {
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%d/%d\t%s\t%s\t%s\n", j.Id, dash(j.Name), jobStateNames[j.State], j.Finished, j.Tasks, when(j.SubmittedUnixNano), duration(j), oneLine(j.Message))
+	}
+	return tw.Flush()
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func oneLine(s string) string {
+	s = strings.ReplaceAll(s, "\n", " ")
+	if len(s) > 100 {
+		s = s[:97] + "..."
+	}
+	return s
+}
+
+func jobID(args []string) (uint64, error) {
+	if len(args) != 1 {
+		return 0, usagef("needs exactly one job id")
+	}
+	id, err := strconv.ParseUint(args[0], 10, 64)
+	if err != nil {
+		return 0, usagef("job id %q is not a number", args[0])
+	}
+	return id, nil
+}
+
+func runJobStatus(ctx context.Context, c *common, fs *flag.FlagSet, args []string) error {
+	id, err := jobID(args)
+	if err != nil {
+		return err
+	}
+	cl, err := c.dial()
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	j, err := cl.Job(ctx, id, !c.stale)
+	if err != nil {
+		return err
+	}
+	if c.json() {
+		return printJSON(c.env.Stdout, j)
+	}
+	printJob(c.env.Stdout, j)
+	return nil
+}
+
+func printJob(w io.Writer, j *api.Job) {
+	fmt.Fprintf(w, "Job        %d %s\n", j.Id, j.Name)
+	fmt.Fprintf(w, "State      %s\n", jobStateNames[j.State])
+	fmt.Fprintf(w, "Tasks      %d/%d results\n", j.Finished, j.Tasks)
+	fmt.Fprintf(w, "Submitted  %s (%s)\n", when(j.SubmittedUnixNano), duration(j))
+	if j.Message != "" {
+		fmt.Fprintf(w, "Message    %s\n", j.Message)
+	}
+	if len(j.Stages) == 0 {
+		return
+	}
+	fmt.Fprintln(w)
+	tw := table(w)
+	fmt.Fprintln(tw, "STAGE\tNAME\tKIND\tSTATE\tATTEMPT\tDONE\tPARENTS")
+	for _, s := range j.Stages {
+		kind := "result"
+		if s.Map {
+			kind = fmt.Sprintf("map (shuffle %d)", s.Shuffle)
+		}
+		var parents []string
+		for _, p := range s.Parents {
+			parents = append(parents, strconv.FormatUint(p, 10))
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%d\t%d/%d\t%s\n", s.Id, s.Name, kind, s.State, s.Attempt, s.Available, s.Tasks, dash(strings.Join(parents, ",")))
+	}
+	tw.Flush()
+}
+
+func runJobCancel(ctx context.Context, c *common, fs *flag.FlagSet, args []string) error {
+	id, err := jobID(args)
+	if err != nil {
+		return err
+	}
+	cl, err := c.dial()
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	if err := cl.Cancel(ctx, id, "cancelled with batonctl"); err != nil {
+		return err
+	}
+	fmt.Fprintf(c.env.Stdout, "job %d cancelled\n", id)
+	return nil
+}
+
+func runJobRelease(ctx context.Context, c *common, fs *flag.FlagSet, args []string) error {
+	id, err := jobID(args)
+	if err != nil {
+		return err
+	}
+	cl, err := c.dial()
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	if err := cl.Release(ctx, id); err != nil {
+		return err
+	}
+	fmt.Fprintf(c.env.Stdout, "job %d released\n", id)
+	return nil
+}
+
+var submitOpts struct {
+	file string
+	wait bool
+	key  string
+}
+
+func submitFlags(fs *flag.FlagSet) {
+	fs.StringVar(&submitOpts.file, "f", "", "the plan, a JSON file (- for standard input) (required)")
+	fs.BoolVar(&submitOpts.wait, "wait", false, "wait for the job to end and print its final state")
+	fs.StringVar(&submitOpts.key, "key", "", "idempotency key (default: a fresh one)")
+}
+
+func runSubmit(ctx context.Context, c *common, fs *flag.FlagSet, args []string) error {
+	if submitOpts.file == "" || len(args) > 0 {
+		return usagef("submit needs -f plan.json and no arguments")
+	}
+	var data []byte
+	var err error
+	if submitOpts.file == "-" {
+		data, err = io.ReadAll(os.Stdin)
+	} else {
+		data, err = os.ReadFile(submitOpts.file)
+	}
+	if err != nil {
+		return err
+	}
+	p, err := plan.Parse(data)
+	if err != nil {
+		return err
+	}
+	cl, err := c.dial()
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	id, err := cl.Submit(ctx, p, client.SubmitOptions{IdempotencyKey: submitOpts.key})
+	if err != nil {
+		return err
+	}
+	if !submitOpts.wait {
+		if c.json() {
+			return printJSON(c.env.Stdout, map[string]any{"job": id})
+		}
+		fmt.Fprintf(c.env.Stdout, "job %d submitted\n", id)
+		return nil
+	}
+	j, err := cl.Wait(ctx, id, nil)
+	if err != nil {
+		return err
+	}
+	if c.json() {
+		return printJSON(c.env.Stdout, map[string]any{"job": id, "state": jobStateNames[j.State], "message": j.Message, "detail": rawJSON(j)})
+	}
+	printJob(c.env.Stdout, j)
+	if j.State != api.JobState_JOB_STATE_SUCCEEDED {
+		return fmt.Errorf("job %d %s", id, jobStateNames[j.State])
+	}
+	return nil
+}
+
+func runExecutors(ctx context.Context, c *common, fs *flag.FlagSet, args []string) error {
+	if len(args) > 0 {
+		return usagef("executors takes no arguments")
+	}
+	cl, err := c.dial()
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	execs, err := cl.Executors(ctx)
+	if err != nil {
+		return err
+	}
+	if c.json() {
+		return printJSON(c.env.Stdout, &api.ListExecutorsResponse{Executors: execs})
+	}
+	tw := table(c.env.Stdout)
+	fmt.Fprintln(tw, "ID\tADDRESS\tCORES\tALIVE\tREGISTERED\tLOST")
+	for _, e := range execs {
+		lost := "-"
+		if !e.Alive {
+			lost = fmt.Sprintf("%s (%s)", when(e.LostUnixNano), e.LostReason)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\n", e.Id, e.Addr, e.Cores, yes(e.Alive), when(e.RegisteredUnixNano), lost)
+	}
+	return tw.Flush()
+}

@@ -1,0 +1,127 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/baton-sched/baton/dag"
+	"github.com/baton-sched/baton/plan"
+	"github.com/baton-sched/baton/raftnet"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+)
+
+// forwardedKey marks a request a follower forwarded, so that it is never
+// forwarded twice (two nodes with stale views could bounce it forever).
+const forwardedKey = "baton-forwarded-by"
+
+// forwarder keeps one client connection per peer API address.
+type forwarder struct {
+	mu    sync.Mutex
+	conns map[string]*grpc.ClientConn
+}
+
+func newForwarder() *forwarder { return &forwarder{conns: map[string]*grpc.ClientConn{}} }
+
+func (f *forwarder) conn(addr string) (*grpc.ClientConn, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if cc, ok := f.conns[addr]; ok {
+		return cc, nil
+	}
+	cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return nil, err
+	}
+	f.conns[addr] = cc
+	return cc, nil
+}
+
+func (f *forwarder) close() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, cc := range f.conns {
+		cc.Close()
+	}
+	f.conns = map[string]*grpc.ClientConn{}
+}
+
+// forward runs call against the leader's API when this node is not the
+// leader; handled reports whether it did (then err is the call's). On the
+// leader it returns handled == false and the caller serves the request.
+func (s *Server) forward(ctx context.Context, call func(ctx context.Context, cc *grpc.ClientConn) error) (handled bool, err error) {
+	if s.node.IsLeader() {
+		return false, nil
+	}
+	if md, ok := metadata.FromIncomingContext(ctx); ok && len(md.Get(forwardedKey)) > 0 {
+		return true, status.Errorf(codes.Unavailable, "node %s is not the leader (the request was already forwarded once); retry", s.cfg.ID)
+	}
+	cc, err := s.leaderConn()
+	if err != nil {
+		return true, err
+	}
+	ctx = metadata.AppendToOutgoingContext(ctx, forwardedKey, s.cfg.ID)
+	return true, call(ctx, cc)
+}
+
+// leaderConn returns a connection to the leader's API.
+func (s *Server) leaderConn() (*grpc.ClientConn, error) {
+	id, _ := s.node.Leader()
+	if id == "" {
+		return nil, status.Error(codes.Unavailable, "no leader is known (an election may be under way, or the quorum is lost); retry")
+	}
+	m, ok := s.fsm.Member(id)
+	if !ok || m.APIAddr == "" {
+		return nil, status.Errorf(codes.Unavailable, "the leader %s has not published its API address yet; retry", id)
+	}
+	return s.fwd.conn(m.APIAddr)
+}
+
+// rpcError turns an error into a gRPC status error with the right code.
+func rpcError(err error) error {
+	if err == nil {
+		return nil
+	}
+	if _, ok := status.FromError(err); ok {
+		return err
+	}
+	var pe *plan.Error
+	switch {
+	case errors.Is(err, raftnet.ErrNotLeader), errors.Is(err, raftnet.ErrNoLeader),
+		errors.Is(err, raftnet.ErrShutdown), errors.Is(err, raftnet.ErrProposerClosed):
+		return status.Error(codes.Unavailable, err.Error()+"; retry")
+	case errors.Is(err, dag.ErrUnknownJob), errors.Is(err, dag.ErrUnknownExecutor):
+		return status.Error(codes.NotFound, err.Error())
+	case errors.Is(err, dag.ErrJobNotRunning), errors.Is(err, dag.ErrJobNotEnded):
+		return status.Error(codes.FailedPrecondition, err.Error())
+	case errors.Is(err, dag.ErrInvalidGraph), errors.Is(err, dag.ErrInvalidCommand), errors.As(err, &pe):
+		return status.Error(codes.InvalidArgument, err.Error())
+	case errors.Is(err, context.DeadlineExceeded):
+		return status.Error(codes.DeadlineExceeded, err.Error())
+	case errors.Is(err, context.Canceled):
+		return status.Error(codes.Canceled, err.Error())
+	}
+	return status.Error(codes.Internal, err.Error())
+}
+
+// propose commits scheduler commands through the leader's proposer and
+// returns the first command's result, its business error as a gRPC error.
+func (s *Server) propose(ctx context.Context, cmds ...dag.Command) (dag.Result, error) {
+	res, err := s.prop.Propose(ctx, cmds...)
+	if err != nil {
+		return dag.Result{}, rpcError(err)
+	}
+	if res[0].Err != nil {
+		return res[0], rpcError(res[0].Err)
+	}
+	return res[0], nil
+}
+
+func invalid(format string, args ...any) error {
+	return status.Error(codes.InvalidArgument, fmt.Sprintf(format, args...))
+}

@@ -1,0 +1,102 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/baton-sched/baton/api"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+)
+
+// httpHandler serves the JSON mirror of the API's read side:
+//
+//	GET /v1/status        the cluster as this node sees it
+//	GET /v1/raft/peers    the Raft configuration with each peer's report
+//	GET /v1/jobs          every retained job
+//	GET /v1/jobs/{id}     one job with its stages
+//	GET /v1/executors     the executors
+//
+// Reads come from this node's replica; ?consistent=1 on the job reads
+// makes them linearizable (served through the leader). Bodies are the API
+// messages in protojson (snake_case names, zero values included).
+func (s *Server) httpHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/status", s.httpCall(func(ctx context.Context, r *http.Request) (proto.Message, error) {
+		return s.Status(ctx, &api.StatusRequest{})
+	}))
+	mux.HandleFunc("GET /v1/raft/peers", s.httpCall(func(ctx context.Context, r *http.Request) (proto.Message, error) {
+		return s.ListPeers(ctx, &api.ListPeersRequest{})
+	}))
+	mux.HandleFunc("GET /v1/jobs", s.httpCall(func(ctx context.Context, r *http.Request) (proto.Message, error) {
+		return s.ListJobs(ctx, &api.ListJobsRequest{Linearizable: consistent(r)})
+	}))
+	mux.HandleFunc("GET /v1/jobs/{id}", s.httpCall(func(ctx context.Context, r *http.Request) (proto.Message, error) {
+		id, err := strconv.ParseUint(r.PathValue("id"), 10, 64)
+		if err != nil {
+			return nil, status.Errorf(codes.InvalidArgument, "job id %q is not a number", r.PathValue("id"))
+		}
+		return s.GetJob(ctx, &api.GetJobRequest{JobId: id, Linearizable: consistent(r)})
+	}))
+	mux.HandleFunc("GET /v1/executors", s.httpCall(func(ctx context.Context, r *http.Request) (proto.Message, error) {
+		return s.ListExecutors(ctx, &api.ListExecutorsRequest{})
+	}))
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeJSONError(w, http.StatusNotFound, "no such endpoint: "+r.URL.Path)
+	})
+	return mux
+}
+
+func consistent(r *http.Request) bool {
+	v := r.URL.Query().Get("consistent")
+	return v != "" && v != "0" && v != "false"
+}
+
+var jsonOpts = protojson.MarshalOptions{UseProtoNames: true, EmitUnpopulated: true, Indent: "  "}
+
+func (s *Server) httpCall(fn func(ctx context.Context, r *http.Request) (proto.Message, error)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
+		defer cancel()
+		msg, err := fn(ctx, r)
+		if err != nil {
+			st, _ := status.FromError(rpcError(err))
+			writeJSONError(w, httpStatus(st.Code()), st.Message())
+			return
+		}
+		b, err := jsonOpts.Marshal(msg)
+		if err != nil {
+			writeJSONError(w, http.StatusInternalServerError, err.Error())
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.Write(append(b, '\n'))
+	}
+}
+
+func writeJSONError(w http.ResponseWriter, code int, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	json.NewEncoder(w).Encode(map[string]string{"error": msg})
+}
+
+func httpStatus(c codes.Code) int {
+	switch c {
+	case codes.NotFound:
+		return http.StatusNotFound
+	case codes.InvalidArgument:
+		return http.StatusBadRequest
+	case codes.FailedPrecondition:
+		return http.StatusConflict
+	case codes.Unavailable:
+		return http.StatusServiceUnavailable
+	case codes.DeadlineExceeded:
+		return http.StatusGatewayTimeout
+	}
+	return http.StatusInternalServerError
+}

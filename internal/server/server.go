@@ -1,0 +1,345 @@
+// Package server is a scheduler node (schedd): a Raft member (raftnet)
+// replicating the scheduler state (fsm over dag), serving the gRPC API
+// (api) and the JSON HTTP API, forwarding writes that reach a follower to
+// the leader.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/baton-sched/baton/api"
+	"github.com/baton-sched/baton/dag"
+	"github.com/baton-sched/baton/fsm"
+	"github.com/baton-sched/baton/plan"
+	"github.com/baton-sched/baton/raftnet"
+	"google.golang.org/grpc"
+)
+
+// Config configures a scheduler node.
+type Config struct {
+	// ID is the node's id in the quorum. Required.
+	ID string
+	// DataDir holds the node's Raft log, stable store and snapshots.
+	// Required.
+	DataDir string
+	// RaftAddr, APIAddr (gRPC) and HTTPAddr (JSON API) are TCP listen
+	// addresses. HTTPAddr may be empty to serve no HTTP.
+	RaftAddr string
+	APIAddr  string
+	HTTPAddr string
+	// Bootstrap is the initial quorum, used only when DataDir holds no
+	// Raft state. Join lists API addresses of members to ask for
+	// admission when DataDir holds no Raft state. At most one is set;
+	// with neither, a node without state waits to be added.
+	Bootstrap []raftnet.Peer
+	Join      []string
+	// Raft tunes timeouts and snapshots; its ID, DataDir, RaftAddr,
+	// Bootstrap, FSM and Logger fields are set from this Config.
+	Raft raftnet.Options
+	// DAG is the scheduler's limits for a new quorum.
+	DAG dag.Config
+	// LeaveOnTerminate removes the node from the quorum when it shuts
+	// down (a graceful leave); by default it stays a member and rejoins
+	// when restarted.
+	LeaveOnTerminate bool
+	// Resolver lists input files for textFile sources at submission;
+	// nil rejects plans that read files.
+	Resolver plan.Resolver
+	// Functions is the set of function names plans may use; nil accepts
+	// every name.
+	Functions plan.Functions
+	Logger    *slog.Logger
+}
+
+func (c *Config) validate() error {
+	var errs []error
+	if c.ID == "" {
+		errs = append(errs, errors.New("no node id (-id)"))
+	}
+	if c.DataDir == "" {
+		errs = append(errs, errors.New("no data directory (-data-dir)"))
+	}
+	if c.RaftAddr == "" {
+		errs = append(errs, errors.New("no raft address (-raft-addr)"))
+	}
+	if c.APIAddr == "" {
+		errs = append(errs, errors.New("no API address (-api-addr)"))
+	}
+	if len(c.Bootstrap) > 0 && len(c.Join) > 0 {
+		errs = append(errs, errors.New("bootstrap and join are exclusive"))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("server: %w", err)
+	}
+	return nil
+}
+
+// Server is a running scheduler node.
+type Server struct {
+	cfg  Config
+	log  *slog.Logger
+	fsm  *fsm.FSM
+	node *raftnet.Node
+	prop *raftnet.Proposer
+	fwd  *forwarder
+
+	grpc   *grpc.Server
+	apiLn  net.Listener
+	http   *http.Server
+	httpLn net.Listener
+
+	api.UnimplementedSchedulerServer
+	api.UnimplementedOperatorServer
+
+	stop     chan struct{}
+	stopOnce sync.Once
+	wg       sync.WaitGroup
+}
+
+// New starts a node: it opens its listeners (failing clearly if an
+// address is in use), its Raft node, and serves. Close stops it.
+func New(cfg Config) (*Server, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	s := &Server{cfg: cfg, log: cfg.Logger.With("node", cfg.ID), stop: make(chan struct{})}
+	var err error
+	if s.apiLn, err = net.Listen("tcp", cfg.APIAddr); err != nil {
+		return nil, fmt.Errorf("server: API listener: %w", err)
+	}
+	if cfg.HTTPAddr != "" {
+		if s.httpLn, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
+			s.apiLn.Close()
+			return nil, fmt.Errorf("server: HTTP listener: %w", err)
+		}
+	}
+	s.fsm = fsm.New(fsm.Options{Config: cfg.DAG, Logger: s.log})
+	ropts := cfg.Raft
+	ropts.ID, ropts.DataDir, ropts.RaftAddr, ropts.Bootstrap = cfg.ID, cfg.DataDir, cfg.RaftAddr, cfg.Bootstrap
+	ropts.FSM, ropts.Logger = s.fsm, s.log.With("component", "raft")
+	if s.node, err = raftnet.Open(ropts); err != nil {
+		s.apiLn.Close()
+		if s.httpLn != nil {
+			s.httpLn.Close()
+		}
+		return nil, fmt.Errorf("server: %w", err)
+	}
+	s.prop = raftnet.NewProposer(s.node, raftnet.ProposerOptions{})
+	s.fwd = newForwarder()
+
+	s.grpc = grpc.NewServer()
+	api.RegisterSchedulerServer(s.grpc, s)
+	api.RegisterOperatorServer(s.grpc, s)
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		if err := s.grpc.Serve(s.apiLn); err != nil {
+			s.log.Error("gRPC server stopped", "err", err)
+		}
+	}()
+	if s.httpLn != nil {
+		s.http = &http.Server{Handler: s.httpHandler(), ReadHeaderTimeout: 10 * time.Second}
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			if err := s.http.Serve(s.httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				s.log.Error("HTTP server stopped", "err", err)
+			}
+		}()
+	}
+	s.wg.Add(2)
+	go s.leaderLoop()
+	go s.membershipLoop()
+	s.log.Info("scheduler node started", "raft", s.node.Addr(), "api", s.APIAddr(), "http", s.HTTPAddr())
+	return s, nil
+}
+
+// APIAddr returns the gRPC listener's address.
+func (s *Server) APIAddr() string { return s.apiLn.Addr().String() }
+
+// HTTPAddr returns the HTTP listener's address, or "".
+func (s *Server) HTTPAddr() string {
+	if s.httpLn == nil {
+		return ""
+	}
+	return s.httpLn.Addr().String()
+}
+
+// RaftAddr returns the Raft address.
+func (s *Server) RaftAddr() string { return s.node.Addr() }
+
+// Node returns the Raft node.
+func (s *Server) Node() *raftnet.Node { return s.node }
+
+// FSM returns the replicated state.
+func (s *Server) FSM() *fsm.FSM { return s.fsm }
+
+// Close stops the node gracefully: it leaves the quorum if configured to,
+// stops serving (letting calls in progress finish until ctx ends), hands
+// leadership to a follower if it leads, and closes its stores.
+func (s *Server) Close(ctx context.Context) error {
+	var err error
+	s.stopOnce.Do(func() {
+		if s.cfg.LeaveOnTerminate {
+			if lerr := s.leave(ctx); lerr != nil {
+				s.log.Warn("could not leave the quorum", "err", lerr)
+			}
+		}
+		close(s.stop)
+		if s.http != nil {
+			s.http.Shutdown(ctx)
+		}
+		stopped := make(chan struct{})
+		go func() { s.grpc.GracefulStop(); close(stopped) }()
+		select {
+		case <-stopped:
+		case <-ctx.Done():
+			s.grpc.Stop()
+		}
+		s.prop.Close()
+		err = s.node.Shutdown()
+		s.wg.Wait()
+		s.fwd.close()
+		s.log.Info("scheduler node stopped")
+	})
+	return err
+}
+
+// leave removes this node from the quorum through the leader.
+func (s *Server) leave(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if s.node.IsLeader() {
+		if err := s.node.TransferLeadership(""); err != nil {
+			return err
+		}
+		if _, err := s.node.WaitLeader(ctx); err != nil {
+			return err
+		}
+	}
+	for {
+		_, err := s.RemovePeer(ctx, &api.RemovePeerRequest{Id: s.cfg.ID})
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// leaderLoop does what a new leader must: wait until its log is applied,
+// then publish its API addresses in the member table so followers can
+// forward to it.
+func (s *Server) leaderLoop() {
+	defer s.wg.Done()
+	ch, cancel := s.node.Subscribe()
+	defer cancel()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case leader := <-ch:
+			if !leader {
+				s.log.Info("lost leadership")
+				continue
+			}
+			s.log.Info("won leadership", "term", s.node.Status().Term)
+			if err := s.node.Barrier(10 * time.Second); err != nil {
+				s.log.Warn("barrier after election failed", "err", err)
+				continue
+			}
+			if err := s.publishSelf(); err != nil {
+				s.log.Warn("could not publish own addresses", "err", err)
+			}
+		}
+	}
+}
+
+func (s *Server) self() fsm.Member {
+	return fsm.Member{ID: s.cfg.ID, RaftAddr: s.node.Addr(), APIAddr: s.APIAddr(), HTTPAddr: s.HTTPAddr()}
+}
+
+func (s *Server) publishSelf() error {
+	me := s.self()
+	if m, ok := s.fsm.Member(me.ID); ok && m == me {
+		return nil
+	}
+	return s.applyMember(me)
+}
+
+func (s *Server) applyMember(m fsm.Member) error {
+	data, err := fsm.EncodeMember(time.Now().UnixNano(), m)
+	if err != nil {
+		return err
+	}
+	_, err = s.node.Apply(data, 5*time.Second)
+	return err
+}
+
+// membershipLoop joins the quorum when the node has no state and Join is
+// set, then makes sure the member table holds this node's addresses.
+func (s *Server) membershipLoop() {
+	defer s.wg.Done()
+	t := time.NewTicker(250 * time.Millisecond)
+	defer t.Stop()
+	joined := false
+	for {
+		if !joined {
+			servers, err := s.node.Servers()
+			joined = err == nil && len(servers) > 0
+			if !joined && len(s.cfg.Join) > 0 {
+				joined = s.join()
+			}
+		}
+		if joined {
+			if m, ok := s.fsm.Member(s.cfg.ID); ok && m == s.self() {
+				return
+			}
+			me := s.self()
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			_, err := s.RegisterMember(ctx, &api.RegisterMemberRequest{Id: me.ID, RaftAddr: me.RaftAddr, ApiAddr: me.APIAddr, HttpAddr: me.HTTPAddr})
+			cancel()
+			if err != nil {
+				s.log.Debug("registering own addresses", "err", err)
+			}
+		}
+		select {
+		case <-s.stop:
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// join asks the members listed in Join to add this node.
+func (s *Server) join() bool {
+	me := s.self()
+	for _, addr := range s.cfg.Join {
+		cc, err := s.fwd.conn(addr)
+		if err != nil {
+			continue
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_, err = api.NewOperatorClient(cc).AddPeer(ctx, &api.AddPeerRequest{Id: me.ID, RaftAddr: me.RaftAddr, ApiAddr: me.APIAddr, HttpAddr: me.HTTPAddr})
+		cancel()
+		if err == nil {
+			s.log.Info("joined the quorum", "via", addr)
+			return true
+		}
+		s.log.Warn("join failed", "via", addr, "err", err)
+	}
+	return false
+}
