@@ -142,7 +142,9 @@ func TestQuorumElectsReplicatesAndSurvivesLeaderLoss(t *testing.T) {
 	// Restart the killed node from its data directory (no bootstrap
 	// flags needed): it catches up (by snapshot: the log was compacted).
 	c.start(li, nil)
-	waitApplied(t, c.nodes[li], next.Raft().AppliedIndex())
+	for _, nd := range c.nodes {
+		waitApplied(t, nd, next.Raft().AppliedIndex())
+	}
 	for i, f := range c.fsms {
 		if got := executors(f); got != 300 {
 			t.Errorf("node %d has %d executors, want 300", i, got)
