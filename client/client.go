@@ -24,6 +24,7 @@ import (
 	"github.com/baton-sched/baton/api"
 	"github.com/baton-sched/baton/plan"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
@@ -36,6 +37,14 @@ type Options struct {
 	// RetryFor is how long a call keeps trying members while they are
 	// unavailable (no leader, member down). Default 30s.
 	RetryFor time.Duration
+}
+
+// connectParams reconnects quickly to a member that comes back: a
+// restarted member is usable again within a second, not after gRPC's
+// default backoff of up to two minutes.
+var connectParams = grpc.ConnectParams{
+	Backoff:           backoff.Config{BaseDelay: 50 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: time.Second},
+	MinConnectTimeout: 2 * time.Second,
 }
 
 // Client talks to a Baton quorum. It is safe for concurrent use.
@@ -70,7 +79,7 @@ func Dial(addrs []string, opts Options) (*Client, error) {
 	}
 	c := &Client{opts: opts, addrs: clean}
 	for _, a := range clean {
-		cc, err := grpc.NewClient(a, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		cc, err := grpc.NewClient(a, grpc.WithTransportCredentials(insecure.NewCredentials()), grpc.WithConnectParams(connectParams))
 		if err != nil {
 			c.Close()
 			return nil, fmt.Errorf("client: %s: %w", a, err)

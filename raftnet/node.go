@@ -238,7 +238,7 @@ func Open(opts Options) (*Node, error) {
 		lock.Close()
 		return nil, fmt.Errorf("raftnet: advertise address %q is not an address peers can reach", advertise)
 	}
-	hlog := hclog.New(&hclog.LoggerOptions{Name: "raft", Level: hclog.Info, Output: slogWriter{opts.Logger}})
+	hlog := hclog.New(&hclog.LoggerOptions{Name: "raft", Level: hclog.Info, Output: slogWriter{opts.Logger}, DisableTime: true})
 	n := &Node{opts: opts, lock: lock, subs: map[int]chan bool{}, done: make(chan struct{})}
 	n.trans = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
 		Stream:  &streamLayer{Listener: ln, advertise: adv},
@@ -615,11 +615,22 @@ func (s *streamLayer) Dial(addr raft.ServerAddress, timeout time.Duration) (net.
 	return net.DialTimeout("tcp", string(addr), timeout)
 }
 
-// slogWriter turns hclog's lines into slog records at info level.
+// slogWriter turns hclog's lines ("[WARN]  raft: message: k=v") into slog
+// records at the same level.
 type slogWriter struct{ l *slog.Logger }
 
 func (w slogWriter) Write(p []byte) (int, error) {
-	w.l.Info(strings.TrimRight(string(p), "\n"))
+	line := strings.TrimSpace(string(p))
+	level := slog.LevelInfo
+	for prefix, l := range map[string]slog.Level{"[ERROR]": slog.LevelError, "[WARN]": slog.LevelWarn, "[INFO]": slog.LevelInfo, "[DEBUG]": slog.LevelDebug, "[TRACE]": slog.LevelDebug} {
+		if strings.HasPrefix(line, prefix) {
+			level = l
+			line = strings.TrimSpace(strings.TrimPrefix(line, prefix))
+			break
+		}
+	}
+	line = strings.TrimPrefix(line, "raft: ")
+	w.l.Log(context.Background(), level, line)
 	return len(p), nil
 }
 

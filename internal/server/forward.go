@@ -5,11 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/baton-sched/baton/dag"
 	"github.com/baton-sched/baton/plan"
 	"github.com/baton-sched/baton/raftnet"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
@@ -19,6 +21,12 @@ import (
 // forwardedKey marks a request a follower forwarded, so that it is never
 // forwarded twice (two nodes with stale views could bounce it forever).
 const forwardedKey = "baton-forwarded-by"
+
+// connectParams reconnects quickly to a peer that comes back.
+var connectParams = grpc.ConnectParams{
+	Backoff:           backoff.Config{BaseDelay: 50 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: time.Second},
+	MinConnectTimeout: 2 * time.Second,
+}
 
 // forwarder keeps one client connection per peer API address.
 type forwarder struct {
@@ -34,7 +42,7 @@ func (f *forwarder) conn(addr string) (*grpc.ClientConn, error) {
 	if cc, ok := f.conns[addr]; ok {
 		return cc, nil
 	}
-	cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()), grpc.WithConnectParams(connectParams))
 	if err != nil {
 		return nil, err
 	}

@@ -1,0 +1,304 @@
+// Package e2e runs Baton's real binaries as separate processes on loopback
+// and checks what a user would: a quorum that elects a leader, survives
+// kills, restarts from its data directories, forwards writes, changes
+// membership, and a CLI that reports it.
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/baton-sched/baton/api"
+	"github.com/baton-sched/baton/client"
+)
+
+var binDir string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "baton-e2e-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binDir = dir
+	build := exec.Command("go", "build", "-o", dir+"/", "github.com/baton-sched/baton/cmd/...")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "e2e: build:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// node is one schedd process.
+type node struct {
+	id                   string
+	dir                  string
+	raft, apiAddr, httpA string
+	cmd                  *exec.Cmd
+	log                  *os.File
+	done                 chan struct{}
+	exit                 error
+	stopping             bool // we signalled it
+}
+
+// cluster is a set of schedd processes on loopback.
+type cluster struct {
+	t     *testing.T
+	root  string
+	nodes map[string]*node
+	order []string
+	flags []string // extra flags for every node
+}
+
+func freePort(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// freePorts returns n distinct free loopback addresses (all held open
+// until all are chosen, so none repeats).
+func freePorts(t *testing.T, n int) []string {
+	t.Helper()
+	var lns []net.Listener
+	var addrs []string
+	for i := 0; i < n; i++ {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		lns = append(lns, ln)
+		addrs = append(addrs, ln.Addr().String())
+	}
+	for _, ln := range lns {
+		ln.Close()
+	}
+	return addrs
+}
+
+// newCluster starts n nodes bootstrapped together.
+func newCluster(t *testing.T, n int, flags ...string) *cluster {
+	t.Helper()
+	c := &cluster{t: t, root: t.TempDir(), nodes: map[string]*node{}, flags: flags}
+	var peers []string
+	ports := freePorts(t, 3*n)
+	for i := 0; i < n; i++ {
+		id := string(rune('a' + i))
+		nd := &node{id: id, dir: filepath.Join(c.root, id), raft: ports[3*i], apiAddr: ports[3*i+1], httpA: ports[3*i+2]}
+		c.nodes[id] = nd
+		c.order = append(c.order, id)
+		peers = append(peers, id+"="+nd.raft)
+	}
+	// Every start, first or not, passes the same -bootstrap: a node with
+	// state ignores it, as an operator restarting with the same flags
+	// expects.
+	c.flags = append(c.flags, "-bootstrap", strings.Join(peers, ","))
+	for _, id := range c.order {
+		c.start(id)
+	}
+	t.Cleanup(c.stopAll)
+	return c
+}
+
+func (c *cluster) args(nd *node, extra ...string) []string {
+	args := []string{"-id", nd.id, "-data-dir", nd.dir, "-raft-addr", nd.raft, "-api-addr", nd.apiAddr, "-http-addr", nd.httpA, "-log-level", "info"}
+	args = append(args, c.flags...)
+	return append(args, extra...)
+}
+
+// start runs a node's process (again) with its usual flags plus extra.
+func (c *cluster) start(id string, extra ...string) {
+	c.t.Helper()
+	nd := c.nodes[id]
+	logf, err := os.OpenFile(filepath.Join(c.root, id+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	cmd := exec.Command(filepath.Join(binDir, "schedd"), c.args(nd, extra...)...)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		c.t.Fatal(err)
+	}
+	nd.cmd, nd.log, nd.done, nd.stopping = cmd, logf, make(chan struct{}), false
+	go func() {
+		nd.exit = cmd.Wait()
+		logf.Close()
+		close(nd.done)
+	}()
+}
+
+// checkAlive fails the test when a node that should run has exited.
+func (c *cluster) checkAlive() {
+	c.t.Helper()
+	for _, id := range c.order {
+		nd := c.nodes[id]
+		if nd.cmd == nil || nd.stopping {
+			continue
+		}
+		select {
+		case <-nd.done:
+			b, _ := os.ReadFile(filepath.Join(c.root, id+".log"))
+			lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+			c.t.Fatalf("node %s exited unexpectedly (%v):\n%s", id, nd.exit, strings.Join(lines[max(0, len(lines)-5):], "\n"))
+		default:
+		}
+	}
+}
+
+func (c *cluster) signal(id string, sig syscall.Signal) {
+	c.t.Helper()
+	nd := c.nodes[id]
+	if nd.cmd == nil {
+		return
+	}
+	nd.stopping = true
+	nd.cmd.Process.Signal(sig)
+	select {
+	case <-nd.done:
+	case <-time.After(20 * time.Second):
+		c.t.Fatalf("node %s did not exit after %s", id, sig)
+	}
+	nd.cmd = nil
+}
+
+func (c *cluster) kill(id string) { c.signal(id, syscall.SIGKILL) }
+func (c *cluster) term(id string) { c.signal(id, syscall.SIGTERM) }
+
+func (c *cluster) stopAll() {
+	for _, id := range c.order {
+		if nd := c.nodes[id]; nd.cmd != nil {
+			nd.cmd.Process.Kill()
+			<-nd.done
+			nd.cmd = nil
+		}
+	}
+	if c.t.Failed() {
+		for _, id := range c.order {
+			b, _ := os.ReadFile(filepath.Join(c.root, id+".log"))
+			lines := strings.Split(string(b), "\n")
+			c.t.Logf("--- last lines of node %s's log:\n%s", id, strings.Join(lines[max(0, len(lines)-25):], "\n"))
+		}
+	}
+}
+
+// client returns a client for the given nodes (all when none given).
+func (c *cluster) client(ids ...string) *client.Client {
+	c.t.Helper()
+	if len(ids) == 0 {
+		ids = c.order
+	}
+	var addrs []string
+	for _, id := range ids {
+		addrs = append(addrs, c.nodes[id].apiAddr)
+	}
+	cl, err := client.Dial(addrs, client.Options{RetryFor: 20 * time.Second})
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	c.t.Cleanup(func() { cl.Close() })
+	return cl
+}
+
+// nodeStatus asks one node for its own Raft status.
+func (c *cluster) nodeStatus(id string) (*api.NodeStatus, error) {
+	cl, err := client.Dial([]string{c.nodes[id].apiAddr}, client.Options{RetryFor: time.Millisecond, CallTimeout: 300 * time.Millisecond})
+	if err != nil {
+		return nil, err
+	}
+	defer cl.Close()
+	st, err := cl.Status(context.Background())
+	if err != nil {
+		return nil, err
+	}
+	return st.Node, nil
+}
+
+// waitLeader polls the live nodes until one of them (other than not)
+// reports itself leader, and returns it and how long that took.
+func (c *cluster) waitLeader(not string) (string, time.Duration) {
+	c.t.Helper()
+	start := time.Now()
+	deadline := start.Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		c.checkAlive()
+		for _, id := range c.order {
+			if id == not || c.nodes[id].cmd == nil {
+				continue
+			}
+			if st, err := c.nodeStatus(id); err == nil && st.State == "Leader" {
+				return id, time.Since(start)
+			}
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	c.t.Fatalf("no leader among the live nodes within 20s")
+	return "", 0
+}
+
+// waitFor polls cond until it holds or 20s pass.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// batonctl runs the CLI and returns its stdout, stderr and exit code.
+func batonctl(t *testing.T, args ...string) (string, string, int) {
+	t.Helper()
+	cmd := exec.Command(filepath.Join(binDir, "batonctl"), args...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return out.String(), errb.String(), code
+}
+
+// schedd runs schedd expecting it to exit by itself.
+func schedd(t *testing.T, args ...string) (string, int) {
+	t.Helper()
+	cmd := exec.Command(filepath.Join(binDir, "schedd"), args...)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if ee, ok := err.(*exec.ExitError); ok {
+			return out.String(), ee.ExitCode()
+		}
+		return out.String(), 0
+	case <-time.After(10 * time.Second):
+		cmd.Process.Kill()
+		t.Fatalf("schedd %v did not exit: %s", args, out.String())
+		return "", -1
+	}
+}
