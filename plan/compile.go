@@ -158,10 +158,12 @@ type Resolver interface {
 	TextFileSplits(glob string, minPartitions int) ([]Split, error)
 }
 
-// Functions says which function names executors hold; compile rejects a
-// plan naming any other. A nil Functions accepts every name.
+// Functions checks a plan's function references at compile time: the
+// function must exist, fit the operator that uses it (op is the dataset's
+// or the action's op) and accept its arguments. A nil Functions accepts
+// every reference.
 type Functions interface {
-	HasFunc(name string) bool
+	CheckFunc(op string, fn Func) error
 }
 
 // Options configure Compile.
@@ -198,7 +200,7 @@ func Compile(p *Plan, opts Options) (*Graph, error) {
 	a := p.Action
 	c.g.Action = GraphAction{Op: a.Op, N: a.N, Path: a.Path}
 	if a.Fn != nil {
-		if err := c.checkFunc("action", a.Fn); err != nil {
+		if err := c.checkFunc("action", a.Op, a.Fn); err != nil {
 			return nil, &Error{Problems: []string{err.Error()}}
 		}
 		c.g.Action.Fn = *a.Fn
@@ -238,9 +240,12 @@ type compiler struct {
 	lineage [][]byte       // node -> digest of its lineage
 }
 
-func (c *compiler) checkFunc(where string, f *Func) error {
-	if c.opts.Functions != nil && !c.opts.Functions.HasFunc(f.Name) {
-		return fmt.Errorf("%s: unknown function %q", where, f.Name)
+func (c *compiler) checkFunc(where, op string, f *Func) error {
+	if c.opts.Functions == nil {
+		return nil
+	}
+	if err := c.opts.Functions.CheckFunc(op, *f); err != nil {
+		return fmt.Errorf("%s: %w", where, err)
 	}
 	return nil
 }
@@ -307,7 +312,7 @@ func (c *compiler) compile(name string) error {
 	d := c.p.Datasets[name]
 	var fn Func
 	if d.Fn != nil {
-		if err := c.checkFunc(fmt.Sprintf("dataset %q", name), d.Fn); err != nil {
+		if err := c.checkFunc(fmt.Sprintf("dataset %q", name), d.Op, d.Fn); err != nil {
 			return err
 		}
 		fn = *d.Fn

@@ -3,6 +3,7 @@ package plan
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -31,7 +32,12 @@ func (fakeResolver) TextFileSplits(glob string, minPartitions int) ([]Split, err
 
 type funcSet map[string]bool
 
-func (f funcSet) HasFunc(name string) bool { return f[name] }
+func (f funcSet) CheckFunc(op string, fn Func) error {
+	if !f[fn.Name] {
+		return fmt.Errorf("unknown function %q", fn.Name)
+	}
+	return nil
+}
 
 func TestParseAndCompileWordCount(t *testing.T) {
 	p, err := Parse([]byte(wordCount))

@@ -1,0 +1,342 @@
+package ops
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/baton-sched/baton/plan"
+)
+
+// Task is one task: partition Partition of the stage that computes node
+// Node of Graph. A map task (ShuffleKey set) writes that shuffle's blocks;
+// a result task evaluates the graph's action on its partition.
+type Task struct {
+	Graph     *plan.Graph
+	Node      int
+	Partition int
+	// ShuffleKey is the shuffle a map task writes; empty for a result task.
+	ShuffleKey string
+	// Inputs are the shuffles the task reads, by key, with their map
+	// output locations.
+	Inputs  map[string]ShuffleInput
+	Context TaskContext
+}
+
+// ShuffleInput is a shuffle a task reads.
+type ShuffleInput struct {
+	ID        uint64
+	Key       string
+	Maps      int
+	Locations []MapLocation
+}
+
+// MapLocation is where one map output lives.
+type MapLocation struct {
+	Map      int
+	Executor string
+	Addr     string
+}
+
+// Fetcher reads shuffle blocks for a reducer. It calls fn with each map
+// output's block for reducer reduce, in ascending map order. A block it
+// cannot read (its executor is gone, it is missing or corrupt) makes it
+// return a *FetchFailedError.
+type Fetcher interface {
+	Fetch(ctx context.Context, in ShuffleInput, reduce int, fn func(mapIdx int, block []byte) error) error
+}
+
+// FetchFailedError is a shuffle block that could not be read: the task
+// ends with Spark's FetchFailed, which makes the scheduler recompute the
+// map output. Map is -1 when the block's location was unknown.
+type FetchFailedError struct {
+	Executor string
+	Shuffle  uint64
+	Map      int
+	Reduce   int
+	Err      error
+}
+
+func (e *FetchFailedError) Error() string {
+	return fmt.Sprintf("fetch failed: shuffle %d map %d reduce %d from executor %q: %v", e.Shuffle, e.Map, e.Reduce, e.Executor, e.Err)
+}
+
+func (e *FetchFailedError) Unwrap() error { return e.Err }
+
+// MapOutput is what a map task produced: one block of records per reducer.
+type MapOutput struct {
+	Blocks [][]byte
+	Bytes  uint64
+	// Sizes are the blocks' sizes compressed to a byte each
+	// (dag.CompressSize), or nil for more than 2000 reducers.
+	Sizes []byte
+}
+
+// Runner runs tasks with the functions of a registry, reading shuffles
+// through a Fetcher.
+type Runner struct {
+	Registry *Registry
+	Fetcher  Fetcher
+}
+
+// RunMap runs a map task.
+func (r *Runner) RunMap(ctx context.Context, t *Task) (*MapOutput, error) {
+	x, err := r.newExec(ctx, t)
+	if err != nil {
+		return nil, err
+	}
+	return x.runMap()
+}
+
+// RunResult runs a result task and returns its serialized result.
+func (r *Runner) RunResult(ctx context.Context, t *Task) ([]byte, error) {
+	x, err := r.newExec(ctx, t)
+	if err != nil {
+		return nil, err
+	}
+	return x.runResult()
+}
+
+// exec is one task's evaluation.
+type exec struct {
+	ctx   context.Context
+	r     *Runner
+	t     *Task
+	g     *plan.Graph
+	tc    *TaskContext
+	fns   map[int]any // node -> function instance
+	nodes map[int]bool
+}
+
+func (r *Runner) newExec(ctx context.Context, t *Task) (*exec, error) {
+	if t.Graph == nil || t.Node < 0 || t.Node >= len(t.Graph.Nodes) {
+		return nil, errors.New("ops: task without a valid graph node")
+	}
+	if t.Partition < 0 || t.Partition >= t.Graph.Nodes[t.Node].Partitions {
+		return nil, fmt.Errorf("ops: partition %d out of range for %d partitions", t.Partition, t.Graph.Nodes[t.Node].Partitions)
+	}
+	tc := t.Context
+	tc.Partition = t.Partition
+	tc.Ctx = ctx
+	x := &exec{ctx: ctx, r: r, t: t, g: t.Graph, tc: &tc, fns: map[int]any{}, nodes: map[int]bool{}}
+	// Instantiate the functions of the nodes this task computes.
+	for _, n := range t.Graph.NarrowClosure(t.Node) {
+		x.nodes[n] = true
+		node := &t.Graph.Nodes[n]
+		if node.Fn.Name == "" || node.Op == "reduceByKey" {
+			continue
+		}
+		inst, err := r.instantiate(node.Fn)
+		if err != nil {
+			return nil, fmt.Errorf("ops: dataset %q: %w", node.Name, err)
+		}
+		x.fns[n] = inst
+	}
+	return x, nil
+}
+
+func (r *Runner) instantiate(fn plan.Func) (any, error) {
+	f, ok := r.Registry.Lookup(fn.Name)
+	if !ok {
+		msg := fmt.Sprintf("this executor has no function %q", fn.Name)
+		if near := r.Registry.Suggest(fn.Name); len(near) > 0 {
+			msg += fmt.Sprintf(" (did you mean %v?)", near)
+		}
+		return nil, errors.New(msg)
+	}
+	return f.New(fn.Args)
+}
+
+func (r *Runner) aggregator(fn plan.Func) (*Aggregator, error) {
+	inst, err := r.instantiate(fn)
+	if err != nil {
+		return nil, err
+	}
+	agg, ok := inst.(*Aggregator)
+	if !ok {
+		return nil, fmt.Errorf("function %q is not an aggregator", fn.Name)
+	}
+	return agg, nil
+}
+
+// compute pushes the records of partition p of node to emit.
+func (x *exec) compute(node, p int, emit Emit) error {
+	if err := x.ctx.Err(); err != nil {
+		return err
+	}
+	n := &x.g.Nodes[node]
+	switch n.Op {
+	case "textFile":
+		return readTextSplit(x.ctx, n.Params, p, emit)
+	case "range":
+		return readRange(n.Params, p, n.Partitions, emit)
+	case "parallelize":
+		return readParallelize(n.Params, p, n.Partitions, emit)
+	case "map", "mapValues":
+		fn, ok := x.fns[node].(MapFunc)
+		if !ok {
+			return fmt.Errorf("ops: dataset %q: function %q is not a map function", n.Name, n.Fn.Name)
+		}
+		values := n.Op == "mapValues"
+		return x.compute(n.Deps[0].Parent, p, func(r Record) error {
+			in := r
+			if values {
+				in = Record{Value: r.Value}
+			}
+			out, err := fn(x.tc, in)
+			if err != nil {
+				return err
+			}
+			if values {
+				out = Record{Key: r.Key, HasKey: r.HasKey, Value: out.Value}
+			}
+			return emit(out)
+		})
+	case "flatMap":
+		switch fn := x.fns[node].(type) {
+		case FlatMapFunc:
+			return x.compute(n.Deps[0].Parent, p, func(r Record) error { return fn(x.tc, r, emit) })
+		case MapFunc:
+			return x.compute(n.Deps[0].Parent, p, func(r Record) error {
+				out, err := fn(x.tc, r)
+				if err != nil {
+					return err
+				}
+				return emit(out)
+			})
+		}
+		return fmt.Errorf("ops: dataset %q: function %q is not a flatMap function", n.Name, n.Fn.Name)
+	case "filter":
+		fn, ok := x.fns[node].(FilterFunc)
+		if !ok {
+			return fmt.Errorf("ops: dataset %q: function %q is not a filter", n.Name, n.Fn.Name)
+		}
+		return x.compute(n.Deps[0].Parent, p, func(r Record) error {
+			keep, err := fn(x.tc, r)
+			if err != nil || !keep {
+				return err
+			}
+			return emit(r)
+		})
+	case "mapPartitions":
+		fn, ok := x.fns[node].(PartitionFunc)
+		if !ok {
+			return fmt.Errorf("ops: dataset %q: function %q is not a partition function", n.Name, n.Fn.Name)
+		}
+		tc := *x.tc
+		tc.Partition = p
+		return fn(&tc, func(f func(Record) error) error { return x.compute(n.Deps[0].Parent, p, f) }, emit)
+	case "union":
+		for _, d := range n.Deps {
+			if p >= d.OutStart && p < d.OutStart+d.Length {
+				return x.compute(d.Parent, p-d.OutStart+d.InStart, emit)
+			}
+		}
+		return fmt.Errorf("ops: dataset %q: no input covers partition %d", n.Name, p)
+	case "reduceByKey", "groupByKey", "repartition", "distinct", "cogroup", "join":
+		return x.readShuffle(node, p, emit)
+	}
+	return fmt.Errorf("ops: dataset %q: operator %q is not supported by this executor", n.Name, n.Op)
+}
+
+// runResult evaluates the action on the task's partition.
+func (x *exec) runResult() ([]byte, error) {
+	a := x.g.Action
+	switch a.Op {
+	case "collect", "take", "first":
+		limit := int64(-1)
+		switch a.Op {
+		case "take":
+			limit = a.N
+		case "first":
+			limit = 1
+		}
+		var out []byte
+		var n int64
+		errEnough := errors.New("enough")
+		err := x.compute(x.t.Node, x.t.Partition, func(r Record) error {
+			if limit >= 0 && n >= limit {
+				return errEnough
+			}
+			out = AppendRecord(out, r)
+			n++
+			return nil
+		})
+		if err != nil && !errors.Is(err, errEnough) {
+			return nil, err
+		}
+		if out == nil {
+			out = []byte{}
+		}
+		return out, nil
+	case "count":
+		var n int64
+		if err := x.compute(x.t.Node, x.t.Partition, func(Record) error { n++; return nil }); err != nil {
+			return nil, err
+		}
+		return AppendRecord(nil, Record{Value: fmt.Appendf(nil, "%d", n)}), nil
+	case "countByKey":
+		counts := map[string]int64{}
+		var order []string
+		err := x.compute(x.t.Node, x.t.Partition, func(r Record) error {
+			if _, ok := counts[string(r.Key)]; !ok {
+				order = append(order, string(r.Key))
+			}
+			counts[string(r.Key)]++
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+		return appendSortedInts(nil, counts), nil
+	case "reduce":
+		agg, err := x.r.aggregator(a.Fn)
+		if err != nil {
+			return nil, err
+		}
+		var acc []byte
+		var iacc int64
+		have := false
+		err = x.compute(x.t.Node, x.t.Partition, func(r Record) error {
+			if agg.IsInt() {
+				v, err := agg.IntCreate(r.Value)
+				if err != nil {
+					return err
+				}
+				if have {
+					v = agg.IntMerge(iacc, v)
+				}
+				iacc, have = v, true
+				return nil
+			}
+			v, err := agg.BytesCreate(r.Value)
+			if err != nil {
+				return err
+			}
+			if have {
+				if v, err = agg.BytesMerge(acc, v); err != nil {
+					return err
+				}
+			}
+			acc, have = append(acc[:0], v...), true
+			return nil
+		})
+		if err != nil || !have {
+			return []byte{}, err
+		}
+		if agg.IsInt() {
+			acc = fmt.Appendf(nil, "%d", iacc)
+		}
+		return AppendRecord(nil, Record{Value: acc}), nil
+	}
+	return nil, fmt.Errorf("ops: action %q is not supported by this executor", a.Op)
+}
+
+// params decodes a node's parameters.
+func params(raw json.RawMessage, v any) error {
+	if err := json.Unmarshal(raw, v); err != nil {
+		return fmt.Errorf("ops: bad operator parameters: %w", err)
+	}
+	return nil
+}
