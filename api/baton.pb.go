@@ -887,8 +887,12 @@ type SubmitJobRequest struct {
 	SomePartitions bool    `protobuf:"varint,3,opt,name=some_partitions,json=somePartitions,proto3" json:"some_partitions,omitempty"`
 	Partitions     []int32 `protobuf:"varint,4,rep,packed,name=partitions,proto3" json:"partitions,omitempty"`
 	Pool           string  `protobuf:"bytes,5,opt,name=pool,proto3" json:"pool,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// Limits for this job; zero takes the quorum's defaults (schedd's
+	// -max-task-failures and -max-result-size, stamped by the leader).
+	MaxTaskFailures int32 `protobuf:"varint,6,opt,name=max_task_failures,json=maxTaskFailures,proto3" json:"max_task_failures,omitempty"`
+	MaxResultSize   int64 `protobuf:"varint,7,opt,name=max_result_size,json=maxResultSize,proto3" json:"max_result_size,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *SubmitJobRequest) Reset() {
@@ -956,9 +960,26 @@ func (x *SubmitJobRequest) GetPool() string {
 	return ""
 }
 
+func (x *SubmitJobRequest) GetMaxTaskFailures() int32 {
+	if x != nil {
+		return x.MaxTaskFailures
+	}
+	return 0
+}
+
+func (x *SubmitJobRequest) GetMaxResultSize() int64 {
+	if x != nil {
+		return x.MaxResultSize
+	}
+	return 0
+}
+
 type SubmitJobResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	JobId         uint64                 `protobuf:"varint,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	JobId uint64                 `protobuf:"varint,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	// index is the Raft log index of the write. A read carrying it as
+	// min_index on any member sees the write (read-your-writes).
+	Index         uint64 `protobuf:"varint,2,opt,name=index,proto3" json:"index,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1000,10 +1021,20 @@ func (x *SubmitJobResponse) GetJobId() uint64 {
 	return 0
 }
 
+func (x *SubmitJobResponse) GetIndex() uint64 {
+	if x != nil {
+		return x.Index
+	}
+	return 0
+}
+
 type GetJobRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	JobId         uint64                 `protobuf:"varint,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
-	Linearizable  bool                   `protobuf:"varint,2,opt,name=linearizable,proto3" json:"linearizable,omitempty"`
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	JobId        uint64                 `protobuf:"varint,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	Linearizable bool                   `protobuf:"varint,2,opt,name=linearizable,proto3" json:"linearizable,omitempty"`
+	// min_index: the answering member first waits until its replica has
+	// applied this log index (a write's index: read-your-writes).
+	MinIndex      uint64 `protobuf:"varint,3,opt,name=min_index,json=minIndex,proto3" json:"min_index,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1052,9 +1083,17 @@ func (x *GetJobRequest) GetLinearizable() bool {
 	return false
 }
 
+func (x *GetJobRequest) GetMinIndex() uint64 {
+	if x != nil {
+		return x.MinIndex
+	}
+	return 0
+}
+
 type ListJobsRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Linearizable  bool                   `protobuf:"varint,1,opt,name=linearizable,proto3" json:"linearizable,omitempty"`
+	MinIndex      uint64                 `protobuf:"varint,2,opt,name=min_index,json=minIndex,proto3" json:"min_index,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1094,6 +1133,13 @@ func (x *ListJobsRequest) GetLinearizable() bool {
 		return x.Linearizable
 	}
 	return false
+}
+
+func (x *ListJobsRequest) GetMinIndex() uint64 {
+	if x != nil {
+		return x.MinIndex
+	}
+	return 0
 }
 
 type ListJobsResponse struct {
@@ -1194,6 +1240,7 @@ func (x *CancelJobRequest) GetReason() string {
 
 type CancelJobResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
+	Index         uint64                 `protobuf:"varint,1,opt,name=index,proto3" json:"index,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1228,9 +1275,17 @@ func (*CancelJobResponse) Descriptor() ([]byte, []int) {
 	return file_api_baton_proto_rawDescGZIP(), []int{13}
 }
 
+func (x *CancelJobResponse) GetIndex() uint64 {
+	if x != nil {
+		return x.Index
+	}
+	return 0
+}
+
 type WatchJobRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	JobId         uint64                 `protobuf:"varint,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	MinIndex      uint64                 `protobuf:"varint,2,opt,name=min_index,json=minIndex,proto3" json:"min_index,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1268,6 +1323,13 @@ func (*WatchJobRequest) Descriptor() ([]byte, []int) {
 func (x *WatchJobRequest) GetJobId() uint64 {
 	if x != nil {
 		return x.JobId
+	}
+	return 0
+}
+
+func (x *WatchJobRequest) GetMinIndex() uint64 {
+	if x != nil {
+		return x.MinIndex
 	}
 	return 0
 }
@@ -1318,6 +1380,7 @@ func (x *ReleaseJobRequest) GetJobId() uint64 {
 
 type ReleaseJobResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
+	Index         uint64                 `protobuf:"varint,1,opt,name=index,proto3" json:"index,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1350,6 +1413,13 @@ func (x *ReleaseJobResponse) ProtoReflect() protoreflect.Message {
 // Deprecated: Use ReleaseJobResponse.ProtoReflect.Descriptor instead.
 func (*ReleaseJobResponse) Descriptor() ([]byte, []int) {
 	return file_api_baton_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *ReleaseJobResponse) GetIndex() uint64 {
+	if x != nil {
+		return x.Index
+	}
+	return 0
 }
 
 type CollectResultsRequest struct {
@@ -3925,7 +3995,7 @@ const file_api_baton_proto_rawDesc = "" +
 	" \x03(\x04R\aparents\x12\x18\n" +
 	"\ashuffle\x18\v \x01(\x04R\ashuffle\x12.\n" +
 	"\x13submitted_unix_nano\x18\f \x01(\x03R\x11submittedUnixNano\x12.\n" +
-	"\x13completed_unix_nano\x18\r \x01(\x03R\x11completedUnixNano\"\xbc\x01\n" +
+	"\x13completed_unix_nano\x18\r \x01(\x03R\x11completedUnixNano\"\x90\x02\n" +
 	"\x10SubmitJobRequest\x12\"\n" +
 	"\x04plan\x18\x01 \x01(\v2\x0e.baton.v1.PlanR\x04plan\x12'\n" +
 	"\x0fidempotency_key\x18\x02 \x01(\tR\x0eidempotencyKey\x12'\n" +
@@ -3933,25 +4003,33 @@ const file_api_baton_proto_rawDesc = "" +
 	"\n" +
 	"partitions\x18\x04 \x03(\x05R\n" +
 	"partitions\x12\x12\n" +
-	"\x04pool\x18\x05 \x01(\tR\x04pool\"*\n" +
+	"\x04pool\x18\x05 \x01(\tR\x04pool\x12*\n" +
+	"\x11max_task_failures\x18\x06 \x01(\x05R\x0fmaxTaskFailures\x12&\n" +
+	"\x0fmax_result_size\x18\a \x01(\x03R\rmaxResultSize\"@\n" +
 	"\x11SubmitJobResponse\x12\x15\n" +
-	"\x06job_id\x18\x01 \x01(\x04R\x05jobId\"J\n" +
+	"\x06job_id\x18\x01 \x01(\x04R\x05jobId\x12\x14\n" +
+	"\x05index\x18\x02 \x01(\x04R\x05index\"g\n" +
 	"\rGetJobRequest\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\x04R\x05jobId\x12\"\n" +
-	"\flinearizable\x18\x02 \x01(\bR\flinearizable\"5\n" +
+	"\flinearizable\x18\x02 \x01(\bR\flinearizable\x12\x1b\n" +
+	"\tmin_index\x18\x03 \x01(\x04R\bminIndex\"R\n" +
 	"\x0fListJobsRequest\x12\"\n" +
-	"\flinearizable\x18\x01 \x01(\bR\flinearizable\"5\n" +
+	"\flinearizable\x18\x01 \x01(\bR\flinearizable\x12\x1b\n" +
+	"\tmin_index\x18\x02 \x01(\x04R\bminIndex\"5\n" +
 	"\x10ListJobsResponse\x12!\n" +
 	"\x04jobs\x18\x01 \x03(\v2\r.baton.v1.JobR\x04jobs\"A\n" +
 	"\x10CancelJobRequest\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\x04R\x05jobId\x12\x16\n" +
-	"\x06reason\x18\x02 \x01(\tR\x06reason\"\x13\n" +
-	"\x11CancelJobResponse\"(\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\")\n" +
+	"\x11CancelJobResponse\x12\x14\n" +
+	"\x05index\x18\x01 \x01(\x04R\x05index\"E\n" +
 	"\x0fWatchJobRequest\x12\x15\n" +
-	"\x06job_id\x18\x01 \x01(\x04R\x05jobId\"*\n" +
+	"\x06job_id\x18\x01 \x01(\x04R\x05jobId\x12\x1b\n" +
+	"\tmin_index\x18\x02 \x01(\x04R\bminIndex\"*\n" +
 	"\x11ReleaseJobRequest\x12\x15\n" +
-	"\x06job_id\x18\x01 \x01(\x04R\x05jobId\"\x14\n" +
-	"\x12ReleaseJobResponse\".\n" +
+	"\x06job_id\x18\x01 \x01(\x04R\x05jobId\"*\n" +
+	"\x12ReleaseJobResponse\x12\x14\n" +
+	"\x05index\x18\x01 \x01(\x04R\x05index\".\n" +
 	"\x15CollectResultsRequest\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\x04R\x05jobId\"S\n" +
 	"\vResultChunk\x12\x1c\n" +

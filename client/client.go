@@ -55,6 +55,22 @@ type Client struct {
 
 	mu  sync.Mutex
 	cur int // the member that answered last
+	// index is the highest log index of this client's writes: reads ask
+	// members to have applied it, so the client reads its own writes on
+	// any member.
+	index uint64
+}
+
+func (c *Client) seen(index uint64) {
+	c.mu.Lock()
+	c.index = max(c.index, index)
+	c.mu.Unlock()
+}
+
+func (c *Client) minIndex() uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.index
 }
 
 // Dial returns a client for the members at addrs (host:port of their gRPC
@@ -98,18 +114,32 @@ func (c *Client) Close() error {
 }
 
 // retryable reports whether another member (or the same one later) may
-// succeed where this attempt failed.
-func retryable(err error) bool {
+// succeed where this attempt failed. Aborted (leadership lost while a
+// write was in flight: it may have been applied) is retried only by calls
+// that are safe to repeat.
+func retryable(err error, idempotent bool) bool {
 	switch status.Code(err) {
-	case codes.Unavailable, codes.DeadlineExceeded:
+	case codes.Unavailable:
 		return true
+	case codes.DeadlineExceeded, codes.Aborted:
+		return idempotent
 	}
 	return false
 }
 
 // call runs fn against members, starting with the last one that answered,
-// until it succeeds, fails for good, or RetryFor passes.
+// until it succeeds, fails for good, or RetryFor passes. Reads and
+// submissions (which carry an idempotency key) are idempotent; other
+// writes are not retried when their outcome is unknown.
 func (c *Client) call(ctx context.Context, fn func(ctx context.Context, cc *grpc.ClientConn) error) error {
+	return c.callx(ctx, true, fn)
+}
+
+func (c *Client) write(ctx context.Context, fn func(ctx context.Context, cc *grpc.ClientConn) error) error {
+	return c.callx(ctx, false, fn)
+}
+
+func (c *Client) callx(ctx context.Context, idempotent bool, fn func(ctx context.Context, cc *grpc.ClientConn) error) error {
 	deadline := time.Now().Add(c.opts.RetryFor)
 	backoff := 20 * time.Millisecond
 	var last error
@@ -126,7 +156,7 @@ func (c *Client) call(ctx context.Context, fn func(ctx context.Context, cc *grpc
 		if ctx.Err() != nil {
 			return gaveUp(ctx.Err(), err)
 		}
-		if !retryable(err) {
+		if !retryable(err, idempotent) {
 			return err
 		}
 		last = err
@@ -184,7 +214,7 @@ func (c *Client) Peers(ctx context.Context) ([]*api.Peer, error) {
 
 // AddPeer adds a voting member.
 func (c *Client) AddPeer(ctx context.Context, req *api.AddPeerRequest) error {
-	return c.call(ctx, func(ctx context.Context, cc *grpc.ClientConn) error {
+	return c.write(ctx, func(ctx context.Context, cc *grpc.ClientConn) error {
 		_, err := api.NewOperatorClient(cc).AddPeer(ctx, req)
 		return err
 	})
@@ -192,7 +222,7 @@ func (c *Client) AddPeer(ctx context.Context, req *api.AddPeerRequest) error {
 
 // RemovePeer removes a member.
 func (c *Client) RemovePeer(ctx context.Context, id string) error {
-	return c.call(ctx, func(ctx context.Context, cc *grpc.ClientConn) error {
+	return c.write(ctx, func(ctx context.Context, cc *grpc.ClientConn) error {
 		_, err := api.NewOperatorClient(cc).RemovePeer(ctx, &api.RemovePeerRequest{Id: id})
 		return err
 	})
@@ -202,7 +232,7 @@ func (c *Client) RemovePeer(ctx context.Context, id string) error {
 // empty) and returns the new leader.
 func (c *Client) TransferLeadership(ctx context.Context, id string) (string, error) {
 	var resp *api.TransferLeadershipResponse
-	err := c.call(ctx, func(ctx context.Context, cc *grpc.ClientConn) (err error) {
+	err := c.write(ctx, func(ctx context.Context, cc *grpc.ClientConn) (err error) {
 		resp, err = api.NewOperatorClient(cc).TransferLeadership(ctx, &api.TransferLeadershipRequest{Id: id})
 		return err
 	})
@@ -222,11 +252,16 @@ type SubmitOptions struct {
 	// its final dataset.
 	Partitions []int
 	Pool       string
+	// MaxTaskFailures and MaxResultSize override the quorum's defaults
+	// for this job.
+	MaxTaskFailures int
+	MaxResultSize   int64
 }
 
 // Submit submits a plan and returns the job id.
 func (c *Client) Submit(ctx context.Context, p *plan.Plan, opts SubmitOptions) (uint64, error) {
-	req := &api.SubmitJobRequest{Plan: api.PlanToProto(p), IdempotencyKey: opts.IdempotencyKey, Pool: opts.Pool}
+	req := &api.SubmitJobRequest{Plan: api.PlanToProto(p), IdempotencyKey: opts.IdempotencyKey, Pool: opts.Pool,
+		MaxTaskFailures: int32(opts.MaxTaskFailures), MaxResultSize: opts.MaxResultSize}
 	if req.IdempotencyKey == "" {
 		req.IdempotencyKey = NewKey()
 	}
@@ -244,6 +279,7 @@ func (c *Client) Submit(ctx context.Context, p *plan.Plan, opts SubmitOptions) (
 	if err != nil {
 		return 0, err
 	}
+	c.seen(resp.Index)
 	return resp.JobId, nil
 }
 
@@ -259,7 +295,7 @@ func NewKey() string {
 func (c *Client) Job(ctx context.Context, id uint64, linearizable bool) (*api.Job, error) {
 	var resp *api.Job
 	err := c.call(ctx, func(ctx context.Context, cc *grpc.ClientConn) (err error) {
-		resp, err = api.NewSchedulerClient(cc).GetJob(ctx, &api.GetJobRequest{JobId: id, Linearizable: linearizable})
+		resp, err = api.NewSchedulerClient(cc).GetJob(ctx, &api.GetJobRequest{JobId: id, Linearizable: linearizable, MinIndex: c.minIndex()})
 		return err
 	})
 	return resp, err
@@ -269,7 +305,7 @@ func (c *Client) Job(ctx context.Context, id uint64, linearizable bool) (*api.Jo
 func (c *Client) Jobs(ctx context.Context, linearizable bool) ([]*api.Job, error) {
 	var resp *api.ListJobsResponse
 	err := c.call(ctx, func(ctx context.Context, cc *grpc.ClientConn) (err error) {
-		resp, err = api.NewSchedulerClient(cc).ListJobs(ctx, &api.ListJobsRequest{Linearizable: linearizable})
+		resp, err = api.NewSchedulerClient(cc).ListJobs(ctx, &api.ListJobsRequest{Linearizable: linearizable, MinIndex: c.minIndex()})
 		return err
 	})
 	if err != nil {
@@ -280,16 +316,22 @@ func (c *Client) Jobs(ctx context.Context, linearizable bool) ([]*api.Job, error
 
 // Cancel cancels a running job.
 func (c *Client) Cancel(ctx context.Context, id uint64, reason string) error {
-	return c.call(ctx, func(ctx context.Context, cc *grpc.ClientConn) error {
-		_, err := api.NewSchedulerClient(cc).CancelJob(ctx, &api.CancelJobRequest{JobId: id, Reason: reason})
+	return c.write(ctx, func(ctx context.Context, cc *grpc.ClientConn) error {
+		resp, err := api.NewSchedulerClient(cc).CancelJob(ctx, &api.CancelJobRequest{JobId: id, Reason: reason})
+		if err == nil {
+			c.seen(resp.Index)
+		}
 		return err
 	})
 }
 
 // Release drops an ended job's results.
 func (c *Client) Release(ctx context.Context, id uint64) error {
-	return c.call(ctx, func(ctx context.Context, cc *grpc.ClientConn) error {
-		_, err := api.NewSchedulerClient(cc).ReleaseJob(ctx, &api.ReleaseJobRequest{JobId: id})
+	return c.write(ctx, func(ctx context.Context, cc *grpc.ClientConn) error {
+		resp, err := api.NewSchedulerClient(cc).ReleaseJob(ctx, &api.ReleaseJobRequest{JobId: id})
+		if err == nil {
+			c.seen(resp.Index)
+		}
 		return err
 	})
 }
@@ -312,13 +354,16 @@ func (c *Client) Executors(ctx context.Context) ([]*api.Executor, error) {
 // failures: when a watch breaks it resumes on another member.
 func (c *Client) Wait(ctx context.Context, id uint64, progress func(*api.Job)) (*api.Job, error) {
 	var final *api.Job
-	err := c.stream(ctx, func(ctx context.Context, cc *grpc.ClientConn) error {
-		st, err := api.NewSchedulerClient(cc).WatchJob(ctx, &api.WatchJobRequest{JobId: id})
+	err := c.stream(ctx, func(ctx context.Context, cc *grpc.ClientConn, moved func()) error {
+		st, err := api.NewSchedulerClient(cc).WatchJob(ctx, &api.WatchJobRequest{JobId: id, MinIndex: c.minIndex()})
 		if err != nil {
 			return err
 		}
 		for {
 			j, err := st.Recv()
+			if err == nil {
+				moved()
+			}
 			if err == io.EOF {
 				if final != nil && final.State != api.JobState_JOB_STATE_RUNNING {
 					return nil
@@ -338,23 +383,23 @@ func (c *Client) Wait(ctx context.Context, id uint64, progress func(*api.Job)) (
 }
 
 // stream is call for streaming calls: no per-attempt timeout, and a
-// stream that breaks after progress starts over without using up the
-// retry budget.
-func (c *Client) stream(ctx context.Context, fn func(ctx context.Context, cc *grpc.ClientConn) error) error {
+// stream that breaks after it made progress (fn called progress) starts
+// over without using up the retry budget.
+func (c *Client) stream(ctx context.Context, fn func(ctx context.Context, cc *grpc.ClientConn, progress func()) error) error {
 	deadline := time.Now().Add(c.opts.RetryFor)
 	for {
 		c.mu.Lock()
 		i := c.cur
 		c.mu.Unlock()
-		start := time.Now()
-		err := fn(ctx, c.conns[i])
+		progressed := false
+		err := fn(ctx, c.conns[i], func() { progressed = true })
 		if err == nil {
 			return nil
 		}
 		if ctx.Err() != nil {
-			return ctx.Err()
+			return gaveUp(ctx.Err(), err)
 		}
-		if !retryable(err) && status.Code(err) != codes.Canceled && status.Code(err) != codes.Unknown {
+		if !retryable(err, true) && status.Code(err) != codes.Canceled && status.Code(err) != codes.Unknown {
 			return err
 		}
 		c.mu.Lock()
@@ -362,7 +407,7 @@ func (c *Client) stream(ctx context.Context, fn func(ctx context.Context, cc *gr
 			c.cur = (i + 1) % len(c.conns)
 		}
 		c.mu.Unlock()
-		if time.Since(start) > time.Second {
+		if progressed {
 			deadline = time.Now().Add(c.opts.RetryFor)
 		}
 		if time.Now().After(deadline) {

@@ -25,7 +25,7 @@ import (
 //	config [max-task-failures=N] [max-stage-attempts=N] [max-result-size=N] [retained-jobs=N]
 //	    start over with an empty state and these limits
 //	executor add id=E [cores=N] | executor lose id=E [reason=...]
-//	submit [key=K] [partitions=(0,1)] [pool=P] [time=T]
+//	submit [key=K] [partitions=(0,1)] [pool=P] [max-task-failures=N] [max-result-size=N]
 //	    input: the graph, one node a line, parents before children:
 //	      NAME: source p=N
 //	      NAME: map PARENT
@@ -131,6 +131,8 @@ func (sc *scenario) run(t *testing.T, d *datadriven.TestData) string {
 		c := &SubmitJob{Time: sc.time, Graph: g}
 		d.MaybeScanArgs(t, "key", &c.Key)
 		d.MaybeScanArgs(t, "pool", &c.Pool)
+		d.MaybeScanArgs(t, "max-task-failures", &c.MaxTaskFailures)
+		d.MaybeScanArgs(t, "max-result-size", &c.MaxResultSize)
 		if d.HasArg("partitions") {
 			c.Partitions = []int{}
 			d.ScanArgs(t, "partitions", &c.Partitions)

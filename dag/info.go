@@ -24,6 +24,9 @@ type JobInfo struct {
 	Stages      []StageID // the stages the job needs, while it holds them
 	Graph       *plan.Graph
 	Partitions  []int // nil: all partitions of the output node
+	// The job's effective limits.
+	MaxTaskFailures int
+	MaxResultSize   int64
 }
 
 // StageState says where a stage is in the scheduler.
@@ -106,7 +109,9 @@ func (s *State) Job(id JobID) (JobInfo, bool) {
 		ID: j.id, Name: j.name, Key: j.key, Pool: j.pool, Status: j.status, Message: j.msg,
 		Tasks: j.nTasks, Finished: j.numFinished, ResultBytes: j.resultBytes, Released: j.released,
 		Submitted: j.submitted, Ended: j.ended, FinalStage: j.final, Graph: j.graph,
-		Partitions: append([]int(nil), j.parts...),
+		Partitions:      append([]int(nil), j.parts...),
+		MaxTaskFailures: s.jobMaxTaskFailures(j),
+		MaxResultSize:   s.jobMaxResultSize(j),
 	}
 	for _, sid := range j.stages {
 		info.Stages = append(info.Stages, StageID(sid))

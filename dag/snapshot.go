@@ -19,7 +19,7 @@ import (
 // once and referenced by index.
 const (
 	snapshotMagic   = "BATONDAG"
-	snapshotVersion = 1
+	snapshotVersion = 2
 )
 
 // ErrCorruptSnapshot is returned by Unmarshal for bytes that are not a
@@ -235,6 +235,8 @@ func (s *State) AppendBinary(buf []byte) ([]byte, error) {
 		e.bool(j.released)
 		e.int(j.submitted)
 		e.int(j.ended)
+		e.uint(uint64(j.maxTaskFailures))
+		e.int(j.maxResultSize)
 	}
 
 	keys := make([]string, 0, len(s.idem))
@@ -418,6 +420,8 @@ func Unmarshal(data []byte) (*State, error) {
 		j.released = d.bool()
 		j.submitted = d.int()
 		j.ended = d.int()
+		j.maxTaskFailures = d.int32()
+		j.maxResultSize = d.int()
 		s.jobs[j.id] = j
 		s.jobOrder = append(s.jobOrder, j.id)
 	}

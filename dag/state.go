@@ -66,6 +66,23 @@ type job struct {
 	released  bool
 	submitted int64
 	ended     int64
+
+	maxTaskFailures int   // 0: the state's
+	maxResultSize   int64 // 0: the state's; < 0: no limit
+}
+
+func (s *State) jobMaxTaskFailures(j *job) int {
+	if j != nil && j.maxTaskFailures > 0 {
+		return j.maxTaskFailures
+	}
+	return s.cfg.MaxTaskFailures
+}
+
+func (s *State) jobMaxResultSize(j *job) int64 {
+	if j != nil && j.maxResultSize != 0 {
+		return j.maxResultSize
+	}
+	return s.cfg.MaxResultSize
 }
 
 // partition returns the output node partition of output index i.

@@ -30,6 +30,9 @@ func (s *State) submitJob(c *SubmitJob) Result {
 		graph:     g,
 		status:    JobRunning,
 		submitted: c.Time,
+
+		maxTaskFailures: max(c.MaxTaskFailures, 0),
+		maxResultSize:   c.MaxResultSize,
 	}
 	outParts := g.Nodes[g.Output].Partitions
 	if c.Partitions == nil || len(c.Partitions) == outParts {

@@ -164,7 +164,7 @@ func (s *State) resultTaskSucceeded(st *stage, idx int, c *TaskEnded) Result {
 		size = int64(len(c.Result))
 	}
 	// canFetchMoreResults: the job's results must fit in MaxResultSize.
-	if max := s.cfg.MaxResultSize; max > 0 && j.resultBytes+size > max {
+	if max := s.jobMaxResultSize(j); max > 0 && j.resultBytes+size > max {
 		msg := fmt.Sprintf("Total size of serialized results of %d tasks (%s) is bigger than maxResultSize (%s)",
 			j.resultCount+1, bytesString(j.resultBytes+size), bytesString(max))
 		if st.pending.has(idx) {
@@ -220,7 +220,11 @@ func (s *State) taskFailed(st *stage, idx int, c *TaskEnded) Result {
 	if st.fails[idx] < 0xffff {
 		st.fails[idx]++
 	}
-	if int(st.fails[idx]) >= s.cfg.MaxTaskFailures {
+	var limitJob *job
+	if jid, ok := s.activeJob(st); ok {
+		limitJob = s.jobs[jid]
+	}
+	if int(st.fails[idx]) >= s.jobMaxTaskFailures(limitJob) {
 		reason := c.Message
 		if reason == "" {
 			reason = c.Reason.String()

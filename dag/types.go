@@ -99,6 +99,12 @@ type SubmitJob struct {
 	Key string
 	// Pool is the fair-scheduler pool (empty: the default pool).
 	Pool string
+	// MaxTaskFailures and MaxResultSize override the state's limits for
+	// this job (Spark's per-application spark.task.maxFailures and
+	// spark.driver.maxResultSize); zero keeps the state's. A negative
+	// MaxResultSize means no limit.
+	MaxTaskFailures int
+	MaxResultSize   int64
 }
 
 // TaskEnded records the end of a task attempt (a status update that is

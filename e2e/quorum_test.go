@@ -90,7 +90,13 @@ func TestQuorumFailoverAndRecovery(t *testing.T) {
 			follower = id
 		}
 	}
-	submit(t, c.client(follower), "via-follower")
+	// The same client reads its own write at once on the follower
+	// (read-your-writes: reads carry the write's log index).
+	fc := c.client(follower)
+	id := submit(t, fc, "via-follower")
+	if j, err := fc.Job(context.Background(), id, false); err != nil || j.Name != "via-follower" {
+		t.Fatalf("reading the job just submitted through the follower: %v %v", j, err)
+	}
 	c.waitJobs(follower, "before-kill", "via-follower")
 
 	// The killed node restarts from its data directory with the flags it

@@ -54,7 +54,8 @@ func encodeCommand(c dag.Command) (*fsmpb.Command, error) {
 		if err != nil {
 			return nil, fmt.Errorf("fsm: encode graph: %w", err)
 		}
-		sj := &fsmpb.SubmitJob{Graph: g, AllPartitions: c.Partitions == nil, Key: c.Key, Pool: c.Pool}
+		sj := &fsmpb.SubmitJob{Graph: g, AllPartitions: c.Partitions == nil, Key: c.Key, Pool: c.Pool,
+			MaxTaskFailures: int32(c.MaxTaskFailures), MaxResultSize: c.MaxResultSize}
 		for _, p := range c.Partitions {
 			sj.Partitions = append(sj.Partitions, int32(p))
 		}
@@ -198,7 +199,7 @@ func decodeCommand(pc *fsmpb.Command, now int64) (dag.Command, error) {
 		if err := json.Unmarshal(m.Graph, g); err != nil {
 			return nil, fmt.Errorf("graph: %w", err)
 		}
-		c := &dag.SubmitJob{Time: now, Graph: g, Key: m.Key, Pool: m.Pool}
+		c := &dag.SubmitJob{Time: now, Graph: g, Key: m.Key, Pool: m.Pool, MaxTaskFailures: int(m.MaxTaskFailures), MaxResultSize: m.MaxResultSize}
 		if !m.AllPartitions {
 			c.Partitions = make([]int, len(m.Partitions))
 			for i, x := range m.Partitions {

@@ -1,6 +1,7 @@
 package fsm
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"log/slog"
@@ -147,6 +148,22 @@ func (f *FSM) Applied() (index, term uint64) {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
 	return f.applied, f.term
+}
+
+// WaitApplied waits until the entry at index has been applied here.
+func (f *FSM) WaitApplied(ctx context.Context, index uint64) error {
+	for {
+		ch := f.Changed()
+		if applied, _ := f.Applied(); applied >= index {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			applied, _ := f.Applied()
+			return fmt.Errorf("fsm: waiting for index %d (applied %d): %w", index, applied, ctx.Err())
+		}
+	}
 }
 
 // Changed returns a channel that is closed at the next change of the

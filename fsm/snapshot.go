@@ -24,7 +24,7 @@ import (
 //	uint32 crc32c         of everything before it, big-endian
 const (
 	snapshotMagic   = "BATONFSM"
-	snapshotVersion = 1
+	snapshotVersion = 2
 )
 
 // ErrCorruptSnapshot is a snapshot that cannot be restored.

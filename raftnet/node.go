@@ -30,6 +30,9 @@ var (
 	ErrNoLeader = errors.New("raftnet: no leader")
 	// ErrShutdown: the node is shut down.
 	ErrShutdown = errors.New("raftnet: node is shut down")
+	// ErrOutcomeUnknown: leadership was lost while a write was in flight;
+	// it may or may not have been committed.
+	ErrOutcomeUnknown = errors.New("raftnet: leadership lost before the write was confirmed; it may or may not have been applied")
 )
 
 // Peer is a quorum member's id and Raft address.
@@ -196,11 +199,12 @@ type Node struct {
 
 	// Leadership changes fan out from raft's notify channel to
 	// subscribers.
-	mu     sync.Mutex
-	subs   map[int]chan bool
-	nextID int
-	done   chan struct{}
-	wg     sync.WaitGroup
+	mu       sync.Mutex
+	subs     map[int]chan bool
+	nextID   int
+	done     chan struct{}
+	wg       sync.WaitGroup
+	stopOnce sync.Once
 }
 
 // Open starts a node. If the data directory holds no Raft state and
@@ -287,12 +291,10 @@ func Open(opts Options) (*Node, error) {
 	}
 	if !existing && len(opts.Bootstrap) > 0 {
 		var servers []raft.Server
+		// Every node must bootstrap the same configuration: use the
+		// addresses exactly as listed.
 		for _, p := range opts.Bootstrap {
-			addr := raft.ServerAddress(p.Addr)
-			if p.ID == opts.ID {
-				addr = raft.ServerAddress(adv.String())
-			}
-			servers = append(servers, raft.Server{ID: raft.ServerID(p.ID), Address: addr, Suffrage: raft.Voter})
+			servers = append(servers, raft.Server{ID: raft.ServerID(p.ID), Address: raft.ServerAddress(p.Addr), Suffrage: raft.Voter})
 		}
 		if err := raft.BootstrapCluster(cfg, logs, n.store, snaps, n.trans, raft.Configuration{Servers: servers}); err != nil {
 			return fail(fmt.Errorf("raftnet: bootstrap: %w", err))
@@ -374,6 +376,9 @@ func (n *Node) Subscribe() (<-chan bool, func()) {
 	id := n.nextID
 	n.nextID++
 	ch := make(chan bool, 1)
+	if n.IsLeader() {
+		ch <- true // it may have won before subscribing
+	}
 	n.subs[id] = ch
 	return ch, func() {
 		n.mu.Lock()
@@ -435,8 +440,10 @@ func (n *Node) ApplyAsync(data []byte, timeout time.Duration) raft.ApplyFuture {
 
 func translate(err error) error {
 	switch {
-	case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrLeadershipLost),
-		errors.Is(err, raft.ErrLeadershipTransferInProgress):
+	case errors.Is(err, raft.ErrLeadershipLost):
+		return ErrOutcomeUnknown
+	case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrLeadershipTransferInProgress),
+		errors.Is(err, raft.ErrEnqueueTimeout):
 		return fmt.Errorf("%w: %v", ErrNotLeader, err)
 	case errors.Is(err, raft.ErrRaftShutdown):
 		return ErrShutdown
@@ -444,25 +451,20 @@ func translate(err error) error {
 	return fmt.Errorf("raftnet: %w", err)
 }
 
-// ReadIndex makes a linearizable read possible on the leader: it records
-// the commit index, confirms leadership with a quorum, and waits until
-// this node has applied up to that index. Reads of the local FSM after it
-// returns see every write committed before it was called.
+// ReadIndex makes a linearizable read possible on the leader: it commits
+// a barrier entry in the current term (which confirms leadership with a
+// quorum) and returns once this node's FSM has applied everything before
+// it. Reads of the local FSM after it returns see every write committed
+// before it was called. On a follower it fails with ErrNotLeader.
 func (n *Node) ReadIndex(ctx context.Context) error {
-	idx := n.raft.CommitIndex()
-	if err := n.raft.VerifyLeader().Error(); err != nil {
-		return translate(err)
+	timeout := 5 * time.Second
+	if dl, ok := ctx.Deadline(); ok {
+		timeout = time.Until(dl)
 	}
-	t := time.NewTicker(time.Millisecond)
-	defer t.Stop()
-	for n.raft.AppliedIndex() < idx {
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("raftnet: read index: %w", ctx.Err())
-		case <-t.C:
-		}
+	if timeout <= 0 {
+		return fmt.Errorf("raftnet: read index: %w", context.DeadlineExceeded)
 	}
-	return nil
+	return translate0(n.raft.Barrier(timeout).Error())
 }
 
 // Barrier waits until every entry committed before it is applied here.
@@ -576,11 +578,19 @@ func (n *Node) Status() Status {
 // so the cluster does not wait out an election timeout. The node's data
 // stays: it rejoins as it was when started again.
 func (n *Node) Shutdown() error {
-	if n.IsLeader() {
-		if servers, err := n.Servers(); err == nil && len(servers) > 1 {
-			n.raft.LeadershipTransfer().Error()
+	var err error
+	n.stopOnce.Do(func() {
+		if n.IsLeader() {
+			if servers, serr := n.Servers(); serr == nil && len(servers) > 1 {
+				n.raft.LeadershipTransfer().Error()
+			}
 		}
-	}
+		err = n.close()
+	})
+	return translate0(err)
+}
+
+func (n *Node) close() error {
 	err := n.raft.Shutdown().Error()
 	close(n.done)
 	n.wg.Wait()
@@ -589,18 +599,13 @@ func (n *Node) Shutdown() error {
 		err = cerr
 	}
 	n.lock.Close()
-	return translate0(err)
+	return err
 }
 
 // Kill stops the node abruptly, as a crash would (no leadership transfer),
 // for tests.
 func (n *Node) Kill() {
-	n.raft.Shutdown().Error()
-	close(n.done)
-	n.wg.Wait()
-	n.trans.Close()
-	n.store.Close()
-	n.lock.Close()
+	n.stopOnce.Do(func() { n.close() })
 }
 
 // streamLayer is a TCP listener with an advertised address.

@@ -279,3 +279,34 @@ func TestProposerBatchesConcurrentProposals(t *testing.T) {
 	}
 	t.Logf("%d commands in %d entries", workers*each, entries)
 }
+
+// TestProposerClose: proposals after Close fail at once, proposals racing
+// with Close are answered, and Close may be called twice.
+func TestProposerClose(t *testing.T) {
+	c := newCluster(t, 1)
+	_, leader := c.leader()
+	for i := 0; i < 20; i++ {
+		p := NewProposer(leader, ProposerOptions{})
+		var wg sync.WaitGroup
+		for w := 0; w < 8; w++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				defer cancel()
+				_, err := p.Propose(ctx, register(fmt.Sprintf("r%d", w)))
+				if err != nil && !errors.Is(err, ErrProposerClosed) {
+					t.Errorf("propose racing with close: %v", err)
+				}
+			}()
+		}
+		p.Close()
+		p.Close()
+		wg.Wait()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		if _, err := p.Propose(ctx, register("late")); !errors.Is(err, ErrProposerClosed) {
+			t.Fatalf("propose after close: %v", err)
+		}
+		cancel()
+	}
+}

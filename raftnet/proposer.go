@@ -43,6 +43,12 @@ type Proposer struct {
 	sem  chan struct{}
 	stop chan struct{}
 	wg   sync.WaitGroup
+
+	// mu orders sends on reqs before Close: Propose sends under the read
+	// lock, Close sets closed under the write lock, so after Close no
+	// proposal can slip into reqs unseen by the final drain.
+	mu     sync.RWMutex
+	closed bool
 }
 
 type proposal struct {
@@ -101,11 +107,16 @@ func (p *Proposer) ProposeIndex(ctx context.Context, cmds ...dag.Command) ([]dag
 		return nil, 0, nil
 	}
 	pr := &proposal{cmds: cmds, done: make(chan proposalResult, 1)}
+	p.mu.RLock()
+	if p.closed {
+		p.mu.RUnlock()
+		return nil, 0, ErrProposerClosed
+	}
 	select {
 	case p.reqs <- pr:
-	case <-p.stop:
-		return nil, 0, ErrProposerClosed
+		p.mu.RUnlock()
 	case <-ctx.Done():
+		p.mu.RUnlock()
 		return nil, 0, ctx.Err()
 	}
 	select {
@@ -119,6 +130,13 @@ func (p *Proposer) ProposeIndex(ctx context.Context, cmds ...dag.Command) ([]dag
 
 // Close stops the proposer; proposals in flight still complete.
 func (p *Proposer) Close() {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return
+	}
+	p.closed = true
+	p.mu.Unlock()
 	close(p.stop)
 	p.wg.Wait()
 }
@@ -235,7 +253,12 @@ func estimate(cmds []dag.Command) int {
 		case *dag.TaskEnded:
 			n += 64 + len(c.Result) + len(c.MapSizes) + len(c.Message)
 		case *dag.SubmitJob:
-			n += 4096
+			n += 1024
+			if c.Graph != nil {
+				for _, node := range c.Graph.Nodes {
+					n += 256 + len(node.Params) + len(node.Fn.Args)
+				}
+			}
 		default:
 			n += 128
 		}

@@ -80,8 +80,9 @@ func parseFlags(args []string, stderr io.Writer) (server.Config, *slog.Logger, e
 	fs.DurationVar(&cfg.Raft.SnapshotInterval, "snapshot-interval", 10*time.Second, "how often to check the snapshot threshold")
 	fs.Uint64Var(&cfg.Raft.TrailingLogs, "trailing-logs", 4096, "log entries kept after a snapshot")
 	fs.BoolVar(&cfg.LeaveOnTerminate, "leave-on-terminate", false, "leave the quorum on SIGTERM/SIGINT instead of only stopping")
-	fs.IntVar(&cfg.DAG.MaxTaskFailures, "max-task-failures", 4, "failures of one task that abort its job (a new quorum's setting)")
-	fs.Int64Var(&cfg.DAG.MaxResultSize, "max-result-size", 1<<30, "bytes of results a job may hold (a new quorum's setting)")
+	fs.IntVar(&cfg.JobDefaults.MaxTaskFailures, "max-task-failures", 4, "failures of one task that abort its job, for jobs that set none")
+	fs.Int64Var(&cfg.JobDefaults.MaxResultSize, "max-result-size", 1<<30, "bytes of results a job may hold, for jobs that set none")
+	fs.StringVar(&cfg.Raft.Advertise, "raft-advertise", "", "Raft address peers reach this node at (default: -raft-addr; needed when listening on 0.0.0.0)")
 	logFormat := fs.String("log-format", "text", "log format: text or json")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	fs.Usage = func() {

@@ -408,12 +408,14 @@ type SubmitJob struct {
 	Graph []byte `protobuf:"bytes,1,opt,name=graph,proto3" json:"graph,omitempty"`
 	// all_partitions says the job computes every partition of the output
 	// node; otherwise it computes exactly `partitions` (possibly none).
-	AllPartitions bool    `protobuf:"varint,2,opt,name=all_partitions,json=allPartitions,proto3" json:"all_partitions,omitempty"`
-	Partitions    []int32 `protobuf:"varint,3,rep,packed,name=partitions,proto3" json:"partitions,omitempty"`
-	Key           string  `protobuf:"bytes,4,opt,name=key,proto3" json:"key,omitempty"`
-	Pool          string  `protobuf:"bytes,5,opt,name=pool,proto3" json:"pool,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	AllPartitions   bool    `protobuf:"varint,2,opt,name=all_partitions,json=allPartitions,proto3" json:"all_partitions,omitempty"`
+	Partitions      []int32 `protobuf:"varint,3,rep,packed,name=partitions,proto3" json:"partitions,omitempty"`
+	Key             string  `protobuf:"bytes,4,opt,name=key,proto3" json:"key,omitempty"`
+	Pool            string  `protobuf:"bytes,5,opt,name=pool,proto3" json:"pool,omitempty"`
+	MaxTaskFailures int32   `protobuf:"varint,6,opt,name=max_task_failures,json=maxTaskFailures,proto3" json:"max_task_failures,omitempty"`
+	MaxResultSize   int64   `protobuf:"varint,7,opt,name=max_result_size,json=maxResultSize,proto3" json:"max_result_size,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *SubmitJob) Reset() {
@@ -479,6 +481,20 @@ func (x *SubmitJob) GetPool() string {
 		return x.Pool
 	}
 	return ""
+}
+
+func (x *SubmitJob) GetMaxTaskFailures() int32 {
+	if x != nil {
+		return x.MaxTaskFailures
+	}
+	return 0
+}
+
+func (x *SubmitJob) GetMaxResultSize() int64 {
+	if x != nil {
+		return x.MaxResultSize
+	}
+	return 0
 }
 
 type TaskEnded struct {
@@ -1004,7 +1020,7 @@ const file_fsm_fsmpb_fsm_proto_rawDesc = "" +
 	"\x05funcs\x18\x04 \x03(\tR\x05funcs\"8\n" +
 	"\x0eRemoveExecutor\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +
-	"\x06reason\x18\x02 \x01(\tR\x06reason\"\x8e\x01\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\"\xe2\x01\n" +
 	"\tSubmitJob\x12\x14\n" +
 	"\x05graph\x18\x01 \x01(\fR\x05graph\x12%\n" +
 	"\x0eall_partitions\x18\x02 \x01(\bR\rallPartitions\x12\x1e\n" +
@@ -1012,7 +1028,9 @@ const file_fsm_fsmpb_fsm_proto_rawDesc = "" +
 	"partitions\x18\x03 \x03(\x05R\n" +
 	"partitions\x12\x10\n" +
 	"\x03key\x18\x04 \x01(\tR\x03key\x12\x12\n" +
-	"\x04pool\x18\x05 \x01(\tR\x04pool\"\xa7\x04\n" +
+	"\x04pool\x18\x05 \x01(\tR\x04pool\x12*\n" +
+	"\x11max_task_failures\x18\x06 \x01(\x05R\x0fmaxTaskFailures\x12&\n" +
+	"\x0fmax_result_size\x18\a \x01(\x03R\rmaxResultSize\"\xa7\x04\n" +
 	"\tTaskEnded\x12\x12\n" +
 	"\x04task\x18\x01 \x01(\x04R\x04task\x12\x14\n" +
 	"\x05stage\x18\x02 \x01(\x04R\x05stage\x12#\n" +

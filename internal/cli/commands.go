@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
 	"strconv"
 	"strings"
+	"syscall"
 	"text/tabwriter"
 	"time"
 
@@ -385,7 +387,11 @@ func runSubmit(ctx context.Context, c *common, fs *flag.FlagSet, args []string) 
 		fmt.Fprintf(c.env.Stdout, "job %d submitted\n", id)
 		return nil
 	}
-	j, err := cl.Wait(ctx, id, nil)
+	// Waiting has no deadline of its own (a job may run for hours); an
+	// interrupt stops it, and the job goes on.
+	wctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	j, err := cl.Wait(wctx, id, nil)
 	if err != nil {
 		return err
 	}

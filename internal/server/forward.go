@@ -44,7 +44,7 @@ func (f *forwarder) conn(addr string) (*grpc.ClientConn, error) {
 	}
 	cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()), grpc.WithConnectParams(connectParams))
 	if err != nil {
-		return nil, err
+		return nil, status.Errorf(codes.Unavailable, "cannot reach %s: %v", addr, err)
 	}
 	f.conns[addr] = cc
 	return cc, nil
@@ -100,6 +100,8 @@ func rpcError(err error) error {
 	}
 	var pe *plan.Error
 	switch {
+	case errors.Is(err, raftnet.ErrOutcomeUnknown):
+		return status.Error(codes.Aborted, err.Error())
 	case errors.Is(err, raftnet.ErrNotLeader), errors.Is(err, raftnet.ErrNoLeader),
 		errors.Is(err, raftnet.ErrShutdown), errors.Is(err, raftnet.ErrProposerClosed):
 		return status.Error(codes.Unavailable, err.Error()+"; retry")
@@ -119,15 +121,27 @@ func rpcError(err error) error {
 
 // propose commits scheduler commands through the leader's proposer and
 // returns the first command's result, its business error as a gRPC error.
-func (s *Server) propose(ctx context.Context, cmds ...dag.Command) (dag.Result, error) {
-	res, err := s.prop.Propose(ctx, cmds...)
+func (s *Server) propose(ctx context.Context, cmds ...dag.Command) (dag.Result, uint64, error) {
+	res, index, err := s.prop.ProposeIndex(ctx, cmds...)
 	if err != nil {
-		return dag.Result{}, rpcError(err)
+		return dag.Result{}, 0, rpcError(err)
 	}
 	if res[0].Err != nil {
-		return res[0], rpcError(res[0].Err)
+		return res[0], index, rpcError(res[0].Err)
 	}
-	return res[0], nil
+	return res[0], index, nil
+}
+
+// waitIndex waits until this node's replica has applied a write the
+// caller has seen (its min_index), so a read on any member sees it.
+func (s *Server) waitIndex(ctx context.Context, index uint64) error {
+	if index == 0 {
+		return nil
+	}
+	if err := s.fsm.WaitApplied(ctx, index); err != nil {
+		return status.Errorf(codes.Unavailable, "node %s has not caught up to index %d: %v", s.cfg.ID, index, err)
+	}
+	return nil
 }
 
 func invalid(format string, args ...any) error {

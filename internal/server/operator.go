@@ -166,11 +166,17 @@ func (s *Server) RemovePeer(ctx context.Context, req *api.RemovePeerRequest) (*a
 		return nil, status.Errorf(codes.NotFound, "no peer %q in the quorum", req.Id)
 	}
 	// Forget the addresses first: once the leader removes itself it can
-	// no longer write.
+	// no longer write. If the removal then fails, restore them.
+	old, hadAddrs := s.fsm.Member(req.Id)
 	if err := s.applyMember(fsm.Member{ID: req.Id, Removed: true}); err != nil {
 		return nil, rpcError(err)
 	}
 	if err := s.node.RemoveServer(req.Id, 10*time.Second); err != nil {
+		if hadAddrs {
+			if rerr := s.applyMember(old); rerr != nil {
+				s.log.Warn("could not restore a member's addresses after a failed removal", "peer", req.Id, "err", rerr)
+			}
+		}
 		return nil, rpcError(err)
 	}
 	s.log.Info("peer removed", "peer", req.Id)
@@ -190,18 +196,35 @@ func (s *Server) TransferLeadership(ctx context.Context, req *api.TransferLeader
 	if req.Id == s.cfg.ID {
 		return &api.TransferLeadershipResponse{NewLeaderId: s.cfg.ID}, nil
 	}
+	if req.Id != "" {
+		servers, err := s.node.Servers()
+		if err != nil {
+			return nil, rpcError(err)
+		}
+		found := false
+		for _, sv := range servers {
+			found = found || sv.ID == req.Id
+		}
+		if !found {
+			return nil, status.Errorf(codes.NotFound, "no peer %q in the quorum", req.Id)
+		}
+	}
 	if err := s.node.TransferLeadership(req.Id); err != nil {
 		return nil, rpcError(err)
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for time.Now().Before(deadline) {
+	t := time.NewTicker(10 * time.Millisecond)
+	defer t.Stop()
+	for {
 		if id, _ := s.node.Leader(); id != "" && id != s.cfg.ID {
 			s.log.Info("leadership transferred", "to", id)
 			return &api.TransferLeadershipResponse{NewLeaderId: id}, nil
 		}
-		time.Sleep(10 * time.Millisecond)
+		select {
+		case <-ctx.Done():
+			return nil, status.Errorf(codes.DeadlineExceeded, "no new leader yet: %v", ctx.Err())
+		case <-t.C:
+		}
 	}
-	return nil, status.Error(codes.DeadlineExceeded, "no new leader within 5s")
 }
 
 // RegisterMember records a member's addresses (leader; a follower

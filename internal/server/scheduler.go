@@ -30,19 +30,26 @@ func (s *Server) SubmitJob(ctx context.Context, req *api.SubmitJobRequest) (*api
 	if err != nil {
 		return nil, rpcError(err)
 	}
-	cmd := &dag.SubmitJob{Graph: g, Key: req.IdempotencyKey, Pool: req.Pool}
+	cmd := &dag.SubmitJob{Graph: g, Key: req.IdempotencyKey, Pool: req.Pool,
+		MaxTaskFailures: int(req.MaxTaskFailures), MaxResultSize: req.MaxResultSize}
+	if cmd.MaxTaskFailures == 0 {
+		cmd.MaxTaskFailures = s.cfg.JobDefaults.MaxTaskFailures
+	}
+	if cmd.MaxResultSize == 0 {
+		cmd.MaxResultSize = s.cfg.JobDefaults.MaxResultSize
+	}
 	if req.SomePartitions {
 		cmd.Partitions = make([]int, len(req.Partitions))
 		for i, x := range req.Partitions {
 			cmd.Partitions[i] = int(x)
 		}
 	}
-	r, err := s.propose(ctx, cmd)
+	r, index, err := s.propose(ctx, cmd)
 	if err != nil {
 		return nil, err
 	}
 	s.log.Info("job submitted", "job", r.Job, "name", g.Name)
-	return &api.SubmitJobResponse{JobId: uint64(r.Job)}, nil
+	return &api.SubmitJobResponse{JobId: uint64(r.Job), Index: index}, nil
 }
 
 // readable prepares a read: with linearizable set, the read is served by
@@ -72,6 +79,9 @@ func (s *Server) GetJob(ctx context.Context, req *api.GetJobRequest) (*api.Job, 
 	if err := s.readable(ctx, req.Linearizable); err != nil {
 		return nil, err
 	}
+	if err := s.waitIndex(ctx, req.MinIndex); err != nil {
+		return nil, err
+	}
 	var job *api.Job
 	s.fsm.Read(func(st *dag.State) {
 		if info, ok := st.Job(dag.JobID(req.JobId)); ok {
@@ -98,6 +108,9 @@ func (s *Server) ListJobs(ctx context.Context, req *api.ListJobsRequest) (*api.L
 	if err := s.readable(ctx, req.Linearizable); err != nil {
 		return nil, err
 	}
+	if err := s.waitIndex(ctx, req.MinIndex); err != nil {
+		return nil, err
+	}
 	resp := &api.ListJobsResponse{}
 	s.fsm.Read(func(st *dag.State) {
 		for _, info := range st.Jobs() {
@@ -118,11 +131,12 @@ func (s *Server) CancelJob(ctx context.Context, req *api.CancelJobRequest) (*api
 	}); handled {
 		return resp, err
 	}
-	if _, err := s.propose(ctx, &dag.CancelJob{Job: dag.JobID(req.JobId), Reason: req.Reason}); err != nil {
+	_, index, err := s.propose(ctx, &dag.CancelJob{Job: dag.JobID(req.JobId), Reason: req.Reason})
+	if err != nil {
 		return nil, err
 	}
 	s.log.Info("job cancelled", "job", req.JobId, "reason", req.Reason)
-	return &api.CancelJobResponse{}, nil
+	return &api.CancelJobResponse{Index: index}, nil
 }
 
 // ReleaseJob drops an ended job's results.
@@ -134,15 +148,19 @@ func (s *Server) ReleaseJob(ctx context.Context, req *api.ReleaseJobRequest) (*a
 	}); handled {
 		return resp, err
 	}
-	if _, err := s.propose(ctx, &dag.ReleaseJob{Job: dag.JobID(req.JobId)}); err != nil {
+	_, index, err := s.propose(ctx, &dag.ReleaseJob{Job: dag.JobID(req.JobId)})
+	if err != nil {
 		return nil, err
 	}
-	return &api.ReleaseJobResponse{}, nil
+	return &api.ReleaseJobResponse{Index: index}, nil
 }
 
 // WatchJob streams the job from this node's replica: now, after every
 // change, and a last time when it ends.
 func (s *Server) WatchJob(req *api.WatchJobRequest, stream grpc.ServerStreamingServer[api.Job]) error {
+	if err := s.waitIndex(stream.Context(), req.MinIndex); err != nil {
+		return err
+	}
 	var last *api.Job
 	for {
 		changed := s.fsm.Changed()

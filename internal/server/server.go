@@ -20,6 +20,8 @@ import (
 	"github.com/baton-sched/baton/plan"
 	"github.com/baton-sched/baton/raftnet"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 )
 
 // Config configures a scheduler node.
@@ -43,8 +45,13 @@ type Config struct {
 	// Raft tunes timeouts and snapshots; its ID, DataDir, RaftAddr,
 	// Bootstrap, FSM and Logger fields are set from this Config.
 	Raft raftnet.Options
-	// DAG is the scheduler's limits for a new quorum.
+	// DAG is the scheduler state's configuration. Every member must use
+	// the same (it is not logged); leave it zero for the defaults and set
+	// per-job limits with JobDefaults instead.
 	DAG dag.Config
+	// JobDefaults are the limits the leader stamps on a submission that
+	// sets none (they travel in the log, so members may differ here).
+	JobDefaults JobDefaults
 	// LeaveOnTerminate removes the node from the quorum when it shuts
 	// down (a graceful leave); by default it stays a member and rejoins
 	// when restarted.
@@ -79,6 +86,12 @@ func (c *Config) validate() error {
 		return fmt.Errorf("server: %w", err)
 	}
 	return nil
+}
+
+// JobDefaults are default per-job limits.
+type JobDefaults struct {
+	MaxTaskFailures int
+	MaxResultSize   int64
 }
 
 // Server is a running scheduler node.
@@ -229,7 +242,7 @@ func (s *Server) leave(ctx context.Context) error {
 	}
 	for {
 		_, err := s.RemovePeer(ctx, &api.RemovePeerRequest{Id: s.cfg.ID})
-		if err == nil {
+		if err == nil || status.Code(err) == codes.NotFound {
 			return nil
 		}
 		select {
@@ -247,24 +260,35 @@ func (s *Server) leaderLoop() {
 	defer s.wg.Done()
 	ch, cancel := s.node.Subscribe()
 	defer cancel()
+	retry := time.NewTicker(time.Second)
+	defer retry.Stop()
+	published := false
 	for {
 		select {
 		case <-s.stop:
 			return
 		case leader := <-ch:
+			published = false
 			if !leader {
 				s.log.Info("lost leadership")
 				continue
 			}
 			s.log.Info("won leadership", "term", s.node.Status().Term)
-			if err := s.node.Barrier(10 * time.Second); err != nil {
-				s.log.Warn("barrier after election failed", "err", err)
-				continue
-			}
-			if err := s.publishSelf(); err != nil {
-				s.log.Warn("could not publish own addresses", "err", err)
-			}
+		case <-retry.C:
+			// Keep trying while leader until the addresses are out.
 		}
+		if published || !s.node.IsLeader() {
+			continue
+		}
+		if err := s.node.Barrier(10 * time.Second); err != nil {
+			s.log.Warn("barrier after election failed", "err", err)
+			continue
+		}
+		if err := s.publishSelf(); err != nil {
+			s.log.Warn("could not publish own addresses", "err", err)
+			continue
+		}
+		published = true
 	}
 }
 
@@ -304,9 +328,25 @@ func (s *Server) membershipLoop() {
 				joined = s.join()
 			}
 		}
-		if joined {
-			if m, ok := s.fsm.Member(s.cfg.ID); ok && m == s.self() {
+		if joined && !s.isMember() {
+			// Removed from the quorum: nothing to register.
+			select {
+			case <-s.stop:
 				return
+			case <-time.After(2 * time.Second):
+			}
+			continue
+		}
+		if joined {
+			// Checked periodically, not once: a failed removal or a
+			// restore can take the entry away.
+			if m, ok := s.fsm.Member(s.cfg.ID); ok && m == s.self() {
+				select {
+				case <-s.stop:
+					return
+				case <-time.After(2 * time.Second):
+				}
+				continue
 			}
 			me := s.self()
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
@@ -322,6 +362,20 @@ func (s *Server) membershipLoop() {
 		case <-t.C:
 		}
 	}
+}
+
+// isMember reports whether this node is in the Raft configuration.
+func (s *Server) isMember() bool {
+	servers, err := s.node.Servers()
+	if err != nil {
+		return false
+	}
+	for _, sv := range servers {
+		if sv.ID == s.cfg.ID {
+			return true
+		}
+	}
+	return false
 }
 
 // join asks the members listed in Join to add this node.
