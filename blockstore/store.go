@@ -332,7 +332,7 @@ func (s *Store) DiskUsage() uint64 {
 // error level).
 type quietLogger struct{ l *slog.Logger }
 
-func (q quietLogger) Infof(format string, args ...any) { q.l.Debug(fmt.Sprintf(format, args...)) }
+func (q quietLogger) Infof(format string, args ...any)  { q.l.Debug(fmt.Sprintf(format, args...)) }
 func (q quietLogger) Errorf(format string, args ...any) { q.l.Error(fmt.Sprintf(format, args...)) }
 func (q quietLogger) Fatalf(format string, args ...any) {
 	panic(fmt.Sprintf("blockstore: pebble: "+format, args...))
