@@ -6,6 +6,8 @@
 //              leadership transfer.
 //   Executors  for executors: register, heartbeat, and the stream that
 //              carries task launches and kills down and status updates up.
+//   Blocks     served by executors: shuffle blocks for reducers, indirect
+//              results for the scheduler and clients.
 //
 // Any node accepts any call: writes reaching a follower are forwarded to
 // the leader; reads are served from the node's own replica unless
@@ -199,6 +201,59 @@ func (x FailureKind) Number() protoreflect.EnumNumber {
 // Deprecated: Use FailureKind.Descriptor instead.
 func (FailureKind) EnumDescriptor() ([]byte, []int) {
 	return file_api_baton_proto_rawDescGZIP(), []int{2}
+}
+
+type BlockError int32
+
+const (
+	BlockError_BLOCK_ERROR_NONE      BlockError = 0
+	BlockError_BLOCK_ERROR_NOT_FOUND BlockError = 1
+	// The block failed its checksum.
+	BlockError_BLOCK_ERROR_CORRUPT  BlockError = 2
+	BlockError_BLOCK_ERROR_INTERNAL BlockError = 3
+)
+
+// Enum value maps for BlockError.
+var (
+	BlockError_name = map[int32]string{
+		0: "BLOCK_ERROR_NONE",
+		1: "BLOCK_ERROR_NOT_FOUND",
+		2: "BLOCK_ERROR_CORRUPT",
+		3: "BLOCK_ERROR_INTERNAL",
+	}
+	BlockError_value = map[string]int32{
+		"BLOCK_ERROR_NONE":      0,
+		"BLOCK_ERROR_NOT_FOUND": 1,
+		"BLOCK_ERROR_CORRUPT":   2,
+		"BLOCK_ERROR_INTERNAL":  3,
+	}
+)
+
+func (x BlockError) Enum() *BlockError {
+	p := new(BlockError)
+	*p = x
+	return p
+}
+
+func (x BlockError) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (BlockError) Descriptor() protoreflect.EnumDescriptor {
+	return file_api_baton_proto_enumTypes[3].Descriptor()
+}
+
+func (BlockError) Type() protoreflect.EnumType {
+	return &file_api_baton_proto_enumTypes[3]
+}
+
+func (x BlockError) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use BlockError.Descriptor instead.
+func (BlockError) EnumDescriptor() ([]byte, []int) {
+	return file_api_baton_proto_rawDescGZIP(), []int{3}
 }
 
 // Plan mirrors the JSON plan contract (docs/plans.md): named datasets made
@@ -3919,6 +3974,198 @@ func (*DriverMessage_Delete) isDriverMessage_Msg() {}
 
 func (*DriverMessage_NotLeader) isDriverMessage_Msg() {}
 
+type FetchShuffleRequest struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Shuffle uint64                 `protobuf:"varint,1,opt,name=shuffle,proto3" json:"shuffle,omitempty"`
+	Reduce  int32                  `protobuf:"varint,2,opt,name=reduce,proto3" json:"reduce,omitempty"`
+	// maps lists the map outputs wanted, all held by the serving executor.
+	Maps          []int32 `protobuf:"varint,3,rep,packed,name=maps,proto3" json:"maps,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FetchShuffleRequest) Reset() {
+	*x = FetchShuffleRequest{}
+	mi := &file_api_baton_proto_msgTypes[54]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FetchShuffleRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FetchShuffleRequest) ProtoMessage() {}
+
+func (x *FetchShuffleRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_api_baton_proto_msgTypes[54]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FetchShuffleRequest.ProtoReflect.Descriptor instead.
+func (*FetchShuffleRequest) Descriptor() ([]byte, []int) {
+	return file_api_baton_proto_rawDescGZIP(), []int{54}
+}
+
+func (x *FetchShuffleRequest) GetShuffle() uint64 {
+	if x != nil {
+		return x.Shuffle
+	}
+	return 0
+}
+
+func (x *FetchShuffleRequest) GetReduce() int32 {
+	if x != nil {
+		return x.Reduce
+	}
+	return 0
+}
+
+func (x *FetchShuffleRequest) GetMaps() []int32 {
+	if x != nil {
+		return x.Maps
+	}
+	return nil
+}
+
+type FetchResultRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Job           uint64                 `protobuf:"varint,1,opt,name=job,proto3" json:"job,omitempty"`
+	Task          uint64                 `protobuf:"varint,2,opt,name=task,proto3" json:"task,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FetchResultRequest) Reset() {
+	*x = FetchResultRequest{}
+	mi := &file_api_baton_proto_msgTypes[55]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FetchResultRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FetchResultRequest) ProtoMessage() {}
+
+func (x *FetchResultRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_api_baton_proto_msgTypes[55]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FetchResultRequest.ProtoReflect.Descriptor instead.
+func (*FetchResultRequest) Descriptor() ([]byte, []int) {
+	return file_api_baton_proto_rawDescGZIP(), []int{55}
+}
+
+func (x *FetchResultRequest) GetJob() uint64 {
+	if x != nil {
+		return x.Job
+	}
+	return 0
+}
+
+func (x *FetchResultRequest) GetTask() uint64 {
+	if x != nil {
+		return x.Task
+	}
+	return 0
+}
+
+// BlockChunk is part of a block: the chunks of one block arrive in order,
+// the last with last set. A block that cannot be served is one chunk with
+// its error.
+type BlockChunk struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Map           int32                  `protobuf:"varint,1,opt,name=map,proto3" json:"map,omitempty"`
+	Data          []byte                 `protobuf:"bytes,2,opt,name=data,proto3" json:"data,omitempty"`
+	Last          bool                   `protobuf:"varint,3,opt,name=last,proto3" json:"last,omitempty"`
+	Error         BlockError             `protobuf:"varint,4,opt,name=error,proto3,enum=baton.v1.BlockError" json:"error,omitempty"`
+	Message       string                 `protobuf:"bytes,5,opt,name=message,proto3" json:"message,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BlockChunk) Reset() {
+	*x = BlockChunk{}
+	mi := &file_api_baton_proto_msgTypes[56]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BlockChunk) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BlockChunk) ProtoMessage() {}
+
+func (x *BlockChunk) ProtoReflect() protoreflect.Message {
+	mi := &file_api_baton_proto_msgTypes[56]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BlockChunk.ProtoReflect.Descriptor instead.
+func (*BlockChunk) Descriptor() ([]byte, []int) {
+	return file_api_baton_proto_rawDescGZIP(), []int{56}
+}
+
+func (x *BlockChunk) GetMap() int32 {
+	if x != nil {
+		return x.Map
+	}
+	return 0
+}
+
+func (x *BlockChunk) GetData() []byte {
+	if x != nil {
+		return x.Data
+	}
+	return nil
+}
+
+func (x *BlockChunk) GetLast() bool {
+	if x != nil {
+		return x.Last
+	}
+	return false
+}
+
+func (x *BlockChunk) GetError() BlockError {
+	if x != nil {
+		return x.Error
+	}
+	return BlockError_BLOCK_ERROR_NONE
+}
+
+func (x *BlockChunk) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
 var File_api_baton_proto protoreflect.FileDescriptor
 
 const file_api_baton_proto_rawDesc = "" +
@@ -4211,7 +4458,21 @@ const file_api_baton_proto_rawDesc = "" +
 	"\x06delete\x18\x06 \x01(\v2\x16.baton.v1.DeleteBlocksH\x00R\x06delete\x124\n" +
 	"\n" +
 	"not_leader\x18\a \x01(\v2\x13.baton.v1.NotLeaderH\x00R\tnotLeaderB\x05\n" +
-	"\x03msg*\x84\x01\n" +
+	"\x03msg\"[\n" +
+	"\x13FetchShuffleRequest\x12\x18\n" +
+	"\ashuffle\x18\x01 \x01(\x04R\ashuffle\x12\x16\n" +
+	"\x06reduce\x18\x02 \x01(\x05R\x06reduce\x12\x12\n" +
+	"\x04maps\x18\x03 \x03(\x05R\x04maps\":\n" +
+	"\x12FetchResultRequest\x12\x10\n" +
+	"\x03job\x18\x01 \x01(\x04R\x03job\x12\x12\n" +
+	"\x04task\x18\x02 \x01(\x04R\x04task\"\x8c\x01\n" +
+	"\n" +
+	"BlockChunk\x12\x10\n" +
+	"\x03map\x18\x01 \x01(\x05R\x03map\x12\x12\n" +
+	"\x04data\x18\x02 \x01(\fR\x04data\x12\x12\n" +
+	"\x04last\x18\x03 \x01(\bR\x04last\x12*\n" +
+	"\x05error\x18\x04 \x01(\x0e2\x14.baton.v1.BlockErrorR\x05error\x12\x18\n" +
+	"\amessage\x18\x05 \x01(\tR\amessage*\x84\x01\n" +
 	"\bJobState\x12\x19\n" +
 	"\x15JOB_STATE_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11JOB_STATE_RUNNING\x10\x01\x12\x17\n" +
@@ -4229,7 +4490,13 @@ const file_api_baton_proto_rawDesc = "" +
 	"\x16FAILURE_KIND_EXCEPTION\x10\x01\x12\x1d\n" +
 	"\x19FAILURE_KIND_FETCH_FAILED\x10\x02\x12\x1c\n" +
 	"\x18FAILURE_KIND_RESULT_LOST\x10\x03\x12\x1e\n" +
-	"\x1aFAILURE_KIND_COMMIT_DENIED\x10\x042\xab\x04\n" +
+	"\x1aFAILURE_KIND_COMMIT_DENIED\x10\x04*p\n" +
+	"\n" +
+	"BlockError\x12\x14\n" +
+	"\x10BLOCK_ERROR_NONE\x10\x00\x12\x19\n" +
+	"\x15BLOCK_ERROR_NOT_FOUND\x10\x01\x12\x17\n" +
+	"\x13BLOCK_ERROR_CORRUPT\x10\x02\x12\x18\n" +
+	"\x14BLOCK_ERROR_INTERNAL\x10\x032\xab\x04\n" +
 	"\tScheduler\x12D\n" +
 	"\tSubmitJob\x12\x1a.baton.v1.SubmitJobRequest\x1a\x1b.baton.v1.SubmitJobResponse\x120\n" +
 	"\x06GetJob\x12\x17.baton.v1.GetJobRequest\x1a\r.baton.v1.Job\x12A\n" +
@@ -4250,7 +4517,10 @@ const file_api_baton_proto_rawDesc = "" +
 	"\x12TransferLeadership\x12#.baton.v1.TransferLeadershipRequest\x1a$.baton.v1.TransferLeadershipResponse\x12S\n" +
 	"\x0eRegisterMember\x12\x1f.baton.v1.RegisterMemberRequest\x1a .baton.v1.RegisterMemberResponse2N\n" +
 	"\tExecutors\x12A\n" +
-	"\aConnect\x12\x19.baton.v1.ExecutorMessage\x1a\x17.baton.v1.DriverMessage(\x010\x01B\"Z github.com/baton-sched/baton/apib\x06proto3"
+	"\aConnect\x12\x19.baton.v1.ExecutorMessage\x1a\x17.baton.v1.DriverMessage(\x010\x012\x94\x01\n" +
+	"\x06Blocks\x12E\n" +
+	"\fFetchShuffle\x12\x1d.baton.v1.FetchShuffleRequest\x1a\x14.baton.v1.BlockChunk0\x01\x12C\n" +
+	"\vFetchResult\x12\x1c.baton.v1.FetchResultRequest\x1a\x14.baton.v1.BlockChunk0\x01B\"Z github.com/baton-sched/baton/apib\x06proto3"
 
 var (
 	file_api_baton_proto_rawDescOnce sync.Once
@@ -4264,142 +4534,151 @@ func file_api_baton_proto_rawDescGZIP() []byte {
 	return file_api_baton_proto_rawDescData
 }
 
-var file_api_baton_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_api_baton_proto_msgTypes = make([]protoimpl.MessageInfo, 56)
+var file_api_baton_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
+var file_api_baton_proto_msgTypes = make([]protoimpl.MessageInfo, 59)
 var file_api_baton_proto_goTypes = []any{
 	(JobState)(0),                      // 0: baton.v1.JobState
 	(TaskState)(0),                     // 1: baton.v1.TaskState
 	(FailureKind)(0),                   // 2: baton.v1.FailureKind
-	(*Plan)(nil),                       // 3: baton.v1.Plan
-	(*Func)(nil),                       // 4: baton.v1.Func
-	(*Record)(nil),                     // 5: baton.v1.Record
-	(*Dataset)(nil),                    // 6: baton.v1.Dataset
-	(*Action)(nil),                     // 7: baton.v1.Action
-	(*Job)(nil),                        // 8: baton.v1.Job
-	(*Stage)(nil),                      // 9: baton.v1.Stage
-	(*SubmitJobRequest)(nil),           // 10: baton.v1.SubmitJobRequest
-	(*SubmitJobResponse)(nil),          // 11: baton.v1.SubmitJobResponse
-	(*GetJobRequest)(nil),              // 12: baton.v1.GetJobRequest
-	(*ListJobsRequest)(nil),            // 13: baton.v1.ListJobsRequest
-	(*ListJobsResponse)(nil),           // 14: baton.v1.ListJobsResponse
-	(*CancelJobRequest)(nil),           // 15: baton.v1.CancelJobRequest
-	(*CancelJobResponse)(nil),          // 16: baton.v1.CancelJobResponse
-	(*WatchJobRequest)(nil),            // 17: baton.v1.WatchJobRequest
-	(*ReleaseJobRequest)(nil),          // 18: baton.v1.ReleaseJobRequest
-	(*ReleaseJobResponse)(nil),         // 19: baton.v1.ReleaseJobResponse
-	(*CollectResultsRequest)(nil),      // 20: baton.v1.CollectResultsRequest
-	(*ResultChunk)(nil),                // 21: baton.v1.ResultChunk
-	(*ListExecutorsRequest)(nil),       // 22: baton.v1.ListExecutorsRequest
-	(*Executor)(nil),                   // 23: baton.v1.Executor
-	(*ListExecutorsResponse)(nil),      // 24: baton.v1.ListExecutorsResponse
-	(*Peer)(nil),                       // 25: baton.v1.Peer
-	(*StatusRequest)(nil),              // 26: baton.v1.StatusRequest
-	(*StatusResponse)(nil),             // 27: baton.v1.StatusResponse
-	(*NodeStatusRequest)(nil),          // 28: baton.v1.NodeStatusRequest
-	(*NodeStatus)(nil),                 // 29: baton.v1.NodeStatus
-	(*ListPeersRequest)(nil),           // 30: baton.v1.ListPeersRequest
-	(*ListPeersResponse)(nil),          // 31: baton.v1.ListPeersResponse
-	(*AddPeerRequest)(nil),             // 32: baton.v1.AddPeerRequest
-	(*AddPeerResponse)(nil),            // 33: baton.v1.AddPeerResponse
-	(*RemovePeerRequest)(nil),          // 34: baton.v1.RemovePeerRequest
-	(*RemovePeerResponse)(nil),         // 35: baton.v1.RemovePeerResponse
-	(*TransferLeadershipRequest)(nil),  // 36: baton.v1.TransferLeadershipRequest
-	(*TransferLeadershipResponse)(nil), // 37: baton.v1.TransferLeadershipResponse
-	(*RegisterMemberRequest)(nil),      // 38: baton.v1.RegisterMemberRequest
-	(*RegisterMemberResponse)(nil),     // 39: baton.v1.RegisterMemberResponse
-	(*TaskID)(nil),                     // 40: baton.v1.TaskID
-	(*MapLocation)(nil),                // 41: baton.v1.MapLocation
-	(*ShuffleInput)(nil),               // 42: baton.v1.ShuffleInput
-	(*TaskLaunch)(nil),                 // 43: baton.v1.TaskLaunch
-	(*TaskStatus)(nil),                 // 44: baton.v1.TaskStatus
-	(*Hello)(nil),                      // 45: baton.v1.Hello
-	(*StatusUpdates)(nil),              // 46: baton.v1.StatusUpdates
-	(*CommitRequest)(nil),              // 47: baton.v1.CommitRequest
-	(*ExecutorMessage)(nil),            // 48: baton.v1.ExecutorMessage
-	(*Welcome)(nil),                    // 49: baton.v1.Welcome
-	(*Launch)(nil),                     // 50: baton.v1.Launch
-	(*Kill)(nil),                       // 51: baton.v1.Kill
-	(*Ack)(nil),                        // 52: baton.v1.Ack
-	(*CommitDecision)(nil),             // 53: baton.v1.CommitDecision
-	(*DeleteBlocks)(nil),               // 54: baton.v1.DeleteBlocks
-	(*NotLeader)(nil),                  // 55: baton.v1.NotLeader
-	(*DriverMessage)(nil),              // 56: baton.v1.DriverMessage
-	nil,                                // 57: baton.v1.Plan.DatasetsEntry
-	nil,                                // 58: baton.v1.Dataset.EnvEntry
+	(BlockError)(0),                    // 3: baton.v1.BlockError
+	(*Plan)(nil),                       // 4: baton.v1.Plan
+	(*Func)(nil),                       // 5: baton.v1.Func
+	(*Record)(nil),                     // 6: baton.v1.Record
+	(*Dataset)(nil),                    // 7: baton.v1.Dataset
+	(*Action)(nil),                     // 8: baton.v1.Action
+	(*Job)(nil),                        // 9: baton.v1.Job
+	(*Stage)(nil),                      // 10: baton.v1.Stage
+	(*SubmitJobRequest)(nil),           // 11: baton.v1.SubmitJobRequest
+	(*SubmitJobResponse)(nil),          // 12: baton.v1.SubmitJobResponse
+	(*GetJobRequest)(nil),              // 13: baton.v1.GetJobRequest
+	(*ListJobsRequest)(nil),            // 14: baton.v1.ListJobsRequest
+	(*ListJobsResponse)(nil),           // 15: baton.v1.ListJobsResponse
+	(*CancelJobRequest)(nil),           // 16: baton.v1.CancelJobRequest
+	(*CancelJobResponse)(nil),          // 17: baton.v1.CancelJobResponse
+	(*WatchJobRequest)(nil),            // 18: baton.v1.WatchJobRequest
+	(*ReleaseJobRequest)(nil),          // 19: baton.v1.ReleaseJobRequest
+	(*ReleaseJobResponse)(nil),         // 20: baton.v1.ReleaseJobResponse
+	(*CollectResultsRequest)(nil),      // 21: baton.v1.CollectResultsRequest
+	(*ResultChunk)(nil),                // 22: baton.v1.ResultChunk
+	(*ListExecutorsRequest)(nil),       // 23: baton.v1.ListExecutorsRequest
+	(*Executor)(nil),                   // 24: baton.v1.Executor
+	(*ListExecutorsResponse)(nil),      // 25: baton.v1.ListExecutorsResponse
+	(*Peer)(nil),                       // 26: baton.v1.Peer
+	(*StatusRequest)(nil),              // 27: baton.v1.StatusRequest
+	(*StatusResponse)(nil),             // 28: baton.v1.StatusResponse
+	(*NodeStatusRequest)(nil),          // 29: baton.v1.NodeStatusRequest
+	(*NodeStatus)(nil),                 // 30: baton.v1.NodeStatus
+	(*ListPeersRequest)(nil),           // 31: baton.v1.ListPeersRequest
+	(*ListPeersResponse)(nil),          // 32: baton.v1.ListPeersResponse
+	(*AddPeerRequest)(nil),             // 33: baton.v1.AddPeerRequest
+	(*AddPeerResponse)(nil),            // 34: baton.v1.AddPeerResponse
+	(*RemovePeerRequest)(nil),          // 35: baton.v1.RemovePeerRequest
+	(*RemovePeerResponse)(nil),         // 36: baton.v1.RemovePeerResponse
+	(*TransferLeadershipRequest)(nil),  // 37: baton.v1.TransferLeadershipRequest
+	(*TransferLeadershipResponse)(nil), // 38: baton.v1.TransferLeadershipResponse
+	(*RegisterMemberRequest)(nil),      // 39: baton.v1.RegisterMemberRequest
+	(*RegisterMemberResponse)(nil),     // 40: baton.v1.RegisterMemberResponse
+	(*TaskID)(nil),                     // 41: baton.v1.TaskID
+	(*MapLocation)(nil),                // 42: baton.v1.MapLocation
+	(*ShuffleInput)(nil),               // 43: baton.v1.ShuffleInput
+	(*TaskLaunch)(nil),                 // 44: baton.v1.TaskLaunch
+	(*TaskStatus)(nil),                 // 45: baton.v1.TaskStatus
+	(*Hello)(nil),                      // 46: baton.v1.Hello
+	(*StatusUpdates)(nil),              // 47: baton.v1.StatusUpdates
+	(*CommitRequest)(nil),              // 48: baton.v1.CommitRequest
+	(*ExecutorMessage)(nil),            // 49: baton.v1.ExecutorMessage
+	(*Welcome)(nil),                    // 50: baton.v1.Welcome
+	(*Launch)(nil),                     // 51: baton.v1.Launch
+	(*Kill)(nil),                       // 52: baton.v1.Kill
+	(*Ack)(nil),                        // 53: baton.v1.Ack
+	(*CommitDecision)(nil),             // 54: baton.v1.CommitDecision
+	(*DeleteBlocks)(nil),               // 55: baton.v1.DeleteBlocks
+	(*NotLeader)(nil),                  // 56: baton.v1.NotLeader
+	(*DriverMessage)(nil),              // 57: baton.v1.DriverMessage
+	(*FetchShuffleRequest)(nil),        // 58: baton.v1.FetchShuffleRequest
+	(*FetchResultRequest)(nil),         // 59: baton.v1.FetchResultRequest
+	(*BlockChunk)(nil),                 // 60: baton.v1.BlockChunk
+	nil,                                // 61: baton.v1.Plan.DatasetsEntry
+	nil,                                // 62: baton.v1.Dataset.EnvEntry
 }
 var file_api_baton_proto_depIdxs = []int32{
-	57, // 0: baton.v1.Plan.datasets:type_name -> baton.v1.Plan.DatasetsEntry
-	7,  // 1: baton.v1.Plan.action:type_name -> baton.v1.Action
-	4,  // 2: baton.v1.Dataset.fn:type_name -> baton.v1.Func
-	5,  // 3: baton.v1.Dataset.records:type_name -> baton.v1.Record
-	58, // 4: baton.v1.Dataset.env:type_name -> baton.v1.Dataset.EnvEntry
-	4,  // 5: baton.v1.Action.fn:type_name -> baton.v1.Func
+	61, // 0: baton.v1.Plan.datasets:type_name -> baton.v1.Plan.DatasetsEntry
+	8,  // 1: baton.v1.Plan.action:type_name -> baton.v1.Action
+	5,  // 2: baton.v1.Dataset.fn:type_name -> baton.v1.Func
+	6,  // 3: baton.v1.Dataset.records:type_name -> baton.v1.Record
+	62, // 4: baton.v1.Dataset.env:type_name -> baton.v1.Dataset.EnvEntry
+	5,  // 5: baton.v1.Action.fn:type_name -> baton.v1.Func
 	0,  // 6: baton.v1.Job.state:type_name -> baton.v1.JobState
-	9,  // 7: baton.v1.Job.stages:type_name -> baton.v1.Stage
-	3,  // 8: baton.v1.SubmitJobRequest.plan:type_name -> baton.v1.Plan
-	8,  // 9: baton.v1.ListJobsResponse.jobs:type_name -> baton.v1.Job
-	23, // 10: baton.v1.ListExecutorsResponse.executors:type_name -> baton.v1.Executor
-	29, // 11: baton.v1.StatusResponse.node:type_name -> baton.v1.NodeStatus
-	25, // 12: baton.v1.StatusResponse.peers:type_name -> baton.v1.Peer
-	25, // 13: baton.v1.ListPeersResponse.peers:type_name -> baton.v1.Peer
-	41, // 14: baton.v1.ShuffleInput.locations:type_name -> baton.v1.MapLocation
-	40, // 15: baton.v1.TaskLaunch.id:type_name -> baton.v1.TaskID
-	42, // 16: baton.v1.TaskLaunch.inputs:type_name -> baton.v1.ShuffleInput
-	40, // 17: baton.v1.TaskStatus.id:type_name -> baton.v1.TaskID
+	10, // 7: baton.v1.Job.stages:type_name -> baton.v1.Stage
+	4,  // 8: baton.v1.SubmitJobRequest.plan:type_name -> baton.v1.Plan
+	9,  // 9: baton.v1.ListJobsResponse.jobs:type_name -> baton.v1.Job
+	24, // 10: baton.v1.ListExecutorsResponse.executors:type_name -> baton.v1.Executor
+	30, // 11: baton.v1.StatusResponse.node:type_name -> baton.v1.NodeStatus
+	26, // 12: baton.v1.StatusResponse.peers:type_name -> baton.v1.Peer
+	26, // 13: baton.v1.ListPeersResponse.peers:type_name -> baton.v1.Peer
+	42, // 14: baton.v1.ShuffleInput.locations:type_name -> baton.v1.MapLocation
+	41, // 15: baton.v1.TaskLaunch.id:type_name -> baton.v1.TaskID
+	43, // 16: baton.v1.TaskLaunch.inputs:type_name -> baton.v1.ShuffleInput
+	41, // 17: baton.v1.TaskStatus.id:type_name -> baton.v1.TaskID
 	1,  // 18: baton.v1.TaskStatus.state:type_name -> baton.v1.TaskState
 	2,  // 19: baton.v1.TaskStatus.failure:type_name -> baton.v1.FailureKind
-	40, // 20: baton.v1.Hello.running:type_name -> baton.v1.TaskID
-	44, // 21: baton.v1.StatusUpdates.updates:type_name -> baton.v1.TaskStatus
-	40, // 22: baton.v1.CommitRequest.id:type_name -> baton.v1.TaskID
-	45, // 23: baton.v1.ExecutorMessage.hello:type_name -> baton.v1.Hello
-	46, // 24: baton.v1.ExecutorMessage.updates:type_name -> baton.v1.StatusUpdates
-	47, // 25: baton.v1.ExecutorMessage.commit:type_name -> baton.v1.CommitRequest
-	43, // 26: baton.v1.Launch.tasks:type_name -> baton.v1.TaskLaunch
-	49, // 27: baton.v1.DriverMessage.welcome:type_name -> baton.v1.Welcome
-	50, // 28: baton.v1.DriverMessage.launch:type_name -> baton.v1.Launch
-	51, // 29: baton.v1.DriverMessage.kill:type_name -> baton.v1.Kill
-	52, // 30: baton.v1.DriverMessage.ack:type_name -> baton.v1.Ack
-	53, // 31: baton.v1.DriverMessage.commit:type_name -> baton.v1.CommitDecision
-	54, // 32: baton.v1.DriverMessage.delete:type_name -> baton.v1.DeleteBlocks
-	55, // 33: baton.v1.DriverMessage.not_leader:type_name -> baton.v1.NotLeader
-	6,  // 34: baton.v1.Plan.DatasetsEntry.value:type_name -> baton.v1.Dataset
-	10, // 35: baton.v1.Scheduler.SubmitJob:input_type -> baton.v1.SubmitJobRequest
-	12, // 36: baton.v1.Scheduler.GetJob:input_type -> baton.v1.GetJobRequest
-	13, // 37: baton.v1.Scheduler.ListJobs:input_type -> baton.v1.ListJobsRequest
-	15, // 38: baton.v1.Scheduler.CancelJob:input_type -> baton.v1.CancelJobRequest
-	17, // 39: baton.v1.Scheduler.WatchJob:input_type -> baton.v1.WatchJobRequest
-	20, // 40: baton.v1.Scheduler.CollectResults:input_type -> baton.v1.CollectResultsRequest
-	18, // 41: baton.v1.Scheduler.ReleaseJob:input_type -> baton.v1.ReleaseJobRequest
-	22, // 42: baton.v1.Scheduler.ListExecutors:input_type -> baton.v1.ListExecutorsRequest
-	26, // 43: baton.v1.Operator.Status:input_type -> baton.v1.StatusRequest
-	28, // 44: baton.v1.Operator.GetNodeStatus:input_type -> baton.v1.NodeStatusRequest
-	30, // 45: baton.v1.Operator.ListPeers:input_type -> baton.v1.ListPeersRequest
-	32, // 46: baton.v1.Operator.AddPeer:input_type -> baton.v1.AddPeerRequest
-	34, // 47: baton.v1.Operator.RemovePeer:input_type -> baton.v1.RemovePeerRequest
-	36, // 48: baton.v1.Operator.TransferLeadership:input_type -> baton.v1.TransferLeadershipRequest
-	38, // 49: baton.v1.Operator.RegisterMember:input_type -> baton.v1.RegisterMemberRequest
-	48, // 50: baton.v1.Executors.Connect:input_type -> baton.v1.ExecutorMessage
-	11, // 51: baton.v1.Scheduler.SubmitJob:output_type -> baton.v1.SubmitJobResponse
-	8,  // 52: baton.v1.Scheduler.GetJob:output_type -> baton.v1.Job
-	14, // 53: baton.v1.Scheduler.ListJobs:output_type -> baton.v1.ListJobsResponse
-	16, // 54: baton.v1.Scheduler.CancelJob:output_type -> baton.v1.CancelJobResponse
-	8,  // 55: baton.v1.Scheduler.WatchJob:output_type -> baton.v1.Job
-	21, // 56: baton.v1.Scheduler.CollectResults:output_type -> baton.v1.ResultChunk
-	19, // 57: baton.v1.Scheduler.ReleaseJob:output_type -> baton.v1.ReleaseJobResponse
-	24, // 58: baton.v1.Scheduler.ListExecutors:output_type -> baton.v1.ListExecutorsResponse
-	27, // 59: baton.v1.Operator.Status:output_type -> baton.v1.StatusResponse
-	29, // 60: baton.v1.Operator.GetNodeStatus:output_type -> baton.v1.NodeStatus
-	31, // 61: baton.v1.Operator.ListPeers:output_type -> baton.v1.ListPeersResponse
-	33, // 62: baton.v1.Operator.AddPeer:output_type -> baton.v1.AddPeerResponse
-	35, // 63: baton.v1.Operator.RemovePeer:output_type -> baton.v1.RemovePeerResponse
-	37, // 64: baton.v1.Operator.TransferLeadership:output_type -> baton.v1.TransferLeadershipResponse
-	39, // 65: baton.v1.Operator.RegisterMember:output_type -> baton.v1.RegisterMemberResponse
-	56, // 66: baton.v1.Executors.Connect:output_type -> baton.v1.DriverMessage
-	51, // [51:67] is the sub-list for method output_type
-	35, // [35:51] is the sub-list for method input_type
-	35, // [35:35] is the sub-list for extension type_name
-	35, // [35:35] is the sub-list for extension extendee
-	0,  // [0:35] is the sub-list for field type_name
+	41, // 20: baton.v1.Hello.running:type_name -> baton.v1.TaskID
+	45, // 21: baton.v1.StatusUpdates.updates:type_name -> baton.v1.TaskStatus
+	41, // 22: baton.v1.CommitRequest.id:type_name -> baton.v1.TaskID
+	46, // 23: baton.v1.ExecutorMessage.hello:type_name -> baton.v1.Hello
+	47, // 24: baton.v1.ExecutorMessage.updates:type_name -> baton.v1.StatusUpdates
+	48, // 25: baton.v1.ExecutorMessage.commit:type_name -> baton.v1.CommitRequest
+	44, // 26: baton.v1.Launch.tasks:type_name -> baton.v1.TaskLaunch
+	50, // 27: baton.v1.DriverMessage.welcome:type_name -> baton.v1.Welcome
+	51, // 28: baton.v1.DriverMessage.launch:type_name -> baton.v1.Launch
+	52, // 29: baton.v1.DriverMessage.kill:type_name -> baton.v1.Kill
+	53, // 30: baton.v1.DriverMessage.ack:type_name -> baton.v1.Ack
+	54, // 31: baton.v1.DriverMessage.commit:type_name -> baton.v1.CommitDecision
+	55, // 32: baton.v1.DriverMessage.delete:type_name -> baton.v1.DeleteBlocks
+	56, // 33: baton.v1.DriverMessage.not_leader:type_name -> baton.v1.NotLeader
+	3,  // 34: baton.v1.BlockChunk.error:type_name -> baton.v1.BlockError
+	7,  // 35: baton.v1.Plan.DatasetsEntry.value:type_name -> baton.v1.Dataset
+	11, // 36: baton.v1.Scheduler.SubmitJob:input_type -> baton.v1.SubmitJobRequest
+	13, // 37: baton.v1.Scheduler.GetJob:input_type -> baton.v1.GetJobRequest
+	14, // 38: baton.v1.Scheduler.ListJobs:input_type -> baton.v1.ListJobsRequest
+	16, // 39: baton.v1.Scheduler.CancelJob:input_type -> baton.v1.CancelJobRequest
+	18, // 40: baton.v1.Scheduler.WatchJob:input_type -> baton.v1.WatchJobRequest
+	21, // 41: baton.v1.Scheduler.CollectResults:input_type -> baton.v1.CollectResultsRequest
+	19, // 42: baton.v1.Scheduler.ReleaseJob:input_type -> baton.v1.ReleaseJobRequest
+	23, // 43: baton.v1.Scheduler.ListExecutors:input_type -> baton.v1.ListExecutorsRequest
+	27, // 44: baton.v1.Operator.Status:input_type -> baton.v1.StatusRequest
+	29, // 45: baton.v1.Operator.GetNodeStatus:input_type -> baton.v1.NodeStatusRequest
+	31, // 46: baton.v1.Operator.ListPeers:input_type -> baton.v1.ListPeersRequest
+	33, // 47: baton.v1.Operator.AddPeer:input_type -> baton.v1.AddPeerRequest
+	35, // 48: baton.v1.Operator.RemovePeer:input_type -> baton.v1.RemovePeerRequest
+	37, // 49: baton.v1.Operator.TransferLeadership:input_type -> baton.v1.TransferLeadershipRequest
+	39, // 50: baton.v1.Operator.RegisterMember:input_type -> baton.v1.RegisterMemberRequest
+	49, // 51: baton.v1.Executors.Connect:input_type -> baton.v1.ExecutorMessage
+	58, // 52: baton.v1.Blocks.FetchShuffle:input_type -> baton.v1.FetchShuffleRequest
+	59, // 53: baton.v1.Blocks.FetchResult:input_type -> baton.v1.FetchResultRequest
+	12, // 54: baton.v1.Scheduler.SubmitJob:output_type -> baton.v1.SubmitJobResponse
+	9,  // 55: baton.v1.Scheduler.GetJob:output_type -> baton.v1.Job
+	15, // 56: baton.v1.Scheduler.ListJobs:output_type -> baton.v1.ListJobsResponse
+	17, // 57: baton.v1.Scheduler.CancelJob:output_type -> baton.v1.CancelJobResponse
+	9,  // 58: baton.v1.Scheduler.WatchJob:output_type -> baton.v1.Job
+	22, // 59: baton.v1.Scheduler.CollectResults:output_type -> baton.v1.ResultChunk
+	20, // 60: baton.v1.Scheduler.ReleaseJob:output_type -> baton.v1.ReleaseJobResponse
+	25, // 61: baton.v1.Scheduler.ListExecutors:output_type -> baton.v1.ListExecutorsResponse
+	28, // 62: baton.v1.Operator.Status:output_type -> baton.v1.StatusResponse
+	30, // 63: baton.v1.Operator.GetNodeStatus:output_type -> baton.v1.NodeStatus
+	32, // 64: baton.v1.Operator.ListPeers:output_type -> baton.v1.ListPeersResponse
+	34, // 65: baton.v1.Operator.AddPeer:output_type -> baton.v1.AddPeerResponse
+	36, // 66: baton.v1.Operator.RemovePeer:output_type -> baton.v1.RemovePeerResponse
+	38, // 67: baton.v1.Operator.TransferLeadership:output_type -> baton.v1.TransferLeadershipResponse
+	40, // 68: baton.v1.Operator.RegisterMember:output_type -> baton.v1.RegisterMemberResponse
+	57, // 69: baton.v1.Executors.Connect:output_type -> baton.v1.DriverMessage
+	60, // 70: baton.v1.Blocks.FetchShuffle:output_type -> baton.v1.BlockChunk
+	60, // 71: baton.v1.Blocks.FetchResult:output_type -> baton.v1.BlockChunk
+	54, // [54:72] is the sub-list for method output_type
+	36, // [36:54] is the sub-list for method input_type
+	36, // [36:36] is the sub-list for extension type_name
+	36, // [36:36] is the sub-list for extension extendee
+	0,  // [0:36] is the sub-list for field type_name
 }
 
 func init() { file_api_baton_proto_init() }
@@ -4427,10 +4706,10 @@ func file_api_baton_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_api_baton_proto_rawDesc), len(file_api_baton_proto_rawDesc)),
-			NumEnums:      3,
-			NumMessages:   56,
+			NumEnums:      4,
+			NumMessages:   59,
 			NumExtensions: 0,
-			NumServices:   3,
+			NumServices:   4,
 		},
 		GoTypes:           file_api_baton_proto_goTypes,
 		DependencyIndexes: file_api_baton_proto_depIdxs,

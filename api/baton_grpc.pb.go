@@ -6,6 +6,8 @@
 //              leadership transfer.
 //   Executors  for executors: register, heartbeat, and the stream that
 //              carries task launches and kills down and status updates up.
+//   Blocks     served by executors: shuffle blocks for reducers, indirect
+//              results for the scheduler and clients.
 //
 // Any node accepts any call: writes reaching a follower are forwarded to
 // the leader; reads are served from the node's own replica unless
@@ -839,6 +841,152 @@ var Executors_ServiceDesc = grpc.ServiceDesc{
 			Handler:       _Executors_Connect_Handler,
 			ServerStreams: true,
 			ClientStreams: true,
+		},
+	},
+	Metadata: "api/baton.proto",
+}
+
+const (
+	Blocks_FetchShuffle_FullMethodName = "/baton.v1.Blocks/FetchShuffle"
+	Blocks_FetchResult_FullMethodName  = "/baton.v1.Blocks/FetchResult"
+)
+
+// BlocksClient is the client API for Blocks service.
+//
+// For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
+type BlocksClient interface {
+	FetchShuffle(ctx context.Context, in *FetchShuffleRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[BlockChunk], error)
+	FetchResult(ctx context.Context, in *FetchResultRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[BlockChunk], error)
+}
+
+type blocksClient struct {
+	cc grpc.ClientConnInterface
+}
+
+func NewBlocksClient(cc grpc.ClientConnInterface) BlocksClient {
+	return &blocksClient{cc}
+}
+
+func (c *blocksClient) FetchShuffle(ctx context.Context, in *FetchShuffleRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[BlockChunk], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Blocks_ServiceDesc.Streams[0], Blocks_FetchShuffle_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[FetchShuffleRequest, BlockChunk]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Blocks_FetchShuffleClient = grpc.ServerStreamingClient[BlockChunk]
+
+func (c *blocksClient) FetchResult(ctx context.Context, in *FetchResultRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[BlockChunk], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Blocks_ServiceDesc.Streams[1], Blocks_FetchResult_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[FetchResultRequest, BlockChunk]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Blocks_FetchResultClient = grpc.ServerStreamingClient[BlockChunk]
+
+// BlocksServer is the server API for Blocks service.
+// All implementations must embed UnimplementedBlocksServer
+// for forward compatibility.
+type BlocksServer interface {
+	FetchShuffle(*FetchShuffleRequest, grpc.ServerStreamingServer[BlockChunk]) error
+	FetchResult(*FetchResultRequest, grpc.ServerStreamingServer[BlockChunk]) error
+	mustEmbedUnimplementedBlocksServer()
+}
+
+// UnimplementedBlocksServer must be embedded to have
+// forward compatible implementations.
+//
+// NOTE: this should be embedded by value instead of pointer to avoid a nil
+// pointer dereference when methods are called.
+type UnimplementedBlocksServer struct{}
+
+func (UnimplementedBlocksServer) FetchShuffle(*FetchShuffleRequest, grpc.ServerStreamingServer[BlockChunk]) error {
+	return status.Error(codes.Unimplemented, "method FetchShuffle not implemented")
+}
+func (UnimplementedBlocksServer) FetchResult(*FetchResultRequest, grpc.ServerStreamingServer[BlockChunk]) error {
+	return status.Error(codes.Unimplemented, "method FetchResult not implemented")
+}
+func (UnimplementedBlocksServer) mustEmbedUnimplementedBlocksServer() {}
+func (UnimplementedBlocksServer) testEmbeddedByValue()                {}
+
+// UnsafeBlocksServer may be embedded to opt out of forward compatibility for this service.
+// Use of this interface is not recommended, as added methods to BlocksServer will
+// result in compilation errors.
+type UnsafeBlocksServer interface {
+	mustEmbedUnimplementedBlocksServer()
+}
+
+func RegisterBlocksServer(s grpc.ServiceRegistrar, srv BlocksServer) {
+	// If the following call panics, it indicates UnimplementedBlocksServer was
+	// embedded by pointer and is nil.  This will cause panics if an
+	// unimplemented method is ever invoked, so we test this at initialization
+	// time to prevent it from happening at runtime later due to I/O.
+	if t, ok := srv.(interface{ testEmbeddedByValue() }); ok {
+		t.testEmbeddedByValue()
+	}
+	s.RegisterService(&Blocks_ServiceDesc, srv)
+}
+
+func _Blocks_FetchShuffle_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(FetchShuffleRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(BlocksServer).FetchShuffle(m, &grpc.GenericServerStream[FetchShuffleRequest, BlockChunk]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Blocks_FetchShuffleServer = grpc.ServerStreamingServer[BlockChunk]
+
+func _Blocks_FetchResult_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(FetchResultRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(BlocksServer).FetchResult(m, &grpc.GenericServerStream[FetchResultRequest, BlockChunk]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Blocks_FetchResultServer = grpc.ServerStreamingServer[BlockChunk]
+
+// Blocks_ServiceDesc is the grpc.ServiceDesc for Blocks service.
+// It's only intended for direct use with grpc.RegisterService,
+// and not to be introspected or modified (even as a copy)
+var Blocks_ServiceDesc = grpc.ServiceDesc{
+	ServiceName: "baton.v1.Blocks",
+	HandlerType: (*BlocksServer)(nil),
+	Methods:     []grpc.MethodDesc{},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "FetchShuffle",
+			Handler:       _Blocks_FetchShuffle_Handler,
+			ServerStreams: true,
+		},
+		{
+			StreamName:    "FetchResult",
+			Handler:       _Blocks_FetchResult_Handler,
+			ServerStreams: true,
 		},
 	},
 	Metadata: "api/baton.proto",

@@ -107,6 +107,14 @@ func Open(dir string, opts *Options) (*Store, error) {
 	cache := pebble.NewCache(o.CacheSize)
 	defer cache.Unref()
 	po := &pebble.Options{FS: o.FS, Cache: cache, Logger: quietLogger{o.Logger}}
+	// A corrupt file is an error for the read that finds it (the block is
+	// then recomputed), not a reason to stop the executor.
+	po.EventListener = &pebble.EventListener{
+		DataCorruption: func(info pebble.DataCorruptionInfo) {
+			o.Logger.Error("corrupt block store file", "path", info.Path, "err", info.Details)
+		},
+		BackgroundError: func(err error) { o.Logger.Error("block store background error", "err", err) },
+	}
 	db, err := pebble.Open(dir, po)
 	if err != nil {
 		return nil, fmt.Errorf("blockstore: open %s: %w", dir, err)
@@ -118,6 +126,11 @@ func Open(dir string, opts *Options) (*Store, error) {
 func (s *Store) Close() error {
 	if s.closed.Swap(true) {
 		return nil
+	}
+	// Leave the blocks in sstables rather than only in the write-ahead
+	// log: a restart then needs no replay.
+	if err := s.db.Flush(); err != nil {
+		s.opts.Logger.Warn("block store flush before close failed", "err", err)
 	}
 	return s.db.Close()
 }
@@ -219,6 +232,9 @@ func (s *Store) get(key []byte) ([]byte, error) {
 		return nil, ErrNotFound
 	}
 	if err != nil {
+		if pebble.ExtractDataCorruptionInfo(err) != nil || pebble.IsCorruptionError(err) {
+			return nil, fmt.Errorf("%w: %v", ErrCorrupt, err)
+		}
 		return nil, fmt.Errorf("blockstore: %w", err)
 	}
 	defer closer.Close()

@@ -1,0 +1,271 @@
+package blockstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/baton-sched/baton/api"
+	"github.com/baton-sched/baton/ops"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
+	"google.golang.org/grpc/credentials/insecure"
+)
+
+// chunkSize bounds the data in one streamed message.
+const chunkSize = 1 << 20
+
+// Service serves a Store's blocks over gRPC (api.Blocks): shuffle blocks
+// to reducers, indirect results to the scheduler and clients.
+type Service struct {
+	api.UnimplementedBlocksServer
+	Store *Store
+}
+
+// FetchShuffle streams the requested map outputs' blocks for a reducer,
+// each verified; a block that is missing or corrupt is reported in its
+// chunk, and the others are still sent.
+func (s *Service) FetchShuffle(req *api.FetchShuffleRequest, stream grpc.ServerStreamingServer[api.BlockChunk]) error {
+	for _, m := range req.Maps {
+		data, err := s.Store.ShuffleBlock(req.Shuffle, int(m), int(req.Reduce))
+		if err := sendBlock(stream, m, data, err); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// FetchResult streams an indirect result.
+func (s *Service) FetchResult(req *api.FetchResultRequest, stream grpc.ServerStreamingServer[api.BlockChunk]) error {
+	data, err := s.Store.Result(req.Job, req.Task)
+	return sendBlock(stream, 0, data, err)
+}
+
+func sendBlock(stream grpc.ServerStreamingServer[api.BlockChunk], m int32, data []byte, err error) error {
+	if err != nil {
+		c := &api.BlockChunk{Map: m, Last: true, Message: err.Error(), Error: api.BlockError_BLOCK_ERROR_INTERNAL}
+		switch {
+		case errors.Is(err, ErrNotFound):
+			c.Error = api.BlockError_BLOCK_ERROR_NOT_FOUND
+		case errors.Is(err, ErrCorrupt):
+			c.Error = api.BlockError_BLOCK_ERROR_CORRUPT
+		}
+		return stream.Send(c)
+	}
+	for {
+		n := min(len(data), chunkSize)
+		last := n == len(data)
+		if err := stream.Send(&api.BlockChunk{Map: m, Data: data[:n], Last: last}); err != nil {
+			return err
+		}
+		data = data[n:]
+		if last {
+			return nil
+		}
+	}
+}
+
+// Conns keeps one gRPC connection per executor block service address.
+type Conns struct {
+	mu    sync.Mutex
+	conns map[string]*grpc.ClientConn
+}
+
+var connectParams = grpc.ConnectParams{
+	Backoff:           backoff.Config{BaseDelay: 50 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: time.Second},
+	MinConnectTimeout: 2 * time.Second,
+}
+
+// Client returns a Blocks client for addr.
+func (c *Conns) Client(addr string) (api.BlocksClient, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.conns == nil {
+		c.conns = map[string]*grpc.ClientConn{}
+	}
+	cc, ok := c.conns[addr]
+	if !ok {
+		var err error
+		cc, err = grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()), grpc.WithConnectParams(connectParams),
+			grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(2*chunkSize)))
+		if err != nil {
+			return nil, err
+		}
+		c.conns[addr] = cc
+	}
+	return api.NewBlocksClient(cc), nil
+}
+
+// Close closes every connection.
+func (c *Conns) Close() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, cc := range c.conns {
+		cc.Close()
+	}
+	c.conns = nil
+}
+
+// readBlock assembles one block from a stream's chunks. It returns the
+// map index, the data, a block-level error (missing or corrupt), or a
+// stream error.
+func readBlock(stream grpc.ServerStreamingClient[api.BlockChunk]) (m int32, data []byte, blockErr, err error) {
+	for {
+		c, err := stream.Recv()
+		if err != nil {
+			return m, nil, nil, err
+		}
+		m = c.Map
+		if c.Error != api.BlockError_BLOCK_ERROR_NONE {
+			be := fmt.Errorf("%s", c.Message)
+			switch c.Error {
+			case api.BlockError_BLOCK_ERROR_NOT_FOUND:
+				be = fmt.Errorf("%w: %s", ErrNotFound, c.Message)
+			case api.BlockError_BLOCK_ERROR_CORRUPT:
+				be = fmt.Errorf("%w: %s", ErrCorrupt, c.Message)
+			}
+			return m, nil, be, nil
+		}
+		data = append(data, c.Data...)
+		if c.Last {
+			return m, data, nil, nil
+		}
+	}
+}
+
+// FetchResult reads an indirect result from the executor at addr.
+func (c *Conns) FetchResult(ctx context.Context, addr string, job, task uint64) ([]byte, error) {
+	cl, err := c.Client(addr)
+	if err != nil {
+		return nil, err
+	}
+	stream, err := cl.FetchResult(ctx, &api.FetchResultRequest{Job: job, Task: task})
+	if err != nil {
+		return nil, err
+	}
+	_, data, blockErr, err := readBlock(stream)
+	if err != nil {
+		return nil, err
+	}
+	return data, blockErr
+}
+
+// Fetcher reads shuffle blocks for reducers (ops.Fetcher): from the local
+// store for outputs this executor holds, from the other executors' block
+// services for the rest, one stream per executor, in parallel.
+type Fetcher struct {
+	Local   *Store
+	LocalID string
+	Conns   *Conns
+}
+
+// Fetch implements ops.Fetcher. A map output without a location, a block
+// that is missing or corrupt, or an executor that cannot be reached makes
+// it return an *ops.FetchFailedError naming the block.
+func (f *Fetcher) Fetch(ctx context.Context, in ops.ShuffleInput, reduce int, fn func(int, []byte) error) error {
+	byExec := map[string][]ops.MapLocation{}
+	located := make([]bool, in.Maps)
+	for _, l := range in.Locations {
+		if l.Map < 0 || l.Map >= in.Maps {
+			continue
+		}
+		located[l.Map] = true
+		byExec[l.Executor] = append(byExec[l.Executor], l)
+	}
+	for m, ok := range located {
+		if !ok {
+			return &ops.FetchFailedError{Shuffle: in.ID, Map: -1, Reduce: reduce, Err: fmt.Errorf("no location for map output %d", m)}
+		}
+	}
+	blocks := make([][]byte, in.Maps)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var mu sync.Mutex
+	var first error
+	fail := func(err error) {
+		mu.Lock()
+		if first == nil {
+			first = err
+			cancel()
+		}
+		mu.Unlock()
+	}
+	var wg sync.WaitGroup
+	for exec, locs := range byExec {
+		sort.Slice(locs, func(a, b int) bool { return locs[a].Map < locs[b].Map })
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if exec == f.LocalID && f.Local != nil {
+				for _, l := range locs {
+					data, err := f.Local.ShuffleBlock(in.ID, l.Map, reduce)
+					if err != nil {
+						fail(&ops.FetchFailedError{Executor: exec, Shuffle: in.ID, Map: l.Map, Reduce: reduce, Err: err})
+						return
+					}
+					blocks[l.Map] = data
+				}
+				return
+			}
+			if err := f.fetchRemote(ctx, in.ID, reduce, exec, locs, blocks); err != nil {
+				fail(err)
+			}
+		}()
+	}
+	wg.Wait()
+	if first != nil {
+		return first
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	for m, b := range blocks {
+		if err := fn(m, b); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (f *Fetcher) fetchRemote(ctx context.Context, shuffle uint64, reduce int, exec string, locs []ops.MapLocation, blocks [][]byte) error {
+	failed := func(m int, err error) error {
+		return &ops.FetchFailedError{Executor: exec, Shuffle: shuffle, Map: m, Reduce: reduce, Err: err}
+	}
+	cl, err := f.Conns.Client(locs[0].Addr)
+	if err != nil {
+		return failed(locs[0].Map, err)
+	}
+	req := &api.FetchShuffleRequest{Shuffle: shuffle, Reduce: int32(reduce)}
+	for _, l := range locs {
+		req.Maps = append(req.Maps, int32(l.Map))
+	}
+	// Fail fast when the executor is gone rather than wait for it.
+	stream, err := cl.FetchShuffle(ctx, req)
+	if err != nil {
+		return failed(locs[0].Map, err)
+	}
+	for _, l := range locs {
+		m, data, blockErr, err := readBlock(stream)
+		if err == io.EOF {
+			return failed(l.Map, fmt.Errorf("executor %s ended the stream early", exec))
+		}
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return failed(l.Map, err)
+		}
+		if blockErr != nil {
+			return failed(int(m), blockErr)
+		}
+		if int(m) != l.Map {
+			return failed(l.Map, fmt.Errorf("executor %s sent map %d, want %d", exec, m, l.Map))
+		}
+		blocks[m] = data
+	}
+	return nil
+}
