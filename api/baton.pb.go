@@ -2682,6 +2682,118 @@ func (*RegisterMemberResponse) Descriptor() ([]byte, []int) {
 	return file_api_baton_proto_rawDescGZIP(), []int{36}
 }
 
+type ReportResultLostRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Job           uint64                 `protobuf:"varint,1,opt,name=job,proto3" json:"job,omitempty"`
+	Partition     int32                  `protobuf:"varint,2,opt,name=partition,proto3" json:"partition,omitempty"`
+	Task          uint64                 `protobuf:"varint,3,opt,name=task,proto3" json:"task,omitempty"`
+	Reason        string                 `protobuf:"bytes,4,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReportResultLostRequest) Reset() {
+	*x = ReportResultLostRequest{}
+	mi := &file_api_baton_proto_msgTypes[37]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReportResultLostRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReportResultLostRequest) ProtoMessage() {}
+
+func (x *ReportResultLostRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_api_baton_proto_msgTypes[37]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReportResultLostRequest.ProtoReflect.Descriptor instead.
+func (*ReportResultLostRequest) Descriptor() ([]byte, []int) {
+	return file_api_baton_proto_rawDescGZIP(), []int{37}
+}
+
+func (x *ReportResultLostRequest) GetJob() uint64 {
+	if x != nil {
+		return x.Job
+	}
+	return 0
+}
+
+func (x *ReportResultLostRequest) GetPartition() int32 {
+	if x != nil {
+		return x.Partition
+	}
+	return 0
+}
+
+func (x *ReportResultLostRequest) GetTask() uint64 {
+	if x != nil {
+		return x.Task
+	}
+	return 0
+}
+
+func (x *ReportResultLostRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+type ReportResultLostResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Index         uint64                 `protobuf:"varint,1,opt,name=index,proto3" json:"index,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReportResultLostResponse) Reset() {
+	*x = ReportResultLostResponse{}
+	mi := &file_api_baton_proto_msgTypes[38]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReportResultLostResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReportResultLostResponse) ProtoMessage() {}
+
+func (x *ReportResultLostResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_api_baton_proto_msgTypes[38]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReportResultLostResponse.ProtoReflect.Descriptor instead.
+func (*ReportResultLostResponse) Descriptor() ([]byte, []int) {
+	return file_api_baton_proto_rawDescGZIP(), []int{38}
+}
+
+func (x *ReportResultLostResponse) GetIndex() uint64 {
+	if x != nil {
+		return x.Index
+	}
+	return 0
+}
+
 // TaskID identifies a task attempt and what it computes.
 type TaskID struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -2698,7 +2810,7 @@ type TaskID struct {
 
 func (x *TaskID) Reset() {
 	*x = TaskID{}
-	mi := &file_api_baton_proto_msgTypes[37]
+	mi := &file_api_baton_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2710,7 +2822,7 @@ func (x *TaskID) String() string {
 func (*TaskID) ProtoMessage() {}
 
 func (x *TaskID) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[37]
+	mi := &file_api_baton_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2723,7 +2835,7 @@ func (x *TaskID) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskID.ProtoReflect.Descriptor instead.
 func (*TaskID) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{37}
+	return file_api_baton_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *TaskID) GetTask() uint64 {
@@ -2787,7 +2899,7 @@ type MapLocation struct {
 
 func (x *MapLocation) Reset() {
 	*x = MapLocation{}
-	mi := &file_api_baton_proto_msgTypes[38]
+	mi := &file_api_baton_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2799,7 +2911,7 @@ func (x *MapLocation) String() string {
 func (*MapLocation) ProtoMessage() {}
 
 func (x *MapLocation) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[38]
+	mi := &file_api_baton_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2812,7 +2924,7 @@ func (x *MapLocation) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MapLocation.ProtoReflect.Descriptor instead.
 func (*MapLocation) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{38}
+	return file_api_baton_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *MapLocation) GetMap() int32 {
@@ -2849,7 +2961,7 @@ type ShuffleInput struct {
 
 func (x *ShuffleInput) Reset() {
 	*x = ShuffleInput{}
-	mi := &file_api_baton_proto_msgTypes[39]
+	mi := &file_api_baton_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2861,7 +2973,7 @@ func (x *ShuffleInput) String() string {
 func (*ShuffleInput) ProtoMessage() {}
 
 func (x *ShuffleInput) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[39]
+	mi := &file_api_baton_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2874,7 +2986,7 @@ func (x *ShuffleInput) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ShuffleInput.ProtoReflect.Descriptor instead.
 func (*ShuffleInput) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{39}
+	return file_api_baton_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *ShuffleInput) GetShuffle() uint64 {
@@ -2922,13 +3034,18 @@ type TaskLaunch struct {
 	Inputs              []*ShuffleInput `protobuf:"bytes,7,rep,name=inputs,proto3" json:"inputs,omitempty"`
 	MaxDirectResultSize int64           `protobuf:"varint,8,opt,name=max_direct_result_size,json=maxDirectResultSize,proto3" json:"max_direct_result_size,omitempty"`
 	MaxResultSize       int64           `protobuf:"varint,9,opt,name=max_result_size,json=maxResultSize,proto3" json:"max_result_size,omitempty"`
-	unknownFields       protoimpl.UnknownFields
-	sizeCache           protoimpl.SizeCache
+	// graph_key names the graph; graph is sent only the first time a
+	// session needs it, and the executor keeps graphs by key.
+	GraphKey string `protobuf:"bytes,10,opt,name=graph_key,json=graphKey,proto3" json:"graph_key,omitempty"`
+	// For a map task: the key of the shuffle it writes.
+	ShuffleKey    string `protobuf:"bytes,11,opt,name=shuffle_key,json=shuffleKey,proto3" json:"shuffle_key,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *TaskLaunch) Reset() {
 	*x = TaskLaunch{}
-	mi := &file_api_baton_proto_msgTypes[40]
+	mi := &file_api_baton_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2940,7 +3057,7 @@ func (x *TaskLaunch) String() string {
 func (*TaskLaunch) ProtoMessage() {}
 
 func (x *TaskLaunch) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[40]
+	mi := &file_api_baton_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2953,7 +3070,7 @@ func (x *TaskLaunch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskLaunch.ProtoReflect.Descriptor instead.
 func (*TaskLaunch) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{40}
+	return file_api_baton_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *TaskLaunch) GetId() *TaskID {
@@ -3019,6 +3136,20 @@ func (x *TaskLaunch) GetMaxResultSize() int64 {
 	return 0
 }
 
+func (x *TaskLaunch) GetGraphKey() string {
+	if x != nil {
+		return x.GraphKey
+	}
+	return ""
+}
+
+func (x *TaskLaunch) GetShuffleKey() string {
+	if x != nil {
+		return x.ShuffleKey
+	}
+	return ""
+}
+
 // TaskStatus reports a task attempt's state.
 type TaskStatus struct {
 	state   protoimpl.MessageState `protogen:"open.v1"`
@@ -3046,7 +3177,7 @@ type TaskStatus struct {
 
 func (x *TaskStatus) Reset() {
 	*x = TaskStatus{}
-	mi := &file_api_baton_proto_msgTypes[41]
+	mi := &file_api_baton_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3058,7 +3189,7 @@ func (x *TaskStatus) String() string {
 func (*TaskStatus) ProtoMessage() {}
 
 func (x *TaskStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[41]
+	mi := &file_api_baton_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3071,7 +3202,7 @@ func (x *TaskStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskStatus.ProtoReflect.Descriptor instead.
 func (*TaskStatus) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{41}
+	return file_api_baton_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *TaskStatus) GetId() *TaskID {
@@ -3181,14 +3312,18 @@ type Hello struct {
 	// highest_term is the highest leader term the executor has obeyed.
 	HighestTerm uint64 `protobuf:"varint,5,opt,name=highest_term,json=highestTerm,proto3" json:"highest_term,omitempty"`
 	// running lists the attempts running now, for adoption after failover.
-	Running       []*TaskID `protobuf:"bytes,6,rep,name=running,proto3" json:"running,omitempty"`
+	Running []*TaskID `protobuf:"bytes,6,rep,name=running,proto3" json:"running,omitempty"`
+	// The shuffles and the jobs' results this executor holds blocks of,
+	// so the leader can tell it which are dead.
+	Shuffles      []uint64 `protobuf:"varint,7,rep,packed,name=shuffles,proto3" json:"shuffles,omitempty"`
+	ResultJobs    []uint64 `protobuf:"varint,8,rep,packed,name=result_jobs,json=resultJobs,proto3" json:"result_jobs,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Hello) Reset() {
 	*x = Hello{}
-	mi := &file_api_baton_proto_msgTypes[42]
+	mi := &file_api_baton_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3200,7 +3335,7 @@ func (x *Hello) String() string {
 func (*Hello) ProtoMessage() {}
 
 func (x *Hello) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[42]
+	mi := &file_api_baton_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3213,7 +3348,7 @@ func (x *Hello) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Hello.ProtoReflect.Descriptor instead.
 func (*Hello) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{42}
+	return file_api_baton_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *Hello) GetExecutorId() string {
@@ -3258,6 +3393,20 @@ func (x *Hello) GetRunning() []*TaskID {
 	return nil
 }
 
+func (x *Hello) GetShuffles() []uint64 {
+	if x != nil {
+		return x.Shuffles
+	}
+	return nil
+}
+
+func (x *Hello) GetResultJobs() []uint64 {
+	if x != nil {
+		return x.ResultJobs
+	}
+	return nil
+}
+
 type StatusUpdates struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Updates       []*TaskStatus          `protobuf:"bytes,1,rep,name=updates,proto3" json:"updates,omitempty"`
@@ -3267,7 +3416,7 @@ type StatusUpdates struct {
 
 func (x *StatusUpdates) Reset() {
 	*x = StatusUpdates{}
-	mi := &file_api_baton_proto_msgTypes[43]
+	mi := &file_api_baton_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3279,7 +3428,7 @@ func (x *StatusUpdates) String() string {
 func (*StatusUpdates) ProtoMessage() {}
 
 func (x *StatusUpdates) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[43]
+	mi := &file_api_baton_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3292,7 +3441,7 @@ func (x *StatusUpdates) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusUpdates.ProtoReflect.Descriptor instead.
 func (*StatusUpdates) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{43}
+	return file_api_baton_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *StatusUpdates) GetUpdates() []*TaskStatus {
@@ -3311,7 +3460,7 @@ type CommitRequest struct {
 
 func (x *CommitRequest) Reset() {
 	*x = CommitRequest{}
-	mi := &file_api_baton_proto_msgTypes[44]
+	mi := &file_api_baton_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3323,7 +3472,7 @@ func (x *CommitRequest) String() string {
 func (*CommitRequest) ProtoMessage() {}
 
 func (x *CommitRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[44]
+	mi := &file_api_baton_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3336,7 +3485,7 @@ func (x *CommitRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommitRequest.ProtoReflect.Descriptor instead.
 func (*CommitRequest) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{44}
+	return file_api_baton_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *CommitRequest) GetId() *TaskID {
@@ -3361,7 +3510,7 @@ type ExecutorMessage struct {
 
 func (x *ExecutorMessage) Reset() {
 	*x = ExecutorMessage{}
-	mi := &file_api_baton_proto_msgTypes[45]
+	mi := &file_api_baton_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3373,7 +3522,7 @@ func (x *ExecutorMessage) String() string {
 func (*ExecutorMessage) ProtoMessage() {}
 
 func (x *ExecutorMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[45]
+	mi := &file_api_baton_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3386,7 +3535,7 @@ func (x *ExecutorMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecutorMessage.ProtoReflect.Descriptor instead.
 func (*ExecutorMessage) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{45}
+	return file_api_baton_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *ExecutorMessage) GetMsg() isExecutorMessage_Msg {
@@ -3455,7 +3604,7 @@ type Welcome struct {
 
 func (x *Welcome) Reset() {
 	*x = Welcome{}
-	mi := &file_api_baton_proto_msgTypes[46]
+	mi := &file_api_baton_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3467,7 +3616,7 @@ func (x *Welcome) String() string {
 func (*Welcome) ProtoMessage() {}
 
 func (x *Welcome) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[46]
+	mi := &file_api_baton_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3480,7 +3629,7 @@ func (x *Welcome) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Welcome.ProtoReflect.Descriptor instead.
 func (*Welcome) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{46}
+	return file_api_baton_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *Welcome) GetTerm() uint64 {
@@ -3506,7 +3655,7 @@ type Launch struct {
 
 func (x *Launch) Reset() {
 	*x = Launch{}
-	mi := &file_api_baton_proto_msgTypes[47]
+	mi := &file_api_baton_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3518,7 +3667,7 @@ func (x *Launch) String() string {
 func (*Launch) ProtoMessage() {}
 
 func (x *Launch) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[47]
+	mi := &file_api_baton_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3531,7 +3680,7 @@ func (x *Launch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Launch.ProtoReflect.Descriptor instead.
 func (*Launch) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{47}
+	return file_api_baton_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *Launch) GetTasks() []*TaskLaunch {
@@ -3552,7 +3701,7 @@ type Kill struct {
 
 func (x *Kill) Reset() {
 	*x = Kill{}
-	mi := &file_api_baton_proto_msgTypes[48]
+	mi := &file_api_baton_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3564,7 +3713,7 @@ func (x *Kill) String() string {
 func (*Kill) ProtoMessage() {}
 
 func (x *Kill) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[48]
+	mi := &file_api_baton_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3577,7 +3726,7 @@ func (x *Kill) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Kill.ProtoReflect.Descriptor instead.
 func (*Kill) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{48}
+	return file_api_baton_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *Kill) GetTerm() uint64 {
@@ -3612,7 +3761,7 @@ type Ack struct {
 
 func (x *Ack) Reset() {
 	*x = Ack{}
-	mi := &file_api_baton_proto_msgTypes[49]
+	mi := &file_api_baton_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3624,7 +3773,7 @@ func (x *Ack) String() string {
 func (*Ack) ProtoMessage() {}
 
 func (x *Ack) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[49]
+	mi := &file_api_baton_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3637,7 +3786,7 @@ func (x *Ack) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Ack.ProtoReflect.Descriptor instead.
 func (*Ack) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{49}
+	return file_api_baton_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *Ack) GetTasks() []uint64 {
@@ -3658,7 +3807,7 @@ type CommitDecision struct {
 
 func (x *CommitDecision) Reset() {
 	*x = CommitDecision{}
-	mi := &file_api_baton_proto_msgTypes[50]
+	mi := &file_api_baton_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3670,7 +3819,7 @@ func (x *CommitDecision) String() string {
 func (*CommitDecision) ProtoMessage() {}
 
 func (x *CommitDecision) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[50]
+	mi := &file_api_baton_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3683,7 +3832,7 @@ func (x *CommitDecision) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommitDecision.ProtoReflect.Descriptor instead.
 func (*CommitDecision) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{50}
+	return file_api_baton_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *CommitDecision) GetTerm() uint64 {
@@ -3707,17 +3856,71 @@ func (x *CommitDecision) GetAuthorized() bool {
 	return false
 }
 
-type DeleteBlocks struct {
+type ResultBlock struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
-	Shuffles      []uint64               `protobuf:"varint,1,rep,packed,name=shuffles,proto3" json:"shuffles,omitempty"`
-	Results       []uint64               `protobuf:"varint,2,rep,packed,name=results,proto3" json:"results,omitempty"`
+	Job           uint64                 `protobuf:"varint,1,opt,name=job,proto3" json:"job,omitempty"`
+	Task          uint64                 `protobuf:"varint,2,opt,name=task,proto3" json:"task,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ResultBlock) Reset() {
+	*x = ResultBlock{}
+	mi := &file_api_baton_proto_msgTypes[53]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResultBlock) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResultBlock) ProtoMessage() {}
+
+func (x *ResultBlock) ProtoReflect() protoreflect.Message {
+	mi := &file_api_baton_proto_msgTypes[53]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResultBlock.ProtoReflect.Descriptor instead.
+func (*ResultBlock) Descriptor() ([]byte, []int) {
+	return file_api_baton_proto_rawDescGZIP(), []int{53}
+}
+
+func (x *ResultBlock) GetJob() uint64 {
+	if x != nil {
+		return x.Job
+	}
+	return 0
+}
+
+func (x *ResultBlock) GetTask() uint64 {
+	if x != nil {
+		return x.Task
+	}
+	return 0
+}
+
+type DeleteBlocks struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Shuffles []uint64               `protobuf:"varint,1,rep,packed,name=shuffles,proto3" json:"shuffles,omitempty"`
+	Results  []*ResultBlock         `protobuf:"bytes,2,rep,name=results,proto3" json:"results,omitempty"`
+	// result_jobs: delete every result of these jobs.
+	ResultJobs    []uint64 `protobuf:"varint,3,rep,packed,name=result_jobs,json=resultJobs,proto3" json:"result_jobs,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *DeleteBlocks) Reset() {
 	*x = DeleteBlocks{}
-	mi := &file_api_baton_proto_msgTypes[51]
+	mi := &file_api_baton_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3729,7 +3932,7 @@ func (x *DeleteBlocks) String() string {
 func (*DeleteBlocks) ProtoMessage() {}
 
 func (x *DeleteBlocks) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[51]
+	mi := &file_api_baton_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3742,7 +3945,7 @@ func (x *DeleteBlocks) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteBlocks.ProtoReflect.Descriptor instead.
 func (*DeleteBlocks) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{51}
+	return file_api_baton_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *DeleteBlocks) GetShuffles() []uint64 {
@@ -3752,9 +3955,16 @@ func (x *DeleteBlocks) GetShuffles() []uint64 {
 	return nil
 }
 
-func (x *DeleteBlocks) GetResults() []uint64 {
+func (x *DeleteBlocks) GetResults() []*ResultBlock {
 	if x != nil {
 		return x.Results
+	}
+	return nil
+}
+
+func (x *DeleteBlocks) GetResultJobs() []uint64 {
+	if x != nil {
+		return x.ResultJobs
 	}
 	return nil
 }
@@ -3769,7 +3979,7 @@ type NotLeader struct {
 
 func (x *NotLeader) Reset() {
 	*x = NotLeader{}
-	mi := &file_api_baton_proto_msgTypes[52]
+	mi := &file_api_baton_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3781,7 +3991,7 @@ func (x *NotLeader) String() string {
 func (*NotLeader) ProtoMessage() {}
 
 func (x *NotLeader) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[52]
+	mi := &file_api_baton_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3794,7 +4004,7 @@ func (x *NotLeader) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NotLeader.ProtoReflect.Descriptor instead.
 func (*NotLeader) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{52}
+	return file_api_baton_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *NotLeader) GetLeaderId() string {
@@ -3830,7 +4040,7 @@ type DriverMessage struct {
 
 func (x *DriverMessage) Reset() {
 	*x = DriverMessage{}
-	mi := &file_api_baton_proto_msgTypes[53]
+	mi := &file_api_baton_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3842,7 +4052,7 @@ func (x *DriverMessage) String() string {
 func (*DriverMessage) ProtoMessage() {}
 
 func (x *DriverMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[53]
+	mi := &file_api_baton_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3855,7 +4065,7 @@ func (x *DriverMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DriverMessage.ProtoReflect.Descriptor instead.
 func (*DriverMessage) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{53}
+	return file_api_baton_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *DriverMessage) GetMsg() isDriverMessage_Msg {
@@ -3986,7 +4196,7 @@ type FetchShuffleRequest struct {
 
 func (x *FetchShuffleRequest) Reset() {
 	*x = FetchShuffleRequest{}
-	mi := &file_api_baton_proto_msgTypes[54]
+	mi := &file_api_baton_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3998,7 +4208,7 @@ func (x *FetchShuffleRequest) String() string {
 func (*FetchShuffleRequest) ProtoMessage() {}
 
 func (x *FetchShuffleRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[54]
+	mi := &file_api_baton_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4011,7 +4221,7 @@ func (x *FetchShuffleRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchShuffleRequest.ProtoReflect.Descriptor instead.
 func (*FetchShuffleRequest) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{54}
+	return file_api_baton_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *FetchShuffleRequest) GetShuffle() uint64 {
@@ -4045,7 +4255,7 @@ type FetchResultRequest struct {
 
 func (x *FetchResultRequest) Reset() {
 	*x = FetchResultRequest{}
-	mi := &file_api_baton_proto_msgTypes[55]
+	mi := &file_api_baton_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4057,7 +4267,7 @@ func (x *FetchResultRequest) String() string {
 func (*FetchResultRequest) ProtoMessage() {}
 
 func (x *FetchResultRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[55]
+	mi := &file_api_baton_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4070,7 +4280,7 @@ func (x *FetchResultRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchResultRequest.ProtoReflect.Descriptor instead.
 func (*FetchResultRequest) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{55}
+	return file_api_baton_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *FetchResultRequest) GetJob() uint64 {
@@ -4103,7 +4313,7 @@ type BlockChunk struct {
 
 func (x *BlockChunk) Reset() {
 	*x = BlockChunk{}
-	mi := &file_api_baton_proto_msgTypes[56]
+	mi := &file_api_baton_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4115,7 +4325,7 @@ func (x *BlockChunk) String() string {
 func (*BlockChunk) ProtoMessage() {}
 
 func (x *BlockChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[56]
+	mi := &file_api_baton_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4128,7 +4338,7 @@ func (x *BlockChunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BlockChunk.ProtoReflect.Descriptor instead.
 func (*BlockChunk) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{56}
+	return file_api_baton_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *BlockChunk) GetMap() int32 {
@@ -4361,7 +4571,14 @@ const file_api_baton_proto_rawDesc = "" +
 	"\traft_addr\x18\x02 \x01(\tR\braftAddr\x12\x19\n" +
 	"\bapi_addr\x18\x03 \x01(\tR\aapiAddr\x12\x1b\n" +
 	"\thttp_addr\x18\x04 \x01(\tR\bhttpAddr\"\x18\n" +
-	"\x16RegisterMemberResponse\"\xb7\x01\n" +
+	"\x16RegisterMemberResponse\"u\n" +
+	"\x17ReportResultLostRequest\x12\x10\n" +
+	"\x03job\x18\x01 \x01(\x04R\x03job\x12\x1c\n" +
+	"\tpartition\x18\x02 \x01(\x05R\tpartition\x12\x12\n" +
+	"\x04task\x18\x03 \x01(\x04R\x04task\x12\x16\n" +
+	"\x06reason\x18\x04 \x01(\tR\x06reason\"0\n" +
+	"\x18ReportResultLostResponse\x12\x14\n" +
+	"\x05index\x18\x01 \x01(\x04R\x05index\"\xb7\x01\n" +
 	"\x06TaskID\x12\x12\n" +
 	"\x04task\x18\x01 \x01(\x04R\x04task\x12\x10\n" +
 	"\x03job\x18\x02 \x01(\x04R\x03job\x12\x14\n" +
@@ -4378,7 +4595,7 @@ const file_api_baton_proto_rawDesc = "" +
 	"\ashuffle\x18\x01 \x01(\x04R\ashuffle\x12\x10\n" +
 	"\x03key\x18\x02 \x01(\tR\x03key\x12\x12\n" +
 	"\x04maps\x18\x03 \x01(\x05R\x04maps\x123\n" +
-	"\tlocations\x18\x04 \x03(\v2\x15.baton.v1.MapLocationR\tlocations\"\xa5\x02\n" +
+	"\tlocations\x18\x04 \x03(\v2\x15.baton.v1.MapLocationR\tlocations\"\xe3\x02\n" +
 	"\n" +
 	"TaskLaunch\x12 \n" +
 	"\x02id\x18\x01 \x01(\v2\x10.baton.v1.TaskIDR\x02id\x12\x12\n" +
@@ -4389,7 +4606,11 @@ const file_api_baton_proto_rawDesc = "" +
 	"\ashuffle\x18\x06 \x01(\x04R\ashuffle\x12.\n" +
 	"\x06inputs\x18\a \x03(\v2\x16.baton.v1.ShuffleInputR\x06inputs\x123\n" +
 	"\x16max_direct_result_size\x18\b \x01(\x03R\x13maxDirectResultSize\x12&\n" +
-	"\x0fmax_result_size\x18\t \x01(\x03R\rmaxResultSize\"\xe0\x03\n" +
+	"\x0fmax_result_size\x18\t \x01(\x03R\rmaxResultSize\x12\x1b\n" +
+	"\tgraph_key\x18\n" +
+	" \x01(\tR\bgraphKey\x12\x1f\n" +
+	"\vshuffle_key\x18\v \x01(\tR\n" +
+	"shuffleKey\"\xe0\x03\n" +
 	"\n" +
 	"TaskStatus\x12 \n" +
 	"\x02id\x18\x01 \x01(\v2\x10.baton.v1.TaskIDR\x02id\x12)\n" +
@@ -4408,7 +4629,7 @@ const file_api_baton_proto_rawDesc = "" +
 	"\tfetch_map\x18\f \x01(\x05R\bfetchMap\x12!\n" +
 	"\ffetch_reduce\x18\r \x01(\x05R\vfetchReduce\x12\x1f\n" +
 	"\vduration_ms\x18\x0e \x01(\x03R\n" +
-	"durationMs\"\xb7\x01\n" +
+	"durationMs\"\xf4\x01\n" +
 	"\x05Hello\x12\x1f\n" +
 	"\vexecutor_id\x18\x01 \x01(\tR\n" +
 	"executorId\x12\x12\n" +
@@ -4416,7 +4637,10 @@ const file_api_baton_proto_rawDesc = "" +
 	"\x05cores\x18\x03 \x01(\x05R\x05cores\x12\x14\n" +
 	"\x05funcs\x18\x04 \x03(\tR\x05funcs\x12!\n" +
 	"\fhighest_term\x18\x05 \x01(\x04R\vhighestTerm\x12*\n" +
-	"\arunning\x18\x06 \x03(\v2\x10.baton.v1.TaskIDR\arunning\"?\n" +
+	"\arunning\x18\x06 \x03(\v2\x10.baton.v1.TaskIDR\arunning\x12\x1a\n" +
+	"\bshuffles\x18\a \x03(\x04R\bshuffles\x12\x1f\n" +
+	"\vresult_jobs\x18\b \x03(\x04R\n" +
+	"resultJobs\"?\n" +
 	"\rStatusUpdates\x12.\n" +
 	"\aupdates\x18\x01 \x03(\v2\x14.baton.v1.TaskStatusR\aupdates\"1\n" +
 	"\rCommitRequest\x12 \n" +
@@ -4442,10 +4666,15 @@ const file_api_baton_proto_rawDesc = "" +
 	"\x04task\x18\x02 \x01(\x04R\x04task\x12\x1e\n" +
 	"\n" +
 	"authorized\x18\x03 \x01(\bR\n" +
-	"authorized\"D\n" +
+	"authorized\"3\n" +
+	"\vResultBlock\x12\x10\n" +
+	"\x03job\x18\x01 \x01(\x04R\x03job\x12\x12\n" +
+	"\x04task\x18\x02 \x01(\x04R\x04task\"|\n" +
 	"\fDeleteBlocks\x12\x1a\n" +
-	"\bshuffles\x18\x01 \x03(\x04R\bshuffles\x12\x18\n" +
-	"\aresults\x18\x02 \x03(\x04R\aresults\"P\n" +
+	"\bshuffles\x18\x01 \x03(\x04R\bshuffles\x12/\n" +
+	"\aresults\x18\x02 \x03(\v2\x15.baton.v1.ResultBlockR\aresults\x12\x1f\n" +
+	"\vresult_jobs\x18\x03 \x03(\x04R\n" +
+	"resultJobs\"P\n" +
 	"\tNotLeader\x12\x1b\n" +
 	"\tleader_id\x18\x01 \x01(\tR\bleaderId\x12&\n" +
 	"\x0fleader_api_addr\x18\x02 \x01(\tR\rleaderApiAddr\"\xd6\x02\n" +
@@ -4506,7 +4735,7 @@ const file_api_baton_proto_rawDesc = "" +
 	"\x0eCollectResults\x12\x1f.baton.v1.CollectResultsRequest\x1a\x15.baton.v1.ResultChunk0\x01\x12G\n" +
 	"\n" +
 	"ReleaseJob\x12\x1b.baton.v1.ReleaseJobRequest\x1a\x1c.baton.v1.ReleaseJobResponse\x12P\n" +
-	"\rListExecutors\x12\x1e.baton.v1.ListExecutorsRequest\x1a\x1f.baton.v1.ListExecutorsResponse2\x90\x04\n" +
+	"\rListExecutors\x12\x1e.baton.v1.ListExecutorsRequest\x1a\x1f.baton.v1.ListExecutorsResponse2\xeb\x04\n" +
 	"\bOperator\x12;\n" +
 	"\x06Status\x12\x17.baton.v1.StatusRequest\x1a\x18.baton.v1.StatusResponse\x12B\n" +
 	"\rGetNodeStatus\x12\x1b.baton.v1.NodeStatusRequest\x1a\x14.baton.v1.NodeStatus\x12D\n" +
@@ -4515,7 +4744,8 @@ const file_api_baton_proto_rawDesc = "" +
 	"\n" +
 	"RemovePeer\x12\x1b.baton.v1.RemovePeerRequest\x1a\x1c.baton.v1.RemovePeerResponse\x12_\n" +
 	"\x12TransferLeadership\x12#.baton.v1.TransferLeadershipRequest\x1a$.baton.v1.TransferLeadershipResponse\x12S\n" +
-	"\x0eRegisterMember\x12\x1f.baton.v1.RegisterMemberRequest\x1a .baton.v1.RegisterMemberResponse2N\n" +
+	"\x0eRegisterMember\x12\x1f.baton.v1.RegisterMemberRequest\x1a .baton.v1.RegisterMemberResponse\x12Y\n" +
+	"\x10ReportResultLost\x12!.baton.v1.ReportResultLostRequest\x1a\".baton.v1.ReportResultLostResponse2N\n" +
 	"\tExecutors\x12A\n" +
 	"\aConnect\x12\x19.baton.v1.ExecutorMessage\x1a\x17.baton.v1.DriverMessage(\x010\x012\x94\x01\n" +
 	"\x06Blocks\x12E\n" +
@@ -4535,7 +4765,7 @@ func file_api_baton_proto_rawDescGZIP() []byte {
 }
 
 var file_api_baton_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_api_baton_proto_msgTypes = make([]protoimpl.MessageInfo, 59)
+var file_api_baton_proto_msgTypes = make([]protoimpl.MessageInfo, 62)
 var file_api_baton_proto_goTypes = []any{
 	(JobState)(0),                      // 0: baton.v1.JobState
 	(TaskState)(0),                     // 1: baton.v1.TaskState
@@ -4578,35 +4808,38 @@ var file_api_baton_proto_goTypes = []any{
 	(*TransferLeadershipResponse)(nil), // 38: baton.v1.TransferLeadershipResponse
 	(*RegisterMemberRequest)(nil),      // 39: baton.v1.RegisterMemberRequest
 	(*RegisterMemberResponse)(nil),     // 40: baton.v1.RegisterMemberResponse
-	(*TaskID)(nil),                     // 41: baton.v1.TaskID
-	(*MapLocation)(nil),                // 42: baton.v1.MapLocation
-	(*ShuffleInput)(nil),               // 43: baton.v1.ShuffleInput
-	(*TaskLaunch)(nil),                 // 44: baton.v1.TaskLaunch
-	(*TaskStatus)(nil),                 // 45: baton.v1.TaskStatus
-	(*Hello)(nil),                      // 46: baton.v1.Hello
-	(*StatusUpdates)(nil),              // 47: baton.v1.StatusUpdates
-	(*CommitRequest)(nil),              // 48: baton.v1.CommitRequest
-	(*ExecutorMessage)(nil),            // 49: baton.v1.ExecutorMessage
-	(*Welcome)(nil),                    // 50: baton.v1.Welcome
-	(*Launch)(nil),                     // 51: baton.v1.Launch
-	(*Kill)(nil),                       // 52: baton.v1.Kill
-	(*Ack)(nil),                        // 53: baton.v1.Ack
-	(*CommitDecision)(nil),             // 54: baton.v1.CommitDecision
-	(*DeleteBlocks)(nil),               // 55: baton.v1.DeleteBlocks
-	(*NotLeader)(nil),                  // 56: baton.v1.NotLeader
-	(*DriverMessage)(nil),              // 57: baton.v1.DriverMessage
-	(*FetchShuffleRequest)(nil),        // 58: baton.v1.FetchShuffleRequest
-	(*FetchResultRequest)(nil),         // 59: baton.v1.FetchResultRequest
-	(*BlockChunk)(nil),                 // 60: baton.v1.BlockChunk
-	nil,                                // 61: baton.v1.Plan.DatasetsEntry
-	nil,                                // 62: baton.v1.Dataset.EnvEntry
+	(*ReportResultLostRequest)(nil),    // 41: baton.v1.ReportResultLostRequest
+	(*ReportResultLostResponse)(nil),   // 42: baton.v1.ReportResultLostResponse
+	(*TaskID)(nil),                     // 43: baton.v1.TaskID
+	(*MapLocation)(nil),                // 44: baton.v1.MapLocation
+	(*ShuffleInput)(nil),               // 45: baton.v1.ShuffleInput
+	(*TaskLaunch)(nil),                 // 46: baton.v1.TaskLaunch
+	(*TaskStatus)(nil),                 // 47: baton.v1.TaskStatus
+	(*Hello)(nil),                      // 48: baton.v1.Hello
+	(*StatusUpdates)(nil),              // 49: baton.v1.StatusUpdates
+	(*CommitRequest)(nil),              // 50: baton.v1.CommitRequest
+	(*ExecutorMessage)(nil),            // 51: baton.v1.ExecutorMessage
+	(*Welcome)(nil),                    // 52: baton.v1.Welcome
+	(*Launch)(nil),                     // 53: baton.v1.Launch
+	(*Kill)(nil),                       // 54: baton.v1.Kill
+	(*Ack)(nil),                        // 55: baton.v1.Ack
+	(*CommitDecision)(nil),             // 56: baton.v1.CommitDecision
+	(*ResultBlock)(nil),                // 57: baton.v1.ResultBlock
+	(*DeleteBlocks)(nil),               // 58: baton.v1.DeleteBlocks
+	(*NotLeader)(nil),                  // 59: baton.v1.NotLeader
+	(*DriverMessage)(nil),              // 60: baton.v1.DriverMessage
+	(*FetchShuffleRequest)(nil),        // 61: baton.v1.FetchShuffleRequest
+	(*FetchResultRequest)(nil),         // 62: baton.v1.FetchResultRequest
+	(*BlockChunk)(nil),                 // 63: baton.v1.BlockChunk
+	nil,                                // 64: baton.v1.Plan.DatasetsEntry
+	nil,                                // 65: baton.v1.Dataset.EnvEntry
 }
 var file_api_baton_proto_depIdxs = []int32{
-	61, // 0: baton.v1.Plan.datasets:type_name -> baton.v1.Plan.DatasetsEntry
+	64, // 0: baton.v1.Plan.datasets:type_name -> baton.v1.Plan.DatasetsEntry
 	8,  // 1: baton.v1.Plan.action:type_name -> baton.v1.Action
 	5,  // 2: baton.v1.Dataset.fn:type_name -> baton.v1.Func
 	6,  // 3: baton.v1.Dataset.records:type_name -> baton.v1.Record
-	62, // 4: baton.v1.Dataset.env:type_name -> baton.v1.Dataset.EnvEntry
+	65, // 4: baton.v1.Dataset.env:type_name -> baton.v1.Dataset.EnvEntry
 	5,  // 5: baton.v1.Action.fn:type_name -> baton.v1.Func
 	0,  // 6: baton.v1.Job.state:type_name -> baton.v1.JobState
 	10, // 7: baton.v1.Job.stages:type_name -> baton.v1.Stage
@@ -4616,69 +4849,72 @@ var file_api_baton_proto_depIdxs = []int32{
 	30, // 11: baton.v1.StatusResponse.node:type_name -> baton.v1.NodeStatus
 	26, // 12: baton.v1.StatusResponse.peers:type_name -> baton.v1.Peer
 	26, // 13: baton.v1.ListPeersResponse.peers:type_name -> baton.v1.Peer
-	42, // 14: baton.v1.ShuffleInput.locations:type_name -> baton.v1.MapLocation
-	41, // 15: baton.v1.TaskLaunch.id:type_name -> baton.v1.TaskID
-	43, // 16: baton.v1.TaskLaunch.inputs:type_name -> baton.v1.ShuffleInput
-	41, // 17: baton.v1.TaskStatus.id:type_name -> baton.v1.TaskID
+	44, // 14: baton.v1.ShuffleInput.locations:type_name -> baton.v1.MapLocation
+	43, // 15: baton.v1.TaskLaunch.id:type_name -> baton.v1.TaskID
+	45, // 16: baton.v1.TaskLaunch.inputs:type_name -> baton.v1.ShuffleInput
+	43, // 17: baton.v1.TaskStatus.id:type_name -> baton.v1.TaskID
 	1,  // 18: baton.v1.TaskStatus.state:type_name -> baton.v1.TaskState
 	2,  // 19: baton.v1.TaskStatus.failure:type_name -> baton.v1.FailureKind
-	41, // 20: baton.v1.Hello.running:type_name -> baton.v1.TaskID
-	45, // 21: baton.v1.StatusUpdates.updates:type_name -> baton.v1.TaskStatus
-	41, // 22: baton.v1.CommitRequest.id:type_name -> baton.v1.TaskID
-	46, // 23: baton.v1.ExecutorMessage.hello:type_name -> baton.v1.Hello
-	47, // 24: baton.v1.ExecutorMessage.updates:type_name -> baton.v1.StatusUpdates
-	48, // 25: baton.v1.ExecutorMessage.commit:type_name -> baton.v1.CommitRequest
-	44, // 26: baton.v1.Launch.tasks:type_name -> baton.v1.TaskLaunch
-	50, // 27: baton.v1.DriverMessage.welcome:type_name -> baton.v1.Welcome
-	51, // 28: baton.v1.DriverMessage.launch:type_name -> baton.v1.Launch
-	52, // 29: baton.v1.DriverMessage.kill:type_name -> baton.v1.Kill
-	53, // 30: baton.v1.DriverMessage.ack:type_name -> baton.v1.Ack
-	54, // 31: baton.v1.DriverMessage.commit:type_name -> baton.v1.CommitDecision
-	55, // 32: baton.v1.DriverMessage.delete:type_name -> baton.v1.DeleteBlocks
-	56, // 33: baton.v1.DriverMessage.not_leader:type_name -> baton.v1.NotLeader
-	3,  // 34: baton.v1.BlockChunk.error:type_name -> baton.v1.BlockError
-	7,  // 35: baton.v1.Plan.DatasetsEntry.value:type_name -> baton.v1.Dataset
-	11, // 36: baton.v1.Scheduler.SubmitJob:input_type -> baton.v1.SubmitJobRequest
-	13, // 37: baton.v1.Scheduler.GetJob:input_type -> baton.v1.GetJobRequest
-	14, // 38: baton.v1.Scheduler.ListJobs:input_type -> baton.v1.ListJobsRequest
-	16, // 39: baton.v1.Scheduler.CancelJob:input_type -> baton.v1.CancelJobRequest
-	18, // 40: baton.v1.Scheduler.WatchJob:input_type -> baton.v1.WatchJobRequest
-	21, // 41: baton.v1.Scheduler.CollectResults:input_type -> baton.v1.CollectResultsRequest
-	19, // 42: baton.v1.Scheduler.ReleaseJob:input_type -> baton.v1.ReleaseJobRequest
-	23, // 43: baton.v1.Scheduler.ListExecutors:input_type -> baton.v1.ListExecutorsRequest
-	27, // 44: baton.v1.Operator.Status:input_type -> baton.v1.StatusRequest
-	29, // 45: baton.v1.Operator.GetNodeStatus:input_type -> baton.v1.NodeStatusRequest
-	31, // 46: baton.v1.Operator.ListPeers:input_type -> baton.v1.ListPeersRequest
-	33, // 47: baton.v1.Operator.AddPeer:input_type -> baton.v1.AddPeerRequest
-	35, // 48: baton.v1.Operator.RemovePeer:input_type -> baton.v1.RemovePeerRequest
-	37, // 49: baton.v1.Operator.TransferLeadership:input_type -> baton.v1.TransferLeadershipRequest
-	39, // 50: baton.v1.Operator.RegisterMember:input_type -> baton.v1.RegisterMemberRequest
-	49, // 51: baton.v1.Executors.Connect:input_type -> baton.v1.ExecutorMessage
-	58, // 52: baton.v1.Blocks.FetchShuffle:input_type -> baton.v1.FetchShuffleRequest
-	59, // 53: baton.v1.Blocks.FetchResult:input_type -> baton.v1.FetchResultRequest
-	12, // 54: baton.v1.Scheduler.SubmitJob:output_type -> baton.v1.SubmitJobResponse
-	9,  // 55: baton.v1.Scheduler.GetJob:output_type -> baton.v1.Job
-	15, // 56: baton.v1.Scheduler.ListJobs:output_type -> baton.v1.ListJobsResponse
-	17, // 57: baton.v1.Scheduler.CancelJob:output_type -> baton.v1.CancelJobResponse
-	9,  // 58: baton.v1.Scheduler.WatchJob:output_type -> baton.v1.Job
-	22, // 59: baton.v1.Scheduler.CollectResults:output_type -> baton.v1.ResultChunk
-	20, // 60: baton.v1.Scheduler.ReleaseJob:output_type -> baton.v1.ReleaseJobResponse
-	25, // 61: baton.v1.Scheduler.ListExecutors:output_type -> baton.v1.ListExecutorsResponse
-	28, // 62: baton.v1.Operator.Status:output_type -> baton.v1.StatusResponse
-	30, // 63: baton.v1.Operator.GetNodeStatus:output_type -> baton.v1.NodeStatus
-	32, // 64: baton.v1.Operator.ListPeers:output_type -> baton.v1.ListPeersResponse
-	34, // 65: baton.v1.Operator.AddPeer:output_type -> baton.v1.AddPeerResponse
-	36, // 66: baton.v1.Operator.RemovePeer:output_type -> baton.v1.RemovePeerResponse
-	38, // 67: baton.v1.Operator.TransferLeadership:output_type -> baton.v1.TransferLeadershipResponse
-	40, // 68: baton.v1.Operator.RegisterMember:output_type -> baton.v1.RegisterMemberResponse
-	57, // 69: baton.v1.Executors.Connect:output_type -> baton.v1.DriverMessage
-	60, // 70: baton.v1.Blocks.FetchShuffle:output_type -> baton.v1.BlockChunk
-	60, // 71: baton.v1.Blocks.FetchResult:output_type -> baton.v1.BlockChunk
-	54, // [54:72] is the sub-list for method output_type
-	36, // [36:54] is the sub-list for method input_type
-	36, // [36:36] is the sub-list for extension type_name
-	36, // [36:36] is the sub-list for extension extendee
-	0,  // [0:36] is the sub-list for field type_name
+	43, // 20: baton.v1.Hello.running:type_name -> baton.v1.TaskID
+	47, // 21: baton.v1.StatusUpdates.updates:type_name -> baton.v1.TaskStatus
+	43, // 22: baton.v1.CommitRequest.id:type_name -> baton.v1.TaskID
+	48, // 23: baton.v1.ExecutorMessage.hello:type_name -> baton.v1.Hello
+	49, // 24: baton.v1.ExecutorMessage.updates:type_name -> baton.v1.StatusUpdates
+	50, // 25: baton.v1.ExecutorMessage.commit:type_name -> baton.v1.CommitRequest
+	46, // 26: baton.v1.Launch.tasks:type_name -> baton.v1.TaskLaunch
+	57, // 27: baton.v1.DeleteBlocks.results:type_name -> baton.v1.ResultBlock
+	52, // 28: baton.v1.DriverMessage.welcome:type_name -> baton.v1.Welcome
+	53, // 29: baton.v1.DriverMessage.launch:type_name -> baton.v1.Launch
+	54, // 30: baton.v1.DriverMessage.kill:type_name -> baton.v1.Kill
+	55, // 31: baton.v1.DriverMessage.ack:type_name -> baton.v1.Ack
+	56, // 32: baton.v1.DriverMessage.commit:type_name -> baton.v1.CommitDecision
+	58, // 33: baton.v1.DriverMessage.delete:type_name -> baton.v1.DeleteBlocks
+	59, // 34: baton.v1.DriverMessage.not_leader:type_name -> baton.v1.NotLeader
+	3,  // 35: baton.v1.BlockChunk.error:type_name -> baton.v1.BlockError
+	7,  // 36: baton.v1.Plan.DatasetsEntry.value:type_name -> baton.v1.Dataset
+	11, // 37: baton.v1.Scheduler.SubmitJob:input_type -> baton.v1.SubmitJobRequest
+	13, // 38: baton.v1.Scheduler.GetJob:input_type -> baton.v1.GetJobRequest
+	14, // 39: baton.v1.Scheduler.ListJobs:input_type -> baton.v1.ListJobsRequest
+	16, // 40: baton.v1.Scheduler.CancelJob:input_type -> baton.v1.CancelJobRequest
+	18, // 41: baton.v1.Scheduler.WatchJob:input_type -> baton.v1.WatchJobRequest
+	21, // 42: baton.v1.Scheduler.CollectResults:input_type -> baton.v1.CollectResultsRequest
+	19, // 43: baton.v1.Scheduler.ReleaseJob:input_type -> baton.v1.ReleaseJobRequest
+	23, // 44: baton.v1.Scheduler.ListExecutors:input_type -> baton.v1.ListExecutorsRequest
+	27, // 45: baton.v1.Operator.Status:input_type -> baton.v1.StatusRequest
+	29, // 46: baton.v1.Operator.GetNodeStatus:input_type -> baton.v1.NodeStatusRequest
+	31, // 47: baton.v1.Operator.ListPeers:input_type -> baton.v1.ListPeersRequest
+	33, // 48: baton.v1.Operator.AddPeer:input_type -> baton.v1.AddPeerRequest
+	35, // 49: baton.v1.Operator.RemovePeer:input_type -> baton.v1.RemovePeerRequest
+	37, // 50: baton.v1.Operator.TransferLeadership:input_type -> baton.v1.TransferLeadershipRequest
+	39, // 51: baton.v1.Operator.RegisterMember:input_type -> baton.v1.RegisterMemberRequest
+	41, // 52: baton.v1.Operator.ReportResultLost:input_type -> baton.v1.ReportResultLostRequest
+	51, // 53: baton.v1.Executors.Connect:input_type -> baton.v1.ExecutorMessage
+	61, // 54: baton.v1.Blocks.FetchShuffle:input_type -> baton.v1.FetchShuffleRequest
+	62, // 55: baton.v1.Blocks.FetchResult:input_type -> baton.v1.FetchResultRequest
+	12, // 56: baton.v1.Scheduler.SubmitJob:output_type -> baton.v1.SubmitJobResponse
+	9,  // 57: baton.v1.Scheduler.GetJob:output_type -> baton.v1.Job
+	15, // 58: baton.v1.Scheduler.ListJobs:output_type -> baton.v1.ListJobsResponse
+	17, // 59: baton.v1.Scheduler.CancelJob:output_type -> baton.v1.CancelJobResponse
+	9,  // 60: baton.v1.Scheduler.WatchJob:output_type -> baton.v1.Job
+	22, // 61: baton.v1.Scheduler.CollectResults:output_type -> baton.v1.ResultChunk
+	20, // 62: baton.v1.Scheduler.ReleaseJob:output_type -> baton.v1.ReleaseJobResponse
+	25, // 63: baton.v1.Scheduler.ListExecutors:output_type -> baton.v1.ListExecutorsResponse
+	28, // 64: baton.v1.Operator.Status:output_type -> baton.v1.StatusResponse
+	30, // 65: baton.v1.Operator.GetNodeStatus:output_type -> baton.v1.NodeStatus
+	32, // 66: baton.v1.Operator.ListPeers:output_type -> baton.v1.ListPeersResponse
+	34, // 67: baton.v1.Operator.AddPeer:output_type -> baton.v1.AddPeerResponse
+	36, // 68: baton.v1.Operator.RemovePeer:output_type -> baton.v1.RemovePeerResponse
+	38, // 69: baton.v1.Operator.TransferLeadership:output_type -> baton.v1.TransferLeadershipResponse
+	40, // 70: baton.v1.Operator.RegisterMember:output_type -> baton.v1.RegisterMemberResponse
+	42, // 71: baton.v1.Operator.ReportResultLost:output_type -> baton.v1.ReportResultLostResponse
+	60, // 72: baton.v1.Executors.Connect:output_type -> baton.v1.DriverMessage
+	63, // 73: baton.v1.Blocks.FetchShuffle:output_type -> baton.v1.BlockChunk
+	63, // 74: baton.v1.Blocks.FetchResult:output_type -> baton.v1.BlockChunk
+	56, // [56:75] is the sub-list for method output_type
+	37, // [37:56] is the sub-list for method input_type
+	37, // [37:37] is the sub-list for extension type_name
+	37, // [37:37] is the sub-list for extension extendee
+	0,  // [0:37] is the sub-list for field type_name
 }
 
 func init() { file_api_baton_proto_init() }
@@ -4687,12 +4923,12 @@ func file_api_baton_proto_init() {
 		return
 	}
 	file_api_baton_proto_msgTypes[3].OneofWrappers = []any{}
-	file_api_baton_proto_msgTypes[45].OneofWrappers = []any{
+	file_api_baton_proto_msgTypes[47].OneofWrappers = []any{
 		(*ExecutorMessage_Hello)(nil),
 		(*ExecutorMessage_Updates)(nil),
 		(*ExecutorMessage_Commit)(nil),
 	}
-	file_api_baton_proto_msgTypes[53].OneofWrappers = []any{
+	file_api_baton_proto_msgTypes[56].OneofWrappers = []any{
 		(*DriverMessage_Welcome)(nil),
 		(*DriverMessage_Launch)(nil),
 		(*DriverMessage_Kill)(nil),
@@ -4707,7 +4943,7 @@ func file_api_baton_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_api_baton_proto_rawDesc), len(file_api_baton_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   59,
+			NumMessages:   62,
 			NumExtensions: 0,
 			NumServices:   4,
 		},

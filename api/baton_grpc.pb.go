@@ -418,6 +418,7 @@ const (
 	Operator_RemovePeer_FullMethodName         = "/baton.v1.Operator/RemovePeer"
 	Operator_TransferLeadership_FullMethodName = "/baton.v1.Operator/TransferLeadership"
 	Operator_RegisterMember_FullMethodName     = "/baton.v1.Operator/RegisterMember"
+	Operator_ReportResultLost_FullMethodName   = "/baton.v1.Operator/ReportResultLost"
 )
 
 // OperatorClient is the client API for Operator service.
@@ -431,6 +432,9 @@ type OperatorClient interface {
 	RemovePeer(ctx context.Context, in *RemovePeerRequest, opts ...grpc.CallOption) (*RemovePeerResponse, error)
 	TransferLeadership(ctx context.Context, in *TransferLeadershipRequest, opts ...grpc.CallOption) (*TransferLeadershipResponse, error)
 	RegisterMember(ctx context.Context, in *RegisterMemberRequest, opts ...grpc.CallOption) (*RegisterMemberResponse, error)
+	// ReportResultLost says a job's indirect result could not be read: the
+	// partition runs again (TaskResultLost).
+	ReportResultLost(ctx context.Context, in *ReportResultLostRequest, opts ...grpc.CallOption) (*ReportResultLostResponse, error)
 }
 
 type operatorClient struct {
@@ -511,6 +515,16 @@ func (c *operatorClient) RegisterMember(ctx context.Context, in *RegisterMemberR
 	return out, nil
 }
 
+func (c *operatorClient) ReportResultLost(ctx context.Context, in *ReportResultLostRequest, opts ...grpc.CallOption) (*ReportResultLostResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ReportResultLostResponse)
+	err := c.cc.Invoke(ctx, Operator_ReportResultLost_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // OperatorServer is the server API for Operator service.
 // All implementations must embed UnimplementedOperatorServer
 // for forward compatibility.
@@ -522,6 +536,9 @@ type OperatorServer interface {
 	RemovePeer(context.Context, *RemovePeerRequest) (*RemovePeerResponse, error)
 	TransferLeadership(context.Context, *TransferLeadershipRequest) (*TransferLeadershipResponse, error)
 	RegisterMember(context.Context, *RegisterMemberRequest) (*RegisterMemberResponse, error)
+	// ReportResultLost says a job's indirect result could not be read: the
+	// partition runs again (TaskResultLost).
+	ReportResultLost(context.Context, *ReportResultLostRequest) (*ReportResultLostResponse, error)
 	mustEmbedUnimplementedOperatorServer()
 }
 
@@ -552,6 +569,9 @@ func (UnimplementedOperatorServer) TransferLeadership(context.Context, *Transfer
 }
 func (UnimplementedOperatorServer) RegisterMember(context.Context, *RegisterMemberRequest) (*RegisterMemberResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method RegisterMember not implemented")
+}
+func (UnimplementedOperatorServer) ReportResultLost(context.Context, *ReportResultLostRequest) (*ReportResultLostResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ReportResultLost not implemented")
 }
 func (UnimplementedOperatorServer) mustEmbedUnimplementedOperatorServer() {}
 func (UnimplementedOperatorServer) testEmbeddedByValue()                  {}
@@ -700,6 +720,24 @@ func _Operator_RegisterMember_Handler(srv interface{}, ctx context.Context, dec 
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Operator_ReportResultLost_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ReportResultLostRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(OperatorServer).ReportResultLost(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Operator_ReportResultLost_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(OperatorServer).ReportResultLost(ctx, req.(*ReportResultLostRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Operator_ServiceDesc is the grpc.ServiceDesc for Operator service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -734,6 +772,10 @@ var Operator_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "RegisterMember",
 			Handler:    _Operator_RegisterMember_Handler,
+		},
+		{
+			MethodName: "ReportResultLost",
+			Handler:    _Operator_ReportResultLost_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -1,0 +1,240 @@
+package executor
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/baton-sched/baton/api"
+	"github.com/baton-sched/baton/blockstore"
+	"github.com/baton-sched/baton/ops"
+	"github.com/baton-sched/baton/plan"
+	"google.golang.org/grpc"
+)
+
+// Options configure an Executor. Zero fields take the defaults on each.
+type Options struct {
+	// ID is the executor's identity. Default: the id kept in DataDir,
+	// or a new random one stored there.
+	ID string
+	// DataDir holds the block store and the executor's id. Required.
+	DataDir string
+	// Schedulers are the API addresses of quorum members (any will do;
+	// followers point to the leader). Required.
+	Schedulers []string
+	// Addr is the block service's listen address. Default 127.0.0.1:0.
+	Addr string
+	// Advertise is the block service address peers use. Default: the
+	// listener's address.
+	Advertise string
+	// Cores is the number of task slots. Default: the CPU count.
+	Cores int
+	// Registry holds the functions tasks may call. Default: the built-ins.
+	Registry *ops.Registry
+	// Store configures the block store.
+	Store blockstore.Options
+	// Exit ends the process (chaos.exit). Default os.Exit.
+	Exit   func(code int)
+	Logger *slog.Logger
+}
+
+// Executor runs tasks for the quorum's leader and serves the blocks they
+// write. Concurrency: one session goroutine talks to the leader; each task
+// runs in its own goroutine, bounded by Cores; the block service serves
+// from its own goroutines. Shared state is under mu.
+type Executor struct {
+	opts   Options
+	log    *slog.Logger
+	store  *blockstore.Store
+	conns  *blockstore.Conns
+	runner *ops.Runner
+	ln     net.Listener
+	grpc   *grpc.Server
+	addr   string
+
+	mu          sync.Mutex
+	highestTerm uint64
+	running     map[uint64]*task       // by task id
+	pending     map[uint64]*update     // final updates not yet acknowledged
+	graphs      map[string]*plan.Graph // by graph key
+	kick        chan struct{}          // wakes the sender
+	slots       chan struct{}
+}
+
+type task struct {
+	id     *api.TaskID
+	cancel context.CancelFunc
+	killed bool
+}
+
+type update struct {
+	status *api.TaskStatus
+	sent   uint64 // the session that last sent it
+}
+
+// New opens the executor's store and starts its block service.
+func New(opts Options) (*Executor, error) {
+	if opts.DataDir == "" {
+		return nil, errors.New("executor: no data directory")
+	}
+	if len(opts.Schedulers) == 0 {
+		return nil, errors.New("executor: no scheduler addresses")
+	}
+	if opts.Cores <= 0 {
+		opts.Cores = runtime.NumCPU()
+	}
+	if opts.Addr == "" {
+		opts.Addr = "127.0.0.1:0"
+	}
+	if opts.Registry == nil {
+		opts.Registry = ops.NewRegistry()
+	}
+	if opts.Exit == nil {
+		opts.Exit = os.Exit
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if err := os.MkdirAll(opts.DataDir, 0o755); err != nil {
+		return nil, fmt.Errorf("executor: %w", err)
+	}
+	id, err := identity(opts.DataDir, opts.ID)
+	if err != nil {
+		return nil, err
+	}
+	opts.ID = id
+	e := &Executor{
+		opts:    opts,
+		log:     opts.Logger.With("executor", id),
+		conns:   &blockstore.Conns{},
+		running: map[uint64]*task{},
+		pending: map[uint64]*update{},
+		graphs:  map[string]*plan.Graph{},
+		kick:    make(chan struct{}, 1),
+		slots:   make(chan struct{}, opts.Cores),
+	}
+	storeOpts := opts.Store
+	storeOpts.Logger = e.log
+	if e.store, err = blockstore.Open(filepath.Join(opts.DataDir, "blocks"), &storeOpts); err != nil {
+		return nil, fmt.Errorf("executor: %w", err)
+	}
+	if e.ln, err = net.Listen("tcp", opts.Addr); err != nil {
+		e.store.Close()
+		return nil, fmt.Errorf("executor: block service listener: %w", err)
+	}
+	e.addr = opts.Advertise
+	if e.addr == "" {
+		e.addr = e.ln.Addr().String()
+	}
+	e.runner = &ops.Runner{Registry: opts.Registry, Fetcher: &blockstore.Fetcher{Local: e.store, LocalID: id, Conns: e.conns}}
+	e.grpc = grpc.NewServer(grpc.MaxRecvMsgSize(16 << 20))
+	api.RegisterBlocksServer(e.grpc, &blockstore.Service{Store: e.store})
+	go e.grpc.Serve(e.ln)
+	return e, nil
+}
+
+// identity returns the executor's id: the one given (recorded in dir), or
+// the one recorded, or a new one.
+func identity(dir, given string) (string, error) {
+	path := filepath.Join(dir, "executor-id")
+	b, err := os.ReadFile(path)
+	switch {
+	case err == nil:
+		stored := strings.TrimSpace(string(b))
+		if given != "" && given != stored {
+			return "", fmt.Errorf("executor: %s belongs to executor %q, not %q", dir, stored, given)
+		}
+		return stored, nil
+	case errors.Is(err, os.ErrNotExist):
+	default:
+		return "", fmt.Errorf("executor: %w", err)
+	}
+	id := given
+	if id == "" {
+		var r [4]byte
+		rand.Read(r[:])
+		id = "exec-" + hex.EncodeToString(r[:])
+	}
+	if err := os.WriteFile(path, []byte(id+"\n"), 0o644); err != nil {
+		return "", fmt.Errorf("executor: %w", err)
+	}
+	return id, nil
+}
+
+// ID returns the executor's id.
+func (e *Executor) ID() string { return e.opts.ID }
+
+// Addr returns the block service's address.
+func (e *Executor) Addr() string { return e.addr }
+
+// Store returns the block store.
+func (e *Executor) Store() *blockstore.Store { return e.store }
+
+// Run talks to the quorum until ctx ends: it connects to the leader
+// (through any member), runs the tasks it is given, reports them, and
+// reconnects whenever the session breaks. Tasks keep running across a
+// leader change and their reports are kept until a leader acknowledges
+// them.
+func (e *Executor) Run(ctx context.Context) error {
+	e.log.Info("executor started", "addr", e.addr, "cores", e.opts.Cores, "schedulers", strings.Join(e.opts.Schedulers, ","))
+	hint := ""
+	next := 0
+	backoff := 50 * time.Millisecond
+	var session uint64
+	for ctx.Err() == nil {
+		addr := hint
+		if addr == "" {
+			addr = e.opts.Schedulers[next%len(e.opts.Schedulers)]
+			next++
+		}
+		session++
+		leader, err := e.session(ctx, addr, session)
+		hint = leader
+		if ctx.Err() != nil {
+			break
+		}
+		if err != nil {
+			e.log.Debug("session ended", "scheduler", addr, "err", err)
+		}
+		if leader == "" {
+			select {
+			case <-ctx.Done():
+			case <-time.After(backoff):
+			}
+			backoff = min(2*backoff, time.Second)
+		} else {
+			backoff = 50 * time.Millisecond
+		}
+	}
+	return nil
+}
+
+// Close stops the executor: it kills its tasks and closes its block
+// service and store.
+func (e *Executor) Close() error {
+	e.mu.Lock()
+	for _, t := range e.running {
+		t.cancel()
+	}
+	e.mu.Unlock()
+	e.grpc.Stop()
+	e.conns.Close()
+	return e.store.Close()
+}
+
+func (e *Executor) wake() {
+	select {
+	case e.kick <- struct{}{}:
+	default:
+	}
+}

@@ -1,0 +1,250 @@
+package executor
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/baton-sched/baton/api"
+	"github.com/baton-sched/baton/plan"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
+	"google.golang.org/grpc/credentials/insecure"
+)
+
+var schedConns struct {
+	sync.Mutex
+	m map[string]*grpc.ClientConn
+}
+
+func schedulerConn(addr string) (*grpc.ClientConn, error) {
+	schedConns.Lock()
+	defer schedConns.Unlock()
+	if schedConns.m == nil {
+		schedConns.m = map[string]*grpc.ClientConn{}
+	}
+	if cc, ok := schedConns.m[addr]; ok {
+		return cc, nil
+	}
+	cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithConnectParams(grpc.ConnectParams{
+			Backoff:           backoff.Config{BaseDelay: 50 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: time.Second},
+			MinConnectTimeout: 2 * time.Second,
+		}),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64<<20), grpc.MaxCallSendMsgSize(64<<20)))
+	if err != nil {
+		return nil, err
+	}
+	schedConns.m[addr] = cc
+	return cc, nil
+}
+
+// session runs one session with the leader through the member at addr.
+// It returns the leader's API address when the member says it is not the
+// leader and knows who is.
+func (e *Executor) session(ctx context.Context, addr string, session uint64) (string, error) {
+	cc, err := schedulerConn(addr)
+	if err != nil {
+		return "", err
+	}
+	sctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stream, err := api.NewExecutorsClient(cc).Connect(sctx)
+	if err != nil {
+		return "", err
+	}
+	if err := stream.Send(&api.ExecutorMessage{Msg: &api.ExecutorMessage_Hello{Hello: e.hello()}}); err != nil {
+		return "", err
+	}
+	first, err := stream.Recv()
+	if err != nil {
+		return "", err
+	}
+	var hb time.Duration
+	switch m := first.Msg.(type) {
+	case *api.DriverMessage_NotLeader:
+		return m.NotLeader.LeaderApiAddr, nil
+	case *api.DriverMessage_Welcome:
+		e.mu.Lock()
+		if m.Welcome.Term < e.highestTerm {
+			e.mu.Unlock()
+			return "", fmt.Errorf("welcomed by a leader of term %d, but term %d has been seen: a deposed leader", m.Welcome.Term, e.highestTerm)
+		}
+		e.highestTerm = m.Welcome.Term
+		// Everything not acknowledged is sent again in this session.
+		for _, u := range e.pending {
+			u.sent = 0
+		}
+		e.mu.Unlock()
+		hb = time.Duration(m.Welcome.HeartbeatIntervalMs) * time.Millisecond
+		e.log.Info("connected to the leader", "via", addr, "term", m.Welcome.Term)
+	default:
+		return "", fmt.Errorf("unexpected first message %T", first.Msg)
+	}
+	if hb <= 0 {
+		hb = time.Second
+	}
+	sendErr := make(chan error, 1)
+	go func() { sendErr <- e.sender(sctx, stream, session, hb) }()
+	for {
+		msg, err := stream.Recv()
+		if err != nil {
+			return "", err
+		}
+		switch m := msg.Msg.(type) {
+		case *api.DriverMessage_Launch:
+			for _, l := range m.Launch.Tasks {
+				e.launch(ctx, l)
+			}
+		case *api.DriverMessage_Kill:
+			e.kill(m.Kill)
+		case *api.DriverMessage_Ack:
+			e.mu.Lock()
+			for _, id := range m.Ack.Tasks {
+				delete(e.pending, id)
+			}
+			e.mu.Unlock()
+		case *api.DriverMessage_Delete:
+			e.deleteBlocks(m.Delete)
+		case *api.DriverMessage_NotLeader:
+			return m.NotLeader.LeaderApiAddr, nil
+		}
+		select {
+		case err := <-sendErr:
+			return "", err
+		default:
+		}
+	}
+}
+
+func (e *Executor) hello() *api.Hello {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	h := &api.Hello{ExecutorId: e.opts.ID, Addr: e.addr, Cores: int32(e.opts.Cores), Funcs: e.opts.Registry.Names(), HighestTerm: e.highestTerm}
+	for _, t := range e.running {
+		h.Running = append(h.Running, t.id)
+	}
+	if shuffles, err := e.store.Shuffles(); err == nil {
+		h.Shuffles = shuffles
+	}
+	return h
+}
+
+// sender sends status updates not yet sent in this session as soon as
+// there are any, and an empty one every heartbeat interval.
+func (e *Executor) sender(ctx context.Context, stream grpc.BidiStreamingClient[api.ExecutorMessage, api.DriverMessage], session uint64, hb time.Duration) error {
+	t := time.NewTicker(hb)
+	defer t.Stop()
+	for {
+		heartbeat := false
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-e.kick:
+		case <-t.C:
+			heartbeat = true
+		}
+		e.mu.Lock()
+		var batch []*api.TaskStatus
+		for _, u := range e.pending {
+			if u.sent != session {
+				u.sent = session
+				batch = append(batch, u.status)
+			}
+		}
+		e.mu.Unlock()
+		if len(batch) == 0 && !heartbeat {
+			continue
+		}
+		if err := stream.Send(&api.ExecutorMessage{Msg: &api.ExecutorMessage_Updates{Updates: &api.StatusUpdates{Updates: batch}}}); err != nil {
+			return err
+		}
+	}
+}
+
+// launch starts a task unless the order is fenced off (an older leader's)
+// or the task is already known.
+func (e *Executor) launch(ctx context.Context, l *api.TaskLaunch) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if l.Term < e.highestTerm {
+		e.log.Warn("refused a launch from a deposed leader", "task", l.Id.GetTask(), "term", l.Term, "highest", e.highestTerm)
+		return
+	}
+	e.highestTerm = l.Term
+	id := l.Id.GetTask()
+	if _, dup := e.running[id]; dup {
+		return
+	}
+	if _, dup := e.pending[id]; dup {
+		return
+	}
+	g := e.graphs[l.GraphKey]
+	if g == nil && len(l.Graph) > 0 {
+		g = &plan.Graph{}
+		if err := json.Unmarshal(l.Graph, g); err != nil || g.Validate() != nil {
+			e.finishLocked(failed(l.Id, fmt.Sprintf("executor: bad graph in launch: %v", err)))
+			return
+		}
+		e.graphs[l.GraphKey] = g
+	}
+	if g == nil {
+		e.finishLocked(failed(l.Id, "executor: launch names a graph this executor does not have"))
+		return
+	}
+	tctx, cancel := context.WithCancel(ctx)
+	t := &task{id: l.Id, cancel: cancel}
+	e.running[id] = t
+	go e.run(tctx, t, l, g)
+}
+
+func (e *Executor) kill(k *api.Kill) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if k.Term < e.highestTerm {
+		e.log.Warn("refused a kill from a deposed leader", "term", k.Term, "highest", e.highestTerm)
+		return
+	}
+	e.highestTerm = k.Term
+	for _, id := range k.Tasks {
+		if t, ok := e.running[id]; ok {
+			t.killed = true
+			t.cancel()
+		}
+	}
+}
+
+func (e *Executor) deleteBlocks(d *api.DeleteBlocks) {
+	for _, s := range d.Shuffles {
+		if err := e.store.DeleteShuffle(s); err != nil {
+			e.log.Warn("delete shuffle", "shuffle", s, "err", err)
+		}
+	}
+	for _, r := range d.Results {
+		if err := e.store.DeleteResult(r.Job, r.Task); err != nil {
+			e.log.Warn("delete result", "job", r.Job, "task", r.Task, "err", err)
+		}
+	}
+	for _, j := range d.ResultJobs {
+		if err := e.store.DeleteJobResults(j); err != nil {
+			e.log.Warn("delete results", "job", j, "err", err)
+		}
+	}
+}
+
+// finishLocked records a final status to report. e.mu is held.
+func (e *Executor) finishLocked(st *api.TaskStatus) {
+	id := st.Id.GetTask()
+	delete(e.running, id)
+	e.pending[id] = &update{status: st}
+	e.wake()
+}
+
+func failed(id *api.TaskID, msg string) *api.TaskStatus {
+	return &api.TaskStatus{Id: id, State: api.TaskState_TASK_STATE_FAILED, Failure: api.FailureKind_FAILURE_KIND_EXCEPTION, Message: msg}
+}
+
+var errKilled = errors.New("killed")

@@ -1,0 +1,106 @@
+package executor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime/debug"
+	"time"
+
+	"github.com/baton-sched/baton/api"
+	"github.com/baton-sched/baton/ops"
+	"github.com/baton-sched/baton/plan"
+)
+
+// run runs one task in a slot and records its final status.
+func (e *Executor) run(ctx context.Context, t *task, l *api.TaskLaunch, g *plan.Graph) {
+	start := time.Now()
+	var st *api.TaskStatus
+	select {
+	case e.slots <- struct{}{}:
+		st = e.execute(ctx, l, g)
+		<-e.slots
+	case <-ctx.Done():
+		st = &api.TaskStatus{Id: l.Id, State: api.TaskState_TASK_STATE_KILLED, Message: "killed before it started"}
+	}
+	st.DurationMs = time.Since(start).Milliseconds()
+	e.mu.Lock()
+	if t.killed && st.State != api.TaskState_TASK_STATE_FINISHED {
+		st = &api.TaskStatus{Id: l.Id, State: api.TaskState_TASK_STATE_KILLED, Message: "killed by the leader", DurationMs: st.DurationMs}
+	}
+	e.finishLocked(st)
+	e.mu.Unlock()
+	t.cancel()
+}
+
+// execute runs the task's code, turning panics into failures.
+func (e *Executor) execute(ctx context.Context, l *api.TaskLaunch, g *plan.Graph) (st *api.TaskStatus) {
+	id := l.Id
+	defer func() {
+		if r := recover(); r != nil {
+			st = failed(id, fmt.Sprintf("panic: %v\n%s", r, debug.Stack()))
+		}
+	}()
+	task := &ops.Task{
+		Graph:      g,
+		Node:       int(l.Node),
+		Partition:  int(id.Partition),
+		ShuffleKey: l.ShuffleKey,
+		Inputs:     map[string]ops.ShuffleInput{},
+		Context: ops.TaskContext{
+			Job: id.Job, Stage: id.Stage, StageAttempt: int(id.StageAttempt), Partition: int(id.Partition), Attempt: int(id.Attempt),
+			Exit: func() {
+				e.log.Warn("chaos.exit: exiting abruptly", "task", id.Task)
+				e.opts.Exit(3)
+			},
+		},
+	}
+	for _, in := range l.Inputs {
+		si := ops.ShuffleInput{ID: in.Shuffle, Key: in.Key, Maps: int(in.Maps)}
+		for _, loc := range in.Locations {
+			si.Locations = append(si.Locations, ops.MapLocation{Map: int(loc.Map), Executor: loc.Executor, Addr: loc.Addr})
+		}
+		task.Inputs[in.Key] = si
+	}
+	if l.Map {
+		out, err := e.runner.RunMap(ctx, task)
+		if err != nil {
+			return failure(id, ctx, err)
+		}
+		if err := e.store.PutMapOutput(l.Shuffle, int(id.Partition), out.Blocks); err != nil {
+			return failed(id, fmt.Sprintf("executor: writing map output: %v", err))
+		}
+		return &api.TaskStatus{Id: id, State: api.TaskState_TASK_STATE_FINISHED, MapBytes: out.Bytes, MapSizes: out.Sizes}
+	}
+	res, err := e.runner.RunResult(ctx, task)
+	if err != nil {
+		return failure(id, ctx, err)
+	}
+	size := int64(len(res))
+	st = &api.TaskStatus{Id: id, State: api.TaskState_TASK_STATE_FINISHED, ResultSize: size}
+	switch {
+	case l.MaxResultSize > 0 && size > l.MaxResultSize:
+		// Too large to keep: report the size alone; the job is aborted.
+		st.Indirect = true
+	case size > l.MaxDirectResultSize:
+		if err := e.store.PutResult(id.Job, id.Task, res); err != nil {
+			return failed(id, fmt.Sprintf("executor: writing result: %v", err))
+		}
+		st.Indirect = true
+	default:
+		st.Result = res
+	}
+	return st
+}
+
+func failure(id *api.TaskID, ctx context.Context, err error) *api.TaskStatus {
+	var ff *ops.FetchFailedError
+	switch {
+	case errors.As(err, &ff):
+		return &api.TaskStatus{Id: id, State: api.TaskState_TASK_STATE_FAILED, Failure: api.FailureKind_FAILURE_KIND_FETCH_FAILED,
+			Message: err.Error(), FetchExecutor: ff.Executor, FetchShuffle: ff.Shuffle, FetchMap: int32(ff.Map), FetchReduce: int32(ff.Reduce)}
+	case ctx.Err() != nil:
+		return &api.TaskStatus{Id: id, State: api.TaskState_TASK_STATE_KILLED, Message: "killed"}
+	}
+	return failed(id, err.Error())
+}
