@@ -664,8 +664,10 @@ type Job struct {
 	Stages            []*Stage `protobuf:"bytes,11,rep,name=stages,proto3" json:"stages,omitempty"`
 	Pool              string   `protobuf:"bytes,12,opt,name=pool,proto3" json:"pool,omitempty"`
 	IdempotencyKey    string   `protobuf:"bytes,13,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// action is the job's action (collect, count, ...).
+	Action        string `protobuf:"bytes,14,opt,name=action,proto3" json:"action,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Job) Reset() {
@@ -785,6 +787,13 @@ func (x *Job) GetPool() string {
 func (x *Job) GetIdempotencyKey() string {
 	if x != nil {
 		return x.IdempotencyKey
+	}
+	return ""
+}
+
+func (x *Job) GetAction() string {
+	if x != nil {
+		return x.Action
 	}
 	return ""
 }
@@ -4422,7 +4431,7 @@ const file_api_baton_proto_rawDesc = "" +
 	"\x05input\x18\x02 \x01(\tR\x05input\x12\x1e\n" +
 	"\x02fn\x18\x03 \x01(\v2\x0e.baton.v1.FuncR\x02fn\x12\f\n" +
 	"\x01n\x18\x04 \x01(\x03R\x01n\x12\x12\n" +
-	"\x04path\x18\x05 \x01(\tR\x04path\"\x9c\x03\n" +
+	"\x04path\x18\x05 \x01(\tR\x04path\"\xb4\x03\n" +
 	"\x03Job\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12(\n" +
@@ -4437,7 +4446,8 @@ const file_api_baton_proto_rawDesc = "" +
 	" \x01(\x03R\rendedUnixNano\x12'\n" +
 	"\x06stages\x18\v \x03(\v2\x0f.baton.v1.StageR\x06stages\x12\x12\n" +
 	"\x04pool\x18\f \x01(\tR\x04pool\x12'\n" +
-	"\x0fidempotency_key\x18\r \x01(\tR\x0eidempotencyKey\"\xf8\x02\n" +
+	"\x0fidempotency_key\x18\r \x01(\tR\x0eidempotencyKey\x12\x16\n" +
+	"\x06action\x18\x0e \x01(\tR\x06action\"\xf8\x02\n" +
 	"\x05Stage\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x10\n" +

@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/baton-sched/baton/api"
+	"github.com/baton-sched/baton/ops"
 	"github.com/baton-sched/baton/plan"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
@@ -419,4 +420,71 @@ func (c *Client) stream(ctx context.Context, fn func(ctx context.Context, cc *gr
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
+}
+
+// Results returns a job's results, waiting for it to succeed: each
+// partition's serialized result, in partition order. It rides through
+// member failures and waits while lost results are recomputed.
+func (c *Client) Results(ctx context.Context, id uint64) ([][]byte, error) {
+	var parts [][]byte
+	err := c.stream(ctx, func(ctx context.Context, cc *grpc.ClientConn, moved func()) error {
+		parts = nil
+		st, err := api.NewSchedulerClient(cc).CollectResults(ctx, &api.CollectResultsRequest{JobId: id})
+		if err != nil {
+			return err
+		}
+		var cur []byte
+		for {
+			chunk, err := st.Recv()
+			if err == io.EOF {
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			moved()
+			cur = append(cur, chunk.Data...)
+			if chunk.Last {
+				parts = append(parts, cur)
+				cur = nil
+			}
+		}
+	})
+	return parts, err
+}
+
+// Collect returns a job's records (a collect, take or first action), in
+// partition order.
+func (c *Client) Collect(ctx context.Context, id uint64) ([]ops.Record, error) {
+	parts, err := c.Results(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	var out []ops.Record
+	for _, p := range parts {
+		if err := ops.DecodeRecords(p, func(r ops.Record) error {
+			out = append(out, ops.Record{Key: append([]byte(nil), r.Key...), Value: append([]byte(nil), r.Value...), HasKey: r.HasKey})
+			return nil
+		}); err != nil {
+			return nil, fmt.Errorf("client: %w", err)
+		}
+	}
+	return out, nil
+}
+
+// Count returns a count job's answer: the sum of its partitions' counts.
+func (c *Client) Count(ctx context.Context, id uint64) (int64, error) {
+	recs, err := c.Collect(ctx, id)
+	if err != nil {
+		return 0, err
+	}
+	var n int64
+	for _, r := range recs {
+		v, err := ops.ParseInt(r.Value)
+		if err != nil {
+			return 0, fmt.Errorf("client: job %d is not a count: %w", id, err)
+		}
+		n += v
+	}
+	return n, nil
 }

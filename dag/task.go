@@ -48,9 +48,14 @@ func (s *State) taskEnded(c *TaskEnded) Result {
 	case FetchFailed:
 		return s.fetchFailed(st, c)
 	case ResultLost:
+		// A lost result is reported by whoever failed to read a
+		// registered result; for a partition whose result is not
+		// registered (already re-running, or a map stage) there is
+		// nothing to take back.
 		if r := s.finishedResultLost(st, idx, c); r != nil {
 			return *r
 		}
+		return Result{Ignored: fmt.Sprintf("partition %d of stage %d has no registered result to lose", c.Partition, st.id)}
 	}
 	return s.taskFailed(st, idx, c)
 }

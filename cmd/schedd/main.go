@@ -21,10 +21,13 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
+	"runtime"
 	"strings"
 	"syscall"
 	"time"
 
+	"github.com/baton-sched/baton/executor"
 	"github.com/baton-sched/baton/internal/server"
 	"github.com/baton-sched/baton/raftnet"
 )
@@ -34,7 +37,7 @@ func main() { os.Exit(run(os.Args[1:], os.Stderr)) }
 // run parses flags and runs a node until a signal. Exit codes: 0 after a
 // clean stop, 1 on a runtime error, 2 on a usage error.
 func run(args []string, stderr io.Writer) int {
-	cfg, logger, err := parseFlags(args, stderr)
+	cfg, logger, dev, err := parseFlags(args, stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return 0
 	}
@@ -43,25 +46,52 @@ func run(args []string, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "run 'schedd -h' for the flags")
 		return 2
 	}
+	if dev {
+		dir, err := os.MkdirTemp("", "baton-dev-")
+		if err != nil {
+			fmt.Fprintln(stderr, "schedd:", err)
+			return 1
+		}
+		defer os.RemoveAll(dir)
+		cfg.DataDir = filepath.Join(dir, "schedd")
+		cfg.Bootstrap = []raftnet.Peer{{ID: cfg.ID, Addr: cfg.RaftAddr}}
+	}
 	s, err := server.New(cfg)
 	if err != nil {
 		fmt.Fprintln(stderr, "schedd:", err)
 		return 1
 	}
-	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
-	sig := <-sigs
-	logger.Info("stopping", "signal", sig.String())
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	var exec *executor.Executor
+	execDone := make(chan struct{})
+	if dev {
+		exec, err = executor.New(executor.Options{ID: "dev-exec", DataDir: filepath.Join(filepath.Dir(cfg.DataDir), "execd"), Schedulers: []string{s.APIAddr()}, Logger: logger})
+		if err != nil {
+			fmt.Fprintln(stderr, "schedd:", err)
+			s.Close(context.Background())
+			return 1
+		}
+		go func() { exec.Run(ctx); close(execDone) }()
+		fmt.Fprintf(stderr, "Baton dev mode: a single-node quorum and an executor with %d slots in %s\n", runtime.NumCPU(), filepath.Dir(cfg.DataDir))
+		fmt.Fprintf(stderr, "  export BATON_ADDR=%s\n  batonctl status\n", s.APIAddr())
+	}
+	<-ctx.Done()
+	logger.Info("stopping")
+	if exec != nil {
+		<-execDone
+		exec.Close()
+	}
+	cctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
-	if err := s.Close(ctx); err != nil {
+	if err := s.Close(cctx); err != nil {
 		fmt.Fprintln(stderr, "schedd: stop:", err)
 		return 1
 	}
 	return 0
 }
 
-func parseFlags(args []string, stderr io.Writer) (server.Config, *slog.Logger, error) {
+func parseFlags(args []string, stderr io.Writer) (server.Config, *slog.Logger, bool, error) {
 	var cfg server.Config
 	fs := flag.NewFlagSet("schedd", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -83,6 +113,12 @@ func parseFlags(args []string, stderr io.Writer) (server.Config, *slog.Logger, e
 	fs.IntVar(&cfg.JobDefaults.MaxTaskFailures, "max-task-failures", 4, "failures of one task that abort its job, for jobs that set none")
 	fs.Int64Var(&cfg.JobDefaults.MaxResultSize, "max-result-size", 1<<30, "bytes of results a job may hold, for jobs that set none")
 	fs.StringVar(&cfg.Raft.Advertise, "raft-advertise", "", "Raft address peers reach this node at (default: -raft-addr; needed when listening on 0.0.0.0)")
+	fs.DurationVar(&cfg.Driver.ExecutorTimeout, "executor-timeout", 10*time.Second, "an executor silent this long is declared lost")
+	fs.DurationVar(&cfg.Driver.HeartbeatInterval, "heartbeat-interval", 500*time.Millisecond, "how often executors report in")
+	fs.DurationVar(&cfg.Driver.GracePeriod, "grace-period", time.Second, "after winning leadership, how long to wait for executors to reconnect before launching (ends early when all are back)")
+	fs.DurationVar(&cfg.Driver.LocalityWait, "locality-wait", 100*time.Millisecond, "how long a task waits for a slot on an executor holding its input")
+	fs.Int64Var(&cfg.Driver.MaxDirectResultSize, "max-direct-result-size", 64<<10, "largest result sent through the log; larger ones stay on the executor")
+	dev := fs.Bool("dev", false, "development mode: a single-node quorum and an embedded executor in a temporary directory (no other flag needed)")
 	logFormat := fs.String("log-format", "text", "log format: text or json")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	fs.Usage = func() {
@@ -90,17 +126,26 @@ func parseFlags(args []string, stderr io.Writer) (server.Config, *slog.Logger, e
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
-		return cfg, nil, err
+		return cfg, nil, false, err
 	}
 	if fs.NArg() > 0 {
-		return cfg, nil, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
+		return cfg, nil, false, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
 	}
 	var errs []error
-	if cfg.ID == "" {
-		errs = append(errs, errors.New("-id is required"))
-	}
-	if cfg.DataDir == "" {
-		errs = append(errs, errors.New("-data-dir is required"))
+	if *dev {
+		if cfg.ID == "" {
+			cfg.ID = "dev"
+		}
+		if cfg.DataDir != "" || *bootstrap != "" || *join != "" {
+			errs = append(errs, errors.New("-dev makes its own quorum in a temporary directory: no -data-dir, -bootstrap or -join"))
+		}
+	} else {
+		if cfg.ID == "" {
+			errs = append(errs, errors.New("-id is required"))
+		}
+		if cfg.DataDir == "" {
+			errs = append(errs, errors.New("-data-dir is required"))
+		}
 	}
 	if *bootstrap != "" && *join != "" {
 		errs = append(errs, errors.New("-bootstrap and -join are exclusive"))
@@ -134,9 +179,9 @@ func parseFlags(args []string, stderr io.Writer) (server.Config, *slog.Logger, e
 		errs = append(errs, fmt.Errorf("-log-format must be text or json, got %q", *logFormat))
 	}
 	if err := errors.Join(errs...); err != nil {
-		return cfg, nil, err
+		return cfg, nil, false, err
 	}
 	logger := slog.New(handler)
 	cfg.Logger = logger
-	return cfg, logger, nil
+	return cfg, logger, *dev, nil
 }

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"bufio"
 	"context"
 	"flag"
 	"fmt"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/baton-sched/baton/api"
 	"github.com/baton-sched/baton/client"
+	"github.com/baton-sched/baton/ops"
 	"github.com/baton-sched/baton/plan"
 )
 
@@ -28,6 +30,7 @@ func init() {
 	register(&command{name: "job status", args: "ID", summary: "a job and its stages", run: runJobStatus})
 	register(&command{name: "job cancel", args: "ID", summary: "cancel a running job", run: runJobCancel})
 	register(&command{name: "job release", args: "ID", summary: "drop an ended job's results", run: runJobRelease})
+	register(&command{name: "job results", args: "ID", summary: "a succeeded job's results: key<TAB>value a line (waits for the job)", run: runJobResults})
 	register(&command{name: "submit", summary: "submit a plan (JSON) and print the job id, or wait for its end", run: runSubmit, flags: submitFlags})
 	register(&command{name: "executors", summary: "the executors the quorum knows", run: runExecutors})
 }
@@ -342,15 +345,90 @@ func runJobRelease(ctx context.Context, c *common, fs *flag.FlagSet, args []stri
 }
 
 var submitOpts struct {
-	file string
-	wait bool
-	key  string
+	file            string
+	wait            bool
+	keep            bool
+	key             string
+	maxTaskFailures int
+	maxResultSize   int64
 }
 
 func submitFlags(fs *flag.FlagSet) {
 	fs.StringVar(&submitOpts.file, "f", "", "the plan, a JSON file (- for standard input) (required)")
-	fs.BoolVar(&submitOpts.wait, "wait", false, "wait for the job to end and print its final state")
+	fs.BoolVar(&submitOpts.wait, "wait", false, "wait for the job to end, print its state and results, and release it")
+	fs.BoolVar(&submitOpts.keep, "keep", false, "with -wait: do not release the job after printing its results")
 	fs.StringVar(&submitOpts.key, "key", "", "idempotency key (default: a fresh one)")
+	fs.IntVar(&submitOpts.maxTaskFailures, "max-task-failures", 0, "failures of one task that abort the job (default: the quorum's)")
+	fs.Int64Var(&submitOpts.maxResultSize, "max-result-size", 0, "bytes of results the job may hold (default: the quorum's)")
+}
+
+// resultRecords reads a job's results as records; a count job's answer is
+// one value-only record holding the total.
+func resultRecords(ctx context.Context, cl *client.Client, j *api.Job) ([]ops.Record, error) {
+	if j.Action == "count" {
+		n, err := cl.Count(ctx, j.Id)
+		if err != nil {
+			return nil, err
+		}
+		return []ops.Record{{Value: []byte(strconv.FormatInt(n, 10))}}, nil
+	}
+	return cl.Collect(ctx, j.Id)
+}
+
+// jsonRecords renders records as [key, value] pairs (key null for a
+// value-only record).
+func jsonRecords(recs []ops.Record) [][2]*string {
+	out := make([][2]*string, 0, len(recs))
+	for _, r := range recs {
+		v := string(r.Value)
+		var pair [2]*string
+		pair[1] = &v
+		if r.HasKey {
+			k := string(r.Key)
+			pair[0] = &k
+		}
+		out = append(out, pair)
+	}
+	return out
+}
+
+func printRecords(w io.Writer, recs []ops.Record) {
+	bw := bufio.NewWriter(w)
+	for _, r := range recs {
+		bw.WriteString(ops.FormatRecord(r))
+		bw.WriteByte('\n')
+	}
+	bw.Flush()
+}
+
+func runJobResults(ctx context.Context, c *common, fs *flag.FlagSet, args []string) error {
+	id, err := jobID(args)
+	if err != nil {
+		return err
+	}
+	cl, err := c.dial()
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	wctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	j, err := cl.Wait(wctx, id, nil)
+	if err != nil {
+		return err
+	}
+	if j.State != api.JobState_JOB_STATE_SUCCEEDED {
+		return fmt.Errorf("job %d %s: %s", id, jobStateNames[j.State], j.Message)
+	}
+	recs, err := resultRecords(wctx, cl, j)
+	if err != nil {
+		return err
+	}
+	if c.json() {
+		return printJSON(c.env.Stdout, jsonRecords(recs))
+	}
+	printRecords(c.env.Stdout, recs)
+	return nil
 }
 
 func runSubmit(ctx context.Context, c *common, fs *flag.FlagSet, args []string) error {
@@ -376,7 +454,8 @@ func runSubmit(ctx context.Context, c *common, fs *flag.FlagSet, args []string) 
 		return err
 	}
 	defer cl.Close()
-	id, err := cl.Submit(ctx, p, client.SubmitOptions{IdempotencyKey: submitOpts.key})
+	id, err := cl.Submit(ctx, p, client.SubmitOptions{IdempotencyKey: submitOpts.key,
+		MaxTaskFailures: submitOpts.maxTaskFailures, MaxResultSize: submitOpts.maxResultSize})
 	if err != nil {
 		return err
 	}
@@ -395,10 +474,26 @@ func runSubmit(ctx context.Context, c *common, fs *flag.FlagSet, args []string) 
 	if err != nil {
 		return err
 	}
-	if c.json() {
-		return printJSON(c.env.Stdout, map[string]any{"job": id, "state": jobStateNames[j.State], "message": j.Message, "detail": rawJSON(j)})
+	var recs []ops.Record
+	if j.State == api.JobState_JOB_STATE_SUCCEEDED {
+		if recs, err = resultRecords(wctx, cl, j); err != nil {
+			return err
+		}
+		if !submitOpts.keep {
+			if err := cl.Release(wctx, id); err != nil {
+				fmt.Fprintf(c.env.Stderr, "batonctl: releasing job %d: %v\n", id, err)
+			}
+		}
 	}
-	printJob(c.env.Stdout, j)
+	if c.json() {
+		out := map[string]any{"job": id, "state": jobStateNames[j.State], "message": j.Message, "results": jsonRecords(recs)}
+		if err := printJSON(c.env.Stdout, out); err != nil {
+			return err
+		}
+	} else {
+		printJob(c.env.Stderr, j)
+		printRecords(c.env.Stdout, recs)
+	}
 	if j.State != api.JobState_JOB_STATE_SUCCEEDED {
 		return fmt.Errorf("job %d %s", id, jobStateNames[j.State])
 	}

@@ -249,3 +249,43 @@ func (s *Server) RegisterMember(ctx context.Context, req *api.RegisterMemberRequ
 	}
 	return &api.RegisterMemberResponse{}, nil
 }
+
+// ReportResultLost logs that a job's indirect result could not be read:
+// the partition runs again (leader; a follower forwards).
+func (s *Server) ReportResultLost(ctx context.Context, req *api.ReportResultLostRequest) (*api.ReportResultLostResponse, error) {
+	var resp *api.ReportResultLostResponse
+	if handled, err := s.forward(ctx, func(ctx context.Context, cc *grpc.ClientConn) (err error) {
+		resp, err = api.NewOperatorClient(cc).ReportResultLost(ctx, req)
+		return err
+	}); handled {
+		return resp, err
+	}
+	var cmd *dag.TaskEnded
+	s.fsm.Read(func(st *dag.State) {
+		info, ok := st.Job(dag.JobID(req.Job))
+		if !ok || info.Tasks == 0 {
+			return
+		}
+		stage, ok := st.Stage(info.FinalStage)
+		if !ok {
+			return
+		}
+		refs, finished, _ := st.Results(info.ID)
+		exec := dag.ExecutorID("")
+		for i, r := range refs {
+			if finished[i] && r.Partition == int(req.Partition) {
+				exec = r.Executor
+			}
+		}
+		cmd = &dag.TaskEnded{Task: dag.TaskID(req.Task), Stage: stage.ID, StageAttempt: stage.Attempt, Partition: int(req.Partition),
+			Executor: exec, Epoch: stage.Epoch, Reason: dag.ResultLost, Message: "result lost: " + req.Reason}
+	})
+	if cmd == nil {
+		return nil, status.Errorf(codes.NotFound, "job %d has no result for partition %d", req.Job, req.Partition)
+	}
+	_, index, err := s.propose(ctx, cmd)
+	if err != nil {
+		return nil, err
+	}
+	return &api.ReportResultLostResponse{Index: index}, nil
+}

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"time"
 
 	"github.com/baton-sched/baton/api"
 	"github.com/baton-sched/baton/dag"
@@ -131,10 +132,11 @@ func (s *Server) CancelJob(ctx context.Context, req *api.CancelJobRequest) (*api
 	}); handled {
 		return resp, err
 	}
-	_, index, err := s.propose(ctx, &dag.CancelJob{Job: dag.JobID(req.JobId), Reason: req.Reason})
+	r, index, err := s.propose(ctx, &dag.CancelJob{Job: dag.JobID(req.JobId), Reason: req.Reason})
 	if err != nil {
 		return nil, err
 	}
+	s.drv.Dropped(r.Dropped)
 	s.log.Info("job cancelled", "job", req.JobId, "reason", req.Reason)
 	return &api.CancelJobResponse{Index: index}, nil
 }
@@ -148,10 +150,11 @@ func (s *Server) ReleaseJob(ctx context.Context, req *api.ReleaseJobRequest) (*a
 	}); handled {
 		return resp, err
 	}
-	_, index, err := s.propose(ctx, &dag.ReleaseJob{Job: dag.JobID(req.JobId)})
+	r, index, err := s.propose(ctx, &dag.ReleaseJob{Job: dag.JobID(req.JobId)})
 	if err != nil {
 		return nil, err
 	}
+	s.drv.Dropped(r.Dropped)
 	return &api.ReleaseJobResponse{Index: index}, nil
 }
 
@@ -192,42 +195,92 @@ func (s *Server) WatchJob(req *api.WatchJobRequest, stream grpc.ServerStreamingS
 	}
 }
 
-// CollectResults streams a finished job's results, partition by
-// partition. Direct results come from the replicated state.
+// CollectResults streams a job's results, partition by partition, once
+// the job has succeeded (it waits while the job runs). Direct results come
+// from the replicated state, indirect ones from the executors' block
+// services. When an indirect result cannot be read (its executor is gone,
+// or the block is lost or corrupt), the partition is reported lost, runs
+// again, and the collect waits for it.
 func (s *Server) CollectResults(req *api.CollectResultsRequest, stream grpc.ServerStreamingServer[api.ResultChunk]) error {
-	var refs []dag.ResultRef
-	var finished []bool
-	var info dag.JobInfo
-	var found bool
-	s.fsm.Read(func(st *dag.State) {
-		if info, found = st.Job(dag.JobID(req.JobId)); found {
-			refs, finished, _ = st.Results(info.ID)
-			// Copy direct results out of the state before releasing the lock.
-			for i := range refs {
-				refs[i].Data = append([]byte(nil), refs[i].Data...)
+	ctx := stream.Context()
+	id := dag.JobID(req.JobId)
+	for i := 0; ; {
+		changed := s.fsm.Changed()
+		var info dag.JobInfo
+		var found bool
+		var ref dag.ResultRef
+		var addr string
+		s.fsm.Read(func(st *dag.State) {
+			if info, found = st.Job(id); !found || info.Status != dag.JobSucceeded || info.Released || i >= info.Tasks {
+				return
+			}
+			refs, _, _ := st.Results(id)
+			ref = refs[i]
+			ref.Data = append([]byte(nil), ref.Data...) // out of the state before the lock goes
+			if e, ok := st.Executor(ref.Executor); ok {
+				addr = e.Addr
+			}
+		})
+		switch {
+		case !found:
+			return status.Errorf(codes.NotFound, "job %d not found", req.JobId)
+		case info.Released:
+			return status.Errorf(codes.FailedPrecondition, "job %d was released: its results are gone", req.JobId)
+		case info.Status == dag.JobFailed || info.Status == dag.JobCancelled:
+			return status.Errorf(codes.FailedPrecondition, "job %d has %s: %s", req.JobId, info.Status, info.Message)
+		case info.Status == dag.JobRunning:
+			// Wait: the job is running, or re-running a lost result.
+			select {
+			case <-changed:
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-s.stop:
+				return status.Error(codes.Unavailable, "node shutting down; collect again")
+			}
+			continue
+		case i >= info.Tasks:
+			return nil
+		}
+		data := ref.Data
+		if ref.Indirect {
+			var err error
+			data, err = s.blocks.FetchResult(ctx, addr, uint64(ref.Job), uint64(ref.Task))
+			if err != nil {
+				if ctx.Err() != nil {
+					return ctx.Err()
+				}
+				s.log.Warn("indirect result lost; the partition runs again", "job", req.JobId, "partition", ref.Partition, "executor", ref.Executor, "err", err)
+				_, rerr := s.ReportResultLost(ctx, &api.ReportResultLostRequest{Job: req.JobId, Partition: int32(ref.Partition), Task: uint64(ref.Task), Reason: err.Error()})
+				if rerr != nil {
+					select {
+					case <-time.After(100 * time.Millisecond):
+					case <-ctx.Done():
+						return ctx.Err()
+					}
+				}
+				continue
 			}
 		}
-	})
-	switch {
-	case !found:
-		return status.Errorf(codes.NotFound, "job %d not found", req.JobId)
-	case info.Status != dag.JobSucceeded:
-		return status.Errorf(codes.FailedPrecondition, "job %d has %s; only a succeeded job has results", req.JobId, info.Status)
-	case info.Released:
-		return status.Errorf(codes.FailedPrecondition, "job %d was released: its results are gone", req.JobId)
-	}
-	for i, ref := range refs {
-		if !finished[i] {
-			return status.Errorf(codes.Internal, "job %d succeeded without a result for partition %d", req.JobId, ref.Partition)
-		}
-		if ref.Indirect {
-			return status.Errorf(codes.Unimplemented, "partition %d's result is in executor %s's block store, which this build cannot read yet", ref.Partition, ref.Executor)
-		}
-		if err := stream.Send(&api.ResultChunk{Partition: int32(ref.Partition), Data: ref.Data, Last: true}); err != nil {
+		if err := sendChunks(stream, int32(ref.Partition), data); err != nil {
 			return err
 		}
+		i++
 	}
-	return nil
+}
+
+func sendChunks(stream grpc.ServerStreamingServer[api.ResultChunk], partition int32, data []byte) error {
+	const chunk = 1 << 20
+	for {
+		n := min(len(data), chunk)
+		last := n == len(data)
+		if err := stream.Send(&api.ResultChunk{Partition: partition, Data: data[:n], Last: last}); err != nil {
+			return err
+		}
+		data = data[n:]
+		if last {
+			return nil
+		}
+	}
 }
 
 // ListExecutors lists the executors the state knows.
@@ -241,6 +294,13 @@ func (s *Server) ListExecutors(ctx context.Context, req *api.ListExecutorsReques
 			})
 		}
 	})
+	running, seen := s.drv.Running(), s.drv.LastHeartbeat()
+	for _, e := range resp.Executors {
+		e.RunningTasks = int32(running[e.Id])
+		if t, ok := seen[e.Id]; ok {
+			e.LastHeartbeatUnixNano = t.UnixNano()
+		}
+	}
 	return resp, nil
 }
 
@@ -256,6 +316,9 @@ func jobToProto(st *dag.State, j dag.JobInfo) *api.Job {
 		Id: uint64(j.ID), Name: j.Name, State: jobStates[j.Status], Message: j.Message, Tasks: int32(j.Tasks),
 		Finished: int32(j.Finished), ResultBytes: j.ResultBytes, Released: j.Released,
 		SubmittedUnixNano: j.Submitted, EndedUnixNano: j.Ended, Pool: j.Pool, IdempotencyKey: j.Key,
+	}
+	if j.Graph != nil {
+		out.Action = j.Graph.Action.Op
 	}
 	for _, id := range j.Stages {
 		si, ok := st.Stage(id)

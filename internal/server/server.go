@@ -15,8 +15,11 @@ import (
 	"time"
 
 	"github.com/baton-sched/baton/api"
+	"github.com/baton-sched/baton/blockstore"
+	"github.com/baton-sched/baton/driver"
 	"github.com/baton-sched/baton/dag"
 	"github.com/baton-sched/baton/fsm"
+	"github.com/baton-sched/baton/ops"
 	"github.com/baton-sched/baton/plan"
 	"github.com/baton-sched/baton/raftnet"
 	"google.golang.org/grpc"
@@ -59,10 +62,12 @@ type Config struct {
 	// Resolver lists input files for textFile sources at submission;
 	// nil rejects plans that read files.
 	Resolver plan.Resolver
-	// Functions is the set of function names plans may use; nil accepts
-	// every name.
+	// Functions checks the functions plans use; default: the built-in
+	// registry.
 	Functions plan.Functions
-	Logger    *slog.Logger
+	// Driver tunes the leader's scheduling loop.
+	Driver driver.Options
+	Logger *slog.Logger
 }
 
 func (c *Config) validate() error {
@@ -102,6 +107,9 @@ type Server struct {
 	node *raftnet.Node
 	prop *raftnet.Proposer
 	fwd  *forwarder
+	drv  *driver.Driver
+	// blocks fetches indirect results from executors.
+	blocks *blockstore.Conns
 
 	grpc   *grpc.Server
 	apiLn  net.Listener
@@ -124,6 +132,12 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Resolver == nil {
+		cfg.Resolver = ops.FileResolver{}
+	}
+	if cfg.Functions == nil {
+		cfg.Functions = ops.NewRegistry()
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger.With("node", cfg.ID), stop: make(chan struct{})}
 	var err error
@@ -149,10 +163,16 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.prop = raftnet.NewProposer(s.node, raftnet.ProposerOptions{})
 	s.fwd = newForwarder()
+	s.blocks = &blockstore.Conns{}
+	dopts := cfg.Driver
+	dopts.Logger = s.log
+	s.drv = driver.New(s.fsm, s.node, s.prop, s.leaderAPI, dopts)
 
-	s.grpc = grpc.NewServer()
+	s.grpc = grpc.NewServer(grpc.MaxRecvMsgSize(64<<20), grpc.MaxSendMsgSize(64<<20))
 	api.RegisterSchedulerServer(s.grpc, s)
 	api.RegisterOperatorServer(s.grpc, s)
+	s.drv.Register(s.grpc)
+	s.drv.Start()
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
@@ -219,8 +239,10 @@ func (s *Server) Close(ctx context.Context) error {
 		case <-ctx.Done():
 			s.grpc.Stop()
 		}
+		s.drv.Stop()
 		s.prop.Close()
 		err = s.node.Shutdown()
+		s.blocks.Close()
 		s.wg.Wait()
 		s.fwd.close()
 		s.log.Info("scheduler node stopped")
@@ -290,6 +312,15 @@ func (s *Server) leaderLoop() {
 		}
 		published = true
 	}
+}
+
+// leaderAPI returns the leader's id and API address, as known here.
+func (s *Server) leaderAPI() (string, string) {
+	id, _ := s.node.Leader()
+	if m, ok := s.fsm.Member(id); ok {
+		return id, m.APIAddr
+	}
+	return id, ""
 }
 
 func (s *Server) self() fsm.Member {

@@ -1,0 +1,111 @@
+// Command execd is a Baton executor: it runs tasks for the quorum's leader
+// in -cores slots and keeps shuffle blocks and large results in a Pebble
+// block store in its data directory, served to reducers and the scheduler
+// on -addr.
+//
+//	execd -data-dir /var/lib/baton/exec1 -schedulers 127.0.0.1:7101,127.0.0.1:7102,127.0.0.1:7103 -addr 127.0.0.1:7301 -cores 4
+//
+// The executor's id is kept in its data directory (or set with -id).
+// SIGTERM or SIGINT stops it; its blocks stay on disk.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"runtime"
+	"strings"
+	"syscall"
+
+	"github.com/baton-sched/baton/blockstore"
+	"github.com/baton-sched/baton/executor"
+)
+
+func main() { os.Exit(run(os.Args[1:], os.Stderr)) }
+
+func run(args []string, stderr io.Writer) int {
+	opts, err := parseFlags(args, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "execd:", err)
+		fmt.Fprintln(stderr, "run 'execd -h' for the flags")
+		return 2
+	}
+	e, err := executor.New(opts)
+	if err != nil {
+		fmt.Fprintln(stderr, "execd:", err)
+		return 1
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	e.Run(ctx)
+	if err := e.Close(); err != nil {
+		fmt.Fprintln(stderr, "execd: stop:", err)
+		return 1
+	}
+	return 0
+}
+
+func parseFlags(args []string, stderr io.Writer) (executor.Options, error) {
+	var o executor.Options
+	fs := flag.NewFlagSet("execd", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&o.ID, "id", "", "executor id (default: the one kept in -data-dir, or a new one)")
+	fs.StringVar(&o.DataDir, "data-dir", "", "directory for the block store and the executor's id (required)")
+	schedulers := fs.String("schedulers", "127.0.0.1:7101", "API addresses of quorum members, comma-separated")
+	fs.StringVar(&o.Addr, "addr", "127.0.0.1:0", "block service address")
+	fs.StringVar(&o.Advertise, "advertise", "", "block service address peers use (default: the listener's)")
+	fs.IntVar(&o.Cores, "cores", runtime.NumCPU(), "task slots")
+	writeMode := fs.String("block-write-mode", "batch", "how map outputs are written: batch (one synced batch) or ingest (one ingested sstable)")
+	logFormat := fs.String("log-format", "text", "log format: text or json")
+	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	var errs []error
+	if fs.NArg() > 0 {
+		errs = append(errs, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " ")))
+	}
+	if o.DataDir == "" {
+		errs = append(errs, errors.New("-data-dir is required"))
+	}
+	for _, a := range strings.Split(*schedulers, ",") {
+		if a = strings.TrimSpace(a); a != "" {
+			o.Schedulers = append(o.Schedulers, a)
+		}
+	}
+	if len(o.Schedulers) == 0 {
+		errs = append(errs, errors.New("-schedulers needs at least one address"))
+	}
+	if o.Cores < 1 {
+		errs = append(errs, fmt.Errorf("-cores must be >= 1, got %d", o.Cores))
+	}
+	switch *writeMode {
+	case "batch":
+		o.Store.WriteMode = blockstore.WriteBatch
+	case "ingest":
+		o.Store.WriteMode = blockstore.WriteIngest
+	default:
+		errs = append(errs, fmt.Errorf("-block-write-mode must be batch or ingest, got %q", *writeMode))
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
+		errs = append(errs, fmt.Errorf("-log-level: %w", err))
+	}
+	switch *logFormat {
+	case "text":
+		o.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	case "json":
+		o.Logger = slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level}))
+	default:
+		errs = append(errs, fmt.Errorf("-log-format must be text or json, got %q", *logFormat))
+	}
+	return o, errors.Join(errs...)
+}

@@ -1,0 +1,320 @@
+package driver
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/baton-sched/baton/api"
+	"github.com/baton-sched/baton/dag"
+	"google.golang.org/grpc"
+)
+
+// conn is one executor's session with this leader.
+type conn struct {
+	id     string
+	addr   string
+	cores  int
+	out    chan *api.DriverMessage
+	graphs map[string]bool // graph keys sent in this session
+	ready  bool            // registered in the state
+	closed chan struct{}
+	once   sync.Once
+}
+
+func (c *conn) close() { c.once.Do(func() { close(c.closed) }) }
+
+// send queues a message for the executor; it never blocks the caller for
+// long (a session that cannot keep up is closed and will reconnect).
+func (c *conn) send(m *api.DriverMessage) bool {
+	select {
+	case c.out <- m:
+		return true
+	case <-c.closed:
+		return false
+	case <-time.After(5 * time.Second):
+		c.close()
+		return false
+	}
+}
+
+// Connect serves one executor's session (api.Executors). The executor
+// says Hello; a follower answers NotLeader with the leader's address; the
+// leader registers the executor (a logged RegisterExecutor), welcomes it,
+// adopts or kills the attempts it reports, and then exchanges launches,
+// kills and acknowledgements for status updates until the stream ends.
+func (d *Driver) Connect(stream grpc.BidiStreamingServer[api.ExecutorMessage, api.DriverMessage]) error {
+	first, err := stream.Recv()
+	if err != nil {
+		return err
+	}
+	hello := first.GetHello()
+	if hello == nil || hello.ExecutorId == "" || hello.Addr == "" {
+		return fmt.Errorf("driver: a session must start with a Hello naming the executor and its address")
+	}
+	l := d.current()
+	if l == nil {
+		id, addr := d.leader()
+		return stream.Send(&api.DriverMessage{Msg: &api.DriverMessage_NotLeader{NotLeader: &api.NotLeader{LeaderId: id, LeaderApiAddr: addr}}})
+	}
+	c := &conn{id: hello.ExecutorId, addr: hello.Addr, cores: int(hello.Cores), out: make(chan *api.DriverMessage, 256), graphs: map[string]bool{}, closed: make(chan struct{})}
+	if err := l.attach(c, hello); err != nil {
+		return err
+	}
+	defer l.detach(c)
+
+	// One goroutine sends, so messages keep their order.
+	sendErr := make(chan error, 1)
+	go func() {
+		for {
+			select {
+			case m := <-c.out:
+				if err := stream.Send(m); err != nil {
+					sendErr <- err
+					c.close()
+					return
+				}
+			case <-c.closed:
+				// Tell the executor to look elsewhere if we stopped
+				// leading; best effort.
+				if d.current() != l {
+					id, addr := d.leader()
+					stream.Send(&api.DriverMessage{Msg: &api.DriverMessage_NotLeader{NotLeader: &api.NotLeader{LeaderId: id, LeaderApiAddr: addr}}})
+				}
+				sendErr <- nil
+				return
+			}
+		}
+	}()
+	recvErr := make(chan error, 1)
+	go func() {
+		for {
+			msg, err := stream.Recv()
+			if err != nil {
+				recvErr <- err
+				return
+			}
+			l.heard(c.id)
+			switch m := msg.Msg.(type) {
+			case *api.ExecutorMessage_Updates:
+				if len(m.Updates.Updates) > 0 {
+					go l.updates(c, m.Updates.Updates)
+				}
+			case *api.ExecutorMessage_Hello:
+				// A second hello is a protocol error.
+				recvErr <- fmt.Errorf("driver: executor %s said hello twice", c.id)
+				return
+			}
+		}
+	}()
+	select {
+	case err := <-recvErr:
+		c.close()
+		return err
+	case err := <-sendErr:
+		return err
+	case <-c.closed:
+		return nil
+	case <-stream.Context().Done():
+		c.close()
+		return stream.Context().Err()
+	}
+}
+
+// attach registers an executor's session: it replaces an older session of
+// the same executor, logs the registration, welcomes the executor,
+// deletes blocks no live job needs, and adopts the attempts it runs.
+func (l *leadership) attach(c *conn, h *api.Hello) error {
+	d := l.d
+	// Register (or revive, or update) the executor in the state first:
+	// its outputs count only once it is registered.
+	need := true
+	d.fsm.Read(func(s *dag.State) {
+		if e, ok := s.Executor(dag.ExecutorID(h.ExecutorId)); ok && e.Alive && e.Addr == h.Addr && e.Cores == int(h.Cores) && sameFuncs(e.Funcs, h.Funcs) {
+			need = false
+		}
+	})
+	if need {
+		ctx, cancel := context.WithTimeout(l.ctx, 10*time.Second)
+		res, err := d.prop.Propose(ctx, &dag.RegisterExecutor{ID: dag.ExecutorID(h.ExecutorId), Addr: h.Addr, Cores: int(h.Cores), Funcs: h.Funcs})
+		cancel()
+		if err != nil {
+			return wrap(err, "register executor %s", h.ExecutorId)
+		}
+		if res[0].Err != nil {
+			return wrap(res[0].Err, "register executor %s", h.ExecutorId)
+		}
+	}
+	l.mu.Lock()
+	if old := l.conns[c.id]; old != nil {
+		old.close()
+	}
+	l.conns[c.id] = c
+	l.lastSeen[c.id] = time.Now()
+	c.ready = true
+	l.mu.Unlock()
+	c.send(&api.DriverMessage{Msg: &api.DriverMessage_Welcome{Welcome: &api.Welcome{Term: l.term, HeartbeatIntervalMs: d.opts.HeartbeatInterval.Milliseconds()}}})
+	d.log.Info("driver: executor connected", "executor", c.id, "addr", c.addr, "cores", c.cores, "running", len(h.Running))
+
+	// Blocks of shuffles the state no longer has are dead.
+	var dead []uint64
+	d.fsm.Read(func(s *dag.State) {
+		for _, sh := range h.Shuffles {
+			if _, ok := s.Shuffle(dag.ShuffleID(sh)); !ok {
+				dead = append(dead, sh)
+			}
+		}
+	})
+	if len(dead) > 0 {
+		c.send(&api.DriverMessage{Msg: &api.DriverMessage_Delete{Delete: &api.DeleteBlocks{Shuffles: dead}}})
+	}
+	l.adopt(c, h.Running)
+	l.kick()
+	return nil
+}
+
+func sameFuncs(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	seen := map[string]bool{}
+	for _, f := range a {
+		seen[f] = true
+	}
+	for _, f := range b {
+		if !seen[f] {
+			return false
+		}
+	}
+	return true
+}
+
+// detach forgets a session (not the executor: its liveness deadline
+// decides whether it is lost).
+func (l *leadership) detach(c *conn) {
+	c.close()
+	l.mu.Lock()
+	if l.conns[c.id] == c {
+		delete(l.conns, c.id)
+	}
+	l.mu.Unlock()
+}
+
+func (l *leadership) heard(exec string) {
+	l.mu.Lock()
+	l.lastSeen[exec] = time.Now()
+	l.mu.Unlock()
+}
+
+// updates logs a batch of status updates from one executor and, once
+// committed, acknowledges them. Many executors' batches commit together
+// through the proposer (group commit).
+func (l *leadership) updates(c *conn, updates []*api.TaskStatus) {
+	cmds := make([]dag.Command, 0, len(updates))
+	ids := make([]uint64, 0, len(updates))
+	for _, u := range updates {
+		cmd := toTaskEnded(c.id, u)
+		if cmd == nil {
+			continue
+		}
+		cmds = append(cmds, cmd)
+		ids = append(ids, u.Id.GetTask())
+	}
+	if len(cmds) == 0 {
+		return
+	}
+	res, err := l.d.prop.Propose(l.ctx, cmds...)
+	if err != nil {
+		// Not acknowledged: the executor sends them again to the next
+		// leader.
+		l.d.log.Debug("driver: status updates not committed", "executor", c.id, "err", err)
+		return
+	}
+	var dropped dag.Dropped
+	l.mu.Lock()
+	for _, id := range ids {
+		l.ended(id)
+	}
+	l.mu.Unlock()
+	for i, r := range res {
+		if r.Err != nil {
+			l.d.log.Warn("driver: status update rejected", "executor", c.id, "task", ids[i], "err", r.Err)
+		}
+		if r.Dropped != nil {
+			dropped.Shuffles = append(dropped.Shuffles, r.Dropped.Shuffles...)
+			dropped.Results = append(dropped.Results, r.Dropped.Results...)
+		}
+	}
+	c.send(&api.DriverMessage{Msg: &api.DriverMessage_Ack{Ack: &api.Ack{Tasks: ids}}})
+	if len(dropped.Shuffles)+len(dropped.Results) > 0 {
+		l.dropped(&dropped)
+	}
+	l.kick()
+}
+
+// toTaskEnded turns a final status update into the command that logs it;
+// nil for an update that is not final.
+func toTaskEnded(exec string, u *api.TaskStatus) *dag.TaskEnded {
+	id := u.Id
+	if id == nil {
+		return nil
+	}
+	te := &dag.TaskEnded{
+		Task: dag.TaskID(id.Task), Stage: dag.StageID(id.Stage), StageAttempt: int(id.StageAttempt),
+		Partition: int(id.Partition), Attempt: int(id.Attempt), Executor: dag.ExecutorID(exec), Epoch: id.Epoch,
+		Message: u.Message,
+	}
+	switch u.State {
+	case api.TaskState_TASK_STATE_FINISHED:
+		te.Reason = dag.Success
+		te.MapBytes, te.MapSizes = u.MapBytes, u.MapSizes
+		te.ResultSize, te.Result, te.Indirect = u.ResultSize, u.Result, u.Indirect
+		if !u.Indirect && u.Result == nil {
+			te.Result = []byte{}
+		}
+	case api.TaskState_TASK_STATE_KILLED:
+		te.Reason = dag.Killed
+	case api.TaskState_TASK_STATE_FAILED:
+		switch u.Failure {
+		case api.FailureKind_FAILURE_KIND_FETCH_FAILED:
+			te.Reason = dag.FetchFailed
+			te.FetchExecutor, te.FetchShuffle = dag.ExecutorID(u.FetchExecutor), dag.ShuffleID(u.FetchShuffle)
+			te.FetchMap, te.FetchReduce = int(u.FetchMap), int(u.FetchReduce)
+		case api.FailureKind_FAILURE_KIND_RESULT_LOST:
+			te.Reason = dag.ResultLost
+		case api.FailureKind_FAILURE_KIND_COMMIT_DENIED:
+			te.Reason = dag.CommitDenied
+		default:
+			te.Reason = dag.Exception
+		}
+	default:
+		return nil
+	}
+	return te
+}
+
+// dropped sends deletions to the executors holding the blocks.
+func (l *leadership) dropped(dr *dag.Dropped) {
+	l.mu.Lock()
+	conns := make([]*conn, 0, len(l.conns))
+	for _, c := range l.conns {
+		conns = append(conns, c)
+	}
+	l.mu.Unlock()
+	shuffles := make([]uint64, len(dr.Shuffles))
+	for i, s := range dr.Shuffles {
+		shuffles[i] = uint64(s)
+	}
+	for _, c := range conns {
+		del := &api.DeleteBlocks{Shuffles: shuffles}
+		for _, r := range dr.Results {
+			if string(r.Executor) == c.id {
+				del.Results = append(del.Results, &api.ResultBlock{Job: uint64(r.Job), Task: uint64(r.Task)})
+			}
+		}
+		if len(del.Shuffles)+len(del.Results) > 0 {
+			c.send(&api.DriverMessage{Msg: &api.DriverMessage_Delete{Delete: del}})
+		}
+	}
+}

@@ -1,0 +1,256 @@
+package driver
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/baton-sched/baton/api"
+	"github.com/baton-sched/baton/dag"
+	"github.com/baton-sched/baton/fsm"
+	"github.com/baton-sched/baton/plan"
+	"github.com/baton-sched/baton/raftnet"
+	"google.golang.org/grpc"
+)
+
+// Options configure a Driver. Zero fields take the defaults on each.
+type Options struct {
+	// HeartbeatInterval is how often executors must send something.
+	// Default 500ms.
+	HeartbeatInterval time.Duration
+	// ExecutorTimeout: an executor silent this long is declared lost
+	// (RemoveExecutor). Deadlines restart when leadership is won.
+	// Default 10s.
+	ExecutorTimeout time.Duration
+	// ResubmitTimeout is the wait between a fetch failure and the
+	// resubmission of failed stages (Spark's RESUBMIT_TIMEOUT). Default
+	// 200ms.
+	ResubmitTimeout time.Duration
+	// LocalityWait is how long a task with preferred executors waits for
+	// a slot on one of them before it takes any (delay scheduling).
+	// Default 100ms.
+	LocalityWait time.Duration
+	// GracePeriod is how long a new leader waits for executors to
+	// reconnect and report what they run before it launches anything; it
+	// ends early once every live executor has reconnected. Default 1s.
+	GracePeriod time.Duration
+	// MaxDirectResultSize: larger results stay in the executor's block
+	// store (indirect results). Default 64 KiB.
+	MaxDirectResultSize int64
+	Logger              *slog.Logger
+}
+
+func (o *Options) ensureDefaults() {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	def(&o.HeartbeatInterval, 500*time.Millisecond)
+	def(&o.ExecutorTimeout, 10*time.Second)
+	def(&o.ResubmitTimeout, 200*time.Millisecond)
+	def(&o.LocalityWait, 100*time.Millisecond)
+	def(&o.GracePeriod, time.Second)
+	if o.MaxDirectResultSize <= 0 {
+		o.MaxDirectResultSize = 64 << 10
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+}
+
+// Leader says who leads, for redirecting executors that reach a follower.
+type Leader func() (id, apiAddr string)
+
+// Driver is the leader's scheduling loop: it serves executors' sessions
+// (api.Executors), offers their free slots to the tasks dag says may run,
+// turns executors' status updates into TaskEnded commands (group commit),
+// watches executor liveness, arms the resubmit timer and kills attempts
+// nobody needs. It is active only while this node leads; everything it
+// knows (which attempt runs where) is volatile and rebuilt after a
+// takeover from what executors report.
+type Driver struct {
+	api.UnimplementedExecutorsServer
+
+	opts   Options
+	log    *slog.Logger
+	fsm    *fsm.FSM
+	node   *raftnet.Node
+	prop   *raftnet.Proposer
+	leader Leader
+
+	mu   sync.Mutex
+	lead *leadership // nil when not leading
+
+	stop chan struct{}
+	wg   sync.WaitGroup
+}
+
+// New returns a driver; Start runs it.
+func New(f *fsm.FSM, node *raftnet.Node, prop *raftnet.Proposer, leader Leader, opts Options) *Driver {
+	opts.ensureDefaults()
+	return &Driver{opts: opts, log: opts.Logger, fsm: f, node: node, prop: prop, leader: leader, stop: make(chan struct{})}
+}
+
+// Register registers the Executors service.
+func (d *Driver) Register(s *grpc.Server) { api.RegisterExecutorsServer(s, d) }
+
+// Start follows leadership: it leads while the node leads.
+func (d *Driver) Start() {
+	d.wg.Add(1)
+	go d.follow()
+}
+
+// Stop stops leading and returns when every goroutine is done.
+func (d *Driver) Stop() {
+	close(d.stop)
+	d.wg.Wait()
+}
+
+// follow starts a leadership when the node wins and ends it when the node
+// loses. It runs until Stop.
+func (d *Driver) follow() {
+	defer d.wg.Done()
+	ch, cancel := d.node.Subscribe()
+	defer cancel()
+	for {
+		select {
+		case <-d.stop:
+			d.resign()
+			return
+		case leading := <-ch:
+			d.resign()
+			if leading {
+				d.take()
+			}
+		}
+	}
+}
+
+// take starts leading: after a barrier (the state then holds every
+// committed entry), executor deadlines start from now.
+func (d *Driver) take() {
+	if err := d.node.Barrier(10 * time.Second); err != nil {
+		d.log.Warn("driver: barrier after election failed; not leading", "err", err)
+		return
+	}
+	st := d.node.Status()
+	ctx, cancel := context.WithCancel(context.Background())
+	l := &leadership{
+		d:        d,
+		term:     st.Term,
+		ctx:      ctx,
+		cancel:   cancel,
+		won:      time.Now(),
+		conns:    map[string]*conn{},
+		attempts: map[uint64]*attempt{},
+		byPart:   map[partKey]uint64{},
+		launches: map[[2]uint64]int{},
+		waiting:  map[partKey]time.Time{},
+		lastSeen: map[string]time.Time{},
+		graphs:   map[*plan.Graph]*graphEnc{},
+		losing:   map[string]bool{},
+		wake:     make(chan struct{}, 1),
+	}
+	d.fsm.Read(func(s *dag.State) {
+		for _, e := range s.Executors() {
+			if e.Alive {
+				l.lastSeen[string(e.ID)] = l.won
+			}
+		}
+	})
+	d.mu.Lock()
+	d.lead = l
+	d.mu.Unlock()
+	d.log.Info("driver: leading", "term", l.term, "executors", len(l.lastSeen))
+	d.wg.Add(1)
+	go func() {
+		defer d.wg.Done()
+		l.loop()
+	}()
+}
+
+// resign stops leading at once: nothing more is launched, and executors
+// are told to find the new leader.
+func (d *Driver) resign() {
+	d.mu.Lock()
+	l := d.lead
+	d.lead = nil
+	d.mu.Unlock()
+	if l == nil {
+		return
+	}
+	l.cancel()
+	l.mu.Lock()
+	for _, c := range l.conns {
+		c.close()
+	}
+	l.mu.Unlock()
+	d.log.Info("driver: stopped leading", "term", l.term)
+}
+
+func (d *Driver) current() *leadership {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.lead
+}
+
+// Dropped tells executors to delete blocks no job needs any more.
+func (d *Driver) Dropped(dr *dag.Dropped) {
+	if dr == nil {
+		return
+	}
+	if l := d.current(); l != nil {
+		l.dropped(dr)
+	}
+}
+
+// Running returns how many attempts each executor runs (leader only).
+func (d *Driver) Running() map[string]int {
+	out := map[string]int{}
+	if l := d.current(); l != nil {
+		l.mu.Lock()
+		for _, a := range l.attempts {
+			out[a.exec]++
+		}
+		l.mu.Unlock()
+	}
+	return out
+}
+
+// LastHeartbeat returns when each connected executor was last heard of.
+func (d *Driver) LastHeartbeat() map[string]time.Time {
+	out := map[string]time.Time{}
+	if l := d.current(); l != nil {
+		l.mu.Lock()
+		for id, t := range l.lastSeen {
+			out[id] = t
+		}
+		l.mu.Unlock()
+	}
+	return out
+}
+
+// graphEnc is a graph's wire form, computed once.
+type graphEnc struct {
+	key  string
+	data []byte
+}
+
+func encodeGraph(g *plan.Graph) (*graphEnc, error) {
+	b, err := json.Marshal(g)
+	if err != nil {
+		return nil, err
+	}
+	sum := sha256.Sum256(b)
+	return &graphEnc{key: hex.EncodeToString(sum[:12]), data: b}, nil
+}
+
+func wrap(err error, format string, args ...any) error {
+	return fmt.Errorf("driver: %s: %w", fmt.Sprintf(format, args...), err)
+}

@@ -1,0 +1,436 @@
+package driver
+
+import (
+	"context"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/baton-sched/baton/api"
+	"github.com/baton-sched/baton/dag"
+	"github.com/baton-sched/baton/plan"
+)
+
+// leadership is the driver's volatile state for one term.
+type leadership struct {
+	d      *Driver
+	term   uint64
+	ctx    context.Context
+	cancel context.CancelFunc
+	won    time.Time
+	wake   chan struct{}
+
+	mu       sync.Mutex
+	conns    map[string]*conn
+	attempts map[uint64]*attempt // running attempts by task id
+	byPart   map[partKey]uint64  // running attempt of a (stage, stage attempt, partition)
+	launches map[[2]uint64]int   // launches so far per (stage, partition): attempt numbers
+	waiting  map[partKey]time.Time
+	lastSeen map[string]time.Time // executors' last sign of life (from the takeover at the earliest)
+	losing   map[string]bool      // executors being removed
+	graphs   map[*plan.Graph]*graphEnc
+	seq      uint64
+	armed    bool // the resubmit timer
+	graceful bool // the grace period is over
+}
+
+type partKey struct {
+	stage   dag.StageID
+	attempt int
+	part    int
+}
+
+type attempt struct {
+	id      *api.TaskID
+	exec    string
+	key     partKey
+	killing bool
+}
+
+func (l *leadership) kick() {
+	select {
+	case l.wake <- struct{}{}:
+	default:
+	}
+}
+
+// loop schedules whenever something changes: the state, an executor, a
+// status update, or the clock (locality waits, liveness, resubmission).
+func (l *leadership) loop() {
+	t := time.NewTicker(50 * time.Millisecond)
+	defer t.Stop()
+	for {
+		changed := l.d.fsm.Changed()
+		l.schedule()
+		select {
+		case <-l.ctx.Done():
+			return
+		case <-l.wake:
+		case <-changed:
+		case <-t.C:
+		}
+	}
+}
+
+// ended forgets a finished attempt. l.mu is held.
+func (l *leadership) ended(task uint64) {
+	a, ok := l.attempts[task]
+	if !ok {
+		return
+	}
+	delete(l.attempts, task)
+	if l.byPart[a.key] == task {
+		delete(l.byPart, a.key)
+	}
+}
+
+// adopt takes over the attempts an executor reports running: those still
+// useful are recorded as running (not launched again), the others killed.
+func (l *leadership) adopt(c *conn, running []*api.TaskID) {
+	var kill []uint64
+	l.d.fsm.Read(func(s *dag.State) {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		for _, id := range running {
+			if _, known := l.attempts[id.Task]; known {
+				continue
+			}
+			key := partKey{dag.StageID(id.Stage), int(id.StageAttempt), int(id.Partition)}
+			if _, taken := l.byPart[key]; taken || !s.StageActive(key.stage, key.attempt) {
+				kill = append(kill, id.Task)
+				continue
+			}
+			l.attempts[id.Task] = &attempt{id: id, exec: c.id, key: key}
+			l.byPart[key] = id.Task
+			l.launches[[2]uint64{id.Stage, uint64(id.Partition)}]++
+		}
+	})
+	if len(kill) > 0 {
+		c.send(&api.DriverMessage{Msg: &api.DriverMessage_Kill{Kill: &api.Kill{Term: l.term, Tasks: kill, Reason: "no longer needed"}}})
+	}
+}
+
+// schedule does one round: liveness, resubmission, kills, launches.
+func (l *leadership) schedule() {
+	if l.ctx.Err() != nil {
+		return
+	}
+	now := time.Now()
+	l.liveness(now)
+	l.resubmit()
+	l.kills()
+	if !l.graceOver(now) {
+		return
+	}
+	l.launch(now)
+}
+
+// graceOver reports whether the takeover's grace period is over: it lasts
+// GracePeriod, or until every live executor has reconnected.
+func (l *leadership) graceOver(now time.Time) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.graceful {
+		return true
+	}
+	all := true
+	for id := range l.lastSeen {
+		if c := l.conns[id]; c == nil || !c.ready {
+			all = false
+			break
+		}
+	}
+	if all || now.Sub(l.won) >= l.d.opts.GracePeriod {
+		l.graceful = true
+		l.d.log.Info("driver: launching", "term", l.term, "after", now.Sub(l.won).Round(time.Millisecond), "all executors back", all)
+	}
+	return l.graceful
+}
+
+// liveness declares executors silent for ExecutorTimeout lost: it logs
+// RemoveExecutor and the end of their running attempts (ExecutorLost,
+// which does not count as a task failure).
+func (l *leadership) liveness(now time.Time) {
+	l.mu.Lock()
+	var lost []string
+	for id, t := range l.lastSeen {
+		if now.Sub(t) > l.d.opts.ExecutorTimeout && !l.losing[id] {
+			lost = append(lost, id)
+			l.losing[id] = true
+		}
+	}
+	l.mu.Unlock()
+	for _, id := range lost {
+		go l.lose(id, "no heartbeat for "+l.d.opts.ExecutorTimeout.String())
+	}
+}
+
+func (l *leadership) lose(id, reason string) {
+	l.mu.Lock()
+	var cmds []dag.Command
+	var ended []uint64
+	for task, a := range l.attempts {
+		if a.exec == id {
+			cmds = append(cmds, &dag.TaskEnded{Task: dag.TaskID(task), Stage: a.key.stage, StageAttempt: a.key.attempt, Partition: a.key.part,
+				Attempt: int(a.id.Attempt), Executor: dag.ExecutorID(id), Epoch: a.id.Epoch, Reason: dag.ExecutorLost, Message: "executor " + id + " lost: " + reason})
+			ended = append(ended, task)
+		}
+	}
+	if c := l.conns[id]; c != nil {
+		c.close()
+	}
+	l.mu.Unlock()
+	sort.Slice(cmds, func(a, b int) bool { return cmds[a].(*dag.TaskEnded).Task < cmds[b].(*dag.TaskEnded).Task })
+	cmds = append([]dag.Command{&dag.RemoveExecutor{ID: dag.ExecutorID(id), Reason: reason}}, cmds...)
+	if _, err := l.d.prop.Propose(l.ctx, cmds...); err != nil {
+		l.d.log.Warn("driver: could not log an executor's loss", "executor", id, "err", err)
+		l.mu.Lock()
+		delete(l.losing, id)
+		l.mu.Unlock()
+		return
+	}
+	l.d.log.Warn("driver: executor lost", "executor", id, "reason", reason, "attempts", len(ended))
+	l.mu.Lock()
+	for _, t := range ended {
+		l.ended(t)
+	}
+	delete(l.lastSeen, id)
+	delete(l.losing, id)
+	l.mu.Unlock()
+	l.kick()
+}
+
+// resubmit arms the ResubmitFailedStages timer when the state asks.
+func (l *leadership) resubmit() {
+	want := false
+	l.d.fsm.Read(func(s *dag.State) { want = s.ResubmitRequested() })
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !want || l.armed {
+		return
+	}
+	l.armed = true
+	time.AfterFunc(l.d.opts.ResubmitTimeout, func() {
+		if _, err := l.d.prop.Propose(l.ctx, &dag.ResubmitFailedStages{}); err != nil {
+			l.d.log.Debug("driver: resubmit failed stages", "err", err)
+		}
+		l.mu.Lock()
+		l.armed = false
+		l.mu.Unlock()
+		l.kick()
+	})
+}
+
+// kills stops attempts whose stage attempt nobody needs any more
+// (cancelled jobs, superseded attempts).
+func (l *leadership) kills() {
+	byExec := map[string][]uint64{}
+	l.d.fsm.Read(func(s *dag.State) {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		for task, a := range l.attempts {
+			if !a.killing && !s.StageActive(a.key.stage, a.key.attempt) {
+				a.killing = true
+				byExec[a.exec] = append(byExec[a.exec], task)
+			}
+		}
+	})
+	for exec, tasks := range byExec {
+		l.mu.Lock()
+		c := l.conns[exec]
+		l.mu.Unlock()
+		if c != nil {
+			c.send(&api.DriverMessage{Msg: &api.DriverMessage_Kill{Kill: &api.Kill{Term: l.term, Tasks: tasks, Reason: "stage no longer needed"}}})
+		}
+	}
+}
+
+// launch offers free slots to runnable tasks, in FIFO order, preferring
+// executors that hold most of a task's input (waiting up to LocalityWait
+// for one), and sends each executor its launches in one message.
+func (l *leadership) launch(now time.Time) {
+	l.mu.Lock()
+	free := map[string]int{}
+	total := 0
+	for id, c := range l.conns {
+		if !c.ready || l.losing[id] {
+			continue
+		}
+		free[id] = c.cores
+	}
+	for _, a := range l.attempts {
+		if _, ok := free[a.exec]; ok {
+			free[a.exec]--
+		}
+	}
+	for id, n := range free {
+		if n <= 0 {
+			delete(free, id)
+		} else {
+			total += n
+		}
+	}
+	l.mu.Unlock()
+	if total == 0 {
+		return
+	}
+	batches := map[string][]*api.TaskLaunch{}
+	l.d.fsm.Read(func(s *dag.State) {
+		b := &launchBuilder{l: l, s: s, inputs: map[dag.StageID][]*api.ShuffleInput{}}
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		s.Runnable(func(t dag.TaskSpec) bool {
+			if total == 0 {
+				return false
+			}
+			key := partKey{t.Stage, t.StageAttempt, t.Partition}
+			if _, running := l.byPart[key]; running {
+				return true
+			}
+			exec := pick(t.Preferred, free)
+			if exec == "" {
+				if len(t.Preferred) > 0 {
+					first, seen := l.waiting[key]
+					if !seen {
+						l.waiting[key] = now
+						first = now
+					}
+					if now.Sub(first) < l.d.opts.LocalityWait {
+						return true // wait for a preferred slot
+					}
+				}
+				exec = mostFree(free)
+			}
+			tl := b.build(t, exec)
+			if tl == nil {
+				return true
+			}
+			delete(l.waiting, key)
+			l.attempts[tl.Id.Task] = &attempt{id: tl.Id, exec: exec, key: key}
+			l.byPart[key] = tl.Id.Task
+			batches[exec] = append(batches[exec], tl)
+			free[exec]--
+			if free[exec] == 0 {
+				delete(free, exec)
+			}
+			total--
+			return true
+		})
+	})
+	for exec, tasks := range batches {
+		l.mu.Lock()
+		c := l.conns[exec]
+		l.mu.Unlock()
+		if c == nil || !c.send(&api.DriverMessage{Msg: &api.DriverMessage_Launch{Launch: &api.Launch{Tasks: tasks}}}) {
+			// The session broke: forget the launches; the tasks run again.
+			l.mu.Lock()
+			for _, t := range tasks {
+				l.ended(t.Id.Task)
+			}
+			l.mu.Unlock()
+		}
+	}
+}
+
+// pick returns the first preferred executor with a free slot.
+func pick(preferred []dag.ExecutorID, free map[string]int) string {
+	for _, p := range preferred {
+		if free[string(p)] > 0 {
+			return string(p)
+		}
+	}
+	return ""
+}
+
+// mostFree returns the executor with the most free slots (ties by id).
+func mostFree(free map[string]int) string {
+	best, n := "", 0
+	for id, f := range free {
+		if f > n || (f == n && id < best) {
+			best, n = id, f
+		}
+	}
+	return best
+}
+
+// launchBuilder builds launches within one read of the state.
+type launchBuilder struct {
+	l      *leadership
+	s      *dag.State
+	inputs map[dag.StageID][]*api.ShuffleInput
+}
+
+func (b *launchBuilder) build(t dag.TaskSpec, exec string) *api.TaskLaunch {
+	l := b.l
+	st, ok := b.s.Stage(t.Stage)
+	if !ok {
+		return nil
+	}
+	ge := l.graphs[st.Graph]
+	if ge == nil {
+		var err error
+		if ge, err = encodeGraph(st.Graph); err != nil {
+			l.d.log.Error("driver: encode graph", "stage", t.Stage, "err", err)
+			return nil
+		}
+		l.graphs[st.Graph] = ge
+	}
+	job, _ := b.s.Job(t.Job)
+	l.seq++
+	tid := l.term<<40 | l.seq
+	pk := [2]uint64{uint64(t.Stage), uint64(t.Partition)}
+	n := max(l.launches[pk], t.Failures)
+	l.launches[pk]++
+	tl := &api.TaskLaunch{
+		Id: &api.TaskID{Task: tid, Job: uint64(t.Job), Stage: uint64(t.Stage), StageAttempt: int32(t.StageAttempt),
+			Partition: int32(t.Partition), Attempt: int32(n), Epoch: t.Epoch},
+		Term:                l.term,
+		GraphKey:            ge.key,
+		Node:                int32(st.Node),
+		Map:                 t.Map,
+		Shuffle:             uint64(t.Shuffle),
+		Inputs:              b.stageInputs(st),
+		MaxDirectResultSize: l.d.opts.MaxDirectResultSize,
+		MaxResultSize:       job.MaxResultSize,
+	}
+	if t.Map {
+		if sh, ok := b.s.Shuffle(t.Shuffle); ok {
+			tl.ShuffleKey = sh.Key
+		}
+	}
+	if c := l.conns[exec]; c != nil && !c.graphs[ge.key] {
+		tl.Graph = ge.data
+		c.graphs[ge.key] = true
+	}
+	return tl
+}
+
+// stageInputs returns where the shuffles a stage reads live, once per
+// stage per round.
+func (b *launchBuilder) stageInputs(st dag.StageInfo) []*api.ShuffleInput {
+	if in, ok := b.inputs[st.ID]; ok {
+		return in
+	}
+	var out []*api.ShuffleInput
+	addrs := map[dag.ExecutorID]string{}
+	for _, d := range st.Graph.ShuffleDeps(st.Node) {
+		sid, ok := b.s.ShuffleByKey(d.Shuffle.Key)
+		if !ok {
+			continue
+		}
+		sh, _ := b.s.Shuffle(sid)
+		in := &api.ShuffleInput{Shuffle: uint64(sid), Key: sh.Key, Maps: int32(sh.Maps)}
+		for _, o := range b.s.MapOutputs(sid) {
+			addr, ok := addrs[o.Executor]
+			if !ok {
+				e, _ := b.s.Executor(o.Executor)
+				addr = e.Addr
+				addrs[o.Executor] = addr
+			}
+			in.Locations = append(in.Locations, &api.MapLocation{Map: int32(o.Map), Executor: string(o.Executor), Addr: addr})
+		}
+		out = append(out, in)
+	}
+	b.inputs[st.ID] = out
+	return out
+}
