@@ -16,8 +16,8 @@ import (
 
 	"github.com/baton-sched/baton/api"
 	"github.com/baton-sched/baton/blockstore"
-	"github.com/baton-sched/baton/driver"
 	"github.com/baton-sched/baton/dag"
+	"github.com/baton-sched/baton/driver"
 	"github.com/baton-sched/baton/fsm"
 	"github.com/baton-sched/baton/ops"
 	"github.com/baton-sched/baton/plan"
