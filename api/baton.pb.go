@@ -665,7 +665,9 @@ type Job struct {
 	Pool              string   `protobuf:"bytes,12,opt,name=pool,proto3" json:"pool,omitempty"`
 	IdempotencyKey    string   `protobuf:"bytes,13,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
 	// action is the job's action (collect, count, ...).
-	Action        string `protobuf:"bytes,14,opt,name=action,proto3" json:"action,omitempty"`
+	Action string `protobuf:"bytes,14,opt,name=action,proto3" json:"action,omitempty"`
+	// results describes each finished result (GetJob only).
+	Results       []*ResultInfo `protobuf:"bytes,15,rep,name=results,proto3" json:"results,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -798,6 +800,89 @@ func (x *Job) GetAction() string {
 	return ""
 }
 
+func (x *Job) GetResults() []*ResultInfo {
+	if x != nil {
+		return x.Results
+	}
+	return nil
+}
+
+type ResultInfo struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Partition     int32                  `protobuf:"varint,1,opt,name=partition,proto3" json:"partition,omitempty"`
+	Size          int64                  `protobuf:"varint,2,opt,name=size,proto3" json:"size,omitempty"`
+	Indirect      bool                   `protobuf:"varint,3,opt,name=indirect,proto3" json:"indirect,omitempty"`
+	Executor      string                 `protobuf:"bytes,4,opt,name=executor,proto3" json:"executor,omitempty"`
+	Task          uint64                 `protobuf:"varint,5,opt,name=task,proto3" json:"task,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ResultInfo) Reset() {
+	*x = ResultInfo{}
+	mi := &file_api_baton_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResultInfo) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResultInfo) ProtoMessage() {}
+
+func (x *ResultInfo) ProtoReflect() protoreflect.Message {
+	mi := &file_api_baton_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResultInfo.ProtoReflect.Descriptor instead.
+func (*ResultInfo) Descriptor() ([]byte, []int) {
+	return file_api_baton_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *ResultInfo) GetPartition() int32 {
+	if x != nil {
+		return x.Partition
+	}
+	return 0
+}
+
+func (x *ResultInfo) GetSize() int64 {
+	if x != nil {
+		return x.Size
+	}
+	return 0
+}
+
+func (x *ResultInfo) GetIndirect() bool {
+	if x != nil {
+		return x.Indirect
+	}
+	return false
+}
+
+func (x *ResultInfo) GetExecutor() string {
+	if x != nil {
+		return x.Executor
+	}
+	return ""
+}
+
+func (x *ResultInfo) GetTask() uint64 {
+	if x != nil {
+		return x.Task
+	}
+	return 0
+}
+
 type Stage struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Id    uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
@@ -821,7 +906,7 @@ type Stage struct {
 
 func (x *Stage) Reset() {
 	*x = Stage{}
-	mi := &file_api_baton_proto_msgTypes[6]
+	mi := &file_api_baton_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -833,7 +918,7 @@ func (x *Stage) String() string {
 func (*Stage) ProtoMessage() {}
 
 func (x *Stage) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[6]
+	mi := &file_api_baton_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -846,7 +931,7 @@ func (x *Stage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Stage.ProtoReflect.Descriptor instead.
 func (*Stage) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{6}
+	return file_api_baton_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *Stage) GetId() uint64 {
@@ -961,7 +1046,7 @@ type SubmitJobRequest struct {
 
 func (x *SubmitJobRequest) Reset() {
 	*x = SubmitJobRequest{}
-	mi := &file_api_baton_proto_msgTypes[7]
+	mi := &file_api_baton_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -973,7 +1058,7 @@ func (x *SubmitJobRequest) String() string {
 func (*SubmitJobRequest) ProtoMessage() {}
 
 func (x *SubmitJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[7]
+	mi := &file_api_baton_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -986,7 +1071,7 @@ func (x *SubmitJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubmitJobRequest.ProtoReflect.Descriptor instead.
 func (*SubmitJobRequest) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{7}
+	return file_api_baton_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *SubmitJobRequest) GetPlan() *Plan {
@@ -1050,7 +1135,7 @@ type SubmitJobResponse struct {
 
 func (x *SubmitJobResponse) Reset() {
 	*x = SubmitJobResponse{}
-	mi := &file_api_baton_proto_msgTypes[8]
+	mi := &file_api_baton_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1062,7 +1147,7 @@ func (x *SubmitJobResponse) String() string {
 func (*SubmitJobResponse) ProtoMessage() {}
 
 func (x *SubmitJobResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[8]
+	mi := &file_api_baton_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1075,7 +1160,7 @@ func (x *SubmitJobResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubmitJobResponse.ProtoReflect.Descriptor instead.
 func (*SubmitJobResponse) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{8}
+	return file_api_baton_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *SubmitJobResponse) GetJobId() uint64 {
@@ -1105,7 +1190,7 @@ type GetJobRequest struct {
 
 func (x *GetJobRequest) Reset() {
 	*x = GetJobRequest{}
-	mi := &file_api_baton_proto_msgTypes[9]
+	mi := &file_api_baton_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1117,7 +1202,7 @@ func (x *GetJobRequest) String() string {
 func (*GetJobRequest) ProtoMessage() {}
 
 func (x *GetJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[9]
+	mi := &file_api_baton_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1130,7 +1215,7 @@ func (x *GetJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetJobRequest.ProtoReflect.Descriptor instead.
 func (*GetJobRequest) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{9}
+	return file_api_baton_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *GetJobRequest) GetJobId() uint64 {
@@ -1164,7 +1249,7 @@ type ListJobsRequest struct {
 
 func (x *ListJobsRequest) Reset() {
 	*x = ListJobsRequest{}
-	mi := &file_api_baton_proto_msgTypes[10]
+	mi := &file_api_baton_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1176,7 +1261,7 @@ func (x *ListJobsRequest) String() string {
 func (*ListJobsRequest) ProtoMessage() {}
 
 func (x *ListJobsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[10]
+	mi := &file_api_baton_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1189,7 +1274,7 @@ func (x *ListJobsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListJobsRequest.ProtoReflect.Descriptor instead.
 func (*ListJobsRequest) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{10}
+	return file_api_baton_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ListJobsRequest) GetLinearizable() bool {
@@ -1215,7 +1300,7 @@ type ListJobsResponse struct {
 
 func (x *ListJobsResponse) Reset() {
 	*x = ListJobsResponse{}
-	mi := &file_api_baton_proto_msgTypes[11]
+	mi := &file_api_baton_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1227,7 +1312,7 @@ func (x *ListJobsResponse) String() string {
 func (*ListJobsResponse) ProtoMessage() {}
 
 func (x *ListJobsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[11]
+	mi := &file_api_baton_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1240,7 +1325,7 @@ func (x *ListJobsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListJobsResponse.ProtoReflect.Descriptor instead.
 func (*ListJobsResponse) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{11}
+	return file_api_baton_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *ListJobsResponse) GetJobs() []*Job {
@@ -1260,7 +1345,7 @@ type CancelJobRequest struct {
 
 func (x *CancelJobRequest) Reset() {
 	*x = CancelJobRequest{}
-	mi := &file_api_baton_proto_msgTypes[12]
+	mi := &file_api_baton_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1272,7 +1357,7 @@ func (x *CancelJobRequest) String() string {
 func (*CancelJobRequest) ProtoMessage() {}
 
 func (x *CancelJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[12]
+	mi := &file_api_baton_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1285,7 +1370,7 @@ func (x *CancelJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelJobRequest.ProtoReflect.Descriptor instead.
 func (*CancelJobRequest) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{12}
+	return file_api_baton_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *CancelJobRequest) GetJobId() uint64 {
@@ -1311,7 +1396,7 @@ type CancelJobResponse struct {
 
 func (x *CancelJobResponse) Reset() {
 	*x = CancelJobResponse{}
-	mi := &file_api_baton_proto_msgTypes[13]
+	mi := &file_api_baton_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1323,7 +1408,7 @@ func (x *CancelJobResponse) String() string {
 func (*CancelJobResponse) ProtoMessage() {}
 
 func (x *CancelJobResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[13]
+	mi := &file_api_baton_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1336,7 +1421,7 @@ func (x *CancelJobResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelJobResponse.ProtoReflect.Descriptor instead.
 func (*CancelJobResponse) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{13}
+	return file_api_baton_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *CancelJobResponse) GetIndex() uint64 {
@@ -1356,7 +1441,7 @@ type WatchJobRequest struct {
 
 func (x *WatchJobRequest) Reset() {
 	*x = WatchJobRequest{}
-	mi := &file_api_baton_proto_msgTypes[14]
+	mi := &file_api_baton_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1368,7 +1453,7 @@ func (x *WatchJobRequest) String() string {
 func (*WatchJobRequest) ProtoMessage() {}
 
 func (x *WatchJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[14]
+	mi := &file_api_baton_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1381,7 +1466,7 @@ func (x *WatchJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchJobRequest.ProtoReflect.Descriptor instead.
 func (*WatchJobRequest) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{14}
+	return file_api_baton_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *WatchJobRequest) GetJobId() uint64 {
@@ -1407,7 +1492,7 @@ type ReleaseJobRequest struct {
 
 func (x *ReleaseJobRequest) Reset() {
 	*x = ReleaseJobRequest{}
-	mi := &file_api_baton_proto_msgTypes[15]
+	mi := &file_api_baton_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1419,7 +1504,7 @@ func (x *ReleaseJobRequest) String() string {
 func (*ReleaseJobRequest) ProtoMessage() {}
 
 func (x *ReleaseJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[15]
+	mi := &file_api_baton_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1432,7 +1517,7 @@ func (x *ReleaseJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleaseJobRequest.ProtoReflect.Descriptor instead.
 func (*ReleaseJobRequest) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{15}
+	return file_api_baton_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ReleaseJobRequest) GetJobId() uint64 {
@@ -1451,7 +1536,7 @@ type ReleaseJobResponse struct {
 
 func (x *ReleaseJobResponse) Reset() {
 	*x = ReleaseJobResponse{}
-	mi := &file_api_baton_proto_msgTypes[16]
+	mi := &file_api_baton_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1463,7 +1548,7 @@ func (x *ReleaseJobResponse) String() string {
 func (*ReleaseJobResponse) ProtoMessage() {}
 
 func (x *ReleaseJobResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[16]
+	mi := &file_api_baton_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1476,7 +1561,7 @@ func (x *ReleaseJobResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleaseJobResponse.ProtoReflect.Descriptor instead.
 func (*ReleaseJobResponse) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{16}
+	return file_api_baton_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ReleaseJobResponse) GetIndex() uint64 {
@@ -1495,7 +1580,7 @@ type CollectResultsRequest struct {
 
 func (x *CollectResultsRequest) Reset() {
 	*x = CollectResultsRequest{}
-	mi := &file_api_baton_proto_msgTypes[17]
+	mi := &file_api_baton_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1507,7 +1592,7 @@ func (x *CollectResultsRequest) String() string {
 func (*CollectResultsRequest) ProtoMessage() {}
 
 func (x *CollectResultsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[17]
+	mi := &file_api_baton_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1520,7 +1605,7 @@ func (x *CollectResultsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CollectResultsRequest.ProtoReflect.Descriptor instead.
 func (*CollectResultsRequest) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{17}
+	return file_api_baton_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *CollectResultsRequest) GetJobId() uint64 {
@@ -1543,7 +1628,7 @@ type ResultChunk struct {
 
 func (x *ResultChunk) Reset() {
 	*x = ResultChunk{}
-	mi := &file_api_baton_proto_msgTypes[18]
+	mi := &file_api_baton_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1555,7 +1640,7 @@ func (x *ResultChunk) String() string {
 func (*ResultChunk) ProtoMessage() {}
 
 func (x *ResultChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[18]
+	mi := &file_api_baton_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1568,7 +1653,7 @@ func (x *ResultChunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResultChunk.ProtoReflect.Descriptor instead.
 func (*ResultChunk) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{18}
+	return file_api_baton_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ResultChunk) GetPartition() int32 {
@@ -1600,7 +1685,7 @@ type ListExecutorsRequest struct {
 
 func (x *ListExecutorsRequest) Reset() {
 	*x = ListExecutorsRequest{}
-	mi := &file_api_baton_proto_msgTypes[19]
+	mi := &file_api_baton_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1612,7 +1697,7 @@ func (x *ListExecutorsRequest) String() string {
 func (*ListExecutorsRequest) ProtoMessage() {}
 
 func (x *ListExecutorsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[19]
+	mi := &file_api_baton_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1625,7 +1710,7 @@ func (x *ListExecutorsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListExecutorsRequest.ProtoReflect.Descriptor instead.
 func (*ListExecutorsRequest) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{19}
+	return file_api_baton_proto_rawDescGZIP(), []int{20}
 }
 
 type Executor struct {
@@ -1647,7 +1732,7 @@ type Executor struct {
 
 func (x *Executor) Reset() {
 	*x = Executor{}
-	mi := &file_api_baton_proto_msgTypes[20]
+	mi := &file_api_baton_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1659,7 +1744,7 @@ func (x *Executor) String() string {
 func (*Executor) ProtoMessage() {}
 
 func (x *Executor) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[20]
+	mi := &file_api_baton_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1672,7 +1757,7 @@ func (x *Executor) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Executor.ProtoReflect.Descriptor instead.
 func (*Executor) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{20}
+	return file_api_baton_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *Executor) GetId() string {
@@ -1754,7 +1839,7 @@ type ListExecutorsResponse struct {
 
 func (x *ListExecutorsResponse) Reset() {
 	*x = ListExecutorsResponse{}
-	mi := &file_api_baton_proto_msgTypes[21]
+	mi := &file_api_baton_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1766,7 +1851,7 @@ func (x *ListExecutorsResponse) String() string {
 func (*ListExecutorsResponse) ProtoMessage() {}
 
 func (x *ListExecutorsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[21]
+	mi := &file_api_baton_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1779,7 +1864,7 @@ func (x *ListExecutorsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListExecutorsResponse.ProtoReflect.Descriptor instead.
 func (*ListExecutorsResponse) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{21}
+	return file_api_baton_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *ListExecutorsResponse) GetExecutors() []*Executor {
@@ -1814,7 +1899,7 @@ type Peer struct {
 
 func (x *Peer) Reset() {
 	*x = Peer{}
-	mi := &file_api_baton_proto_msgTypes[22]
+	mi := &file_api_baton_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1826,7 +1911,7 @@ func (x *Peer) String() string {
 func (*Peer) ProtoMessage() {}
 
 func (x *Peer) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[22]
+	mi := &file_api_baton_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1839,7 +1924,7 @@ func (x *Peer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Peer.ProtoReflect.Descriptor instead.
 func (*Peer) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{22}
+	return file_api_baton_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *Peer) GetId() string {
@@ -1934,7 +2019,7 @@ type StatusRequest struct {
 
 func (x *StatusRequest) Reset() {
 	*x = StatusRequest{}
-	mi := &file_api_baton_proto_msgTypes[23]
+	mi := &file_api_baton_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1946,7 +2031,7 @@ func (x *StatusRequest) String() string {
 func (*StatusRequest) ProtoMessage() {}
 
 func (x *StatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[23]
+	mi := &file_api_baton_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1959,7 +2044,7 @@ func (x *StatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusRequest.ProtoReflect.Descriptor instead.
 func (*StatusRequest) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{23}
+	return file_api_baton_proto_rawDescGZIP(), []int{24}
 }
 
 type StatusResponse struct {
@@ -1979,7 +2064,7 @@ type StatusResponse struct {
 
 func (x *StatusResponse) Reset() {
 	*x = StatusResponse{}
-	mi := &file_api_baton_proto_msgTypes[24]
+	mi := &file_api_baton_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1991,7 +2076,7 @@ func (x *StatusResponse) String() string {
 func (*StatusResponse) ProtoMessage() {}
 
 func (x *StatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[24]
+	mi := &file_api_baton_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2004,7 +2089,7 @@ func (x *StatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusResponse.ProtoReflect.Descriptor instead.
 func (*StatusResponse) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{24}
+	return file_api_baton_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *StatusResponse) GetNode() *NodeStatus {
@@ -2071,7 +2156,7 @@ type NodeStatusRequest struct {
 
 func (x *NodeStatusRequest) Reset() {
 	*x = NodeStatusRequest{}
-	mi := &file_api_baton_proto_msgTypes[25]
+	mi := &file_api_baton_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2083,7 +2168,7 @@ func (x *NodeStatusRequest) String() string {
 func (*NodeStatusRequest) ProtoMessage() {}
 
 func (x *NodeStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[25]
+	mi := &file_api_baton_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2096,7 +2181,7 @@ func (x *NodeStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeStatusRequest.ProtoReflect.Descriptor instead.
 func (*NodeStatusRequest) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{25}
+	return file_api_baton_proto_rawDescGZIP(), []int{26}
 }
 
 // NodeStatus is one node's own view of Raft.
@@ -2120,7 +2205,7 @@ type NodeStatus struct {
 
 func (x *NodeStatus) Reset() {
 	*x = NodeStatus{}
-	mi := &file_api_baton_proto_msgTypes[26]
+	mi := &file_api_baton_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2132,7 +2217,7 @@ func (x *NodeStatus) String() string {
 func (*NodeStatus) ProtoMessage() {}
 
 func (x *NodeStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[26]
+	mi := &file_api_baton_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2145,7 +2230,7 @@ func (x *NodeStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeStatus.ProtoReflect.Descriptor instead.
 func (*NodeStatus) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{26}
+	return file_api_baton_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *NodeStatus) GetId() string {
@@ -2240,7 +2325,7 @@ type ListPeersRequest struct {
 
 func (x *ListPeersRequest) Reset() {
 	*x = ListPeersRequest{}
-	mi := &file_api_baton_proto_msgTypes[27]
+	mi := &file_api_baton_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2252,7 +2337,7 @@ func (x *ListPeersRequest) String() string {
 func (*ListPeersRequest) ProtoMessage() {}
 
 func (x *ListPeersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[27]
+	mi := &file_api_baton_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2265,7 +2350,7 @@ func (x *ListPeersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListPeersRequest.ProtoReflect.Descriptor instead.
 func (*ListPeersRequest) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{27}
+	return file_api_baton_proto_rawDescGZIP(), []int{28}
 }
 
 type ListPeersResponse struct {
@@ -2277,7 +2362,7 @@ type ListPeersResponse struct {
 
 func (x *ListPeersResponse) Reset() {
 	*x = ListPeersResponse{}
-	mi := &file_api_baton_proto_msgTypes[28]
+	mi := &file_api_baton_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2289,7 +2374,7 @@ func (x *ListPeersResponse) String() string {
 func (*ListPeersResponse) ProtoMessage() {}
 
 func (x *ListPeersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[28]
+	mi := &file_api_baton_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2302,7 +2387,7 @@ func (x *ListPeersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListPeersResponse.ProtoReflect.Descriptor instead.
 func (*ListPeersResponse) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{28}
+	return file_api_baton_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *ListPeersResponse) GetPeers() []*Peer {
@@ -2324,7 +2409,7 @@ type AddPeerRequest struct {
 
 func (x *AddPeerRequest) Reset() {
 	*x = AddPeerRequest{}
-	mi := &file_api_baton_proto_msgTypes[29]
+	mi := &file_api_baton_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2336,7 +2421,7 @@ func (x *AddPeerRequest) String() string {
 func (*AddPeerRequest) ProtoMessage() {}
 
 func (x *AddPeerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[29]
+	mi := &file_api_baton_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2349,7 +2434,7 @@ func (x *AddPeerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddPeerRequest.ProtoReflect.Descriptor instead.
 func (*AddPeerRequest) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{29}
+	return file_api_baton_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *AddPeerRequest) GetId() string {
@@ -2388,7 +2473,7 @@ type AddPeerResponse struct {
 
 func (x *AddPeerResponse) Reset() {
 	*x = AddPeerResponse{}
-	mi := &file_api_baton_proto_msgTypes[30]
+	mi := &file_api_baton_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2400,7 +2485,7 @@ func (x *AddPeerResponse) String() string {
 func (*AddPeerResponse) ProtoMessage() {}
 
 func (x *AddPeerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[30]
+	mi := &file_api_baton_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2413,7 +2498,7 @@ func (x *AddPeerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddPeerResponse.ProtoReflect.Descriptor instead.
 func (*AddPeerResponse) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{30}
+	return file_api_baton_proto_rawDescGZIP(), []int{31}
 }
 
 type RemovePeerRequest struct {
@@ -2425,7 +2510,7 @@ type RemovePeerRequest struct {
 
 func (x *RemovePeerRequest) Reset() {
 	*x = RemovePeerRequest{}
-	mi := &file_api_baton_proto_msgTypes[31]
+	mi := &file_api_baton_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2437,7 +2522,7 @@ func (x *RemovePeerRequest) String() string {
 func (*RemovePeerRequest) ProtoMessage() {}
 
 func (x *RemovePeerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[31]
+	mi := &file_api_baton_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2450,7 +2535,7 @@ func (x *RemovePeerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemovePeerRequest.ProtoReflect.Descriptor instead.
 func (*RemovePeerRequest) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{31}
+	return file_api_baton_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *RemovePeerRequest) GetId() string {
@@ -2468,7 +2553,7 @@ type RemovePeerResponse struct {
 
 func (x *RemovePeerResponse) Reset() {
 	*x = RemovePeerResponse{}
-	mi := &file_api_baton_proto_msgTypes[32]
+	mi := &file_api_baton_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2480,7 +2565,7 @@ func (x *RemovePeerResponse) String() string {
 func (*RemovePeerResponse) ProtoMessage() {}
 
 func (x *RemovePeerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[32]
+	mi := &file_api_baton_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2493,7 +2578,7 @@ func (x *RemovePeerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemovePeerResponse.ProtoReflect.Descriptor instead.
 func (*RemovePeerResponse) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{32}
+	return file_api_baton_proto_rawDescGZIP(), []int{33}
 }
 
 type TransferLeadershipRequest struct {
@@ -2506,7 +2591,7 @@ type TransferLeadershipRequest struct {
 
 func (x *TransferLeadershipRequest) Reset() {
 	*x = TransferLeadershipRequest{}
-	mi := &file_api_baton_proto_msgTypes[33]
+	mi := &file_api_baton_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2518,7 +2603,7 @@ func (x *TransferLeadershipRequest) String() string {
 func (*TransferLeadershipRequest) ProtoMessage() {}
 
 func (x *TransferLeadershipRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[33]
+	mi := &file_api_baton_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2531,7 +2616,7 @@ func (x *TransferLeadershipRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransferLeadershipRequest.ProtoReflect.Descriptor instead.
 func (*TransferLeadershipRequest) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{33}
+	return file_api_baton_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *TransferLeadershipRequest) GetId() string {
@@ -2550,7 +2635,7 @@ type TransferLeadershipResponse struct {
 
 func (x *TransferLeadershipResponse) Reset() {
 	*x = TransferLeadershipResponse{}
-	mi := &file_api_baton_proto_msgTypes[34]
+	mi := &file_api_baton_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2562,7 +2647,7 @@ func (x *TransferLeadershipResponse) String() string {
 func (*TransferLeadershipResponse) ProtoMessage() {}
 
 func (x *TransferLeadershipResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[34]
+	mi := &file_api_baton_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2575,7 +2660,7 @@ func (x *TransferLeadershipResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransferLeadershipResponse.ProtoReflect.Descriptor instead.
 func (*TransferLeadershipResponse) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{34}
+	return file_api_baton_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *TransferLeadershipResponse) GetNewLeaderId() string {
@@ -2599,7 +2684,7 @@ type RegisterMemberRequest struct {
 
 func (x *RegisterMemberRequest) Reset() {
 	*x = RegisterMemberRequest{}
-	mi := &file_api_baton_proto_msgTypes[35]
+	mi := &file_api_baton_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2611,7 +2696,7 @@ func (x *RegisterMemberRequest) String() string {
 func (*RegisterMemberRequest) ProtoMessage() {}
 
 func (x *RegisterMemberRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[35]
+	mi := &file_api_baton_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2624,7 +2709,7 @@ func (x *RegisterMemberRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterMemberRequest.ProtoReflect.Descriptor instead.
 func (*RegisterMemberRequest) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{35}
+	return file_api_baton_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *RegisterMemberRequest) GetId() string {
@@ -2663,7 +2748,7 @@ type RegisterMemberResponse struct {
 
 func (x *RegisterMemberResponse) Reset() {
 	*x = RegisterMemberResponse{}
-	mi := &file_api_baton_proto_msgTypes[36]
+	mi := &file_api_baton_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2675,7 +2760,7 @@ func (x *RegisterMemberResponse) String() string {
 func (*RegisterMemberResponse) ProtoMessage() {}
 
 func (x *RegisterMemberResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[36]
+	mi := &file_api_baton_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2688,7 +2773,7 @@ func (x *RegisterMemberResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterMemberResponse.ProtoReflect.Descriptor instead.
 func (*RegisterMemberResponse) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{36}
+	return file_api_baton_proto_rawDescGZIP(), []int{37}
 }
 
 type ReportResultLostRequest struct {
@@ -2703,7 +2788,7 @@ type ReportResultLostRequest struct {
 
 func (x *ReportResultLostRequest) Reset() {
 	*x = ReportResultLostRequest{}
-	mi := &file_api_baton_proto_msgTypes[37]
+	mi := &file_api_baton_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2715,7 +2800,7 @@ func (x *ReportResultLostRequest) String() string {
 func (*ReportResultLostRequest) ProtoMessage() {}
 
 func (x *ReportResultLostRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[37]
+	mi := &file_api_baton_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2728,7 +2813,7 @@ func (x *ReportResultLostRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportResultLostRequest.ProtoReflect.Descriptor instead.
 func (*ReportResultLostRequest) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{37}
+	return file_api_baton_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *ReportResultLostRequest) GetJob() uint64 {
@@ -2768,7 +2853,7 @@ type ReportResultLostResponse struct {
 
 func (x *ReportResultLostResponse) Reset() {
 	*x = ReportResultLostResponse{}
-	mi := &file_api_baton_proto_msgTypes[38]
+	mi := &file_api_baton_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2780,7 +2865,7 @@ func (x *ReportResultLostResponse) String() string {
 func (*ReportResultLostResponse) ProtoMessage() {}
 
 func (x *ReportResultLostResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[38]
+	mi := &file_api_baton_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2793,7 +2878,7 @@ func (x *ReportResultLostResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportResultLostResponse.ProtoReflect.Descriptor instead.
 func (*ReportResultLostResponse) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{38}
+	return file_api_baton_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *ReportResultLostResponse) GetIndex() uint64 {
@@ -2819,7 +2904,7 @@ type TaskID struct {
 
 func (x *TaskID) Reset() {
 	*x = TaskID{}
-	mi := &file_api_baton_proto_msgTypes[39]
+	mi := &file_api_baton_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2831,7 +2916,7 @@ func (x *TaskID) String() string {
 func (*TaskID) ProtoMessage() {}
 
 func (x *TaskID) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[39]
+	mi := &file_api_baton_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2844,7 +2929,7 @@ func (x *TaskID) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskID.ProtoReflect.Descriptor instead.
 func (*TaskID) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{39}
+	return file_api_baton_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *TaskID) GetTask() uint64 {
@@ -2908,7 +2993,7 @@ type MapLocation struct {
 
 func (x *MapLocation) Reset() {
 	*x = MapLocation{}
-	mi := &file_api_baton_proto_msgTypes[40]
+	mi := &file_api_baton_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2920,7 +3005,7 @@ func (x *MapLocation) String() string {
 func (*MapLocation) ProtoMessage() {}
 
 func (x *MapLocation) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[40]
+	mi := &file_api_baton_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2933,7 +3018,7 @@ func (x *MapLocation) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MapLocation.ProtoReflect.Descriptor instead.
 func (*MapLocation) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{40}
+	return file_api_baton_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *MapLocation) GetMap() int32 {
@@ -2970,7 +3055,7 @@ type ShuffleInput struct {
 
 func (x *ShuffleInput) Reset() {
 	*x = ShuffleInput{}
-	mi := &file_api_baton_proto_msgTypes[41]
+	mi := &file_api_baton_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2982,7 +3067,7 @@ func (x *ShuffleInput) String() string {
 func (*ShuffleInput) ProtoMessage() {}
 
 func (x *ShuffleInput) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[41]
+	mi := &file_api_baton_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2995,7 +3080,7 @@ func (x *ShuffleInput) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ShuffleInput.ProtoReflect.Descriptor instead.
 func (*ShuffleInput) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{41}
+	return file_api_baton_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *ShuffleInput) GetShuffle() uint64 {
@@ -3054,7 +3139,7 @@ type TaskLaunch struct {
 
 func (x *TaskLaunch) Reset() {
 	*x = TaskLaunch{}
-	mi := &file_api_baton_proto_msgTypes[42]
+	mi := &file_api_baton_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3066,7 +3151,7 @@ func (x *TaskLaunch) String() string {
 func (*TaskLaunch) ProtoMessage() {}
 
 func (x *TaskLaunch) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[42]
+	mi := &file_api_baton_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3079,7 +3164,7 @@ func (x *TaskLaunch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskLaunch.ProtoReflect.Descriptor instead.
 func (*TaskLaunch) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{42}
+	return file_api_baton_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *TaskLaunch) GetId() *TaskID {
@@ -3186,7 +3271,7 @@ type TaskStatus struct {
 
 func (x *TaskStatus) Reset() {
 	*x = TaskStatus{}
-	mi := &file_api_baton_proto_msgTypes[43]
+	mi := &file_api_baton_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3198,7 +3283,7 @@ func (x *TaskStatus) String() string {
 func (*TaskStatus) ProtoMessage() {}
 
 func (x *TaskStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[43]
+	mi := &file_api_baton_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3211,7 +3296,7 @@ func (x *TaskStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskStatus.ProtoReflect.Descriptor instead.
 func (*TaskStatus) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{43}
+	return file_api_baton_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *TaskStatus) GetId() *TaskID {
@@ -3324,15 +3409,19 @@ type Hello struct {
 	Running []*TaskID `protobuf:"bytes,6,rep,name=running,proto3" json:"running,omitempty"`
 	// The shuffles and the jobs' results this executor holds blocks of,
 	// so the leader can tell it which are dead.
-	Shuffles      []uint64 `protobuf:"varint,7,rep,packed,name=shuffles,proto3" json:"shuffles,omitempty"`
-	ResultJobs    []uint64 `protobuf:"varint,8,rep,packed,name=result_jobs,json=resultJobs,proto3" json:"result_jobs,omitempty"`
+	Shuffles   []uint64 `protobuf:"varint,7,rep,packed,name=shuffles,proto3" json:"shuffles,omitempty"`
+	ResultJobs []uint64 `protobuf:"varint,8,rep,packed,name=result_jobs,json=resultJobs,proto3" json:"result_jobs,omitempty"`
+	// unacked lists the tasks whose final status is not yet acknowledged
+	// (sent right after the hello). An attempt the leader believes runs
+	// here that is in neither list is gone (the executor restarted).
+	Unacked       []uint64 `protobuf:"varint,9,rep,packed,name=unacked,proto3" json:"unacked,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Hello) Reset() {
 	*x = Hello{}
-	mi := &file_api_baton_proto_msgTypes[44]
+	mi := &file_api_baton_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3344,7 +3433,7 @@ func (x *Hello) String() string {
 func (*Hello) ProtoMessage() {}
 
 func (x *Hello) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[44]
+	mi := &file_api_baton_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3357,7 +3446,7 @@ func (x *Hello) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Hello.ProtoReflect.Descriptor instead.
 func (*Hello) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{44}
+	return file_api_baton_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *Hello) GetExecutorId() string {
@@ -3416,6 +3505,13 @@ func (x *Hello) GetResultJobs() []uint64 {
 	return nil
 }
 
+func (x *Hello) GetUnacked() []uint64 {
+	if x != nil {
+		return x.Unacked
+	}
+	return nil
+}
+
 type StatusUpdates struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Updates       []*TaskStatus          `protobuf:"bytes,1,rep,name=updates,proto3" json:"updates,omitempty"`
@@ -3425,7 +3521,7 @@ type StatusUpdates struct {
 
 func (x *StatusUpdates) Reset() {
 	*x = StatusUpdates{}
-	mi := &file_api_baton_proto_msgTypes[45]
+	mi := &file_api_baton_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3437,7 +3533,7 @@ func (x *StatusUpdates) String() string {
 func (*StatusUpdates) ProtoMessage() {}
 
 func (x *StatusUpdates) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[45]
+	mi := &file_api_baton_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3450,7 +3546,7 @@ func (x *StatusUpdates) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusUpdates.ProtoReflect.Descriptor instead.
 func (*StatusUpdates) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{45}
+	return file_api_baton_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *StatusUpdates) GetUpdates() []*TaskStatus {
@@ -3469,7 +3565,7 @@ type CommitRequest struct {
 
 func (x *CommitRequest) Reset() {
 	*x = CommitRequest{}
-	mi := &file_api_baton_proto_msgTypes[46]
+	mi := &file_api_baton_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3481,7 +3577,7 @@ func (x *CommitRequest) String() string {
 func (*CommitRequest) ProtoMessage() {}
 
 func (x *CommitRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[46]
+	mi := &file_api_baton_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3494,7 +3590,7 @@ func (x *CommitRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommitRequest.ProtoReflect.Descriptor instead.
 func (*CommitRequest) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{46}
+	return file_api_baton_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *CommitRequest) GetId() *TaskID {
@@ -3519,7 +3615,7 @@ type ExecutorMessage struct {
 
 func (x *ExecutorMessage) Reset() {
 	*x = ExecutorMessage{}
-	mi := &file_api_baton_proto_msgTypes[47]
+	mi := &file_api_baton_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3531,7 +3627,7 @@ func (x *ExecutorMessage) String() string {
 func (*ExecutorMessage) ProtoMessage() {}
 
 func (x *ExecutorMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[47]
+	mi := &file_api_baton_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3544,7 +3640,7 @@ func (x *ExecutorMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecutorMessage.ProtoReflect.Descriptor instead.
 func (*ExecutorMessage) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{47}
+	return file_api_baton_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *ExecutorMessage) GetMsg() isExecutorMessage_Msg {
@@ -3613,7 +3709,7 @@ type Welcome struct {
 
 func (x *Welcome) Reset() {
 	*x = Welcome{}
-	mi := &file_api_baton_proto_msgTypes[48]
+	mi := &file_api_baton_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3625,7 +3721,7 @@ func (x *Welcome) String() string {
 func (*Welcome) ProtoMessage() {}
 
 func (x *Welcome) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[48]
+	mi := &file_api_baton_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3638,7 +3734,7 @@ func (x *Welcome) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Welcome.ProtoReflect.Descriptor instead.
 func (*Welcome) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{48}
+	return file_api_baton_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *Welcome) GetTerm() uint64 {
@@ -3664,7 +3760,7 @@ type Launch struct {
 
 func (x *Launch) Reset() {
 	*x = Launch{}
-	mi := &file_api_baton_proto_msgTypes[49]
+	mi := &file_api_baton_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3676,7 +3772,7 @@ func (x *Launch) String() string {
 func (*Launch) ProtoMessage() {}
 
 func (x *Launch) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[49]
+	mi := &file_api_baton_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3689,7 +3785,7 @@ func (x *Launch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Launch.ProtoReflect.Descriptor instead.
 func (*Launch) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{49}
+	return file_api_baton_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *Launch) GetTasks() []*TaskLaunch {
@@ -3710,7 +3806,7 @@ type Kill struct {
 
 func (x *Kill) Reset() {
 	*x = Kill{}
-	mi := &file_api_baton_proto_msgTypes[50]
+	mi := &file_api_baton_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3722,7 +3818,7 @@ func (x *Kill) String() string {
 func (*Kill) ProtoMessage() {}
 
 func (x *Kill) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[50]
+	mi := &file_api_baton_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3735,7 +3831,7 @@ func (x *Kill) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Kill.ProtoReflect.Descriptor instead.
 func (*Kill) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{50}
+	return file_api_baton_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *Kill) GetTerm() uint64 {
@@ -3770,7 +3866,7 @@ type Ack struct {
 
 func (x *Ack) Reset() {
 	*x = Ack{}
-	mi := &file_api_baton_proto_msgTypes[51]
+	mi := &file_api_baton_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3782,7 +3878,7 @@ func (x *Ack) String() string {
 func (*Ack) ProtoMessage() {}
 
 func (x *Ack) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[51]
+	mi := &file_api_baton_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3795,7 +3891,7 @@ func (x *Ack) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Ack.ProtoReflect.Descriptor instead.
 func (*Ack) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{51}
+	return file_api_baton_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *Ack) GetTasks() []uint64 {
@@ -3816,7 +3912,7 @@ type CommitDecision struct {
 
 func (x *CommitDecision) Reset() {
 	*x = CommitDecision{}
-	mi := &file_api_baton_proto_msgTypes[52]
+	mi := &file_api_baton_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3828,7 +3924,7 @@ func (x *CommitDecision) String() string {
 func (*CommitDecision) ProtoMessage() {}
 
 func (x *CommitDecision) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[52]
+	mi := &file_api_baton_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3841,7 +3937,7 @@ func (x *CommitDecision) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommitDecision.ProtoReflect.Descriptor instead.
 func (*CommitDecision) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{52}
+	return file_api_baton_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *CommitDecision) GetTerm() uint64 {
@@ -3875,7 +3971,7 @@ type ResultBlock struct {
 
 func (x *ResultBlock) Reset() {
 	*x = ResultBlock{}
-	mi := &file_api_baton_proto_msgTypes[53]
+	mi := &file_api_baton_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3887,7 +3983,7 @@ func (x *ResultBlock) String() string {
 func (*ResultBlock) ProtoMessage() {}
 
 func (x *ResultBlock) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[53]
+	mi := &file_api_baton_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3900,7 +3996,7 @@ func (x *ResultBlock) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResultBlock.ProtoReflect.Descriptor instead.
 func (*ResultBlock) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{53}
+	return file_api_baton_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *ResultBlock) GetJob() uint64 {
@@ -3929,7 +4025,7 @@ type DeleteBlocks struct {
 
 func (x *DeleteBlocks) Reset() {
 	*x = DeleteBlocks{}
-	mi := &file_api_baton_proto_msgTypes[54]
+	mi := &file_api_baton_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3941,7 +4037,7 @@ func (x *DeleteBlocks) String() string {
 func (*DeleteBlocks) ProtoMessage() {}
 
 func (x *DeleteBlocks) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[54]
+	mi := &file_api_baton_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3954,7 +4050,7 @@ func (x *DeleteBlocks) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteBlocks.ProtoReflect.Descriptor instead.
 func (*DeleteBlocks) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{54}
+	return file_api_baton_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *DeleteBlocks) GetShuffles() []uint64 {
@@ -3988,7 +4084,7 @@ type NotLeader struct {
 
 func (x *NotLeader) Reset() {
 	*x = NotLeader{}
-	mi := &file_api_baton_proto_msgTypes[55]
+	mi := &file_api_baton_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4000,7 +4096,7 @@ func (x *NotLeader) String() string {
 func (*NotLeader) ProtoMessage() {}
 
 func (x *NotLeader) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[55]
+	mi := &file_api_baton_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4013,7 +4109,7 @@ func (x *NotLeader) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NotLeader.ProtoReflect.Descriptor instead.
 func (*NotLeader) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{55}
+	return file_api_baton_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *NotLeader) GetLeaderId() string {
@@ -4049,7 +4145,7 @@ type DriverMessage struct {
 
 func (x *DriverMessage) Reset() {
 	*x = DriverMessage{}
-	mi := &file_api_baton_proto_msgTypes[56]
+	mi := &file_api_baton_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4061,7 +4157,7 @@ func (x *DriverMessage) String() string {
 func (*DriverMessage) ProtoMessage() {}
 
 func (x *DriverMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[56]
+	mi := &file_api_baton_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4074,7 +4170,7 @@ func (x *DriverMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DriverMessage.ProtoReflect.Descriptor instead.
 func (*DriverMessage) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{56}
+	return file_api_baton_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *DriverMessage) GetMsg() isDriverMessage_Msg {
@@ -4205,7 +4301,7 @@ type FetchShuffleRequest struct {
 
 func (x *FetchShuffleRequest) Reset() {
 	*x = FetchShuffleRequest{}
-	mi := &file_api_baton_proto_msgTypes[57]
+	mi := &file_api_baton_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4217,7 +4313,7 @@ func (x *FetchShuffleRequest) String() string {
 func (*FetchShuffleRequest) ProtoMessage() {}
 
 func (x *FetchShuffleRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[57]
+	mi := &file_api_baton_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4230,7 +4326,7 @@ func (x *FetchShuffleRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchShuffleRequest.ProtoReflect.Descriptor instead.
 func (*FetchShuffleRequest) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{57}
+	return file_api_baton_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *FetchShuffleRequest) GetShuffle() uint64 {
@@ -4264,7 +4360,7 @@ type FetchResultRequest struct {
 
 func (x *FetchResultRequest) Reset() {
 	*x = FetchResultRequest{}
-	mi := &file_api_baton_proto_msgTypes[58]
+	mi := &file_api_baton_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4276,7 +4372,7 @@ func (x *FetchResultRequest) String() string {
 func (*FetchResultRequest) ProtoMessage() {}
 
 func (x *FetchResultRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[58]
+	mi := &file_api_baton_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4289,7 +4385,7 @@ func (x *FetchResultRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchResultRequest.ProtoReflect.Descriptor instead.
 func (*FetchResultRequest) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{58}
+	return file_api_baton_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *FetchResultRequest) GetJob() uint64 {
@@ -4322,7 +4418,7 @@ type BlockChunk struct {
 
 func (x *BlockChunk) Reset() {
 	*x = BlockChunk{}
-	mi := &file_api_baton_proto_msgTypes[59]
+	mi := &file_api_baton_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4334,7 +4430,7 @@ func (x *BlockChunk) String() string {
 func (*BlockChunk) ProtoMessage() {}
 
 func (x *BlockChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[59]
+	mi := &file_api_baton_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4347,7 +4443,7 @@ func (x *BlockChunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BlockChunk.ProtoReflect.Descriptor instead.
 func (*BlockChunk) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{59}
+	return file_api_baton_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *BlockChunk) GetMap() int32 {
@@ -4431,7 +4527,7 @@ const file_api_baton_proto_rawDesc = "" +
 	"\x05input\x18\x02 \x01(\tR\x05input\x12\x1e\n" +
 	"\x02fn\x18\x03 \x01(\v2\x0e.baton.v1.FuncR\x02fn\x12\f\n" +
 	"\x01n\x18\x04 \x01(\x03R\x01n\x12\x12\n" +
-	"\x04path\x18\x05 \x01(\tR\x04path\"\xb4\x03\n" +
+	"\x04path\x18\x05 \x01(\tR\x04path\"\xe4\x03\n" +
 	"\x03Job\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12(\n" +
@@ -4447,7 +4543,15 @@ const file_api_baton_proto_rawDesc = "" +
 	"\x06stages\x18\v \x03(\v2\x0f.baton.v1.StageR\x06stages\x12\x12\n" +
 	"\x04pool\x18\f \x01(\tR\x04pool\x12'\n" +
 	"\x0fidempotency_key\x18\r \x01(\tR\x0eidempotencyKey\x12\x16\n" +
-	"\x06action\x18\x0e \x01(\tR\x06action\"\xf8\x02\n" +
+	"\x06action\x18\x0e \x01(\tR\x06action\x12.\n" +
+	"\aresults\x18\x0f \x03(\v2\x14.baton.v1.ResultInfoR\aresults\"\x8a\x01\n" +
+	"\n" +
+	"ResultInfo\x12\x1c\n" +
+	"\tpartition\x18\x01 \x01(\x05R\tpartition\x12\x12\n" +
+	"\x04size\x18\x02 \x01(\x03R\x04size\x12\x1a\n" +
+	"\bindirect\x18\x03 \x01(\bR\bindirect\x12\x1a\n" +
+	"\bexecutor\x18\x04 \x01(\tR\bexecutor\x12\x12\n" +
+	"\x04task\x18\x05 \x01(\x04R\x04task\"\xf8\x02\n" +
 	"\x05Stage\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x10\n" +
@@ -4639,7 +4743,7 @@ const file_api_baton_proto_rawDesc = "" +
 	"\tfetch_map\x18\f \x01(\x05R\bfetchMap\x12!\n" +
 	"\ffetch_reduce\x18\r \x01(\x05R\vfetchReduce\x12\x1f\n" +
 	"\vduration_ms\x18\x0e \x01(\x03R\n" +
-	"durationMs\"\xf4\x01\n" +
+	"durationMs\"\x8e\x02\n" +
 	"\x05Hello\x12\x1f\n" +
 	"\vexecutor_id\x18\x01 \x01(\tR\n" +
 	"executorId\x12\x12\n" +
@@ -4650,7 +4754,8 @@ const file_api_baton_proto_rawDesc = "" +
 	"\arunning\x18\x06 \x03(\v2\x10.baton.v1.TaskIDR\arunning\x12\x1a\n" +
 	"\bshuffles\x18\a \x03(\x04R\bshuffles\x12\x1f\n" +
 	"\vresult_jobs\x18\b \x03(\x04R\n" +
-	"resultJobs\"?\n" +
+	"resultJobs\x12\x18\n" +
+	"\aunacked\x18\t \x03(\x04R\aunacked\"?\n" +
 	"\rStatusUpdates\x12.\n" +
 	"\aupdates\x18\x01 \x03(\v2\x14.baton.v1.TaskStatusR\aupdates\"1\n" +
 	"\rCommitRequest\x12 \n" +
@@ -4775,7 +4880,7 @@ func file_api_baton_proto_rawDescGZIP() []byte {
 }
 
 var file_api_baton_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_api_baton_proto_msgTypes = make([]protoimpl.MessageInfo, 62)
+var file_api_baton_proto_msgTypes = make([]protoimpl.MessageInfo, 63)
 var file_api_baton_proto_goTypes = []any{
 	(JobState)(0),                      // 0: baton.v1.JobState
 	(TaskState)(0),                     // 1: baton.v1.TaskState
@@ -4787,144 +4892,146 @@ var file_api_baton_proto_goTypes = []any{
 	(*Dataset)(nil),                    // 7: baton.v1.Dataset
 	(*Action)(nil),                     // 8: baton.v1.Action
 	(*Job)(nil),                        // 9: baton.v1.Job
-	(*Stage)(nil),                      // 10: baton.v1.Stage
-	(*SubmitJobRequest)(nil),           // 11: baton.v1.SubmitJobRequest
-	(*SubmitJobResponse)(nil),          // 12: baton.v1.SubmitJobResponse
-	(*GetJobRequest)(nil),              // 13: baton.v1.GetJobRequest
-	(*ListJobsRequest)(nil),            // 14: baton.v1.ListJobsRequest
-	(*ListJobsResponse)(nil),           // 15: baton.v1.ListJobsResponse
-	(*CancelJobRequest)(nil),           // 16: baton.v1.CancelJobRequest
-	(*CancelJobResponse)(nil),          // 17: baton.v1.CancelJobResponse
-	(*WatchJobRequest)(nil),            // 18: baton.v1.WatchJobRequest
-	(*ReleaseJobRequest)(nil),          // 19: baton.v1.ReleaseJobRequest
-	(*ReleaseJobResponse)(nil),         // 20: baton.v1.ReleaseJobResponse
-	(*CollectResultsRequest)(nil),      // 21: baton.v1.CollectResultsRequest
-	(*ResultChunk)(nil),                // 22: baton.v1.ResultChunk
-	(*ListExecutorsRequest)(nil),       // 23: baton.v1.ListExecutorsRequest
-	(*Executor)(nil),                   // 24: baton.v1.Executor
-	(*ListExecutorsResponse)(nil),      // 25: baton.v1.ListExecutorsResponse
-	(*Peer)(nil),                       // 26: baton.v1.Peer
-	(*StatusRequest)(nil),              // 27: baton.v1.StatusRequest
-	(*StatusResponse)(nil),             // 28: baton.v1.StatusResponse
-	(*NodeStatusRequest)(nil),          // 29: baton.v1.NodeStatusRequest
-	(*NodeStatus)(nil),                 // 30: baton.v1.NodeStatus
-	(*ListPeersRequest)(nil),           // 31: baton.v1.ListPeersRequest
-	(*ListPeersResponse)(nil),          // 32: baton.v1.ListPeersResponse
-	(*AddPeerRequest)(nil),             // 33: baton.v1.AddPeerRequest
-	(*AddPeerResponse)(nil),            // 34: baton.v1.AddPeerResponse
-	(*RemovePeerRequest)(nil),          // 35: baton.v1.RemovePeerRequest
-	(*RemovePeerResponse)(nil),         // 36: baton.v1.RemovePeerResponse
-	(*TransferLeadershipRequest)(nil),  // 37: baton.v1.TransferLeadershipRequest
-	(*TransferLeadershipResponse)(nil), // 38: baton.v1.TransferLeadershipResponse
-	(*RegisterMemberRequest)(nil),      // 39: baton.v1.RegisterMemberRequest
-	(*RegisterMemberResponse)(nil),     // 40: baton.v1.RegisterMemberResponse
-	(*ReportResultLostRequest)(nil),    // 41: baton.v1.ReportResultLostRequest
-	(*ReportResultLostResponse)(nil),   // 42: baton.v1.ReportResultLostResponse
-	(*TaskID)(nil),                     // 43: baton.v1.TaskID
-	(*MapLocation)(nil),                // 44: baton.v1.MapLocation
-	(*ShuffleInput)(nil),               // 45: baton.v1.ShuffleInput
-	(*TaskLaunch)(nil),                 // 46: baton.v1.TaskLaunch
-	(*TaskStatus)(nil),                 // 47: baton.v1.TaskStatus
-	(*Hello)(nil),                      // 48: baton.v1.Hello
-	(*StatusUpdates)(nil),              // 49: baton.v1.StatusUpdates
-	(*CommitRequest)(nil),              // 50: baton.v1.CommitRequest
-	(*ExecutorMessage)(nil),            // 51: baton.v1.ExecutorMessage
-	(*Welcome)(nil),                    // 52: baton.v1.Welcome
-	(*Launch)(nil),                     // 53: baton.v1.Launch
-	(*Kill)(nil),                       // 54: baton.v1.Kill
-	(*Ack)(nil),                        // 55: baton.v1.Ack
-	(*CommitDecision)(nil),             // 56: baton.v1.CommitDecision
-	(*ResultBlock)(nil),                // 57: baton.v1.ResultBlock
-	(*DeleteBlocks)(nil),               // 58: baton.v1.DeleteBlocks
-	(*NotLeader)(nil),                  // 59: baton.v1.NotLeader
-	(*DriverMessage)(nil),              // 60: baton.v1.DriverMessage
-	(*FetchShuffleRequest)(nil),        // 61: baton.v1.FetchShuffleRequest
-	(*FetchResultRequest)(nil),         // 62: baton.v1.FetchResultRequest
-	(*BlockChunk)(nil),                 // 63: baton.v1.BlockChunk
-	nil,                                // 64: baton.v1.Plan.DatasetsEntry
-	nil,                                // 65: baton.v1.Dataset.EnvEntry
+	(*ResultInfo)(nil),                 // 10: baton.v1.ResultInfo
+	(*Stage)(nil),                      // 11: baton.v1.Stage
+	(*SubmitJobRequest)(nil),           // 12: baton.v1.SubmitJobRequest
+	(*SubmitJobResponse)(nil),          // 13: baton.v1.SubmitJobResponse
+	(*GetJobRequest)(nil),              // 14: baton.v1.GetJobRequest
+	(*ListJobsRequest)(nil),            // 15: baton.v1.ListJobsRequest
+	(*ListJobsResponse)(nil),           // 16: baton.v1.ListJobsResponse
+	(*CancelJobRequest)(nil),           // 17: baton.v1.CancelJobRequest
+	(*CancelJobResponse)(nil),          // 18: baton.v1.CancelJobResponse
+	(*WatchJobRequest)(nil),            // 19: baton.v1.WatchJobRequest
+	(*ReleaseJobRequest)(nil),          // 20: baton.v1.ReleaseJobRequest
+	(*ReleaseJobResponse)(nil),         // 21: baton.v1.ReleaseJobResponse
+	(*CollectResultsRequest)(nil),      // 22: baton.v1.CollectResultsRequest
+	(*ResultChunk)(nil),                // 23: baton.v1.ResultChunk
+	(*ListExecutorsRequest)(nil),       // 24: baton.v1.ListExecutorsRequest
+	(*Executor)(nil),                   // 25: baton.v1.Executor
+	(*ListExecutorsResponse)(nil),      // 26: baton.v1.ListExecutorsResponse
+	(*Peer)(nil),                       // 27: baton.v1.Peer
+	(*StatusRequest)(nil),              // 28: baton.v1.StatusRequest
+	(*StatusResponse)(nil),             // 29: baton.v1.StatusResponse
+	(*NodeStatusRequest)(nil),          // 30: baton.v1.NodeStatusRequest
+	(*NodeStatus)(nil),                 // 31: baton.v1.NodeStatus
+	(*ListPeersRequest)(nil),           // 32: baton.v1.ListPeersRequest
+	(*ListPeersResponse)(nil),          // 33: baton.v1.ListPeersResponse
+	(*AddPeerRequest)(nil),             // 34: baton.v1.AddPeerRequest
+	(*AddPeerResponse)(nil),            // 35: baton.v1.AddPeerResponse
+	(*RemovePeerRequest)(nil),          // 36: baton.v1.RemovePeerRequest
+	(*RemovePeerResponse)(nil),         // 37: baton.v1.RemovePeerResponse
+	(*TransferLeadershipRequest)(nil),  // 38: baton.v1.TransferLeadershipRequest
+	(*TransferLeadershipResponse)(nil), // 39: baton.v1.TransferLeadershipResponse
+	(*RegisterMemberRequest)(nil),      // 40: baton.v1.RegisterMemberRequest
+	(*RegisterMemberResponse)(nil),     // 41: baton.v1.RegisterMemberResponse
+	(*ReportResultLostRequest)(nil),    // 42: baton.v1.ReportResultLostRequest
+	(*ReportResultLostResponse)(nil),   // 43: baton.v1.ReportResultLostResponse
+	(*TaskID)(nil),                     // 44: baton.v1.TaskID
+	(*MapLocation)(nil),                // 45: baton.v1.MapLocation
+	(*ShuffleInput)(nil),               // 46: baton.v1.ShuffleInput
+	(*TaskLaunch)(nil),                 // 47: baton.v1.TaskLaunch
+	(*TaskStatus)(nil),                 // 48: baton.v1.TaskStatus
+	(*Hello)(nil),                      // 49: baton.v1.Hello
+	(*StatusUpdates)(nil),              // 50: baton.v1.StatusUpdates
+	(*CommitRequest)(nil),              // 51: baton.v1.CommitRequest
+	(*ExecutorMessage)(nil),            // 52: baton.v1.ExecutorMessage
+	(*Welcome)(nil),                    // 53: baton.v1.Welcome
+	(*Launch)(nil),                     // 54: baton.v1.Launch
+	(*Kill)(nil),                       // 55: baton.v1.Kill
+	(*Ack)(nil),                        // 56: baton.v1.Ack
+	(*CommitDecision)(nil),             // 57: baton.v1.CommitDecision
+	(*ResultBlock)(nil),                // 58: baton.v1.ResultBlock
+	(*DeleteBlocks)(nil),               // 59: baton.v1.DeleteBlocks
+	(*NotLeader)(nil),                  // 60: baton.v1.NotLeader
+	(*DriverMessage)(nil),              // 61: baton.v1.DriverMessage
+	(*FetchShuffleRequest)(nil),        // 62: baton.v1.FetchShuffleRequest
+	(*FetchResultRequest)(nil),         // 63: baton.v1.FetchResultRequest
+	(*BlockChunk)(nil),                 // 64: baton.v1.BlockChunk
+	nil,                                // 65: baton.v1.Plan.DatasetsEntry
+	nil,                                // 66: baton.v1.Dataset.EnvEntry
 }
 var file_api_baton_proto_depIdxs = []int32{
-	64, // 0: baton.v1.Plan.datasets:type_name -> baton.v1.Plan.DatasetsEntry
+	65, // 0: baton.v1.Plan.datasets:type_name -> baton.v1.Plan.DatasetsEntry
 	8,  // 1: baton.v1.Plan.action:type_name -> baton.v1.Action
 	5,  // 2: baton.v1.Dataset.fn:type_name -> baton.v1.Func
 	6,  // 3: baton.v1.Dataset.records:type_name -> baton.v1.Record
-	65, // 4: baton.v1.Dataset.env:type_name -> baton.v1.Dataset.EnvEntry
+	66, // 4: baton.v1.Dataset.env:type_name -> baton.v1.Dataset.EnvEntry
 	5,  // 5: baton.v1.Action.fn:type_name -> baton.v1.Func
 	0,  // 6: baton.v1.Job.state:type_name -> baton.v1.JobState
-	10, // 7: baton.v1.Job.stages:type_name -> baton.v1.Stage
-	4,  // 8: baton.v1.SubmitJobRequest.plan:type_name -> baton.v1.Plan
-	9,  // 9: baton.v1.ListJobsResponse.jobs:type_name -> baton.v1.Job
-	24, // 10: baton.v1.ListExecutorsResponse.executors:type_name -> baton.v1.Executor
-	30, // 11: baton.v1.StatusResponse.node:type_name -> baton.v1.NodeStatus
-	26, // 12: baton.v1.StatusResponse.peers:type_name -> baton.v1.Peer
-	26, // 13: baton.v1.ListPeersResponse.peers:type_name -> baton.v1.Peer
-	44, // 14: baton.v1.ShuffleInput.locations:type_name -> baton.v1.MapLocation
-	43, // 15: baton.v1.TaskLaunch.id:type_name -> baton.v1.TaskID
-	45, // 16: baton.v1.TaskLaunch.inputs:type_name -> baton.v1.ShuffleInput
-	43, // 17: baton.v1.TaskStatus.id:type_name -> baton.v1.TaskID
-	1,  // 18: baton.v1.TaskStatus.state:type_name -> baton.v1.TaskState
-	2,  // 19: baton.v1.TaskStatus.failure:type_name -> baton.v1.FailureKind
-	43, // 20: baton.v1.Hello.running:type_name -> baton.v1.TaskID
-	47, // 21: baton.v1.StatusUpdates.updates:type_name -> baton.v1.TaskStatus
-	43, // 22: baton.v1.CommitRequest.id:type_name -> baton.v1.TaskID
-	48, // 23: baton.v1.ExecutorMessage.hello:type_name -> baton.v1.Hello
-	49, // 24: baton.v1.ExecutorMessage.updates:type_name -> baton.v1.StatusUpdates
-	50, // 25: baton.v1.ExecutorMessage.commit:type_name -> baton.v1.CommitRequest
-	46, // 26: baton.v1.Launch.tasks:type_name -> baton.v1.TaskLaunch
-	57, // 27: baton.v1.DeleteBlocks.results:type_name -> baton.v1.ResultBlock
-	52, // 28: baton.v1.DriverMessage.welcome:type_name -> baton.v1.Welcome
-	53, // 29: baton.v1.DriverMessage.launch:type_name -> baton.v1.Launch
-	54, // 30: baton.v1.DriverMessage.kill:type_name -> baton.v1.Kill
-	55, // 31: baton.v1.DriverMessage.ack:type_name -> baton.v1.Ack
-	56, // 32: baton.v1.DriverMessage.commit:type_name -> baton.v1.CommitDecision
-	58, // 33: baton.v1.DriverMessage.delete:type_name -> baton.v1.DeleteBlocks
-	59, // 34: baton.v1.DriverMessage.not_leader:type_name -> baton.v1.NotLeader
-	3,  // 35: baton.v1.BlockChunk.error:type_name -> baton.v1.BlockError
-	7,  // 36: baton.v1.Plan.DatasetsEntry.value:type_name -> baton.v1.Dataset
-	11, // 37: baton.v1.Scheduler.SubmitJob:input_type -> baton.v1.SubmitJobRequest
-	13, // 38: baton.v1.Scheduler.GetJob:input_type -> baton.v1.GetJobRequest
-	14, // 39: baton.v1.Scheduler.ListJobs:input_type -> baton.v1.ListJobsRequest
-	16, // 40: baton.v1.Scheduler.CancelJob:input_type -> baton.v1.CancelJobRequest
-	18, // 41: baton.v1.Scheduler.WatchJob:input_type -> baton.v1.WatchJobRequest
-	21, // 42: baton.v1.Scheduler.CollectResults:input_type -> baton.v1.CollectResultsRequest
-	19, // 43: baton.v1.Scheduler.ReleaseJob:input_type -> baton.v1.ReleaseJobRequest
-	23, // 44: baton.v1.Scheduler.ListExecutors:input_type -> baton.v1.ListExecutorsRequest
-	27, // 45: baton.v1.Operator.Status:input_type -> baton.v1.StatusRequest
-	29, // 46: baton.v1.Operator.GetNodeStatus:input_type -> baton.v1.NodeStatusRequest
-	31, // 47: baton.v1.Operator.ListPeers:input_type -> baton.v1.ListPeersRequest
-	33, // 48: baton.v1.Operator.AddPeer:input_type -> baton.v1.AddPeerRequest
-	35, // 49: baton.v1.Operator.RemovePeer:input_type -> baton.v1.RemovePeerRequest
-	37, // 50: baton.v1.Operator.TransferLeadership:input_type -> baton.v1.TransferLeadershipRequest
-	39, // 51: baton.v1.Operator.RegisterMember:input_type -> baton.v1.RegisterMemberRequest
-	41, // 52: baton.v1.Operator.ReportResultLost:input_type -> baton.v1.ReportResultLostRequest
-	51, // 53: baton.v1.Executors.Connect:input_type -> baton.v1.ExecutorMessage
-	61, // 54: baton.v1.Blocks.FetchShuffle:input_type -> baton.v1.FetchShuffleRequest
-	62, // 55: baton.v1.Blocks.FetchResult:input_type -> baton.v1.FetchResultRequest
-	12, // 56: baton.v1.Scheduler.SubmitJob:output_type -> baton.v1.SubmitJobResponse
-	9,  // 57: baton.v1.Scheduler.GetJob:output_type -> baton.v1.Job
-	15, // 58: baton.v1.Scheduler.ListJobs:output_type -> baton.v1.ListJobsResponse
-	17, // 59: baton.v1.Scheduler.CancelJob:output_type -> baton.v1.CancelJobResponse
-	9,  // 60: baton.v1.Scheduler.WatchJob:output_type -> baton.v1.Job
-	22, // 61: baton.v1.Scheduler.CollectResults:output_type -> baton.v1.ResultChunk
-	20, // 62: baton.v1.Scheduler.ReleaseJob:output_type -> baton.v1.ReleaseJobResponse
-	25, // 63: baton.v1.Scheduler.ListExecutors:output_type -> baton.v1.ListExecutorsResponse
-	28, // 64: baton.v1.Operator.Status:output_type -> baton.v1.StatusResponse
-	30, // 65: baton.v1.Operator.GetNodeStatus:output_type -> baton.v1.NodeStatus
-	32, // 66: baton.v1.Operator.ListPeers:output_type -> baton.v1.ListPeersResponse
-	34, // 67: baton.v1.Operator.AddPeer:output_type -> baton.v1.AddPeerResponse
-	36, // 68: baton.v1.Operator.RemovePeer:output_type -> baton.v1.RemovePeerResponse
-	38, // 69: baton.v1.Operator.TransferLeadership:output_type -> baton.v1.TransferLeadershipResponse
-	40, // 70: baton.v1.Operator.RegisterMember:output_type -> baton.v1.RegisterMemberResponse
-	42, // 71: baton.v1.Operator.ReportResultLost:output_type -> baton.v1.ReportResultLostResponse
-	60, // 72: baton.v1.Executors.Connect:output_type -> baton.v1.DriverMessage
-	63, // 73: baton.v1.Blocks.FetchShuffle:output_type -> baton.v1.BlockChunk
-	63, // 74: baton.v1.Blocks.FetchResult:output_type -> baton.v1.BlockChunk
-	56, // [56:75] is the sub-list for method output_type
-	37, // [37:56] is the sub-list for method input_type
-	37, // [37:37] is the sub-list for extension type_name
-	37, // [37:37] is the sub-list for extension extendee
-	0,  // [0:37] is the sub-list for field type_name
+	11, // 7: baton.v1.Job.stages:type_name -> baton.v1.Stage
+	10, // 8: baton.v1.Job.results:type_name -> baton.v1.ResultInfo
+	4,  // 9: baton.v1.SubmitJobRequest.plan:type_name -> baton.v1.Plan
+	9,  // 10: baton.v1.ListJobsResponse.jobs:type_name -> baton.v1.Job
+	25, // 11: baton.v1.ListExecutorsResponse.executors:type_name -> baton.v1.Executor
+	31, // 12: baton.v1.StatusResponse.node:type_name -> baton.v1.NodeStatus
+	27, // 13: baton.v1.StatusResponse.peers:type_name -> baton.v1.Peer
+	27, // 14: baton.v1.ListPeersResponse.peers:type_name -> baton.v1.Peer
+	45, // 15: baton.v1.ShuffleInput.locations:type_name -> baton.v1.MapLocation
+	44, // 16: baton.v1.TaskLaunch.id:type_name -> baton.v1.TaskID
+	46, // 17: baton.v1.TaskLaunch.inputs:type_name -> baton.v1.ShuffleInput
+	44, // 18: baton.v1.TaskStatus.id:type_name -> baton.v1.TaskID
+	1,  // 19: baton.v1.TaskStatus.state:type_name -> baton.v1.TaskState
+	2,  // 20: baton.v1.TaskStatus.failure:type_name -> baton.v1.FailureKind
+	44, // 21: baton.v1.Hello.running:type_name -> baton.v1.TaskID
+	48, // 22: baton.v1.StatusUpdates.updates:type_name -> baton.v1.TaskStatus
+	44, // 23: baton.v1.CommitRequest.id:type_name -> baton.v1.TaskID
+	49, // 24: baton.v1.ExecutorMessage.hello:type_name -> baton.v1.Hello
+	50, // 25: baton.v1.ExecutorMessage.updates:type_name -> baton.v1.StatusUpdates
+	51, // 26: baton.v1.ExecutorMessage.commit:type_name -> baton.v1.CommitRequest
+	47, // 27: baton.v1.Launch.tasks:type_name -> baton.v1.TaskLaunch
+	58, // 28: baton.v1.DeleteBlocks.results:type_name -> baton.v1.ResultBlock
+	53, // 29: baton.v1.DriverMessage.welcome:type_name -> baton.v1.Welcome
+	54, // 30: baton.v1.DriverMessage.launch:type_name -> baton.v1.Launch
+	55, // 31: baton.v1.DriverMessage.kill:type_name -> baton.v1.Kill
+	56, // 32: baton.v1.DriverMessage.ack:type_name -> baton.v1.Ack
+	57, // 33: baton.v1.DriverMessage.commit:type_name -> baton.v1.CommitDecision
+	59, // 34: baton.v1.DriverMessage.delete:type_name -> baton.v1.DeleteBlocks
+	60, // 35: baton.v1.DriverMessage.not_leader:type_name -> baton.v1.NotLeader
+	3,  // 36: baton.v1.BlockChunk.error:type_name -> baton.v1.BlockError
+	7,  // 37: baton.v1.Plan.DatasetsEntry.value:type_name -> baton.v1.Dataset
+	12, // 38: baton.v1.Scheduler.SubmitJob:input_type -> baton.v1.SubmitJobRequest
+	14, // 39: baton.v1.Scheduler.GetJob:input_type -> baton.v1.GetJobRequest
+	15, // 40: baton.v1.Scheduler.ListJobs:input_type -> baton.v1.ListJobsRequest
+	17, // 41: baton.v1.Scheduler.CancelJob:input_type -> baton.v1.CancelJobRequest
+	19, // 42: baton.v1.Scheduler.WatchJob:input_type -> baton.v1.WatchJobRequest
+	22, // 43: baton.v1.Scheduler.CollectResults:input_type -> baton.v1.CollectResultsRequest
+	20, // 44: baton.v1.Scheduler.ReleaseJob:input_type -> baton.v1.ReleaseJobRequest
+	24, // 45: baton.v1.Scheduler.ListExecutors:input_type -> baton.v1.ListExecutorsRequest
+	28, // 46: baton.v1.Operator.Status:input_type -> baton.v1.StatusRequest
+	30, // 47: baton.v1.Operator.GetNodeStatus:input_type -> baton.v1.NodeStatusRequest
+	32, // 48: baton.v1.Operator.ListPeers:input_type -> baton.v1.ListPeersRequest
+	34, // 49: baton.v1.Operator.AddPeer:input_type -> baton.v1.AddPeerRequest
+	36, // 50: baton.v1.Operator.RemovePeer:input_type -> baton.v1.RemovePeerRequest
+	38, // 51: baton.v1.Operator.TransferLeadership:input_type -> baton.v1.TransferLeadershipRequest
+	40, // 52: baton.v1.Operator.RegisterMember:input_type -> baton.v1.RegisterMemberRequest
+	42, // 53: baton.v1.Operator.ReportResultLost:input_type -> baton.v1.ReportResultLostRequest
+	52, // 54: baton.v1.Executors.Connect:input_type -> baton.v1.ExecutorMessage
+	62, // 55: baton.v1.Blocks.FetchShuffle:input_type -> baton.v1.FetchShuffleRequest
+	63, // 56: baton.v1.Blocks.FetchResult:input_type -> baton.v1.FetchResultRequest
+	13, // 57: baton.v1.Scheduler.SubmitJob:output_type -> baton.v1.SubmitJobResponse
+	9,  // 58: baton.v1.Scheduler.GetJob:output_type -> baton.v1.Job
+	16, // 59: baton.v1.Scheduler.ListJobs:output_type -> baton.v1.ListJobsResponse
+	18, // 60: baton.v1.Scheduler.CancelJob:output_type -> baton.v1.CancelJobResponse
+	9,  // 61: baton.v1.Scheduler.WatchJob:output_type -> baton.v1.Job
+	23, // 62: baton.v1.Scheduler.CollectResults:output_type -> baton.v1.ResultChunk
+	21, // 63: baton.v1.Scheduler.ReleaseJob:output_type -> baton.v1.ReleaseJobResponse
+	26, // 64: baton.v1.Scheduler.ListExecutors:output_type -> baton.v1.ListExecutorsResponse
+	29, // 65: baton.v1.Operator.Status:output_type -> baton.v1.StatusResponse
+	31, // 66: baton.v1.Operator.GetNodeStatus:output_type -> baton.v1.NodeStatus
+	33, // 67: baton.v1.Operator.ListPeers:output_type -> baton.v1.ListPeersResponse
+	35, // 68: baton.v1.Operator.AddPeer:output_type -> baton.v1.AddPeerResponse
+	37, // 69: baton.v1.Operator.RemovePeer:output_type -> baton.v1.RemovePeerResponse
+	39, // 70: baton.v1.Operator.TransferLeadership:output_type -> baton.v1.TransferLeadershipResponse
+	41, // 71: baton.v1.Operator.RegisterMember:output_type -> baton.v1.RegisterMemberResponse
+	43, // 72: baton.v1.Operator.ReportResultLost:output_type -> baton.v1.ReportResultLostResponse
+	61, // 73: baton.v1.Executors.Connect:output_type -> baton.v1.DriverMessage
+	64, // 74: baton.v1.Blocks.FetchShuffle:output_type -> baton.v1.BlockChunk
+	64, // 75: baton.v1.Blocks.FetchResult:output_type -> baton.v1.BlockChunk
+	57, // [57:76] is the sub-list for method output_type
+	38, // [38:57] is the sub-list for method input_type
+	38, // [38:38] is the sub-list for extension type_name
+	38, // [38:38] is the sub-list for extension extendee
+	0,  // [0:38] is the sub-list for field type_name
 }
 
 func init() { file_api_baton_proto_init() }
@@ -4933,12 +5040,12 @@ func file_api_baton_proto_init() {
 		return
 	}
 	file_api_baton_proto_msgTypes[3].OneofWrappers = []any{}
-	file_api_baton_proto_msgTypes[47].OneofWrappers = []any{
+	file_api_baton_proto_msgTypes[48].OneofWrappers = []any{
 		(*ExecutorMessage_Hello)(nil),
 		(*ExecutorMessage_Updates)(nil),
 		(*ExecutorMessage_Commit)(nil),
 	}
-	file_api_baton_proto_msgTypes[56].OneofWrappers = []any{
+	file_api_baton_proto_msgTypes[57].OneofWrappers = []any{
 		(*DriverMessage_Welcome)(nil),
 		(*DriverMessage_Launch)(nil),
 		(*DriverMessage_Kill)(nil),
@@ -4953,7 +5060,7 @@ func file_api_baton_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_api_baton_proto_rawDesc), len(file_api_baton_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   62,
+			NumMessages:   63,
 			NumExtensions: 0,
 			NumServices:   4,
 		},

@@ -170,8 +170,41 @@ func (l *leadership) attach(c *conn, h *api.Hello) error {
 		c.send(&api.DriverMessage{Msg: &api.DriverMessage_Delete{Delete: &api.DeleteBlocks{Shuffles: dead}}})
 	}
 	l.adopt(c, h.Running)
+	l.vanished(c.id, h)
 	l.kick()
 	return nil
+}
+
+// vanished ends the attempts this leader launched on an executor that,
+// saying hello again, neither runs them nor has a report for them: the
+// executor restarted and they are gone. They end as ExecutorLost (which
+// does not count as a failure) and run again.
+func (l *leadership) vanished(exec string, h *api.Hello) {
+	known := map[uint64]bool{}
+	for _, id := range h.Running {
+		known[id.Task] = true
+	}
+	for _, id := range h.Unacked {
+		known[id] = true
+	}
+	var cmds []dag.Command
+	l.mu.Lock()
+	for task, a := range l.attempts {
+		if a.exec == exec && !known[task] {
+			cmds = append(cmds, &dag.TaskEnded{Task: dag.TaskID(task), Stage: a.key.stage, StageAttempt: a.key.attempt, Partition: a.key.part,
+				Attempt: int(a.id.Attempt), Executor: dag.ExecutorID(exec), Epoch: a.id.Epoch, Reason: dag.ExecutorLost,
+				Message: "attempt vanished: executor " + exec + " restarted"})
+			l.ended(task)
+		}
+	}
+	l.mu.Unlock()
+	if len(cmds) == 0 {
+		return
+	}
+	l.d.log.Info("driver: attempts vanished with an executor restart", "executor", exec, "attempts", len(cmds))
+	if _, err := l.d.prop.Propose(l.ctx, cmds...); err != nil {
+		l.d.log.Debug("driver: logging vanished attempts", "err", err)
+	}
 }
 
 func sameFuncs(a, b []string) bool {

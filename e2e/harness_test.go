@@ -60,6 +60,7 @@ type cluster struct {
 	nodes map[string]*node
 	order []string
 	flags []string // extra flags for every node
+	execs map[string]*execNode
 }
 
 func freePort(t *testing.T) string {

@@ -127,6 +127,9 @@ func (e *Executor) hello() *api.Hello {
 	for _, t := range e.running {
 		h.Running = append(h.Running, t.id)
 	}
+	for id := range e.pending {
+		h.Unacked = append(h.Unacked, id)
+	}
 	if shuffles, err := e.store.Shuffles(); err == nil {
 		h.Shuffles = shuffles
 	}

@@ -87,6 +87,12 @@ func (s *Server) GetJob(ctx context.Context, req *api.GetJobRequest) (*api.Job, 
 	s.fsm.Read(func(st *dag.State) {
 		if info, ok := st.Job(dag.JobID(req.JobId)); ok {
 			job = jobToProto(st, info)
+			refs, finished, _ := st.Results(info.ID)
+			for i, r := range refs {
+				if finished[i] {
+					job.Results = append(job.Results, &api.ResultInfo{Partition: int32(r.Partition), Size: r.Size, Indirect: r.Indirect, Executor: string(r.Executor), Task: uint64(r.Task)})
+				}
+			}
 		}
 	})
 	if job == nil {
