@@ -55,6 +55,10 @@ bench: ## Run the benchmarks that back the figures in the README, each beside it
 	$(GO) test -run XXX -bench QuorumThroughput -benchtime 3s ./raftnet
 	@echo "== quorum: leader SIGKILL -> new leader, 3 schedd processes, 10 trials (target median <= 500ms)"
 	$(GO) run ./internal/cmd/quorumbench -trials 10
+	@echo "== blockstore: map output write paths, synced batch vs ingested sstable"
+	$(GO) test -run XXX -bench PutMapOutput -benchtime 2s ./blockstore
+	@echo "== jobs on 3 schedd + 2 execd: empty-task throughput, 256 MiB word count, one-task latency"
+	$(GO) run ./internal/cmd/jobbench
 
 .PHONY: tools
 tools: $(TOOLS)/protoc-gen-go $(TOOLS)/protoc-gen-go-grpc ## Install protoc, protoc-gen-go and protoc-gen-go-grpc.

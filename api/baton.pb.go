@@ -1574,6 +1574,7 @@ func (x *ReleaseJobResponse) GetIndex() uint64 {
 type CollectResultsRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	JobId         uint64                 `protobuf:"varint,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	MinIndex      uint64                 `protobuf:"varint,2,opt,name=min_index,json=minIndex,proto3" json:"min_index,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1611,6 +1612,13 @@ func (*CollectResultsRequest) Descriptor() ([]byte, []int) {
 func (x *CollectResultsRequest) GetJobId() uint64 {
 	if x != nil {
 		return x.JobId
+	}
+	return 0
+}
+
+func (x *CollectResultsRequest) GetMinIndex() uint64 {
+	if x != nil {
+		return x.MinIndex
 	}
 	return 0
 }
@@ -4600,9 +4608,10 @@ const file_api_baton_proto_rawDesc = "" +
 	"\x11ReleaseJobRequest\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\x04R\x05jobId\"*\n" +
 	"\x12ReleaseJobResponse\x12\x14\n" +
-	"\x05index\x18\x01 \x01(\x04R\x05index\".\n" +
+	"\x05index\x18\x01 \x01(\x04R\x05index\"K\n" +
 	"\x15CollectResultsRequest\x12\x15\n" +
-	"\x06job_id\x18\x01 \x01(\x04R\x05jobId\"S\n" +
+	"\x06job_id\x18\x01 \x01(\x04R\x05jobId\x12\x1b\n" +
+	"\tmin_index\x18\x02 \x01(\x04R\bminIndex\"S\n" +
 	"\vResultChunk\x12\x1c\n" +
 	"\tpartition\x18\x01 \x01(\x05R\tpartition\x12\x12\n" +
 	"\x04data\x18\x02 \x01(\fR\x04data\x12\x12\n" +

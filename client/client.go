@@ -28,6 +28,7 @@ import (
 	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 )
 
@@ -60,6 +61,29 @@ type Client struct {
 	// members to have applied it, so the client reads its own writes on
 	// any member.
 	index uint64
+}
+
+// leaderHeader is the response header in which members name the leader's
+// API address.
+const leaderHeader = "baton-leader-api"
+
+// followLeader reads the leader's address from each response and, when
+// it is one of the client's members, sends the next calls there (writes
+// then need no forwarding, and reads see commits first).
+func (c *Client) followLeader(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+	var md metadata.MD
+	err := invoker(ctx, method, req, reply, cc, append(opts, grpc.Header(&md))...)
+	if addrs := md.Get(leaderHeader); len(addrs) > 0 {
+		for i, a := range c.addrs {
+			if a == addrs[0] {
+				c.mu.Lock()
+				c.cur = i
+				c.mu.Unlock()
+				break
+			}
+		}
+	}
+	return err
 }
 
 func (c *Client) seen(index uint64) {
@@ -96,7 +120,8 @@ func Dial(addrs []string, opts Options) (*Client, error) {
 	}
 	c := &Client{opts: opts, addrs: clean}
 	for _, a := range clean {
-		cc, err := grpc.NewClient(a, grpc.WithTransportCredentials(insecure.NewCredentials()), grpc.WithConnectParams(connectParams))
+		cc, err := grpc.NewClient(a, grpc.WithTransportCredentials(insecure.NewCredentials()), grpc.WithConnectParams(connectParams),
+			grpc.WithUnaryInterceptor(c.followLeader), grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64<<20)))
 		if err != nil {
 			c.Close()
 			return nil, fmt.Errorf("client: %s: %w", a, err)
@@ -429,7 +454,7 @@ func (c *Client) Results(ctx context.Context, id uint64) ([][]byte, error) {
 	var parts [][]byte
 	err := c.stream(ctx, func(ctx context.Context, cc *grpc.ClientConn, moved func()) error {
 		parts = nil
-		st, err := api.NewSchedulerClient(cc).CollectResults(ctx, &api.CollectResultsRequest{JobId: id})
+		st, err := api.NewSchedulerClient(cc).CollectResults(ctx, &api.CollectResultsRequest{JobId: id, MinIndex: c.minIndex()})
 		if err != nil {
 			return err
 		}

@@ -70,10 +70,15 @@ func (d *Driver) Connect(stream grpc.BidiStreamingServer[api.ExecutorMessage, ap
 		for {
 			select {
 			case m := <-c.out:
-				if err := stream.Send(m); err != nil {
-					sendErr <- err
-					c.close()
-					return
+				// Merge what else is queued: launches into one message,
+				// acknowledgements into one (fewer messages, fewer
+				// writes).
+				for _, m := range coalesce(m, c.out) {
+					if err := stream.Send(m); err != nil {
+						sendErr <- err
+						c.close()
+						return
+					}
 				}
 			case <-c.closed:
 				// Tell the executor to look elsewhere if we stopped
@@ -257,11 +262,38 @@ func (l *leadership) updates(c *conn, updates []*api.TaskStatus) {
 	if len(cmds) == 0 {
 		return
 	}
+	// The slots are free now; the partitions stay taken until the ends
+	// are committed.
+	l.mu.Lock()
+	for _, id := range ids {
+		if a, ok := l.attempts[id]; ok {
+			a.reported = true
+		}
+	}
+	for _, u := range updates {
+		if u.State == api.TaskState_TASK_STATE_FINISHED && u.Id != nil {
+			st := dag.StageID(u.Id.Stage)
+			d := time.Duration(u.DurationMs) * time.Millisecond
+			if old, ok := l.durations[st]; ok {
+				d = (3*old + d) / 4
+			}
+			l.durations[st] = d
+		}
+	}
+	l.mu.Unlock()
+	l.kick()
 	res, err := l.d.prop.Propose(l.ctx, cmds...)
 	if err != nil {
 		// Not acknowledged: the executor sends them again to the next
 		// leader.
 		l.d.log.Debug("driver: status updates not committed", "executor", c.id, "err", err)
+		l.mu.Lock()
+		for _, id := range ids {
+			if a, ok := l.attempts[id]; ok {
+				a.reported = false
+			}
+		}
+		l.mu.Unlock()
 		return
 	}
 	var dropped dag.Dropped
@@ -350,4 +382,52 @@ func (l *leadership) dropped(dr *dag.Dropped) {
 			c.send(&api.DriverMessage{Msg: &api.DriverMessage_Delete{Delete: del}})
 		}
 	}
+}
+
+// coalesce returns first and the messages queued behind it, with the
+// launches merged into one message and the acknowledgements into one,
+// keeping everything else in order. Launches and acknowledgements commute
+// with each other; other messages act as barriers.
+func coalesce(first *api.DriverMessage, queue chan *api.DriverMessage) []*api.DriverMessage {
+	var out []*api.DriverMessage
+	var launch *api.Launch
+	var ack *api.Ack
+	flush := func() {
+		if launch != nil {
+			out = append(out, &api.DriverMessage{Msg: &api.DriverMessage_Launch{Launch: launch}})
+			launch = nil
+		}
+		if ack != nil {
+			out = append(out, &api.DriverMessage{Msg: &api.DriverMessage_Ack{Ack: ack}})
+			ack = nil
+		}
+	}
+	add := func(m *api.DriverMessage) {
+		switch x := m.Msg.(type) {
+		case *api.DriverMessage_Launch:
+			if launch == nil {
+				launch = &api.Launch{}
+			}
+			launch.Tasks = append(launch.Tasks, x.Launch.Tasks...)
+		case *api.DriverMessage_Ack:
+			if ack == nil {
+				ack = &api.Ack{}
+			}
+			ack.Tasks = append(ack.Tasks, x.Ack.Tasks...)
+		default:
+			flush()
+			out = append(out, m)
+		}
+	}
+	add(first)
+	for i := 0; i < 256; i++ {
+		select {
+		case m := <-queue:
+			add(m)
+		default:
+			i = 256
+		}
+	}
+	flush()
+	return out
 }

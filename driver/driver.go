@@ -42,7 +42,13 @@ type Options struct {
 	// MaxDirectResultSize: larger results stay in the executor's block
 	// store (indirect results). Default 64 KiB.
 	MaxDirectResultSize int64
-	Logger              *slog.Logger
+	// QueuePerSlot is how many tasks beyond its running one each slot
+	// may have queued on its executor when the stage's tasks are short
+	// (under 20ms on average), so the next task is already there when one
+	// ends: short tasks are otherwise bound by the round trip. Tasks of
+	// other stages are never queued. Default 3; negative for none.
+	QueuePerSlot int
+	Logger       *slog.Logger
 }
 
 func (o *Options) ensureDefaults() {
@@ -56,6 +62,11 @@ func (o *Options) ensureDefaults() {
 	def(&o.ResubmitTimeout, 200*time.Millisecond)
 	def(&o.LocalityWait, 100*time.Millisecond)
 	def(&o.GracePeriod, time.Second)
+	if o.QueuePerSlot == 0 {
+		o.QueuePerSlot = 3
+	} else if o.QueuePerSlot < 0 {
+		o.QueuePerSlot = 0
+	}
 	if o.MaxDirectResultSize <= 0 {
 		o.MaxDirectResultSize = 64 << 10
 	}
@@ -142,20 +153,21 @@ func (d *Driver) take() {
 	st := d.node.Status()
 	ctx, cancel := context.WithCancel(context.Background())
 	l := &leadership{
-		d:        d,
-		term:     st.Term,
-		ctx:      ctx,
-		cancel:   cancel,
-		won:      time.Now(),
-		conns:    map[string]*conn{},
-		attempts: map[uint64]*attempt{},
-		byPart:   map[partKey]uint64{},
-		launches: map[[2]uint64]int{},
-		waiting:  map[partKey]time.Time{},
-		lastSeen: map[string]time.Time{},
-		graphs:   map[*plan.Graph]*graphEnc{},
-		losing:   map[string]bool{},
-		wake:     make(chan struct{}, 1),
+		d:         d,
+		term:      st.Term,
+		ctx:       ctx,
+		cancel:    cancel,
+		won:       time.Now(),
+		conns:     map[string]*conn{},
+		attempts:  map[uint64]*attempt{},
+		byPart:    map[partKey]uint64{},
+		launches:  map[[2]uint64]int{},
+		waiting:   map[partKey]time.Time{},
+		lastSeen:  map[string]time.Time{},
+		graphs:    map[*plan.Graph]*graphEnc{},
+		durations: map[dag.StageID]time.Duration{},
+		losing:    map[string]bool{},
+		wake:      make(chan struct{}, 1),
 	}
 	d.fsm.Read(func(s *dag.State) {
 		for _, e := range s.Executors() {

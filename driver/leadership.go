@@ -29,9 +29,11 @@ type leadership struct {
 	lastSeen map[string]time.Time // executors' last sign of life (from the takeover at the earliest)
 	losing   map[string]bool      // executors being removed
 	graphs   map[*plan.Graph]*graphEnc
-	seq      uint64
-	armed    bool // the resubmit timer
-	graceful bool // the grace period is over
+	// durations is a moving average of each stage's task durations.
+	durations map[dag.StageID]time.Duration
+	seq       uint64
+	armed     bool // the resubmit timer
+	graceful  bool // the grace period is over
 }
 
 type partKey struct {
@@ -45,6 +47,11 @@ type attempt struct {
 	exec    string
 	key     partKey
 	killing bool
+	// reported: the executor reported the attempt's end, which is being
+	// logged. Its slot is free (as in Spark, where a status update frees
+	// the executor's cores at once), but its partition is not launched
+	// again until the end is committed.
+	reported bool
 }
 
 func (l *leadership) kick() {
@@ -56,18 +63,36 @@ func (l *leadership) kick() {
 
 // loop schedules whenever something changes: the state, an executor, a
 // status update, or the clock (locality waits, liveness, resubmission).
+//
+// Rounds are at least minRound apart: under a stream of triggers (every
+// status update and every commit is one) a round then serves many of
+// them, while a lone trigger is served at once.
 func (l *leadership) loop() {
+	const minRound = time.Millisecond
 	t := time.NewTicker(50 * time.Millisecond)
 	defer t.Stop()
+	stateChanged := true
 	for {
 		changed := l.d.fsm.Changed()
-		l.schedule()
+		start := time.Now()
+		l.schedule(stateChanged)
+		stateChanged = false
 		select {
 		case <-l.ctx.Done():
 			return
 		case <-l.wake:
 		case <-changed:
+			stateChanged = true
 		case <-t.C:
+			stateChanged = true
+		}
+		if wait := minRound - time.Since(start); wait > 0 {
+			time.Sleep(wait)
+		}
+		select {
+		case <-changed:
+			stateChanged = true
+		default:
 		}
 	}
 }
@@ -110,15 +135,18 @@ func (l *leadership) adopt(c *conn, running []*api.TaskID) {
 	}
 }
 
-// schedule does one round: liveness, resubmission, kills, launches.
-func (l *leadership) schedule() {
+// schedule does one round: liveness, resubmission, kills (when the state
+// changed), launches.
+func (l *leadership) schedule(stateChanged bool) {
 	if l.ctx.Err() != nil {
 		return
 	}
 	now := time.Now()
 	l.liveness(now)
-	l.resubmit()
-	l.kills()
+	if stateChanged {
+		l.resubmit()
+		l.kills()
+	}
 	if !l.graceOver(now) {
 		return
 	}
@@ -248,30 +276,32 @@ func (l *leadership) kills() {
 // launch offers free slots to runnable tasks, in FIFO order, preferring
 // executors that hold most of a task's input (waiting up to LocalityWait
 // for one), and sends each executor its launches in one message.
+//
+// An executor takes as many tasks as it has slots; for a stage whose tasks
+// are known to be short (they end in under shortTask), it also takes
+// QueuePerSlot more per slot, queued on the executor, so the next task is
+// at hand when one ends rather than a round trip away.
 func (l *leadership) launch(now time.Time) {
+	type room struct{ slots, used int }
 	l.mu.Lock()
-	free := map[string]int{}
-	total := 0
+	rooms := map[string]*room{}
 	for id, c := range l.conns {
-		if !c.ready || l.losing[id] {
-			continue
+		if c.ready && !l.losing[id] {
+			rooms[id] = &room{slots: c.cores}
 		}
-		free[id] = c.cores
 	}
 	for _, a := range l.attempts {
-		if _, ok := free[a.exec]; ok {
-			free[a.exec]--
+		if r := rooms[a.exec]; r != nil && !a.reported {
+			r.used++
 		}
 	}
-	for id, n := range free {
-		if n <= 0 {
-			delete(free, id)
-		} else {
-			total += n
-		}
+	queue := l.d.opts.QueuePerSlot
+	anyRoom := false
+	for _, r := range rooms {
+		anyRoom = anyRoom || r.used < r.slots*(1+queue)
 	}
 	l.mu.Unlock()
-	if total == 0 {
+	if !anyRoom {
 		return
 	}
 	batches := map[string][]*api.TaskLaunch{}
@@ -279,13 +309,37 @@ func (l *leadership) launch(now time.Time) {
 		b := &launchBuilder{l: l, s: s, inputs: map[dag.StageID][]*api.ShuffleInput{}}
 		l.mu.Lock()
 		defer l.mu.Unlock()
-		s.Runnable(func(t dag.TaskSpec) bool {
-			if total == 0 {
-				return false
+		free := map[string]int{}
+		var freeStage dag.StageID
+		freeFor := func(stage dag.StageID) map[string]int {
+			if len(free) > 0 && freeStage == stage {
+				return free
 			}
+			clear(free)
+			q := 0
+			if d, ok := l.durations[stage]; ok && d < shortTask {
+				q = queue
+			}
+			for id, r := range rooms {
+				if n := r.slots*(1+q) - r.used; n > 0 {
+					free[id] = n
+				}
+			}
+			freeStage = stage
+			return free
+		}
+		full := 0
+		s.Runnable(func(t dag.TaskSpec) bool {
 			key := partKey{t.Stage, t.StageAttempt, t.Partition}
 			if _, running := l.byPart[key]; running {
 				return true
+			}
+			free := freeFor(t.Stage)
+			if len(free) == 0 {
+				// No room for this stage's tasks; a later stage's may be
+				// short. Give up after a few full stages.
+				full++
+				return full < 64
 			}
 			exec := pick(t.Preferred, free)
 			if exec == "" {
@@ -309,11 +363,10 @@ func (l *leadership) launch(now time.Time) {
 			l.attempts[tl.Id.Task] = &attempt{id: tl.Id, exec: exec, key: key}
 			l.byPart[key] = tl.Id.Task
 			batches[exec] = append(batches[exec], tl)
-			free[exec]--
-			if free[exec] == 0 {
+			rooms[exec].used++
+			if free[exec]--; free[exec] == 0 {
 				delete(free, exec)
 			}
-			total--
 			return true
 		})
 	})
@@ -331,6 +384,10 @@ func (l *leadership) launch(now time.Time) {
 		}
 	}
 }
+
+// shortTask is the average duration under which a stage's tasks are
+// queued on executors ahead of free slots.
+const shortTask = 20 * time.Millisecond
 
 // pick returns the first preferred executor with a free slot.
 func pick(preferred []dag.ExecutorID, free map[string]int) string {

@@ -66,6 +66,8 @@ type Executor struct {
 	highestTerm uint64
 	running     map[uint64]*task       // by task id
 	pending     map[uint64]*update     // final updates not yet acknowledged
+	unsent      []uint64               // pending updates not sent in this session
+	sessionID   uint64                 // the current session
 	graphs      map[string]*plan.Graph // by graph key
 	kick        chan struct{}          // wakes the sender
 	slots       chan struct{}

@@ -75,10 +75,14 @@ func (e *Executor) session(ctx context.Context, addr string, session uint64) (st
 		}
 		e.highestTerm = m.Welcome.Term
 		// Everything not acknowledged is sent again in this session.
-		for _, u := range e.pending {
+		e.sessionID = session
+		e.unsent = e.unsent[:0]
+		for id, u := range e.pending {
 			u.sent = 0
+			e.unsent = append(e.unsent, id)
 		}
 		e.mu.Unlock()
+		e.wake()
 		hb = time.Duration(m.Welcome.HeartbeatIntervalMs) * time.Millisecond
 		e.log.Info("connected to the leader", "via", addr, "term", m.Welcome.Term)
 	default:
@@ -136,8 +140,10 @@ func (e *Executor) hello() *api.Hello {
 	return h
 }
 
-// sender sends status updates not yet sent in this session as soon as
-// there are any, and an empty one every heartbeat interval.
+// sender sends the status updates not yet sent in this session as soon as
+// there are any (the leader frees a task's slot when it hears of its end,
+// so reporting at once keeps slots busy), and an empty message every
+// heartbeat interval.
 func (e *Executor) sender(ctx context.Context, stream grpc.BidiStreamingClient[api.ExecutorMessage, api.DriverMessage], session uint64, hb time.Duration) error {
 	t := time.NewTicker(hb)
 	defer t.Stop()
@@ -151,13 +157,18 @@ func (e *Executor) sender(ctx context.Context, stream grpc.BidiStreamingClient[a
 			heartbeat = true
 		}
 		e.mu.Lock()
+		if e.sessionID != session {
+			e.mu.Unlock()
+			return nil
+		}
 		var batch []*api.TaskStatus
-		for _, u := range e.pending {
-			if u.sent != session {
+		for _, id := range e.unsent {
+			if u, ok := e.pending[id]; ok && u.sent != session {
 				u.sent = session
 				batch = append(batch, u.status)
 			}
 		}
+		e.unsent = e.unsent[:0]
 		e.mu.Unlock()
 		if len(batch) == 0 && !heartbeat {
 			continue
@@ -243,6 +254,7 @@ func (e *Executor) finishLocked(st *api.TaskStatus) {
 	id := st.Id.GetTask()
 	delete(e.running, id)
 	e.pending[id] = &update{status: st}
+	e.unsent = append(e.unsent, id)
 	e.wake()
 }
 

@@ -17,6 +17,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+	"go.etcd.io/bbolt"
 )
 
 // Errors. Callers test them with errors.Is.
@@ -258,7 +259,11 @@ func Open(opts Options) (*Node, error) {
 		lock.Close()
 		return nil, err
 	}
-	if n.store, err = raftboltdb.New(raftboltdb.Options{Path: filepath.Join(raftDir, "raft.db")}); err != nil {
+	// The freelist is not written on every commit (it is rebuilt by a
+	// scan at open) and is kept as a hash map: both cut the cost of the
+	// many small transactions a Raft log makes.
+	boltOpts := &bbolt.Options{Timeout: time.Second, NoFreelistSync: true, FreelistType: bbolt.FreelistMapType}
+	if n.store, err = raftboltdb.New(raftboltdb.Options{Path: filepath.Join(raftDir, "raft.db"), BoltOptions: boltOpts}); err != nil {
 		return fail(fmt.Errorf("raftnet: open log store: %w", err))
 	}
 	logs, err := raft.NewLogCache(opts.LogCacheSize, n.store)

@@ -19,7 +19,8 @@ type ProposerOptions struct {
 	MaxBatchBytes int
 	// MaxInFlight is the most entries proposed and not yet applied. While
 	// all are in flight, new commands queue and form the next, larger
-	// batch. Default 16.
+	// batch: fewer in flight make fewer, larger entries, which is what a
+	// three-node quorum with fsync needs (measured: 2 beats 16). Default 2.
 	MaxInFlight int
 	// Timeout bounds the wait to enqueue an entry in Raft. Default 5s.
 	Timeout time.Duration
@@ -74,7 +75,7 @@ func NewProposer(node *Node, opts ProposerOptions) *Proposer {
 		opts.MaxBatchBytes = 4 << 20
 	}
 	if opts.MaxInFlight <= 0 {
-		opts.MaxInFlight = 16
+		opts.MaxInFlight = 2
 	}
 	if opts.Timeout <= 0 {
 		opts.Timeout = 5 * time.Second

@@ -16,6 +16,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"net/http"
+	_ "net/http/pprof"
 	"os"
 	"os/signal"
 	"runtime"
@@ -64,6 +67,7 @@ func parseFlags(args []string, stderr io.Writer) (executor.Options, error) {
 	fs.StringVar(&o.Advertise, "advertise", "", "block service address peers use (default: the listener's)")
 	fs.IntVar(&o.Cores, "cores", runtime.NumCPU(), "task slots")
 	writeMode := fs.String("block-write-mode", "batch", "how map outputs are written: batch (one synced batch) or ingest (one ingested sstable)")
+	pprofAddr := fs.String("pprof", "", "serve net/http/pprof on this address (e.g. 127.0.0.1:6060)")
 	logFormat := fs.String("log-format", "text", "log format: text or json")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	if err := fs.Parse(args); err != nil {
@@ -106,6 +110,14 @@ func parseFlags(args []string, stderr io.Writer) (executor.Options, error) {
 		o.Logger = slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level}))
 	default:
 		errs = append(errs, fmt.Errorf("-log-format must be text or json, got %q", *logFormat))
+	}
+	if *pprofAddr != "" {
+		ln, err := net.Listen("tcp", *pprofAddr)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("-pprof: %w", err))
+		} else {
+			go http.Serve(ln, nil) // net/http/pprof registers on the default mux
+		}
 	}
 	return o, errors.Join(errs...)
 }

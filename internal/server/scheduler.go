@@ -198,6 +198,39 @@ func (s *Server) WatchJob(req *api.WatchJobRequest, stream grpc.ServerStreamingS
 		case <-s.stop:
 			return status.Error(codes.Unavailable, "node shutting down; watch again on another node")
 		}
+		// A running job changes with every task: send progress at most
+		// every watchInterval (the end is sent as soon as it happens).
+		s.waitJobEnd(stream.Context(), dag.JobID(req.JobId), watchInterval)
+	}
+}
+
+// watchInterval is the least time between two progress updates of a
+// watch.
+const watchInterval = 100 * time.Millisecond
+
+// waitJobEnd waits up to d, returning early if the job ends.
+func (s *Server) waitJobEnd(ctx context.Context, id dag.JobID, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	for {
+		changed := s.fsm.Changed()
+		ended := false
+		s.fsm.Read(func(st *dag.State) {
+			j, ok := st.Job(id)
+			ended = !ok || j.Status != dag.JobRunning
+		})
+		if ended {
+			return
+		}
+		select {
+		case <-changed:
+		case <-t.C:
+			return
+		case <-ctx.Done():
+			return
+		case <-s.stop:
+			return
+		}
 	}
 }
 
@@ -209,61 +242,71 @@ func (s *Server) WatchJob(req *api.WatchJobRequest, stream grpc.ServerStreamingS
 // again, and the collect waits for it.
 func (s *Server) CollectResults(req *api.CollectResultsRequest, stream grpc.ServerStreamingServer[api.ResultChunk]) error {
 	ctx := stream.Context()
+	if err := s.waitIndex(ctx, req.MinIndex); err != nil {
+		return err
+	}
 	id := dag.JobID(req.JobId)
+	var refs []dag.ResultRef
+	var addrs map[dag.ExecutorID]string
 	for i := 0; ; {
-		changed := s.fsm.Changed()
-		var info dag.JobInfo
-		var found bool
-		var ref dag.ResultRef
-		var addr string
-		s.fsm.Read(func(st *dag.State) {
-			if info, found = st.Job(id); !found || info.Status != dag.JobSucceeded || info.Released || i >= info.Tasks {
-				return
+		if refs == nil {
+			// (Re)read the job: at the start, and after a lost result.
+			changed := s.fsm.Changed()
+			var info dag.JobInfo
+			var found bool
+			s.fsm.Read(func(st *dag.State) {
+				if info, found = st.Job(id); !found || info.Status != dag.JobSucceeded || info.Released {
+					return
+				}
+				refs, _, _ = st.Results(id)
+				addrs = map[dag.ExecutorID]string{}
+				for j := range refs {
+					refs[j].Data = append([]byte(nil), refs[j].Data...) // out of the state before the lock goes
+					if e, ok := st.Executor(refs[j].Executor); ok {
+						addrs[refs[j].Executor] = e.Addr
+					}
+				}
+			})
+			switch {
+			case !found:
+				return status.Errorf(codes.NotFound, "job %d not found", req.JobId)
+			case info.Released:
+				return status.Errorf(codes.FailedPrecondition, "job %d was released: its results are gone", req.JobId)
+			case info.Status == dag.JobFailed || info.Status == dag.JobCancelled:
+				return status.Errorf(codes.FailedPrecondition, "job %d has %s: %s", req.JobId, info.Status, info.Message)
+			case info.Status == dag.JobRunning:
+				// Wait: the job is running, or re-running a lost result.
+				select {
+				case <-changed:
+				case <-ctx.Done():
+					return ctx.Err()
+				case <-s.stop:
+					return status.Error(codes.Unavailable, "node shutting down; collect again")
+				}
+				continue
 			}
-			refs, _, _ := st.Results(id)
-			ref = refs[i]
-			ref.Data = append([]byte(nil), ref.Data...) // out of the state before the lock goes
-			if e, ok := st.Executor(ref.Executor); ok {
-				addr = e.Addr
-			}
-		})
-		switch {
-		case !found:
-			return status.Errorf(codes.NotFound, "job %d not found", req.JobId)
-		case info.Released:
-			return status.Errorf(codes.FailedPrecondition, "job %d was released: its results are gone", req.JobId)
-		case info.Status == dag.JobFailed || info.Status == dag.JobCancelled:
-			return status.Errorf(codes.FailedPrecondition, "job %d has %s: %s", req.JobId, info.Status, info.Message)
-		case info.Status == dag.JobRunning:
-			// Wait: the job is running, or re-running a lost result.
-			select {
-			case <-changed:
-			case <-ctx.Done():
-				return ctx.Err()
-			case <-s.stop:
-				return status.Error(codes.Unavailable, "node shutting down; collect again")
-			}
-			continue
-		case i >= info.Tasks:
+		}
+		if i >= len(refs) {
 			return nil
 		}
+		ref := refs[i]
 		data := ref.Data
 		if ref.Indirect {
 			var err error
-			data, err = s.blocks.FetchResult(ctx, addr, uint64(ref.Job), uint64(ref.Task))
+			data, err = s.blocks.FetchResult(ctx, addrs[ref.Executor], uint64(ref.Job), uint64(ref.Task))
 			if err != nil {
 				if ctx.Err() != nil {
 					return ctx.Err()
 				}
 				s.log.Warn("indirect result lost; the partition runs again", "job", req.JobId, "partition", ref.Partition, "executor", ref.Executor, "err", err)
-				_, rerr := s.ReportResultLost(ctx, &api.ReportResultLostRequest{Job: req.JobId, Partition: int32(ref.Partition), Task: uint64(ref.Task), Reason: err.Error()})
-				if rerr != nil {
+				if _, rerr := s.ReportResultLost(ctx, &api.ReportResultLostRequest{Job: req.JobId, Partition: int32(ref.Partition), Task: uint64(ref.Task), Reason: err.Error()}); rerr != nil {
 					select {
 					case <-time.After(100 * time.Millisecond):
 					case <-ctx.Done():
 						return ctx.Err()
 					}
 				}
+				refs = nil
 				continue
 			}
 		}

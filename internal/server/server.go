@@ -24,6 +24,7 @@ import (
 	"github.com/baton-sched/baton/raftnet"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 )
 
@@ -67,7 +68,12 @@ type Config struct {
 	Functions plan.Functions
 	// Driver tunes the leader's scheduling loop.
 	Driver driver.Options
-	Logger *slog.Logger
+	// Pprof serves net/http/pprof under /debug/pprof/ on the HTTP address.
+	Pprof bool
+	// ProposalBatch bounds the commands in one log entry (group commit);
+	// 0 means the proposer's default (1024). 1 turns batching off.
+	ProposalBatch int
+	Logger        *slog.Logger
 }
 
 func (c *Config) validate() error {
@@ -161,14 +167,14 @@ func New(cfg Config) (*Server, error) {
 		}
 		return nil, fmt.Errorf("server: %w", err)
 	}
-	s.prop = raftnet.NewProposer(s.node, raftnet.ProposerOptions{})
+	s.prop = raftnet.NewProposer(s.node, raftnet.ProposerOptions{MaxBatch: cfg.ProposalBatch})
 	s.fwd = newForwarder()
 	s.blocks = &blockstore.Conns{}
 	dopts := cfg.Driver
 	dopts.Logger = s.log
 	s.drv = driver.New(s.fsm, s.node, s.prop, s.leaderAPI, dopts)
 
-	s.grpc = grpc.NewServer(grpc.MaxRecvMsgSize(64<<20), grpc.MaxSendMsgSize(64<<20))
+	s.grpc = grpc.NewServer(grpc.MaxRecvMsgSize(64<<20), grpc.MaxSendMsgSize(64<<20), grpc.ChainUnaryInterceptor(s.leaderHeader))
 	api.RegisterSchedulerServer(s.grpc, s)
 	api.RegisterOperatorServer(s.grpc, s)
 	s.drv.Register(s.grpc)
@@ -312,6 +318,17 @@ func (s *Server) leaderLoop() {
 		}
 		published = true
 	}
+}
+
+// LeaderHeader is the response header naming the leader's API address:
+// clients that know it send their next calls there directly.
+const LeaderHeader = "baton-leader-api"
+
+func (s *Server) leaderHeader(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+	if _, addr := s.leaderAPI(); addr != "" {
+		grpc.SetHeader(ctx, metadata.Pairs(LeaderHeader, addr))
+	}
+	return handler(ctx, req)
 }
 
 // leaderAPI returns the leader's id and API address, as known here.

@@ -1,0 +1,362 @@
+// Package localcluster runs a Baton cluster as real processes on loopback:
+// schedd quorum members and execd executors in a temporary directory, with
+// helpers to find the leader, kill and restart processes, and clean up.
+// The drill, the demo and the benchmarks use it.
+package localcluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/baton-sched/baton/api"
+	"github.com/baton-sched/baton/client"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
+	"google.golang.org/grpc/credentials/insecure"
+)
+
+// Options describe a cluster.
+type Options struct {
+	// Bin is the directory holding schedd and execd; empty builds them
+	// into the cluster's directory.
+	Bin string
+	// Dir is the cluster's directory; empty makes a temporary one that
+	// Close removes.
+	Dir string
+	// Schedulers and Executors count the processes (default 3 and 2).
+	Schedulers, Executors int
+	// Cores per executor (default 4).
+	Cores int
+	// SchedFlags and ExecFlags are extra flags for every process.
+	SchedFlags, ExecFlags []string
+	// Log receives the processes' output; nil writes it to files in Dir.
+	Log io.Writer
+}
+
+// Proc is one process of the cluster.
+type Proc struct {
+	Name                              string
+	Kind                              string // "schedd" or "execd"
+	Dir                               string
+	RaftAddr, APIAddr, HTTPAddr, Addr string
+	args                              []string
+	mu                                sync.Mutex
+	cmd                               *exec.Cmd
+	done                              chan struct{}
+}
+
+// Running reports whether the process runs.
+func (p *Proc) Running() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.cmd != nil
+}
+
+// Cluster is a running local cluster.
+type Cluster struct {
+	opts   Options
+	dir    string
+	tmp    bool
+	Scheds []*Proc
+	Execs  []*Proc
+	conns  map[string]*grpc.ClientConn
+	mu     sync.Mutex
+}
+
+// Start builds the binaries if needed and starts the cluster; it returns
+// once a leader is elected and every executor is registered.
+func Start(ctx context.Context, opts Options) (*Cluster, error) {
+	if opts.Schedulers <= 0 {
+		opts.Schedulers = 3
+	}
+	if opts.Executors < 0 {
+		opts.Executors = 0
+	} else if opts.Executors == 0 {
+		opts.Executors = 2
+	}
+	if opts.Cores <= 0 {
+		opts.Cores = 4
+	}
+	c := &Cluster{opts: opts, dir: opts.Dir, conns: map[string]*grpc.ClientConn{}}
+	if c.dir == "" {
+		d, err := os.MkdirTemp("", "baton-cluster-")
+		if err != nil {
+			return nil, err
+		}
+		c.dir, c.tmp = d, true
+	}
+	if c.opts.Bin == "" {
+		c.opts.Bin = filepath.Join(c.dir, "bin")
+		if err := Build(c.opts.Bin); err != nil {
+			c.Close()
+			return nil, err
+		}
+	}
+	ports, err := FreePorts(3*opts.Schedulers + opts.Executors)
+	if err != nil {
+		c.Close()
+		return nil, err
+	}
+	var peers []string
+	for i := 0; i < opts.Schedulers; i++ {
+		p := &Proc{Name: fmt.Sprintf("s%d", i+1), Kind: "schedd", RaftAddr: ports[3*i], APIAddr: ports[3*i+1], HTTPAddr: ports[3*i+2]}
+		p.Dir = filepath.Join(c.dir, p.Name)
+		peers = append(peers, p.Name+"="+p.RaftAddr)
+		c.Scheds = append(c.Scheds, p)
+	}
+	for _, p := range c.Scheds {
+		p.args = append([]string{"-id", p.Name, "-data-dir", p.Dir, "-raft-addr", p.RaftAddr, "-api-addr", p.APIAddr,
+			"-http-addr", p.HTTPAddr, "-bootstrap", strings.Join(peers, ",")}, opts.SchedFlags...)
+		if err := c.Restart(p); err != nil {
+			c.Close()
+			return nil, err
+		}
+	}
+	for i := 0; i < opts.Executors; i++ {
+		p := &Proc{Name: fmt.Sprintf("e%d", i+1), Kind: "execd", Addr: ports[3*opts.Schedulers+i]}
+		p.Dir = filepath.Join(c.dir, p.Name)
+		p.args = append([]string{"-id", p.Name, "-data-dir", p.Dir, "-schedulers", strings.Join(c.APIAddrs(), ","), "-addr", p.Addr,
+			"-cores", fmt.Sprint(opts.Cores)}, opts.ExecFlags...)
+		c.Execs = append(c.Execs, p)
+		if err := c.Restart(p); err != nil {
+			c.Close()
+			return nil, err
+		}
+	}
+	if _, err := c.WaitLeader(ctx, nil, 0); err != nil {
+		c.Close()
+		return nil, err
+	}
+	if err := c.WaitExecutors(ctx, opts.Executors); err != nil {
+		c.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+// Build compiles schedd, execd and batonctl into dir.
+func Build(dir string) error {
+	cmd := exec.Command("go", "build", "-o", dir+"/", "github.com/baton-sched/baton/cmd/...")
+	cmd.Stderr = os.Stderr
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("localcluster: build: %w", err)
+	}
+	return nil
+}
+
+// Dir returns the cluster's directory.
+func (c *Cluster) Dir() string { return c.dir }
+
+// Bin returns the directory of the binaries.
+func (c *Cluster) Bin() string { return c.opts.Bin }
+
+// APIAddrs returns the schedulers' API addresses.
+func (c *Cluster) APIAddrs() []string {
+	var out []string
+	for _, p := range c.Scheds {
+		out = append(out, p.APIAddr)
+	}
+	return out
+}
+
+// Client returns a client for the whole quorum.
+func (c *Cluster) Client() (*client.Client, error) {
+	return client.Dial(c.APIAddrs(), client.Options{RetryFor: 60 * time.Second})
+}
+
+// Restart starts a process that is not running.
+func (c *Cluster) Restart(p *Proc) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.cmd != nil {
+		return fmt.Errorf("localcluster: %s is running", p.Name)
+	}
+	var out io.Writer = c.opts.Log
+	var f *os.File
+	if out == nil {
+		var err error
+		if f, err = os.OpenFile(filepath.Join(c.dir, p.Name+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644); err != nil {
+			return err
+		}
+		out = f
+	}
+	cmd := exec.Command(filepath.Join(c.opts.Bin, p.Kind), p.args...)
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		if f != nil {
+			f.Close()
+		}
+		return fmt.Errorf("localcluster: start %s: %w", p.Name, err)
+	}
+	done := make(chan struct{})
+	go func() {
+		cmd.Wait()
+		if f != nil {
+			f.Close()
+		}
+		close(done)
+	}()
+	p.cmd, p.done = cmd, done
+	return nil
+}
+
+// Signal sends a signal to a process and, for a fatal one, waits for it to
+// exit.
+func (c *Cluster) Signal(p *Proc, sig syscall.Signal) error {
+	p.mu.Lock()
+	cmd, done := p.cmd, p.done
+	p.mu.Unlock()
+	if cmd == nil {
+		return fmt.Errorf("localcluster: %s is not running", p.Name)
+	}
+	if err := cmd.Process.Signal(sig); err != nil {
+		return err
+	}
+	if sig != syscall.SIGKILL && sig != syscall.SIGTERM && sig != syscall.SIGINT {
+		return nil
+	}
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		return fmt.Errorf("localcluster: %s did not exit after %s", p.Name, sig)
+	}
+	p.mu.Lock()
+	p.cmd = nil
+	p.mu.Unlock()
+	return nil
+}
+
+// Kill SIGKILLs a process and waits for it to die.
+func (c *Cluster) Kill(p *Proc) error { return c.Signal(p, syscall.SIGKILL) }
+
+// Operator returns an Operator client for one scheduler.
+func (c *Cluster) Operator(p *Proc) (api.OperatorClient, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	cc, ok := c.conns[p.APIAddr]
+	if !ok {
+		var err error
+		cc, err = grpc.NewClient(p.APIAddr, grpc.WithTransportCredentials(insecure.NewCredentials()),
+			grpc.WithConnectParams(grpc.ConnectParams{Backoff: backoff.Config{BaseDelay: 10 * time.Millisecond, Multiplier: 1.6, MaxDelay: 100 * time.Millisecond}, MinConnectTimeout: time.Second}))
+		if err != nil {
+			return nil, err
+		}
+		c.conns[p.APIAddr] = cc
+	}
+	return api.NewOperatorClient(cc), nil
+}
+
+// NodeStatus asks one scheduler for its Raft status.
+func (c *Cluster) NodeStatus(ctx context.Context, p *Proc) (*api.NodeStatus, error) {
+	op, err := c.Operator(p)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+	defer cancel()
+	return op.GetNodeStatus(ctx, &api.NodeStatusRequest{})
+}
+
+// WaitLeader polls the running schedulers but not until one reports
+// itself leader in a term above after, and returns it.
+func (c *Cluster) WaitLeader(ctx context.Context, not *Proc, after uint64) (*Proc, error) {
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		for _, p := range c.Scheds {
+			if p == not || !p.Running() {
+				continue
+			}
+			if st, err := c.NodeStatus(ctx, p); err == nil && st.State == "Leader" && st.Term > after {
+				return p, nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(2 * time.Millisecond):
+		}
+	}
+	return nil, errors.New("localcluster: no leader within 30s")
+}
+
+// Leader returns the current leader and its term.
+func (c *Cluster) Leader(ctx context.Context) (*Proc, uint64, error) {
+	p, err := c.WaitLeader(ctx, nil, 0)
+	if err != nil {
+		return nil, 0, err
+	}
+	st, err := c.NodeStatus(ctx, p)
+	if err != nil {
+		return nil, 0, err
+	}
+	return p, st.Term, nil
+}
+
+// WaitExecutors waits until n executors are alive in the state.
+func (c *Cluster) WaitExecutors(ctx context.Context, n int) error {
+	cl, err := c.Client()
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		ex, err := cl.Executors(ctx)
+		alive := 0
+		for _, e := range ex {
+			if e.Alive {
+				alive++
+			}
+		}
+		if err == nil && alive >= n {
+			return nil
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return fmt.Errorf("localcluster: fewer than %d executors alive after 30s", n)
+}
+
+// Close kills every process and removes a temporary directory.
+func (c *Cluster) Close() {
+	for _, p := range append(append([]*Proc{}, c.Scheds...), c.Execs...) {
+		if p.Running() {
+			c.Kill(p)
+		}
+	}
+	c.mu.Lock()
+	for _, cc := range c.conns {
+		cc.Close()
+	}
+	c.mu.Unlock()
+	if c.tmp {
+		os.RemoveAll(c.dir)
+	}
+}
+
+// FreePorts returns n distinct free loopback addresses.
+func FreePorts(n int) ([]string, error) {
+	var lns []net.Listener
+	var out []string
+	for i := 0; i < n; i++ {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, err
+		}
+		lns = append(lns, ln)
+		out = append(out, ln.Addr().String())
+	}
+	for _, ln := range lns {
+		ln.Close()
+	}
+	return out, nil
+}
