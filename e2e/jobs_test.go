@@ -434,3 +434,108 @@ func TestCorruptBlockIsRecomputed(t *testing.T) {
 		t.Errorf("the executor did not report the corruption; its log:\n%s", log)
 	}
 }
+
+// TestBadPlansAreRejectedAndNeverLogged: a plan naming an unknown
+// function, dataset or input is refused at submission with a clear error,
+// and nothing reaches the log.
+func TestBadPlansAreRejectedAndNeverLogged(t *testing.T) {
+	c := newCluster(t, 3)
+	leader, _ := c.waitLeader("")
+	cl := c.client()
+	before, err := c.nodeStatus(leader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ plan, want string }{
+		{`{"datasets": {"r": {"op": "range", "n": 5, "partitions": 1}, "w": {"op": "flatMap", "input": "r", "fn": "wrods"}}, "action": {"op": "collect", "input": "w"}}`, `unknown function "wrods" (did you mean words`},
+		{`{"datasets": {"r": {"op": "range", "n": 5, "partitions": 1}, "w": {"op": "reduceByKey", "input": "r", "fn": "words"}}, "action": {"op": "collect", "input": "w"}}`, "needs a aggregator function"},
+		{`{"datasets": {"w": {"op": "map", "input": "nope", "fn": "lower"}}, "action": {"op": "collect", "input": "w"}}`, `unknown dataset reference "nope"`},
+		{`{"datasets": {"t": {"op": "textFile", "path": "/nonexistent/*.txt"}}, "action": {"op": "count", "input": "t"}}`, "no input files match"},
+	} {
+		p, err := plan.Parse([]byte(tc.plan))
+		if err == nil {
+			_, err = cl.Submit(context.Background(), p, client.SubmitOptions{})
+		}
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("plan %s: error %v, want %q", tc.plan, err, tc.want)
+		}
+	}
+	after, err := c.nodeStatus(leader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after.LastIndex != before.LastIndex {
+		t.Fatalf("rejected plans reached the log: last index %d -> %d", before.LastIndex, after.LastIndex)
+	}
+}
+
+// TestDevMode: one schedd -dev process runs a word count by itself.
+func TestDevMode(t *testing.T) {
+	ports := freePorts(t, 3)
+	cmd := exec.Command(filepath.Join(binDir, "schedd"), "-dev", "-raft-addr", ports[0], "-api-addr", ports[1], "-http-addr", ports[2])
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		cmd.Wait()
+		if t.Failed() {
+			t.Logf("schedd -dev output:\n%s", out.String())
+		}
+	}()
+	dir := t.TempDir()
+	want := genText(t, dir, 2, 500, 9)
+	cl, err := client.Dial([]string{ports[1]}, client.Options{RetryFor: 20 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	j, recs := runJob(t, cl, wordCountPlan(filepath.Join(dir, "*.txt"), ""), client.SubmitOptions{})
+	if j.State != api.JobState_JOB_STATE_SUCCEEDED {
+		t.Fatalf("dev word count: %s %q", j.State, j.Message)
+	}
+	sameCounts(t, counts(t, recs), want)
+}
+
+// TestExecutorFindsTheLeaderThroughAFollower: an executor given only a
+// follower's address is pointed to the leader and registers.
+func TestExecutorFindsTheLeaderThroughAFollower(t *testing.T) {
+	c := newCluster(t, 3)
+	t.Cleanup(c.stopExecs)
+	leader, _ := c.waitLeader("")
+	var follower string
+	for _, id := range c.order {
+		if id != leader {
+			follower = id
+			break
+		}
+	}
+	c.execs = map[string]*execNode{}
+	e := &execNode{name: "ef", dir: filepath.Join(c.root, "exec-ef"), addr: freePort(t)}
+	c.execs["ef"] = e
+	e.cmd = exec.Command(filepath.Join(binDir, "execd"), "-id", "ef", "-data-dir", e.dir, "-schedulers", c.nodes[follower].apiAddr, "-addr", e.addr, "-cores", "2")
+	e.done = make(chan struct{})
+	if err := e.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { e.cmd.Wait(); close(e.done) }()
+	cl := c.client()
+	waitFor(t, "the executor to register", func() bool {
+		ex, err := cl.Executors(context.Background())
+		return err == nil && len(ex) == 1 && ex[0].Alive
+	})
+	j, recs := runJob(t, cl, testPlanCount(), client.SubmitOptions{})
+	if j.State != api.JobState_JOB_STATE_SUCCEEDED || len(recs) == 0 {
+		t.Fatalf("job on the executor: %s %q", j.State, j.Message)
+	}
+}
+
+func testPlanCount() *plan.Plan {
+	p, err := plan.Parse([]byte(`{"datasets": {"r": {"op": "range", "n": 100, "partitions": 4}}, "action": {"op": "count", "input": "r"}}`))
+	if err != nil {
+		panic(err)
+	}
+	return p
+}
