@@ -667,7 +667,10 @@ type Job struct {
 	// action is the job's action (collect, count, ...).
 	Action string `protobuf:"bytes,14,opt,name=action,proto3" json:"action,omitempty"`
 	// results describes each finished result (GetJob only).
-	Results       []*ResultInfo `protobuf:"bytes,15,rep,name=results,proto3" json:"results,omitempty"`
+	Results []*ResultInfo `protobuf:"bytes,15,rep,name=results,proto3" json:"results,omitempty"`
+	// action_spec is the action in full, for clients that merge the
+	// partitions' results.
+	ActionSpec    *Action `protobuf:"bytes,16,opt,name=action_spec,json=actionSpec,proto3" json:"action_spec,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -803,6 +806,13 @@ func (x *Job) GetAction() string {
 func (x *Job) GetResults() []*ResultInfo {
 	if x != nil {
 		return x.Results
+	}
+	return nil
+}
+
+func (x *Job) GetActionSpec() *Action {
+	if x != nil {
+		return x.ActionSpec
 	}
 	return nil
 }
@@ -4535,7 +4545,7 @@ const file_api_baton_proto_rawDesc = "" +
 	"\x05input\x18\x02 \x01(\tR\x05input\x12\x1e\n" +
 	"\x02fn\x18\x03 \x01(\v2\x0e.baton.v1.FuncR\x02fn\x12\f\n" +
 	"\x01n\x18\x04 \x01(\x03R\x01n\x12\x12\n" +
-	"\x04path\x18\x05 \x01(\tR\x04path\"\xe4\x03\n" +
+	"\x04path\x18\x05 \x01(\tR\x04path\"\x97\x04\n" +
 	"\x03Job\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12(\n" +
@@ -4552,7 +4562,9 @@ const file_api_baton_proto_rawDesc = "" +
 	"\x04pool\x18\f \x01(\tR\x04pool\x12'\n" +
 	"\x0fidempotency_key\x18\r \x01(\tR\x0eidempotencyKey\x12\x16\n" +
 	"\x06action\x18\x0e \x01(\tR\x06action\x12.\n" +
-	"\aresults\x18\x0f \x03(\v2\x14.baton.v1.ResultInfoR\aresults\"\x8a\x01\n" +
+	"\aresults\x18\x0f \x03(\v2\x14.baton.v1.ResultInfoR\aresults\x121\n" +
+	"\vaction_spec\x18\x10 \x01(\v2\x10.baton.v1.ActionR\n" +
+	"actionSpec\"\x8a\x01\n" +
 	"\n" +
 	"ResultInfo\x12\x1c\n" +
 	"\tpartition\x18\x01 \x01(\x05R\tpartition\x12\x12\n" +
@@ -4969,78 +4981,79 @@ var file_api_baton_proto_depIdxs = []int32{
 	0,  // 6: baton.v1.Job.state:type_name -> baton.v1.JobState
 	11, // 7: baton.v1.Job.stages:type_name -> baton.v1.Stage
 	10, // 8: baton.v1.Job.results:type_name -> baton.v1.ResultInfo
-	4,  // 9: baton.v1.SubmitJobRequest.plan:type_name -> baton.v1.Plan
-	9,  // 10: baton.v1.ListJobsResponse.jobs:type_name -> baton.v1.Job
-	25, // 11: baton.v1.ListExecutorsResponse.executors:type_name -> baton.v1.Executor
-	31, // 12: baton.v1.StatusResponse.node:type_name -> baton.v1.NodeStatus
-	27, // 13: baton.v1.StatusResponse.peers:type_name -> baton.v1.Peer
-	27, // 14: baton.v1.ListPeersResponse.peers:type_name -> baton.v1.Peer
-	45, // 15: baton.v1.ShuffleInput.locations:type_name -> baton.v1.MapLocation
-	44, // 16: baton.v1.TaskLaunch.id:type_name -> baton.v1.TaskID
-	46, // 17: baton.v1.TaskLaunch.inputs:type_name -> baton.v1.ShuffleInput
-	44, // 18: baton.v1.TaskStatus.id:type_name -> baton.v1.TaskID
-	1,  // 19: baton.v1.TaskStatus.state:type_name -> baton.v1.TaskState
-	2,  // 20: baton.v1.TaskStatus.failure:type_name -> baton.v1.FailureKind
-	44, // 21: baton.v1.Hello.running:type_name -> baton.v1.TaskID
-	48, // 22: baton.v1.StatusUpdates.updates:type_name -> baton.v1.TaskStatus
-	44, // 23: baton.v1.CommitRequest.id:type_name -> baton.v1.TaskID
-	49, // 24: baton.v1.ExecutorMessage.hello:type_name -> baton.v1.Hello
-	50, // 25: baton.v1.ExecutorMessage.updates:type_name -> baton.v1.StatusUpdates
-	51, // 26: baton.v1.ExecutorMessage.commit:type_name -> baton.v1.CommitRequest
-	47, // 27: baton.v1.Launch.tasks:type_name -> baton.v1.TaskLaunch
-	58, // 28: baton.v1.DeleteBlocks.results:type_name -> baton.v1.ResultBlock
-	53, // 29: baton.v1.DriverMessage.welcome:type_name -> baton.v1.Welcome
-	54, // 30: baton.v1.DriverMessage.launch:type_name -> baton.v1.Launch
-	55, // 31: baton.v1.DriverMessage.kill:type_name -> baton.v1.Kill
-	56, // 32: baton.v1.DriverMessage.ack:type_name -> baton.v1.Ack
-	57, // 33: baton.v1.DriverMessage.commit:type_name -> baton.v1.CommitDecision
-	59, // 34: baton.v1.DriverMessage.delete:type_name -> baton.v1.DeleteBlocks
-	60, // 35: baton.v1.DriverMessage.not_leader:type_name -> baton.v1.NotLeader
-	3,  // 36: baton.v1.BlockChunk.error:type_name -> baton.v1.BlockError
-	7,  // 37: baton.v1.Plan.DatasetsEntry.value:type_name -> baton.v1.Dataset
-	12, // 38: baton.v1.Scheduler.SubmitJob:input_type -> baton.v1.SubmitJobRequest
-	14, // 39: baton.v1.Scheduler.GetJob:input_type -> baton.v1.GetJobRequest
-	15, // 40: baton.v1.Scheduler.ListJobs:input_type -> baton.v1.ListJobsRequest
-	17, // 41: baton.v1.Scheduler.CancelJob:input_type -> baton.v1.CancelJobRequest
-	19, // 42: baton.v1.Scheduler.WatchJob:input_type -> baton.v1.WatchJobRequest
-	22, // 43: baton.v1.Scheduler.CollectResults:input_type -> baton.v1.CollectResultsRequest
-	20, // 44: baton.v1.Scheduler.ReleaseJob:input_type -> baton.v1.ReleaseJobRequest
-	24, // 45: baton.v1.Scheduler.ListExecutors:input_type -> baton.v1.ListExecutorsRequest
-	28, // 46: baton.v1.Operator.Status:input_type -> baton.v1.StatusRequest
-	30, // 47: baton.v1.Operator.GetNodeStatus:input_type -> baton.v1.NodeStatusRequest
-	32, // 48: baton.v1.Operator.ListPeers:input_type -> baton.v1.ListPeersRequest
-	34, // 49: baton.v1.Operator.AddPeer:input_type -> baton.v1.AddPeerRequest
-	36, // 50: baton.v1.Operator.RemovePeer:input_type -> baton.v1.RemovePeerRequest
-	38, // 51: baton.v1.Operator.TransferLeadership:input_type -> baton.v1.TransferLeadershipRequest
-	40, // 52: baton.v1.Operator.RegisterMember:input_type -> baton.v1.RegisterMemberRequest
-	42, // 53: baton.v1.Operator.ReportResultLost:input_type -> baton.v1.ReportResultLostRequest
-	52, // 54: baton.v1.Executors.Connect:input_type -> baton.v1.ExecutorMessage
-	62, // 55: baton.v1.Blocks.FetchShuffle:input_type -> baton.v1.FetchShuffleRequest
-	63, // 56: baton.v1.Blocks.FetchResult:input_type -> baton.v1.FetchResultRequest
-	13, // 57: baton.v1.Scheduler.SubmitJob:output_type -> baton.v1.SubmitJobResponse
-	9,  // 58: baton.v1.Scheduler.GetJob:output_type -> baton.v1.Job
-	16, // 59: baton.v1.Scheduler.ListJobs:output_type -> baton.v1.ListJobsResponse
-	18, // 60: baton.v1.Scheduler.CancelJob:output_type -> baton.v1.CancelJobResponse
-	9,  // 61: baton.v1.Scheduler.WatchJob:output_type -> baton.v1.Job
-	23, // 62: baton.v1.Scheduler.CollectResults:output_type -> baton.v1.ResultChunk
-	21, // 63: baton.v1.Scheduler.ReleaseJob:output_type -> baton.v1.ReleaseJobResponse
-	26, // 64: baton.v1.Scheduler.ListExecutors:output_type -> baton.v1.ListExecutorsResponse
-	29, // 65: baton.v1.Operator.Status:output_type -> baton.v1.StatusResponse
-	31, // 66: baton.v1.Operator.GetNodeStatus:output_type -> baton.v1.NodeStatus
-	33, // 67: baton.v1.Operator.ListPeers:output_type -> baton.v1.ListPeersResponse
-	35, // 68: baton.v1.Operator.AddPeer:output_type -> baton.v1.AddPeerResponse
-	37, // 69: baton.v1.Operator.RemovePeer:output_type -> baton.v1.RemovePeerResponse
-	39, // 70: baton.v1.Operator.TransferLeadership:output_type -> baton.v1.TransferLeadershipResponse
-	41, // 71: baton.v1.Operator.RegisterMember:output_type -> baton.v1.RegisterMemberResponse
-	43, // 72: baton.v1.Operator.ReportResultLost:output_type -> baton.v1.ReportResultLostResponse
-	61, // 73: baton.v1.Executors.Connect:output_type -> baton.v1.DriverMessage
-	64, // 74: baton.v1.Blocks.FetchShuffle:output_type -> baton.v1.BlockChunk
-	64, // 75: baton.v1.Blocks.FetchResult:output_type -> baton.v1.BlockChunk
-	57, // [57:76] is the sub-list for method output_type
-	38, // [38:57] is the sub-list for method input_type
-	38, // [38:38] is the sub-list for extension type_name
-	38, // [38:38] is the sub-list for extension extendee
-	0,  // [0:38] is the sub-list for field type_name
+	8,  // 9: baton.v1.Job.action_spec:type_name -> baton.v1.Action
+	4,  // 10: baton.v1.SubmitJobRequest.plan:type_name -> baton.v1.Plan
+	9,  // 11: baton.v1.ListJobsResponse.jobs:type_name -> baton.v1.Job
+	25, // 12: baton.v1.ListExecutorsResponse.executors:type_name -> baton.v1.Executor
+	31, // 13: baton.v1.StatusResponse.node:type_name -> baton.v1.NodeStatus
+	27, // 14: baton.v1.StatusResponse.peers:type_name -> baton.v1.Peer
+	27, // 15: baton.v1.ListPeersResponse.peers:type_name -> baton.v1.Peer
+	45, // 16: baton.v1.ShuffleInput.locations:type_name -> baton.v1.MapLocation
+	44, // 17: baton.v1.TaskLaunch.id:type_name -> baton.v1.TaskID
+	46, // 18: baton.v1.TaskLaunch.inputs:type_name -> baton.v1.ShuffleInput
+	44, // 19: baton.v1.TaskStatus.id:type_name -> baton.v1.TaskID
+	1,  // 20: baton.v1.TaskStatus.state:type_name -> baton.v1.TaskState
+	2,  // 21: baton.v1.TaskStatus.failure:type_name -> baton.v1.FailureKind
+	44, // 22: baton.v1.Hello.running:type_name -> baton.v1.TaskID
+	48, // 23: baton.v1.StatusUpdates.updates:type_name -> baton.v1.TaskStatus
+	44, // 24: baton.v1.CommitRequest.id:type_name -> baton.v1.TaskID
+	49, // 25: baton.v1.ExecutorMessage.hello:type_name -> baton.v1.Hello
+	50, // 26: baton.v1.ExecutorMessage.updates:type_name -> baton.v1.StatusUpdates
+	51, // 27: baton.v1.ExecutorMessage.commit:type_name -> baton.v1.CommitRequest
+	47, // 28: baton.v1.Launch.tasks:type_name -> baton.v1.TaskLaunch
+	58, // 29: baton.v1.DeleteBlocks.results:type_name -> baton.v1.ResultBlock
+	53, // 30: baton.v1.DriverMessage.welcome:type_name -> baton.v1.Welcome
+	54, // 31: baton.v1.DriverMessage.launch:type_name -> baton.v1.Launch
+	55, // 32: baton.v1.DriverMessage.kill:type_name -> baton.v1.Kill
+	56, // 33: baton.v1.DriverMessage.ack:type_name -> baton.v1.Ack
+	57, // 34: baton.v1.DriverMessage.commit:type_name -> baton.v1.CommitDecision
+	59, // 35: baton.v1.DriverMessage.delete:type_name -> baton.v1.DeleteBlocks
+	60, // 36: baton.v1.DriverMessage.not_leader:type_name -> baton.v1.NotLeader
+	3,  // 37: baton.v1.BlockChunk.error:type_name -> baton.v1.BlockError
+	7,  // 38: baton.v1.Plan.DatasetsEntry.value:type_name -> baton.v1.Dataset
+	12, // 39: baton.v1.Scheduler.SubmitJob:input_type -> baton.v1.SubmitJobRequest
+	14, // 40: baton.v1.Scheduler.GetJob:input_type -> baton.v1.GetJobRequest
+	15, // 41: baton.v1.Scheduler.ListJobs:input_type -> baton.v1.ListJobsRequest
+	17, // 42: baton.v1.Scheduler.CancelJob:input_type -> baton.v1.CancelJobRequest
+	19, // 43: baton.v1.Scheduler.WatchJob:input_type -> baton.v1.WatchJobRequest
+	22, // 44: baton.v1.Scheduler.CollectResults:input_type -> baton.v1.CollectResultsRequest
+	20, // 45: baton.v1.Scheduler.ReleaseJob:input_type -> baton.v1.ReleaseJobRequest
+	24, // 46: baton.v1.Scheduler.ListExecutors:input_type -> baton.v1.ListExecutorsRequest
+	28, // 47: baton.v1.Operator.Status:input_type -> baton.v1.StatusRequest
+	30, // 48: baton.v1.Operator.GetNodeStatus:input_type -> baton.v1.NodeStatusRequest
+	32, // 49: baton.v1.Operator.ListPeers:input_type -> baton.v1.ListPeersRequest
+	34, // 50: baton.v1.Operator.AddPeer:input_type -> baton.v1.AddPeerRequest
+	36, // 51: baton.v1.Operator.RemovePeer:input_type -> baton.v1.RemovePeerRequest
+	38, // 52: baton.v1.Operator.TransferLeadership:input_type -> baton.v1.TransferLeadershipRequest
+	40, // 53: baton.v1.Operator.RegisterMember:input_type -> baton.v1.RegisterMemberRequest
+	42, // 54: baton.v1.Operator.ReportResultLost:input_type -> baton.v1.ReportResultLostRequest
+	52, // 55: baton.v1.Executors.Connect:input_type -> baton.v1.ExecutorMessage
+	62, // 56: baton.v1.Blocks.FetchShuffle:input_type -> baton.v1.FetchShuffleRequest
+	63, // 57: baton.v1.Blocks.FetchResult:input_type -> baton.v1.FetchResultRequest
+	13, // 58: baton.v1.Scheduler.SubmitJob:output_type -> baton.v1.SubmitJobResponse
+	9,  // 59: baton.v1.Scheduler.GetJob:output_type -> baton.v1.Job
+	16, // 60: baton.v1.Scheduler.ListJobs:output_type -> baton.v1.ListJobsResponse
+	18, // 61: baton.v1.Scheduler.CancelJob:output_type -> baton.v1.CancelJobResponse
+	9,  // 62: baton.v1.Scheduler.WatchJob:output_type -> baton.v1.Job
+	23, // 63: baton.v1.Scheduler.CollectResults:output_type -> baton.v1.ResultChunk
+	21, // 64: baton.v1.Scheduler.ReleaseJob:output_type -> baton.v1.ReleaseJobResponse
+	26, // 65: baton.v1.Scheduler.ListExecutors:output_type -> baton.v1.ListExecutorsResponse
+	29, // 66: baton.v1.Operator.Status:output_type -> baton.v1.StatusResponse
+	31, // 67: baton.v1.Operator.GetNodeStatus:output_type -> baton.v1.NodeStatus
+	33, // 68: baton.v1.Operator.ListPeers:output_type -> baton.v1.ListPeersResponse
+	35, // 69: baton.v1.Operator.AddPeer:output_type -> baton.v1.AddPeerResponse
+	37, // 70: baton.v1.Operator.RemovePeer:output_type -> baton.v1.RemovePeerResponse
+	39, // 71: baton.v1.Operator.TransferLeadership:output_type -> baton.v1.TransferLeadershipResponse
+	41, // 72: baton.v1.Operator.RegisterMember:output_type -> baton.v1.RegisterMemberResponse
+	43, // 73: baton.v1.Operator.ReportResultLost:output_type -> baton.v1.ReportResultLostResponse
+	61, // 74: baton.v1.Executors.Connect:output_type -> baton.v1.DriverMessage
+	64, // 75: baton.v1.Blocks.FetchShuffle:output_type -> baton.v1.BlockChunk
+	64, // 76: baton.v1.Blocks.FetchResult:output_type -> baton.v1.BlockChunk
+	58, // [58:77] is the sub-list for method output_type
+	39, // [39:58] is the sub-list for method input_type
+	39, // [39:39] is the sub-list for extension type_name
+	39, // [39:39] is the sub-list for extension extendee
+	0,  // [0:39] is the sub-list for field type_name
 }
 
 func init() { file_api_baton_proto_init() }

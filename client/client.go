@@ -14,9 +14,12 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -512,4 +515,105 @@ func (c *Client) Count(ctx context.Context, id uint64) (int64, error) {
 		n += v
 	}
 	return n, nil
+}
+
+// Answer returns a succeeded job's answer, its partitions' results merged
+// as its action says: collect concatenates them in partition order;
+// count sums them (one value-only record); take(n) and first keep the
+// first records in partition order; countByKey adds the counts of each
+// key (sorted by key); reduce combines the partitions' values with its
+// function (a built-in one).
+func (c *Client) Answer(ctx context.Context, id uint64) ([]ops.Record, error) {
+	j, err := c.Wait(ctx, id, nil)
+	if err != nil {
+		return nil, err
+	}
+	if j.State != api.JobState_JOB_STATE_SUCCEEDED {
+		return nil, fmt.Errorf("client: job %d has no answer: it %s: %s", id, strings.TrimPrefix(strings.ToLower(j.State.String()), "job_state_"), j.Message)
+	}
+	recs, err := c.Collect(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	a := j.GetActionSpec()
+	switch j.Action {
+	case "count":
+		var n int64
+		for _, r := range recs {
+			v, err := ops.ParseInt(r.Value)
+			if err != nil {
+				return nil, fmt.Errorf("client: job %d: %w", id, err)
+			}
+			n += v
+		}
+		return []ops.Record{{Value: []byte(strconv.FormatInt(n, 10))}}, nil
+	case "take":
+		if n := a.GetN(); int64(len(recs)) > n {
+			recs = recs[:n]
+		}
+		return recs, nil
+	case "first":
+		if len(recs) > 1 {
+			recs = recs[:1]
+		}
+		return recs, nil
+	case "countByKey":
+		counts := map[string]int64{}
+		for _, r := range recs {
+			v, err := ops.ParseInt(r.Value)
+			if err != nil {
+				return nil, fmt.Errorf("client: job %d: %w", id, err)
+			}
+			counts[string(r.Key)] += v
+		}
+		keys := make([]string, 0, len(counts))
+		for k := range counts {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		out := make([]ops.Record, 0, len(keys))
+		for _, k := range keys {
+			out = append(out, ops.Record{Key: []byte(k), Value: []byte(strconv.FormatInt(counts[k], 10)), HasKey: true})
+		}
+		return out, nil
+	case "reduce":
+		if len(recs) <= 1 {
+			return recs, nil
+		}
+		f, ok := ops.NewRegistry().Lookup(a.GetFn().GetName())
+		if !ok {
+			return recs, fmt.Errorf("client: job %d: reduce with %q, which this client does not know: the partitions' values are returned unmerged", id, a.GetFn().GetName())
+		}
+		inst, err := f.New(json.RawMessage(a.GetFn().GetArgsJson()))
+		if err != nil {
+			return nil, err
+		}
+		agg, ok := inst.(*ops.Aggregator)
+		if !ok {
+			return nil, fmt.Errorf("client: job %d: %q is not an aggregator", id, f.Name)
+		}
+		if agg.IsInt() {
+			var acc int64
+			for i, r := range recs {
+				v, err := ops.ParseInt(r.Value)
+				if err != nil {
+					return nil, err
+				}
+				if i == 0 {
+					acc = v
+				} else {
+					acc = agg.IntMerge(acc, v)
+				}
+			}
+			return []ops.Record{{Value: []byte(strconv.FormatInt(acc, 10))}}, nil
+		}
+		acc := recs[0].Value
+		for _, r := range recs[1:] {
+			if acc, err = agg.BytesMerge(acc, r.Value); err != nil {
+				return nil, err
+			}
+		}
+		return []ops.Record{{Value: acc}}, nil
+	}
+	return recs, nil
 }

@@ -170,8 +170,13 @@ func (s *State) resultTaskSucceeded(st *stage, idx int, c *TaskEnded) Result {
 	}
 	// canFetchMoreResults: the job's results must fit in MaxResultSize.
 	if max := s.jobMaxResultSize(j); max > 0 && j.resultBytes+size > max {
+		total, limit := bytesString(j.resultBytes+size), bytesString(max)
+		if total == limit {
+			// Rounded alike: show the bytes.
+			total, limit = fmt.Sprintf("%d bytes", j.resultBytes+size), fmt.Sprintf("%d bytes", max)
+		}
 		msg := fmt.Sprintf("Total size of serialized results of %d tasks (%s) is bigger than maxResultSize (%s)",
-			j.resultCount+1, bytesString(j.resultBytes+size), bytesString(max))
+			j.resultCount+1, total, limit)
 		if st.pending.has(idx) {
 			st.pending.clear(idx)
 			st.npend--

@@ -448,7 +448,7 @@ func TestBadPlansAreRejectedAndNeverLogged(t *testing.T) {
 	}
 	for _, tc := range []struct{ plan, want string }{
 		{`{"datasets": {"r": {"op": "range", "n": 5, "partitions": 1}, "w": {"op": "flatMap", "input": "r", "fn": "wrods"}}, "action": {"op": "collect", "input": "w"}}`, `unknown function "wrods" (did you mean words`},
-		{`{"datasets": {"r": {"op": "range", "n": 5, "partitions": 1}, "w": {"op": "reduceByKey", "input": "r", "fn": "words"}}, "action": {"op": "collect", "input": "w"}}`, "needs a aggregator function"},
+		{`{"datasets": {"r": {"op": "range", "n": 5, "partitions": 1}, "w": {"op": "reduceByKey", "input": "r", "fn": "words"}}, "action": {"op": "collect", "input": "w"}}`, "needs an aggregator function"},
 		{`{"datasets": {"w": {"op": "map", "input": "nope", "fn": "lower"}}, "action": {"op": "collect", "input": "w"}}`, `unknown dataset reference "nope"`},
 		{`{"datasets": {"t": {"op": "textFile", "path": "/nonexistent/*.txt"}}, "action": {"op": "count", "input": "t"}}`, "no input files match"},
 	} {
@@ -538,4 +538,49 @@ func testPlanCount() *plan.Plan {
 		panic(err)
 	}
 	return p
+}
+
+// TestActionsMergeAcrossPartitions: the client merges the partitions'
+// results as each action says.
+func TestActionsMergeAcrossPartitions(t *testing.T) {
+	c := jobCluster(t)
+	cl := c.client()
+	answer := func(action string) []string {
+		t.Helper()
+		p, err := plan.Parse([]byte(fmt.Sprintf(`{"datasets": {
+			"r": {"op": "range", "n": 10, "partitions": 3},
+			"kv": {"op": "parallelize", "records": [["a", "1"], ["b", "1"], ["a", "1"], ["c", "1"], ["a", "1"]], "partitions": 3}},
+			"action": %s}`, action)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		defer cancel()
+		id, err := cl.Submit(ctx, p, client.SubmitOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		recs, err := cl.Answer(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, r := range recs {
+			out = append(out, ops.FormatRecord(r))
+		}
+		return out
+	}
+	for _, tc := range []struct{ action, want string }{
+		{`{"op": "collect", "input": "r"}`, "0 1 2 3 4 5 6 7 8 9"},
+		{`{"op": "count", "input": "r"}`, "10"},
+		{`{"op": "take", "input": "r", "n": 2}`, "0 1"},
+		{`{"op": "first", "input": "r"}`, "0"},
+		{`{"op": "reduce", "input": "r", "fn": "sum"}`, "45"},
+		{`{"op": "reduce", "input": "r", "fn": "max"}`, "9"},
+		{`{"op": "countByKey", "input": "kv"}`, "a\t3 b\t1 c\t1"},
+	} {
+		if got := strings.Join(answer(tc.action), " "); got != tc.want {
+			t.Errorf("%s: got %q, want %q", tc.action, got, tc.want)
+		}
+	}
 }

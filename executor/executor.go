@@ -44,7 +44,10 @@ type Options struct {
 	// Store configures the block store.
 	Store blockstore.Options
 	// Exit ends the process (chaos.exit). Default os.Exit.
-	Exit   func(code int)
+	Exit func(code int)
+	// NoExit makes chaos.exit fail the task instead (for an executor
+	// embedded in another process, as in schedd -dev).
+	NoExit bool
 	Logger *slog.Logger
 }
 

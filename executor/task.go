@@ -49,11 +49,13 @@ func (e *Executor) execute(ctx context.Context, l *api.TaskLaunch, g *plan.Graph
 		Inputs:     map[string]ops.ShuffleInput{},
 		Context: ops.TaskContext{
 			Job: id.Job, Stage: id.Stage, StageAttempt: int(id.StageAttempt), Partition: int(id.Partition), Attempt: int(id.Attempt),
-			Exit: func() {
-				e.log.Warn("chaos.exit: exiting abruptly", "task", id.Task)
-				e.opts.Exit(3)
-			},
 		},
+	}
+	if !e.opts.NoExit {
+		task.Context.Exit = func() {
+			e.log.Warn("chaos.exit: exiting abruptly", "task", id.Task)
+			e.opts.Exit(3)
+		}
 	}
 	for _, in := range l.Inputs {
 		si := ops.ShuffleInput{ID: in.Shuffle, Key: in.Key, Maps: int(in.Maps)}

@@ -269,7 +269,7 @@ func TestRegistryChecks(t *testing.T) {
 	if err := r.CheckFunc("flatMap", plan.Func{Name: "wrods"}); err == nil || !strings.Contains(err.Error(), "did you mean words") {
 		t.Errorf("unknown function: %v", err)
 	}
-	if err := r.CheckFunc("reduceByKey", plan.Func{Name: "words"}); err == nil || !strings.Contains(err.Error(), "needs a aggregator function") {
+	if err := r.CheckFunc("reduceByKey", plan.Func{Name: "words"}); err == nil || !strings.Contains(err.Error(), "needs an aggregator function") {
 		t.Errorf("kind mismatch: %v", err)
 	}
 	if err := r.CheckFunc("map", plan.Func{Name: "field", Args: []byte(`{"x":1}`)}); err == nil {

@@ -80,7 +80,7 @@ type TaskContext struct {
 type Func struct {
 	Name string
 	Kind Kind
-	// Doc is one line for docs/functions.md and error messages.
+	// Doc is one line for the docs (docs/plans.md) and error messages.
 	Doc string
 	New func(args json.RawMessage) (any, error)
 }
@@ -164,7 +164,7 @@ func (r *Registry) CheckFunc(op string, fn plan.Func) error {
 			for _, k := range kinds {
 				want = append(want, k.String())
 			}
-			return fmt.Errorf("function %q is a %s function; %s needs a %s function", fn.Name, f.Kind, op, strings.Join(want, " or "))
+			return fmt.Errorf("function %q is %s %s function; %s needs %s %s function", fn.Name, article(f.Kind.String()), f.Kind, op, article(want[0]), strings.Join(want, " or "))
 		}
 	}
 	if _, err := f.New(fn.Args); err != nil {
@@ -237,4 +237,11 @@ func noArgs(raw json.RawMessage) error {
 		return fmt.Errorf("takes no arguments, got %s", raw)
 	}
 	return nil
+}
+
+func article(word string) string {
+	if word != "" && strings.ContainsRune("aeiouAEIOU", rune(word[0])) {
+		return "an"
+	}
+	return "a"
 }

@@ -250,7 +250,7 @@ func (d *Dataset) inputs() []string {
 // Validate checks the plan's shape: known operators with the inputs and
 // parameters they need, references to existing datasets, no cycle,
 // partitions >= 1 where given, and an action on an existing dataset. It
-// reports every problem it finds, one a line.
+// reports every problem it finds, joined with "; ".
 func (p *Plan) Validate() error {
 	var errs []string
 	fail := func(format string, args ...any) { errs = append(errs, fmt.Sprintf(format, args...)) }

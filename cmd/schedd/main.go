@@ -66,7 +66,7 @@ func run(args []string, stderr io.Writer) int {
 	var exec *executor.Executor
 	execDone := make(chan struct{})
 	if dev {
-		exec, err = executor.New(executor.Options{ID: "dev-exec", DataDir: filepath.Join(filepath.Dir(cfg.DataDir), "execd"), Schedulers: []string{s.APIAddr()}, Logger: logger})
+		exec, err = executor.New(executor.Options{ID: "dev-exec", DataDir: filepath.Join(filepath.Dir(cfg.DataDir), "execd"), Schedulers: []string{s.APIAddr()}, Logger: logger, NoExit: true})
 		if err != nil {
 			fmt.Fprintln(stderr, "schedd:", err)
 			s.Close(context.Background())

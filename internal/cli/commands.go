@@ -362,17 +362,10 @@ func submitFlags(fs *flag.FlagSet) {
 	fs.Int64Var(&submitOpts.maxResultSize, "max-result-size", 0, "bytes of results the job may hold (default: the quorum's)")
 }
 
-// resultRecords reads a job's results as records; a count job's answer is
-// one value-only record holding the total.
+// resultRecords reads a job's answer (its partitions' results merged as
+// its action says).
 func resultRecords(ctx context.Context, cl *client.Client, j *api.Job) ([]ops.Record, error) {
-	if j.Action == "count" {
-		n, err := cl.Count(ctx, j.Id)
-		if err != nil {
-			return nil, err
-		}
-		return []ops.Record{{Value: []byte(strconv.FormatInt(n, 10))}}, nil
-	}
-	return cl.Collect(ctx, j.Id)
+	return cl.Answer(ctx, j.Id)
 }
 
 // jsonRecords renders records as [key, value] pairs (key null for a

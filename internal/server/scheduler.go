@@ -367,7 +367,12 @@ func jobToProto(st *dag.State, j dag.JobInfo) *api.Job {
 		SubmittedUnixNano: j.Submitted, EndedUnixNano: j.Ended, Pool: j.Pool, IdempotencyKey: j.Key,
 	}
 	if j.Graph != nil {
-		out.Action = j.Graph.Action.Op
+		a := j.Graph.Action
+		out.Action = a.Op
+		out.ActionSpec = &api.Action{Op: a.Op, N: a.N, Path: a.Path}
+		if a.Fn.Name != "" {
+			out.ActionSpec.Fn = &api.Func{Name: a.Fn.Name, ArgsJson: string(a.Fn.Args)}
+		}
 	}
 	for _, id := range j.Stages {
 		si, ok := st.Stage(id)
