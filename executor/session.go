@@ -76,6 +76,11 @@ func (e *Executor) session(ctx context.Context, addr string, session uint64) (st
 		e.highestTerm = m.Welcome.Term
 		// Everything not acknowledged is sent again in this session.
 		e.sessionID = session
+		// Graphs are cached per session: the leader sends each graph
+		// once per session, so a new session starts an empty cache
+		// (running tasks keep theirs).
+		e.graphs = map[string]*plan.Graph{}
+		e.runner.ForgetParams()
 		e.unsent = e.unsent[:0]
 		for id, u := range e.pending {
 			u.sent = 0

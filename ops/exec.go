@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync"
 
 	"github.com/baton-sched/baton/plan"
 )
@@ -78,6 +79,34 @@ type MapOutput struct {
 type Runner struct {
 	Registry *Registry
 	Fetcher  Fetcher
+
+	// params caches decoded operator parameters by graph node: a graph
+	// is shared by every task of its stages, and short tasks should not
+	// each decode the same JSON.
+	params sync.Map // paramKey -> any
+}
+
+// ForgetParams drops the cached parameters (when the caller drops the
+// graphs they belong to).
+func (r *Runner) ForgetParams() { r.params.Clear() }
+
+type paramKey struct {
+	g    *plan.Graph
+	node int
+}
+
+// nodeParams decodes node's parameters into a new T, once per graph node.
+func nodeParams[T any](r *Runner, g *plan.Graph, node int) (*T, error) {
+	k := paramKey{g, node}
+	if v, ok := r.params.Load(k); ok {
+		return v.(*T), nil
+	}
+	v := new(T)
+	if err := params(g.Nodes[node].Params, v); err != nil {
+		return nil, err
+	}
+	r.params.Store(k, v)
+	return v, nil
 }
 
 // RunMap runs a map task.
@@ -106,7 +135,6 @@ type exec struct {
 	g     *plan.Graph
 	tc    *TaskContext
 	fns   map[int]any // node -> function instance
-	nodes map[int]bool
 }
 
 func (r *Runner) newExec(ctx context.Context, t *Task) (*exec, error) {
@@ -119,10 +147,9 @@ func (r *Runner) newExec(ctx context.Context, t *Task) (*exec, error) {
 	tc := t.Context
 	tc.Partition = t.Partition
 	tc.Ctx = ctx
-	x := &exec{ctx: ctx, r: r, t: t, g: t.Graph, tc: &tc, fns: map[int]any{}, nodes: map[int]bool{}}
+	x := &exec{ctx: ctx, r: r, t: t, g: t.Graph, tc: &tc, fns: map[int]any{}}
 	// Instantiate the functions of the nodes this task computes.
 	for _, n := range t.Graph.NarrowClosure(t.Node) {
-		x.nodes[n] = true
 		node := &t.Graph.Nodes[n]
 		if node.Fn.Name == "" || node.Op == "reduceByKey" {
 			continue
@@ -168,11 +195,23 @@ func (x *exec) compute(node, p int, emit Emit) error {
 	n := &x.g.Nodes[node]
 	switch n.Op {
 	case "textFile":
-		return readTextSplit(x.ctx, n.Params, p, emit)
+		ps, err := nodeParams[textParams](x.r, x.g, node)
+		if err != nil {
+			return err
+		}
+		return readTextSplit(x.ctx, ps, p, emit)
 	case "range":
-		return readRange(n.Params, p, n.Partitions, emit)
+		ps, err := nodeParams[rangeParams](x.r, x.g, node)
+		if err != nil {
+			return err
+		}
+		return readRange(ps, p, n.Partitions, emit)
 	case "parallelize":
-		return readParallelize(n.Params, p, n.Partitions, emit)
+		ps, err := nodeParams[parallelizeParams](x.r, x.g, node)
+		if err != nil {
+			return err
+		}
+		return readParallelize(ps, p, n.Partitions, emit)
 	case "map", "mapValues":
 		fn, ok := x.fns[node].(MapFunc)
 		if !ok {

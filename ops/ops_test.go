@@ -92,10 +92,10 @@ func TestTextSplitsCoverEveryLineOnce(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		raw := mustJSON(t, map[string]any{"splits": splits})
+		ps := &textParams{Splits: splits}
 		var got []string
 		for p := range splits {
-			err := readTextSplit(context.Background(), raw, p, func(r Record) error {
+			err := readTextSplit(context.Background(), ps, p, func(r Record) error {
 				got = append(got, string(r.Value))
 				return nil
 			})

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -86,15 +85,21 @@ func (f FileResolver) TextFileSplits(glob string, minPartitions int) ([]plan.Spl
 	return splits, nil
 }
 
+type textParams struct {
+	Splits []plan.Split `json:"splits"`
+}
+
+type rangeParams struct {
+	N int64 `json:"n"`
+}
+
+type parallelizeParams struct {
+	Records []plan.Record `json:"records"`
+}
+
 // readTextSplit emits the lines that start in a split, without their line
 // ending, as value-only records.
-func readTextSplit(ctx context.Context, raw json.RawMessage, p int, emit Emit) error {
-	var ps struct {
-		Splits []plan.Split `json:"splits"`
-	}
-	if err := params(raw, &ps); err != nil {
-		return err
-	}
+func readTextSplit(ctx context.Context, ps *textParams, p int, emit Emit) error {
 	if p >= len(ps.Splits) {
 		return fmt.Errorf("ops: textFile has no split %d", p)
 	}
@@ -189,13 +194,7 @@ func rangeBounds(n int64, p, parts int) (int64, int64) {
 	return start, start + size
 }
 
-func readRange(raw json.RawMessage, p, parts int, emit Emit) error {
-	var ps struct {
-		N int64 `json:"n"`
-	}
-	if err := params(raw, &ps); err != nil {
-		return err
-	}
+func readRange(ps *rangeParams, p, parts int, emit Emit) error {
 	start, end := rangeBounds(ps.N, p, parts)
 	var buf []byte
 	for v := start; v < end; v++ {
@@ -207,13 +206,7 @@ func readRange(raw json.RawMessage, p, parts int, emit Emit) error {
 	return nil
 }
 
-func readParallelize(raw json.RawMessage, p, parts int, emit Emit) error {
-	var ps struct {
-		Records []plan.Record `json:"records"`
-	}
-	if err := params(raw, &ps); err != nil {
-		return err
-	}
+func readParallelize(ps *parallelizeParams, p, parts int, emit Emit) error {
 	start, end := rangeBounds(int64(len(ps.Records)), p, parts)
 	for _, r := range ps.Records[start:end] {
 		if err := emit(r); err != nil {
