@@ -666,6 +666,11 @@ type Job struct {
 	IdempotencyKey    string   `protobuf:"bytes,13,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
 	// action is the job's action (collect, count, ...).
 	Action string `protobuf:"bytes,14,opt,name=action,proto3" json:"action,omitempty"`
+	// task_successes and task_failures count the task ends logged for the
+	// job's stages: a job with no faults has as many successes as tasks,
+	// and each success more is a task that ran again.
+	TaskSuccesses int64 `protobuf:"varint,17,opt,name=task_successes,json=taskSuccesses,proto3" json:"task_successes,omitempty"`
+	TaskFailures  int64 `protobuf:"varint,18,opt,name=task_failures,json=taskFailures,proto3" json:"task_failures,omitempty"`
 	// results describes each finished result (GetJob only).
 	Results []*ResultInfo `protobuf:"bytes,15,rep,name=results,proto3" json:"results,omitempty"`
 	// action_spec is the action in full, for clients that merge the
@@ -801,6 +806,20 @@ func (x *Job) GetAction() string {
 		return x.Action
 	}
 	return ""
+}
+
+func (x *Job) GetTaskSuccesses() int64 {
+	if x != nil {
+		return x.TaskSuccesses
+	}
+	return 0
+}
+
+func (x *Job) GetTaskFailures() int64 {
+	if x != nil {
+		return x.TaskFailures
+	}
+	return 0
 }
 
 func (x *Job) GetResults() []*ResultInfo {
@@ -3429,10 +3448,12 @@ type Hello struct {
 	// so the leader can tell it which are dead.
 	Shuffles   []uint64 `protobuf:"varint,7,rep,packed,name=shuffles,proto3" json:"shuffles,omitempty"`
 	ResultJobs []uint64 `protobuf:"varint,8,rep,packed,name=result_jobs,json=resultJobs,proto3" json:"result_jobs,omitempty"`
-	// unacked lists the tasks whose final status is not yet acknowledged
-	// (sent right after the hello). An attempt the leader believes runs
+	// unacked lists the attempts whose final status is not yet
+	// acknowledged (sent again right after the hello): a new leader holds
+	// their partitions until those reports are committed, so a finished
+	// task is never launched again. An attempt the leader believes runs
 	// here that is in neither list is gone (the executor restarted).
-	Unacked       []uint64 `protobuf:"varint,9,rep,packed,name=unacked,proto3" json:"unacked,omitempty"`
+	Unacked       []*TaskID `protobuf:"bytes,9,rep,name=unacked,proto3" json:"unacked,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3523,7 +3544,7 @@ func (x *Hello) GetResultJobs() []uint64 {
 	return nil
 }
 
-func (x *Hello) GetUnacked() []uint64 {
+func (x *Hello) GetUnacked() []*TaskID {
 	if x != nil {
 		return x.Unacked
 	}
@@ -4499,6 +4520,164 @@ func (x *BlockChunk) GetMessage() string {
 	return ""
 }
 
+type ExecutorStatsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExecutorStatsRequest) Reset() {
+	*x = ExecutorStatsRequest{}
+	mi := &file_api_baton_proto_msgTypes[61]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExecutorStatsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExecutorStatsRequest) ProtoMessage() {}
+
+func (x *ExecutorStatsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_api_baton_proto_msgTypes[61]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExecutorStatsRequest.ProtoReflect.Descriptor instead.
+func (*ExecutorStatsRequest) Descriptor() ([]byte, []int) {
+	return file_api_baton_proto_rawDescGZIP(), []int{61}
+}
+
+// ExecutorStats is what an executor did since it started: for drills and
+// operators.
+type ExecutorStats struct {
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	ExecutorId  string                 `protobuf:"bytes,1,opt,name=executor_id,json=executorId,proto3" json:"executor_id,omitempty"`
+	HighestTerm uint64                 `protobuf:"varint,2,opt,name=highest_term,json=highestTerm,proto3" json:"highest_term,omitempty"`
+	// Launches accepted, in total and per job.
+	Launches      int64            `protobuf:"varint,3,opt,name=launches,proto3" json:"launches,omitempty"`
+	LaunchesByJob map[uint64]int64 `protobuf:"bytes,4,rep,name=launches_by_job,json=launchesByJob,proto3" json:"launches_by_job,omitempty" protobuf_key:"varint,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
+	// Orders refused because they came from a deposed leader's term.
+	Fenced int64 `protobuf:"varint,5,opt,name=fenced,proto3" json:"fenced,omitempty"`
+	// When the first launch of each leader term arrived (Unix ns).
+	FirstLaunchByTerm map[uint64]int64 `protobuf:"bytes,6,rep,name=first_launch_by_term,json=firstLaunchByTerm,proto3" json:"first_launch_by_term,omitempty" protobuf_key:"varint,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
+	// When the last launch of each leader term arrived (Unix ns).
+	LastLaunchByTerm map[uint64]int64 `protobuf:"bytes,7,rep,name=last_launch_by_term,json=lastLaunchByTerm,proto3" json:"last_launch_by_term,omitempty" protobuf_key:"varint,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
+	Running          int32            `protobuf:"varint,8,opt,name=running,proto3" json:"running,omitempty"`
+	Unacked          int32            `protobuf:"varint,9,opt,name=unacked,proto3" json:"unacked,omitempty"`
+	BlockBytes       uint64           `protobuf:"varint,10,opt,name=block_bytes,json=blockBytes,proto3" json:"block_bytes,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *ExecutorStats) Reset() {
+	*x = ExecutorStats{}
+	mi := &file_api_baton_proto_msgTypes[62]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExecutorStats) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExecutorStats) ProtoMessage() {}
+
+func (x *ExecutorStats) ProtoReflect() protoreflect.Message {
+	mi := &file_api_baton_proto_msgTypes[62]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExecutorStats.ProtoReflect.Descriptor instead.
+func (*ExecutorStats) Descriptor() ([]byte, []int) {
+	return file_api_baton_proto_rawDescGZIP(), []int{62}
+}
+
+func (x *ExecutorStats) GetExecutorId() string {
+	if x != nil {
+		return x.ExecutorId
+	}
+	return ""
+}
+
+func (x *ExecutorStats) GetHighestTerm() uint64 {
+	if x != nil {
+		return x.HighestTerm
+	}
+	return 0
+}
+
+func (x *ExecutorStats) GetLaunches() int64 {
+	if x != nil {
+		return x.Launches
+	}
+	return 0
+}
+
+func (x *ExecutorStats) GetLaunchesByJob() map[uint64]int64 {
+	if x != nil {
+		return x.LaunchesByJob
+	}
+	return nil
+}
+
+func (x *ExecutorStats) GetFenced() int64 {
+	if x != nil {
+		return x.Fenced
+	}
+	return 0
+}
+
+func (x *ExecutorStats) GetFirstLaunchByTerm() map[uint64]int64 {
+	if x != nil {
+		return x.FirstLaunchByTerm
+	}
+	return nil
+}
+
+func (x *ExecutorStats) GetLastLaunchByTerm() map[uint64]int64 {
+	if x != nil {
+		return x.LastLaunchByTerm
+	}
+	return nil
+}
+
+func (x *ExecutorStats) GetRunning() int32 {
+	if x != nil {
+		return x.Running
+	}
+	return 0
+}
+
+func (x *ExecutorStats) GetUnacked() int32 {
+	if x != nil {
+		return x.Unacked
+	}
+	return 0
+}
+
+func (x *ExecutorStats) GetBlockBytes() uint64 {
+	if x != nil {
+		return x.BlockBytes
+	}
+	return 0
+}
+
 var File_api_baton_proto protoreflect.FileDescriptor
 
 const file_api_baton_proto_rawDesc = "" +
@@ -4545,7 +4724,7 @@ const file_api_baton_proto_rawDesc = "" +
 	"\x05input\x18\x02 \x01(\tR\x05input\x12\x1e\n" +
 	"\x02fn\x18\x03 \x01(\v2\x0e.baton.v1.FuncR\x02fn\x12\f\n" +
 	"\x01n\x18\x04 \x01(\x03R\x01n\x12\x12\n" +
-	"\x04path\x18\x05 \x01(\tR\x04path\"\x97\x04\n" +
+	"\x04path\x18\x05 \x01(\tR\x04path\"\xe3\x04\n" +
 	"\x03Job\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12(\n" +
@@ -4561,7 +4740,9 @@ const file_api_baton_proto_rawDesc = "" +
 	"\x06stages\x18\v \x03(\v2\x0f.baton.v1.StageR\x06stages\x12\x12\n" +
 	"\x04pool\x18\f \x01(\tR\x04pool\x12'\n" +
 	"\x0fidempotency_key\x18\r \x01(\tR\x0eidempotencyKey\x12\x16\n" +
-	"\x06action\x18\x0e \x01(\tR\x06action\x12.\n" +
+	"\x06action\x18\x0e \x01(\tR\x06action\x12%\n" +
+	"\x0etask_successes\x18\x11 \x01(\x03R\rtaskSuccesses\x12#\n" +
+	"\rtask_failures\x18\x12 \x01(\x03R\ftaskFailures\x12.\n" +
 	"\aresults\x18\x0f \x03(\v2\x14.baton.v1.ResultInfoR\aresults\x121\n" +
 	"\vaction_spec\x18\x10 \x01(\v2\x10.baton.v1.ActionR\n" +
 	"actionSpec\"\x8a\x01\n" +
@@ -4764,7 +4945,7 @@ const file_api_baton_proto_rawDesc = "" +
 	"\tfetch_map\x18\f \x01(\x05R\bfetchMap\x12!\n" +
 	"\ffetch_reduce\x18\r \x01(\x05R\vfetchReduce\x12\x1f\n" +
 	"\vduration_ms\x18\x0e \x01(\x03R\n" +
-	"durationMs\"\x8e\x02\n" +
+	"durationMs\"\xa0\x02\n" +
 	"\x05Hello\x12\x1f\n" +
 	"\vexecutor_id\x18\x01 \x01(\tR\n" +
 	"executorId\x12\x12\n" +
@@ -4775,8 +4956,8 @@ const file_api_baton_proto_rawDesc = "" +
 	"\arunning\x18\x06 \x03(\v2\x10.baton.v1.TaskIDR\arunning\x12\x1a\n" +
 	"\bshuffles\x18\a \x03(\x04R\bshuffles\x12\x1f\n" +
 	"\vresult_jobs\x18\b \x03(\x04R\n" +
-	"resultJobs\x12\x18\n" +
-	"\aunacked\x18\t \x03(\x04R\aunacked\"?\n" +
+	"resultJobs\x12*\n" +
+	"\aunacked\x18\t \x03(\v2\x10.baton.v1.TaskIDR\aunacked\"?\n" +
 	"\rStatusUpdates\x12.\n" +
 	"\aupdates\x18\x01 \x03(\v2\x14.baton.v1.TaskStatusR\aupdates\"1\n" +
 	"\rCommitRequest\x12 \n" +
@@ -4837,7 +5018,31 @@ const file_api_baton_proto_rawDesc = "" +
 	"\x04data\x18\x02 \x01(\fR\x04data\x12\x12\n" +
 	"\x04last\x18\x03 \x01(\bR\x04last\x12*\n" +
 	"\x05error\x18\x04 \x01(\x0e2\x14.baton.v1.BlockErrorR\x05error\x12\x18\n" +
-	"\amessage\x18\x05 \x01(\tR\amessage*\x84\x01\n" +
+	"\amessage\x18\x05 \x01(\tR\amessage\"\x16\n" +
+	"\x14ExecutorStatsRequest\"\xbc\x05\n" +
+	"\rExecutorStats\x12\x1f\n" +
+	"\vexecutor_id\x18\x01 \x01(\tR\n" +
+	"executorId\x12!\n" +
+	"\fhighest_term\x18\x02 \x01(\x04R\vhighestTerm\x12\x1a\n" +
+	"\blaunches\x18\x03 \x01(\x03R\blaunches\x12R\n" +
+	"\x0flaunches_by_job\x18\x04 \x03(\v2*.baton.v1.ExecutorStats.LaunchesByJobEntryR\rlaunchesByJob\x12\x16\n" +
+	"\x06fenced\x18\x05 \x01(\x03R\x06fenced\x12_\n" +
+	"\x14first_launch_by_term\x18\x06 \x03(\v2..baton.v1.ExecutorStats.FirstLaunchByTermEntryR\x11firstLaunchByTerm\x12\\\n" +
+	"\x13last_launch_by_term\x18\a \x03(\v2-.baton.v1.ExecutorStats.LastLaunchByTermEntryR\x10lastLaunchByTerm\x12\x18\n" +
+	"\arunning\x18\b \x01(\x05R\arunning\x12\x18\n" +
+	"\aunacked\x18\t \x01(\x05R\aunacked\x12\x1f\n" +
+	"\vblock_bytes\x18\n" +
+	" \x01(\x04R\n" +
+	"blockBytes\x1a@\n" +
+	"\x12LaunchesByJobEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\x04R\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\x03R\x05value:\x028\x01\x1aD\n" +
+	"\x16FirstLaunchByTermEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\x04R\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\x03R\x05value:\x028\x01\x1aC\n" +
+	"\x15LastLaunchByTermEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\x04R\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\x03R\x05value:\x028\x01*\x84\x01\n" +
 	"\bJobState\x12\x19\n" +
 	"\x15JOB_STATE_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11JOB_STATE_RUNNING\x10\x01\x12\x17\n" +
@@ -4883,10 +5088,11 @@ const file_api_baton_proto_rawDesc = "" +
 	"\x0eRegisterMember\x12\x1f.baton.v1.RegisterMemberRequest\x1a .baton.v1.RegisterMemberResponse\x12Y\n" +
 	"\x10ReportResultLost\x12!.baton.v1.ReportResultLostRequest\x1a\".baton.v1.ReportResultLostResponse2N\n" +
 	"\tExecutors\x12A\n" +
-	"\aConnect\x12\x19.baton.v1.ExecutorMessage\x1a\x17.baton.v1.DriverMessage(\x010\x012\x94\x01\n" +
+	"\aConnect\x12\x19.baton.v1.ExecutorMessage\x1a\x17.baton.v1.DriverMessage(\x010\x012\xd6\x01\n" +
 	"\x06Blocks\x12E\n" +
 	"\fFetchShuffle\x12\x1d.baton.v1.FetchShuffleRequest\x1a\x14.baton.v1.BlockChunk0\x01\x12C\n" +
-	"\vFetchResult\x12\x1c.baton.v1.FetchResultRequest\x1a\x14.baton.v1.BlockChunk0\x01B\"Z github.com/baton-sched/baton/apib\x06proto3"
+	"\vFetchResult\x12\x1c.baton.v1.FetchResultRequest\x1a\x14.baton.v1.BlockChunk0\x01\x12@\n" +
+	"\x05Stats\x12\x1e.baton.v1.ExecutorStatsRequest\x1a\x17.baton.v1.ExecutorStatsB\"Z github.com/baton-sched/baton/apib\x06proto3"
 
 var (
 	file_api_baton_proto_rawDescOnce sync.Once
@@ -4901,7 +5107,7 @@ func file_api_baton_proto_rawDescGZIP() []byte {
 }
 
 var file_api_baton_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_api_baton_proto_msgTypes = make([]protoimpl.MessageInfo, 63)
+var file_api_baton_proto_msgTypes = make([]protoimpl.MessageInfo, 68)
 var file_api_baton_proto_goTypes = []any{
 	(JobState)(0),                      // 0: baton.v1.JobState
 	(TaskState)(0),                     // 1: baton.v1.TaskState
@@ -4968,15 +5174,20 @@ var file_api_baton_proto_goTypes = []any{
 	(*FetchShuffleRequest)(nil),        // 62: baton.v1.FetchShuffleRequest
 	(*FetchResultRequest)(nil),         // 63: baton.v1.FetchResultRequest
 	(*BlockChunk)(nil),                 // 64: baton.v1.BlockChunk
-	nil,                                // 65: baton.v1.Plan.DatasetsEntry
-	nil,                                // 66: baton.v1.Dataset.EnvEntry
+	(*ExecutorStatsRequest)(nil),       // 65: baton.v1.ExecutorStatsRequest
+	(*ExecutorStats)(nil),              // 66: baton.v1.ExecutorStats
+	nil,                                // 67: baton.v1.Plan.DatasetsEntry
+	nil,                                // 68: baton.v1.Dataset.EnvEntry
+	nil,                                // 69: baton.v1.ExecutorStats.LaunchesByJobEntry
+	nil,                                // 70: baton.v1.ExecutorStats.FirstLaunchByTermEntry
+	nil,                                // 71: baton.v1.ExecutorStats.LastLaunchByTermEntry
 }
 var file_api_baton_proto_depIdxs = []int32{
-	65, // 0: baton.v1.Plan.datasets:type_name -> baton.v1.Plan.DatasetsEntry
+	67, // 0: baton.v1.Plan.datasets:type_name -> baton.v1.Plan.DatasetsEntry
 	8,  // 1: baton.v1.Plan.action:type_name -> baton.v1.Action
 	5,  // 2: baton.v1.Dataset.fn:type_name -> baton.v1.Func
 	6,  // 3: baton.v1.Dataset.records:type_name -> baton.v1.Record
-	66, // 4: baton.v1.Dataset.env:type_name -> baton.v1.Dataset.EnvEntry
+	68, // 4: baton.v1.Dataset.env:type_name -> baton.v1.Dataset.EnvEntry
 	5,  // 5: baton.v1.Action.fn:type_name -> baton.v1.Func
 	0,  // 6: baton.v1.Job.state:type_name -> baton.v1.JobState
 	11, // 7: baton.v1.Job.stages:type_name -> baton.v1.Stage
@@ -4995,65 +5206,71 @@ var file_api_baton_proto_depIdxs = []int32{
 	1,  // 20: baton.v1.TaskStatus.state:type_name -> baton.v1.TaskState
 	2,  // 21: baton.v1.TaskStatus.failure:type_name -> baton.v1.FailureKind
 	44, // 22: baton.v1.Hello.running:type_name -> baton.v1.TaskID
-	48, // 23: baton.v1.StatusUpdates.updates:type_name -> baton.v1.TaskStatus
-	44, // 24: baton.v1.CommitRequest.id:type_name -> baton.v1.TaskID
-	49, // 25: baton.v1.ExecutorMessage.hello:type_name -> baton.v1.Hello
-	50, // 26: baton.v1.ExecutorMessage.updates:type_name -> baton.v1.StatusUpdates
-	51, // 27: baton.v1.ExecutorMessage.commit:type_name -> baton.v1.CommitRequest
-	47, // 28: baton.v1.Launch.tasks:type_name -> baton.v1.TaskLaunch
-	58, // 29: baton.v1.DeleteBlocks.results:type_name -> baton.v1.ResultBlock
-	53, // 30: baton.v1.DriverMessage.welcome:type_name -> baton.v1.Welcome
-	54, // 31: baton.v1.DriverMessage.launch:type_name -> baton.v1.Launch
-	55, // 32: baton.v1.DriverMessage.kill:type_name -> baton.v1.Kill
-	56, // 33: baton.v1.DriverMessage.ack:type_name -> baton.v1.Ack
-	57, // 34: baton.v1.DriverMessage.commit:type_name -> baton.v1.CommitDecision
-	59, // 35: baton.v1.DriverMessage.delete:type_name -> baton.v1.DeleteBlocks
-	60, // 36: baton.v1.DriverMessage.not_leader:type_name -> baton.v1.NotLeader
-	3,  // 37: baton.v1.BlockChunk.error:type_name -> baton.v1.BlockError
-	7,  // 38: baton.v1.Plan.DatasetsEntry.value:type_name -> baton.v1.Dataset
-	12, // 39: baton.v1.Scheduler.SubmitJob:input_type -> baton.v1.SubmitJobRequest
-	14, // 40: baton.v1.Scheduler.GetJob:input_type -> baton.v1.GetJobRequest
-	15, // 41: baton.v1.Scheduler.ListJobs:input_type -> baton.v1.ListJobsRequest
-	17, // 42: baton.v1.Scheduler.CancelJob:input_type -> baton.v1.CancelJobRequest
-	19, // 43: baton.v1.Scheduler.WatchJob:input_type -> baton.v1.WatchJobRequest
-	22, // 44: baton.v1.Scheduler.CollectResults:input_type -> baton.v1.CollectResultsRequest
-	20, // 45: baton.v1.Scheduler.ReleaseJob:input_type -> baton.v1.ReleaseJobRequest
-	24, // 46: baton.v1.Scheduler.ListExecutors:input_type -> baton.v1.ListExecutorsRequest
-	28, // 47: baton.v1.Operator.Status:input_type -> baton.v1.StatusRequest
-	30, // 48: baton.v1.Operator.GetNodeStatus:input_type -> baton.v1.NodeStatusRequest
-	32, // 49: baton.v1.Operator.ListPeers:input_type -> baton.v1.ListPeersRequest
-	34, // 50: baton.v1.Operator.AddPeer:input_type -> baton.v1.AddPeerRequest
-	36, // 51: baton.v1.Operator.RemovePeer:input_type -> baton.v1.RemovePeerRequest
-	38, // 52: baton.v1.Operator.TransferLeadership:input_type -> baton.v1.TransferLeadershipRequest
-	40, // 53: baton.v1.Operator.RegisterMember:input_type -> baton.v1.RegisterMemberRequest
-	42, // 54: baton.v1.Operator.ReportResultLost:input_type -> baton.v1.ReportResultLostRequest
-	52, // 55: baton.v1.Executors.Connect:input_type -> baton.v1.ExecutorMessage
-	62, // 56: baton.v1.Blocks.FetchShuffle:input_type -> baton.v1.FetchShuffleRequest
-	63, // 57: baton.v1.Blocks.FetchResult:input_type -> baton.v1.FetchResultRequest
-	13, // 58: baton.v1.Scheduler.SubmitJob:output_type -> baton.v1.SubmitJobResponse
-	9,  // 59: baton.v1.Scheduler.GetJob:output_type -> baton.v1.Job
-	16, // 60: baton.v1.Scheduler.ListJobs:output_type -> baton.v1.ListJobsResponse
-	18, // 61: baton.v1.Scheduler.CancelJob:output_type -> baton.v1.CancelJobResponse
-	9,  // 62: baton.v1.Scheduler.WatchJob:output_type -> baton.v1.Job
-	23, // 63: baton.v1.Scheduler.CollectResults:output_type -> baton.v1.ResultChunk
-	21, // 64: baton.v1.Scheduler.ReleaseJob:output_type -> baton.v1.ReleaseJobResponse
-	26, // 65: baton.v1.Scheduler.ListExecutors:output_type -> baton.v1.ListExecutorsResponse
-	29, // 66: baton.v1.Operator.Status:output_type -> baton.v1.StatusResponse
-	31, // 67: baton.v1.Operator.GetNodeStatus:output_type -> baton.v1.NodeStatus
-	33, // 68: baton.v1.Operator.ListPeers:output_type -> baton.v1.ListPeersResponse
-	35, // 69: baton.v1.Operator.AddPeer:output_type -> baton.v1.AddPeerResponse
-	37, // 70: baton.v1.Operator.RemovePeer:output_type -> baton.v1.RemovePeerResponse
-	39, // 71: baton.v1.Operator.TransferLeadership:output_type -> baton.v1.TransferLeadershipResponse
-	41, // 72: baton.v1.Operator.RegisterMember:output_type -> baton.v1.RegisterMemberResponse
-	43, // 73: baton.v1.Operator.ReportResultLost:output_type -> baton.v1.ReportResultLostResponse
-	61, // 74: baton.v1.Executors.Connect:output_type -> baton.v1.DriverMessage
-	64, // 75: baton.v1.Blocks.FetchShuffle:output_type -> baton.v1.BlockChunk
-	64, // 76: baton.v1.Blocks.FetchResult:output_type -> baton.v1.BlockChunk
-	58, // [58:77] is the sub-list for method output_type
-	39, // [39:58] is the sub-list for method input_type
-	39, // [39:39] is the sub-list for extension type_name
-	39, // [39:39] is the sub-list for extension extendee
-	0,  // [0:39] is the sub-list for field type_name
+	44, // 23: baton.v1.Hello.unacked:type_name -> baton.v1.TaskID
+	48, // 24: baton.v1.StatusUpdates.updates:type_name -> baton.v1.TaskStatus
+	44, // 25: baton.v1.CommitRequest.id:type_name -> baton.v1.TaskID
+	49, // 26: baton.v1.ExecutorMessage.hello:type_name -> baton.v1.Hello
+	50, // 27: baton.v1.ExecutorMessage.updates:type_name -> baton.v1.StatusUpdates
+	51, // 28: baton.v1.ExecutorMessage.commit:type_name -> baton.v1.CommitRequest
+	47, // 29: baton.v1.Launch.tasks:type_name -> baton.v1.TaskLaunch
+	58, // 30: baton.v1.DeleteBlocks.results:type_name -> baton.v1.ResultBlock
+	53, // 31: baton.v1.DriverMessage.welcome:type_name -> baton.v1.Welcome
+	54, // 32: baton.v1.DriverMessage.launch:type_name -> baton.v1.Launch
+	55, // 33: baton.v1.DriverMessage.kill:type_name -> baton.v1.Kill
+	56, // 34: baton.v1.DriverMessage.ack:type_name -> baton.v1.Ack
+	57, // 35: baton.v1.DriverMessage.commit:type_name -> baton.v1.CommitDecision
+	59, // 36: baton.v1.DriverMessage.delete:type_name -> baton.v1.DeleteBlocks
+	60, // 37: baton.v1.DriverMessage.not_leader:type_name -> baton.v1.NotLeader
+	3,  // 38: baton.v1.BlockChunk.error:type_name -> baton.v1.BlockError
+	69, // 39: baton.v1.ExecutorStats.launches_by_job:type_name -> baton.v1.ExecutorStats.LaunchesByJobEntry
+	70, // 40: baton.v1.ExecutorStats.first_launch_by_term:type_name -> baton.v1.ExecutorStats.FirstLaunchByTermEntry
+	71, // 41: baton.v1.ExecutorStats.last_launch_by_term:type_name -> baton.v1.ExecutorStats.LastLaunchByTermEntry
+	7,  // 42: baton.v1.Plan.DatasetsEntry.value:type_name -> baton.v1.Dataset
+	12, // 43: baton.v1.Scheduler.SubmitJob:input_type -> baton.v1.SubmitJobRequest
+	14, // 44: baton.v1.Scheduler.GetJob:input_type -> baton.v1.GetJobRequest
+	15, // 45: baton.v1.Scheduler.ListJobs:input_type -> baton.v1.ListJobsRequest
+	17, // 46: baton.v1.Scheduler.CancelJob:input_type -> baton.v1.CancelJobRequest
+	19, // 47: baton.v1.Scheduler.WatchJob:input_type -> baton.v1.WatchJobRequest
+	22, // 48: baton.v1.Scheduler.CollectResults:input_type -> baton.v1.CollectResultsRequest
+	20, // 49: baton.v1.Scheduler.ReleaseJob:input_type -> baton.v1.ReleaseJobRequest
+	24, // 50: baton.v1.Scheduler.ListExecutors:input_type -> baton.v1.ListExecutorsRequest
+	28, // 51: baton.v1.Operator.Status:input_type -> baton.v1.StatusRequest
+	30, // 52: baton.v1.Operator.GetNodeStatus:input_type -> baton.v1.NodeStatusRequest
+	32, // 53: baton.v1.Operator.ListPeers:input_type -> baton.v1.ListPeersRequest
+	34, // 54: baton.v1.Operator.AddPeer:input_type -> baton.v1.AddPeerRequest
+	36, // 55: baton.v1.Operator.RemovePeer:input_type -> baton.v1.RemovePeerRequest
+	38, // 56: baton.v1.Operator.TransferLeadership:input_type -> baton.v1.TransferLeadershipRequest
+	40, // 57: baton.v1.Operator.RegisterMember:input_type -> baton.v1.RegisterMemberRequest
+	42, // 58: baton.v1.Operator.ReportResultLost:input_type -> baton.v1.ReportResultLostRequest
+	52, // 59: baton.v1.Executors.Connect:input_type -> baton.v1.ExecutorMessage
+	62, // 60: baton.v1.Blocks.FetchShuffle:input_type -> baton.v1.FetchShuffleRequest
+	63, // 61: baton.v1.Blocks.FetchResult:input_type -> baton.v1.FetchResultRequest
+	65, // 62: baton.v1.Blocks.Stats:input_type -> baton.v1.ExecutorStatsRequest
+	13, // 63: baton.v1.Scheduler.SubmitJob:output_type -> baton.v1.SubmitJobResponse
+	9,  // 64: baton.v1.Scheduler.GetJob:output_type -> baton.v1.Job
+	16, // 65: baton.v1.Scheduler.ListJobs:output_type -> baton.v1.ListJobsResponse
+	18, // 66: baton.v1.Scheduler.CancelJob:output_type -> baton.v1.CancelJobResponse
+	9,  // 67: baton.v1.Scheduler.WatchJob:output_type -> baton.v1.Job
+	23, // 68: baton.v1.Scheduler.CollectResults:output_type -> baton.v1.ResultChunk
+	21, // 69: baton.v1.Scheduler.ReleaseJob:output_type -> baton.v1.ReleaseJobResponse
+	26, // 70: baton.v1.Scheduler.ListExecutors:output_type -> baton.v1.ListExecutorsResponse
+	29, // 71: baton.v1.Operator.Status:output_type -> baton.v1.StatusResponse
+	31, // 72: baton.v1.Operator.GetNodeStatus:output_type -> baton.v1.NodeStatus
+	33, // 73: baton.v1.Operator.ListPeers:output_type -> baton.v1.ListPeersResponse
+	35, // 74: baton.v1.Operator.AddPeer:output_type -> baton.v1.AddPeerResponse
+	37, // 75: baton.v1.Operator.RemovePeer:output_type -> baton.v1.RemovePeerResponse
+	39, // 76: baton.v1.Operator.TransferLeadership:output_type -> baton.v1.TransferLeadershipResponse
+	41, // 77: baton.v1.Operator.RegisterMember:output_type -> baton.v1.RegisterMemberResponse
+	43, // 78: baton.v1.Operator.ReportResultLost:output_type -> baton.v1.ReportResultLostResponse
+	61, // 79: baton.v1.Executors.Connect:output_type -> baton.v1.DriverMessage
+	64, // 80: baton.v1.Blocks.FetchShuffle:output_type -> baton.v1.BlockChunk
+	64, // 81: baton.v1.Blocks.FetchResult:output_type -> baton.v1.BlockChunk
+	66, // 82: baton.v1.Blocks.Stats:output_type -> baton.v1.ExecutorStats
+	63, // [63:83] is the sub-list for method output_type
+	43, // [43:63] is the sub-list for method input_type
+	43, // [43:43] is the sub-list for extension type_name
+	43, // [43:43] is the sub-list for extension extendee
+	0,  // [0:43] is the sub-list for field type_name
 }
 
 func init() { file_api_baton_proto_init() }
@@ -5082,7 +5299,7 @@ func file_api_baton_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_api_baton_proto_rawDesc), len(file_api_baton_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   63,
+			NumMessages:   68,
 			NumExtensions: 0,
 			NumServices:   4,
 		},

@@ -891,6 +891,7 @@ var Executors_ServiceDesc = grpc.ServiceDesc{
 const (
 	Blocks_FetchShuffle_FullMethodName = "/baton.v1.Blocks/FetchShuffle"
 	Blocks_FetchResult_FullMethodName  = "/baton.v1.Blocks/FetchResult"
+	Blocks_Stats_FullMethodName        = "/baton.v1.Blocks/Stats"
 )
 
 // BlocksClient is the client API for Blocks service.
@@ -899,6 +900,8 @@ const (
 type BlocksClient interface {
 	FetchShuffle(ctx context.Context, in *FetchShuffleRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[BlockChunk], error)
 	FetchResult(ctx context.Context, in *FetchResultRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[BlockChunk], error)
+	// Stats reports what the executor serving the blocks did.
+	Stats(ctx context.Context, in *ExecutorStatsRequest, opts ...grpc.CallOption) (*ExecutorStats, error)
 }
 
 type blocksClient struct {
@@ -947,12 +950,24 @@ func (c *blocksClient) FetchResult(ctx context.Context, in *FetchResultRequest, 
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Blocks_FetchResultClient = grpc.ServerStreamingClient[BlockChunk]
 
+func (c *blocksClient) Stats(ctx context.Context, in *ExecutorStatsRequest, opts ...grpc.CallOption) (*ExecutorStats, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ExecutorStats)
+	err := c.cc.Invoke(ctx, Blocks_Stats_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // BlocksServer is the server API for Blocks service.
 // All implementations must embed UnimplementedBlocksServer
 // for forward compatibility.
 type BlocksServer interface {
 	FetchShuffle(*FetchShuffleRequest, grpc.ServerStreamingServer[BlockChunk]) error
 	FetchResult(*FetchResultRequest, grpc.ServerStreamingServer[BlockChunk]) error
+	// Stats reports what the executor serving the blocks did.
+	Stats(context.Context, *ExecutorStatsRequest) (*ExecutorStats, error)
 	mustEmbedUnimplementedBlocksServer()
 }
 
@@ -968,6 +983,9 @@ func (UnimplementedBlocksServer) FetchShuffle(*FetchShuffleRequest, grpc.ServerS
 }
 func (UnimplementedBlocksServer) FetchResult(*FetchResultRequest, grpc.ServerStreamingServer[BlockChunk]) error {
 	return status.Error(codes.Unimplemented, "method FetchResult not implemented")
+}
+func (UnimplementedBlocksServer) Stats(context.Context, *ExecutorStatsRequest) (*ExecutorStats, error) {
+	return nil, status.Error(codes.Unimplemented, "method Stats not implemented")
 }
 func (UnimplementedBlocksServer) mustEmbedUnimplementedBlocksServer() {}
 func (UnimplementedBlocksServer) testEmbeddedByValue()                {}
@@ -1012,13 +1030,36 @@ func _Blocks_FetchResult_Handler(srv interface{}, stream grpc.ServerStream) erro
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Blocks_FetchResultServer = grpc.ServerStreamingServer[BlockChunk]
 
+func _Blocks_Stats_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ExecutorStatsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(BlocksServer).Stats(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Blocks_Stats_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(BlocksServer).Stats(ctx, req.(*ExecutorStatsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Blocks_ServiceDesc is the grpc.ServiceDesc for Blocks service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
 var Blocks_ServiceDesc = grpc.ServiceDesc{
 	ServiceName: "baton.v1.Blocks",
 	HandlerType: (*BlocksServer)(nil),
-	Methods:     []grpc.MethodDesc{},
+	Methods: []grpc.MethodDesc{
+		{
+			MethodName: "Stats",
+			Handler:    _Blocks_Stats_Handler,
+		},
+	},
 	Streams: []grpc.StreamDesc{
 		{
 			StreamName:    "FetchShuffle",

@@ -27,6 +27,8 @@ type JobInfo struct {
 	// The job's effective limits.
 	MaxTaskFailures int
 	MaxResultSize   int64
+	// Task ends logged for the job's stages (see job.successes).
+	TaskSuccesses, TaskFailures int64
 }
 
 // StageState says where a stage is in the scheduler.
@@ -112,6 +114,8 @@ func (s *State) Job(id JobID) (JobInfo, bool) {
 		Partitions:      append([]int(nil), j.parts...),
 		MaxTaskFailures: s.jobMaxTaskFailures(j),
 		MaxResultSize:   s.jobMaxResultSize(j),
+		TaskSuccesses:   j.successes,
+		TaskFailures:    j.failures,
 	}
 	for _, sid := range j.stages {
 		info.Stages = append(info.Stages, StageID(sid))

@@ -19,7 +19,7 @@ import (
 // once and referenced by index.
 const (
 	snapshotMagic   = "BATONDAG"
-	snapshotVersion = 2
+	snapshotVersion = 3
 )
 
 // ErrCorruptSnapshot is returned by Unmarshal for bytes that are not a
@@ -237,6 +237,8 @@ func (s *State) AppendBinary(buf []byte) ([]byte, error) {
 		e.int(j.ended)
 		e.uint(uint64(j.maxTaskFailures))
 		e.int(j.maxResultSize)
+		e.int(j.successes)
+		e.int(j.failures)
 	}
 
 	keys := make([]string, 0, len(s.idem))
@@ -422,6 +424,8 @@ func Unmarshal(data []byte) (*State, error) {
 		j.ended = d.int()
 		j.maxTaskFailures = d.int32()
 		j.maxResultSize = d.int()
+		j.successes = d.int()
+		j.failures = d.int()
 		s.jobs[j.id] = j
 		s.jobOrder = append(s.jobOrder, j.id)
 	}

@@ -69,6 +69,11 @@ type job struct {
 
 	maxTaskFailures int   // 0: the state's
 	maxResultSize   int64 // 0: the state's; < 0: no limit
+
+	// Task ends logged for the job's stages: successes (duplicates
+	// included: a success more than the tasks is a task that ran again)
+	// and failures of any reason.
+	successes, failures int64
 }
 
 func (s *State) jobMaxTaskFailures(j *job) int {

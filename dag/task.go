@@ -39,6 +39,15 @@ func (s *State) taskEnded(c *TaskEnded) Result {
 	if c.Reason != Success && c.Reason != CommitDenied {
 		s.commitAttemptFailed(st, idx, c.Task)
 	}
+	for _, jid := range st.jobs {
+		if j := s.jobs[JobID(jid)]; j != nil {
+			if c.Reason == Success {
+				j.successes++
+			} else {
+				j.failures++
+			}
+		}
+	}
 	switch c.Reason {
 	case Success:
 		if st.isMap {

@@ -105,6 +105,10 @@ func (d *Driver) Connect(stream grpc.BidiStreamingServer[api.ExecutorMessage, ap
 			case *api.ExecutorMessage_Updates:
 				if len(m.Updates.Updates) > 0 {
 					go l.updates(c, m.Updates.Updates)
+				} else {
+					// A heartbeat: answer it, so the executor knows this
+					// leader is alive (a frozen leader does not answer).
+					c.send(&api.DriverMessage{Msg: &api.DriverMessage_Ack{Ack: &api.Ack{}}})
 				}
 			case *api.ExecutorMessage_Hello:
 				// A second hello is a protocol error.
@@ -174,7 +178,7 @@ func (l *leadership) attach(c *conn, h *api.Hello) error {
 	if len(dead) > 0 {
 		c.send(&api.DriverMessage{Msg: &api.DriverMessage_Delete{Delete: &api.DeleteBlocks{Shuffles: dead}}})
 	}
-	l.adopt(c, h.Running)
+	l.adopt(c, h.Running, h.Unacked)
 	l.vanished(c.id, h)
 	l.kick()
 	return nil
@@ -190,7 +194,7 @@ func (l *leadership) vanished(exec string, h *api.Hello) {
 		known[id.Task] = true
 	}
 	for _, id := range h.Unacked {
-		known[id] = true
+		known[id.Task] = true
 	}
 	var cmds []dag.Command
 	l.mu.Lock()

@@ -109,13 +109,27 @@ func (l *leadership) ended(task uint64) {
 	}
 }
 
-// adopt takes over the attempts an executor reports running: those still
-// useful are recorded as running (not launched again), the others killed.
-func (l *leadership) adopt(c *conn, running []*api.TaskID) {
+// adopt takes over the attempts an executor reports: those running and
+// still useful are recorded as running (not launched again), the others
+// killed; those finished whose reports are not yet committed hold their
+// partitions until the reports (sent right after) are committed, so a
+// task that finished under the previous leader never runs again.
+func (l *leadership) adopt(c *conn, running, unacked []*api.TaskID) {
 	var kill []uint64
 	l.d.fsm.Read(func(s *dag.State) {
 		l.mu.Lock()
 		defer l.mu.Unlock()
+		for _, id := range unacked {
+			if _, known := l.attempts[id.Task]; known {
+				continue
+			}
+			key := partKey{dag.StageID(id.Stage), int(id.StageAttempt), int(id.Partition)}
+			if _, taken := l.byPart[key]; taken {
+				continue
+			}
+			l.attempts[id.Task] = &attempt{id: id, exec: c.id, key: key, reported: true}
+			l.byPart[key] = id.Task
+		}
 		for _, id := range running {
 			if _, known := l.attempts[id.Task]; known {
 				continue

@@ -74,6 +74,44 @@ type Executor struct {
 	graphs      map[string]*plan.Graph // by graph key
 	kick        chan struct{}          // wakes the sender
 	slots       chan struct{}
+	stats       stats
+}
+
+// stats is what the executor did, for drills and operators.
+type stats struct {
+	launches    int64
+	launchesJob map[uint64]int64
+	fenced      int64
+	firstByTerm map[uint64]int64
+	lastByTerm  map[uint64]int64
+}
+
+// blockService serves the block store and the executor's stats.
+type blockService struct {
+	*blockstore.Service
+	e *Executor
+}
+
+// Stats reports what the executor did since it started.
+func (b *blockService) Stats(ctx context.Context, _ *api.ExecutorStatsRequest) (*api.ExecutorStats, error) {
+	e := b.e
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	st := &api.ExecutorStats{
+		ExecutorId: e.opts.ID, HighestTerm: e.highestTerm, Launches: e.stats.launches, Fenced: e.stats.fenced,
+		LaunchesByJob: map[uint64]int64{}, FirstLaunchByTerm: map[uint64]int64{}, LastLaunchByTerm: map[uint64]int64{},
+		Running: int32(len(e.running)), Unacked: int32(len(e.pending)), BlockBytes: e.store.DiskUsage(),
+	}
+	for k, v := range e.stats.launchesJob {
+		st.LaunchesByJob[k] = v
+	}
+	for k, v := range e.stats.firstByTerm {
+		st.FirstLaunchByTerm[k] = v
+	}
+	for k, v := range e.stats.lastByTerm {
+		st.LastLaunchByTerm[k] = v
+	}
+	return st, nil
 }
 
 type task struct {
@@ -127,7 +165,9 @@ func New(opts Options) (*Executor, error) {
 		graphs:  map[string]*plan.Graph{},
 		kick:    make(chan struct{}, 1),
 		slots:   make(chan struct{}, opts.Cores),
+		stats:   stats{launchesJob: map[uint64]int64{}, firstByTerm: map[uint64]int64{}, lastByTerm: map[uint64]int64{}},
 	}
+	e.highestTerm = loadTerm(opts.DataDir)
 	storeOpts := opts.Store
 	storeOpts.Logger = e.log
 	if e.store, err = blockstore.Open(filepath.Join(opts.DataDir, "blocks"), &storeOpts); err != nil {
@@ -143,7 +183,7 @@ func New(opts Options) (*Executor, error) {
 	}
 	e.runner = &ops.Runner{Registry: opts.Registry, Fetcher: &blockstore.Fetcher{Local: e.store, LocalID: id, Conns: e.conns}}
 	e.grpc = grpc.NewServer(grpc.MaxRecvMsgSize(16 << 20))
-	api.RegisterBlocksServer(e.grpc, &blockstore.Service{Store: e.store})
+	api.RegisterBlocksServer(e.grpc, &blockService{Service: &blockstore.Service{Store: e.store}, e: e})
 	go e.grpc.Serve(e.ln)
 	return e, nil
 }
@@ -194,7 +234,7 @@ func (e *Executor) Run(ctx context.Context) error {
 	e.log.Info("executor started", "addr", e.addr, "cores", e.opts.Cores, "schedulers", strings.Join(e.opts.Schedulers, ","))
 	hint := ""
 	next := 0
-	backoff := 50 * time.Millisecond
+	backoff := 25 * time.Millisecond
 	var session uint64
 	for ctx.Err() == nil {
 		addr := hint
@@ -216,9 +256,11 @@ func (e *Executor) Run(ctx context.Context) error {
 			case <-ctx.Done():
 			case <-time.After(backoff):
 			}
-			backoff = min(2*backoff, time.Second)
+			// Short waits: after a leader's death the next one is a few
+			// hundred milliseconds away, and tasks wait for us.
+			backoff = min(2*backoff, 250*time.Millisecond)
 		} else {
-			backoff = 50 * time.Millisecond
+			backoff = 25 * time.Millisecond
 		}
 	}
 	return nil
@@ -241,5 +283,31 @@ func (e *Executor) wake() {
 	select {
 	case e.kick <- struct{}{}:
 	default:
+	}
+}
+
+// The highest leader term obeyed is kept in the data directory, so that a
+// restarted executor still refuses a deposed leader.
+func termPath(dir string) string { return filepath.Join(dir, "highest-term") }
+
+func loadTerm(dir string) uint64 {
+	b, err := os.ReadFile(termPath(dir))
+	if err != nil {
+		return 0
+	}
+	var t uint64
+	fmt.Sscan(strings.TrimSpace(string(b)), &t)
+	return t
+}
+
+// raiseTerm records a higher term. e.mu is held.
+func (e *Executor) raiseTerm(t uint64) {
+	if t <= e.highestTerm {
+		return
+	}
+	e.highestTerm = t
+	tmp := termPath(e.opts.DataDir) + ".tmp"
+	if err := os.WriteFile(tmp, []byte(fmt.Sprintf("%d\n", t)), 0o644); err == nil {
+		os.Rename(tmp, termPath(e.opts.DataDir))
 	}
 }

@@ -59,7 +59,18 @@ func (e *Executor) session(ctx context.Context, addr string, session uint64) (st
 	if err := stream.Send(&api.ExecutorMessage{Msg: &api.ExecutorMessage_Hello{Hello: e.hello()}}); err != nil {
 		return "", err
 	}
+	// A member that does not answer the hello soon is frozen or lost.
+	answered := make(chan struct{})
+	go func() {
+		select {
+		case <-answered:
+		case <-time.After(2 * time.Second):
+			cancel()
+		case <-sctx.Done():
+		}
+	}()
 	first, err := stream.Recv()
+	close(answered)
 	if err != nil {
 		return "", err
 	}
@@ -73,7 +84,7 @@ func (e *Executor) session(ctx context.Context, addr string, session uint64) (st
 			e.mu.Unlock()
 			return "", fmt.Errorf("welcomed by a leader of term %d, but term %d has been seen: a deposed leader", m.Welcome.Term, e.highestTerm)
 		}
-		e.highestTerm = m.Welcome.Term
+		e.raiseTerm(m.Welcome.Term)
 		// Everything not acknowledged is sent again in this session.
 		e.sessionID = session
 		// Graphs are cached per session: the leader sends each graph
@@ -98,10 +109,36 @@ func (e *Executor) session(ctx context.Context, addr string, session uint64) (st
 	}
 	sendErr := make(chan error, 1)
 	go func() { sendErr <- e.sender(sctx, stream, session, hb) }()
+	// The leader answers every heartbeat; a leader silent for three
+	// heartbeat intervals is dead or frozen: find another.
+	heard := make(chan struct{}, 1)
+	go func() {
+		t := time.NewTimer(3 * hb)
+		defer t.Stop()
+		for {
+			select {
+			case <-sctx.Done():
+				return
+			case <-heard:
+				if !t.Stop() {
+					<-t.C
+				}
+				t.Reset(3 * hb)
+			case <-t.C:
+				e.log.Warn("the leader is silent; looking for another", "via", addr)
+				cancel()
+				return
+			}
+		}
+	}()
 	for {
 		msg, err := stream.Recv()
 		if err != nil {
 			return "", err
+		}
+		select {
+		case heard <- struct{}{}:
+		default:
 		}
 		switch m := msg.Msg.(type) {
 		case *api.DriverMessage_Launch:
@@ -136,8 +173,8 @@ func (e *Executor) hello() *api.Hello {
 	for _, t := range e.running {
 		h.Running = append(h.Running, t.id)
 	}
-	for id := range e.pending {
-		h.Unacked = append(h.Unacked, id)
+	for _, u := range e.pending {
+		h.Unacked = append(h.Unacked, u.status.Id)
 	}
 	if shuffles, err := e.store.Shuffles(); err == nil {
 		h.Shuffles = shuffles
@@ -190,10 +227,11 @@ func (e *Executor) launch(ctx context.Context, l *api.TaskLaunch) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if l.Term < e.highestTerm {
+		e.stats.fenced++
 		e.log.Warn("refused a launch from a deposed leader", "task", l.Id.GetTask(), "term", l.Term, "highest", e.highestTerm)
 		return
 	}
-	e.highestTerm = l.Term
+	e.raiseTerm(l.Term)
 	id := l.Id.GetTask()
 	if _, dup := e.running[id]; dup {
 		return
@@ -201,6 +239,13 @@ func (e *Executor) launch(ctx context.Context, l *api.TaskLaunch) {
 	if _, dup := e.pending[id]; dup {
 		return
 	}
+	now := time.Now().UnixNano()
+	e.stats.launches++
+	e.stats.launchesJob[l.Id.GetJob()]++
+	if _, ok := e.stats.firstByTerm[l.Term]; !ok {
+		e.stats.firstByTerm[l.Term] = now
+	}
+	e.stats.lastByTerm[l.Term] = now
 	g := e.graphs[l.GraphKey]
 	if g == nil && len(l.Graph) > 0 {
 		g = &plan.Graph{}
@@ -224,10 +269,11 @@ func (e *Executor) kill(k *api.Kill) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if k.Term < e.highestTerm {
+		e.stats.fenced++
 		e.log.Warn("refused a kill from a deposed leader", "term", k.Term, "highest", e.highestTerm)
 		return
 	}
-	e.highestTerm = k.Term
+	e.raiseTerm(k.Term)
 	for _, id := range k.Tasks {
 		if t, ok := e.running[id]; ok {
 			t.killed = true

@@ -365,6 +365,7 @@ func jobToProto(st *dag.State, j dag.JobInfo) *api.Job {
 		Id: uint64(j.ID), Name: j.Name, State: jobStates[j.Status], Message: j.Message, Tasks: int32(j.Tasks),
 		Finished: int32(j.Finished), ResultBytes: j.ResultBytes, Released: j.Released,
 		SubmittedUnixNano: j.Submitted, EndedUnixNano: j.Ended, Pool: j.Pool, IdempotencyKey: j.Key,
+		TaskSuccesses: j.TaskSuccesses, TaskFailures: j.TaskFailures,
 	}
 	if j.Graph != nil {
 		a := j.Graph.Action
