@@ -143,7 +143,11 @@ func (c *Conns) FetchResult(ctx context.Context, addr string, job, task uint64) 
 	if err != nil {
 		return nil, err
 	}
-	stream, err := cl.FetchResult(ctx, &api.FetchResultRequest{Job: job, Task: task})
+	cctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	timer := time.AfterFunc(connectWait, cancel)
+	defer timer.Stop()
+	stream, err := cl.FetchResult(cctx, &api.FetchResultRequest{Job: job, Task: task}, grpc.WaitForReady(true))
 	if err != nil {
 		return nil, err
 	}
@@ -231,6 +235,23 @@ func (f *Fetcher) Fetch(ctx context.Context, in ops.ShuffleInput, reduce int, fn
 	return nil
 }
 
+// connectWait bounds the wait for an executor's block service.
+const connectWait = 2 * time.Second
+
+// prefetched replays a stream's first message.
+type prefetched struct {
+	grpc.ServerStreamingClient[api.BlockChunk]
+	first *api.BlockChunk
+}
+
+func (p *prefetched) Recv() (*api.BlockChunk, error) {
+	if f := p.first; f != nil {
+		p.first = nil
+		return f, nil
+	}
+	return p.ServerStreamingClient.Recv()
+}
+
 func (f *Fetcher) fetchRemote(ctx context.Context, shuffle uint64, reduce int, exec string, locs []ops.MapLocation, blocks [][]byte) error {
 	failed := func(m int, err error) error {
 		return &ops.FetchFailedError{Executor: exec, Shuffle: shuffle, Map: m, Reduce: reduce, Err: err}
@@ -243,9 +264,27 @@ func (f *Fetcher) fetchRemote(ctx context.Context, shuffle uint64, reduce int, e
 	for _, l := range locs {
 		req.Maps = append(req.Maps, int32(l.Map))
 	}
-	// Fail fast when the executor is gone rather than wait for it.
-	stream, err := cl.FetchShuffle(ctx, req)
+	// Wait a little for the connection: an executor that restarted (its
+	// blocks are on disk) may be coming back, and a connection that
+	// failed before is in backoff. Give up after connectWait: the
+	// executor is gone, and the reducer reports FetchFailed (Spark also
+	// retries a fetch before giving up).
+	cctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	timer := time.AfterFunc(connectWait, cancel)
+	stream, err := cl.FetchShuffle(cctx, req, grpc.WaitForReady(true))
+	if err == nil {
+		// The first message proves the connection; then no deadline.
+		var first *api.BlockChunk
+		first, err = stream.Recv()
+		if timer.Stop() && err == nil {
+			stream = &prefetched{ServerStreamingClient: stream, first: first}
+		}
+	}
 	if err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
 		return failed(locs[0].Map, err)
 	}
 	for _, l := range locs {

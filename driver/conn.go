@@ -260,6 +260,10 @@ func (l *leadership) updates(c *conn, updates []*api.TaskStatus) {
 		if cmd == nil {
 			continue
 		}
+		if cmd.Reason != dag.Success {
+			l.d.log.Info("driver: task attempt failed", "executor", c.id, "task", cmd.Task, "job", u.Id.GetJob(), "stage", cmd.Stage,
+				"attempt", cmd.StageAttempt, "partition", cmd.Partition, "reason", cmd.Reason.String(), "message", cmd.Message)
+		}
 		cmds = append(cmds, cmd)
 		ids = append(ids, u.Id.GetTask())
 	}

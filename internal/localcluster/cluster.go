@@ -88,7 +88,11 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 		opts.Cores = 4
 	}
 	c := &Cluster{opts: opts, dir: opts.Dir, conns: map[string]*grpc.ClientConn{}}
-	if c.dir == "" {
+	if c.dir != "" {
+		if err := os.MkdirAll(c.dir, 0o755); err != nil {
+			return nil, err
+		}
+	} else {
 		d, err := os.MkdirTemp("", "baton-cluster-")
 		if err != nil {
 			return nil, err
