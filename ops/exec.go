@@ -129,12 +129,12 @@ func (r *Runner) RunResult(ctx context.Context, t *Task) ([]byte, error) {
 
 // exec is one task's evaluation.
 type exec struct {
-	ctx   context.Context
-	r     *Runner
-	t     *Task
-	g     *plan.Graph
-	tc    *TaskContext
-	fns   map[int]any // node -> function instance
+	ctx context.Context
+	r   *Runner
+	t   *Task
+	g   *plan.Graph
+	tc  *TaskContext
+	fns map[int]any // node -> function instance
 }
 
 func (r *Runner) newExec(ctx context.Context, t *Task) (*exec, error) {

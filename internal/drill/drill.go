@@ -62,17 +62,17 @@ type Round struct {
 	// Tasks that ran again: because of the scheduler failover (leader or
 	// follower kills; must be 0), or because data was lost (executor
 	// kills: lost map outputs are recomputed, as in Spark).
-	RerunFailover int64   `json:"rerun_failover"`
-	RerunDataLoss int64   `json:"rerun_data_loss"`
+	RerunFailover int64 `json:"rerun_failover"`
+	RerunDataLoss int64 `json:"rerun_data_loss"`
 	// Attempts is each stage's last attempt number (0: it ran once).
 	Attempts []int32 `json:"stage_attempts"`
 	// TaskFailures counts the task ends of the job that were not
 	// successes (killed, lost, failed).
-	TaskFailures  int64   `json:"task_failures"`
-	JobMs         float64 `json:"job_ms"`
-	BaselineMs    float64 `json:"baseline_ms"`
-	Exact         bool    `json:"exact"`
-	Error         string  `json:"error,omitempty"`
+	TaskFailures int64   `json:"task_failures"`
+	JobMs        float64 `json:"job_ms"`
+	BaselineMs   float64 `json:"baseline_ms"`
+	Exact        bool    `json:"exact"`
+	Error        string  `json:"error,omitempty"`
 }
 
 // Report is a drill's outcome.
