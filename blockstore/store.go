@@ -336,6 +336,28 @@ func (s *Store) Shuffles() ([]uint64, error) {
 	return out, it.Error()
 }
 
+// ResultJobs returns the ids of the jobs with results here, ascending.
+func (s *Store) ResultJobs() ([]uint64, error) {
+	if s.closed.Load() {
+		return nil, ErrClosed
+	}
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{'r'}, UpperBound: []byte{'r' + 1}})
+	if err != nil {
+		return nil, fmt.Errorf("blockstore: %w", err)
+	}
+	defer it.Close()
+	var out []uint64
+	for ok := it.First(); ok; {
+		id := binary.BigEndian.Uint64(it.Key()[1:9])
+		out = append(out, id)
+		if id == ^uint64(0) {
+			break
+		}
+		ok = it.SeekGE(resultKey(id+1, 0)[:9])
+	}
+	return out, it.Error()
+}
+
 // DiskUsage returns the bytes the store occupies on disk.
 func (s *Store) DiskUsage() uint64 {
 	if s.closed.Load() {

@@ -39,12 +39,17 @@ func (s *State) taskEnded(c *TaskEnded) Result {
 	if c.Reason != Success && c.Reason != CommitDenied {
 		s.commitAttemptFailed(st, idx, c.Task)
 	}
-	for _, jid := range st.jobs {
-		if j := s.jobs[JobID(jid)]; j != nil {
-			if c.Reason == Success {
-				j.successes++
-			} else {
-				j.failures++
+	if c.Reason != Success || !s.sameReport(st, idx, c) {
+		// Count executions, not reports: an executor resends a report a
+		// leader died before acknowledging, and that is not a task that
+		// ran again.
+		for _, jid := range st.jobs {
+			if j := s.jobs[JobID(jid)]; j != nil {
+				if c.Reason == Success {
+					j.successes++
+				} else {
+					j.failures++
+				}
 			}
 		}
 	}
@@ -123,6 +128,17 @@ func (s *State) checkTaskEnded(st *stage, c *TaskEnded) error {
 		return bad("epoch %d is ahead of the current epoch %d", c.Epoch, s.epoch)
 	}
 	return nil
+}
+
+// sameReport reports whether a success repeats the report already
+// registered for the partition (same task).
+func (s *State) sameReport(st *stage, idx int, c *TaskEnded) bool {
+	if st.isMap {
+		o := s.shuffles[st.shuffle].outputs[idx]
+		return o.exec != "" && o.task == c.Task
+	}
+	j := s.jobs[st.job]
+	return j.results != nil && j.finished[idx] && j.results[idx].Task == c.Task
 }
 
 // mapTaskSucceeded registers a map output unless it is bogus, and

@@ -155,6 +155,12 @@ func (l *leadership) attach(c *conn, h *api.Hello) error {
 			return wrap(res[0].Err, "register executor %s", h.ExecutorId)
 		}
 	}
+	c.send(&api.DriverMessage{Msg: &api.DriverMessage_Welcome{Welcome: &api.Welcome{Term: l.term, HeartbeatIntervalMs: d.opts.HeartbeatInterval.Milliseconds()}}})
+	// Adopt what the executor runs and holds before the session counts:
+	// the grace period ends once every executor's session counts, and
+	// from then on partitions not held are launched.
+	l.adopt(c, h.Running, h.Unacked)
+	l.vanished(c.id, h)
 	l.mu.Lock()
 	if old := l.conns[c.id]; old != nil {
 		old.close()
@@ -163,23 +169,27 @@ func (l *leadership) attach(c *conn, h *api.Hello) error {
 	l.lastSeen[c.id] = time.Now()
 	c.ready = true
 	l.mu.Unlock()
-	c.send(&api.DriverMessage{Msg: &api.DriverMessage_Welcome{Welcome: &api.Welcome{Term: l.term, HeartbeatIntervalMs: d.opts.HeartbeatInterval.Milliseconds()}}})
-	d.log.Info("driver: executor connected", "executor", c.id, "addr", c.addr, "cores", c.cores, "running", len(h.Running))
+	d.log.Info("driver: executor connected", "executor", c.id, "addr", c.addr, "cores", c.cores, "running", len(h.Running), "unacked", len(h.Unacked))
 
-	// Blocks of shuffles the state no longer has are dead.
-	var dead []uint64
+	// Blocks of shuffles the state no longer has, and results of jobs
+	// that no longer hold results, are dead (deletions sent while the
+	// executor was away were lost).
+	del := &api.DeleteBlocks{}
 	d.fsm.Read(func(s *dag.State) {
 		for _, sh := range h.Shuffles {
 			if _, ok := s.Shuffle(dag.ShuffleID(sh)); !ok {
-				dead = append(dead, sh)
+				del.Shuffles = append(del.Shuffles, sh)
+			}
+		}
+		for _, jid := range h.ResultJobs {
+			if j, ok := s.Job(dag.JobID(jid)); !ok || j.Released {
+				del.ResultJobs = append(del.ResultJobs, jid)
 			}
 		}
 	})
-	if len(dead) > 0 {
-		c.send(&api.DriverMessage{Msg: &api.DriverMessage_Delete{Delete: &api.DeleteBlocks{Shuffles: dead}}})
+	if len(del.Shuffles)+len(del.ResultJobs) > 0 {
+		c.send(&api.DriverMessage{Msg: &api.DriverMessage_Delete{Delete: del}})
 	}
-	l.adopt(c, h.Running, h.Unacked)
-	l.vanished(c.id, h)
 	l.kick()
 	return nil
 }
@@ -379,15 +389,19 @@ func (l *leadership) dropped(dr *dag.Dropped) {
 	for i, s := range dr.Shuffles {
 		shuffles[i] = uint64(s)
 	}
-	for _, c := range conns {
-		del := &api.DeleteBlocks{Shuffles: shuffles}
-		for _, r := range dr.Results {
-			if string(r.Executor) == c.id {
-				del.Results = append(del.Results, &api.ResultBlock{Job: uint64(r.Job), Task: uint64(r.Task)})
-			}
+	// Every result of the jobs concerned goes, on every executor: that
+	// also takes the results of earlier attempts nobody references.
+	var jobs []uint64
+	seen := map[dag.JobID]bool{}
+	for _, r := range dr.Results {
+		if !seen[r.Job] {
+			seen[r.Job] = true
+			jobs = append(jobs, uint64(r.Job))
 		}
-		if len(del.Shuffles)+len(del.Results) > 0 {
-			c.send(&api.DriverMessage{Msg: &api.DriverMessage_Delete{Delete: del}})
+	}
+	for _, c := range conns {
+		if len(shuffles)+len(jobs) > 0 {
+			c.send(&api.DriverMessage{Msg: &api.DriverMessage_Delete{Delete: &api.DeleteBlocks{Shuffles: shuffles, ResultJobs: jobs}}})
 		}
 	}
 }

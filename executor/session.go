@@ -179,6 +179,9 @@ func (e *Executor) hello() *api.Hello {
 	if shuffles, err := e.store.Shuffles(); err == nil {
 		h.Shuffles = shuffles
 	}
+	if jobs, err := e.store.ResultJobs(); err == nil {
+		h.ResultJobs = jobs
+	}
 	return h
 }
 
