@@ -258,7 +258,7 @@ func (e *Executor) Run(ctx context.Context) error {
 			}
 			// Short waits: after a leader's death the next one is a few
 			// hundred milliseconds away, and tasks wait for us.
-			backoff = min(2*backoff, 250*time.Millisecond)
+			backoff = min(2*backoff, 100*time.Millisecond)
 		} else {
 			backoff = 25 * time.Millisecond
 		}

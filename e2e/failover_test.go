@@ -1,0 +1,349 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/baton-sched/baton/api"
+	"github.com/baton-sched/baton/client"
+	"github.com/baton-sched/baton/internal/drill"
+	"github.com/baton-sched/baton/internal/localcluster"
+	"github.com/baton-sched/baton/plan"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+)
+
+// runDrill runs a drill on real processes and checks every answer is
+// exact and no task ran again because of a scheduler failover.
+func runDrill(t *testing.T, opts drill.Options) *drill.Report {
+	t.Helper()
+	opts.Bin = binDir
+	opts.Dir = t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	rep, err := drill.Run(ctx, opts)
+	if rep != nil {
+		var b strings.Builder
+		rep.Print(&b)
+		t.Logf("drill report:\n%s", b.String())
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range rep.Rounds {
+		if !r.Exact || r.Error != "" {
+			t.Errorf("round %d (%s, %s at %s): exact %t, error %q", r.N, r.Job, r.Target, r.At, r.Exact, r.Error)
+		}
+		if r.RerunFailover != 0 {
+			t.Errorf("round %d (%s, %s at %s): %d tasks ran again because of the failover", r.N, r.Job, r.Target, r.At, r.RerunFailover)
+		}
+	}
+	return rep
+}
+
+func TestLeaderKilledDuringEachStage(t *testing.T) {
+	for _, at := range []string{"map", "reduce", "collect"} {
+		t.Run(at, func(t *testing.T) {
+			rep := runDrill(t, drill.Options{Rounds: 2, Kill: "leader", At: at, Seed: 1})
+			for _, r := range rep.Rounds {
+				if r.NewLeader == "" || r.NewLeader == strings.TrimPrefix(r.Target, "leader ") {
+					t.Errorf("round %d: no new leader after killing %s", r.N, r.Target)
+				}
+			}
+		})
+	}
+}
+
+func TestFollowerAndExecutorKilled(t *testing.T) {
+	t.Run("follower", func(t *testing.T) {
+		runDrill(t, drill.Options{Rounds: 2, Kill: "follower", At: "random", Seed: 2})
+	})
+	t.Run("executor", func(t *testing.T) {
+		rep := runDrill(t, drill.Options{Rounds: 2, Kill: "executor", At: "reduce", Seed: 3})
+		lost := int64(0)
+		for _, r := range rep.Rounds {
+			lost += r.RerunDataLoss
+		}
+		if lost == 0 {
+			t.Errorf("killing executors mid-reduce recomputed nothing: the kills did not take data away")
+		}
+	})
+}
+
+// slowCluster starts 3 schedd and 2 execd and a slow word count.
+func slowCluster(t *testing.T, sched ...string) (*localcluster.Cluster, *client.Client) {
+	t.Helper()
+	c, err := localcluster.Start(context.Background(), localcluster.Options{Bin: binDir, Dir: t.TempDir(),
+		SchedFlags: append([]string{"-heartbeat-interval", "200ms", "-executor-timeout", "10s"}, sched...)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	cl, err := c.Client()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cl.Close() })
+	return c, cl
+}
+
+func slowWordCount(glob string, sleepMS int) *plan.Plan {
+	return wordCountPlan(glob, fmt.Sprintf(`,
+		"out": {"op": "mapPartitions", "input": "counts", "fn": {"name": "chaos.sleep", "args": {"ms": %d}}}`, sleepMS))
+}
+
+func execStats(t *testing.T, c *localcluster.Cluster) []*api.ExecutorStats {
+	t.Helper()
+	var out []*api.ExecutorStats
+	for _, p := range c.Execs {
+		cc, err := grpc.NewClient(p.Addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		st, err := api.NewBlocksClient(cc).Stats(ctx, &api.ExecutorStatsRequest{})
+		cancel()
+		cc.Close()
+		if err != nil {
+			t.Fatalf("stats of %s: %v", p.Name, err)
+		}
+		out = append(out, st)
+	}
+	return out
+}
+
+// TestFrozenLeaderIsFenced freezes the leader (SIGSTOP) past the election
+// timeout, lets another take over, then resumes it (SIGCONT): nothing the
+// old leader orders after resuming is obeyed, the job finishes with the
+// exact answer, and no task runs twice.
+func TestFrozenLeaderIsFenced(t *testing.T) {
+	c, cl := slowCluster(t)
+	dir := t.TempDir()
+	want := genText(t, dir, 8, 2000, 11)
+	ctx := context.Background()
+	id, err := cl.Submit(ctx, slowWordCount(filepath.Join(dir, "*.txt"), 150), client.SubmitOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitMapStage(t, cl, id)
+	old, term, err := c.Leader(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Signal(old, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	next, err := c.WaitLeader(ctx, old, term)
+	if err != nil {
+		c.Signal(old, syscall.SIGCONT)
+		t.Fatal(err)
+	}
+	// Executors follow the new leader.
+	waitFor(t, "executors to obey the new term", func() bool {
+		for _, st := range execStats(t, c) {
+			if st.HighestTerm <= term {
+				return false
+			}
+		}
+		return true
+	})
+	resumed := time.Now()
+	if err := c.Signal(old, syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("froze leader %s (term %d); %s took over; resumed the old leader", old.Name, term, next.Name)
+	ctx2, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	recs, err := cl.Answer(ctx2, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameCounts(t, counts(t, recs), want)
+	for _, st := range execStats(t, c) {
+		if last, ok := st.LastLaunchByTerm[term]; ok && last > resumed.UnixNano() {
+			t.Errorf("executor %s obeyed a launch of the deposed leader's term %d after it resumed", st.ExecutorId, term)
+		}
+	}
+	j, err := cl.Job(ctx, id, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tasks := countTasks(j); j.TaskSuccesses != tasks {
+		t.Errorf("%d task successes for %d tasks: tasks ran twice", j.TaskSuccesses, tasks)
+	}
+	waitFor(t, "the old leader to step down", func() bool {
+		st, err := c.NodeStatus(ctx, old)
+		return err == nil && st.State == "Follower"
+	})
+}
+
+func countTasks(j *api.Job) int64 {
+	var n int64
+	for _, s := range j.Stages {
+		n += int64(s.Tasks)
+	}
+	return n
+}
+
+// TestQuorumLossAndRecovery: with two of three schedd down nothing is
+// scheduled and nothing is lost; executors keep their work; when a second
+// node returns the job finishes with the exact answer.
+func TestQuorumLossAndRecovery(t *testing.T) {
+	c, cl := slowCluster(t)
+	dir := t.TempDir()
+	want := genText(t, dir, 8, 2000, 12)
+	ctx := context.Background()
+	id, err := cl.Submit(ctx, slowWordCount(filepath.Join(dir, "*.txt"), 150), client.SubmitOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitMapStage(t, cl, id)
+	leader, _, err := c.Leader(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var down []*localcluster.Proc
+	var survivor *localcluster.Proc
+	for _, p := range c.Scheds {
+		if p == leader || len(down) == 0 {
+			down = append(down, p)
+		} else {
+			survivor = p
+		}
+	}
+	if survivor == nil || len(down) != 2 {
+		t.Fatalf("could not pick two nodes to stop: %v", down)
+	}
+	for _, p := range down {
+		if err := c.Kill(p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Nothing is scheduled: no leader, and the survivor's state stands still.
+	time.Sleep(1500 * time.Millisecond) // let in-flight work settle; the checks below poll
+	before := jobOn(t, c, survivor, id)
+	deadline := time.Now().Add(2 * time.Second)
+	for time.Now().Before(deadline) {
+		st, err := c.NodeStatus(ctx, survivor)
+		if err == nil && st.State == "Leader" {
+			t.Fatal("a lone node became leader")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	after := jobOn(t, c, survivor, id)
+	if before.Finished != after.Finished || before.TaskSuccesses != after.TaskSuccesses {
+		t.Fatalf("the job progressed without a quorum: %d -> %d results", before.Finished, after.Finished)
+	}
+	held := int32(0)
+	for _, st := range execStats(t, c) {
+		held += st.Running + st.Unacked
+	}
+	t.Logf("without a quorum: %d results, executors hold %d attempts (running or unacknowledged)", after.Finished, held)
+	// A second node returns: the job finishes.
+	if err := c.Restart(down[0]); err != nil {
+		t.Fatal(err)
+	}
+	ctx2, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	recs, err := cl.Answer(ctx2, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameCounts(t, counts(t, recs), want)
+	j, err := cl.Job(ctx, id, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tasks := countTasks(j); j.TaskSuccesses != tasks {
+		t.Errorf("%d task successes for %d tasks: tasks ran twice", j.TaskSuccesses, tasks)
+	}
+}
+
+// jobOn reads a job from one node's own replica.
+func jobOn(t *testing.T, c *localcluster.Cluster, p *localcluster.Proc, id uint64) *api.Job {
+	t.Helper()
+	cl, err := client.Dial([]string{p.APIAddr}, client.Options{RetryFor: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	j, err := cl.Job(context.Background(), id, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return j
+}
+
+// TestSubmitWaitRidesThroughLeaderKill: batonctl submit -wait keeps
+// waiting across a leader kill, prints the exact answer, and the job is
+// submitted once.
+func TestSubmitWaitRidesThroughLeaderKill(t *testing.T) {
+	c, cl := slowCluster(t)
+	dir := t.TempDir()
+	want := genText(t, dir, 6, 2000, 13)
+	p := slowWordCount(filepath.Join(dir, "*.txt"), 100)
+	p.Name = "ride-through"
+	planFile := filepath.Join(dir, "plan.json")
+	b, _ := json.Marshal(p)
+	os.WriteFile(planFile, b, 0o644)
+	cmd := exec.Command(filepath.Join(binDir, "batonctl"), "-addr", strings.Join(c.APIAddrs(), ","), "submit", "-f", planFile, "-wait", "-o", "json")
+	var out strings.Builder
+	cmd.Stdout = &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	waitFor(t, "the job to start", func() bool {
+		jobs, err := cl.Jobs(ctx, false)
+		return err == nil && len(jobs) == 1
+	})
+	leader, term, err := c.Leader(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Kill(leader); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.WaitLeader(ctx, leader, term); err != nil {
+		t.Fatal(err)
+	}
+	c.Restart(leader)
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("batonctl submit -wait: %v\n%s", err, out.String())
+	}
+	var res struct {
+		State   string       `json:"state"`
+		Results [][2]*string `json:"results"`
+	}
+	if err := json.Unmarshal([]byte(out.String()), &res); err != nil || res.State != "succeeded" {
+		t.Fatalf("output: %v\n%s", err, out.String())
+	}
+	got := map[string]int{}
+	for _, kv := range res.Results {
+		var n int
+		fmt.Sscan(*kv[1], &n)
+		got[*kv[0]] = n
+	}
+	sameCounts(t, got, want)
+	jobs, err := cl.Jobs(ctx, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, j := range jobs {
+		names = append(names, j.Name)
+	}
+	sort.Strings(names)
+	if len(jobs) != 1 {
+		t.Fatalf("jobs after the ride-through: %v (submitted more than once?)", names)
+	}
+}
