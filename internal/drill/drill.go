@@ -43,8 +43,13 @@ type Options struct {
 	// SleepMS slows each task a little so the nemesis can strike in the
 	// middle of a stage (default 40).
 	SleepMS int
-	// Log receives a running account of the drill (nil: none).
-	Log io.Writer
+	// Moments, when set, overrides At: round i strikes at
+	// Moments[(i-1) % len(Moments)].
+	Moments []string
+	// Log receives a running account of the drill (nil: none); Verbose
+	// adds each round's steps.
+	Log     io.Writer
+	Verbose bool
 }
 
 // Round is one job run under fault.
@@ -109,6 +114,12 @@ type drill struct {
 type baseline struct {
 	ms        float64
 	successes int64
+}
+
+func (d *drill) step(format string, args ...any) {
+	if d.opts.Verbose {
+		d.logf(format, args...)
+	}
 }
 
 func (d *drill) logf(format string, args ...any) {
@@ -284,7 +295,11 @@ func (d *drill) pick(opt string, choices ...string) string {
 // round runs one job with one fault.
 func (d *drill) round(ctx context.Context, n int) Round {
 	j := d.jobs[(n-1)%len(d.jobs)]
-	r := Round{N: n, Job: j.name, At: d.pick(d.opts.At, "map", "reduce", "collect"), BaselineMs: d.base[j.name].ms, TakeoverMs: -1}
+	at := d.opts.At
+	if len(d.opts.Moments) > 0 {
+		at = d.opts.Moments[(n-1)%len(d.opts.Moments)]
+	}
+	r := Round{N: n, Job: j.name, At: d.pick(at, "map", "reduce", "collect"), BaselineMs: d.base[j.name].ms, TakeoverMs: -1}
 	kind := d.pick(d.opts.Kill, "leader", "follower", "executor")
 	fail := func(err error) Round {
 		r.Error = err.Error()
@@ -295,8 +310,18 @@ func (d *drill) round(ctx context.Context, n int) Round {
 	if err != nil {
 		return fail(err)
 	}
+	d.step("round %d: submitted job %d (%s); waiting for the %s moment", n, id, j.name, r.At)
 	if err := d.waitMoment(ctx, id, r.At); err != nil {
 		return fail(err)
+	}
+	if d.opts.Verbose {
+		if info, err := d.cl.Job(ctx, id, false); err == nil {
+			var progress []string
+			for _, st := range info.Stages {
+				progress = append(progress, fmt.Sprintf("stage %d %s %d/%d", st.Id, st.State, st.Available, st.Tasks))
+			}
+			d.step("  job %d: %s", id, strings.Join(progress, ", "))
+		}
 	}
 	// At "collect", the answer is being read when the nemesis strikes.
 	type answer struct {
@@ -326,6 +351,12 @@ func (d *drill) round(ctx context.Context, n int) Round {
 	if err != nil {
 		return fail(err)
 	}
+	switch {
+	case r.NewLeader != "":
+		d.step("  SIGKILLed the leader %s; %s was elected after %s; restarting %s", strings.TrimPrefix(r.Target, "leader "), r.NewLeader, ms(r.ElectionMs), strings.TrimPrefix(r.Target, "leader "))
+	case r.Target != "none":
+		d.step("  SIGKILLed %s", r.Target)
+	}
 	if restart != nil && kind != "executor" {
 		restart()
 	}
@@ -352,6 +383,9 @@ func (d *drill) round(ctx context.Context, n int) Round {
 	r.Exact, why = same(a.recs, j.answer)
 	if !r.Exact {
 		r.Error = "wrong answer: " + why
+	}
+	if r.Exact {
+		d.step("  job %d finished in %s (fault-free: %s): %d records, equal to the reference answer", id, ms(r.JobMs), ms(r.BaselineMs), len(a.recs))
 	}
 	info, err := d.cl.Job(ctx, id, true)
 	if err != nil {
