@@ -266,6 +266,12 @@ func (x *exec) compute(node, p int, emit Emit) error {
 		tc := *x.tc
 		tc.Partition = p
 		return fn(&tc, func(f func(Record) error) error { return x.compute(n.Deps[0].Parent, p, f) }, emit)
+	case "pipe":
+		ps, err := nodeParams[pipeParams](x.r, x.g, node)
+		if err != nil {
+			return err
+		}
+		return runPipe(x.ctx, ps, func(f func(Record) error) error { return x.compute(n.Deps[0].Parent, p, f) }, emit)
 	case "union":
 		for _, d := range n.Deps {
 			if p >= d.OutStart && p < d.OutStart+d.Length {

@@ -314,3 +314,25 @@ func TestParseInt(t *testing.T) {
 }
 
 func jsonMarshal(v any) ([]byte, error) { return json.Marshal(v) }
+
+func TestPipe(t *testing.T) {
+	g := compile(t, `{"datasets": {
+		"r": {"op": "parallelize", "records": ["b", ["k", "v"], "a"], "partitions": 1},
+		"p": {"op": "pipe", "input": "r", "command": "sh", "args": ["-c", "sort; echo $EXTRA"], "env": {"EXTRA": "end"}}},
+		"action": {"op": "collect", "input": "p"}}`)
+	res := runJob(t, g)
+	var got []string
+	DecodeRecords(res[0], func(r Record) error { got = append(got, FormatRecord(r)); return nil })
+	if strings.Join(got, "|") != "a|b|k\tv|end" {
+		t.Fatalf("pipe output %q", got)
+	}
+	bad := compile(t, `{"datasets": {
+		"r": {"op": "range", "n": 3, "partitions": 1},
+		"p": {"op": "pipe", "input": "r", "command": "sh", "args": ["-c", "cat >/dev/null; echo it went wrong >&2; exit 3"]}},
+		"action": {"op": "collect", "input": "p"}}`)
+	r := &Runner{Registry: NewRegistry()}
+	_, err := r.RunResult(context.Background(), &Task{Graph: bad, Node: bad.Output, Partition: 0})
+	if err == nil || !strings.Contains(err.Error(), "exit status 3") || !strings.Contains(err.Error(), "it went wrong") {
+		t.Fatalf("failing program: %v", err)
+	}
+}
