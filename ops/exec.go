@@ -2,6 +2,7 @@ package ops
 
 import (
 	"context"
+	"math/rand/v2"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -279,7 +280,7 @@ func (x *exec) compute(node, p int, emit Emit) error {
 			}
 		}
 		return fmt.Errorf("ops: dataset %q: no input covers partition %d", n.Name, p)
-	case "reduceByKey", "groupByKey", "repartition", "distinct", "cogroup", "join":
+	case "reduceByKey", "groupByKey", "repartition", "distinct", "cogroup", "join", "sortByKey":
 		return x.readShuffle(node, p, emit)
 	}
 	return fmt.Errorf("ops: dataset %q: operator %q is not supported by this executor", n.Name, n.Op)
@@ -321,6 +322,34 @@ func (x *exec) runResult() ([]byte, error) {
 			return nil, err
 		}
 		return AppendRecord(nil, Record{Value: fmt.Appendf(nil, "%d", n)}), nil
+	case "sampleKeys":
+		// For sortByKey's bounds (Spark's RangePartitioner.sketch): the
+		// partition's record count, then a reservoir sample of up to N of
+		// its keys. The sample is repeatable: seeded by the partition.
+		n := int(a.N)
+		if n <= 0 {
+			n = 20
+		}
+		rng := rand.New(rand.NewPCG(uint64(x.t.Partition), 0x5eed))
+		var sample [][]byte
+		var count int64
+		err := x.compute(x.t.Node, x.t.Partition, func(r Record) error {
+			count++
+			if len(sample) < n {
+				sample = append(sample, append([]byte(nil), r.Key...))
+			} else if j := rng.Int64N(count); j < int64(n) {
+				sample[j] = append(sample[j][:0], r.Key...)
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+		out := AppendRecord(nil, Record{Value: fmt.Appendf(nil, "%d", count)})
+		for _, k := range sample {
+			out = AppendRecord(out, Record{Key: k, HasKey: true})
+		}
+		return out, nil
 	case "countByKey":
 		counts := map[string]int64{}
 		var order []string

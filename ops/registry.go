@@ -94,7 +94,7 @@ type Registry struct {
 // NewRegistry returns a registry holding the built-in functions.
 func NewRegistry() *Registry {
 	r := &Registry{}
-	for _, f := range builtins() {
+	for _, f := range append(builtins(), library()...) {
 		if err := r.Register(f); err != nil {
 			panic(err) // a programming error in this package
 		}

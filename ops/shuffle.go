@@ -326,6 +326,31 @@ func (x *exec) readShuffle(node, p int, emit Emit) error {
 		return emitSortedBytes(m, emit)
 	case "repartition":
 		return fetch(n.Deps[0], emit)
+	case "sortByKey":
+		// The range partitioner sent this reducer one range of keys;
+		// sorting it (stably, by key bytes) orders the whole output.
+		var recs []Record
+		err := fetch(n.Deps[0], func(r Record) error {
+			recs = append(recs, Record{Key: append([]byte(nil), r.Key...), Value: append([]byte(nil), r.Value...), HasKey: r.HasKey})
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		desc := n.Deps[0].Shuffle.Partitioner.Descending
+		sort.SliceStable(recs, func(a, b int) bool {
+			c := bytes.Compare(recs[a].Key, recs[b].Key)
+			if desc {
+				return c > 0
+			}
+			return c < 0
+		})
+		for _, r := range recs {
+			if err := emit(r); err != nil {
+				return err
+			}
+		}
+		return nil
 	case "distinct":
 		seen := map[string]bool{}
 		return fetch(n.Deps[0], func(r Record) error {

@@ -45,6 +45,7 @@ var ops = map[string]opSpec{
 	"groupByKey":    {kind: shuffleOp, inputs: 1, fn: -1},
 	"repartition":   {kind: shuffleOp, inputs: 1, fn: -1},
 	"distinct":      {kind: shuffleOp, inputs: 1, fn: -1},
+	"sortByKey":     {kind: shuffleOp, inputs: 1, fn: -1},
 	"cogroup":       {kind: shuffleOp, inputs: -1, fn: -1},
 	"join":          {kind: shuffleOp, inputs: -1, fn: -1, check: checkJoin},
 }
@@ -158,6 +159,15 @@ type Resolver interface {
 	TextFileSplits(glob string, minPartitions int) ([]Split, error)
 }
 
+// Sampler picks a range partitioner's bounds for sortByKey, as Spark's
+// RangePartitioner does: it samples the keys of the input (node input of
+// the partial graph g, whose nodes are those compiled so far) in a job of
+// its own and returns reducers-1 ascending bounds that split the sample
+// evenly.
+type Sampler interface {
+	SampleBounds(g *Graph, input, reducers int) ([][]byte, error)
+}
+
 // Functions checks a plan's function references at compile time: the
 // function must exist, fit the operator that uses it (op is the dataset's
 // or the action's op) and accept its arguments. A nil Functions accepts
@@ -172,6 +182,8 @@ type Options struct {
 	Resolver Resolver
 	// Functions, when set, is the set of known function names.
 	Functions Functions
+	// Sampler picks sortByKey's bounds; required when the plan sorts.
+	Sampler Sampler
 	// DefaultPartitions is the partition count of a shuffle that names
 	// none and of a textFile without partitions; 0 means the largest
 	// input's partition count (Spark's default parallelism without a
@@ -396,6 +408,32 @@ func (c *compiler) compile(name string) error {
 	case "distinct":
 		node.Partitions = reducers()
 		node.Deps = []Dep{c.shuffle(inputs[0], hash(node.Partitions), Func{Name: "first"})}
+	case "sortByKey":
+		if c.opts.Sampler == nil {
+			return fmt.Errorf("dataset %q: sortByKey needs a sampler (the scheduler samples the input in a job of its own)", name)
+		}
+		node.Partitions = reducers()
+		part := Partitioner{Kind: "range", Partitions: node.Partitions, Descending: d.Ascending != nil && !*d.Ascending}
+		if node.Partitions > 1 {
+			partial := &Graph{Name: c.g.Name, Nodes: c.g.Nodes, Output: inputs[0], Action: GraphAction{Op: "sampleKeys"}}
+			bounds, err := c.opts.Sampler.SampleBounds(partial, inputs[0], node.Partitions)
+			if err != nil {
+				return fmt.Errorf("dataset %q: sampling for sortByKey: %w", name, err)
+			}
+			// Fewer distinct keys than reducers: repeat the last bound
+			// (those reducers get nothing).
+			for len(bounds) > 0 && len(bounds) < node.Partitions-1 {
+				bounds = append(bounds, bounds[len(bounds)-1])
+			}
+			if len(bounds) == 0 {
+				bounds = make([][]byte, node.Partitions-1)
+				for i := range bounds {
+					bounds[i] = []byte{}
+				}
+			}
+			part.Bounds = bounds
+		}
+		node.Deps = []Dep{c.shuffle(inputs[0], part, Func{})}
 	case "cogroup", "join":
 		node.Partitions = reducers()
 		for _, i := range inputs {

@@ -27,7 +27,9 @@ func (s *Server) SubmitJob(ctx context.Context, req *api.SubmitJobRequest) (*api
 	if err != nil {
 		return nil, invalid("%v", err)
 	}
-	g, err := plan.Compile(p, plan.Options{Resolver: s.cfg.Resolver, Functions: s.cfg.Functions})
+	smp := &sampler{s: s, ctx: ctx}
+	defer smp.release()
+	g, err := plan.Compile(p, plan.Options{Resolver: s.cfg.Resolver, Functions: s.cfg.Functions, Sampler: smp})
 	if err != nil {
 		return nil, rpcError(err)
 	}
