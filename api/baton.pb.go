@@ -675,9 +675,12 @@ type Job struct {
 	Results []*ResultInfo `protobuf:"bytes,15,rep,name=results,proto3" json:"results,omitempty"`
 	// action_spec is the action in full, for clients that merge the
 	// partitions' results.
-	ActionSpec    *Action `protobuf:"bytes,16,opt,name=action_spec,json=actionSpec,proto3" json:"action_spec,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	ActionSpec *Action `protobuf:"bytes,16,opt,name=action_spec,json=actionSpec,proto3" json:"action_spec,omitempty"`
+	// output_partitions is the final dataset's partition count (a job may
+	// compute fewer: tasks).
+	OutputPartitions int32 `protobuf:"varint,19,opt,name=output_partitions,json=outputPartitions,proto3" json:"output_partitions,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *Job) Reset() {
@@ -834,6 +837,13 @@ func (x *Job) GetActionSpec() *Action {
 		return x.ActionSpec
 	}
 	return nil
+}
+
+func (x *Job) GetOutputPartitions() int32 {
+	if x != nil {
+		return x.OutputPartitions
+	}
+	return 0
 }
 
 type ResultInfo struct {
@@ -4724,7 +4734,7 @@ const file_api_baton_proto_rawDesc = "" +
 	"\x05input\x18\x02 \x01(\tR\x05input\x12\x1e\n" +
 	"\x02fn\x18\x03 \x01(\v2\x0e.baton.v1.FuncR\x02fn\x12\f\n" +
 	"\x01n\x18\x04 \x01(\x03R\x01n\x12\x12\n" +
-	"\x04path\x18\x05 \x01(\tR\x04path\"\xe3\x04\n" +
+	"\x04path\x18\x05 \x01(\tR\x04path\"\x90\x05\n" +
 	"\x03Job\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12(\n" +
@@ -4745,7 +4755,8 @@ const file_api_baton_proto_rawDesc = "" +
 	"\rtask_failures\x18\x12 \x01(\x03R\ftaskFailures\x12.\n" +
 	"\aresults\x18\x0f \x03(\v2\x14.baton.v1.ResultInfoR\aresults\x121\n" +
 	"\vaction_spec\x18\x10 \x01(\v2\x10.baton.v1.ActionR\n" +
-	"actionSpec\"\x8a\x01\n" +
+	"actionSpec\x12+\n" +
+	"\x11output_partitions\x18\x13 \x01(\x05R\x10outputPartitions\"\x8a\x01\n" +
 	"\n" +
 	"ResultInfo\x12\x1c\n" +
 	"\tpartition\x18\x01 \x01(\x05R\tpartition\x12\x12\n" +

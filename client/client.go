@@ -537,7 +537,7 @@ func (c *Client) Answer(ctx context.Context, id uint64) ([]ops.Record, error) {
 	}
 	a := j.GetActionSpec()
 	switch j.Action {
-	case "count":
+	case "count", "saveAsTextFile":
 		var n int64
 		for _, r := range recs {
 			v, err := ops.ParseInt(r.Value)
@@ -616,4 +616,86 @@ func (c *Client) Answer(ctx context.Context, id uint64) ([]ops.Record, error) {
 		return []ops.Record{{Value: acc}}, nil
 	}
 	return recs, nil
+}
+
+// Run submits a plan, waits for its answer (see Answer), releases its
+// jobs and returns the answer. A take(n) plan runs as Spark's take does:
+// one partition first, then more and more (up to four times as many each
+// round, fewer when the records found so far suggest it), until n records
+// are found or every partition is read.
+func (c *Client) Run(ctx context.Context, p *plan.Plan, opts SubmitOptions) ([]ops.Record, error) {
+	if p.Action.Op == "take" && opts.Partitions == nil {
+		return c.take(ctx, p, opts)
+	}
+	id, err := c.Submit(ctx, p, opts)
+	if err != nil {
+		return nil, err
+	}
+	recs, err := c.Answer(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	c.Release(ctx, id)
+	return recs, nil
+}
+
+func (c *Client) take(ctx context.Context, p *plan.Plan, opts SubmitOptions) ([]ops.Record, error) {
+	n := int(p.Action.N)
+	key := opts.IdempotencyKey
+	if key == "" {
+		key = NewKey()
+	}
+	var buf []ops.Record
+	var jobs []uint64
+	defer func() {
+		for _, id := range jobs {
+			c.Release(context.WithoutCancel(ctx), id)
+		}
+	}()
+	total, scanned := -1, 0
+	for round := 0; len(buf) < n && (total < 0 || scanned < total); round++ {
+		try := 1
+		if scanned > 0 {
+			try = scanned * 4
+			if len(buf) > 0 {
+				// Spark's estimate: half as many again as the rate so far
+				// suggests for the records still missing.
+				left := n - len(buf)
+				try = min(try, (3*left*scanned+2*len(buf)-1)/(2*len(buf)))
+			}
+		}
+		end := scanned + try
+		if total >= 0 {
+			end = min(end, total)
+		}
+		parts := make([]int, 0, end-scanned)
+		for i := scanned; i < end; i++ {
+			parts = append(parts, i)
+		}
+		o := opts
+		o.Partitions = parts
+		o.IdempotencyKey = fmt.Sprintf("%s/take/%d", key, round)
+		id, err := c.Submit(ctx, p, o)
+		if err != nil {
+			return nil, err
+		}
+		jobs = append(jobs, id)
+		recs, err := c.Answer(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		if total < 0 {
+			j, err := c.Job(ctx, id, false)
+			if err != nil {
+				return nil, err
+			}
+			total = int(j.OutputPartitions)
+		}
+		buf = append(buf, recs...)
+		scanned = end
+	}
+	if len(buf) > n {
+		buf = buf[:n]
+	}
+	return buf, nil
 }

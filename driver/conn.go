@@ -110,6 +110,8 @@ func (d *Driver) Connect(stream grpc.BidiStreamingServer[api.ExecutorMessage, ap
 					// leader is alive (a frozen leader does not answer).
 					c.send(&api.DriverMessage{Msg: &api.DriverMessage_Ack{Ack: &api.Ack{}}})
 				}
+			case *api.ExecutorMessage_Commit:
+				go l.commit(c, m.Commit.Id)
 			case *api.ExecutorMessage_Hello:
 				// A second hello is a protocol error.
 				recvErr <- fmt.Errorf("driver: executor %s said hello twice", c.id)
@@ -300,8 +302,10 @@ func (l *leadership) updates(c *conn, updates []*api.TaskStatus) {
 	}
 	l.mu.Unlock()
 	l.kick()
+	saved := l.markSaved(cmds)
 	res, err := l.d.prop.Propose(l.ctx, cmds...)
 	if err != nil {
+		l.unmarkSaved(saved)
 		// Not acknowledged: the executor sends them again to the next
 		// leader.
 		l.d.log.Debug("driver: status updates not committed", "executor", c.id, "err", err)

@@ -180,6 +180,7 @@ func (d *Driver) take() {
 	d.lead = l
 	d.mu.Unlock()
 	d.log.Info("driver: leading", "term", l.term, "executors", len(l.lastSeen))
+	l.finishSaved()
 	d.wg.Add(1)
 	go func() {
 		defer d.wg.Done()

@@ -34,6 +34,9 @@ type leadership struct {
 	seq       uint64
 	armed     bool // the resubmit timer
 	graceful  bool // the grace period is over
+	// saving holds, per running saveAsTextFile job, the partitions whose
+	// successful ends were reported to this leader (see markSaved).
+	saving map[dag.JobID]map[int]bool
 }
 
 type partKey struct {

@@ -82,7 +82,7 @@ func TestFollowerAndExecutorKilled(t *testing.T) {
 // slowCluster starts 3 schedd and 2 execd and a slow word count.
 func slowCluster(t *testing.T, sched ...string) (*localcluster.Cluster, *client.Client) {
 	t.Helper()
-	c, err := localcluster.Start(context.Background(), localcluster.Options{Bin: binDir, Dir: t.TempDir(),
+	c, err := localcluster.Start(context.Background(), localcluster.Options{Bin: binDir, Dir: debugDir(t),
 		SchedFlags: append([]string{"-heartbeat-interval", "200ms", "-executor-timeout", "10s"}, sched...)})
 	if err != nil {
 		t.Fatal(err)

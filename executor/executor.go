@@ -75,6 +75,16 @@ type Executor struct {
 	kick        chan struct{}          // wakes the sender
 	slots       chan struct{}
 	stats       stats
+	// commits are the output commits waiting for the leader's decision,
+	// by task; each is asked again in every new session until decided.
+	commits map[uint64]*commitAsk
+}
+
+// commitAsk is a task's question whether it may commit its output.
+type commitAsk struct {
+	id     *api.TaskID
+	sent   uint64 // the session that last asked
+	answer chan bool
 }
 
 // stats is what the executor did, for drills and operators.
@@ -166,6 +176,7 @@ func New(opts Options) (*Executor, error) {
 		kick:    make(chan struct{}, 1),
 		slots:   make(chan struct{}, opts.Cores),
 		stats:   stats{launchesJob: map[uint64]int64{}, firstByTerm: map[uint64]int64{}, lastByTerm: map[uint64]int64{}},
+		commits: map[uint64]*commitAsk{},
 	}
 	e.highestTerm = loadTerm(opts.DataDir)
 	storeOpts := opts.Store

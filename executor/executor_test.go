@@ -21,6 +21,7 @@ type fakeDriver struct {
 	term     uint64
 	hellos   []*api.Hello
 	updates  []*api.TaskStatus
+	commits  []*api.TaskID // commit requests
 	silent   bool // answer nothing (a frozen leader)
 	sessions chan grpc.BidiStreamingServer[api.ExecutorMessage, api.DriverMessage]
 }
@@ -48,8 +49,11 @@ func (f *fakeDriver) Connect(stream grpc.BidiStreamingServer[api.ExecutorMessage
 		f.mu.Lock()
 		silent := f.silent
 		f.updates = append(f.updates, m.GetUpdates().GetUpdates()...)
+		if c := m.GetCommit(); c != nil {
+			f.commits = append(f.commits, c.Id)
+		}
 		f.mu.Unlock()
-		if !silent && len(m.GetUpdates().GetUpdates()) == 0 {
+		if !silent && m.GetCommit() == nil && len(m.GetUpdates().GetUpdates()) == 0 {
 			stream.Send(&api.DriverMessage{Msg: &api.DriverMessage_Ack{Ack: &api.Ack{}}})
 		}
 	}

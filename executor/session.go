@@ -155,6 +155,8 @@ func (e *Executor) session(ctx context.Context, addr string, session uint64) (st
 			e.mu.Unlock()
 		case *api.DriverMessage_Delete:
 			e.deleteBlocks(m.Delete)
+		case *api.DriverMessage_Commit:
+			e.decided(m.Commit)
 		case *api.DriverMessage_NotLeader:
 			return m.NotLeader.LeaderApiAddr, nil
 		}
@@ -214,12 +216,63 @@ func (e *Executor) sender(ctx context.Context, stream grpc.BidiStreamingClient[a
 			}
 		}
 		e.unsent = e.unsent[:0]
+		var asks []*api.TaskID
+		for _, a := range e.commits {
+			if a.sent != session {
+				a.sent = session
+				asks = append(asks, a.id)
+			}
+		}
 		e.mu.Unlock()
+		for _, id := range asks {
+			if err := stream.Send(&api.ExecutorMessage{Msg: &api.ExecutorMessage_Commit{Commit: &api.CommitRequest{Id: id}}}); err != nil {
+				return err
+			}
+		}
 		if len(batch) == 0 && !heartbeat {
 			continue
 		}
 		if err := stream.Send(&api.ExecutorMessage{Msg: &api.ExecutorMessage_Updates{Updates: &api.StatusUpdates{Updates: batch}}}); err != nil {
 			return err
+		}
+	}
+}
+
+// askCommit asks the leader (whichever it is, as long as it takes) whether
+// the task may commit its output, and waits for the answer.
+func (e *Executor) askCommit(ctx context.Context, id *api.TaskID) (bool, error) {
+	a := &commitAsk{id: id, answer: make(chan bool, 1)}
+	e.mu.Lock()
+	e.commits[id.Task] = a
+	e.mu.Unlock()
+	e.wake()
+	defer func() {
+		e.mu.Lock()
+		delete(e.commits, id.Task)
+		e.mu.Unlock()
+	}()
+	select {
+	case ok := <-a.answer:
+		return ok, nil
+	case <-ctx.Done():
+		return false, ctx.Err()
+	}
+}
+
+// decided delivers a commit decision, unless a deposed leader made it.
+func (e *Executor) decided(d *api.CommitDecision) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if d.Term < e.highestTerm {
+		e.stats.fenced++
+		e.log.Warn("refused a commit decision from a deposed leader", "task", d.Task, "term", d.Term, "highest", e.highestTerm)
+		return
+	}
+	e.raiseTerm(d.Term)
+	if a, ok := e.commits[d.Task]; ok {
+		select {
+		case a.answer <- d.Authorized:
+		default:
 		}
 	}
 }

@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"runtime/debug"
+	"strconv"
 	"time"
 
 	"github.com/baton-sched/baton/api"
@@ -78,6 +81,9 @@ func (e *Executor) execute(ctx context.Context, l *api.TaskLaunch, g *plan.Graph
 		}
 		return &api.TaskStatus{Id: id, State: api.TaskState_TASK_STATE_FINISHED, MapBytes: out.Bytes, MapSizes: out.Sizes}
 	}
+	if g.Action.Op == "saveAsTextFile" {
+		return e.save(ctx, l, task, g)
+	}
 	res, err := e.runner.RunResult(ctx, task)
 	if err != nil {
 		return failure(id, ctx, err)
@@ -109,4 +115,46 @@ func failure(id *api.TaskID, ctx context.Context, err error) *api.TaskStatus {
 		return &api.TaskStatus{Id: id, State: api.TaskState_TASK_STATE_KILLED, Message: "killed"}
 	}
 	return failed(id, err.Error())
+}
+
+// save runs a saveAsTextFile task with the output commit protocol: the
+// partition is written to a file of this attempt's own under the output
+// directory's _temporary, and moved (an atomic rename) to its final name
+// part-NNNNN only if the leader authorises this attempt — the first to
+// ask; the others are denied and drop their file. A partition is thus
+// written once, whole, whatever fails when.
+func (e *Executor) save(ctx context.Context, l *api.TaskLaunch, task *ops.Task, g *plan.Graph) *api.TaskStatus {
+	id := l.Id
+	dir := g.Action.Path
+	tmpDir := filepath.Join(dir, "_temporary", fmt.Sprint(id.Job), fmt.Sprintf("attempt-%d", id.Task))
+	name := fmt.Sprintf("part-%05d", id.Partition)
+	// Whatever happens, this attempt's files go, and the job's temporary
+	// directory with them once it is empty (the driver removes it too, but
+	// an attempt may end after the job).
+	defer func() {
+		os.RemoveAll(tmpDir)
+		os.Remove(filepath.Dir(tmpDir))
+		os.Remove(filepath.Join(dir, "_temporary"))
+	}()
+	n, err := e.runner.WriteText(ctx, task, filepath.Join(tmpDir, name))
+	if err != nil {
+		return failure(id, ctx, err)
+	}
+	ok, err := e.askCommit(ctx, id)
+	if err != nil {
+		return failure(id, ctx, err)
+	}
+	if !ok {
+		return &api.TaskStatus{Id: id, State: api.TaskState_TASK_STATE_FAILED, Failure: api.FailureKind_FAILURE_KIND_COMMIT_DENIED,
+			Message: fmt.Sprintf("commit of partition %d denied: another attempt commits it", id.Partition)}
+	}
+	if err := os.Rename(filepath.Join(tmpDir, name), filepath.Join(dir, name)); err != nil {
+		return failed(id, fmt.Sprintf("executor: commit %s: %v", name, err))
+	}
+	if d, err := os.Open(dir); err == nil {
+		d.Sync()
+		d.Close()
+	}
+	res := ops.AppendRecord(nil, ops.Record{Value: []byte(strconv.FormatInt(n, 10))})
+	return &api.TaskStatus{Id: id, State: api.TaskState_TASK_STATE_FINISHED, Result: res, ResultSize: int64(len(res))}
 }

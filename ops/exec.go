@@ -1,11 +1,14 @@
 package ops
 
 import (
+	"bufio"
 	"context"
-	"math/rand/v2"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
 	"sync"
 
 	"github.com/baton-sched/baton/plan"
@@ -413,4 +416,46 @@ func params(raw json.RawMessage, v any) error {
 		return fmt.Errorf("ops: bad operator parameters: %w", err)
 	}
 	return nil
+}
+
+// WriteText computes a result task's partition into a text file at path
+// (a line a record: key<TAB>value, or the value alone), synced, and returns
+// the number of records written. Its directory is created.
+func (r *Runner) WriteText(ctx context.Context, t *Task, path string) (int64, error) {
+	x, err := r.newExec(ctx, t)
+	if err != nil {
+		return 0, err
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return 0, fmt.Errorf("ops: saveAsTextFile: %w", err)
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return 0, fmt.Errorf("ops: saveAsTextFile: %w", err)
+	}
+	w := bufio.NewWriterSize(f, 256<<10)
+	var n int64
+	err = x.compute(t.Node, t.Partition, func(rec Record) error {
+		n++
+		if rec.HasKey {
+			w.Write(rec.Key)
+			w.WriteByte('\t')
+		}
+		w.Write(rec.Value)
+		return w.WriteByte('\n')
+	})
+	if err == nil {
+		err = w.Flush()
+	}
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(path)
+		return 0, err
+	}
+	return n, nil
 }

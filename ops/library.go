@@ -225,6 +225,13 @@ func library() []Func {
 				return err == nil && n%2 == 0
 			}, noArgs(raw)
 		}),
+		filter("atLeast", `keeps records whose integer value is n or more (args {"n": 10})`, func(raw json.RawMessage) (func([]byte) bool, error) {
+			lo, err := num(raw, "n")
+			return func(v []byte) bool {
+				n, err := ParseInt(bytes.TrimSpace(v))
+				return err == nil && n >= lo
+			}, err
+		}),
 		{Name: "concat", Kind: KindAggregator, Doc: `joins the values of a key with sep (args {"sep": ","}; default a comma), in the order they meet`, New: func(raw json.RawMessage) (any, error) {
 			sep := ","
 			if len(raw) > 0 {

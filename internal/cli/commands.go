@@ -447,8 +447,22 @@ func runSubmit(ctx context.Context, c *common, fs *flag.FlagSet, args []string) 
 		return err
 	}
 	defer cl.Close()
-	id, err := cl.Submit(ctx, p, client.SubmitOptions{IdempotencyKey: submitOpts.key,
-		MaxTaskFailures: submitOpts.maxTaskFailures, MaxResultSize: submitOpts.maxResultSize})
+	sopts := client.SubmitOptions{IdempotencyKey: submitOpts.key, MaxTaskFailures: submitOpts.maxTaskFailures, MaxResultSize: submitOpts.maxResultSize}
+	if submitOpts.wait && p.Action.Op == "take" {
+		// take(n) reads as few partitions as it can, in growing jobs.
+		wctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		defer stop()
+		recs, err := cl.Run(wctx, p, sopts)
+		if err != nil {
+			return err
+		}
+		if c.json() {
+			return printJSON(c.env.Stdout, map[string]any{"state": "succeeded", "results": jsonRecords(recs)})
+		}
+		printRecords(c.env.Stdout, recs)
+		return nil
+	}
+	id, err := cl.Submit(ctx, p, sopts)
 	if err != nil {
 		return err
 	}

@@ -2,6 +2,8 @@ package server
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/baton-sched/baton/api"
@@ -26,6 +28,9 @@ func (s *Server) SubmitJob(ctx context.Context, req *api.SubmitJobRequest) (*api
 	p, err := api.PlanFromProto(req.Plan)
 	if err != nil {
 		return nil, invalid("%v", err)
+	}
+	if err := checkOutput(p); err != nil {
+		return nil, err
 	}
 	smp := &sampler{s: s, ctx: ctx}
 	defer smp.release()
@@ -372,6 +377,7 @@ func jobToProto(st *dag.State, j dag.JobInfo) *api.Job {
 	if j.Graph != nil {
 		a := j.Graph.Action
 		out.Action = a.Op
+		out.OutputPartitions = int32(j.Graph.Nodes[j.Graph.Output].Partitions)
 		out.ActionSpec = &api.Action{Op: a.Op, N: a.N, Path: a.Path}
 		if a.Fn.Name != "" {
 			out.ActionSpec.Fn = &api.Func{Name: a.Fn.Name, ArgsJson: string(a.Fn.Args)}
@@ -394,4 +400,21 @@ func jobToProto(st *dag.State, j dag.JobInfo) *api.Job {
 		out.Stages = append(out.Stages, ps)
 	}
 	return out
+}
+
+// checkOutput refuses a saveAsTextFile into a relative path or a directory
+// that already holds files (as Spark refuses an existing output
+// directory): outputs are never mixed.
+func checkOutput(p *plan.Plan) error {
+	if p.Action.Op != "saveAsTextFile" {
+		return nil
+	}
+	dir := p.Action.Path
+	if !filepath.IsAbs(dir) {
+		return invalid("saveAsTextFile path %q must be absolute (executors write it on their own file system)", dir)
+	}
+	if entries, err := os.ReadDir(dir); err == nil && len(entries) > 0 {
+		return status.Errorf(codes.AlreadyExists, "saveAsTextFile: output directory %s already exists and is not empty", dir)
+	}
+	return nil
 }

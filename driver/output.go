@@ -1,0 +1,187 @@
+package driver
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/baton-sched/baton/api"
+	"github.com/baton-sched/baton/dag"
+)
+
+// This file is the driver's half of saveAsTextFile's output commit
+// protocol (Spark's OutputCommitCoordinator and commitJob). An executor
+// writes a partition under <dir>/_temporary/<job>/attempt-<task>, asks the
+// leader whether it may commit, and renames the file to <dir>/part-NNNNN
+// only if authorised; it reports success after the rename. The leader
+// answers from the replicated state (the first attempt to ask wins), and
+// writes <dir>/_SUCCESS before the job's last task ends are logged.
+
+// commit decides whether a task attempt may commit its output: the output
+// commit coordinator in the replicated state answers, and the decision
+// carries this leader's term, so a deposed leader's decision is refused.
+func (l *leadership) commit(c *conn, id *api.TaskID) {
+	if id == nil {
+		return
+	}
+	res, err := l.d.prop.Propose(l.ctx, &dag.AuthorizeCommit{Stage: dag.StageID(id.Stage), StageAttempt: int(id.StageAttempt), Partition: int(id.Partition), Task: dag.TaskID(id.Task)})
+	if err != nil {
+		// No decision: the executor asks the next leader.
+		l.d.log.Debug("driver: commit authorisation not committed", "task", id.Task, "err", err)
+		return
+	}
+	ok := res[0].Err == nil && res[0].Authorized
+	if !ok {
+		l.d.log.Info("driver: commit denied", "executor", c.id, "task", id.Task, "stage", id.Stage, "partition", id.Partition, "why", res[0].Ignored)
+	}
+	c.send(&api.DriverMessage{Msg: &api.DriverMessage_Commit{Commit: &api.CommitDecision{Term: l.term, Task: id.Task, Authorized: ok}}})
+}
+
+// savedPart is a saveAsTextFile job's partition reported finished.
+type savedPart struct {
+	job  dag.JobID
+	part int
+}
+
+// markSaved notes the saveAsTextFile partitions a batch of task ends
+// finishes and, when they are a job's last unfinished ones, finishes the
+// job's output before the batch is logged: a client that sees the job
+// succeed finds _SUCCESS (Spark's commitJob runs before the job's caller
+// returns). Every part file is in place by then, since a task reports
+// success only after its commit. Batches are logged concurrently, so the
+// partitions reported but not yet logged count as finished too. It returns
+// what it noted, for unmarkSaved if the batch is not logged.
+func (l *leadership) markSaved(cmds []dag.Command) []savedPart {
+	type job struct {
+		id       dag.JobID
+		dir      string
+		parts    []int // nil: all the output's partitions
+		finished []bool
+	}
+	var noted []savedPart
+	var jobs []job
+	l.d.fsm.Read(func(s *dag.State) {
+		stages := map[dag.StageID]*dag.JobInfo{}
+		seen := map[dag.JobID]bool{}
+		for _, c := range cmds {
+			te, ok := c.(*dag.TaskEnded)
+			if !ok || te.Reason != dag.Success {
+				continue
+			}
+			j, known := stages[te.Stage]
+			if !known {
+				if st, ok := s.Stage(te.Stage); ok && !st.Map && st.Graph != nil && st.Graph.Action.Op == "saveAsTextFile" {
+					if info, ok := s.Job(st.Job); ok && info.Status == dag.JobRunning {
+						j = &info
+					}
+				}
+				stages[te.Stage] = j
+			}
+			if j == nil {
+				continue
+			}
+			noted = append(noted, savedPart{j.ID, te.Partition})
+			if !seen[j.ID] {
+				seen[j.ID] = true
+				_, finished, _ := s.Results(j.ID)
+				jobs = append(jobs, job{j.ID, j.Graph.Action.Path, j.Partitions, finished})
+			}
+		}
+	})
+	if len(noted) == 0 {
+		return nil
+	}
+	var done []job
+	l.mu.Lock()
+	if l.saving == nil {
+		l.saving = map[dag.JobID]map[int]bool{}
+	}
+	for _, n := range noted {
+		if l.saving[n.job] == nil {
+			l.saving[n.job] = map[int]bool{}
+		}
+		l.saving[n.job][n.part] = true
+	}
+	for _, j := range jobs {
+		complete := true
+		for i, f := range j.finished {
+			p := i
+			if j.parts != nil {
+				p = j.parts[i]
+			}
+			if !f && !l.saving[j.id][p] {
+				complete = false
+				break
+			}
+		}
+		if complete {
+			delete(l.saving, j.id)
+			done = append(done, j)
+		}
+	}
+	l.mu.Unlock()
+	for _, j := range done {
+		l.finishOutput(j.id, j.dir)
+	}
+	return noted
+}
+
+// unmarkSaved forgets partitions markSaved noted in a batch that was not
+// logged: the executors report them again, to the next leader perhaps.
+func (l *leadership) unmarkSaved(noted []savedPart) {
+	if len(noted) == 0 {
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, n := range noted {
+		delete(l.saving[n.job], n.part)
+	}
+}
+
+// finishSaved removes the temporary files of succeeded saveAsTextFile
+// jobs (those of attempts that died or lost the commit) that a leader
+// which died could not remove; a new leader runs it once. The _SUCCESS
+// marker is not written here: markSaved wrote it before the job's last
+// task ends were logged, and writing it now could mark a directory a user
+// has since emptied and reused.
+func (l *leadership) finishSaved() {
+	type out struct {
+		id  dag.JobID
+		dir string
+	}
+	var todo []out
+	l.d.fsm.Read(func(s *dag.State) {
+		for _, j := range s.Jobs() {
+			if j.Status == dag.JobSucceeded && j.Graph != nil && j.Graph.Action.Op == "saveAsTextFile" {
+				todo = append(todo, out{j.ID, j.Graph.Action.Path})
+			}
+		}
+	})
+	for _, o := range todo {
+		removeTemporary(o.id, o.dir)
+	}
+}
+
+// removeTemporary removes a job's temporary output files, and the
+// _temporary directory once empty (another job may write there too).
+func removeTemporary(id dag.JobID, dir string) error {
+	tmp := filepath.Join(dir, "_temporary")
+	err := os.RemoveAll(filepath.Join(tmp, fmt.Sprint(id)))
+	os.Remove(tmp)
+	return err
+}
+
+// finishOutput is Spark's commitJob for a saveAsTextFile job whose part
+// files are all in place: it removes the job's temporary files and writes
+// the _SUCCESS marker. Idempotent.
+func (l *leadership) finishOutput(id dag.JobID, dir string) {
+	if err := removeTemporary(id, dir); err != nil {
+		l.d.log.Warn("driver: could not remove temporary output", "job", id, "dir", dir, "err", err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "_SUCCESS"), nil, 0o644); err != nil {
+		l.d.log.Warn("driver: could not write _SUCCESS", "job", id, "dir", dir, "err", err)
+		return
+	}
+	l.d.log.Info("driver: output committed", "job", id, "dir", dir)
+}
