@@ -13,7 +13,9 @@ import (
 	"github.com/baton-sched/baton/ops"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
+	"google.golang.org/grpc/connectivity"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/keepalive"
 )
 
 // chunkSize bounds the data in one streamed message.
@@ -80,8 +82,61 @@ var connectParams = grpc.ConnectParams{
 	MinConnectTimeout: 2 * time.Second,
 }
 
+// KeepaliveTime and KeepaliveTimeout: a block connection with a call in
+// progress that hears nothing for KeepaliveTime is pinged, and closed if
+// the ping is not answered within KeepaliveTimeout. Block servers must
+// allow pings this frequent (ServerOptions).
+const (
+	KeepaliveTime    = 5 * time.Second
+	KeepaliveTimeout = 5 * time.Second
+)
+
+// ServerOptions are the gRPC server options a block service needs: it
+// accepts the clients' keepalive pings.
+func ServerOptions() []grpc.ServerOption {
+	return []grpc.ServerOption{grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: KeepaliveTime / 2})}
+}
+
+// ready returns a Blocks client for addr once its connection is up,
+// waiting up to connectWait: an executor that restarted (its blocks are on
+// disk) may be coming back, and a connection that failed before is in
+// backoff. After that the executor is taken for gone (Spark also retries
+// a fetch a little before giving up). The wait covers connecting only,
+// never a transfer.
+func (c *Conns) ready(ctx context.Context, addr string) (api.BlocksClient, error) {
+	cc, err := c.conn(addr)
+	if err != nil {
+		return nil, err
+	}
+	wctx, cancel := context.WithTimeout(ctx, connectWait)
+	defer cancel()
+	for {
+		s := cc.GetState()
+		switch s {
+		case connectivity.Ready:
+			return api.NewBlocksClient(cc), nil
+		case connectivity.Idle:
+			cc.Connect()
+		}
+		if !cc.WaitForStateChange(wctx, s) {
+			if err := ctx.Err(); err != nil {
+				return nil, err
+			}
+			return nil, fmt.Errorf("blockstore: executor at %s unreachable for %v (connection %s)", addr, connectWait, s)
+		}
+	}
+}
+
 // Client returns a Blocks client for addr.
 func (c *Conns) Client(addr string) (api.BlocksClient, error) {
+	cc, err := c.conn(addr)
+	if err != nil {
+		return nil, err
+	}
+	return api.NewBlocksClient(cc), nil
+}
+
+func (c *Conns) conn(addr string) (*grpc.ClientConn, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.conns == nil {
@@ -91,13 +146,16 @@ func (c *Conns) Client(addr string) (api.BlocksClient, error) {
 	if !ok {
 		var err error
 		cc, err = grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()), grpc.WithConnectParams(connectParams),
-			grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(2*chunkSize)))
+			grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(2*chunkSize)),
+			// A peer that froze mid-stream (its kernel still acks) is
+			// found by unanswered pings, not waited on forever.
+			grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: KeepaliveTime, Timeout: KeepaliveTimeout}))
 		if err != nil {
 			return nil, err
 		}
 		c.conns[addr] = cc
 	}
-	return api.NewBlocksClient(cc), nil
+	return cc, nil
 }
 
 // Close closes every connection.
@@ -139,15 +197,11 @@ func readBlock(stream grpc.ServerStreamingClient[api.BlockChunk]) (m int32, data
 
 // FetchResult reads an indirect result from the executor at addr.
 func (c *Conns) FetchResult(ctx context.Context, addr string, job, task uint64) ([]byte, error) {
-	cl, err := c.Client(addr)
+	cl, err := c.ready(ctx, addr)
 	if err != nil {
 		return nil, err
 	}
-	cctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	timer := time.AfterFunc(connectWait, cancel)
-	defer timer.Stop()
-	stream, err := cl.FetchResult(cctx, &api.FetchResultRequest{Job: job, Task: task}, grpc.WaitForReady(true))
+	stream, err := cl.FetchResult(ctx, &api.FetchResultRequest{Job: job, Task: task})
 	if err != nil {
 		return nil, err
 	}
@@ -238,49 +292,22 @@ func (f *Fetcher) Fetch(ctx context.Context, in ops.ShuffleInput, reduce int, fn
 // connectWait bounds the wait for an executor's block service.
 const connectWait = 2 * time.Second
 
-// prefetched replays a stream's first message.
-type prefetched struct {
-	grpc.ServerStreamingClient[api.BlockChunk]
-	first *api.BlockChunk
-}
-
-func (p *prefetched) Recv() (*api.BlockChunk, error) {
-	if f := p.first; f != nil {
-		p.first = nil
-		return f, nil
-	}
-	return p.ServerStreamingClient.Recv()
-}
-
 func (f *Fetcher) fetchRemote(ctx context.Context, shuffle uint64, reduce int, exec string, locs []ops.MapLocation, blocks [][]byte) error {
 	failed := func(m int, err error) error {
 		return &ops.FetchFailedError{Executor: exec, Shuffle: shuffle, Map: m, Reduce: reduce, Err: err}
 	}
-	cl, err := f.Conns.Client(locs[0].Addr)
+	cl, err := f.Conns.ready(ctx, locs[0].Addr)
 	if err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
 		return failed(locs[0].Map, err)
 	}
 	req := &api.FetchShuffleRequest{Shuffle: shuffle, Reduce: int32(reduce)}
 	for _, l := range locs {
 		req.Maps = append(req.Maps, int32(l.Map))
 	}
-	// Wait a little for the connection: an executor that restarted (its
-	// blocks are on disk) may be coming back, and a connection that
-	// failed before is in backoff. Give up after connectWait: the
-	// executor is gone, and the reducer reports FetchFailed (Spark also
-	// retries a fetch before giving up).
-	cctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	timer := time.AfterFunc(connectWait, cancel)
-	stream, err := cl.FetchShuffle(cctx, req, grpc.WaitForReady(true))
-	if err == nil {
-		// The first message proves the connection; then no deadline.
-		var first *api.BlockChunk
-		first, err = stream.Recv()
-		if timer.Stop() && err == nil {
-			stream = &prefetched{ServerStreamingClient: stream, first: first}
-		}
-	}
+	stream, err := cl.FetchShuffle(ctx, req)
 	if err != nil {
 		if ctx.Err() != nil {
 			return ctx.Err()

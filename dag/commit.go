@@ -25,6 +25,12 @@ func (s *State) authorizeCommit(c *AuthorizeCommit) Result {
 	switch st.authorized[idx] {
 	case 0:
 		st.authorized[idx] = c.Task
+		if c.Executor != "" {
+			if st.committers == nil {
+				st.committers = map[TaskID]ExecutorID{}
+			}
+			st.committers[c.Task] = c.Executor
+		}
 		return Result{Authorized: true}
 	case c.Task:
 		return Result{Authorized: true}
@@ -45,5 +51,26 @@ func (s *State) commitAttemptFailed(st *stage, idx int, task TaskID) {
 	st.failedTask[task] = true
 	if st.authorized[idx] == task {
 		st.authorized[idx] = 0
+		delete(st.committers, task)
+	}
+}
+
+// committersLost fails the authorised attempts that ran on a lost
+// executor: a leader that did not launch them (its predecessor did) never
+// hears of their end, and their authorisation would otherwise be held
+// forever.
+func (s *State) committersLost(id ExecutorID) {
+	for _, st := range s.stages {
+		for task, e := range st.committers {
+			if e != id {
+				continue
+			}
+			for idx, t := range st.authorized {
+				if t == task {
+					s.commitAttemptFailed(st, idx, task)
+				}
+			}
+			delete(st.committers, task)
+		}
 	}
 }

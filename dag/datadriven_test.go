@@ -38,7 +38,7 @@ import (
 //	    defaults: the stage's latest attempt and epoch, a fresh task id, exec e1
 //	run stage=S [exec=E] [size=N] [indirect]
 //	    every runnable task of the stage succeeds (round-robin over exec's values)
-//	resubmit | commit stage=S part=P task=T | cancel job=J | release job=J
+//	resubmit | commit stage=S part=P task=T [exec=E] | cancel job=J | release job=J
 //	runnable [stage=S]   the tasks the driver may launch now
 //	state                the whole state, readable
 type scenario struct {
@@ -192,6 +192,11 @@ func (sc *scenario) run(t *testing.T, d *datadriven.TestData) string {
 		d.ScanArgs(t, "part", &part)
 		d.ScanArgs(t, "task", &task)
 		c.Stage, c.Partition, c.Task = StageID(st), part, TaskID(task)
+		if d.HasArg("exec") {
+			var ex string
+			d.ScanArgs(t, "exec", &ex)
+			c.Executor = ExecutorID(ex)
+		}
 		if stg := s.stages[c.Stage]; stg != nil {
 			c.StageAttempt = stg.attempt
 		}

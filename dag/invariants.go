@@ -3,6 +3,7 @@ package dag
 import (
 	"errors"
 	"fmt"
+	"slices"
 )
 
 // CheckInvariants verifies the state's internal consistency and returns
@@ -100,6 +101,11 @@ func (s *State) CheckInvariants() error {
 		for i, t := range st.authorized {
 			if t != 0 && st.failedTask[t] {
 				fail("stage %d: partition %d authorised to failed task %d", id, i, t)
+			}
+		}
+		for t := range st.committers {
+			if !slices.Contains(st.authorized, t) {
+				fail("stage %d: committer of task %d, which holds no authorisation", id, t)
 			}
 		}
 		if st.isMap {

@@ -19,7 +19,7 @@ import (
 // once and referenced by index.
 const (
 	snapshotMagic   = "BATONDAG"
-	snapshotVersion = 3
+	snapshotVersion = 4
 )
 
 // ErrCorruptSnapshot is returned by Unmarshal for bytes that are not a
@@ -178,6 +178,7 @@ func (s *State) AppendBinary(buf []byte) ([]byte, error) {
 			if t != 0 {
 				e.uint(uint64(i))
 				e.uint(uint64(t))
+				e.str(string(st.committers[t]))
 			}
 		}
 		ft := make([]TaskID, 0, len(st.failedTask))
@@ -265,11 +266,12 @@ func Unmarshal(data []byte) (*State, error) {
 		return nil, fmt.Errorf("%w: bad magic", ErrCorruptSnapshot)
 	}
 	d := &decoder{buf: data[len(snapshotMagic):]}
-	if v := d.uint(); v != snapshotVersion {
+	d.version = d.uint()
+	if d.version != snapshotVersion && d.version != 3 {
 		if d.err != nil {
 			return nil, d.err
 		}
-		return nil, fmt.Errorf("%w: version %d, this build reads version %d", ErrCorruptSnapshot, v, snapshotVersion)
+		return nil, fmt.Errorf("%w: version %d, this build reads versions 3 and %d", ErrCorruptSnapshot, d.version, snapshotVersion)
 	}
 	cfg := Config{
 		MaxTaskFailures:             d.int32(),
@@ -367,7 +369,16 @@ func Unmarshal(data []byte) (*State, error) {
 		st.failedAttempts = d.ids()
 		for m := d.count(); m > 0 && d.err == nil; m-- {
 			i := d.index(st.nTasks)
-			st.authorized[i] = TaskID(d.uint())
+			t := TaskID(d.uint())
+			st.authorized[i] = t
+			if d.version >= 4 { // version 3 did not record committers
+				if ex := ExecutorID(d.str()); ex != "" {
+					if st.committers == nil {
+						st.committers = map[TaskID]ExecutorID{}
+					}
+					st.committers[t] = ex
+				}
+			}
 		}
 		if m := d.count(); m > 0 {
 			st.failedTask = make(map[TaskID]bool, m)
@@ -478,8 +489,9 @@ func (e *encoder) ids(s idSet) {
 // decoder reads what encoder wrote. The first error sticks; reads after
 // it return zero values, so callers check d.err once at the end.
 type decoder struct {
-	buf []byte
-	err error
+	buf     []byte
+	err     error
+	version uint64 // the snapshot's format version
 }
 
 func (d *decoder) fail(format string, args ...any) {

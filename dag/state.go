@@ -149,6 +149,8 @@ type stage struct {
 	// the authorised task per partition (0: none) and attempts known to
 	// have failed, which may not commit.
 	authorized []TaskID
+	// committers are the executors of the authorised attempts.
+	committers map[TaskID]ExecutorID
 	failedTask map[TaskID]bool
 
 	submitted int64 // latest attempt's submission time

@@ -36,7 +36,13 @@ func (s *State) taskEnded(c *TaskEnded) Result {
 	if err := s.checkTaskEnded(st, c); err != nil {
 		return Result{Err: err}
 	}
-	if c.Reason != Success && c.Reason != CommitDenied {
+	if c.Reason != Success {
+		// An executor sends a report again when the leader died before
+		// acknowledging it: a failure counts once (Spark ignores the end
+		// of a task already ended).
+		if c.Task != 0 && st.failedTask[c.Task] {
+			return Result{Ignored: fmt.Sprintf("task %d has already ended: failure reported again", c.Task)}
+		}
 		s.commitAttemptFailed(st, idx, c.Task)
 	}
 	if c.Reason != Success || !s.sameReport(st, idx, c) {
@@ -55,6 +61,9 @@ func (s *State) taskEnded(c *TaskEnded) Result {
 	}
 	switch c.Reason {
 	case Success:
+		// A committed attempt's executor no longer matters to its
+		// authorisation (see committersLost).
+		delete(st.committers, c.Task)
 		if st.isMap {
 			return s.mapTaskSucceeded(st, idx, c)
 		}
@@ -82,6 +91,9 @@ func (s *State) checkTaskEnded(st *stage, c *TaskEnded) error {
 	}
 	switch c.Reason {
 	case Success:
+		// A committed attempt's executor no longer matters to its
+		// authorisation (see committersLost).
+		delete(st.committers, c.Task)
 		if st.isMap {
 			sh := s.shuffles[st.shuffle]
 			if len(c.MapSizes) != 0 && len(c.MapSizes) != sh.reducers {

@@ -162,6 +162,8 @@ type AuthorizeCommit struct {
 	StageAttempt int
 	Partition    int
 	Task         TaskID
+	// Executor runs the attempt: its loss frees the authorisation.
+	Executor ExecutorID
 }
 
 // CancelJob cancels a running job and the stages only it needs.

@@ -2,9 +2,11 @@ package driver
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/baton-sched/baton/api"
 	"github.com/baton-sched/baton/dag"
@@ -28,6 +30,11 @@ func (c *conn) close() { c.once.Do(func() { close(c.closed) }) }
 // send queues a message for the executor; it never blocks the caller for
 // long (a session that cannot keep up is closed and will reconnect).
 func (c *conn) send(m *api.DriverMessage) bool {
+	select {
+	case <-c.closed:
+		return false
+	default:
+	}
 	select {
 	case c.out <- m:
 		return true
@@ -59,7 +66,7 @@ func (d *Driver) Connect(stream grpc.BidiStreamingServer[api.ExecutorMessage, ap
 		return stream.Send(&api.DriverMessage{Msg: &api.DriverMessage_NotLeader{NotLeader: &api.NotLeader{LeaderId: id, LeaderApiAddr: addr}}})
 	}
 	c := &conn{id: hello.ExecutorId, addr: hello.Addr, cores: int(hello.Cores), out: make(chan *api.DriverMessage, 256), graphs: map[string]bool{}, closed: make(chan struct{})}
-	if err := l.attach(c, hello); err != nil {
+	if err := l.attach(c, hello, stream.Context()); err != nil {
 		return err
 	}
 	defer l.detach(c)
@@ -105,9 +112,10 @@ func (d *Driver) Connect(stream grpc.BidiStreamingServer[api.ExecutorMessage, ap
 			case *api.ExecutorMessage_Updates:
 				if len(m.Updates.Updates) > 0 {
 					go l.updates(c, m.Updates.Updates)
-				} else {
+				} else if l.ctx.Err() == nil {
 					// A heartbeat: answer it, so the executor knows this
-					// leader is alive (a frozen leader does not answer).
+					// leader is alive (a frozen leader does not answer,
+					// nor does one that stopped leading).
 					c.send(&api.DriverMessage{Msg: &api.DriverMessage_Ack{Ack: &api.Ack{}}})
 				}
 			case *api.ExecutorMessage_Commit:
@@ -126,6 +134,13 @@ func (d *Driver) Connect(stream grpc.BidiStreamingServer[api.ExecutorMessage, ap
 	case err := <-sendErr:
 		return err
 	case <-c.closed:
+		// Let the sender say NotLeader before the stream ends.
+		drain(sendErr)
+		return nil
+	case <-l.ctx.Done():
+		// Stopped leading: the sender tells the executor where to go.
+		c.close()
+		drain(sendErr)
 		return nil
 	case <-stream.Context().Done():
 		c.close()
@@ -133,11 +148,28 @@ func (d *Driver) Connect(stream grpc.BidiStreamingServer[api.ExecutorMessage, ap
 	}
 }
 
+// drain waits a little for the sender to finish its last message.
+func drain(sendErr <-chan error) {
+	t := time.NewTimer(time.Second)
+	defer t.Stop()
+	select {
+	case <-sendErr:
+	case <-t.C:
+	}
+}
+
 // attach registers an executor's session: it replaces an older session of
 // the same executor, logs the registration, welcomes the executor,
 // deletes blocks no live job needs, and adopts the attempts it runs.
-func (l *leadership) attach(c *conn, h *api.Hello) error {
+func (l *leadership) attach(c *conn, h *api.Hello, stream context.Context) error {
 	d := l.d
+	// One attach of an executor at a time: an older hello that finished
+	// after a newer one would adopt and end attempts by stale news.
+	unlock := l.lockExecutor(c.id)
+	defer unlock()
+	if err := l.attachable(c.id, stream); err != nil {
+		return err
+	}
 	// Register (or revive, or update) the executor in the state first:
 	// its outputs count only once it is registered.
 	need := true
@@ -157,6 +189,9 @@ func (l *leadership) attach(c *conn, h *api.Hello) error {
 			return wrap(res[0].Err, "register executor %s", h.ExecutorId)
 		}
 	}
+	if err := l.attachable(c.id, stream); err != nil {
+		return err
+	}
 	c.send(&api.DriverMessage{Msg: &api.DriverMessage_Welcome{Welcome: &api.Welcome{Term: l.term, HeartbeatIntervalMs: d.opts.HeartbeatInterval.Milliseconds()}}})
 	// Adopt what the executor runs and holds before the session counts:
 	// the grace period ends once every executor's session counts, and
@@ -164,6 +199,10 @@ func (l *leadership) attach(c *conn, h *api.Hello) error {
 	l.adopt(c, h.Running, h.Unacked)
 	l.vanished(c.id, h)
 	l.mu.Lock()
+	if err := l.attachableLocked(c.id, stream); err != nil {
+		l.mu.Unlock()
+		return err
+	}
 	if old := l.conns[c.id]; old != nil {
 		old.close()
 	}
@@ -193,6 +232,41 @@ func (l *leadership) attach(c *conn, h *api.Hello) error {
 		c.send(&api.DriverMessage{Msg: &api.DriverMessage_Delete{Delete: del}})
 	}
 	l.kick()
+	return nil
+}
+
+// lockExecutor serialises the attaches of one executor.
+func (l *leadership) lockExecutor(id string) (unlock func()) {
+	l.mu.Lock()
+	m := l.attaching[id]
+	if m == nil {
+		m = &sync.Mutex{}
+		l.attaching[id] = m
+	}
+	l.mu.Unlock()
+	m.Lock()
+	return m.Unlock
+}
+
+// attachable says why a session may not be attached now: this leadership
+// ended (a session attached to it would be served by nobody), the executor
+// gave up on this hello, or the executor is being removed (it registers
+// anew once the removal is logged).
+func (l *leadership) attachable(id string, stream context.Context) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.attachableLocked(id, stream)
+}
+
+func (l *leadership) attachableLocked(id string, stream context.Context) error {
+	switch {
+	case l.ctx.Err() != nil:
+		return errors.New("driver: no longer leading")
+	case stream.Err() != nil:
+		return fmt.Errorf("driver: executor %s left before its session was attached", id)
+	case l.losing[id]:
+		return fmt.Errorf("driver: executor %s is being removed; connect again", id)
+	}
 	return nil
 }
 
@@ -316,6 +390,10 @@ func (l *leadership) updates(c *conn, updates []*api.TaskStatus) {
 			}
 		}
 		l.mu.Unlock()
+		// Still leading (a leadership transfer that failed, a full
+		// queue): the executor resends unacknowledged reports only in a
+		// new session, so end this one.
+		c.close()
 		return
 	}
 	var dropped dag.Dropped
@@ -350,7 +428,7 @@ func toTaskEnded(exec string, u *api.TaskStatus) *dag.TaskEnded {
 	te := &dag.TaskEnded{
 		Task: dag.TaskID(id.Task), Stage: dag.StageID(id.Stage), StageAttempt: int(id.StageAttempt),
 		Partition: int(id.Partition), Attempt: int(id.Attempt), Executor: dag.ExecutorID(exec), Epoch: id.Epoch,
-		Message: u.Message,
+		Message: clip(u.Message),
 	}
 	switch u.State {
 	case api.TaskState_TASK_STATE_FINISHED:
@@ -379,6 +457,22 @@ func toTaskEnded(exec string, u *api.TaskStatus) *dag.TaskEnded {
 		return nil
 	}
 	return te
+}
+
+// maxMessage bounds a failure message kept in the log: an executor's
+// message is its own business, the log's size is everyone's.
+const maxMessage = 4 << 10
+
+// clip shortens a message to maxMessage bytes, on a character boundary.
+func clip(s string) string {
+	if len(s) <= maxMessage {
+		return s
+	}
+	cut := maxMessage
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + " …(clipped)"
 }
 
 // dropped sends deletions to the executors holding the blocks.

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/baton-sched/baton/api"
@@ -37,7 +38,10 @@ type Options struct {
 	LocalityWait time.Duration
 	// GracePeriod is how long a new leader waits for executors to
 	// reconnect and report what they run before it launches anything; it
-	// ends early once every live executor has reconnected. Default 1s.
+	// ends early once every live executor has reconnected. Default
+	// 3×HeartbeatInterval + 1s: an executor whose leader froze (no
+	// connection reset) notices after three unanswered heartbeats, and
+	// must be back before the grace ends for its tasks to be adopted.
 	GracePeriod time.Duration
 	// MaxDirectResultSize: larger results stay in the executor's block
 	// store (indirect results). Default 64 KiB.
@@ -61,7 +65,7 @@ func (o *Options) ensureDefaults() {
 	def(&o.ExecutorTimeout, 10*time.Second)
 	def(&o.ResubmitTimeout, 200*time.Millisecond)
 	def(&o.LocalityWait, 100*time.Millisecond)
-	def(&o.GracePeriod, time.Second)
+	def(&o.GracePeriod, 3*o.HeartbeatInterval+time.Second)
 	if o.QueuePerSlot == 0 {
 		o.QueuePerSlot = 3
 	} else if o.QueuePerSlot < 0 {
@@ -100,6 +104,8 @@ type Driver struct {
 
 	stop chan struct{}
 	wg   sync.WaitGroup
+	// seq numbers task attempts (see launchBuilder.build).
+	seq atomic.Uint64
 }
 
 // New returns a driver; Start runs it.
@@ -146,15 +152,36 @@ func (d *Driver) follow() {
 // take starts leading: after a barrier (the state then holds every
 // committed entry), executor deadlines start from now.
 func (d *Driver) take() {
-	if err := d.node.Barrier(10 * time.Second); err != nil {
-		d.log.Warn("driver: barrier after election failed; not leading", "err", err)
+	// The term is read before the barrier: once the barrier is through,
+	// the node still leads in that term if it leads at all, so orders
+	// stamped with it are this leadership's.
+	term := d.node.Status().Term
+	for {
+		err := d.node.Barrier(10 * time.Second)
+		if err == nil {
+			break
+		}
+		if !d.node.IsLeader() || d.node.Status().Term != term {
+			d.log.Warn("driver: barrier after election failed; not leading", "err", err)
+			return
+		}
+		// Still the leader: without a driver the term would schedule
+		// nothing, so try again.
+		d.log.Warn("driver: barrier after election failed; trying again", "err", err)
+		select {
+		case <-d.stop:
+			return
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	if !d.node.IsLeader() || d.node.Status().Term != term {
+		d.log.Info("driver: lost the leadership during the barrier", "term", term)
 		return
 	}
-	st := d.node.Status()
 	ctx, cancel := context.WithCancel(context.Background())
 	l := &leadership{
 		d:         d,
-		term:      st.Term,
+		term:      term,
 		ctx:       ctx,
 		cancel:    cancel,
 		won:       time.Now(),
@@ -167,6 +194,7 @@ func (d *Driver) take() {
 		graphs:    map[*plan.Graph]*graphEnc{},
 		durations: map[dag.StageID]time.Duration{},
 		losing:    map[string]bool{},
+		attaching: map[string]*sync.Mutex{},
 		wake:      make(chan struct{}, 1),
 	}
 	d.fsm.Read(func(s *dag.State) {

@@ -28,10 +28,11 @@ type leadership struct {
 	waiting  map[partKey]time.Time
 	lastSeen map[string]time.Time // executors' last sign of life (from the takeover at the earliest)
 	losing   map[string]bool      // executors being removed
-	graphs   map[*plan.Graph]*graphEnc
+	// attaching serialises the attaches of each executor.
+	attaching map[string]*sync.Mutex
+	graphs    map[*plan.Graph]*graphEnc
 	// durations is a moving average of each stage's task durations.
 	durations map[dag.StageID]time.Duration
-	seq       uint64
 	armed     bool // the resubmit timer
 	graceful  bool // the grace period is over
 	// saving holds, per running saveAsTextFile job, the partitions whose
@@ -134,7 +135,11 @@ func (l *leadership) adopt(c *conn, running, unacked []*api.TaskID) {
 			l.byPart[key] = id.Task
 		}
 		for _, id := range running {
-			if _, known := l.attempts[id.Task]; known {
+			if a, known := l.attempts[id.Task]; known {
+				if a.killing {
+					// The kill went to the old session: again.
+					kill = append(kill, id.Task)
+				}
 				continue
 			}
 			key := partKey{dag.StageID(id.Stage), int(id.StageAttempt), int(id.Partition)}
@@ -275,7 +280,6 @@ func (l *leadership) kills() {
 		defer l.mu.Unlock()
 		for task, a := range l.attempts {
 			if !a.killing && !s.StageActive(a.key.stage, a.key.attempt) {
-				a.killing = true
 				byExec[a.exec] = append(byExec[a.exec], task)
 			}
 		}
@@ -284,9 +288,18 @@ func (l *leadership) kills() {
 		l.mu.Lock()
 		c := l.conns[exec]
 		l.mu.Unlock()
-		if c != nil {
-			c.send(&api.DriverMessage{Msg: &api.DriverMessage_Kill{Kill: &api.Kill{Term: l.term, Tasks: tasks, Reason: "stage no longer needed"}}})
+		// A kill not sent is tried again at the next state change or
+		// once the executor is back (its hello lists what it runs).
+		if c == nil || !c.send(&api.DriverMessage{Msg: &api.DriverMessage_Kill{Kill: &api.Kill{Term: l.term, Tasks: tasks, Reason: "stage no longer needed"}}}) {
+			continue
 		}
+		l.mu.Lock()
+		for _, task := range tasks {
+			if a := l.attempts[task]; a != nil {
+				a.killing = true
+			}
+		}
+		l.mu.Unlock()
 	}
 }
 
@@ -299,12 +312,15 @@ func (l *leadership) kills() {
 // QueuePerSlot more per slot, queued on the executor, so the next task is
 // at hand when one ends rather than a round trip away.
 func (l *leadership) launch(now time.Time) {
-	type room struct{ slots, used int }
+	type room struct {
+		slots, used int
+		c           *conn // the session the launches go to
+	}
 	l.mu.Lock()
 	rooms := map[string]*room{}
 	for id, c := range l.conns {
 		if c.ready && !l.losing[id] {
-			rooms[id] = &room{slots: c.cores}
+			rooms[id] = &room{slots: c.cores, c: c}
 		}
 	}
 	for _, a := range l.attempts {
@@ -324,6 +340,7 @@ func (l *leadership) launch(now time.Time) {
 	batches := map[string][]*api.TaskLaunch{}
 	l.d.fsm.Read(func(s *dag.State) {
 		b := &launchBuilder{l: l, s: s, inputs: map[dag.StageID][]*api.ShuffleInput{}}
+		b.conn = func(exec string) *conn { return rooms[exec].c }
 		l.mu.Lock()
 		defer l.mu.Unlock()
 		free := map[string]int{}
@@ -388,10 +405,23 @@ func (l *leadership) launch(now time.Time) {
 		})
 	})
 	for exec, tasks := range batches {
+		// Only on the session the launches were built for (a new session
+		// has not got the graphs), and only those still wanted: a
+		// reconnect in between ended them (vanished).
+		c := rooms[exec].c
 		l.mu.Lock()
-		c := l.conns[exec]
+		kept := tasks[:0]
+		for _, t := range tasks {
+			if a, ok := l.attempts[t.Id.Task]; ok && a.exec == exec {
+				kept = append(kept, t)
+			}
+		}
+		tasks = kept
 		l.mu.Unlock()
-		if c == nil || !c.send(&api.DriverMessage{Msg: &api.DriverMessage_Launch{Launch: &api.Launch{Tasks: tasks}}}) {
+		if len(tasks) == 0 {
+			continue
+		}
+		if !c.send(&api.DriverMessage{Msg: &api.DriverMessage_Launch{Launch: &api.Launch{Tasks: tasks}}}) {
 			// The session broke: forget the launches; the tasks run again.
 			l.mu.Lock()
 			for _, t := range tasks {
@@ -430,6 +460,7 @@ func mostFree(free map[string]int) string {
 // launchBuilder builds launches within one read of the state.
 type launchBuilder struct {
 	l      *leadership
+	conn   func(exec string) *conn
 	s      *dag.State
 	inputs map[dag.StageID][]*api.ShuffleInput
 }
@@ -450,8 +481,9 @@ func (b *launchBuilder) build(t dag.TaskSpec, exec string) *api.TaskLaunch {
 		l.graphs[st.Graph] = ge
 	}
 	job, _ := b.s.Job(t.Job)
-	l.seq++
-	tid := l.term<<40 | l.seq
+	// Task ids are unique across leaderships: the term, then a sequence
+	// the driver keeps (two leaderships of one term never share one).
+	tid := l.term<<40 | l.d.seq.Add(1)&(1<<40-1)
 	pk := [2]uint64{uint64(t.Stage), uint64(t.Partition)}
 	n := max(l.launches[pk], t.Failures)
 	l.launches[pk]++
@@ -472,7 +504,7 @@ func (b *launchBuilder) build(t dag.TaskSpec, exec string) *api.TaskLaunch {
 			tl.ShuffleKey = sh.Key
 		}
 	}
-	if c := l.conns[exec]; c != nil && !c.graphs[ge.key] {
+	if c := b.conn(exec); c != nil && !c.graphs[ge.key] {
 		tl.Graph = ge.data
 		c.graphs[ge.key] = true
 	}

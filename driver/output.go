@@ -24,10 +24,12 @@ func (l *leadership) commit(c *conn, id *api.TaskID) {
 	if id == nil {
 		return
 	}
-	res, err := l.d.prop.Propose(l.ctx, &dag.AuthorizeCommit{Stage: dag.StageID(id.Stage), StageAttempt: int(id.StageAttempt), Partition: int(id.Partition), Task: dag.TaskID(id.Task)})
+	res, err := l.d.prop.Propose(l.ctx, &dag.AuthorizeCommit{Stage: dag.StageID(id.Stage), StageAttempt: int(id.StageAttempt), Partition: int(id.Partition), Task: dag.TaskID(id.Task), Executor: dag.ExecutorID(c.id)})
 	if err != nil {
-		// No decision: the executor asks the next leader.
+		// No decision: the executor asks again in its next session, with
+		// this leader or the next.
 		l.d.log.Debug("driver: commit authorisation not committed", "task", id.Task, "err", err)
+		c.close()
 		return
 	}
 	ok := res[0].Err == nil && res[0].Authorized

@@ -84,3 +84,36 @@ func TestOutputCommit(t *testing.T) {
 		t.Fatalf("output directory holds %d entries, want part-00000 alone", len(entries))
 	}
 }
+
+// TestInvalidUTF8MessageIsSent: a failure whose message holds bytes that
+// are not UTF-8 (a program's binary stderr) is still reported, and the
+// reports after it too.
+func TestInvalidUTF8MessageIsSent(t *testing.T) {
+	f, addr := startFake(t, 1)
+	startExecutor(t, t.TempDir(), addr)
+	s := <-f.sessions
+	p, err := plan.Parse([]byte(`{"datasets": {"r": {"op": "range", "n": 3, "partitions": 1},
+		"p": {"op": "pipe", "input": "r", "command": "sh", "args": ["-c", "printf 'bad \\377\\376 bytes' >&2; exit 3"]}},
+		"action": {"op": "count", "input": "p"}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cg, err := plan.Compile(p, plan.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := json.Marshal(cg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := launch(1, 1, g)
+	m.GetLaunch().Tasks[0].GraphKey = "pipe"
+	m.GetLaunch().Tasks[0].Node = int32(cg.Output)
+	s.Send(m)
+	waitFor(t, "the failure of task 1", func() bool { return f.finished()[1] != nil })
+	if st := f.finished()[1]; st.State != api.TaskState_TASK_STATE_FAILED || !strings.Contains(st.Message, "bad \uFFFD bytes") {
+		t.Fatalf("task 1: %v %q", st.State, st.Message)
+	}
+	s.Send(launch(2, 1, countGraph(t)))
+	waitFor(t, "task 2 to finish", func() bool { return f.finished()[2] != nil })
+}

@@ -193,7 +193,7 @@ func New(opts Options) (*Executor, error) {
 		e.addr = e.ln.Addr().String()
 	}
 	e.runner = &ops.Runner{Registry: opts.Registry, Fetcher: &blockstore.Fetcher{Local: e.store, LocalID: id, Conns: e.conns}}
-	e.grpc = grpc.NewServer(grpc.MaxRecvMsgSize(16 << 20))
+	e.grpc = grpc.NewServer(append(blockstore.ServerOptions(), grpc.MaxRecvMsgSize(16<<20))...)
 	api.RegisterBlocksServer(e.grpc, &blockService{Service: &blockstore.Service{Store: e.store}, e: e})
 	go e.grpc.Serve(e.ln)
 	return e, nil
@@ -262,7 +262,10 @@ func (e *Executor) Run(ctx context.Context) error {
 		if err != nil {
 			e.log.Debug("session ended", "scheduler", addr, "err", err)
 		}
-		if leader == "" {
+		// No leader known, or a member that names itself the leader but
+		// does not lead yet (its driver starts after a barrier): wait a
+		// little rather than spin.
+		if leader == "" || leader == addr {
 			select {
 			case <-ctx.Done():
 			case <-time.After(backoff):

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net"
+	"os"
 	"sync"
 	"testing"
 	"time"
@@ -22,7 +23,7 @@ type fakeDriver struct {
 	hellos   []*api.Hello
 	updates  []*api.TaskStatus
 	commits  []*api.TaskID // commit requests
-	silent   bool // answer nothing (a frozen leader)
+	silent   bool          // answer nothing (a frozen leader)
 	sessions chan grpc.BidiStreamingServer[api.ExecutorMessage, api.DriverMessage]
 }
 
@@ -124,7 +125,7 @@ func startExecutor(t *testing.T, dir string, scheds ...string) (*Executor, conte
 }
 
 // TestFencing: launches and kills from a term below the highest seen are
-// refused; a Welcome from a deposed leader is refused too.
+// refused, and the highest term survives a restart.
 func TestFencing(t *testing.T) {
 	f, addr := startFake(t, 5)
 	e, _ := startExecutor(t, t.TempDir(), addr)
@@ -187,4 +188,27 @@ func TestReportsSurviveALeaderChange(t *testing.T) {
 		t.Fatalf("resent report: %v", st.State)
 	}
 	_ = e
+}
+
+// TestDeposedWelcomeRefused: an executor that has seen term 6 (before a
+// restart, even) refuses a session with a leader of term 3, and keeps
+// looking for the real leader.
+func TestDeposedWelcomeRefused(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(termPath(dir), []byte("6\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f3, addr3 := startFake(t, 3)
+	e, _ := startExecutor(t, dir, addr3)
+	waitFor(t, "hellos to the deposed leader", func() bool {
+		f3.mu.Lock()
+		defer f3.mu.Unlock()
+		return len(f3.hellos) >= 3
+	})
+	e.mu.Lock()
+	highest, session := e.highestTerm, e.sessionID
+	e.mu.Unlock()
+	if highest != 6 || session != 0 {
+		t.Fatalf("after a deposed leader's welcome: highest term %d, session %d; want 6 and none", highest, session)
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -358,6 +359,10 @@ func (e *Executor) deleteBlocks(d *api.DeleteBlocks) {
 
 // finishLocked records a final status to report. e.mu is held.
 func (e *Executor) finishLocked(st *api.TaskStatus) {
+	// A message is protobuf text: bytes that are not UTF-8 (a pipe's
+	// stderr cut mid-character, a program's binary output) would make
+	// every report batch holding it unsendable.
+	st.Message = strings.ToValidUTF8(st.Message, "\uFFFD")
 	id := st.Id.GetTask()
 	delete(e.running, id)
 	e.pending[id] = &update{status: st}

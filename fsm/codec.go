@@ -75,7 +75,7 @@ func encodeCommand(c dag.Command) (*fsmpb.Command, error) {
 		m = &fsmpb.ResubmitFailedStages{}
 	case *dag.AuthorizeCommit:
 		t = fsmpb.Type_TYPE_AUTHORIZE_COMMIT
-		m = &fsmpb.AuthorizeCommit{Stage: uint64(c.Stage), StageAttempt: int32(c.StageAttempt), Partition: int32(c.Partition), Task: uint64(c.Task)}
+		m = &fsmpb.AuthorizeCommit{Stage: uint64(c.Stage), StageAttempt: int32(c.StageAttempt), Partition: int32(c.Partition), Task: uint64(c.Task), Executor: string(c.Executor)}
 	case *dag.CancelJob:
 		t = fsmpb.Type_TYPE_CANCEL_JOB
 		m = &fsmpb.CancelJob{Job: uint64(c.Job), Reason: c.Reason}
@@ -227,7 +227,7 @@ func decodeCommand(pc *fsmpb.Command, now int64) (dag.Command, error) {
 		if err := proto.Unmarshal(p, &m); err != nil {
 			return nil, err
 		}
-		return &dag.AuthorizeCommit{Time: now, Stage: dag.StageID(m.Stage), StageAttempt: int(m.StageAttempt), Partition: int(m.Partition), Task: dag.TaskID(m.Task)}, nil
+		return &dag.AuthorizeCommit{Time: now, Stage: dag.StageID(m.Stage), StageAttempt: int(m.StageAttempt), Partition: int(m.Partition), Task: dag.TaskID(m.Task), Executor: dag.ExecutorID(m.Executor)}, nil
 	case fsmpb.Type_TYPE_CANCEL_JOB:
 		var m fsmpb.CancelJob
 		if err := proto.Unmarshal(p, &m); err != nil {

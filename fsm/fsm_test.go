@@ -42,7 +42,7 @@ func allCommands() []dag.Command {
 			Reason: dag.FetchFailed, Message: "boom", MapBytes: 10, MapSizes: []byte{1, 2}, ResultSize: 5,
 			Result: []byte("hello"), Indirect: true, FetchExecutor: "e3", FetchShuffle: 4, FetchMap: -1, FetchReduce: 3},
 		&dag.ResubmitFailedStages{},
-		&dag.AuthorizeCommit{Stage: 1, StageAttempt: 0, Partition: 2, Task: 11},
+		&dag.AuthorizeCommit{Stage: 1, StageAttempt: 0, Partition: 2, Task: 11, Executor: "e1"},
 		&dag.CancelJob{Job: 3, Reason: "user"},
 		&dag.ReleaseJob{Job: 3},
 	}

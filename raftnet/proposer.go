@@ -53,6 +53,7 @@ type Proposer struct {
 }
 
 type proposal struct {
+	ctx  context.Context
 	cmds []dag.Command
 	done chan proposalResult
 }
@@ -107,7 +108,12 @@ func (p *Proposer) ProposeIndex(ctx context.Context, cmds ...dag.Command) ([]dag
 	if len(cmds) == 0 {
 		return nil, 0, nil
 	}
-	pr := &proposal{cmds: cmds, done: make(chan proposalResult, 1)}
+	if err := ctx.Err(); err != nil {
+		// A caller that gave up (a leadership that ended) proposes
+		// nothing.
+		return nil, 0, err
+	}
+	pr := &proposal{ctx: ctx, cmds: cmds, done: make(chan proposalResult, 1)}
 	p.mu.RLock()
 	if p.closed {
 		p.mu.RUnlock()
@@ -164,12 +170,23 @@ func (p *Proposer) loop() {
 			p.failQueued()
 			return
 		}
+		// Proposals whose callers gave up while queued are dropped, not
+		// logged: they may come from a leadership that has ended.
+		if err := first.ctx.Err(); err != nil {
+			<-p.sem
+			first.done <- proposalResult{err: err}
+			continue
+		}
 		batch := []*proposal{first}
 		n, size := len(first.cmds), estimate(first.cmds)
 	drain:
 		for n < p.opts.MaxBatch && size < p.opts.MaxBatchBytes {
 			select {
 			case pr := <-p.reqs:
+				if err := pr.ctx.Err(); err != nil {
+					pr.done <- proposalResult{err: err}
+					continue
+				}
 				if n+len(pr.cmds) > p.opts.MaxBatch || size+estimate(pr.cmds) > p.opts.MaxBatchBytes {
 					carry = pr
 					break drain

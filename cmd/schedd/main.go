@@ -115,7 +115,7 @@ func parseFlags(args []string, stderr io.Writer) (server.Config, *slog.Logger, b
 	fs.StringVar(&cfg.Raft.Advertise, "raft-advertise", "", "Raft address peers reach this node at (default: -raft-addr; needed when listening on 0.0.0.0)")
 	fs.DurationVar(&cfg.Driver.ExecutorTimeout, "executor-timeout", 10*time.Second, "an executor silent this long is declared lost")
 	fs.DurationVar(&cfg.Driver.HeartbeatInterval, "heartbeat-interval", 500*time.Millisecond, "how often executors report in")
-	fs.DurationVar(&cfg.Driver.GracePeriod, "grace-period", time.Second, "after winning leadership, how long to wait for executors to reconnect before launching (ends early when all are back)")
+	fs.DurationVar(&cfg.Driver.GracePeriod, "grace-period", 0, "after winning leadership, how long to wait for executors to reconnect before launching (ends early when all are back; default 3×heartbeat-interval + 1s)")
 	fs.DurationVar(&cfg.Driver.LocalityWait, "locality-wait", 100*time.Millisecond, "how long a task waits for a slot on an executor holding its input")
 	fs.Int64Var(&cfg.Driver.MaxDirectResultSize, "max-direct-result-size", 64<<10, "largest result sent through the log; larger ones stay on the executor")
 	fs.IntVar(&cfg.Driver.QueuePerSlot, "queue-per-slot", 3, "for stages of short tasks, tasks each executor slot may have queued beyond its running one (-1: none)")

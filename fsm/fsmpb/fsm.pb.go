@@ -719,6 +719,7 @@ type AuthorizeCommit struct {
 	StageAttempt  int32                  `protobuf:"varint,2,opt,name=stage_attempt,json=stageAttempt,proto3" json:"stage_attempt,omitempty"`
 	Partition     int32                  `protobuf:"varint,3,opt,name=partition,proto3" json:"partition,omitempty"`
 	Task          uint64                 `protobuf:"varint,4,opt,name=task,proto3" json:"task,omitempty"`
+	Executor      string                 `protobuf:"bytes,5,opt,name=executor,proto3" json:"executor,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -779,6 +780,13 @@ func (x *AuthorizeCommit) GetTask() uint64 {
 		return x.Task
 	}
 	return 0
+}
+
+func (x *AuthorizeCommit) GetExecutor() string {
+	if x != nil {
+		return x.Executor
+	}
+	return ""
 }
 
 type CancelJob struct {
@@ -1052,12 +1060,13 @@ const file_fsm_fsmpb_fsm_proto_rawDesc = "" +
 	"\rfetch_shuffle\x18\x10 \x01(\x04R\ffetchShuffle\x12\x1b\n" +
 	"\tfetch_map\x18\x11 \x01(\x05R\bfetchMap\x12!\n" +
 	"\ffetch_reduce\x18\x12 \x01(\x05R\vfetchReduce\"\x16\n" +
-	"\x14ResubmitFailedStages\"~\n" +
+	"\x14ResubmitFailedStages\"\x9a\x01\n" +
 	"\x0fAuthorizeCommit\x12\x14\n" +
 	"\x05stage\x18\x01 \x01(\x04R\x05stage\x12#\n" +
 	"\rstage_attempt\x18\x02 \x01(\x05R\fstageAttempt\x12\x1c\n" +
 	"\tpartition\x18\x03 \x01(\x05R\tpartition\x12\x12\n" +
-	"\x04task\x18\x04 \x01(\x04R\x04task\"5\n" +
+	"\x04task\x18\x04 \x01(\x04R\x04task\x12\x1a\n" +
+	"\bexecutor\x18\x05 \x01(\tR\bexecutor\"5\n" +
 	"\tCancelJob\x12\x10\n" +
 	"\x03job\x18\x01 \x01(\x04R\x03job\x12\x16\n" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\"\x1e\n" +

@@ -209,7 +209,7 @@ func (sim *Sim) step() {
 	rt := sim.running[i]
 	sim.running = append(sim.running[:i], sim.running[i+1:]...)
 	if sim.rng.IntN(10) == 0 {
-		sim.queue = append(sim.queue, &dag.AuthorizeCommit{Stage: rt.spec.Stage, StageAttempt: rt.spec.StageAttempt, Partition: rt.spec.Partition, Task: rt.id})
+		sim.queue = append(sim.queue, &dag.AuthorizeCommit{Stage: rt.spec.Stage, StageAttempt: rt.spec.StageAttempt, Partition: rt.spec.Partition, Task: rt.id, Executor: rt.exec})
 	}
 	sim.queue = append(sim.queue, sim.end(rt))
 }

@@ -238,6 +238,15 @@ func (s *Server) Close(ctx context.Context) error {
 		if s.http != nil {
 			s.http.Shutdown(ctx)
 		}
+		// Hand leadership over first and stop the driver: executors'
+		// sessions end only when it stops (they are told where the new
+		// leader is), and the graceful stop below waits for them.
+		if servers, serr := s.node.Servers(); serr == nil && len(servers) > 1 && s.node.IsLeader() {
+			if terr := s.node.TransferLeadership(""); terr != nil {
+				s.log.Warn("could not hand leadership over", "err", terr)
+			}
+		}
+		s.drv.Stop()
 		stopped := make(chan struct{})
 		go func() { s.grpc.GracefulStop(); close(stopped) }()
 		select {
@@ -245,7 +254,6 @@ func (s *Server) Close(ctx context.Context) error {
 		case <-ctx.Done():
 			s.grpc.Stop()
 		}
-		s.drv.Stop()
 		s.prop.Close()
 		err = s.node.Shutdown()
 		s.blocks.Close()

@@ -1,9 +1,9 @@
 // Command demo is what `make demo` runs: it builds Baton, starts a local
-// three-node quorum and two executors as real processes, runs a word
-// count over generated text and kills the leader in the middle of it —
-// during the map stage, during the reduce stage, and while the results
-// are collected — shows each job finishing on the new leader with the
-// exact answer, prints the drill report, and removes every process and
+// three-node quorum and two executors as real processes, runs jobs over
+// generated text (a word count and a histogram, in turn) and kills the
+// leader in the middle of each — during the map stage, during the reduce
+// stage, and while the results are collected — shows each job finishing
+// on the new leader with the exact answer, prints the drill report, and removes every process and
 // file it made.
 package main
 
