@@ -20,12 +20,25 @@ type conn struct {
 	cores  int
 	out    chan *api.DriverMessage
 	graphs map[string]bool // graph keys sent in this session
+	funcs  map[string]bool // the functions the executor holds
 	ready  bool            // registered in the state
 	closed chan struct{}
 	once   sync.Once
 }
 
 func (c *conn) close() { c.once.Do(func() { close(c.closed) }) }
+
+// holds reports whether the executor holds every function named: a task
+// runs only where its functions are (executors built with user functions
+// hold more than the built-ins).
+func (c *conn) holds(names []string) bool {
+	for _, n := range names {
+		if !c.funcs[n] {
+			return false
+		}
+	}
+	return true
+}
 
 // send queues a message for the executor; it never blocks the caller for
 // long (a session that cannot keep up is closed and will reconnect).
@@ -65,7 +78,10 @@ func (d *Driver) Connect(stream grpc.BidiStreamingServer[api.ExecutorMessage, ap
 		id, addr := d.leader()
 		return stream.Send(&api.DriverMessage{Msg: &api.DriverMessage_NotLeader{NotLeader: &api.NotLeader{LeaderId: id, LeaderApiAddr: addr}}})
 	}
-	c := &conn{id: hello.ExecutorId, addr: hello.Addr, cores: int(hello.Cores), out: make(chan *api.DriverMessage, 256), graphs: map[string]bool{}, closed: make(chan struct{})}
+	c := &conn{id: hello.ExecutorId, addr: hello.Addr, cores: int(hello.Cores), out: make(chan *api.DriverMessage, 256), graphs: map[string]bool{}, funcs: map[string]bool{}, closed: make(chan struct{})}
+	for _, f := range hello.Funcs {
+		c.funcs[f] = true
+	}
 	if err := l.attach(c, hello, stream.Context()); err != nil {
 		return err
 	}

@@ -192,6 +192,7 @@ func (d *Driver) take() {
 		waiting:   map[partKey]time.Time{},
 		lastSeen:  map[string]time.Time{},
 		graphs:    map[*plan.Graph]*graphEnc{},
+		funcs:     map[*plan.Graph][]string{},
 		durations: map[dag.StageID]time.Duration{},
 		losing:    map[string]bool{},
 		attaching: map[string]*sync.Mutex{},

@@ -31,6 +31,7 @@ type leadership struct {
 	// attaching serialises the attaches of each executor.
 	attaching map[string]*sync.Mutex
 	graphs    map[*plan.Graph]*graphEnc
+	funcs     map[*plan.Graph][]string // the functions each graph names
 	// durations is a moving average of each stage's task durations.
 	durations map[dag.StageID]time.Duration
 	armed     bool // the resubmit timer
@@ -354,8 +355,12 @@ func (l *leadership) launch(now time.Time) {
 			if d, ok := l.durations[stage]; ok && d < shortTask {
 				q = queue
 			}
+			var needs []string
+			if st, ok := s.Stage(stage); ok && st.Graph != nil {
+				needs = l.funcsOf(st.Graph)
+			}
 			for id, r := range rooms {
-				if n := r.slots*(1+q) - r.used; n > 0 {
+				if n := r.slots*(1+q) - r.used; n > 0 && r.c.holds(needs) {
 					free[id] = n
 				}
 			}
@@ -430,6 +435,27 @@ func (l *leadership) launch(now time.Time) {
 			l.mu.Unlock()
 		}
 	}
+}
+
+// funcsOf returns the functions a graph names (cached); l.mu is held.
+func (l *leadership) funcsOf(g *plan.Graph) []string {
+	if fs, ok := l.funcs[g]; ok {
+		return fs
+	}
+	seen := map[string]bool{}
+	var fs []string
+	add := func(name string) {
+		if name != "" && !seen[name] {
+			seen[name] = true
+			fs = append(fs, name)
+		}
+	}
+	for _, n := range g.Nodes {
+		add(n.Fn.Name)
+	}
+	add(g.Action.Fn.Name)
+	l.funcs[g] = fs
+	return fs
 }
 
 // shortTask is the average duration under which a stage's tasks are

@@ -105,20 +105,35 @@ func execStats(t *testing.T, c *localcluster.Cluster) []*api.ExecutorStats {
 	t.Helper()
 	var out []*api.ExecutorStats
 	for _, p := range c.Execs {
-		cc, err := grpc.NewClient(p.Addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-		if err != nil {
-			t.Fatal(err)
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		st, err := api.NewBlocksClient(cc).Stats(ctx, &api.ExecutorStatsRequest{})
-		cancel()
-		cc.Close()
-		if err != nil {
-			t.Fatalf("stats of %s: %v", p.Name, err)
-		}
-		out = append(out, st)
+		out = append(out, statsAt(t, p.Name, p.Addr))
 	}
 	return out
+}
+
+// execStatsOf returns the stats of some executors of a test cluster.
+func execStatsOf(t *testing.T, c *cluster, names ...string) []*api.ExecutorStats {
+	t.Helper()
+	var out []*api.ExecutorStats
+	for _, n := range names {
+		out = append(out, statsAt(t, n, c.execs[n].addr))
+	}
+	return out
+}
+
+func statsAt(t *testing.T, name, addr string) *api.ExecutorStats {
+	t.Helper()
+	cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cc.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	st, err := api.NewBlocksClient(cc).Stats(ctx, &api.ExecutorStatsRequest{})
+	if err != nil {
+		t.Fatalf("stats of %s: %v", name, err)
+	}
+	return st
 }
 
 // TestFrozenLeaderIsFenced freezes the leader (SIGSTOP) past the election

@@ -30,7 +30,7 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	binDir = dir
-	build := exec.Command("go", "build", "-o", dir+"/", "github.com/baton-sched/baton/cmd/...")
+	build := exec.Command("go", "build", "-o", dir+"/", "github.com/baton-sched/baton/cmd/...", "github.com/baton-sched/baton/examples/...")
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "e2e: build:", err)

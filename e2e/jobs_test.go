@@ -32,6 +32,13 @@ type execNode struct {
 // startExec starts (or restarts) an executor attached to every node.
 func (c *cluster) startExec(name string, extra ...string) *execNode {
 	c.t.Helper()
+	return c.startExecBin(name, "execd", extra...)
+}
+
+// startExecBin starts an executor from another binary built with
+// executor.Main (a user's execd).
+func (c *cluster) startExecBin(name, bin string, extra ...string) *execNode {
+	c.t.Helper()
 	if c.execs == nil {
 		c.execs = map[string]*execNode{}
 	}
@@ -49,7 +56,7 @@ func (c *cluster) startExec(name string, extra ...string) *execNode {
 		c.t.Fatal(err)
 	}
 	args := append([]string{"-id", name, "-data-dir", e.dir, "-schedulers", strings.Join(scheds, ","), "-addr", e.addr, "-cores", "4"}, extra...)
-	e.cmd = exec.Command(filepath.Join(binDir, "execd"), args...)
+	e.cmd = exec.Command(filepath.Join(binDir, bin), args...)
 	e.cmd.Stdout, e.cmd.Stderr = logf, logf
 	if err := e.cmd.Start(); err != nil {
 		c.t.Fatal(err)

@@ -175,13 +175,22 @@ func (r *Registry) CheckFunc(op string, fn plan.Func) error {
 
 // Suggest returns registered names close to name (edit distance at most
 // two, or sharing a prefix), closest first.
-func (r *Registry) Suggest(name string) []string {
+func (r *Registry) Suggest(name string) []string { return Suggest(r.Names(), name) }
+
+// Suggest returns the names close to name (edit distance at most two, or
+// sharing a prefix), closest first, at most three.
+func Suggest(names []string, name string) []string {
 	type cand struct {
 		n string
 		d int
 	}
 	var cands []cand
-	for _, n := range r.Names() {
+	seen := map[string]bool{}
+	for _, n := range names {
+		if seen[n] {
+			continue
+		}
+		seen[n] = true
 		d := editDistance(strings.ToLower(name), strings.ToLower(n))
 		if d <= 2 || (len(name) >= 3 && strings.HasPrefix(strings.ToLower(n), strings.ToLower(name))) {
 			cands = append(cands, cand{n, d})

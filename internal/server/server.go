@@ -63,8 +63,9 @@ type Config struct {
 	// Resolver lists input files for textFile sources at submission;
 	// nil rejects plans that read files.
 	Resolver plan.Resolver
-	// Functions checks the functions plans use; default: the built-in
-	// registry.
+	// Functions checks the functions plans use; default: the built-ins
+	// (kind and arguments checked) and the functions live executors
+	// report holding (user functions, built into their execd).
 	Functions plan.Functions
 	// Driver tunes the leader's scheduling loop.
 	Driver driver.Options
@@ -142,9 +143,6 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Resolver == nil {
 		cfg.Resolver = ops.FileResolver{}
 	}
-	if cfg.Functions == nil {
-		cfg.Functions = ops.NewRegistry()
-	}
 	s := &Server{cfg: cfg, log: cfg.Logger.With("node", cfg.ID), stop: make(chan struct{})}
 	var err error
 	if s.apiLn, err = net.Listen("tcp", cfg.APIAddr); err != nil {
@@ -157,6 +155,9 @@ func New(cfg Config) (*Server, error) {
 		}
 	}
 	s.fsm = fsm.New(fsm.Options{Config: cfg.DAG, Logger: s.log})
+	if s.cfg.Functions == nil {
+		s.cfg.Functions = &functions{builtin: ops.NewRegistry(), fsm: s.fsm}
+	}
 	ropts := cfg.Raft
 	ropts.ID, ropts.DataDir, ropts.RaftAddr, ropts.Bootstrap = cfg.ID, cfg.DataDir, cfg.RaftAddr, cfg.Bootstrap
 	ropts.FSM, ropts.Logger = s.fsm, s.log.With("component", "raft")

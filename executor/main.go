@@ -1,0 +1,134 @@
+package executor
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	_ "net/http/pprof" // served with -pprof
+	"os"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"syscall"
+
+	"github.com/baton-sched/baton/blockstore"
+	"github.com/baton-sched/baton/ops"
+)
+
+// Main is execd's entry point: it parses execd's flags from args, runs an
+// executor holding the functions of reg (nil: the built-ins) until SIGTERM
+// or SIGINT, and returns the process's exit code. A user who needs their
+// own Go functions writes a main that registers them and calls Main,
+// building their own execd:
+//
+//	func main() {
+//		reg := ops.NewRegistry() // the built-ins, and:
+//		reg.MustRegister(ops.NewMap("acme.reverse", "reverses a record's value", reverse))
+//		os.Exit(executor.Main(os.Args[1:], reg))
+//	}
+//
+// The executor reports the functions it holds when it registers; the
+// scheduler accepts plans naming them, and runs their tasks only on
+// executors that hold every function the plan names.
+func Main(args []string, reg *ops.Registry) int {
+	return runMain(args, reg, os.Stderr)
+}
+
+func runMain(args []string, reg *ops.Registry, stderr io.Writer) int {
+	name := filepath.Base(os.Args[0])
+	opts, err := parseFlags(name, args, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "%s: %v\n", name, err)
+		fmt.Fprintf(stderr, "run '%s -h' for the flags\n", name)
+		return 2
+	}
+	opts.Registry = reg
+	e, err := New(opts)
+	if err != nil {
+		fmt.Fprintf(stderr, "%s: %v\n", name, err)
+		return 1
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	e.Run(ctx)
+	if err := e.Close(); err != nil {
+		fmt.Fprintf(stderr, "%s: stop: %v\n", name, err)
+		return 1
+	}
+	return 0
+}
+
+func parseFlags(name string, args []string, stderr io.Writer) (Options, error) {
+	var o Options
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&o.ID, "id", "", "executor id (default: the one kept in -data-dir, or a new one)")
+	fs.StringVar(&o.DataDir, "data-dir", "", "directory for the block store and the executor's id (required)")
+	schedulers := fs.String("schedulers", "127.0.0.1:7101", "API addresses of quorum members, comma-separated")
+	fs.StringVar(&o.Addr, "addr", "127.0.0.1:0", "block service address")
+	fs.StringVar(&o.Advertise, "advertise", "", "block service address peers use (default: the listener's)")
+	fs.IntVar(&o.Cores, "cores", runtime.NumCPU(), "task slots")
+	writeMode := fs.String("block-write-mode", "batch", "how map outputs are written: batch (one synced batch) or ingest (one ingested sstable)")
+	pprofAddr := fs.String("pprof", "", "serve net/http/pprof on this address (e.g. 127.0.0.1:6060)")
+	logFormat := fs.String("log-format", "text", "log format: text or json")
+	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	var errs []error
+	if fs.NArg() > 0 {
+		errs = append(errs, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " ")))
+	}
+	if o.DataDir == "" {
+		errs = append(errs, errors.New("-data-dir is required"))
+	}
+	for _, a := range strings.Split(*schedulers, ",") {
+		if a = strings.TrimSpace(a); a != "" {
+			o.Schedulers = append(o.Schedulers, a)
+		}
+	}
+	if len(o.Schedulers) == 0 {
+		errs = append(errs, errors.New("-schedulers needs at least one address"))
+	}
+	if o.Cores < 1 {
+		errs = append(errs, fmt.Errorf("-cores must be >= 1, got %d", o.Cores))
+	}
+	switch *writeMode {
+	case "batch":
+		o.Store.WriteMode = blockstore.WriteBatch
+	case "ingest":
+		o.Store.WriteMode = blockstore.WriteIngest
+	default:
+		errs = append(errs, fmt.Errorf("-block-write-mode must be batch or ingest, got %q", *writeMode))
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
+		errs = append(errs, fmt.Errorf("-log-level: %w", err))
+	}
+	switch *logFormat {
+	case "text":
+		o.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	case "json":
+		o.Logger = slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level}))
+	default:
+		errs = append(errs, fmt.Errorf("-log-format must be text or json, got %q", *logFormat))
+	}
+	if *pprofAddr != "" {
+		ln, err := net.Listen("tcp", *pprofAddr)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("-pprof: %w", err))
+		} else {
+			go http.Serve(ln, nil) // net/http/pprof registers on the default mux
+		}
+	}
+	return o, errors.Join(errs...)
+}
