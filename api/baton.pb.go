@@ -2246,8 +2246,11 @@ type NodeStatus struct {
 	RaftAddr          string                 `protobuf:"bytes,10,opt,name=raft_addr,json=raftAddr,proto3" json:"raft_addr,omitempty"`
 	ApiAddr           string                 `protobuf:"bytes,11,opt,name=api_addr,json=apiAddr,proto3" json:"api_addr,omitempty"`
 	HttpAddr          string                 `protobuf:"bytes,12,opt,name=http_addr,json=httpAddr,proto3" json:"http_addr,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// driving: this node's driver schedules (it leads, past the barrier
+	// that follows an election).
+	Driving       bool `protobuf:"varint,13,opt,name=driving,proto3" json:"driving,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *NodeStatus) Reset() {
@@ -2362,6 +2365,13 @@ func (x *NodeStatus) GetHttpAddr() string {
 		return x.HttpAddr
 	}
 	return ""
+}
+
+func (x *NodeStatus) GetDriving() bool {
+	if x != nil {
+		return x.Driving
+	}
+	return false
 }
 
 type ListPeersRequest struct {
@@ -4860,7 +4870,7 @@ const file_api_baton_proto_rawDesc = "" +
 	"\x0fexecutors_alive\x18\x06 \x01(\x05R\x0eexecutorsAlive\x12\x12\n" +
 	"\x04jobs\x18\a \x01(\x05R\x04jobs\x12!\n" +
 	"\fjobs_running\x18\b \x01(\x05R\vjobsRunning\"\x13\n" +
-	"\x11NodeStatusRequest\"\xf7\x02\n" +
+	"\x11NodeStatusRequest\"\x91\x03\n" +
 	"\n" +
 	"NodeStatus\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x14\n" +
@@ -4876,7 +4886,8 @@ const file_api_baton_proto_rawDesc = "" +
 	"\traft_addr\x18\n" +
 	" \x01(\tR\braftAddr\x12\x19\n" +
 	"\bapi_addr\x18\v \x01(\tR\aapiAddr\x12\x1b\n" +
-	"\thttp_addr\x18\f \x01(\tR\bhttpAddr\"\x12\n" +
+	"\thttp_addr\x18\f \x01(\tR\bhttpAddr\x12\x18\n" +
+	"\adriving\x18\r \x01(\bR\adriving\"\x12\n" +
 	"\x10ListPeersRequest\"9\n" +
 	"\x11ListPeersResponse\x12$\n" +
 	"\x05peers\x18\x01 \x03(\v2\x0e.baton.v1.PeerR\x05peers\"u\n" +

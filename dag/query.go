@@ -35,16 +35,21 @@ const (
 	prefFraction        = 0.2
 )
 
-// Runnable calls fn with each task that may be launched now, in FIFO
-// order (by active job, then stage id), until fn returns false: the
-// pending tasks of the latest, non-zombie attempt of every running stage.
-// Tasks the driver is already running are included; it skips them.
-func (s *State) Runnable(fn func(TaskSpec) bool) {
-	type entry struct {
-		job JobID
-		st  *stage
-	}
-	order := make([]entry, 0, len(s.running))
+// TaskSet is a running stage attempt with tasks to launch (Spark's
+// TaskSetManager, without the volatile part the driver keeps).
+type TaskSet struct {
+	Job          JobID // the stage's active job (the lowest running one)
+	Pool         string
+	Stage        StageID
+	StageAttempt int
+	Pending      int // tasks without a successful end
+}
+
+// TaskSets returns the running stage attempts with pending tasks (the
+// latest attempt of each running stage, unless it is a zombie), in FIFO
+// order: by active job, then stage id.
+func (s *State) TaskSets() []TaskSet {
+	out := make([]TaskSet, 0, len(s.running))
 	for _, id := range s.running {
 		st := s.stages[StageID(id)]
 		if st.zombie || st.npend == 0 {
@@ -54,46 +59,63 @@ func (s *State) Runnable(fn func(TaskSpec) bool) {
 		if !ok {
 			continue
 		}
-		order = append(order, entry{jid, st})
+		out = append(out, TaskSet{Job: jid, Pool: s.jobs[jid].pool, Stage: st.id, StageAttempt: st.attempt, Pending: int(st.npend)})
 	}
-	sort.Slice(order, func(a, b int) bool {
-		if order[a].job != order[b].job {
-			return order[a].job < order[b].job
+	sort.Slice(out, func(a, b int) bool {
+		if out[a].Job != out[b].Job {
+			return out[a].Job < out[b].Job
 		}
-		return order[a].st.id < order[b].st.id
+		return out[a].Stage < out[b].Stage
 	})
-	for _, e := range order {
-		st := e.st
-		spec := TaskSpec{
-			Job:          e.job,
-			Pool:         s.jobs[e.job].pool,
-			Stage:        st.id,
-			StageAttempt: st.attempt,
-			Epoch:        st.epoch,
-			Map:          st.isMap,
-			Shuffle:      st.shuffle,
-		}
-		var j *job
-		if !st.isMap {
-			j = s.jobs[st.job]
-		}
-		more := true
-		st.pending.each(func(i int) bool {
-			t := spec
-			t.Index = i
-			t.Partition = i
-			if j != nil {
-				t.Partition = j.partition(i)
-			}
-			t.Failures = int(st.fails[i])
-			t.Preferred = s.preferred(st, t.Partition)
-			more = fn(t)
-			return more
-		})
-		if !more {
+	return out
+}
+
+// Runnable calls fn with each task that may be launched now, in FIFO
+// order (by active job, then stage id), until fn returns false: the
+// pending tasks of the latest, non-zombie attempt of every running stage.
+// Tasks the driver is already running are included; it skips them.
+func (s *State) Runnable(fn func(TaskSpec) bool) {
+	for _, ts := range s.TaskSets() {
+		if !s.RunnableIn(ts, fn) {
 			return
 		}
 	}
+}
+
+// RunnableIn calls fn with each pending task of a task set, by index,
+// until fn returns false; it returns false if fn did.
+func (s *State) RunnableIn(ts TaskSet, fn func(TaskSpec) bool) bool {
+	st := s.stages[ts.Stage]
+	if st == nil || st.attempt != ts.StageAttempt || st.zombie {
+		return true
+	}
+	spec := TaskSpec{
+		Job:          ts.Job,
+		Pool:         ts.Pool,
+		Stage:        st.id,
+		StageAttempt: st.attempt,
+		Epoch:        st.epoch,
+		Map:          st.isMap,
+		Shuffle:      st.shuffle,
+	}
+	var j *job
+	if !st.isMap {
+		j = s.jobs[st.job]
+	}
+	more := true
+	st.pending.each(func(i int) bool {
+		t := spec
+		t.Index = i
+		t.Partition = i
+		if j != nil {
+			t.Partition = j.partition(i)
+		}
+		t.Failures = int(st.fails[i])
+		t.Preferred = s.preferred(st, t.Partition)
+		more = fn(t)
+		return more
+	})
+	return more
 }
 
 // preferred returns the executors holding at least prefFraction of the

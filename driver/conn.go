@@ -357,6 +357,7 @@ func (l *leadership) heard(exec string) {
 func (l *leadership) updates(c *conn, updates []*api.TaskStatus) {
 	cmds := make([]dag.Command, 0, len(updates))
 	ids := make([]uint64, 0, len(updates))
+	durations := make([]time.Duration, 0, len(updates))
 	for _, u := range updates {
 		cmd := toTaskEnded(c.id, u)
 		if cmd == nil {
@@ -368,6 +369,7 @@ func (l *leadership) updates(c *conn, updates []*api.TaskStatus) {
 		}
 		cmds = append(cmds, cmd)
 		ids = append(ids, u.Id.GetTask())
+		durations = append(durations, time.Duration(u.DurationMs)*time.Millisecond)
 	}
 	if len(cmds) == 0 {
 		return
@@ -375,9 +377,15 @@ func (l *leadership) updates(c *conn, updates []*api.TaskStatus) {
 	// The slots are free now; the partitions stay taken until the ends
 	// are committed.
 	l.mu.Lock()
-	for _, id := range ids {
+	for i, id := range ids {
 		if a, ok := l.attempts[id]; ok {
 			a.reported = true
+			// An exception counts against its executor at once: its slot
+			// is free now, and should not take the next task before the
+			// end is logged.
+			if cmds[i].(*dag.TaskEnded).Reason == dag.Exception {
+				l.excl.failed(a.key, a.exec)
+			}
 		}
 	}
 	for _, u := range updates {
@@ -414,10 +422,16 @@ func (l *leadership) updates(c *conn, updates []*api.TaskStatus) {
 	}
 	var dropped dag.Dropped
 	l.mu.Lock()
+	kill := l.settle(cmds, ids, durations)
 	for _, id := range ids {
 		l.ended(id)
 	}
 	l.mu.Unlock()
+	for exec, tasks := range kill {
+		if kc := l.connOf(exec); kc != nil {
+			kc.send(&api.DriverMessage{Msg: &api.DriverMessage_Kill{Kill: &api.Kill{Term: l.term, Tasks: tasks, Reason: "another attempt succeeded"}}})
+		}
+	}
 	for i, r := range res {
 		if r.Err != nil {
 			l.d.log.Warn("driver: status update rejected", "executor", c.id, "task", ids[i], "err", r.Err)
@@ -432,6 +446,51 @@ func (l *leadership) updates(c *conn, updates []*api.TaskStatus) {
 		l.dropped(&dropped)
 	}
 	l.kick()
+}
+
+// settle learns from logged successes (l.mu is held): they feed
+// speculation's durations and clear their partition's failures (which may
+// exclude the executors they happened on), and end the partition's other
+// attempt (a speculative copy or the original), returned by executor for
+// killing.
+func (l *leadership) settle(cmds []dag.Command, ids []uint64, durations []time.Duration) map[string][]uint64 {
+	var kill map[string][]uint64
+	now := time.Now()
+	for i, cmd := range cmds {
+		te := cmd.(*dag.TaskEnded)
+		a := l.attempts[ids[i]]
+		if a == nil {
+			continue
+		}
+		switch te.Reason {
+		case dag.Success:
+			if l.d.opts.Speculation {
+				l.succeeded[a.key.set()] = append(l.succeeded[a.key.set()], durations[i])
+			}
+			for _, exec := range l.excl.succeeded(a.key, now) {
+				l.d.log.Warn("driver: executor excluded after task failures that succeeded elsewhere", "executor", exec, "for", l.d.opts.ExcludeTimeout)
+			}
+			other := l.spec[a.key]
+			if a.speculative {
+				other = l.byPart[a.key]
+			}
+			if oa := l.attempts[other]; oa != nil && other != ids[i] && !oa.killing && !oa.reported {
+				oa.killing = true
+				if kill == nil {
+					kill = map[string][]uint64{}
+				}
+				kill[oa.exec] = append(kill[oa.exec], other)
+			}
+		}
+	}
+	return kill
+}
+
+// connOf returns an executor's current session.
+func (l *leadership) connOf(exec string) *conn {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.conns[exec]
 }
 
 // toTaskEnded turns a final status update into the command that logs it;

@@ -52,7 +52,34 @@ type Options struct {
 	// ends: short tasks are otherwise bound by the round trip. Tasks of
 	// other stages are never queued. Default 3; negative for none.
 	QueuePerSlot int
-	Logger       *slog.Logger
+	// SchedulingMode is ModeFIFO (the default: jobs take slots in the
+	// order they were submitted) or ModeFair (pools share the slots by
+	// weight and minimum share, as Spark's FAIR mode; a job names its
+	// pool when submitted).
+	SchedulingMode string
+	// Pools configure FAIR pools by name; a pool not listed has weight 1
+	// and no minimum share.
+	Pools map[string]PoolConfig
+	// Speculation launches copies of slow tasks (Spark's
+	// spark.speculation; off by default): once SpeculationQuantile of a
+	// stage attempt's tasks have succeeded (default 0.75), a task running
+	// SpeculationMultiplier times their median duration (default 1.5),
+	// and at least SpeculationMinRuntime (default 100ms), gets a copy on
+	// another executor; the first to end wins.
+	Speculation           bool
+	SpeculationQuantile   float64
+	SpeculationMultiplier float64
+	SpeculationMinRuntime time.Duration
+	// MaxFailuresPerExecutor excludes executors after failures (see
+	// exclusions): tasks of a stage attempt avoid an executor where this
+	// many of them failed, and every task avoids for ExcludeTimeout an
+	// executor where this many tasks failed that succeeded elsewhere.
+	// Default 2 (Spark's); negative turns exclusion off.
+	MaxFailuresPerExecutor int
+	// ExcludeTimeout is how long an executor stays excluded for all
+	// tasks. Default 1h (Spark's spark.excludeOnFailure.timeout).
+	ExcludeTimeout time.Duration
+	Logger         *slog.Logger
 }
 
 func (o *Options) ensureDefaults() {
@@ -71,6 +98,22 @@ func (o *Options) ensureDefaults() {
 	} else if o.QueuePerSlot < 0 {
 		o.QueuePerSlot = 0
 	}
+	if o.SchedulingMode == "" {
+		o.SchedulingMode = ModeFIFO
+	}
+	if o.SpeculationQuantile <= 0 || o.SpeculationQuantile > 1 {
+		o.SpeculationQuantile = 0.75
+	}
+	if o.SpeculationMultiplier <= 0 {
+		o.SpeculationMultiplier = 1.5
+	}
+	def(&o.SpeculationMinRuntime, 100*time.Millisecond)
+	if o.MaxFailuresPerExecutor == 0 {
+		o.MaxFailuresPerExecutor = 2
+	} else if o.MaxFailuresPerExecutor < 0 {
+		o.MaxFailuresPerExecutor = 0
+	}
+	def(&o.ExcludeTimeout, time.Hour)
 	if o.MaxDirectResultSize <= 0 {
 		o.MaxDirectResultSize = 64 << 10
 	}
@@ -193,6 +236,9 @@ func (d *Driver) take() {
 		lastSeen:  map[string]time.Time{},
 		graphs:    map[*plan.Graph]*graphEnc{},
 		funcs:     map[*plan.Graph][]string{},
+		spec:      map[partKey]uint64{},
+		succeeded: map[stageKey][]time.Duration{},
+		excl:      exclusions{max: d.opts.MaxFailuresPerExecutor, timeout: d.opts.ExcludeTimeout},
 		durations: map[dag.StageID]time.Duration{},
 		losing:    map[string]bool{},
 		attaching: map[string]*sync.Mutex{},
@@ -235,6 +281,10 @@ func (d *Driver) resign() {
 	l.mu.Unlock()
 	d.log.Info("driver: stopped leading", "term", l.term)
 }
+
+// Driving reports whether this node's driver schedules: it leads, past
+// the barrier that follows its election.
+func (d *Driver) Driving() bool { return d.current() != nil }
 
 func (d *Driver) current() *leadership {
 	d.mu.Lock()

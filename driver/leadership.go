@@ -24,6 +24,7 @@ type leadership struct {
 	conns    map[string]*conn
 	attempts map[uint64]*attempt // running attempts by task id
 	byPart   map[partKey]uint64  // running attempt of a (stage, stage attempt, partition)
+	spec     map[partKey]uint64  // its speculative copy, if any
 	launches map[[2]uint64]int   // launches so far per (stage, partition): attempt numbers
 	waiting  map[partKey]time.Time
 	lastSeen map[string]time.Time // executors' last sign of life (from the takeover at the earliest)
@@ -34,8 +35,13 @@ type leadership struct {
 	funcs     map[*plan.Graph][]string // the functions each graph names
 	// durations is a moving average of each stage's task durations.
 	durations map[dag.StageID]time.Duration
-	armed     bool // the resubmit timer
-	graceful  bool // the grace period is over
+	// succeeded holds the durations of the successful tasks of each stage
+	// attempt, for speculation (only when it is on).
+	succeeded map[stageKey][]time.Duration
+	// excl is who failed what (see exclusions).
+	excl     exclusions
+	armed    bool // the resubmit timer
+	graceful bool // the grace period is over
 	// saving holds, per running saveAsTextFile job, the partitions whose
 	// successful ends were reported to this leader (see markSaved).
 	saving map[dag.JobID]map[int]bool
@@ -47,11 +53,23 @@ type partKey struct {
 	part    int
 }
 
+// stageKey is a stage attempt (a task set).
+type stageKey struct {
+	stage   dag.StageID
+	attempt int
+}
+
+func (k partKey) set() stageKey { return stageKey{k.stage, k.attempt} }
+
 type attempt struct {
 	id      *api.TaskID
 	exec    string
 	key     partKey
-	killing bool
+	pool    string    // the pool of the job it runs for
+	started time.Time // launched or adopted
+	// speculative: a copy of a slow attempt (Spark's speculation).
+	speculative bool
+	killing     bool
 	// reported: the executor reported the attempt's end, which is being
 	// logged. Its slot is free (as in Spark, where a status update frees
 	// the executor's cores at once), but its partition is not launched
@@ -109,8 +127,19 @@ func (l *leadership) ended(task uint64) {
 		return
 	}
 	delete(l.attempts, task)
-	if l.byPart[a.key] == task {
+	switch task {
+	case l.byPart[a.key]:
 		delete(l.byPart, a.key)
+		// The copy, if any, takes the partition over.
+		if c, ok := l.spec[a.key]; ok {
+			delete(l.spec, a.key)
+			l.byPart[a.key] = c
+			if ca := l.attempts[c]; ca != nil {
+				ca.speculative = false
+			}
+		}
+	case l.spec[a.key]:
+		delete(l.spec, a.key)
 	}
 }
 
@@ -132,7 +161,7 @@ func (l *leadership) adopt(c *conn, running, unacked []*api.TaskID) {
 			if _, taken := l.byPart[key]; taken {
 				continue
 			}
-			l.attempts[id.Task] = &attempt{id: id, exec: c.id, key: key, reported: true}
+			l.attempts[id.Task] = &attempt{id: id, exec: c.id, key: key, pool: poolOf(s, id), started: time.Now(), reported: true}
 			l.byPart[key] = id.Task
 		}
 		for _, id := range running {
@@ -148,7 +177,7 @@ func (l *leadership) adopt(c *conn, running, unacked []*api.TaskID) {
 				kill = append(kill, id.Task)
 				continue
 			}
-			l.attempts[id.Task] = &attempt{id: id, exec: c.id, key: key}
+			l.attempts[id.Task] = &attempt{id: id, exec: c.id, key: key, pool: poolOf(s, id), started: time.Now()}
 			l.byPart[key] = id.Task
 			l.launches[[2]uint64{id.Stage, uint64(id.Partition)}]++
 		}
@@ -156,6 +185,12 @@ func (l *leadership) adopt(c *conn, running, unacked []*api.TaskID) {
 	if len(kill) > 0 {
 		c.send(&api.DriverMessage{Msg: &api.DriverMessage_Kill{Kill: &api.Kill{Term: l.term, Tasks: kill, Reason: "no longer needed"}}})
 	}
+}
+
+// poolOf returns the pool of the job a task was launched for.
+func poolOf(s *dag.State, id *api.TaskID) string {
+	j, _ := s.Job(dag.JobID(id.Job))
+	return j.Pool
 }
 
 // schedule does one round: liveness, resubmission, kills (when the state
@@ -284,6 +319,14 @@ func (l *leadership) kills() {
 				byExec[a.exec] = append(byExec[a.exec], task)
 			}
 		}
+		// What is learnt about a task set ends with it.
+		active := func(k stageKey) bool { return s.StageActive(k.stage, k.attempt) }
+		l.excl.forget(active)
+		for k := range l.succeeded {
+			if !active(k) {
+				delete(l.succeeded, k)
+			}
+		}
 	})
 	for exec, tasks := range byExec {
 		l.mu.Lock()
@@ -302,267 +345,4 @@ func (l *leadership) kills() {
 		}
 		l.mu.Unlock()
 	}
-}
-
-// launch offers free slots to runnable tasks, in FIFO order, preferring
-// executors that hold most of a task's input (waiting up to LocalityWait
-// for one), and sends each executor its launches in one message.
-//
-// An executor takes as many tasks as it has slots; for a stage whose tasks
-// are known to be short (they end in under shortTask), it also takes
-// QueuePerSlot more per slot, queued on the executor, so the next task is
-// at hand when one ends rather than a round trip away.
-func (l *leadership) launch(now time.Time) {
-	type room struct {
-		slots, used int
-		c           *conn // the session the launches go to
-	}
-	l.mu.Lock()
-	rooms := map[string]*room{}
-	for id, c := range l.conns {
-		if c.ready && !l.losing[id] {
-			rooms[id] = &room{slots: c.cores, c: c}
-		}
-	}
-	for _, a := range l.attempts {
-		if r := rooms[a.exec]; r != nil && !a.reported {
-			r.used++
-		}
-	}
-	queue := l.d.opts.QueuePerSlot
-	anyRoom := false
-	for _, r := range rooms {
-		anyRoom = anyRoom || r.used < r.slots*(1+queue)
-	}
-	l.mu.Unlock()
-	if !anyRoom {
-		return
-	}
-	batches := map[string][]*api.TaskLaunch{}
-	l.d.fsm.Read(func(s *dag.State) {
-		b := &launchBuilder{l: l, s: s, inputs: map[dag.StageID][]*api.ShuffleInput{}}
-		b.conn = func(exec string) *conn { return rooms[exec].c }
-		l.mu.Lock()
-		defer l.mu.Unlock()
-		free := map[string]int{}
-		var freeStage dag.StageID
-		freeFor := func(stage dag.StageID) map[string]int {
-			if len(free) > 0 && freeStage == stage {
-				return free
-			}
-			clear(free)
-			q := 0
-			if d, ok := l.durations[stage]; ok && d < shortTask {
-				q = queue
-			}
-			var needs []string
-			if st, ok := s.Stage(stage); ok && st.Graph != nil {
-				needs = l.funcsOf(st.Graph)
-			}
-			for id, r := range rooms {
-				if n := r.slots*(1+q) - r.used; n > 0 && r.c.holds(needs) {
-					free[id] = n
-				}
-			}
-			freeStage = stage
-			return free
-		}
-		full := 0
-		s.Runnable(func(t dag.TaskSpec) bool {
-			key := partKey{t.Stage, t.StageAttempt, t.Partition}
-			if _, running := l.byPart[key]; running {
-				return true
-			}
-			free := freeFor(t.Stage)
-			if len(free) == 0 {
-				// No room for this stage's tasks; a later stage's may be
-				// short. Give up after a few full stages.
-				full++
-				return full < 64
-			}
-			exec := pick(t.Preferred, free)
-			if exec == "" {
-				if len(t.Preferred) > 0 {
-					first, seen := l.waiting[key]
-					if !seen {
-						l.waiting[key] = now
-						first = now
-					}
-					if now.Sub(first) < l.d.opts.LocalityWait {
-						return true // wait for a preferred slot
-					}
-				}
-				exec = mostFree(free)
-			}
-			tl := b.build(t, exec)
-			if tl == nil {
-				return true
-			}
-			delete(l.waiting, key)
-			l.attempts[tl.Id.Task] = &attempt{id: tl.Id, exec: exec, key: key}
-			l.byPart[key] = tl.Id.Task
-			batches[exec] = append(batches[exec], tl)
-			rooms[exec].used++
-			if free[exec]--; free[exec] == 0 {
-				delete(free, exec)
-			}
-			return true
-		})
-	})
-	for exec, tasks := range batches {
-		// Only on the session the launches were built for (a new session
-		// has not got the graphs), and only those still wanted: a
-		// reconnect in between ended them (vanished).
-		c := rooms[exec].c
-		l.mu.Lock()
-		kept := tasks[:0]
-		for _, t := range tasks {
-			if a, ok := l.attempts[t.Id.Task]; ok && a.exec == exec {
-				kept = append(kept, t)
-			}
-		}
-		tasks = kept
-		l.mu.Unlock()
-		if len(tasks) == 0 {
-			continue
-		}
-		if !c.send(&api.DriverMessage{Msg: &api.DriverMessage_Launch{Launch: &api.Launch{Tasks: tasks}}}) {
-			// The session broke: forget the launches; the tasks run again.
-			l.mu.Lock()
-			for _, t := range tasks {
-				l.ended(t.Id.Task)
-			}
-			l.mu.Unlock()
-		}
-	}
-}
-
-// funcsOf returns the functions a graph names (cached); l.mu is held.
-func (l *leadership) funcsOf(g *plan.Graph) []string {
-	if fs, ok := l.funcs[g]; ok {
-		return fs
-	}
-	seen := map[string]bool{}
-	var fs []string
-	add := func(name string) {
-		if name != "" && !seen[name] {
-			seen[name] = true
-			fs = append(fs, name)
-		}
-	}
-	for _, n := range g.Nodes {
-		add(n.Fn.Name)
-	}
-	add(g.Action.Fn.Name)
-	l.funcs[g] = fs
-	return fs
-}
-
-// shortTask is the average duration under which a stage's tasks are
-// queued on executors ahead of free slots.
-const shortTask = 20 * time.Millisecond
-
-// pick returns the first preferred executor with a free slot.
-func pick(preferred []dag.ExecutorID, free map[string]int) string {
-	for _, p := range preferred {
-		if free[string(p)] > 0 {
-			return string(p)
-		}
-	}
-	return ""
-}
-
-// mostFree returns the executor with the most free slots (ties by id).
-func mostFree(free map[string]int) string {
-	best, n := "", 0
-	for id, f := range free {
-		if f > n || (f == n && id < best) {
-			best, n = id, f
-		}
-	}
-	return best
-}
-
-// launchBuilder builds launches within one read of the state.
-type launchBuilder struct {
-	l      *leadership
-	conn   func(exec string) *conn
-	s      *dag.State
-	inputs map[dag.StageID][]*api.ShuffleInput
-}
-
-func (b *launchBuilder) build(t dag.TaskSpec, exec string) *api.TaskLaunch {
-	l := b.l
-	st, ok := b.s.Stage(t.Stage)
-	if !ok {
-		return nil
-	}
-	ge := l.graphs[st.Graph]
-	if ge == nil {
-		var err error
-		if ge, err = encodeGraph(st.Graph); err != nil {
-			l.d.log.Error("driver: encode graph", "stage", t.Stage, "err", err)
-			return nil
-		}
-		l.graphs[st.Graph] = ge
-	}
-	job, _ := b.s.Job(t.Job)
-	// Task ids are unique across leaderships: the term, then a sequence
-	// the driver keeps (two leaderships of one term never share one).
-	tid := l.term<<40 | l.d.seq.Add(1)&(1<<40-1)
-	pk := [2]uint64{uint64(t.Stage), uint64(t.Partition)}
-	n := max(l.launches[pk], t.Failures)
-	l.launches[pk]++
-	tl := &api.TaskLaunch{
-		Id: &api.TaskID{Task: tid, Job: uint64(t.Job), Stage: uint64(t.Stage), StageAttempt: int32(t.StageAttempt),
-			Partition: int32(t.Partition), Attempt: int32(n), Epoch: t.Epoch},
-		Term:                l.term,
-		GraphKey:            ge.key,
-		Node:                int32(st.Node),
-		Map:                 t.Map,
-		Shuffle:             uint64(t.Shuffle),
-		Inputs:              b.stageInputs(st),
-		MaxDirectResultSize: l.d.opts.MaxDirectResultSize,
-		MaxResultSize:       job.MaxResultSize,
-	}
-	if t.Map {
-		if sh, ok := b.s.Shuffle(t.Shuffle); ok {
-			tl.ShuffleKey = sh.Key
-		}
-	}
-	if c := b.conn(exec); c != nil && !c.graphs[ge.key] {
-		tl.Graph = ge.data
-		c.graphs[ge.key] = true
-	}
-	return tl
-}
-
-// stageInputs returns where the shuffles a stage reads live, once per
-// stage per round.
-func (b *launchBuilder) stageInputs(st dag.StageInfo) []*api.ShuffleInput {
-	if in, ok := b.inputs[st.ID]; ok {
-		return in
-	}
-	var out []*api.ShuffleInput
-	addrs := map[dag.ExecutorID]string{}
-	for _, d := range st.Graph.ShuffleDeps(st.Node) {
-		sid, ok := b.s.ShuffleByKey(d.Shuffle.Key)
-		if !ok {
-			continue
-		}
-		sh, _ := b.s.Shuffle(sid)
-		in := &api.ShuffleInput{Shuffle: uint64(sid), Key: sh.Key, Maps: int32(sh.Maps)}
-		for _, o := range b.s.MapOutputs(sid) {
-			addr, ok := addrs[o.Executor]
-			if !ok {
-				e, _ := b.s.Executor(o.Executor)
-				addr = e.Addr
-				addrs[o.Executor] = addr
-			}
-			in.Locations = append(in.Locations, &api.MapLocation{Map: int32(o.Map), Executor: string(o.Executor), Addr: addr})
-		}
-		out = append(out, in)
-	}
-	b.inputs[st.ID] = out
-	return out
 }

@@ -228,12 +228,15 @@ func TestQuorumLossAndRecovery(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var down []*localcluster.Proc
+	// Stop the leader and one follower; the other follower survives.
+	down := []*localcluster.Proc{leader}
 	var survivor *localcluster.Proc
 	for _, p := range c.Scheds {
-		if p == leader || len(down) == 0 {
+		switch {
+		case p == leader:
+		case len(down) == 1:
 			down = append(down, p)
-		} else {
+		default:
 			survivor = p
 		}
 	}

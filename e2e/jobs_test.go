@@ -449,10 +449,24 @@ func TestBadPlansAreRejectedAndNeverLogged(t *testing.T) {
 	c := newCluster(t, 3)
 	leader, _ := c.waitLeader("")
 	cl := c.client()
-	before, err := c.nodeStatus(leader)
-	if err != nil {
-		t.Fatal(err)
-	}
+	// The new leader's driver logs a barrier when it starts, and each
+	// member logs its addresses once: wait for both.
+	waitFor(t, "every member registered", func() bool {
+		peers, err := cl.Peers(context.Background())
+		n := 0
+		for _, p := range peers {
+			if p.ApiAddr != "" {
+				n++
+			}
+		}
+		return err == nil && n == 3
+	})
+	var before *api.NodeStatus
+	waitFor(t, "the leader's driver", func() bool {
+		st, err := c.nodeStatus(leader)
+		before = st
+		return err == nil && st.Driving
+	})
 	for _, tc := range []struct{ plan, want string }{
 		{`{"datasets": {"r": {"op": "range", "n": 5, "partitions": 1}, "w": {"op": "flatMap", "input": "r", "fn": "wrods"}}, "action": {"op": "collect", "input": "w"}}`, `unknown function "wrods" (did you mean words`},
 		{`{"datasets": {"r": {"op": "range", "n": 5, "partitions": 1}, "w": {"op": "reduceByKey", "input": "r", "fn": "words"}}, "action": {"op": "collect", "input": "w"}}`, "needs an aggregator function"},

@@ -55,7 +55,7 @@ func (e *Executor) execute(ctx context.Context, l *api.TaskLaunch, g *plan.Graph
 		ShuffleKey: l.ShuffleKey,
 		Inputs:     map[string]ops.ShuffleInput{},
 		Context: ops.TaskContext{
-			Job: id.Job, Stage: id.Stage, StageAttempt: int(id.StageAttempt), Partition: int(id.Partition), Attempt: int(id.Attempt),
+			Job: id.Job, Stage: id.Stage, StageAttempt: int(id.StageAttempt), Partition: int(id.Partition), Attempt: int(id.Attempt), Executor: e.opts.ID,
 		},
 	}
 	if !e.opts.NoExit {

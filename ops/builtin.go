@@ -71,7 +71,7 @@ func builtins() []Func {
 		intAgg("min", "keeps the smallest integer value", ParseInt, func(a, b int64) int64 { return min(a, b) }),
 		intAgg("max", "keeps the largest integer value", ParseInt, func(a, b int64) int64 { return max(a, b) }),
 
-		{Name: "chaos.fail", Kind: KindPartition, Doc: `fails the task on the listed partitions while its attempt number is below a bound (args {"partitions": [0], "attempts": 2}; no attempts: always)`, New: newChaos(func(tc *TaskContext, c *chaosArgs) error {
+		{Name: "chaos.fail", Kind: KindPartition, Doc: `fails the task on the listed partitions (none: all) and executors (none: all) while its attempt number is below a bound (args {"partitions": [0], "attempts": 2, "executors": ["e1"]}; no attempts: always; partitions or executors needed)`, New: newChaos(func(tc *TaskContext, c *chaosArgs) error {
 			return fmt.Errorf("chaos.fail: partition %d, attempt %d", tc.Partition, tc.Attempt)
 		})},
 		{Name: "chaos.exit", Kind: KindPartition, Doc: `makes the executor process exit at once, as a crash, on the listed partitions while the attempt number is below a bound (args as chaos.fail)`, New: newChaos(func(tc *TaskContext, c *chaosArgs) error {
@@ -81,7 +81,7 @@ func builtins() []Func {
 			tc.Exit()
 			return nil
 		})},
-		{Name: "chaos.sleep", Kind: KindPartition, Doc: `sleeps before passing records on (args {"ms": 100, "partitions": [0]}; no partitions: every partition)`, New: newSleep},
+		{Name: "chaos.sleep", Kind: KindPartition, Doc: `sleeps before passing records on (args {"ms": 100, "partitions": [0], "attempts": 1, "executors": ["e1"]}; partitions, attempts and executors as chaos.fail, but none needed)`, New: newSleep},
 		{Name: "chaos.blob", Kind: KindPartition, Doc: `replaces a partition's records with one record whose value has the given size (args {"bytes": 100000})`, New: newBlob},
 	}
 }
@@ -169,16 +169,21 @@ func newField(raw json.RawMessage) (any, error) {
 }
 
 type chaosArgs struct {
-	Partitions []int `json:"partitions"`
-	Attempts   *int  `json:"attempts"`
+	Partitions []int    `json:"partitions"` // none: every partition
+	Attempts   *int     `json:"attempts"`   // none: every attempt
+	Executors  []string `json:"executors"`  // none: every executor
 }
 
 func (c *chaosArgs) hits(tc *TaskContext) bool {
-	in := false
+	in := len(c.Partitions) == 0
 	for _, p := range c.Partitions {
 		in = in || p == tc.Partition
 	}
-	return in && (c.Attempts == nil || tc.Attempt < *c.Attempts)
+	on := len(c.Executors) == 0
+	for _, e := range c.Executors {
+		on = on || e == tc.Executor
+	}
+	return in && on && (c.Attempts == nil || tc.Attempt < *c.Attempts)
 }
 
 // newChaos builds a pass-through partition function that calls act first
@@ -189,8 +194,8 @@ func newChaos(act func(tc *TaskContext, c *chaosArgs) error) func(json.RawMessag
 		if err := args(raw, &c); err != nil {
 			return nil, err
 		}
-		if len(c.Partitions) == 0 {
-			return nil, errors.New(`needs {"partitions": [...]}`)
+		if len(c.Partitions) == 0 && len(c.Executors) == 0 {
+			return nil, errors.New(`needs {"partitions": [...]} or {"executors": [...]}`)
 		}
 		return PartitionFunc(func(tc *TaskContext, in func(func(Record) error) error, emit Emit) error {
 			if c.hits(tc) {
@@ -205,8 +210,8 @@ func newChaos(act func(tc *TaskContext, c *chaosArgs) error) func(json.RawMessag
 
 func newSleep(raw json.RawMessage) (any, error) {
 	a := struct {
-		MS         int   `json:"ms"`
-		Partitions []int `json:"partitions"`
+		MS int `json:"ms"`
+		chaosArgs
 	}{}
 	if err := args(raw, &a); err != nil {
 		return nil, err
@@ -215,11 +220,7 @@ func newSleep(raw json.RawMessage) (any, error) {
 		return nil, errors.New("ms must be >= 0")
 	}
 	return PartitionFunc(func(tc *TaskContext, in func(func(Record) error) error, emit Emit) error {
-		hit := len(a.Partitions) == 0
-		for _, p := range a.Partitions {
-			hit = hit || p == tc.Partition
-		}
-		if hit {
+		if a.hits(tc) {
 			ctx := tc.Ctx
 			if ctx == nil {
 				ctx = context.Background()

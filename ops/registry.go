@@ -67,6 +67,7 @@ type TaskContext struct {
 	StageAttempt int
 	Partition    int
 	Attempt      int
+	Executor     string // the executor's id
 	// Exit ends the executor process at once, as a crash would (used by
 	// chaos.exit). Nil outside an executor.
 	Exit func()

@@ -23,10 +23,12 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
+	"github.com/baton-sched/baton/driver"
 	"github.com/baton-sched/baton/executor"
 	"github.com/baton-sched/baton/internal/server"
 	"github.com/baton-sched/baton/raftnet"
@@ -119,6 +121,15 @@ func parseFlags(args []string, stderr io.Writer) (server.Config, *slog.Logger, b
 	fs.DurationVar(&cfg.Driver.LocalityWait, "locality-wait", 100*time.Millisecond, "how long a task waits for a slot on an executor holding its input")
 	fs.Int64Var(&cfg.Driver.MaxDirectResultSize, "max-direct-result-size", 64<<10, "largest result sent through the log; larger ones stay on the executor")
 	fs.IntVar(&cfg.Driver.QueuePerSlot, "queue-per-slot", 3, "for stages of short tasks, tasks each executor slot may have queued beyond its running one (-1: none)")
+	mode := fs.String("scheduling-mode", "FIFO", "how jobs share slots: FIFO (in submission order) or FAIR (pools by weight and minimum share)")
+	var pools poolFlags
+	fs.Var(&pools, "pool", "a FAIR pool: name:weight=W,minShare=M (repeatable; unlisted pools have weight 1, minShare 0)")
+	fs.BoolVar(&cfg.Driver.Speculation, "speculation", false, "launch copies of slow tasks on other executors (Spark's speculation)")
+	fs.Float64Var(&cfg.Driver.SpeculationMultiplier, "speculation-multiplier", 1.5, "a task is slow when it runs this many times the median of its stage's successful tasks")
+	fs.Float64Var(&cfg.Driver.SpeculationQuantile, "speculation-quantile", 0.75, "fraction of a stage's tasks that must have succeeded before speculation")
+	fs.DurationVar(&cfg.Driver.SpeculationMinRuntime, "speculation-min-runtime", 100*time.Millisecond, "a task is never speculated before running this long")
+	fs.IntVar(&cfg.Driver.MaxFailuresPerExecutor, "max-failures-per-executor", 2, "task failures on one executor that exclude it (for the stage, and for -exclude-timeout when the tasks succeed elsewhere; -1: no exclusion)")
+	fs.DurationVar(&cfg.Driver.ExcludeTimeout, "exclude-timeout", time.Hour, "how long an executor stays excluded for all tasks")
 	fs.IntVar(&cfg.ProposalBatch, "proposal-batch", 1024, "most commands in one Raft log entry (group commit; 1 turns batching off)")
 	fs.BoolVar(&cfg.Pprof, "pprof", false, "serve net/http/pprof under /debug/pprof/ on -http-addr")
 	dev := fs.Bool("dev", false, "development mode: a single-node quorum and an embedded executor in a temporary directory (no other flag needed)")
@@ -165,6 +176,22 @@ func parseFlags(args []string, stderr io.Writer) (server.Config, *slog.Logger, b
 			cfg.Join = append(cfg.Join, a)
 		}
 	}
+	switch m := strings.ToUpper(*mode); m {
+	case driver.ModeFIFO, driver.ModeFair:
+		cfg.Driver.SchedulingMode = m
+	default:
+		errs = append(errs, fmt.Errorf("-scheduling-mode must be FIFO or FAIR, got %q", *mode))
+	}
+	cfg.Driver.Pools = pools.m
+	if len(pools.m) > 0 && cfg.Driver.SchedulingMode != driver.ModeFair {
+		errs = append(errs, errors.New("-pool needs -scheduling-mode FAIR"))
+	}
+	if q := cfg.Driver.SpeculationQuantile; q <= 0 || q > 1 {
+		errs = append(errs, fmt.Errorf("-speculation-quantile must be in (0, 1], got %v", q))
+	}
+	if cfg.Driver.SpeculationMultiplier < 1 {
+		errs = append(errs, fmt.Errorf("-speculation-multiplier must be >= 1, got %v", cfg.Driver.SpeculationMultiplier))
+	}
 	if cfg.Raft.LeaderLeaseTimeout > cfg.Raft.HeartbeatTimeout {
 		errs = append(errs, fmt.Errorf("-leader-lease-timeout %s exceeds -heartbeat-timeout %s", cfg.Raft.LeaderLeaseTimeout, cfg.Raft.HeartbeatTimeout))
 	}
@@ -187,4 +214,47 @@ func parseFlags(args []string, stderr io.Writer) (server.Config, *slog.Logger, b
 	logger := slog.New(handler)
 	cfg.Logger = logger
 	return cfg, logger, *dev, nil
+}
+
+// poolFlags collects -pool name:weight=W,minShare=M flags.
+type poolFlags struct{ m map[string]driver.PoolConfig }
+
+func (p *poolFlags) String() string { return "" }
+
+func (p *poolFlags) Set(v string) error {
+	name, spec, _ := strings.Cut(v, ":")
+	name = strings.TrimSpace(name)
+	if name == "" {
+		return fmt.Errorf("pool %q: want name:weight=W,minShare=M", v)
+	}
+	cfg := driver.PoolConfig{Weight: 1}
+	for _, kv := range strings.Split(spec, ",") {
+		if kv = strings.TrimSpace(kv); kv == "" {
+			continue
+		}
+		k, val, ok := strings.Cut(kv, "=")
+		n, err := strconv.Atoi(strings.TrimSpace(val))
+		if !ok || err != nil || n < 0 {
+			return fmt.Errorf("pool %s: %q: want weight=W or minShare=M with W, M whole numbers", name, kv)
+		}
+		switch strings.ToLower(strings.TrimSpace(k)) {
+		case "weight":
+			if n < 1 {
+				return fmt.Errorf("pool %s: weight must be >= 1", name)
+			}
+			cfg.Weight = n
+		case "minshare":
+			cfg.MinShare = n
+		default:
+			return fmt.Errorf("pool %s: unknown setting %q (weight, minShare)", name, k)
+		}
+	}
+	if p.m == nil {
+		p.m = map[string]driver.PoolConfig{}
+	}
+	if _, dup := p.m[name]; dup {
+		return fmt.Errorf("pool %s given twice", name)
+	}
+	p.m[name] = cfg
+	return nil
 }

@@ -351,6 +351,7 @@ var submitOpts struct {
 	key             string
 	maxTaskFailures int
 	maxResultSize   int64
+	pool            string
 }
 
 func submitFlags(fs *flag.FlagSet) {
@@ -360,6 +361,7 @@ func submitFlags(fs *flag.FlagSet) {
 	fs.StringVar(&submitOpts.key, "key", "", "idempotency key (default: a fresh one)")
 	fs.IntVar(&submitOpts.maxTaskFailures, "max-task-failures", 0, "failures of one task that abort the job (default: the quorum's)")
 	fs.Int64Var(&submitOpts.maxResultSize, "max-result-size", 0, "bytes of results the job may hold (default: the quorum's)")
+	fs.StringVar(&submitOpts.pool, "pool", "", "the FAIR pool the job's tasks share slots in (default: the default pool)")
 }
 
 // resultRecords reads a job's answer (its partitions' results merged as
@@ -447,7 +449,7 @@ func runSubmit(ctx context.Context, c *common, fs *flag.FlagSet, args []string) 
 		return err
 	}
 	defer cl.Close()
-	sopts := client.SubmitOptions{IdempotencyKey: submitOpts.key, MaxTaskFailures: submitOpts.maxTaskFailures, MaxResultSize: submitOpts.maxResultSize}
+	sopts := client.SubmitOptions{IdempotencyKey: submitOpts.key, MaxTaskFailures: submitOpts.maxTaskFailures, MaxResultSize: submitOpts.maxResultSize, Pool: submitOpts.pool}
 	if submitOpts.wait && p.Action.Op == "take" {
 		// take(n) reads as few partitions as it can, in growing jobs.
 		wctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

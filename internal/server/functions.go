@@ -41,9 +41,9 @@ func (f *functions) CheckFunc(op string, fn plan.Func) error {
 	if held {
 		return nil
 	}
-	msg := fmt.Sprintf("unknown function %q: not built in, and no live executor holds it", fn.Name)
+	msg := fmt.Sprintf("unknown function %q", fn.Name)
 	if near := ops.Suggest(append(names, f.builtin.Names()...), fn.Name); len(near) > 0 {
 		msg += fmt.Sprintf(" (did you mean %s?)", strings.Join(near, ", "))
 	}
-	return fmt.Errorf("%s", msg)
+	return fmt.Errorf("%s: neither built in nor held by a live executor", msg)
 }

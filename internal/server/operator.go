@@ -25,6 +25,7 @@ func (s *Server) GetNodeStatus(ctx context.Context, req *api.NodeStatusRequest) 
 		Id: st.ID, State: st.State, Term: st.Term, LeaderId: st.LeaderID, CommitIndex: st.CommitIndex,
 		AppliedIndex: st.AppliedIndex, LastIndex: st.LastIndex, LastContactMs: lc,
 		LastSnapshotIndex: st.LastSnapshotIndex, RaftAddr: s.node.Addr(), ApiAddr: s.APIAddr(), HttpAddr: s.HTTPAddr(),
+		Driving: s.drv.Driving(),
 	}, nil
 }
 

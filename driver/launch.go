@@ -1,0 +1,529 @@
+package driver
+
+import (
+	"math"
+	"sort"
+	"time"
+
+	"github.com/baton-sched/baton/api"
+	"github.com/baton-sched/baton/dag"
+	"github.com/baton-sched/baton/plan"
+)
+
+// launch offers free slots to runnable tasks and sends each executor its
+// launches in one message. Task sets (running stage attempts) are served
+// in FIFO order (by job, then stage) or, in FAIR mode, by pool (see
+// fair). A task prefers the executors that hold most of its input,
+// waiting up to LocalityWait for one; it runs only on executors that hold
+// its functions and, when possible, not on executors excluded after
+// failures (see exclusions). With speculation on, copies of slow tasks
+// take the slots left.
+//
+// An executor takes as many tasks as it has slots; for a stage whose tasks
+// are known to be short (they end in under shortTask), it also takes
+// QueuePerSlot more per slot, queued on the executor, so the next task is
+// at hand when one ends rather than a round trip away.
+func (l *leadership) launch(now time.Time) {
+	l.mu.Lock()
+	queue := l.d.opts.QueuePerSlot
+	rooms := map[string]*room{}
+	for id, c := range l.conns {
+		if c.ready && !l.losing[id] {
+			rooms[id] = &room{slots: c.cores, c: c}
+		}
+	}
+	running := map[string]int{} // by pool
+	for _, a := range l.attempts {
+		if a.reported {
+			continue
+		}
+		if r := rooms[a.exec]; r != nil {
+			r.used++
+		}
+		running[a.pool]++
+	}
+	capacity := 0
+	for _, r := range rooms {
+		capacity += max(0, r.slots*(1+queue)-r.used)
+	}
+	l.mu.Unlock()
+	if capacity == 0 {
+		return
+	}
+	batches := map[string][]*api.TaskLaunch{}
+	l.d.fsm.Read(func(s *dag.State) {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		p := &placer{l: l, s: s, now: now, rooms: rooms, queue: queue, capacity: capacity, batches: batches, free: map[string]int{},
+			b: &launchBuilder{l: l, s: s, inputs: map[dag.StageID][]*api.ShuffleInput{}, conn: func(exec string) *conn { return rooms[exec].c }}}
+		sets := s.TaskSets()
+		if l.d.opts.SchedulingMode == ModeFair {
+			p.fair(sets, running)
+		} else {
+			p.fifo(sets)
+		}
+		if l.d.opts.Speculation && p.capacity > 0 {
+			p.speculate(sets)
+		}
+	})
+	for exec, tasks := range batches {
+		// Only on the session the launches were built for (a new session
+		// has not got the graphs), and only those still wanted: a
+		// reconnect in between ended them (vanished).
+		c := rooms[exec].c
+		l.mu.Lock()
+		kept := tasks[:0]
+		for _, t := range tasks {
+			if a, ok := l.attempts[t.Id.Task]; ok && a.exec == exec {
+				kept = append(kept, t)
+			}
+		}
+		tasks = kept
+		l.mu.Unlock()
+		if len(tasks) == 0 {
+			continue
+		}
+		if !c.send(&api.DriverMessage{Msg: &api.DriverMessage_Launch{Launch: &api.Launch{Tasks: tasks}}}) {
+			// The session broke: forget the launches; the tasks run again.
+			l.mu.Lock()
+			for _, t := range tasks {
+				l.ended(t.Id.Task)
+			}
+			l.mu.Unlock()
+		}
+	}
+}
+
+// room is an executor's slots in a launch round.
+type room struct {
+	slots, used int
+	c           *conn // the session the launches go to
+}
+
+// placer places tasks on executors within one read of the state; l.mu is
+// held.
+type placer struct {
+	l        *leadership
+	s        *dag.State
+	b        *launchBuilder
+	now      time.Time
+	rooms    map[string]*room
+	queue    int
+	capacity int // launches the rooms still take (at the queued level)
+	batches  map[string][]*api.TaskLaunch
+	// free is the room for the tasks of stage freeStage.
+	free      map[string]int
+	freeStage dag.StageID
+	freeValid bool
+	needs     []string // the functions freeStage's tasks need
+	full      int      // task sets found without room
+}
+
+// maxFullSets: a round gives up after this many task sets without room
+// (their executors are full or lack their functions).
+const maxFullSets = 64
+
+// fifo serves the task sets in order.
+func (p *placer) fifo(sets []dag.TaskSet) {
+	for _, ts := range sets {
+		if p.capacity <= 0 || p.full >= maxFullSets {
+			return
+		}
+		p.s.RunnableIn(ts, func(t dag.TaskSpec) bool {
+			_, noRoom := p.offer(t, false)
+			if noRoom {
+				p.full++
+				return false
+			}
+			return p.capacity > 0
+		})
+	}
+}
+
+// roomFor returns the executors with room for a stage's tasks, cached
+// while consecutive tasks are the same stage's.
+func (p *placer) roomFor(stage dag.StageID) map[string]int {
+	if p.freeValid && p.freeStage == stage {
+		return p.free
+	}
+	clear(p.free)
+	q := 0
+	if d, ok := p.l.durations[stage]; ok && d < shortTask {
+		q = p.queue
+	}
+	p.needs = nil
+	if st, ok := p.s.Stage(stage); ok && st.Graph != nil {
+		p.needs = p.l.funcsOf(st.Graph)
+	}
+	for id, r := range p.rooms {
+		if n := r.slots*(1+q) - r.used; n > 0 && r.c.holds(p.needs) {
+			p.free[id] = n
+		}
+	}
+	p.freeStage, p.freeValid = stage, true
+	return p.free
+}
+
+// offer launches a task if there is a slot for it; noRoom says no
+// executor has room for its stage's tasks at all. A speculative offer
+// launches a copy of a running task on another executor.
+func (p *placer) offer(t dag.TaskSpec, speculative bool) (launched, noRoom bool) {
+	l := p.l
+	key := partKey{t.Stage, t.StageAttempt, t.Partition}
+	primary, running := l.byPart[key]
+	if running != speculative {
+		return false, false
+	}
+	free := p.roomFor(t.Stage)
+	if len(free) == 0 {
+		return false, true
+	}
+	avoid := ""
+	if speculative {
+		avoid = l.attempts[primary].exec
+	}
+	eligible := p.eligible(key, free, avoid)
+	if len(eligible) == 0 {
+		return false, false
+	}
+	exec := pick(t.Preferred, eligible)
+	if exec == "" {
+		if len(t.Preferred) > 0 && !speculative {
+			first, seen := l.waiting[key]
+			if !seen {
+				l.waiting[key] = p.now
+				first = p.now
+			}
+			if p.now.Sub(first) < l.d.opts.LocalityWait {
+				return false, false // wait for a preferred slot
+			}
+		}
+		exec = mostFree(eligible)
+	}
+	tl := p.b.build(t, exec)
+	if tl == nil {
+		return false, false
+	}
+	delete(l.waiting, key)
+	a := &attempt{id: tl.Id, exec: exec, key: key, pool: t.Pool, started: p.now, speculative: speculative}
+	l.attempts[tl.Id.Task] = a
+	if speculative {
+		l.spec[key] = tl.Id.Task
+	} else {
+		l.byPart[key] = tl.Id.Task
+	}
+	p.batches[exec] = append(p.batches[exec], tl)
+	p.rooms[exec].used++
+	p.capacity--
+	if free[exec]--; free[exec] == 0 {
+		delete(free, exec)
+	}
+	return true, false
+}
+
+// eligible returns the executors with room that the task may run on: not
+// avoid, and not excluded for it. When every executor that could run the
+// task is excluded, exclusion is ignored rather than the task starved.
+func (p *placer) eligible(key partKey, free map[string]int, avoid string) map[string]int {
+	x := &p.l.excl
+	if avoid == "" && x.empty() {
+		return free
+	}
+	out := make(map[string]int, len(free))
+	for id, n := range free {
+		if id != avoid && !x.excluded(key, id, p.now) {
+			out[id] = n
+		}
+	}
+	if len(out) > 0 || avoid != "" {
+		return out
+	}
+	for id, r := range p.rooms {
+		if r.c.holds(p.needs) && !x.excluded(key, id, p.now) {
+			return out // an allowed executor exists: wait for its room
+		}
+	}
+	return free
+}
+
+// Scheduling modes (Options.SchedulingMode).
+const (
+	ModeFIFO = "FIFO"
+	ModeFair = "FAIR"
+)
+
+// PoolConfig is a FAIR pool's share (Spark's fair scheduler pools).
+type PoolConfig struct {
+	// Weight is the pool's share of the slots relative to other pools
+	// (default 1): a pool of weight 2 gets twice the slots of a pool of
+	// weight 1 when both have work.
+	Weight int
+	// MinShare is a number of slots the pool gets before weights count
+	// (default 0).
+	MinShare int
+}
+
+// fairPool is a pool in a launch round.
+type fairPool struct {
+	name     string
+	weight   float64
+	minShare float64
+	running  int
+	cands    []dag.TaskSpec
+}
+
+// fair serves the task sets by pool: each slot goes to the pool Spark's
+// FairSchedulingAlgorithm puts first (pools below their minimum share
+// first, the neediest first; then the pool with the fewest running tasks
+// per unit of weight); within a pool, task sets go in FIFO order.
+func (p *placer) fair(sets []dag.TaskSet, running map[string]int) {
+	byName := map[string]*fairPool{}
+	var pools []*fairPool
+	for _, ts := range sets {
+		fp := byName[ts.Pool]
+		if fp == nil {
+			cfg := p.l.d.opts.Pools[ts.Pool]
+			fp = &fairPool{name: ts.Pool, weight: float64(max(cfg.Weight, 1)), minShare: float64(cfg.MinShare), running: running[ts.Pool]}
+			byName[ts.Pool] = fp
+			pools = append(pools, fp)
+		}
+	}
+	// A few candidates per pool: more than the round can launch, in case
+	// some wait for locality or lack room.
+	limit := 4*p.capacity + 16
+	for _, fp := range pools {
+		for _, ts := range sets {
+			if ts.Pool != fp.name || len(fp.cands) >= limit {
+				continue
+			}
+			p.s.RunnableIn(ts, func(t dag.TaskSpec) bool {
+				if _, running := p.l.byPart[partKey{t.Stage, t.StageAttempt, t.Partition}]; !running {
+					fp.cands = append(fp.cands, t)
+				}
+				return len(fp.cands) < limit
+			})
+		}
+	}
+	for p.capacity > 0 {
+		var best *fairPool
+		for _, fp := range pools {
+			if len(fp.cands) > 0 && (best == nil || fairBefore(fp, best)) {
+				best = fp
+			}
+		}
+		if best == nil {
+			return
+		}
+		t := best.cands[0]
+		best.cands = best.cands[1:]
+		launched, noRoom := p.offer(t, false)
+		if launched {
+			best.running++
+		}
+		if noRoom {
+			// Nothing of this stage fits this round.
+			for len(best.cands) > 0 && best.cands[0].Stage == t.Stage {
+				best.cands = best.cands[1:]
+			}
+		}
+	}
+}
+
+// fairBefore is Spark's FairSchedulingAlgorithm comparator.
+func fairBefore(a, b *fairPool) bool {
+	ra, rb := float64(a.running), float64(b.running)
+	needyA, needyB := ra < a.minShare, rb < b.minShare
+	switch {
+	case needyA && !needyB:
+		return true
+	case !needyA && needyB:
+		return false
+	case needyA && needyB:
+		x, y := ra/math.Max(a.minShare, 1), rb/math.Max(b.minShare, 1)
+		if x != y {
+			return x < y
+		}
+	default:
+		x, y := ra/a.weight, rb/b.weight
+		if x != y {
+			return x < y
+		}
+	}
+	return a.name < b.name
+}
+
+// speculate launches copies of slow tasks (Spark's speculation): in a
+// task set where at least SpeculationQuantile of the tasks have
+// succeeded, a task running longer than SpeculationMultiplier times their
+// median duration (and at least SpeculationMinRuntime) gets one copy on
+// another executor. Whichever ends first wins; the other is killed.
+func (p *placer) speculate(sets []dag.TaskSet) {
+	l := p.l
+	o := &l.d.opts
+	for _, ts := range sets {
+		if p.capacity <= 0 {
+			return
+		}
+		sk := stageKey{ts.Stage, ts.StageAttempt}
+		done := l.succeeded[sk]
+		st, ok := p.s.Stage(ts.Stage)
+		if !ok || len(done) == 0 || float64(len(done)) < o.SpeculationQuantile*float64(st.Tasks) {
+			continue
+		}
+		threshold := max(time.Duration(o.SpeculationMultiplier*float64(median(done))), o.SpeculationMinRuntime)
+		p.s.RunnableIn(ts, func(t dag.TaskSpec) bool {
+			key := partKey{t.Stage, t.StageAttempt, t.Partition}
+			task, running := l.byPart[key]
+			if !running {
+				return true
+			}
+			if _, copied := l.spec[key]; copied {
+				return true
+			}
+			a := l.attempts[task]
+			if a == nil || a.reported || a.killing || p.now.Sub(a.started) <= threshold {
+				return true
+			}
+			if launched, _ := p.offer(t, true); launched {
+				l.d.log.Info("driver: speculating", "stage", t.Stage, "partition", t.Partition, "running", p.now.Sub(a.started).Round(time.Millisecond), "threshold", threshold.Round(time.Millisecond))
+			}
+			return p.capacity > 0
+		})
+	}
+}
+
+// median returns the median of durations (they are sorted in place).
+func median(ds []time.Duration) time.Duration {
+	sort.Slice(ds, func(a, b int) bool { return ds[a] < ds[b] })
+	return ds[len(ds)/2]
+}
+
+// funcsOf returns the functions a graph names (cached); l.mu is held.
+func (l *leadership) funcsOf(g *plan.Graph) []string {
+	if fs, ok := l.funcs[g]; ok {
+		return fs
+	}
+	seen := map[string]bool{}
+	var fs []string
+	add := func(name string) {
+		if name != "" && !seen[name] {
+			seen[name] = true
+			fs = append(fs, name)
+		}
+	}
+	for _, n := range g.Nodes {
+		add(n.Fn.Name)
+	}
+	add(g.Action.Fn.Name)
+	l.funcs[g] = fs
+	return fs
+}
+
+// shortTask is the average duration under which a stage's tasks are
+// queued on executors ahead of free slots.
+const shortTask = 20 * time.Millisecond
+
+// pick returns the first preferred executor with a free slot.
+func pick(preferred []dag.ExecutorID, free map[string]int) string {
+	for _, p := range preferred {
+		if free[string(p)] > 0 {
+			return string(p)
+		}
+	}
+	return ""
+}
+
+// mostFree returns the executor with the most free slots (ties by id).
+func mostFree(free map[string]int) string {
+	best, n := "", 0
+	for id, f := range free {
+		if f > n || (f == n && id < best) {
+			best, n = id, f
+		}
+	}
+	return best
+}
+
+// launchBuilder builds launches within one read of the state.
+type launchBuilder struct {
+	l      *leadership
+	conn   func(exec string) *conn
+	s      *dag.State
+	inputs map[dag.StageID][]*api.ShuffleInput
+}
+
+func (b *launchBuilder) build(t dag.TaskSpec, exec string) *api.TaskLaunch {
+	l := b.l
+	st, ok := b.s.Stage(t.Stage)
+	if !ok {
+		return nil
+	}
+	ge := l.graphs[st.Graph]
+	if ge == nil {
+		var err error
+		if ge, err = encodeGraph(st.Graph); err != nil {
+			l.d.log.Error("driver: encode graph", "stage", t.Stage, "err", err)
+			return nil
+		}
+		l.graphs[st.Graph] = ge
+	}
+	job, _ := b.s.Job(t.Job)
+	// Task ids are unique across leaderships: the term, then a sequence
+	// the driver keeps (two leaderships of one term never share one).
+	tid := l.term<<40 | l.d.seq.Add(1)&(1<<40-1)
+	pk := [2]uint64{uint64(t.Stage), uint64(t.Partition)}
+	n := max(l.launches[pk], t.Failures)
+	l.launches[pk]++
+	tl := &api.TaskLaunch{
+		Id: &api.TaskID{Task: tid, Job: uint64(t.Job), Stage: uint64(t.Stage), StageAttempt: int32(t.StageAttempt),
+			Partition: int32(t.Partition), Attempt: int32(n), Epoch: t.Epoch},
+		Term:                l.term,
+		GraphKey:            ge.key,
+		Node:                int32(st.Node),
+		Map:                 t.Map,
+		Shuffle:             uint64(t.Shuffle),
+		Inputs:              b.stageInputs(st),
+		MaxDirectResultSize: l.d.opts.MaxDirectResultSize,
+		MaxResultSize:       job.MaxResultSize,
+	}
+	if t.Map {
+		if sh, ok := b.s.Shuffle(t.Shuffle); ok {
+			tl.ShuffleKey = sh.Key
+		}
+	}
+	if c := b.conn(exec); c != nil && !c.graphs[ge.key] {
+		tl.Graph = ge.data
+		c.graphs[ge.key] = true
+	}
+	return tl
+}
+
+// stageInputs returns where the shuffles a stage reads live, once per
+// stage per round.
+func (b *launchBuilder) stageInputs(st dag.StageInfo) []*api.ShuffleInput {
+	if in, ok := b.inputs[st.ID]; ok {
+		return in
+	}
+	var out []*api.ShuffleInput
+	addrs := map[dag.ExecutorID]string{}
+	for _, d := range st.Graph.ShuffleDeps(st.Node) {
+		sid, ok := b.s.ShuffleByKey(d.Shuffle.Key)
+		if !ok {
+			continue
+		}
+		sh, _ := b.s.Shuffle(sid)
+		in := &api.ShuffleInput{Shuffle: uint64(sid), Key: sh.Key, Maps: int32(sh.Maps)}
+		for _, o := range b.s.MapOutputs(sid) {
+			addr, ok := addrs[o.Executor]
+			if !ok {
+				e, _ := b.s.Executor(o.Executor)
+				addr = e.Addr
+				addrs[o.Executor] = addr
+			}
+			in.Locations = append(in.Locations, &api.MapLocation{Map: int32(o.Map), Executor: string(o.Executor), Addr: addr})
+		}
+		out = append(out, in)
+	}
+	b.inputs[st.ID] = out
+	return out
+}
