@@ -21,7 +21,6 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
@@ -29,7 +28,7 @@ import (
 	"time"
 
 	"github.com/baton-sched/baton/driver"
-	"github.com/baton-sched/baton/executor"
+	"github.com/baton-sched/baton/internal/devcluster"
 	"github.com/baton-sched/baton/internal/server"
 	"github.com/baton-sched/baton/raftnet"
 )
@@ -48,42 +47,31 @@ func run(args []string, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "run 'schedd -h' for the flags")
 		return 2
 	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
 	if dev {
-		dir, err := os.MkdirTemp("", "baton-dev-")
+		dc, err := devcluster.Start(ctx, devcluster.Options{Server: cfg, Logger: logger})
 		if err != nil {
 			fmt.Fprintln(stderr, "schedd:", err)
 			return 1
 		}
-		defer os.RemoveAll(dir)
-		cfg.DataDir = filepath.Join(dir, "schedd")
-		cfg.Bootstrap = []raftnet.Peer{{ID: cfg.ID, Addr: cfg.RaftAddr}}
+		fmt.Fprintf(stderr, "Baton dev mode: a single-node quorum and an executor with %d slots in %s\n", runtime.NumCPU(), dc.Dir())
+		fmt.Fprintf(stderr, "  export BATON_ADDR=%s\n  batonctl status\n", dc.Addr())
+		<-ctx.Done()
+		logger.Info("stopping")
+		if err := dc.Close(); err != nil {
+			fmt.Fprintln(stderr, "schedd: stop:", err)
+			return 1
+		}
+		return 0
 	}
 	s, err := server.New(cfg)
 	if err != nil {
 		fmt.Fprintln(stderr, "schedd:", err)
 		return 1
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
-	defer stop()
-	var exec *executor.Executor
-	execDone := make(chan struct{})
-	if dev {
-		exec, err = executor.New(executor.Options{ID: "dev-exec", DataDir: filepath.Join(filepath.Dir(cfg.DataDir), "execd"), Schedulers: []string{s.APIAddr()}, Logger: logger, NoExit: true})
-		if err != nil {
-			fmt.Fprintln(stderr, "schedd:", err)
-			s.Close(context.Background())
-			return 1
-		}
-		go func() { exec.Run(ctx); close(execDone) }()
-		fmt.Fprintf(stderr, "Baton dev mode: a single-node quorum and an executor with %d slots in %s\n", runtime.NumCPU(), filepath.Dir(cfg.DataDir))
-		fmt.Fprintf(stderr, "  export BATON_ADDR=%s\n  batonctl status\n", s.APIAddr())
-	}
 	<-ctx.Done()
 	logger.Info("stopping")
-	if exec != nil {
-		<-execDone
-		exec.Close()
-	}
 	cctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
 	if err := s.Close(cctx); err != nil {
