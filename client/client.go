@@ -22,6 +22,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/baton-sched/baton/api"
@@ -42,6 +43,11 @@ type Options struct {
 	// RetryFor is how long a call keeps trying members while they are
 	// unavailable (no leader, member down). Default 30s.
 	RetryFor time.Duration
+	// Registry holds the functions the client merges reduce answers
+	// with (a reduce's partitions each give a value, combined here).
+	// Default: the built-ins; a user with their own aggregators passes
+	// the registry their executors use.
+	Registry *ops.Registry
 }
 
 // connectParams reconnects quickly to a member that comes back: a
@@ -64,6 +70,8 @@ type Client struct {
 	// members to have applied it, so the client reads its own writes on
 	// any member.
 	index uint64
+	// datasetSeq names the datasets Dataset builds.
+	datasetSeq atomic.Uint64
 }
 
 // leaderHeader is the response header in which members name the leader's
@@ -120,6 +128,9 @@ func Dial(addrs []string, opts Options) (*Client, error) {
 	}
 	if opts.RetryFor <= 0 {
 		opts.RetryFor = 30 * time.Second
+	}
+	if opts.Registry == nil {
+		opts.Registry = ops.NewRegistry()
 	}
 	c := &Client{opts: opts, addrs: clean}
 	for _, a := range clean {
@@ -580,7 +591,7 @@ func (c *Client) Answer(ctx context.Context, id uint64) ([]ops.Record, error) {
 		if len(recs) <= 1 {
 			return recs, nil
 		}
-		f, ok := ops.NewRegistry().Lookup(a.GetFn().GetName())
+		f, ok := c.opts.Registry.Lookup(a.GetFn().GetName())
 		if !ok {
 			return recs, fmt.Errorf("client: job %d: reduce with %q, which this client does not know: the partitions' values are returned unmerged", id, a.GetFn().GetName())
 		}
