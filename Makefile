@@ -59,6 +59,8 @@ bench: ## Run the benchmarks that back the figures in the README, each beside it
 	$(GO) test -run XXX -bench PutMapOutput -benchtime 2s ./blockstore
 	@echo "== jobs on 3 schedd + 2 execd: empty-task throughput, 256 MiB word count, one-task latency"
 	$(GO) run ./internal/cmd/jobbench
+	@echo "== sort (TeraSort-style) of 1 GiB: single-process Go sort (baseline) vs 3 schedd + 2 execd"
+	$(GO) run ./internal/cmd/sortbench -mb 1024
 	@echo "== failover drill: 30 rounds, the leader SIGKILLed at a random moment (target: takeover median <= 600ms, max <= 1.5s, 30/30 exact, 0 re-runs)"
 	$(GO) build -o bin/ ./cmd/... && bin/batonctl drill -rounds 30 -kill leader -at random -seed 1
 

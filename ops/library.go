@@ -91,6 +91,24 @@ func library() []Func {
 				return Record{Key: k, Value: v, HasKey: true}, nil
 			}), nil
 		}},
+		{Name: "mergeKV", Kind: KindMap, Doc: `makes a value-only record of key, sep and value, the reverse of splitKV (args {"sep": ""}; default a tab); a value-only record is kept as it is`, New: func(raw json.RawMessage) (any, error) {
+			sep := "\t"
+			if len(raw) > 0 {
+				var err error
+				if sep, err = str(raw, "sep"); err != nil {
+					return nil, err
+				}
+			}
+			s := []byte(sep)
+			return MapFunc(func(_ *TaskContext, r Record) (Record, error) {
+				if !r.HasKey {
+					return r, nil
+				}
+				v := make([]byte, 0, len(r.Key)+len(s)+len(r.Value))
+				v = append(append(append(v, r.Key...), s...), r.Value...)
+				return Record{Value: v}, nil
+			}), nil
+		}},
 		{Name: "keyPrefix", Kind: KindMap, Doc: `makes (the first n bytes of the value, the rest) of a record (args {"n": 10}); TeraSort's 10-byte keys`, New: func(raw json.RawMessage) (any, error) {
 			n, err := num(raw, "n")
 			if err != nil {
