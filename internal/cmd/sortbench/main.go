@@ -120,4 +120,6 @@ func bench(total int64, files, splits, reducers int) error {
 	return nil
 }
 
-func mib(n int64) string { return strings.TrimSuffix(fmt.Sprintf("%.1f", float64(n)/(1<<20)), ".0") + " MiB" }
+func mib(n int64) string {
+	return strings.TrimSuffix(fmt.Sprintf("%.1f", float64(n)/(1<<20)), ".0") + " MiB"
+}
