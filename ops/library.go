@@ -109,6 +109,52 @@ func library() []Func {
 				return Record{Value: v}, nil
 			}), nil
 		}},
+		mapFn("unpair", `makes (left, right) of a joined record's value ["left", "right"] (join's output), dropping its key; a missing right side (null, from a left outer join) becomes an empty value`, func(r Record) (Record, error) {
+			var pair []*string
+			if err := json.Unmarshal(r.Value, &pair); err != nil || len(pair) != 2 || pair[0] == nil {
+				return r, fmt.Errorf("unpair: value %q is not a [\"left\", \"right\"] pair", clipBytes(r.Value))
+			}
+			out := Record{Key: []byte(*pair[0]), HasKey: true}
+			if pair[1] != nil {
+				out.Value = []byte(*pair[1])
+			}
+			return out, nil
+		}),
+		{Name: "element", Kind: KindMap, Doc: `keeps element i (from 0) of a value that is a JSON array of strings (groupByKey's, cogroup's and join's values), keeping the key (args {"i": 0}); null becomes an empty value`, New: func(raw json.RawMessage) (any, error) {
+			i, err := num(raw, "i")
+			if err != nil {
+				return nil, err
+			}
+			if i < 0 {
+				return nil, errors.New("i must be >= 0")
+			}
+			return MapFunc(func(_ *TaskContext, r Record) (Record, error) {
+				var arr []json.RawMessage
+				if err := json.Unmarshal(r.Value, &arr); err != nil {
+					return r, fmt.Errorf("element: value %q is not a JSON array", clipBytes(r.Value))
+				}
+				if int(i) >= len(arr) {
+					return r, fmt.Errorf("element: value %q has no element %d", clipBytes(r.Value), i)
+				}
+				var s *string
+				if err := json.Unmarshal(arr[i], &s); err != nil {
+					return r, fmt.Errorf("element %d of %q is not a string", i, clipBytes(r.Value))
+				}
+				r.Value = nil
+				if s != nil {
+					r.Value = []byte(*s)
+				}
+				return r, nil
+			}), nil
+		}},
+		mapFn("length", "replaces a value that is a JSON array (groupByKey's, cogroup's) by its length, keeping the key", func(r Record) (Record, error) {
+			var arr []json.RawMessage
+			if err := json.Unmarshal(r.Value, &arr); err != nil {
+				return r, fmt.Errorf("length: value %q is not a JSON array", clipBytes(r.Value))
+			}
+			r.Value = strconv.AppendInt(nil, int64(len(arr)), 10)
+			return r, nil
+		}),
 		{Name: "keyPrefix", Kind: KindMap, Doc: `makes (the first n bytes of the value, the rest) of a record (args {"n": 10}); TeraSort's 10-byte keys`, New: func(raw json.RawMessage) (any, error) {
 			n, err := num(raw, "n")
 			if err != nil {
@@ -269,4 +315,12 @@ func library() []Func {
 			}, nil
 		}},
 	}
+}
+
+// clipBytes shortens a value quoted in an error message.
+func clipBytes(b []byte) []byte {
+	if len(b) > 64 {
+		return append(append([]byte(nil), b[:64]...), "..."...)
+	}
+	return b
 }
