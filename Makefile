@@ -64,6 +64,10 @@ bench: ## Run the benchmarks that back the figures in the README, each beside it
 	@echo "== failover drill: 30 rounds, the leader SIGKILLed at a random moment (target: takeover median <= 600ms, max <= 1.5s, 30/30 exact, 0 re-runs)"
 	$(GO) build -o bin/ ./cmd/... && bin/batonctl drill -rounds 30 -kill leader -at random -seed 1
 
+.PHONY: docs
+docs: ## Regenerate docs/functions.md from the function registry.
+	$(GO) run ./internal/cmd/funcdoc -o docs/functions.md
+
 .PHONY: tools
 tools: $(TOOLS)/protoc-gen-go $(TOOLS)/protoc-gen-go-grpc ## Install protoc, protoc-gen-go and protoc-gen-go-grpc.
 	@command -v protoc >/dev/null || { echo "installing protoc (Debian protobuf-compiler)"; \

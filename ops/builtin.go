@@ -74,7 +74,7 @@ func builtins() []Func {
 		{Name: "chaos.fail", Kind: KindPartition, Doc: `fails the task on the listed partitions (none: all) and executors (none: all) while its attempt number is below a bound (args {"partitions": [0], "attempts": 2, "executors": ["e1"]}; no attempts: always; partitions or executors needed)`, New: newChaos(func(tc *TaskContext, c *chaosArgs) error {
 			return fmt.Errorf("chaos.fail: partition %d, attempt %d", tc.Partition, tc.Attempt)
 		})},
-		{Name: "chaos.exit", Kind: KindPartition, Doc: `makes the executor process exit at once, as a crash, on the listed partitions while the attempt number is below a bound (args as chaos.fail)`, New: newChaos(func(tc *TaskContext, c *chaosArgs) error {
+		{Name: "chaos.exit", Kind: KindPartition, Doc: `makes the executor process exit at once, as a crash, on the listed partitions and executors (one of the two needed) while the attempt number is below a bound (args as chaos.fail)`, New: newChaos(func(tc *TaskContext, c *chaosArgs) error {
 			if tc.Exit == nil {
 				return errors.New("chaos.exit: not running in an executor")
 			}

@@ -6,10 +6,13 @@
 // first when the shuffle has a combiner) or evaluates the job's action on
 // it (a result task).
 //
-// Functions are looked up by name in a Registry: a set is built in
-// (words, lower, pairWithOne, field, toInt, the sum/count/min/max
-// aggregators, and the chaos.* functions for drills and tests); a Registry
-// also implements plan.Functions, so submissions are checked against it.
+// Functions are looked up by name in a Registry: a library is built in
+// (string, number and key helpers, filters, the sum/count/min/max/concat
+// aggregators, and the chaos.* functions for drills and tests; see
+// docs/functions.md), and a user's own execd registers more (user.go,
+// executor.Main). A Registry also implements plan.Functions, so
+// submissions can be checked against it. The pipe operator runs external
+// programs (pipe.go).
 //
 // Records are key/value byte strings (or value-only) in a compact
 // encoding (AppendRecord, DecodeRecords).

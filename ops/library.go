@@ -74,7 +74,7 @@ func library() []Func {
 		mapFn("values", "keeps a record's value, as a value-only record", func(r Record) (Record, error) {
 			return Record{Value: r.Value}, nil
 		}),
-		{Name: "splitKV", Kind: KindMap, Doc: `makes (key, value) of a value split at the first sep (args {"sep": "\t"}; default a tab); without sep, the whole value is the key`, New: func(raw json.RawMessage) (any, error) {
+		{Name: "splitKV", Kind: KindMap, Doc: `makes (key, value) of a value split at the first sep (args {"sep": "\t"}; default a tab); a value without sep becomes the key, with an empty value`, New: func(raw json.RawMessage) (any, error) {
 			sep := "\t"
 			if len(raw) > 0 {
 				var err error
@@ -91,7 +91,7 @@ func library() []Func {
 				return Record{Key: k, Value: v, HasKey: true}, nil
 			}), nil
 		}},
-		{Name: "mergeKV", Kind: KindMap, Doc: `makes a value-only record of key, sep and value, the reverse of splitKV (args {"sep": ""}; default a tab); a value-only record is kept as it is`, New: func(raw json.RawMessage) (any, error) {
+		{Name: "mergeKV", Kind: KindMap, Doc: `makes a value-only record of key, sep and value, the reverse of splitKV (args {"sep": "="}; default a tab; "" joins them directly); a value-only record is kept as it is`, New: func(raw json.RawMessage) (any, error) {
 			sep := "\t"
 			if len(raw) > 0 {
 				var err error
@@ -120,7 +120,7 @@ func library() []Func {
 			}
 			return out, nil
 		}),
-		{Name: "element", Kind: KindMap, Doc: `keeps element i (from 0) of a value that is a JSON array of strings (groupByKey's, cogroup's and join's values), keeping the key (args {"i": 0}); null becomes an empty value`, New: func(raw json.RawMessage) (any, error) {
+		{Name: "element", Kind: KindMap, Doc: `keeps element i (from 0) of a value that is a JSON array of strings (groupByKey's and join's values), keeping the key (args {"i": 0}); null becomes an empty value`, New: func(raw json.RawMessage) (any, error) {
 			i, err := num(raw, "i")
 			if err != nil {
 				return nil, err
@@ -147,7 +147,7 @@ func library() []Func {
 				return r, nil
 			}), nil
 		}},
-		mapFn("length", "replaces a value that is a JSON array (groupByKey's, cogroup's) by its length, keeping the key", func(r Record) (Record, error) {
+		mapFn("length", "replaces a value that is a JSON array (groupByKey's values; for cogroup's, the number of inputs) by its length, keeping the key", func(r Record) (Record, error) {
 			var arr []json.RawMessage
 			if err := json.Unmarshal(r.Value, &arr); err != nil {
 				return r, fmt.Errorf("length: value %q is not a JSON array", clipBytes(r.Value))
@@ -283,13 +283,13 @@ func library() []Func {
 			}
 			return re.Match, nil
 		}),
-		filter("even", "keeps records whose integer value is even", func(raw json.RawMessage) (func([]byte) bool, error) {
+		filter("even", "keeps records whose integer value is even; a value that is not an integer is dropped", func(raw json.RawMessage) (func([]byte) bool, error) {
 			return func(v []byte) bool {
 				n, err := ParseInt(bytes.TrimSpace(v))
 				return err == nil && n%2 == 0
 			}, noArgs(raw)
 		}),
-		filter("atLeast", `keeps records whose integer value is n or more (args {"n": 10})`, func(raw json.RawMessage) (func([]byte) bool, error) {
+		filter("atLeast", `keeps records whose integer value is n or more (args {"n": 10}); a value that is not an integer is dropped`, func(raw json.RawMessage) (func([]byte) bool, error) {
 			lo, err := num(raw, "n")
 			return func(v []byte) bool {
 				n, err := ParseInt(bytes.TrimSpace(v))

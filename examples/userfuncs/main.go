@@ -81,7 +81,9 @@ func newRepeat(raw json.RawMessage) (any, error) {
 	var args struct {
 		N *int `json:"n"`
 	}
-	if err := json.Unmarshal(raw, &args); err != nil || args.N == nil || *args.N < 0 {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields() // as the built-ins: a misspelt argument is an error
+	if err := dec.Decode(&args); err != nil || args.N == nil || *args.N < 0 {
 		return nil, fmt.Errorf(`needs {"n": k} with k >= 0`)
 	}
 	n := *args.N
