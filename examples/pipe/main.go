@@ -51,7 +51,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	defer c.Close()
 	sum, _, err := c.Range(*n, 8).
 		Pipe(command, cmdArgs, nil).
-		Named("sum of squares through " + *program).
+		Named("sum of squares through "+*program).
 		Reduce(context.Background(), "sum")
 	if err != nil {
 		fmt.Fprintln(stderr, "pipe:", err)
