@@ -528,6 +528,10 @@ func (c *Client) Count(ctx context.Context, id uint64) (int64, error) {
 	return n, nil
 }
 
+// ErrUnmerged is returned by Answer with a reduce job's per-partition
+// values when the client does not hold the reduce function to merge them.
+var ErrUnmerged = errors.New("the partitions' values are returned unmerged")
+
 // Answer returns a succeeded job's answer, its partitions' results merged
 // as its action says: collect concatenates them in partition order;
 // count sums them (one value-only record); take(n) and first keep the
@@ -593,7 +597,7 @@ func (c *Client) Answer(ctx context.Context, id uint64) ([]ops.Record, error) {
 		}
 		f, ok := c.opts.Registry.Lookup(a.GetFn().GetName())
 		if !ok {
-			return recs, fmt.Errorf("client: job %d: reduce with %q, which this client does not know: the partitions' values are returned unmerged", id, a.GetFn().GetName())
+			return recs, fmt.Errorf("client: job %d: reduce with %q, which this client does not know (Options.Registry): %w", id, a.GetFn().GetName(), ErrUnmerged)
 		}
 		inst, err := f.New(json.RawMessage(a.GetFn().GetArgsJson()))
 		if err != nil {

@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -72,5 +74,22 @@ func TestUserFunctions(t *testing.T) {
 	j, _ := runJob(t, cl, p, client.SubmitOptions{MaxTaskFailures: 1})
 	if !strings.Contains(j.Message, `needs {"n": k} with k >= 0`) {
 		t.Errorf("bad arguments to a user function: job %s: %s", j.State, j.Message)
+	}
+	// A reduce with a user aggregator: the client cannot merge the
+	// partitions' values without the function, so batonctl shows them
+	// and says so, and still releases the job.
+	planFile := filepath.Join(t.TempDir(), "longest.json")
+	os.WriteFile(planFile, []byte(`{"datasets": {"r": {"op": "range", "n": 100, "partitions": 4}},
+		"action": {"op": "reduce", "input": "r", "fn": "example.longest"}}`), 0o644)
+	out, errOut, code := batonctl(t, "-addr", c.nodes["a"].apiAddr, "submit", "-f", planFile, "-wait")
+	if code != 0 || !strings.Contains(errOut, "unmerged") || strings.Join(strings.Fields(out), " ") != "24 49 74 99" {
+		t.Errorf("batonctl submit -wait of a user reduce: exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+	jobs, err := cl.Jobs(ctx, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if last := jobs[len(jobs)-1]; !last.Released {
+		t.Errorf("the user-reduce job %d was not released", last.Id)
 	}
 }

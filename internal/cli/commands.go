@@ -3,6 +3,7 @@ package cli
 import (
 	"bufio"
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -485,7 +486,12 @@ func runSubmit(ctx context.Context, c *common, fs *flag.FlagSet, args []string) 
 	}
 	var recs []ops.Record
 	if j.State == api.JobState_JOB_STATE_SUCCEEDED {
-		if recs, err = resultRecords(wctx, cl, j); err != nil {
+		recs, err = resultRecords(wctx, cl, j)
+		switch {
+		case errors.Is(err, client.ErrUnmerged):
+			// A reduce with a user function: show each partition's value.
+			fmt.Fprintf(c.env.Stderr, "batonctl: %v\n", err)
+		case err != nil:
 			return err
 		}
 		if !submitOpts.keep {
