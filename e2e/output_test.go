@@ -261,3 +261,53 @@ func debugDir(t *testing.T) string {
 	}
 	return t.TempDir()
 }
+
+// TestSaveAsTextFileCommitterDies: the executor the leader authorised to
+// commit a partition dies before its rename (the worst moment). The
+// authorisation is freed when the executor is declared lost, another
+// attempt commits the partition, and the output is whole and exact.
+func TestSaveAsTextFileCommitterDies(t *testing.T) {
+	c := newCluster(t, 3, "-executor-timeout", "2s", "-heartbeat-interval", "200ms")
+	t.Cleanup(c.stopExecs)
+	c.waitLeader("")
+	// Whichever executor runs partition 1 first exits after its commit is
+	// authorised.
+	c.startExec("e1", "-chaos-exit-before-rename", "1")
+	c.startExec("e2", "-chaos-exit-before-rename", "1")
+	cl := c.client()
+	waitFor(t, "two executors", func() bool {
+		ex, err := cl.Executors(context.Background())
+		alive := 0
+		for _, e := range ex {
+			if e.Alive {
+				alive++
+			}
+		}
+		return err == nil && alive == 2
+	})
+	dir := t.TempDir()
+	want := genText(t, dir, 4, 800, 23)
+	out := filepath.Join(t.TempDir(), "out")
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	id, err := cl.Submit(ctx, savePlan(filepath.Join(dir, "*.txt"), out, 0), client.SubmitOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	j, err := cl.Wait(ctx, id, nil)
+	if err != nil || j.State != api.JobState_JOB_STATE_SUCCEEDED {
+		t.Fatalf("job: %v %v", j.GetState(), err)
+	}
+	dead := 0
+	for _, e := range c.execs {
+		select {
+		case <-e.done:
+			dead++
+		default:
+		}
+	}
+	if dead != 1 {
+		t.Fatalf("%d executors exited; want the one authorised to commit partition 1", dead)
+	}
+	checkSaved(t, out, 4, want)
+}

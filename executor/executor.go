@@ -48,7 +48,12 @@ type Options struct {
 	// NoExit makes chaos.exit fail the task instead (for an executor
 	// embedded in another process, as in schedd -dev).
 	NoExit bool
-	Logger *slog.Logger
+	// ChaosExitBeforeRename lists saveAsTextFile partitions whose first
+	// attempt (attempt 0) makes the process exit after the leader
+	// authorised its commit and before the rename: the worst moment for
+	// an executor to die. For drills and tests only.
+	ChaosExitBeforeRename []int
+	Logger                *slog.Logger
 }
 
 // Executor runs tasks for the quorum's leader and serves the blocks they

@@ -14,6 +14,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"syscall"
 
@@ -78,6 +79,7 @@ func parseFlags(name string, args []string, stderr io.Writer) (Options, error) {
 	fs.StringVar(&o.Advertise, "advertise", "", "block service address peers use (default: the listener's)")
 	fs.IntVar(&o.Cores, "cores", runtime.NumCPU(), "task slots")
 	writeMode := fs.String("block-write-mode", "batch", "how map outputs are written: batch (one synced batch) or ingest (one ingested sstable)")
+	chaosRename := fs.String("chaos-exit-before-rename", "", "for drills and tests: saveAsTextFile partitions (comma-separated) whose first attempt exits the process between the commit's authorisation and its rename")
 	pprofAddr := fs.String("pprof", "", "serve net/http/pprof on this address (e.g. 127.0.0.1:6060)")
 	logFormat := fs.String("log-format", "text", "log format: text or json")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
@@ -98,6 +100,17 @@ func parseFlags(name string, args []string, stderr io.Writer) (Options, error) {
 	}
 	if len(o.Schedulers) == 0 {
 		errs = append(errs, errors.New("-schedulers needs at least one address"))
+	}
+	for _, p := range strings.Split(*chaosRename, ",") {
+		if p = strings.TrimSpace(p); p == "" {
+			continue
+		}
+		n, err := strconv.Atoi(p)
+		if err != nil || n < 0 {
+			errs = append(errs, fmt.Errorf("-chaos-exit-before-rename: %q is not a partition", p))
+			continue
+		}
+		o.ChaosExitBeforeRename = append(o.ChaosExitBeforeRename, n)
 	}
 	if o.Cores < 1 {
 		errs = append(errs, fmt.Errorf("-cores must be >= 1, got %d", o.Cores))

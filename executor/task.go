@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/debug"
+	"slices"
 	"strconv"
 	"time"
 
@@ -147,6 +148,10 @@ func (e *Executor) save(ctx context.Context, l *api.TaskLaunch, task *ops.Task, 
 	if !ok {
 		return &api.TaskStatus{Id: id, State: api.TaskState_TASK_STATE_FAILED, Failure: api.FailureKind_FAILURE_KIND_COMMIT_DENIED,
 			Message: fmt.Sprintf("commit of partition %d denied: another attempt commits it", id.Partition)}
+	}
+	if id.Attempt == 0 && !e.opts.NoExit && slices.Contains(e.opts.ChaosExitBeforeRename, int(id.Partition)) {
+		e.log.Warn("chaos: exiting between the commit's authorisation and its rename", "task", id.Task, "partition", id.Partition)
+		e.opts.Exit(3)
 	}
 	if err := os.Rename(filepath.Join(tmpDir, name), filepath.Join(dir, name)); err != nil {
 		return failed(id, fmt.Sprintf("executor: commit %s: %v", name, err))
