@@ -277,10 +277,11 @@ func (s *Server) CollectResults(req *api.CollectResultsRequest, stream grpc.Serv
 			switch {
 			case !found:
 				return status.Errorf(codes.NotFound, "job %d not found", req.JobId)
+			case info.Status == dag.JobFailed || info.Status == dag.JobCancelled:
+				// (A failed or cancelled job is released at once: say why.)
+				return status.Errorf(codes.FailedPrecondition, "job %d has %s: %s", req.JobId, info.Status, info.Message)
 			case info.Released:
 				return status.Errorf(codes.FailedPrecondition, "job %d was released: its results are gone", req.JobId)
-			case info.Status == dag.JobFailed || info.Status == dag.JobCancelled:
-				return status.Errorf(codes.FailedPrecondition, "job %d has %s: %s", req.JobId, info.Status, info.Message)
 			case info.Status == dag.JobRunning:
 				// Wait: the job is running, or re-running a lost result.
 				select {
