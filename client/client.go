@@ -4,10 +4,14 @@
 // one is unavailable or a leader election is under way, so its calls ride
 // through the loss of a member, the leader included.
 //
-//	c, err := client.Dial([]string{"127.0.0.1:7101", "127.0.0.1:7102", "127.0.0.1:7103"})
+//	c, err := client.Dial([]string{"127.0.0.1:7101", "127.0.0.1:7102", "127.0.0.1:7103"}, client.Options{})
 //	...
 //	id, err := c.Submit(ctx, p, client.SubmitOptions{})
 //	job, err := c.Wait(ctx, id, nil)
+//
+// Jobs are written as plans (package plan) or, Spark style, with the
+// dataset API: c.TextFile(glob, 8).FlatMap("words")...Collect(ctx) (see
+// Dataset).
 package client
 
 import (
@@ -40,6 +44,9 @@ import (
 type Options struct {
 	// CallTimeout bounds one attempt of a call on one member. Default 10s.
 	CallTimeout time.Duration
+	// SubmitTimeout bounds one attempt of a submission, which runs a
+	// sortByKey's sampling jobs before it answers. Default 5m.
+	SubmitTimeout time.Duration
 	// RetryFor is how long a call keeps trying members while they are
 	// unavailable (no leader, member down). Default 30s.
 	RetryFor time.Duration
@@ -129,6 +136,9 @@ func Dial(addrs []string, opts Options) (*Client, error) {
 	if opts.RetryFor <= 0 {
 		opts.RetryFor = 30 * time.Second
 	}
+	if opts.SubmitTimeout <= 0 {
+		opts.SubmitTimeout = 5 * time.Minute
+	}
 	if opts.Registry == nil {
 		opts.Registry = ops.NewRegistry()
 	}
@@ -172,14 +182,14 @@ func retryable(err error, idempotent bool) bool {
 // submissions (which carry an idempotency key) are idempotent; other
 // writes are not retried when their outcome is unknown.
 func (c *Client) call(ctx context.Context, fn func(ctx context.Context, cc *grpc.ClientConn) error) error {
-	return c.callx(ctx, true, fn)
+	return c.callx(ctx, true, c.opts.CallTimeout, fn)
 }
 
 func (c *Client) write(ctx context.Context, fn func(ctx context.Context, cc *grpc.ClientConn) error) error {
-	return c.callx(ctx, false, fn)
+	return c.callx(ctx, false, c.opts.CallTimeout, fn)
 }
 
-func (c *Client) callx(ctx context.Context, idempotent bool, fn func(ctx context.Context, cc *grpc.ClientConn) error) error {
+func (c *Client) callx(ctx context.Context, idempotent bool, timeout time.Duration, fn func(ctx context.Context, cc *grpc.ClientConn) error) error {
 	deadline := time.Now().Add(c.opts.RetryFor)
 	backoff := 20 * time.Millisecond
 	var last error
@@ -187,7 +197,7 @@ func (c *Client) callx(ctx context.Context, idempotent bool, fn func(ctx context
 		c.mu.Lock()
 		i := c.cur
 		c.mu.Unlock()
-		actx, cancel := context.WithTimeout(ctx, c.opts.CallTimeout)
+		actx, cancel := context.WithTimeout(ctx, timeout)
 		err := fn(actx, c.conns[i])
 		cancel()
 		if err == nil {
@@ -312,7 +322,7 @@ func (c *Client) Submit(ctx context.Context, p *plan.Plan, opts SubmitOptions) (
 		}
 	}
 	var resp *api.SubmitJobResponse
-	err := c.call(ctx, func(ctx context.Context, cc *grpc.ClientConn) (err error) {
+	err := c.callx(ctx, true, c.opts.SubmitTimeout, func(ctx context.Context, cc *grpc.ClientConn) (err error) {
 		resp, err = api.NewSchedulerClient(cc).SubmitJob(ctx, req)
 		return err
 	})

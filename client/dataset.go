@@ -47,7 +47,8 @@ type Dataset struct {
 type Args map[string]any
 
 // TextFile is the lines of the files matching a glob, split by byte
-// range into about partitions partitions (0: one a file).
+// range into at least partitions partitions (0: the default, 1), and at
+// least one a non-empty file.
 func (c *Client) TextFile(glob string, partitions int) *Dataset {
 	return c.source(&plan.Dataset{Op: "textFile", Path: glob, Partitions: partitions})
 }

@@ -58,7 +58,8 @@ func (s *State) commitAttemptFailed(st *stage, idx int, task TaskID) {
 // committersLost fails the authorised attempts that ran on a lost
 // executor: a leader that did not launch them (its predecessor did) never
 // hears of their end, and their authorisation would otherwise be held
-// forever.
+// forever. (Map iteration order does not matter: each attempt is failed
+// on its own.)
 func (s *State) committersLost(id ExecutorID) {
 	for _, st := range s.stages {
 		for task, e := range st.committers {
@@ -68,6 +69,13 @@ func (s *State) committersLost(id ExecutorID) {
 			for idx, t := range st.authorized {
 				if t == task {
 					s.commitAttemptFailed(st, idx, task)
+					// This is the attempt's end (its own report, if one
+					// comes, repeats it): count it.
+					for _, jid := range st.jobs {
+						if j := s.jobs[JobID(jid)]; j != nil {
+							j.failures++
+						}
+					}
 				}
 			}
 			delete(st.committers, task)

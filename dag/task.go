@@ -91,9 +91,6 @@ func (s *State) checkTaskEnded(st *stage, c *TaskEnded) error {
 	}
 	switch c.Reason {
 	case Success:
-		// A committed attempt's executor no longer matters to its
-		// authorisation (see committersLost).
-		delete(st.committers, c.Task)
 		if st.isMap {
 			sh := s.shuffles[st.shuffle]
 			if len(c.MapSizes) != 0 && len(c.MapSizes) != sh.reducers {

@@ -458,6 +458,9 @@ func (b *launchBuilder) build(t dag.TaskSpec, exec string) *api.TaskLaunch {
 	if !ok {
 		return nil
 	}
+	if !t.Map && st.Graph.Action.Op == "saveAsTextFile" {
+		l.savingJobs[t.Job] = st.Graph.Action.Path
+	}
 	ge := l.graphs[st.Graph]
 	if ge == nil {
 		var err error

@@ -45,6 +45,9 @@ type leadership struct {
 	// saving holds, per running saveAsTextFile job, the partitions whose
 	// successful ends were reported to this leader (see markSaved).
 	saving map[dag.JobID]map[int]bool
+	// savingJobs are the saveAsTextFile jobs this leader launched result
+	// tasks of, by output directory, until they end (see abortSaved).
+	savingJobs map[dag.JobID]string
 }
 
 type partKey struct {
@@ -319,6 +322,7 @@ func (l *leadership) kills() {
 				byExec[a.exec] = append(byExec[a.exec], task)
 			}
 		}
+		l.abortSaved(s)
 		// What is learnt about a task set ends with it.
 		active := func(k stageKey) bool { return s.StageActive(k.stage, k.attempt) }
 		l.excl.forget(active)

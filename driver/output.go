@@ -165,6 +165,26 @@ func (l *leadership) finishSaved() {
 	}
 }
 
+// abortSaved is Spark's abortJob for saveAsTextFile jobs that failed or
+// were cancelled: their attempts' temporary files go. Partitions already
+// committed stay (the output has no _SUCCESS: it is incomplete). s is
+// read-locked and l.mu held.
+func (l *leadership) abortSaved(s *dag.State) {
+	for id, dir := range l.savingJobs {
+		j, ok := s.Job(id)
+		if ok && j.Status == dag.JobRunning {
+			continue
+		}
+		delete(l.savingJobs, id)
+		delete(l.saving, id)
+		if ok && j.Status != dag.JobSucceeded {
+			// Off the state lock: file system work.
+			go removeTemporary(id, dir)
+			l.d.log.Info("driver: output aborted", "job", id, "dir", dir, "status", j.Status.String())
+		}
+	}
+}
+
 // removeTemporary removes a job's temporary output files, and the
 // _temporary directory once empty (another job may write there too).
 func removeTemporary(id dag.JobID, dir string) error {

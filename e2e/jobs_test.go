@@ -472,6 +472,12 @@ func TestBadPlansAreRejectedAndNeverLogged(t *testing.T) {
 		{`{"datasets": {"r": {"op": "range", "n": 5, "partitions": 1}, "w": {"op": "reduceByKey", "input": "r", "fn": "words"}}, "action": {"op": "collect", "input": "w"}}`, "needs an aggregator function"},
 		{`{"datasets": {"w": {"op": "map", "input": "nope", "fn": "lower"}}, "action": {"op": "collect", "input": "w"}}`, `unknown dataset reference "nope"`},
 		{`{"datasets": {"t": {"op": "textFile", "path": "/nonexistent/*.txt"}}, "action": {"op": "count", "input": "t"}}`, "no input files match"},
+		// A failed input followed by more datasets, and a sort: neither a
+		// crash nor a sampling job.
+		{`{"datasets": {"t": {"op": "textFile", "path": "/nonexistent/*.txt"}, "k": {"op": "map", "input": "t", "fn": "pairWithOne"},
+			"s": {"op": "sortByKey", "input": "k", "partitions": 3}}, "action": {"op": "collect", "input": "s"}}`, "no input files match"},
+		{`{"datasets": {"r": {"op": "range", "n": 9, "partitions": 3}, "k": {"op": "map", "input": "r", "fn": "pairWithOne"},
+			"s": {"op": "sortByKey", "input": "k", "partitions": 3}}, "action": {"op": "reduce", "input": "s", "fn": "words"}}`, "needs an aggregator function"},
 	} {
 		p, err := plan.Parse([]byte(tc.plan))
 		if err == nil {

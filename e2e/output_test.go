@@ -311,3 +311,33 @@ func TestSaveAsTextFileCommitterDies(t *testing.T) {
 	}
 	checkSaved(t, out, 4, want)
 }
+
+// TestSaveAsTextFileCancelled: cancelling a save job while its attempts
+// write leaves no temporary files and no _SUCCESS (Spark's abortJob).
+func TestSaveAsTextFileCancelled(t *testing.T) {
+	c := jobCluster(t)
+	cl := c.client()
+	dir := t.TempDir()
+	genText(t, dir, 4, 500, 24)
+	out := filepath.Join(t.TempDir(), "out")
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	id, err := cl.Submit(ctx, savePlan(filepath.Join(dir, "*.txt"), out, 60_000), client.SubmitOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "result tasks to write", func() bool {
+		e, err := os.ReadDir(filepath.Join(out, "_temporary", fmt.Sprint(id)))
+		return err == nil && len(e) > 0
+	})
+	if err := cl.Cancel(ctx, id, "test"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the temporary files to go", func() bool {
+		_, err := os.Stat(filepath.Join(out, "_temporary"))
+		return os.IsNotExist(err)
+	})
+	if _, err := os.Stat(filepath.Join(out, "_SUCCESS")); !os.IsNotExist(err) {
+		t.Errorf("a cancelled job's output has _SUCCESS: %v", err)
+	}
+}

@@ -336,3 +336,19 @@ func TestPipe(t *testing.T) {
 		t.Fatalf("failing program: %v", err)
 	}
 }
+
+// TestPipeInputFailureComesFirst: when the records feeding a program fail
+// (here a function's error; a fetch failure the same way), the task fails
+// with that error, not with the program's exit status.
+func TestPipeInputFailureComesFirst(t *testing.T) {
+	g := compile(t, `{"datasets": {
+		"r": {"op": "parallelize", "records": ["1", "x", "3"], "partitions": 1},
+		"n": {"op": "map", "input": "r", "fn": "toInt"},
+		"p": {"op": "pipe", "input": "n", "command": "sh", "args": ["-c", "cat >/dev/null; exit 4"]}},
+		"action": {"op": "collect", "input": "p"}}`)
+	r := &Runner{Registry: NewRegistry()}
+	_, err := r.RunResult(context.Background(), &Task{Graph: g, Node: g.Output, Partition: 0})
+	if err == nil || !strings.Contains(err.Error(), "not an integer") || strings.Contains(err.Error(), "exit status") {
+		t.Fatalf("input failure under a pipe: %v", err)
+	}
+}

@@ -115,15 +115,18 @@ func runPipe(ctx context.Context, ps *pipeParams, in func(func(Record) error) er
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}
+	// The input's own failure (a fetch failure, a function's error) comes
+	// first: the program's exit is its consequence, and a fetch failure
+	// must reach the scheduler as one for the lost output to be rebuilt.
+	if ferr != nil {
+		return ferr
+	}
 	if werr != nil {
 		msg := tail.String()
 		if msg == "" {
 			msg = "(no output on stderr)"
 		}
 		return fmt.Errorf("pipe: %s: %v: %s", ps.Command, werr, msg)
-	}
-	if ferr != nil {
-		return ferr
 	}
 	return emitErr
 }

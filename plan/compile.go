@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sort"
 )
@@ -194,14 +195,33 @@ type Options struct {
 // Compile validates p and turns it into a Graph: one node per dataset, in
 // topological order, with partition counts and dependencies resolved and
 // shuffle keys derived from lineage.
+//
+// A plan with a sortByKey is compiled twice: first without sampling, to
+// find every problem, and only if there is none again with the sampling
+// jobs, so that a bad plan never runs one.
 func Compile(p *Plan, opts Options) (*Graph, error) {
 	if err := p.Validate(); err != nil {
 		return nil, err
 	}
+	if opts.Sampler != nil && p.sorts() {
+		dry := opts
+		dry.Sampler = noSampling{}
+		if _, err := compile(p, dry); err != nil {
+			return nil, err
+		}
+	}
+	return compile(p, opts)
+}
+
+func compile(p *Plan, opts Options) (*Graph, error) {
 	c := &compiler{p: p, opts: opts, index: map[string]int{}, g: &Graph{Name: p.Name}}
 	var errs []string
 	for _, name := range p.topo() {
-		if err := c.compile(name); err != nil {
+		err := c.compile(name)
+		switch {
+		case errors.Is(err, errInputFailed):
+			// Reported for the input.
+		case err != nil:
 			errs = append(errs, err.Error())
 		}
 	}
@@ -221,6 +241,28 @@ func Compile(p *Plan, opts Options) (*Graph, error) {
 		return nil, err
 	}
 	return c.g, nil
+}
+
+// errInputFailed: a dataset whose input did not compile is not compiled
+// (its input's problem is reported).
+var errInputFailed = errors.New("plan: an input failed to compile")
+
+// sorts reports whether the plan has a sortByKey.
+func (p *Plan) sorts() bool {
+	for _, d := range p.Datasets {
+		if d.Op == "sortByKey" {
+			return true
+		}
+	}
+	return false
+}
+
+// noSampling stands in for the sampler while a plan is checked: bounds
+// that are all empty, and no job.
+type noSampling struct{}
+
+func (noSampling) SampleBounds(g *Graph, input, reducers int) ([][]byte, error) {
+	return make([][]byte, reducers-1), nil
 }
 
 // topo returns the dataset names inputs first, ties broken by name.
@@ -332,7 +374,11 @@ func (c *compiler) compile(name string) error {
 	in := d.inputs()
 	inputs := make([]int, len(in))
 	for i, s := range in {
-		inputs[i] = c.index[s]
+		n, ok := c.index[s]
+		if !ok {
+			return errInputFailed
+		}
+		inputs[i] = n
 	}
 	node := Node{Name: name, Op: d.Op, Fn: fn}
 	reducers := func() int {

@@ -240,3 +240,57 @@ func TestFuncJSON(t *testing.T) {
 		t.Fatalf("bare name: %v %+v", err, f)
 	}
 }
+
+// noFiles matches nothing under /missing.
+type noFiles struct{ fakeResolver }
+
+func (r noFiles) TextFileSplits(glob string, minPartitions int) ([]Split, error) {
+	if strings.HasPrefix(glob, "/missing") {
+		return nil, nil
+	}
+	return r.fakeResolver.TextFileSplits(glob, minPartitions)
+}
+
+// countingSampler counts sampling jobs.
+type countingSampler struct{ jobs int }
+
+func (s *countingSampler) SampleBounds(g *Graph, input, reducers int) ([][]byte, error) {
+	s.jobs++
+	return make([][]byte, reducers-1), nil
+}
+
+// TestFailedInputDoesNotCrashCompile: a dataset whose input failed to
+// compile is skipped (its input's problem is reported once), and a plan
+// with any problem runs no sampling job.
+func TestFailedInputDoesNotCrashCompile(t *testing.T) {
+	for _, src := range []string{
+		// The first dataset compiled fails: nothing compiled yet.
+		`{"datasets": {"t": {"op": "textFile", "path": "/missing/*"}, "m": {"op": "map", "input": "t", "fn": "words"},
+			"s": {"op": "sortByKey", "input": "m", "partitions": 3}}, "action": {"op": "collect", "input": "s"}}`,
+		// A sort elsewhere in a plan with a bad function.
+		`{"datasets": {"r": {"op": "range", "n": 10, "partitions": 2}, "k": {"op": "map", "input": "r", "fn": "pairWithOne"},
+			"s": {"op": "sortByKey", "input": "k", "partitions": 3}, "bad": {"op": "map", "input": "r", "fn": "nope"},
+			"u": {"op": "union", "inputs": ["s", "bad"]}}, "action": {"op": "collect", "input": "u"}}`,
+	} {
+		p, err := Parse([]byte(src))
+		if err != nil {
+			t.Fatal(err)
+		}
+		smp := &countingSampler{}
+		_, err = Compile(p, Options{Resolver: noFiles{}, Functions: funcSet{"words": true, "pairWithOne": true}, Sampler: smp})
+		var perr *Error
+		if !errors.As(err, &perr) || len(perr.Problems) != 1 {
+			t.Errorf("plan %s: error %v, want one problem", src, err)
+		}
+		if smp.jobs != 0 {
+			t.Errorf("a bad plan ran %d sampling jobs", smp.jobs)
+		}
+	}
+	// A good plan samples once per sortByKey.
+	p, _ := Parse([]byte(`{"datasets": {"r": {"op": "range", "n": 10, "partitions": 2}, "k": {"op": "map", "input": "r", "fn": "pairWithOne"},
+		"s": {"op": "sortByKey", "input": "k", "partitions": 3}}, "action": {"op": "collect", "input": "s"}}`))
+	smp := &countingSampler{}
+	if _, err := Compile(p, Options{Functions: funcSet{"pairWithOne": true}, Sampler: smp}); err != nil || smp.jobs != 1 {
+		t.Errorf("good plan: %v, %d sampling jobs", err, smp.jobs)
+	}
+}

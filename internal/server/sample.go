@@ -13,10 +13,18 @@ import (
 // jobs, as Spark's RangePartitioner does. The jobs are released after the
 // main job is submitted, so shuffles they share with it (equal lineage)
 // are computed once.
+//
+// A sampling job carries an idempotency key made from the submission's
+// and its place in the plan, so a client's retry of a slow submission
+// waits for the same sampling job rather than starting another; it runs
+// in the submission's pool with its limits.
 type sampler struct {
-	s    *Server
-	ctx  context.Context
-	jobs []dag.JobID
+	s               *Server
+	ctx             context.Context
+	key, pool       string
+	maxTaskFailures int
+	maxResultSize   int64
+	jobs            []dag.JobID
 }
 
 func (sp *sampler) SampleBounds(g *plan.Graph, input, reducers int) ([][]byte, error) {
@@ -27,7 +35,17 @@ func (sp *sampler) SampleBounds(g *plan.Graph, input, reducers int) ([][]byte, e
 		Output: input,
 		Action: plan.GraphAction{Op: "sampleKeys", N: int64(ops.SampleSizes(parts, reducers))},
 	}
-	r, _, err := sp.s.propose(sp.ctx, &dag.SubmitJob{Graph: sg})
+	cmd := &dag.SubmitJob{Graph: sg, Pool: sp.pool, MaxTaskFailures: sp.maxTaskFailures, MaxResultSize: sp.maxResultSize}
+	if sp.key != "" {
+		cmd.Key = fmt.Sprintf("%s/sample/%d", sp.key, input)
+	}
+	if cmd.MaxTaskFailures == 0 {
+		cmd.MaxTaskFailures = sp.s.cfg.JobDefaults.MaxTaskFailures
+	}
+	if cmd.MaxResultSize == 0 {
+		cmd.MaxResultSize = sp.s.cfg.JobDefaults.MaxResultSize
+	}
+	r, _, err := sp.s.propose(sp.ctx, cmd)
 	if err != nil {
 		return nil, err
 	}

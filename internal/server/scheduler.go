@@ -29,10 +29,21 @@ func (s *Server) SubmitJob(ctx context.Context, req *api.SubmitJobRequest) (*api
 	if err != nil {
 		return nil, invalid("%v", err)
 	}
+	// A retry of a submission that made its job gets that job, without
+	// compiling (or sampling) again.
+	if req.IdempotencyKey != "" {
+		var id dag.JobID
+		var found bool
+		s.fsm.Read(func(st *dag.State) { id, found = st.JobByKey(req.IdempotencyKey) })
+		if found {
+			return &api.SubmitJobResponse{JobId: uint64(id), Index: s.node.Status().AppliedIndex}, nil
+		}
+	}
 	if err := checkOutput(p); err != nil {
 		return nil, err
 	}
-	smp := &sampler{s: s, ctx: ctx}
+	smp := &sampler{s: s, ctx: ctx, key: req.IdempotencyKey, pool: req.Pool,
+		maxTaskFailures: int(req.MaxTaskFailures), maxResultSize: req.MaxResultSize}
 	defer smp.release()
 	g, err := plan.Compile(p, plan.Options{Resolver: s.cfg.Resolver, Functions: s.cfg.Functions, Sampler: smp})
 	if err != nil {
@@ -413,6 +424,9 @@ func checkOutput(p *plan.Plan) error {
 	dir := p.Action.Path
 	if !filepath.IsAbs(dir) {
 		return invalid("saveAsTextFile path %q must be absolute (executors write it on their own file system)", dir)
+	}
+	if st, err := os.Stat(dir); err == nil && !st.IsDir() {
+		return invalid("saveAsTextFile path %s exists and is not a directory", dir)
 	}
 	if entries, err := os.ReadDir(dir); err == nil && len(entries) > 0 {
 		return status.Errorf(codes.AlreadyExists, "saveAsTextFile: output directory %s already exists and is not empty", dir)

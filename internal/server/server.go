@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"runtime/debug"
 	"sync"
 	"time"
 
@@ -175,7 +176,7 @@ func New(cfg Config) (*Server, error) {
 	dopts.Logger = s.log
 	s.drv = driver.New(s.fsm, s.node, s.prop, s.leaderAPI, dopts)
 
-	s.grpc = grpc.NewServer(grpc.MaxRecvMsgSize(64<<20), grpc.MaxSendMsgSize(64<<20), grpc.ChainUnaryInterceptor(s.leaderHeader))
+	s.grpc = grpc.NewServer(grpc.MaxRecvMsgSize(64<<20), grpc.MaxSendMsgSize(64<<20), grpc.ChainUnaryInterceptor(s.recoverUnary, s.leaderHeader), grpc.ChainStreamInterceptor(s.recoverStream))
 	api.RegisterSchedulerServer(s.grpc, s)
 	api.RegisterOperatorServer(s.grpc, s)
 	s.drv.Register(s.grpc)
@@ -327,6 +328,30 @@ func (s *Server) leaderLoop() {
 		}
 		published = true
 	}
+}
+
+// recoverUnary turns a panic in a call's handler into an Internal error:
+// a request must never bring a member down (and with it, one leader after
+// another as clients retry). The panic is logged with its stack.
+func (s *Server) recoverUnary(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (resp any, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			s.log.Error("panic serving a call", "method", info.FullMethod, "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+			err = status.Errorf(codes.Internal, "server: %s failed: internal error (%v)", info.FullMethod, r)
+		}
+	}()
+	return handler(ctx, req)
+}
+
+// recoverStream is recoverUnary for streams.
+func (s *Server) recoverStream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			s.log.Error("panic serving a stream", "method", info.FullMethod, "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+			err = status.Errorf(codes.Internal, "server: %s failed: internal error (%v)", info.FullMethod, r)
+		}
+	}()
+	return handler(srv, ss)
 }
 
 // LeaderHeader is the response header naming the leader's API address:
