@@ -644,12 +644,13 @@ func (c *Client) Answer(ctx context.Context, id uint64) ([]ops.Record, error) {
 }
 
 // Run submits a plan, waits for its answer (see Answer), releases its
-// jobs and returns the answer. A take(n) plan runs as Spark's take does:
+// jobs and returns the answer. A take(n) plan (and first, which is
+// take(1)) runs as Spark's take does:
 // one partition first, then more and more (up to four times as many each
 // round, fewer when the records found so far suggest it), until n records
 // are found or every partition is read.
 func (c *Client) Run(ctx context.Context, p *plan.Plan, opts SubmitOptions) ([]ops.Record, error) {
-	if p.Action.Op == "take" && opts.Partitions == nil {
+	if (p.Action.Op == "take" || p.Action.Op == "first") && opts.Partitions == nil {
 		return c.take(ctx, p, opts)
 	}
 	id, err := c.Submit(ctx, p, opts)
@@ -666,6 +667,9 @@ func (c *Client) Run(ctx context.Context, p *plan.Plan, opts SubmitOptions) ([]o
 
 func (c *Client) take(ctx context.Context, p *plan.Plan, opts SubmitOptions) ([]ops.Record, error) {
 	n := int(p.Action.N)
+	if p.Action.Op == "first" {
+		n = 1 // first is take(1), as in Spark
+	}
 	key := opts.IdempotencyKey
 	if key == "" {
 		key = NewKey()

@@ -451,7 +451,7 @@ func runSubmit(ctx context.Context, c *common, fs *flag.FlagSet, args []string) 
 	}
 	defer cl.Close()
 	sopts := client.SubmitOptions{IdempotencyKey: submitOpts.key, MaxTaskFailures: submitOpts.maxTaskFailures, MaxResultSize: submitOpts.maxResultSize, Pool: submitOpts.pool}
-	if submitOpts.wait && p.Action.Op == "take" {
+	if submitOpts.wait && (p.Action.Op == "take" || p.Action.Op == "first") {
 		// take(n) reads as few partitions as it can, in growing jobs.
 		wctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 		defer stop()
