@@ -1773,8 +1773,13 @@ type Executor struct {
 	// Known to the leader only: running tasks and the last heartbeat.
 	RunningTasks          int32 `protobuf:"varint,9,opt,name=running_tasks,json=runningTasks,proto3" json:"running_tasks,omitempty"`
 	LastHeartbeatUnixNano int64 `protobuf:"varint,10,opt,name=last_heartbeat_unix_nano,json=lastHeartbeatUnixNano,proto3" json:"last_heartbeat_unix_nano,omitempty"`
-	unknownFields         protoimpl.UnknownFields
-	sizeCache             protoimpl.SizeCache
+	// What the executor itself reports (alive executors that answer
+	// within a moment; -1 when unknown): its block store's size, and the
+	// shuffles it holds blocks of.
+	BlockBytes    int64 `protobuf:"varint,11,opt,name=block_bytes,json=blockBytes,proto3" json:"block_bytes,omitempty"`
+	Shuffles      int32 `protobuf:"varint,12,opt,name=shuffles,proto3" json:"shuffles,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Executor) Reset() {
@@ -1877,6 +1882,20 @@ func (x *Executor) GetLastHeartbeatUnixNano() int64 {
 	return 0
 }
 
+func (x *Executor) GetBlockBytes() int64 {
+	if x != nil {
+		return x.BlockBytes
+	}
+	return 0
+}
+
+func (x *Executor) GetShuffles() int32 {
+	if x != nil {
+		return x.Shuffles
+	}
+	return 0
+}
+
 type ListExecutorsResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Executors     []*Executor            `protobuf:"bytes,1,rep,name=executors,proto3" json:"executors,omitempty"`
@@ -1921,6 +1940,281 @@ func (x *ListExecutorsResponse) GetExecutors() []*Executor {
 	return nil
 }
 
+type GetStageRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	StageId       uint64                 `protobuf:"varint,1,opt,name=stage_id,json=stageId,proto3" json:"stage_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetStageRequest) Reset() {
+	*x = GetStageRequest{}
+	mi := &file_api_baton_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetStageRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetStageRequest) ProtoMessage() {}
+
+func (x *GetStageRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_api_baton_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetStageRequest.ProtoReflect.Descriptor instead.
+func (*GetStageRequest) Descriptor() ([]byte, []int) {
+	return file_api_baton_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *GetStageRequest) GetStageId() uint64 {
+	if x != nil {
+		return x.StageId
+	}
+	return 0
+}
+
+// TaskAttempt is one attempt of a task.
+type TaskAttempt struct {
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	Task         uint64                 `protobuf:"varint,1,opt,name=task,proto3" json:"task,omitempty"`
+	Partition    int32                  `protobuf:"varint,2,opt,name=partition,proto3" json:"partition,omitempty"`
+	Attempt      int32                  `protobuf:"varint,3,opt,name=attempt,proto3" json:"attempt,omitempty"`
+	StageAttempt int32                  `protobuf:"varint,4,opt,name=stage_attempt,json=stageAttempt,proto3" json:"stage_attempt,omitempty"`
+	Executor     string                 `protobuf:"bytes,5,opt,name=executor,proto3" json:"executor,omitempty"`
+	// state: running, success, exception, fetch_failed, killed,
+	// executor_lost, result_lost or commit_denied.
+	State           string `protobuf:"bytes,6,opt,name=state,proto3" json:"state,omitempty"`
+	Message         string `protobuf:"bytes,7,opt,name=message,proto3" json:"message,omitempty"`
+	DurationMs      int64  `protobuf:"varint,8,opt,name=duration_ms,json=durationMs,proto3" json:"duration_ms,omitempty"`
+	EndedUnixNano   int64  `protobuf:"varint,9,opt,name=ended_unix_nano,json=endedUnixNano,proto3" json:"ended_unix_nano,omitempty"`
+	StartedUnixNano int64  `protobuf:"varint,10,opt,name=started_unix_nano,json=startedUnixNano,proto3" json:"started_unix_nano,omitempty"`
+	ResultSize      int64  `protobuf:"varint,11,opt,name=result_size,json=resultSize,proto3" json:"result_size,omitempty"`
+	Indirect        bool   `protobuf:"varint,12,opt,name=indirect,proto3" json:"indirect,omitempty"`
+	MapBytes        uint64 `protobuf:"varint,13,opt,name=map_bytes,json=mapBytes,proto3" json:"map_bytes,omitempty"`
+	Speculative     bool   `protobuf:"varint,14,opt,name=speculative,proto3" json:"speculative,omitempty"`
+	// ignored: why the scheduler ignored this end (a duplicate, a stale
+	// attempt), if it did.
+	Ignored       string `protobuf:"bytes,15,opt,name=ignored,proto3" json:"ignored,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TaskAttempt) Reset() {
+	*x = TaskAttempt{}
+	mi := &file_api_baton_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TaskAttempt) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TaskAttempt) ProtoMessage() {}
+
+func (x *TaskAttempt) ProtoReflect() protoreflect.Message {
+	mi := &file_api_baton_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TaskAttempt.ProtoReflect.Descriptor instead.
+func (*TaskAttempt) Descriptor() ([]byte, []int) {
+	return file_api_baton_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *TaskAttempt) GetTask() uint64 {
+	if x != nil {
+		return x.Task
+	}
+	return 0
+}
+
+func (x *TaskAttempt) GetPartition() int32 {
+	if x != nil {
+		return x.Partition
+	}
+	return 0
+}
+
+func (x *TaskAttempt) GetAttempt() int32 {
+	if x != nil {
+		return x.Attempt
+	}
+	return 0
+}
+
+func (x *TaskAttempt) GetStageAttempt() int32 {
+	if x != nil {
+		return x.StageAttempt
+	}
+	return 0
+}
+
+func (x *TaskAttempt) GetExecutor() string {
+	if x != nil {
+		return x.Executor
+	}
+	return ""
+}
+
+func (x *TaskAttempt) GetState() string {
+	if x != nil {
+		return x.State
+	}
+	return ""
+}
+
+func (x *TaskAttempt) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+func (x *TaskAttempt) GetDurationMs() int64 {
+	if x != nil {
+		return x.DurationMs
+	}
+	return 0
+}
+
+func (x *TaskAttempt) GetEndedUnixNano() int64 {
+	if x != nil {
+		return x.EndedUnixNano
+	}
+	return 0
+}
+
+func (x *TaskAttempt) GetStartedUnixNano() int64 {
+	if x != nil {
+		return x.StartedUnixNano
+	}
+	return 0
+}
+
+func (x *TaskAttempt) GetResultSize() int64 {
+	if x != nil {
+		return x.ResultSize
+	}
+	return 0
+}
+
+func (x *TaskAttempt) GetIndirect() bool {
+	if x != nil {
+		return x.Indirect
+	}
+	return false
+}
+
+func (x *TaskAttempt) GetMapBytes() uint64 {
+	if x != nil {
+		return x.MapBytes
+	}
+	return 0
+}
+
+func (x *TaskAttempt) GetSpeculative() bool {
+	if x != nil {
+		return x.Speculative
+	}
+	return false
+}
+
+func (x *TaskAttempt) GetIgnored() string {
+	if x != nil {
+		return x.Ignored
+	}
+	return ""
+}
+
+type StageDetail struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Stage *Stage                 `protobuf:"bytes,1,opt,name=stage,proto3" json:"stage,omitempty"`
+	Jobs  []uint64               `protobuf:"varint,2,rep,packed,name=jobs,proto3" json:"jobs,omitempty"`
+	Tasks []*TaskAttempt         `protobuf:"bytes,3,rep,name=tasks,proto3" json:"tasks,omitempty"`
+	// history_complete is false when this node may have missed ends (it
+	// started, or restored a snapshot, after the stage began).
+	HistoryComplete bool `protobuf:"varint,4,opt,name=history_complete,json=historyComplete,proto3" json:"history_complete,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *StageDetail) Reset() {
+	*x = StageDetail{}
+	mi := &file_api_baton_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StageDetail) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StageDetail) ProtoMessage() {}
+
+func (x *StageDetail) ProtoReflect() protoreflect.Message {
+	mi := &file_api_baton_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StageDetail.ProtoReflect.Descriptor instead.
+func (*StageDetail) Descriptor() ([]byte, []int) {
+	return file_api_baton_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *StageDetail) GetStage() *Stage {
+	if x != nil {
+		return x.Stage
+	}
+	return nil
+}
+
+func (x *StageDetail) GetJobs() []uint64 {
+	if x != nil {
+		return x.Jobs
+	}
+	return nil
+}
+
+func (x *StageDetail) GetTasks() []*TaskAttempt {
+	if x != nil {
+		return x.Tasks
+	}
+	return nil
+}
+
+func (x *StageDetail) GetHistoryComplete() bool {
+	if x != nil {
+		return x.HistoryComplete
+	}
+	return false
+}
+
 // Peer is a Raft member as one node sees it, with the member's own report
 // of its Raft state where it could be reached.
 type Peer struct {
@@ -1939,14 +2233,15 @@ type Peer struct {
 	AppliedIndex uint64 `protobuf:"varint,11,opt,name=applied_index,json=appliedIndex,proto3" json:"applied_index,omitempty"`
 	// last_contact_ms: time since the member last heard from the leader;
 	// 0 for the leader, -1 when unknown.
-	LastContactMs int64 `protobuf:"varint,12,opt,name=last_contact_ms,json=lastContactMs,proto3" json:"last_contact_ms,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	LastContactMs     int64  `protobuf:"varint,12,opt,name=last_contact_ms,json=lastContactMs,proto3" json:"last_contact_ms,omitempty"`
+	LastSnapshotIndex uint64 `protobuf:"varint,13,opt,name=last_snapshot_index,json=lastSnapshotIndex,proto3" json:"last_snapshot_index,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *Peer) Reset() {
 	*x = Peer{}
-	mi := &file_api_baton_proto_msgTypes[23]
+	mi := &file_api_baton_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1958,7 +2253,7 @@ func (x *Peer) String() string {
 func (*Peer) ProtoMessage() {}
 
 func (x *Peer) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[23]
+	mi := &file_api_baton_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1971,7 +2266,7 @@ func (x *Peer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Peer.ProtoReflect.Descriptor instead.
 func (*Peer) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{23}
+	return file_api_baton_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *Peer) GetId() string {
@@ -2058,6 +2353,13 @@ func (x *Peer) GetLastContactMs() int64 {
 	return 0
 }
 
+func (x *Peer) GetLastSnapshotIndex() uint64 {
+	if x != nil {
+		return x.LastSnapshotIndex
+	}
+	return 0
+}
+
 type StatusRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -2066,7 +2368,7 @@ type StatusRequest struct {
 
 func (x *StatusRequest) Reset() {
 	*x = StatusRequest{}
-	mi := &file_api_baton_proto_msgTypes[24]
+	mi := &file_api_baton_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2078,7 +2380,7 @@ func (x *StatusRequest) String() string {
 func (*StatusRequest) ProtoMessage() {}
 
 func (x *StatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[24]
+	mi := &file_api_baton_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2091,7 +2393,7 @@ func (x *StatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusRequest.ProtoReflect.Descriptor instead.
 func (*StatusRequest) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{24}
+	return file_api_baton_proto_rawDescGZIP(), []int{27}
 }
 
 type StatusResponse struct {
@@ -2111,7 +2413,7 @@ type StatusResponse struct {
 
 func (x *StatusResponse) Reset() {
 	*x = StatusResponse{}
-	mi := &file_api_baton_proto_msgTypes[25]
+	mi := &file_api_baton_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2123,7 +2425,7 @@ func (x *StatusResponse) String() string {
 func (*StatusResponse) ProtoMessage() {}
 
 func (x *StatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[25]
+	mi := &file_api_baton_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2136,7 +2438,7 @@ func (x *StatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusResponse.ProtoReflect.Descriptor instead.
 func (*StatusResponse) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{25}
+	return file_api_baton_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *StatusResponse) GetNode() *NodeStatus {
@@ -2203,7 +2505,7 @@ type NodeStatusRequest struct {
 
 func (x *NodeStatusRequest) Reset() {
 	*x = NodeStatusRequest{}
-	mi := &file_api_baton_proto_msgTypes[26]
+	mi := &file_api_baton_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2215,7 +2517,7 @@ func (x *NodeStatusRequest) String() string {
 func (*NodeStatusRequest) ProtoMessage() {}
 
 func (x *NodeStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[26]
+	mi := &file_api_baton_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2228,7 +2530,7 @@ func (x *NodeStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeStatusRequest.ProtoReflect.Descriptor instead.
 func (*NodeStatusRequest) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{26}
+	return file_api_baton_proto_rawDescGZIP(), []int{29}
 }
 
 // NodeStatus is one node's own view of Raft.
@@ -2255,7 +2557,7 @@ type NodeStatus struct {
 
 func (x *NodeStatus) Reset() {
 	*x = NodeStatus{}
-	mi := &file_api_baton_proto_msgTypes[27]
+	mi := &file_api_baton_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2267,7 +2569,7 @@ func (x *NodeStatus) String() string {
 func (*NodeStatus) ProtoMessage() {}
 
 func (x *NodeStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[27]
+	mi := &file_api_baton_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2280,7 +2582,7 @@ func (x *NodeStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeStatus.ProtoReflect.Descriptor instead.
 func (*NodeStatus) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{27}
+	return file_api_baton_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *NodeStatus) GetId() string {
@@ -2382,7 +2684,7 @@ type ListPeersRequest struct {
 
 func (x *ListPeersRequest) Reset() {
 	*x = ListPeersRequest{}
-	mi := &file_api_baton_proto_msgTypes[28]
+	mi := &file_api_baton_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2394,7 +2696,7 @@ func (x *ListPeersRequest) String() string {
 func (*ListPeersRequest) ProtoMessage() {}
 
 func (x *ListPeersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[28]
+	mi := &file_api_baton_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2407,7 +2709,7 @@ func (x *ListPeersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListPeersRequest.ProtoReflect.Descriptor instead.
 func (*ListPeersRequest) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{28}
+	return file_api_baton_proto_rawDescGZIP(), []int{31}
 }
 
 type ListPeersResponse struct {
@@ -2419,7 +2721,7 @@ type ListPeersResponse struct {
 
 func (x *ListPeersResponse) Reset() {
 	*x = ListPeersResponse{}
-	mi := &file_api_baton_proto_msgTypes[29]
+	mi := &file_api_baton_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2431,7 +2733,7 @@ func (x *ListPeersResponse) String() string {
 func (*ListPeersResponse) ProtoMessage() {}
 
 func (x *ListPeersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[29]
+	mi := &file_api_baton_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2444,7 +2746,7 @@ func (x *ListPeersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListPeersResponse.ProtoReflect.Descriptor instead.
 func (*ListPeersResponse) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{29}
+	return file_api_baton_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *ListPeersResponse) GetPeers() []*Peer {
@@ -2466,7 +2768,7 @@ type AddPeerRequest struct {
 
 func (x *AddPeerRequest) Reset() {
 	*x = AddPeerRequest{}
-	mi := &file_api_baton_proto_msgTypes[30]
+	mi := &file_api_baton_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2478,7 +2780,7 @@ func (x *AddPeerRequest) String() string {
 func (*AddPeerRequest) ProtoMessage() {}
 
 func (x *AddPeerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[30]
+	mi := &file_api_baton_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2491,7 +2793,7 @@ func (x *AddPeerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddPeerRequest.ProtoReflect.Descriptor instead.
 func (*AddPeerRequest) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{30}
+	return file_api_baton_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *AddPeerRequest) GetId() string {
@@ -2530,7 +2832,7 @@ type AddPeerResponse struct {
 
 func (x *AddPeerResponse) Reset() {
 	*x = AddPeerResponse{}
-	mi := &file_api_baton_proto_msgTypes[31]
+	mi := &file_api_baton_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2542,7 +2844,7 @@ func (x *AddPeerResponse) String() string {
 func (*AddPeerResponse) ProtoMessage() {}
 
 func (x *AddPeerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[31]
+	mi := &file_api_baton_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2555,7 +2857,7 @@ func (x *AddPeerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddPeerResponse.ProtoReflect.Descriptor instead.
 func (*AddPeerResponse) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{31}
+	return file_api_baton_proto_rawDescGZIP(), []int{34}
 }
 
 type RemovePeerRequest struct {
@@ -2567,7 +2869,7 @@ type RemovePeerRequest struct {
 
 func (x *RemovePeerRequest) Reset() {
 	*x = RemovePeerRequest{}
-	mi := &file_api_baton_proto_msgTypes[32]
+	mi := &file_api_baton_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2579,7 +2881,7 @@ func (x *RemovePeerRequest) String() string {
 func (*RemovePeerRequest) ProtoMessage() {}
 
 func (x *RemovePeerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[32]
+	mi := &file_api_baton_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2592,7 +2894,7 @@ func (x *RemovePeerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemovePeerRequest.ProtoReflect.Descriptor instead.
 func (*RemovePeerRequest) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{32}
+	return file_api_baton_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *RemovePeerRequest) GetId() string {
@@ -2610,7 +2912,7 @@ type RemovePeerResponse struct {
 
 func (x *RemovePeerResponse) Reset() {
 	*x = RemovePeerResponse{}
-	mi := &file_api_baton_proto_msgTypes[33]
+	mi := &file_api_baton_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2622,7 +2924,7 @@ func (x *RemovePeerResponse) String() string {
 func (*RemovePeerResponse) ProtoMessage() {}
 
 func (x *RemovePeerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[33]
+	mi := &file_api_baton_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2635,7 +2937,7 @@ func (x *RemovePeerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemovePeerResponse.ProtoReflect.Descriptor instead.
 func (*RemovePeerResponse) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{33}
+	return file_api_baton_proto_rawDescGZIP(), []int{36}
 }
 
 type TransferLeadershipRequest struct {
@@ -2648,7 +2950,7 @@ type TransferLeadershipRequest struct {
 
 func (x *TransferLeadershipRequest) Reset() {
 	*x = TransferLeadershipRequest{}
-	mi := &file_api_baton_proto_msgTypes[34]
+	mi := &file_api_baton_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2660,7 +2962,7 @@ func (x *TransferLeadershipRequest) String() string {
 func (*TransferLeadershipRequest) ProtoMessage() {}
 
 func (x *TransferLeadershipRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[34]
+	mi := &file_api_baton_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2673,7 +2975,7 @@ func (x *TransferLeadershipRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransferLeadershipRequest.ProtoReflect.Descriptor instead.
 func (*TransferLeadershipRequest) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{34}
+	return file_api_baton_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *TransferLeadershipRequest) GetId() string {
@@ -2692,7 +2994,7 @@ type TransferLeadershipResponse struct {
 
 func (x *TransferLeadershipResponse) Reset() {
 	*x = TransferLeadershipResponse{}
-	mi := &file_api_baton_proto_msgTypes[35]
+	mi := &file_api_baton_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2704,7 +3006,7 @@ func (x *TransferLeadershipResponse) String() string {
 func (*TransferLeadershipResponse) ProtoMessage() {}
 
 func (x *TransferLeadershipResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[35]
+	mi := &file_api_baton_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2717,7 +3019,7 @@ func (x *TransferLeadershipResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransferLeadershipResponse.ProtoReflect.Descriptor instead.
 func (*TransferLeadershipResponse) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{35}
+	return file_api_baton_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *TransferLeadershipResponse) GetNewLeaderId() string {
@@ -2741,7 +3043,7 @@ type RegisterMemberRequest struct {
 
 func (x *RegisterMemberRequest) Reset() {
 	*x = RegisterMemberRequest{}
-	mi := &file_api_baton_proto_msgTypes[36]
+	mi := &file_api_baton_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2753,7 +3055,7 @@ func (x *RegisterMemberRequest) String() string {
 func (*RegisterMemberRequest) ProtoMessage() {}
 
 func (x *RegisterMemberRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[36]
+	mi := &file_api_baton_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2766,7 +3068,7 @@ func (x *RegisterMemberRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterMemberRequest.ProtoReflect.Descriptor instead.
 func (*RegisterMemberRequest) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{36}
+	return file_api_baton_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *RegisterMemberRequest) GetId() string {
@@ -2805,7 +3107,7 @@ type RegisterMemberResponse struct {
 
 func (x *RegisterMemberResponse) Reset() {
 	*x = RegisterMemberResponse{}
-	mi := &file_api_baton_proto_msgTypes[37]
+	mi := &file_api_baton_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2817,7 +3119,7 @@ func (x *RegisterMemberResponse) String() string {
 func (*RegisterMemberResponse) ProtoMessage() {}
 
 func (x *RegisterMemberResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[37]
+	mi := &file_api_baton_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2830,7 +3132,173 @@ func (x *RegisterMemberResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterMemberResponse.ProtoReflect.Descriptor instead.
 func (*RegisterMemberResponse) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{37}
+	return file_api_baton_proto_rawDescGZIP(), []int{40}
+}
+
+type LeaderHistoryRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LeaderHistoryRequest) Reset() {
+	*x = LeaderHistoryRequest{}
+	mi := &file_api_baton_proto_msgTypes[41]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LeaderHistoryRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LeaderHistoryRequest) ProtoMessage() {}
+
+func (x *LeaderHistoryRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_api_baton_proto_msgTypes[41]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LeaderHistoryRequest.ProtoReflect.Descriptor instead.
+func (*LeaderHistoryRequest) Descriptor() ([]byte, []int) {
+	return file_api_baton_proto_rawDescGZIP(), []int{41}
+}
+
+// Takeover is one leader's takeover: the term it won, when its driver
+// took over and when it began scheduling.
+type Takeover struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Term          uint64                 `protobuf:"varint,2,opt,name=term,proto3" json:"term,omitempty"`
+	WonUnixNano   int64                  `protobuf:"varint,3,opt,name=won_unix_nano,json=wonUnixNano,proto3" json:"won_unix_nano,omitempty"`
+	ReadyUnixNano int64                  `protobuf:"varint,4,opt,name=ready_unix_nano,json=readyUnixNano,proto3" json:"ready_unix_nano,omitempty"`
+	Executors     int32                  `protobuf:"varint,5,opt,name=executors,proto3" json:"executors,omitempty"`
+	ExecutorsBack int32                  `protobuf:"varint,6,opt,name=executors_back,json=executorsBack,proto3" json:"executors_back,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Takeover) Reset() {
+	*x = Takeover{}
+	mi := &file_api_baton_proto_msgTypes[42]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Takeover) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Takeover) ProtoMessage() {}
+
+func (x *Takeover) ProtoReflect() protoreflect.Message {
+	mi := &file_api_baton_proto_msgTypes[42]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Takeover.ProtoReflect.Descriptor instead.
+func (*Takeover) Descriptor() ([]byte, []int) {
+	return file_api_baton_proto_rawDescGZIP(), []int{42}
+}
+
+func (x *Takeover) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *Takeover) GetTerm() uint64 {
+	if x != nil {
+		return x.Term
+	}
+	return 0
+}
+
+func (x *Takeover) GetWonUnixNano() int64 {
+	if x != nil {
+		return x.WonUnixNano
+	}
+	return 0
+}
+
+func (x *Takeover) GetReadyUnixNano() int64 {
+	if x != nil {
+		return x.ReadyUnixNano
+	}
+	return 0
+}
+
+func (x *Takeover) GetExecutors() int32 {
+	if x != nil {
+		return x.Executors
+	}
+	return 0
+}
+
+func (x *Takeover) GetExecutorsBack() int32 {
+	if x != nil {
+		return x.ExecutorsBack
+	}
+	return 0
+}
+
+type LeaderHistoryResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Takeovers     []*Takeover            `protobuf:"bytes,1,rep,name=takeovers,proto3" json:"takeovers,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LeaderHistoryResponse) Reset() {
+	*x = LeaderHistoryResponse{}
+	mi := &file_api_baton_proto_msgTypes[43]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LeaderHistoryResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LeaderHistoryResponse) ProtoMessage() {}
+
+func (x *LeaderHistoryResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_api_baton_proto_msgTypes[43]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LeaderHistoryResponse.ProtoReflect.Descriptor instead.
+func (*LeaderHistoryResponse) Descriptor() ([]byte, []int) {
+	return file_api_baton_proto_rawDescGZIP(), []int{43}
+}
+
+func (x *LeaderHistoryResponse) GetTakeovers() []*Takeover {
+	if x != nil {
+		return x.Takeovers
+	}
+	return nil
 }
 
 type ReportResultLostRequest struct {
@@ -2845,7 +3313,7 @@ type ReportResultLostRequest struct {
 
 func (x *ReportResultLostRequest) Reset() {
 	*x = ReportResultLostRequest{}
-	mi := &file_api_baton_proto_msgTypes[38]
+	mi := &file_api_baton_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2857,7 +3325,7 @@ func (x *ReportResultLostRequest) String() string {
 func (*ReportResultLostRequest) ProtoMessage() {}
 
 func (x *ReportResultLostRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[38]
+	mi := &file_api_baton_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2870,7 +3338,7 @@ func (x *ReportResultLostRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportResultLostRequest.ProtoReflect.Descriptor instead.
 func (*ReportResultLostRequest) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{38}
+	return file_api_baton_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *ReportResultLostRequest) GetJob() uint64 {
@@ -2910,7 +3378,7 @@ type ReportResultLostResponse struct {
 
 func (x *ReportResultLostResponse) Reset() {
 	*x = ReportResultLostResponse{}
-	mi := &file_api_baton_proto_msgTypes[39]
+	mi := &file_api_baton_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2922,7 +3390,7 @@ func (x *ReportResultLostResponse) String() string {
 func (*ReportResultLostResponse) ProtoMessage() {}
 
 func (x *ReportResultLostResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[39]
+	mi := &file_api_baton_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2935,7 +3403,7 @@ func (x *ReportResultLostResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportResultLostResponse.ProtoReflect.Descriptor instead.
 func (*ReportResultLostResponse) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{39}
+	return file_api_baton_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *ReportResultLostResponse) GetIndex() uint64 {
@@ -2961,7 +3429,7 @@ type TaskID struct {
 
 func (x *TaskID) Reset() {
 	*x = TaskID{}
-	mi := &file_api_baton_proto_msgTypes[40]
+	mi := &file_api_baton_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2973,7 +3441,7 @@ func (x *TaskID) String() string {
 func (*TaskID) ProtoMessage() {}
 
 func (x *TaskID) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[40]
+	mi := &file_api_baton_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2986,7 +3454,7 @@ func (x *TaskID) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskID.ProtoReflect.Descriptor instead.
 func (*TaskID) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{40}
+	return file_api_baton_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *TaskID) GetTask() uint64 {
@@ -3050,7 +3518,7 @@ type MapLocation struct {
 
 func (x *MapLocation) Reset() {
 	*x = MapLocation{}
-	mi := &file_api_baton_proto_msgTypes[41]
+	mi := &file_api_baton_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3062,7 +3530,7 @@ func (x *MapLocation) String() string {
 func (*MapLocation) ProtoMessage() {}
 
 func (x *MapLocation) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[41]
+	mi := &file_api_baton_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3075,7 +3543,7 @@ func (x *MapLocation) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MapLocation.ProtoReflect.Descriptor instead.
 func (*MapLocation) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{41}
+	return file_api_baton_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *MapLocation) GetMap() int32 {
@@ -3112,7 +3580,7 @@ type ShuffleInput struct {
 
 func (x *ShuffleInput) Reset() {
 	*x = ShuffleInput{}
-	mi := &file_api_baton_proto_msgTypes[42]
+	mi := &file_api_baton_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3124,7 +3592,7 @@ func (x *ShuffleInput) String() string {
 func (*ShuffleInput) ProtoMessage() {}
 
 func (x *ShuffleInput) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[42]
+	mi := &file_api_baton_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3137,7 +3605,7 @@ func (x *ShuffleInput) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ShuffleInput.ProtoReflect.Descriptor instead.
 func (*ShuffleInput) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{42}
+	return file_api_baton_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *ShuffleInput) GetShuffle() uint64 {
@@ -3196,7 +3664,7 @@ type TaskLaunch struct {
 
 func (x *TaskLaunch) Reset() {
 	*x = TaskLaunch{}
-	mi := &file_api_baton_proto_msgTypes[43]
+	mi := &file_api_baton_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3208,7 +3676,7 @@ func (x *TaskLaunch) String() string {
 func (*TaskLaunch) ProtoMessage() {}
 
 func (x *TaskLaunch) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[43]
+	mi := &file_api_baton_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3221,7 +3689,7 @@ func (x *TaskLaunch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskLaunch.ProtoReflect.Descriptor instead.
 func (*TaskLaunch) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{43}
+	return file_api_baton_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *TaskLaunch) GetId() *TaskID {
@@ -3328,7 +3796,7 @@ type TaskStatus struct {
 
 func (x *TaskStatus) Reset() {
 	*x = TaskStatus{}
-	mi := &file_api_baton_proto_msgTypes[44]
+	mi := &file_api_baton_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3340,7 +3808,7 @@ func (x *TaskStatus) String() string {
 func (*TaskStatus) ProtoMessage() {}
 
 func (x *TaskStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[44]
+	mi := &file_api_baton_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3353,7 +3821,7 @@ func (x *TaskStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskStatus.ProtoReflect.Descriptor instead.
 func (*TaskStatus) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{44}
+	return file_api_baton_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *TaskStatus) GetId() *TaskID {
@@ -3480,7 +3948,7 @@ type Hello struct {
 
 func (x *Hello) Reset() {
 	*x = Hello{}
-	mi := &file_api_baton_proto_msgTypes[45]
+	mi := &file_api_baton_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3492,7 +3960,7 @@ func (x *Hello) String() string {
 func (*Hello) ProtoMessage() {}
 
 func (x *Hello) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[45]
+	mi := &file_api_baton_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3505,7 +3973,7 @@ func (x *Hello) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Hello.ProtoReflect.Descriptor instead.
 func (*Hello) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{45}
+	return file_api_baton_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *Hello) GetExecutorId() string {
@@ -3580,7 +4048,7 @@ type StatusUpdates struct {
 
 func (x *StatusUpdates) Reset() {
 	*x = StatusUpdates{}
-	mi := &file_api_baton_proto_msgTypes[46]
+	mi := &file_api_baton_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3592,7 +4060,7 @@ func (x *StatusUpdates) String() string {
 func (*StatusUpdates) ProtoMessage() {}
 
 func (x *StatusUpdates) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[46]
+	mi := &file_api_baton_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3605,7 +4073,7 @@ func (x *StatusUpdates) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusUpdates.ProtoReflect.Descriptor instead.
 func (*StatusUpdates) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{46}
+	return file_api_baton_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *StatusUpdates) GetUpdates() []*TaskStatus {
@@ -3624,7 +4092,7 @@ type CommitRequest struct {
 
 func (x *CommitRequest) Reset() {
 	*x = CommitRequest{}
-	mi := &file_api_baton_proto_msgTypes[47]
+	mi := &file_api_baton_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3636,7 +4104,7 @@ func (x *CommitRequest) String() string {
 func (*CommitRequest) ProtoMessage() {}
 
 func (x *CommitRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[47]
+	mi := &file_api_baton_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3649,7 +4117,7 @@ func (x *CommitRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommitRequest.ProtoReflect.Descriptor instead.
 func (*CommitRequest) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{47}
+	return file_api_baton_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *CommitRequest) GetId() *TaskID {
@@ -3674,7 +4142,7 @@ type ExecutorMessage struct {
 
 func (x *ExecutorMessage) Reset() {
 	*x = ExecutorMessage{}
-	mi := &file_api_baton_proto_msgTypes[48]
+	mi := &file_api_baton_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3686,7 +4154,7 @@ func (x *ExecutorMessage) String() string {
 func (*ExecutorMessage) ProtoMessage() {}
 
 func (x *ExecutorMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[48]
+	mi := &file_api_baton_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3699,7 +4167,7 @@ func (x *ExecutorMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecutorMessage.ProtoReflect.Descriptor instead.
 func (*ExecutorMessage) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{48}
+	return file_api_baton_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *ExecutorMessage) GetMsg() isExecutorMessage_Msg {
@@ -3768,7 +4236,7 @@ type Welcome struct {
 
 func (x *Welcome) Reset() {
 	*x = Welcome{}
-	mi := &file_api_baton_proto_msgTypes[49]
+	mi := &file_api_baton_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3780,7 +4248,7 @@ func (x *Welcome) String() string {
 func (*Welcome) ProtoMessage() {}
 
 func (x *Welcome) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[49]
+	mi := &file_api_baton_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3793,7 +4261,7 @@ func (x *Welcome) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Welcome.ProtoReflect.Descriptor instead.
 func (*Welcome) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{49}
+	return file_api_baton_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *Welcome) GetTerm() uint64 {
@@ -3819,7 +4287,7 @@ type Launch struct {
 
 func (x *Launch) Reset() {
 	*x = Launch{}
-	mi := &file_api_baton_proto_msgTypes[50]
+	mi := &file_api_baton_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3831,7 +4299,7 @@ func (x *Launch) String() string {
 func (*Launch) ProtoMessage() {}
 
 func (x *Launch) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[50]
+	mi := &file_api_baton_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3844,7 +4312,7 @@ func (x *Launch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Launch.ProtoReflect.Descriptor instead.
 func (*Launch) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{50}
+	return file_api_baton_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *Launch) GetTasks() []*TaskLaunch {
@@ -3865,7 +4333,7 @@ type Kill struct {
 
 func (x *Kill) Reset() {
 	*x = Kill{}
-	mi := &file_api_baton_proto_msgTypes[51]
+	mi := &file_api_baton_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3877,7 +4345,7 @@ func (x *Kill) String() string {
 func (*Kill) ProtoMessage() {}
 
 func (x *Kill) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[51]
+	mi := &file_api_baton_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3890,7 +4358,7 @@ func (x *Kill) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Kill.ProtoReflect.Descriptor instead.
 func (*Kill) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{51}
+	return file_api_baton_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *Kill) GetTerm() uint64 {
@@ -3925,7 +4393,7 @@ type Ack struct {
 
 func (x *Ack) Reset() {
 	*x = Ack{}
-	mi := &file_api_baton_proto_msgTypes[52]
+	mi := &file_api_baton_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3937,7 +4405,7 @@ func (x *Ack) String() string {
 func (*Ack) ProtoMessage() {}
 
 func (x *Ack) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[52]
+	mi := &file_api_baton_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3950,7 +4418,7 @@ func (x *Ack) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Ack.ProtoReflect.Descriptor instead.
 func (*Ack) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{52}
+	return file_api_baton_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *Ack) GetTasks() []uint64 {
@@ -3971,7 +4439,7 @@ type CommitDecision struct {
 
 func (x *CommitDecision) Reset() {
 	*x = CommitDecision{}
-	mi := &file_api_baton_proto_msgTypes[53]
+	mi := &file_api_baton_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3983,7 +4451,7 @@ func (x *CommitDecision) String() string {
 func (*CommitDecision) ProtoMessage() {}
 
 func (x *CommitDecision) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[53]
+	mi := &file_api_baton_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3996,7 +4464,7 @@ func (x *CommitDecision) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommitDecision.ProtoReflect.Descriptor instead.
 func (*CommitDecision) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{53}
+	return file_api_baton_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *CommitDecision) GetTerm() uint64 {
@@ -4030,7 +4498,7 @@ type ResultBlock struct {
 
 func (x *ResultBlock) Reset() {
 	*x = ResultBlock{}
-	mi := &file_api_baton_proto_msgTypes[54]
+	mi := &file_api_baton_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4042,7 +4510,7 @@ func (x *ResultBlock) String() string {
 func (*ResultBlock) ProtoMessage() {}
 
 func (x *ResultBlock) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[54]
+	mi := &file_api_baton_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4055,7 +4523,7 @@ func (x *ResultBlock) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResultBlock.ProtoReflect.Descriptor instead.
 func (*ResultBlock) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{54}
+	return file_api_baton_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *ResultBlock) GetJob() uint64 {
@@ -4084,7 +4552,7 @@ type DeleteBlocks struct {
 
 func (x *DeleteBlocks) Reset() {
 	*x = DeleteBlocks{}
-	mi := &file_api_baton_proto_msgTypes[55]
+	mi := &file_api_baton_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4096,7 +4564,7 @@ func (x *DeleteBlocks) String() string {
 func (*DeleteBlocks) ProtoMessage() {}
 
 func (x *DeleteBlocks) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[55]
+	mi := &file_api_baton_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4109,7 +4577,7 @@ func (x *DeleteBlocks) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteBlocks.ProtoReflect.Descriptor instead.
 func (*DeleteBlocks) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{55}
+	return file_api_baton_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *DeleteBlocks) GetShuffles() []uint64 {
@@ -4143,7 +4611,7 @@ type NotLeader struct {
 
 func (x *NotLeader) Reset() {
 	*x = NotLeader{}
-	mi := &file_api_baton_proto_msgTypes[56]
+	mi := &file_api_baton_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4155,7 +4623,7 @@ func (x *NotLeader) String() string {
 func (*NotLeader) ProtoMessage() {}
 
 func (x *NotLeader) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[56]
+	mi := &file_api_baton_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4168,7 +4636,7 @@ func (x *NotLeader) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NotLeader.ProtoReflect.Descriptor instead.
 func (*NotLeader) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{56}
+	return file_api_baton_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *NotLeader) GetLeaderId() string {
@@ -4204,7 +4672,7 @@ type DriverMessage struct {
 
 func (x *DriverMessage) Reset() {
 	*x = DriverMessage{}
-	mi := &file_api_baton_proto_msgTypes[57]
+	mi := &file_api_baton_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4216,7 +4684,7 @@ func (x *DriverMessage) String() string {
 func (*DriverMessage) ProtoMessage() {}
 
 func (x *DriverMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[57]
+	mi := &file_api_baton_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4229,7 +4697,7 @@ func (x *DriverMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DriverMessage.ProtoReflect.Descriptor instead.
 func (*DriverMessage) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{57}
+	return file_api_baton_proto_rawDescGZIP(), []int{63}
 }
 
 func (x *DriverMessage) GetMsg() isDriverMessage_Msg {
@@ -4360,7 +4828,7 @@ type FetchShuffleRequest struct {
 
 func (x *FetchShuffleRequest) Reset() {
 	*x = FetchShuffleRequest{}
-	mi := &file_api_baton_proto_msgTypes[58]
+	mi := &file_api_baton_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4372,7 +4840,7 @@ func (x *FetchShuffleRequest) String() string {
 func (*FetchShuffleRequest) ProtoMessage() {}
 
 func (x *FetchShuffleRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[58]
+	mi := &file_api_baton_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4385,7 +4853,7 @@ func (x *FetchShuffleRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchShuffleRequest.ProtoReflect.Descriptor instead.
 func (*FetchShuffleRequest) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{58}
+	return file_api_baton_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *FetchShuffleRequest) GetShuffle() uint64 {
@@ -4419,7 +4887,7 @@ type FetchResultRequest struct {
 
 func (x *FetchResultRequest) Reset() {
 	*x = FetchResultRequest{}
-	mi := &file_api_baton_proto_msgTypes[59]
+	mi := &file_api_baton_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4431,7 +4899,7 @@ func (x *FetchResultRequest) String() string {
 func (*FetchResultRequest) ProtoMessage() {}
 
 func (x *FetchResultRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[59]
+	mi := &file_api_baton_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4444,7 +4912,7 @@ func (x *FetchResultRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchResultRequest.ProtoReflect.Descriptor instead.
 func (*FetchResultRequest) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{59}
+	return file_api_baton_proto_rawDescGZIP(), []int{65}
 }
 
 func (x *FetchResultRequest) GetJob() uint64 {
@@ -4477,7 +4945,7 @@ type BlockChunk struct {
 
 func (x *BlockChunk) Reset() {
 	*x = BlockChunk{}
-	mi := &file_api_baton_proto_msgTypes[60]
+	mi := &file_api_baton_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4489,7 +4957,7 @@ func (x *BlockChunk) String() string {
 func (*BlockChunk) ProtoMessage() {}
 
 func (x *BlockChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[60]
+	mi := &file_api_baton_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4502,7 +4970,7 @@ func (x *BlockChunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BlockChunk.ProtoReflect.Descriptor instead.
 func (*BlockChunk) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{60}
+	return file_api_baton_proto_rawDescGZIP(), []int{66}
 }
 
 func (x *BlockChunk) GetMap() int32 {
@@ -4548,7 +5016,7 @@ type ExecutorStatsRequest struct {
 
 func (x *ExecutorStatsRequest) Reset() {
 	*x = ExecutorStatsRequest{}
-	mi := &file_api_baton_proto_msgTypes[61]
+	mi := &file_api_baton_proto_msgTypes[67]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4560,7 +5028,7 @@ func (x *ExecutorStatsRequest) String() string {
 func (*ExecutorStatsRequest) ProtoMessage() {}
 
 func (x *ExecutorStatsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[61]
+	mi := &file_api_baton_proto_msgTypes[67]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4573,7 +5041,7 @@ func (x *ExecutorStatsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecutorStatsRequest.ProtoReflect.Descriptor instead.
 func (*ExecutorStatsRequest) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{61}
+	return file_api_baton_proto_rawDescGZIP(), []int{67}
 }
 
 // ExecutorStats is what an executor did since it started: for drills and
@@ -4594,13 +5062,15 @@ type ExecutorStats struct {
 	Running          int32            `protobuf:"varint,8,opt,name=running,proto3" json:"running,omitempty"`
 	Unacked          int32            `protobuf:"varint,9,opt,name=unacked,proto3" json:"unacked,omitempty"`
 	BlockBytes       uint64           `protobuf:"varint,10,opt,name=block_bytes,json=blockBytes,proto3" json:"block_bytes,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// shuffles: the shuffles it holds blocks of.
+	Shuffles      int32 `protobuf:"varint,11,opt,name=shuffles,proto3" json:"shuffles,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ExecutorStats) Reset() {
 	*x = ExecutorStats{}
-	mi := &file_api_baton_proto_msgTypes[62]
+	mi := &file_api_baton_proto_msgTypes[68]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4612,7 +5082,7 @@ func (x *ExecutorStats) String() string {
 func (*ExecutorStats) ProtoMessage() {}
 
 func (x *ExecutorStats) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[62]
+	mi := &file_api_baton_proto_msgTypes[68]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4625,7 +5095,7 @@ func (x *ExecutorStats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecutorStats.ProtoReflect.Descriptor instead.
 func (*ExecutorStats) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{62}
+	return file_api_baton_proto_rawDescGZIP(), []int{68}
 }
 
 func (x *ExecutorStats) GetExecutorId() string {
@@ -4694,6 +5164,13 @@ func (x *ExecutorStats) GetUnacked() int32 {
 func (x *ExecutorStats) GetBlockBytes() uint64 {
 	if x != nil {
 		return x.BlockBytes
+	}
+	return 0
+}
+
+func (x *ExecutorStats) GetShuffles() int32 {
+	if x != nil {
+		return x.Shuffles
 	}
 	return 0
 }
@@ -4830,7 +5307,7 @@ const file_api_baton_proto_rawDesc = "" +
 	"\tpartition\x18\x01 \x01(\x05R\tpartition\x12\x12\n" +
 	"\x04data\x18\x02 \x01(\fR\x04data\x12\x12\n" +
 	"\x04last\x18\x03 \x01(\bR\x04last\"\x16\n" +
-	"\x14ListExecutorsRequest\"\xc7\x02\n" +
+	"\x14ListExecutorsRequest\"\x84\x03\n" +
 	"\bExecutor\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04addr\x18\x02 \x01(\tR\x04addr\x12\x14\n" +
@@ -4843,9 +5320,38 @@ const file_api_baton_proto_rawDesc = "" +
 	"\x05funcs\x18\b \x03(\tR\x05funcs\x12#\n" +
 	"\rrunning_tasks\x18\t \x01(\x05R\frunningTasks\x127\n" +
 	"\x18last_heartbeat_unix_nano\x18\n" +
-	" \x01(\x03R\x15lastHeartbeatUnixNano\"I\n" +
+	" \x01(\x03R\x15lastHeartbeatUnixNano\x12\x1f\n" +
+	"\vblock_bytes\x18\v \x01(\x03R\n" +
+	"blockBytes\x12\x1a\n" +
+	"\bshuffles\x18\f \x01(\x05R\bshuffles\"I\n" +
 	"\x15ListExecutorsResponse\x120\n" +
-	"\texecutors\x18\x01 \x03(\v2\x12.baton.v1.ExecutorR\texecutors\"\xd1\x02\n" +
+	"\texecutors\x18\x01 \x03(\v2\x12.baton.v1.ExecutorR\texecutors\",\n" +
+	"\x0fGetStageRequest\x12\x19\n" +
+	"\bstage_id\x18\x01 \x01(\x04R\astageId\"\xd5\x03\n" +
+	"\vTaskAttempt\x12\x12\n" +
+	"\x04task\x18\x01 \x01(\x04R\x04task\x12\x1c\n" +
+	"\tpartition\x18\x02 \x01(\x05R\tpartition\x12\x18\n" +
+	"\aattempt\x18\x03 \x01(\x05R\aattempt\x12#\n" +
+	"\rstage_attempt\x18\x04 \x01(\x05R\fstageAttempt\x12\x1a\n" +
+	"\bexecutor\x18\x05 \x01(\tR\bexecutor\x12\x14\n" +
+	"\x05state\x18\x06 \x01(\tR\x05state\x12\x18\n" +
+	"\amessage\x18\a \x01(\tR\amessage\x12\x1f\n" +
+	"\vduration_ms\x18\b \x01(\x03R\n" +
+	"durationMs\x12&\n" +
+	"\x0fended_unix_nano\x18\t \x01(\x03R\rendedUnixNano\x12*\n" +
+	"\x11started_unix_nano\x18\n" +
+	" \x01(\x03R\x0fstartedUnixNano\x12\x1f\n" +
+	"\vresult_size\x18\v \x01(\x03R\n" +
+	"resultSize\x12\x1a\n" +
+	"\bindirect\x18\f \x01(\bR\bindirect\x12\x1b\n" +
+	"\tmap_bytes\x18\r \x01(\x04R\bmapBytes\x12 \n" +
+	"\vspeculative\x18\x0e \x01(\bR\vspeculative\x12\x18\n" +
+	"\aignored\x18\x0f \x01(\tR\aignored\"\xa0\x01\n" +
+	"\vStageDetail\x12%\n" +
+	"\x05stage\x18\x01 \x01(\v2\x0f.baton.v1.StageR\x05stage\x12\x12\n" +
+	"\x04jobs\x18\x02 \x03(\x04R\x04jobs\x12+\n" +
+	"\x05tasks\x18\x03 \x03(\v2\x15.baton.v1.TaskAttemptR\x05tasks\x12)\n" +
+	"\x10history_complete\x18\x04 \x01(\bR\x0fhistoryComplete\"\x81\x03\n" +
 	"\x04Peer\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1b\n" +
 	"\traft_addr\x18\x02 \x01(\tR\braftAddr\x12\x19\n" +
@@ -4859,7 +5365,8 @@ const file_api_baton_proto_rawDesc = "" +
 	"\fcommit_index\x18\n" +
 	" \x01(\x04R\vcommitIndex\x12#\n" +
 	"\rapplied_index\x18\v \x01(\x04R\fappliedIndex\x12&\n" +
-	"\x0flast_contact_ms\x18\f \x01(\x03R\rlastContactMs\"\x0f\n" +
+	"\x0flast_contact_ms\x18\f \x01(\x03R\rlastContactMs\x12.\n" +
+	"\x13last_snapshot_index\x18\r \x01(\x04R\x11lastSnapshotIndex\"\x0f\n" +
 	"\rStatusRequest\"\xa3\x02\n" +
 	"\x0eStatusResponse\x12(\n" +
 	"\x04node\x18\x01 \x01(\v2\x14.baton.v1.NodeStatusR\x04node\x12\x1b\n" +
@@ -4909,7 +5416,17 @@ const file_api_baton_proto_rawDesc = "" +
 	"\traft_addr\x18\x02 \x01(\tR\braftAddr\x12\x19\n" +
 	"\bapi_addr\x18\x03 \x01(\tR\aapiAddr\x12\x1b\n" +
 	"\thttp_addr\x18\x04 \x01(\tR\bhttpAddr\"\x18\n" +
-	"\x16RegisterMemberResponse\"u\n" +
+	"\x16RegisterMemberResponse\"\x16\n" +
+	"\x14LeaderHistoryRequest\"\xbf\x01\n" +
+	"\bTakeover\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
+	"\x04term\x18\x02 \x01(\x04R\x04term\x12\"\n" +
+	"\rwon_unix_nano\x18\x03 \x01(\x03R\vwonUnixNano\x12&\n" +
+	"\x0fready_unix_nano\x18\x04 \x01(\x03R\rreadyUnixNano\x12\x1c\n" +
+	"\texecutors\x18\x05 \x01(\x05R\texecutors\x12%\n" +
+	"\x0eexecutors_back\x18\x06 \x01(\x05R\rexecutorsBack\"I\n" +
+	"\x15LeaderHistoryResponse\x120\n" +
+	"\ttakeovers\x18\x01 \x03(\v2\x12.baton.v1.TakeoverR\ttakeovers\"u\n" +
 	"\x17ReportResultLostRequest\x12\x10\n" +
 	"\x03job\x18\x01 \x01(\x04R\x03job\x12\x1c\n" +
 	"\tpartition\x18\x02 \x01(\x05R\tpartition\x12\x12\n" +
@@ -5041,7 +5558,7 @@ const file_api_baton_proto_rawDesc = "" +
 	"\x04last\x18\x03 \x01(\bR\x04last\x12*\n" +
 	"\x05error\x18\x04 \x01(\x0e2\x14.baton.v1.BlockErrorR\x05error\x12\x18\n" +
 	"\amessage\x18\x05 \x01(\tR\amessage\"\x16\n" +
-	"\x14ExecutorStatsRequest\"\xbc\x05\n" +
+	"\x14ExecutorStatsRequest\"\xd8\x05\n" +
 	"\rExecutorStats\x12\x1f\n" +
 	"\vexecutor_id\x18\x01 \x01(\tR\n" +
 	"executorId\x12!\n" +
@@ -5055,7 +5572,8 @@ const file_api_baton_proto_rawDesc = "" +
 	"\aunacked\x18\t \x01(\x05R\aunacked\x12\x1f\n" +
 	"\vblock_bytes\x18\n" +
 	" \x01(\x04R\n" +
-	"blockBytes\x1a@\n" +
+	"blockBytes\x12\x1a\n" +
+	"\bshuffles\x18\v \x01(\x05R\bshuffles\x1a@\n" +
 	"\x12LaunchesByJobEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\x04R\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\x03R\x05value:\x028\x01\x1aD\n" +
@@ -5088,7 +5606,7 @@ const file_api_baton_proto_rawDesc = "" +
 	"\x10BLOCK_ERROR_NONE\x10\x00\x12\x19\n" +
 	"\x15BLOCK_ERROR_NOT_FOUND\x10\x01\x12\x17\n" +
 	"\x13BLOCK_ERROR_CORRUPT\x10\x02\x12\x18\n" +
-	"\x14BLOCK_ERROR_INTERNAL\x10\x032\xab\x04\n" +
+	"\x14BLOCK_ERROR_INTERNAL\x10\x032\xe9\x04\n" +
 	"\tScheduler\x12D\n" +
 	"\tSubmitJob\x12\x1a.baton.v1.SubmitJobRequest\x1a\x1b.baton.v1.SubmitJobResponse\x120\n" +
 	"\x06GetJob\x12\x17.baton.v1.GetJobRequest\x1a\r.baton.v1.Job\x12A\n" +
@@ -5098,7 +5616,8 @@ const file_api_baton_proto_rawDesc = "" +
 	"\x0eCollectResults\x12\x1f.baton.v1.CollectResultsRequest\x1a\x15.baton.v1.ResultChunk0\x01\x12G\n" +
 	"\n" +
 	"ReleaseJob\x12\x1b.baton.v1.ReleaseJobRequest\x1a\x1c.baton.v1.ReleaseJobResponse\x12P\n" +
-	"\rListExecutors\x12\x1e.baton.v1.ListExecutorsRequest\x1a\x1f.baton.v1.ListExecutorsResponse2\xeb\x04\n" +
+	"\rListExecutors\x12\x1e.baton.v1.ListExecutorsRequest\x1a\x1f.baton.v1.ListExecutorsResponse\x12<\n" +
+	"\bGetStage\x12\x19.baton.v1.GetStageRequest\x1a\x15.baton.v1.StageDetail2\xbd\x05\n" +
 	"\bOperator\x12;\n" +
 	"\x06Status\x12\x17.baton.v1.StatusRequest\x1a\x18.baton.v1.StatusResponse\x12B\n" +
 	"\rGetNodeStatus\x12\x1b.baton.v1.NodeStatusRequest\x1a\x14.baton.v1.NodeStatus\x12D\n" +
@@ -5108,7 +5627,8 @@ const file_api_baton_proto_rawDesc = "" +
 	"RemovePeer\x12\x1b.baton.v1.RemovePeerRequest\x1a\x1c.baton.v1.RemovePeerResponse\x12_\n" +
 	"\x12TransferLeadership\x12#.baton.v1.TransferLeadershipRequest\x1a$.baton.v1.TransferLeadershipResponse\x12S\n" +
 	"\x0eRegisterMember\x12\x1f.baton.v1.RegisterMemberRequest\x1a .baton.v1.RegisterMemberResponse\x12Y\n" +
-	"\x10ReportResultLost\x12!.baton.v1.ReportResultLostRequest\x1a\".baton.v1.ReportResultLostResponse2N\n" +
+	"\x10ReportResultLost\x12!.baton.v1.ReportResultLostRequest\x1a\".baton.v1.ReportResultLostResponse\x12P\n" +
+	"\rLeaderHistory\x12\x1e.baton.v1.LeaderHistoryRequest\x1a\x1f.baton.v1.LeaderHistoryResponse2N\n" +
 	"\tExecutors\x12A\n" +
 	"\aConnect\x12\x19.baton.v1.ExecutorMessage\x1a\x17.baton.v1.DriverMessage(\x010\x012\xd6\x01\n" +
 	"\x06Blocks\x12E\n" +
@@ -5129,7 +5649,7 @@ func file_api_baton_proto_rawDescGZIP() []byte {
 }
 
 var file_api_baton_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_api_baton_proto_msgTypes = make([]protoimpl.MessageInfo, 68)
+var file_api_baton_proto_msgTypes = make([]protoimpl.MessageInfo, 74)
 var file_api_baton_proto_goTypes = []any{
 	(JobState)(0),                      // 0: baton.v1.JobState
 	(TaskState)(0),                     // 1: baton.v1.TaskState
@@ -5158,58 +5678,64 @@ var file_api_baton_proto_goTypes = []any{
 	(*ListExecutorsRequest)(nil),       // 24: baton.v1.ListExecutorsRequest
 	(*Executor)(nil),                   // 25: baton.v1.Executor
 	(*ListExecutorsResponse)(nil),      // 26: baton.v1.ListExecutorsResponse
-	(*Peer)(nil),                       // 27: baton.v1.Peer
-	(*StatusRequest)(nil),              // 28: baton.v1.StatusRequest
-	(*StatusResponse)(nil),             // 29: baton.v1.StatusResponse
-	(*NodeStatusRequest)(nil),          // 30: baton.v1.NodeStatusRequest
-	(*NodeStatus)(nil),                 // 31: baton.v1.NodeStatus
-	(*ListPeersRequest)(nil),           // 32: baton.v1.ListPeersRequest
-	(*ListPeersResponse)(nil),          // 33: baton.v1.ListPeersResponse
-	(*AddPeerRequest)(nil),             // 34: baton.v1.AddPeerRequest
-	(*AddPeerResponse)(nil),            // 35: baton.v1.AddPeerResponse
-	(*RemovePeerRequest)(nil),          // 36: baton.v1.RemovePeerRequest
-	(*RemovePeerResponse)(nil),         // 37: baton.v1.RemovePeerResponse
-	(*TransferLeadershipRequest)(nil),  // 38: baton.v1.TransferLeadershipRequest
-	(*TransferLeadershipResponse)(nil), // 39: baton.v1.TransferLeadershipResponse
-	(*RegisterMemberRequest)(nil),      // 40: baton.v1.RegisterMemberRequest
-	(*RegisterMemberResponse)(nil),     // 41: baton.v1.RegisterMemberResponse
-	(*ReportResultLostRequest)(nil),    // 42: baton.v1.ReportResultLostRequest
-	(*ReportResultLostResponse)(nil),   // 43: baton.v1.ReportResultLostResponse
-	(*TaskID)(nil),                     // 44: baton.v1.TaskID
-	(*MapLocation)(nil),                // 45: baton.v1.MapLocation
-	(*ShuffleInput)(nil),               // 46: baton.v1.ShuffleInput
-	(*TaskLaunch)(nil),                 // 47: baton.v1.TaskLaunch
-	(*TaskStatus)(nil),                 // 48: baton.v1.TaskStatus
-	(*Hello)(nil),                      // 49: baton.v1.Hello
-	(*StatusUpdates)(nil),              // 50: baton.v1.StatusUpdates
-	(*CommitRequest)(nil),              // 51: baton.v1.CommitRequest
-	(*ExecutorMessage)(nil),            // 52: baton.v1.ExecutorMessage
-	(*Welcome)(nil),                    // 53: baton.v1.Welcome
-	(*Launch)(nil),                     // 54: baton.v1.Launch
-	(*Kill)(nil),                       // 55: baton.v1.Kill
-	(*Ack)(nil),                        // 56: baton.v1.Ack
-	(*CommitDecision)(nil),             // 57: baton.v1.CommitDecision
-	(*ResultBlock)(nil),                // 58: baton.v1.ResultBlock
-	(*DeleteBlocks)(nil),               // 59: baton.v1.DeleteBlocks
-	(*NotLeader)(nil),                  // 60: baton.v1.NotLeader
-	(*DriverMessage)(nil),              // 61: baton.v1.DriverMessage
-	(*FetchShuffleRequest)(nil),        // 62: baton.v1.FetchShuffleRequest
-	(*FetchResultRequest)(nil),         // 63: baton.v1.FetchResultRequest
-	(*BlockChunk)(nil),                 // 64: baton.v1.BlockChunk
-	(*ExecutorStatsRequest)(nil),       // 65: baton.v1.ExecutorStatsRequest
-	(*ExecutorStats)(nil),              // 66: baton.v1.ExecutorStats
-	nil,                                // 67: baton.v1.Plan.DatasetsEntry
-	nil,                                // 68: baton.v1.Dataset.EnvEntry
-	nil,                                // 69: baton.v1.ExecutorStats.LaunchesByJobEntry
-	nil,                                // 70: baton.v1.ExecutorStats.FirstLaunchByTermEntry
-	nil,                                // 71: baton.v1.ExecutorStats.LastLaunchByTermEntry
+	(*GetStageRequest)(nil),            // 27: baton.v1.GetStageRequest
+	(*TaskAttempt)(nil),                // 28: baton.v1.TaskAttempt
+	(*StageDetail)(nil),                // 29: baton.v1.StageDetail
+	(*Peer)(nil),                       // 30: baton.v1.Peer
+	(*StatusRequest)(nil),              // 31: baton.v1.StatusRequest
+	(*StatusResponse)(nil),             // 32: baton.v1.StatusResponse
+	(*NodeStatusRequest)(nil),          // 33: baton.v1.NodeStatusRequest
+	(*NodeStatus)(nil),                 // 34: baton.v1.NodeStatus
+	(*ListPeersRequest)(nil),           // 35: baton.v1.ListPeersRequest
+	(*ListPeersResponse)(nil),          // 36: baton.v1.ListPeersResponse
+	(*AddPeerRequest)(nil),             // 37: baton.v1.AddPeerRequest
+	(*AddPeerResponse)(nil),            // 38: baton.v1.AddPeerResponse
+	(*RemovePeerRequest)(nil),          // 39: baton.v1.RemovePeerRequest
+	(*RemovePeerResponse)(nil),         // 40: baton.v1.RemovePeerResponse
+	(*TransferLeadershipRequest)(nil),  // 41: baton.v1.TransferLeadershipRequest
+	(*TransferLeadershipResponse)(nil), // 42: baton.v1.TransferLeadershipResponse
+	(*RegisterMemberRequest)(nil),      // 43: baton.v1.RegisterMemberRequest
+	(*RegisterMemberResponse)(nil),     // 44: baton.v1.RegisterMemberResponse
+	(*LeaderHistoryRequest)(nil),       // 45: baton.v1.LeaderHistoryRequest
+	(*Takeover)(nil),                   // 46: baton.v1.Takeover
+	(*LeaderHistoryResponse)(nil),      // 47: baton.v1.LeaderHistoryResponse
+	(*ReportResultLostRequest)(nil),    // 48: baton.v1.ReportResultLostRequest
+	(*ReportResultLostResponse)(nil),   // 49: baton.v1.ReportResultLostResponse
+	(*TaskID)(nil),                     // 50: baton.v1.TaskID
+	(*MapLocation)(nil),                // 51: baton.v1.MapLocation
+	(*ShuffleInput)(nil),               // 52: baton.v1.ShuffleInput
+	(*TaskLaunch)(nil),                 // 53: baton.v1.TaskLaunch
+	(*TaskStatus)(nil),                 // 54: baton.v1.TaskStatus
+	(*Hello)(nil),                      // 55: baton.v1.Hello
+	(*StatusUpdates)(nil),              // 56: baton.v1.StatusUpdates
+	(*CommitRequest)(nil),              // 57: baton.v1.CommitRequest
+	(*ExecutorMessage)(nil),            // 58: baton.v1.ExecutorMessage
+	(*Welcome)(nil),                    // 59: baton.v1.Welcome
+	(*Launch)(nil),                     // 60: baton.v1.Launch
+	(*Kill)(nil),                       // 61: baton.v1.Kill
+	(*Ack)(nil),                        // 62: baton.v1.Ack
+	(*CommitDecision)(nil),             // 63: baton.v1.CommitDecision
+	(*ResultBlock)(nil),                // 64: baton.v1.ResultBlock
+	(*DeleteBlocks)(nil),               // 65: baton.v1.DeleteBlocks
+	(*NotLeader)(nil),                  // 66: baton.v1.NotLeader
+	(*DriverMessage)(nil),              // 67: baton.v1.DriverMessage
+	(*FetchShuffleRequest)(nil),        // 68: baton.v1.FetchShuffleRequest
+	(*FetchResultRequest)(nil),         // 69: baton.v1.FetchResultRequest
+	(*BlockChunk)(nil),                 // 70: baton.v1.BlockChunk
+	(*ExecutorStatsRequest)(nil),       // 71: baton.v1.ExecutorStatsRequest
+	(*ExecutorStats)(nil),              // 72: baton.v1.ExecutorStats
+	nil,                                // 73: baton.v1.Plan.DatasetsEntry
+	nil,                                // 74: baton.v1.Dataset.EnvEntry
+	nil,                                // 75: baton.v1.ExecutorStats.LaunchesByJobEntry
+	nil,                                // 76: baton.v1.ExecutorStats.FirstLaunchByTermEntry
+	nil,                                // 77: baton.v1.ExecutorStats.LastLaunchByTermEntry
 }
 var file_api_baton_proto_depIdxs = []int32{
-	67, // 0: baton.v1.Plan.datasets:type_name -> baton.v1.Plan.DatasetsEntry
+	73, // 0: baton.v1.Plan.datasets:type_name -> baton.v1.Plan.DatasetsEntry
 	8,  // 1: baton.v1.Plan.action:type_name -> baton.v1.Action
 	5,  // 2: baton.v1.Dataset.fn:type_name -> baton.v1.Func
 	6,  // 3: baton.v1.Dataset.records:type_name -> baton.v1.Record
-	68, // 4: baton.v1.Dataset.env:type_name -> baton.v1.Dataset.EnvEntry
+	74, // 4: baton.v1.Dataset.env:type_name -> baton.v1.Dataset.EnvEntry
 	5,  // 5: baton.v1.Action.fn:type_name -> baton.v1.Func
 	0,  // 6: baton.v1.Job.state:type_name -> baton.v1.JobState
 	11, // 7: baton.v1.Job.stages:type_name -> baton.v1.Stage
@@ -5218,81 +5744,88 @@ var file_api_baton_proto_depIdxs = []int32{
 	4,  // 10: baton.v1.SubmitJobRequest.plan:type_name -> baton.v1.Plan
 	9,  // 11: baton.v1.ListJobsResponse.jobs:type_name -> baton.v1.Job
 	25, // 12: baton.v1.ListExecutorsResponse.executors:type_name -> baton.v1.Executor
-	31, // 13: baton.v1.StatusResponse.node:type_name -> baton.v1.NodeStatus
-	27, // 14: baton.v1.StatusResponse.peers:type_name -> baton.v1.Peer
-	27, // 15: baton.v1.ListPeersResponse.peers:type_name -> baton.v1.Peer
-	45, // 16: baton.v1.ShuffleInput.locations:type_name -> baton.v1.MapLocation
-	44, // 17: baton.v1.TaskLaunch.id:type_name -> baton.v1.TaskID
-	46, // 18: baton.v1.TaskLaunch.inputs:type_name -> baton.v1.ShuffleInput
-	44, // 19: baton.v1.TaskStatus.id:type_name -> baton.v1.TaskID
-	1,  // 20: baton.v1.TaskStatus.state:type_name -> baton.v1.TaskState
-	2,  // 21: baton.v1.TaskStatus.failure:type_name -> baton.v1.FailureKind
-	44, // 22: baton.v1.Hello.running:type_name -> baton.v1.TaskID
-	44, // 23: baton.v1.Hello.unacked:type_name -> baton.v1.TaskID
-	48, // 24: baton.v1.StatusUpdates.updates:type_name -> baton.v1.TaskStatus
-	44, // 25: baton.v1.CommitRequest.id:type_name -> baton.v1.TaskID
-	49, // 26: baton.v1.ExecutorMessage.hello:type_name -> baton.v1.Hello
-	50, // 27: baton.v1.ExecutorMessage.updates:type_name -> baton.v1.StatusUpdates
-	51, // 28: baton.v1.ExecutorMessage.commit:type_name -> baton.v1.CommitRequest
-	47, // 29: baton.v1.Launch.tasks:type_name -> baton.v1.TaskLaunch
-	58, // 30: baton.v1.DeleteBlocks.results:type_name -> baton.v1.ResultBlock
-	53, // 31: baton.v1.DriverMessage.welcome:type_name -> baton.v1.Welcome
-	54, // 32: baton.v1.DriverMessage.launch:type_name -> baton.v1.Launch
-	55, // 33: baton.v1.DriverMessage.kill:type_name -> baton.v1.Kill
-	56, // 34: baton.v1.DriverMessage.ack:type_name -> baton.v1.Ack
-	57, // 35: baton.v1.DriverMessage.commit:type_name -> baton.v1.CommitDecision
-	59, // 36: baton.v1.DriverMessage.delete:type_name -> baton.v1.DeleteBlocks
-	60, // 37: baton.v1.DriverMessage.not_leader:type_name -> baton.v1.NotLeader
-	3,  // 38: baton.v1.BlockChunk.error:type_name -> baton.v1.BlockError
-	69, // 39: baton.v1.ExecutorStats.launches_by_job:type_name -> baton.v1.ExecutorStats.LaunchesByJobEntry
-	70, // 40: baton.v1.ExecutorStats.first_launch_by_term:type_name -> baton.v1.ExecutorStats.FirstLaunchByTermEntry
-	71, // 41: baton.v1.ExecutorStats.last_launch_by_term:type_name -> baton.v1.ExecutorStats.LastLaunchByTermEntry
-	7,  // 42: baton.v1.Plan.DatasetsEntry.value:type_name -> baton.v1.Dataset
-	12, // 43: baton.v1.Scheduler.SubmitJob:input_type -> baton.v1.SubmitJobRequest
-	14, // 44: baton.v1.Scheduler.GetJob:input_type -> baton.v1.GetJobRequest
-	15, // 45: baton.v1.Scheduler.ListJobs:input_type -> baton.v1.ListJobsRequest
-	17, // 46: baton.v1.Scheduler.CancelJob:input_type -> baton.v1.CancelJobRequest
-	19, // 47: baton.v1.Scheduler.WatchJob:input_type -> baton.v1.WatchJobRequest
-	22, // 48: baton.v1.Scheduler.CollectResults:input_type -> baton.v1.CollectResultsRequest
-	20, // 49: baton.v1.Scheduler.ReleaseJob:input_type -> baton.v1.ReleaseJobRequest
-	24, // 50: baton.v1.Scheduler.ListExecutors:input_type -> baton.v1.ListExecutorsRequest
-	28, // 51: baton.v1.Operator.Status:input_type -> baton.v1.StatusRequest
-	30, // 52: baton.v1.Operator.GetNodeStatus:input_type -> baton.v1.NodeStatusRequest
-	32, // 53: baton.v1.Operator.ListPeers:input_type -> baton.v1.ListPeersRequest
-	34, // 54: baton.v1.Operator.AddPeer:input_type -> baton.v1.AddPeerRequest
-	36, // 55: baton.v1.Operator.RemovePeer:input_type -> baton.v1.RemovePeerRequest
-	38, // 56: baton.v1.Operator.TransferLeadership:input_type -> baton.v1.TransferLeadershipRequest
-	40, // 57: baton.v1.Operator.RegisterMember:input_type -> baton.v1.RegisterMemberRequest
-	42, // 58: baton.v1.Operator.ReportResultLost:input_type -> baton.v1.ReportResultLostRequest
-	52, // 59: baton.v1.Executors.Connect:input_type -> baton.v1.ExecutorMessage
-	62, // 60: baton.v1.Blocks.FetchShuffle:input_type -> baton.v1.FetchShuffleRequest
-	63, // 61: baton.v1.Blocks.FetchResult:input_type -> baton.v1.FetchResultRequest
-	65, // 62: baton.v1.Blocks.Stats:input_type -> baton.v1.ExecutorStatsRequest
-	13, // 63: baton.v1.Scheduler.SubmitJob:output_type -> baton.v1.SubmitJobResponse
-	9,  // 64: baton.v1.Scheduler.GetJob:output_type -> baton.v1.Job
-	16, // 65: baton.v1.Scheduler.ListJobs:output_type -> baton.v1.ListJobsResponse
-	18, // 66: baton.v1.Scheduler.CancelJob:output_type -> baton.v1.CancelJobResponse
-	9,  // 67: baton.v1.Scheduler.WatchJob:output_type -> baton.v1.Job
-	23, // 68: baton.v1.Scheduler.CollectResults:output_type -> baton.v1.ResultChunk
-	21, // 69: baton.v1.Scheduler.ReleaseJob:output_type -> baton.v1.ReleaseJobResponse
-	26, // 70: baton.v1.Scheduler.ListExecutors:output_type -> baton.v1.ListExecutorsResponse
-	29, // 71: baton.v1.Operator.Status:output_type -> baton.v1.StatusResponse
-	31, // 72: baton.v1.Operator.GetNodeStatus:output_type -> baton.v1.NodeStatus
-	33, // 73: baton.v1.Operator.ListPeers:output_type -> baton.v1.ListPeersResponse
-	35, // 74: baton.v1.Operator.AddPeer:output_type -> baton.v1.AddPeerResponse
-	37, // 75: baton.v1.Operator.RemovePeer:output_type -> baton.v1.RemovePeerResponse
-	39, // 76: baton.v1.Operator.TransferLeadership:output_type -> baton.v1.TransferLeadershipResponse
-	41, // 77: baton.v1.Operator.RegisterMember:output_type -> baton.v1.RegisterMemberResponse
-	43, // 78: baton.v1.Operator.ReportResultLost:output_type -> baton.v1.ReportResultLostResponse
-	61, // 79: baton.v1.Executors.Connect:output_type -> baton.v1.DriverMessage
-	64, // 80: baton.v1.Blocks.FetchShuffle:output_type -> baton.v1.BlockChunk
-	64, // 81: baton.v1.Blocks.FetchResult:output_type -> baton.v1.BlockChunk
-	66, // 82: baton.v1.Blocks.Stats:output_type -> baton.v1.ExecutorStats
-	63, // [63:83] is the sub-list for method output_type
-	43, // [43:63] is the sub-list for method input_type
-	43, // [43:43] is the sub-list for extension type_name
-	43, // [43:43] is the sub-list for extension extendee
-	0,  // [0:43] is the sub-list for field type_name
+	11, // 13: baton.v1.StageDetail.stage:type_name -> baton.v1.Stage
+	28, // 14: baton.v1.StageDetail.tasks:type_name -> baton.v1.TaskAttempt
+	34, // 15: baton.v1.StatusResponse.node:type_name -> baton.v1.NodeStatus
+	30, // 16: baton.v1.StatusResponse.peers:type_name -> baton.v1.Peer
+	30, // 17: baton.v1.ListPeersResponse.peers:type_name -> baton.v1.Peer
+	46, // 18: baton.v1.LeaderHistoryResponse.takeovers:type_name -> baton.v1.Takeover
+	51, // 19: baton.v1.ShuffleInput.locations:type_name -> baton.v1.MapLocation
+	50, // 20: baton.v1.TaskLaunch.id:type_name -> baton.v1.TaskID
+	52, // 21: baton.v1.TaskLaunch.inputs:type_name -> baton.v1.ShuffleInput
+	50, // 22: baton.v1.TaskStatus.id:type_name -> baton.v1.TaskID
+	1,  // 23: baton.v1.TaskStatus.state:type_name -> baton.v1.TaskState
+	2,  // 24: baton.v1.TaskStatus.failure:type_name -> baton.v1.FailureKind
+	50, // 25: baton.v1.Hello.running:type_name -> baton.v1.TaskID
+	50, // 26: baton.v1.Hello.unacked:type_name -> baton.v1.TaskID
+	54, // 27: baton.v1.StatusUpdates.updates:type_name -> baton.v1.TaskStatus
+	50, // 28: baton.v1.CommitRequest.id:type_name -> baton.v1.TaskID
+	55, // 29: baton.v1.ExecutorMessage.hello:type_name -> baton.v1.Hello
+	56, // 30: baton.v1.ExecutorMessage.updates:type_name -> baton.v1.StatusUpdates
+	57, // 31: baton.v1.ExecutorMessage.commit:type_name -> baton.v1.CommitRequest
+	53, // 32: baton.v1.Launch.tasks:type_name -> baton.v1.TaskLaunch
+	64, // 33: baton.v1.DeleteBlocks.results:type_name -> baton.v1.ResultBlock
+	59, // 34: baton.v1.DriverMessage.welcome:type_name -> baton.v1.Welcome
+	60, // 35: baton.v1.DriverMessage.launch:type_name -> baton.v1.Launch
+	61, // 36: baton.v1.DriverMessage.kill:type_name -> baton.v1.Kill
+	62, // 37: baton.v1.DriverMessage.ack:type_name -> baton.v1.Ack
+	63, // 38: baton.v1.DriverMessage.commit:type_name -> baton.v1.CommitDecision
+	65, // 39: baton.v1.DriverMessage.delete:type_name -> baton.v1.DeleteBlocks
+	66, // 40: baton.v1.DriverMessage.not_leader:type_name -> baton.v1.NotLeader
+	3,  // 41: baton.v1.BlockChunk.error:type_name -> baton.v1.BlockError
+	75, // 42: baton.v1.ExecutorStats.launches_by_job:type_name -> baton.v1.ExecutorStats.LaunchesByJobEntry
+	76, // 43: baton.v1.ExecutorStats.first_launch_by_term:type_name -> baton.v1.ExecutorStats.FirstLaunchByTermEntry
+	77, // 44: baton.v1.ExecutorStats.last_launch_by_term:type_name -> baton.v1.ExecutorStats.LastLaunchByTermEntry
+	7,  // 45: baton.v1.Plan.DatasetsEntry.value:type_name -> baton.v1.Dataset
+	12, // 46: baton.v1.Scheduler.SubmitJob:input_type -> baton.v1.SubmitJobRequest
+	14, // 47: baton.v1.Scheduler.GetJob:input_type -> baton.v1.GetJobRequest
+	15, // 48: baton.v1.Scheduler.ListJobs:input_type -> baton.v1.ListJobsRequest
+	17, // 49: baton.v1.Scheduler.CancelJob:input_type -> baton.v1.CancelJobRequest
+	19, // 50: baton.v1.Scheduler.WatchJob:input_type -> baton.v1.WatchJobRequest
+	22, // 51: baton.v1.Scheduler.CollectResults:input_type -> baton.v1.CollectResultsRequest
+	20, // 52: baton.v1.Scheduler.ReleaseJob:input_type -> baton.v1.ReleaseJobRequest
+	24, // 53: baton.v1.Scheduler.ListExecutors:input_type -> baton.v1.ListExecutorsRequest
+	27, // 54: baton.v1.Scheduler.GetStage:input_type -> baton.v1.GetStageRequest
+	31, // 55: baton.v1.Operator.Status:input_type -> baton.v1.StatusRequest
+	33, // 56: baton.v1.Operator.GetNodeStatus:input_type -> baton.v1.NodeStatusRequest
+	35, // 57: baton.v1.Operator.ListPeers:input_type -> baton.v1.ListPeersRequest
+	37, // 58: baton.v1.Operator.AddPeer:input_type -> baton.v1.AddPeerRequest
+	39, // 59: baton.v1.Operator.RemovePeer:input_type -> baton.v1.RemovePeerRequest
+	41, // 60: baton.v1.Operator.TransferLeadership:input_type -> baton.v1.TransferLeadershipRequest
+	43, // 61: baton.v1.Operator.RegisterMember:input_type -> baton.v1.RegisterMemberRequest
+	48, // 62: baton.v1.Operator.ReportResultLost:input_type -> baton.v1.ReportResultLostRequest
+	45, // 63: baton.v1.Operator.LeaderHistory:input_type -> baton.v1.LeaderHistoryRequest
+	58, // 64: baton.v1.Executors.Connect:input_type -> baton.v1.ExecutorMessage
+	68, // 65: baton.v1.Blocks.FetchShuffle:input_type -> baton.v1.FetchShuffleRequest
+	69, // 66: baton.v1.Blocks.FetchResult:input_type -> baton.v1.FetchResultRequest
+	71, // 67: baton.v1.Blocks.Stats:input_type -> baton.v1.ExecutorStatsRequest
+	13, // 68: baton.v1.Scheduler.SubmitJob:output_type -> baton.v1.SubmitJobResponse
+	9,  // 69: baton.v1.Scheduler.GetJob:output_type -> baton.v1.Job
+	16, // 70: baton.v1.Scheduler.ListJobs:output_type -> baton.v1.ListJobsResponse
+	18, // 71: baton.v1.Scheduler.CancelJob:output_type -> baton.v1.CancelJobResponse
+	9,  // 72: baton.v1.Scheduler.WatchJob:output_type -> baton.v1.Job
+	23, // 73: baton.v1.Scheduler.CollectResults:output_type -> baton.v1.ResultChunk
+	21, // 74: baton.v1.Scheduler.ReleaseJob:output_type -> baton.v1.ReleaseJobResponse
+	26, // 75: baton.v1.Scheduler.ListExecutors:output_type -> baton.v1.ListExecutorsResponse
+	29, // 76: baton.v1.Scheduler.GetStage:output_type -> baton.v1.StageDetail
+	32, // 77: baton.v1.Operator.Status:output_type -> baton.v1.StatusResponse
+	34, // 78: baton.v1.Operator.GetNodeStatus:output_type -> baton.v1.NodeStatus
+	36, // 79: baton.v1.Operator.ListPeers:output_type -> baton.v1.ListPeersResponse
+	38, // 80: baton.v1.Operator.AddPeer:output_type -> baton.v1.AddPeerResponse
+	40, // 81: baton.v1.Operator.RemovePeer:output_type -> baton.v1.RemovePeerResponse
+	42, // 82: baton.v1.Operator.TransferLeadership:output_type -> baton.v1.TransferLeadershipResponse
+	44, // 83: baton.v1.Operator.RegisterMember:output_type -> baton.v1.RegisterMemberResponse
+	49, // 84: baton.v1.Operator.ReportResultLost:output_type -> baton.v1.ReportResultLostResponse
+	47, // 85: baton.v1.Operator.LeaderHistory:output_type -> baton.v1.LeaderHistoryResponse
+	67, // 86: baton.v1.Executors.Connect:output_type -> baton.v1.DriverMessage
+	70, // 87: baton.v1.Blocks.FetchShuffle:output_type -> baton.v1.BlockChunk
+	70, // 88: baton.v1.Blocks.FetchResult:output_type -> baton.v1.BlockChunk
+	72, // 89: baton.v1.Blocks.Stats:output_type -> baton.v1.ExecutorStats
+	68, // [68:90] is the sub-list for method output_type
+	46, // [46:68] is the sub-list for method input_type
+	46, // [46:46] is the sub-list for extension type_name
+	46, // [46:46] is the sub-list for extension extendee
+	0,  // [0:46] is the sub-list for field type_name
 }
 
 func init() { file_api_baton_proto_init() }
@@ -5301,12 +5834,12 @@ func file_api_baton_proto_init() {
 		return
 	}
 	file_api_baton_proto_msgTypes[3].OneofWrappers = []any{}
-	file_api_baton_proto_msgTypes[48].OneofWrappers = []any{
+	file_api_baton_proto_msgTypes[54].OneofWrappers = []any{
 		(*ExecutorMessage_Hello)(nil),
 		(*ExecutorMessage_Updates)(nil),
 		(*ExecutorMessage_Commit)(nil),
 	}
-	file_api_baton_proto_msgTypes[57].OneofWrappers = []any{
+	file_api_baton_proto_msgTypes[63].OneofWrappers = []any{
 		(*DriverMessage_Welcome)(nil),
 		(*DriverMessage_Launch)(nil),
 		(*DriverMessage_Kill)(nil),
@@ -5321,7 +5854,7 @@ func file_api_baton_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_api_baton_proto_rawDesc), len(file_api_baton_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   68,
+			NumMessages:   74,
 			NumExtensions: 0,
 			NumServices:   4,
 		},

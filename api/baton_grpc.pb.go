@@ -42,6 +42,7 @@ const (
 	Scheduler_CollectResults_FullMethodName = "/baton.v1.Scheduler/CollectResults"
 	Scheduler_ReleaseJob_FullMethodName     = "/baton.v1.Scheduler/ReleaseJob"
 	Scheduler_ListExecutors_FullMethodName  = "/baton.v1.Scheduler/ListExecutors"
+	Scheduler_GetStage_FullMethodName       = "/baton.v1.Scheduler/GetStage"
 )
 
 // SchedulerClient is the client API for Scheduler service.
@@ -57,6 +58,10 @@ type SchedulerClient interface {
 	CollectResults(ctx context.Context, in *CollectResultsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[ResultChunk], error)
 	ReleaseJob(ctx context.Context, in *ReleaseJobRequest, opts ...grpc.CallOption) (*ReleaseJobResponse, error)
 	ListExecutors(ctx context.Context, in *ListExecutorsRequest, opts ...grpc.CallOption) (*ListExecutorsResponse, error)
+	// GetStage returns a stage with its task attempts: those this node saw
+	// end (its own record since it started, not replicated), and, on the
+	// leader, those running.
+	GetStage(ctx context.Context, in *GetStageRequest, opts ...grpc.CallOption) (*StageDetail, error)
 }
 
 type schedulerClient struct {
@@ -165,6 +170,16 @@ func (c *schedulerClient) ListExecutors(ctx context.Context, in *ListExecutorsRe
 	return out, nil
 }
 
+func (c *schedulerClient) GetStage(ctx context.Context, in *GetStageRequest, opts ...grpc.CallOption) (*StageDetail, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(StageDetail)
+	err := c.cc.Invoke(ctx, Scheduler_GetStage_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // SchedulerServer is the server API for Scheduler service.
 // All implementations must embed UnimplementedSchedulerServer
 // for forward compatibility.
@@ -178,6 +193,10 @@ type SchedulerServer interface {
 	CollectResults(*CollectResultsRequest, grpc.ServerStreamingServer[ResultChunk]) error
 	ReleaseJob(context.Context, *ReleaseJobRequest) (*ReleaseJobResponse, error)
 	ListExecutors(context.Context, *ListExecutorsRequest) (*ListExecutorsResponse, error)
+	// GetStage returns a stage with its task attempts: those this node saw
+	// end (its own record since it started, not replicated), and, on the
+	// leader, those running.
+	GetStage(context.Context, *GetStageRequest) (*StageDetail, error)
 	mustEmbedUnimplementedSchedulerServer()
 }
 
@@ -211,6 +230,9 @@ func (UnimplementedSchedulerServer) ReleaseJob(context.Context, *ReleaseJobReque
 }
 func (UnimplementedSchedulerServer) ListExecutors(context.Context, *ListExecutorsRequest) (*ListExecutorsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListExecutors not implemented")
+}
+func (UnimplementedSchedulerServer) GetStage(context.Context, *GetStageRequest) (*StageDetail, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetStage not implemented")
 }
 func (UnimplementedSchedulerServer) mustEmbedUnimplementedSchedulerServer() {}
 func (UnimplementedSchedulerServer) testEmbeddedByValue()                   {}
@@ -363,6 +385,24 @@ func _Scheduler_ListExecutors_Handler(srv interface{}, ctx context.Context, dec 
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Scheduler_GetStage_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetStageRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SchedulerServer).GetStage(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Scheduler_GetStage_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SchedulerServer).GetStage(ctx, req.(*GetStageRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Scheduler_ServiceDesc is the grpc.ServiceDesc for Scheduler service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -394,6 +434,10 @@ var Scheduler_ServiceDesc = grpc.ServiceDesc{
 			MethodName: "ListExecutors",
 			Handler:    _Scheduler_ListExecutors_Handler,
 		},
+		{
+			MethodName: "GetStage",
+			Handler:    _Scheduler_GetStage_Handler,
+		},
 	},
 	Streams: []grpc.StreamDesc{
 		{
@@ -419,6 +463,7 @@ const (
 	Operator_TransferLeadership_FullMethodName = "/baton.v1.Operator/TransferLeadership"
 	Operator_RegisterMember_FullMethodName     = "/baton.v1.Operator/RegisterMember"
 	Operator_ReportResultLost_FullMethodName   = "/baton.v1.Operator/ReportResultLost"
+	Operator_LeaderHistory_FullMethodName      = "/baton.v1.Operator/LeaderHistory"
 )
 
 // OperatorClient is the client API for Operator service.
@@ -435,6 +480,8 @@ type OperatorClient interface {
 	// ReportResultLost says a job's indirect result could not be read: the
 	// partition runs again (TaskResultLost).
 	ReportResultLost(ctx context.Context, in *ReportResultLostRequest, opts ...grpc.CallOption) (*ReportResultLostResponse, error)
+	// LeaderHistory returns the latest leader takeovers, oldest first.
+	LeaderHistory(ctx context.Context, in *LeaderHistoryRequest, opts ...grpc.CallOption) (*LeaderHistoryResponse, error)
 }
 
 type operatorClient struct {
@@ -525,6 +572,16 @@ func (c *operatorClient) ReportResultLost(ctx context.Context, in *ReportResultL
 	return out, nil
 }
 
+func (c *operatorClient) LeaderHistory(ctx context.Context, in *LeaderHistoryRequest, opts ...grpc.CallOption) (*LeaderHistoryResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(LeaderHistoryResponse)
+	err := c.cc.Invoke(ctx, Operator_LeaderHistory_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // OperatorServer is the server API for Operator service.
 // All implementations must embed UnimplementedOperatorServer
 // for forward compatibility.
@@ -539,6 +596,8 @@ type OperatorServer interface {
 	// ReportResultLost says a job's indirect result could not be read: the
 	// partition runs again (TaskResultLost).
 	ReportResultLost(context.Context, *ReportResultLostRequest) (*ReportResultLostResponse, error)
+	// LeaderHistory returns the latest leader takeovers, oldest first.
+	LeaderHistory(context.Context, *LeaderHistoryRequest) (*LeaderHistoryResponse, error)
 	mustEmbedUnimplementedOperatorServer()
 }
 
@@ -572,6 +631,9 @@ func (UnimplementedOperatorServer) RegisterMember(context.Context, *RegisterMemb
 }
 func (UnimplementedOperatorServer) ReportResultLost(context.Context, *ReportResultLostRequest) (*ReportResultLostResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ReportResultLost not implemented")
+}
+func (UnimplementedOperatorServer) LeaderHistory(context.Context, *LeaderHistoryRequest) (*LeaderHistoryResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method LeaderHistory not implemented")
 }
 func (UnimplementedOperatorServer) mustEmbedUnimplementedOperatorServer() {}
 func (UnimplementedOperatorServer) testEmbeddedByValue()                  {}
@@ -738,6 +800,24 @@ func _Operator_ReportResultLost_Handler(srv interface{}, ctx context.Context, de
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Operator_LeaderHistory_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(LeaderHistoryRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(OperatorServer).LeaderHistory(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Operator_LeaderHistory_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(OperatorServer).LeaderHistory(ctx, req.(*LeaderHistoryRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Operator_ServiceDesc is the grpc.ServiceDesc for Operator service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -776,6 +856,10 @@ var Operator_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ReportResultLost",
 			Handler:    _Operator_ReportResultLost_Handler,
+		},
+		{
+			MethodName: "LeaderHistory",
+			Handler:    _Operator_LeaderHistory_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -144,6 +144,10 @@ type TaskEnded struct {
 	FetchShuffle  ShuffleID
 	FetchMap      int
 	FetchReduce   int
+
+	// DurationMs is how long the attempt ran, as its executor measured
+	// (for operators; the scheduler does not use it).
+	DurationMs int64
 }
 
 // ResubmitFailedStages resubmits the stages failed by fetch failures. The

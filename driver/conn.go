@@ -421,6 +421,10 @@ func (l *leadership) updates(c *conn, updates []*api.TaskStatus) {
 		return
 	}
 	var dropped dag.Dropped
+	l.d.metrics.batch.Observe(float64(len(cmds)))
+	for _, cmd := range cmds {
+		l.d.metrics.finished.WithLabelValues(reasonLabel(cmd.(*dag.TaskEnded).Reason)).Inc()
+	}
 	l.mu.Lock()
 	kill := l.settle(cmds, ids, durations)
 	for _, id := range ids {
@@ -503,7 +507,7 @@ func toTaskEnded(exec string, u *api.TaskStatus) *dag.TaskEnded {
 	te := &dag.TaskEnded{
 		Task: dag.TaskID(id.Task), Stage: dag.StageID(id.Stage), StageAttempt: int(id.StageAttempt),
 		Partition: int(id.Partition), Attempt: int(id.Attempt), Executor: dag.ExecutorID(exec), Epoch: id.Epoch,
-		Message: clip(u.Message),
+		Message: clip(u.Message), DurationMs: max(u.DurationMs, 0),
 	}
 	switch u.State {
 	case api.TaskState_TASK_STATE_FINISHED:

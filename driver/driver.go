@@ -11,6 +11,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/baton-sched/baton/api"
 	"github.com/baton-sched/baton/dag"
 	"github.com/baton-sched/baton/fsm"
@@ -79,7 +81,10 @@ type Options struct {
 	// ExcludeTimeout is how long an executor stays excluded for all
 	// tasks. Default 1h (Spark's spark.excludeOnFailure.timeout).
 	ExcludeTimeout time.Duration
-	Logger         *slog.Logger
+	// Metrics registers the driver's Prometheus series (nil: not
+	// exported).
+	Metrics prometheus.Registerer
+	Logger  *slog.Logger
 }
 
 func (o *Options) ensureDefaults() {
@@ -148,13 +153,20 @@ type Driver struct {
 	stop chan struct{}
 	wg   sync.WaitGroup
 	// seq numbers task attempts (see launchBuilder.build).
-	seq atomic.Uint64
+	seq     atomic.Uint64
+	metrics *metrics
 }
 
 // New returns a driver; Start runs it.
 func New(f *fsm.FSM, node *raftnet.Node, prop *raftnet.Proposer, leader Leader, opts Options) *Driver {
 	opts.ensureDefaults()
-	return &Driver{opts: opts, log: opts.Logger, fsm: f, node: node, prop: prop, leader: leader, stop: make(chan struct{})}
+	d := &Driver{opts: opts, log: opts.Logger, fsm: f, node: node, prop: prop, leader: leader, stop: make(chan struct{})}
+	reg := opts.Metrics
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+	}
+	d.metrics = newMetrics(reg, d)
+	return d
 }
 
 // Register registers the Executors service.
@@ -256,6 +268,7 @@ func (d *Driver) take() {
 	d.lead = l
 	d.mu.Unlock()
 	d.log.Info("driver: leading", "term", l.term, "executors", len(l.lastSeen))
+	d.metrics.leaderships.Inc()
 	l.finishSaved()
 	d.wg.Add(1)
 	go func() {
@@ -310,6 +323,32 @@ func (d *Driver) Running() map[string]int {
 		l.mu.Lock()
 		for _, a := range l.attempts {
 			out[a.exec]++
+		}
+		l.mu.Unlock()
+	}
+	return out
+}
+
+// AttemptInfo is a running task attempt, as the leader knows it.
+type AttemptInfo struct {
+	Task                             uint64
+	Partition, Attempt, StageAttempt int
+	Executor                         string
+	Started                          time.Time
+	Speculative                      bool
+}
+
+// Attempts returns a stage's running attempts (on the leader; none
+// elsewhere).
+func (d *Driver) Attempts(stage dag.StageID) []AttemptInfo {
+	var out []AttemptInfo
+	if l := d.current(); l != nil {
+		l.mu.Lock()
+		for task, a := range l.attempts {
+			if a.key.stage == stage && !a.reported {
+				out = append(out, AttemptInfo{Task: task, Partition: a.key.part, Attempt: int(a.id.Attempt), StageAttempt: a.key.attempt,
+					Executor: a.exec, Started: a.started, Speculative: a.speculative})
+			}
 		}
 		l.mu.Unlock()
 	}

@@ -213,6 +213,7 @@ func (p *placer) offer(t dag.TaskSpec, speculative bool) (launched, noRoom bool)
 		l.byPart[key] = tl.Id.Task
 	}
 	p.batches[exec] = append(p.batches[exec], tl)
+	l.d.metrics.launched.Inc()
 	p.rooms[exec].used++
 	p.capacity--
 	if free[exec]--; free[exec] == 0 {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/baton-sched/baton/api"
 	"github.com/baton-sched/baton/dag"
+	"github.com/baton-sched/baton/fsm"
 	"github.com/baton-sched/baton/plan"
 )
 
@@ -232,8 +233,29 @@ func (l *leadership) graceOver(now time.Time) bool {
 	if all || now.Sub(l.won) >= l.d.opts.GracePeriod {
 		l.graceful = true
 		l.d.log.Info("driver: launching", "term", l.term, "after", now.Sub(l.won).Round(time.Millisecond), "all executors back", all)
+		l.d.metrics.takeover.Observe(now.Sub(l.won).Seconds())
+		back := 0
+		for id := range l.lastSeen {
+			if c := l.conns[id]; c != nil && c.ready {
+				back++
+			}
+		}
+		rec := fsm.LeaderReady{ID: l.d.node.ID(), Term: l.term, Won: l.won.UnixNano(), Ready: now.UnixNano(), Executors: len(l.lastSeen), ExecutorsBack: back}
+		go l.recordTakeover(rec)
 	}
 	return l.graceful
+}
+
+// recordTakeover logs the takeover in the cluster's leader history (for
+// operators: the UI and batonctl).
+func (l *leadership) recordTakeover(rec fsm.LeaderReady) {
+	data, err := fsm.EncodeLeaderReady(time.Now().UnixNano(), rec)
+	if err == nil {
+		_, err = l.d.node.Apply(data, 5*time.Second)
+	}
+	if err != nil {
+		l.d.log.Debug("driver: recording the takeover", "err", err)
+	}
 }
 
 // liveness declares executors silent for ExecutorTimeout lost: it logs

@@ -117,6 +117,9 @@ func (b *blockService) Stats(ctx context.Context, _ *api.ExecutorStatsRequest) (
 		LaunchesByJob: map[uint64]int64{}, FirstLaunchByTerm: map[uint64]int64{}, LastLaunchByTerm: map[uint64]int64{},
 		Running: int32(len(e.running)), Unacked: int32(len(e.pending)), BlockBytes: e.store.DiskUsage(),
 	}
+	if sh, err := e.store.Shuffles(); err == nil {
+		st.Shuffles = int32(len(sh))
+	}
 	for k, v := range e.stats.launchesJob {
 		st.LaunchesByJob[k] = v
 	}

@@ -68,7 +68,7 @@ func encodeCommand(c dag.Command) (*fsmpb.Command, error) {
 			Epoch: c.Epoch, Reason: fsmpb.Reason(c.Reason), Message: c.Message,
 			MapBytes: c.MapBytes, MapSizes: c.MapSizes, ResultSize: c.ResultSize, Result: c.Result,
 			Indirect: c.Indirect, FetchExecutor: string(c.FetchExecutor), FetchShuffle: uint64(c.FetchShuffle),
-			FetchMap: int32(c.FetchMap), FetchReduce: int32(c.FetchReduce),
+			FetchMap: int32(c.FetchMap), FetchReduce: int32(c.FetchReduce), DurationMs: c.DurationMs,
 		}
 	case *dag.ResubmitFailedStages:
 		t = fsmpb.Type_TYPE_RESUBMIT_FAILED_STAGES
@@ -101,6 +101,8 @@ type Decoded struct {
 	// Members holds the member updates, at their positions (nil
 	// elsewhere).
 	Members []*Member
+	// Leaders holds leader takeovers, at their positions.
+	Leaders []*LeaderReady
 	// Skipped lists the types of commands skipped because this build
 	// does not know them and they were marked skip-if-unknown.
 	Skipped []fsmpb.Type
@@ -133,6 +135,40 @@ func EncodeMember(now int64, m Member) ([]byte, error) {
 	return append([]byte{entryFormat}, b...), nil
 }
 
+// LeaderReady is a leader's takeover: the term it won, when its driver
+// took over and when it began scheduling, and how many executors were
+// back by then.
+type LeaderReady struct {
+	ID            string `json:"id"`
+	Term          uint64 `json:"term"`
+	Won           int64  `json:"wonUnixNano"`
+	Ready         int64  `json:"readyUnixNano"`
+	Executors     int    `json:"executors"`
+	ExecutorsBack int    `json:"executorsBack"`
+}
+
+// EncodeLeaderReady returns the log entry that records a takeover.
+func EncodeLeaderReady(now int64, l LeaderReady) ([]byte, error) {
+	payload, err := proto.MarshalOptions{Deterministic: true}.Marshal(leaderToProto(l))
+	if err != nil {
+		return nil, fmt.Errorf("fsm: encode leader: %w", err)
+	}
+	e := &fsmpb.Entry{Time: now, Commands: []*fsmpb.Command{{Type: fsmpb.Type_TYPE_LEADER_READY, SkipIfUnknown: true, Payload: payload}}}
+	b, err := proto.MarshalOptions{Deterministic: true}.Marshal(e)
+	if err != nil {
+		return nil, fmt.Errorf("fsm: encode entry: %w", err)
+	}
+	return append([]byte{entryFormat}, b...), nil
+}
+
+func leaderToProto(l LeaderReady) *fsmpb.LeaderReady {
+	return &fsmpb.LeaderReady{Id: l.ID, Term: l.Term, WonUnixNano: l.Won, ReadyUnixNano: l.Ready, Executors: int32(l.Executors), ExecutorsBack: int32(l.ExecutorsBack)}
+}
+
+func leaderFromProto(m *fsmpb.LeaderReady) LeaderReady {
+	return LeaderReady{ID: m.Id, Term: m.Term, Won: m.WonUnixNano, Ready: m.ReadyUnixNano, Executors: int(m.Executors), ExecutorsBack: int(m.ExecutorsBack)}
+}
+
 func memberToProto(m Member) *fsmpb.SetMember {
 	return &fsmpb.SetMember{Id: m.ID, RaftAddr: m.RaftAddr, ApiAddr: m.APIAddr, HttpAddr: m.HTTPAddr, Removed: m.Removed}
 }
@@ -150,8 +186,17 @@ func Decode(data []byte) (*Decoded, error) {
 	if err := proto.Unmarshal(data[1:], &e); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrCorruptEntry, err)
 	}
-	d := &Decoded{Time: e.Time, Commands: make([]dag.Command, len(e.Commands)), Members: make([]*Member, len(e.Commands))}
+	d := &Decoded{Time: e.Time, Commands: make([]dag.Command, len(e.Commands)), Members: make([]*Member, len(e.Commands)), Leaders: make([]*LeaderReady, len(e.Commands))}
 	for i, pc := range e.Commands {
+		if pc.Type == fsmpb.Type_TYPE_LEADER_READY {
+			var m fsmpb.LeaderReady
+			if err := proto.Unmarshal(pc.Payload, &m); err != nil || m.Id == "" {
+				return nil, fmt.Errorf("%w: command %d: bad leader takeover", ErrCorruptEntry, i)
+			}
+			l := leaderFromProto(&m)
+			d.Leaders[i] = &l
+			continue
+		}
 		if pc.Type == fsmpb.Type_TYPE_SET_MEMBER {
 			var m fsmpb.SetMember
 			if err := proto.Unmarshal(pc.Payload, &m); err != nil || m.Id == "" {
@@ -218,7 +263,7 @@ func decodeCommand(pc *fsmpb.Command, now int64) (dag.Command, error) {
 			Epoch: m.Epoch, Reason: dag.Reason(m.Reason), Message: m.Message, MapBytes: m.MapBytes,
 			MapSizes: m.MapSizes, ResultSize: m.ResultSize, Result: m.Result, Indirect: m.Indirect,
 			FetchExecutor: dag.ExecutorID(m.FetchExecutor), FetchShuffle: dag.ShuffleID(m.FetchShuffle),
-			FetchMap: int(m.FetchMap), FetchReduce: int(m.FetchReduce),
+			FetchMap: int(m.FetchMap), FetchReduce: int(m.FetchReduce), DurationMs: m.DurationMs,
 		}, nil
 	case fsmpb.Type_TYPE_RESUBMIT_FAILED_STAGES:
 		return &dag.ResubmitFailedStages{Time: now}, nil

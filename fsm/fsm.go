@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"sort"
 	"sync"
+	"time"
 
 	"github.com/baton-sched/baton/dag"
 	"github.com/hashicorp/raft"
@@ -22,13 +23,15 @@ import (
 // entries, never in the middle of one. Watchers learn of changes through
 // Changed.
 type FSM struct {
-	log *slog.Logger
+	log     *slog.Logger
+	onApply func(cmds []dag.Command, results []dag.Result, took time.Duration)
 
 	mu      sync.RWMutex
 	state   *dag.State
 	members map[string]Member
-	applied uint64 // index of the last entry applied
-	term    uint64 // term of the last entry applied
+	leaders []LeaderReady // the latest takeovers, oldest first
+	applied uint64        // index of the last entry applied
+	term    uint64        // term of the last entry applied
 
 	chMu    sync.Mutex
 	changed chan struct{} // closed and replaced after every change
@@ -41,6 +44,12 @@ type Options struct {
 	Config dag.Config
 	// Logger receives skipped-command warnings; nil discards them.
 	Logger *slog.Logger
+	// OnApply, if set, is called after each log entry is applied with its
+	// scheduler commands, their results, and how long decoding and
+	// applying the entry took (for metrics, logs and the UI's history).
+	// It runs under the FSM's lock: it must be quick and must not call
+	// the FSM.
+	OnApply func(cmds []dag.Command, results []dag.Result, took time.Duration)
 }
 
 // New returns an FSM over an empty state.
@@ -49,7 +58,7 @@ func New(opts Options) *FSM {
 	if lg == nil {
 		lg = slog.New(slog.DiscardHandler)
 	}
-	return &FSM{log: lg, state: dag.New(opts.Config), members: map[string]Member{}, changed: make(chan struct{})}
+	return &FSM{log: lg, onApply: opts.OnApply, state: dag.New(opts.Config), members: map[string]Member{}, changed: make(chan struct{})}
 }
 
 // Response is what Apply returns for a log entry: one result per command,
@@ -93,6 +102,7 @@ func (f *FSM) applyLocked(l *raft.Log) any {
 	if l.Type != raft.LogCommand {
 		return nil
 	}
+	start := time.Now()
 	d, err := Decode(l.Data)
 	if err != nil {
 		panic(fmt.Sprintf("fsm: log entry %d: %v", l.Index, err))
@@ -107,11 +117,29 @@ func (f *FSM) applyLocked(l *raft.Log) any {
 			delete(f.members, m.ID)
 		case m != nil:
 			f.members[m.ID] = *m
+		case d.Leaders[i] != nil:
+			f.leaders = append(f.leaders, *d.Leaders[i])
+			if len(f.leaders) > MaxLeaders {
+				f.leaders = append(f.leaders[:0:0], f.leaders[len(f.leaders)-MaxLeaders:]...)
+			}
 		case c != nil:
 			r.Results[i] = f.state.Apply(c)
 		}
 	}
+	if f.onApply != nil {
+		f.onApply(d.Commands, r.Results, time.Since(start))
+	}
 	return r
+}
+
+// MaxLeaders is how many takeovers the FSM remembers.
+const MaxLeaders = 64
+
+// Leaders returns the latest leader takeovers, oldest first.
+func (f *FSM) Leaders() []LeaderReady {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	return append([]LeaderReady(nil), f.leaders...)
 }
 
 // Members returns the member table, sorted by id.
@@ -186,7 +214,7 @@ func (f *FSM) notify() {
 func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
-	b, err := encodeSnapshot(f.state, f.members, f.applied, f.term)
+	b, err := encodeSnapshot(f.state, f.members, f.leaders, f.applied, f.term)
 	if err != nil {
 		return nil, err
 	}
@@ -197,12 +225,12 @@ func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
 // and checked in full before it is swapped in; on error the old state stays.
 func (f *FSM) Restore(rc io.ReadCloser) error {
 	defer rc.Close()
-	s, members, index, term, err := decodeSnapshot(rc)
+	s, members, leaders, index, term, err := decodeSnapshot(rc)
 	if err != nil {
 		return err
 	}
 	f.mu.Lock()
-	f.state, f.members, f.applied, f.term = s, members, index, term
+	f.state, f.members, f.leaders, f.applied, f.term = s, members, leaders, index, term
 	f.mu.Unlock()
 	f.notify()
 	return nil

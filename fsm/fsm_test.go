@@ -304,3 +304,27 @@ func TestMemberTable(t *testing.T) {
 		t.Fatalf("Member(b) = %+v, %t", m, ok)
 	}
 }
+
+// TestLeaderHistory: takeovers are kept, the latest MaxLeaders of them,
+// oldest first, and survive a snapshot.
+func TestLeaderHistory(t *testing.T) {
+	f := New(Options{})
+	for i := uint64(1); i <= MaxLeaders+5; i++ {
+		data, err := EncodeLeaderReady(int64(i), LeaderReady{ID: "n1", Term: i + 1, Won: int64(i) * 1e9, Ready: int64(i)*1e9 + 3e8, Executors: 2, ExecutorsBack: 2})
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.Apply(&raft.Log{Index: i, Term: i + 1, Type: raft.LogCommand, Data: data})
+	}
+	got := f.Leaders()
+	if len(got) != MaxLeaders || got[0].Term != 7 || got[len(got)-1].Term != MaxLeaders+6 {
+		t.Fatalf("%d takeovers, terms %d..%d", len(got), got[0].Term, got[len(got)-1].Term)
+	}
+	g := New(Options{})
+	if err := g.Restore(io.NopCloser(bytes.NewReader(snapshotBytes(t, f)))); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(g.Leaders(), got) {
+		t.Fatal("the takeovers did not survive a snapshot")
+	}
+}

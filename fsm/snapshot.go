@@ -32,7 +32,7 @@ var ErrCorruptSnapshot = errors.New("fsm: corrupt snapshot")
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
-func encodeSnapshot(s *dag.State, members map[string]Member, index, term uint64) ([]byte, error) {
+func encodeSnapshot(s *dag.State, members map[string]Member, leaders []LeaderReady, index, term uint64) ([]byte, error) {
 	state, err := s.MarshalBinary()
 	if err != nil {
 		return nil, fmt.Errorf("fsm: snapshot: %w", err)
@@ -45,6 +45,9 @@ func encodeSnapshot(s *dag.State, members map[string]Member, index, term uint64)
 	var table fsmpb.Members
 	for _, id := range ids {
 		table.Members = append(table.Members, memberToProto(members[id]))
+	}
+	for _, l := range leaders {
+		table.Leaders = append(table.Leaders, leaderToProto(l))
 	}
 	mb, err := proto.MarshalOptions{Deterministic: true}.Marshal(&table)
 	if err != nil {
@@ -63,13 +66,13 @@ func encodeSnapshot(s *dag.State, members map[string]Member, index, term uint64)
 	return b, nil
 }
 
-func decodeSnapshot(r io.Reader) (s *dag.State, members map[string]Member, index, term uint64, err error) {
-	fail := func(format string, args ...any) (*dag.State, map[string]Member, uint64, uint64, error) {
-		return nil, nil, 0, 0, fmt.Errorf("%w: %s", ErrCorruptSnapshot, fmt.Sprintf(format, args...))
+func decodeSnapshot(r io.Reader) (s *dag.State, members map[string]Member, leaders []LeaderReady, index, term uint64, err error) {
+	fail := func(format string, args ...any) (*dag.State, map[string]Member, []LeaderReady, uint64, uint64, error) {
+		return nil, nil, nil, 0, 0, fmt.Errorf("%w: %s", ErrCorruptSnapshot, fmt.Sprintf(format, args...))
 	}
 	data, err := io.ReadAll(r)
 	if err != nil {
-		return nil, nil, 0, 0, fmt.Errorf("fsm: read snapshot: %w", err)
+		return nil, nil, nil, 0, 0, fmt.Errorf("fsm: read snapshot: %w", err)
 	}
 	if len(data) < len(snapshotMagic)+4 || !bytes.HasPrefix(data, []byte(snapshotMagic)) {
 		return fail("bad magic")
@@ -115,9 +118,12 @@ func decodeSnapshot(r io.Reader) (s *dag.State, members map[string]Member, index
 	for _, pm := range table.Members {
 		members[pm.Id] = *memberFromProto(pm)
 	}
+	for _, pl := range table.Leaders {
+		leaders = append(leaders, leaderFromProto(pl))
+	}
 	s, err = dag.Unmarshal(state)
 	if err != nil {
-		return nil, nil, 0, 0, fmt.Errorf("fsm: restore: %w", err)
+		return nil, nil, nil, 0, 0, fmt.Errorf("fsm: restore: %w", err)
 	}
-	return s, members, hdr[1], hdr[2], nil
+	return s, members, leaders, hdr[1], hdr[2], nil
 }

@@ -41,21 +41,23 @@ const (
 	Type_TYPE_CANCEL_JOB             Type = 7
 	Type_TYPE_RELEASE_JOB            Type = 8
 	Type_TYPE_SET_MEMBER             Type = 9
+	Type_TYPE_LEADER_READY           Type = 10
 )
 
 // Enum value maps for Type.
 var (
 	Type_name = map[int32]string{
-		0: "TYPE_UNSPECIFIED",
-		1: "TYPE_REGISTER_EXECUTOR",
-		2: "TYPE_REMOVE_EXECUTOR",
-		3: "TYPE_SUBMIT_JOB",
-		4: "TYPE_TASK_ENDED",
-		5: "TYPE_RESUBMIT_FAILED_STAGES",
-		6: "TYPE_AUTHORIZE_COMMIT",
-		7: "TYPE_CANCEL_JOB",
-		8: "TYPE_RELEASE_JOB",
-		9: "TYPE_SET_MEMBER",
+		0:  "TYPE_UNSPECIFIED",
+		1:  "TYPE_REGISTER_EXECUTOR",
+		2:  "TYPE_REMOVE_EXECUTOR",
+		3:  "TYPE_SUBMIT_JOB",
+		4:  "TYPE_TASK_ENDED",
+		5:  "TYPE_RESUBMIT_FAILED_STAGES",
+		6:  "TYPE_AUTHORIZE_COMMIT",
+		7:  "TYPE_CANCEL_JOB",
+		8:  "TYPE_RELEASE_JOB",
+		9:  "TYPE_SET_MEMBER",
+		10: "TYPE_LEADER_READY",
 	}
 	Type_value = map[string]int32{
 		"TYPE_UNSPECIFIED":            0,
@@ -68,6 +70,7 @@ var (
 		"TYPE_CANCEL_JOB":             7,
 		"TYPE_RELEASE_JOB":            8,
 		"TYPE_SET_MEMBER":             9,
+		"TYPE_LEADER_READY":           10,
 	}
 )
 
@@ -517,6 +520,7 @@ type TaskEnded struct {
 	FetchShuffle  uint64                 `protobuf:"varint,16,opt,name=fetch_shuffle,json=fetchShuffle,proto3" json:"fetch_shuffle,omitempty"`
 	FetchMap      int32                  `protobuf:"varint,17,opt,name=fetch_map,json=fetchMap,proto3" json:"fetch_map,omitempty"`
 	FetchReduce   int32                  `protobuf:"varint,18,opt,name=fetch_reduce,json=fetchReduce,proto3" json:"fetch_reduce,omitempty"`
+	DurationMs    int64                  `protobuf:"varint,19,opt,name=duration_ms,json=durationMs,proto3" json:"duration_ms,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -673,6 +677,13 @@ func (x *TaskEnded) GetFetchMap() int32 {
 func (x *TaskEnded) GetFetchReduce() int32 {
 	if x != nil {
 		return x.FetchReduce
+	}
+	return 0
+}
+
+func (x *TaskEnded) GetDurationMs() int64 {
+	if x != nil {
+		return x.DurationMs
 	}
 	return 0
 }
@@ -964,17 +975,106 @@ func (x *SetMember) GetRemoved() bool {
 	return false
 }
 
-// Members is the member table as stored in a snapshot, sorted by id.
+// LeaderReady records a leader's takeover: the term it won, when its
+// driver took over, and when it began scheduling (its grace period over).
+// Cluster metadata for operators, like SetMember.
+type LeaderReady struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Term          uint64                 `protobuf:"varint,2,opt,name=term,proto3" json:"term,omitempty"`
+	WonUnixNano   int64                  `protobuf:"varint,3,opt,name=won_unix_nano,json=wonUnixNano,proto3" json:"won_unix_nano,omitempty"`
+	ReadyUnixNano int64                  `protobuf:"varint,4,opt,name=ready_unix_nano,json=readyUnixNano,proto3" json:"ready_unix_nano,omitempty"`
+	Executors     int32                  `protobuf:"varint,5,opt,name=executors,proto3" json:"executors,omitempty"`                              // executors alive in the state at the takeover
+	ExecutorsBack int32                  `protobuf:"varint,6,opt,name=executors_back,json=executorsBack,proto3" json:"executors_back,omitempty"` // of those, reconnected by the time it began
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LeaderReady) Reset() {
+	*x = LeaderReady{}
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LeaderReady) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LeaderReady) ProtoMessage() {}
+
+func (x *LeaderReady) ProtoReflect() protoreflect.Message {
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LeaderReady.ProtoReflect.Descriptor instead.
+func (*LeaderReady) Descriptor() ([]byte, []int) {
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *LeaderReady) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *LeaderReady) GetTerm() uint64 {
+	if x != nil {
+		return x.Term
+	}
+	return 0
+}
+
+func (x *LeaderReady) GetWonUnixNano() int64 {
+	if x != nil {
+		return x.WonUnixNano
+	}
+	return 0
+}
+
+func (x *LeaderReady) GetReadyUnixNano() int64 {
+	if x != nil {
+		return x.ReadyUnixNano
+	}
+	return 0
+}
+
+func (x *LeaderReady) GetExecutors() int32 {
+	if x != nil {
+		return x.Executors
+	}
+	return 0
+}
+
+func (x *LeaderReady) GetExecutorsBack() int32 {
+	if x != nil {
+		return x.ExecutorsBack
+	}
+	return 0
+}
+
+// Members is the member table as stored in a snapshot, sorted by id, and
+// the latest leader takeovers, oldest first.
 type Members struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Members       []*SetMember           `protobuf:"bytes,1,rep,name=members,proto3" json:"members,omitempty"`
+	Leaders       []*LeaderReady         `protobuf:"bytes,2,rep,name=leaders,proto3" json:"leaders,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Members) Reset() {
 	*x = Members{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[11]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -986,7 +1086,7 @@ func (x *Members) String() string {
 func (*Members) ProtoMessage() {}
 
 func (x *Members) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[11]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -999,12 +1099,19 @@ func (x *Members) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Members.ProtoReflect.Descriptor instead.
 func (*Members) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{11}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *Members) GetMembers() []*SetMember {
 	if x != nil {
 		return x.Members
+	}
+	return nil
+}
+
+func (x *Members) GetLeaders() []*LeaderReady {
+	if x != nil {
+		return x.Leaders
 	}
 	return nil
 }
@@ -1038,7 +1145,7 @@ const file_fsm_fsmpb_fsm_proto_rawDesc = "" +
 	"\x03key\x18\x04 \x01(\tR\x03key\x12\x12\n" +
 	"\x04pool\x18\x05 \x01(\tR\x04pool\x12*\n" +
 	"\x11max_task_failures\x18\x06 \x01(\x05R\x0fmaxTaskFailures\x12&\n" +
-	"\x0fmax_result_size\x18\a \x01(\x03R\rmaxResultSize\"\xa7\x04\n" +
+	"\x0fmax_result_size\x18\a \x01(\x03R\rmaxResultSize\"\xc8\x04\n" +
 	"\tTaskEnded\x12\x12\n" +
 	"\x04task\x18\x01 \x01(\x04R\x04task\x12\x14\n" +
 	"\x05stage\x18\x02 \x01(\x04R\x05stage\x12#\n" +
@@ -1059,7 +1166,9 @@ const file_fsm_fsmpb_fsm_proto_rawDesc = "" +
 	"\x0efetch_executor\x18\x0f \x01(\tR\rfetchExecutor\x12#\n" +
 	"\rfetch_shuffle\x18\x10 \x01(\x04R\ffetchShuffle\x12\x1b\n" +
 	"\tfetch_map\x18\x11 \x01(\x05R\bfetchMap\x12!\n" +
-	"\ffetch_reduce\x18\x12 \x01(\x05R\vfetchReduce\"\x16\n" +
+	"\ffetch_reduce\x18\x12 \x01(\x05R\vfetchReduce\x12\x1f\n" +
+	"\vduration_ms\x18\x13 \x01(\x03R\n" +
+	"durationMs\"\x16\n" +
 	"\x14ResubmitFailedStages\"\x9a\x01\n" +
 	"\x0fAuthorizeCommit\x12\x14\n" +
 	"\x05stage\x18\x01 \x01(\x04R\x05stage\x12#\n" +
@@ -1078,9 +1187,17 @@ const file_fsm_fsmpb_fsm_proto_rawDesc = "" +
 	"\traft_addr\x18\x02 \x01(\tR\braftAddr\x12\x19\n" +
 	"\bapi_addr\x18\x03 \x01(\tR\aapiAddr\x12\x1b\n" +
 	"\thttp_addr\x18\x04 \x01(\tR\bhttpAddr\x12\x18\n" +
-	"\aremoved\x18\x05 \x01(\bR\aremoved\"<\n" +
+	"\aremoved\x18\x05 \x01(\bR\aremoved\"\xc2\x01\n" +
+	"\vLeaderReady\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
+	"\x04term\x18\x02 \x01(\x04R\x04term\x12\"\n" +
+	"\rwon_unix_nano\x18\x03 \x01(\x03R\vwonUnixNano\x12&\n" +
+	"\x0fready_unix_nano\x18\x04 \x01(\x03R\rreadyUnixNano\x12\x1c\n" +
+	"\texecutors\x18\x05 \x01(\x05R\texecutors\x12%\n" +
+	"\x0eexecutors_back\x18\x06 \x01(\x05R\rexecutorsBack\"q\n" +
 	"\aMembers\x121\n" +
-	"\amembers\x18\x01 \x03(\v2\x17.baton.fsm.v1.SetMemberR\amembers*\xf8\x01\n" +
+	"\amembers\x18\x01 \x03(\v2\x17.baton.fsm.v1.SetMemberR\amembers\x123\n" +
+	"\aleaders\x18\x02 \x03(\v2\x19.baton.fsm.v1.LeaderReadyR\aleaders*\x8f\x02\n" +
 	"\x04Type\x12\x14\n" +
 	"\x10TYPE_UNSPECIFIED\x10\x00\x12\x1a\n" +
 	"\x16TYPE_REGISTER_EXECUTOR\x10\x01\x12\x18\n" +
@@ -1091,7 +1208,9 @@ const file_fsm_fsmpb_fsm_proto_rawDesc = "" +
 	"\x15TYPE_AUTHORIZE_COMMIT\x10\x06\x12\x13\n" +
 	"\x0fTYPE_CANCEL_JOB\x10\a\x12\x14\n" +
 	"\x10TYPE_RELEASE_JOB\x10\b\x12\x13\n" +
-	"\x0fTYPE_SET_MEMBER\x10\t*\xc2\x01\n" +
+	"\x0fTYPE_SET_MEMBER\x10\t\x12\x15\n" +
+	"\x11TYPE_LEADER_READY\x10\n" +
+	"*\xc2\x01\n" +
 	"\x06Reason\x12\x16\n" +
 	"\x12REASON_UNSPECIFIED\x10\x00\x12\x12\n" +
 	"\x0eREASON_SUCCESS\x10\x01\x12\x14\n" +
@@ -1115,7 +1234,7 @@ func file_fsm_fsmpb_fsm_proto_rawDescGZIP() []byte {
 }
 
 var file_fsm_fsmpb_fsm_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_fsm_fsmpb_fsm_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
+var file_fsm_fsmpb_fsm_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
 var file_fsm_fsmpb_fsm_proto_goTypes = []any{
 	(Type)(0),                    // 0: baton.fsm.v1.Type
 	(Reason)(0),                  // 1: baton.fsm.v1.Reason
@@ -1130,18 +1249,20 @@ var file_fsm_fsmpb_fsm_proto_goTypes = []any{
 	(*CancelJob)(nil),            // 10: baton.fsm.v1.CancelJob
 	(*ReleaseJob)(nil),           // 11: baton.fsm.v1.ReleaseJob
 	(*SetMember)(nil),            // 12: baton.fsm.v1.SetMember
-	(*Members)(nil),              // 13: baton.fsm.v1.Members
+	(*LeaderReady)(nil),          // 13: baton.fsm.v1.LeaderReady
+	(*Members)(nil),              // 14: baton.fsm.v1.Members
 }
 var file_fsm_fsmpb_fsm_proto_depIdxs = []int32{
 	3,  // 0: baton.fsm.v1.Entry.commands:type_name -> baton.fsm.v1.Command
 	0,  // 1: baton.fsm.v1.Command.type:type_name -> baton.fsm.v1.Type
 	1,  // 2: baton.fsm.v1.TaskEnded.reason:type_name -> baton.fsm.v1.Reason
 	12, // 3: baton.fsm.v1.Members.members:type_name -> baton.fsm.v1.SetMember
-	4,  // [4:4] is the sub-list for method output_type
-	4,  // [4:4] is the sub-list for method input_type
-	4,  // [4:4] is the sub-list for extension type_name
-	4,  // [4:4] is the sub-list for extension extendee
-	0,  // [0:4] is the sub-list for field type_name
+	13, // 4: baton.fsm.v1.Members.leaders:type_name -> baton.fsm.v1.LeaderReady
+	5,  // [5:5] is the sub-list for method output_type
+	5,  // [5:5] is the sub-list for method input_type
+	5,  // [5:5] is the sub-list for extension type_name
+	5,  // [5:5] is the sub-list for extension extendee
+	0,  // [0:5] is the sub-list for field type_name
 }
 
 func init() { file_fsm_fsmpb_fsm_proto_init() }
@@ -1155,7 +1276,7 @@ func file_fsm_fsmpb_fsm_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_fsm_fsmpb_fsm_proto_rawDesc), len(file_fsm_fsmpb_fsm_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   12,
+			NumMessages:   13,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

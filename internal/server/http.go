@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/baton-sched/baton/api"
+	"github.com/baton-sched/baton/internal/ui"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
@@ -21,7 +22,11 @@ import (
 //	GET /v1/raft/peers    the Raft configuration with each peer's report
 //	GET /v1/jobs          every retained job
 //	GET /v1/jobs/{id}     one job with its stages
-//	GET /v1/executors     the executors
+//	GET /v1/executors     the executors (with what each reports of itself)
+//	GET /v1/stages/{id}   one stage with its task attempts
+//	GET /v1/leaders       the latest leader takeovers
+//	GET /metrics          Prometheus metrics
+//	GET /ui/              the web UI
 //
 // Reads come from this node's replica; ?consistent=1 on the job reads
 // makes them linearizable (served through the leader). Bodies are the API
@@ -47,6 +52,21 @@ func (s *Server) httpHandler() http.Handler {
 	mux.HandleFunc("GET /v1/executors", s.httpCall(func(ctx context.Context, r *http.Request) (proto.Message, error) {
 		return s.ListExecutors(ctx, &api.ListExecutorsRequest{})
 	}))
+	mux.HandleFunc("GET /v1/stages/{id}", s.httpCall(func(ctx context.Context, r *http.Request) (proto.Message, error) {
+		id, err := strconv.ParseUint(r.PathValue("id"), 10, 64)
+		if err != nil {
+			return nil, status.Errorf(codes.InvalidArgument, "stage id %q is not a number", r.PathValue("id"))
+		}
+		return s.GetStage(ctx, &api.GetStageRequest{StageId: id})
+	}))
+	mux.HandleFunc("GET /v1/leaders", s.httpCall(func(ctx context.Context, r *http.Request) (proto.Message, error) {
+		return s.LeaderHistory(ctx, &api.LeaderHistoryRequest{})
+	}))
+	mux.Handle("GET /metrics", s.metrics.handler())
+	mux.Handle("GET /ui/", ui.Handler())
+	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, "/ui/", http.StatusFound)
+	})
 	if s.cfg.Pprof {
 		mux.HandleFunc("/debug/pprof/", pprof.Index)
 		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)

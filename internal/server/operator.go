@@ -119,6 +119,7 @@ func fillPeer(p *api.Peer, ns *api.NodeStatus) {
 	p.CommitIndex = ns.CommitIndex
 	p.AppliedIndex = ns.AppliedIndex
 	p.LastContactMs = ns.LastContactMs
+	p.LastSnapshotIndex = ns.LastSnapshotIndex
 }
 
 // AddPeer adds a voting member and records its addresses (leader; a

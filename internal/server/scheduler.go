@@ -363,10 +363,21 @@ func (s *Server) ListExecutors(ctx context.Context, req *api.ListExecutorsReques
 		}
 	})
 	running, seen := s.drv.Running(), s.drv.LastHeartbeat()
+	addrs := map[string]string{}
 	for _, e := range resp.Executors {
 		e.RunningTasks = int32(running[e.Id])
 		if t, ok := seen[e.Id]; ok {
 			e.LastHeartbeatUnixNano = t.UnixNano()
+		}
+		e.BlockBytes, e.Shuffles = -1, -1
+		if e.Alive {
+			addrs[e.Id] = e.Addr
+		}
+	}
+	reports := s.executorReports(ctx, addrs)
+	for _, e := range resp.Executors {
+		if r, ok := reports[e.Id]; ok {
+			e.BlockBytes, e.Shuffles = int64(r.BlockBytes), r.Shuffles
 		}
 	}
 	return resp, nil
@@ -400,16 +411,7 @@ func jobToProto(st *dag.State, j dag.JobInfo) *api.Job {
 		if !ok {
 			continue
 		}
-		ps := &api.Stage{
-			Id: uint64(si.ID), Name: si.Name, Map: si.Map, State: string(si.State), Tasks: int32(si.Tasks),
-			Pending: int32(si.Pending), Available: int32(si.Available), Attempt: int32(si.Attempt),
-			FailedAttempts: int32(si.FailedAttempts), Shuffle: uint64(si.Shuffle),
-			SubmittedUnixNano: si.Submitted, CompletedUnixNano: si.Completed,
-		}
-		for _, p := range si.Parents {
-			ps.Parents = append(ps.Parents, uint64(p))
-		}
-		out.Stages = append(out.Stages, ps)
+		out.Stages = append(out.Stages, stageToProto(si))
 	}
 	return out
 }

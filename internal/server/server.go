@@ -23,6 +23,7 @@ import (
 	"github.com/baton-sched/baton/ops"
 	"github.com/baton-sched/baton/plan"
 	"github.com/baton-sched/baton/raftnet"
+	"github.com/hashicorp/raft"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
@@ -130,6 +131,9 @@ type Server struct {
 	stop     chan struct{}
 	stopOnce sync.Once
 	wg       sync.WaitGroup
+
+	hist    *history
+	metrics *metrics
 }
 
 // New starts a node: it opens its listeners (failing clearly if an
@@ -155,7 +159,12 @@ func New(cfg Config) (*Server, error) {
 			return nil, fmt.Errorf("server: HTTP listener: %w", err)
 		}
 	}
-	s.fsm = fsm.New(fsm.Options{Config: cfg.DAG, Logger: s.log})
+	s.hist = newHistory()
+	s.metrics = newMetrics(s)
+	s.fsm = fsm.New(fsm.Options{Config: cfg.DAG, Logger: s.log, OnApply: func(cmds []dag.Command, results []dag.Result, took time.Duration) {
+		s.hist.applied(cmds, results)
+		s.metrics.observeApply(took)
+	}})
 	if s.cfg.Functions == nil {
 		s.cfg.Functions = &functions{builtin: ops.NewRegistry(), fsm: s.fsm}
 	}
@@ -174,6 +183,8 @@ func New(cfg Config) (*Server, error) {
 	s.blocks = &blockstore.Conns{}
 	dopts := cfg.Driver
 	dopts.Logger = s.log
+	dopts.Metrics = s.metrics.reg
+	s.watchLeaders()
 	s.drv = driver.New(s.fsm, s.node, s.prop, s.leaderAPI, dopts)
 
 	s.grpc = grpc.NewServer(grpc.MaxRecvMsgSize(64<<20), grpc.MaxSendMsgSize(64<<20), grpc.ChainUnaryInterceptor(s.recoverUnary, s.leaderHeader), grpc.ChainStreamInterceptor(s.recoverStream))
@@ -203,6 +214,29 @@ func New(cfg Config) (*Server, error) {
 	go s.membershipLoop()
 	s.log.Info("scheduler node started", "raft", s.node.Addr(), "api", s.APIAddr(), "http", s.HTTPAddr())
 	return s, nil
+}
+
+// watchLeaders counts the leader changes Raft reports.
+func (s *Server) watchLeaders() {
+	ch := make(chan raft.Observation, 16)
+	obs := raft.NewObserver(ch, false, func(o *raft.Observation) bool {
+		_, ok := o.Data.(raft.LeaderObservation)
+		return ok
+	})
+	s.node.Raft().RegisterObserver(obs)
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		defer s.node.Raft().DeregisterObserver(obs)
+		for {
+			select {
+			case <-ch:
+				s.metrics.leaderChange.Inc()
+			case <-s.stop:
+				return
+			}
+		}
+	}()
 }
 
 // APIAddr returns the gRPC listener's address.

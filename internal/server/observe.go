@@ -1,0 +1,139 @@
+package server
+
+import (
+	"context"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/baton-sched/baton/api"
+	"github.com/baton-sched/baton/dag"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+)
+
+// This file serves what operators look at beyond jobs: a stage's task
+// attempts, the leader history, and what executors report of themselves.
+
+// GetStage returns a stage with its task attempts: the ends this node
+// applied, and on the leader the attempts running.
+func (s *Server) GetStage(ctx context.Context, req *api.GetStageRequest) (*api.StageDetail, error) {
+	out := &api.StageDetail{}
+	found := false
+	var begun int64
+	s.fsm.Read(func(st *dag.State) {
+		si, ok := st.Stage(dag.StageID(req.StageId))
+		if !ok {
+			return
+		}
+		found = true
+		out.Stage = stageToProto(si)
+		for _, j := range si.Jobs {
+			out.Jobs = append(out.Jobs, uint64(j))
+		}
+		begun = si.Submitted
+	})
+	if !found {
+		return nil, status.Errorf(codes.NotFound, "stage %d not found (stages of released jobs are gone)", req.StageId)
+	}
+	out.HistoryComplete = begun == 0 || begun >= s.hist.started.UnixNano()
+	for _, r := range s.hist.stage(dag.StageID(req.StageId)) {
+		te := r.te
+		ta := &api.TaskAttempt{
+			Task: uint64(te.Task), Partition: int32(te.Partition), Attempt: int32(te.Attempt), StageAttempt: int32(te.StageAttempt),
+			Executor: string(te.Executor), State: reasonName(te.Reason), Message: te.Message, DurationMs: te.DurationMs,
+			EndedUnixNano: te.Time, ResultSize: te.ResultSize, Indirect: te.Indirect, MapBytes: te.MapBytes, Ignored: r.ignored,
+		}
+		if te.DurationMs > 0 && te.Time > 0 {
+			ta.StartedUnixNano = te.Time - te.DurationMs*int64(time.Millisecond)
+		}
+		out.Tasks = append(out.Tasks, ta)
+	}
+	for _, a := range s.drv.Attempts(dag.StageID(req.StageId)) {
+		out.Tasks = append(out.Tasks, &api.TaskAttempt{
+			Task: a.Task, Partition: int32(a.Partition), Attempt: int32(a.Attempt), StageAttempt: int32(a.StageAttempt),
+			Executor: a.Executor, State: "running", StartedUnixNano: a.Started.UnixNano(), Speculative: a.Speculative,
+			DurationMs: time.Since(a.Started).Milliseconds(),
+		})
+	}
+	sort.SliceStable(out.Tasks, func(i, j int) bool {
+		if out.Tasks[i].Partition != out.Tasks[j].Partition {
+			return out.Tasks[i].Partition < out.Tasks[j].Partition
+		}
+		return out.Tasks[i].Task < out.Tasks[j].Task
+	})
+	return out, nil
+}
+
+// reasonName is a task end's reason as the API names it.
+func reasonName(r dag.Reason) string {
+	switch r {
+	case dag.Success:
+		return "success"
+	case dag.Exception:
+		return "exception"
+	case dag.FetchFailed:
+		return "fetch_failed"
+	case dag.Killed:
+		return "killed"
+	case dag.ExecutorLost:
+		return "executor_lost"
+	case dag.ResultLost:
+		return "result_lost"
+	case dag.CommitDenied:
+		return "commit_denied"
+	}
+	return "unknown"
+}
+
+func stageToProto(si dag.StageInfo) *api.Stage {
+	ps := &api.Stage{
+		Id: uint64(si.ID), Name: si.Name, Map: si.Map, State: string(si.State), Tasks: int32(si.Tasks),
+		Pending: int32(si.Pending), Available: int32(si.Available), Attempt: int32(si.Attempt),
+		FailedAttempts: int32(si.FailedAttempts), Shuffle: uint64(si.Shuffle),
+		SubmittedUnixNano: si.Submitted, CompletedUnixNano: si.Completed,
+	}
+	for _, p := range si.Parents {
+		ps.Parents = append(ps.Parents, uint64(p))
+	}
+	return ps
+}
+
+// LeaderHistory returns the latest leader takeovers, oldest first.
+func (s *Server) LeaderHistory(ctx context.Context, req *api.LeaderHistoryRequest) (*api.LeaderHistoryResponse, error) {
+	out := &api.LeaderHistoryResponse{}
+	for _, l := range s.fsm.Leaders() {
+		out.Takeovers = append(out.Takeovers, &api.Takeover{Id: l.ID, Term: l.Term, WonUnixNano: l.Won, ReadyUnixNano: l.Ready,
+			Executors: int32(l.Executors), ExecutorsBack: int32(l.ExecutorsBack)})
+	}
+	return out, nil
+}
+
+// executorReports asks the live executors for their own stats, in
+// parallel, giving each a moment: what does not answer stays unknown.
+func (s *Server) executorReports(ctx context.Context, addrs map[string]string) map[string]*api.ExecutorStats {
+	ctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	defer cancel()
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	out := map[string]*api.ExecutorStats{}
+	for id, addr := range addrs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			cl, err := s.blocks.Client(addr)
+			if err != nil {
+				return
+			}
+			st, err := cl.Stats(ctx, &api.ExecutorStatsRequest{})
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			out[id] = st
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	return out
+}

@@ -1,0 +1,30 @@
+// Package ui is Baton's web UI: a few static files embedded in the binary
+// (no CDN, no third-party front-end code) that every schedd serves under
+// /ui/ on its HTTP address. The pages read the node's JSON API (/v1/...)
+// and refresh themselves every second: Jobs, a Job with its stage DAG,
+// Stages with their task attempts, Executors, the Quorum, and the history
+// of leader takeovers. A follower shows its replica of the state and links
+// to the leader's UI.
+package ui
+
+import (
+	"embed"
+	"io/fs"
+	"net/http"
+)
+
+//go:embed assets
+var assets embed.FS
+
+// Handler serves the UI's files; mount it under /ui/.
+func Handler() http.Handler {
+	sub, err := fs.Sub(assets, "assets")
+	if err != nil {
+		panic(err) // the embedded tree is part of the binary
+	}
+	files := http.FileServer(http.FS(sub))
+	return http.StripPrefix("/ui/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "no-cache")
+		files.ServeHTTP(w, r)
+	}))
+}
