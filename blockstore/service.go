@@ -219,6 +219,9 @@ type Fetcher struct {
 	Local   *Store
 	LocalID string
 	Conns   *Conns
+	// Observe, if set, is told of every block read (its size) and every
+	// fetch failure.
+	Observe func(bytes int, failed bool)
 }
 
 // Fetch implements ops.Fetcher. A map output without a location, a block
@@ -236,6 +239,7 @@ func (f *Fetcher) Fetch(ctx context.Context, in ops.ShuffleInput, reduce int, fn
 	}
 	for m, ok := range located {
 		if !ok {
+			f.observe(0, true)
 			return &ops.FetchFailedError{Shuffle: in.ID, Map: -1, Reduce: reduce, Err: fmt.Errorf("no location for map output %d", m)}
 		}
 	}
@@ -276,17 +280,28 @@ func (f *Fetcher) Fetch(ctx context.Context, in ops.ShuffleInput, reduce int, fn
 	}
 	wg.Wait()
 	if first != nil {
+		var ff *ops.FetchFailedError
+		if errors.As(first, &ff) {
+			f.observe(0, true)
+		}
 		return first
 	}
 	if err := ctx.Err(); err != nil {
 		return err
 	}
 	for m, b := range blocks {
+		f.observe(len(b), false)
 		if err := fn(m, b); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+func (f *Fetcher) observe(n int, failed bool) {
+	if f.Observe != nil {
+		f.Observe(n, failed)
+	}
 }
 
 // connectWait bounds the wait for an executor's block service.

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/prometheus/client_golang/prometheus"
 	"log/slog"
 	"net"
 	"os"
@@ -53,7 +54,10 @@ type Options struct {
 	// authorised its commit and before the rename: the worst moment for
 	// an executor to die. For drills and tests only.
 	ChaosExitBeforeRename []int
-	Logger                *slog.Logger
+	// Metrics registers the executor's Prometheus series (nil: not
+	// exported).
+	Metrics prometheus.Registerer
+	Logger  *slog.Logger
 }
 
 // Executor runs tasks for the quorum's leader and serves the blocks they
@@ -83,6 +87,7 @@ type Executor struct {
 	// commits are the output commits waiting for the leader's decision,
 	// by task; each is asked again in every new session until decided.
 	commits map[uint64]*commitAsk
+	metrics *metrics
 }
 
 // commitAsk is a task's question whether it may commit its output.
@@ -200,7 +205,19 @@ func New(opts Options) (*Executor, error) {
 	if e.addr == "" {
 		e.addr = e.ln.Addr().String()
 	}
-	e.runner = &ops.Runner{Registry: opts.Registry, Fetcher: &blockstore.Fetcher{Local: e.store, LocalID: id, Conns: e.conns}}
+	reg := opts.Metrics
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+	}
+	e.metrics = newMetrics(reg, e)
+	e.runner = &ops.Runner{Registry: opts.Registry, Fetcher: &blockstore.Fetcher{Local: e.store, LocalID: id, Conns: e.conns,
+		Observe: func(n int, failed bool) {
+			if failed {
+				e.metrics.fetchErr.Inc()
+				return
+			}
+			e.metrics.fetched.Add(float64(n))
+		}}}
 	e.grpc = grpc.NewServer(append(blockstore.ServerOptions(), grpc.MaxRecvMsgSize(16<<20))...)
 	api.RegisterBlocksServer(e.grpc, &blockService{Service: &blockstore.Service{Store: e.store}, e: e})
 	go e.grpc.Serve(e.ln)

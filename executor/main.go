@@ -9,7 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	_ "net/http/pprof" // served with -pprof
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -17,9 +17,13 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/baton-sched/baton/blockstore"
 	"github.com/baton-sched/baton/ops"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
 // Main is execd's entry point: it parses execd's flags from args, runs an
@@ -43,7 +47,7 @@ func Main(args []string, reg *ops.Registry) int {
 
 func runMain(args []string, reg *ops.Registry, stderr io.Writer) int {
 	name := filepath.Base(os.Args[0])
-	opts, err := parseFlags(name, args, stderr)
+	opts, web, err := parseFlags(name, args, stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return 0
 	}
@@ -53,10 +57,28 @@ func runMain(args []string, reg *ops.Registry, stderr io.Writer) int {
 		return 2
 	}
 	opts.Registry = reg
+	metrics := prometheus.NewRegistry()
+	metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	opts.Metrics = metrics
 	e, err := New(opts)
 	if err != nil {
 		fmt.Fprintf(stderr, "%s: %v\n", name, err)
 		return 1
+	}
+	if web.ln != nil {
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", promhttp.HandlerFor(metrics, promhttp.HandlerOpts{}))
+		if web.pprof {
+			mux.HandleFunc("/debug/pprof/", pprof.Index)
+			mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+			mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+			mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+			mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+		}
+		srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		go srv.Serve(web.ln)
+		defer srv.Close()
+		opts.Logger.Info("serving metrics", "http", web.ln.Addr().String())
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
@@ -68,8 +90,15 @@ func runMain(args []string, reg *ops.Registry, stderr io.Writer) int {
 	return 0
 }
 
-func parseFlags(name string, args []string, stderr io.Writer) (Options, error) {
+// web is execd's HTTP side: /metrics, and pprof when asked.
+type web struct {
+	ln    net.Listener
+	pprof bool
+}
+
+func parseFlags(name string, args []string, stderr io.Writer) (Options, web, error) {
 	var o Options
+	var w web
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&o.ID, "id", "", "executor id (default: the one kept in -data-dir, or a new one)")
@@ -80,11 +109,12 @@ func parseFlags(name string, args []string, stderr io.Writer) (Options, error) {
 	fs.IntVar(&o.Cores, "cores", runtime.NumCPU(), "task slots")
 	writeMode := fs.String("block-write-mode", "batch", "how map outputs are written: batch (one synced batch) or ingest (one ingested sstable)")
 	chaosRename := fs.String("chaos-exit-before-rename", "", "for drills and tests: saveAsTextFile partitions (comma-separated) whose first attempt exits the process between the commit's authorisation and its rename")
-	pprofAddr := fs.String("pprof", "", "serve net/http/pprof on this address (e.g. 127.0.0.1:6060)")
+	httpAddr := fs.String("http-addr", "", "serve Prometheus metrics (/metrics) on this address (e.g. 127.0.0.1:7401; empty: none)")
+	fs.BoolVar(&w.pprof, "pprof", false, "also serve net/http/pprof under /debug/pprof/ on -http-addr")
 	logFormat := fs.String("log-format", "text", "log format: text or json")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	if err := fs.Parse(args); err != nil {
-		return o, err
+		return o, w, err
 	}
 	var errs []error
 	if fs.NArg() > 0 {
@@ -135,13 +165,15 @@ func parseFlags(name string, args []string, stderr io.Writer) (Options, error) {
 	default:
 		errs = append(errs, fmt.Errorf("-log-format must be text or json, got %q", *logFormat))
 	}
-	if *pprofAddr != "" {
-		ln, err := net.Listen("tcp", *pprofAddr)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("-pprof: %w", err))
-		} else {
-			go http.Serve(ln, nil) // net/http/pprof registers on the default mux
-		}
+	if w.pprof && *httpAddr == "" {
+		errs = append(errs, errors.New("-pprof needs -http-addr"))
 	}
-	return o, errors.Join(errs...)
+	if *httpAddr != "" && len(errs) == 0 {
+		ln, err := net.Listen("tcp", *httpAddr)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("-http-addr: %w", err))
+		}
+		w.ln = ln
+	}
+	return o, w, errors.Join(errs...)
 }

@@ -266,6 +266,7 @@ func (e *Executor) decided(d *api.CommitDecision) {
 	defer e.mu.Unlock()
 	if d.Term < e.highestTerm {
 		e.stats.fenced++
+		e.metrics.fenced.Inc()
 		e.log.Warn("refused a commit decision from a deposed leader", "task", d.Task, "term", d.Term, "highest", e.highestTerm)
 		return
 	}
@@ -285,6 +286,7 @@ func (e *Executor) launch(ctx context.Context, l *api.TaskLaunch) {
 	defer e.mu.Unlock()
 	if l.Term < e.highestTerm {
 		e.stats.fenced++
+		e.metrics.fenced.Inc()
 		e.log.Warn("refused a launch from a deposed leader", "task", l.Id.GetTask(), "term", l.Term, "highest", e.highestTerm)
 		return
 	}
@@ -298,6 +300,7 @@ func (e *Executor) launch(ctx context.Context, l *api.TaskLaunch) {
 	}
 	now := time.Now().UnixNano()
 	e.stats.launches++
+	e.metrics.launched.Inc()
 	e.stats.launchesJob[l.Id.GetJob()]++
 	if _, ok := e.stats.firstByTerm[l.Term]; !ok {
 		e.stats.firstByTerm[l.Term] = now
@@ -327,6 +330,7 @@ func (e *Executor) kill(k *api.Kill) {
 	defer e.mu.Unlock()
 	if k.Term < e.highestTerm {
 		e.stats.fenced++
+		e.metrics.fenced.Inc()
 		e.log.Warn("refused a kill from a deposed leader", "term", k.Term, "highest", e.highestTerm)
 		return
 	}
@@ -365,6 +369,7 @@ func (e *Executor) finishLocked(st *api.TaskStatus) {
 	st.Message = strings.ToValidUTF8(st.Message, "\uFFFD")
 	id := st.Id.GetTask()
 	delete(e.running, id)
+	e.metrics.ended.WithLabelValues(endedState(st.State)).Inc()
 	e.pending[id] = &update{status: st}
 	e.unsent = append(e.unsent, id)
 	e.wake()

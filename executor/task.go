@@ -80,6 +80,7 @@ func (e *Executor) execute(ctx context.Context, l *api.TaskLaunch, g *plan.Graph
 		if err := e.store.PutMapOutput(l.Shuffle, int(id.Partition), out.Blocks); err != nil {
 			return failed(id, fmt.Sprintf("executor: writing map output: %v", err))
 		}
+		e.metrics.written.Add(float64(out.Bytes))
 		return &api.TaskStatus{Id: id, State: api.TaskState_TASK_STATE_FINISHED, MapBytes: out.Bytes, MapSizes: out.Sizes}
 	}
 	if g.Action.Op == "saveAsTextFile" {

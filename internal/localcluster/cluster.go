@@ -106,7 +106,7 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 			return nil, err
 		}
 	}
-	ports, err := FreePorts(3*opts.Schedulers + opts.Executors)
+	ports, err := FreePorts(3*opts.Schedulers + 2*opts.Executors)
 	if err != nil {
 		c.Close()
 		return nil, err
@@ -127,10 +127,10 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 		}
 	}
 	for i := 0; i < opts.Executors; i++ {
-		p := &Proc{Name: fmt.Sprintf("e%d", i+1), Kind: "execd", Addr: ports[3*opts.Schedulers+i]}
+		p := &Proc{Name: fmt.Sprintf("e%d", i+1), Kind: "execd", Addr: ports[3*opts.Schedulers+2*i], HTTPAddr: ports[3*opts.Schedulers+2*i+1]}
 		p.Dir = filepath.Join(c.dir, p.Name)
 		p.args = append([]string{"-id", p.Name, "-data-dir", p.Dir, "-schedulers", strings.Join(c.APIAddrs(), ","), "-addr", p.Addr,
-			"-cores", fmt.Sprint(opts.Cores)}, opts.ExecFlags...)
+			"-http-addr", p.HTTPAddr, "-cores", fmt.Sprint(opts.Cores)}, opts.ExecFlags...)
 		c.Execs = append(c.Execs, p)
 		if err := c.Restart(p); err != nil {
 			c.Close()

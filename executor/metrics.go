@@ -1,0 +1,62 @@
+package executor
+
+import (
+	"github.com/baton-sched/baton/api"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// metrics are an executor's Prometheus series (execd serves them on
+// -http-addr/metrics).
+type metrics struct {
+	launched prometheus.Counter
+	ended    *prometheus.CounterVec // by state
+	fenced   prometheus.Counter
+	written  prometheus.Counter
+	fetched  prometheus.Counter
+	fetchErr prometheus.Counter
+}
+
+func newMetrics(reg prometheus.Registerer, e *Executor) *metrics {
+	m := &metrics{
+		launched: prometheus.NewCounter(prometheus.CounterOpts{Name: "baton_executor_tasks_launched_total",
+			Help: "Task launches this executor accepted."}),
+		ended: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "baton_executor_tasks_ended_total",
+			Help: "Task attempts that ended on this executor, by state (finished, failed, killed)."}, []string{"state"}),
+		fenced: prometheus.NewCounter(prometheus.CounterOpts{Name: "baton_executor_fenced_total",
+			Help: "Orders refused because they came from a deposed leader's term."}),
+		written: prometheus.NewCounter(prometheus.CounterOpts{Name: "baton_shuffle_written_bytes_total",
+			Help: "Shuffle bytes this executor's map tasks wrote to its block store."}),
+		fetched: prometheus.NewCounter(prometheus.CounterOpts{Name: "baton_shuffle_fetched_bytes_total",
+			Help: "Shuffle bytes this executor's reduce tasks read, from its own store or other executors."}),
+		fetchErr: prometheus.NewCounter(prometheus.CounterOpts{Name: "baton_fetch_failures_total",
+			Help: "Shuffle fetches that failed (missing, corrupt or unreachable blocks) on this executor."}),
+	}
+	for _, s := range []string{"finished", "failed", "killed"} {
+		m.ended.WithLabelValues(s)
+	}
+	running := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "baton_executor_tasks_running",
+		Help: "Tasks running on this executor."}, func() float64 {
+		e.mu.Lock()
+		defer e.mu.Unlock()
+		return float64(len(e.running))
+	})
+	blocks := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "baton_blockstore_bytes",
+		Help: "Bytes this executor's block store (Pebble) uses on disk."}, func() float64 {
+		return float64(e.store.DiskUsage())
+	})
+	slots := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "baton_executor_slots",
+		Help: "Task slots of this executor."}, func() float64 { return float64(e.opts.Cores) })
+	reg.MustRegister(m.launched, m.ended, m.fenced, m.written, m.fetched, m.fetchErr, running, blocks, slots)
+	return m
+}
+
+// endedState names a final task state for the ended counter.
+func endedState(s api.TaskState) string {
+	switch s {
+	case api.TaskState_TASK_STATE_FINISHED:
+		return "finished"
+	case api.TaskState_TASK_STATE_KILLED:
+		return "killed"
+	}
+	return "failed"
+}
