@@ -262,6 +262,29 @@ func (c *Client) Peers(ctx context.Context) ([]*api.Peer, error) {
 	return resp.Peers, nil
 }
 
+// LeaderHistory returns the latest leader takeovers, oldest first.
+func (c *Client) LeaderHistory(ctx context.Context) ([]*api.Takeover, error) {
+	var resp *api.LeaderHistoryResponse
+	err := c.call(ctx, func(ctx context.Context, cc *grpc.ClientConn) (err error) {
+		resp, err = api.NewOperatorClient(cc).LeaderHistory(ctx, &api.LeaderHistoryRequest{})
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return resp.Takeovers, nil
+}
+
+// Stage returns a stage with its task attempts (see api.StageDetail).
+func (c *Client) Stage(ctx context.Context, id uint64) (*api.StageDetail, error) {
+	var resp *api.StageDetail
+	err := c.call(ctx, func(ctx context.Context, cc *grpc.ClientConn) (err error) {
+		resp, err = api.NewSchedulerClient(cc).GetStage(ctx, &api.GetStageRequest{StageId: id})
+		return err
+	})
+	return resp, err
+}
+
 // AddPeer adds a voting member.
 func (c *Client) AddPeer(ctx context.Context, req *api.AddPeerRequest) error {
 	return c.write(ctx, func(ctx context.Context, cc *grpc.ClientConn) error {

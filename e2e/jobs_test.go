@@ -462,10 +462,19 @@ func TestBadPlansAreRejectedAndNeverLogged(t *testing.T) {
 		return err == nil && n == 3
 	})
 	var before *api.NodeStatus
-	waitFor(t, "the leader's driver", func() bool {
+	waitFor(t, "the leader's driver and its takeover record", func() bool {
 		st, err := c.nodeStatus(leader)
+		if err != nil || !st.Driving {
+			return false
+		}
+		hist, err := cl.LeaderHistory(context.Background())
+		if err != nil || len(hist) == 0 || hist[len(hist)-1].Term != st.Term {
+			return false
+		}
+		// Read the index once the record is applied here.
+		st, err = c.nodeStatus(leader)
 		before = st
-		return err == nil && st.Driving
+		return err == nil
 	})
 	for _, tc := range []struct{ plan, want string }{
 		{`{"datasets": {"r": {"op": "range", "n": 5, "partitions": 1}, "w": {"op": "flatMap", "input": "r", "fn": "wrods"}}, "action": {"op": "collect", "input": "w"}}`, `unknown function "wrods" (did you mean words`},

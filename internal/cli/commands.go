@@ -28,7 +28,7 @@ func init() {
 	register(&command{name: "operator raft remove-peer", args: "ID", summary: "remove a member", run: runRemovePeer})
 	register(&command{name: "operator raft transfer-leader", args: "[ID]", summary: "hand leadership to a member (any, without ID)", run: runTransfer})
 	register(&command{name: "jobs", summary: "the jobs the quorum retains", run: runJobs})
-	register(&command{name: "job status", args: "ID", summary: "a job and its stages", run: runJobStatus})
+	register(&command{name: "job status", args: "ID", summary: "a job and its stages (-watch: live progress until it ends)", run: runJobStatus, flags: jobStatusFlags})
 	register(&command{name: "job cancel", args: "ID", summary: "cancel a running job", run: runJobCancel})
 	register(&command{name: "job release", args: "ID", summary: "drop an ended job's results", run: runJobRelease})
 	register(&command{name: "job results", args: "ID", summary: "a succeeded job's results: key<TAB>value a line (waits for the job)", run: runJobResults})
@@ -229,9 +229,10 @@ func runJobs(ctx context.Context, c *common, fs *flag.FlagSet, args []string) er
 		return printJSON(c.env.Stdout, &api.ListJobsResponse{Jobs: jobs})
 	}
 	tw := table(c.env.Stdout)
-	fmt.Fprintln(tw, "ID\tNAME\tSTATE\tTASKS\tSUBMITTED\tDURATION\tMESSAGE")
+	fmt.Fprintln(tw, "ID\tNAME\tPOOL\tSTATE\tPROGRESS\tTASK FAILURES\tSUBMITTED\tDURATION\tMESSAGE")
 	for _, j := range jobs {
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%d/%d\t%s\t%s\t%s\n", j.Id, dash(j.Name), jobStateNames[j.State], j.Finished, j.Tasks, when(j.SubmittedUnixNano), duration(j), oneLine(j.Message))
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s %d/%d\t%d\t%s\t%s\t%s\n", j.Id, dash(j.Name), dash(j.Pool), jobStateNames[j.State],
+			progressBar(int(j.Finished), int(j.Tasks), 10), j.Finished, j.Tasks, j.TaskFailures, when(j.SubmittedUnixNano), duration(j), oneLine(j.Message))
 	}
 	return tw.Flush()
 }
@@ -266,6 +267,9 @@ func runJobStatus(ctx context.Context, c *common, fs *flag.FlagSet, args []strin
 	id, err := jobID(args)
 	if err != nil {
 		return err
+	}
+	if jobStatusOpts.watch {
+		return watchJob(c, id)
 	}
 	cl, err := c.dial()
 	if err != nil {
@@ -532,13 +536,23 @@ func runExecutors(ctx context.Context, c *common, fs *flag.FlagSet, args []strin
 		return printJSON(c.env.Stdout, &api.ListExecutorsResponse{Executors: execs})
 	}
 	tw := table(c.env.Stdout)
-	fmt.Fprintln(tw, "ID\tADDRESS\tCORES\tALIVE\tREGISTERED\tLOST")
+	fmt.Fprintln(tw, "ID\tADDRESS\tSLOTS\tALIVE\tRUNNING\tBLOCKS\tSHUFFLES\tHEARTBEAT\tREGISTERED\tLOST")
 	for _, e := range execs {
 		lost := "-"
 		if !e.Alive {
 			lost = fmt.Sprintf("%s (%s)", when(e.LostUnixNano), e.LostReason)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\n", e.Id, e.Addr, e.Cores, yes(e.Alive), when(e.RegisteredUnixNano), lost)
+		blocks, shuffles, beat := "-", "-", "-"
+		if e.BlockBytes >= 0 {
+			blocks = humanBytes(e.BlockBytes)
+		}
+		if e.Shuffles >= 0 {
+			shuffles = strconv.Itoa(int(e.Shuffles))
+		}
+		if e.LastHeartbeatUnixNano > 0 {
+			beat = time.Since(time.Unix(0, e.LastHeartbeatUnixNano)).Round(time.Millisecond).String() + " ago"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%d\t%s\t%s\t%s\t%s\t%s\n", e.Id, e.Addr, e.Cores, yes(e.Alive), e.RunningTasks, blocks, shuffles, beat, when(e.RegisteredUnixNano), lost)
 	}
 	return tw.Flush()
 }
