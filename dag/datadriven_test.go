@@ -39,6 +39,7 @@ import (
 //	run stage=S [exec=E] [size=N] [indirect]
 //	    every runnable task of the stage succeeds (round-robin over exec's values)
 //	resubmit | commit stage=S part=P task=T [exec=E] | cancel job=J | release job=J
+//	events on|off       results also print the transitions (Result.Events)
 //	runnable [stage=S]   the tasks the driver may launch now
 //	state                the whole state, readable
 type scenario struct {
@@ -47,6 +48,7 @@ type scenario struct {
 	try      map[[2]int]int // (stage, partition) -> attempt number
 	epoch    uint64
 	time     int64
+	events   bool // print each command's events
 }
 
 func TestScenarios(t *testing.T) {
@@ -102,6 +104,11 @@ func (sc *scenario) apply(cmd Command) Result {
 func (sc *scenario) run(t *testing.T, d *datadriven.TestData) string {
 	s := sc.s
 	switch d.Cmd {
+	case "events":
+		// events on: results print the transitions they made.
+		sc.events = len(d.CmdArgs) > 0 && d.CmdArgs[0].Key == "on"
+		return "ok"
+
 	case "config":
 		var cfg Config
 		d.MaybeScanArgs(t, "max-task-failures", &cfg.MaxTaskFailures)
@@ -444,6 +451,22 @@ func (sc *scenario) result(r Result) string {
 			fmt.Fprintf(&b, " result(job %d p%d on %s task %d)", ref.Job, ref.Partition, ref.Executor, ref.Task)
 		}
 		b.WriteString("\n")
+	}
+	if sc.events && len(r.Events) > 0 {
+		var evs []string
+		for _, e := range r.Events {
+			switch e.Kind {
+			case StageSubmitted:
+				evs = append(evs, fmt.Sprintf("%s %d.%d job %d tasks %d", e.Kind, e.Stage, e.Attempt, e.Job, e.Tasks))
+			case StageCompleted, StageAttemptFailed:
+				evs = append(evs, fmt.Sprintf("%s %d.%d job %d", e.Kind, e.Stage, e.Attempt, e.Job))
+			case JobEnded:
+				evs = append(evs, fmt.Sprintf("%s %d %s", e.Kind, e.Job, e.Status))
+			case EpochBumped:
+				evs = append(evs, fmt.Sprintf("%s %d", e.Kind, e.Epoch))
+			}
+		}
+		fmt.Fprintf(&b, "events: %s\n", strings.Join(evs, "; "))
 	}
 	b.WriteString(sc.summary())
 	return b.String()

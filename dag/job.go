@@ -9,6 +9,7 @@ import "fmt"
 func (s *State) jobSucceeded(j *job) {
 	j.status = JobSucceeded
 	j.ended = s.now
+	s.events = append(s.events, Event{Kind: JobEnded, Job: j.id, Status: JobSucceeded})
 	s.settleStages(j)
 }
 
@@ -72,6 +73,7 @@ func (s *State) failJob(j *job, status JobStatus, msg string) {
 	j.status = status
 	j.msg = msg
 	j.ended = s.now
+	s.events = append(s.events, Event{Kind: JobEnded, Job: j.id, Status: status, Message: msg})
 	s.dropResults(j, &s.drop)
 	s.detachStages(j, &s.drop)
 	// Nothing is left to collect: the job counts as released.

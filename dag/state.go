@@ -42,6 +42,8 @@ type State struct {
 
 	// drop collects, during one Apply, the blocks that became obsolete.
 	drop Dropped
+	// events collects, during one Apply, the transitions it made.
+	events []Event
 }
 
 type job struct {
@@ -223,6 +225,7 @@ func (s *State) Apply(cmd Command) Result {
 		r.Dropped = &d
 		s.drop = Dropped{}
 	}
+	r.Events, s.events = s.events, nil
 	return r
 }
 
@@ -264,7 +267,10 @@ func (s *State) tick(t int64) {
 	}
 }
 
-func (s *State) bumpEpoch() { s.epoch++ }
+func (s *State) bumpEpoch() {
+	s.epoch++
+	s.events = append(s.events, Event{Kind: EpochBumped, Epoch: s.epoch})
+}
 
 // activeJob returns the lowest-numbered running job that needs the stage
 // (activeJobForStage).

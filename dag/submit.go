@@ -269,7 +269,7 @@ func (s *State) submitStage(st *stage) {
 
 // submitMissingTasks starts a new attempt of a stage over its missing
 // tasks: the durable half of creating a TaskSet.
-func (s *State) submitMissingTasks(st *stage, _ JobID) {
+func (s *State) submitMissingTasks(st *stage, job JobID) {
 	missing := s.missingTasks(st)
 	s.running.add(uint64(st.id))
 	st.attempt++
@@ -283,6 +283,7 @@ func (s *State) submitMissingTasks(st *stage, _ JobID) {
 	st.npend = len(missing)
 	st.submitted = s.now
 	st.completed = 0
+	s.events = append(s.events, Event{Kind: StageSubmitted, Job: job, Stage: st.id, Attempt: st.attempt, Tasks: len(missing)})
 	if len(missing) > 0 {
 		return
 	}
@@ -301,8 +302,12 @@ func (s *State) submitMissingTasks(st *stage, _ JobID) {
 // consecutive fetch-failure count.
 func (s *State) markStageFinished(st *stage, errMsg string) {
 	s.running.remove(uint64(st.id))
+	job, _ := s.activeJob(st)
 	if errMsg == "" {
 		st.failedAttempts = nil
+		s.events = append(s.events, Event{Kind: StageCompleted, Job: job, Stage: st.id, Attempt: st.attempt})
+	} else {
+		s.events = append(s.events, Event{Kind: StageAttemptFailed, Job: job, Stage: st.id, Attempt: st.attempt, Message: errMsg})
 	}
 	st.completed = s.now
 }

@@ -250,7 +250,39 @@ type Result struct {
 	// Dropped lists what a ReleaseJob or a failed or cancelled job made
 	// obsolete: blocks executors may delete.
 	Dropped *Dropped
+	// Events are the transitions the command made, in order (for logs
+	// and operators; the state does not keep them).
+	Events []Event
 }
+
+// Event is a scheduler state transition.
+type Event struct {
+	Kind    EventKind
+	Job     JobID
+	Stage   StageID
+	Attempt int       // StageSubmitted, StageCompleted, StageAttemptFailed
+	Tasks   int       // StageSubmitted: the tasks the attempt runs
+	Status  JobStatus // JobEnded
+	Message string    // StageAttemptFailed, JobEnded: why
+	Epoch   uint64    // EpochBumped
+}
+
+// EventKind says what an Event is.
+type EventKind uint8
+
+// Event kinds.
+const (
+	StageSubmitted     EventKind = iota + 1 // a stage attempt began
+	StageCompleted                          // a stage attempt ran all its tasks
+	StageAttemptFailed                      // a fetch failure ended a stage attempt (it is resubmitted)
+	JobEnded                                // a job succeeded, failed or was cancelled
+	EpochBumped                             // map outputs were registered or lost
+)
+
+var eventNames = map[EventKind]string{StageSubmitted: "stage submitted", StageCompleted: "stage completed",
+	StageAttemptFailed: "stage attempt failed", JobEnded: "job ended", EpochBumped: "epoch bumped"}
+
+func (k EventKind) String() string { return eventNames[k] }
 
 // Dropped lists blocks that no live job needs any more.
 type Dropped struct {

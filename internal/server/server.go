@@ -164,6 +164,7 @@ func New(cfg Config) (*Server, error) {
 	s.fsm = fsm.New(fsm.Options{Config: cfg.DAG, Logger: s.log, OnApply: func(cmds []dag.Command, results []dag.Result, took time.Duration) {
 		s.hist.applied(cmds, results)
 		s.metrics.observeApply(took)
+		s.logEvents(results)
 	}})
 	if s.cfg.Functions == nil {
 		s.cfg.Functions = &functions{builtin: ops.NewRegistry(), fsm: s.fsm}
