@@ -36,6 +36,16 @@ test: check-generate ## Run the whole test suite (vet, generated-code check, tes
 	$(GO) vet $(PKGS)
 	$(GO) test -count=1 $(PKGS)
 
+.PHONY: test-ui
+test-ui: chromium ## Drive the web UI in headless Chromium against a local cluster; screenshots go to test-output/ui/.
+	BATON_UI_TEST=1 BATON_UI_SCREENSHOTS=$(CURDIR)/test-output/ui $(GO) test -count=1 -v ./uitest
+
+.PHONY: chromium
+chromium: ## Install Debian's chromium for the browser test, if missing.
+	@command -v chromium >/dev/null || { echo "installing chromium (Debian package)"; \
+		$(SUDO) apt-get install -y -qq chromium >/dev/null 2>&1 || \
+		{ $(SUDO) apt-get update -qq >/dev/null && $(SUDO) apt-get install -y -qq chromium >/dev/null; }; }
+
 .PHONY: testrace
 testrace: ## Run the tests with the race detector.
 	$(GO) test -race -count=1 $(PKGS)

@@ -132,7 +132,7 @@ async function viewJob(id) {
   const rows = stages.map(st => `<tr data-stage="${esc(st.id)}">
     <td class="num"><a href="#/stage/${esc(st.id)}">${esc(st.id)}</a></td><td>${esc(st.name)}</td><td>${st.map ? "map" : "result"}</td>
     <td>${badge(stageState(st))}</td><td>${bar(num(st.available), num(st.tasks), st.state)}</td>
-    <td class="num">${num(st.attempt)}</td><td class="num">${num(st.failed_attempts)}</td>
+    <td class="num">${num(st.attempt) < 0 ? "—" : num(st.attempt)}</td><td class="num">${num(st.failed_attempts)}</td>
     <td>${esc((st.parents || []).join(", ") || "—")}</td></tr>`).join("");
   return `<h1>Job ${esc(j.id)} ${esc(j.name || "")} ${badge(s)}</h1>
     <div class="card"><dl class="kv">
