@@ -3135,6 +3135,131 @@ func (*RegisterMemberResponse) Descriptor() ([]byte, []int) {
 	return file_api_baton_proto_rawDescGZIP(), []int{40}
 }
 
+type SnapshotSaveRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SnapshotSaveRequest) Reset() {
+	*x = SnapshotSaveRequest{}
+	mi := &file_api_baton_proto_msgTypes[41]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SnapshotSaveRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SnapshotSaveRequest) ProtoMessage() {}
+
+func (x *SnapshotSaveRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_api_baton_proto_msgTypes[41]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SnapshotSaveRequest.ProtoReflect.Descriptor instead.
+func (*SnapshotSaveRequest) Descriptor() ([]byte, []int) {
+	return file_api_baton_proto_rawDescGZIP(), []int{41}
+}
+
+type SnapshotChunk struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Data  []byte                 `protobuf:"bytes,1,opt,name=data,proto3" json:"data,omitempty"`
+	// index: in SnapshotSave's first chunk, the log index the backup holds.
+	Index         uint64 `protobuf:"varint,2,opt,name=index,proto3" json:"index,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SnapshotChunk) Reset() {
+	*x = SnapshotChunk{}
+	mi := &file_api_baton_proto_msgTypes[42]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SnapshotChunk) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SnapshotChunk) ProtoMessage() {}
+
+func (x *SnapshotChunk) ProtoReflect() protoreflect.Message {
+	mi := &file_api_baton_proto_msgTypes[42]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SnapshotChunk.ProtoReflect.Descriptor instead.
+func (*SnapshotChunk) Descriptor() ([]byte, []int) {
+	return file_api_baton_proto_rawDescGZIP(), []int{42}
+}
+
+func (x *SnapshotChunk) GetData() []byte {
+	if x != nil {
+		return x.Data
+	}
+	return nil
+}
+
+func (x *SnapshotChunk) GetIndex() uint64 {
+	if x != nil {
+		return x.Index
+	}
+	return 0
+}
+
+type SnapshotRestoreResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SnapshotRestoreResponse) Reset() {
+	*x = SnapshotRestoreResponse{}
+	mi := &file_api_baton_proto_msgTypes[43]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SnapshotRestoreResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SnapshotRestoreResponse) ProtoMessage() {}
+
+func (x *SnapshotRestoreResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_api_baton_proto_msgTypes[43]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SnapshotRestoreResponse.ProtoReflect.Descriptor instead.
+func (*SnapshotRestoreResponse) Descriptor() ([]byte, []int) {
+	return file_api_baton_proto_rawDescGZIP(), []int{43}
+}
+
 type LeaderHistoryRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -3143,7 +3268,7 @@ type LeaderHistoryRequest struct {
 
 func (x *LeaderHistoryRequest) Reset() {
 	*x = LeaderHistoryRequest{}
-	mi := &file_api_baton_proto_msgTypes[41]
+	mi := &file_api_baton_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3155,7 +3280,7 @@ func (x *LeaderHistoryRequest) String() string {
 func (*LeaderHistoryRequest) ProtoMessage() {}
 
 func (x *LeaderHistoryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[41]
+	mi := &file_api_baton_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3168,7 +3293,7 @@ func (x *LeaderHistoryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeaderHistoryRequest.ProtoReflect.Descriptor instead.
 func (*LeaderHistoryRequest) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{41}
+	return file_api_baton_proto_rawDescGZIP(), []int{44}
 }
 
 // Takeover is one leader's takeover: the term it won, when its driver
@@ -3187,7 +3312,7 @@ type Takeover struct {
 
 func (x *Takeover) Reset() {
 	*x = Takeover{}
-	mi := &file_api_baton_proto_msgTypes[42]
+	mi := &file_api_baton_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3199,7 +3324,7 @@ func (x *Takeover) String() string {
 func (*Takeover) ProtoMessage() {}
 
 func (x *Takeover) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[42]
+	mi := &file_api_baton_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3212,7 +3337,7 @@ func (x *Takeover) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Takeover.ProtoReflect.Descriptor instead.
 func (*Takeover) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{42}
+	return file_api_baton_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *Takeover) GetId() string {
@@ -3266,7 +3391,7 @@ type LeaderHistoryResponse struct {
 
 func (x *LeaderHistoryResponse) Reset() {
 	*x = LeaderHistoryResponse{}
-	mi := &file_api_baton_proto_msgTypes[43]
+	mi := &file_api_baton_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3278,7 +3403,7 @@ func (x *LeaderHistoryResponse) String() string {
 func (*LeaderHistoryResponse) ProtoMessage() {}
 
 func (x *LeaderHistoryResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[43]
+	mi := &file_api_baton_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3291,7 +3416,7 @@ func (x *LeaderHistoryResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeaderHistoryResponse.ProtoReflect.Descriptor instead.
 func (*LeaderHistoryResponse) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{43}
+	return file_api_baton_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *LeaderHistoryResponse) GetTakeovers() []*Takeover {
@@ -3313,7 +3438,7 @@ type ReportResultLostRequest struct {
 
 func (x *ReportResultLostRequest) Reset() {
 	*x = ReportResultLostRequest{}
-	mi := &file_api_baton_proto_msgTypes[44]
+	mi := &file_api_baton_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3325,7 +3450,7 @@ func (x *ReportResultLostRequest) String() string {
 func (*ReportResultLostRequest) ProtoMessage() {}
 
 func (x *ReportResultLostRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[44]
+	mi := &file_api_baton_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3338,7 +3463,7 @@ func (x *ReportResultLostRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportResultLostRequest.ProtoReflect.Descriptor instead.
 func (*ReportResultLostRequest) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{44}
+	return file_api_baton_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *ReportResultLostRequest) GetJob() uint64 {
@@ -3378,7 +3503,7 @@ type ReportResultLostResponse struct {
 
 func (x *ReportResultLostResponse) Reset() {
 	*x = ReportResultLostResponse{}
-	mi := &file_api_baton_proto_msgTypes[45]
+	mi := &file_api_baton_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3390,7 +3515,7 @@ func (x *ReportResultLostResponse) String() string {
 func (*ReportResultLostResponse) ProtoMessage() {}
 
 func (x *ReportResultLostResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[45]
+	mi := &file_api_baton_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3403,7 +3528,7 @@ func (x *ReportResultLostResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportResultLostResponse.ProtoReflect.Descriptor instead.
 func (*ReportResultLostResponse) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{45}
+	return file_api_baton_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *ReportResultLostResponse) GetIndex() uint64 {
@@ -3429,7 +3554,7 @@ type TaskID struct {
 
 func (x *TaskID) Reset() {
 	*x = TaskID{}
-	mi := &file_api_baton_proto_msgTypes[46]
+	mi := &file_api_baton_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3441,7 +3566,7 @@ func (x *TaskID) String() string {
 func (*TaskID) ProtoMessage() {}
 
 func (x *TaskID) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[46]
+	mi := &file_api_baton_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3454,7 +3579,7 @@ func (x *TaskID) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskID.ProtoReflect.Descriptor instead.
 func (*TaskID) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{46}
+	return file_api_baton_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *TaskID) GetTask() uint64 {
@@ -3518,7 +3643,7 @@ type MapLocation struct {
 
 func (x *MapLocation) Reset() {
 	*x = MapLocation{}
-	mi := &file_api_baton_proto_msgTypes[47]
+	mi := &file_api_baton_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3530,7 +3655,7 @@ func (x *MapLocation) String() string {
 func (*MapLocation) ProtoMessage() {}
 
 func (x *MapLocation) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[47]
+	mi := &file_api_baton_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3543,7 +3668,7 @@ func (x *MapLocation) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MapLocation.ProtoReflect.Descriptor instead.
 func (*MapLocation) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{47}
+	return file_api_baton_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *MapLocation) GetMap() int32 {
@@ -3580,7 +3705,7 @@ type ShuffleInput struct {
 
 func (x *ShuffleInput) Reset() {
 	*x = ShuffleInput{}
-	mi := &file_api_baton_proto_msgTypes[48]
+	mi := &file_api_baton_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3592,7 +3717,7 @@ func (x *ShuffleInput) String() string {
 func (*ShuffleInput) ProtoMessage() {}
 
 func (x *ShuffleInput) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[48]
+	mi := &file_api_baton_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3605,7 +3730,7 @@ func (x *ShuffleInput) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ShuffleInput.ProtoReflect.Descriptor instead.
 func (*ShuffleInput) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{48}
+	return file_api_baton_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *ShuffleInput) GetShuffle() uint64 {
@@ -3664,7 +3789,7 @@ type TaskLaunch struct {
 
 func (x *TaskLaunch) Reset() {
 	*x = TaskLaunch{}
-	mi := &file_api_baton_proto_msgTypes[49]
+	mi := &file_api_baton_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3676,7 +3801,7 @@ func (x *TaskLaunch) String() string {
 func (*TaskLaunch) ProtoMessage() {}
 
 func (x *TaskLaunch) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[49]
+	mi := &file_api_baton_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3689,7 +3814,7 @@ func (x *TaskLaunch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskLaunch.ProtoReflect.Descriptor instead.
 func (*TaskLaunch) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{49}
+	return file_api_baton_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *TaskLaunch) GetId() *TaskID {
@@ -3796,7 +3921,7 @@ type TaskStatus struct {
 
 func (x *TaskStatus) Reset() {
 	*x = TaskStatus{}
-	mi := &file_api_baton_proto_msgTypes[50]
+	mi := &file_api_baton_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3808,7 +3933,7 @@ func (x *TaskStatus) String() string {
 func (*TaskStatus) ProtoMessage() {}
 
 func (x *TaskStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[50]
+	mi := &file_api_baton_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3821,7 +3946,7 @@ func (x *TaskStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskStatus.ProtoReflect.Descriptor instead.
 func (*TaskStatus) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{50}
+	return file_api_baton_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *TaskStatus) GetId() *TaskID {
@@ -3948,7 +4073,7 @@ type Hello struct {
 
 func (x *Hello) Reset() {
 	*x = Hello{}
-	mi := &file_api_baton_proto_msgTypes[51]
+	mi := &file_api_baton_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3960,7 +4085,7 @@ func (x *Hello) String() string {
 func (*Hello) ProtoMessage() {}
 
 func (x *Hello) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[51]
+	mi := &file_api_baton_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3973,7 +4098,7 @@ func (x *Hello) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Hello.ProtoReflect.Descriptor instead.
 func (*Hello) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{51}
+	return file_api_baton_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *Hello) GetExecutorId() string {
@@ -4048,7 +4173,7 @@ type StatusUpdates struct {
 
 func (x *StatusUpdates) Reset() {
 	*x = StatusUpdates{}
-	mi := &file_api_baton_proto_msgTypes[52]
+	mi := &file_api_baton_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4060,7 +4185,7 @@ func (x *StatusUpdates) String() string {
 func (*StatusUpdates) ProtoMessage() {}
 
 func (x *StatusUpdates) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[52]
+	mi := &file_api_baton_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4073,7 +4198,7 @@ func (x *StatusUpdates) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusUpdates.ProtoReflect.Descriptor instead.
 func (*StatusUpdates) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{52}
+	return file_api_baton_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *StatusUpdates) GetUpdates() []*TaskStatus {
@@ -4092,7 +4217,7 @@ type CommitRequest struct {
 
 func (x *CommitRequest) Reset() {
 	*x = CommitRequest{}
-	mi := &file_api_baton_proto_msgTypes[53]
+	mi := &file_api_baton_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4104,7 +4229,7 @@ func (x *CommitRequest) String() string {
 func (*CommitRequest) ProtoMessage() {}
 
 func (x *CommitRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[53]
+	mi := &file_api_baton_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4117,7 +4242,7 @@ func (x *CommitRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommitRequest.ProtoReflect.Descriptor instead.
 func (*CommitRequest) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{53}
+	return file_api_baton_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *CommitRequest) GetId() *TaskID {
@@ -4142,7 +4267,7 @@ type ExecutorMessage struct {
 
 func (x *ExecutorMessage) Reset() {
 	*x = ExecutorMessage{}
-	mi := &file_api_baton_proto_msgTypes[54]
+	mi := &file_api_baton_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4154,7 +4279,7 @@ func (x *ExecutorMessage) String() string {
 func (*ExecutorMessage) ProtoMessage() {}
 
 func (x *ExecutorMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[54]
+	mi := &file_api_baton_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4167,7 +4292,7 @@ func (x *ExecutorMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecutorMessage.ProtoReflect.Descriptor instead.
 func (*ExecutorMessage) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{54}
+	return file_api_baton_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *ExecutorMessage) GetMsg() isExecutorMessage_Msg {
@@ -4236,7 +4361,7 @@ type Welcome struct {
 
 func (x *Welcome) Reset() {
 	*x = Welcome{}
-	mi := &file_api_baton_proto_msgTypes[55]
+	mi := &file_api_baton_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4248,7 +4373,7 @@ func (x *Welcome) String() string {
 func (*Welcome) ProtoMessage() {}
 
 func (x *Welcome) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[55]
+	mi := &file_api_baton_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4261,7 +4386,7 @@ func (x *Welcome) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Welcome.ProtoReflect.Descriptor instead.
 func (*Welcome) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{55}
+	return file_api_baton_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *Welcome) GetTerm() uint64 {
@@ -4287,7 +4412,7 @@ type Launch struct {
 
 func (x *Launch) Reset() {
 	*x = Launch{}
-	mi := &file_api_baton_proto_msgTypes[56]
+	mi := &file_api_baton_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4299,7 +4424,7 @@ func (x *Launch) String() string {
 func (*Launch) ProtoMessage() {}
 
 func (x *Launch) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[56]
+	mi := &file_api_baton_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4312,7 +4437,7 @@ func (x *Launch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Launch.ProtoReflect.Descriptor instead.
 func (*Launch) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{56}
+	return file_api_baton_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *Launch) GetTasks() []*TaskLaunch {
@@ -4333,7 +4458,7 @@ type Kill struct {
 
 func (x *Kill) Reset() {
 	*x = Kill{}
-	mi := &file_api_baton_proto_msgTypes[57]
+	mi := &file_api_baton_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4345,7 +4470,7 @@ func (x *Kill) String() string {
 func (*Kill) ProtoMessage() {}
 
 func (x *Kill) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[57]
+	mi := &file_api_baton_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4358,7 +4483,7 @@ func (x *Kill) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Kill.ProtoReflect.Descriptor instead.
 func (*Kill) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{57}
+	return file_api_baton_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *Kill) GetTerm() uint64 {
@@ -4393,7 +4518,7 @@ type Ack struct {
 
 func (x *Ack) Reset() {
 	*x = Ack{}
-	mi := &file_api_baton_proto_msgTypes[58]
+	mi := &file_api_baton_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4405,7 +4530,7 @@ func (x *Ack) String() string {
 func (*Ack) ProtoMessage() {}
 
 func (x *Ack) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[58]
+	mi := &file_api_baton_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4418,7 +4543,7 @@ func (x *Ack) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Ack.ProtoReflect.Descriptor instead.
 func (*Ack) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{58}
+	return file_api_baton_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *Ack) GetTasks() []uint64 {
@@ -4439,7 +4564,7 @@ type CommitDecision struct {
 
 func (x *CommitDecision) Reset() {
 	*x = CommitDecision{}
-	mi := &file_api_baton_proto_msgTypes[59]
+	mi := &file_api_baton_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4451,7 +4576,7 @@ func (x *CommitDecision) String() string {
 func (*CommitDecision) ProtoMessage() {}
 
 func (x *CommitDecision) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[59]
+	mi := &file_api_baton_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4464,7 +4589,7 @@ func (x *CommitDecision) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommitDecision.ProtoReflect.Descriptor instead.
 func (*CommitDecision) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{59}
+	return file_api_baton_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *CommitDecision) GetTerm() uint64 {
@@ -4498,7 +4623,7 @@ type ResultBlock struct {
 
 func (x *ResultBlock) Reset() {
 	*x = ResultBlock{}
-	mi := &file_api_baton_proto_msgTypes[60]
+	mi := &file_api_baton_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4510,7 +4635,7 @@ func (x *ResultBlock) String() string {
 func (*ResultBlock) ProtoMessage() {}
 
 func (x *ResultBlock) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[60]
+	mi := &file_api_baton_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4523,7 +4648,7 @@ func (x *ResultBlock) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResultBlock.ProtoReflect.Descriptor instead.
 func (*ResultBlock) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{60}
+	return file_api_baton_proto_rawDescGZIP(), []int{63}
 }
 
 func (x *ResultBlock) GetJob() uint64 {
@@ -4552,7 +4677,7 @@ type DeleteBlocks struct {
 
 func (x *DeleteBlocks) Reset() {
 	*x = DeleteBlocks{}
-	mi := &file_api_baton_proto_msgTypes[61]
+	mi := &file_api_baton_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4564,7 +4689,7 @@ func (x *DeleteBlocks) String() string {
 func (*DeleteBlocks) ProtoMessage() {}
 
 func (x *DeleteBlocks) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[61]
+	mi := &file_api_baton_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4577,7 +4702,7 @@ func (x *DeleteBlocks) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteBlocks.ProtoReflect.Descriptor instead.
 func (*DeleteBlocks) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{61}
+	return file_api_baton_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *DeleteBlocks) GetShuffles() []uint64 {
@@ -4611,7 +4736,7 @@ type NotLeader struct {
 
 func (x *NotLeader) Reset() {
 	*x = NotLeader{}
-	mi := &file_api_baton_proto_msgTypes[62]
+	mi := &file_api_baton_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4623,7 +4748,7 @@ func (x *NotLeader) String() string {
 func (*NotLeader) ProtoMessage() {}
 
 func (x *NotLeader) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[62]
+	mi := &file_api_baton_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4636,7 +4761,7 @@ func (x *NotLeader) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NotLeader.ProtoReflect.Descriptor instead.
 func (*NotLeader) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{62}
+	return file_api_baton_proto_rawDescGZIP(), []int{65}
 }
 
 func (x *NotLeader) GetLeaderId() string {
@@ -4672,7 +4797,7 @@ type DriverMessage struct {
 
 func (x *DriverMessage) Reset() {
 	*x = DriverMessage{}
-	mi := &file_api_baton_proto_msgTypes[63]
+	mi := &file_api_baton_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4684,7 +4809,7 @@ func (x *DriverMessage) String() string {
 func (*DriverMessage) ProtoMessage() {}
 
 func (x *DriverMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[63]
+	mi := &file_api_baton_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4697,7 +4822,7 @@ func (x *DriverMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DriverMessage.ProtoReflect.Descriptor instead.
 func (*DriverMessage) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{63}
+	return file_api_baton_proto_rawDescGZIP(), []int{66}
 }
 
 func (x *DriverMessage) GetMsg() isDriverMessage_Msg {
@@ -4828,7 +4953,7 @@ type FetchShuffleRequest struct {
 
 func (x *FetchShuffleRequest) Reset() {
 	*x = FetchShuffleRequest{}
-	mi := &file_api_baton_proto_msgTypes[64]
+	mi := &file_api_baton_proto_msgTypes[67]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4840,7 +4965,7 @@ func (x *FetchShuffleRequest) String() string {
 func (*FetchShuffleRequest) ProtoMessage() {}
 
 func (x *FetchShuffleRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[64]
+	mi := &file_api_baton_proto_msgTypes[67]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4853,7 +4978,7 @@ func (x *FetchShuffleRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchShuffleRequest.ProtoReflect.Descriptor instead.
 func (*FetchShuffleRequest) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{64}
+	return file_api_baton_proto_rawDescGZIP(), []int{67}
 }
 
 func (x *FetchShuffleRequest) GetShuffle() uint64 {
@@ -4887,7 +5012,7 @@ type FetchResultRequest struct {
 
 func (x *FetchResultRequest) Reset() {
 	*x = FetchResultRequest{}
-	mi := &file_api_baton_proto_msgTypes[65]
+	mi := &file_api_baton_proto_msgTypes[68]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4899,7 +5024,7 @@ func (x *FetchResultRequest) String() string {
 func (*FetchResultRequest) ProtoMessage() {}
 
 func (x *FetchResultRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[65]
+	mi := &file_api_baton_proto_msgTypes[68]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4912,7 +5037,7 @@ func (x *FetchResultRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchResultRequest.ProtoReflect.Descriptor instead.
 func (*FetchResultRequest) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{65}
+	return file_api_baton_proto_rawDescGZIP(), []int{68}
 }
 
 func (x *FetchResultRequest) GetJob() uint64 {
@@ -4945,7 +5070,7 @@ type BlockChunk struct {
 
 func (x *BlockChunk) Reset() {
 	*x = BlockChunk{}
-	mi := &file_api_baton_proto_msgTypes[66]
+	mi := &file_api_baton_proto_msgTypes[69]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4957,7 +5082,7 @@ func (x *BlockChunk) String() string {
 func (*BlockChunk) ProtoMessage() {}
 
 func (x *BlockChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[66]
+	mi := &file_api_baton_proto_msgTypes[69]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4970,7 +5095,7 @@ func (x *BlockChunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BlockChunk.ProtoReflect.Descriptor instead.
 func (*BlockChunk) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{66}
+	return file_api_baton_proto_rawDescGZIP(), []int{69}
 }
 
 func (x *BlockChunk) GetMap() int32 {
@@ -5016,7 +5141,7 @@ type ExecutorStatsRequest struct {
 
 func (x *ExecutorStatsRequest) Reset() {
 	*x = ExecutorStatsRequest{}
-	mi := &file_api_baton_proto_msgTypes[67]
+	mi := &file_api_baton_proto_msgTypes[70]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5028,7 +5153,7 @@ func (x *ExecutorStatsRequest) String() string {
 func (*ExecutorStatsRequest) ProtoMessage() {}
 
 func (x *ExecutorStatsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[67]
+	mi := &file_api_baton_proto_msgTypes[70]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5041,7 +5166,7 @@ func (x *ExecutorStatsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecutorStatsRequest.ProtoReflect.Descriptor instead.
 func (*ExecutorStatsRequest) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{67}
+	return file_api_baton_proto_rawDescGZIP(), []int{70}
 }
 
 // ExecutorStats is what an executor did since it started: for drills and
@@ -5070,7 +5195,7 @@ type ExecutorStats struct {
 
 func (x *ExecutorStats) Reset() {
 	*x = ExecutorStats{}
-	mi := &file_api_baton_proto_msgTypes[68]
+	mi := &file_api_baton_proto_msgTypes[71]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5082,7 +5207,7 @@ func (x *ExecutorStats) String() string {
 func (*ExecutorStats) ProtoMessage() {}
 
 func (x *ExecutorStats) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[68]
+	mi := &file_api_baton_proto_msgTypes[71]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5095,7 +5220,7 @@ func (x *ExecutorStats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecutorStats.ProtoReflect.Descriptor instead.
 func (*ExecutorStats) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{68}
+	return file_api_baton_proto_rawDescGZIP(), []int{71}
 }
 
 func (x *ExecutorStats) GetExecutorId() string {
@@ -5416,7 +5541,12 @@ const file_api_baton_proto_rawDesc = "" +
 	"\traft_addr\x18\x02 \x01(\tR\braftAddr\x12\x19\n" +
 	"\bapi_addr\x18\x03 \x01(\tR\aapiAddr\x12\x1b\n" +
 	"\thttp_addr\x18\x04 \x01(\tR\bhttpAddr\"\x18\n" +
-	"\x16RegisterMemberResponse\"\x16\n" +
+	"\x16RegisterMemberResponse\"\x15\n" +
+	"\x13SnapshotSaveRequest\"9\n" +
+	"\rSnapshotChunk\x12\x12\n" +
+	"\x04data\x18\x01 \x01(\fR\x04data\x12\x14\n" +
+	"\x05index\x18\x02 \x01(\x04R\x05index\"\x19\n" +
+	"\x17SnapshotRestoreResponse\"\x16\n" +
 	"\x14LeaderHistoryRequest\"\xbf\x01\n" +
 	"\bTakeover\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
@@ -5617,7 +5747,7 @@ const file_api_baton_proto_rawDesc = "" +
 	"\n" +
 	"ReleaseJob\x12\x1b.baton.v1.ReleaseJobRequest\x1a\x1c.baton.v1.ReleaseJobResponse\x12P\n" +
 	"\rListExecutors\x12\x1e.baton.v1.ListExecutorsRequest\x1a\x1f.baton.v1.ListExecutorsResponse\x12<\n" +
-	"\bGetStage\x12\x19.baton.v1.GetStageRequest\x1a\x15.baton.v1.StageDetail2\xbd\x05\n" +
+	"\bGetStage\x12\x19.baton.v1.GetStageRequest\x1a\x15.baton.v1.StageDetail2\xd8\x06\n" +
 	"\bOperator\x12;\n" +
 	"\x06Status\x12\x17.baton.v1.StatusRequest\x1a\x18.baton.v1.StatusResponse\x12B\n" +
 	"\rGetNodeStatus\x12\x1b.baton.v1.NodeStatusRequest\x1a\x14.baton.v1.NodeStatus\x12D\n" +
@@ -5628,7 +5758,9 @@ const file_api_baton_proto_rawDesc = "" +
 	"\x12TransferLeadership\x12#.baton.v1.TransferLeadershipRequest\x1a$.baton.v1.TransferLeadershipResponse\x12S\n" +
 	"\x0eRegisterMember\x12\x1f.baton.v1.RegisterMemberRequest\x1a .baton.v1.RegisterMemberResponse\x12Y\n" +
 	"\x10ReportResultLost\x12!.baton.v1.ReportResultLostRequest\x1a\".baton.v1.ReportResultLostResponse\x12P\n" +
-	"\rLeaderHistory\x12\x1e.baton.v1.LeaderHistoryRequest\x1a\x1f.baton.v1.LeaderHistoryResponse2N\n" +
+	"\rLeaderHistory\x12\x1e.baton.v1.LeaderHistoryRequest\x1a\x1f.baton.v1.LeaderHistoryResponse\x12H\n" +
+	"\fSnapshotSave\x12\x1d.baton.v1.SnapshotSaveRequest\x1a\x17.baton.v1.SnapshotChunk0\x01\x12O\n" +
+	"\x0fSnapshotRestore\x12\x17.baton.v1.SnapshotChunk\x1a!.baton.v1.SnapshotRestoreResponse(\x012N\n" +
 	"\tExecutors\x12A\n" +
 	"\aConnect\x12\x19.baton.v1.ExecutorMessage\x1a\x17.baton.v1.DriverMessage(\x010\x012\xd6\x01\n" +
 	"\x06Blocks\x12E\n" +
@@ -5649,7 +5781,7 @@ func file_api_baton_proto_rawDescGZIP() []byte {
 }
 
 var file_api_baton_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_api_baton_proto_msgTypes = make([]protoimpl.MessageInfo, 74)
+var file_api_baton_proto_msgTypes = make([]protoimpl.MessageInfo, 77)
 var file_api_baton_proto_goTypes = []any{
 	(JobState)(0),                      // 0: baton.v1.JobState
 	(TaskState)(0),                     // 1: baton.v1.TaskState
@@ -5696,46 +5828,49 @@ var file_api_baton_proto_goTypes = []any{
 	(*TransferLeadershipResponse)(nil), // 42: baton.v1.TransferLeadershipResponse
 	(*RegisterMemberRequest)(nil),      // 43: baton.v1.RegisterMemberRequest
 	(*RegisterMemberResponse)(nil),     // 44: baton.v1.RegisterMemberResponse
-	(*LeaderHistoryRequest)(nil),       // 45: baton.v1.LeaderHistoryRequest
-	(*Takeover)(nil),                   // 46: baton.v1.Takeover
-	(*LeaderHistoryResponse)(nil),      // 47: baton.v1.LeaderHistoryResponse
-	(*ReportResultLostRequest)(nil),    // 48: baton.v1.ReportResultLostRequest
-	(*ReportResultLostResponse)(nil),   // 49: baton.v1.ReportResultLostResponse
-	(*TaskID)(nil),                     // 50: baton.v1.TaskID
-	(*MapLocation)(nil),                // 51: baton.v1.MapLocation
-	(*ShuffleInput)(nil),               // 52: baton.v1.ShuffleInput
-	(*TaskLaunch)(nil),                 // 53: baton.v1.TaskLaunch
-	(*TaskStatus)(nil),                 // 54: baton.v1.TaskStatus
-	(*Hello)(nil),                      // 55: baton.v1.Hello
-	(*StatusUpdates)(nil),              // 56: baton.v1.StatusUpdates
-	(*CommitRequest)(nil),              // 57: baton.v1.CommitRequest
-	(*ExecutorMessage)(nil),            // 58: baton.v1.ExecutorMessage
-	(*Welcome)(nil),                    // 59: baton.v1.Welcome
-	(*Launch)(nil),                     // 60: baton.v1.Launch
-	(*Kill)(nil),                       // 61: baton.v1.Kill
-	(*Ack)(nil),                        // 62: baton.v1.Ack
-	(*CommitDecision)(nil),             // 63: baton.v1.CommitDecision
-	(*ResultBlock)(nil),                // 64: baton.v1.ResultBlock
-	(*DeleteBlocks)(nil),               // 65: baton.v1.DeleteBlocks
-	(*NotLeader)(nil),                  // 66: baton.v1.NotLeader
-	(*DriverMessage)(nil),              // 67: baton.v1.DriverMessage
-	(*FetchShuffleRequest)(nil),        // 68: baton.v1.FetchShuffleRequest
-	(*FetchResultRequest)(nil),         // 69: baton.v1.FetchResultRequest
-	(*BlockChunk)(nil),                 // 70: baton.v1.BlockChunk
-	(*ExecutorStatsRequest)(nil),       // 71: baton.v1.ExecutorStatsRequest
-	(*ExecutorStats)(nil),              // 72: baton.v1.ExecutorStats
-	nil,                                // 73: baton.v1.Plan.DatasetsEntry
-	nil,                                // 74: baton.v1.Dataset.EnvEntry
-	nil,                                // 75: baton.v1.ExecutorStats.LaunchesByJobEntry
-	nil,                                // 76: baton.v1.ExecutorStats.FirstLaunchByTermEntry
-	nil,                                // 77: baton.v1.ExecutorStats.LastLaunchByTermEntry
+	(*SnapshotSaveRequest)(nil),        // 45: baton.v1.SnapshotSaveRequest
+	(*SnapshotChunk)(nil),              // 46: baton.v1.SnapshotChunk
+	(*SnapshotRestoreResponse)(nil),    // 47: baton.v1.SnapshotRestoreResponse
+	(*LeaderHistoryRequest)(nil),       // 48: baton.v1.LeaderHistoryRequest
+	(*Takeover)(nil),                   // 49: baton.v1.Takeover
+	(*LeaderHistoryResponse)(nil),      // 50: baton.v1.LeaderHistoryResponse
+	(*ReportResultLostRequest)(nil),    // 51: baton.v1.ReportResultLostRequest
+	(*ReportResultLostResponse)(nil),   // 52: baton.v1.ReportResultLostResponse
+	(*TaskID)(nil),                     // 53: baton.v1.TaskID
+	(*MapLocation)(nil),                // 54: baton.v1.MapLocation
+	(*ShuffleInput)(nil),               // 55: baton.v1.ShuffleInput
+	(*TaskLaunch)(nil),                 // 56: baton.v1.TaskLaunch
+	(*TaskStatus)(nil),                 // 57: baton.v1.TaskStatus
+	(*Hello)(nil),                      // 58: baton.v1.Hello
+	(*StatusUpdates)(nil),              // 59: baton.v1.StatusUpdates
+	(*CommitRequest)(nil),              // 60: baton.v1.CommitRequest
+	(*ExecutorMessage)(nil),            // 61: baton.v1.ExecutorMessage
+	(*Welcome)(nil),                    // 62: baton.v1.Welcome
+	(*Launch)(nil),                     // 63: baton.v1.Launch
+	(*Kill)(nil),                       // 64: baton.v1.Kill
+	(*Ack)(nil),                        // 65: baton.v1.Ack
+	(*CommitDecision)(nil),             // 66: baton.v1.CommitDecision
+	(*ResultBlock)(nil),                // 67: baton.v1.ResultBlock
+	(*DeleteBlocks)(nil),               // 68: baton.v1.DeleteBlocks
+	(*NotLeader)(nil),                  // 69: baton.v1.NotLeader
+	(*DriverMessage)(nil),              // 70: baton.v1.DriverMessage
+	(*FetchShuffleRequest)(nil),        // 71: baton.v1.FetchShuffleRequest
+	(*FetchResultRequest)(nil),         // 72: baton.v1.FetchResultRequest
+	(*BlockChunk)(nil),                 // 73: baton.v1.BlockChunk
+	(*ExecutorStatsRequest)(nil),       // 74: baton.v1.ExecutorStatsRequest
+	(*ExecutorStats)(nil),              // 75: baton.v1.ExecutorStats
+	nil,                                // 76: baton.v1.Plan.DatasetsEntry
+	nil,                                // 77: baton.v1.Dataset.EnvEntry
+	nil,                                // 78: baton.v1.ExecutorStats.LaunchesByJobEntry
+	nil,                                // 79: baton.v1.ExecutorStats.FirstLaunchByTermEntry
+	nil,                                // 80: baton.v1.ExecutorStats.LastLaunchByTermEntry
 }
 var file_api_baton_proto_depIdxs = []int32{
-	73, // 0: baton.v1.Plan.datasets:type_name -> baton.v1.Plan.DatasetsEntry
+	76, // 0: baton.v1.Plan.datasets:type_name -> baton.v1.Plan.DatasetsEntry
 	8,  // 1: baton.v1.Plan.action:type_name -> baton.v1.Action
 	5,  // 2: baton.v1.Dataset.fn:type_name -> baton.v1.Func
 	6,  // 3: baton.v1.Dataset.records:type_name -> baton.v1.Record
-	74, // 4: baton.v1.Dataset.env:type_name -> baton.v1.Dataset.EnvEntry
+	77, // 4: baton.v1.Dataset.env:type_name -> baton.v1.Dataset.EnvEntry
 	5,  // 5: baton.v1.Action.fn:type_name -> baton.v1.Func
 	0,  // 6: baton.v1.Job.state:type_name -> baton.v1.JobState
 	11, // 7: baton.v1.Job.stages:type_name -> baton.v1.Stage
@@ -5749,33 +5884,33 @@ var file_api_baton_proto_depIdxs = []int32{
 	34, // 15: baton.v1.StatusResponse.node:type_name -> baton.v1.NodeStatus
 	30, // 16: baton.v1.StatusResponse.peers:type_name -> baton.v1.Peer
 	30, // 17: baton.v1.ListPeersResponse.peers:type_name -> baton.v1.Peer
-	46, // 18: baton.v1.LeaderHistoryResponse.takeovers:type_name -> baton.v1.Takeover
-	51, // 19: baton.v1.ShuffleInput.locations:type_name -> baton.v1.MapLocation
-	50, // 20: baton.v1.TaskLaunch.id:type_name -> baton.v1.TaskID
-	52, // 21: baton.v1.TaskLaunch.inputs:type_name -> baton.v1.ShuffleInput
-	50, // 22: baton.v1.TaskStatus.id:type_name -> baton.v1.TaskID
+	49, // 18: baton.v1.LeaderHistoryResponse.takeovers:type_name -> baton.v1.Takeover
+	54, // 19: baton.v1.ShuffleInput.locations:type_name -> baton.v1.MapLocation
+	53, // 20: baton.v1.TaskLaunch.id:type_name -> baton.v1.TaskID
+	55, // 21: baton.v1.TaskLaunch.inputs:type_name -> baton.v1.ShuffleInput
+	53, // 22: baton.v1.TaskStatus.id:type_name -> baton.v1.TaskID
 	1,  // 23: baton.v1.TaskStatus.state:type_name -> baton.v1.TaskState
 	2,  // 24: baton.v1.TaskStatus.failure:type_name -> baton.v1.FailureKind
-	50, // 25: baton.v1.Hello.running:type_name -> baton.v1.TaskID
-	50, // 26: baton.v1.Hello.unacked:type_name -> baton.v1.TaskID
-	54, // 27: baton.v1.StatusUpdates.updates:type_name -> baton.v1.TaskStatus
-	50, // 28: baton.v1.CommitRequest.id:type_name -> baton.v1.TaskID
-	55, // 29: baton.v1.ExecutorMessage.hello:type_name -> baton.v1.Hello
-	56, // 30: baton.v1.ExecutorMessage.updates:type_name -> baton.v1.StatusUpdates
-	57, // 31: baton.v1.ExecutorMessage.commit:type_name -> baton.v1.CommitRequest
-	53, // 32: baton.v1.Launch.tasks:type_name -> baton.v1.TaskLaunch
-	64, // 33: baton.v1.DeleteBlocks.results:type_name -> baton.v1.ResultBlock
-	59, // 34: baton.v1.DriverMessage.welcome:type_name -> baton.v1.Welcome
-	60, // 35: baton.v1.DriverMessage.launch:type_name -> baton.v1.Launch
-	61, // 36: baton.v1.DriverMessage.kill:type_name -> baton.v1.Kill
-	62, // 37: baton.v1.DriverMessage.ack:type_name -> baton.v1.Ack
-	63, // 38: baton.v1.DriverMessage.commit:type_name -> baton.v1.CommitDecision
-	65, // 39: baton.v1.DriverMessage.delete:type_name -> baton.v1.DeleteBlocks
-	66, // 40: baton.v1.DriverMessage.not_leader:type_name -> baton.v1.NotLeader
+	53, // 25: baton.v1.Hello.running:type_name -> baton.v1.TaskID
+	53, // 26: baton.v1.Hello.unacked:type_name -> baton.v1.TaskID
+	57, // 27: baton.v1.StatusUpdates.updates:type_name -> baton.v1.TaskStatus
+	53, // 28: baton.v1.CommitRequest.id:type_name -> baton.v1.TaskID
+	58, // 29: baton.v1.ExecutorMessage.hello:type_name -> baton.v1.Hello
+	59, // 30: baton.v1.ExecutorMessage.updates:type_name -> baton.v1.StatusUpdates
+	60, // 31: baton.v1.ExecutorMessage.commit:type_name -> baton.v1.CommitRequest
+	56, // 32: baton.v1.Launch.tasks:type_name -> baton.v1.TaskLaunch
+	67, // 33: baton.v1.DeleteBlocks.results:type_name -> baton.v1.ResultBlock
+	62, // 34: baton.v1.DriverMessage.welcome:type_name -> baton.v1.Welcome
+	63, // 35: baton.v1.DriverMessage.launch:type_name -> baton.v1.Launch
+	64, // 36: baton.v1.DriverMessage.kill:type_name -> baton.v1.Kill
+	65, // 37: baton.v1.DriverMessage.ack:type_name -> baton.v1.Ack
+	66, // 38: baton.v1.DriverMessage.commit:type_name -> baton.v1.CommitDecision
+	68, // 39: baton.v1.DriverMessage.delete:type_name -> baton.v1.DeleteBlocks
+	69, // 40: baton.v1.DriverMessage.not_leader:type_name -> baton.v1.NotLeader
 	3,  // 41: baton.v1.BlockChunk.error:type_name -> baton.v1.BlockError
-	75, // 42: baton.v1.ExecutorStats.launches_by_job:type_name -> baton.v1.ExecutorStats.LaunchesByJobEntry
-	76, // 43: baton.v1.ExecutorStats.first_launch_by_term:type_name -> baton.v1.ExecutorStats.FirstLaunchByTermEntry
-	77, // 44: baton.v1.ExecutorStats.last_launch_by_term:type_name -> baton.v1.ExecutorStats.LastLaunchByTermEntry
+	78, // 42: baton.v1.ExecutorStats.launches_by_job:type_name -> baton.v1.ExecutorStats.LaunchesByJobEntry
+	79, // 43: baton.v1.ExecutorStats.first_launch_by_term:type_name -> baton.v1.ExecutorStats.FirstLaunchByTermEntry
+	80, // 44: baton.v1.ExecutorStats.last_launch_by_term:type_name -> baton.v1.ExecutorStats.LastLaunchByTermEntry
 	7,  // 45: baton.v1.Plan.DatasetsEntry.value:type_name -> baton.v1.Dataset
 	12, // 46: baton.v1.Scheduler.SubmitJob:input_type -> baton.v1.SubmitJobRequest
 	14, // 47: baton.v1.Scheduler.GetJob:input_type -> baton.v1.GetJobRequest
@@ -5793,36 +5928,40 @@ var file_api_baton_proto_depIdxs = []int32{
 	39, // 59: baton.v1.Operator.RemovePeer:input_type -> baton.v1.RemovePeerRequest
 	41, // 60: baton.v1.Operator.TransferLeadership:input_type -> baton.v1.TransferLeadershipRequest
 	43, // 61: baton.v1.Operator.RegisterMember:input_type -> baton.v1.RegisterMemberRequest
-	48, // 62: baton.v1.Operator.ReportResultLost:input_type -> baton.v1.ReportResultLostRequest
-	45, // 63: baton.v1.Operator.LeaderHistory:input_type -> baton.v1.LeaderHistoryRequest
-	58, // 64: baton.v1.Executors.Connect:input_type -> baton.v1.ExecutorMessage
-	68, // 65: baton.v1.Blocks.FetchShuffle:input_type -> baton.v1.FetchShuffleRequest
-	69, // 66: baton.v1.Blocks.FetchResult:input_type -> baton.v1.FetchResultRequest
-	71, // 67: baton.v1.Blocks.Stats:input_type -> baton.v1.ExecutorStatsRequest
-	13, // 68: baton.v1.Scheduler.SubmitJob:output_type -> baton.v1.SubmitJobResponse
-	9,  // 69: baton.v1.Scheduler.GetJob:output_type -> baton.v1.Job
-	16, // 70: baton.v1.Scheduler.ListJobs:output_type -> baton.v1.ListJobsResponse
-	18, // 71: baton.v1.Scheduler.CancelJob:output_type -> baton.v1.CancelJobResponse
-	9,  // 72: baton.v1.Scheduler.WatchJob:output_type -> baton.v1.Job
-	23, // 73: baton.v1.Scheduler.CollectResults:output_type -> baton.v1.ResultChunk
-	21, // 74: baton.v1.Scheduler.ReleaseJob:output_type -> baton.v1.ReleaseJobResponse
-	26, // 75: baton.v1.Scheduler.ListExecutors:output_type -> baton.v1.ListExecutorsResponse
-	29, // 76: baton.v1.Scheduler.GetStage:output_type -> baton.v1.StageDetail
-	32, // 77: baton.v1.Operator.Status:output_type -> baton.v1.StatusResponse
-	34, // 78: baton.v1.Operator.GetNodeStatus:output_type -> baton.v1.NodeStatus
-	36, // 79: baton.v1.Operator.ListPeers:output_type -> baton.v1.ListPeersResponse
-	38, // 80: baton.v1.Operator.AddPeer:output_type -> baton.v1.AddPeerResponse
-	40, // 81: baton.v1.Operator.RemovePeer:output_type -> baton.v1.RemovePeerResponse
-	42, // 82: baton.v1.Operator.TransferLeadership:output_type -> baton.v1.TransferLeadershipResponse
-	44, // 83: baton.v1.Operator.RegisterMember:output_type -> baton.v1.RegisterMemberResponse
-	49, // 84: baton.v1.Operator.ReportResultLost:output_type -> baton.v1.ReportResultLostResponse
-	47, // 85: baton.v1.Operator.LeaderHistory:output_type -> baton.v1.LeaderHistoryResponse
-	67, // 86: baton.v1.Executors.Connect:output_type -> baton.v1.DriverMessage
-	70, // 87: baton.v1.Blocks.FetchShuffle:output_type -> baton.v1.BlockChunk
-	70, // 88: baton.v1.Blocks.FetchResult:output_type -> baton.v1.BlockChunk
-	72, // 89: baton.v1.Blocks.Stats:output_type -> baton.v1.ExecutorStats
-	68, // [68:90] is the sub-list for method output_type
-	46, // [46:68] is the sub-list for method input_type
+	51, // 62: baton.v1.Operator.ReportResultLost:input_type -> baton.v1.ReportResultLostRequest
+	48, // 63: baton.v1.Operator.LeaderHistory:input_type -> baton.v1.LeaderHistoryRequest
+	45, // 64: baton.v1.Operator.SnapshotSave:input_type -> baton.v1.SnapshotSaveRequest
+	46, // 65: baton.v1.Operator.SnapshotRestore:input_type -> baton.v1.SnapshotChunk
+	61, // 66: baton.v1.Executors.Connect:input_type -> baton.v1.ExecutorMessage
+	71, // 67: baton.v1.Blocks.FetchShuffle:input_type -> baton.v1.FetchShuffleRequest
+	72, // 68: baton.v1.Blocks.FetchResult:input_type -> baton.v1.FetchResultRequest
+	74, // 69: baton.v1.Blocks.Stats:input_type -> baton.v1.ExecutorStatsRequest
+	13, // 70: baton.v1.Scheduler.SubmitJob:output_type -> baton.v1.SubmitJobResponse
+	9,  // 71: baton.v1.Scheduler.GetJob:output_type -> baton.v1.Job
+	16, // 72: baton.v1.Scheduler.ListJobs:output_type -> baton.v1.ListJobsResponse
+	18, // 73: baton.v1.Scheduler.CancelJob:output_type -> baton.v1.CancelJobResponse
+	9,  // 74: baton.v1.Scheduler.WatchJob:output_type -> baton.v1.Job
+	23, // 75: baton.v1.Scheduler.CollectResults:output_type -> baton.v1.ResultChunk
+	21, // 76: baton.v1.Scheduler.ReleaseJob:output_type -> baton.v1.ReleaseJobResponse
+	26, // 77: baton.v1.Scheduler.ListExecutors:output_type -> baton.v1.ListExecutorsResponse
+	29, // 78: baton.v1.Scheduler.GetStage:output_type -> baton.v1.StageDetail
+	32, // 79: baton.v1.Operator.Status:output_type -> baton.v1.StatusResponse
+	34, // 80: baton.v1.Operator.GetNodeStatus:output_type -> baton.v1.NodeStatus
+	36, // 81: baton.v1.Operator.ListPeers:output_type -> baton.v1.ListPeersResponse
+	38, // 82: baton.v1.Operator.AddPeer:output_type -> baton.v1.AddPeerResponse
+	40, // 83: baton.v1.Operator.RemovePeer:output_type -> baton.v1.RemovePeerResponse
+	42, // 84: baton.v1.Operator.TransferLeadership:output_type -> baton.v1.TransferLeadershipResponse
+	44, // 85: baton.v1.Operator.RegisterMember:output_type -> baton.v1.RegisterMemberResponse
+	52, // 86: baton.v1.Operator.ReportResultLost:output_type -> baton.v1.ReportResultLostResponse
+	50, // 87: baton.v1.Operator.LeaderHistory:output_type -> baton.v1.LeaderHistoryResponse
+	46, // 88: baton.v1.Operator.SnapshotSave:output_type -> baton.v1.SnapshotChunk
+	47, // 89: baton.v1.Operator.SnapshotRestore:output_type -> baton.v1.SnapshotRestoreResponse
+	70, // 90: baton.v1.Executors.Connect:output_type -> baton.v1.DriverMessage
+	73, // 91: baton.v1.Blocks.FetchShuffle:output_type -> baton.v1.BlockChunk
+	73, // 92: baton.v1.Blocks.FetchResult:output_type -> baton.v1.BlockChunk
+	75, // 93: baton.v1.Blocks.Stats:output_type -> baton.v1.ExecutorStats
+	70, // [70:94] is the sub-list for method output_type
+	46, // [46:70] is the sub-list for method input_type
 	46, // [46:46] is the sub-list for extension type_name
 	46, // [46:46] is the sub-list for extension extendee
 	0,  // [0:46] is the sub-list for field type_name
@@ -5834,12 +5973,12 @@ func file_api_baton_proto_init() {
 		return
 	}
 	file_api_baton_proto_msgTypes[3].OneofWrappers = []any{}
-	file_api_baton_proto_msgTypes[54].OneofWrappers = []any{
+	file_api_baton_proto_msgTypes[57].OneofWrappers = []any{
 		(*ExecutorMessage_Hello)(nil),
 		(*ExecutorMessage_Updates)(nil),
 		(*ExecutorMessage_Commit)(nil),
 	}
-	file_api_baton_proto_msgTypes[63].OneofWrappers = []any{
+	file_api_baton_proto_msgTypes[66].OneofWrappers = []any{
 		(*DriverMessage_Welcome)(nil),
 		(*DriverMessage_Launch)(nil),
 		(*DriverMessage_Kill)(nil),
@@ -5854,7 +5993,7 @@ func file_api_baton_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_api_baton_proto_rawDesc), len(file_api_baton_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   74,
+			NumMessages:   77,
 			NumExtensions: 0,
 			NumServices:   4,
 		},

@@ -464,6 +464,8 @@ const (
 	Operator_RegisterMember_FullMethodName     = "/baton.v1.Operator/RegisterMember"
 	Operator_ReportResultLost_FullMethodName   = "/baton.v1.Operator/ReportResultLost"
 	Operator_LeaderHistory_FullMethodName      = "/baton.v1.Operator/LeaderHistory"
+	Operator_SnapshotSave_FullMethodName       = "/baton.v1.Operator/SnapshotSave"
+	Operator_SnapshotRestore_FullMethodName    = "/baton.v1.Operator/SnapshotRestore"
 )
 
 // OperatorClient is the client API for Operator service.
@@ -482,6 +484,13 @@ type OperatorClient interface {
 	ReportResultLost(ctx context.Context, in *ReportResultLostRequest, opts ...grpc.CallOption) (*ReportResultLostResponse, error)
 	// LeaderHistory returns the latest leader takeovers, oldest first.
 	LeaderHistory(ctx context.Context, in *LeaderHistoryRequest, opts ...grpc.CallOption) (*LeaderHistoryResponse, error)
+	// SnapshotSave streams a backup of the replicated state (the leader's,
+	// after a barrier). A follower answers FailedPrecondition naming the
+	// leader.
+	SnapshotSave(ctx context.Context, in *SnapshotSaveRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[SnapshotChunk], error)
+	// SnapshotRestore replaces the replicated state with a backup (leader
+	// only): every member installs it.
+	SnapshotRestore(ctx context.Context, opts ...grpc.CallOption) (grpc.ClientStreamingClient[SnapshotChunk, SnapshotRestoreResponse], error)
 }
 
 type operatorClient struct {
@@ -582,6 +591,38 @@ func (c *operatorClient) LeaderHistory(ctx context.Context, in *LeaderHistoryReq
 	return out, nil
 }
 
+func (c *operatorClient) SnapshotSave(ctx context.Context, in *SnapshotSaveRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[SnapshotChunk], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Operator_ServiceDesc.Streams[0], Operator_SnapshotSave_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[SnapshotSaveRequest, SnapshotChunk]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Operator_SnapshotSaveClient = grpc.ServerStreamingClient[SnapshotChunk]
+
+func (c *operatorClient) SnapshotRestore(ctx context.Context, opts ...grpc.CallOption) (grpc.ClientStreamingClient[SnapshotChunk, SnapshotRestoreResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Operator_ServiceDesc.Streams[1], Operator_SnapshotRestore_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[SnapshotChunk, SnapshotRestoreResponse]{ClientStream: stream}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Operator_SnapshotRestoreClient = grpc.ClientStreamingClient[SnapshotChunk, SnapshotRestoreResponse]
+
 // OperatorServer is the server API for Operator service.
 // All implementations must embed UnimplementedOperatorServer
 // for forward compatibility.
@@ -598,6 +639,13 @@ type OperatorServer interface {
 	ReportResultLost(context.Context, *ReportResultLostRequest) (*ReportResultLostResponse, error)
 	// LeaderHistory returns the latest leader takeovers, oldest first.
 	LeaderHistory(context.Context, *LeaderHistoryRequest) (*LeaderHistoryResponse, error)
+	// SnapshotSave streams a backup of the replicated state (the leader's,
+	// after a barrier). A follower answers FailedPrecondition naming the
+	// leader.
+	SnapshotSave(*SnapshotSaveRequest, grpc.ServerStreamingServer[SnapshotChunk]) error
+	// SnapshotRestore replaces the replicated state with a backup (leader
+	// only): every member installs it.
+	SnapshotRestore(grpc.ClientStreamingServer[SnapshotChunk, SnapshotRestoreResponse]) error
 	mustEmbedUnimplementedOperatorServer()
 }
 
@@ -634,6 +682,12 @@ func (UnimplementedOperatorServer) ReportResultLost(context.Context, *ReportResu
 }
 func (UnimplementedOperatorServer) LeaderHistory(context.Context, *LeaderHistoryRequest) (*LeaderHistoryResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method LeaderHistory not implemented")
+}
+func (UnimplementedOperatorServer) SnapshotSave(*SnapshotSaveRequest, grpc.ServerStreamingServer[SnapshotChunk]) error {
+	return status.Error(codes.Unimplemented, "method SnapshotSave not implemented")
+}
+func (UnimplementedOperatorServer) SnapshotRestore(grpc.ClientStreamingServer[SnapshotChunk, SnapshotRestoreResponse]) error {
+	return status.Error(codes.Unimplemented, "method SnapshotRestore not implemented")
 }
 func (UnimplementedOperatorServer) mustEmbedUnimplementedOperatorServer() {}
 func (UnimplementedOperatorServer) testEmbeddedByValue()                  {}
@@ -818,6 +872,24 @@ func _Operator_LeaderHistory_Handler(srv interface{}, ctx context.Context, dec f
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Operator_SnapshotSave_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(SnapshotSaveRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(OperatorServer).SnapshotSave(m, &grpc.GenericServerStream[SnapshotSaveRequest, SnapshotChunk]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Operator_SnapshotSaveServer = grpc.ServerStreamingServer[SnapshotChunk]
+
+func _Operator_SnapshotRestore_Handler(srv interface{}, stream grpc.ServerStream) error {
+	return srv.(OperatorServer).SnapshotRestore(&grpc.GenericServerStream[SnapshotChunk, SnapshotRestoreResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Operator_SnapshotRestoreServer = grpc.ClientStreamingServer[SnapshotChunk, SnapshotRestoreResponse]
+
 // Operator_ServiceDesc is the grpc.ServiceDesc for Operator service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -862,7 +934,18 @@ var Operator_ServiceDesc = grpc.ServiceDesc{
 			Handler:    _Operator_LeaderHistory_Handler,
 		},
 	},
-	Streams:  []grpc.StreamDesc{},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "SnapshotSave",
+			Handler:       _Operator_SnapshotSave_Handler,
+			ServerStreams: true,
+		},
+		{
+			StreamName:    "SnapshotRestore",
+			Handler:       _Operator_SnapshotRestore_Handler,
+			ClientStreams: true,
+		},
+	},
 	Metadata: "api/baton.proto",
 }
 

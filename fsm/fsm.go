@@ -1,6 +1,7 @@
 package fsm
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -219,6 +220,21 @@ func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
 		return nil, err
 	}
 	return &snapshot{data: b}, nil
+}
+
+// Backup returns the state as a snapshot (the bytes Restore reads): a
+// backup an operator keeps, and restores into a quorum with Node.Restore.
+func (f *FSM) Backup() ([]byte, uint64, error) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	b, err := encodeSnapshot(f.state, f.members, f.leaders, f.applied, f.term)
+	return b, f.applied, err
+}
+
+// CheckBackup reports whether data is a snapshot this build can restore.
+func CheckBackup(data []byte) error {
+	_, _, _, _, _, err := decodeSnapshot(bytes.NewReader(data))
+	return err
 }
 
 // Restore replaces the state with a snapshot's. The new state is decoded

@@ -1,6 +1,7 @@
 package raftnet
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -533,6 +534,14 @@ func (n *Node) TransferLeadership(id string) error {
 		}
 	}
 	return fmt.Errorf("raftnet: no member %q", id)
+}
+
+// Restore replaces the replicated state with a snapshot (the leader
+// only): every member installs it, and the log goes on from there. For
+// restoring a backup (fsm.FSM.Backup) into a quorum, new or old.
+func (n *Node) Restore(data []byte, timeout time.Duration) error {
+	meta := &raft.SnapshotMeta{Version: raft.SnapshotVersionMax, Size: int64(len(data))}
+	return translate0(n.raft.Restore(meta, bytes.NewReader(data), timeout))
 }
 
 // Snapshot takes a snapshot now.

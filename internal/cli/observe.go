@@ -162,3 +162,67 @@ func humanBytes(n int64) string {
 	}
 	return fmt.Sprintf("%.1f %ciB", v, "KMGT"[i-1])
 }
+
+func init() {
+	register(&command{name: "operator snapshot save", args: "FILE", summary: "write a backup of the replicated state to FILE", run: runSnapshotSave})
+	register(&command{name: "operator snapshot restore", args: "FILE", summary: "replace the replicated state with the backup in FILE (every member)", run: runSnapshotRestore})
+}
+
+func runSnapshotSave(ctx context.Context, c *common, fs *flag.FlagSet, args []string) error {
+	if len(args) != 1 {
+		return usagef("operator snapshot save takes a file name")
+	}
+	cl, err := c.dial()
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	tmp := args[0] + ".tmp"
+	f, err := os.Create(tmp)
+	if err != nil {
+		return err
+	}
+	index, err := cl.Backup(ctx, f)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, args[0])
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	if c.json() {
+		return printJSON(c.env.Stdout, map[string]any{"file": args[0], "index": index})
+	}
+	fmt.Fprintf(c.env.Stdout, "backup of the state at log index %d written to %s\n", index, args[0])
+	return nil
+}
+
+func runSnapshotRestore(ctx context.Context, c *common, fs *flag.FlagSet, args []string) error {
+	if len(args) != 1 {
+		return usagef("operator snapshot restore takes a file name")
+	}
+	f, err := os.Open(args[0])
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	cl, err := c.dial()
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	if err := cl.Restore(ctx, f); err != nil {
+		return err
+	}
+	if c.json() {
+		return printJSON(c.env.Stdout, map[string]any{"restored": args[0]})
+	}
+	fmt.Fprintf(c.env.Stdout, "state restored from %s\n", args[0])
+	return nil
+}
