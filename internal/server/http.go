@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/baton-sched/baton/api"
-	"github.com/baton-sched/baton/internal/ui"
+	"github.com/baton-sched/baton/ui"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
