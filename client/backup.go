@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/baton-sched/baton/api"
 	"google.golang.org/grpc"
@@ -14,15 +15,27 @@ import (
 // leaderConn dials the leader's API (streams are served by the leader
 // only): the caller closes it.
 func (c *Client) leaderConn(ctx context.Context) (*grpc.ClientConn, error) {
-	st, err := c.Status(ctx)
-	if err != nil {
-		return nil, err
+	// A new leader publishes its address a moment after its election:
+	// wait for it as long as calls retry.
+	deadline := time.Now().Add(c.opts.RetryFor)
+	for {
+		st, err := c.Status(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if st.LeaderApiAddr != "" {
+			return grpc.NewClient(st.LeaderApiAddr, grpc.WithTransportCredentials(insecure.NewCredentials()),
+				grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64<<20)))
+		}
+		if time.Now().After(deadline) {
+			return nil, errors.New("client: no leader known")
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
 	}
-	if st.LeaderApiAddr == "" {
-		return nil, errors.New("client: no leader known")
-	}
-	return grpc.NewClient(st.LeaderApiAddr, grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64<<20)))
 }
 
 // Backup writes a backup of the replicated state to w (the leader's state

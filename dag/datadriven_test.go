@@ -464,6 +464,8 @@ func (sc *scenario) result(r Result) string {
 				evs = append(evs, fmt.Sprintf("%s %d %s", e.Kind, e.Job, e.Status))
 			case EpochBumped:
 				evs = append(evs, fmt.Sprintf("%s %d", e.Kind, e.Epoch))
+			case JobSubmitted:
+				evs = append(evs, fmt.Sprintf("%s %d %q tasks %d", e.Kind, e.Job, e.Name, e.Tasks))
 			}
 		}
 		fmt.Fprintf(&b, "events: %s\n", strings.Join(evs, "; "))

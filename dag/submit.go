@@ -48,10 +48,12 @@ func (s *State) submitJob(c *SubmitJob) Result {
 	if c.Key != "" {
 		s.idem[c.Key] = id
 	}
+	s.events = append(s.events, Event{Kind: JobSubmitted, Job: id, Name: j.name, Tasks: j.nTasks})
 	if j.nTasks == 0 {
 		// A job on no partitions ends at once (runJob with no partitions).
 		j.status = JobSucceeded
 		j.ended = c.Time
+		s.events = append(s.events, Event{Kind: JobEnded, Job: id, Status: JobSucceeded})
 		return Result{Job: id}
 	}
 	final := s.createResultStage(g, j)

@@ -265,6 +265,7 @@ type Event struct {
 	Status  JobStatus // JobEnded
 	Message string    // StageAttemptFailed, JobEnded: why
 	Epoch   uint64    // EpochBumped
+	Name    string    // JobSubmitted: the job's name
 }
 
 // EventKind says what an Event is.
@@ -277,10 +278,11 @@ const (
 	StageAttemptFailed                      // a fetch failure ended a stage attempt (it is resubmitted)
 	JobEnded                                // a job succeeded, failed or was cancelled
 	EpochBumped                             // map outputs were registered or lost
+	JobSubmitted                            // a job was submitted (Tasks: its result partitions)
 )
 
 var eventNames = map[EventKind]string{StageSubmitted: "stage submitted", StageCompleted: "stage completed",
-	StageAttemptFailed: "stage attempt failed", JobEnded: "job ended", EpochBumped: "epoch bumped"}
+	StageAttemptFailed: "stage attempt failed", JobEnded: "job ended", EpochBumped: "epoch bumped", JobSubmitted: "job submitted"}
 
 func (k EventKind) String() string { return eventNames[k] }
 

@@ -315,7 +315,9 @@ func (l *leadership) vanished(exec string, h *api.Hello) {
 	l.d.log.Info("driver: attempts vanished with an executor restart", "executor", exec, "attempts", len(cmds))
 	if _, err := l.d.prop.Propose(l.ctx, cmds...); err != nil {
 		l.d.log.Debug("driver: logging vanished attempts", "err", err)
+		return
 	}
+	l.d.metrics.finished.WithLabelValues(reasonLabel(dag.ExecutorLost)).Add(float64(len(cmds)))
 }
 
 func sameFuncs(a, b []string) bool {
@@ -363,7 +365,14 @@ func (l *leadership) updates(c *conn, updates []*api.TaskStatus) {
 		if cmd == nil {
 			continue
 		}
-		if cmd.Reason != dag.Success {
+		switch cmd.Reason {
+		case dag.Success:
+		case dag.Killed:
+			// Killed on purpose (a cancel, a stage no longer needed, a
+			// speculative copy's loser): not worth a line each.
+			l.d.log.Debug("driver: task attempt killed", "executor", c.id, "task", cmd.Task, "job", u.Id.GetJob(), "stage", cmd.Stage,
+				"attempt", cmd.StageAttempt, "partition", cmd.Partition)
+		default:
 			l.d.log.Info("driver: task attempt failed", "executor", c.id, "task", cmd.Task, "job", u.Id.GetJob(), "stage", cmd.Stage,
 				"attempt", cmd.StageAttempt, "partition", cmd.Partition, "reason", cmd.Reason.String(), "message", cmd.Message)
 		}

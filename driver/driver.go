@@ -150,8 +150,9 @@ type Driver struct {
 	mu   sync.Mutex
 	lead *leadership // nil when not leading
 
-	stop chan struct{}
-	wg   sync.WaitGroup
+	stop    chan struct{}
+	restart chan struct{}
+	wg      sync.WaitGroup
 	// seq numbers task attempts (see launchBuilder.build).
 	seq     atomic.Uint64
 	metrics *metrics
@@ -160,7 +161,7 @@ type Driver struct {
 // New returns a driver; Start runs it.
 func New(f *fsm.FSM, node *raftnet.Node, prop *raftnet.Proposer, leader Leader, opts Options) *Driver {
 	opts.ensureDefaults()
-	d := &Driver{opts: opts, log: opts.Logger, fsm: f, node: node, prop: prop, leader: leader, stop: make(chan struct{})}
+	d := &Driver{opts: opts, log: opts.Logger, fsm: f, node: node, prop: prop, leader: leader, stop: make(chan struct{}), restart: make(chan struct{}, 1)}
 	reg := opts.Metrics
 	if reg == nil {
 		reg = prometheus.NewRegistry()
@@ -200,7 +201,23 @@ func (d *Driver) follow() {
 			if leading {
 				d.take()
 			}
+		case <-d.restart:
+			if d.current() != nil {
+				d.log.Info("driver: starting over (the state was replaced)")
+				d.resign()
+				d.take()
+			}
 		}
+	}
+}
+
+// Restart makes a leading driver start over from the state as it is now,
+// as a new leader would: after a restore replaced the state, what it knew
+// (executors to watch, attempts running) is someone else's history.
+func (d *Driver) Restart() {
+	select {
+	case d.restart <- struct{}{}:
+	default:
 	}
 }
 

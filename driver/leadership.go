@@ -301,6 +301,7 @@ func (l *leadership) lose(id, reason string) {
 		return
 	}
 	l.d.log.Warn("driver: executor lost", "executor", id, "reason", reason, "attempts", len(ended))
+	l.d.metrics.finished.WithLabelValues(reasonLabel(dag.ExecutorLost)).Add(float64(len(ended)))
 	l.mu.Lock()
 	for _, t := range ended {
 		l.ended(t)

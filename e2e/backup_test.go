@@ -42,7 +42,7 @@ func TestBackupAndRestore(t *testing.T) {
 	}
 
 	// Into a fresh quorum.
-	b := newCluster(t, 3)
+	b := newCluster(t, 3, "-executor-timeout", "2s", "-heartbeat-interval", "200ms")
 	b.waitLeader("")
 	clb := b.client()
 	out, errOut, code = batonctl(t, "-addr", b.nodes["c"].apiAddr, "operator", "snapshot", "restore", file)
@@ -62,6 +62,39 @@ func TestBackupAndRestore(t *testing.T) {
 	if err != nil || formatAll(got) != formatAll(want) {
 		t.Fatalf("the restored job's answer: %q, want %q (%v)", formatAll(got), formatAll(want), err)
 	}
+	// The member table is this quorum's own, not the backup's.
+	old := map[string]bool{}
+	for _, n := range a.nodes {
+		old[n.apiAddr] = true
+	}
+	waitFor(t, "every member's own address in the member table", func() bool {
+		peers, err := clb.Peers(ctx)
+		if err != nil {
+			return false
+		}
+		for _, p := range peers {
+			if old[p.ApiAddr] {
+				t.Fatalf("after the restore, member %s is at %s: the old quorum's address", p.Id, p.ApiAddr)
+			}
+			if p.ApiAddr != b.nodes[p.Id].apiAddr {
+				return false
+			}
+		}
+		return true
+	})
+	// The backup's executors are not here: they are declared lost.
+	waitFor(t, "the backup's executors declared lost", func() bool {
+		ex, err := clb.Executors(ctx)
+		if err != nil {
+			return false
+		}
+		for _, e := range ex {
+			if e.Alive {
+				return false
+			}
+		}
+		return len(ex) == 2
+	})
 	// Its idempotency key came along: resubmitting finds the job.
 	if again, err := clb.Submit(ctx, p, client.SubmitOptions{IdempotencyKey: "kept-job"}); err != nil || again != id {
 		t.Fatalf("resubmission after the restore: job %d, %v; want %d", again, err, id)

@@ -78,7 +78,7 @@ func runMain(args []string, reg *ops.Registry, stderr io.Writer) int {
 		srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 		go srv.Serve(web.ln)
 		defer srv.Close()
-		opts.Logger.Info("serving metrics", "http", web.ln.Addr().String())
+		opts.Logger.Info("serving metrics", "executor", e.ID(), "http", web.ln.Addr().String())
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()

@@ -78,6 +78,7 @@ func (e *Executor) session(ctx context.Context, addr string, session uint64) (st
 	var hb time.Duration
 	switch m := first.Msg.(type) {
 	case *api.DriverMessage_NotLeader:
+		e.log.Debug("not the leader; going to the leader", "via", addr, "leader", m.NotLeader.LeaderId, "leader_addr", m.NotLeader.LeaderApiAddr)
 		return m.NotLeader.LeaderApiAddr, nil
 	case *api.DriverMessage_Welcome:
 		e.mu.Lock()
@@ -159,6 +160,7 @@ func (e *Executor) session(ctx context.Context, addr string, session uint64) (st
 		case *api.DriverMessage_Commit:
 			e.decided(m.Commit)
 		case *api.DriverMessage_NotLeader:
+			e.log.Info("the leader stepped down; going to the new one", "via", addr, "leader", m.NotLeader.LeaderId, "leader_addr", m.NotLeader.LeaderApiAddr)
 			return m.NotLeader.LeaderApiAddr, nil
 		}
 		select {

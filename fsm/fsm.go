@@ -24,8 +24,9 @@ import (
 // entries, never in the middle of one. Watchers learn of changes through
 // Changed.
 type FSM struct {
-	log     *slog.Logger
-	onApply func(cmds []dag.Command, results []dag.Result, took time.Duration)
+	log       *slog.Logger
+	onApply   func(cmds []dag.Command, results []dag.Result, took time.Duration)
+	onRestore func()
 
 	mu      sync.RWMutex
 	state   *dag.State
@@ -51,6 +52,9 @@ type Options struct {
 	// It runs under the FSM's lock: it must be quick and must not call
 	// the FSM.
 	OnApply func(cmds []dag.Command, results []dag.Result, took time.Duration)
+	// OnRestore, if set, is called after the state is replaced by a
+	// snapshot (at start, from a leader, or from a backup).
+	OnRestore func()
 }
 
 // New returns an FSM over an empty state.
@@ -59,7 +63,7 @@ func New(opts Options) *FSM {
 	if lg == nil {
 		lg = slog.New(slog.DiscardHandler)
 	}
-	return &FSM{log: lg, onApply: opts.OnApply, state: dag.New(opts.Config), members: map[string]Member{}, changed: make(chan struct{})}
+	return &FSM{log: lg, onApply: opts.OnApply, onRestore: opts.OnRestore, state: dag.New(opts.Config), members: map[string]Member{}, changed: make(chan struct{})}
 }
 
 // Response is what Apply returns for a log entry: one result per command,
@@ -224,10 +228,15 @@ func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
 
 // Backup returns the state as a snapshot (the bytes Restore reads): a
 // backup an operator keeps, and restores into a quorum with Node.Restore.
+//
+// A backup holds the scheduler state and the leader history, not the
+// member table (how to reach this quorum's members is no business of a
+// quorum it is restored into), and no log position (the restoring quorum's
+// log goes on from its own).
 func (f *FSM) Backup() ([]byte, uint64, error) {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
-	b, err := encodeSnapshot(f.state, f.members, f.leaders, f.applied, f.term)
+	b, err := encodeSnapshot(f.state, nil, f.leaders, 0, 0)
 	return b, f.applied, err
 }
 
@@ -248,6 +257,9 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	f.mu.Lock()
 	f.state, f.members, f.leaders, f.applied, f.term = s, members, leaders, index, term
 	f.mu.Unlock()
+	if f.onRestore != nil {
+		f.onRestore()
+	}
 	f.notify()
 	return nil
 }

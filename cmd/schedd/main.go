@@ -103,6 +103,8 @@ func parseFlags(args []string, stderr io.Writer) (server.Config, *slog.Logger, b
 	fs.IntVar(&cfg.JobDefaults.MaxTaskFailures, "max-task-failures", 4, "failures of one task that abort its job, for jobs that set none")
 	fs.Int64Var(&cfg.JobDefaults.MaxResultSize, "max-result-size", 1<<30, "bytes of results a job may hold, for jobs that set none")
 	fs.StringVar(&cfg.Raft.Advertise, "raft-advertise", "", "Raft address peers reach this node at (default: -raft-addr; needed when listening on 0.0.0.0)")
+	fs.StringVar(&cfg.APIAdvertise, "api-advertise", "", "API address clients and other members reach this node at (default: -api-addr; needed when listening on 0.0.0.0)")
+	fs.StringVar(&cfg.HTTPAdvertise, "http-advertise", "", "HTTP address published for the UI's links (default: -http-addr)")
 	fs.DurationVar(&cfg.Driver.ExecutorTimeout, "executor-timeout", 10*time.Second, "an executor silent this long is declared lost")
 	fs.DurationVar(&cfg.Driver.HeartbeatInterval, "heartbeat-interval", 500*time.Millisecond, "how often executors report in")
 	fs.DurationVar(&cfg.Driver.GracePeriod, "grace-period", 0, "after winning leadership, how long to wait for executors to reconnect before launching (ends early when all are back; default 3×heartbeat-interval + 1s)")

@@ -3,7 +3,6 @@ package server
 import (
 	"bytes"
 	"errors"
-	"fmt"
 	"io"
 	"time"
 
@@ -76,9 +75,18 @@ func (s *Server) SnapshotRestore(stream grpc.ClientStreamingServer[api.SnapshotC
 	if err := fsm.CheckBackup(buf.Bytes()); err != nil {
 		return status.Errorf(codes.InvalidArgument, "not a backup this build can restore: %v", err)
 	}
+	// The member table is this quorum's, not the backup's: put it back.
+	members := s.fsm.Members()
 	if err := s.node.Restore(buf.Bytes(), time.Minute); err != nil {
-		return status.Errorf(codes.Unavailable, "server: restore: %v", fmt.Errorf("%w", err))
+		return status.Errorf(codes.Unavailable, "server: restore: %v", err)
 	}
+	for _, m := range members {
+		if err := s.applyMember(m); err != nil {
+			s.log.Warn("restoring a member's addresses after a restore", "member", m.ID, "err", err)
+		}
+	}
+	// The driver starts over from the restored state, as a new leader.
+	s.drv.Restart()
 	s.log.Warn("state restored from a backup", "bytes", buf.Len())
 	return stream.SendAndClose(&api.SnapshotRestoreResponse{})
 }

@@ -18,8 +18,8 @@ type history struct {
 	total   int
 	byStage map[dag.StageID][]taskRecord
 	order   []dag.StageID // stages in the order first seen, for eviction
-	// since is the log index before which this node may have missed ends
-	// (it started, or restored a snapshot, there).
+	// started is when this record began: the node's start, or its latest
+	// restore of a snapshot (ends before it may be missing).
 	started time.Time
 }
 
@@ -61,6 +61,28 @@ func (h *history) applied(cmds []dag.Command, results []dag.Result) {
 		h.total -= len(h.byStage[old])
 		delete(h.byStage, old)
 	}
+	// One stage alone over the bound keeps its newest ends.
+	if h.total > h.max && len(h.order) == 1 {
+		only := h.order[0]
+		recs := h.byStage[only]
+		drop := h.total - h.max
+		h.byStage[only] = append(recs[:0:0], recs[drop:]...)
+		h.total = h.max
+	}
+}
+
+// reset forgets everything (the state was replaced by a snapshot).
+func (h *history) reset() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.byStage, h.order, h.total, h.started = map[dag.StageID][]taskRecord{}, nil, 0, time.Now()
+}
+
+// since returns when this record began.
+func (h *history) since() time.Time {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.started
 }
 
 // stage returns a stage's recorded ends, oldest first.

@@ -36,7 +36,7 @@ func (s *Server) GetStage(ctx context.Context, req *api.GetStageRequest) (*api.S
 	if !found {
 		return nil, status.Errorf(codes.NotFound, "stage %d not found (stages of released jobs are gone)", req.StageId)
 	}
-	out.HistoryComplete = begun == 0 || begun >= s.hist.started.UnixNano()
+	out.HistoryComplete = begun == 0 || begun >= s.hist.since().UnixNano()
 	for _, r := range s.hist.stage(dag.StageID(req.StageId)) {
 		te := r.te
 		ta := &api.TaskAttempt{

@@ -67,7 +67,6 @@ func (s *Server) SubmitJob(ctx context.Context, req *api.SubmitJobRequest) (*api
 	if err != nil {
 		return nil, err
 	}
-	s.log.Info("job submitted", "job", r.Job, "name", g.Name)
 	return &api.SubmitJobResponse{JobId: uint64(r.Job), Index: index}, nil
 }
 
@@ -353,6 +352,15 @@ func sendChunks(stream grpc.ServerStreamingServer[api.ResultChunk], partition in
 
 // ListExecutors lists the executors the state knows.
 func (s *Server) ListExecutors(ctx context.Context, req *api.ListExecutorsRequest) (*api.ListExecutorsResponse, error) {
+	// Running tasks and heartbeats are the leader's knowledge: ask it,
+	// and answer from this replica only if it cannot be reached.
+	var fwd *api.ListExecutorsResponse
+	if handled, err := s.forward(ctx, func(ctx context.Context, cc *grpc.ClientConn) (err error) {
+		fwd, err = api.NewSchedulerClient(cc).ListExecutors(ctx, req)
+		return err
+	}); handled && err == nil {
+		return fwd, nil
+	}
 	resp := &api.ListExecutorsResponse{}
 	s.fsm.Read(func(st *dag.State) {
 		for _, e := range st.Executors() {

@@ -42,6 +42,10 @@ type Config struct {
 	RaftAddr string
 	APIAddr  string
 	HTTPAddr string
+	// APIAdvertise and HTTPAdvertise are the addresses the member table
+	// publishes for others (clients, followers forwarding, the UI's
+	// links); default: the listeners' (needed when listening on 0.0.0.0).
+	APIAdvertise, HTTPAdvertise string
 	// Bootstrap is the initial quorum, used only when DataDir holds no
 	// Raft state. Join lists API addresses of members to ask for
 	// admission when DataDir holds no Raft state. At most one is set;
@@ -165,7 +169,7 @@ func New(cfg Config) (*Server, error) {
 		s.hist.applied(cmds, results)
 		s.metrics.observeApply(took)
 		s.logEvents(results)
-	}})
+	}, OnRestore: s.hist.reset})
 	if s.cfg.Functions == nil {
 		s.cfg.Functions = &functions{builtin: ops.NewRegistry(), fsm: s.fsm}
 	}
@@ -410,7 +414,14 @@ func (s *Server) leaderAPI() (string, string) {
 }
 
 func (s *Server) self() fsm.Member {
-	return fsm.Member{ID: s.cfg.ID, RaftAddr: s.node.Addr(), APIAddr: s.APIAddr(), HTTPAddr: s.HTTPAddr()}
+	m := fsm.Member{ID: s.cfg.ID, RaftAddr: s.node.Addr(), APIAddr: s.APIAddr(), HTTPAddr: s.HTTPAddr()}
+	if s.cfg.APIAdvertise != "" {
+		m.APIAddr = s.cfg.APIAdvertise
+	}
+	if s.cfg.HTTPAdvertise != "" && m.HTTPAddr != "" {
+		m.HTTPAddr = s.cfg.HTTPAdvertise
+	}
+	return m
 }
 
 func (s *Server) publishSelf() error {

@@ -30,6 +30,8 @@ func (s *Server) logEvents(results []dag.Result) {
 				}
 			case dag.EpochBumped:
 				s.log.Info("epoch bumped", "epoch", e.Epoch)
+			case dag.JobSubmitted:
+				s.log.Info("job submitted", "job", e.Job, "name", e.Name, "tasks", e.Tasks)
 			}
 		}
 	}
