@@ -32,9 +32,20 @@ build: ## Build every package and the binaries into bin/.
 	@if ls cmd/*/main.go >/dev/null 2>&1; then mkdir -p bin && $(GO) build -o bin/ ./cmd/...; fi
 
 .PHONY: test
-test: check-generate ## Run the whole test suite (vet, generated-code check, tests).
+test: check-generate ## Run the whole test suite (vet, generated-code check, tests, a short fuzz of each target).
 	$(GO) vet $(PKGS)
 	$(GO) test -count=1 $(PKGS)
+	@$(MAKE) --no-print-directory fuzz
+
+# Every fuzz target: package and name. `make fuzz FUZZTIME=5m` fuzzes longer.
+FUZZ_TARGETS := ./fsm:FuzzPlanToApply ./fsm:FuzzDecodeEntry ./fsm:FuzzRestore
+FUZZTIME ?= 10s
+
+.PHONY: fuzz
+fuzz: ## Fuzz each target for FUZZTIME (default 10s) and print how many inputs each ran.
+	@set -e; for t in $(FUZZ_TARGETS); do pkg=$${t%%:*}; name=$${t##*:}; \
+		out=$$($(GO) test -run XXX -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 50x $$pkg 2>&1) || { echo "$$out"; exit 1; }; \
+		echo "fuzz $$pkg $$name: $$(echo "$$out" | grep -o 'execs: [0-9]*' | tail -1 | cut -d' ' -f2) inputs in $(FUZZTIME), no failure"; done
 
 .PHONY: test-ui
 test-ui: chromium ## Drive the web UI in headless Chromium against a local cluster; screenshots go to test-output/ui/.

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"sort"
 	"strconv"
 	"strings"
@@ -319,6 +320,19 @@ type SubmitOptions struct {
 
 // Submit submits a plan and returns the job id.
 func (c *Client) Submit(ctx context.Context, p *plan.Plan, opts SubmitOptions) (uint64, error) {
+	// Checked here too: the wire form's counts are 32-bit, and a count
+	// that does not fit must be refused, not truncated.
+	if err := p.Validate(); err != nil {
+		return 0, err
+	}
+	if opts.MaxTaskFailures < 0 || opts.MaxTaskFailures > math.MaxInt32 {
+		return 0, fmt.Errorf("client: MaxTaskFailures %d out of range", opts.MaxTaskFailures)
+	}
+	for _, x := range opts.Partitions {
+		if x < 0 || x > math.MaxInt32 {
+			return 0, fmt.Errorf("client: partition %d out of range", x)
+		}
+	}
 	req := &api.SubmitJobRequest{Plan: api.PlanToProto(p), IdempotencyKey: opts.IdempotencyKey, Pool: opts.Pool,
 		MaxTaskFailures: int32(opts.MaxTaskFailures), MaxResultSize: opts.MaxResultSize}
 	if req.IdempotencyKey == "" {

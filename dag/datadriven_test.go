@@ -23,6 +23,7 @@ import (
 // Commands:
 //
 //	config [max-task-failures=N] [max-stage-attempts=N] [max-result-size=N] [retained-jobs=N]
+//	       [max-graph-nodes=N] [max-job-tasks=N] [max-live-tasks=N] [max-running-jobs=N]
 //	    start over with an empty state and these limits
 //	executor add id=E [cores=N] | executor lose id=E [reason=...]
 //	submit [key=K] [partitions=(0,1)] [pool=P] [max-task-failures=N] [max-result-size=N]
@@ -115,6 +116,10 @@ func (sc *scenario) run(t *testing.T, d *datadriven.TestData) string {
 		d.MaybeScanArgs(t, "max-stage-attempts", &cfg.MaxConsecutiveStageAttempts)
 		d.MaybeScanArgs(t, "max-result-size", &cfg.MaxResultSize)
 		d.MaybeScanArgs(t, "retained-jobs", &cfg.RetainedJobs)
+		d.MaybeScanArgs(t, "max-graph-nodes", &cfg.MaxGraphNodes)
+		d.MaybeScanArgs(t, "max-job-tasks", &cfg.MaxJobTasks)
+		d.MaybeScanArgs(t, "max-live-tasks", &cfg.MaxLiveTasks)
+		d.MaybeScanArgs(t, "max-running-jobs", &cfg.MaxRunningJobs)
 		*sc = scenario{s: New(cfg), nextTask: 1, try: map[[2]int]int{}}
 		return fmt.Sprintf("%+v", sc.s.cfg)
 

@@ -280,3 +280,6 @@ func toStageIDs(set idSet) []StageID {
 	}
 	return out
 }
+
+// RunningJobs returns how many jobs are running.
+func (s *State) RunningJobs() int { return s.runningJobs() }

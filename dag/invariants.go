@@ -39,6 +39,13 @@ func (s *State) CheckInvariants() error {
 		}
 	}
 
+	live := 0
+	for _, st := range s.stages {
+		live += st.nTasks
+	}
+	if live != s.liveTasks {
+		fail("live tasks counted %d, stages hold %d", s.liveTasks, live)
+	}
 	for id, st := range s.stages {
 		if st.id != id {
 			fail("stage %d stored under id %d", st.id, id)

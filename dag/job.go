@@ -103,6 +103,7 @@ func (s *State) detachStages(j *job, d *Dropped) {
 			s.running.remove(id)
 			s.failed.remove(id)
 			delete(s.stages, st.id)
+			s.liveTasks -= st.nTasks
 			if st.isMap {
 				sh := s.shuffles[st.shuffle]
 				delete(s.byKey, sh.key)

@@ -19,7 +19,7 @@ import (
 // once and referenced by index.
 const (
 	snapshotMagic   = "BATONDAG"
-	snapshotVersion = 4
+	snapshotVersion = 5
 )
 
 // ErrCorruptSnapshot is returned by Unmarshal for bytes that are not a
@@ -43,6 +43,10 @@ func (s *State) AppendBinary(buf []byte) ([]byte, error) {
 	e.uint(uint64(c.MaxConsecutiveStageAttempts))
 	e.int(c.MaxResultSize)
 	e.uint(uint64(c.RetainedJobs))
+	e.uint(uint64(c.MaxGraphNodes))
+	e.uint(uint64(c.MaxJobTasks))
+	e.uint(uint64(c.MaxLiveTasks))
+	e.uint(uint64(c.MaxRunningJobs))
 	e.uint(s.epoch)
 	e.int(s.now)
 	e.uint(uint64(s.nextJob))
@@ -267,17 +271,23 @@ func Unmarshal(data []byte) (*State, error) {
 	}
 	d := &decoder{buf: data[len(snapshotMagic):]}
 	d.version = d.uint()
-	if d.version != snapshotVersion && d.version != 3 {
+	if d.version < 3 || d.version > snapshotVersion {
 		if d.err != nil {
 			return nil, d.err
 		}
-		return nil, fmt.Errorf("%w: version %d, this build reads versions 3 and %d", ErrCorruptSnapshot, d.version, snapshotVersion)
+		return nil, fmt.Errorf("%w: version %d, this build reads versions 3 to %d", ErrCorruptSnapshot, d.version, snapshotVersion)
 	}
 	cfg := Config{
 		MaxTaskFailures:             d.int32(),
 		MaxConsecutiveStageAttempts: d.int32(),
 		MaxResultSize:               d.int(),
 		RetainedJobs:                d.int32(),
+	}
+	if d.version >= 5 { // earlier versions had no allocation limits: the defaults apply
+		cfg.MaxGraphNodes = d.int32()
+		cfg.MaxJobTasks = d.int32()
+		cfg.MaxLiveTasks = d.int32()
+		cfg.MaxRunningJobs = d.int32()
 	}
 	s := New(cfg)
 	s.epoch = d.uint()
@@ -392,6 +402,7 @@ func Unmarshal(data []byte) (*State, error) {
 			d.fail("stage %d: node %d of %d", st.id, st.node, len(st.graph.Nodes))
 		}
 		s.stages[st.id] = st
+		s.liveTasks += st.nTasks
 	}
 	for n := d.count(); n > 0 && d.err == nil; n-- {
 		j := &job{id: JobID(d.uint()), name: d.str(), key: d.str(), pool: d.str()}

@@ -40,6 +40,10 @@ type State struct {
 	// and cleared when one is applied.
 	resubmit bool
 
+	// liveTasks is the sum of the tasks of s.stages (bounded by
+	// cfg.MaxLiveTasks); derived, not in the snapshot.
+	liveTasks int
+
 	// drop collects, during one Apply, the blocks that became obsolete.
 	drop Dropped
 	// events collects, during one Apply, the transitions it made.

@@ -69,8 +69,21 @@ func (s *State) checkSubmit(c *SubmitJob) error {
 	if g == nil {
 		return fmt.Errorf("%w: no graph", ErrInvalidGraph)
 	}
+	// Bounds first: nothing below allocates in proportion to a count
+	// that has not been checked.
+	if len(g.Nodes) > s.cfg.MaxGraphNodes {
+		return fmt.Errorf("%w: the graph has %d datasets, more than the limit of %d", ErrTooLarge, len(g.Nodes), s.cfg.MaxGraphNodes)
+	}
+	for i := range g.Nodes {
+		if p := g.Nodes[i].Partitions; p > s.cfg.MaxJobTasks {
+			return fmt.Errorf("%w: dataset %d has %d partitions, more than the limit of %d tasks per job", ErrTooLarge, i, p, s.cfg.MaxJobTasks)
+		}
+	}
 	if err := g.Validate(); err != nil {
 		return fmt.Errorf("%w: %w", ErrInvalidGraph, err)
+	}
+	if n := s.runningJobs(); n >= s.cfg.MaxRunningJobs {
+		return fmt.Errorf("%w: %d jobs are running, the limit", ErrTooManyJobs, n)
 	}
 	outParts := g.Nodes[g.Output].Partitions
 	for i, p := range c.Partitions {
@@ -105,7 +118,57 @@ func (s *State) checkSubmit(c *SubmitJob) error {
 			shapes[d.Shuffle.Key] = got
 		}
 	}
+	tasks := s.newTasks(c)
+	if tasks > int64(s.cfg.MaxJobTasks) {
+		return fmt.Errorf("%w: the job has %d tasks, more than the limit of %d tasks per job", ErrTooLarge, tasks, s.cfg.MaxJobTasks)
+	}
+	if int64(s.liveTasks)+tasks > int64(s.cfg.MaxLiveTasks) {
+		return fmt.Errorf("%w: the job's %d tasks and the %d tasks of the stages held would pass the limit of %d", ErrTooLarge, tasks, s.liveTasks, s.cfg.MaxLiveTasks)
+	}
 	return nil
+}
+
+// newTasks returns the tasks of the stages a submission would create: its
+// result stage and the map stages of shuffles the state does not hold.
+// The graph is valid (checked), so node counts are bounded.
+func (s *State) newTasks(c *SubmitJob) int64 {
+	g := c.Graph
+	total := int64(g.Nodes[g.Output].Partitions)
+	if c.Partitions != nil {
+		total = int64(len(c.Partitions))
+	}
+	seen := map[string]bool{}
+	visited := make([]bool, len(g.Nodes))
+	todo := []int{g.Output}
+	for len(todo) > 0 {
+		n := todo[len(todo)-1]
+		todo = todo[:len(todo)-1]
+		if visited[n] {
+			continue
+		}
+		visited[n] = true
+		for _, d := range g.Nodes[n].Deps {
+			if d.Kind == plan.Shuffle && !seen[d.Shuffle.Key] {
+				seen[d.Shuffle.Key] = true
+				if _, live := s.byKey[d.Shuffle.Key]; !live {
+					total += int64(g.Nodes[d.Parent].Partitions)
+				}
+			}
+			todo = append(todo, d.Parent)
+		}
+	}
+	return total
+}
+
+// runningJobs returns how many jobs run.
+func (s *State) runningJobs() int {
+	n := 0
+	for _, j := range s.jobs {
+		if j.status == JobRunning {
+			n++
+		}
+	}
+	return n
 }
 
 // createResultStage creates the job's final stage and its missing parents.
@@ -114,7 +177,7 @@ func (s *State) createResultStage(g *plan.Graph, j *job) *stage {
 	st := s.newStage(g, g.Output, parents, j.id)
 	st.job = j.id
 	st.nTasks = j.nTasks
-	st.initTasks()
+	s.initTasks(st)
 	return st
 }
 
@@ -135,6 +198,11 @@ func (s *State) newStage(g *plan.Graph, node int, parents []StageID, firstJob Jo
 }
 
 // initTasks sizes the per-task arrays once nTasks is known.
+func (s *State) initTasks(st *stage) {
+	s.liveTasks += st.nTasks
+	st.initTasks()
+}
+
 func (st *stage) initTasks() {
 	st.pending = newBitset(st.nTasks)
 	st.fails = make([]uint16, st.nTasks)
@@ -207,7 +275,7 @@ func (s *State) createShuffleMapStage(g *plan.Graph, d plan.Dep, firstJob JobID)
 	st := s.newStage(g, d.Parent, parents, firstJob)
 	st.isMap = true
 	st.nTasks = g.Nodes[d.Parent].Partitions
-	st.initTasks()
+	s.initTasks(st)
 	sh := &shuffle{
 		id:       s.nextShuffle,
 		key:      d.Shuffle.Key,

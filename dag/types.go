@@ -37,11 +37,37 @@ type Config struct {
 	// RetainedJobs is how many ended, released jobs are kept for history
 	// (spark.ui.retainedJobs). Default 1000.
 	RetainedJobs int
+
+	// The limits below bound what one command may make the state
+	// allocate, so that a command too large for the state is a business
+	// error on every replica, never a replica out of memory (schedd's
+	// admission limits refuse such jobs before they are logged; these
+	// catch what reaches the log by another path). They are limits of
+	// this build, not part of the snapshot.
+
+	// MaxGraphNodes bounds the datasets of one job's graph. Default
+	// 10,000.
+	MaxGraphNodes int
+	// MaxJobTasks bounds the tasks one job may create (its result
+	// partitions and the map partitions of the shuffles it adds), and
+	// the partitions of any one dataset. Default 10,000,000.
+	MaxJobTasks int
+	// MaxLiveTasks bounds the tasks of all the stages the state holds.
+	// Default 20,000,000.
+	MaxLiveTasks int
+	// MaxRunningJobs bounds the jobs running at once. Default 10,000.
+	MaxRunningJobs int
 }
 
 // DefaultConfig returns the default limits.
 func DefaultConfig() Config {
 	c := Config{}
+	c.ensureDefaults()
+	return c
+}
+
+// WithDefaults returns c with its zero fields set to their defaults.
+func (c Config) WithDefaults() Config {
 	c.ensureDefaults()
 	return c
 }
@@ -58,6 +84,18 @@ func (c *Config) ensureDefaults() {
 	}
 	if c.RetainedJobs <= 0 {
 		c.RetainedJobs = 1000
+	}
+	if c.MaxGraphNodes <= 0 {
+		c.MaxGraphNodes = 10_000
+	}
+	if c.MaxJobTasks <= 0 {
+		c.MaxJobTasks = 10_000_000
+	}
+	if c.MaxLiveTasks <= 0 {
+		c.MaxLiveTasks = 20_000_000
+	}
+	if c.MaxRunningJobs <= 0 {
+		c.MaxRunningJobs = 10_000
 	}
 }
 
@@ -300,6 +338,10 @@ var (
 	ErrJobNotEnded     = errors.New("dag: job has not ended")
 	ErrInvalidGraph    = errors.New("dag: invalid graph")
 	ErrInvalidCommand  = errors.New("dag: invalid command")
+	// ErrTooLarge: a job larger than the state's limits (Config).
+	ErrTooLarge = errors.New("dag: over the scheduler's limits")
+	// ErrTooManyJobs: MaxRunningJobs jobs are running already.
+	ErrTooManyJobs = errors.New("dag: too many running jobs")
 )
 
 // JobStatus is a job's state.

@@ -131,6 +131,8 @@ func (s opSpec) checkAll(d *Dataset) []string {
 		msgs = append(msgs, "takes no fn")
 	}
 	switch {
+	case d.Partitions > MaxPartitions:
+		msgs = append(msgs, fmt.Sprintf("partitions %d out of range (at most %d)", d.Partitions, MaxPartitions))
 	case d.Partitions < 0 || (d.Partitions == 0 && s.kind == sourceOp && d.Op != "textFile"):
 		msgs = append(msgs, fmt.Sprintf("partitions must be >= 1, got %d", d.Partitions))
 	case d.Partitions != 0 && s.kind == narrowOp:
@@ -190,6 +192,10 @@ type Options struct {
 	// input's partition count (Spark's default parallelism without a
 	// configured value).
 	DefaultPartitions int
+	// Limits bound the plan and the job it compiles to (zero fields are
+	// not checked). They are checked before any file is listed or any
+	// sampling job runs.
+	Limits Limits
 }
 
 // Compile validates p and turns it into a Graph: one node per dataset, in
@@ -203,14 +209,28 @@ func Compile(p *Plan, opts Options) (*Graph, error) {
 	if err := p.Validate(); err != nil {
 		return nil, err
 	}
+	if err := p.CheckLimits(opts.Limits); err != nil {
+		return nil, err
+	}
 	if opts.Sampler != nil && p.sorts() {
 		dry := opts
 		dry.Sampler = noSampling{}
-		if _, err := compile(p, dry); err != nil {
+		g, err := compile(p, dry)
+		if err != nil {
+			return nil, err
+		}
+		if err := g.CheckLimits(opts.Limits); err != nil {
 			return nil, err
 		}
 	}
-	return compile(p, opts)
+	g, err := compile(p, opts)
+	if err != nil {
+		return nil, err
+	}
+	if err := g.CheckLimits(opts.Limits); err != nil {
+		return nil, err
+	}
+	return g, nil
 }
 
 func compile(p *Plan, opts Options) (*Graph, error) {

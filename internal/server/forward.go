@@ -109,7 +109,9 @@ func rpcError(err error) error {
 		return status.Error(codes.NotFound, err.Error())
 	case errors.Is(err, dag.ErrJobNotRunning), errors.Is(err, dag.ErrJobNotEnded):
 		return status.Error(codes.FailedPrecondition, err.Error())
-	case errors.Is(err, dag.ErrInvalidGraph), errors.Is(err, dag.ErrInvalidCommand), errors.As(err, &pe):
+	case errors.Is(err, dag.ErrTooManyJobs):
+		return status.Error(codes.ResourceExhausted, err.Error())
+	case errors.Is(err, dag.ErrInvalidGraph), errors.Is(err, dag.ErrInvalidCommand), errors.Is(err, dag.ErrTooLarge), errors.As(err, &pe):
 		return status.Error(codes.InvalidArgument, err.Error())
 	case errors.Is(err, context.DeadlineExceeded):
 		return status.Error(codes.DeadlineExceeded, err.Error())

@@ -25,6 +25,9 @@ func (s *Server) SubmitJob(ctx context.Context, req *api.SubmitJobRequest) (*api
 	}); handled {
 		return resp, err
 	}
+	if err := s.admit(req); err != nil {
+		return nil, err
+	}
 	p, err := api.PlanFromProto(req.Plan)
 	if err != nil {
 		return nil, invalid("%v", err)
@@ -45,9 +48,9 @@ func (s *Server) SubmitJob(ctx context.Context, req *api.SubmitJobRequest) (*api
 	smp := &sampler{s: s, ctx: ctx, key: req.IdempotencyKey, pool: req.Pool,
 		maxTaskFailures: int(req.MaxTaskFailures), maxResultSize: req.MaxResultSize}
 	defer smp.release()
-	g, err := plan.Compile(p, plan.Options{Resolver: s.cfg.Resolver, Functions: s.cfg.Functions, Sampler: smp})
+	g, err := plan.Compile(p, plan.Options{Resolver: s.cfg.Resolver, Functions: s.cfg.Functions, Sampler: smp, Limits: s.cfg.Limits.planLimits()})
 	if err != nil {
-		return nil, rpcError(err)
+		return nil, rpcError(limitError(err))
 	}
 	cmd := &dag.SubmitJob{Graph: g, Key: req.IdempotencyKey, Pool: req.Pool,
 		MaxTaskFailures: int(req.MaxTaskFailures), MaxResultSize: req.MaxResultSize}

@@ -58,6 +58,9 @@ type Config struct {
 	// JobDefaults are the limits the leader stamps on a submission that
 	// sets none (they travel in the log, so members may differ here).
 	JobDefaults JobDefaults
+	// Limits bound what a submission may ask for (admission, on the
+	// leader, before anything is logged); zero fields take the defaults.
+	Limits Limits
 	// LeaveOnTerminate removes the node from the quorum when it shuts
 	// down (a graceful leave); by default it stays a member and rejoins
 	// when restarted.
@@ -95,6 +98,10 @@ func (c *Config) validate() error {
 	}
 	if len(c.Bootstrap) > 0 && len(c.Join) > 0 {
 		errs = append(errs, errors.New("bootstrap and join are exclusive"))
+	}
+	c.Limits.ensureDefaults()
+	if err := c.Limits.check(c.DAG.WithDefaults()); err != nil {
+		errs = append(errs, err)
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("server: %w", err)

@@ -1,0 +1,147 @@
+package e2e
+
+// Hostile input: requests, plans and files that must be refused with a
+// clear error and change nothing, on real processes.
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/baton-sched/baton/api"
+	"github.com/baton-sched/baton/client"
+	"github.com/baton-sched/baton/plan"
+)
+
+// lastIndex returns a node's last log index, once its driver leads and
+// its takeover record is logged (so the index stands still).
+func settledIndex(t *testing.T, c *cluster, cl *client.Client, leader string) uint64 {
+	t.Helper()
+	var idx uint64
+	waitFor(t, "the leader's driver and its takeover record", func() bool {
+		st, err := c.nodeStatus(leader)
+		if err != nil || !st.Driving {
+			return false
+		}
+		peers, err := cl.Peers(context.Background())
+		if err != nil {
+			return false
+		}
+		for _, p := range peers {
+			if p.ApiAddr == "" {
+				return false
+			}
+		}
+		hist, err := cl.LeaderHistory(context.Background())
+		if err != nil || len(hist) == 0 || hist[len(hist)-1].Term != st.Term {
+			return false
+		}
+		st, err = c.nodeStatus(leader)
+		if err != nil {
+			return false
+		}
+		idx = st.LastIndex
+		return true
+	})
+	return idx
+}
+
+// TestPoisonPlansAreRefusedAndEveryReplicaLives: a plan asking for a
+// billion partitions used to be logged and then kill every replica (out
+// of memory applying it, again at every restart). Plans past each
+// admission limit are refused with the limit's name and flag, counts that
+// do not fit are refused rather than truncated, and nothing is logged.
+func TestPoisonPlansAreRefusedAndEveryReplicaLives(t *testing.T) {
+	c := newCluster(t, 3, "-max-plan-datasets", "5", "-max-inline-records", "10", "-max-fn-arg-bytes", "100",
+		"-max-plan-bytes", "20000", "-max-pending-jobs", "2")
+	leader, _ := c.waitLeader("")
+	cl := c.client()
+	before := settledIndex(t, c, cl, leader)
+	dir := t.TempDir()
+	many := func(n int) string {
+		var recs []string
+		for i := 0; i < n; i++ {
+			recs = append(recs, fmt.Sprintf("%q", fmt.Sprint("record-", i)))
+		}
+		return strings.Join(recs, ",")
+	}
+	var datasets []string
+	for i := 0; i < 6; i++ {
+		datasets = append(datasets, fmt.Sprintf(`"d%d": {"op": "range", "n": 1, "partitions": 1}`, i))
+	}
+	for _, tc := range []struct{ name, plan, want string }{
+		{"a billion partitions", `{"name":"x","datasets":{"r":{"op":"range","n":1,"partitions":1000000000}},"action":{"op":"count","input":"r"}}`,
+			"tasks per job: 1,000,000,000 is over the limit of 1,000,000 (schedd -max-job-tasks)"},
+		{"partitions past 32 bits", `{"datasets":{"r":{"op":"range","n":1,"partitions":4294967297}},"action":{"op":"count","input":"r"}}`,
+			"partitions 4294967297 out of range (at most 2147483647)"},
+		{"ten billion partitions", `{"datasets":{"r":{"op":"range","n":1,"partitions":10000000000}},"action":{"op":"count","input":"r"}}`,
+			"partitions 10000000000 out of range"},
+		{"a billion reducers", `{"datasets":{"r":{"op":"range","n":10,"partitions":2},"k":{"op":"map","input":"r","fn":"pairWithOne"},"g":{"op":"groupByKey","input":"k","partitions":999999999}},"action":{"op":"count","input":"g"}}`,
+			"tasks per job: 999,999,999 is over the limit"},
+		{"too many datasets", `{"datasets":{` + strings.Join(datasets, ",") + `},"action":{"op":"count","input":"d0"}}`,
+			"datasets per plan: 6 is over the limit of 5 (schedd -max-plan-datasets)"},
+		{"too many inline records", `{"datasets":{"p":{"op":"parallelize","partitions":1,"records":[` + many(11) + `]}},"action":{"op":"count","input":"p"}}`,
+			"inline records per plan: 11 is over the limit of 10 (schedd -max-inline-records)"},
+		{"a plan too large", `{"datasets":{"p":{"op":"parallelize","partitions":1,"records":["` + strings.Repeat("x", 30000) + `"]}},"action":{"op":"count","input":"p"}}`,
+			"is over the limit of 20000 plan bytes (schedd -max-plan-bytes)"},
+		{"function arguments too large", `{"datasets":{"r":{"op":"range","n":3,"partitions":1},"f":{"op":"map","input":"r","fn":{"name":"field","args":{"i":1,"sep":"` + strings.Repeat(",", 200) + `"}}}},"action":{"op":"count","input":"f"}}`,
+			"function argument bytes: 216 is over the limit of 100 (schedd -max-fn-arg-bytes)"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := filepath.Join(dir, strings.ReplaceAll(tc.name, " ", "_")+".json")
+			if err := os.WriteFile(f, []byte(tc.plan), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			_, stderr, code := batonctl(t, "-addr", c.nodes[leader].apiAddr, "submit", "-f", f)
+			if code == 0 || !strings.Contains(stderr, tc.want) {
+				t.Fatalf("submit: exit %d, stderr %q; want a refusal saying %q", code, stderr, tc.want)
+			}
+		})
+	}
+	c.checkAlive()
+	st, err := c.nodeStatus(leader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.LastIndex != before {
+		t.Fatalf("refused plans reached the log: last index %d -> %d", before, st.LastIndex)
+	}
+
+	// Pending jobs: with no executor, jobs stay running; the third is
+	// refused until one ends.
+	p, err := plan.Parse([]byte(`{"datasets":{"r":{"op":"range","n":1,"partitions":1}},"action":{"op":"count","input":"r"}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []uint64
+	for i := 0; i < 2; i++ {
+		id, err := cl.Submit(context.Background(), p, client.SubmitOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, id)
+	}
+	if _, err := cl.Submit(context.Background(), p, client.SubmitOptions{}); err == nil || !strings.Contains(err.Error(), "(schedd -max-pending-jobs)") {
+		t.Fatalf("third pending job: %v, want a refusal naming -max-pending-jobs", err)
+	}
+	if err := cl.Cancel(context.Background(), ids[0], "make room"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cl.Submit(context.Background(), p, client.SubmitOptions{}); err != nil {
+		t.Fatalf("a job once another ended: %v", err)
+	}
+	c.checkAlive()
+	// Every replica has the same, sane state.
+	for _, id := range c.order {
+		var jobs []*api.Job
+		waitFor(t, "node "+id+" to hold the three jobs", func() bool {
+			cln := c.client(id)
+			var err error
+			jobs, err = cln.Jobs(context.Background(), false)
+			return err == nil && len(jobs) == 3
+		})
+	}
+}
