@@ -1,7 +1,9 @@
 package fsm
 
 import (
+	"encoding/binary"
 	"encoding/json"
+	"hash/crc32"
 	"errors"
 	"fmt"
 
@@ -11,9 +13,47 @@ import (
 	"google.golang.org/protobuf/proto"
 )
 
-// entryFormat is the first byte of every log entry this package writes: the
-// rest is an fsmpb.Entry. A new format gets a new byte.
-const entryFormat byte = 1
+// Log entry formats: the first byte of every entry says how the rest is
+// laid out. A new format gets a new byte; old ones stay readable.
+const (
+	// entryFormatV1 is an fsmpb.Entry, unchecked (written by earlier
+	// builds; still read).
+	entryFormatV1 byte = 1
+	// entryFormat is a CRC-32C (Castagnoli, big-endian) of the rest, then
+	// an fsmpb.Entry. Every entry this build writes has it: a byte
+	// changed on a disk or on the way is found at apply, never applied.
+	entryFormat byte = 2
+)
+
+// frame returns the log entry for an encoded fsmpb.Entry.
+func frame(entry []byte) []byte {
+	out := make([]byte, 5, 5+len(entry))
+	out[0] = entryFormat
+	binary.BigEndian.PutUint32(out[1:], crc32.Checksum(entry, castagnoli))
+	return append(out, entry...)
+}
+
+// unframe checks a log entry's format and checksum and returns its
+// fsmpb.Entry bytes.
+func unframe(data []byte) ([]byte, error) {
+	if len(data) == 0 {
+		return nil, fmt.Errorf("%w: empty", ErrCorruptEntry)
+	}
+	switch data[0] {
+	case entryFormatV1:
+		return data[1:], nil
+	case entryFormat:
+		if len(data) < 5 {
+			return nil, fmt.Errorf("%w: %d bytes, too short for its checksum", ErrCorruptEntry, len(data))
+		}
+		want, got := binary.BigEndian.Uint32(data[1:5]), crc32.Checksum(data[5:], castagnoli)
+		if want != got {
+			return nil, fmt.Errorf("%w: checksum mismatch (recorded %08x, computed %08x over %d bytes)", ErrCorruptEntry, want, got, len(data)-5)
+		}
+		return data[5:], nil
+	}
+	return nil, fmt.Errorf("%w: unknown entry format %d", ErrCorruptEntry, data[0])
+}
 
 // ErrCorruptEntry is a log entry that cannot be decoded. The FSM panics on
 // one rather than diverge from its peers.
@@ -35,7 +75,7 @@ func Encode(now int64, cmds []dag.Command) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("fsm: encode entry: %w", err)
 	}
-	return append([]byte{entryFormat}, b...), nil
+	return frame(b), nil
 }
 
 func encodeCommand(c dag.Command) (*fsmpb.Command, error) {
@@ -132,7 +172,7 @@ func EncodeMember(now int64, m Member) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("fsm: encode entry: %w", err)
 	}
-	return append([]byte{entryFormat}, b...), nil
+	return frame(b), nil
 }
 
 // LeaderReady is a leader's takeover: the term it won, when its driver
@@ -158,7 +198,7 @@ func EncodeLeaderReady(now int64, l LeaderReady) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("fsm: encode entry: %w", err)
 	}
-	return append([]byte{entryFormat}, b...), nil
+	return frame(b), nil
 }
 
 func leaderToProto(l LeaderReady) *fsmpb.LeaderReady {
@@ -179,11 +219,12 @@ func memberFromProto(m *fsmpb.SetMember) *Member {
 
 // Decode decodes a log entry. Every error wraps ErrCorruptEntry.
 func Decode(data []byte) (*Decoded, error) {
-	if len(data) == 0 || data[0] != entryFormat {
-		return nil, fmt.Errorf("%w: unknown entry format", ErrCorruptEntry)
+	body, err := unframe(data)
+	if err != nil {
+		return nil, err
 	}
 	var e fsmpb.Entry
-	if err := proto.Unmarshal(data[1:], &e); err != nil {
+	if err := proto.Unmarshal(body, &e); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrCorruptEntry, err)
 	}
 	d := &Decoded{Time: e.Time, Commands: make([]dag.Command, len(e.Commands)), Members: make([]*Member, len(e.Commands)), Leaders: make([]*LeaderReady, len(e.Commands))}

@@ -27,6 +27,7 @@ type FSM struct {
 	log       *slog.Logger
 	onApply   func(cmds []dag.Command, results []dag.Result, took time.Duration)
 	onRestore func()
+	onCorrupt func(error)
 
 	mu      sync.RWMutex
 	state   *dag.State
@@ -55,6 +56,12 @@ type Options struct {
 	// OnRestore, if set, is called after the state is replaced by a
 	// snapshot (at start, from a leader, or from a backup).
 	OnRestore func()
+	// OnCorrupt, if set, is called with the error when a log entry cannot
+	// be applied (it does not decode, or its checksum does not match): the
+	// node must stop rather than diverge from its peers, and OnCorrupt
+	// stops it (a process logs and exits). If it returns, or is not set,
+	// Apply panics with the error.
+	OnCorrupt func(err error)
 }
 
 // New returns an FSM over an empty state.
@@ -63,7 +70,7 @@ func New(opts Options) *FSM {
 	if lg == nil {
 		lg = slog.New(slog.DiscardHandler)
 	}
-	return &FSM{log: lg, onApply: opts.OnApply, onRestore: opts.OnRestore, state: dag.New(opts.Config), members: map[string]Member{}, changed: make(chan struct{})}
+	return &FSM{log: lg, onApply: opts.OnApply, onRestore: opts.OnRestore, onCorrupt: opts.OnCorrupt, state: dag.New(opts.Config), members: map[string]Member{}, changed: make(chan struct{})}
 }
 
 // Response is what Apply returns for a log entry: one result per command,
@@ -110,7 +117,13 @@ func (f *FSM) applyLocked(l *raft.Log) any {
 	start := time.Now()
 	d, err := Decode(l.Data)
 	if err != nil {
-		panic(fmt.Sprintf("fsm: log entry %d: %v", l.Index, err))
+		err = fmt.Errorf("fsm: log entry %d (term %d) cannot be applied: %w; this node stops rather than diverge from its peers", l.Index, l.Term, err)
+		if f.onCorrupt != nil {
+			f.mu.Unlock()
+			f.onCorrupt(err)
+			f.mu.Lock()
+		}
+		panic(err.Error())
 	}
 	for _, t := range d.Skipped {
 		f.log.Warn("skipping a command this version does not know", "index", l.Index, "type", t)

@@ -88,18 +88,22 @@ func TestDecodeRejectsCorruptEntries(t *testing.T) {
 			{Type: fsmpb.Type(999), SkipIfUnknown: skip, Payload: []byte("future")},
 		}}
 		b, _ := proto.Marshal(e)
-		return append([]byte{entryFormat}, b...)
+		return frame(b)
 	}
 	badPayload := func() []byte {
 		e := &fsmpb.Entry{Commands: []*fsmpb.Command{{Type: fsmpb.Type_TYPE_TASK_ENDED, Payload: []byte{0xff, 0xff, 0xff}}}}
 		b, _ := proto.Marshal(e)
-		return append([]byte{entryFormat}, b...)
+		return frame(b)
 	}
 	for name, data := range map[string][]byte{
 		"empty":               nil,
 		"unknown format":      append([]byte{9}, good[1:]...),
+		"one byte changed":    flip(good, len(good)-3),
+		"checksum changed":    flip(good, 2),
+		"format byte to v1":   append([]byte{entryFormatV1}, good[1:]...),
+		"short checksum":      good[:3],
 		"truncated":           good[:len(good)/2],
-		"garbage":             []byte{entryFormat, 0xff, 0xff, 0xff, 0xff},
+		"garbage":             frame([]byte{0xff, 0xff, 0xff, 0xff}),
 		"unknown type":        unknown(false),
 		"bad payload":         badPayload(),
 		"bad graph in submit": mustEncodeSubmitWithGraph([]byte("{not json")),
@@ -117,10 +121,29 @@ func TestDecodeRejectsCorruptEntries(t *testing.T) {
 	}
 }
 
+func flip(b []byte, i int) []byte {
+	out := append([]byte(nil), b...)
+	out[i] ^= 0x02
+	return out
+}
+
+// TestDecodeReadsUncheckedEntries: entries an earlier build wrote (format
+// 1, no checksum) are still read.
+func TestDecodeReadsUncheckedEntries(t *testing.T) {
+	good, _ := Encode(1, allCommands())
+	d, err := Decode(append([]byte{entryFormatV1}, good[5:]...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(d.Commands) != len(allCommands()) {
+		t.Fatalf("%d commands", len(d.Commands))
+	}
+}
+
 func mustEncodeSubmitWithGraph(g []byte) []byte {
 	payload, _ := proto.Marshal(&fsmpb.SubmitJob{Graph: g, AllPartitions: true})
 	b, _ := proto.Marshal(&fsmpb.Entry{Commands: []*fsmpb.Command{{Type: fsmpb.Type_TYPE_SUBMIT_JOB, Payload: payload}}})
-	return append([]byte{entryFormat}, b...)
+	return frame(b)
 }
 
 func logEntry(t *testing.T, index uint64, cmds ...dag.Command) *raft.Log {
@@ -169,7 +192,7 @@ func TestApplyPanicsOnCorruptEntry(t *testing.T) {
 			t.Fatalf("recovered %v, want a corrupt-entry panic", r)
 		}
 	}()
-	f.Apply(&raft.Log{Index: 1, Type: raft.LogCommand, Data: []byte{entryFormat, 0xff}})
+	f.Apply(&raft.Log{Index: 1, Type: raft.LogCommand, Data: frame([]byte{0xff})})
 }
 
 func TestChangedFiresOnApply(t *testing.T) {

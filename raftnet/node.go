@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"syscall"
@@ -264,8 +265,8 @@ func Open(opts Options) (*Node, error) {
 	// scan at open) and is kept as a hash map: both cut the cost of the
 	// many small transactions a Raft log makes.
 	boltOpts := &bbolt.Options{Timeout: time.Second, NoFreelistSync: true, FreelistType: bbolt.FreelistMapType}
-	if n.store, err = raftboltdb.New(raftboltdb.Options{Path: filepath.Join(raftDir, "raft.db"), BoltOptions: boltOpts}); err != nil {
-		return fail(fmt.Errorf("raftnet: open log store: %w", err))
+	if n.store, err = openLogStore(filepath.Join(raftDir, "raft.db"), boltOpts); err != nil {
+		return fail(err)
 	}
 	logs, err := raft.NewLogCache(opts.LogCacheSize, n.store)
 	if err != nil {
@@ -312,6 +313,63 @@ func Open(opts Options) (*Node, error) {
 	n.wg.Add(1)
 	go n.fanOut(notify)
 	return n, nil
+}
+
+// ErrDamagedLog: the Raft log store cannot be read (a truncated or
+// overwritten file). The node cannot start from it.
+var ErrDamagedLog = errors.New("raftnet: the Raft log store is damaged")
+
+// openLogStore opens the bbolt log and stable store. bbolt asserts (panics)
+// on pages that are not what its metadata says, and a truncated file faults
+// when read through its memory map: both become ErrDamagedLog with what to
+// do, never a stack trace. Opening walks every page of the store (the
+// freelist is rebuilt by a scan), so a damaged store is found here.
+func openLogStore(path string, opts *bbolt.Options) (store *raftboltdb.BoltStore, err error) {
+	if err := checkBoltFile(path); err != nil {
+		return nil, fmt.Errorf("%w: %s: %v; move the data directory aside and join the quorum again (schedd -join), or restore a backup", ErrDamagedLog, path, err)
+	}
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer func() {
+		if r := recover(); r != nil {
+			store, err = nil, fmt.Errorf("%w: %s: %v; move the data directory aside and join the quorum again (schedd -join), or restore a backup", ErrDamagedLog, path, r)
+		}
+	}()
+	store, err = raftboltdb.New(raftboltdb.Options{Path: path, BoltOptions: opts})
+	if err != nil {
+		return nil, fmt.Errorf("raftnet: open log store %s: %w", path, err)
+	}
+	// Every entry is read once (the log holds a few thousand entries past
+	// the last snapshot): a store whose pages are readable but whose
+	// entries are not, or are missing, is damaged too.
+	if err := checkEntries(store); err != nil {
+		store.Close()
+		return nil, fmt.Errorf("%w: %s: %v; move the data directory aside and join the quorum again (schedd -join), or restore a backup", ErrDamagedLog, path, err)
+	}
+	return store, nil
+}
+
+func checkEntries(store *raftboltdb.BoltStore) error {
+	first, err := store.FirstIndex()
+	if err != nil {
+		return err
+	}
+	last, err := store.LastIndex()
+	if err != nil {
+		return err
+	}
+	if first == 0 {
+		return nil
+	}
+	var l raft.Log
+	for i := first; i <= last; i++ {
+		if err := store.GetLog(i, &l); err != nil {
+			return fmt.Errorf("entry %d of %d..%d: %w", i, first, last, err)
+		}
+		if l.Index != i {
+			return fmt.Errorf("entry %d of %d..%d holds index %d", i, first, last, l.Index)
+		}
+	}
+	return nil
 }
 
 // ErrDataDirInUse: another process holds the data directory.

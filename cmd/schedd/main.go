@@ -47,6 +47,11 @@ func run(args []string, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "run 'schedd -h' for the flags")
 		return 2
 	}
+	// A node that cannot apply its log stops at once, saying why.
+	cfg.Fatal = func(err error) {
+		fmt.Fprintln(stderr, "schedd:", err)
+		os.Exit(1)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	if dev {

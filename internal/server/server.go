@@ -79,7 +79,12 @@ type Config struct {
 	// ProposalBatch bounds the commands in one log entry (group commit);
 	// 0 means the proposer's default (1024). 1 turns batching off.
 	ProposalBatch int
-	Logger        *slog.Logger
+	// Fatal is called when the node must stop at once: a log entry it
+	// cannot apply (corrupt, or its checksum does not match). It should
+	// not return (schedd logs the error and exits); if it does, the
+	// node panics.
+	Fatal  func(err error)
+	Logger *slog.Logger
 }
 
 func (c *Config) validate() error {
@@ -172,7 +177,12 @@ func New(cfg Config) (*Server, error) {
 		s.hist.applied(cmds, results)
 		s.metrics.observeApply(took)
 		s.logEvents(results)
-	}, OnRestore: s.hist.reset})
+	}, OnRestore: s.hist.reset, OnCorrupt: func(err error) {
+		s.log.Error("stopping: a log entry cannot be applied", "err", err)
+		if cfg.Fatal != nil {
+			cfg.Fatal(err)
+		}
+	}})
 	if s.cfg.Functions == nil {
 		s.cfg.Functions = &functions{builtin: ops.NewRegistry(), fsm: s.fsm}
 	}
