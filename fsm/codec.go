@@ -3,9 +3,9 @@ package fsm
 import (
 	"encoding/binary"
 	"encoding/json"
-	"hash/crc32"
 	"errors"
 	"fmt"
+	"hash/crc32"
 
 	"github.com/baton-sched/baton/dag"
 	"github.com/baton-sched/baton/fsm/fsmpb"
