@@ -671,7 +671,8 @@ type Job struct {
 	// and each success more is a task that ran again.
 	TaskSuccesses int64 `protobuf:"varint,17,opt,name=task_successes,json=taskSuccesses,proto3" json:"task_successes,omitempty"`
 	TaskFailures  int64 `protobuf:"varint,18,opt,name=task_failures,json=taskFailures,proto3" json:"task_failures,omitempty"`
-	// results describes each finished result (GetJob only).
+	// results describes finished results, the page GetJob asked for
+	// (none unless asked: see GetJobRequest.results_limit).
 	Results []*ResultInfo `protobuf:"bytes,15,rep,name=results,proto3" json:"results,omitempty"`
 	// action_spec is the action in full, for clients that merge the
 	// partitions' results.
@@ -1222,7 +1223,13 @@ type GetJobRequest struct {
 	Linearizable bool                   `protobuf:"varint,2,opt,name=linearizable,proto3" json:"linearizable,omitempty"`
 	// min_index: the answering member first waits until its replica has
 	// applied this log index (a write's index: read-your-writes).
-	MinIndex      uint64 `protobuf:"varint,3,opt,name=min_index,json=minIndex,proto3" json:"min_index,omitempty"`
+	MinIndex uint64 `protobuf:"varint,3,opt,name=min_index,json=minIndex,proto3" json:"min_index,omitempty"`
+	// A job's status is a summary that stays small whatever the job's
+	// size; its finished results are listed only when asked for, a page
+	// at a time: results_limit of them (at most 10,000) from the
+	// results_offset-th finished one, in partition order.
+	ResultsOffset int32 `protobuf:"varint,4,opt,name=results_offset,json=resultsOffset,proto3" json:"results_offset,omitempty"`
+	ResultsLimit  int32 `protobuf:"varint,5,opt,name=results_limit,json=resultsLimit,proto3" json:"results_limit,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1274,6 +1281,20 @@ func (x *GetJobRequest) GetLinearizable() bool {
 func (x *GetJobRequest) GetMinIndex() uint64 {
 	if x != nil {
 		return x.MinIndex
+	}
+	return 0
+}
+
+func (x *GetJobRequest) GetResultsOffset() int32 {
+	if x != nil {
+		return x.ResultsOffset
+	}
+	return 0
+}
+
+func (x *GetJobRequest) GetResultsLimit() int32 {
+	if x != nil {
+		return x.ResultsLimit
 	}
 	return 0
 }
@@ -1941,8 +1962,13 @@ func (x *ListExecutorsResponse) GetExecutors() []*Executor {
 }
 
 type GetStageRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	StageId       uint64                 `protobuf:"varint,1,opt,name=stage_id,json=stageId,proto3" json:"stage_id,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	StageId uint64                 `protobuf:"varint,1,opt,name=stage_id,json=stageId,proto3" json:"stage_id,omitempty"`
+	// The task attempts, a page at a time, ordered by partition then task:
+	// tasks_limit of them (default 1,000, at most 10,000) from the
+	// tasks_offset-th.
+	TasksOffset   int32 `protobuf:"varint,2,opt,name=tasks_offset,json=tasksOffset,proto3" json:"tasks_offset,omitempty"`
+	TasksLimit    int32 `protobuf:"varint,3,opt,name=tasks_limit,json=tasksLimit,proto3" json:"tasks_limit,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1980,6 +2006,20 @@ func (*GetStageRequest) Descriptor() ([]byte, []int) {
 func (x *GetStageRequest) GetStageId() uint64 {
 	if x != nil {
 		return x.StageId
+	}
+	return 0
+}
+
+func (x *GetStageRequest) GetTasksOffset() int32 {
+	if x != nil {
+		return x.TasksOffset
+	}
+	return 0
+}
+
+func (x *GetStageRequest) GetTasksLimit() int32 {
+	if x != nil {
+		return x.TasksLimit
 	}
 	return 0
 }
@@ -2153,8 +2193,12 @@ type StageDetail struct {
 	// history_complete is false when this node may have missed ends (it
 	// started, or restored a snapshot, after the stage began).
 	HistoryComplete bool `protobuf:"varint,4,opt,name=history_complete,json=historyComplete,proto3" json:"history_complete,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// tasks_total is how many attempts there are in all (tasks holds one
+	// page of them), and task_counts how many are in each state.
+	TasksTotal    int32            `protobuf:"varint,5,opt,name=tasks_total,json=tasksTotal,proto3" json:"tasks_total,omitempty"`
+	TaskCounts    map[string]int32 `protobuf:"bytes,6,rep,name=task_counts,json=taskCounts,proto3" json:"task_counts,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *StageDetail) Reset() {
@@ -2213,6 +2257,20 @@ func (x *StageDetail) GetHistoryComplete() bool {
 		return x.HistoryComplete
 	}
 	return false
+}
+
+func (x *StageDetail) GetTasksTotal() int32 {
+	if x != nil {
+		return x.TasksTotal
+	}
+	return 0
+}
+
+func (x *StageDetail) GetTaskCounts() map[string]int32 {
+	if x != nil {
+		return x.TaskCounts
+	}
+	return nil
 }
 
 // Peer is a Raft member as one node sees it, with the member's own report
@@ -5403,11 +5461,13 @@ const file_api_baton_proto_rawDesc = "" +
 	"\x0fmax_result_size\x18\a \x01(\x03R\rmaxResultSize\"@\n" +
 	"\x11SubmitJobResponse\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\x04R\x05jobId\x12\x14\n" +
-	"\x05index\x18\x02 \x01(\x04R\x05index\"g\n" +
+	"\x05index\x18\x02 \x01(\x04R\x05index\"\xb3\x01\n" +
 	"\rGetJobRequest\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\x04R\x05jobId\x12\"\n" +
 	"\flinearizable\x18\x02 \x01(\bR\flinearizable\x12\x1b\n" +
-	"\tmin_index\x18\x03 \x01(\x04R\bminIndex\"R\n" +
+	"\tmin_index\x18\x03 \x01(\x04R\bminIndex\x12%\n" +
+	"\x0eresults_offset\x18\x04 \x01(\x05R\rresultsOffset\x12#\n" +
+	"\rresults_limit\x18\x05 \x01(\x05R\fresultsLimit\"R\n" +
 	"\x0fListJobsRequest\x12\"\n" +
 	"\flinearizable\x18\x01 \x01(\bR\flinearizable\x12\x1b\n" +
 	"\tmin_index\x18\x02 \x01(\x04R\bminIndex\"5\n" +
@@ -5450,9 +5510,12 @@ const file_api_baton_proto_rawDesc = "" +
 	"blockBytes\x12\x1a\n" +
 	"\bshuffles\x18\f \x01(\x05R\bshuffles\"I\n" +
 	"\x15ListExecutorsResponse\x120\n" +
-	"\texecutors\x18\x01 \x03(\v2\x12.baton.v1.ExecutorR\texecutors\",\n" +
+	"\texecutors\x18\x01 \x03(\v2\x12.baton.v1.ExecutorR\texecutors\"p\n" +
 	"\x0fGetStageRequest\x12\x19\n" +
-	"\bstage_id\x18\x01 \x01(\x04R\astageId\"\xd5\x03\n" +
+	"\bstage_id\x18\x01 \x01(\x04R\astageId\x12!\n" +
+	"\ftasks_offset\x18\x02 \x01(\x05R\vtasksOffset\x12\x1f\n" +
+	"\vtasks_limit\x18\x03 \x01(\x05R\n" +
+	"tasksLimit\"\xd5\x03\n" +
 	"\vTaskAttempt\x12\x12\n" +
 	"\x04task\x18\x01 \x01(\x04R\x04task\x12\x1c\n" +
 	"\tpartition\x18\x02 \x01(\x05R\tpartition\x12\x18\n" +
@@ -5471,12 +5534,19 @@ const file_api_baton_proto_rawDesc = "" +
 	"\bindirect\x18\f \x01(\bR\bindirect\x12\x1b\n" +
 	"\tmap_bytes\x18\r \x01(\x04R\bmapBytes\x12 \n" +
 	"\vspeculative\x18\x0e \x01(\bR\vspeculative\x12\x18\n" +
-	"\aignored\x18\x0f \x01(\tR\aignored\"\xa0\x01\n" +
+	"\aignored\x18\x0f \x01(\tR\aignored\"\xc8\x02\n" +
 	"\vStageDetail\x12%\n" +
 	"\x05stage\x18\x01 \x01(\v2\x0f.baton.v1.StageR\x05stage\x12\x12\n" +
 	"\x04jobs\x18\x02 \x03(\x04R\x04jobs\x12+\n" +
 	"\x05tasks\x18\x03 \x03(\v2\x15.baton.v1.TaskAttemptR\x05tasks\x12)\n" +
-	"\x10history_complete\x18\x04 \x01(\bR\x0fhistoryComplete\"\x81\x03\n" +
+	"\x10history_complete\x18\x04 \x01(\bR\x0fhistoryComplete\x12\x1f\n" +
+	"\vtasks_total\x18\x05 \x01(\x05R\n" +
+	"tasksTotal\x12F\n" +
+	"\vtask_counts\x18\x06 \x03(\v2%.baton.v1.StageDetail.TaskCountsEntryR\n" +
+	"taskCounts\x1a=\n" +
+	"\x0fTaskCountsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\x05R\x05value:\x028\x01\"\x81\x03\n" +
 	"\x04Peer\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1b\n" +
 	"\traft_addr\x18\x02 \x01(\tR\braftAddr\x12\x19\n" +
@@ -5781,7 +5851,7 @@ func file_api_baton_proto_rawDescGZIP() []byte {
 }
 
 var file_api_baton_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_api_baton_proto_msgTypes = make([]protoimpl.MessageInfo, 77)
+var file_api_baton_proto_msgTypes = make([]protoimpl.MessageInfo, 78)
 var file_api_baton_proto_goTypes = []any{
 	(JobState)(0),                      // 0: baton.v1.JobState
 	(TaskState)(0),                     // 1: baton.v1.TaskState
@@ -5861,9 +5931,10 @@ var file_api_baton_proto_goTypes = []any{
 	(*ExecutorStats)(nil),              // 75: baton.v1.ExecutorStats
 	nil,                                // 76: baton.v1.Plan.DatasetsEntry
 	nil,                                // 77: baton.v1.Dataset.EnvEntry
-	nil,                                // 78: baton.v1.ExecutorStats.LaunchesByJobEntry
-	nil,                                // 79: baton.v1.ExecutorStats.FirstLaunchByTermEntry
-	nil,                                // 80: baton.v1.ExecutorStats.LastLaunchByTermEntry
+	nil,                                // 78: baton.v1.StageDetail.TaskCountsEntry
+	nil,                                // 79: baton.v1.ExecutorStats.LaunchesByJobEntry
+	nil,                                // 80: baton.v1.ExecutorStats.FirstLaunchByTermEntry
+	nil,                                // 81: baton.v1.ExecutorStats.LastLaunchByTermEntry
 }
 var file_api_baton_proto_depIdxs = []int32{
 	76, // 0: baton.v1.Plan.datasets:type_name -> baton.v1.Plan.DatasetsEntry
@@ -5881,90 +5952,91 @@ var file_api_baton_proto_depIdxs = []int32{
 	25, // 12: baton.v1.ListExecutorsResponse.executors:type_name -> baton.v1.Executor
 	11, // 13: baton.v1.StageDetail.stage:type_name -> baton.v1.Stage
 	28, // 14: baton.v1.StageDetail.tasks:type_name -> baton.v1.TaskAttempt
-	34, // 15: baton.v1.StatusResponse.node:type_name -> baton.v1.NodeStatus
-	30, // 16: baton.v1.StatusResponse.peers:type_name -> baton.v1.Peer
-	30, // 17: baton.v1.ListPeersResponse.peers:type_name -> baton.v1.Peer
-	49, // 18: baton.v1.LeaderHistoryResponse.takeovers:type_name -> baton.v1.Takeover
-	54, // 19: baton.v1.ShuffleInput.locations:type_name -> baton.v1.MapLocation
-	53, // 20: baton.v1.TaskLaunch.id:type_name -> baton.v1.TaskID
-	55, // 21: baton.v1.TaskLaunch.inputs:type_name -> baton.v1.ShuffleInput
-	53, // 22: baton.v1.TaskStatus.id:type_name -> baton.v1.TaskID
-	1,  // 23: baton.v1.TaskStatus.state:type_name -> baton.v1.TaskState
-	2,  // 24: baton.v1.TaskStatus.failure:type_name -> baton.v1.FailureKind
-	53, // 25: baton.v1.Hello.running:type_name -> baton.v1.TaskID
-	53, // 26: baton.v1.Hello.unacked:type_name -> baton.v1.TaskID
-	57, // 27: baton.v1.StatusUpdates.updates:type_name -> baton.v1.TaskStatus
-	53, // 28: baton.v1.CommitRequest.id:type_name -> baton.v1.TaskID
-	58, // 29: baton.v1.ExecutorMessage.hello:type_name -> baton.v1.Hello
-	59, // 30: baton.v1.ExecutorMessage.updates:type_name -> baton.v1.StatusUpdates
-	60, // 31: baton.v1.ExecutorMessage.commit:type_name -> baton.v1.CommitRequest
-	56, // 32: baton.v1.Launch.tasks:type_name -> baton.v1.TaskLaunch
-	67, // 33: baton.v1.DeleteBlocks.results:type_name -> baton.v1.ResultBlock
-	62, // 34: baton.v1.DriverMessage.welcome:type_name -> baton.v1.Welcome
-	63, // 35: baton.v1.DriverMessage.launch:type_name -> baton.v1.Launch
-	64, // 36: baton.v1.DriverMessage.kill:type_name -> baton.v1.Kill
-	65, // 37: baton.v1.DriverMessage.ack:type_name -> baton.v1.Ack
-	66, // 38: baton.v1.DriverMessage.commit:type_name -> baton.v1.CommitDecision
-	68, // 39: baton.v1.DriverMessage.delete:type_name -> baton.v1.DeleteBlocks
-	69, // 40: baton.v1.DriverMessage.not_leader:type_name -> baton.v1.NotLeader
-	3,  // 41: baton.v1.BlockChunk.error:type_name -> baton.v1.BlockError
-	78, // 42: baton.v1.ExecutorStats.launches_by_job:type_name -> baton.v1.ExecutorStats.LaunchesByJobEntry
-	79, // 43: baton.v1.ExecutorStats.first_launch_by_term:type_name -> baton.v1.ExecutorStats.FirstLaunchByTermEntry
-	80, // 44: baton.v1.ExecutorStats.last_launch_by_term:type_name -> baton.v1.ExecutorStats.LastLaunchByTermEntry
-	7,  // 45: baton.v1.Plan.DatasetsEntry.value:type_name -> baton.v1.Dataset
-	12, // 46: baton.v1.Scheduler.SubmitJob:input_type -> baton.v1.SubmitJobRequest
-	14, // 47: baton.v1.Scheduler.GetJob:input_type -> baton.v1.GetJobRequest
-	15, // 48: baton.v1.Scheduler.ListJobs:input_type -> baton.v1.ListJobsRequest
-	17, // 49: baton.v1.Scheduler.CancelJob:input_type -> baton.v1.CancelJobRequest
-	19, // 50: baton.v1.Scheduler.WatchJob:input_type -> baton.v1.WatchJobRequest
-	22, // 51: baton.v1.Scheduler.CollectResults:input_type -> baton.v1.CollectResultsRequest
-	20, // 52: baton.v1.Scheduler.ReleaseJob:input_type -> baton.v1.ReleaseJobRequest
-	24, // 53: baton.v1.Scheduler.ListExecutors:input_type -> baton.v1.ListExecutorsRequest
-	27, // 54: baton.v1.Scheduler.GetStage:input_type -> baton.v1.GetStageRequest
-	31, // 55: baton.v1.Operator.Status:input_type -> baton.v1.StatusRequest
-	33, // 56: baton.v1.Operator.GetNodeStatus:input_type -> baton.v1.NodeStatusRequest
-	35, // 57: baton.v1.Operator.ListPeers:input_type -> baton.v1.ListPeersRequest
-	37, // 58: baton.v1.Operator.AddPeer:input_type -> baton.v1.AddPeerRequest
-	39, // 59: baton.v1.Operator.RemovePeer:input_type -> baton.v1.RemovePeerRequest
-	41, // 60: baton.v1.Operator.TransferLeadership:input_type -> baton.v1.TransferLeadershipRequest
-	43, // 61: baton.v1.Operator.RegisterMember:input_type -> baton.v1.RegisterMemberRequest
-	51, // 62: baton.v1.Operator.ReportResultLost:input_type -> baton.v1.ReportResultLostRequest
-	48, // 63: baton.v1.Operator.LeaderHistory:input_type -> baton.v1.LeaderHistoryRequest
-	45, // 64: baton.v1.Operator.SnapshotSave:input_type -> baton.v1.SnapshotSaveRequest
-	46, // 65: baton.v1.Operator.SnapshotRestore:input_type -> baton.v1.SnapshotChunk
-	61, // 66: baton.v1.Executors.Connect:input_type -> baton.v1.ExecutorMessage
-	71, // 67: baton.v1.Blocks.FetchShuffle:input_type -> baton.v1.FetchShuffleRequest
-	72, // 68: baton.v1.Blocks.FetchResult:input_type -> baton.v1.FetchResultRequest
-	74, // 69: baton.v1.Blocks.Stats:input_type -> baton.v1.ExecutorStatsRequest
-	13, // 70: baton.v1.Scheduler.SubmitJob:output_type -> baton.v1.SubmitJobResponse
-	9,  // 71: baton.v1.Scheduler.GetJob:output_type -> baton.v1.Job
-	16, // 72: baton.v1.Scheduler.ListJobs:output_type -> baton.v1.ListJobsResponse
-	18, // 73: baton.v1.Scheduler.CancelJob:output_type -> baton.v1.CancelJobResponse
-	9,  // 74: baton.v1.Scheduler.WatchJob:output_type -> baton.v1.Job
-	23, // 75: baton.v1.Scheduler.CollectResults:output_type -> baton.v1.ResultChunk
-	21, // 76: baton.v1.Scheduler.ReleaseJob:output_type -> baton.v1.ReleaseJobResponse
-	26, // 77: baton.v1.Scheduler.ListExecutors:output_type -> baton.v1.ListExecutorsResponse
-	29, // 78: baton.v1.Scheduler.GetStage:output_type -> baton.v1.StageDetail
-	32, // 79: baton.v1.Operator.Status:output_type -> baton.v1.StatusResponse
-	34, // 80: baton.v1.Operator.GetNodeStatus:output_type -> baton.v1.NodeStatus
-	36, // 81: baton.v1.Operator.ListPeers:output_type -> baton.v1.ListPeersResponse
-	38, // 82: baton.v1.Operator.AddPeer:output_type -> baton.v1.AddPeerResponse
-	40, // 83: baton.v1.Operator.RemovePeer:output_type -> baton.v1.RemovePeerResponse
-	42, // 84: baton.v1.Operator.TransferLeadership:output_type -> baton.v1.TransferLeadershipResponse
-	44, // 85: baton.v1.Operator.RegisterMember:output_type -> baton.v1.RegisterMemberResponse
-	52, // 86: baton.v1.Operator.ReportResultLost:output_type -> baton.v1.ReportResultLostResponse
-	50, // 87: baton.v1.Operator.LeaderHistory:output_type -> baton.v1.LeaderHistoryResponse
-	46, // 88: baton.v1.Operator.SnapshotSave:output_type -> baton.v1.SnapshotChunk
-	47, // 89: baton.v1.Operator.SnapshotRestore:output_type -> baton.v1.SnapshotRestoreResponse
-	70, // 90: baton.v1.Executors.Connect:output_type -> baton.v1.DriverMessage
-	73, // 91: baton.v1.Blocks.FetchShuffle:output_type -> baton.v1.BlockChunk
-	73, // 92: baton.v1.Blocks.FetchResult:output_type -> baton.v1.BlockChunk
-	75, // 93: baton.v1.Blocks.Stats:output_type -> baton.v1.ExecutorStats
-	70, // [70:94] is the sub-list for method output_type
-	46, // [46:70] is the sub-list for method input_type
-	46, // [46:46] is the sub-list for extension type_name
-	46, // [46:46] is the sub-list for extension extendee
-	0,  // [0:46] is the sub-list for field type_name
+	78, // 15: baton.v1.StageDetail.task_counts:type_name -> baton.v1.StageDetail.TaskCountsEntry
+	34, // 16: baton.v1.StatusResponse.node:type_name -> baton.v1.NodeStatus
+	30, // 17: baton.v1.StatusResponse.peers:type_name -> baton.v1.Peer
+	30, // 18: baton.v1.ListPeersResponse.peers:type_name -> baton.v1.Peer
+	49, // 19: baton.v1.LeaderHistoryResponse.takeovers:type_name -> baton.v1.Takeover
+	54, // 20: baton.v1.ShuffleInput.locations:type_name -> baton.v1.MapLocation
+	53, // 21: baton.v1.TaskLaunch.id:type_name -> baton.v1.TaskID
+	55, // 22: baton.v1.TaskLaunch.inputs:type_name -> baton.v1.ShuffleInput
+	53, // 23: baton.v1.TaskStatus.id:type_name -> baton.v1.TaskID
+	1,  // 24: baton.v1.TaskStatus.state:type_name -> baton.v1.TaskState
+	2,  // 25: baton.v1.TaskStatus.failure:type_name -> baton.v1.FailureKind
+	53, // 26: baton.v1.Hello.running:type_name -> baton.v1.TaskID
+	53, // 27: baton.v1.Hello.unacked:type_name -> baton.v1.TaskID
+	57, // 28: baton.v1.StatusUpdates.updates:type_name -> baton.v1.TaskStatus
+	53, // 29: baton.v1.CommitRequest.id:type_name -> baton.v1.TaskID
+	58, // 30: baton.v1.ExecutorMessage.hello:type_name -> baton.v1.Hello
+	59, // 31: baton.v1.ExecutorMessage.updates:type_name -> baton.v1.StatusUpdates
+	60, // 32: baton.v1.ExecutorMessage.commit:type_name -> baton.v1.CommitRequest
+	56, // 33: baton.v1.Launch.tasks:type_name -> baton.v1.TaskLaunch
+	67, // 34: baton.v1.DeleteBlocks.results:type_name -> baton.v1.ResultBlock
+	62, // 35: baton.v1.DriverMessage.welcome:type_name -> baton.v1.Welcome
+	63, // 36: baton.v1.DriverMessage.launch:type_name -> baton.v1.Launch
+	64, // 37: baton.v1.DriverMessage.kill:type_name -> baton.v1.Kill
+	65, // 38: baton.v1.DriverMessage.ack:type_name -> baton.v1.Ack
+	66, // 39: baton.v1.DriverMessage.commit:type_name -> baton.v1.CommitDecision
+	68, // 40: baton.v1.DriverMessage.delete:type_name -> baton.v1.DeleteBlocks
+	69, // 41: baton.v1.DriverMessage.not_leader:type_name -> baton.v1.NotLeader
+	3,  // 42: baton.v1.BlockChunk.error:type_name -> baton.v1.BlockError
+	79, // 43: baton.v1.ExecutorStats.launches_by_job:type_name -> baton.v1.ExecutorStats.LaunchesByJobEntry
+	80, // 44: baton.v1.ExecutorStats.first_launch_by_term:type_name -> baton.v1.ExecutorStats.FirstLaunchByTermEntry
+	81, // 45: baton.v1.ExecutorStats.last_launch_by_term:type_name -> baton.v1.ExecutorStats.LastLaunchByTermEntry
+	7,  // 46: baton.v1.Plan.DatasetsEntry.value:type_name -> baton.v1.Dataset
+	12, // 47: baton.v1.Scheduler.SubmitJob:input_type -> baton.v1.SubmitJobRequest
+	14, // 48: baton.v1.Scheduler.GetJob:input_type -> baton.v1.GetJobRequest
+	15, // 49: baton.v1.Scheduler.ListJobs:input_type -> baton.v1.ListJobsRequest
+	17, // 50: baton.v1.Scheduler.CancelJob:input_type -> baton.v1.CancelJobRequest
+	19, // 51: baton.v1.Scheduler.WatchJob:input_type -> baton.v1.WatchJobRequest
+	22, // 52: baton.v1.Scheduler.CollectResults:input_type -> baton.v1.CollectResultsRequest
+	20, // 53: baton.v1.Scheduler.ReleaseJob:input_type -> baton.v1.ReleaseJobRequest
+	24, // 54: baton.v1.Scheduler.ListExecutors:input_type -> baton.v1.ListExecutorsRequest
+	27, // 55: baton.v1.Scheduler.GetStage:input_type -> baton.v1.GetStageRequest
+	31, // 56: baton.v1.Operator.Status:input_type -> baton.v1.StatusRequest
+	33, // 57: baton.v1.Operator.GetNodeStatus:input_type -> baton.v1.NodeStatusRequest
+	35, // 58: baton.v1.Operator.ListPeers:input_type -> baton.v1.ListPeersRequest
+	37, // 59: baton.v1.Operator.AddPeer:input_type -> baton.v1.AddPeerRequest
+	39, // 60: baton.v1.Operator.RemovePeer:input_type -> baton.v1.RemovePeerRequest
+	41, // 61: baton.v1.Operator.TransferLeadership:input_type -> baton.v1.TransferLeadershipRequest
+	43, // 62: baton.v1.Operator.RegisterMember:input_type -> baton.v1.RegisterMemberRequest
+	51, // 63: baton.v1.Operator.ReportResultLost:input_type -> baton.v1.ReportResultLostRequest
+	48, // 64: baton.v1.Operator.LeaderHistory:input_type -> baton.v1.LeaderHistoryRequest
+	45, // 65: baton.v1.Operator.SnapshotSave:input_type -> baton.v1.SnapshotSaveRequest
+	46, // 66: baton.v1.Operator.SnapshotRestore:input_type -> baton.v1.SnapshotChunk
+	61, // 67: baton.v1.Executors.Connect:input_type -> baton.v1.ExecutorMessage
+	71, // 68: baton.v1.Blocks.FetchShuffle:input_type -> baton.v1.FetchShuffleRequest
+	72, // 69: baton.v1.Blocks.FetchResult:input_type -> baton.v1.FetchResultRequest
+	74, // 70: baton.v1.Blocks.Stats:input_type -> baton.v1.ExecutorStatsRequest
+	13, // 71: baton.v1.Scheduler.SubmitJob:output_type -> baton.v1.SubmitJobResponse
+	9,  // 72: baton.v1.Scheduler.GetJob:output_type -> baton.v1.Job
+	16, // 73: baton.v1.Scheduler.ListJobs:output_type -> baton.v1.ListJobsResponse
+	18, // 74: baton.v1.Scheduler.CancelJob:output_type -> baton.v1.CancelJobResponse
+	9,  // 75: baton.v1.Scheduler.WatchJob:output_type -> baton.v1.Job
+	23, // 76: baton.v1.Scheduler.CollectResults:output_type -> baton.v1.ResultChunk
+	21, // 77: baton.v1.Scheduler.ReleaseJob:output_type -> baton.v1.ReleaseJobResponse
+	26, // 78: baton.v1.Scheduler.ListExecutors:output_type -> baton.v1.ListExecutorsResponse
+	29, // 79: baton.v1.Scheduler.GetStage:output_type -> baton.v1.StageDetail
+	32, // 80: baton.v1.Operator.Status:output_type -> baton.v1.StatusResponse
+	34, // 81: baton.v1.Operator.GetNodeStatus:output_type -> baton.v1.NodeStatus
+	36, // 82: baton.v1.Operator.ListPeers:output_type -> baton.v1.ListPeersResponse
+	38, // 83: baton.v1.Operator.AddPeer:output_type -> baton.v1.AddPeerResponse
+	40, // 84: baton.v1.Operator.RemovePeer:output_type -> baton.v1.RemovePeerResponse
+	42, // 85: baton.v1.Operator.TransferLeadership:output_type -> baton.v1.TransferLeadershipResponse
+	44, // 86: baton.v1.Operator.RegisterMember:output_type -> baton.v1.RegisterMemberResponse
+	52, // 87: baton.v1.Operator.ReportResultLost:output_type -> baton.v1.ReportResultLostResponse
+	50, // 88: baton.v1.Operator.LeaderHistory:output_type -> baton.v1.LeaderHistoryResponse
+	46, // 89: baton.v1.Operator.SnapshotSave:output_type -> baton.v1.SnapshotChunk
+	47, // 90: baton.v1.Operator.SnapshotRestore:output_type -> baton.v1.SnapshotRestoreResponse
+	70, // 91: baton.v1.Executors.Connect:output_type -> baton.v1.DriverMessage
+	73, // 92: baton.v1.Blocks.FetchShuffle:output_type -> baton.v1.BlockChunk
+	73, // 93: baton.v1.Blocks.FetchResult:output_type -> baton.v1.BlockChunk
+	75, // 94: baton.v1.Blocks.Stats:output_type -> baton.v1.ExecutorStats
+	71, // [71:95] is the sub-list for method output_type
+	47, // [47:71] is the sub-list for method input_type
+	47, // [47:47] is the sub-list for extension type_name
+	47, // [47:47] is the sub-list for extension extendee
+	0,  // [0:47] is the sub-list for field type_name
 }
 
 func init() { file_api_baton_proto_init() }
@@ -5993,7 +6065,7 @@ func file_api_baton_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_api_baton_proto_rawDesc), len(file_api_baton_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   77,
+			NumMessages:   78,
 			NumExtensions: 0,
 			NumServices:   4,
 		},

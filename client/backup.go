@@ -5,11 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/baton-sched/baton/api"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
 )
 
 // leaderConn dials the leader's API (streams are served by the leader
@@ -42,29 +45,58 @@ func (c *Client) leaderConn(ctx context.Context) (*grpc.ClientConn, error) {
 // after a barrier: every write acknowledged before the call is in it) and
 // returns the log index it holds. Restore puts it back.
 func (c *Client) Backup(ctx context.Context, w io.Writer) (uint64, error) {
+	deadline := time.Now().Add(c.opts.RetryFor)
+	for {
+		index, written, err := c.backup(ctx, w)
+		// Nothing written yet and the leader moved (an election): find
+		// the new one and ask again, as long as calls retry.
+		if err == nil || written || !leaderMoved(err) || time.Now().After(deadline) {
+			return index, err
+		}
+		select {
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// leaderMoved reports an error that says the member asked no longer
+// leads.
+func leaderMoved(err error) bool {
+	switch status.Code(err) {
+	case codes.Unavailable:
+		return true
+	case codes.FailedPrecondition:
+		return strings.Contains(status.Convert(err).Message(), "not the leader")
+	}
+	return false
+}
+
+func (c *Client) backup(ctx context.Context, w io.Writer) (index uint64, written bool, err error) {
 	cc, err := c.leaderConn(ctx)
 	if err != nil {
-		return 0, err
+		return 0, false, err
 	}
 	defer cc.Close()
 	stream, err := api.NewOperatorClient(cc).SnapshotSave(ctx, &api.SnapshotSaveRequest{})
 	if err != nil {
-		return 0, err
+		return 0, false, err
 	}
-	var index uint64
 	for first := true; ; first = false {
 		m, err := stream.Recv()
 		if errors.Is(err, io.EOF) {
-			return index, nil
+			return index, written, nil
 		}
 		if err != nil {
-			return 0, err
+			return 0, written, err
 		}
 		if first {
 			index = m.Index
 		}
+		written = true
 		if _, err := w.Write(m.Data); err != nil {
-			return 0, fmt.Errorf("client: backup: %w", err)
+			return 0, written, fmt.Errorf("client: backup: %w", err)
 		}
 	}
 }

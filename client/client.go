@@ -374,6 +374,22 @@ func (c *Client) Job(ctx context.Context, id uint64, linearizable bool) (*api.Jo
 	return resp, err
 }
 
+// JobResults returns a page of a job's finished results' descriptions
+// (partition, size, where an indirect one is held): limit of them (at
+// most 10,000) from the offset-th, in partition order.
+func (c *Client) JobResults(ctx context.Context, id uint64, offset, limit int) ([]*api.ResultInfo, error) {
+	var resp *api.Job
+	err := c.call(ctx, func(ctx context.Context, cc *grpc.ClientConn) (err error) {
+		resp, err = api.NewSchedulerClient(cc).GetJob(ctx, &api.GetJobRequest{JobId: id, MinIndex: c.minIndex(),
+			ResultsOffset: int32(min(max(offset, 0), math.MaxInt32)), ResultsLimit: int32(min(max(limit, 0), math.MaxInt32))})
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return resp.Results, nil
+}
+
 // Jobs returns the retained jobs.
 func (c *Client) Jobs(ctx context.Context, linearizable bool) ([]*api.Job, error) {
 	var resp *api.ListJobsResponse

@@ -23,7 +23,7 @@ type JobInfo struct {
 	FinalStage  StageID   // meaningless when Tasks is 0: such a job has no stage
 	Stages      []StageID // the stages the job needs, while it holds them
 	Graph       *plan.Graph
-	Partitions  []int // nil: all partitions of the output node
+	Partitions  []int // nil: all partitions of the output node (it aliases the state: do not modify)
 	// The job's effective limits.
 	MaxTaskFailures int
 	MaxResultSize   int64
@@ -111,7 +111,7 @@ func (s *State) Job(id JobID) (JobInfo, bool) {
 		ID: j.id, Name: j.name, Key: j.key, Pool: j.pool, Status: j.status, Message: j.msg,
 		Tasks: j.nTasks, Finished: j.numFinished, ResultBytes: j.resultBytes, Released: j.released,
 		Submitted: j.submitted, Ended: j.ended, FinalStage: j.final, Graph: j.graph,
-		Partitions:      append([]int(nil), j.parts...),
+		Partitions:      j.parts,
 		MaxTaskFailures: s.jobMaxTaskFailures(j),
 		MaxResultSize:   s.jobMaxResultSize(j),
 		TaskSuccesses:   j.successes,
@@ -151,6 +151,23 @@ func (s *State) Results(id JobID) (refs []ResultRef, finished []bool, ok bool) {
 		return nil, nil, true
 	}
 	return append([]ResultRef(nil), j.results...), append([]bool(nil), j.finished...), true
+}
+
+// EachResult calls fn with each finished result of a job, in output
+// order, until fn returns false; it reports whether the job holds results.
+// A result's Data aliases the state: do not modify it or keep it beyond the
+// read.
+func (s *State) EachResult(id JobID, fn func(r ResultRef) bool) bool {
+	j := s.jobs[id]
+	if j == nil || j.results == nil {
+		return false
+	}
+	for i, done := range j.finished {
+		if done && !fn(j.results[i]) {
+			break
+		}
+	}
+	return true
 }
 
 // Stage returns a stage's view.

@@ -305,7 +305,7 @@ func TestIndirectResultsAndMaxResultSize(t *testing.T) {
 	if j.State != api.JobState_JOB_STATE_SUCCEEDED || len(recs) != 2 || len(recs[0].Value) != 200_000 {
 		t.Fatalf("blob job: %s %q, %d records", j.State, j.Message, len(recs))
 	}
-	full, err := cl.Job(context.Background(), j.Id, true)
+	results, err := cl.JobResults(context.Background(), j.Id, 0, 100)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -316,7 +316,7 @@ func TestIndirectResultsAndMaxResultSize(t *testing.T) {
 	for _, e := range execs {
 		addrs[e.Id] = e.Addr
 	}
-	for _, r := range full.Results {
+	for _, r := range results {
 		if !r.Indirect {
 			t.Fatalf("partition %d's %d-byte result is direct", r.Partition, r.Size)
 		}
@@ -328,7 +328,7 @@ func TestIndirectResultsAndMaxResultSize(t *testing.T) {
 	if err := cl.Release(context.Background(), j.Id); err != nil {
 		t.Fatal(err)
 	}
-	for _, r := range full.Results {
+	for _, r := range results {
 		waitFor(t, "the result block to be deleted", func() bool {
 			_, err := conns.FetchResult(context.Background(), addrs[r.Executor], j.Id, r.Task)
 			return err != nil

@@ -58,6 +58,16 @@ func (p *Proc) Running() bool {
 	return p.cmd != nil
 }
 
+// Pid returns the process id, or 0 when it does not run.
+func (p *Proc) Pid() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.cmd == nil || p.cmd.Process == nil {
+		return 0
+	}
+	return p.cmd.Process.Pid
+}
+
 // Cluster is a running local cluster.
 type Cluster struct {
 	opts   Options

@@ -20,6 +20,12 @@ const maxBackup = 1 << 30
 // to the leader named (streams are not forwarded).
 func (s *Server) notLeader() error {
 	id, addr := s.leaderAPI()
+	switch {
+	case id == "":
+		return status.Errorf(codes.Unavailable, "node %s is not the leader and no leader is known (an election may be under way); retry", s.cfg.ID)
+	case addr == "":
+		return status.Errorf(codes.Unavailable, "node %s is not the leader; the leader %s has not published its API address yet; retry", s.cfg.ID, id)
+	}
 	return status.Errorf(codes.FailedPrecondition, "not the leader; the leader is %s at %s", id, addr)
 }
 

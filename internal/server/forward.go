@@ -28,6 +28,9 @@ var connectParams = grpc.ConnectParams{
 	MinConnectTimeout: 2 * time.Second,
 }
 
+// maxMessage is the largest gRPC message the API sends or receives.
+const maxMessage = 64 << 20
+
 // forwarder keeps one client connection per peer API address.
 type forwarder struct {
 	mu    sync.Mutex
@@ -42,7 +45,10 @@ func (f *forwarder) conn(addr string) (*grpc.ClientConn, error) {
 	if cc, ok := f.conns[addr]; ok {
 		return cc, nil
 	}
-	cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()), grpc.WithConnectParams(connectParams))
+	// Forwarded replies may be as large as the server sends (a page of a
+	// big job, a stage's attempts): not gRPC's 4 MB default.
+	cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()), grpc.WithConnectParams(connectParams),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxMessage), grpc.MaxCallSendMsgSize(maxMessage)))
 	if err != nil {
 		return nil, status.Errorf(codes.Unavailable, "cannot reach %s: %v", addr, err)
 	}

@@ -11,16 +11,29 @@ import (
 // UI's stage pages: it watches every log entry the FSM applies (on every
 // member, leader or not) and keeps the TaskEnded commands it saw. It is
 // not replicated state: a node keeps what it applied since it started,
-// at most maxRecords records (the oldest stages' go first).
+// about maxRecords records (the oldest stages' go first; a stage alone
+// over the bound keeps its newest).
+//
+// It runs in the FSM's apply hook, under the FSM's lock, so it does O(1)
+// amortised work per record: it trims only once the bound is passed by a
+// quarter, and then back to the bound.
 type history struct {
 	mu      sync.Mutex
 	max     int
 	total   int
-	byStage map[dag.StageID][]taskRecord
+	byStage map[dag.StageID]*stageHistory
 	order   []dag.StageID // stages in the order first seen, for eviction
 	// started is when this record began: the node's start, or its latest
 	// restore of a snapshot (ends before it may be missing).
 	started time.Time
+}
+
+// stageHistory is one stage's ends; dropped counts those trimmed from
+// its front, so a record keeps its number (dropped + index) as the front
+// goes.
+type stageHistory struct {
+	recs    []taskRecord
+	dropped int
 }
 
 // taskRecord is one task attempt's end.
@@ -32,7 +45,7 @@ type taskRecord struct {
 const maxRecords = 200_000
 
 func newHistory() *history {
-	return &history{max: maxRecords, byStage: map[dag.StageID][]taskRecord{}, started: time.Now()}
+	return &history{max: maxRecords, byStage: map[dag.StageID]*stageHistory{}, started: time.Now()}
 }
 
 // applied is the FSM's OnApply hook: it runs under the FSM's lock.
@@ -49,24 +62,34 @@ func (h *history) applied(cmds []dag.Command, results []dag.Result) {
 		if results[i].Err != nil {
 			rec.ignored = results[i].Err.Error()
 		}
-		if _, seen := h.byStage[te.Stage]; !seen {
+		sh := h.byStage[te.Stage]
+		if sh == nil {
+			sh = &stageHistory{}
+			h.byStage[te.Stage] = sh
 			h.order = append(h.order, te.Stage)
 		}
-		h.byStage[te.Stage] = append(h.byStage[te.Stage], rec)
+		sh.recs = append(sh.recs, rec)
 		h.total++
 	}
+	if h.total > h.max+h.max/4 {
+		h.trim()
+	}
+}
+
+// trim brings the record back to h.max: whole stages first, oldest first,
+// then the front of the one stage left.
+func (h *history) trim() {
 	for h.total > h.max && len(h.order) > 1 {
 		old := h.order[0]
 		h.order = h.order[1:]
-		h.total -= len(h.byStage[old])
+		h.total -= len(h.byStage[old].recs)
 		delete(h.byStage, old)
 	}
-	// One stage alone over the bound keeps its newest ends.
 	if h.total > h.max && len(h.order) == 1 {
-		only := h.order[0]
-		recs := h.byStage[only]
+		sh := h.byStage[h.order[0]]
 		drop := h.total - h.max
-		h.byStage[only] = append(recs[:0:0], recs[drop:]...)
+		sh.recs = append(sh.recs[:0:0], sh.recs[drop:]...)
+		sh.dropped += drop
 		h.total = h.max
 	}
 }
@@ -75,7 +98,7 @@ func (h *history) applied(cmds []dag.Command, results []dag.Result) {
 func (h *history) reset() {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	h.byStage, h.order, h.total, h.started = map[dag.StageID][]taskRecord{}, nil, 0, time.Now()
+	h.byStage, h.order, h.total, h.started = map[dag.StageID]*stageHistory{}, nil, 0, time.Now()
 }
 
 // since returns when this record began.
@@ -85,9 +108,45 @@ func (h *history) since() time.Time {
 	return h.started
 }
 
-// stage returns a stage's recorded ends, oldest first.
-func (h *history) stage(id dag.StageID) []taskRecord {
+// recordKey is what a stage page sorts and counts records by, without
+// copying them: the record's number in its stage (see stageHistory).
+type recordKey struct {
+	part  int32
+	task  uint64
+	num   int
+	state string
+}
+
+// keys returns the keys of a stage's records.
+func (h *history) keys(id dag.StageID) []recordKey {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return append([]taskRecord(nil), h.byStage[id]...)
+	sh := h.byStage[id]
+	if sh == nil {
+		return nil
+	}
+	out := make([]recordKey, len(sh.recs))
+	for i := range sh.recs {
+		te := &sh.recs[i].te
+		out[i] = recordKey{part: int32(te.Partition), task: uint64(te.Task), num: sh.dropped + i, state: reasonName(te.Reason)}
+	}
+	return out
+}
+
+// records returns the records with the given numbers that are still
+// held (the others were trimmed since), by number.
+func (h *history) records(id dag.StageID, nums []int) map[int]taskRecord {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	sh := h.byStage[id]
+	out := make(map[int]taskRecord, len(nums))
+	if sh == nil {
+		return out
+	}
+	for _, n := range nums {
+		if i := n - sh.dropped; i >= 0 && i < len(sh.recs) {
+			out[n] = sh.recs[i]
+		}
+	}
+	return out
 }

@@ -21,9 +21,9 @@ import (
 //	GET /v1/status        the cluster as this node sees it
 //	GET /v1/raft/peers    the Raft configuration with each peer's report
 //	GET /v1/jobs          every retained job
-//	GET /v1/jobs/{id}     one job with its stages
+//	GET /v1/jobs/{id}     one job with its stages (?results_limit=N&results_offset=M: a page of its results)
 //	GET /v1/executors     the executors (with what each reports of itself)
-//	GET /v1/stages/{id}   one stage with its task attempts
+//	GET /v1/stages/{id}   one stage with a page of its task attempts (?limit=N&offset=M; default the first 1,000)
 //	GET /v1/leaders       the latest leader takeovers
 //	GET /metrics          Prometheus metrics
 //	GET /ui/              the web UI
@@ -47,7 +47,7 @@ func (s *Server) httpHandler() http.Handler {
 		if err != nil {
 			return nil, status.Errorf(codes.InvalidArgument, "job id %q is not a number", r.PathValue("id"))
 		}
-		return s.GetJob(ctx, &api.GetJobRequest{JobId: id, Linearizable: consistent(r)})
+		return s.GetJob(ctx, &api.GetJobRequest{JobId: id, Linearizable: consistent(r), ResultsOffset: queryInt(r, "results_offset"), ResultsLimit: queryInt(r, "results_limit")})
 	}))
 	mux.HandleFunc("GET /v1/executors", s.httpCall(func(ctx context.Context, r *http.Request) (proto.Message, error) {
 		return s.ListExecutors(ctx, &api.ListExecutorsRequest{})
@@ -57,7 +57,7 @@ func (s *Server) httpHandler() http.Handler {
 		if err != nil {
 			return nil, status.Errorf(codes.InvalidArgument, "stage id %q is not a number", r.PathValue("id"))
 		}
-		return s.GetStage(ctx, &api.GetStageRequest{StageId: id})
+		return s.GetStage(ctx, &api.GetStageRequest{StageId: id, TasksOffset: queryInt(r, "offset"), TasksLimit: queryInt(r, "limit")})
 	}))
 	mux.HandleFunc("GET /v1/leaders", s.httpCall(func(ctx context.Context, r *http.Request) (proto.Message, error) {
 		return s.LeaderHistory(ctx, &api.LeaderHistoryRequest{})
@@ -127,4 +127,14 @@ func httpStatus(c codes.Code) int {
 		return http.StatusGatewayTimeout
 	}
 	return http.StatusInternalServerError
+}
+
+// queryInt reads a non-negative integer query parameter (0 when absent or
+// not a number).
+func queryInt(r *http.Request, name string) int32 {
+	n, err := strconv.ParseInt(r.URL.Query().Get(name), 10, 32)
+	if err != nil || n < 0 {
+		return 0
+	}
+	return int32(n)
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/baton-sched/baton/api"
 	"github.com/baton-sched/baton/dag"
+	"github.com/baton-sched/baton/driver"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 )
@@ -37,7 +38,59 @@ func (s *Server) GetStage(ctx context.Context, req *api.GetStageRequest) (*api.S
 		return nil, status.Errorf(codes.NotFound, "stage %d not found (stages of released jobs are gone)", req.StageId)
 	}
 	out.HistoryComplete = begun == 0 || begun >= s.hist.since().UnixNano()
-	for _, r := range s.hist.stage(dag.StageID(req.StageId)) {
+	// Sort and count light keys; build only the page asked for.
+	type item struct {
+		part    int32
+		task    uint64
+		num     int // the history record's number, or -1
+		running *driver.AttemptInfo
+	}
+	keys := s.hist.keys(dag.StageID(req.StageId))
+	running := s.drv.Attempts(dag.StageID(req.StageId))
+	items := make([]item, 0, len(keys)+len(running))
+	out.TaskCounts = map[string]int32{}
+	for _, k := range keys {
+		items = append(items, item{part: k.part, task: k.task, num: k.num})
+		out.TaskCounts[k.state]++
+	}
+	for i := range running {
+		a := &running[i]
+		items = append(items, item{part: int32(a.Partition), task: a.Task, num: -1, running: a})
+		out.TaskCounts["running"]++
+	}
+	sort.SliceStable(items, func(i, j int) bool {
+		if items[i].part != items[j].part {
+			return items[i].part < items[j].part
+		}
+		return items[i].task < items[j].task
+	})
+	out.TasksTotal = int32(len(items))
+	offset, limit := int(max(req.TasksOffset, 0)), int(req.TasksLimit)
+	if limit <= 0 {
+		limit = 1000
+	}
+	limit = min(limit, maxPage)
+	page := items[min(offset, len(items)):min(offset+limit, len(items))]
+	var nums []int
+	for _, it := range page {
+		if it.num >= 0 {
+			nums = append(nums, it.num)
+		}
+	}
+	recs := s.hist.records(dag.StageID(req.StageId), nums)
+	for _, it := range page {
+		if a := it.running; a != nil {
+			out.Tasks = append(out.Tasks, &api.TaskAttempt{
+				Task: a.Task, Partition: int32(a.Partition), Attempt: int32(a.Attempt), StageAttempt: int32(a.StageAttempt),
+				Executor: a.Executor, State: "running", StartedUnixNano: a.Started.UnixNano(), Speculative: a.Speculative,
+				DurationMs: time.Since(a.Started).Milliseconds(),
+			})
+			continue
+		}
+		r, ok := recs[it.num]
+		if !ok {
+			continue // trimmed meanwhile
+		}
 		te := r.te
 		ta := &api.TaskAttempt{
 			Task: uint64(te.Task), Partition: int32(te.Partition), Attempt: int32(te.Attempt), StageAttempt: int32(te.StageAttempt),
@@ -49,19 +102,6 @@ func (s *Server) GetStage(ctx context.Context, req *api.GetStageRequest) (*api.S
 		}
 		out.Tasks = append(out.Tasks, ta)
 	}
-	for _, a := range s.drv.Attempts(dag.StageID(req.StageId)) {
-		out.Tasks = append(out.Tasks, &api.TaskAttempt{
-			Task: a.Task, Partition: int32(a.Partition), Attempt: int32(a.Attempt), StageAttempt: int32(a.StageAttempt),
-			Executor: a.Executor, State: "running", StartedUnixNano: a.Started.UnixNano(), Speculative: a.Speculative,
-			DurationMs: time.Since(a.Started).Milliseconds(),
-		})
-	}
-	sort.SliceStable(out.Tasks, func(i, j int) bool {
-		if out.Tasks[i].Partition != out.Tasks[j].Partition {
-			return out.Tasks[i].Partition < out.Tasks[j].Partition
-		}
-		return out.Tasks[i].Task < out.Tasks[j].Task
-	})
 	return out, nil
 }
 

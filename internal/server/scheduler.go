@@ -103,16 +103,22 @@ func (s *Server) GetJob(ctx context.Context, req *api.GetJobRequest) (*api.Job, 
 	if err := s.waitIndex(ctx, req.MinIndex); err != nil {
 		return nil, err
 	}
+	offset, limit := int(max(req.ResultsOffset, 0)), int(min(max(req.ResultsLimit, 0), maxPage))
 	var job *api.Job
 	s.fsm.Read(func(st *dag.State) {
 		if info, ok := st.Job(dag.JobID(req.JobId)); ok {
 			job = jobToProto(st, info)
-			refs, finished, _ := st.Results(info.ID)
-			for i, r := range refs {
-				if finished[i] {
+			if limit == 0 {
+				return
+			}
+			i := 0
+			st.EachResult(info.ID, func(r dag.ResultRef) bool {
+				if i >= offset {
 					job.Results = append(job.Results, &api.ResultInfo{Partition: int32(r.Partition), Size: r.Size, Indirect: r.Indirect, Executor: string(r.Executor), Task: uint64(r.Task)})
 				}
-			}
+				i++
+				return len(job.Results) < limit
+			})
 		}
 	})
 	if job == nil {
@@ -120,6 +126,10 @@ func (s *Server) GetJob(ctx context.Context, req *api.GetJobRequest) (*api.Job, 
 	}
 	return job, nil
 }
+
+// maxPage bounds the items of one page of a listing (a job's results, a
+// stage's attempts): a reply stays far below the message size limit.
+const maxPage = 10_000
 
 // ListJobs returns every job the state retains, without stages.
 func (s *Server) ListJobs(ctx context.Context, req *api.ListJobsRequest) (*api.ListJobsResponse, error) {

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"runtime/debug"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/baton-sched/baton/api"
@@ -146,7 +147,16 @@ type Server struct {
 
 	hist    *history
 	metrics *metrics
+	// wired holds the driver once it exists: the FSM's hooks run from
+	// the moment Raft opens (replaying the log), before New has built
+	// everything, and must see only what is there.
+	wired atomic.Pointer[driver.Driver]
 }
+
+// testHookAfterRaftOpen, when set, runs right after the Raft node opens
+// in New (tests widen the window in which Raft applies entries before the
+// rest of the node exists).
+var testHookAfterRaftOpen func()
 
 // New starts a node: it opens its listeners (failing clearly if an
 // address is in use), its Raft node, and serves. Close stops it.
@@ -196,6 +206,9 @@ func New(cfg Config) (*Server, error) {
 		}
 		return nil, fmt.Errorf("server: %w", err)
 	}
+	if testHookAfterRaftOpen != nil {
+		testHookAfterRaftOpen()
+	}
 	s.prop = raftnet.NewProposer(s.node, raftnet.ProposerOptions{MaxBatch: cfg.ProposalBatch})
 	s.fwd = newForwarder()
 	s.blocks = &blockstore.Conns{}
@@ -204,8 +217,9 @@ func New(cfg Config) (*Server, error) {
 	dopts.Metrics = s.metrics.reg
 	s.watchLeaders()
 	s.drv = driver.New(s.fsm, s.node, s.prop, s.leaderAPI, dopts)
+	s.wired.Store(s.drv)
 
-	s.grpc = grpc.NewServer(grpc.MaxRecvMsgSize(64<<20), grpc.MaxSendMsgSize(64<<20), grpc.ChainUnaryInterceptor(s.recoverUnary, s.leaderHeader), grpc.ChainStreamInterceptor(s.recoverStream))
+	s.grpc = grpc.NewServer(grpc.MaxRecvMsgSize(maxMessage), grpc.MaxSendMsgSize(maxMessage), grpc.ChainUnaryInterceptor(s.recoverUnary, s.leaderHeader), grpc.ChainStreamInterceptor(s.recoverStream))
 	api.RegisterSchedulerServer(s.grpc, s)
 	api.RegisterOperatorServer(s.grpc, s)
 	s.drv.Register(s.grpc)

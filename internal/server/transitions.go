@@ -10,7 +10,9 @@ import (
 // applies the same log, one of them speaks. It runs in the FSM's apply
 // hook, so never per record or task, only per transition.
 func (s *Server) logEvents(results []dag.Result) {
-	if !s.drv.Driving() {
+	// Before the driver exists (Raft replays the log as it opens) this
+	// node does not drive, so it does not speak.
+	if d := s.wired.Load(); d == nil || !d.Driving() {
 		return
 	}
 	for _, r := range results {

@@ -209,9 +209,11 @@ async function viewStage(id) {
   const d = await get("/v1/stages/" + encodeURIComponent(id));
   const s = d.stage || {};
   const tasks = d.tasks || [];
-  const counts = {};
-  for (const t of tasks) counts[t.state] = (counts[t.state] || 0) + 1;
-  const summary = Object.entries(counts).map(([k, v]) => `${badge(k)} ${v}`).join(" ") || "none yet";
+  // Counts cover every attempt; the table shows the first page of them.
+  const counts = d.task_counts || {};
+  const summary = Object.keys(counts).sort().map(k => `${badge(k)} ${num(counts[k])}`).join(" ") || "none yet";
+  const total = num(d.tasks_total);
+  const shown = total > tasks.length ? `<p class="muted" id="tasks-paged">Showing the first ${tasks.length} of ${total} attempts.</p>` : "";
   const rows = tasks.map(t => {
     const result = s.map ? (num(t.map_bytes) ? bytes(t.map_bytes) + " shuffle" : "—")
       : (num(t.result_size) || t.state === "success" ? bytes(t.result_size) + (t.indirect ? " indirect" : " direct") : "—");
@@ -230,7 +232,7 @@ async function viewStage(id) {
       <dt>Task attempts</dt><dd>${summary}</dd>
     </dl></div>
     ${d.history_complete ? "" : '<p class="muted">This node started after the stage did: attempts that ended before are missing.</p>'}
-    <table id="tasks"><thead><tr><th class="num">Partition</th><th class="num">Task</th><th class="num">Attempt</th><th class="num">Stage attempt</th>
+    ${shown}<table id="tasks"><thead><tr><th class="num">Partition</th><th class="num">Task</th><th class="num">Attempt</th><th class="num">Stage attempt</th>
     <th>Executor</th><th>State</th><th class="num">Duration</th><th>Result</th><th>Reason</th></tr></thead>
     <tbody>${rows || '<tr><td colspan="9" class="muted">No attempts seen by this node.</td></tr>'}</tbody></table>`;
 }
