@@ -1,6 +1,9 @@
 package dag
 
-import "fmt"
+import (
+	"fmt"
+	"sort"
+)
 
 // authorizeCommit is the OutputCommitCoordinator's canCommit: the first
 // attempt to ask for a (stage, partition) is authorised, later ones are
@@ -81,4 +84,43 @@ func (s *State) committersLost(id ExecutorID) {
 			delete(st.committers, task)
 		}
 	}
+}
+
+// HeldCommit is an output commit authorisation held by a task attempt.
+type HeldCommit struct {
+	Stage     StageID
+	Partition int
+	Task      TaskID
+}
+
+// CommitsHeldBy returns the commit authorisations held by attempts that
+// ran on an executor, by stage then task. A leader that finds such an
+// attempt neither running nor reported on the executor (it restarted)
+// ends it, which frees the authorisation: otherwise every later attempt
+// of the partition would be denied forever.
+func (s *State) CommitsHeldBy(exec ExecutorID) []HeldCommit {
+	var out []HeldCommit
+	for _, st := range s.stages {
+		for task, e := range st.committers {
+			if e != exec {
+				continue
+			}
+			for idx, t := range st.authorized {
+				if t == task {
+					p := idx
+					if !st.isMap {
+						p = s.jobs[st.job].partition(idx)
+					}
+					out = append(out, HeldCommit{Stage: st.id, Partition: p, Task: task})
+				}
+			}
+		}
+	}
+	sort.Slice(out, func(a, b int) bool {
+		if out[a].Stage != out[b].Stage {
+			return out[a].Stage < out[b].Stage
+		}
+		return out[a].Task < out[b].Task
+	})
+	return out
 }

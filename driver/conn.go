@@ -214,6 +214,7 @@ func (l *leadership) attach(c *conn, h *api.Hello, stream context.Context) error
 	// from then on partitions not held are launched.
 	l.adopt(c, h.Running, h.Unacked)
 	l.vanished(c.id, h)
+	l.vanishedCommits(c.id, h)
 	l.mu.Lock()
 	if err := l.attachableLocked(c.id, stream); err != nil {
 		l.mu.Unlock()
@@ -318,6 +319,44 @@ func (l *leadership) vanished(exec string, h *api.Hello) {
 		return
 	}
 	l.d.metrics.finished.WithLabelValues(reasonLabel(dag.ExecutorLost)).Add(float64(len(cmds)))
+}
+
+// vanishedCommits ends the attempts that hold an output commit
+// authorisation on an executor that, saying hello, neither runs them nor
+// has a report for them: it restarted, and they died with it before they
+// committed (a previous leader launched them, so vanished does not know
+// them). Ending them frees their authorisation; otherwise every later
+// attempt of the partition would be denied, forever.
+func (l *leadership) vanishedCommits(exec string, h *api.Hello) {
+	known := map[uint64]bool{}
+	for _, id := range h.Running {
+		known[id.Task] = true
+	}
+	for _, id := range h.Unacked {
+		known[id.Task] = true
+	}
+	var cmds []dag.Command
+	l.d.fsm.Read(func(s *dag.State) {
+		for _, hc := range s.CommitsHeldBy(dag.ExecutorID(exec)) {
+			if known[uint64(hc.Task)] {
+				continue
+			}
+			attempt := 0
+			if st, ok := s.Stage(hc.Stage); ok {
+				attempt = st.Attempt
+			}
+			cmds = append(cmds, &dag.TaskEnded{Task: hc.Task, Stage: hc.Stage, StageAttempt: attempt, Partition: hc.Partition,
+				Executor: dag.ExecutorID(exec), Reason: dag.ExecutorLost,
+				Message: "attempt vanished with an executor restart while authorised to commit"})
+		}
+	})
+	if len(cmds) == 0 {
+		return
+	}
+	l.d.log.Info("driver: commit authorisations freed: their attempts vanished with an executor restart", "executor", exec, "attempts", len(cmds))
+	if _, err := l.d.prop.Propose(l.ctx, cmds...); err != nil {
+		l.d.log.Debug("driver: freeing vanished commit authorisations", "err", err)
+	}
 }
 
 func sameFuncs(a, b []string) bool {
@@ -435,6 +474,7 @@ func (l *leadership) updates(c *conn, updates []*api.TaskStatus) {
 		l.d.metrics.finished.WithLabelValues(reasonLabel(cmd.(*dag.TaskEnded).Reason)).Inc()
 	}
 	l.mu.Lock()
+	l.noteDenials(cmds)
 	kill := l.settle(cmds, ids, durations)
 	for _, id := range ids {
 		l.ended(id)

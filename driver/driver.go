@@ -267,6 +267,7 @@ func (d *Driver) take() {
 		funcs:      map[*plan.Graph][]string{},
 		spec:       map[partKey]uint64{},
 		savingJobs: map[dag.JobID]string{},
+		denied:     map[[2]uint64]denial{},
 		succeeded:  map[stageKey][]time.Duration{},
 		excl:       exclusions{max: d.opts.MaxFailuresPerExecutor, timeout: d.opts.ExcludeTimeout},
 		durations:  map[dag.StageID]time.Duration{},

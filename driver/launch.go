@@ -174,6 +174,9 @@ func (p *placer) offer(t dag.TaskSpec, speculative bool) (launched, noRoom bool)
 	if running != speculative {
 		return false, false
 	}
+	if !speculative && l.backingOff(t.Stage, t.Partition, p.now) {
+		return false, false
+	}
 	free := p.roomFor(t.Stage)
 	if len(free) == 0 {
 		return false, true

@@ -49,6 +49,9 @@ type leadership struct {
 	// savingJobs are the saveAsTextFile jobs this leader launched result
 	// tasks of, by output directory, until they end (see abortSaved).
 	savingJobs map[dag.JobID]string
+	// denied holds the partitions (stage, partition) whose attempts were
+	// denied their output commit, for backoff (see noteDenials).
+	denied map[[2]uint64]denial
 }
 
 type partKey struct {
@@ -352,6 +355,11 @@ func (l *leadership) kills() {
 		for k := range l.succeeded {
 			if !active(k) {
 				delete(l.succeeded, k)
+			}
+		}
+		for k := range l.denied {
+			if st, ok := s.Stage(dag.StageID(k[0])); !ok || !active(stageKey{st.ID, st.Attempt}) {
+				delete(l.denied, k)
 			}
 		}
 	})

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/baton-sched/baton/api"
 	"github.com/baton-sched/baton/dag"
@@ -206,4 +207,45 @@ func (l *leadership) finishOutput(id dag.JobID, dir string) {
 		return
 	}
 	l.d.log.Info("driver: output committed", "job", id, "dir", dir)
+}
+
+// denial is a partition's run of commit denials: its next attempt waits
+// until the time given, longer after each denial.
+type denial struct {
+	n     int
+	until time.Time
+}
+
+// Commit denial backoff: a partition denied its commit is launched again
+// after denialBackoff, doubling with each denial up to maxDenialBackoff.
+// An authorised attempt that still runs somewhere will commit or fail in
+// its own time; new attempts asking meanwhile only fill the log.
+const (
+	denialBackoff    = 100 * time.Millisecond
+	maxDenialBackoff = 5 * time.Second
+)
+
+// noteDenials arms the backoff of partitions denied their commit, and
+// clears it for partitions that succeeded. l.mu is held.
+func (l *leadership) noteDenials(cmds []dag.Command) {
+	now := time.Now()
+	for _, c := range cmds {
+		te := c.(*dag.TaskEnded)
+		k := [2]uint64{uint64(te.Stage), uint64(te.Partition)}
+		switch te.Reason {
+		case dag.CommitDenied:
+			d := l.denied[k]
+			wait := min(denialBackoff<<min(d.n, 16), maxDenialBackoff)
+			l.denied[k] = denial{n: d.n + 1, until: now.Add(wait)}
+		case dag.Success:
+			delete(l.denied, k)
+		}
+	}
+}
+
+// backingOff reports whether a partition waits after commit denials.
+// l.mu is held.
+func (l *leadership) backingOff(stage dag.StageID, part int, now time.Time) bool {
+	d, ok := l.denied[[2]uint64{uint64(stage), uint64(part)}]
+	return ok && now.Before(d.until)
 }

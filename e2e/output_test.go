@@ -341,3 +341,64 @@ func TestSaveAsTextFileCancelled(t *testing.T) {
 		t.Errorf("a cancelled job's output has _SUCCESS: %v", err)
 	}
 }
+
+// TestCommitterAndLeaderDieTogether: the executor authorised to commit a
+// partition and the leader die at once, and the executor is back before
+// -executor-timeout. The new leader never launched that attempt and the
+// executor's hello no longer lists it: the authorisation used to be held
+// forever (every new attempt denied, thousands of denials logged, no end).
+// Now the vanished attempt is ended, its authorisation freed, and the job
+// finishes whole.
+func TestCommitterAndLeaderDieTogether(t *testing.T) {
+	c := newCluster(t, 3, "-executor-timeout", "60s", "-heartbeat-interval", "200ms")
+	t.Cleanup(c.stopExecs)
+	c.waitLeader("")
+	c.startExec("e1", "-chaos-exit-before-rename", "1")
+	c.startExec("e2", "-chaos-exit-before-rename", "1")
+	cl := c.client()
+	waitFor(t, "two executors", func() bool {
+		ex, err := cl.Executors(context.Background())
+		alive := 0
+		for _, e := range ex {
+			if e.Alive {
+				alive++
+			}
+		}
+		return err == nil && alive == 2
+	})
+	dir := t.TempDir()
+	want := genText(t, dir, 4, 800, 29)
+	out := filepath.Join(t.TempDir(), "out")
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	id, err := cl.Submit(ctx, savePlan(filepath.Join(dir, "*.txt"), out, 0), client.SubmitOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The moment the committer exits, the leader goes too; the executor
+	// comes straight back, long before its timeout.
+	var dead string
+	waitFor(t, "the authorised committer to exit", func() bool {
+		for name, e := range c.execs {
+			select {
+			case <-e.done:
+				dead = name
+				return true
+			default:
+			}
+		}
+		return false
+	})
+	leader, _ := c.waitLeader("")
+	c.kill(leader)
+	c.execs[dead].cmd = nil
+	// (Without the chaos flag: the new leader numbers attempts afresh,
+	// and the flag would make this one exit again.)
+	c.startExec(dead)
+	c.waitLeader(leader)
+	j, err := cl.Wait(ctx, id, nil)
+	if err != nil || j.State != api.JobState_JOB_STATE_SUCCEEDED {
+		t.Fatalf("job: %v %v %s", j.GetState(), err, j.GetMessage())
+	}
+	checkSaved(t, out, 4, want)
+}
