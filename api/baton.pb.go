@@ -1797,8 +1797,11 @@ type Executor struct {
 	// What the executor itself reports (alive executors that answer
 	// within a moment; -1 when unknown): its block store's size, and the
 	// shuffles it holds blocks of.
-	BlockBytes    int64 `protobuf:"varint,11,opt,name=block_bytes,json=blockBytes,proto3" json:"block_bytes,omitempty"`
-	Shuffles      int32 `protobuf:"varint,12,opt,name=shuffles,proto3" json:"shuffles,omitempty"`
+	BlockBytes int64 `protobuf:"varint,11,opt,name=block_bytes,json=blockBytes,proto3" json:"block_bytes,omitempty"`
+	Shuffles   int32 `protobuf:"varint,12,opt,name=shuffles,proto3" json:"shuffles,omitempty"`
+	// unhealthy says why the executor gets no tasks now (known to the
+	// leader: what the executor last reported).
+	Unhealthy     string `protobuf:"bytes,13,opt,name=unhealthy,proto3" json:"unhealthy,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1915,6 +1918,13 @@ func (x *Executor) GetShuffles() int32 {
 		return x.Shuffles
 	}
 	return 0
+}
+
+func (x *Executor) GetUnhealthy() string {
+	if x != nil {
+		return x.Unhealthy
+	}
+	return ""
 }
 
 type ListExecutorsResponse struct {
@@ -4124,7 +4134,9 @@ type Hello struct {
 	// their partitions until those reports are committed, so a finished
 	// task is never launched again. An attempt the leader believes runs
 	// here that is in neither list is gone (the executor restarted).
-	Unacked       []*TaskID `protobuf:"bytes,9,rep,name=unacked,proto3" json:"unacked,omitempty"`
+	Unacked []*TaskID `protobuf:"bytes,9,rep,name=unacked,proto3" json:"unacked,omitempty"`
+	// unhealthy: as StatusUpdates.unhealthy, at the session's start.
+	Unhealthy     string `protobuf:"bytes,10,opt,name=unhealthy,proto3" json:"unhealthy,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -4222,9 +4234,20 @@ func (x *Hello) GetUnacked() []*TaskID {
 	return nil
 }
 
+func (x *Hello) GetUnhealthy() string {
+	if x != nil {
+		return x.Unhealthy
+	}
+	return ""
+}
+
 type StatusUpdates struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Updates       []*TaskStatus          `protobuf:"bytes,1,rep,name=updates,proto3" json:"updates,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Updates []*TaskStatus          `protobuf:"bytes,1,rep,name=updates,proto3" json:"updates,omitempty"`
+	// unhealthy, when set, says why the executor should get no tasks now
+	// (its disk is full, say); an empty one says it is healthy. Every
+	// message carries the executor's current health.
+	Unhealthy     string `protobuf:"bytes,2,opt,name=unhealthy,proto3" json:"unhealthy,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -4264,6 +4287,13 @@ func (x *StatusUpdates) GetUpdates() []*TaskStatus {
 		return x.Updates
 	}
 	return nil
+}
+
+func (x *StatusUpdates) GetUnhealthy() string {
+	if x != nil {
+		return x.Unhealthy
+	}
+	return ""
 }
 
 type CommitRequest struct {
@@ -5492,7 +5522,7 @@ const file_api_baton_proto_rawDesc = "" +
 	"\tpartition\x18\x01 \x01(\x05R\tpartition\x12\x12\n" +
 	"\x04data\x18\x02 \x01(\fR\x04data\x12\x12\n" +
 	"\x04last\x18\x03 \x01(\bR\x04last\"\x16\n" +
-	"\x14ListExecutorsRequest\"\x84\x03\n" +
+	"\x14ListExecutorsRequest\"\xa2\x03\n" +
 	"\bExecutor\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04addr\x18\x02 \x01(\tR\x04addr\x12\x14\n" +
@@ -5508,7 +5538,8 @@ const file_api_baton_proto_rawDesc = "" +
 	" \x01(\x03R\x15lastHeartbeatUnixNano\x12\x1f\n" +
 	"\vblock_bytes\x18\v \x01(\x03R\n" +
 	"blockBytes\x12\x1a\n" +
-	"\bshuffles\x18\f \x01(\x05R\bshuffles\"I\n" +
+	"\bshuffles\x18\f \x01(\x05R\bshuffles\x12\x1c\n" +
+	"\tunhealthy\x18\r \x01(\tR\tunhealthy\"I\n" +
 	"\x15ListExecutorsResponse\x120\n" +
 	"\texecutors\x18\x01 \x03(\v2\x12.baton.v1.ExecutorR\texecutors\"p\n" +
 	"\x0fGetStageRequest\x12\x19\n" +
@@ -5684,7 +5715,7 @@ const file_api_baton_proto_rawDesc = "" +
 	"\tfetch_map\x18\f \x01(\x05R\bfetchMap\x12!\n" +
 	"\ffetch_reduce\x18\r \x01(\x05R\vfetchReduce\x12\x1f\n" +
 	"\vduration_ms\x18\x0e \x01(\x03R\n" +
-	"durationMs\"\xa0\x02\n" +
+	"durationMs\"\xbe\x02\n" +
 	"\x05Hello\x12\x1f\n" +
 	"\vexecutor_id\x18\x01 \x01(\tR\n" +
 	"executorId\x12\x12\n" +
@@ -5696,9 +5727,12 @@ const file_api_baton_proto_rawDesc = "" +
 	"\bshuffles\x18\a \x03(\x04R\bshuffles\x12\x1f\n" +
 	"\vresult_jobs\x18\b \x03(\x04R\n" +
 	"resultJobs\x12*\n" +
-	"\aunacked\x18\t \x03(\v2\x10.baton.v1.TaskIDR\aunacked\"?\n" +
+	"\aunacked\x18\t \x03(\v2\x10.baton.v1.TaskIDR\aunacked\x12\x1c\n" +
+	"\tunhealthy\x18\n" +
+	" \x01(\tR\tunhealthy\"]\n" +
 	"\rStatusUpdates\x12.\n" +
-	"\aupdates\x18\x01 \x03(\v2\x14.baton.v1.TaskStatusR\aupdates\"1\n" +
+	"\aupdates\x18\x01 \x03(\v2\x14.baton.v1.TaskStatusR\aupdates\x12\x1c\n" +
+	"\tunhealthy\x18\x02 \x01(\tR\tunhealthy\"1\n" +
 	"\rCommitRequest\x12 \n" +
 	"\x02id\x18\x01 \x01(\v2\x10.baton.v1.TaskIDR\x02id\"\xa9\x01\n" +
 	"\x0fExecutorMessage\x12'\n" +

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"path/filepath"
 	"sync/atomic"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/objstorage/objstorageprovider"
@@ -57,6 +58,13 @@ type Options struct {
 	WriteMode WriteMode
 	// CacheSize is Pebble's block cache. Default 64 MiB.
 	CacheSize int64
+	// MinFree is how many bytes of the store's file system writes must
+	// leave free: a write that would leave less is refused (ErrNoSpace)
+	// before Pebble sees it. Default 64 MiB.
+	MinFree uint64
+	// FreeSpace returns the bytes available in dir; default statfs (tests
+	// replace it).
+	FreeSpace func(dir string) (uint64, error)
 	Logger    *slog.Logger
 }
 
@@ -73,6 +81,12 @@ func (o *Options) EnsureDefaults() {
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.MinFree == 0 {
+		o.MinFree = DefaultMinFree
+	}
+	if o.FreeSpace == nil {
+		o.FreeSpace = statfsFree
 	}
 }
 
@@ -93,6 +107,10 @@ type Store struct {
 	dir    string
 	tmp    atomic.Uint64
 	closed atomic.Bool
+	space  *space
+	// bgLog rate-limits Pebble's background errors (a full disk makes
+	// the same one many times a second).
+	bgLog limiter
 }
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
@@ -106,6 +124,7 @@ func Open(dir string, opts *Options) (*Store, error) {
 	o.EnsureDefaults()
 	cache := pebble.NewCache(o.CacheSize)
 	defer cache.Unref()
+	s := &Store{opts: o, dir: dir, bgLog: limiter{every: 10 * time.Second}}
 	po := &pebble.Options{FS: o.FS, Cache: cache, Logger: quietLogger{o.Logger}}
 	// A corrupt file is an error for the read that finds it (the block is
 	// then recomputed), not a reason to stop the executor.
@@ -113,13 +132,42 @@ func Open(dir string, opts *Options) (*Store, error) {
 		DataCorruption: func(info pebble.DataCorruptionInfo) {
 			o.Logger.Error("corrupt block store file", "path", info.Path, "err", info.Details)
 		},
-		BackgroundError: func(err error) { o.Logger.Error("block store background error", "err", err) },
+		BackgroundError: func(err error) {
+			if ok, held := s.bgLog.allow(time.Now()); ok {
+				o.Logger.Error("block store background error", "err", err, "similar_errors_held_back", held)
+			}
+		},
 	}
 	db, err := pebble.Open(dir, po)
 	if err != nil {
 		return nil, fmt.Errorf("blockstore: open %s: %w", dir, err)
 	}
-	return &Store{db: db, opts: o, dir: dir}, nil
+	s.db = db
+	s.space = &space{dir: dir, minFree: o.MinFree, free: o.FreeSpace}
+	return s, nil
+}
+
+// Health returns why the store takes no writes now (its disk is full, or
+// it failed), or "" when it does. It looks at the disk again each time.
+func (s *Store) Health() string { return s.space.check() }
+
+// commit runs a Pebble write, turning the panic Pebble raises when its
+// write-ahead log cannot be written (quietLogger.Fatalf) into ErrBroken:
+// the executor stays up, says it is unhealthy, and fails its tasks with
+// the reason instead of dying.
+func (s *Store) commit(what string, write func() error) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			why := fmt.Sprint(r)
+			s.space.fail(why)
+			s.opts.Logger.Error("block store failed; it takes no more writes until the executor restarts", "err", why)
+			err = fmt.Errorf("%w: %s: %s", ErrBroken, what, why)
+		}
+	}()
+	if err := write(); err != nil {
+		return fmt.Errorf("blockstore: %s: %w", what, err)
+	}
+	return nil
 }
 
 // Close closes the store.
@@ -177,6 +225,13 @@ func (s *Store) PutMapOutput(shuffle uint64, mapIdx int, blocks [][]byte) error 
 	if s.closed.Load() {
 		return ErrClosed
 	}
+	size := 0
+	for _, data := range blocks {
+		size += len(data) + 4 + 17
+	}
+	if err := s.space.room(size); err != nil {
+		return err
+	}
 	if s.opts.WriteMode == WriteIngest {
 		return s.ingest(shuffle, mapIdx, blocks)
 	}
@@ -187,10 +242,7 @@ func (s *Store) PutMapOutput(shuffle uint64, mapIdx int, blocks [][]byte) error 
 			return fmt.Errorf("blockstore: %w", err)
 		}
 	}
-	if err := b.Commit(pebble.Sync); err != nil {
-		return fmt.Errorf("blockstore: write map output: %w", err)
-	}
-	return nil
+	return s.commit("write map output", func() error { return b.Commit(pebble.Sync) })
 }
 
 // ingest writes the blocks into an sstable (keys ascend with the reducer)
@@ -216,7 +268,7 @@ func (s *Store) ingest(shuffle uint64, mapIdx int, blocks [][]byte) error {
 		s.opts.FS.Remove(path)
 		return fmt.Errorf("blockstore: %w", err)
 	}
-	if err := s.db.Ingest(context.Background(), []string{path}); err != nil {
+	if err := s.commit("ingest map output", func() error { return s.db.Ingest(context.Background(), []string{path}) }); err != nil {
 		s.opts.FS.Remove(path)
 		return fmt.Errorf("blockstore: ingest map output: %w", err)
 	}
@@ -256,10 +308,10 @@ func (s *Store) PutResult(job, task uint64, data []byte) error {
 	if s.closed.Load() {
 		return ErrClosed
 	}
-	if err := s.db.Set(resultKey(job, task), seal(data), pebble.Sync); err != nil {
-		return fmt.Errorf("blockstore: write result: %w", err)
+	if err := s.space.room(len(data) + 4 + 17); err != nil {
+		return err
 	}
-	return nil
+	return s.commit("write result", func() error { return s.db.Set(resultKey(job, task), seal(data), pebble.Sync) })
 }
 
 // Result returns a task's indirect result, verified.

@@ -22,7 +22,10 @@ type conn struct {
 	graphs map[string]bool // graph keys sent in this session
 	funcs  map[string]bool // the functions the executor holds
 	ready  bool            // registered in the state
-	closed chan struct{}
+	// unhealthy is why the executor should get no tasks now, as it last
+	// said ("": healthy). l.mu guards it.
+	unhealthy string
+	closed    chan struct{}
 	once   sync.Once
 }
 
@@ -78,7 +81,8 @@ func (d *Driver) Connect(stream grpc.BidiStreamingServer[api.ExecutorMessage, ap
 		id, addr := d.leader()
 		return stream.Send(&api.DriverMessage{Msg: &api.DriverMessage_NotLeader{NotLeader: &api.NotLeader{LeaderId: id, LeaderApiAddr: addr}}})
 	}
-	c := &conn{id: hello.ExecutorId, addr: hello.Addr, cores: int(hello.Cores), out: make(chan *api.DriverMessage, 256), graphs: map[string]bool{}, funcs: map[string]bool{}, closed: make(chan struct{})}
+	c := &conn{id: hello.ExecutorId, addr: hello.Addr, cores: int(hello.Cores), out: make(chan *api.DriverMessage, 256), graphs: map[string]bool{}, funcs: map[string]bool{},
+		unhealthy: hello.Unhealthy, closed: make(chan struct{})}
 	for _, f := range hello.Funcs {
 		c.funcs[f] = true
 	}
@@ -126,6 +130,7 @@ func (d *Driver) Connect(stream grpc.BidiStreamingServer[api.ExecutorMessage, ap
 			l.heard(c.id)
 			switch m := msg.Msg.(type) {
 			case *api.ExecutorMessage_Updates:
+				l.health(c, m.Updates.Unhealthy)
 				if len(m.Updates.Updates) > 0 {
 					go l.updates(c, m.Updates.Updates)
 				} else if l.ctx.Err() == nil {
@@ -384,6 +389,24 @@ func (l *leadership) detach(c *conn) {
 		delete(l.conns, c.id)
 	}
 	l.mu.Unlock()
+}
+
+// health records what an executor says of its health; a change is
+// logged once, and an executor that became healthy may take tasks at once.
+func (l *leadership) health(c *conn, unhealthy string) {
+	l.mu.Lock()
+	was := c.unhealthy
+	c.unhealthy = unhealthy
+	l.mu.Unlock()
+	switch {
+	case was == unhealthy:
+		return
+	case unhealthy != "":
+		l.d.log.Warn("driver: executor unhealthy; it gets no tasks until it is well", "executor", c.id, "reason", unhealthy)
+	default:
+		l.d.log.Info("driver: executor healthy again", "executor", c.id)
+		l.kick()
+	}
 }
 
 func (l *leadership) heard(exec string) {

@@ -373,6 +373,22 @@ func (d *Driver) Attempts(stage dag.StageID) []AttemptInfo {
 	return out
 }
 
+// Unhealthy returns why connected executors that say they are unhealthy
+// get no tasks (leader only).
+func (d *Driver) Unhealthy() map[string]string {
+	out := map[string]string{}
+	if l := d.current(); l != nil {
+		l.mu.Lock()
+		for id, c := range l.conns {
+			if c.unhealthy != "" {
+				out[id] = c.unhealthy
+			}
+		}
+		l.mu.Unlock()
+	}
+	return out
+}
+
 // LastHeartbeat returns when each connected executor was last heard of.
 func (d *Driver) LastHeartbeat() map[string]time.Time {
 	out := map[string]time.Time{}

@@ -28,7 +28,7 @@ func (l *leadership) launch(now time.Time) {
 	queue := l.d.opts.QueuePerSlot
 	rooms := map[string]*room{}
 	for id, c := range l.conns {
-		if c.ready && !l.losing[id] {
+		if c.ready && !l.losing[id] && c.unhealthy == "" {
 			rooms[id] = &room{slots: c.cores, c: c}
 		}
 	}

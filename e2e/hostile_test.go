@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -268,4 +269,94 @@ func countJob(t *testing.T, cl *client.Client, p *plan.Plan) int {
 		n += v
 	}
 	return n
+}
+
+// tinyDisk mounts a tmpfs of mb MiB (root only: skipped elsewhere).
+func tinyDisk(t *testing.T, mb int) string {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("mounting a tmpfs needs root")
+	}
+	dir := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", fmt.Sprintf("size=%dm", mb), "tmpfs", dir).CombinedOutput(); err != nil {
+		t.Skipf("cannot mount a tmpfs: %v %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("umount", "-l", dir).Run() })
+	return dir
+}
+
+// TestFullExecutorDisk: an executor whose disk fills used to stall its map
+// tasks, log the same error hundreds of times a second and die in a Pebble
+// panic. Now a write that does not fit fails its task with the reason (it
+// runs elsewhere), the executor stays up and says it is unhealthy (so it
+// gets no tasks), and once space returns it works again.
+func TestFullExecutorDisk(t *testing.T) {
+	disk := tinyDisk(t, 48)
+	filler := filepath.Join(disk, "filler")
+	if err := os.WriteFile(filler, make([]byte, 30<<20), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c := newCluster(t, 3, "-executor-timeout", "3s", "-heartbeat-interval", "200ms")
+	t.Cleanup(c.stopExecs)
+	c.waitLeader("")
+	c.execs = map[string]*execNode{"e1": {name: "e1", dir: filepath.Join(disk, "exec-e1"), addr: freePort(t)}}
+	c.startExec("e1", "-min-free-disk", "8MiB")
+	c.startExec("e2")
+	cl := c.client()
+	alive := func() map[string]*api.Executor {
+		out := map[string]*api.Executor{}
+		ex, _ := cl.Executors(context.Background())
+		for _, e := range ex {
+			if e.Alive {
+				out[e.Id] = e
+			}
+		}
+		return out
+	}
+	waitFor(t, "two executors", func() bool { return len(alive()) == 2 })
+	blobs := func(n, size int) *plan.Plan {
+		p, err := plan.Parse([]byte(fmt.Sprintf(`{"datasets":{"r":{"op":"range","n":%d,"partitions":%d},
+			"b":{"op":"mapPartitions","input":"r","fn":{"name":"chaos.blob","args":{"bytes":%d}}},
+			"g":{"op":"repartition","input":"b","partitions":2}},"action":{"op":"count","input":"g"}}`, n, n, size)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	// 8 map outputs of 3 MB: e1 has room for about two.
+	if n := countJob(t, cl, blobs(8, 3_000_000)); n != 8 {
+		t.Fatalf("count = %d, want 8", n)
+	}
+	c.checkAlive()
+	select {
+	case <-c.execs["e1"].done:
+		t.Fatal("the executor with the full disk exited")
+	default:
+	}
+	var sick *api.Executor
+	waitFor(t, "e1 to say it is unhealthy", func() bool {
+		sick = alive()["e1"]
+		return sick != nil && strings.Contains(sick.Unhealthy, "no space left on device")
+	})
+	out, _, code := batonctl(t, "-addr", c.nodes[c.order[0]].apiAddr, "executors")
+	if code != 0 || !strings.Contains(out, "executor e1 is unhealthy and gets no tasks: no space left on device") {
+		t.Fatalf("batonctl executors (exit %d):\n%s", code, out)
+	}
+	b, _ := os.ReadFile(filepath.Join(c.root, "exec-e1.log"))
+	if n := strings.Count(string(b), "no space left"); n > 10 {
+		t.Fatalf("e1 logged %q %d times:\n%s", "no space left", n, tail(string(b), 20))
+	}
+	// Space returns: e1 is healthy again and runs a job alone.
+	if err := os.Remove(filler); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "e1 to be healthy again", func() bool {
+		e := alive()["e1"]
+		return e != nil && e.Unhealthy == ""
+	})
+	c.signalExec("e2", syscall.SIGKILL)
+	waitFor(t, "e2 to be lost", func() bool { _, ok := alive()["e2"]; return !ok })
+	if n := countJob(t, cl, blobs(4, 200_000)); n != 4 {
+		t.Fatalf("count on e1 alone = %d, want 4", n)
+	}
 }

@@ -88,6 +88,9 @@ type Executor struct {
 	// by task; each is asked again in every new session until decided.
 	commits map[uint64]*commitAsk
 	metrics *metrics
+
+	healthMu   sync.Mutex
+	lastHealth string // the health last reported ("": healthy)
 }
 
 // commitAsk is a task's question whether it may commit its output.
@@ -316,6 +319,25 @@ func (e *Executor) Close() error {
 	e.grpc.Stop()
 	e.conns.Close()
 	return e.store.Close()
+}
+
+// health returns why the executor should get no tasks now, or "". A
+// change is logged once (not once per task or heartbeat).
+func (e *Executor) health() string {
+	h := e.store.Health()
+	e.healthMu.Lock()
+	defer e.healthMu.Unlock()
+	if h != e.lastHealth {
+		if h != "" {
+			e.log.Error("executor unhealthy: it takes no tasks until this clears", "reason", h)
+			e.metrics.unhealthy.Set(1)
+		} else {
+			e.log.Info("executor healthy again", "was", e.lastHealth)
+			e.metrics.unhealthy.Set(0)
+		}
+		e.lastHealth = h
+	}
+	return h
 }
 
 func (e *Executor) wake() {

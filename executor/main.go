@@ -107,6 +107,7 @@ func parseFlags(name string, args []string, stderr io.Writer) (Options, web, err
 	fs.StringVar(&o.Addr, "addr", "127.0.0.1:0", "block service address")
 	fs.StringVar(&o.Advertise, "advertise", "", "block service address peers use (default: the listener's)")
 	fs.IntVar(&o.Cores, "cores", runtime.NumCPU(), "task slots")
+	minFree := fs.String("min-free-disk", "64MiB", "free space the block store keeps on its disk: a map output or result that would leave less fails its task (which runs elsewhere) and the executor reports itself unhealthy until there is room (bytes, or with KiB, MiB, GiB)")
 	writeMode := fs.String("block-write-mode", "batch", "how map outputs are written: batch (one synced batch) or ingest (one ingested sstable)")
 	chaosRename := fs.String("chaos-exit-before-rename", "", "for drills and tests: saveAsTextFile partitions (comma-separated) whose first attempt exits the process between the commit's authorisation and its rename")
 	httpAddr := fs.String("http-addr", "", "serve Prometheus metrics (/metrics) on this address (e.g. 127.0.0.1:7401; empty: none)")
@@ -153,6 +154,11 @@ func parseFlags(name string, args []string, stderr io.Writer) (Options, web, err
 	default:
 		errs = append(errs, fmt.Errorf("-block-write-mode must be batch or ingest, got %q", *writeMode))
 	}
+	if n, err := parseBytes(*minFree); err != nil {
+		errs = append(errs, fmt.Errorf("-min-free-disk: %w", err))
+	} else {
+		o.Store.MinFree = n
+	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
 		errs = append(errs, fmt.Errorf("-log-level: %w", err))
@@ -176,4 +182,24 @@ func parseFlags(name string, args []string, stderr io.Writer) (Options, web, err
 		w.ln = ln
 	}
 	return o, w, errors.Join(errs...)
+}
+
+// parseBytes reads a byte count: a whole number, optionally followed by
+// B, KiB, MiB or GiB (KB, MB, GB and K, M, G mean the same).
+func parseBytes(v string) (uint64, error) {
+	v = strings.TrimSpace(v)
+	i := len(v)
+	for i > 0 && (v[i-1] < '0' || v[i-1] > '9') {
+		i--
+	}
+	n, err := strconv.ParseUint(v[:i], 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("%q is not a byte count (like 64MiB)", v)
+	}
+	unit := map[string]uint64{"": 1, "b": 1, "k": 1 << 10, "kb": 1 << 10, "kib": 1 << 10, "m": 1 << 20, "mb": 1 << 20, "mib": 1 << 20, "g": 1 << 30, "gb": 1 << 30, "gib": 1 << 30}
+	m, ok := unit[strings.ToLower(strings.TrimSpace(v[i:]))]
+	if !ok {
+		return 0, fmt.Errorf("%q: unknown unit %q (B, KiB, MiB, GiB)", v, v[i:])
+	}
+	return n * m, nil
 }

@@ -14,6 +14,8 @@ type metrics struct {
 	written  prometheus.Counter
 	fetched  prometheus.Counter
 	fetchErr prometheus.Counter
+	// unhealthy is 1 while the executor says it should get no tasks.
+	unhealthy prometheus.Gauge
 }
 
 func newMetrics(reg prometheus.Registerer, e *Executor) *metrics {
@@ -30,6 +32,8 @@ func newMetrics(reg prometheus.Registerer, e *Executor) *metrics {
 			Help: "Shuffle bytes this executor's reduce tasks read, from its own store or other executors."}),
 		fetchErr: prometheus.NewCounter(prometheus.CounterOpts{Name: "baton_fetch_failures_total",
 			Help: "Shuffle fetches that failed (missing, corrupt or unreachable blocks) on this executor."}),
+		unhealthy: prometheus.NewGauge(prometheus.GaugeOpts{Name: "baton_executor_unhealthy",
+			Help: "1 while the executor reports itself unhealthy (its disk is full, say) and takes no tasks."}),
 	}
 	for _, s := range []string{"finished", "failed", "killed"} {
 		m.ended.WithLabelValues(s)
@@ -46,7 +50,7 @@ func newMetrics(reg prometheus.Registerer, e *Executor) *metrics {
 	})
 	slots := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "baton_executor_slots",
 		Help: "Task slots of this executor."}, func() float64 { return float64(e.opts.Cores) })
-	reg.MustRegister(m.launched, m.ended, m.fenced, m.written, m.fetched, m.fetchErr, running, blocks, slots)
+	reg.MustRegister(m.launched, m.ended, m.fenced, m.written, m.fetched, m.fetchErr, m.unhealthy, running, blocks, slots)
 	return m
 }
 

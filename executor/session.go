@@ -174,7 +174,8 @@ func (e *Executor) session(ctx context.Context, addr string, session uint64) (st
 func (e *Executor) hello() *api.Hello {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	h := &api.Hello{ExecutorId: e.opts.ID, Addr: e.addr, Cores: int32(e.opts.Cores), Funcs: e.opts.Registry.Names(), HighestTerm: e.highestTerm}
+	h := &api.Hello{ExecutorId: e.opts.ID, Addr: e.addr, Cores: int32(e.opts.Cores), Funcs: e.opts.Registry.Names(), HighestTerm: e.highestTerm,
+		Unhealthy: e.health()}
 	for _, t := range e.running {
 		h.Running = append(h.Running, t.id)
 	}
@@ -235,7 +236,7 @@ func (e *Executor) sender(ctx context.Context, stream grpc.BidiStreamingClient[a
 		if len(batch) == 0 && !heartbeat {
 			continue
 		}
-		if err := stream.Send(&api.ExecutorMessage{Msg: &api.ExecutorMessage_Updates{Updates: &api.StatusUpdates{Updates: batch}}}); err != nil {
+		if err := stream.Send(&api.ExecutorMessage{Msg: &api.ExecutorMessage_Updates{Updates: &api.StatusUpdates{Updates: batch, Unhealthy: e.health()}}}); err != nil {
 			return err
 		}
 	}

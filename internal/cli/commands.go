@@ -552,7 +552,19 @@ func runExecutors(ctx context.Context, c *common, fs *flag.FlagSet, args []strin
 		if e.LastHeartbeatUnixNano > 0 {
 			beat = time.Since(time.Unix(0, e.LastHeartbeatUnixNano)).Round(time.Millisecond).String() + " ago"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%d\t%s\t%s\t%s\t%s\t%s\n", e.Id, e.Addr, e.Cores, yes(e.Alive), e.RunningTasks, blocks, shuffles, beat, when(e.RegisteredUnixNano), lost)
+		alive := yes(e.Alive)
+		if e.Alive && e.Unhealthy != "" {
+			alive = "unhealthy"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%d\t%s\t%s\t%s\t%s\t%s\n", e.Id, e.Addr, e.Cores, alive, e.RunningTasks, blocks, shuffles, beat, when(e.RegisteredUnixNano), lost)
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	for _, e := range execs {
+		if e.Alive && e.Unhealthy != "" {
+			fmt.Fprintf(c.env.Stdout, "executor %s is unhealthy and gets no tasks: %s\n", e.Id, e.Unhealthy)
+		}
+	}
+	return nil
 }

@@ -383,10 +383,11 @@ func (s *Server) ListExecutors(ctx context.Context, req *api.ListExecutorsReques
 			})
 		}
 	})
-	running, seen := s.drv.Running(), s.drv.LastHeartbeat()
+	running, seen, sick := s.drv.Running(), s.drv.LastHeartbeat(), s.drv.Unhealthy()
 	addrs := map[string]string{}
 	for _, e := range resp.Executors {
 		e.RunningTasks = int32(running[e.Id])
+		e.Unhealthy = sick[e.Id]
 		if t, ok := seen[e.Id]; ok {
 			e.LastHeartbeatUnixNano = t.UnixNano()
 		}
