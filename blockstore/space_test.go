@@ -105,4 +105,3 @@ func tinyFS(t *testing.T, mb int) string {
 	t.Cleanup(func() { exec.Command("umount", "-l", dir).Run() })
 	return dir
 }
-

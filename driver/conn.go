@@ -26,7 +26,7 @@ type conn struct {
 	// said ("": healthy). l.mu guards it.
 	unhealthy string
 	closed    chan struct{}
-	once   sync.Once
+	once      sync.Once
 }
 
 func (c *conn) close() { c.once.Do(func() { close(c.closed) }) }
