@@ -19,6 +19,8 @@ import (
 	"github.com/baton-sched/baton/api"
 	"github.com/baton-sched/baton/client"
 	"github.com/baton-sched/baton/plan"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 )
 
 // lastIndex returns a node's last log index, once its driver leads and
@@ -358,5 +360,58 @@ func TestFullExecutorDisk(t *testing.T) {
 	waitFor(t, "e2 to be lost", func() bool { _, ok := alive()["e2"]; return !ok })
 	if n := countJob(t, cl, blobs(4, 200_000)); n != 4 {
 		t.Fatalf("count on e1 alone = %d, want 4", n)
+	}
+}
+
+// TestLaggingMemberNeverSaysNotFound: a member whose replica is behind
+// (here: restarted, not yet caught up) used to answer that an existing job
+// did not exist. A read that names an object now catches up with the
+// leader before it says "not found"; until it can tell, it says to retry.
+func TestLaggingMemberNeverSaysNotFound(t *testing.T) {
+	c := jobCluster(t)
+	cl := c.client()
+	leader, _ := c.waitLeader("")
+	lagger := followerOf(c, leader)
+	c.kill(lagger)
+	p, err := plan.Parse([]byte(`{"datasets":{"r":{"op":"range","n":5,"partitions":2}},"action":{"op":"count","input":"r"}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Jobs run for a few seconds while it is down: the replica has
+	// entries to catch up on, and the leader's retries to reach it have
+	// backed off (it hears from the leader a while after it is back).
+	var id uint64
+	for start := time.Now(); time.Since(start) < 5*time.Second; {
+		j, _ := runJob(t, cl, p, client.SubmitOptions{})
+		id = j.Id
+	}
+	c.start(lagger)
+	addr := c.nodes[lagger].apiAddr
+	deadline := time.Now().Add(20 * time.Second)
+	answered := 0
+	for time.Now().Before(deadline) && answered < 20 {
+		one, err := client.Dial([]string{addr}, client.Options{RetryFor: time.Millisecond, CallTimeout: 10 * time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		_, jerr := one.Job(ctx, id, false)
+		recs, cerr := one.Collect(ctx, id)
+		cancel()
+		one.Close()
+		for _, err := range []error{jerr, cerr} {
+			if err != nil && status.Code(err) == codes.NotFound {
+				t.Fatalf("the lagging member says job %d does not exist: %v", id, err)
+			}
+		}
+		if jerr == nil && cerr == nil {
+			if len(recs) != 2 {
+				t.Fatalf("results: %v", recs)
+			}
+			answered++
+		}
+	}
+	if answered == 0 {
+		t.Fatal("the restarted member never answered")
 	}
 }

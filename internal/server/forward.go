@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/baton-sched/baton/api"
 	"github.com/baton-sched/baton/dag"
 	"github.com/baton-sched/baton/plan"
 	"github.com/baton-sched/baton/raftnet"
@@ -154,4 +155,41 @@ func (s *Server) waitIndex(ctx context.Context, index uint64) error {
 
 func invalid(format string, args ...any) error {
 	return status.Error(codes.InvalidArgument, fmt.Sprintf(format, args...))
+}
+
+// catchUp brings this replica up to the index the leader has committed,
+// for a read that found nothing: a member whose replica lags must not say
+// that an object the quorum holds does not exist. It fails (Unavailable,
+// retryable) when it cannot tell.
+func (s *Server) catchUp(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	var index uint64
+	if s.node.IsLeader() {
+		index = s.node.Status().CommitIndex
+	} else {
+		cc, err := s.leaderConn()
+		if err != nil {
+			return status.Errorf(codes.Unavailable, "node %s cannot tell whether its replica is behind: %v", s.cfg.ID, status.Convert(err).Message())
+		}
+		st, err := api.NewOperatorClient(cc).GetNodeStatus(ctx, &api.NodeStatusRequest{})
+		if err != nil {
+			return status.Errorf(codes.Unavailable, "node %s cannot tell whether its replica is behind: the leader did not answer (%v); retry", s.cfg.ID, status.Convert(err).Message())
+		}
+		index = st.CommitIndex
+	}
+	return s.waitIndex(ctx, index)
+}
+
+// lookup runs find against this replica and, when it finds nothing, once
+// more after catching up with the leader (see catchUp). It reports whether
+// find found the object.
+func (s *Server) lookup(ctx context.Context, find func() bool) (bool, error) {
+	if find() {
+		return true, nil
+	}
+	if err := s.catchUp(ctx); err != nil {
+		return false, err
+	}
+	return find(), nil
 }

@@ -20,20 +20,27 @@ import (
 // applied, and on the leader the attempts running.
 func (s *Server) GetStage(ctx context.Context, req *api.GetStageRequest) (*api.StageDetail, error) {
 	out := &api.StageDetail{}
-	found := false
 	var begun int64
-	s.fsm.Read(func(st *dag.State) {
-		si, ok := st.Stage(dag.StageID(req.StageId))
-		if !ok {
-			return
-		}
-		found = true
-		out.Stage = stageToProto(si)
-		for _, j := range si.Jobs {
-			out.Jobs = append(out.Jobs, uint64(j))
-		}
-		begun = si.Submitted
+	found, err := s.lookup(ctx, func() bool {
+		found := false
+		s.fsm.Read(func(st *dag.State) {
+			si, ok := st.Stage(dag.StageID(req.StageId))
+			if !ok {
+				return
+			}
+			found = true
+			out.Stage = stageToProto(si)
+			out.Jobs = nil
+			for _, j := range si.Jobs {
+				out.Jobs = append(out.Jobs, uint64(j))
+			}
+			begun = si.Submitted
+		})
+		return found
 	})
+	if err != nil {
+		return nil, err
+	}
 	if !found {
 		return nil, status.Errorf(codes.NotFound, "stage %d not found (stages of released jobs are gone)", req.StageId)
 	}

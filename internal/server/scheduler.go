@@ -105,26 +105,38 @@ func (s *Server) GetJob(ctx context.Context, req *api.GetJobRequest) (*api.Job, 
 	}
 	offset, limit := int(max(req.ResultsOffset, 0)), int(min(max(req.ResultsLimit, 0), maxPage))
 	var job *api.Job
-	s.fsm.Read(func(st *dag.State) {
-		if info, ok := st.Job(dag.JobID(req.JobId)); ok {
-			job = jobToProto(st, info)
-			if limit == 0 {
-				return
-			}
-			i := 0
-			st.EachResult(info.ID, func(r dag.ResultRef) bool {
-				if i >= offset {
-					job.Results = append(job.Results, &api.ResultInfo{Partition: int32(r.Partition), Size: r.Size, Indirect: r.Indirect, Executor: string(r.Executor), Task: uint64(r.Task)})
-				}
-				i++
-				return len(job.Results) < limit
-			})
-		}
+	found, err := s.lookup(ctx, func() bool {
+		s.fsm.Read(func(st *dag.State) { job = s.jobView(st, dag.JobID(req.JobId), offset, limit) })
+		return job != nil
 	})
-	if job == nil {
+	if err != nil {
+		return nil, err
+	}
+	if !found {
 		return nil, status.Errorf(codes.NotFound, "job %d not found", req.JobId)
 	}
 	return job, nil
+}
+
+// jobView is a job with its stages and a page of its results, or nil.
+func (s *Server) jobView(st *dag.State, id dag.JobID, offset, limit int) *api.Job {
+	info, ok := st.Job(id)
+	if !ok {
+		return nil
+	}
+	job := jobToProto(st, info)
+	if limit == 0 {
+		return job
+	}
+	i := 0
+	st.EachResult(info.ID, func(r dag.ResultRef) bool {
+		if i >= offset {
+			job.Results = append(job.Results, &api.ResultInfo{Partition: int32(r.Partition), Size: r.Size, Indirect: r.Indirect, Executor: string(r.Executor), Task: uint64(r.Task)})
+		}
+		i++
+		return len(job.Results) < limit
+	})
+	return job
 }
 
 // maxPage bounds the items of one page of a listing (a job's results, a
@@ -198,6 +210,14 @@ func (s *Server) ReleaseJob(ctx context.Context, req *api.ReleaseJobRequest) (*a
 // change, and a last time when it ends.
 func (s *Server) WatchJob(req *api.WatchJobRequest, stream grpc.ServerStreamingServer[api.Job]) error {
 	if err := s.waitIndex(stream.Context(), req.MinIndex); err != nil {
+		return err
+	}
+	// A lagging replica catches up before it says the job does not exist.
+	if _, err := s.lookup(stream.Context(), func() bool {
+		found := false
+		s.fsm.Read(func(st *dag.State) { _, found = st.Job(dag.JobID(req.JobId)) })
+		return found
+	}); err != nil {
 		return err
 	}
 	var last *api.Job
@@ -276,6 +296,13 @@ func (s *Server) CollectResults(req *api.CollectResultsRequest, stream grpc.Serv
 		return err
 	}
 	id := dag.JobID(req.JobId)
+	if _, err := s.lookup(ctx, func() bool {
+		found := false
+		s.fsm.Read(func(st *dag.State) { _, found = st.Job(id) })
+		return found
+	}); err != nil {
+		return err
+	}
 	var refs []dag.ResultRef
 	var addrs map[dag.ExecutorID]string
 	for i := 0; ; {
