@@ -231,8 +231,16 @@ func (l *leadership) attach(c *conn, h *api.Hello, stream context.Context) error
 	l.conns[c.id] = c
 	l.lastSeen[c.id] = time.Now()
 	c.ready = true
+	inGrace := !l.graceful
 	l.mu.Unlock()
-	d.log.Info("driver: executor connected", "executor", c.id, "addr", c.addr, "cores", c.cores, "running", len(h.Running), "unacked", len(h.Unacked))
+	if inGrace {
+		// How long executors take to come back is what the grace period
+		// must cover: say it.
+		d.log.Info("driver: executor connected", "executor", c.id, "addr", c.addr, "cores", c.cores, "running", len(h.Running), "unacked", len(h.Unacked),
+			"after_takeover", time.Since(l.won).Round(time.Millisecond), "grace_period", d.opts.GracePeriod)
+	} else {
+		d.log.Info("driver: executor connected", "executor", c.id, "addr", c.addr, "cores", c.cores, "running", len(h.Running), "unacked", len(h.Unacked))
+	}
 
 	// Blocks of shuffles the state no longer has, and results of jobs
 	// that no longer hold results, are dead (deletions sent while the

@@ -412,3 +412,101 @@ func TestSigtermLeaderHandsOver(t *testing.T) {
 		t.Errorf("%d task successes and %d failures, want 12 and 0: tasks ran again after the handover", j.TaskSuccesses, j.TaskFailures)
 	}
 }
+
+// TestExecutorLeavesAFrozenLeaderAtOnce: an executor whose next member to
+// try is the frozen ex-leader used to wait out its hello timeout there
+// (2 s) while the new leader's grace period ended, and the new leader ran
+// the executor's running tasks again elsewhere. Executors now ask every
+// member at once who leads, and are back within the grace period: their
+// tasks are adopted and none runs twice.
+func TestExecutorLeavesAFrozenLeaderAtOnce(t *testing.T) {
+	c := newCluster(t, 3, "-heartbeat-interval", "200ms", "-executor-timeout", "20s")
+	t.Cleanup(c.stopExecs)
+	leader, _ := c.waitLeader("")
+	var others []string
+	for _, id := range c.order {
+		if id != leader {
+			others = append(others, c.nodes[id].apiAddr)
+		}
+	}
+	la := c.nodes[leader].apiAddr
+	// e1 tries the leader first, and after losing it, the leader again.
+	c.startExec("e1", "-schedulers", strings.Join(append([]string{la, la}, others...), ","))
+	cl := c.client()
+	waitFor(t, "e1", func() bool {
+		ex, err := cl.Executors(context.Background())
+		return err == nil && len(ex) == 1 && ex[0].Alive
+	})
+	p, err := plan.Parse([]byte(`{"datasets":{"r":{"op":"range","n":4,"partitions":4},
+		"s":{"op":"mapPartitions","input":"r","fn":{"name":"chaos.sleep","args":{"ms":4000}}}},"action":{"op":"count","input":"s"}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	id, err := cl.Submit(ctx, p, client.SubmitOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "e1 to run the four tasks", func() bool { return execStatsOf(t, c, "e1")[0].Running == 4 })
+	// e2 joins with free slots: a new leader that gives up on e1 runs
+	// e1's tasks there.
+	c.startExec("e2", "-schedulers", strings.Join(append(others, la), ","))
+	waitFor(t, "e2", func() bool {
+		ex, err := cl.Executors(context.Background())
+		return err == nil && len(ex) == 2 && ex[0].Alive && ex[1].Alive
+	})
+	term := nodeTerm(t, c, leader)
+	c.nodes[leader].cmd.Process.Signal(syscall.SIGSTOP)
+	defer func() {
+		if c.nodes[leader].cmd != nil {
+			c.nodes[leader].cmd.Process.Signal(syscall.SIGCONT)
+		}
+	}()
+	var next string
+	waitFor(t, "a new leader", func() bool {
+		for _, nid := range c.order {
+			if nid == leader {
+				continue
+			}
+			if st, err := nodeSelf(c, nid); err == nil && st.State == "Leader" && st.Term > term {
+				next = nid
+				return true
+			}
+		}
+		return false
+	})
+	j, err := c.client(next).Wait(ctx, id, nil)
+	if err != nil || j.State != api.JobState_JOB_STATE_SUCCEEDED {
+		t.Fatalf("job: %v %v", j.GetState(), err)
+	}
+	c.nodes[leader].cmd.Process.Signal(syscall.SIGCONT)
+	if tasks := countTasks(j); j.TaskSuccesses != tasks {
+		t.Fatalf("%d task successes for %d tasks: tasks ran twice", j.TaskSuccesses, tasks)
+	}
+	if st := execStatsOf(t, c, "e2")[0]; st.LaunchesByJob[id] != 0 {
+		t.Fatalf("e2 ran %d of e1's tasks again", st.LaunchesByJob[id])
+	}
+}
+
+func nodeTerm(t *testing.T, c *cluster, id string) uint64 {
+	t.Helper()
+	st, err := c.nodeStatus(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st.Term
+}
+
+// nodeSelf asks one node for its own Raft status only (not its peers':
+// a frozen peer would hold the answer).
+func nodeSelf(c *cluster, id string) (*api.NodeStatus, error) {
+	cc, err := grpc.NewClient(c.nodes[id].apiAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return nil, err
+	}
+	defer cc.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	return api.NewOperatorClient(cc).GetNodeStatus(ctx, &api.NodeStatusRequest{})
+}

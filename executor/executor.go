@@ -275,8 +275,16 @@ func (e *Executor) Run(ctx context.Context) error {
 	next := 0
 	backoff := 25 * time.Millisecond
 	var session uint64
+	avoid := ""
 	for ctx.Err() == nil {
 		addr := hint
+		if addr == "" {
+			// Ask every member at once who leads, rather than trying them
+			// in turn: a frozen member would hold the executor for its
+			// whole hello timeout, long enough for a new leader's grace
+			// period to end without it.
+			addr = e.findLeader(ctx, avoid)
+		}
 		if addr == "" {
 			addr = e.opts.Schedulers[next%len(e.opts.Schedulers)]
 			next++
@@ -284,6 +292,10 @@ func (e *Executor) Run(ctx context.Context) error {
 		session++
 		leader, err := e.session(ctx, addr, session)
 		hint = leader
+		avoid = ""
+		if err != nil && leader == "" {
+			avoid = addr // silent or broken: ask the others first
+		}
 		if ctx.Err() != nil {
 			break
 		}

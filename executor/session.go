@@ -383,3 +383,53 @@ func failed(id *api.TaskID, msg string) *api.TaskStatus {
 }
 
 var errKilled = errors.New("killed")
+
+// probeTimeout is how long findLeader waits for members' answers.
+const probeTimeout = 500 * time.Millisecond
+
+// findLeader asks every member at once for its Raft status and returns
+// the API address to say hello to: the member that reports itself leader
+// in the highest term, or failing that a member that answered (it
+// redirects to the leader), preferring any but avoid (the member the last
+// session ended with). It returns "" when no member answered in time.
+func (e *Executor) findLeader(ctx context.Context, avoid string) string {
+	type answer struct {
+		addr string
+		st   *api.NodeStatus
+	}
+	ctx, cancel := context.WithTimeout(ctx, probeTimeout)
+	defer cancel()
+	answers := make(chan answer, len(e.opts.Schedulers))
+	for _, addr := range e.opts.Schedulers {
+		go func() {
+			var st *api.NodeStatus
+			if cc, err := schedulerConn(addr); err == nil {
+				st, _ = api.NewOperatorClient(cc).GetNodeStatus(ctx, &api.NodeStatusRequest{})
+			}
+			answers <- answer{addr, st} // buffered: never blocks
+		}()
+	}
+	// The first member to say it leads wins at once (a frozen member
+	// never answers); otherwise the best of what came back in time.
+	var leader, other answer
+	for range e.opts.Schedulers {
+		a := <-answers
+		switch {
+		case a.st == nil:
+		case a.st.State == "Leader" && (leader.st == nil || a.st.Term > leader.st.Term):
+			leader = a
+		case other.st == nil || other.addr == avoid:
+			other = a
+		}
+		if leader.st != nil && leader.addr != avoid {
+			return leader.addr
+		}
+	}
+	switch {
+	case leader.st != nil:
+		return leader.addr
+	case other.st != nil:
+		return other.addr
+	}
+	return ""
+}
