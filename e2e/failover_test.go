@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -509,4 +510,60 @@ func nodeSelf(c *cluster, id string) (*api.NodeStatus, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	return api.NewOperatorClient(cc).GetNodeStatus(ctx, &api.NodeStatusRequest{})
+}
+
+// TestDrillGoesOnWhenARestartCannotBind: a drill used to abort the whole
+// batch when a killed process could not bind its old port on restart
+// (another process took it while it was down). A restart now retries
+// while the port is taken; a round whose target cannot be restarted fails
+// alone, and the next round brings it back.
+func TestDrillGoesOnWhenARestartCannotBind(t *testing.T) {
+	var held []net.Listener
+	defer func() {
+		for _, ln := range held {
+			ln.Close()
+		}
+	}()
+	take := func(addr string, d time.Duration) {
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			t.Errorf("taking %s: %v", addr, err)
+			return
+		}
+		held = append(held, ln)
+		time.AfterFunc(d, func() { ln.Close() })
+	}
+	opts := drill.Options{Rounds: 3, Kill: "follower", At: "map", Seed: 4, Bin: binDir, Dir: t.TempDir(),
+		OnKill: func(round int, p *localcluster.Proc) {
+			switch round {
+			case 1: // taken for a moment: the restart retries and succeeds
+				take(p.APIAddr, 1500*time.Millisecond)
+			case 2: // taken past every retry: this round fails
+				take(p.APIAddr, 12*time.Second)
+			}
+		}}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	rep, err := drill.Run(ctx, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	rep.Print(&b)
+	t.Logf("drill report:\n%s", b.String())
+	if len(rep.Rounds) != 3 {
+		t.Fatalf("%d rounds reported, want 3", len(rep.Rounds))
+	}
+	for _, r := range rep.Rounds {
+		switch r.N {
+		case 2:
+			if !strings.Contains(r.Error, "could not restart") || !strings.Contains(r.Error, "address already in use") {
+				t.Errorf("round 2: error %q, want the restart's failure", r.Error)
+			}
+		default:
+			if !r.Exact || r.Error != "" {
+				t.Errorf("round %d: exact %t, error %q", r.N, r.Exact, r.Error)
+			}
+		}
+	}
 }

@@ -8,7 +8,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,6 +18,7 @@ import (
 
 	"github.com/baton-sched/baton/api"
 	"github.com/baton-sched/baton/client"
+	"github.com/baton-sched/baton/internal/localcluster"
 )
 
 var binDir string
@@ -65,30 +65,17 @@ type cluster struct {
 
 func freePort(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
+	return freePorts(t, 1)[0]
 }
 
-// freePorts returns n distinct free loopback addresses (all held open
-// until all are chosen, so none repeats).
+// freePorts returns n distinct free loopback addresses, below the
+// ephemeral port range, so a node that is down does not lose its ports to
+// other processes' outgoing connections (see localcluster.FreePorts).
 func freePorts(t *testing.T, n int) []string {
 	t.Helper()
-	var lns []net.Listener
-	var addrs []string
-	for i := 0; i < n; i++ {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		lns = append(lns, ln)
-		addrs = append(addrs, ln.Addr().String())
-	}
-	for _, ln := range lns {
-		ln.Close()
+	addrs, err := localcluster.FreePorts(n)
+	if err != nil {
+		t.Fatal(err)
 	}
 	return addrs
 }

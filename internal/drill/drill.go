@@ -45,6 +45,10 @@ type Options struct {
 	// adds each round's steps.
 	Log     io.Writer
 	Verbose bool
+	// OnKill, when set, is called with the round number and its target
+	// once the target is killed, before it is restarted (tests take its
+	// port meanwhile).
+	OnKill func(round int, target *localcluster.Proc)
 }
 
 // Round is one job run under fault.
@@ -102,8 +106,9 @@ type drill struct {
 	conns map[string]*grpc.ClientConn
 	log   io.Writer
 
-	killedAt time.Time // the last leader kill
-	oldTerm  uint64    // the killed leader's term
+	victim   *localcluster.Proc // the round's target
+	killedAt time.Time          // the last leader kill
+	oldTerm  uint64             // the killed leader's term
 }
 
 type baseline struct {
@@ -197,8 +202,17 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 	}
 	rep := &Report{BaselineWordCount: d.base["wordcount"].ms, BaselineHistogram: d.base["histogram"].ms}
 	for i := 1; i <= opts.Rounds; i++ {
+		if ctx.Err() != nil {
+			return rep, ctx.Err()
+		}
 		if err := d.healthy(ctx); err != nil {
-			return rep, err
+			// A process that could not be brought back (its port taken,
+			// say) fails this round, not the batch: the next round tries
+			// again.
+			r := Round{N: i, Target: "none", TakeoverMs: -1, Error: "the cluster was not healthy before the round: " + err.Error()}
+			rep.Rounds = append(rep.Rounds, r)
+			d.logf("%s", r.line())
+			continue
 		}
 		r := d.round(ctx, i)
 		rep.Rounds = append(rep.Rounds, r)
@@ -259,7 +273,16 @@ func (d *drill) baseline(ctx context.Context, j knownJob) (baseline, bool, error
 // leader with everything applied, and every executor is registered.
 func (d *drill) healthy(ctx context.Context) error {
 	deadline := time.Now().Add(60 * time.Second)
+	down := "" // why a process could not be restarted, if one could not
 	for time.Now().Before(deadline) {
+		// Processes a round left down (their restart gave up) are started
+		// again.
+		for _, p := range append(append([]*localcluster.Proc{}, d.c.Scheds...), d.c.Execs...) {
+			if why := p.RestartError(); why != "" && !p.Running() {
+				down = why
+				d.c.Restart(p)
+			}
+		}
 		leader, _, err := d.c.Leader(ctx)
 		if err == nil {
 			ls, err := d.c.NodeStatus(ctx, leader)
@@ -277,7 +300,30 @@ func (d *drill) healthy(ctx context.Context) error {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+	if down != "" {
+		return fmt.Errorf("drill: the cluster did not become healthy within 60s: %s", down)
+	}
 	return fmt.Errorf("drill: the cluster did not become healthy within 60s")
+}
+
+// restarted waits until the round's victim runs again: a round that
+// cannot restart its target fails (the batch goes on).
+func (d *drill) restarted() error {
+	p := d.victim
+	if p == nil {
+		return nil
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for time.Now().Before(deadline) {
+		if why := p.RestartError(); why != "" {
+			return fmt.Errorf("could not restart %s: %s", p.Name, why)
+		}
+		if p.Up(time.Second) {
+			return nil
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return fmt.Errorf("%s was not running 15s after its restart", p.Name)
 }
 
 func (d *drill) pick(opt string, choices ...string) string {
@@ -333,6 +379,7 @@ func (d *drill) round(ctx context.Context, n int) Round {
 		time.Sleep(time.Duration(d.rng.IntN(3)) * time.Millisecond)
 	}
 	var restart func()
+	d.victim = nil
 	switch kind {
 	case "leader":
 		restart, err = d.killLeader(ctx, &r)
@@ -345,6 +392,9 @@ func (d *drill) round(ctx context.Context, n int) Round {
 	}
 	if err != nil {
 		return fail(err)
+	}
+	if d.opts.OnKill != nil && d.victim != nil {
+		d.opts.OnKill(n, d.victim)
 	}
 	switch {
 	case r.NewLeader != "":
@@ -370,6 +420,9 @@ func (d *drill) round(ctx context.Context, n int) Round {
 	}
 	if kind == "executor" && restart != nil {
 		restart()
+	}
+	if err := d.restarted(); err != nil {
+		return fail(err)
 	}
 	if a.err != nil {
 		return fail(a.err)
@@ -435,6 +488,7 @@ func (d *drill) killLeader(ctx context.Context, r *Round) (func(), error) {
 		return nil, err
 	}
 	r.Target = "leader " + old.Name
+	d.victim = old
 	killed := time.Now()
 	if err := d.c.Kill(old); err != nil {
 		return nil, err
@@ -509,6 +563,7 @@ func (d *drill) killFollower(r *Round) (func(), error) {
 	}
 	f := followers[d.rng.IntN(len(followers))]
 	r.Target = "follower " + f.Name
+	d.victim = f
 	if err := d.c.Kill(f); err != nil {
 		return nil, err
 	}
@@ -530,6 +585,7 @@ func (d *drill) killExecutor(r *Round) (func(), error) {
 	}
 	e := live[d.rng.IntN(len(live))]
 	r.Target = "executor " + e.Name
+	d.victim = e
 	if err := d.c.Kill(e); err != nil {
 		return nil, err
 	}

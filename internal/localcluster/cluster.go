@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	mrand "math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -49,6 +51,8 @@ type Proc struct {
 	mu                                sync.Mutex
 	cmd                               *exec.Cmd
 	done                              chan struct{}
+	restartErr                        string
+	started                           time.Time
 }
 
 // Running reports whether the process runs.
@@ -184,13 +188,32 @@ func (c *Cluster) Client() (*client.Client, error) {
 	return client.Dial(c.APIAddrs(), client.Options{RetryFor: 60 * time.Second})
 }
 
-// Restart starts a process that is not running.
+// Restart starts a process that is not running. A process that exits at
+// once because its address is taken (another process bound the port while
+// it was down) is started again, up to bindRetries times, 300 ms apart;
+// RestartError says when it gave up.
 func (c *Cluster) Restart(p *Proc) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.cmd != nil {
 		return fmt.Errorf("localcluster: %s is running", p.Name)
 	}
+	p.restartErr = ""
+	return c.startLocked(p, 0)
+}
+
+// bindRetries bounds the restarts of a process that cannot bind.
+const bindRetries = 20
+
+// RestartError returns why the process could not be restarted ("" when
+// it was, or is being retried).
+func (p *Proc) RestartError() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.restartErr
+}
+
+func (c *Cluster) startLocked(p *Proc, tries int) error {
 	var out io.Writer = c.opts.Log
 	var f *os.File
 	if out == nil {
@@ -200,14 +223,16 @@ func (c *Cluster) Restart(p *Proc) error {
 		}
 		out = f
 	}
+	tail := &tailBuffer{}
 	cmd := exec.Command(filepath.Join(c.opts.Bin, p.Kind), p.args...)
-	cmd.Stdout, cmd.Stderr = out, out
+	cmd.Stdout, cmd.Stderr = io.MultiWriter(out, tail), io.MultiWriter(out, tail)
 	if err := cmd.Start(); err != nil {
 		if f != nil {
 			f.Close()
 		}
 		return fmt.Errorf("localcluster: start %s: %w", p.Name, err)
 	}
+	started := time.Now()
 	done := make(chan struct{})
 	go func() {
 		cmd.Wait()
@@ -215,9 +240,63 @@ func (c *Cluster) Restart(p *Proc) error {
 			f.Close()
 		}
 		close(done)
+		if time.Since(started) > 5*time.Second || !tail.contains("address already in use") {
+			return
+		}
+		time.Sleep(300 * time.Millisecond)
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		if p.cmd != cmd {
+			return // stopped or restarted meanwhile
+		}
+		p.cmd = nil
+		if tries+1 >= bindRetries {
+			p.restartErr = fmt.Sprintf("%s could not bind its addresses (%d tries): %s", p.Name, tries+1, tail.lastLine())
+			return
+		}
+		if err := c.startLocked(p, tries+1); err != nil {
+			p.restartErr = err.Error()
+		}
 	}()
-	p.cmd, p.done = cmd, done
+	p.cmd, p.done, p.started = cmd, done, started
 	return nil
+}
+
+// Up reports whether the process runs and has run for at least d (a
+// process that cannot bind its addresses exits within milliseconds).
+func (p *Proc) Up(d time.Duration) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.cmd != nil && time.Since(p.started) >= d
+}
+
+// tailBuffer keeps the last few KiB a process wrote.
+type tailBuffer struct {
+	mu  sync.Mutex
+	buf []byte
+}
+
+func (t *tailBuffer) Write(b []byte) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.buf = append(t.buf, b...)
+	if len(t.buf) > 8<<10 {
+		t.buf = append(t.buf[:0:0], t.buf[len(t.buf)-(4<<10):]...)
+	}
+	return len(b), nil
+}
+
+func (t *tailBuffer) contains(s string) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return strings.Contains(string(t.buf), s)
+}
+
+func (t *tailBuffer) lastLine() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	lines := strings.Split(strings.TrimSpace(string(t.buf)), "\n")
+	return lines[len(lines)-1]
 }
 
 // Signal sends a signal to a process and, for a fatal one, waits for it to
@@ -353,20 +432,51 @@ func (c *Cluster) Close() {
 	}
 }
 
-// FreePorts returns n distinct free loopback addresses.
+// FreePorts returns n distinct free loopback addresses, chosen below the
+// kernel's ephemeral port range: the ports of a process that is down are
+// then not handed to other processes' outgoing connections, so it can bind
+// them again when restarted.
 func FreePorts(n int) ([]string, error) {
+	lo, hi := portRange()
 	var lns []net.Listener
+	defer func() {
+		for _, ln := range lns {
+			ln.Close()
+		}
+	}()
 	var out []string
-	for i := 0; i < n; i++ {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
+	for tries := 0; len(out) < n && tries < 100*n; tries++ {
+		addr := "127.0.0.1:0"
+		if hi > lo {
+			addr = fmt.Sprintf("127.0.0.1:%d", lo+mrand.IntN(hi-lo))
+		}
+		ln, err := net.Listen("tcp", addr)
 		if err != nil {
-			return nil, err
+			continue
 		}
 		lns = append(lns, ln)
 		out = append(out, ln.Addr().String())
 	}
-	for _, ln := range lns {
-		ln.Close()
+	if len(out) < n {
+		return nil, fmt.Errorf("localcluster: found %d of %d free ports", len(out), n)
 	}
 	return out, nil
+}
+
+// portRange returns ports to choose from: [10000, the start of the
+// ephemeral range), or nothing when that range cannot be read.
+func portRange() (int, int) {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return 0, 0
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 1 {
+		return 0, 0
+	}
+	start, err := strconv.Atoi(f[0])
+	if err != nil || start <= 11000 {
+		return 0, 0
+	}
+	return 10000, start
 }

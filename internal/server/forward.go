@@ -178,7 +178,18 @@ func (s *Server) catchUp(ctx context.Context) error {
 		}
 		index = st.CommitIndex
 	}
-	return s.waitIndex(ctx, index)
+	// Raft's applied index, not the FSM's: the commit index counts entries
+	// the FSM never sees (a new leader's no-op).
+	for s.node.Raft().AppliedIndex() < index {
+		changed := s.fsm.Changed()
+		select {
+		case <-changed:
+		case <-time.After(5 * time.Millisecond):
+		case <-ctx.Done():
+			return status.Errorf(codes.Unavailable, "node %s has not caught up with the leader (applied %d of %d); retry", s.cfg.ID, s.node.Raft().AppliedIndex(), index)
+		}
+	}
+	return nil
 }
 
 // lookup runs find against this replica and, when it finds nothing, once
