@@ -2475,8 +2475,15 @@ type StatusResponse struct {
 	ExecutorsAlive int32       `protobuf:"varint,6,opt,name=executors_alive,json=executorsAlive,proto3" json:"executors_alive,omitempty"`
 	Jobs           int32       `protobuf:"varint,7,opt,name=jobs,proto3" json:"jobs,omitempty"`
 	JobsRunning    int32       `protobuf:"varint,8,opt,name=jobs_running,json=jobsRunning,proto3" json:"jobs_running,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// leader_changes is how many times the answering node saw the leader
+	// change in the last leader_changes_window_s seconds; warning says what
+	// an operator should look at (set when the leader changed more than a
+	// few times in that window: a busy machine looks like a dead one).
+	LeaderChanges        int32  `protobuf:"varint,9,opt,name=leader_changes,json=leaderChanges,proto3" json:"leader_changes,omitempty"`
+	LeaderChangesWindowS int32  `protobuf:"varint,10,opt,name=leader_changes_window_s,json=leaderChangesWindowS,proto3" json:"leader_changes_window_s,omitempty"`
+	Warning              string `protobuf:"bytes,11,opt,name=warning,proto3" json:"warning,omitempty"`
+	unknownFields        protoimpl.UnknownFields
+	sizeCache            protoimpl.SizeCache
 }
 
 func (x *StatusResponse) Reset() {
@@ -2563,6 +2570,27 @@ func (x *StatusResponse) GetJobsRunning() int32 {
 		return x.JobsRunning
 	}
 	return 0
+}
+
+func (x *StatusResponse) GetLeaderChanges() int32 {
+	if x != nil {
+		return x.LeaderChanges
+	}
+	return 0
+}
+
+func (x *StatusResponse) GetLeaderChangesWindowS() int32 {
+	if x != nil {
+		return x.LeaderChangesWindowS
+	}
+	return 0
+}
+
+func (x *StatusResponse) GetWarning() string {
+	if x != nil {
+		return x.Warning
+	}
+	return ""
 }
 
 type NodeStatusRequest struct {
@@ -5593,7 +5621,7 @@ const file_api_baton_proto_rawDesc = "" +
 	"\rapplied_index\x18\v \x01(\x04R\fappliedIndex\x12&\n" +
 	"\x0flast_contact_ms\x18\f \x01(\x03R\rlastContactMs\x12.\n" +
 	"\x13last_snapshot_index\x18\r \x01(\x04R\x11lastSnapshotIndex\"\x0f\n" +
-	"\rStatusRequest\"\xa3\x02\n" +
+	"\rStatusRequest\"\x9b\x03\n" +
 	"\x0eStatusResponse\x12(\n" +
 	"\x04node\x18\x01 \x01(\v2\x14.baton.v1.NodeStatusR\x04node\x12\x1b\n" +
 	"\tleader_id\x18\x02 \x01(\tR\bleaderId\x12&\n" +
@@ -5602,7 +5630,11 @@ const file_api_baton_proto_rawDesc = "" +
 	"\texecutors\x18\x05 \x01(\x05R\texecutors\x12'\n" +
 	"\x0fexecutors_alive\x18\x06 \x01(\x05R\x0eexecutorsAlive\x12\x12\n" +
 	"\x04jobs\x18\a \x01(\x05R\x04jobs\x12!\n" +
-	"\fjobs_running\x18\b \x01(\x05R\vjobsRunning\"\x13\n" +
+	"\fjobs_running\x18\b \x01(\x05R\vjobsRunning\x12%\n" +
+	"\x0eleader_changes\x18\t \x01(\x05R\rleaderChanges\x125\n" +
+	"\x17leader_changes_window_s\x18\n" +
+	" \x01(\x05R\x14leaderChangesWindowS\x12\x18\n" +
+	"\awarning\x18\v \x01(\tR\awarning\"\x13\n" +
 	"\x11NodeStatusRequest\"\x91\x03\n" +
 	"\n" +
 	"NodeStatus\x12\x0e\n" +

@@ -28,7 +28,10 @@ func sleepJob(t *testing.T, name string, n, ms int, extra string) *plan.Plan {
 	return p
 }
 
-// progress returns the finished tasks of two jobs when the first ends.
+// raceTwoJobs submits two jobs one after the other and returns how many
+// of the second's tasks had finished when the first ended, as the log
+// says (the second's task ends logged strictly before the first job's
+// end; what a poll sees on a loaded machine would be later).
 func raceTwoJobs(t *testing.T, cl *client.Client, a, b *plan.Plan, poolA, poolB string) (finishedB int32, tasksB int32) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -41,26 +44,26 @@ func raceTwoJobs(t *testing.T, cl *client.Client, a, b *plan.Plan, poolA, poolB 
 	if err != nil {
 		t.Fatal(err)
 	}
-	for {
-		ja, err := cl.Job(ctx, ida, false)
-		if err != nil {
-			t.Fatal(err)
-		}
-		jb, err := cl.Job(ctx, idb, false)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if ja.State != api.JobState_JOB_STATE_RUNNING {
-			if _, err := cl.Wait(ctx, idb, nil); err != nil {
-				t.Fatal(err)
-			}
-			return jb.Finished, jb.Tasks
-		}
-		if ctx.Err() != nil {
-			t.Fatal("the jobs did not end")
-		}
-		time.Sleep(20 * time.Millisecond)
+	ja, err := cl.Wait(ctx, ida, nil)
+	if err != nil {
+		t.Fatal(err)
 	}
+	jb, err := cl.Wait(ctx, idb, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, st := range jb.Stages {
+		d, err := cl.Stage(ctx, st.Id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, ta := range d.Tasks {
+			if ta.State == "success" && ta.EndedUnixNano < ja.EndedUnixNano {
+				finishedB++
+			}
+		}
+	}
+	return finishedB, jb.Tasks
 }
 
 // TestFairPoolsBothProgress: two jobs of many slow tasks submitted one
@@ -154,8 +157,10 @@ func TestSpeculation(t *testing.T) {
 	for _, st := range execStatsOf(t, c, "e1", "e2") {
 		launches += st.LaunchesByJob[id]
 	}
-	if launches != 17 {
-		t.Errorf("%d launches for 16 tasks, want 17 (one speculative copy)", launches)
+	// At least the straggler's copy; on a loaded machine another slow
+	// task may get one too.
+	if launches < 17 {
+		t.Errorf("%d launches for 16 tasks, want at least 17 (a speculative copy)", launches)
 	}
 	waitFor(t, "the straggler to be killed", func() bool {
 		var n int32

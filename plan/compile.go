@@ -238,9 +238,14 @@ func compile(p *Plan, opts Options) (*Graph, error) {
 	var errs []string
 	for _, name := range p.topo() {
 		err := c.compile(name)
+		var se *SamplingError
 		switch {
 		case errors.Is(err, errInputFailed):
 			// Reported for the input.
+		case errors.As(err, &se):
+			// Not a problem of the plan: the sampling job could not run
+			// (a leader change, say). Its cause keeps its class.
+			return nil, se
 		case err != nil:
 			errs = append(errs, err.Error())
 		}
@@ -262,6 +267,21 @@ func compile(p *Plan, opts Options) (*Graph, error) {
 	}
 	return c.g, nil
 }
+
+// SamplingError is a sortByKey whose sampling job did not give bounds. It
+// is not a problem of the plan (the plan was checked before the sampling
+// job ran): its cause (a leadership change, a failed job) is kept, for
+// errors.Is and errors.As.
+type SamplingError struct {
+	Dataset string
+	Err     error
+}
+
+func (e *SamplingError) Error() string {
+	return fmt.Sprintf("plan: dataset %q: sampling for sortByKey: %v", e.Dataset, e.Err)
+}
+
+func (e *SamplingError) Unwrap() error { return e.Err }
 
 // errInputFailed: a dataset whose input did not compile is not compiled
 // (its input's problem is reported).
@@ -484,7 +504,7 @@ func (c *compiler) compile(name string) error {
 			partial := &Graph{Name: c.g.Name, Nodes: c.g.Nodes, Output: inputs[0], Action: GraphAction{Op: "sampleKeys"}}
 			bounds, err := c.opts.Sampler.SampleBounds(partial, inputs[0], node.Partitions)
 			if err != nil {
-				return fmt.Errorf("dataset %q: sampling for sortByKey: %w", name, err)
+				return &SamplingError{Dataset: name, Err: err}
 			}
 			// Fewer distinct keys than reducers: repeat the last bound
 			// (those reducers get nothing).

@@ -64,6 +64,8 @@ func (c *cluster) start(i int, bootstrap []Peer) {
 	nd, err := Open(Options{
 		ID: fmt.Sprintf("n%d", i), DataDir: c.dirs[i], RaftAddr: c.addrs[i], Bootstrap: bootstrap,
 		FSM: c.fsms[i], SnapshotThreshold: 64, TrailingLogs: 32, SnapshotInterval: 100 * time.Millisecond,
+		// Generous timeouts: a loaded machine must not look like a dead one.
+		HeartbeatTimeout: 500 * time.Millisecond, ElectionTimeout: 500 * time.Millisecond, LeaderLeaseTimeout: 500 * time.Millisecond,
 	})
 	if err != nil {
 		c.t.Fatal(err)
@@ -84,6 +86,64 @@ func (c *cluster) leader() (int, *Node) {
 	}
 	c.t.Fatal("no leader within 10s")
 	return -1, nil
+}
+
+// propose commits idempotent commands through whichever node leads,
+// riding through leader changes: a proposal whose outcome is unknown, or
+// that reached a node no longer leading, is made again on the next leader
+// (the commands are idempotent, so twice is the same as once).
+func (c *cluster) propose(cmds ...dag.Command) ([]dag.Result, error) {
+	for try := 0; ; try++ {
+		leader := c.waitLeader()
+		if leader == nil {
+			return nil, errors.New("no leader within 20s")
+		}
+		p := NewProposer(leader, ProposerOptions{})
+		res, err := p.Propose(context.Background(), cmds...)
+		p.Close()
+		if err == nil {
+			return res, nil
+		}
+		if try == 20 || !(errors.Is(err, ErrOutcomeUnknown) || errors.Is(err, ErrNotLeader) || errors.Is(err, ErrNoLeader) || errors.Is(err, ErrProposerClosed)) {
+			return nil, err
+		}
+	}
+}
+
+// mustPropose is propose on the test's goroutine.
+func (c *cluster) mustPropose(cmds ...dag.Command) []dag.Result {
+	c.t.Helper()
+	res, err := c.propose(cmds...)
+	if err != nil {
+		c.t.Fatalf("propose: %v", err)
+	}
+	return res
+}
+
+// waitLeader returns the leader, waiting up to 20s; nil if there is none.
+// Safe off the test's goroutine.
+func (c *cluster) waitLeader() *Node {
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		for _, n := range c.nodes {
+			if n != nil && n.IsLeader() {
+				return n
+			}
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return nil
+}
+
+func waitFor(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 func register(id string) dag.Command {
@@ -109,14 +169,10 @@ func waitApplied(t testing.TB, nd *Node, idx uint64) {
 
 func TestQuorumElectsReplicatesAndSurvivesLeaderLoss(t *testing.T) {
 	c := newCluster(t, 3)
-	li, leader := c.leader()
-	p := NewProposer(leader, ProposerOptions{})
 	for i := 0; i < 50; i++ {
-		if _, err := p.Propose(context.Background(), register(fmt.Sprintf("e%d", i))); err != nil {
-			t.Fatal(err)
-		}
+		c.mustPropose(register(fmt.Sprintf("e%d", i)))
 	}
-	p.Close()
+	li, _ := c.leader()
 
 	// A follower refuses writes with ErrNotLeader.
 	fi := (li + 1) % 3
@@ -129,19 +185,16 @@ func TestQuorumElectsReplicatesAndSurvivesLeaderLoss(t *testing.T) {
 	start := time.Now()
 	c.nodes[li].Kill()
 	c.nodes[li] = nil
-	ni, next := c.leader()
+	ni, _ := c.leader()
 	t.Logf("new leader n%d after %s", ni, time.Since(start))
-	p = NewProposer(next, ProposerOptions{})
 	for i := 50; i < 300; i++ {
-		if _, err := p.Propose(context.Background(), register(fmt.Sprintf("e%d", i))); err != nil {
-			t.Fatal(err)
-		}
+		c.mustPropose(register(fmt.Sprintf("e%d", i)))
 	}
-	p.Close()
 
 	// Restart the killed node from its data directory (no bootstrap
 	// flags needed): it catches up (by snapshot: the log was compacted).
 	c.start(li, nil)
+	_, next := c.leader()
 	for _, nd := range c.nodes {
 		waitApplied(t, nd, next.Raft().AppliedIndex())
 	}
@@ -151,12 +204,18 @@ func TestQuorumElectsReplicatesAndSurvivesLeaderLoss(t *testing.T) {
 		}
 	}
 
-	// Linearizable read on the leader.
-	if err := next.ReadIndex(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	if err := c.nodes[li].ReadIndex(context.Background()); !errors.Is(err, ErrNotLeader) {
-		t.Fatalf("ReadIndex on a follower: %v", err)
+	// Linearizable read on the leader; a follower refuses.
+	waitFor(t, "a linearizable read on the leader", func() bool {
+		_, next := c.leader()
+		return next.ReadIndex(context.Background()) == nil
+	})
+	for _, nd := range c.nodes {
+		if !nd.IsLeader() {
+			if err := nd.ReadIndex(context.Background()); !errors.Is(err, ErrNotLeader) {
+				t.Fatalf("ReadIndex on a follower: %v", err)
+			}
+			break
+		}
 	}
 }
 
@@ -245,7 +304,7 @@ func TestOpenErrors(t *testing.T) {
 
 func TestProposerBatchesConcurrentProposals(t *testing.T) {
 	c := newCluster(t, 3)
-	li, leader := c.leader()
+	_, leader := c.leader()
 	p := NewProposer(leader, ProposerOptions{})
 	defer p.Close()
 	before := leader.Raft().LastIndex()
@@ -257,9 +316,18 @@ func TestProposerBatchesConcurrentProposals(t *testing.T) {
 		go func(w int) {
 			defer wg.Done()
 			for i := 0; i < each; i++ {
-				res, err := p.Propose(context.Background(), register(fmt.Sprintf("w%d-%d", w, i)))
-				if err != nil || len(res) != 1 || res[0].Err != nil {
-					errs <- fmt.Errorf("propose: %v %+v", err, res)
+				cmd := register(fmt.Sprintf("w%d-%d", w, i))
+				res, err := p.Propose(context.Background(), cmd)
+				if err != nil {
+					// The leader changed (a loaded machine): again, on
+					// the next one (registering is idempotent).
+					if res, err = c.propose(cmd); err != nil {
+						errs <- err
+						return
+					}
+				}
+				if len(res) != 1 || res[0].Err != nil {
+					errs <- fmt.Errorf("propose: %+v", res)
 					return
 				}
 			}
@@ -270,6 +338,8 @@ func TestProposerBatchesConcurrentProposals(t *testing.T) {
 	for err := range errs {
 		t.Fatal(err)
 	}
+	li, leader := c.leader()
+	waitApplied(t, leader, leader.Raft().LastIndex())
 	entries := leader.Raft().LastIndex() - before
 	if got := executors(c.fsms[li]); got != workers*each {
 		t.Fatalf("%d executors registered, want %d", got, workers*each)

@@ -97,9 +97,10 @@ func parseFlags(args []string, stderr io.Writer) (server.Config, *slog.Logger, b
 	fs.StringVar(&cfg.HTTPAddr, "http-addr", "127.0.0.1:7201", "JSON HTTP API address (empty: none)")
 	bootstrap := fs.String("bootstrap", "", "initial quorum as id=raftaddr,... (used only when the data directory is empty)")
 	join := fs.String("join", "", "API address(es) of running members to join through, comma-separated (used only when the data directory is empty)")
-	fs.DurationVar(&cfg.Raft.HeartbeatTimeout, "heartbeat-timeout", 200*time.Millisecond, "Raft heartbeat timeout")
-	fs.DurationVar(&cfg.Raft.ElectionTimeout, "election-timeout", 200*time.Millisecond, "Raft election timeout")
-	fs.DurationVar(&cfg.Raft.LeaderLeaseTimeout, "leader-lease-timeout", 100*time.Millisecond, "Raft leader lease timeout (at most the heartbeat timeout)")
+	multiplier := fs.Int("raft-multiplier", 1, "scales the Raft timeouts (as Nomad's raft_multiplier, 1 to 10): heartbeat and election timeouts and the leader lease are 200ms times this; raise it on machines too busy to answer in time, at the cost of slower failover")
+	fs.DurationVar(&cfg.Raft.HeartbeatTimeout, "heartbeat-timeout", 0, "Raft heartbeat timeout (default 200ms × -raft-multiplier)")
+	fs.DurationVar(&cfg.Raft.ElectionTimeout, "election-timeout", 0, "Raft election timeout (default 200ms × -raft-multiplier)")
+	fs.DurationVar(&cfg.Raft.LeaderLeaseTimeout, "leader-lease-timeout", 0, "Raft leader lease timeout, at most the heartbeat timeout (default: the heartbeat timeout)")
 	fs.DurationVar(&cfg.Raft.CommitTimeout, "commit-timeout", 5*time.Millisecond, "Raft commit timeout")
 	fs.Uint64Var(&cfg.Raft.SnapshotThreshold, "snapshot-threshold", 4096, "log entries between snapshots")
 	fs.DurationVar(&cfg.Raft.SnapshotInterval, "snapshot-interval", 10*time.Second, "how often to check the snapshot threshold")
@@ -193,6 +194,19 @@ func parseFlags(args []string, stderr io.Writer) (server.Config, *slog.Logger, b
 	}
 	if cfg.Driver.SpeculationMultiplier < 1 {
 		errs = append(errs, fmt.Errorf("-speculation-multiplier must be >= 1, got %v", cfg.Driver.SpeculationMultiplier))
+	}
+	if *multiplier < 1 || *multiplier > 10 {
+		errs = append(errs, fmt.Errorf("-raft-multiplier must be 1 to 10, got %d", *multiplier))
+	}
+	base := time.Duration(max(*multiplier, 1)) * 200 * time.Millisecond
+	if cfg.Raft.HeartbeatTimeout == 0 {
+		cfg.Raft.HeartbeatTimeout = base
+	}
+	if cfg.Raft.ElectionTimeout == 0 {
+		cfg.Raft.ElectionTimeout = base
+	}
+	if cfg.Raft.LeaderLeaseTimeout == 0 {
+		cfg.Raft.LeaderLeaseTimeout = cfg.Raft.HeartbeatTimeout
 	}
 	if cfg.Raft.LeaderLeaseTimeout > cfg.Raft.HeartbeatTimeout {
 		errs = append(errs, fmt.Errorf("-leader-lease-timeout %s exceeds -heartbeat-timeout %s", cfg.Raft.LeaderLeaseTimeout, cfg.Raft.HeartbeatTimeout))

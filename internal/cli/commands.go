@@ -77,7 +77,11 @@ func runStatus(ctx context.Context, c *common, fs *flag.FlagSet, args []string) 
 	fmt.Fprintf(w, "Term       %d\n", st.Node.Term)
 	fmt.Fprintf(w, "Commit     %d (applied %d on %s)\n", st.Node.CommitIndex, st.Node.AppliedIndex, st.Node.Id)
 	fmt.Fprintf(w, "Executors  %d alive of %d\n", st.ExecutorsAlive, st.Executors)
-	fmt.Fprintf(w, "Jobs       %d running of %d\n\n", st.JobsRunning, st.Jobs)
+	fmt.Fprintf(w, "Jobs       %d running of %d\n", st.JobsRunning, st.Jobs)
+	if st.Warning != "" {
+		fmt.Fprintf(w, "Warning    %s\n", st.Warning)
+	}
+	fmt.Fprintln(w)
 	return printPeers(w, st.Peers)
 }
 

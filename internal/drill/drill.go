@@ -45,6 +45,8 @@ type Options struct {
 	// adds each round's steps.
 	Log     io.Writer
 	Verbose bool
+	// SchedFlags are extra schedd flags (after the drill's own).
+	SchedFlags []string
 	// OnKill, when set, is called with the round number and its target
 	// once the target is killed, before it is restarted (tests take its
 	// port meanwhile).
@@ -168,7 +170,7 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 	d.logf("starting a local cluster: 3 schedd, %d execd (4 slots each) in %s", opts.Executors, dir)
 	c, err := localcluster.Start(ctx, localcluster.Options{
 		Bin: opts.Bin, Dir: filepath.Join(dir, "cluster"), Executors: opts.Executors,
-		SchedFlags: []string{"-executor-timeout", "3s", "-heartbeat-interval", "200ms"},
+		SchedFlags: append([]string{"-executor-timeout", "3s", "-heartbeat-interval", "200ms"}, opts.SchedFlags...),
 	})
 	if err != nil {
 		return nil, err

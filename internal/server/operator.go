@@ -37,7 +37,9 @@ func (s *Server) Status(ctx context.Context, req *api.StatusRequest) (*api.Statu
 	if err != nil {
 		return nil, err
 	}
-	resp := &api.StatusResponse{Node: self, LeaderId: self.LeaderId, Peers: peers}
+	resp := &api.StatusResponse{Node: self, LeaderId: self.LeaderId, Peers: peers, LeaderChangesWindowS: int32(churnWindow.Seconds())}
+	n, warning := s.churn.recent(time.Now())
+	resp.LeaderChanges, resp.Warning = int32(n), warning
 	if m, ok := s.fsm.Member(self.LeaderId); ok {
 		resp.LeaderApiAddr = m.APIAddr
 	}

@@ -7,6 +7,8 @@ import (
 	"github.com/baton-sched/baton/dag"
 	"github.com/baton-sched/baton/ops"
 	"github.com/baton-sched/baton/plan"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 )
 
 // sampler picks sortByKey bounds for one submission by running sampling
@@ -96,7 +98,7 @@ func (s *Server) waitResults(ctx context.Context, id dag.JobID) ([][]byte, error
 		})
 		switch info.Status {
 		case dag.JobFailed, dag.JobCancelled:
-			return nil, fmt.Errorf("job %d %s: %s", id, info.Status, info.Message)
+			return nil, status.Errorf(codes.FailedPrecondition, "job %d %s: %s", id, info.Status, info.Message)
 		case dag.JobSucceeded:
 			out := make([][]byte, len(refs))
 			for i, ref := range refs {
@@ -117,7 +119,7 @@ func (s *Server) waitResults(ctx context.Context, id dag.JobID) ([][]byte, error
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		case <-s.stop:
-			return nil, fmt.Errorf("server: shutting down")
+			return nil, status.Error(codes.Unavailable, "server: shutting down; retry")
 		}
 	}
 }

@@ -147,6 +147,7 @@ type Server struct {
 
 	hist    *history
 	metrics *metrics
+	churn   churn
 	// wired holds the driver once it exists: the FSM's hooks run from
 	// the moment Raft opens (replaying the log), before New has built
 	// everything, and must see only what is there.
@@ -262,8 +263,11 @@ func (s *Server) watchLeaders() {
 		defer s.node.Raft().DeregisterObserver(obs)
 		for {
 			select {
-			case <-ch:
-				s.metrics.leaderChange.Inc()
+			case o := <-ch:
+				if lo, ok := o.Data.(raft.LeaderObservation); ok && lo.LeaderID != "" {
+					s.metrics.leaderChange.Inc()
+					s.churn.saw(time.Now())
+				}
 			case <-s.stop:
 				return
 			}

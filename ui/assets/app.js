@@ -86,15 +86,16 @@ async function header() {
     const role = String(me.state || "").toLowerCase();
     let html = `node <b>${esc(me.id)}</b> · ${badge(role || "unknown")} · term ${esc(me.term)}`;
     const banner = document.getElementById("banner");
+    const notes = [];
+    if (st.warning) notes.push(`<span id="churn-warning"><b>Warning:</b> ${esc(st.warning)}.</span>`);
     if (role !== "leader") {
       const leader = (st.peers || []).find(p => p.leader);
       const link = leader && leader.http_addr ? `<a href="http://${esc(leader.http_addr)}/ui/${esc(location.hash)}">${esc(leader.id)}</a>` : esc(st.leader_id || "none");
       html += ` · leader ${link}`;
-      banner.innerHTML = `This follower shows its replica of the state; running tasks and heartbeats are known to the leader (${link}).`;
-      banner.hidden = false;
-    } else {
-      banner.hidden = true;
+      notes.push(`This follower shows its replica of the state; running tasks and heartbeats are known to the leader (${link}).`);
     }
+    banner.innerHTML = notes.join("<br>");
+    banner.hidden = notes.length === 0;
     document.getElementById("node").innerHTML = html;
   } catch (e) {
     document.getElementById("node").textContent = "status unavailable: " + e.message;
@@ -263,7 +264,8 @@ async function viewQuorum() {
       <td class="num">${v(p.last_snapshot_index)}</td><td class="num">${!up ? "—" : num(p.last_contact_ms) < 0 ? "never" : dur(num(p.last_contact_ms))}</td></tr>`;
   }).join("");
   return `<h1>Quorum</h1><div class="card"><dl class="kv"><dt>Leader</dt><dd>${esc(st.leader_id || "none")}</dd>
-    <dt>Term</dt><dd>${esc((st.node || {}).term)}</dd><dt>Commit index</dt><dd>${esc((st.node || {}).commit_index)}</dd></dl></div>
+    <dt>Term</dt><dd>${esc((st.node || {}).term)}</dd><dt>Commit index</dt><dd>${esc((st.node || {}).commit_index)}</dd>
+    <dt>Leader changes</dt><dd id="leader-changes">${num(st.leader_changes)} in the last ${dur(1000 * num(st.leader_changes_window_s))} seen by this node</dd></dl></div>
     <table id="peers"><thead><tr><th>Peer</th><th>State</th><th>Voter</th><th>Raft address</th><th>UI</th><th class="num">Term</th>
     <th class="num">Commit</th><th class="num">Applied</th><th class="num">Snapshot</th><th class="num">Last contact</th></tr></thead><tbody>${rows}</tbody></table>`;
 }
