@@ -61,6 +61,22 @@ chromium: ## Install Debian's chromium for the browser test, if missing.
 testrace: ## Run the tests with the race detector.
 	$(GO) test -race -count=1 $(PKGS)
 
+CORE_PKGS := ./dag ./fsm ./raftnet ./driver ./executor ./blockstore ./client
+
+.PHONY: test-race-core
+test-race-core: ## Run the core packages' tests with the race detector (CI runs this).
+	$(GO) test -race -count=1 $(CORE_PKGS)
+
+HOGS ?= 4
+
+.PHONY: test-load
+test-load: ## Run the whole suite while HOGS busy loops (default 4) keep both cores busy, as a loaded CI machine would.
+	@set -e; pids=""; trap 'kill $$pids 2>/dev/null' EXIT; \
+	for i in $$(seq $(HOGS)); do sh -c 'while :; do :; done' & pids="$$pids $$!"; done; \
+	echo "test-load: $(HOGS) busy loops running ($$pids); load average $$(cut -d' ' -f1-3 /proc/loadavg)"; \
+	$(MAKE) --no-print-directory test; \
+	echo "test-load: passed under load; load average $$(cut -d' ' -f1-3 /proc/loadavg)"
+
 .PHONY: lint
 lint: check-generate ## gofmt, go vet and the generated-code check.
 	@out="$$(gofmt -l $$(git ls-files '*.go'))"; if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

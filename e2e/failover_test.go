@@ -250,7 +250,12 @@ func TestQuorumLossAndRecovery(t *testing.T) {
 		}
 	}
 	// Nothing is scheduled: no leader, and the survivor's state stands still.
-	time.Sleep(1500 * time.Millisecond) // let in-flight work settle; the checks below poll
+	// Once the survivor has lost its leader and applied all it knows to
+	// be committed, nothing more can commit.
+	waitFor(t, "the survivor to lose its leader and apply what was committed", func() bool {
+		st, err := c.NodeStatus(ctx, survivor)
+		return err == nil && st.LeaderId == "" && st.AppliedIndex >= st.CommitIndex
+	})
 	before := jobOn(t, c, survivor, id)
 	deadline := time.Now().Add(2 * time.Second)
 	for time.Now().Before(deadline) {
