@@ -1,15 +1,19 @@
 // Command loadbench measures whether a busy machine looks like a dead one
-// to Baton's quorum, each figure beside the one that trades against it:
+// to Baton's quorum, each figure beside the one it trades against:
 //
-//   - under load: a 3-node quorum and 2 executors run a stream of jobs for
-//     -duration while CPU hogs (busy-loop processes at normal priority,
-//     -hogs of them) keep the 1-minute load average high on this machine;
-//     it counts leader changes and term changes, with no node killed;
+//   - hogs: a 3-node quorum and 2 executors run a stream of jobs for
+//     -duration while busy processes (-hogs, spinning, fsyncing and
+//     allocating, at normal priority) keep the 1-minute load average high;
+//     it counts leader changes with no node killed;
 //
-//   - idle: leader SIGKILL to the first task the new leader launches
-//     (the failover drill's takeover time), -trials times.
+//   - many: the same with -many executors of one slot each on this machine,
+//     the baseline settings (a leader lease of half the heartbeat timeout)
+//     beside the current ones;
 //
-//     go run ./internal/cmd/loadbench -duration 10m
+//   - idle: leader SIGKILL to the first task the new leader launches (the
+//     failover drill's takeover time), baseline beside current.
+//
+//     go run ./internal/cmd/loadbench
 package main
 
 import (
@@ -73,17 +77,21 @@ func hog(kind string) {
 var (
 	schedFlags []string
 	hogKinds   string
-	executors  int
 )
 
+// baseline are the Raft settings before this bench chose them: a leader
+// lease of half the heartbeat timeout.
+var baseline = []string{"-leader-lease-timeout=100ms"}
+
 func run() int {
-	duration := flag.Duration("duration", 10*time.Minute, "how long the job stream runs under load")
+	duration := flag.Duration("duration", 10*time.Minute, "how long the job stream runs under the hogs")
 	hogs := flag.Int("hogs", 10, "processes keeping the machine loaded")
 	flag.StringVar(&hogKinds, "hog-kinds", "cpu,io,alloc", "what the hogs do, in turn: cpu (spin), io (write and fsync), alloc (allocate)")
-	trials := flag.Int("trials", 10, "leader kills timed on the idle machine (0: none)")
-	only := flag.String("only", "", "run one part: load or idle")
-	flag.IntVar(&executors, "executors", 2, "executors under load (4 slots each, or 1 slot each when more than 8)")
-	flag.Func("sched-flag", "an extra schedd flag (repeatable), e.g. -sched-flag=-raft-multiplier=1", func(v string) error {
+	many := flag.Int("many", 200, "executors (1 slot each) of the many-executors part (0 skips it)")
+	manyFor := flag.Duration("many-duration", 2*time.Minute, "how long the job stream runs with -many executors, baseline and current settings each")
+	trials := flag.Int("trials", 10, "leader kills timed on the idle machine, baseline and current settings each (0: none)")
+	only := flag.String("only", "", "run one part: hogs, many or idle")
+	flag.Func("sched-flag", "an extra schedd flag (repeatable), e.g. -sched-flag=-raft-multiplier=2", func(v string) error {
 		schedFlags = append(schedFlags, v)
 		return nil
 	})
@@ -99,32 +107,49 @@ func run() int {
 		return 1
 	}
 	ctx := context.Background()
-	if *only == "" || *only == "load" {
-		if err := underLoad(ctx, bin, *duration, *hogs); err != nil {
-			fmt.Fprintln(os.Stderr, "loadbench:", err)
-			return 1
+	fail := func(err error) int {
+		fmt.Fprintln(os.Stderr, "loadbench:", err)
+		return 1
+	}
+	if *only == "" || *only == "hogs" {
+		if err := underLoad(ctx, bin, "current settings", schedFlags, 2, *duration, *hogs); err != nil {
+			return fail(err)
+		}
+	}
+	if (*only == "" || *only == "many") && *many > 0 {
+		for _, s := range []struct {
+			name  string
+			flags []string
+		}{{"baseline: lease 100ms", baseline}, {"current settings", schedFlags}} {
+			if err := underLoad(ctx, bin, s.name, s.flags, *many, *manyFor, 0); err != nil {
+				return fail(err)
+			}
 		}
 	}
 	if (*only == "" || *only == "idle") && *trials > 0 {
-		if err := idleTakeover(ctx, bin, *trials); err != nil {
-			fmt.Fprintln(os.Stderr, "loadbench:", err)
-			return 1
+		for _, s := range []struct {
+			name  string
+			flags []string
+		}{{"baseline: lease 100ms", baseline}, {"current settings", schedFlags}} {
+			if err := idleTakeover(ctx, bin, s.name, s.flags, *trials); err != nil {
+				return fail(err)
+			}
 		}
 	}
 	return 0
 }
 
-func underLoad(ctx context.Context, bin string, d time.Duration, hogs int) error {
-	fmt.Printf("== under load: 3 schedd + %d execd, a job stream for %s, %d hogs (%s) at normal priority, no node killed (target: <= 2 leader changes)\n", executors, d, hogs, hogKinds)
-	if len(schedFlags) > 0 {
-		fmt.Printf("   schedd flags: %s\n", strings.Join(schedFlags, " "))
+func underLoad(ctx context.Context, bin, name string, flags []string, executors int, d time.Duration, hogs int) error {
+	fmt.Printf("== under load (%s): 3 schedd + %d execd, a job stream for %s, %d hogs (%s) at normal priority, no node killed (target: <= 2 leader changes)\n", name, executors, d, hogs, hogKinds)
+	if len(flags) > 0 {
+		fmt.Printf("   schedd flags: %s\n", strings.Join(flags, " "))
 	}
 	cores := 4
 	if executors > 8 {
 		cores = 1
 	}
 	c, err := localcluster.Start(ctx, localcluster.Options{Bin: bin, Executors: executors, Cores: cores,
-		SchedFlags: append([]string{"-log-level", "warn"}, schedFlags...), ExecFlags: []string{"-log-level", "warn"}})
+		SchedFlags: append([]string{"-log-level", "warn"}, flags...), ExecFlags: []string{"-log-level", "warn"}})
 	if err != nil {
 		return err
 	}
@@ -153,8 +178,8 @@ func underLoad(ctx context.Context, bin string, d time.Duration, hogs int) error
 			p.Wait()
 		}
 	}()
-	// Let the load average climb before counting.
-	fmt.Printf("   warming up 60s (load average %s)\n", loadavg())
+	// Let the load average climb (and many executors settle) before
+	// counting.
 	time.Sleep(60 * time.Second)
 	_, term0, err := c.Leader(ctx)
 	if err != nil {
@@ -245,9 +270,9 @@ func loadavg() string {
 	return strings.TrimSpace(string(b))
 }
 
-func idleTakeover(ctx context.Context, bin string, trials int) error {
-	fmt.Printf("== idle: leader SIGKILL -> first task launched by the new leader, %d trials (target: median <= 600ms, max <= 1.5s)\n", trials)
-	rep, err := drill.Run(ctx, drill.Options{Rounds: trials, Kill: "leader", At: "random", Seed: 7, Bin: bin, SchedFlags: schedFlags})
+func idleTakeover(ctx context.Context, bin, name string, flags []string, trials int) error {
+	fmt.Printf("== idle (%s): leader SIGKILL -> first task launched by the new leader, %d trials (target: median <= 600ms, max <= 1.5s)\n", name, trials)
+	rep, err := drill.Run(ctx, drill.Options{Rounds: trials, Kill: "leader", At: "random", Seed: 7, Bin: bin, SchedFlags: flags})
 	if err != nil {
 		return err
 	}
