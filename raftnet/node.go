@@ -16,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/baton-sched/baton/tlsconf"
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
@@ -127,6 +128,11 @@ type Options struct {
 	// LogCacheSize: recent entries kept in memory. Default 1024.
 	LogCacheSize int
 
+	// TLS, when set, runs Raft over mutual TLS with server certificates
+	// of its CA, and serves only current members (see tls.go). A node's
+	// certificate must name its ID.
+	TLS *tlsconf.Config
+
 	// FSM is the state machine. Required.
 	FSM raft.FSM
 	// Logger receives Raft's log; nil discards it.
@@ -213,6 +219,8 @@ type Node struct {
 	done     chan struct{}
 	wg       sync.WaitGroup
 	stopOnce sync.Once
+	// members caches the configuration's server ids for the TLS check.
+	members members
 }
 
 // Open starts a node. If the data directory holds no Raft state and
@@ -252,8 +260,17 @@ func Open(opts Options) (*Node, error) {
 	}
 	hlog := hclog.New(&hclog.LoggerOptions{Name: "raft", Level: hclog.Info, Output: slogWriter{opts.Logger}, DisableTime: true})
 	n := &Node{opts: opts, lock: lock, subs: map[int]chan bool{}, done: make(chan struct{})}
+	var stream raft.StreamLayer = &streamLayer{Listener: ln, advertise: adv}
+	if opts.TLS != nil {
+		if opts.TLS.Role != tlsconf.RoleServer || opts.TLS.Name != opts.ID {
+			ln.Close()
+			lock.Close()
+			return nil, fmt.Errorf("raftnet: node %s needs a server certificate named %s, got a %s certificate named %s", opts.ID, opts.ID, opts.TLS.Role, opts.TLS.Name)
+		}
+		stream = &tlsStream{streamLayer: streamLayer{Listener: ln, advertise: adv}, tls: opts.TLS, members: &n.members, log: opts.Logger}
+	}
 	n.trans = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
-		Stream:  &streamLayer{Listener: ln, advertise: adv},
+		Stream:  stream,
 		MaxPool: 3,
 		Timeout: 10 * time.Second,
 		Logger:  hlog,
@@ -317,7 +334,28 @@ func Open(opts Options) (*Node, error) {
 	}
 	n.wg.Add(1)
 	go n.fanOut(notify)
+	if opts.TLS != nil {
+		n.wg.Add(1)
+		go n.watchMembers()
+	}
 	return n, nil
+}
+
+// watchMembers keeps the member cache of the TLS check current.
+func (n *Node) watchMembers() {
+	defer n.wg.Done()
+	t := time.NewTicker(250 * time.Millisecond)
+	defer t.Stop()
+	for {
+		if f := n.raft.GetConfiguration(); f.Error() == nil {
+			n.members.set(f.Configuration())
+		}
+		select {
+		case <-n.done:
+			return
+		case <-t.C:
+		}
+	}
 }
 
 // ErrDamagedLog: the Raft log store cannot be read (a truncated or
