@@ -2646,7 +2646,11 @@ type NodeStatus struct {
 	HttpAddr          string                 `protobuf:"bytes,12,opt,name=http_addr,json=httpAddr,proto3" json:"http_addr,omitempty"`
 	// driving: this node's driver schedules (it leads, past the barrier
 	// that follows an election).
-	Driving       bool `protobuf:"varint,13,opt,name=driving,proto3" json:"driving,omitempty"`
+	Driving bool `protobuf:"varint,13,opt,name=driving,proto3" json:"driving,omitempty"`
+	// state_index is the index of the last entry the scheduler state
+	// applied (applied_index is Raft's, which runs ahead of the state and
+	// counts entries the state never sees).
+	StateIndex    uint64 `protobuf:"varint,14,opt,name=state_index,json=stateIndex,proto3" json:"state_index,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2770,6 +2774,13 @@ func (x *NodeStatus) GetDriving() bool {
 		return x.Driving
 	}
 	return false
+}
+
+func (x *NodeStatus) GetStateIndex() uint64 {
+	if x != nil {
+		return x.StateIndex
+	}
+	return 0
 }
 
 type ListPeersRequest struct {
@@ -5635,7 +5646,7 @@ const file_api_baton_proto_rawDesc = "" +
 	"\x17leader_changes_window_s\x18\n" +
 	" \x01(\x05R\x14leaderChangesWindowS\x12\x18\n" +
 	"\awarning\x18\v \x01(\tR\awarning\"\x13\n" +
-	"\x11NodeStatusRequest\"\x91\x03\n" +
+	"\x11NodeStatusRequest\"\xb2\x03\n" +
 	"\n" +
 	"NodeStatus\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x14\n" +
@@ -5652,7 +5663,9 @@ const file_api_baton_proto_rawDesc = "" +
 	" \x01(\tR\braftAddr\x12\x19\n" +
 	"\bapi_addr\x18\v \x01(\tR\aapiAddr\x12\x1b\n" +
 	"\thttp_addr\x18\f \x01(\tR\bhttpAddr\x12\x18\n" +
-	"\adriving\x18\r \x01(\bR\adriving\"\x12\n" +
+	"\adriving\x18\r \x01(\bR\adriving\x12\x1f\n" +
+	"\vstate_index\x18\x0e \x01(\x04R\n" +
+	"stateIndex\"\x12\n" +
 	"\x10ListPeersRequest\"9\n" +
 	"\x11ListPeersResponse\x12$\n" +
 	"\x05peers\x18\x01 \x03(\v2\x0e.baton.v1.PeerR\x05peers\"u\n" +

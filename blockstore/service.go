@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/connectivity"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/keepalive"
 )
@@ -73,6 +74,10 @@ func sendBlock(stream grpc.ServerStreamingServer[api.BlockChunk], m int32, data 
 
 // Conns keeps one gRPC connection per executor block service address.
 type Conns struct {
+	// Creds secure the connections (TLS to executors' block services);
+	// nil: plain.
+	Creds credentials.TransportCredentials
+
 	mu    sync.Mutex
 	conns map[string]*grpc.ClientConn
 }
@@ -145,7 +150,11 @@ func (c *Conns) conn(addr string) (*grpc.ClientConn, error) {
 	cc, ok := c.conns[addr]
 	if !ok {
 		var err error
-		cc, err = grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()), grpc.WithConnectParams(connectParams),
+		creds := c.Creds
+		if creds == nil {
+			creds = insecure.NewCredentials()
+		}
+		cc, err = grpc.NewClient(addr, grpc.WithTransportCredentials(creds), grpc.WithConnectParams(connectParams),
 			grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(2*chunkSize)),
 			// A peer that froze mid-stream (its kernel still acks) is
 			// found by unanswered pings, not waited on forever.

@@ -11,7 +11,6 @@ import (
 	"github.com/baton-sched/baton/api"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 )
 
@@ -27,8 +26,7 @@ func (c *Client) leaderConn(ctx context.Context) (*grpc.ClientConn, error) {
 			return nil, err
 		}
 		if st.LeaderApiAddr != "" {
-			return grpc.NewClient(st.LeaderApiAddr, grpc.WithTransportCredentials(insecure.NewCredentials()),
-				grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64<<20)))
+			return grpc.NewClient(st.LeaderApiAddr, c.opts.dialOptions()...)
 		}
 		if time.Now().After(deadline) {
 			return nil, errors.New("client: no leader known")

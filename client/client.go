@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"crypto/tls"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
@@ -22,6 +23,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
@@ -42,7 +44,36 @@ type Options struct {
 	// Default: the built-ins; a user with their own aggregators passes
 	// the registry their executors use.
 	Registry *ops.Registry
+	// TLS, when set, dials the members over TLS (with a client
+	// certificate for mutual TLS): tlsconf.Load(files).Client("server").
+	TLS *tls.Config
+	// Token is the ACL token every call carries (BATON_TOKEN for
+	// batonctl); empty for none.
+	Token string
 }
+
+// dialOptions are the options every connection to a member takes.
+func (o *Options) dialOptions() []grpc.DialOption {
+	creds := insecure.NewCredentials()
+	if o.TLS != nil {
+		creds = credentials.NewTLS(o.TLS)
+	}
+	opts := []grpc.DialOption{grpc.WithTransportCredentials(creds), grpc.WithConnectParams(connectParams),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64 << 20))}
+	if o.Token != "" {
+		opts = append(opts, grpc.WithPerRPCCredentials(tokenCreds(o.Token)))
+	}
+	return opts
+}
+
+// tokenCreds sends an ACL token with every call.
+type tokenCreds string
+
+func (t tokenCreds) GetRequestMetadata(context.Context, ...string) (map[string]string, error) {
+	return map[string]string{"authorization": "Bearer " + string(t)}, nil
+}
+
+func (tokenCreds) RequireTransportSecurity() bool { return false }
 
 // connectParams reconnects quickly to a member that comes back: a
 // restarted member is usable again within a second, not after gRPC's
@@ -131,8 +162,7 @@ func Dial(addrs []string, opts Options) (*Client, error) {
 	}
 	c := &Client{opts: opts, addrs: clean}
 	for _, a := range clean {
-		cc, err := grpc.NewClient(a, grpc.WithTransportCredentials(insecure.NewCredentials()), grpc.WithConnectParams(connectParams),
-			grpc.WithUnaryInterceptor(c.followLeader), grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64<<20)))
+		cc, err := grpc.NewClient(a, append(opts.dialOptions(), grpc.WithUnaryInterceptor(c.followLeader))...)
 		if err != nil {
 			c.Close()
 			return nil, fmt.Errorf("client: %s: %w", a, err)

@@ -10,7 +10,10 @@ import (
 
 	"github.com/baton-sched/baton/api"
 	"github.com/baton-sched/baton/dag"
+	"github.com/baton-sched/baton/tlsconf"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 )
 
 // conn is one executor's session with this leader.
@@ -75,6 +78,17 @@ func (d *Driver) Connect(stream grpc.BidiStreamingServer[api.ExecutorMessage, ap
 	hello := first.GetHello()
 	if hello == nil || hello.ExecutorId == "" || hello.Addr == "" {
 		return fmt.Errorf("driver: a session must start with a Hello naming the executor and its address")
+	}
+	if d.opts.ExecutorCerts {
+		p, ok := tlsconf.PeerFromContext(stream.Context())
+		switch {
+		case !ok:
+			return status.Error(codes.Unauthenticated, "driver: an executor session needs an executor certificate of the cluster's CA")
+		case p.Role != tlsconf.RoleExecutor:
+			return status.Errorf(codes.PermissionDenied, "driver: %s's certificate is a %s's, not an executor's", p.Name, p.Role)
+		case p.Name != hello.ExecutorId:
+			return status.Errorf(codes.PermissionDenied, "driver: the certificate of %s cannot speak for executor %s", p.Name, hello.ExecutorId)
+		}
 	}
 	l := d.current()
 	if l == nil {

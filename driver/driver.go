@@ -81,6 +81,11 @@ type Options struct {
 	// ExcludeTimeout is how long an executor stays excluded for all
 	// tasks. Default 1h (Spark's spark.excludeOnFailure.timeout).
 	ExcludeTimeout time.Duration
+	// ExecutorCerts requires every executor session to come over TLS
+	// with an executor certificate named after the executor's id: an
+	// executor is bound to its certificate, and nobody else can speak for
+	// it.
+	ExecutorCerts bool
 	// Metrics registers the driver's Prometheus series (nil: not
 	// exported).
 	Metrics prometheus.Registerer

@@ -20,7 +20,10 @@ import (
 	"github.com/baton-sched/baton/blockstore"
 	"github.com/baton-sched/baton/ops"
 	"github.com/baton-sched/baton/plan"
+	"github.com/baton-sched/baton/tlsconf"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/credentials/insecure"
 )
 
 // Options configure an Executor. Zero fields take the defaults on each.
@@ -54,6 +57,13 @@ type Options struct {
 	// authorised its commit and before the rename: the worst moment for
 	// an executor to die. For drills and tests only.
 	ChaosExitBeforeRename []int
+	// TLS, when set, secures the sessions with the leader, the block
+	// service and fetches from other executors. The certificate must be
+	// an executor's, named after the executor's id (which it sets when ID
+	// is empty).
+	TLS *tlsconf.Config
+	// Insecure allows a non-loopback block service address without TLS.
+	Insecure bool
 	// Metrics registers the executor's Prometheus series (nil: not
 	// exported).
 	Metrics prometheus.Registerer
@@ -88,6 +98,10 @@ type Executor struct {
 	// by task; each is asked again in every new session until decided.
 	commits map[uint64]*commitAsk
 	metrics *metrics
+
+	// sched holds a connection per scheduler address (schedMu).
+	schedMu sync.Mutex
+	sched   map[string]*grpc.ClientConn
 
 	healthMu   sync.Mutex
 	lastHealth string // the health last reported ("": healthy)
@@ -174,6 +188,19 @@ func New(opts Options) (*Executor, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
+	if opts.TLS != nil {
+		if opts.TLS.Role != tlsconf.RoleExecutor {
+			return nil, fmt.Errorf("executor: the certificate is a %s's (%s), not an executor's", opts.TLS.Role, opts.TLS.Name)
+		}
+		if opts.ID == "" {
+			opts.ID = opts.TLS.Name
+		}
+		if opts.ID != opts.TLS.Name {
+			return nil, fmt.Errorf("executor: executor %s needs a certificate named %s, got one named %s", opts.ID, opts.ID, opts.TLS.Name)
+		}
+	} else if !opts.Insecure && !loopback(opts.Addr) {
+		return nil, fmt.Errorf("executor: block service address %s is not a loopback address: without TLS anyone who reaches it reads every job's blocks; give -ca-file, -cert-file and -key-file, or -insecure to accept that", opts.Addr)
+	}
 	if err := os.MkdirAll(opts.DataDir, 0o755); err != nil {
 		return nil, fmt.Errorf("executor: %w", err)
 	}
@@ -185,7 +212,8 @@ func New(opts Options) (*Executor, error) {
 	e := &Executor{
 		opts:    opts,
 		log:     opts.Logger.With("executor", id),
-		conns:   &blockstore.Conns{},
+		conns:   &blockstore.Conns{Creds: dialCreds(opts.TLS, tlsconf.RoleExecutor)},
+		sched:   map[string]*grpc.ClientConn{},
 		running: map[uint64]*task{},
 		pending: map[uint64]*update{},
 		graphs:  map[string]*plan.Graph{},
@@ -221,7 +249,11 @@ func New(opts Options) (*Executor, error) {
 			}
 			e.metrics.fetched.Add(float64(n))
 		}}}
-	e.grpc = grpc.NewServer(append(blockstore.ServerOptions(), grpc.MaxRecvMsgSize(16<<20))...)
+	serverOpts := append(blockstore.ServerOptions(), grpc.MaxRecvMsgSize(16<<20))
+	if opts.TLS != nil {
+		serverOpts = append(serverOpts, grpc.Creds(credentials.NewTLS(opts.TLS.Server(true))))
+	}
+	e.grpc = grpc.NewServer(serverOpts...)
 	api.RegisterBlocksServer(e.grpc, &blockService{Service: &blockstore.Service{Store: e.store}, e: e})
 	go e.grpc.Serve(e.ln)
 	return e, nil
@@ -330,6 +362,12 @@ func (e *Executor) Close() error {
 	e.mu.Unlock()
 	e.grpc.Stop()
 	e.conns.Close()
+	e.schedMu.Lock()
+	for _, cc := range e.sched {
+		cc.Close()
+	}
+	e.sched = map[string]*grpc.ClientConn{}
+	e.schedMu.Unlock()
 	return e.store.Close()
 }
 
@@ -350,6 +388,24 @@ func (e *Executor) health() string {
 		e.lastHealth = h
 	}
 	return h
+}
+
+// dialCreds are the credentials to dial a peer of a role.
+func dialCreds(c *tlsconf.Config, role string) credentials.TransportCredentials {
+	if c == nil {
+		return insecure.NewCredentials()
+	}
+	return credentials.NewTLS(c.Client(role))
+}
+
+// loopback reports whether a listen address is on the loopback interface.
+func loopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	ip := net.ParseIP(host)
+	return host == "localhost" || (ip != nil && ip.IsLoopback())
 }
 
 func (e *Executor) wake() {

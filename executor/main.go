@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/baton-sched/baton/blockstore"
+	"github.com/baton-sched/baton/tlsconf"
 	"github.com/baton-sched/baton/ops"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -107,6 +108,11 @@ func parseFlags(name string, args []string, stderr io.Writer) (Options, web, err
 	fs.StringVar(&o.Addr, "addr", "127.0.0.1:0", "block service address")
 	fs.StringVar(&o.Advertise, "advertise", "", "block service address peers use (default: the listener's)")
 	fs.IntVar(&o.Cores, "cores", runtime.NumCPU(), "task slots")
+	var tlsFiles tlsconf.Files
+	fs.StringVar(&tlsFiles.CA, "ca-file", "", "the cluster's CA certificate (PEM): with -cert-file and -key-file, every connection is TLS")
+	fs.StringVar(&tlsFiles.Cert, "cert-file", "", "this executor's certificate, named after its id (batonctl tls cert create -executor -name ID)")
+	fs.StringVar(&tlsFiles.Key, "key-file", "", "the key of -cert-file")
+	fs.BoolVar(&o.Insecure, "insecure", false, "allow the block service on a non-loopback address without TLS (anyone who reaches it reads every job's blocks)")
 	minFree := fs.String("min-free-disk", "64MiB", "free space the block store keeps on its disk: a map output or result that would leave less fails its task (which runs elsewhere) and the executor reports itself unhealthy until there is room (bytes, or with KiB, MiB, GiB)")
 	writeMode := fs.String("block-write-mode", "batch", "how map outputs are written: batch (one synced batch) or ingest (one ingested sstable)")
 	chaosRename := fs.String("chaos-exit-before-rename", "", "for drills and tests: saveAsTextFile partitions (comma-separated) whose first attempt exits the process between the commit's authorisation and its rename")
@@ -170,6 +176,13 @@ func parseFlags(name string, args []string, stderr io.Writer) (Options, web, err
 		o.Logger = slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level}))
 	default:
 		errs = append(errs, fmt.Errorf("-log-format must be text or json, got %q", *logFormat))
+	}
+	if tlsFiles.Enabled() {
+		c, err := tlsconf.Load(tlsFiles)
+		if err != nil {
+			errs = append(errs, err)
+		}
+		o.TLS = c
 	}
 	if w.pprof && *httpAddr == "" {
 		errs = append(errs, errors.New("-pprof needs -http-addr"))

@@ -6,31 +6,23 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/baton-sched/baton/api"
 	"github.com/baton-sched/baton/plan"
+	"github.com/baton-sched/baton/tlsconf"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
-	"google.golang.org/grpc/credentials/insecure"
 )
 
-var schedConns struct {
-	sync.Mutex
-	m map[string]*grpc.ClientConn
-}
-
-func schedulerConn(addr string) (*grpc.ClientConn, error) {
-	schedConns.Lock()
-	defer schedConns.Unlock()
-	if schedConns.m == nil {
-		schedConns.m = map[string]*grpc.ClientConn{}
-	}
-	if cc, ok := schedConns.m[addr]; ok {
+// schedulerConn returns the executor's connection to a scheduler.
+func (e *Executor) schedulerConn(addr string) (*grpc.ClientConn, error) {
+	e.schedMu.Lock()
+	defer e.schedMu.Unlock()
+	if cc, ok := e.sched[addr]; ok {
 		return cc, nil
 	}
-	cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()),
+	cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(dialCreds(e.opts.TLS, tlsconf.RoleServer)),
 		grpc.WithConnectParams(grpc.ConnectParams{
 			Backoff:           backoff.Config{BaseDelay: 50 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: time.Second},
 			MinConnectTimeout: 2 * time.Second,
@@ -39,7 +31,7 @@ func schedulerConn(addr string) (*grpc.ClientConn, error) {
 	if err != nil {
 		return nil, err
 	}
-	schedConns.m[addr] = cc
+	e.sched[addr] = cc
 	return cc, nil
 }
 
@@ -47,7 +39,7 @@ func schedulerConn(addr string) (*grpc.ClientConn, error) {
 // It returns the leader's API address when the member says it is not the
 // leader and knows who is.
 func (e *Executor) session(ctx context.Context, addr string, session uint64) (string, error) {
-	cc, err := schedulerConn(addr)
+	cc, err := e.schedulerConn(addr)
 	if err != nil {
 		return "", err
 	}
@@ -403,7 +395,7 @@ func (e *Executor) findLeader(ctx context.Context, avoid string) string {
 	for _, addr := range e.opts.Schedulers {
 		go func() {
 			var st *api.NodeStatus
-			if cc, err := schedulerConn(addr); err == nil {
+			if cc, err := e.schedulerConn(addr); err == nil {
 				st, _ = api.NewOperatorClient(cc).GetNodeStatus(ctx, &api.NodeStatusRequest{})
 			}
 			answers <- answer{addr, st} // buffered: never blocks

@@ -31,6 +31,7 @@ import (
 	"github.com/baton-sched/baton/internal/devcluster"
 	"github.com/baton-sched/baton/internal/server"
 	"github.com/baton-sched/baton/raftnet"
+	"github.com/baton-sched/baton/tlsconf"
 )
 
 func main() { os.Exit(run(os.Args[1:], os.Stderr)) }
@@ -134,6 +135,12 @@ func parseFlags(args []string, stderr io.Writer) (server.Config, *slog.Logger, b
 	fs.IntVar(&cfg.Driver.MaxFailuresPerExecutor, "max-failures-per-executor", 2, "task failures on one executor that exclude it (for the stage, and for -exclude-timeout when the tasks succeed elsewhere; -1: no exclusion)")
 	fs.DurationVar(&cfg.Driver.ExcludeTimeout, "exclude-timeout", time.Hour, "how long an executor stays excluded for all tasks")
 	fs.IntVar(&cfg.ProposalBatch, "proposal-batch", 1024, "most commands in one Raft log entry (group commit; 1 turns batching off)")
+	var tlsFiles tlsconf.Files
+	fs.StringVar(&tlsFiles.CA, "ca-file", "", "the cluster's CA certificate (PEM): with -cert-file and -key-file, every connection is TLS")
+	fs.StringVar(&tlsFiles.Cert, "cert-file", "", "this node's server certificate, named after its -id (batonctl tls cert create -server -name ID)")
+	fs.StringVar(&tlsFiles.Key, "key-file", "", "the key of -cert-file")
+	fs.BoolVar(&cfg.VerifyIncoming, "verify-incoming", true, "with TLS, require a certificate of the CA from every API caller (clients, executors, members)")
+	fs.BoolVar(&cfg.Insecure, "insecure", false, "allow listening on non-loopback addresses without TLS (anyone who reaches them controls the cluster)")
 	fs.BoolVar(&cfg.Pprof, "pprof", false, "serve net/http/pprof under /debug/pprof/ on -http-addr")
 	dev := fs.Bool("dev", false, "development mode: a single-node quorum and an embedded executor in a temporary directory (no other flag needed)")
 	logFormat := fs.String("log-format", "text", "log format: text or json")
@@ -210,6 +217,13 @@ func parseFlags(args []string, stderr io.Writer) (server.Config, *slog.Logger, b
 	}
 	if cfg.Raft.LeaderLeaseTimeout > cfg.Raft.HeartbeatTimeout {
 		errs = append(errs, fmt.Errorf("-leader-lease-timeout %s exceeds -heartbeat-timeout %s", cfg.Raft.LeaderLeaseTimeout, cfg.Raft.HeartbeatTimeout))
+	}
+	if tlsFiles.Enabled() {
+		c, err := tlsconf.Load(tlsFiles)
+		if err != nil {
+			errs = append(errs, err)
+		}
+		cfg.TLS = c
 	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/baton-sched/baton/client"
+	"github.com/baton-sched/baton/tlsconf"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
@@ -41,6 +42,8 @@ type common struct {
 	timeout time.Duration
 	stale   bool
 	env     Env
+	tls     tlsconf.Files
+	token   string
 }
 
 func (c *common) register(fs *flag.FlagSet) {
@@ -48,6 +51,35 @@ func (c *common) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.output, "o", c.output, "output: table or json")
 	fs.DurationVar(&c.timeout, "timeout", c.timeout, "give up after this long")
 	fs.BoolVar(&c.stale, "stale", c.stale, "read from the answering member's replica instead of through the leader (faster, may lag)")
+	fs.StringVar(&c.tls.CA, "ca-file", c.tls.CA, "the cluster's CA certificate, for TLS (default $BATON_CACERT)")
+	fs.StringVar(&c.tls.Cert, "cert-file", c.tls.Cert, "a client certificate of the CA (default $BATON_CLIENT_CERT)")
+	fs.StringVar(&c.tls.Key, "key-file", c.tls.Key, "the key of -cert-file (default $BATON_CLIENT_KEY)")
+	fs.StringVar(&c.token, "token", c.token, "the ACL token calls carry (default $BATON_TOKEN)")
+}
+
+// options returns the client options the flags and environment ask for.
+func (c *common) options() (client.Options, error) {
+	opts := client.Options{RetryFor: c.timeout, Token: c.token}
+	if opts.Token == "" {
+		opts.Token = c.env.Getenv("BATON_TOKEN")
+	}
+	f := c.tls
+	for _, v := range []struct {
+		dst *string
+		env string
+	}{{&f.CA, "BATON_CACERT"}, {&f.Cert, "BATON_CLIENT_CERT"}, {&f.Key, "BATON_CLIENT_KEY"}} {
+		if *v.dst == "" {
+			*v.dst = c.env.Getenv(v.env)
+		}
+	}
+	if f.Enabled() {
+		tc, err := tlsconf.Load(f)
+		if err != nil {
+			return opts, err
+		}
+		opts.TLS = tc.Client(tlsconf.RoleServer)
+	}
+	return opts, nil
 }
 
 func (c *common) dial() (*client.Client, error) {
@@ -58,7 +90,11 @@ func (c *common) dial() (*client.Client, error) {
 	if addr == "" {
 		addr = "127.0.0.1:7101"
 	}
-	return client.Dial([]string{addr}, client.Options{RetryFor: c.timeout})
+	opts, err := c.options()
+	if err != nil {
+		return nil, err
+	}
+	return client.Dial([]string{addr}, opts)
 }
 
 func (c *common) json() bool { return c.output == "json" }

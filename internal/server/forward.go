@@ -14,7 +14,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 )
@@ -34,11 +34,14 @@ const maxMessage = 64 << 20
 
 // forwarder keeps one client connection per peer API address.
 type forwarder struct {
+	creds credentials.TransportCredentials
 	mu    sync.Mutex
 	conns map[string]*grpc.ClientConn
 }
 
-func newForwarder() *forwarder { return &forwarder{conns: map[string]*grpc.ClientConn{}} }
+func newForwarder(creds credentials.TransportCredentials) *forwarder {
+	return &forwarder{creds: creds, conns: map[string]*grpc.ClientConn{}}
+}
 
 func (f *forwarder) conn(addr string) (*grpc.ClientConn, error) {
 	f.mu.Lock()
@@ -48,7 +51,7 @@ func (f *forwarder) conn(addr string) (*grpc.ClientConn, error) {
 	}
 	// Forwarded replies may be as large as the server sends (a page of a
 	// big job, a stage's attempts): not gRPC's 4 MB default.
-	cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()), grpc.WithConnectParams(connectParams),
+	cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(f.creds), grpc.WithConnectParams(connectParams),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxMessage), grpc.MaxCallSendMsgSize(maxMessage)))
 	if err != nil {
 		return nil, status.Errorf(codes.Unavailable, "cannot reach %s: %v", addr, err)
@@ -164,32 +167,26 @@ func invalid(format string, args ...any) error {
 func (s *Server) catchUp(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	var index uint64
 	if s.node.IsLeader() {
-		index = s.node.Status().CommitIndex
-	} else {
-		cc, err := s.leaderConn()
-		if err != nil {
-			return status.Errorf(codes.Unavailable, "node %s cannot tell whether its replica is behind: %v", s.cfg.ID, status.Convert(err).Message())
+		// A barrier returns once the state has applied every entry
+		// committed before it.
+		if err := s.node.ReadIndex(ctx); err != nil {
+			return status.Errorf(codes.Unavailable, "node %s cannot tell whether its replica is behind: %v; retry", s.cfg.ID, err)
 		}
-		st, err := api.NewOperatorClient(cc).GetNodeStatus(ctx, &api.NodeStatusRequest{})
-		if err != nil {
-			return status.Errorf(codes.Unavailable, "node %s cannot tell whether its replica is behind: the leader did not answer (%v); retry", s.cfg.ID, status.Convert(err).Message())
-		}
-		index = st.CommitIndex
+		return nil
 	}
-	// Raft's applied index, not the FSM's: the commit index counts entries
-	// the FSM never sees (a new leader's no-op).
-	for s.node.Raft().AppliedIndex() < index {
-		changed := s.fsm.Changed()
-		select {
-		case <-changed:
-		case <-time.After(5 * time.Millisecond):
-		case <-ctx.Done():
-			return status.Errorf(codes.Unavailable, "node %s has not caught up with the leader (applied %d of %d); retry", s.cfg.ID, s.node.Raft().AppliedIndex(), index)
-		}
+	cc, err := s.leaderConn()
+	if err != nil {
+		return status.Errorf(codes.Unavailable, "node %s cannot tell whether its replica is behind: %v", s.cfg.ID, status.Convert(err).Message())
 	}
-	return nil
+	st, err := api.NewOperatorClient(cc).GetNodeStatus(ctx, &api.NodeStatusRequest{})
+	if err != nil {
+		return status.Errorf(codes.Unavailable, "node %s cannot tell whether its replica is behind: the leader did not answer (%v); retry", s.cfg.ID, status.Convert(err).Message())
+	}
+	// Everything the leader's state holds: its state's last index (the
+	// commit index may count entries the state never sees, a new
+	// leader's no-op, and Raft's applied index runs ahead of the state).
+	return s.waitIndex(ctx, st.StateIndex)
 }
 
 // lookup runs find against this replica and, when it finds nothing, once

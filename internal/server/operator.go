@@ -25,7 +25,7 @@ func (s *Server) GetNodeStatus(ctx context.Context, req *api.NodeStatusRequest) 
 		Id: st.ID, State: st.State, Term: st.Term, LeaderId: st.LeaderID, CommitIndex: st.CommitIndex,
 		AppliedIndex: st.AppliedIndex, LastIndex: st.LastIndex, LastContactMs: lc,
 		LastSnapshotIndex: st.LastSnapshotIndex, RaftAddr: s.node.Addr(), ApiAddr: s.APIAddr(), HttpAddr: s.HTTPAddr(),
-		Driving: s.drv.Driving(),
+		Driving: s.drv.Driving(), StateIndex: stateIndex(s.fsm),
 	}, nil
 }
 
@@ -292,4 +292,9 @@ func (s *Server) ReportResultLost(ctx context.Context, req *api.ReportResultLost
 		return nil, err
 	}
 	return &api.ReportResultLostResponse{Index: index}, nil
+}
+
+func stateIndex(f interface{ Applied() (uint64, uint64) }) uint64 {
+	i, _ := f.Applied()
+	return i
 }

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -20,9 +21,12 @@ import (
 	"github.com/baton-sched/baton/ops"
 	"github.com/baton-sched/baton/plan"
 	"github.com/baton-sched/baton/raftnet"
+	"github.com/baton-sched/baton/tlsconf"
 	"github.com/hashicorp/raft"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 )
@@ -80,6 +84,14 @@ type Config struct {
 	// ProposalBatch bounds the commands in one log entry (group commit);
 	// 0 means the proposer's default (1024). 1 turns batching off.
 	ProposalBatch int
+	// TLS, when set, secures every connection: Raft (mutual TLS between
+	// members), the gRPC API (clients, executors and other members must
+	// present a certificate of the CA unless VerifyIncoming is off) and
+	// HTTP (a certificate is asked of no one: browsers use tokens).
+	TLS            *tlsconf.Config
+	VerifyIncoming bool
+	// Insecure allows listening on non-loopback addresses without TLS.
+	Insecure bool
 	// Fatal is called when the node must stop at once: a log entry it
 	// cannot apply (corrupt, or its checksum does not match). It should
 	// not return (schedd logs the error and exits); if it does, the
@@ -106,6 +118,13 @@ func (c *Config) validate() error {
 		errs = append(errs, errors.New("bootstrap and join are exclusive"))
 	}
 	c.Limits.ensureDefaults()
+	if c.TLS == nil && !c.Insecure {
+		for _, a := range []struct{ flag, addr string }{{"-raft-addr", c.RaftAddr}, {"-api-addr", c.APIAddr}, {"-http-addr", c.HTTPAddr}} {
+			if a.addr != "" && !Loopback(a.addr) {
+				errs = append(errs, fmt.Errorf("%s %s is not a loopback address: without TLS anyone who reaches it could run code on the executors and rewrite the state; give -ca-file, -cert-file and -key-file, or -insecure to accept that", a.flag, a.addr))
+			}
+		}
+	}
 	if err := c.Limits.check(c.DAG.WithDefaults()); err != nil {
 		errs = append(errs, err)
 	}
@@ -172,6 +191,10 @@ func New(cfg Config) (*Server, error) {
 		cfg.Resolver = ops.FileResolver{}
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger.With("node", cfg.ID), stop: make(chan struct{})}
+	if cfg.TLS != nil && (cfg.TLS.Role != tlsconf.RoleServer || cfg.TLS.Name != cfg.ID) {
+		return nil, fmt.Errorf("server: node %s needs a server certificate named %s (batonctl tls cert create -server -name %s), got a %s certificate named %s",
+			cfg.ID, cfg.ID, cfg.ID, cfg.TLS.Role, cfg.TLS.Name)
+	}
 	var err error
 	if s.apiLn, err = net.Listen("tcp", cfg.APIAddr); err != nil {
 		return nil, fmt.Errorf("server: API listener: %w", err)
@@ -180,6 +203,9 @@ func New(cfg Config) (*Server, error) {
 		if s.httpLn, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
 			s.apiLn.Close()
 			return nil, fmt.Errorf("server: HTTP listener: %w", err)
+		}
+		if cfg.TLS != nil {
+			s.httpLn = tls.NewListener(s.httpLn, cfg.TLS.Server(false))
 		}
 	}
 	s.hist = newHistory()
@@ -199,7 +225,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	ropts := cfg.Raft
 	ropts.ID, ropts.DataDir, ropts.RaftAddr, ropts.Bootstrap = cfg.ID, cfg.DataDir, cfg.RaftAddr, cfg.Bootstrap
-	ropts.FSM, ropts.Logger = s.fsm, s.log.With("component", "raft")
+	ropts.FSM, ropts.Logger, ropts.TLS = s.fsm, s.log.With("component", "raft"), cfg.TLS
 	if s.node, err = raftnet.Open(ropts); err != nil {
 		s.apiLn.Close()
 		if s.httpLn != nil {
@@ -211,16 +237,17 @@ func New(cfg Config) (*Server, error) {
 		testHookAfterRaftOpen()
 	}
 	s.prop = raftnet.NewProposer(s.node, raftnet.ProposerOptions{MaxBatch: cfg.ProposalBatch})
-	s.fwd = newForwarder()
-	s.blocks = &blockstore.Conns{}
+	s.fwd = newForwarder(s.dialCreds(tlsconf.RoleServer))
+	s.blocks = &blockstore.Conns{Creds: s.dialCreds(tlsconf.RoleExecutor)}
 	dopts := cfg.Driver
 	dopts.Logger = s.log
 	dopts.Metrics = s.metrics.reg
+	dopts.ExecutorCerts = cfg.TLS != nil && cfg.VerifyIncoming
 	s.watchLeaders()
 	s.drv = driver.New(s.fsm, s.node, s.prop, s.leaderAPI, dopts)
 	s.wired.Store(s.drv)
 
-	s.grpc = grpc.NewServer(grpc.MaxRecvMsgSize(maxMessage), grpc.MaxSendMsgSize(maxMessage), grpc.ChainUnaryInterceptor(s.recoverUnary, s.leaderHeader), grpc.ChainStreamInterceptor(s.recoverStream))
+	s.grpc = grpc.NewServer(grpc.Creds(s.serveCreds()), grpc.MaxRecvMsgSize(maxMessage), grpc.MaxSendMsgSize(maxMessage), grpc.ChainUnaryInterceptor(s.recoverUnary, s.leaderHeader), grpc.ChainStreamInterceptor(s.recoverStream))
 	api.RegisterSchedulerServer(s.grpc, s)
 	api.RegisterOperatorServer(s.grpc, s)
 	s.drv.Register(s.grpc)
@@ -247,6 +274,37 @@ func New(cfg Config) (*Server, error) {
 	go s.membershipLoop()
 	s.log.Info("scheduler node started", "raft", s.node.Addr(), "api", s.APIAddr(), "http", s.HTTPAddr())
 	return s, nil
+}
+
+// serveCreds are the gRPC API's transport credentials.
+func (s *Server) serveCreds() credentials.TransportCredentials {
+	if s.cfg.TLS == nil {
+		return insecure.NewCredentials()
+	}
+	return credentials.NewTLS(s.cfg.TLS.Server(s.cfg.VerifyIncoming))
+}
+
+// dialCreds are the credentials to dial a peer of the given role (another
+// member's API, an executor's block service).
+func (s *Server) dialCreds(role string) credentials.TransportCredentials {
+	if s.cfg.TLS == nil {
+		return insecure.NewCredentials()
+	}
+	return credentials.NewTLS(s.cfg.TLS.Client(role))
+}
+
+// Loopback reports whether a listen address is on the loopback interface
+// (127.0.0.0/8, ::1 or localhost): reachable from this machine only.
+func Loopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // watchLeaders counts the leader changes Raft reports.
