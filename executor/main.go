@@ -20,8 +20,8 @@ import (
 	"time"
 
 	"github.com/baton-sched/baton/blockstore"
-	"github.com/baton-sched/baton/tlsconf"
 	"github.com/baton-sched/baton/ops"
+	"github.com/baton-sched/baton/tlsconf"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
