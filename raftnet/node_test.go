@@ -26,21 +26,32 @@ type cluster struct {
 
 func freeAddr(t testing.TB) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	return freeAddrs(t, 1)[0]
+}
+
+// freeAddrs returns n distinct free loopback addresses: every listener is
+// held open until all are chosen, so two nodes never get the same port.
+func freeAddrs(t testing.TB, n int) []string {
+	t.Helper()
+	var out []string
+	for i := 0; i < n; i++ {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		out = append(out, ln.Addr().String())
 	}
-	defer ln.Close()
-	return ln.Addr().String()
+	return out
 }
 
 func newCluster(t testing.TB, n int) *cluster {
 	t.Helper()
 	c := &cluster{t: t}
 	var peers []Peer
+	c.addrs = freeAddrs(t, n)
 	for i := 0; i < n; i++ {
 		c.dirs = append(c.dirs, t.TempDir())
-		c.addrs = append(c.addrs, freeAddr(t))
 		peers = append(peers, Peer{ID: fmt.Sprintf("n%d", i), Addr: c.addrs[i]})
 	}
 	c.nodes = make([]*Node, n)

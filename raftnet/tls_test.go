@@ -37,9 +37,9 @@ func TestRaftOverTLSServesOnlyMembers(t *testing.T) {
 	}
 	c := &cluster{t: t}
 	var peers []Peer
+	c.addrs = freeAddrs(t, 3)
 	for i := 0; i < 3; i++ {
 		c.dirs = append(c.dirs, t.TempDir())
-		c.addrs = append(c.addrs, freeAddr(t))
 		peers = append(peers, Peer{ID: fmt.Sprintf("n%d", i), Addr: c.addrs[i]})
 	}
 	c.nodes = make([]*Node, 3)

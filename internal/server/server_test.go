@@ -23,8 +23,12 @@ func freeAddr(t *testing.T) string {
 
 // singleNode is the configuration of a one-member quorum in dir.
 func singleNode(t *testing.T, dir string) Config {
-	raftAddr := freeAddr(t)
-	return Config{ID: "a", DataDir: dir, RaftAddr: raftAddr, APIAddr: freeAddr(t), HTTPAddr: "",
+	a, b := freeAddr(t), freeAddr(t)
+	for a == b {
+		b = freeAddr(t)
+	}
+	raftAddr := a
+	return Config{ID: "a", DataDir: dir, RaftAddr: raftAddr, APIAddr: b, HTTPAddr: "",
 		Bootstrap: []raftnet.Peer{{ID: "a", Addr: raftAddr}}}
 }
 
