@@ -143,6 +143,8 @@ type Decoded struct {
 	Members []*Member
 	// Leaders holds leader takeovers, at their positions.
 	Leaders []*LeaderReady
+	// ACL holds changes to the ACL system, at their positions.
+	ACL []*ACLCommand
 	// Skipped lists the types of commands skipped because this build
 	// does not know them and they were marked skip-if-unknown.
 	Skipped []fsmpb.Type
@@ -227,8 +229,15 @@ func Decode(data []byte) (*Decoded, error) {
 	if err := proto.Unmarshal(body, &e); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrCorruptEntry, err)
 	}
-	d := &Decoded{Time: e.Time, Commands: make([]dag.Command, len(e.Commands)), Members: make([]*Member, len(e.Commands)), Leaders: make([]*LeaderReady, len(e.Commands))}
+	d := &Decoded{Time: e.Time, Commands: make([]dag.Command, len(e.Commands)), Members: make([]*Member, len(e.Commands)), Leaders: make([]*LeaderReady, len(e.Commands)), ACL: make([]*ACLCommand, len(e.Commands))}
 	for i, pc := range e.Commands {
+		if c, ok, err := decodeACL(pc); ok {
+			if err != nil {
+				return nil, fmt.Errorf("%w: command %d: bad acl change: %v", ErrCorruptEntry, i, err)
+			}
+			d.ACL[i] = c
+			continue
+		}
 		if pc.Type == fsmpb.Type_TYPE_LEADER_READY {
 			var m fsmpb.LeaderReady
 			if err := proto.Unmarshal(pc.Payload, &m); err != nil || m.Id == "" {

@@ -1,7 +1,6 @@
 package fsm
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -33,8 +32,9 @@ type FSM struct {
 	state   *dag.State
 	members map[string]Member
 	leaders []LeaderReady // the latest takeovers, oldest first
-	applied uint64        // index of the last entry applied
-	term    uint64        // term of the last entry applied
+	acl     acl
+	applied uint64 // index of the last entry applied
+	term    uint64 // term of the last entry applied
 
 	chMu    sync.Mutex
 	changed chan struct{} // closed and replaced after every change
@@ -70,7 +70,7 @@ func New(opts Options) *FSM {
 	if lg == nil {
 		lg = slog.New(slog.DiscardHandler)
 	}
-	return &FSM{log: lg, onApply: opts.OnApply, onRestore: opts.OnRestore, onCorrupt: opts.OnCorrupt, state: dag.New(opts.Config), members: map[string]Member{}, changed: make(chan struct{})}
+	return &FSM{log: lg, onApply: opts.OnApply, onRestore: opts.OnRestore, onCorrupt: opts.OnCorrupt, state: dag.New(opts.Config), members: map[string]Member{}, acl: newACL(), changed: make(chan struct{})}
 }
 
 // Response is what Apply returns for a log entry: one result per command,
@@ -135,6 +135,8 @@ func (f *FSM) applyLocked(l *raft.Log) any {
 			delete(f.members, m.ID)
 		case m != nil:
 			f.members[m.ID] = *m
+		case d.ACL[i] != nil:
+			r.Results[i] = dag.Result{Err: f.acl.apply(d.ACL[i])}
 		case d.Leaders[i] != nil:
 			f.leaders = append(f.leaders, *d.Leaders[i])
 			if len(f.leaders) > MaxLeaders {
@@ -232,7 +234,7 @@ func (f *FSM) notify() {
 func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
-	b, err := encodeSnapshot(f.state, f.members, f.leaders, f.applied, f.term)
+	b, err := encodeSnapshot(snapshotContents{state: f.state, members: f.members, leaders: f.leaders, acl: f.acl, index: f.applied, term: f.term})
 	if err != nil {
 		return nil, err
 	}
@@ -242,20 +244,22 @@ func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
 // Backup returns the state as a snapshot (the bytes Restore reads): a
 // backup an operator keeps, and restores into a quorum with Node.Restore.
 //
-// A backup holds the scheduler state and the leader history, not the
+// A backup holds the scheduler state, the leader history and the ACL
+// system (its tokens' hashes and the members' secret: keep backups as
+// you keep tokens), not the
 // member table (how to reach this quorum's members is no business of a
 // quorum it is restored into), and no log position (the restoring quorum's
 // log goes on from its own).
 func (f *FSM) Backup() ([]byte, uint64, error) {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
-	b, err := encodeSnapshot(f.state, nil, f.leaders, 0, 0)
+	b, err := encodeSnapshot(snapshotContents{state: f.state, leaders: f.leaders, acl: f.acl})
 	return b, f.applied, err
 }
 
 // CheckBackup reports whether data is a snapshot this build can restore.
 func CheckBackup(data []byte) error {
-	_, _, _, _, _, err := decodeSnapshot(bytes.NewReader(data))
+	_, err := decodeSnapshotBytes(data)
 	return err
 }
 
@@ -263,12 +267,12 @@ func CheckBackup(data []byte) error {
 // and checked in full before it is swapped in; on error the old state stays.
 func (f *FSM) Restore(rc io.ReadCloser) error {
 	defer rc.Close()
-	s, members, leaders, index, term, err := decodeSnapshot(rc)
+	c, err := decodeSnapshot(rc)
 	if err != nil {
 		return err
 	}
 	f.mu.Lock()
-	f.state, f.members, f.leaders, f.applied, f.term = s, members, leaders, index, term
+	f.state, f.members, f.leaders, f.acl, f.applied, f.term = c.state, c.members, c.leaders, c.acl, c.index, c.term
 	f.mu.Unlock()
 	if f.onRestore != nil {
 		f.onRestore()

@@ -142,6 +142,14 @@ func FuzzDecodeEntry(f *testing.F) {
 	if e, err := EncodeMember(1, Member{ID: "a", RaftAddr: "127.0.0.1:1"}); err == nil {
 		f.Add(e)
 	}
+	for _, c := range []ACLCommand{
+		{Bootstrap: &ACLBootstrap{Management: Token{Accessor: "m", SecretHash: HashSecret("m"), Policy: PolicyManagement}, ServerSecret: make([]byte, 32)}},
+		{Set: &Token{Accessor: "r", SecretHash: HashSecret("r"), Policy: PolicyRead}}, {Delete: "r"},
+	} {
+		if e, err := EncodeACL(2, c); err == nil {
+			f.Add(e)
+		}
+	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		n := allocated(func() {
 			d, err := Decode(data)
@@ -151,9 +159,13 @@ func FuzzDecodeEntry(f *testing.F) {
 			s := dag.New(dag.Config{MaxJobTasks: 100_000, MaxLiveTasks: 150_000})
 			s.Apply(&dag.RegisterExecutor{ID: "e1", Addr: "127.0.0.1:1", Cores: 2})
 			s.Apply(&dag.SubmitJob{Graph: &plan.Graph{Nodes: []plan.Node{{Op: "range", Partitions: 2}}, Action: plan.GraphAction{Op: "count"}}})
-			for _, c := range d.Commands {
+			a := newACL()
+			for i, c := range d.Commands {
 				if c != nil {
 					s.Apply(c)
+				}
+				if d.ACL[i] != nil {
+					a.apply(d.ACL[i])
 				}
 			}
 			if err := s.CheckInvariants(); err != nil {
@@ -176,7 +188,7 @@ func FuzzRestore(f *testing.F) {
 	s := dag.New(dag.Config{})
 	s.Apply(&dag.RegisterExecutor{ID: "e1", Addr: "127.0.0.1:1", Cores: 2})
 	s.Apply(&dag.SubmitJob{Graph: &plan.Graph{Nodes: []plan.Node{{Op: "range", Partitions: 2}}, Action: plan.GraphAction{Op: "count"}}})
-	if b, err := encodeSnapshot(s, map[string]Member{"a": {ID: "a", RaftAddr: "x"}}, nil, 5, 1); err == nil {
+	if b, err := encodeSnapshot(snapshotContents{state: s, members: map[string]Member{"a": {ID: "a", RaftAddr: "x"}}, index: 5, term: 1}); err == nil {
 		f.Add(b)
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {

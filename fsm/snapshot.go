@@ -20,7 +20,7 @@ import (
 //	uvarint version       snapshotVersion
 //	uvarint index, term   the last entry the state includes
 //	uvarint n, n bytes    the dag state (dag.State.MarshalBinary)
-//	uvarint m, m bytes    the member table (fsmpb.Members)
+//	uvarint m, m bytes    the member table, leader history and ACL system (fsmpb.Members)
 //	uint32 crc32c         of everything before it, big-endian
 const (
 	snapshotMagic   = "BATONFSM"
@@ -32,7 +32,17 @@ var ErrCorruptSnapshot = errors.New("fsm: corrupt snapshot")
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
-func encodeSnapshot(s *dag.State, members map[string]Member, leaders []LeaderReady, index, term uint64) ([]byte, error) {
+// snapshotContents is what a snapshot holds.
+type snapshotContents struct {
+	state       *dag.State
+	members     map[string]Member
+	leaders     []LeaderReady
+	acl         acl
+	index, term uint64
+}
+
+func encodeSnapshot(c snapshotContents) ([]byte, error) {
+	s, members, leaders, index, term := c.state, c.members, c.leaders, c.index, c.term
 	state, err := s.MarshalBinary()
 	if err != nil {
 		return nil, fmt.Errorf("fsm: snapshot: %w", err)
@@ -49,6 +59,7 @@ func encodeSnapshot(s *dag.State, members map[string]Member, leaders []LeaderRea
 	for _, l := range leaders {
 		table.Leaders = append(table.Leaders, leaderToProto(l))
 	}
+	c.acl.toProto(&table)
 	mb, err := proto.MarshalOptions{Deterministic: true}.Marshal(&table)
 	if err != nil {
 		return nil, fmt.Errorf("fsm: snapshot members: %w", err)
@@ -66,13 +77,17 @@ func encodeSnapshot(s *dag.State, members map[string]Member, leaders []LeaderRea
 	return b, nil
 }
 
-func decodeSnapshot(r io.Reader) (s *dag.State, members map[string]Member, leaders []LeaderReady, index, term uint64, err error) {
-	fail := func(format string, args ...any) (*dag.State, map[string]Member, []LeaderReady, uint64, uint64, error) {
-		return nil, nil, nil, 0, 0, fmt.Errorf("%w: %s", ErrCorruptSnapshot, fmt.Sprintf(format, args...))
-	}
+func decodeSnapshot(r io.Reader) (snapshotContents, error) {
 	data, err := io.ReadAll(r)
 	if err != nil {
-		return nil, nil, nil, 0, 0, fmt.Errorf("fsm: read snapshot: %w", err)
+		return snapshotContents{}, fmt.Errorf("fsm: read snapshot: %w", err)
+	}
+	return decodeSnapshotBytes(data)
+}
+
+func decodeSnapshotBytes(data []byte) (snapshotContents, error) {
+	fail := func(format string, args ...any) (snapshotContents, error) {
+		return snapshotContents{}, fmt.Errorf("%w: %s", ErrCorruptSnapshot, fmt.Sprintf(format, args...))
 	}
 	if len(data) < len(snapshotMagic)+4 || !bytes.HasPrefix(data, []byte(snapshotMagic)) {
 		return fail("bad magic")
@@ -114,16 +129,19 @@ func decodeSnapshot(r io.Reader) (s *dag.State, members map[string]Member, leade
 	if err := proto.Unmarshal(rest, &table); err != nil {
 		return fail("member table: %v", err)
 	}
-	members = make(map[string]Member, len(table.Members))
+	c := snapshotContents{members: make(map[string]Member, len(table.Members)), index: hdr[1], term: hdr[2]}
 	for _, pm := range table.Members {
-		members[pm.Id] = *memberFromProto(pm)
+		c.members[pm.Id] = *memberFromProto(pm)
 	}
 	for _, pl := range table.Leaders {
-		leaders = append(leaders, leaderFromProto(pl))
+		c.leaders = append(c.leaders, leaderFromProto(pl))
 	}
-	s, err = dag.Unmarshal(state)
-	if err != nil {
-		return nil, nil, nil, 0, 0, fmt.Errorf("fsm: restore: %w", err)
+	var err error
+	if c.acl, err = aclFromProto(&table); err != nil {
+		return fail("acl: %v", err)
 	}
-	return s, members, leaders, hdr[1], hdr[2], nil
+	if c.state, err = dag.Unmarshal(state); err != nil {
+		return snapshotContents{}, fmt.Errorf("fsm: restore: %w", err)
+	}
+	return c, nil
 }

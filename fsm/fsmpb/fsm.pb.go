@@ -42,6 +42,9 @@ const (
 	Type_TYPE_RELEASE_JOB            Type = 8
 	Type_TYPE_SET_MEMBER             Type = 9
 	Type_TYPE_LEADER_READY           Type = 10
+	Type_TYPE_ACL_BOOTSTRAP          Type = 11
+	Type_TYPE_ACL_TOKEN_SET          Type = 12
+	Type_TYPE_ACL_TOKEN_DELETE       Type = 13
 )
 
 // Enum value maps for Type.
@@ -58,6 +61,9 @@ var (
 		8:  "TYPE_RELEASE_JOB",
 		9:  "TYPE_SET_MEMBER",
 		10: "TYPE_LEADER_READY",
+		11: "TYPE_ACL_BOOTSTRAP",
+		12: "TYPE_ACL_TOKEN_SET",
+		13: "TYPE_ACL_TOKEN_DELETE",
 	}
 	Type_value = map[string]int32{
 		"TYPE_UNSPECIFIED":            0,
@@ -71,6 +77,9 @@ var (
 		"TYPE_RELEASE_JOB":            8,
 		"TYPE_SET_MEMBER":             9,
 		"TYPE_LEADER_READY":           10,
+		"TYPE_ACL_BOOTSTRAP":          11,
+		"TYPE_ACL_TOKEN_SET":          12,
+		"TYPE_ACL_TOKEN_DELETE":       13,
 	}
 )
 
@@ -1065,11 +1074,16 @@ func (x *LeaderReady) GetExecutorsBack() int32 {
 // Members is the member table as stored in a snapshot, sorted by id, and
 // the latest leader takeovers, oldest first.
 type Members struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Members       []*SetMember           `protobuf:"bytes,1,rep,name=members,proto3" json:"members,omitempty"`
-	Leaders       []*LeaderReady         `protobuf:"bytes,2,rep,name=leaders,proto3" json:"leaders,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Members []*SetMember           `protobuf:"bytes,1,rep,name=members,proto3" json:"members,omitempty"`
+	Leaders []*LeaderReady         `protobuf:"bytes,2,rep,name=leaders,proto3" json:"leaders,omitempty"`
+	// The ACL system: on once bootstrapped; its tokens, sorted by
+	// accessor; the secret members present to one another.
+	AclBootstrapped bool        `protobuf:"varint,3,opt,name=acl_bootstrapped,json=aclBootstrapped,proto3" json:"acl_bootstrapped,omitempty"`
+	AclTokens       []*ACLToken `protobuf:"bytes,4,rep,name=acl_tokens,json=aclTokens,proto3" json:"acl_tokens,omitempty"`
+	AclServerSecret []byte      `protobuf:"bytes,5,opt,name=acl_server_secret,json=aclServerSecret,proto3" json:"acl_server_secret,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *Members) Reset() {
@@ -1114,6 +1128,206 @@ func (x *Members) GetLeaders() []*LeaderReady {
 		return x.Leaders
 	}
 	return nil
+}
+
+func (x *Members) GetAclBootstrapped() bool {
+	if x != nil {
+		return x.AclBootstrapped
+	}
+	return false
+}
+
+func (x *Members) GetAclTokens() []*ACLToken {
+	if x != nil {
+		return x.AclTokens
+	}
+	return nil
+}
+
+func (x *Members) GetAclServerSecret() []byte {
+	if x != nil {
+		return x.AclServerSecret
+	}
+	return nil
+}
+
+// ACLToken is an API token as the state keeps it: the secret itself is
+// never stored, only its SHA-256.
+type ACLToken struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	Accessor       string                 `protobuf:"bytes,1,opt,name=accessor,proto3" json:"accessor,omitempty"`
+	SecretHash     []byte                 `protobuf:"bytes,2,opt,name=secret_hash,json=secretHash,proto3" json:"secret_hash,omitempty"`
+	Name           string                 `protobuf:"bytes,3,opt,name=name,proto3" json:"name,omitempty"`
+	Policy         string                 `protobuf:"bytes,4,opt,name=policy,proto3" json:"policy,omitempty"`
+	CreateUnixNano int64                  `protobuf:"varint,5,opt,name=create_unix_nano,json=createUnixNano,proto3" json:"create_unix_nano,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *ACLToken) Reset() {
+	*x = ACLToken{}
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ACLToken) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ACLToken) ProtoMessage() {}
+
+func (x *ACLToken) ProtoReflect() protoreflect.Message {
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ACLToken.ProtoReflect.Descriptor instead.
+func (*ACLToken) Descriptor() ([]byte, []int) {
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *ACLToken) GetAccessor() string {
+	if x != nil {
+		return x.Accessor
+	}
+	return ""
+}
+
+func (x *ACLToken) GetSecretHash() []byte {
+	if x != nil {
+		return x.SecretHash
+	}
+	return nil
+}
+
+func (x *ACLToken) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *ACLToken) GetPolicy() string {
+	if x != nil {
+		return x.Policy
+	}
+	return ""
+}
+
+func (x *ACLToken) GetCreateUnixNano() int64 {
+	if x != nil {
+		return x.CreateUnixNano
+	}
+	return 0
+}
+
+// ACLBootstrap turns the ACL system on, once: the first management token,
+// and the secret members authenticate to one another with (members only
+// ever read it from their own replica).
+type ACLBootstrap struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Management    *ACLToken              `protobuf:"bytes,1,opt,name=management,proto3" json:"management,omitempty"`
+	ServerSecret  []byte                 `protobuf:"bytes,2,opt,name=server_secret,json=serverSecret,proto3" json:"server_secret,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ACLBootstrap) Reset() {
+	*x = ACLBootstrap{}
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ACLBootstrap) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ACLBootstrap) ProtoMessage() {}
+
+func (x *ACLBootstrap) ProtoReflect() protoreflect.Message {
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ACLBootstrap.ProtoReflect.Descriptor instead.
+func (*ACLBootstrap) Descriptor() ([]byte, []int) {
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *ACLBootstrap) GetManagement() *ACLToken {
+	if x != nil {
+		return x.Management
+	}
+	return nil
+}
+
+func (x *ACLBootstrap) GetServerSecret() []byte {
+	if x != nil {
+		return x.ServerSecret
+	}
+	return nil
+}
+
+// ACLTokenSet creates a token (ACLToken is its payload). ACLTokenDelete
+// deletes one.
+type ACLTokenDelete struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Accessor      string                 `protobuf:"bytes,1,opt,name=accessor,proto3" json:"accessor,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ACLTokenDelete) Reset() {
+	*x = ACLTokenDelete{}
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ACLTokenDelete) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ACLTokenDelete) ProtoMessage() {}
+
+func (x *ACLTokenDelete) ProtoReflect() protoreflect.Message {
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ACLTokenDelete.ProtoReflect.Descriptor instead.
+func (*ACLTokenDelete) Descriptor() ([]byte, []int) {
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *ACLTokenDelete) GetAccessor() string {
+	if x != nil {
+		return x.Accessor
+	}
+	return ""
 }
 
 var File_fsm_fsmpb_fsm_proto protoreflect.FileDescriptor
@@ -1194,10 +1408,28 @@ const file_fsm_fsmpb_fsm_proto_rawDesc = "" +
 	"\rwon_unix_nano\x18\x03 \x01(\x03R\vwonUnixNano\x12&\n" +
 	"\x0fready_unix_nano\x18\x04 \x01(\x03R\rreadyUnixNano\x12\x1c\n" +
 	"\texecutors\x18\x05 \x01(\x05R\texecutors\x12%\n" +
-	"\x0eexecutors_back\x18\x06 \x01(\x05R\rexecutorsBack\"q\n" +
+	"\x0eexecutors_back\x18\x06 \x01(\x05R\rexecutorsBack\"\xff\x01\n" +
 	"\aMembers\x121\n" +
 	"\amembers\x18\x01 \x03(\v2\x17.baton.fsm.v1.SetMemberR\amembers\x123\n" +
-	"\aleaders\x18\x02 \x03(\v2\x19.baton.fsm.v1.LeaderReadyR\aleaders*\x8f\x02\n" +
+	"\aleaders\x18\x02 \x03(\v2\x19.baton.fsm.v1.LeaderReadyR\aleaders\x12)\n" +
+	"\x10acl_bootstrapped\x18\x03 \x01(\bR\x0faclBootstrapped\x125\n" +
+	"\n" +
+	"acl_tokens\x18\x04 \x03(\v2\x16.baton.fsm.v1.ACLTokenR\taclTokens\x12*\n" +
+	"\x11acl_server_secret\x18\x05 \x01(\fR\x0faclServerSecret\"\x9d\x01\n" +
+	"\bACLToken\x12\x1a\n" +
+	"\baccessor\x18\x01 \x01(\tR\baccessor\x12\x1f\n" +
+	"\vsecret_hash\x18\x02 \x01(\fR\n" +
+	"secretHash\x12\x12\n" +
+	"\x04name\x18\x03 \x01(\tR\x04name\x12\x16\n" +
+	"\x06policy\x18\x04 \x01(\tR\x06policy\x12(\n" +
+	"\x10create_unix_nano\x18\x05 \x01(\x03R\x0ecreateUnixNano\"k\n" +
+	"\fACLBootstrap\x126\n" +
+	"\n" +
+	"management\x18\x01 \x01(\v2\x16.baton.fsm.v1.ACLTokenR\n" +
+	"management\x12#\n" +
+	"\rserver_secret\x18\x02 \x01(\fR\fserverSecret\",\n" +
+	"\x0eACLTokenDelete\x12\x1a\n" +
+	"\baccessor\x18\x01 \x01(\tR\baccessor*\xda\x02\n" +
 	"\x04Type\x12\x14\n" +
 	"\x10TYPE_UNSPECIFIED\x10\x00\x12\x1a\n" +
 	"\x16TYPE_REGISTER_EXECUTOR\x10\x01\x12\x18\n" +
@@ -1210,7 +1442,10 @@ const file_fsm_fsmpb_fsm_proto_rawDesc = "" +
 	"\x10TYPE_RELEASE_JOB\x10\b\x12\x13\n" +
 	"\x0fTYPE_SET_MEMBER\x10\t\x12\x15\n" +
 	"\x11TYPE_LEADER_READY\x10\n" +
-	"*\xc2\x01\n" +
+	"\x12\x16\n" +
+	"\x12TYPE_ACL_BOOTSTRAP\x10\v\x12\x16\n" +
+	"\x12TYPE_ACL_TOKEN_SET\x10\f\x12\x19\n" +
+	"\x15TYPE_ACL_TOKEN_DELETE\x10\r*\xc2\x01\n" +
 	"\x06Reason\x12\x16\n" +
 	"\x12REASON_UNSPECIFIED\x10\x00\x12\x12\n" +
 	"\x0eREASON_SUCCESS\x10\x01\x12\x14\n" +
@@ -1234,7 +1469,7 @@ func file_fsm_fsmpb_fsm_proto_rawDescGZIP() []byte {
 }
 
 var file_fsm_fsmpb_fsm_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_fsm_fsmpb_fsm_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
+var file_fsm_fsmpb_fsm_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
 var file_fsm_fsmpb_fsm_proto_goTypes = []any{
 	(Type)(0),                    // 0: baton.fsm.v1.Type
 	(Reason)(0),                  // 1: baton.fsm.v1.Reason
@@ -1251,6 +1486,9 @@ var file_fsm_fsmpb_fsm_proto_goTypes = []any{
 	(*SetMember)(nil),            // 12: baton.fsm.v1.SetMember
 	(*LeaderReady)(nil),          // 13: baton.fsm.v1.LeaderReady
 	(*Members)(nil),              // 14: baton.fsm.v1.Members
+	(*ACLToken)(nil),             // 15: baton.fsm.v1.ACLToken
+	(*ACLBootstrap)(nil),         // 16: baton.fsm.v1.ACLBootstrap
+	(*ACLTokenDelete)(nil),       // 17: baton.fsm.v1.ACLTokenDelete
 }
 var file_fsm_fsmpb_fsm_proto_depIdxs = []int32{
 	3,  // 0: baton.fsm.v1.Entry.commands:type_name -> baton.fsm.v1.Command
@@ -1258,11 +1496,13 @@ var file_fsm_fsmpb_fsm_proto_depIdxs = []int32{
 	1,  // 2: baton.fsm.v1.TaskEnded.reason:type_name -> baton.fsm.v1.Reason
 	12, // 3: baton.fsm.v1.Members.members:type_name -> baton.fsm.v1.SetMember
 	13, // 4: baton.fsm.v1.Members.leaders:type_name -> baton.fsm.v1.LeaderReady
-	5,  // [5:5] is the sub-list for method output_type
-	5,  // [5:5] is the sub-list for method input_type
-	5,  // [5:5] is the sub-list for extension type_name
-	5,  // [5:5] is the sub-list for extension extendee
-	0,  // [0:5] is the sub-list for field type_name
+	15, // 5: baton.fsm.v1.Members.acl_tokens:type_name -> baton.fsm.v1.ACLToken
+	15, // 6: baton.fsm.v1.ACLBootstrap.management:type_name -> baton.fsm.v1.ACLToken
+	7,  // [7:7] is the sub-list for method output_type
+	7,  // [7:7] is the sub-list for method input_type
+	7,  // [7:7] is the sub-list for extension type_name
+	7,  // [7:7] is the sub-list for extension extendee
+	0,  // [0:7] is the sub-list for field type_name
 }
 
 func init() { file_fsm_fsmpb_fsm_proto_init() }
@@ -1276,7 +1516,7 @@ func file_fsm_fsmpb_fsm_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_fsm_fsmpb_fsm_proto_rawDesc), len(file_fsm_fsmpb_fsm_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   13,
+			NumMessages:   16,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
