@@ -3647,14 +3647,19 @@ func (x *ReportResultLostResponse) GetIndex() uint64 {
 
 // TaskID identifies a task attempt and what it computes.
 type TaskID struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Task          uint64                 `protobuf:"varint,1,opt,name=task,proto3" json:"task,omitempty"`
-	Job           uint64                 `protobuf:"varint,2,opt,name=job,proto3" json:"job,omitempty"`
-	Stage         uint64                 `protobuf:"varint,3,opt,name=stage,proto3" json:"stage,omitempty"`
-	StageAttempt  int32                  `protobuf:"varint,4,opt,name=stage_attempt,json=stageAttempt,proto3" json:"stage_attempt,omitempty"`
-	Partition     int32                  `protobuf:"varint,5,opt,name=partition,proto3" json:"partition,omitempty"`
-	Attempt       int32                  `protobuf:"varint,6,opt,name=attempt,proto3" json:"attempt,omitempty"`
-	Epoch         uint64                 `protobuf:"varint,7,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	Task         uint64                 `protobuf:"varint,1,opt,name=task,proto3" json:"task,omitempty"`
+	Job          uint64                 `protobuf:"varint,2,opt,name=job,proto3" json:"job,omitempty"`
+	Stage        uint64                 `protobuf:"varint,3,opt,name=stage,proto3" json:"stage,omitempty"`
+	StageAttempt int32                  `protobuf:"varint,4,opt,name=stage_attempt,json=stageAttempt,proto3" json:"stage_attempt,omitempty"`
+	Partition    int32                  `protobuf:"varint,5,opt,name=partition,proto3" json:"partition,omitempty"`
+	Attempt      int32                  `protobuf:"varint,6,opt,name=attempt,proto3" json:"attempt,omitempty"`
+	Epoch        uint64                 `protobuf:"varint,7,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	// ticket is the launching leader's proof that it launched this attempt
+	// to this executor (an HMAC under the members' secret once ACLs are
+	// on): a leader taking over adopts only attempts with a valid ticket.
+	// Executors echo the TaskID they were given.
+	Ticket        []byte `protobuf:"bytes,8,opt,name=ticket,proto3" json:"ticket,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3736,6 +3741,13 @@ func (x *TaskID) GetEpoch() uint64 {
 		return x.Epoch
 	}
 	return 0
+}
+
+func (x *TaskID) GetTicket() []byte {
+	if x != nil {
+		return x.Ticket
+	}
+	return nil
 }
 
 // MapLocation is where one map output of a shuffle lives.
@@ -5427,6 +5439,421 @@ func (x *ExecutorStats) GetShuffles() int32 {
 	return 0
 }
 
+// ACLToken describes a token; its secret is shown only when it is made.
+type ACLToken struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	Accessor       string                 `protobuf:"bytes,1,opt,name=accessor,proto3" json:"accessor,omitempty"`
+	Name           string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	Policy         string                 `protobuf:"bytes,3,opt,name=policy,proto3" json:"policy,omitempty"`
+	CreateUnixNano int64                  `protobuf:"varint,4,opt,name=create_unix_nano,json=createUnixNano,proto3" json:"create_unix_nano,omitempty"`
+	// secret is set only in the answer that creates the token.
+	Secret        string `protobuf:"bytes,5,opt,name=secret,proto3" json:"secret,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ACLToken) Reset() {
+	*x = ACLToken{}
+	mi := &file_api_baton_proto_msgTypes[72]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ACLToken) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ACLToken) ProtoMessage() {}
+
+func (x *ACLToken) ProtoReflect() protoreflect.Message {
+	mi := &file_api_baton_proto_msgTypes[72]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ACLToken.ProtoReflect.Descriptor instead.
+func (*ACLToken) Descriptor() ([]byte, []int) {
+	return file_api_baton_proto_rawDescGZIP(), []int{72}
+}
+
+func (x *ACLToken) GetAccessor() string {
+	if x != nil {
+		return x.Accessor
+	}
+	return ""
+}
+
+func (x *ACLToken) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *ACLToken) GetPolicy() string {
+	if x != nil {
+		return x.Policy
+	}
+	return ""
+}
+
+func (x *ACLToken) GetCreateUnixNano() int64 {
+	if x != nil {
+		return x.CreateUnixNano
+	}
+	return 0
+}
+
+func (x *ACLToken) GetSecret() string {
+	if x != nil {
+		return x.Secret
+	}
+	return ""
+}
+
+type ACLBootstrapRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ACLBootstrapRequest) Reset() {
+	*x = ACLBootstrapRequest{}
+	mi := &file_api_baton_proto_msgTypes[73]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ACLBootstrapRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ACLBootstrapRequest) ProtoMessage() {}
+
+func (x *ACLBootstrapRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_api_baton_proto_msgTypes[73]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ACLBootstrapRequest.ProtoReflect.Descriptor instead.
+func (*ACLBootstrapRequest) Descriptor() ([]byte, []int) {
+	return file_api_baton_proto_rawDescGZIP(), []int{73}
+}
+
+type ACLBootstrapResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Token         *ACLToken              `protobuf:"bytes,1,opt,name=token,proto3" json:"token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ACLBootstrapResponse) Reset() {
+	*x = ACLBootstrapResponse{}
+	mi := &file_api_baton_proto_msgTypes[74]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ACLBootstrapResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ACLBootstrapResponse) ProtoMessage() {}
+
+func (x *ACLBootstrapResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_api_baton_proto_msgTypes[74]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ACLBootstrapResponse.ProtoReflect.Descriptor instead.
+func (*ACLBootstrapResponse) Descriptor() ([]byte, []int) {
+	return file_api_baton_proto_rawDescGZIP(), []int{74}
+}
+
+func (x *ACLBootstrapResponse) GetToken() *ACLToken {
+	if x != nil {
+		return x.Token
+	}
+	return nil
+}
+
+type CreateTokenRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// policy: read, submit, operator, management or executor.
+	Policy        string `protobuf:"bytes,2,opt,name=policy,proto3" json:"policy,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateTokenRequest) Reset() {
+	*x = CreateTokenRequest{}
+	mi := &file_api_baton_proto_msgTypes[75]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateTokenRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateTokenRequest) ProtoMessage() {}
+
+func (x *CreateTokenRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_api_baton_proto_msgTypes[75]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateTokenRequest.ProtoReflect.Descriptor instead.
+func (*CreateTokenRequest) Descriptor() ([]byte, []int) {
+	return file_api_baton_proto_rawDescGZIP(), []int{75}
+}
+
+func (x *CreateTokenRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *CreateTokenRequest) GetPolicy() string {
+	if x != nil {
+		return x.Policy
+	}
+	return ""
+}
+
+type CreateTokenResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Token         *ACLToken              `protobuf:"bytes,1,opt,name=token,proto3" json:"token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateTokenResponse) Reset() {
+	*x = CreateTokenResponse{}
+	mi := &file_api_baton_proto_msgTypes[76]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateTokenResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateTokenResponse) ProtoMessage() {}
+
+func (x *CreateTokenResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_api_baton_proto_msgTypes[76]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateTokenResponse.ProtoReflect.Descriptor instead.
+func (*CreateTokenResponse) Descriptor() ([]byte, []int) {
+	return file_api_baton_proto_rawDescGZIP(), []int{76}
+}
+
+func (x *CreateTokenResponse) GetToken() *ACLToken {
+	if x != nil {
+		return x.Token
+	}
+	return nil
+}
+
+type ListTokensRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListTokensRequest) Reset() {
+	*x = ListTokensRequest{}
+	mi := &file_api_baton_proto_msgTypes[77]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListTokensRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListTokensRequest) ProtoMessage() {}
+
+func (x *ListTokensRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_api_baton_proto_msgTypes[77]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListTokensRequest.ProtoReflect.Descriptor instead.
+func (*ListTokensRequest) Descriptor() ([]byte, []int) {
+	return file_api_baton_proto_rawDescGZIP(), []int{77}
+}
+
+type ListTokensResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Tokens        []*ACLToken            `protobuf:"bytes,1,rep,name=tokens,proto3" json:"tokens,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListTokensResponse) Reset() {
+	*x = ListTokensResponse{}
+	mi := &file_api_baton_proto_msgTypes[78]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListTokensResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListTokensResponse) ProtoMessage() {}
+
+func (x *ListTokensResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_api_baton_proto_msgTypes[78]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListTokensResponse.ProtoReflect.Descriptor instead.
+func (*ListTokensResponse) Descriptor() ([]byte, []int) {
+	return file_api_baton_proto_rawDescGZIP(), []int{78}
+}
+
+func (x *ListTokensResponse) GetTokens() []*ACLToken {
+	if x != nil {
+		return x.Tokens
+	}
+	return nil
+}
+
+type DeleteTokenRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Accessor      string                 `protobuf:"bytes,1,opt,name=accessor,proto3" json:"accessor,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteTokenRequest) Reset() {
+	*x = DeleteTokenRequest{}
+	mi := &file_api_baton_proto_msgTypes[79]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteTokenRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteTokenRequest) ProtoMessage() {}
+
+func (x *DeleteTokenRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_api_baton_proto_msgTypes[79]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteTokenRequest.ProtoReflect.Descriptor instead.
+func (*DeleteTokenRequest) Descriptor() ([]byte, []int) {
+	return file_api_baton_proto_rawDescGZIP(), []int{79}
+}
+
+func (x *DeleteTokenRequest) GetAccessor() string {
+	if x != nil {
+		return x.Accessor
+	}
+	return ""
+}
+
+type DeleteTokenResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteTokenResponse) Reset() {
+	*x = DeleteTokenResponse{}
+	mi := &file_api_baton_proto_msgTypes[80]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteTokenResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteTokenResponse) ProtoMessage() {}
+
+func (x *DeleteTokenResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_api_baton_proto_msgTypes[80]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteTokenResponse.ProtoReflect.Descriptor instead.
+func (*DeleteTokenResponse) Descriptor() ([]byte, []int) {
+	return file_api_baton_proto_rawDescGZIP(), []int{80}
+}
+
 var File_api_baton_proto protoreflect.FileDescriptor
 
 const file_api_baton_proto_rawDesc = "" +
@@ -5709,7 +6136,7 @@ const file_api_baton_proto_rawDesc = "" +
 	"\x04task\x18\x03 \x01(\x04R\x04task\x12\x16\n" +
 	"\x06reason\x18\x04 \x01(\tR\x06reason\"0\n" +
 	"\x18ReportResultLostResponse\x12\x14\n" +
-	"\x05index\x18\x01 \x01(\x04R\x05index\"\xb7\x01\n" +
+	"\x05index\x18\x01 \x01(\x04R\x05index\"\xcf\x01\n" +
 	"\x06TaskID\x12\x12\n" +
 	"\x04task\x18\x01 \x01(\x04R\x04task\x12\x10\n" +
 	"\x03job\x18\x02 \x01(\x04R\x03job\x12\x14\n" +
@@ -5717,7 +6144,8 @@ const file_api_baton_proto_rawDesc = "" +
 	"\rstage_attempt\x18\x04 \x01(\x05R\fstageAttempt\x12\x1c\n" +
 	"\tpartition\x18\x05 \x01(\x05R\tpartition\x12\x18\n" +
 	"\aattempt\x18\x06 \x01(\x05R\aattempt\x12\x14\n" +
-	"\x05epoch\x18\a \x01(\x04R\x05epoch\"O\n" +
+	"\x05epoch\x18\a \x01(\x04R\x05epoch\x12\x16\n" +
+	"\x06ticket\x18\b \x01(\fR\x06ticket\"O\n" +
 	"\vMapLocation\x12\x10\n" +
 	"\x03map\x18\x01 \x01(\x05R\x03map\x12\x1a\n" +
 	"\bexecutor\x18\x02 \x01(\tR\bexecutor\x12\x12\n" +
@@ -5861,7 +6289,27 @@ const file_api_baton_proto_rawDesc = "" +
 	"\x05value\x18\x02 \x01(\x03R\x05value:\x028\x01\x1aC\n" +
 	"\x15LastLaunchByTermEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\x04R\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\x03R\x05value:\x028\x01*\x84\x01\n" +
+	"\x05value\x18\x02 \x01(\x03R\x05value:\x028\x01\"\x94\x01\n" +
+	"\bACLToken\x12\x1a\n" +
+	"\baccessor\x18\x01 \x01(\tR\baccessor\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12\x16\n" +
+	"\x06policy\x18\x03 \x01(\tR\x06policy\x12(\n" +
+	"\x10create_unix_nano\x18\x04 \x01(\x03R\x0ecreateUnixNano\x12\x16\n" +
+	"\x06secret\x18\x05 \x01(\tR\x06secret\"\x15\n" +
+	"\x13ACLBootstrapRequest\"@\n" +
+	"\x14ACLBootstrapResponse\x12(\n" +
+	"\x05token\x18\x01 \x01(\v2\x12.baton.v1.ACLTokenR\x05token\"@\n" +
+	"\x12CreateTokenRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x16\n" +
+	"\x06policy\x18\x02 \x01(\tR\x06policy\"?\n" +
+	"\x13CreateTokenResponse\x12(\n" +
+	"\x05token\x18\x01 \x01(\v2\x12.baton.v1.ACLTokenR\x05token\"\x13\n" +
+	"\x11ListTokensRequest\"@\n" +
+	"\x12ListTokensResponse\x12*\n" +
+	"\x06tokens\x18\x01 \x03(\v2\x12.baton.v1.ACLTokenR\x06tokens\"0\n" +
+	"\x12DeleteTokenRequest\x12\x1a\n" +
+	"\baccessor\x18\x01 \x01(\tR\baccessor\"\x15\n" +
+	"\x13DeleteTokenResponse*\x84\x01\n" +
 	"\bJobState\x12\x19\n" +
 	"\x15JOB_STATE_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11JOB_STATE_RUNNING\x10\x01\x12\x17\n" +
@@ -5915,7 +6363,13 @@ const file_api_baton_proto_rawDesc = "" +
 	"\x06Blocks\x12E\n" +
 	"\fFetchShuffle\x12\x1d.baton.v1.FetchShuffleRequest\x1a\x14.baton.v1.BlockChunk0\x01\x12C\n" +
 	"\vFetchResult\x12\x1c.baton.v1.FetchResultRequest\x1a\x14.baton.v1.BlockChunk0\x01\x12@\n" +
-	"\x05Stats\x12\x1e.baton.v1.ExecutorStatsRequest\x1a\x17.baton.v1.ExecutorStatsB\"Z github.com/baton-sched/baton/apib\x06proto3"
+	"\x05Stats\x12\x1e.baton.v1.ExecutorStatsRequest\x1a\x17.baton.v1.ExecutorStats2\xb2\x02\n" +
+	"\x03ACL\x12J\n" +
+	"\tBootstrap\x12\x1d.baton.v1.ACLBootstrapRequest\x1a\x1e.baton.v1.ACLBootstrapResponse\x12J\n" +
+	"\vCreateToken\x12\x1c.baton.v1.CreateTokenRequest\x1a\x1d.baton.v1.CreateTokenResponse\x12G\n" +
+	"\n" +
+	"ListTokens\x12\x1b.baton.v1.ListTokensRequest\x1a\x1c.baton.v1.ListTokensResponse\x12J\n" +
+	"\vDeleteToken\x12\x1c.baton.v1.DeleteTokenRequest\x1a\x1d.baton.v1.DeleteTokenResponseB\"Z github.com/baton-sched/baton/apib\x06proto3"
 
 var (
 	file_api_baton_proto_rawDescOnce sync.Once
@@ -5930,7 +6384,7 @@ func file_api_baton_proto_rawDescGZIP() []byte {
 }
 
 var file_api_baton_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_api_baton_proto_msgTypes = make([]protoimpl.MessageInfo, 78)
+var file_api_baton_proto_msgTypes = make([]protoimpl.MessageInfo, 87)
 var file_api_baton_proto_goTypes = []any{
 	(JobState)(0),                      // 0: baton.v1.JobState
 	(TaskState)(0),                     // 1: baton.v1.TaskState
@@ -6008,19 +6462,28 @@ var file_api_baton_proto_goTypes = []any{
 	(*BlockChunk)(nil),                 // 73: baton.v1.BlockChunk
 	(*ExecutorStatsRequest)(nil),       // 74: baton.v1.ExecutorStatsRequest
 	(*ExecutorStats)(nil),              // 75: baton.v1.ExecutorStats
-	nil,                                // 76: baton.v1.Plan.DatasetsEntry
-	nil,                                // 77: baton.v1.Dataset.EnvEntry
-	nil,                                // 78: baton.v1.StageDetail.TaskCountsEntry
-	nil,                                // 79: baton.v1.ExecutorStats.LaunchesByJobEntry
-	nil,                                // 80: baton.v1.ExecutorStats.FirstLaunchByTermEntry
-	nil,                                // 81: baton.v1.ExecutorStats.LastLaunchByTermEntry
+	(*ACLToken)(nil),                   // 76: baton.v1.ACLToken
+	(*ACLBootstrapRequest)(nil),        // 77: baton.v1.ACLBootstrapRequest
+	(*ACLBootstrapResponse)(nil),       // 78: baton.v1.ACLBootstrapResponse
+	(*CreateTokenRequest)(nil),         // 79: baton.v1.CreateTokenRequest
+	(*CreateTokenResponse)(nil),        // 80: baton.v1.CreateTokenResponse
+	(*ListTokensRequest)(nil),          // 81: baton.v1.ListTokensRequest
+	(*ListTokensResponse)(nil),         // 82: baton.v1.ListTokensResponse
+	(*DeleteTokenRequest)(nil),         // 83: baton.v1.DeleteTokenRequest
+	(*DeleteTokenResponse)(nil),        // 84: baton.v1.DeleteTokenResponse
+	nil,                                // 85: baton.v1.Plan.DatasetsEntry
+	nil,                                // 86: baton.v1.Dataset.EnvEntry
+	nil,                                // 87: baton.v1.StageDetail.TaskCountsEntry
+	nil,                                // 88: baton.v1.ExecutorStats.LaunchesByJobEntry
+	nil,                                // 89: baton.v1.ExecutorStats.FirstLaunchByTermEntry
+	nil,                                // 90: baton.v1.ExecutorStats.LastLaunchByTermEntry
 }
 var file_api_baton_proto_depIdxs = []int32{
-	76, // 0: baton.v1.Plan.datasets:type_name -> baton.v1.Plan.DatasetsEntry
+	85, // 0: baton.v1.Plan.datasets:type_name -> baton.v1.Plan.DatasetsEntry
 	8,  // 1: baton.v1.Plan.action:type_name -> baton.v1.Action
 	5,  // 2: baton.v1.Dataset.fn:type_name -> baton.v1.Func
 	6,  // 3: baton.v1.Dataset.records:type_name -> baton.v1.Record
-	77, // 4: baton.v1.Dataset.env:type_name -> baton.v1.Dataset.EnvEntry
+	86, // 4: baton.v1.Dataset.env:type_name -> baton.v1.Dataset.EnvEntry
 	5,  // 5: baton.v1.Action.fn:type_name -> baton.v1.Func
 	0,  // 6: baton.v1.Job.state:type_name -> baton.v1.JobState
 	11, // 7: baton.v1.Job.stages:type_name -> baton.v1.Stage
@@ -6031,7 +6494,7 @@ var file_api_baton_proto_depIdxs = []int32{
 	25, // 12: baton.v1.ListExecutorsResponse.executors:type_name -> baton.v1.Executor
 	11, // 13: baton.v1.StageDetail.stage:type_name -> baton.v1.Stage
 	28, // 14: baton.v1.StageDetail.tasks:type_name -> baton.v1.TaskAttempt
-	78, // 15: baton.v1.StageDetail.task_counts:type_name -> baton.v1.StageDetail.TaskCountsEntry
+	87, // 15: baton.v1.StageDetail.task_counts:type_name -> baton.v1.StageDetail.TaskCountsEntry
 	34, // 16: baton.v1.StatusResponse.node:type_name -> baton.v1.NodeStatus
 	30, // 17: baton.v1.StatusResponse.peers:type_name -> baton.v1.Peer
 	30, // 18: baton.v1.ListPeersResponse.peers:type_name -> baton.v1.Peer
@@ -6059,63 +6522,74 @@ var file_api_baton_proto_depIdxs = []int32{
 	68, // 40: baton.v1.DriverMessage.delete:type_name -> baton.v1.DeleteBlocks
 	69, // 41: baton.v1.DriverMessage.not_leader:type_name -> baton.v1.NotLeader
 	3,  // 42: baton.v1.BlockChunk.error:type_name -> baton.v1.BlockError
-	79, // 43: baton.v1.ExecutorStats.launches_by_job:type_name -> baton.v1.ExecutorStats.LaunchesByJobEntry
-	80, // 44: baton.v1.ExecutorStats.first_launch_by_term:type_name -> baton.v1.ExecutorStats.FirstLaunchByTermEntry
-	81, // 45: baton.v1.ExecutorStats.last_launch_by_term:type_name -> baton.v1.ExecutorStats.LastLaunchByTermEntry
-	7,  // 46: baton.v1.Plan.DatasetsEntry.value:type_name -> baton.v1.Dataset
-	12, // 47: baton.v1.Scheduler.SubmitJob:input_type -> baton.v1.SubmitJobRequest
-	14, // 48: baton.v1.Scheduler.GetJob:input_type -> baton.v1.GetJobRequest
-	15, // 49: baton.v1.Scheduler.ListJobs:input_type -> baton.v1.ListJobsRequest
-	17, // 50: baton.v1.Scheduler.CancelJob:input_type -> baton.v1.CancelJobRequest
-	19, // 51: baton.v1.Scheduler.WatchJob:input_type -> baton.v1.WatchJobRequest
-	22, // 52: baton.v1.Scheduler.CollectResults:input_type -> baton.v1.CollectResultsRequest
-	20, // 53: baton.v1.Scheduler.ReleaseJob:input_type -> baton.v1.ReleaseJobRequest
-	24, // 54: baton.v1.Scheduler.ListExecutors:input_type -> baton.v1.ListExecutorsRequest
-	27, // 55: baton.v1.Scheduler.GetStage:input_type -> baton.v1.GetStageRequest
-	31, // 56: baton.v1.Operator.Status:input_type -> baton.v1.StatusRequest
-	33, // 57: baton.v1.Operator.GetNodeStatus:input_type -> baton.v1.NodeStatusRequest
-	35, // 58: baton.v1.Operator.ListPeers:input_type -> baton.v1.ListPeersRequest
-	37, // 59: baton.v1.Operator.AddPeer:input_type -> baton.v1.AddPeerRequest
-	39, // 60: baton.v1.Operator.RemovePeer:input_type -> baton.v1.RemovePeerRequest
-	41, // 61: baton.v1.Operator.TransferLeadership:input_type -> baton.v1.TransferLeadershipRequest
-	43, // 62: baton.v1.Operator.RegisterMember:input_type -> baton.v1.RegisterMemberRequest
-	51, // 63: baton.v1.Operator.ReportResultLost:input_type -> baton.v1.ReportResultLostRequest
-	48, // 64: baton.v1.Operator.LeaderHistory:input_type -> baton.v1.LeaderHistoryRequest
-	45, // 65: baton.v1.Operator.SnapshotSave:input_type -> baton.v1.SnapshotSaveRequest
-	46, // 66: baton.v1.Operator.SnapshotRestore:input_type -> baton.v1.SnapshotChunk
-	61, // 67: baton.v1.Executors.Connect:input_type -> baton.v1.ExecutorMessage
-	71, // 68: baton.v1.Blocks.FetchShuffle:input_type -> baton.v1.FetchShuffleRequest
-	72, // 69: baton.v1.Blocks.FetchResult:input_type -> baton.v1.FetchResultRequest
-	74, // 70: baton.v1.Blocks.Stats:input_type -> baton.v1.ExecutorStatsRequest
-	13, // 71: baton.v1.Scheduler.SubmitJob:output_type -> baton.v1.SubmitJobResponse
-	9,  // 72: baton.v1.Scheduler.GetJob:output_type -> baton.v1.Job
-	16, // 73: baton.v1.Scheduler.ListJobs:output_type -> baton.v1.ListJobsResponse
-	18, // 74: baton.v1.Scheduler.CancelJob:output_type -> baton.v1.CancelJobResponse
-	9,  // 75: baton.v1.Scheduler.WatchJob:output_type -> baton.v1.Job
-	23, // 76: baton.v1.Scheduler.CollectResults:output_type -> baton.v1.ResultChunk
-	21, // 77: baton.v1.Scheduler.ReleaseJob:output_type -> baton.v1.ReleaseJobResponse
-	26, // 78: baton.v1.Scheduler.ListExecutors:output_type -> baton.v1.ListExecutorsResponse
-	29, // 79: baton.v1.Scheduler.GetStage:output_type -> baton.v1.StageDetail
-	32, // 80: baton.v1.Operator.Status:output_type -> baton.v1.StatusResponse
-	34, // 81: baton.v1.Operator.GetNodeStatus:output_type -> baton.v1.NodeStatus
-	36, // 82: baton.v1.Operator.ListPeers:output_type -> baton.v1.ListPeersResponse
-	38, // 83: baton.v1.Operator.AddPeer:output_type -> baton.v1.AddPeerResponse
-	40, // 84: baton.v1.Operator.RemovePeer:output_type -> baton.v1.RemovePeerResponse
-	42, // 85: baton.v1.Operator.TransferLeadership:output_type -> baton.v1.TransferLeadershipResponse
-	44, // 86: baton.v1.Operator.RegisterMember:output_type -> baton.v1.RegisterMemberResponse
-	52, // 87: baton.v1.Operator.ReportResultLost:output_type -> baton.v1.ReportResultLostResponse
-	50, // 88: baton.v1.Operator.LeaderHistory:output_type -> baton.v1.LeaderHistoryResponse
-	46, // 89: baton.v1.Operator.SnapshotSave:output_type -> baton.v1.SnapshotChunk
-	47, // 90: baton.v1.Operator.SnapshotRestore:output_type -> baton.v1.SnapshotRestoreResponse
-	70, // 91: baton.v1.Executors.Connect:output_type -> baton.v1.DriverMessage
-	73, // 92: baton.v1.Blocks.FetchShuffle:output_type -> baton.v1.BlockChunk
-	73, // 93: baton.v1.Blocks.FetchResult:output_type -> baton.v1.BlockChunk
-	75, // 94: baton.v1.Blocks.Stats:output_type -> baton.v1.ExecutorStats
-	71, // [71:95] is the sub-list for method output_type
-	47, // [47:71] is the sub-list for method input_type
-	47, // [47:47] is the sub-list for extension type_name
-	47, // [47:47] is the sub-list for extension extendee
-	0,  // [0:47] is the sub-list for field type_name
+	88, // 43: baton.v1.ExecutorStats.launches_by_job:type_name -> baton.v1.ExecutorStats.LaunchesByJobEntry
+	89, // 44: baton.v1.ExecutorStats.first_launch_by_term:type_name -> baton.v1.ExecutorStats.FirstLaunchByTermEntry
+	90, // 45: baton.v1.ExecutorStats.last_launch_by_term:type_name -> baton.v1.ExecutorStats.LastLaunchByTermEntry
+	76, // 46: baton.v1.ACLBootstrapResponse.token:type_name -> baton.v1.ACLToken
+	76, // 47: baton.v1.CreateTokenResponse.token:type_name -> baton.v1.ACLToken
+	76, // 48: baton.v1.ListTokensResponse.tokens:type_name -> baton.v1.ACLToken
+	7,  // 49: baton.v1.Plan.DatasetsEntry.value:type_name -> baton.v1.Dataset
+	12, // 50: baton.v1.Scheduler.SubmitJob:input_type -> baton.v1.SubmitJobRequest
+	14, // 51: baton.v1.Scheduler.GetJob:input_type -> baton.v1.GetJobRequest
+	15, // 52: baton.v1.Scheduler.ListJobs:input_type -> baton.v1.ListJobsRequest
+	17, // 53: baton.v1.Scheduler.CancelJob:input_type -> baton.v1.CancelJobRequest
+	19, // 54: baton.v1.Scheduler.WatchJob:input_type -> baton.v1.WatchJobRequest
+	22, // 55: baton.v1.Scheduler.CollectResults:input_type -> baton.v1.CollectResultsRequest
+	20, // 56: baton.v1.Scheduler.ReleaseJob:input_type -> baton.v1.ReleaseJobRequest
+	24, // 57: baton.v1.Scheduler.ListExecutors:input_type -> baton.v1.ListExecutorsRequest
+	27, // 58: baton.v1.Scheduler.GetStage:input_type -> baton.v1.GetStageRequest
+	31, // 59: baton.v1.Operator.Status:input_type -> baton.v1.StatusRequest
+	33, // 60: baton.v1.Operator.GetNodeStatus:input_type -> baton.v1.NodeStatusRequest
+	35, // 61: baton.v1.Operator.ListPeers:input_type -> baton.v1.ListPeersRequest
+	37, // 62: baton.v1.Operator.AddPeer:input_type -> baton.v1.AddPeerRequest
+	39, // 63: baton.v1.Operator.RemovePeer:input_type -> baton.v1.RemovePeerRequest
+	41, // 64: baton.v1.Operator.TransferLeadership:input_type -> baton.v1.TransferLeadershipRequest
+	43, // 65: baton.v1.Operator.RegisterMember:input_type -> baton.v1.RegisterMemberRequest
+	51, // 66: baton.v1.Operator.ReportResultLost:input_type -> baton.v1.ReportResultLostRequest
+	48, // 67: baton.v1.Operator.LeaderHistory:input_type -> baton.v1.LeaderHistoryRequest
+	45, // 68: baton.v1.Operator.SnapshotSave:input_type -> baton.v1.SnapshotSaveRequest
+	46, // 69: baton.v1.Operator.SnapshotRestore:input_type -> baton.v1.SnapshotChunk
+	61, // 70: baton.v1.Executors.Connect:input_type -> baton.v1.ExecutorMessage
+	71, // 71: baton.v1.Blocks.FetchShuffle:input_type -> baton.v1.FetchShuffleRequest
+	72, // 72: baton.v1.Blocks.FetchResult:input_type -> baton.v1.FetchResultRequest
+	74, // 73: baton.v1.Blocks.Stats:input_type -> baton.v1.ExecutorStatsRequest
+	77, // 74: baton.v1.ACL.Bootstrap:input_type -> baton.v1.ACLBootstrapRequest
+	79, // 75: baton.v1.ACL.CreateToken:input_type -> baton.v1.CreateTokenRequest
+	81, // 76: baton.v1.ACL.ListTokens:input_type -> baton.v1.ListTokensRequest
+	83, // 77: baton.v1.ACL.DeleteToken:input_type -> baton.v1.DeleteTokenRequest
+	13, // 78: baton.v1.Scheduler.SubmitJob:output_type -> baton.v1.SubmitJobResponse
+	9,  // 79: baton.v1.Scheduler.GetJob:output_type -> baton.v1.Job
+	16, // 80: baton.v1.Scheduler.ListJobs:output_type -> baton.v1.ListJobsResponse
+	18, // 81: baton.v1.Scheduler.CancelJob:output_type -> baton.v1.CancelJobResponse
+	9,  // 82: baton.v1.Scheduler.WatchJob:output_type -> baton.v1.Job
+	23, // 83: baton.v1.Scheduler.CollectResults:output_type -> baton.v1.ResultChunk
+	21, // 84: baton.v1.Scheduler.ReleaseJob:output_type -> baton.v1.ReleaseJobResponse
+	26, // 85: baton.v1.Scheduler.ListExecutors:output_type -> baton.v1.ListExecutorsResponse
+	29, // 86: baton.v1.Scheduler.GetStage:output_type -> baton.v1.StageDetail
+	32, // 87: baton.v1.Operator.Status:output_type -> baton.v1.StatusResponse
+	34, // 88: baton.v1.Operator.GetNodeStatus:output_type -> baton.v1.NodeStatus
+	36, // 89: baton.v1.Operator.ListPeers:output_type -> baton.v1.ListPeersResponse
+	38, // 90: baton.v1.Operator.AddPeer:output_type -> baton.v1.AddPeerResponse
+	40, // 91: baton.v1.Operator.RemovePeer:output_type -> baton.v1.RemovePeerResponse
+	42, // 92: baton.v1.Operator.TransferLeadership:output_type -> baton.v1.TransferLeadershipResponse
+	44, // 93: baton.v1.Operator.RegisterMember:output_type -> baton.v1.RegisterMemberResponse
+	52, // 94: baton.v1.Operator.ReportResultLost:output_type -> baton.v1.ReportResultLostResponse
+	50, // 95: baton.v1.Operator.LeaderHistory:output_type -> baton.v1.LeaderHistoryResponse
+	46, // 96: baton.v1.Operator.SnapshotSave:output_type -> baton.v1.SnapshotChunk
+	47, // 97: baton.v1.Operator.SnapshotRestore:output_type -> baton.v1.SnapshotRestoreResponse
+	70, // 98: baton.v1.Executors.Connect:output_type -> baton.v1.DriverMessage
+	73, // 99: baton.v1.Blocks.FetchShuffle:output_type -> baton.v1.BlockChunk
+	73, // 100: baton.v1.Blocks.FetchResult:output_type -> baton.v1.BlockChunk
+	75, // 101: baton.v1.Blocks.Stats:output_type -> baton.v1.ExecutorStats
+	78, // 102: baton.v1.ACL.Bootstrap:output_type -> baton.v1.ACLBootstrapResponse
+	80, // 103: baton.v1.ACL.CreateToken:output_type -> baton.v1.CreateTokenResponse
+	82, // 104: baton.v1.ACL.ListTokens:output_type -> baton.v1.ListTokensResponse
+	84, // 105: baton.v1.ACL.DeleteToken:output_type -> baton.v1.DeleteTokenResponse
+	78, // [78:106] is the sub-list for method output_type
+	50, // [50:78] is the sub-list for method input_type
+	50, // [50:50] is the sub-list for extension type_name
+	50, // [50:50] is the sub-list for extension extendee
+	0,  // [0:50] is the sub-list for field type_name
 }
 
 func init() { file_api_baton_proto_init() }
@@ -6144,9 +6618,9 @@ func file_api_baton_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_api_baton_proto_rawDesc), len(file_api_baton_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   78,
+			NumMessages:   87,
 			NumExtensions: 0,
-			NumServices:   4,
+			NumServices:   5,
 		},
 		GoTypes:           file_api_baton_proto_goTypes,
 		DependencyIndexes: file_api_baton_proto_depIdxs,

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 	"unicode/utf8"
@@ -18,13 +19,15 @@ import (
 
 // conn is one executor's session with this leader.
 type conn struct {
-	id     string
-	addr   string
-	cores  int
-	out    chan *api.DriverMessage
-	graphs map[string]bool // graph keys sent in this session
-	funcs  map[string]bool // the functions the executor holds
-	ready  bool            // registered in the state
+	id string
+	// principal is who opened the session (see Options.Principal).
+	principal string
+	addr      string
+	cores     int
+	out       chan *api.DriverMessage
+	graphs    map[string]bool // graph keys sent in this session
+	funcs     map[string]bool // the functions the executor holds
+	ready     bool            // registered in the state
 	// unhealthy is why the executor should get no tasks now, as it last
 	// said ("": healthy). l.mu guards it.
 	unhealthy string
@@ -95,7 +98,11 @@ func (d *Driver) Connect(stream grpc.BidiStreamingServer[api.ExecutorMessage, ap
 		id, addr := d.leader()
 		return stream.Send(&api.DriverMessage{Msg: &api.DriverMessage_NotLeader{NotLeader: &api.NotLeader{LeaderId: id, LeaderApiAddr: addr}}})
 	}
-	c := &conn{id: hello.ExecutorId, addr: hello.Addr, cores: int(hello.Cores), out: make(chan *api.DriverMessage, 256), graphs: map[string]bool{}, funcs: map[string]bool{},
+	principal := ""
+	if d.opts.Principal != nil {
+		principal = d.opts.Principal(stream.Context())
+	}
+	c := &conn{id: hello.ExecutorId, principal: principal, addr: hello.Addr, cores: int(hello.Cores), out: make(chan *api.DriverMessage, 256), graphs: map[string]bool{}, funcs: map[string]bool{},
 		unhealthy: hello.Unhealthy, closed: make(chan struct{})}
 	for _, f := range hello.Funcs {
 		c.funcs[f] = true
@@ -205,6 +212,9 @@ func (l *leadership) attach(c *conn, h *api.Hello, stream context.Context) error
 	if err := l.attachable(c.id, stream); err != nil {
 		return err
 	}
+	if err := l.bind(c); err != nil {
+		return err
+	}
 	// Register (or revive, or update) the executor in the state first:
 	// its outputs count only once it is registered.
 	need := true
@@ -296,6 +306,36 @@ func (l *leadership) lockExecutor(id string) (unlock func()) {
 // ended (a session attached to it would be served by nobody), the executor
 // gave up on this hello, or the executor is being removed (it registers
 // anew once the removal is logged).
+// launchedTo reports whether an attempt is one this leadership launched
+// to (or adopted from) the session's executor, with the same identity.
+// Called with l.mu held.
+func (l *leadership) launchedTo(c *conn, id *api.TaskID) bool {
+	if id == nil {
+		return false
+	}
+	a, ok := l.attempts[id.Task]
+	return ok && a.exec == c.id && a.key == partKey{dag.StageID(id.Stage), int(id.StageAttempt), int(id.Partition)} && a.id.Job == id.Job
+}
+
+// bind binds an executor id to the principal of its first session in
+// this leadership; a session of another principal under that id is
+// refused (it would receive the executor's tasks and speak for it).
+func (l *leadership) bind(c *conn) error {
+	if c.principal == "" {
+		return nil
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	switch owner, ok := l.owners[c.id]; {
+	case !ok:
+		l.owners[c.id] = c.principal
+	case owner != c.principal:
+		l.d.log.Warn("driver: refused a session under an executor id another identity holds", "executor", c.id, "holder", owner, "caller", c.principal)
+		return status.Errorf(codes.PermissionDenied, "driver: executor id %s is bound to another identity", c.id)
+	}
+	return nil
+}
+
 func (l *leadership) attachable(id string, stream context.Context) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -444,6 +484,31 @@ func (l *leadership) updates(c *conn, updates []*api.TaskStatus) {
 	cmds := make([]dag.Command, 0, len(updates))
 	ids := make([]uint64, 0, len(updates))
 	durations := make([]time.Duration, 0, len(updates))
+	var stray []uint64
+	l.mu.Lock()
+	for _, u := range updates {
+		if !l.launchedTo(c, u.Id) {
+			stray = append(stray, u.Id.GetTask())
+		}
+	}
+	l.mu.Unlock()
+	if len(stray) > 0 {
+		// Not an attempt of this session (a forgery, or the end of one
+		// this leader already settled): acknowledged, so the executor
+		// forgets it, and never logged.
+		l.d.log.Warn("driver: ignored status updates for attempts not launched to this session", "executor", c.id, "updates", len(stray), "first", stray[0])
+		c.send(&api.DriverMessage{Msg: &api.DriverMessage_Ack{Ack: &api.Ack{Tasks: stray}}})
+		if len(stray) == len(updates) {
+			return
+		}
+		keep := updates[:0:0]
+		for _, u := range updates {
+			if !slices.Contains(stray, u.Id.GetTask()) {
+				keep = append(keep, u)
+			}
+		}
+		updates = keep
+	}
 	for _, u := range updates {
 		cmd := toTaskEnded(c.id, u)
 		if cmd == nil {

@@ -86,6 +86,14 @@ type Options struct {
 	// executor is bound to its certificate, and nobody else can speak for
 	// it.
 	ExecutorCerts bool
+	// Principal names who opened an executor session (its certificate or
+	// its token): an executor id, once registered by one principal, is
+	// bound to it for the leadership, and another principal's session
+	// under that id is refused. nil binds nothing.
+	Principal func(ctx context.Context) string
+	// TicketKey returns the key launches are signed with (the members'
+	// secret; nil before ACLs are bootstrapped: no tickets).
+	TicketKey func() []byte
 	// Metrics registers the driver's Prometheus series (nil: not
 	// exported).
 	Metrics prometheus.Registerer
@@ -263,6 +271,7 @@ func (d *Driver) take() {
 		cancel:     cancel,
 		won:        time.Now(),
 		conns:      map[string]*conn{},
+		owners:     map[string]string{},
 		attempts:   map[uint64]*attempt{},
 		byPart:     map[partKey]uint64{},
 		launches:   map[[2]uint64]int{},
@@ -280,6 +289,7 @@ func (d *Driver) take() {
 		attaching:  map[string]*sync.Mutex{},
 		wake:       make(chan struct{}, 1),
 	}
+	l.refreshKey()
 	d.fsm.Read(func(s *dag.State) {
 		for _, e := range s.Executors() {
 			if e.Alive {

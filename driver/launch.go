@@ -24,6 +24,7 @@ import (
 // QueuePerSlot more per slot, queued on the executor, so the next task is
 // at hand when one ends rather than a round trip away.
 func (l *leadership) launch(now time.Time) {
+	l.refreshKey()
 	l.mu.Lock()
 	queue := l.d.opts.QueuePerSlot
 	rooms := map[string]*room{}
@@ -493,6 +494,7 @@ func (b *launchBuilder) build(t dag.TaskSpec, exec string) *api.TaskLaunch {
 		MaxDirectResultSize: l.d.opts.MaxDirectResultSize,
 		MaxResultSize:       job.MaxResultSize,
 	}
+	tl.Id.Ticket = ticket(l.ticketKey(), tl.Id, exec)
 	if t.Map {
 		if sh, ok := b.s.Shuffle(t.Shuffle); ok {
 			tl.ShuffleKey = sh.Key

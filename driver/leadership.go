@@ -4,6 +4,7 @@ import (
 	"context"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/baton-sched/baton/api"
@@ -20,6 +21,10 @@ type leadership struct {
 	cancel context.CancelFunc
 	won    time.Time
 	wake   chan struct{}
+	// key signs launch tickets (see ticket.go); refreshed each round.
+	key atomic.Pointer[[]byte]
+	// owners binds executor ids to the principal that registered them.
+	owners map[string]string
 
 	mu       sync.Mutex
 	conns    map[string]*conn
@@ -82,6 +87,22 @@ type attempt struct {
 	// the executor's cores at once), but its partition is not launched
 	// again until the end is committed.
 	reported bool
+}
+
+// ticketKey returns the key of launch tickets (nil: none).
+func (l *leadership) ticketKey() []byte {
+	if k := l.key.Load(); k != nil {
+		return *k
+	}
+	return nil
+}
+
+// refreshKey reads the ticket key (outside any read of the state).
+func (l *leadership) refreshKey() {
+	if l.d.opts.TicketKey != nil {
+		k := l.d.opts.TicketKey()
+		l.key.Store(&k)
+	}
 }
 
 func (l *leadership) kick() {
@@ -160,8 +181,13 @@ func (l *leadership) adopt(c *conn, running, unacked []*api.TaskID) {
 	l.d.fsm.Read(func(s *dag.State) {
 		l.mu.Lock()
 		defer l.mu.Unlock()
+		tkey := l.ticketKey()
 		for _, id := range unacked {
 			if _, known := l.attempts[id.Task]; known {
+				continue
+			}
+			if !validTicket(tkey, id, c.id) {
+				l.d.log.Warn("driver: refused an attempt end no leader launched to this executor", "executor", c.id, "task", id.Task, "stage", id.Stage, "partition", id.Partition)
 				continue
 			}
 			key := partKey{dag.StageID(id.Stage), int(id.StageAttempt), int(id.Partition)}
@@ -177,6 +203,11 @@ func (l *leadership) adopt(c *conn, running, unacked []*api.TaskID) {
 					// The kill went to the old session: again.
 					kill = append(kill, id.Task)
 				}
+				continue
+			}
+			if !validTicket(tkey, id, c.id) {
+				l.d.log.Warn("driver: refused to adopt an attempt no leader launched to this executor", "executor", c.id, "task", id.Task, "stage", id.Stage, "partition", id.Partition)
+				kill = append(kill, id.Task)
 				continue
 			}
 			key := partKey{dag.StageID(id.Stage), int(id.StageAttempt), int(id.Partition)}

@@ -25,6 +25,14 @@ func (l *leadership) commit(c *conn, id *api.TaskID) {
 	if id == nil {
 		return
 	}
+	l.mu.Lock()
+	mine := l.launchedTo(c, id)
+	l.mu.Unlock()
+	if !mine {
+		l.d.log.Warn("driver: commit refused for an attempt not launched to this session", "executor", c.id, "task", id.Task)
+		c.send(&api.DriverMessage{Msg: &api.DriverMessage_Commit{Commit: &api.CommitDecision{Term: l.term, Task: id.Task, Authorized: false}}})
+		return
+	}
 	res, err := l.d.prop.Propose(l.ctx, &dag.AuthorizeCommit{Stage: dag.StageID(id.Stage), StageAttempt: int(id.StageAttempt), Partition: int(id.Partition), Task: dag.TaskID(id.Task), Executor: dag.ExecutorID(c.id)})
 	if err != nil {
 		// No decision: the executor asks again in its next session, with

@@ -23,6 +23,11 @@ import (
 
 var binDir string
 
+// execConfine are the confinement flags every test executor runs with:
+// the programs the pipe tests use, and files under the temporary
+// directory (where tests keep their inputs and outputs).
+var execConfine = []string{"-pipe-allow", "awk,python3,tr,sh,head,/nonexistent/baton-no-such-program", "-data-root", os.TempDir()}
+
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "baton-e2e-bin-")
 	if err != nil {
@@ -61,6 +66,10 @@ type cluster struct {
 	order []string
 	flags []string // extra flags for every node
 	execs map[string]*execNode
+	// nodeFlags are extra flags of one node (its certificate).
+	nodeFlags map[string][]string
+	// copts are the options of the test's clients (TLS, a token).
+	copts client.Options
 }
 
 func freePort(t *testing.T) string {
@@ -83,6 +92,13 @@ func freePorts(t *testing.T, n int) []string {
 // newCluster starts n nodes bootstrapped together.
 func newCluster(t *testing.T, n int, flags ...string) *cluster {
 	t.Helper()
+	return newClusterWith(t, n, nil, flags...)
+}
+
+// newClusterWith is newCluster with a setup step (certificates, per-node
+// flags) run before the nodes start.
+func newClusterWith(t *testing.T, n int, setup func(c *cluster), flags ...string) *cluster {
+	t.Helper()
 	c := &cluster{t: t, root: t.TempDir(), nodes: map[string]*node{}, flags: flags}
 	var peers []string
 	ports := freePorts(t, 3*n)
@@ -97,6 +113,9 @@ func newCluster(t *testing.T, n int, flags ...string) *cluster {
 	// state ignores it, as an operator restarting with the same flags
 	// expects.
 	c.flags = append(c.flags, "-bootstrap", strings.Join(peers, ","))
+	if setup != nil {
+		setup(c)
+	}
 	for _, id := range c.order {
 		c.start(id)
 	}
@@ -105,8 +124,9 @@ func newCluster(t *testing.T, n int, flags ...string) *cluster {
 }
 
 func (c *cluster) args(nd *node, extra ...string) []string {
-	args := []string{"-id", nd.id, "-data-dir", nd.dir, "-raft-addr", nd.raft, "-api-addr", nd.apiAddr, "-http-addr", nd.httpA, "-log-level", "info"}
+	args := []string{"-id", nd.id, "-data-dir", nd.dir, "-raft-addr", nd.raft, "-api-addr", nd.apiAddr, "-http-addr", nd.httpA, "-log-level", "info", "-data-root", os.TempDir()}
 	args = append(args, c.flags...)
+	args = append(args, c.nodeFlags[nd.id]...)
 	return append(args, extra...)
 }
 
@@ -195,7 +215,9 @@ func (c *cluster) client(ids ...string) *client.Client {
 	for _, id := range ids {
 		addrs = append(addrs, c.nodes[id].apiAddr)
 	}
-	cl, err := client.Dial(addrs, client.Options{RetryFor: 20 * time.Second})
+	opts := c.copts
+	opts.RetryFor = 20 * time.Second
+	cl, err := client.Dial(addrs, opts)
 	if err != nil {
 		c.t.Fatal(err)
 	}
@@ -205,7 +227,9 @@ func (c *cluster) client(ids ...string) *client.Client {
 
 // nodeStatus asks one node for its own Raft status.
 func (c *cluster) nodeStatus(id string) (*api.NodeStatus, error) {
-	cl, err := client.Dial([]string{c.nodes[id].apiAddr}, client.Options{RetryFor: time.Millisecond, CallTimeout: 300 * time.Millisecond})
+	opts := c.copts
+	opts.RetryFor, opts.CallTimeout = time.Millisecond, 300*time.Millisecond
+	cl, err := client.Dial([]string{c.nodes[id].apiAddr}, opts)
 	if err != nil {
 		return nil, err
 	}

@@ -55,7 +55,7 @@ func (c *cluster) startExecBin(name, bin string, extra ...string) *execNode {
 	if err != nil {
 		c.t.Fatal(err)
 	}
-	args := append([]string{"-id", name, "-data-dir", e.dir, "-schedulers", strings.Join(scheds, ","), "-addr", e.addr, "-cores", "4"}, extra...)
+	args := append(append([]string{"-id", name, "-data-dir", e.dir, "-schedulers", strings.Join(scheds, ","), "-addr", e.addr, "-cores", "4"}, execConfine...), extra...)
 	e.cmd = exec.Command(filepath.Join(binDir, bin), args...)
 	e.cmd.Stdout, e.cmd.Stderr = logf, logf
 	if err := e.cmd.Start(); err != nil {
@@ -551,7 +551,7 @@ func TestExecutorFindsTheLeaderThroughAFollower(t *testing.T) {
 	c.execs = map[string]*execNode{}
 	e := &execNode{name: "ef", dir: filepath.Join(c.root, "exec-ef"), addr: freePort(t)}
 	c.execs["ef"] = e
-	e.cmd = exec.Command(filepath.Join(binDir, "execd"), "-id", "ef", "-data-dir", e.dir, "-schedulers", c.nodes[follower].apiAddr, "-addr", e.addr, "-cores", "2")
+	e.cmd = exec.Command(filepath.Join(binDir, "execd"), append([]string{"-id", "ef", "-data-dir", e.dir, "-schedulers", c.nodes[follower].apiAddr, "-addr", e.addr, "-cores", "2"}, execConfine...)...)
 	e.done = make(chan struct{})
 	if err := e.cmd.Start(); err != nil {
 		t.Fatal(err)

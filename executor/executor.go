@@ -22,8 +22,10 @@ import (
 	"github.com/baton-sched/baton/plan"
 	"github.com/baton-sched/baton/tlsconf"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
 )
 
 // Options configure an Executor. Zero fields take the defaults on each.
@@ -64,6 +66,13 @@ type Options struct {
 	TLS *tlsconf.Config
 	// Insecure allows a non-loopback block service address without TLS.
 	Insecure bool
+	// Confine bounds what tasks' code may touch here: pipe's programs,
+	// textFile's and saveAsTextFile's paths, pipe's user (see
+	// ops.Confinement). nil confines nothing (execd always sets one).
+	Confine *ops.Confinement
+	// Token is the ACL token (policy executor) the executor joins with
+	// once the cluster's ACLs are on.
+	Token string
 	// Metrics registers the executor's Prometheus series (nil: not
 	// exported).
 	Metrics prometheus.Registerer
@@ -241,7 +250,7 @@ func New(opts Options) (*Executor, error) {
 		reg = prometheus.NewRegistry()
 	}
 	e.metrics = newMetrics(reg, e)
-	e.runner = &ops.Runner{Registry: opts.Registry, Fetcher: &blockstore.Fetcher{Local: e.store, LocalID: id, Conns: e.conns,
+	e.runner = &ops.Runner{Registry: opts.Registry, Confine: opts.Confine, Fetcher: &blockstore.Fetcher{Local: e.store, LocalID: id, Conns: e.conns,
 		Observe: func(n int, failed bool) {
 			if failed {
 				e.metrics.fetchErr.Inc()
@@ -308,6 +317,8 @@ func (e *Executor) Run(ctx context.Context) error {
 	backoff := 25 * time.Millisecond
 	var session uint64
 	avoid := ""
+	var refused string
+	var refusedAt time.Time
 	for ctx.Err() == nil {
 		addr := hint
 		if addr == "" {
@@ -330,6 +341,18 @@ func (e *Executor) Run(ctx context.Context) error {
 		}
 		if ctx.Err() != nil {
 			break
+		}
+		if c := status.Code(err); c == codes.Unauthenticated || c == codes.PermissionDenied {
+			// Refused: say why (once in a while), and do not hammer.
+			if msg := status.Convert(err).Message(); msg != refused || time.Since(refusedAt) > 30*time.Second {
+				e.log.Warn("the scheduler refused this executor's session", "scheduler", addr, "err", msg)
+				refused, refusedAt = msg, time.Now()
+			}
+			select {
+			case <-ctx.Done():
+			case <-time.After(time.Second):
+			}
+			continue
 		}
 		if err != nil {
 			e.log.Debug("session ended", "scheduler", addr, "err", err)

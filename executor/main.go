@@ -112,6 +112,17 @@ func parseFlags(name string, args []string, stderr io.Writer) (Options, web, err
 	fs.StringVar(&tlsFiles.CA, "ca-file", "", "the cluster's CA certificate (PEM): with -cert-file and -key-file, every connection is TLS")
 	fs.StringVar(&tlsFiles.Cert, "cert-file", "", "this executor's certificate, named after its id (batonctl tls cert create -executor -name ID)")
 	fs.StringVar(&tlsFiles.Key, "key-file", "", "the key of -cert-file")
+	var cf ops.Confinement
+	pipeAllow := fs.String("pipe-allow", "", "programs pipe may run, comma-separated: names found in PATH (awk,python3) or absolute paths; * for any (default: none)")
+	fs.Func("data-root", "a directory textFile may read and saveAsTextFile write under (repeatable; default: none)", func(v string) error {
+		if !filepath.IsAbs(v) {
+			return fmt.Errorf("%q is not an absolute path", v)
+		}
+		cf.DataRoots = append(cf.DataRoots, filepath.Clean(v))
+		return nil
+	})
+	runAs := fs.String("run-as", "", "run pipe programs as this user (a name or uid; needs execd to run as root)")
+	fs.StringVar(&o.Token, "token", os.Getenv("BATON_TOKEN"), "the ACL token (policy executor) to join with once the cluster's ACLs are on (default $BATON_TOKEN)")
 	fs.BoolVar(&o.Insecure, "insecure", false, "allow the block service on a non-loopback address without TLS (anyone who reaches it reads every job's blocks)")
 	minFree := fs.String("min-free-disk", "64MiB", "free space the block store keeps on its disk: a map output or result that would leave less fails its task (which runs elsewhere) and the executor reports itself unhealthy until there is room (bytes, or with KiB, MiB, GiB)")
 	writeMode := fs.String("block-write-mode", "batch", "how map outputs are written: batch (one synced batch) or ingest (one ingested sstable)")
@@ -152,6 +163,19 @@ func parseFlags(name string, args []string, stderr io.Writer) (Options, web, err
 	if o.Cores < 1 {
 		errs = append(errs, fmt.Errorf("-cores must be >= 1, got %d", o.Cores))
 	}
+	for _, p := range strings.Split(*pipeAllow, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			cf.PipeAllow = append(cf.PipeAllow, p)
+		}
+	}
+	if *runAs != "" {
+		cred, err := ops.LookupUser(*runAs)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("-run-as: %w", err))
+		}
+		cf.RunAs = cred
+	}
+	o.Confine = &cf
 	switch *writeMode {
 	case "batch":
 		o.Store.WriteMode = blockstore.WriteBatch

@@ -22,18 +22,30 @@ func (e *Executor) schedulerConn(addr string) (*grpc.ClientConn, error) {
 	if cc, ok := e.sched[addr]; ok {
 		return cc, nil
 	}
-	cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(dialCreds(e.opts.TLS, tlsconf.RoleServer)),
-		grpc.WithConnectParams(grpc.ConnectParams{
-			Backoff:           backoff.Config{BaseDelay: 50 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: time.Second},
-			MinConnectTimeout: 2 * time.Second,
-		}),
-		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64<<20), grpc.MaxCallSendMsgSize(64<<20)))
+	opts := []grpc.DialOption{grpc.WithTransportCredentials(dialCreds(e.opts.TLS, tlsconf.RoleServer))}
+	if e.opts.Token != "" {
+		opts = append(opts, grpc.WithPerRPCCredentials(bearerToken(e.opts.Token)))
+	}
+	cc, err := grpc.NewClient(addr, append(opts, grpc.WithConnectParams(grpc.ConnectParams{
+		Backoff:           backoff.Config{BaseDelay: 50 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: time.Second},
+		MinConnectTimeout: 2 * time.Second,
+	}),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64<<20), grpc.MaxCallSendMsgSize(64<<20)))...)
 	if err != nil {
 		return nil, err
 	}
 	e.sched[addr] = cc
 	return cc, nil
 }
+
+// bearerToken sends the executor's ACL token with every call.
+type bearerToken string
+
+func (t bearerToken) GetRequestMetadata(context.Context, ...string) (map[string]string, error) {
+	return map[string]string{"authorization": "Bearer " + string(t)}, nil
+}
+
+func (bearerToken) RequireTransportSecurity() bool { return false }
 
 // session runs one session with the leader through the member at addr.
 // It returns the leader's API address when the member says it is not the

@@ -83,6 +83,8 @@ type MapOutput struct {
 type Runner struct {
 	Registry *Registry
 	Fetcher  Fetcher
+	// Confine bounds the programs and paths tasks may use (nil: none).
+	Confine *Confinement
 
 	// params caches decoded operator parameters by graph node: a graph
 	// is shared by every task of its stages, and short tasks should not
@@ -203,7 +205,7 @@ func (x *exec) compute(node, p int, emit Emit) error {
 		if err != nil {
 			return err
 		}
-		return readTextSplit(x.ctx, ps, p, emit)
+		return readTextSplit(x.ctx, x.r.Confine, ps, p, emit)
 	case "range":
 		ps, err := nodeParams[rangeParams](x.r, x.g, node)
 		if err != nil {
@@ -275,7 +277,7 @@ func (x *exec) compute(node, p int, emit Emit) error {
 		if err != nil {
 			return err
 		}
-		return runPipe(x.ctx, ps, func(f func(Record) error) error { return x.compute(n.Deps[0].Parent, p, f) }, emit)
+		return runPipe(x.ctx, x.r.Confine, ps, func(f func(Record) error) error { return x.compute(n.Deps[0].Parent, p, f) }, emit)
 	case "union":
 		for _, d := range n.Deps {
 			if p >= d.OutStart && p < d.OutStart+d.Length {
@@ -425,6 +427,9 @@ func (r *Runner) WriteText(ctx context.Context, t *Task, path string) (int64, er
 	x, err := r.newExec(ctx, t)
 	if err != nil {
 		return 0, err
+	}
+	if err := r.Confine.CheckPath("saveAsTextFile", path); err != nil {
+		return 0, fmt.Errorf("ops: %w", err)
 	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return 0, fmt.Errorf("ops: saveAsTextFile: %w", err)

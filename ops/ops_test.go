@@ -95,7 +95,7 @@ func TestTextSplitsCoverEveryLineOnce(t *testing.T) {
 		ps := &textParams{Splits: splits}
 		var got []string
 		for p := range splits {
-			err := readTextSplit(context.Background(), ps, p, func(r Record) error {
+			err := readTextSplit(context.Background(), nil, ps, p, func(r Record) error {
 				got = append(got, string(r.Value))
 				return nil
 			})

@@ -11,6 +11,7 @@ import (
 	osexec "os/exec"
 	"sort"
 	"sync"
+	"syscall"
 )
 
 type pipeParams struct {
@@ -47,8 +48,14 @@ func (t *stderrTail) String() string {
 // is a line on its standard input (key<TAB>value, or the value alone),
 // each line of its standard output a value-only record. A non-zero exit
 // fails the task with the tail of the program's standard error.
-func runPipe(ctx context.Context, ps *pipeParams, in func(func(Record) error) error, emit Emit) error {
+func runPipe(ctx context.Context, cf *Confinement, ps *pipeParams, in func(func(Record) error) error, emit Emit) error {
+	if err := cf.CheckPipe(ps.Command); err != nil {
+		return err
+	}
 	cmd := osexec.CommandContext(ctx, ps.Command, ps.Args...)
+	if cf != nil && cf.RunAs != nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cf.RunAs}
+	}
 	env := os.Environ()
 	keys := make([]string, 0, len(ps.Env))
 	for k := range ps.Env {

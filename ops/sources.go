@@ -23,6 +23,8 @@ import (
 type FileResolver struct {
 	// BlockSize caps a split's size. Default 32 MiB.
 	BlockSize int64
+	// Confine bounds the paths plans may read (nil: any).
+	Confine *Confinement
 }
 
 // TextFileSplits implements plan.Resolver.
@@ -30,9 +32,15 @@ func (f FileResolver) TextFileSplits(glob string, minPartitions int) ([]plan.Spl
 	if !filepath.IsAbs(glob) {
 		return nil, fmt.Errorf("textFile path %q must be absolute (executors read it from their own file system)", glob)
 	}
+	if err := f.Confine.CheckGlob(glob, nil); err != nil {
+		return nil, err
+	}
 	matches, err := filepath.Glob(glob)
 	if err != nil {
 		return nil, fmt.Errorf("textFile path %q: %w", glob, err)
+	}
+	if err := f.Confine.CheckGlob(glob, matches); err != nil {
+		return nil, err
 	}
 	sort.Strings(matches)
 	type file struct {
@@ -99,11 +107,14 @@ type parallelizeParams struct {
 
 // readTextSplit emits the lines that start in a split, without their line
 // ending, as value-only records.
-func readTextSplit(ctx context.Context, ps *textParams, p int, emit Emit) error {
+func readTextSplit(ctx context.Context, cf *Confinement, ps *textParams, p int, emit Emit) error {
 	if p >= len(ps.Splits) {
 		return fmt.Errorf("ops: textFile has no split %d", p)
 	}
 	s := ps.Splits[p]
+	if err := cf.CheckPath("textFile", s.Path); err != nil {
+		return fmt.Errorf("ops: %w", err)
+	}
 	f, err := os.Open(s.Path)
 	if err != nil {
 		return fmt.Errorf("ops: textFile: %w", err)

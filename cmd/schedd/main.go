@@ -21,6 +21,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
@@ -30,6 +31,7 @@ import (
 	"github.com/baton-sched/baton/driver"
 	"github.com/baton-sched/baton/internal/devcluster"
 	"github.com/baton-sched/baton/internal/server"
+	"github.com/baton-sched/baton/ops"
 	"github.com/baton-sched/baton/raftnet"
 	"github.com/baton-sched/baton/tlsconf"
 )
@@ -140,6 +142,15 @@ func parseFlags(args []string, stderr io.Writer) (server.Config, *slog.Logger, b
 	fs.StringVar(&tlsFiles.Cert, "cert-file", "", "this node's server certificate, named after its -id (batonctl tls cert create -server -name ID)")
 	fs.StringVar(&tlsFiles.Key, "key-file", "", "the key of -cert-file")
 	fs.BoolVar(&cfg.VerifyIncoming, "verify-incoming", true, "with TLS, require a certificate of the CA from every API caller (clients, executors, members)")
+	confine := &ops.Confinement{}
+	fs.Func("data-root", "a directory plans' textFile may read and saveAsTextFile write under, as on the executors (repeatable; default: none, except with -dev)", func(v string) error {
+		if !filepath.IsAbs(v) {
+			return fmt.Errorf("%q is not an absolute path", v)
+		}
+		confine.DataRoots = append(confine.DataRoots, filepath.Clean(v))
+		return nil
+	})
+	fs.StringVar(&cfg.Token, "token", os.Getenv("BATON_TOKEN"), "the ACL token (operator or management) a new node presents when it -join's a quorum whose ACLs are on (default $BATON_TOKEN)")
 	fs.BoolVar(&cfg.Insecure, "insecure", false, "allow listening on non-loopback addresses without TLS (anyone who reaches them controls the cluster)")
 	fs.BoolVar(&cfg.Pprof, "pprof", false, "serve net/http/pprof under /debug/pprof/ on -http-addr")
 	dev := fs.Bool("dev", false, "development mode: a single-node quorum and an embedded executor in a temporary directory (no other flag needed)")
@@ -156,7 +167,10 @@ func parseFlags(args []string, stderr io.Writer) (server.Config, *slog.Logger, b
 		return cfg, nil, false, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
 	}
 	var errs []error
+	cfg.Confine = confine
 	if *dev {
+		// Development mode confines nothing: any path, any program.
+		cfg.Confine = &ops.Confinement{Open: true}
 		if cfg.ID == "" {
 			cfg.ID = "dev"
 		}

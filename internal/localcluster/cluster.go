@@ -35,6 +35,10 @@ type Options struct {
 	Schedulers, Executors int
 	// Cores per executor (default 4).
 	Cores int
+	// DataRoots are the directories plans may read and write files under
+	// (-data-root on every process); default the system's temporary
+	// directory and Dir.
+	DataRoots []string
 	// SchedFlags and ExecFlags are extra flags for every process.
 	SchedFlags, ExecFlags []string
 	// Log receives the processes' output; nil writes it to files in Dir.
@@ -128,9 +132,17 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 		peers = append(peers, p.Name+"="+p.RaftAddr)
 		c.Scheds = append(c.Scheds, p)
 	}
+	roots := opts.DataRoots
+	if len(roots) == 0 {
+		roots = []string{os.TempDir(), c.dir}
+	}
+	var rootFlags []string
+	for _, r := range roots {
+		rootFlags = append(rootFlags, "-data-root", r)
+	}
 	for _, p := range c.Scheds {
 		p.args = append([]string{"-id", p.Name, "-data-dir", p.Dir, "-raft-addr", p.RaftAddr, "-api-addr", p.APIAddr,
-			"-http-addr", p.HTTPAddr, "-bootstrap", strings.Join(peers, ",")}, opts.SchedFlags...)
+			"-http-addr", p.HTTPAddr, "-bootstrap", strings.Join(peers, ",")}, append(rootFlags, opts.SchedFlags...)...)
 		if err := c.Restart(p); err != nil {
 			c.Close()
 			return nil, err
@@ -140,7 +152,7 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 		p := &Proc{Name: fmt.Sprintf("e%d", i+1), Kind: "execd", Addr: ports[3*opts.Schedulers+2*i], HTTPAddr: ports[3*opts.Schedulers+2*i+1]}
 		p.Dir = filepath.Join(c.dir, p.Name)
 		p.args = append([]string{"-id", p.Name, "-data-dir", p.Dir, "-schedulers", strings.Join(c.APIAddrs(), ","), "-addr", p.Addr,
-			"-http-addr", p.HTTPAddr, "-cores", fmt.Sprint(opts.Cores)}, opts.ExecFlags...)
+			"-http-addr", p.HTTPAddr, "-cores", fmt.Sprint(opts.Cores)}, append(rootFlags, opts.ExecFlags...)...)
 		c.Execs = append(c.Execs, p)
 		if err := c.Restart(p); err != nil {
 			c.Close()

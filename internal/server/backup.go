@@ -81,6 +81,11 @@ func (s *Server) SnapshotRestore(stream grpc.ClientStreamingServer[api.SnapshotC
 	if err := fsm.CheckBackup(buf.Bytes()); err != nil {
 		return status.Errorf(codes.InvalidArgument, "not a backup this build can restore: %v", err)
 	}
+	// A backup carries the ACL system it was taken with: one taken before
+	// ACLs were bootstrapped would turn them off.
+	if on, _ := fsm.BackupHasACL(buf.Bytes()); !on && s.fsm.ACLBootstrapped() {
+		return status.Error(codes.FailedPrecondition, "server: the backup was taken before ACLs were bootstrapped; restoring it would turn them off")
+	}
 	// The member table is this quorum's, not the backup's: put it back.
 	members := s.fsm.Members()
 	if err := s.node.Restore(buf.Bytes(), time.Minute); err != nil {

@@ -83,7 +83,7 @@ func (s *Server) forward(ctx context.Context, call func(ctx context.Context, cc 
 	if err != nil {
 		return true, err
 	}
-	ctx = metadata.AppendToOutgoingContext(ctx, forwardedKey, s.cfg.ID)
+	ctx = metadata.AppendToOutgoingContext(s.outgoing(ctx), forwardedKey, s.cfg.ID)
 	return true, call(ctx, cc)
 }
 

@@ -8,6 +8,7 @@ import (
 
 	"github.com/baton-sched/baton/api"
 	"github.com/baton-sched/baton/dag"
+	"github.com/baton-sched/baton/ops"
 	"github.com/baton-sched/baton/plan"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -42,7 +43,7 @@ func (s *Server) SubmitJob(ctx context.Context, req *api.SubmitJobRequest) (*api
 			return &api.SubmitJobResponse{JobId: uint64(id), Index: s.node.Status().AppliedIndex}, nil
 		}
 	}
-	if err := checkOutput(p); err != nil {
+	if err := checkOutput(p, s.cfg.Confine); err != nil {
 		return nil, err
 	}
 	smp := &sampler{s: s, ctx: ctx, key: req.IdempotencyKey, pool: req.Pool,
@@ -357,7 +358,7 @@ func (s *Server) CollectResults(req *api.CollectResultsRequest, stream grpc.Serv
 					return ctx.Err()
 				}
 				s.log.Warn("indirect result lost; the partition runs again", "job", req.JobId, "partition", ref.Partition, "executor", ref.Executor, "err", err)
-				if _, rerr := s.ReportResultLost(ctx, &api.ReportResultLostRequest{Job: req.JobId, Partition: int32(ref.Partition), Task: uint64(ref.Task), Reason: err.Error()}); rerr != nil {
+				if _, rerr := s.ReportResultLost(internal(ctx), &api.ReportResultLostRequest{Job: req.JobId, Partition: int32(ref.Partition), Task: uint64(ref.Task), Reason: err.Error()}); rerr != nil {
 					select {
 					case <-time.After(100 * time.Millisecond):
 					case <-ctx.Done():
@@ -468,13 +469,16 @@ func jobToProto(st *dag.State, j dag.JobInfo) *api.Job {
 // checkOutput refuses a saveAsTextFile into a relative path or a directory
 // that already holds files (as Spark refuses an existing output
 // directory): outputs are never mixed.
-func checkOutput(p *plan.Plan) error {
+func checkOutput(p *plan.Plan, cf *ops.Confinement) error {
 	if p.Action.Op != "saveAsTextFile" {
 		return nil
 	}
 	dir := p.Action.Path
 	if !filepath.IsAbs(dir) {
 		return invalid("saveAsTextFile path %q must be absolute (executors write it on their own file system)", dir)
+	}
+	if err := cf.CheckPath("saveAsTextFile", dir); err != nil {
+		return status.Error(codes.PermissionDenied, "server: "+err.Error())
 	}
 	if st, err := os.Stat(dir); err == nil && !st.IsDir() {
 		return invalid("saveAsTextFile path %s exists and is not a directory", dir)

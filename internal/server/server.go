@@ -70,6 +70,10 @@ type Config struct {
 	// down (a graceful leave); by default it stays a member and rejoins
 	// when restarted.
 	LeaveOnTerminate bool
+	// Confine bounds the paths plans may read and write (textFile,
+	// saveAsTextFile) with the executors' rules: schedd -data-root. nil
+	// allows any path.
+	Confine *ops.Confinement
 	// Resolver lists input files for textFile sources at submission;
 	// nil rejects plans that read files.
 	Resolver plan.Resolver
@@ -92,6 +96,9 @@ type Config struct {
 	VerifyIncoming bool
 	// Insecure allows listening on non-loopback addresses without TLS.
 	Insecure bool
+	// Token is the ACL token (operator or management) a node without
+	// state presents when it asks to Join a quorum whose ACLs are on.
+	Token string
 	// Fatal is called when the node must stop at once: a log entry it
 	// cannot apply (corrupt, or its checksum does not match). It should
 	// not return (schedd logs the error and exits); if it does, the
@@ -159,6 +166,7 @@ type Server struct {
 
 	api.UnimplementedSchedulerServer
 	api.UnimplementedOperatorServer
+	api.UnimplementedACLServer
 
 	stop     chan struct{}
 	stopOnce sync.Once
@@ -188,7 +196,7 @@ func New(cfg Config) (*Server, error) {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	if cfg.Resolver == nil {
-		cfg.Resolver = ops.FileResolver{}
+		cfg.Resolver = ops.FileResolver{Confine: cfg.Confine}
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger.With("node", cfg.ID), stop: make(chan struct{})}
 	if cfg.TLS != nil && (cfg.TLS.Role != tlsconf.RoleServer || cfg.TLS.Name != cfg.ID) {
@@ -243,13 +251,24 @@ func New(cfg Config) (*Server, error) {
 	dopts.Logger = s.log
 	dopts.Metrics = s.metrics.reg
 	dopts.ExecutorCerts = cfg.TLS != nil && cfg.VerifyIncoming
+	dopts.TicketKey = s.fsm.ServerSecret
+	dopts.Principal = func(ctx context.Context) string {
+		if p, ok := tlsconf.PeerFromContext(ctx); ok {
+			return "cert:" + p.Name
+		}
+		if id := IdentityFrom(ctx); id.Accessor != "" {
+			return "token:" + id.Accessor
+		}
+		return ""
+	}
 	s.watchLeaders()
 	s.drv = driver.New(s.fsm, s.node, s.prop, s.leaderAPI, dopts)
 	s.wired.Store(s.drv)
 
-	s.grpc = grpc.NewServer(grpc.Creds(s.serveCreds()), grpc.MaxRecvMsgSize(maxMessage), grpc.MaxSendMsgSize(maxMessage), grpc.ChainUnaryInterceptor(s.recoverUnary, s.leaderHeader), grpc.ChainStreamInterceptor(s.recoverStream))
+	s.grpc = grpc.NewServer(grpc.Creds(s.serveCreds()), grpc.MaxRecvMsgSize(maxMessage), grpc.MaxSendMsgSize(maxMessage), grpc.ChainUnaryInterceptor(s.recoverUnary, s.authUnary, s.leaderHeader), grpc.ChainStreamInterceptor(s.recoverStream, s.authStream))
 	api.RegisterSchedulerServer(s.grpc, s)
 	api.RegisterOperatorServer(s.grpc, s)
+	api.RegisterACLServer(s.grpc, s)
 	s.drv.Register(s.grpc)
 	s.drv.Start()
 	s.wg.Add(1)
@@ -260,7 +279,7 @@ func New(cfg Config) (*Server, error) {
 		}
 	}()
 	if s.httpLn != nil {
-		s.http = &http.Server{Handler: s.httpHandler(), ReadHeaderTimeout: 10 * time.Second}
+		s.http = &http.Server{Handler: s.httpAuth(s.httpHandler()), ReadHeaderTimeout: 10 * time.Second}
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
@@ -567,7 +586,7 @@ func (s *Server) membershipLoop() {
 			}
 			me := s.self()
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-			_, err := s.RegisterMember(ctx, &api.RegisterMemberRequest{Id: me.ID, RaftAddr: me.RaftAddr, ApiAddr: me.APIAddr, HttpAddr: me.HTTPAddr})
+			_, err := s.RegisterMember(internal(ctx), &api.RegisterMemberRequest{Id: me.ID, RaftAddr: me.RaftAddr, ApiAddr: me.APIAddr, HttpAddr: me.HTTPAddr})
 			cancel()
 			if err != nil {
 				s.log.Debug("registering own addresses", "err", err)
@@ -604,6 +623,9 @@ func (s *Server) join() bool {
 			continue
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		if s.cfg.Token != "" {
+			ctx = metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+s.cfg.Token)
+		}
 		_, err = api.NewOperatorClient(cc).AddPeer(ctx, &api.AddPeerRequest{Id: me.ID, RaftAddr: me.RaftAddr, ApiAddr: me.APIAddr, HttpAddr: me.HTTPAddr})
 		cancel()
 		if err == nil {

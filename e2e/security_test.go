@@ -1,0 +1,401 @@
+package e2e
+
+import (
+	"context"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/baton-sched/baton/api"
+	"github.com/baton-sched/baton/client"
+	"github.com/baton-sched/baton/plan"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+)
+
+var secretRE = regexp.MustCompile(`Secret ID\s+=\s+(\S+)`)
+
+// aclCluster starts a three-node quorum, bootstraps its ACLs with batonctl
+// and returns the management token; the cluster's clients carry it.
+func aclCluster(t *testing.T, flags ...string) (*cluster, string) {
+	t.Helper()
+	c := newCluster(t, 3, flags...)
+	c.waitLeader("")
+	out, errOut, code := batonctl(t, "-addr", c.nodes["a"].apiAddr, "acl", "bootstrap")
+	if code != 0 {
+		t.Fatalf("acl bootstrap: exit %d: %s", code, errOut)
+	}
+	m := secretRE.FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("acl bootstrap printed no secret: %s", out)
+	}
+	c.copts.Token = m[1]
+	return c, m[1]
+}
+
+// newToken makes a token of a policy with the management token.
+func newToken(t *testing.T, c *cluster, policy string) string {
+	t.Helper()
+	tok, err := c.client().CreateToken(context.Background(), policy+"-holder", policy)
+	if err != nil {
+		t.Fatalf("create %s token: %v", policy, err)
+	}
+	return tok.Secret
+}
+
+func ctl(t *testing.T, c *cluster, token string, args ...string) (string, string, int) {
+	t.Helper()
+	var addrs []string
+	for _, id := range c.order {
+		addrs = append(addrs, c.nodes[id].apiAddr)
+	}
+	full := []string{"-addr", strings.Join(addrs, ",")}
+	if token != "" {
+		full = append(full, "-token", token)
+	}
+	return batonctl(t, append(full, args...)...)
+}
+
+func mustRefuse(t *testing.T, what string, stderr string, code int, want string) {
+	t.Helper()
+	if code == 0 {
+		t.Fatalf("%s was allowed", what)
+	}
+	if !strings.Contains(stderr, want) {
+		t.Fatalf("%s: refused without saying %q: %s", what, want, stderr)
+	}
+}
+
+// TestACLsGuardEveryCall: once bootstrapped, a call without a token, with
+// a bogus or deleted one, or with one whose policy does not allow it, is
+// refused with a clear error and changes nothing: a read token cannot
+// submit; a submit token cannot restore a snapshot, remove or add a peer,
+// or save a backup; the HTTP API wants a token too.
+func TestACLsGuardEveryCall(t *testing.T) {
+	c, mgmt := aclCluster(t)
+	_, errOut, code := ctl(t, c, "", "acl", "bootstrap")
+	mustRefuse(t, "a second bootstrap", errOut, code, "already bootstrapped")
+	_, errOut, code = ctl(t, c, "", "status")
+	mustRefuse(t, "status without a token", errOut, code, "needs a token")
+	_, errOut, code = ctl(t, c, "not-a-token", "status")
+	mustRefuse(t, "status with a bogus token", errOut, code, "not valid")
+
+	read, submit, operator := newToken(t, c, "read"), newToken(t, c, "submit"), newToken(t, c, "operator")
+	if _, errOut, code := ctl(t, c, read, "jobs"); code != 0 {
+		t.Fatalf("jobs with a read token: %s", errOut)
+	}
+	planFile := filepath.Join(t.TempDir(), "count.json")
+	os.WriteFile(planFile, []byte(`{"name":"count","datasets":{"r":{"op":"range","n":100,"partitions":2}},"action":{"op":"count","input":"r"}}`), 0o644)
+	_, errOut, code = ctl(t, c, read, "submit", "-f", planFile)
+	mustRefuse(t, "submit with a read token", errOut, code, "may not call SubmitJob")
+	jobs, err := c.client().Jobs(context.Background(), false)
+	if err != nil || len(jobs) != 0 {
+		t.Fatalf("a refused submit left jobs: %v %v", jobs, err)
+	}
+
+	backup := filepath.Join(t.TempDir(), "state.snap")
+	_, errOut, code = ctl(t, c, submit, "operator", "snapshot", "save", backup)
+	mustRefuse(t, "snapshot save with a submit token", errOut, code, "may not call SnapshotSave")
+	if _, errOut, code := ctl(t, c, operator, "operator", "snapshot", "save", backup); code != 0 {
+		t.Fatalf("snapshot save with an operator token: %s", errOut)
+	}
+	_, errOut, code = ctl(t, c, submit, "operator", "snapshot", "restore", backup)
+	mustRefuse(t, "snapshot restore with a submit token", errOut, code, "may not call SnapshotRestore")
+	_, errOut, code = ctl(t, c, submit, "operator", "raft", "remove-peer", "b")
+	mustRefuse(t, "remove-peer with a submit token", errOut, code, "may not call RemovePeer")
+	_, errOut, code = ctl(t, c, "", "operator", "raft", "add-peer", "-id", "x", "-raft-addr", "127.0.0.1:1")
+	mustRefuse(t, "add-peer without a token", errOut, code, "needs a token")
+	_, errOut, code = ctl(t, c, read, "acl", "token", "create", "-policy", "management")
+	mustRefuse(t, "a read token making a management token", errOut, code, "may not call CreateToken")
+	peers, err := c.client().Peers(context.Background())
+	if err != nil || len(peers) != 3 {
+		t.Fatalf("peers after refused changes: %d %v", len(peers), err)
+	}
+
+	// A follower forwards with the caller's token, never its own rights.
+	lead, _ := c.waitLeader("")
+	var follower string
+	for _, id := range c.order {
+		if id != lead {
+			follower = id
+			break
+		}
+	}
+	_, errOut, code = batonctl(t, "-addr", c.nodes[follower].apiAddr, "-token", read, "submit", "-f", planFile)
+	mustRefuse(t, "submit through a follower with a read token", errOut, code, "may not call SubmitJob")
+
+	// HTTP: the API and metrics want a token; the UI's files do not.
+	get := func(path, token string) int {
+		req, _ := http.NewRequest("GET", "http://"+c.nodes[lead].httpA+path, nil)
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	for path, want := range map[string]int{"/v1/jobs": 401, "/metrics": 401, "/ui/": 200} {
+		if got := get(path, ""); got != want {
+			t.Errorf("GET %s without a token: %d, want %d", path, got, want)
+		}
+	}
+	if got := get("/v1/jobs", read); got != 200 {
+		t.Errorf("GET /v1/jobs with a read token: %d", got)
+	}
+
+	// A deleted token stops working; the last management token stays.
+	toks, err := c.client().Tokens(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var readAccessor, mgmtAccessor string
+	for _, tk := range toks {
+		switch tk.Policy {
+		case "read":
+			readAccessor = tk.Accessor
+		case "management":
+			mgmtAccessor = tk.Accessor
+		}
+		if tk.Secret != "" {
+			t.Fatal("token list shows a secret")
+		}
+	}
+	if _, errOut, code := ctl(t, c, mgmt, "acl", "token", "delete", readAccessor); code != 0 {
+		t.Fatalf("token delete: %s", errOut)
+	}
+	_, errOut, code = ctl(t, c, read, "jobs")
+	mustRefuse(t, "jobs with a deleted token", errOut, code, "not valid")
+	_, errOut, code = ctl(t, c, mgmt, "acl", "token", "delete", mgmtAccessor)
+	mustRefuse(t, "deleting the last management token", errOut, code, "last management token")
+}
+
+// TestACLsSurviveRestart: the ACL system is replicated state: a member
+// restarted from its data directory enforces it at once.
+func TestACLsSurviveRestart(t *testing.T) {
+	c, _ := aclCluster(t)
+	read := newToken(t, c, "read")
+	c.kill("a")
+	<-c.nodes["a"].done
+	c.start("a")
+	waitFor(t, "a back", func() bool { _, err := c.nodeStatus("a"); return err == nil })
+	_, errOut, code := batonctl(t, "-addr", c.nodes["a"].apiAddr, "jobs")
+	mustRefuse(t, "jobs without a token on a restarted member", errOut, code, "needs a token")
+	if _, errOut, code := batonctl(t, "-addr", c.nodes["a"].apiAddr, "-token", read, "jobs"); code != 0 {
+		t.Fatalf("jobs with a read token on a restarted member: %s", errOut)
+	}
+}
+
+// TestExecutorsNeedATokenAndKeepTheirIdentity: an executor without an
+// executor token is refused; one with a token runs jobs; a second
+// executor with another token cannot take over the first one's id.
+func TestExecutorsNeedATokenAndKeepTheirIdentity(t *testing.T) {
+	c, _ := aclCluster(t)
+	exe1, exe2 := newToken(t, c, "executor"), newToken(t, c, "executor")
+	c.startExec("e0")
+	c.startExec("e1", "-token", exe1)
+	cl := c.client()
+	waitFor(t, "e1 registered", func() bool { return liveExecutors(cl) == 1 })
+	if data, _ := os.ReadFile(filepath.Join(c.root, "exec-e0.log")); !waitLog(t, filepath.Join(c.root, "exec-e0.log"), "needs a token") {
+		t.Fatalf("e0 without a token did not say why it was refused: %s", data)
+	}
+	// The same id under another token is refused while e1 holds it.
+	c.startExecBin("e1-rogue", "execd", "-id", "e1", "-token", exe2)
+	if !waitLog(t, filepath.Join(c.root, "exec-e1-rogue.log"), "bound to another identity") {
+		data, _ := os.ReadFile(filepath.Join(c.root, "exec-e1-rogue.log"))
+		t.Fatalf("a second executor under e1's id was not refused: %s", data)
+	}
+	p := &plan.Plan{Name: "count", Datasets: map[string]*plan.Dataset{"r": {Op: "range", N: 1000, Partitions: 4}}, Action: plan.Action{Op: "count", Input: "r"}}
+	job, err := cl.Submit(context.Background(), p, client.SubmitOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done, err := cl.Wait(context.Background(), job, nil)
+	if err != nil || done.State != api.JobState_JOB_STATE_SUCCEEDED {
+		t.Fatalf("job: %v %v", done, err)
+	}
+	ex, _ := cl.Executors(context.Background())
+	for _, e := range ex {
+		if e.Id == "e0" {
+			t.Fatal("an executor without a token registered")
+		}
+	}
+}
+
+func liveExecutors(cl *client.Client) int {
+	ex, err := cl.Executors(context.Background())
+	if err != nil {
+		return -1
+	}
+	n := 0
+	for _, e := range ex {
+		if e.Alive {
+			n++
+		}
+	}
+	return n
+}
+
+// waitLog waits up to 20s for a log file to contain s.
+func waitLog(t *testing.T, path, s string) bool {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		if data, _ := os.ReadFile(path); strings.Contains(string(data), s) {
+			return true
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return false
+}
+
+// TestUserCodeIsConfined: a pipe of a program the executor does not allow
+// fails its job with a clear error and runs nothing; textFile and
+// saveAsTextFile outside the data roots, or escaping them with "..", are
+// refused at submission.
+func TestUserCodeIsConfined(t *testing.T) {
+	c := newCluster(t, 3)
+	c.startExec("e1", "-pipe-allow", "awk")
+	cl := c.client()
+	waitFor(t, "e1 registered", func() bool { return liveExecutors(cl) == 1 })
+	marker := filepath.Join(t.TempDir(), "pwned")
+	p := &plan.Plan{Name: "rce", Datasets: map[string]*plan.Dataset{
+		"r": {Op: "range", N: 10, Partitions: 1},
+		"p": {Op: "pipe", Input: "r", Command: "sh", Args: []string{"-c", "id; touch " + marker}},
+	}, Action: plan.Action{Op: "collect", Input: "p"}}
+	job, err := cl.Submit(context.Background(), p, client.SubmitOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done, err := cl.Wait(context.Background(), job, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if done.State != api.JobState_JOB_STATE_FAILED || !strings.Contains(done.Message, "not allowed on this machine") {
+		t.Fatalf("a pipe of sh: %v %q", done.State, done.Message)
+	}
+	if _, err := os.Stat(marker); err == nil {
+		t.Fatal("the program ran")
+	}
+	// awk is allowed.
+	p.Datasets["p"] = &plan.Dataset{Op: "pipe", Input: "r", Command: "awk", Args: []string{"{print $1 * 2}"}}
+	if recs := opAnswer(t, cl, p); len(recs) != 10 {
+		t.Fatalf("awk: %d records", len(recs))
+	}
+
+	for name, pl := range map[string]*plan.Plan{
+		"textFile /etc/passwd": {Name: "read", Datasets: map[string]*plan.Dataset{"f": {Op: "textFile", Path: "/etc/passwd"}}, Action: plan.Action{Op: "collect", Input: "f"}},
+		"textFile via ..":      {Name: "read", Datasets: map[string]*plan.Dataset{"f": {Op: "textFile", Path: filepath.Join(os.TempDir(), "..", "etc", "passwd")}}, Action: plan.Action{Op: "collect", Input: "f"}},
+		"saveAsTextFile /var/baton-out": {Name: "write", Datasets: map[string]*plan.Dataset{"r": {Op: "range", N: 3, Partitions: 1}},
+			Action: plan.Action{Op: "saveAsTextFile", Input: "r", Path: "/var/baton-e2e-out"}},
+	} {
+		_, err := cl.Submit(context.Background(), pl, client.SubmitOptions{})
+		if err == nil || !strings.Contains(err.Error(), "not allowed on this machine") {
+			t.Errorf("%s: %v", name, err)
+		}
+		if c := status.Code(err); c != codes.InvalidArgument && c != codes.PermissionDenied {
+			t.Errorf("%s: code %v", name, c)
+		}
+	}
+	if _, err := os.Stat("/var/baton-e2e-out"); err == nil {
+		t.Fatal("saveAsTextFile wrote outside the data roots")
+	}
+	jobs, _ := cl.Jobs(context.Background(), false)
+	if len(jobs) != 2 {
+		t.Fatalf("refused submissions left jobs: %d", len(jobs))
+	}
+}
+
+// TestForgedStatusUpdatesAreIgnored: a session that reports FINISHED for
+// attempts never launched to it (another partition, a made-up task id)
+// commits nothing.
+func TestForgedStatusUpdatesAreIgnored(t *testing.T) {
+	c, _ := aclCluster(t)
+	exe := newToken(t, c, "executor")
+	lead, _ := c.waitLeader("")
+	cl := c.client()
+	p := &plan.Plan{Name: "victim", Datasets: map[string]*plan.Dataset{"r": {Op: "range", N: 100, Partitions: 4}}, Action: plan.Action{Op: "count", Input: "r"}}
+	job, err := cl.Submit(context.Background(), p, client.SubmitOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A hand-made session: say hello, then report every partition done.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	sess, err := openSession(ctx, c.nodes[lead].apiAddr, exe, &api.Hello{ExecutorId: "forger", Addr: "127.0.0.1:9", Cores: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Wait for the launch of one task, then forge the others' ends.
+	var launched *api.TaskID
+	for launched == nil {
+		m, err := sess.Recv()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if l := m.GetLaunch(); l != nil && len(l.Tasks) > 0 {
+			launched = l.Tasks[0].Id
+		}
+	}
+	var forged []*api.TaskStatus
+	for part := int32(0); part < 4; part++ {
+		if part == launched.Partition {
+			continue
+		}
+		id := &api.TaskID{Task: launched.Task + 1000 + uint64(part), Job: launched.Job, Stage: launched.Stage, StageAttempt: launched.StageAttempt, Partition: part, Epoch: launched.Epoch}
+		forged = append(forged, &api.TaskStatus{Id: id, State: api.TaskState_TASK_STATE_FINISHED, ResultSize: 2})
+	}
+	// The launched task's id with another partition is forged too.
+	other := proto.Clone(launched).(*api.TaskID)
+	other.Partition = (launched.Partition + 1) % 4
+	forged = append(forged, &api.TaskStatus{Id: other, State: api.TaskState_TASK_STATE_FINISHED, ResultSize: 2})
+	if err := sess.Send(&api.ExecutorMessage{Msg: &api.ExecutorMessage_Updates{Updates: &api.StatusUpdates{Updates: forged}}}); err != nil {
+		t.Fatal(err)
+	}
+	if !waitLog(t, filepath.Join(c.root, lead+".log"), "ignored status updates for attempts not launched to this session") {
+		t.Fatal("the leader did not say it ignored the forged updates")
+	}
+	j, err := cl.Job(context.Background(), job, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if j.Finished > 0 || j.TaskSuccesses > 0 {
+		t.Fatalf("forged ends were committed: %d partitions finished, %d successes", j.Finished, j.TaskSuccesses)
+	}
+	cancel()
+	// A real executor finishes the job.
+	c.startExec("e1", "-token", exe)
+	done, err := cl.Wait(context.Background(), job, nil)
+	if err != nil || done.State != api.JobState_JOB_STATE_SUCCEEDED {
+		t.Fatalf("job: %v %v", done, err)
+	}
+	if n, err := cl.Count(context.Background(), job); err != nil || n != 100 {
+		t.Fatalf("count: %d %v", n, err)
+	}
+}
+
+// openSession opens an executor session by hand, as a rogue program
+// holding an executor token would.
+func openSession(ctx context.Context, addr, token string, hello *api.Hello) (grpc.BidiStreamingClient[api.ExecutorMessage, api.DriverMessage], error) {
+	cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return nil, err
+	}
+	go func() { <-ctx.Done(); cc.Close() }()
+	ctx = metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+token)
+	st, err := api.NewExecutorsClient(cc).Connect(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return st, st.Send(&api.ExecutorMessage{Msg: &api.ExecutorMessage_Hello{Hello: hello}})
+}
