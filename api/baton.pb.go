@@ -3813,11 +3813,14 @@ func (x *MapLocation) GetAddr() string {
 
 // ShuffleInput is a shuffle a task reads, with where its map outputs are.
 type ShuffleInput struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Shuffle       uint64                 `protobuf:"varint,1,opt,name=shuffle,proto3" json:"shuffle,omitempty"`
-	Key           string                 `protobuf:"bytes,2,opt,name=key,proto3" json:"key,omitempty"`
-	Maps          int32                  `protobuf:"varint,3,opt,name=maps,proto3" json:"maps,omitempty"`
-	Locations     []*MapLocation         `protobuf:"bytes,4,rep,name=locations,proto3" json:"locations,omitempty"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Shuffle   uint64                 `protobuf:"varint,1,opt,name=shuffle,proto3" json:"shuffle,omitempty"`
+	Key       string                 `protobuf:"bytes,2,opt,name=key,proto3" json:"key,omitempty"`
+	Maps      int32                  `protobuf:"varint,3,opt,name=maps,proto3" json:"maps,omitempty"`
+	Locations []*MapLocation         `protobuf:"bytes,4,rep,name=locations,proto3" json:"locations,omitempty"`
+	// grant lets the task read the shuffle's blocks from other executors
+	// (empty before ACLs are bootstrapped).
+	Grant         []byte `protobuf:"bytes,5,opt,name=grant,proto3" json:"grant,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3876,6 +3879,13 @@ func (x *ShuffleInput) GetMaps() int32 {
 func (x *ShuffleInput) GetLocations() []*MapLocation {
 	if x != nil {
 		return x.Locations
+	}
+	return nil
+}
+
+func (x *ShuffleInput) GetGrant() []byte {
+	if x != nil {
+		return x.Grant
 	}
 	return nil
 }
@@ -4494,8 +4504,11 @@ type Welcome struct {
 	state               protoimpl.MessageState `protogen:"open.v1"`
 	Term                uint64                 `protobuf:"varint,1,opt,name=term,proto3" json:"term,omitempty"`
 	HeartbeatIntervalMs int64                  `protobuf:"varint,2,opt,name=heartbeat_interval_ms,json=heartbeatIntervalMs,proto3" json:"heartbeat_interval_ms,omitempty"`
-	unknownFields       protoimpl.UnknownFields
-	sizeCache           protoimpl.SizeCache
+	// block_key checks the grants block fetches carry (empty: ACLs are
+	// off and the block service serves anyone).
+	BlockKey      []byte `protobuf:"bytes,3,opt,name=block_key,json=blockKey,proto3" json:"block_key,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Welcome) Reset() {
@@ -4540,6 +4553,13 @@ func (x *Welcome) GetHeartbeatIntervalMs() int64 {
 		return x.HeartbeatIntervalMs
 	}
 	return 0
+}
+
+func (x *Welcome) GetBlockKey() []byte {
+	if x != nil {
+		return x.BlockKey
+	}
+	return nil
 }
 
 type Launch struct {
@@ -5085,7 +5105,9 @@ type FetchShuffleRequest struct {
 	Shuffle uint64                 `protobuf:"varint,1,opt,name=shuffle,proto3" json:"shuffle,omitempty"`
 	Reduce  int32                  `protobuf:"varint,2,opt,name=reduce,proto3" json:"reduce,omitempty"`
 	// maps lists the map outputs wanted, all held by the serving executor.
-	Maps          []int32 `protobuf:"varint,3,rep,packed,name=maps,proto3" json:"maps,omitempty"`
+	Maps []int32 `protobuf:"varint,3,rep,packed,name=maps,proto3" json:"maps,omitempty"`
+	// grant is the leader's permission to read the shuffle (ShuffleInput).
+	Grant         []byte `protobuf:"bytes,4,opt,name=grant,proto3" json:"grant,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -5141,10 +5163,19 @@ func (x *FetchShuffleRequest) GetMaps() []int32 {
 	return nil
 }
 
+func (x *FetchShuffleRequest) GetGrant() []byte {
+	if x != nil {
+		return x.Grant
+	}
+	return nil
+}
+
 type FetchResultRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Job           uint64                 `protobuf:"varint,1,opt,name=job,proto3" json:"job,omitempty"`
-	Task          uint64                 `protobuf:"varint,2,opt,name=task,proto3" json:"task,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Job   uint64                 `protobuf:"varint,1,opt,name=job,proto3" json:"job,omitempty"`
+	Task  uint64                 `protobuf:"varint,2,opt,name=task,proto3" json:"task,omitempty"`
+	// grant is a member's permission to read the job's results.
+	Grant         []byte `protobuf:"bytes,3,opt,name=grant,proto3" json:"grant,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -5191,6 +5222,13 @@ func (x *FetchResultRequest) GetTask() uint64 {
 		return x.Task
 	}
 	return 0
+}
+
+func (x *FetchResultRequest) GetGrant() []byte {
+	if x != nil {
+		return x.Grant
+	}
+	return nil
 }
 
 // BlockChunk is part of a block: the chunks of one block arrive in order,
@@ -6149,12 +6187,13 @@ const file_api_baton_proto_rawDesc = "" +
 	"\vMapLocation\x12\x10\n" +
 	"\x03map\x18\x01 \x01(\x05R\x03map\x12\x1a\n" +
 	"\bexecutor\x18\x02 \x01(\tR\bexecutor\x12\x12\n" +
-	"\x04addr\x18\x03 \x01(\tR\x04addr\"\x83\x01\n" +
+	"\x04addr\x18\x03 \x01(\tR\x04addr\"\x99\x01\n" +
 	"\fShuffleInput\x12\x18\n" +
 	"\ashuffle\x18\x01 \x01(\x04R\ashuffle\x12\x10\n" +
 	"\x03key\x18\x02 \x01(\tR\x03key\x12\x12\n" +
 	"\x04maps\x18\x03 \x01(\x05R\x04maps\x123\n" +
-	"\tlocations\x18\x04 \x03(\v2\x15.baton.v1.MapLocationR\tlocations\"\xe3\x02\n" +
+	"\tlocations\x18\x04 \x03(\v2\x15.baton.v1.MapLocationR\tlocations\x12\x14\n" +
+	"\x05grant\x18\x05 \x01(\fR\x05grant\"\xe3\x02\n" +
 	"\n" +
 	"TaskLaunch\x12 \n" +
 	"\x02id\x18\x01 \x01(\v2\x10.baton.v1.TaskIDR\x02id\x12\x12\n" +
@@ -6212,10 +6251,11 @@ const file_api_baton_proto_rawDesc = "" +
 	"\x05hello\x18\x01 \x01(\v2\x0f.baton.v1.HelloH\x00R\x05hello\x123\n" +
 	"\aupdates\x18\x02 \x01(\v2\x17.baton.v1.StatusUpdatesH\x00R\aupdates\x121\n" +
 	"\x06commit\x18\x03 \x01(\v2\x17.baton.v1.CommitRequestH\x00R\x06commitB\x05\n" +
-	"\x03msg\"Q\n" +
+	"\x03msg\"n\n" +
 	"\aWelcome\x12\x12\n" +
 	"\x04term\x18\x01 \x01(\x04R\x04term\x122\n" +
-	"\x15heartbeat_interval_ms\x18\x02 \x01(\x03R\x13heartbeatIntervalMs\"4\n" +
+	"\x15heartbeat_interval_ms\x18\x02 \x01(\x03R\x13heartbeatIntervalMs\x12\x1b\n" +
+	"\tblock_key\x18\x03 \x01(\fR\bblockKey\"4\n" +
 	"\x06Launch\x12*\n" +
 	"\x05tasks\x18\x01 \x03(\v2\x14.baton.v1.TaskLaunchR\x05tasks\"H\n" +
 	"\x04Kill\x12\x12\n" +
@@ -6250,14 +6290,16 @@ const file_api_baton_proto_rawDesc = "" +
 	"\x06delete\x18\x06 \x01(\v2\x16.baton.v1.DeleteBlocksH\x00R\x06delete\x124\n" +
 	"\n" +
 	"not_leader\x18\a \x01(\v2\x13.baton.v1.NotLeaderH\x00R\tnotLeaderB\x05\n" +
-	"\x03msg\"[\n" +
+	"\x03msg\"q\n" +
 	"\x13FetchShuffleRequest\x12\x18\n" +
 	"\ashuffle\x18\x01 \x01(\x04R\ashuffle\x12\x16\n" +
 	"\x06reduce\x18\x02 \x01(\x05R\x06reduce\x12\x12\n" +
-	"\x04maps\x18\x03 \x03(\x05R\x04maps\":\n" +
+	"\x04maps\x18\x03 \x03(\x05R\x04maps\x12\x14\n" +
+	"\x05grant\x18\x04 \x01(\fR\x05grant\"P\n" +
 	"\x12FetchResultRequest\x12\x10\n" +
 	"\x03job\x18\x01 \x01(\x04R\x03job\x12\x12\n" +
-	"\x04task\x18\x02 \x01(\x04R\x04task\"\x8c\x01\n" +
+	"\x04task\x18\x02 \x01(\x04R\x04task\x12\x14\n" +
+	"\x05grant\x18\x03 \x01(\fR\x05grant\"\x8c\x01\n" +
 	"\n" +
 	"BlockChunk\x12\x10\n" +
 	"\x03map\x18\x01 \x01(\x05R\x03map\x12\x12\n" +

@@ -11,12 +11,15 @@ import (
 
 	"github.com/baton-sched/baton/api"
 	"github.com/baton-sched/baton/ops"
+	"github.com/baton-sched/baton/tlsconf"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/connectivity"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/status"
 )
 
 // chunkSize bounds the data in one streamed message.
@@ -27,12 +30,41 @@ const chunkSize = 1 << 20
 type Service struct {
 	api.UnimplementedBlocksServer
 	Store *Store
+	// Key returns the block key grants are checked with and whether it is
+	// known yet (the executor learns it from the leader's welcome). An
+	// empty known key serves anyone (ACLs off); an unknown one serves no
+	// one. nil serves anyone.
+	Key func() (key []byte, known bool)
+}
+
+// allow checks a fetch: its grant, and that it does not come from a
+// client's certificate (clients read results through the members).
+func (s *Service) allow(ctx context.Context, got []byte, kind byte, id uint64) error {
+	if p, ok := tlsconf.PeerFromContext(ctx); ok && p.Role == tlsconf.RoleClient {
+		return status.Errorf(codes.PermissionDenied, "blockstore: %s holds a client's certificate: blocks are served to executors and members only", p.Name)
+	}
+	if s.Key == nil {
+		return nil
+	}
+	key, known := s.Key()
+	switch {
+	case !known:
+		return status.Error(codes.Unavailable, "blockstore: this executor has not been welcomed by a leader yet; retry")
+	case len(key) == 0:
+		return nil
+	case !validGrant(key, got, kind, id):
+		return status.Error(codes.PermissionDenied, "blockstore: the fetch carries no valid grant for these blocks (only tasks of the job, and members, may read them)")
+	}
+	return nil
 }
 
 // FetchShuffle streams the requested map outputs' blocks for a reducer,
 // each verified; a block that is missing or corrupt is reported in its
 // chunk, and the others are still sent.
 func (s *Service) FetchShuffle(req *api.FetchShuffleRequest, stream grpc.ServerStreamingServer[api.BlockChunk]) error {
+	if err := s.allow(stream.Context(), req.Grant, 's', req.Shuffle); err != nil {
+		return err
+	}
 	for _, m := range req.Maps {
 		data, err := s.Store.ShuffleBlock(req.Shuffle, int(m), int(req.Reduce))
 		if err := sendBlock(stream, m, data, err); err != nil {
@@ -44,6 +76,9 @@ func (s *Service) FetchShuffle(req *api.FetchShuffleRequest, stream grpc.ServerS
 
 // FetchResult streams an indirect result.
 func (s *Service) FetchResult(req *api.FetchResultRequest, stream grpc.ServerStreamingServer[api.BlockChunk]) error {
+	if err := s.allow(stream.Context(), req.Grant, 'r', req.Job); err != nil {
+		return err
+	}
 	data, err := s.Store.Result(req.Job, req.Task)
 	return sendBlock(stream, 0, data, err)
 }
@@ -77,6 +112,9 @@ type Conns struct {
 	// Creds secure the connections (TLS to executors' block services);
 	// nil: plain.
 	Creds credentials.TransportCredentials
+	// ResultGrant returns the grant result fetches of a job carry (a
+	// member computes it; nil: none).
+	ResultGrant func(job uint64) []byte
 
 	mu    sync.Mutex
 	conns map[string]*grpc.ClientConn
@@ -210,7 +248,11 @@ func (c *Conns) FetchResult(ctx context.Context, addr string, job, task uint64) 
 	if err != nil {
 		return nil, err
 	}
-	stream, err := cl.FetchResult(ctx, &api.FetchResultRequest{Job: job, Task: task})
+	var g []byte
+	if c.ResultGrant != nil {
+		g = c.ResultGrant(job)
+	}
+	stream, err := cl.FetchResult(ctx, &api.FetchResultRequest{Job: job, Task: task, Grant: g})
 	if err != nil {
 		return nil, err
 	}
@@ -282,7 +324,7 @@ func (f *Fetcher) Fetch(ctx context.Context, in ops.ShuffleInput, reduce int, fn
 				}
 				return
 			}
-			if err := f.fetchRemote(ctx, in.ID, reduce, exec, locs, blocks); err != nil {
+			if err := f.fetchRemote(ctx, in.ID, in.Grant, reduce, exec, locs, blocks); err != nil {
 				fail(err)
 			}
 		}()
@@ -316,7 +358,7 @@ func (f *Fetcher) observe(n int, failed bool) {
 // connectWait bounds the wait for an executor's block service.
 const connectWait = 2 * time.Second
 
-func (f *Fetcher) fetchRemote(ctx context.Context, shuffle uint64, reduce int, exec string, locs []ops.MapLocation, blocks [][]byte) error {
+func (f *Fetcher) fetchRemote(ctx context.Context, shuffle uint64, grant []byte, reduce int, exec string, locs []ops.MapLocation, blocks [][]byte) error {
 	failed := func(m int, err error) error {
 		return &ops.FetchFailedError{Executor: exec, Shuffle: shuffle, Map: m, Reduce: reduce, Err: err}
 	}
@@ -327,7 +369,7 @@ func (f *Fetcher) fetchRemote(ctx context.Context, shuffle uint64, reduce int, e
 		}
 		return failed(locs[0].Map, err)
 	}
-	req := &api.FetchShuffleRequest{Shuffle: shuffle, Reduce: int32(reduce)}
+	req := &api.FetchShuffleRequest{Shuffle: shuffle, Reduce: int32(reduce), Grant: grant}
 	for _, l := range locs {
 		req.Maps = append(req.Maps, int32(l.Map))
 	}

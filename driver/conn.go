@@ -237,7 +237,8 @@ func (l *leadership) attach(c *conn, h *api.Hello, stream context.Context) error
 	if err := l.attachable(c.id, stream); err != nil {
 		return err
 	}
-	c.send(&api.DriverMessage{Msg: &api.DriverMessage_Welcome{Welcome: &api.Welcome{Term: l.term, HeartbeatIntervalMs: d.opts.HeartbeatInterval.Milliseconds()}}})
+	c.send(&api.DriverMessage{Msg: &api.DriverMessage_Welcome{Welcome: &api.Welcome{Term: l.term, HeartbeatIntervalMs: d.opts.HeartbeatInterval.Milliseconds(),
+		BlockKey: l.blockKey()}}})
 	// Adopt what the executor runs and holds before the session counts:
 	// the grace period ends once every executor's session counts, and
 	// from then on partitions not held are launched.

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/baton-sched/baton/api"
+	"github.com/baton-sched/baton/blockstore"
 	"github.com/baton-sched/baton/dag"
 	"github.com/baton-sched/baton/plan"
 )
@@ -521,7 +522,7 @@ func (b *launchBuilder) stageInputs(st dag.StageInfo) []*api.ShuffleInput {
 			continue
 		}
 		sh, _ := b.s.Shuffle(sid)
-		in := &api.ShuffleInput{Shuffle: uint64(sid), Key: sh.Key, Maps: int32(sh.Maps)}
+		in := &api.ShuffleInput{Shuffle: uint64(sid), Key: sh.Key, Maps: int32(sh.Maps), Grant: blockstore.ShuffleGrant(b.l.blockKey(), uint64(sid))}
 		for _, o := range b.s.MapOutputs(sid) {
 			addr, ok := addrs[o.Executor]
 			if !ok {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/baton-sched/baton/api"
+	"github.com/baton-sched/baton/blockstore"
 	"github.com/baton-sched/baton/dag"
 	"github.com/baton-sched/baton/fsm"
 	"github.com/baton-sched/baton/plan"
@@ -23,6 +24,8 @@ type leadership struct {
 	wake   chan struct{}
 	// key signs launch tickets (see ticket.go); refreshed each round.
 	key atomic.Pointer[[]byte]
+	// bkey is the block key derived from it.
+	bkey atomic.Pointer[[]byte]
 	// owners binds executor ids to the principal that registered them.
 	owners map[string]string
 
@@ -97,11 +100,21 @@ func (l *leadership) ticketKey() []byte {
 	return nil
 }
 
+// blockKey is the key of block grants (nil: none).
+func (l *leadership) blockKey() []byte {
+	if k := l.bkey.Load(); k != nil {
+		return *k
+	}
+	return nil
+}
+
 // refreshKey reads the ticket key (outside any read of the state).
 func (l *leadership) refreshKey() {
 	if l.d.opts.TicketKey != nil {
 		k := l.d.opts.TicketKey()
 		l.key.Store(&k)
+		b := blockstore.Key(k)
+		l.bkey.Store(&b)
 	}
 }
 

@@ -14,6 +14,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/baton-sched/baton/api"
@@ -95,14 +96,17 @@ type Executor struct {
 
 	mu          sync.Mutex
 	highestTerm uint64
-	running     map[uint64]*task       // by task id
-	pending     map[uint64]*update     // final updates not yet acknowledged
-	unsent      []uint64               // pending updates not sent in this session
-	sessionID   uint64                 // the current session
-	graphs      map[string]*plan.Graph // by graph key
-	kick        chan struct{}          // wakes the sender
-	slots       chan struct{}
-	stats       stats
+	// blockKey checks block fetches' grants: the latest welcome's (nil
+	// until the first welcome: no blocks served).
+	blockKey  atomic.Pointer[[]byte]
+	running   map[uint64]*task       // by task id
+	pending   map[uint64]*update     // final updates not yet acknowledged
+	unsent    []uint64               // pending updates not sent in this session
+	sessionID uint64                 // the current session
+	graphs    map[string]*plan.Graph // by graph key
+	kick      chan struct{}          // wakes the sender
+	slots     chan struct{}
+	stats     stats
 	// commits are the output commits waiting for the leader's decision,
 	// by task; each is asked again in every new session until decided.
 	commits map[uint64]*commitAsk
@@ -263,7 +267,13 @@ func New(opts Options) (*Executor, error) {
 		serverOpts = append(serverOpts, grpc.Creds(credentials.NewTLS(opts.TLS.Server(true))))
 	}
 	e.grpc = grpc.NewServer(serverOpts...)
-	api.RegisterBlocksServer(e.grpc, &blockService{Service: &blockstore.Service{Store: e.store}, e: e})
+	api.RegisterBlocksServer(e.grpc, &blockService{Service: &blockstore.Service{Store: e.store, Key: func() ([]byte, bool) {
+		k := e.blockKey.Load()
+		if k == nil {
+			return nil, false
+		}
+		return *k, true
+	}}, e: e})
 	go e.grpc.Serve(e.ln)
 	return e, nil
 }

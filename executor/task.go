@@ -66,7 +66,7 @@ func (e *Executor) execute(ctx context.Context, l *api.TaskLaunch, g *plan.Graph
 		}
 	}
 	for _, in := range l.Inputs {
-		si := ops.ShuffleInput{ID: in.Shuffle, Key: in.Key, Maps: int(in.Maps)}
+		si := ops.ShuffleInput{ID: in.Shuffle, Key: in.Key, Maps: int(in.Maps), Grant: in.Grant}
 		for _, loc := range in.Locations {
 			si.Locations = append(si.Locations, ops.MapLocation{Map: int(loc.Map), Executor: loc.Executor, Addr: loc.Addr})
 		}

@@ -35,6 +35,9 @@ type ShuffleInput struct {
 	Key       string
 	Maps      int
 	Locations []MapLocation
+	// Grant is the leader's permission to read the shuffle's blocks from
+	// other executors (nil when ACLs are off).
+	Grant []byte
 }
 
 // MapLocation is where one map output lives.

@@ -14,8 +14,8 @@ import (
 	"github.com/baton-sched/baton/api"
 	"github.com/baton-sched/baton/client"
 	"github.com/baton-sched/baton/internal/localcluster"
+	"github.com/baton-sched/baton/tlsconf"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 )
 
 // Options shape a drill.
@@ -45,6 +45,9 @@ type Options struct {
 	// adds each round's steps.
 	Log     io.Writer
 	Verbose bool
+	// Secure runs the cluster with mutual TLS and ACLs (see
+	// localcluster.Options.Secure).
+	Secure bool
 	// SchedFlags are extra schedd flags (after the drill's own).
 	SchedFlags []string
 	// OnKill, when set, is called with the round number and its target
@@ -169,7 +172,7 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 	}
 	d.logf("starting a local cluster: 3 schedd, %d execd (4 slots each) in %s", opts.Executors, dir)
 	c, err := localcluster.Start(ctx, localcluster.Options{
-		Bin: opts.Bin, Dir: filepath.Join(dir, "cluster"), Executors: opts.Executors,
+		Bin: opts.Bin, Dir: filepath.Join(dir, "cluster"), Executors: opts.Executors, Secure: opts.Secure,
 		SchedFlags: append([]string{"-executor-timeout", "3s", "-heartbeat-interval", "200ms"}, opts.SchedFlags...),
 	})
 	if err != nil {
@@ -539,7 +542,7 @@ func (d *drill) stats(ctx context.Context, p *localcluster.Proc) (*api.ExecutorS
 	cc, ok := d.conns[p.Addr]
 	if !ok {
 		var err error
-		if cc, err = grpc.NewClient(p.Addr, grpc.WithTransportCredentials(insecure.NewCredentials())); err != nil {
+		if cc, err = grpc.NewClient(p.Addr, grpc.WithTransportCredentials(d.c.DialCreds(tlsconf.RoleExecutor))); err != nil {
 			return nil, err
 		}
 		d.conns[p.Addr] = cc

@@ -18,8 +18,10 @@ import (
 
 	"github.com/baton-sched/baton/api"
 	"github.com/baton-sched/baton/client"
+	"github.com/baton-sched/baton/tlsconf"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 )
 
@@ -43,6 +45,12 @@ type Options struct {
 	SchedFlags, ExecFlags []string
 	// Log receives the processes' output; nil writes it to files in Dir.
 	Log io.Writer
+	// Secure runs the cluster as production should: a CA and a
+	// certificate per process (mutual TLS on every connection), ACLs
+	// bootstrapped once the quorum is up, executors joining with an
+	// executor token, and the cluster's clients carrying the management
+	// token.
+	Secure bool
 }
 
 // Proc is one process of the cluster.
@@ -78,13 +86,18 @@ func (p *Proc) Pid() int {
 
 // Cluster is a running local cluster.
 type Cluster struct {
-	opts   Options
-	dir    string
-	tmp    bool
-	Scheds []*Proc
-	Execs  []*Proc
-	conns  map[string]*grpc.ClientConn
-	mu     sync.Mutex
+	opts Options
+	// pki holds the certificates (Secure), by "role/name"; token is the
+	// management token.
+	pki       map[string]tlsconf.Files
+	token     string
+	execToken string
+	dir       string
+	tmp       bool
+	Scheds    []*Proc
+	Execs     []*Proc
+	conns     map[string]*grpc.ClientConn
+	mu        sync.Mutex
 }
 
 // Start builds the binaries if needed and starts the cluster; it returns
@@ -140,10 +153,30 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 	for _, r := range roots {
 		rootFlags = append(rootFlags, "-data-root", r)
 	}
+	if opts.Secure {
+		reqs := []tlsconf.CertRequest{{Role: tlsconf.RoleClient, Name: "localcluster"}}
+		for _, p := range c.Scheds {
+			reqs = append(reqs, tlsconf.CertRequest{Role: tlsconf.RoleServer, Name: p.Name})
+		}
+		for i := 0; i < opts.Executors; i++ {
+			reqs = append(reqs, tlsconf.CertRequest{Role: tlsconf.RoleExecutor, Name: fmt.Sprintf("e%d", i+1)})
+		}
+		os.MkdirAll(filepath.Join(c.dir, "pki"), 0o700)
+		if c.pki, err = tlsconf.TestPKI(filepath.Join(c.dir, "pki"), reqs...); err != nil {
+			c.Close()
+			return nil, fmt.Errorf("localcluster: certificates: %w", err)
+		}
+	}
 	for _, p := range c.Scheds {
 		p.args = append([]string{"-id", p.Name, "-data-dir", p.Dir, "-raft-addr", p.RaftAddr, "-api-addr", p.APIAddr,
-			"-http-addr", p.HTTPAddr, "-bootstrap", strings.Join(peers, ",")}, append(rootFlags, opts.SchedFlags...)...)
+			"-http-addr", p.HTTPAddr, "-bootstrap", strings.Join(peers, ",")}, append(append(rootFlags, c.tlsFlags(tlsconf.RoleServer, p.Name)...), opts.SchedFlags...)...)
 		if err := c.Restart(p); err != nil {
+			c.Close()
+			return nil, err
+		}
+	}
+	if opts.Secure {
+		if err := c.bootstrapACL(ctx); err != nil {
 			c.Close()
 			return nil, err
 		}
@@ -152,7 +185,10 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 		p := &Proc{Name: fmt.Sprintf("e%d", i+1), Kind: "execd", Addr: ports[3*opts.Schedulers+2*i], HTTPAddr: ports[3*opts.Schedulers+2*i+1]}
 		p.Dir = filepath.Join(c.dir, p.Name)
 		p.args = append([]string{"-id", p.Name, "-data-dir", p.Dir, "-schedulers", strings.Join(c.APIAddrs(), ","), "-addr", p.Addr,
-			"-http-addr", p.HTTPAddr, "-cores", fmt.Sprint(opts.Cores)}, append(rootFlags, opts.ExecFlags...)...)
+			"-http-addr", p.HTTPAddr, "-cores", fmt.Sprint(opts.Cores)}, append(append(rootFlags, c.tlsFlags(tlsconf.RoleExecutor, p.Name)...), opts.ExecFlags...)...)
+		if opts.Secure {
+			p.args = append(p.args, "-token", c.execToken)
+		}
 		c.Execs = append(c.Execs, p)
 		if err := c.Restart(p); err != nil {
 			c.Close()
@@ -195,9 +231,99 @@ func (c *Cluster) APIAddrs() []string {
 	return out
 }
 
+// tlsFlags are a process's certificate flags (none unless Secure).
+func (c *Cluster) tlsFlags(role, name string) []string {
+	f, ok := c.pki[role+"/"+name]
+	if !ok {
+		return nil
+	}
+	return []string{"-ca-file", f.CA, "-cert-file", f.Cert, "-key-file", f.Key}
+}
+
+// bootstrapACL turns the ACLs on and makes the executors' token.
+func (c *Cluster) bootstrapACL(ctx context.Context) error {
+	if _, err := c.WaitLeader(ctx, nil, 0); err != nil {
+		return err
+	}
+	cl, err := c.Client()
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	boot, err := cl.ACLBootstrap(ctx)
+	if err != nil {
+		return fmt.Errorf("localcluster: acl bootstrap: %w", err)
+	}
+	c.mu.Lock()
+	c.token = boot.Secret
+	c.mu.Unlock()
+	cl.Close()
+	if cl, err = c.Client(); err != nil {
+		return err
+	}
+	exe, err := cl.CreateToken(ctx, "executors", "executor")
+	if err != nil {
+		return fmt.Errorf("localcluster: executor token: %w", err)
+	}
+	c.execToken = exe.Secret
+	return nil
+}
+
+// clusterToken sends the management token, once there is one.
+type clusterToken struct{ c *Cluster }
+
+func (t clusterToken) GetRequestMetadata(context.Context, ...string) (map[string]string, error) {
+	t.c.mu.Lock()
+	defer t.c.mu.Unlock()
+	if t.c.token == "" {
+		return nil, nil
+	}
+	return map[string]string{"authorization": "Bearer " + t.c.token}, nil
+}
+
+func (clusterToken) RequireTransportSecurity() bool { return false }
+
+// Secure reports whether the cluster runs with TLS and ACLs.
+func (c *Cluster) Secure() bool { return c.opts.Secure }
+
+// Token returns the management token ("" unless Secure).
+func (c *Cluster) Token() string { return c.token }
+
+// CLIFlags are the batonctl flags that reach this cluster as its
+// operator (certificate and token; none unless Secure).
+func (c *Cluster) CLIFlags() []string {
+	out := c.tlsFlags(tlsconf.RoleClient, "localcluster")
+	if c.token != "" {
+		out = append(out, "-token", c.token)
+	}
+	return out
+}
+
+// DialCreds are the credentials to dial a process of a role (a client's
+// certificate when Secure).
+func (c *Cluster) DialCreds(role string) credentials.TransportCredentials {
+	f, ok := c.pki[tlsconf.RoleClient+"/localcluster"]
+	if !ok {
+		return insecure.NewCredentials()
+	}
+	cfg, err := tlsconf.Load(f)
+	if err != nil {
+		return insecure.NewCredentials()
+	}
+	return credentials.NewTLS(cfg.Client(role))
+}
+
 // Client returns a client for the whole quorum.
 func (c *Cluster) Client() (*client.Client, error) {
-	return client.Dial(c.APIAddrs(), client.Options{RetryFor: 60 * time.Second})
+	opts := client.Options{RetryFor: 60 * time.Second, Token: c.token}
+	if f, ok := c.pki[tlsconf.RoleClient+"/localcluster"]; ok {
+		cfg, err := tlsconf.Load(f)
+		if err != nil {
+			return nil, fmt.Errorf("localcluster: %w", err)
+		}
+		opts.TLS = cfg.Client(tlsconf.RoleServer)
+	}
+	return client.Dial(c.APIAddrs(), opts)
 }
 
 // Restart starts a process that is not running. A process that exits at
@@ -347,7 +473,7 @@ func (c *Cluster) Operator(p *Proc) (api.OperatorClient, error) {
 	cc, ok := c.conns[p.APIAddr]
 	if !ok {
 		var err error
-		cc, err = grpc.NewClient(p.APIAddr, grpc.WithTransportCredentials(insecure.NewCredentials()),
+		cc, err = grpc.NewClient(p.APIAddr, grpc.WithTransportCredentials(c.DialCreds(tlsconf.RoleServer)), grpc.WithPerRPCCredentials(clusterToken{c}),
 			grpc.WithConnectParams(grpc.ConnectParams{Backoff: backoff.Config{BaseDelay: 10 * time.Millisecond, Multiplier: 1.6, MaxDelay: 100 * time.Millisecond}, MinConnectTimeout: time.Second}))
 		if err != nil {
 			return nil, err

@@ -246,7 +246,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.prop = raftnet.NewProposer(s.node, raftnet.ProposerOptions{MaxBatch: cfg.ProposalBatch})
 	s.fwd = newForwarder(s.dialCreds(tlsconf.RoleServer))
-	s.blocks = &blockstore.Conns{Creds: s.dialCreds(tlsconf.RoleExecutor)}
+	s.blocks = &blockstore.Conns{Creds: s.dialCreds(tlsconf.RoleExecutor), ResultGrant: func(job uint64) []byte {
+		return blockstore.ResultGrant(blockstore.Key(s.fsm.ServerSecret()), job)
+	}}
 	dopts := cfg.Driver
 	dopts.Logger = s.log
 	dopts.Metrics = s.metrics.reg

@@ -9,11 +9,43 @@ let rendering = false;
 
 // ---- helpers ----
 
+// The cluster's ACL token, once given: kept in this browser's local
+// storage and sent with every call.
+const tokenKey = "baton_token";
+const token = () => localStorage.getItem(tokenKey) || "";
+
 async function get(path) {
-  const r = await fetch(path, { cache: "no-store" });
+  const headers = token() ? { Authorization: "Bearer " + token() } : {};
+  const r = await fetch(path, { cache: "no-store", headers });
   const body = await r.json().catch(() => ({}));
+  if (r.status === 401 || r.status === 403) {
+    askToken(body.error || r.statusText);
+    throw new Error(body.error || (r.status + " " + r.statusText));
+  }
   if (!r.ok) throw new Error(body.error || (r.status + " " + r.statusText));
   return body;
+}
+
+// askToken shows the token form: the cluster's ACLs are on and the call
+// had no token, or one that is not valid (or not allowed).
+function askToken(why) {
+  let f = document.getElementById("login");
+  if (!f) {
+    f = document.createElement("form");
+    f.id = "login";
+    f.innerHTML = `<p>This cluster needs an ACL token (a read token is enough to watch it).</p>
+      <p class="muted" id="login-why"></p>
+      <input id="login-token" type="password" autocomplete="off" placeholder="token secret" size="40">
+      <button type="submit">Use token</button>`;
+    f.addEventListener("submit", ev => {
+      ev.preventDefault();
+      localStorage.setItem(tokenKey, document.getElementById("login-token").value.trim());
+      f.remove();
+      render();
+    });
+    document.querySelector("main").before(f);
+  }
+  document.getElementById("login-why").textContent = why || "";
 }
 
 function esc(s) {

@@ -23,12 +23,14 @@ func run() int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	fmt.Println("Baton demo: a Spark-style DAG scheduler whose driver survives its own death.")
-	fmt.Println("Building schedd, execd and batonctl, then starting 3 schedd and 2 execd on 127.0.0.1 ...")
+	fmt.Println("Building schedd, execd and batonctl, then starting 3 schedd and 2 execd on 127.0.0.1,")
+	fmt.Println("secured as production should be: a CA and a certificate per process (mutual TLS everywhere), ACLs bootstrapped, executors joining with a token ...")
 	rep, err := drill.Run(ctx, drill.Options{
 		Rounds:  3,
 		Kill:    "leader",
 		Moments: []string{"map", "reduce", "collect"},
 		Seed:    1,
+		Secure:  true,
 		Log:     os.Stdout,
 		Verbose: true,
 	})
