@@ -10,7 +10,10 @@
 //     single-process Go program counting the same words;
 //
 //   - one-task job latency, submit to result, median and 90th percentile
-//     over -runs jobs.
+//     over -runs jobs;
+//
+//   - the cost of security: empty-task throughput and one-task latency
+//     with mutual TLS and ACLs on beside the same cluster with them off.
 //
 //     go run ./internal/cmd/jobbench
 package main
@@ -41,7 +44,7 @@ func run() int {
 	tasks := flag.Int("tasks", 50000, "tasks in the empty-task job (the baseline runs at most 10,000)")
 	mb := flag.Int("mb", 256, "MiB of text for the word count (0 skips it)")
 	runs := flag.Int("runs", 50, "one-task jobs for the latency figure")
-	only := flag.String("only", "", "run one part: tasks, wordcount, latency, or big (not in the default run: -big tasks beside 50,000)")
+	only := flag.String("only", "", "run one part: tasks, wordcount, latency, tls, or big (not in the default run: -big tasks beside 50,000)")
 	flag.IntVar(&big, "big", 1_000_000, "tasks of the big job (-only big)")
 	flag.Func("sched-flag", "an extra schedd flag (repeatable), e.g. -sched-flag=-queue-per-slot=3", func(v string) error {
 		extraSched = append(extraSched, v)
@@ -70,8 +73,8 @@ func bench(tasks, mb, runs int, only string) error {
 	if err := localcluster.Build(bin); err != nil {
 		return err
 	}
-	start := func(extra ...string) (*localcluster.Cluster, *client.Client, error) {
-		c, err := localcluster.Start(ctx, localcluster.Options{Bin: bin, SchedFlags: append(append([]string{"-log-level", "warn"}, extraSched...), extra...), ExecFlags: []string{"-log-level", "warn"}})
+	startSecure := func(secure bool, extra ...string) (*localcluster.Cluster, *client.Client, error) {
+		c, err := localcluster.Start(ctx, localcluster.Options{Bin: bin, Secure: secure, SchedFlags: append(append([]string{"-log-level", "warn"}, extraSched...), extra...), ExecFlags: []string{"-log-level", "warn"}})
 		if err != nil {
 			return nil, nil, err
 		}
@@ -82,6 +85,7 @@ func bench(tasks, mb, runs int, only string) error {
 		}
 		return c, cl, nil
 	}
+	start := func(extra ...string) (*localcluster.Cluster, *client.Client, error) { return startSecure(false, extra...) }
 	if only == "" || only == "tasks" {
 		fmt.Printf("== empty-task throughput: one job of empty tasks, 3 schedd, 2 execd x 4 slots, submit to end as the client sees it\n")
 		for _, cfg := range []struct {
@@ -120,8 +124,36 @@ func bench(tasks, mb, runs int, only string) error {
 		}
 		defer c.Close()
 		defer cl.Close()
-		if err := latency(ctx, cl, runs); err != nil {
+		if _, err := latency(ctx, cl, runs, true); err != nil {
 			return err
+		}
+	}
+	if only == "" || only == "tls" {
+		n := min(tasks, 20000)
+		fmt.Printf("== the cost of security: mutual TLS on every connection and ACL tokens on every call, beside both off (target: within 10%%)\n")
+		for _, secure := range []bool{false, true} {
+			name := "baseline: plaintext, no ACLs"
+			if secure {
+				name = "TLS and ACLs"
+			}
+			c, cl, err := startSecure(secure)
+			if err != nil {
+				return err
+			}
+			d, _, err := emptyJob(ctx, cl, n)
+			if err != nil {
+				cl.Close()
+				c.Close()
+				return err
+			}
+			times, err := latency(ctx, cl, runs, false)
+			cl.Close()
+			c.Close()
+			if err != nil {
+				return err
+			}
+			fmt.Printf("  %-30s %8.0f empty tasks/s (%d tasks); one-task job median %s, p90 %s\n", name, float64(n)/d.Seconds(), n,
+				times[len(times)/2].Round(10*time.Microsecond), times[len(times)*9/10].Round(10*time.Microsecond))
 		}
 	}
 	return nil
@@ -285,22 +317,22 @@ func wordCount(ctx context.Context, start func(...string) (*localcluster.Cluster
 	return nil
 }
 
-func latency(ctx context.Context, cl *client.Client, runs int) error {
+func latency(ctx context.Context, cl *client.Client, runs int, print bool) ([]time.Duration, error) {
 	p := mustPlan(`{"name": "one", "datasets": {"r": {"op": "range", "n": 1, "partitions": 1}}, "action": {"op": "collect", "input": "r"}}`)
 	var times []time.Duration
 	for i := 0; i < runs+3; i++ {
 		t0 := time.Now()
 		id, err := cl.Submit(ctx, p, client.SubmitOptions{})
 		if err != nil {
-			return err
+			return nil, err
 		}
 		recs, err := cl.Collect(ctx, id)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		d := time.Since(t0)
 		if len(recs) != 1 || string(recs[0].Value) != "0" {
-			return fmt.Errorf("one-task job: %v", recs)
+			return nil, fmt.Errorf("one-task job: %v", recs)
 		}
 		cl.Release(ctx, id)
 		if i >= 3 { // warm up first
@@ -308,7 +340,9 @@ func latency(ctx context.Context, cl *client.Client, runs int) error {
 		}
 	}
 	sort.Slice(times, func(a, b int) bool { return times[a] < times[b] })
-	fmt.Printf("== one-task job latency, submit to result, %d jobs\n", runs)
-	fmt.Printf("  median %s, p90 %s, min %s (target median <= 5ms)\n", times[len(times)/2].Round(10*time.Microsecond), times[len(times)*9/10].Round(10*time.Microsecond), times[0].Round(10*time.Microsecond))
-	return nil
+	if print {
+		fmt.Printf("== one-task job latency, submit to result, %d jobs\n", runs)
+		fmt.Printf("  median %s, p90 %s, min %s (target median <= 5ms)\n", times[len(times)/2].Round(10*time.Microsecond), times[len(times)*9/10].Round(10*time.Microsecond), times[0].Round(10*time.Microsecond))
+	}
+	return times, nil
 }
