@@ -85,7 +85,9 @@ func bench(tasks, mb, runs int, only string) error {
 		}
 		return c, cl, nil
 	}
-	start := func(extra ...string) (*localcluster.Cluster, *client.Client, error) { return startSecure(false, extra...) }
+	start := func(extra ...string) (*localcluster.Cluster, *client.Client, error) {
+		return startSecure(false, extra...)
+	}
 	if only == "" || only == "tasks" {
 		fmt.Printf("== empty-task throughput: one job of empty tasks, 3 schedd, 2 execd x 4 slots, submit to end as the client sees it\n")
 		for _, cfg := range []struct {
