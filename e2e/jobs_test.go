@@ -476,6 +476,7 @@ func TestBadPlansAreRejectedAndNeverLogged(t *testing.T) {
 		before = st
 		return err == nil
 	})
+	missing := filepath.Join(t.TempDir(), "nonexistent", "*.txt") // under the data roots
 	for _, tc := range []struct{ plan, want string }{
 		{`{"datasets": {"r": {"op": "range", "n": 5, "partitions": 1}, "w": {"op": "flatMap", "input": "r", "fn": "wrods"}}, "action": {"op": "collect", "input": "w"}}`, `unknown function "wrods" (did you mean words`},
 		{`{"datasets": {"r": {"op": "range", "n": 5, "partitions": 1}, "w": {"op": "reduceByKey", "input": "r", "fn": "words"}}, "action": {"op": "collect", "input": "w"}}`, "needs an aggregator function"},
@@ -488,7 +489,7 @@ func TestBadPlansAreRejectedAndNeverLogged(t *testing.T) {
 		{`{"datasets": {"r": {"op": "range", "n": 9, "partitions": 3}, "k": {"op": "map", "input": "r", "fn": "pairWithOne"},
 			"s": {"op": "sortByKey", "input": "k", "partitions": 3}}, "action": {"op": "reduce", "input": "s", "fn": "words"}}`, "needs an aggregator function"},
 	} {
-		p, err := plan.Parse([]byte(tc.plan))
+		p, err := plan.Parse([]byte(strings.ReplaceAll(tc.plan, "/nonexistent/*.txt", missing)))
 		if err == nil {
 			_, err = cl.Submit(context.Background(), p, client.SubmitOptions{})
 		}

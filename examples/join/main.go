@@ -47,7 +47,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "join:", err)
 		return 1
 	}
-	c, err := client.Dial(strings.Split(*addr, ","), client.Options{})
+	opts, err := client.FromEnv(client.Options{})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	c, err := client.Dial(strings.Split(*addr, ","), opts)
 	if err != nil {
 		fmt.Fprintln(stderr, "join:", err)
 		return 1

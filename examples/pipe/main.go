@@ -43,7 +43,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "pipe: -program must be awk or python3")
 		return 2
 	}
-	c, err := client.Dial(strings.Split(*addr, ","), client.Options{})
+	opts, err := client.FromEnv(client.Options{})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	c, err := client.Dial(strings.Split(*addr, ","), opts)
 	if err != nil {
 		fmt.Fprintln(stderr, "pipe:", err)
 		return 1

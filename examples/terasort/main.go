@@ -58,7 +58,12 @@ func sortRecords(addr, dir string, mb, files, reducers int, stdout io.Writer) er
 		return err
 	}
 	fmt.Fprintf(stdout, "generated %d records in %s\n", want.Records, in)
-	c, err := client.Dial(strings.Split(addr, ","), client.Options{})
+	opts, err := client.FromEnv(client.Options{})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	c, err := client.Dial(strings.Split(addr, ","), opts)
 	if err != nil {
 		return err
 	}
