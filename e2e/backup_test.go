@@ -49,6 +49,12 @@ func TestBackupAndRestore(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("snapshot restore: exit %d: %s %s", code, out, errOut)
 	}
+	if b.secure {
+		// A backup carries the ACL system it was taken with: the
+		// restored quorum answers the old quorum's tokens.
+		b.copts.Token, b.execToken = a.copts.Token, a.execToken
+		clb = b.client()
+	}
 	waitFor(t, "the restored job on every member", func() bool {
 		for _, n := range b.order {
 			jobs, err := b.client(n).Jobs(ctx, false)

@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -27,6 +28,7 @@ func TestBatonctlWatchAndTables(t *testing.T) {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(filepath.Join(binDir, "batonctl"), "-addr", addr, "job", "status", itoa64(id), "-watch")
+	cmd.Env = append(os.Environ(), secureEnv(t)...)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("job status -watch: %v\n%s", err, out)
@@ -42,7 +44,9 @@ func TestBatonctlWatchAndTables(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	out, err = exec.Command(filepath.Join(binDir, "batonctl"), "-addr", addr, "job", "status", itoa64(id2), "-watch", "-o", "json").Output()
+	watch := exec.Command(filepath.Join(binDir, "batonctl"), "-addr", addr, "job", "status", itoa64(id2), "-watch", "-o", "json")
+	watch.Env = append(os.Environ(), secureEnv(t)...)
+	out, err = watch.Output()
 	if err != nil {
 		t.Fatalf("job status -watch -o json: %v\n%s", err, out)
 	}

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -21,6 +22,7 @@ func TestExamples(t *testing.T) {
 	run := func(t *testing.T, name string, args ...string) string {
 		t.Helper()
 		cmd := exec.Command(filepath.Join(binDir, name), append([]string{"-addr", addr}, args...)...)
+		cmd.Env = append(os.Environ(), secureEnv(t)...)
 		out, err := cmd.CombinedOutput()
 		if err != nil {
 			t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)

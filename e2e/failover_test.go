@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/baton-sched/baton/tlsconf"
 	"net"
 	"os"
 	"os/exec"
@@ -20,7 +21,6 @@ import (
 	"github.com/baton-sched/baton/internal/localcluster"
 	"github.com/baton-sched/baton/plan"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 )
 
 // runDrill runs a drill on real processes and checks every answer is
@@ -123,7 +123,7 @@ func execStatsOf(t *testing.T, c *cluster, names ...string) []*api.ExecutorStats
 
 func statsAt(t *testing.T, name, addr string) *api.ExecutorStats {
 	t.Helper()
-	cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(dialCreds(t, tlsconf.RoleExecutor)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -507,7 +507,7 @@ func nodeTerm(t *testing.T, c *cluster, id string) uint64 {
 // nodeSelf asks one node for its own Raft status only (not its peers':
 // a frozen peer would hold the answer).
 func nodeSelf(c *cluster, id string) (*api.NodeStatus, error) {
-	cc, err := grpc.NewClient(c.nodes[id].apiAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	cc, err := grpc.NewClient(c.nodes[id].apiAddr, grpc.WithTransportCredentials(dialCreds(c.t, tlsconf.RoleServer)))
 	if err != nil {
 		return nil, err
 	}

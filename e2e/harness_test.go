@@ -7,11 +7,13 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -19,6 +21,10 @@ import (
 	"github.com/baton-sched/baton/api"
 	"github.com/baton-sched/baton/client"
 	"github.com/baton-sched/baton/internal/localcluster"
+	"github.com/baton-sched/baton/tlsconf"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
 )
 
 var binDir string
@@ -41,9 +47,90 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, "e2e: build:", err)
 		os.Exit(1)
 	}
+	if err := makeCA(filepath.Join(dir, "pki")); err != nil {
+		fmt.Fprintln(os.Stderr, "e2e: CA:", err)
+		os.Exit(1)
+	}
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)
+}
+
+// The e2e suite runs its clusters as production should: mutual TLS on
+// every connection and ACLs on (plainCluster keeps one plain, for the
+// tests that need it; BATON_E2E_PLAIN=1 runs them all plain).
+var (
+	secureByDefault = os.Getenv("BATON_E2E_PLAIN") == ""
+	pkiDir          string
+	caCert, caKey   string
+	certMu          sync.Mutex
+	certs           = map[string]tlsconf.Files{}
+	// current is the secure cluster of the running test (nil: none):
+	// batonctl and raw connections take its credentials.
+	current *cluster
+)
+
+func makeCA(dir string) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	pkiDir = dir
+	var err error
+	caCert, caKey, err = tlsconf.WriteCA(dir, "Baton e2e CA", 24*time.Hour)
+	return err
+}
+
+// certFor returns (making it once) the certificate of a role and name.
+func certFor(t testing.TB, role, name string) tlsconf.Files {
+	t.Helper()
+	certMu.Lock()
+	defer certMu.Unlock()
+	k := role + "/" + name
+	if f, ok := certs[k]; ok {
+		return f
+	}
+	f, err := tlsconf.WriteCert(caCert, caKey, pkiDir, tlsconf.CertRequest{Role: role, Name: name, Valid: 24 * time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	certs[k] = f
+	return f
+}
+
+func certFlags(t testing.TB, role, name string) []string {
+	f := certFor(t, role, name)
+	return []string{"-ca-file", f.CA, "-cert-file", f.Cert, "-key-file", f.Key}
+}
+
+// clientTLS is the test's own client certificate, for dialing a role.
+func clientTLS(t testing.TB, role string) *tls.Config {
+	t.Helper()
+	cfg, err := tlsconf.Load(certFor(t, tlsconf.RoleClient, "e2e"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg.Client(role)
+}
+
+// plainCluster is a newClusterWith setup that keeps the cluster plain (no
+// TLS, no ACLs).
+func plainCluster(c *cluster) { c.secure = false }
+
+// dialCreds are the credentials to dial a process of the running test's
+// cluster.
+func dialCreds(t testing.TB, role string) credentials.TransportCredentials {
+	if current == nil {
+		return insecure.NewCredentials()
+	}
+	return credentials.NewTLS(clientTLS(t, role))
+}
+
+// withToken adds the running test's management token to a call.
+func withToken(ctx context.Context) context.Context {
+	if current == nil || current.copts.Token == "" {
+		return ctx
+	}
+	return metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+current.copts.Token)
 }
 
 // node is one schedd process.
@@ -70,6 +157,9 @@ type cluster struct {
 	nodeFlags map[string][]string
 	// copts are the options of the test's clients (TLS, a token).
 	copts client.Options
+	// secure: TLS and ACLs on; execToken is the executors' token.
+	secure    bool
+	execToken string
 }
 
 func freePort(t *testing.T) string {
@@ -99,7 +189,7 @@ func newCluster(t *testing.T, n int, flags ...string) *cluster {
 // flags) run before the nodes start.
 func newClusterWith(t *testing.T, n int, setup func(c *cluster), flags ...string) *cluster {
 	t.Helper()
-	c := &cluster{t: t, root: t.TempDir(), nodes: map[string]*node{}, flags: flags}
+	c := &cluster{t: t, root: t.TempDir(), nodes: map[string]*node{}, flags: flags, secure: secureByDefault}
 	var peers []string
 	ports := freePorts(t, 3*n)
 	for i := 0; i < n; i++ {
@@ -116,11 +206,45 @@ func newClusterWith(t *testing.T, n int, setup func(c *cluster), flags ...string
 	if setup != nil {
 		setup(c)
 	}
+	if c.secure {
+		c.nodeFlags = map[string][]string{}
+		for _, id := range c.order {
+			c.nodeFlags[id] = append(certFlags(t, tlsconf.RoleServer, id), c.nodeFlags[id]...)
+		}
+		c.copts.TLS = clientTLS(t, tlsconf.RoleServer)
+	}
 	for _, id := range c.order {
 		c.start(id)
 	}
 	t.Cleanup(c.stopAll)
+	if c.secure {
+		c.bootstrapACL()
+	}
 	return c
+}
+
+// bootstrapACL turns the ACLs on once a leader is elected, makes the
+// executors' token, and makes the cluster the test's current one.
+func (c *cluster) bootstrapACL() {
+	c.t.Helper()
+	c.waitLeader("")
+	cl := c.client()
+	boot, err := cl.ACLBootstrap(context.Background())
+	if err != nil {
+		c.t.Fatalf("acl bootstrap: %v", err)
+	}
+	c.copts.Token = boot.Secret
+	exe, err := c.client().CreateToken(context.Background(), "executors", "executor")
+	if err != nil {
+		c.t.Fatalf("executor token: %v", err)
+	}
+	c.execToken = exe.Secret
+	current = c
+	c.t.Cleanup(func() {
+		if current == c {
+			current = nil
+		}
+	})
 }
 
 func (c *cluster) args(nd *node, extra ...string) []string {
@@ -225,6 +349,13 @@ func (c *cluster) client(ids ...string) *client.Client {
 	return cl
 }
 
+// dialOne is a client of one member that does not retry.
+func (c *cluster) dialOne(addr string, callTimeout time.Duration) (*client.Client, error) {
+	opts := c.copts
+	opts.RetryFor, opts.CallTimeout = time.Millisecond, callTimeout
+	return client.Dial([]string{addr}, opts)
+}
+
 // nodeStatus asks one node for its own Raft status.
 func (c *cluster) nodeStatus(id string) (*api.NodeStatus, error) {
 	opts := c.copts
@@ -275,10 +406,13 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-// batonctl runs the CLI and returns its stdout, stderr and exit code.
+// batonctl runs the CLI and returns its stdout, stderr and exit code;
+// with a secure cluster running, it holds the test's certificate and the
+// management token (BATON_* in its environment; flags win).
 func batonctl(t *testing.T, args ...string) (string, string, int) {
 	t.Helper()
 	cmd := exec.Command(filepath.Join(binDir, "batonctl"), args...)
+	cmd.Env = append(os.Environ(), secureEnv(t)...)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()
@@ -289,6 +423,16 @@ func batonctl(t *testing.T, args ...string) (string, string, int) {
 		t.Fatal(err)
 	}
 	return out.String(), errb.String(), code
+}
+
+// secureEnv is the environment that reaches the running test's secure
+// cluster as its operator (none without one).
+func secureEnv(t testing.TB) []string {
+	if current == nil {
+		return nil
+	}
+	f := certFor(t, tlsconf.RoleClient, "e2e")
+	return []string{"BATON_CACERT=" + f.CA, "BATON_CLIENT_CERT=" + f.Cert, "BATON_CLIENT_KEY=" + f.Key, "BATON_TOKEN=" + current.copts.Token}
 }
 
 // schedd runs schedd expecting it to exit by itself.

@@ -390,7 +390,7 @@ func TestLaggingMemberNeverSaysNotFound(t *testing.T) {
 	deadline := time.Now().Add(20 * time.Second)
 	answered := 0
 	for time.Now().Before(deadline) && answered < 20 {
-		one, err := client.Dial([]string{addr}, client.Options{RetryFor: time.Millisecond, CallTimeout: 10 * time.Second})
+		one, err := c.dialOne(addr, 10*time.Second)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/baton-sched/baton/tlsconf"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -35,6 +36,22 @@ func (c *cluster) startExec(name string, extra ...string) *execNode {
 	return c.startExecBin(name, "execd", extra...)
 }
 
+// execSecurity are an executor's certificate and token flags in a secure
+// cluster: the certificate is named after its id (-id in extra, else
+// name).
+func (c *cluster) execSecurity(name string, extra []string) []string {
+	if !c.secure {
+		return nil
+	}
+	id := name
+	for i, a := range extra {
+		if a == "-id" && i+1 < len(extra) {
+			id = extra[i+1]
+		}
+	}
+	return append(certFlags(c.t, tlsconf.RoleExecutor, id), "-token", c.execToken)
+}
+
 // startExecBin starts an executor from another binary built with
 // executor.Main (a user's execd).
 func (c *cluster) startExecBin(name, bin string, extra ...string) *execNode {
@@ -55,7 +72,8 @@ func (c *cluster) startExecBin(name, bin string, extra ...string) *execNode {
 	if err != nil {
 		c.t.Fatal(err)
 	}
-	args := append(append([]string{"-id", name, "-data-dir", e.dir, "-schedulers", strings.Join(scheds, ","), "-addr", e.addr, "-cores", "4"}, execConfine...), extra...)
+	args := append(append([]string{"-id", name, "-data-dir", e.dir, "-schedulers", strings.Join(scheds, ","), "-addr", e.addr, "-cores", "4"}, execConfine...), c.execSecurity(name, extra)...)
+	args = append(args, extra...)
 	e.cmd = exec.Command(filepath.Join(binDir, bin), args...)
 	e.cmd.Stdout, e.cmd.Stderr = logf, logf
 	if err := e.cmd.Start(); err != nil {
@@ -99,7 +117,13 @@ func (c *cluster) stopExecs() {
 // so that losses are noticed quickly.
 func jobCluster(t *testing.T, flags ...string) *cluster {
 	t.Helper()
-	c := newCluster(t, 3, append([]string{"-executor-timeout", "2s", "-heartbeat-interval", "200ms"}, flags...)...)
+	return jobClusterWith(t, nil, flags...)
+}
+
+// jobClusterWith is jobCluster with a setup step (plainCluster).
+func jobClusterWith(t *testing.T, setup func(*cluster), flags ...string) *cluster {
+	t.Helper()
+	c := newClusterWith(t, 3, setup, append([]string{"-executor-timeout", "2s", "-heartbeat-interval", "200ms"}, flags...)...)
 	t.Cleanup(c.stopExecs)
 	c.waitLeader("")
 	c.startExec("e1")
@@ -287,7 +311,9 @@ func TestWordCountAndTwoShuffles(t *testing.T) {
 }
 
 func TestIndirectResultsAndMaxResultSize(t *testing.T) {
-	c := jobCluster(t)
+	// Plain: the test reads a result from an executor's block service
+	// itself, which a secure cluster grants members only.
+	c := jobClusterWith(t, plainCluster)
 	cl := c.client()
 	blob := func(size int) *plan.Plan {
 		p, err := plan.Parse([]byte(fmt.Sprintf(`{"name": "blob", "datasets": {
@@ -552,7 +578,7 @@ func TestExecutorFindsTheLeaderThroughAFollower(t *testing.T) {
 	c.execs = map[string]*execNode{}
 	e := &execNode{name: "ef", dir: filepath.Join(c.root, "exec-ef"), addr: freePort(t)}
 	c.execs["ef"] = e
-	e.cmd = exec.Command(filepath.Join(binDir, "execd"), append([]string{"-id", "ef", "-data-dir", e.dir, "-schedulers", c.nodes[follower].apiAddr, "-addr", e.addr, "-cores", "2"}, execConfine...)...)
+	e.cmd = exec.Command(filepath.Join(binDir, "execd"), append(append([]string{"-id", "ef", "-data-dir", e.dir, "-schedulers", c.nodes[follower].apiAddr, "-addr", e.addr, "-cores", "2"}, execConfine...), c.execSecurity("ef", nil)...)...)
 	e.done = make(chan struct{})
 	if err := e.cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -41,7 +41,7 @@ func submit(t *testing.T, cl *client.Client, name string) uint64 {
 
 // localJobs reads the jobs from one node's own replica.
 func (c *cluster) localJobs(id string) map[string]bool {
-	cl, err := client.Dial([]string{c.nodes[id].apiAddr}, client.Options{RetryFor: time.Millisecond, CallTimeout: time.Second})
+	cl, err := c.dialOne(c.nodes[id].apiAddr, time.Second)
 	if err != nil {
 		return nil
 	}
@@ -209,7 +209,11 @@ func TestRemoveAndReAddNode(t *testing.T) {
 	// Re-add it with a fresh data directory through -join.
 	os.RemoveAll(c.nodes[victim].dir)
 	c.flags = c.flags[:len(c.flags)-2] // no -bootstrap
-	c.start(victim, "-join", c.nodes[leader].apiAddr)
+	join := []string{"-join", c.nodes[leader].apiAddr}
+	if c.secure {
+		join = append(join, "-token", c.copts.Token) // an operator's token: ACLs are on
+	}
+	c.start(victim, join...)
 	waitFor(t, "three peers again", func() bool {
 		peers, err := c.client(leader).Peers(context.Background())
 		return err == nil && len(peers) == 3

@@ -27,7 +27,7 @@ var secretRE = regexp.MustCompile(`Secret ID\s+=\s+(\S+)`)
 // and returns the management token; the cluster's clients carry it.
 func aclCluster(t *testing.T, flags ...string) (*cluster, string) {
 	t.Helper()
-	c := newCluster(t, 3, flags...)
+	c := newClusterWith(t, 3, plainCluster, flags...)
 	c.waitLeader("")
 	out, errOut, code := batonctl(t, "-addr", c.nodes["a"].apiAddr, "acl", "bootstrap")
 	if code != 0 {

@@ -2,6 +2,7 @@ package executor
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -211,10 +212,18 @@ func parseFlags(name string, args []string, stderr io.Writer) (Options, web, err
 	if w.pprof && *httpAddr == "" {
 		errs = append(errs, errors.New("-pprof needs -http-addr"))
 	}
+	if *httpAddr != "" && o.TLS == nil && !o.Insecure && !loopback(*httpAddr) {
+		errs = append(errs, fmt.Errorf("-http-addr %s is not a loopback address: give the executor a certificate (-ca-file, -cert-file, -key-file) or -insecure", *httpAddr))
+	}
 	if *httpAddr != "" && len(errs) == 0 {
 		ln, err := net.Listen("tcp", *httpAddr)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("-http-addr: %w", err))
+		} else if o.TLS != nil {
+			// Metrics over HTTPS, as the block service: Prometheus
+			// scrapes with the CA (a client certificate is asked of no
+			// one).
+			ln = tls.NewListener(ln, o.TLS.Server(false))
 		}
 		w.ln = ln
 	}
