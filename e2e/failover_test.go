@@ -28,7 +28,19 @@ import (
 func runDrill(t *testing.T, opts drill.Options) *drill.Report {
 	t.Helper()
 	opts.Bin = binDir
-	opts.Dir = t.TempDir()
+	// Kept when the drill fails: the processes' logs say what happened.
+	dir, err := os.MkdirTemp("", "baton-e2e-drill-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("the drill's files are kept in %s", dir)
+			return
+		}
+		os.RemoveAll(dir)
+	})
+	opts.Dir = dir
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	rep, err := drill.Run(ctx, opts)
