@@ -167,12 +167,22 @@ func executors(f *fsm.FSM) int {
 	return n
 }
 
+// waitApplied waits until a node's state machine has applied index idx.
+// Raft's AppliedIndex is not enough: it moves when entries are handed to
+// the FSM goroutine, before they are applied.
 func waitApplied(t testing.TB, nd *Node, idx uint64) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
-	for nd.Raft().AppliedIndex() < idx {
+	applied := func() uint64 {
+		if f, ok := nd.opts.FSM.(*fsm.FSM); ok {
+			i, _ := f.Applied()
+			return i
+		}
+		return nd.Raft().AppliedIndex()
+	}
+	for applied() < idx {
 		if time.Now().After(deadline) {
-			t.Fatalf("node %s did not reach index %d (at %d)", nd.ID(), idx, nd.Raft().AppliedIndex())
+			t.Fatalf("node %s did not apply index %d (at %d)", nd.ID(), idx, applied())
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
