@@ -318,6 +318,20 @@ func (l *leadership) launchedTo(c *conn, id *api.TaskID) bool {
 	return ok && a.exec == c.id && a.key == partKey{dag.StageID(id.Stage), int(id.StageAttempt), int(id.Partition)} && a.id.Job == id.Job
 }
 
+// mayReport reports whether a session may report an attempt's end: one
+// this leadership launched or adopted to it, or one a leader's ticket says
+// was launched to this executor (an end a takeover did not adopt, because
+// its partition runs again, still reaches the state, which decides; it
+// may hold a commit authorisation only its logged end frees). With no
+// key (ACLs off) there is no identity to check, and every end goes to the
+// state as before. Called with l.mu held.
+func (l *leadership) mayReport(key []byte, c *conn, id *api.TaskID) bool {
+	if id == nil {
+		return false
+	}
+	return l.launchedTo(c, id) || validTicket(key, id, c.id)
+}
+
 // bind binds an executor id to the principal of its first session in
 // this leadership; a session of another principal under that id is
 // refused (it would receive the executor's tasks and speak for it).
@@ -486,9 +500,10 @@ func (l *leadership) updates(c *conn, updates []*api.TaskStatus) {
 	ids := make([]uint64, 0, len(updates))
 	durations := make([]time.Duration, 0, len(updates))
 	var stray []uint64
+	key := l.ticketKey()
 	l.mu.Lock()
 	for _, u := range updates {
-		if !l.launchedTo(c, u.Id) {
+		if !l.mayReport(key, c, u.Id) {
 			stray = append(stray, u.Id.GetTask())
 		}
 	}

@@ -25,8 +25,9 @@ func (l *leadership) commit(c *conn, id *api.TaskID) {
 	if id == nil {
 		return
 	}
+	key := l.ticketKey()
 	l.mu.Lock()
-	mine := l.launchedTo(c, id)
+	mine := l.mayReport(key, c, id)
 	l.mu.Unlock()
 	if !mine {
 		l.d.log.Warn("driver: commit refused for an attempt not launched to this session", "executor", c.id, "task", id.Task)

@@ -1,6 +1,7 @@
 package executor
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -236,6 +237,9 @@ func New(opts Options) (*Executor, error) {
 		commits: map[uint64]*commitAsk{},
 	}
 	e.highestTerm = loadTerm(opts.DataDir)
+	if k, ok := loadBlockKey(opts.DataDir); ok {
+		e.blockKey.Store(&k)
+	}
 	storeOpts := opts.Store
 	storeOpts.Logger = e.log
 	if e.store, err = blockstore.Open(filepath.Join(opts.DataDir, "blocks"), &storeOpts); err != nil {
@@ -471,5 +475,33 @@ func (e *Executor) raiseTerm(t uint64) {
 	tmp := termPath(e.opts.DataDir) + ".tmp"
 	if err := os.WriteFile(tmp, []byte(fmt.Sprintf("%d\n", t)), 0o644); err == nil {
 		os.Rename(tmp, termPath(e.opts.DataDir))
+	}
+}
+
+// blockKeyPath keeps the block key of the latest welcome, so that an
+// executor restarted with its blocks serves them at once (as it did before
+// its restart) rather than refusing every fetch until a leader welcomes
+// it again.
+func blockKeyPath(dir string) string { return filepath.Join(dir, "block.key") }
+
+// loadBlockKey returns the kept block key, if any.
+func loadBlockKey(dir string) ([]byte, bool) {
+	b, err := os.ReadFile(blockKeyPath(dir))
+	if err != nil {
+		return nil, false
+	}
+	return b, true
+}
+
+// setBlockKey adopts a welcome's block key and keeps it (owner-only).
+func (e *Executor) setBlockKey(k []byte) {
+	key := append([]byte{}, k...)
+	e.blockKey.Store(&key)
+	if old, ok := loadBlockKey(e.opts.DataDir); ok && bytes.Equal(old, key) {
+		return
+	}
+	tmp := blockKeyPath(e.opts.DataDir) + ".tmp"
+	if err := os.WriteFile(tmp, key, 0o600); err == nil {
+		os.Rename(tmp, blockKeyPath(e.opts.DataDir))
 	}
 }

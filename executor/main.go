@@ -135,6 +135,8 @@ func parseFlags(name string, args []string, stderr io.Writer) (Options, web, err
 	if err := fs.Parse(args); err != nil {
 		return o, w, err
 	}
+	// The token stays with execd, not with the programs it starts.
+	os.Unsetenv("BATON_TOKEN")
 	var errs []error
 	if fs.NArg() > 0 {
 		errs = append(errs, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " ")))

@@ -16,8 +16,9 @@ import (
 
 // Policies a token may have. read sees everything; submit also submits,
 // cancels and releases jobs; operator also changes the quorum (peers,
-// leadership) and saves and restores backups; management also manages
-// tokens. executor joins executors to the quorum and nothing else.
+// leadership); management also manages tokens and saves and restores
+// backups (which hold the ACL system). executor joins executors to the
+// quorum and nothing else.
 const (
 	PolicyRead       = "read"
 	PolicySubmit     = "submit"

@@ -67,6 +67,9 @@ func (c *Confinement) CheckPath(what, path string) error {
 	}
 	real := resolve(filepath.Clean(path))
 	for _, root := range c.DataRoots {
+		if real == "" {
+			break
+		}
 		r := resolve(filepath.Clean(root))
 		if real == r || strings.HasPrefix(real, r+string(filepath.Separator)) || r == string(filepath.Separator) {
 			return nil
@@ -77,11 +80,16 @@ func (c *Confinement) CheckPath(what, path string) error {
 
 // resolve follows the symbolic links of the longest existing prefix of
 // path (what does not exist yet cannot be a link).
+// A dangling link (it exists but leads nowhere yet) resolves to "", which
+// lies under no root: creating the file would follow it out.
 func resolve(path string) string {
 	rest := ""
 	for p := path; ; p = filepath.Dir(p) {
 		if r, err := filepath.EvalSymlinks(p); err == nil {
 			return filepath.Join(r, rest)
+		}
+		if _, err := os.Lstat(p); err == nil {
+			return ""
 		}
 		if p == filepath.Dir(p) {
 			return path

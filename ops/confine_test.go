@@ -37,6 +37,7 @@ func TestConfinementDataRootsRefuseTraversalAndLinks(t *testing.T) {
 	os.WriteFile(filepath.Join(data, "in", "a.txt"), []byte("x\n"), 0o644)
 	os.MkdirAll(filepath.Join(root, "data2"), 0o755)
 	os.Symlink("/etc", filepath.Join(data, "etc"))
+	os.Symlink(filepath.Join(root, "data2", "planted"), filepath.Join(data, "dangling")) // leads out, to nothing yet
 	c := &Confinement{DataRoots: []string{data}}
 	for path, ok := range map[string]bool{
 		filepath.Join(data, "in", "a.txt"):          true,
@@ -94,5 +95,24 @@ func TestPipeRunsAsTheConfinedUser(t *testing.T) {
 	}
 	if err := runPipe(context.Background(), cf, &pipeParams{Command: "sh", Args: []string{"-c", "id"}}, func(func(Record) error) error { return nil }, func(Record) error { return nil }); !errors.Is(err, ErrConfined) {
 		t.Fatalf("a program not allowed ran: %v", err)
+	}
+}
+
+// TestPipeGetsNoSecrets: a pipe program sees neither the executor's
+// BATON_* variables (its token) nor plan variables that load code into
+// an allowed program.
+func TestPipeGetsNoSecrets(t *testing.T) {
+	t.Setenv("BATON_TOKEN", "the-executor-token")
+	var out []string
+	err := runPipe(context.Background(), nil, &pipeParams{Command: "sh", Args: []string{"-c", "echo \"${BATON_TOKEN}:${LD_PRELOAD}:${OK}\""},
+		Env: map[string]string{"LD_PRELOAD": "/tmp/evil.so", "OK": "kept"}}, func(func(Record) error) error { return nil }, func(r Record) error {
+		out = append(out, string(r.Value))
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(out) != 1 || out[0] != "::kept" {
+		t.Fatalf("the program saw %q, want \"::kept\"", out)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"os"
 	osexec "os/exec"
 	"sort"
+	"strings"
 	"sync"
 	"syscall"
 )
@@ -56,9 +57,20 @@ func runPipe(ctx context.Context, cf *Confinement, ps *pipeParams, in func(func(
 	if cf != nil && cf.RunAs != nil {
 		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cf.RunAs}
 	}
-	env := os.Environ()
+	// The executor's environment, less its own secrets (BATON_TOKEN and
+	// the like); the plan's variables, less those that load code into an
+	// allowed program (LD_PRELOAD and the like).
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "BATON_") {
+			env = append(env, kv)
+		}
+	}
 	keys := make([]string, 0, len(ps.Env))
 	for k := range ps.Env {
+		if strings.HasPrefix(k, "LD_") || strings.HasPrefix(k, "DYLD_") || strings.HasPrefix(k, "BATON_") {
+			continue
+		}
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)

@@ -48,10 +48,13 @@ var needs = map[string]string{
 	api.Operator_AddPeer_FullMethodName:            fsm.PolicyOperator,
 	api.Operator_RemovePeer_FullMethodName:         fsm.PolicyOperator,
 	api.Operator_TransferLeadership_FullMethodName: fsm.PolicyOperator,
-	api.Operator_SnapshotSave_FullMethodName:       fsm.PolicyOperator,
-	api.Operator_SnapshotRestore_FullMethodName:    fsm.PolicyOperator,
-	api.Operator_RegisterMember_FullMethodName:     policyServer,
-	api.Operator_ReportResultLost_FullMethodName:   policyServer,
+	// A backup holds the ACL system (token hashes, the members' secret)
+	// and a restore replaces it: management only, or an operator could
+	// make themselves one.
+	api.Operator_SnapshotSave_FullMethodName:     fsm.PolicyManagement,
+	api.Operator_SnapshotRestore_FullMethodName:  fsm.PolicyManagement,
+	api.Operator_RegisterMember_FullMethodName:   policyServer,
+	api.Operator_ReportResultLost_FullMethodName: policyServer,
 
 	api.ACL_CreateToken_FullMethodName: fsm.PolicyManagement,
 	api.ACL_ListTokens_FullMethodName:  fsm.PolicyManagement,
@@ -151,12 +154,17 @@ func (s *Server) identify(secret string) (Identity, bool) {
 func (s *Server) authorize(ctx context.Context, method, secret string) (context.Context, error) {
 	id, ok := s.identify(secret)
 	ctx = context.WithValue(ctx, identityKey, id)
-	if !s.fsm.ACLBootstrapped() {
-		return ctx, nil
-	}
 	need, listed := needs[method]
 	if !listed {
 		need = fsm.PolicyManagement
+	}
+	if !s.fsm.ACLBootstrapped() {
+		// Fail closed while this replica replays the log it had when the
+		// node started: a bootstrap in that log is not applied yet.
+		if applied, _ := s.fsm.Applied(); applied < s.openIndex && need != "" {
+			return nil, status.Errorf(codes.Unavailable, "node %s is replaying its log (index %d of %d) and cannot check tokens yet; retry", s.cfg.ID, applied, s.openIndex)
+		}
+		return ctx, nil
 	}
 	if need == "" {
 		return ctx, nil
@@ -235,7 +243,11 @@ func (s *Server) httpAuth(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
-		ctx, err := s.authorize(r.Context(), "/http/read", secret)
+		method := "/http/read"
+		if strings.HasPrefix(r.URL.Path, "/debug/") {
+			method = "/http/debug" // profiles show the command line (a -token) and load the node
+		}
+		ctx, err := s.authorize(r.Context(), method, secret)
 		if err != nil {
 			st, _ := status.FromError(err)
 			code := http.StatusUnauthorized
@@ -249,7 +261,10 @@ func (s *Server) httpAuth(next http.Handler) http.Handler {
 	})
 }
 
-func init() { needs["/http/read"] = fsm.PolicyRead }
+func init() {
+	needs["/http/read"] = fsm.PolicyRead
+	needs["/http/debug"] = fsm.PolicyOperator
+}
 
 // ---------------------------------------------------------------- calls
 
@@ -305,6 +320,10 @@ func (s *Server) Bootstrap(ctx context.Context, req *api.ACLBootstrapRequest) (*
 		return err
 	}); handled {
 		return resp, err
+	}
+	if s.fsm.ACLBootstrapped() {
+		// Refused before anything is logged: the call needs no token.
+		return nil, status.Error(codes.FailedPrecondition, "acl: "+fsm.ErrACLBootstrapped.Error()[len("fsm: "):])
 	}
 	t, secret := newToken("bootstrap", fsm.PolicyManagement)
 	serverSecret := make([]byte, 32)

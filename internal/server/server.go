@@ -167,6 +167,10 @@ type Server struct {
 	api.UnimplementedSchedulerServer
 	api.UnimplementedOperatorServer
 	api.UnimplementedACLServer
+	// openIndex is the last log index the node held when it started:
+	// until its replica has applied that far, it cannot tell whether ACLs
+	// are on.
+	openIndex uint64
 
 	stop     chan struct{}
 	stopOnce sync.Once
@@ -241,6 +245,7 @@ func New(cfg Config) (*Server, error) {
 		}
 		return nil, fmt.Errorf("server: %w", err)
 	}
+	s.openIndex = s.node.Raft().LastIndex()
 	if testHookAfterRaftOpen != nil {
 		testHookAfterRaftOpen()
 	}
