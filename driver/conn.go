@@ -5,12 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 	"unicode/utf8"
 
 	"github.com/baton-sched/baton/api"
 	"github.com/baton-sched/baton/dag"
+	"github.com/baton-sched/baton/ops"
 	"github.com/baton-sched/baton/tlsconf"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -42,7 +44,7 @@ func (c *conn) close() { c.once.Do(func() { close(c.closed) }) }
 // hold more than the built-ins).
 func (c *conn) holds(names []string) bool {
 	for _, n := range names {
-		if !c.funcs[n] {
+		if !c.funcs[n] && !(strings.HasPrefix(n, ops.PipePrefix) && c.funcs[ops.PipePrefix+"*"]) {
 			return false
 		}
 	}

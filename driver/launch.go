@@ -8,6 +8,7 @@ import (
 	"github.com/baton-sched/baton/api"
 	"github.com/baton-sched/baton/blockstore"
 	"github.com/baton-sched/baton/dag"
+	"github.com/baton-sched/baton/ops"
 	"github.com/baton-sched/baton/plan"
 )
 
@@ -419,6 +420,11 @@ func (l *leadership) funcsOf(g *plan.Graph) []string {
 	}
 	for _, n := range g.Nodes {
 		add(n.Fn.Name)
+		if n.Op == "pipe" {
+			if cmd := ops.PipeCommand(n.Params); cmd != "" {
+				add(ops.PipePrefix + cmd) // only where the program is allowed
+			}
+		}
 	}
 	add(g.Action.Fn.Name)
 	l.funcs[g] = fs

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -264,8 +265,9 @@ func waitLog(t *testing.T, path, s string) bool {
 	return false
 }
 
-// TestUserCodeIsConfined: a pipe of a program the executor does not allow
-// fails its job with a clear error and runs nothing; textFile and
+// TestUserCodeIsConfined: a pipe of a program no live executor allows is
+// refused at submission and runs nothing; with an executor that allows it,
+// its tasks run there and never on one that does not; textFile and
 // saveAsTextFile outside the data roots, or escaping them with "..", are
 // refused at submission.
 func TestUserCodeIsConfined(t *testing.T) {
@@ -278,20 +280,29 @@ func TestUserCodeIsConfined(t *testing.T) {
 		"r": {Op: "range", N: 10, Partitions: 1},
 		"p": {Op: "pipe", Input: "r", Command: "sh", Args: []string{"-c", "id; touch " + marker}},
 	}, Action: plan.Action{Op: "collect", Input: "p"}}
-	job, err := cl.Submit(context.Background(), p, client.SubmitOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	done, err := cl.Wait(context.Background(), job, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if done.State != api.JobState_JOB_STATE_FAILED || !strings.Contains(done.Message, "not allowed on this machine") {
-		t.Fatalf("a pipe of sh: %v %q", done.State, done.Message)
+	// Refused at submission: no live executor allows sh.
+	if _, err := cl.Submit(context.Background(), p, client.SubmitOptions{}); status.Code(err) != codes.FailedPrecondition || !strings.Contains(err.Error(), "no live executor allows it") {
+		t.Fatalf("a pipe of sh: %v", err)
 	}
 	if _, err := os.Stat(marker); err == nil {
 		t.Fatal("the program ran")
 	}
+	// With an executor that allows sh, the job runs there and only there.
+	c.startExec("e2", "-pipe-allow", "sh")
+	waitFor(t, "e2 registered", func() bool { return liveExecutors(cl) == 2 })
+	p.Datasets["r"].Partitions = 4
+	job, err := cl.Submit(context.Background(), p, client.SubmitOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if done, err := cl.Wait(context.Background(), job, nil); err != nil || done.State != api.JobState_JOB_STATE_SUCCEEDED {
+		t.Fatalf("the sh job with e2 allowing sh: %v %v", done, err)
+	}
+	if st := execStatsOf(t, c, "e1"); st[0].LaunchesByJob[job] != 0 {
+		t.Fatalf("e1, which does not allow sh, was launched %d of its tasks", st[0].LaunchesByJob[job])
+	}
+	c.signalExec("e2", syscall.SIGKILL)
+	waitFor(t, "e2 lost", func() bool { return liveExecutors(cl) == 1 })
 	// awk is allowed.
 	p.Datasets["p"] = &plan.Dataset{Op: "pipe", Input: "r", Command: "awk", Args: []string{"{print $1 * 2}"}}
 	if recs := opAnswer(t, cl, p); len(recs) != 10 {

@@ -179,7 +179,7 @@ func (e *Executor) session(ctx context.Context, addr string, session uint64) (st
 func (e *Executor) hello() *api.Hello {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	h := &api.Hello{ExecutorId: e.opts.ID, Addr: e.addr, Cores: int32(e.opts.Cores), Funcs: e.opts.Registry.Names(), HighestTerm: e.highestTerm,
+	h := &api.Hello{ExecutorId: e.opts.ID, Addr: e.addr, Cores: int32(e.opts.Cores), Funcs: append(e.opts.Registry.Names(), e.opts.Confine.PipeFuncs()...), HighestTerm: e.highestTerm,
 		Unhealthy: e.health()}
 	for _, t := range e.running {
 		h.Running = append(h.Running, t.id)

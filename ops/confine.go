@@ -34,6 +34,24 @@ type Confinement struct {
 	RunAs *syscall.Credential
 }
 
+// PipePrefix marks, among the functions an executor reports holding, the
+// programs its pipe allows: "pipe:awk", or "pipe:*" for any. The
+// scheduler refuses a plan whose pipe no live executor allows, and runs
+// pipe tasks only where their program is allowed.
+const PipePrefix = "pipe:"
+
+// PipeFuncs returns the pseudo-functions naming the programs pipe may run.
+func (c *Confinement) PipeFuncs() []string {
+	if c == nil || c.Open {
+		return []string{PipePrefix + "*"}
+	}
+	out := make([]string, 0, len(c.PipeAllow))
+	for _, a := range c.PipeAllow {
+		out = append(out, PipePrefix+a)
+	}
+	return out
+}
+
 // ErrConfined is an operation the confinement refuses.
 var ErrConfined = errors.New("not allowed on this machine")
 

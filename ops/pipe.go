@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -19,6 +20,15 @@ type pipeParams struct {
 	Command string            `json:"command"`
 	Args    []string          `json:"args"`
 	Env     map[string]string `json:"env"`
+}
+
+// PipeCommand returns the program a pipe node's parameters name.
+func PipeCommand(params json.RawMessage) string {
+	var p pipeParams
+	if json.Unmarshal(params, &p) != nil {
+		return ""
+	}
+	return p.Command
 }
 
 // stderrTail keeps the last bytes a program wrote to its standard error.

@@ -4,6 +4,9 @@ import (
 	"fmt"
 	"strings"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
 	"github.com/baton-sched/baton/dag"
 	"github.com/baton-sched/baton/fsm"
 	"github.com/baton-sched/baton/ops"
@@ -46,4 +49,37 @@ func (f *functions) CheckFunc(op string, fn plan.Func) error {
 		msg += fmt.Sprintf(" (did you mean %s?)", strings.Join(near, ", "))
 	}
 	return fmt.Errorf("%s: neither built in nor held by a live executor", msg)
+}
+
+// checkPipes refuses a plan whose pipe runs a program no live executor
+// allows (execd -pipe-allow): its tasks could run nowhere.
+func (s *Server) checkPipes(p *plan.Plan) error {
+	var cmds []string
+	for _, name := range p.Names() {
+		if d := p.Datasets[name]; d != nil && d.Op == "pipe" {
+			cmds = append(cmds, d.Command)
+		}
+	}
+	if len(cmds) == 0 {
+		return nil
+	}
+	allowed := map[string]bool{}
+	s.fsm.Read(func(st *dag.State) {
+		for _, e := range st.Executors() {
+			if !e.Alive {
+				continue
+			}
+			for _, n := range e.Funcs {
+				if strings.HasPrefix(n, ops.PipePrefix) {
+					allowed[strings.TrimPrefix(n, ops.PipePrefix)] = true
+				}
+			}
+		}
+	})
+	for _, c := range cmds {
+		if !allowed[c] && !allowed["*"] {
+			return status.Errorf(codes.FailedPrecondition, "server: pipe: program %q is not allowed on this cluster: no live executor allows it (execd -pipe-allow)", c)
+		}
+	}
+	return nil
 }

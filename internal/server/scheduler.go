@@ -46,6 +46,9 @@ func (s *Server) SubmitJob(ctx context.Context, req *api.SubmitJobRequest) (*api
 	if err := checkOutput(p, s.cfg.Confine); err != nil {
 		return nil, err
 	}
+	if err := s.checkPipes(p); err != nil {
+		return nil, err
+	}
 	smp := &sampler{s: s, ctx: ctx, key: req.IdempotencyKey, pool: req.Pool,
 		maxTaskFailures: int(req.MaxTaskFailures), maxResultSize: req.MaxResultSize}
 	defer smp.release()
