@@ -1,6 +1,7 @@
 package driver
 
 import (
+	"bytes"
 	"context"
 	"sort"
 	"sync"
@@ -112,6 +113,9 @@ func (l *leadership) blockKey() []byte {
 func (l *leadership) refreshKey() {
 	if l.d.opts.TicketKey != nil {
 		k := l.d.opts.TicketKey()
+		if bytes.Equal(k, l.ticketKey()) && l.bkey.Load() != nil {
+			return // unchanged: keep the derived block key
+		}
 		l.key.Store(&k)
 		b := blockstore.Key(k)
 		l.bkey.Store(&b)

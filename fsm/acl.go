@@ -2,6 +2,8 @@ package fsm
 
 import (
 	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"sort"
@@ -256,6 +258,38 @@ func (f *FSM) ACLBootstrapped() bool {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
 	return f.acl.bootstrapped
+}
+
+// Credential is what a presented secret is to the ACL system.
+type Credential struct {
+	// On: ACLs are bootstrapped (otherwise nothing else is set).
+	On bool
+	// Member: the secret is the members' own (hex-encoded).
+	Member bool
+	// Token is the token it is, when Found and not Member.
+	Token Token
+	Found bool
+}
+
+// Identify resolves a presented secret in one read of the ACL state: the
+// members' secret (compared in constant time) or a token's.
+func (f *FSM) Identify(secret string) Credential {
+	h := sha256.Sum256([]byte(secret))
+	raw, hexErr := hex.DecodeString(secret)
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	a := &f.acl
+	if !a.bootstrapped {
+		return Credential{}
+	}
+	if hexErr == nil && len(a.serverSecret) > 0 && subtle.ConstantTimeCompare(raw, a.serverSecret) == 1 {
+		return Credential{On: true, Member: true, Found: true}
+	}
+	id, ok := a.byHash[h]
+	if !ok {
+		return Credential{On: true}
+	}
+	return Credential{On: true, Token: a.tokens[id], Found: true}
 }
 
 // ResolveToken returns the token whose secret this is.

@@ -92,28 +92,27 @@ type checkedConn struct {
 	err   error
 }
 
-func (c *checkedConn) Read(b []byte) (int, error) {
+// verified checks the peer once, before the first byte either way.
+func (c *checkedConn) verified() error {
 	c.once.Do(func() {
 		if c.err = c.check(); c.err != nil {
 			c.log.Warn("refused a Raft connection", "err", c.err)
 			c.Conn.Close()
 		}
 	})
-	if c.err != nil {
-		return 0, c.err
+	return c.err
+}
+
+func (c *checkedConn) Read(b []byte) (int, error) {
+	if err := c.verified(); err != nil {
+		return 0, err
 	}
 	return c.Conn.Read(b)
 }
 
 func (c *checkedConn) Write(b []byte) (int, error) {
-	c.once.Do(func() {
-		if c.err = c.check(); c.err != nil {
-			c.log.Warn("refused a Raft connection", "err", c.err)
-			c.Conn.Close()
-		}
-	})
-	if c.err != nil {
-		return 0, c.err
+	if err := c.verified(); err != nil {
+		return 0, err
 	}
 	return c.Conn.Write(b)
 }

@@ -90,6 +90,7 @@ type Cluster struct {
 	// pki holds the certificates (Secure), by "role/name"; token is the
 	// management token.
 	pki       map[string]tlsconf.Files
+	clientTLS *tlsconf.Config // the cluster's own client certificate, loaded once
 	token     string
 	execToken string
 	dir       string
@@ -165,6 +166,10 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 		if c.pki, err = tlsconf.TestPKI(filepath.Join(c.dir, "pki"), reqs...); err != nil {
 			c.Close()
 			return nil, fmt.Errorf("localcluster: certificates: %w", err)
+		}
+		if c.clientTLS, err = tlsconf.Load(c.pki[tlsconf.RoleClient+"/localcluster"]); err != nil {
+			c.Close()
+			return nil, fmt.Errorf("localcluster: %w", err)
 		}
 	}
 	for _, p := range c.Scheds {
@@ -302,26 +307,17 @@ func (c *Cluster) CLIFlags() []string {
 // DialCreds are the credentials to dial a process of a role (a client's
 // certificate when Secure).
 func (c *Cluster) DialCreds(role string) credentials.TransportCredentials {
-	f, ok := c.pki[tlsconf.RoleClient+"/localcluster"]
-	if !ok {
+	if c.clientTLS == nil {
 		return insecure.NewCredentials()
 	}
-	cfg, err := tlsconf.Load(f)
-	if err != nil {
-		return insecure.NewCredentials()
-	}
-	return credentials.NewTLS(cfg.Client(role))
+	return credentials.NewTLS(c.clientTLS.Client(role))
 }
 
 // Client returns a client for the whole quorum.
 func (c *Cluster) Client() (*client.Client, error) {
 	opts := client.Options{RetryFor: 60 * time.Second, Token: c.token}
-	if f, ok := c.pki[tlsconf.RoleClient+"/localcluster"]; ok {
-		cfg, err := tlsconf.Load(f)
-		if err != nil {
-			return nil, fmt.Errorf("localcluster: %w", err)
-		}
-		opts.TLS = cfg.Client(tlsconf.RoleServer)
+	if c.clientTLS != nil {
+		opts.TLS = c.clientTLS.Client(tlsconf.RoleServer)
 	}
 	return client.Dial(c.APIAddrs(), opts)
 }

@@ -3,7 +3,6 @@ package server
 import (
 	"context"
 	"crypto/rand"
-	"crypto/subtle"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -127,38 +126,34 @@ func bearer(v string) string {
 	return ""
 }
 
-// identify resolves a secret. ok is false when ACLs are on and the secret
-// is not a live token.
-func (s *Server) identify(secret string) (Identity, bool) {
-	id := Identity{Secret: secret}
-	if !s.fsm.ACLBootstrapped() {
-		return id, true
-	}
-	if secret == "" {
-		return id, false
-	}
-	if ss := s.fsm.ServerSecret(); len(ss) > 0 && subtle.ConstantTimeCompare([]byte(secret), []byte(hex.EncodeToString(ss))) == 1 {
+// identify resolves a secret. on says whether ACLs are on; ok is false
+// when they are and the secret is not a live token.
+func (s *Server) identify(secret string) (id Identity, on, ok bool) {
+	id = Identity{Secret: secret}
+	cred := s.fsm.Identify(secret)
+	switch {
+	case !cred.On:
+		return id, false, true
+	case !cred.Found || secret == "":
+		return id, true, false
+	case cred.Member:
 		id.Accessor, id.Name, id.Policy = "server", "server", policyServer
-		return id, true
+	default:
+		id.Accessor, id.Name, id.Policy = cred.Token.Accessor, cred.Token.Name, cred.Token.Policy
 	}
-	t, ok := s.fsm.ResolveToken(secret)
-	if !ok {
-		return id, false
-	}
-	id.Accessor, id.Name, id.Policy = t.Accessor, t.Name, t.Policy
-	return id, true
+	return id, true, true
 }
 
 // authorize checks a call: the returned context carries the caller's
 // identity.
 func (s *Server) authorize(ctx context.Context, method, secret string) (context.Context, error) {
-	id, ok := s.identify(secret)
+	id, on, ok := s.identify(secret)
 	ctx = context.WithValue(ctx, identityKey, id)
 	need, listed := needs[method]
 	if !listed {
 		need = fsm.PolicyManagement
 	}
-	if !s.fsm.ACLBootstrapped() {
+	if !on {
 		// Fail closed while this replica replays the log it had when the
 		// node started: a bootstrap in that log is not applied yet.
 		if applied, _ := s.fsm.Applied(); applied < s.openIndex && need != "" {
@@ -323,7 +318,7 @@ func (s *Server) Bootstrap(ctx context.Context, req *api.ACLBootstrapRequest) (*
 	}
 	if s.fsm.ACLBootstrapped() {
 		// Refused before anything is logged: the call needs no token.
-		return nil, status.Error(codes.FailedPrecondition, "acl: "+fsm.ErrACLBootstrapped.Error()[len("fsm: "):])
+		return nil, status.Error(codes.FailedPrecondition, "acl: ACLs are already bootstrapped")
 	}
 	t, secret := newToken("bootstrap", fsm.PolicyManagement)
 	serverSecret := make([]byte, 32)
