@@ -234,11 +234,25 @@ func (c *cluster) bootstrapACL() {
 		c.t.Fatalf("acl bootstrap: %v", err)
 	}
 	c.copts.Token = boot.Secret
-	exe, err := c.client().CreateToken(context.Background(), "executors", "executor")
-	if err != nil {
-		c.t.Fatalf("executor token: %v", err)
+	// A loaded machine may stall the leader right after the bootstrap:
+	// ask again until a generous deadline (a second token is harmless).
+	tokens := c.client()
+	var last error
+	deadline := time.Now().Add(60 * time.Second)
+	for c.execToken == "" {
+		exe, err := tokens.CreateToken(context.Background(), "executors", "executor")
+		switch {
+		case err == nil:
+			c.execToken = exe.Secret
+		case time.Now().After(deadline):
+			c.t.Fatalf("executor token: %v (first error: %v)", err, last)
+		default:
+			if last == nil {
+				last = err
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
 	}
-	c.execToken = exe.Secret
 	current = c
 	c.t.Cleanup(func() {
 		if current == c {
