@@ -131,16 +131,25 @@ func TestMetricsMoveWithAJob(t *testing.T) {
 	if after["baton_tasks_running"] != 0 {
 		t.Errorf("baton_tasks_running %v after the job", after["baton_tasks_running"])
 	}
+	// An executor counts a task's end and its fetches as it reports them:
+	// wait for the counters to settle rather than read them once.
 	var written, fetched, ended float64
-	for _, e := range c.Execs {
-		m := scrape(t, e.HTTPAddr)
-		b := execBefore[e.Name]
-		written += m["baton_shuffle_written_bytes_total"] - b["baton_shuffle_written_bytes_total"]
-		fetched += m["baton_shuffle_fetched_bytes_total"] - b["baton_shuffle_fetched_bytes_total"]
-		ended += m[`baton_executor_tasks_ended_total{state="finished"}`] - b[`baton_executor_tasks_ended_total{state="finished"}`]
-		if m["baton_blockstore_bytes"] <= 0 || m["baton_executor_slots"] != 4 {
-			t.Errorf("executor %s: block store %v bytes, %v slots", e.Name, m["baton_blockstore_bytes"], m["baton_executor_slots"])
+	settled := func() bool {
+		written, fetched, ended = 0, 0, 0
+		for _, e := range c.Execs {
+			m := scrape(t, e.HTTPAddr)
+			b := execBefore[e.Name]
+			written += m["baton_shuffle_written_bytes_total"] - b["baton_shuffle_written_bytes_total"]
+			fetched += m["baton_shuffle_fetched_bytes_total"] - b["baton_shuffle_fetched_bytes_total"]
+			ended += m[`baton_executor_tasks_ended_total{state="finished"}`] - b[`baton_executor_tasks_ended_total{state="finished"}`]
+			if m["baton_blockstore_bytes"] <= 0 || m["baton_executor_slots"] != 4 {
+				t.Errorf("executor %s: block store %v bytes, %v slots", e.Name, m["baton_blockstore_bytes"], m["baton_executor_slots"])
+			}
 		}
+		return written > 0 && fetched == written && ended == tasks
+	}
+	for deadline := time.Now().Add(20 * time.Second); !settled() && time.Now().Before(deadline); {
+		time.Sleep(50 * time.Millisecond)
 	}
 	if written <= 0 || fetched != written || ended != tasks {
 		t.Errorf("executors: shuffle written %v, fetched %v (want equal), tasks finished %v (want %v)", written, fetched, ended, tasks)
