@@ -16,6 +16,7 @@ import (
 	"github.com/baton-sched/baton/api"
 	"github.com/baton-sched/baton/dag"
 	"github.com/baton-sched/baton/fsm"
+	"github.com/baton-sched/baton/ops"
 	"github.com/baton-sched/baton/plan"
 	"github.com/baton-sched/baton/raftnet"
 	"google.golang.org/grpc"
@@ -91,6 +92,10 @@ type Options struct {
 	// bound to it for the leadership, and another principal's session
 	// under that id is refused. nil binds nothing.
 	Principal func(ctx context.Context) string
+	// Confine bounds where saveAsTextFile's commit (its _SUCCESS marker,
+	// the removal of _temporary) may write: the data roots schedd was
+	// given. nil confines nothing.
+	Confine *ops.Confinement
 	// TicketKey returns the key launches are signed with (the members'
 	// secret; nil before ACLs are bootstrapped: no tickets).
 	TicketKey func() []byte

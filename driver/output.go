@@ -2,8 +2,7 @@ package driver
 
 import (
 	"fmt"
-	"os"
-	"path/filepath"
+	"path"
 	"time"
 
 	"github.com/baton-sched/baton/api"
@@ -171,7 +170,7 @@ func (l *leadership) finishSaved() {
 		}
 	})
 	for _, o := range todo {
-		removeTemporary(o.id, o.dir)
+		l.d.removeTemporary(o.id, o.dir)
 	}
 }
 
@@ -189,18 +188,25 @@ func (l *leadership) abortSaved(s *dag.State) {
 		delete(l.saving, id)
 		if ok && j.Status != dag.JobSucceeded {
 			// Off the state lock: file system work.
-			go removeTemporary(id, dir)
+			go l.d.removeTemporary(id, dir)
 			l.d.log.Info("driver: output aborted", "job", id, "dir", dir, "status", j.Status.String())
 		}
 	}
 }
 
 // removeTemporary removes a job's temporary output files, and the
-// _temporary directory once empty (another job may write there too).
-func removeTemporary(id dag.JobID, dir string) error {
-	tmp := filepath.Join(dir, "_temporary")
-	err := os.RemoveAll(filepath.Join(tmp, fmt.Sprint(id)))
-	os.Remove(tmp)
+// _temporary directory once empty (another job may write there too). The
+// directory is opened confined to the data roots (Options.Confine), as
+// the executors open it: a link swapped in since submission cannot lead
+// the removal elsewhere.
+func (d *Driver) removeTemporary(id dag.JobID, dir string) error {
+	od, err := d.opts.Confine.OpenDir("saveAsTextFile", dir)
+	if err != nil {
+		return err
+	}
+	defer od.Close()
+	err = od.RemoveAll(path.Join("_temporary", fmt.Sprint(id)))
+	od.Remove("_temporary")
 	return err
 }
 
@@ -208,10 +214,15 @@ func removeTemporary(id dag.JobID, dir string) error {
 // files are all in place: it removes the job's temporary files and writes
 // the _SUCCESS marker. Idempotent.
 func (l *leadership) finishOutput(id dag.JobID, dir string) {
-	if err := removeTemporary(id, dir); err != nil {
+	if err := l.d.removeTemporary(id, dir); err != nil {
 		l.d.log.Warn("driver: could not remove temporary output", "job", id, "dir", dir, "err", err)
 	}
-	if err := os.WriteFile(filepath.Join(dir, "_SUCCESS"), nil, 0o644); err != nil {
+	od, err := l.d.opts.Confine.OpenDir("saveAsTextFile", dir)
+	if err == nil {
+		err = od.WriteFile("_SUCCESS", nil)
+		od.Close()
+	}
+	if err != nil {
 		l.d.log.Warn("driver: could not write _SUCCESS", "job", id, "dir", dir, "err", err)
 		return
 	}

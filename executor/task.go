@@ -4,8 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
+	"path"
 	"runtime/debug"
 	"slices"
 	"strconv"
@@ -127,18 +126,26 @@ func failure(id *api.TaskID, ctx context.Context, err error) *api.TaskStatus {
 // written once, whole, whatever fails when.
 func (e *Executor) save(ctx context.Context, l *api.TaskLaunch, task *ops.Task, g *plan.Graph) *api.TaskStatus {
 	id := l.Id
-	dir := g.Action.Path
-	tmpDir := filepath.Join(dir, "_temporary", fmt.Sprint(id.Job), fmt.Sprintf("attempt-%d", id.Task))
+	// Every file operation goes through the output directory, opened
+	// confined to the data root that holds it: no link swapped in under it
+	// leads the write out.
+	d, err := e.opts.Confine.OpenDir("saveAsTextFile", g.Action.Path)
+	if err != nil {
+		return failed(id, "executor: "+err.Error())
+	}
+	defer d.Close()
+	jobTmp := path.Join("_temporary", fmt.Sprint(id.Job))
+	tmpDir := path.Join(jobTmp, fmt.Sprintf("attempt-%d", id.Task))
 	name := fmt.Sprintf("part-%05d", id.Partition)
 	// Whatever happens, this attempt's files go, and the job's temporary
 	// directory with them once it is empty (the driver removes it too, but
 	// an attempt may end after the job).
 	defer func() {
-		os.RemoveAll(tmpDir)
-		os.Remove(filepath.Dir(tmpDir))
-		os.Remove(filepath.Join(dir, "_temporary"))
+		d.RemoveAll(tmpDir)
+		d.Remove(jobTmp)
+		d.Remove("_temporary")
 	}()
-	n, err := e.runner.WriteText(ctx, task, filepath.Join(tmpDir, name))
+	n, err := e.runner.WriteText(ctx, task, d, path.Join(tmpDir, name))
 	if err != nil {
 		return failure(id, ctx, err)
 	}
@@ -154,13 +161,10 @@ func (e *Executor) save(ctx context.Context, l *api.TaskLaunch, task *ops.Task, 
 		e.log.Warn("chaos: exiting between the commit's authorisation and its rename", "task", id.Task, "partition", id.Partition)
 		e.opts.Exit(3)
 	}
-	if err := os.Rename(filepath.Join(tmpDir, name), filepath.Join(dir, name)); err != nil {
+	if err := d.Rename(path.Join(tmpDir, name), name); err != nil {
 		return failed(id, fmt.Sprintf("executor: commit %s: %v", name, err))
 	}
-	if d, err := os.Open(dir); err == nil {
-		d.Sync()
-		d.Close()
-	}
+	d.Sync(".")
 	res := ops.AppendRecord(nil, ops.Record{Value: []byte(strconv.FormatInt(n, 10))})
 	return &api.TaskStatus{Id: id, State: api.TaskState_TASK_STATE_FINISHED, Result: res, ResultSize: int64(len(res))}
 }

@@ -7,8 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"os"
-	"path/filepath"
 	"sync"
 
 	"github.com/baton-sched/baton/plan"
@@ -423,21 +421,15 @@ func params(raw json.RawMessage, v any) error {
 	return nil
 }
 
-// WriteText computes a result task's partition into a text file at path
-// (a line a record: key<TAB>value, or the value alone), synced, and returns
-// the number of records written. Its directory is created.
-func (r *Runner) WriteText(ctx context.Context, t *Task, path string) (int64, error) {
+// WriteText computes a result task's partition into a text file name
+// under d (a line a record: key<TAB>value, or the value alone), synced,
+// and returns the number of records written. Its directory is created.
+func (r *Runner) WriteText(ctx context.Context, t *Task, d *Dir, name string) (int64, error) {
 	x, err := r.newExec(ctx, t)
 	if err != nil {
 		return 0, err
 	}
-	if err := r.Confine.CheckPath("saveAsTextFile", path); err != nil {
-		return 0, fmt.Errorf("ops: %w", err)
-	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return 0, fmt.Errorf("ops: saveAsTextFile: %w", err)
-	}
-	f, err := os.Create(path)
+	f, err := d.Create(name)
 	if err != nil {
 		return 0, fmt.Errorf("ops: saveAsTextFile: %w", err)
 	}
@@ -462,7 +454,7 @@ func (r *Runner) WriteText(ctx context.Context, t *Task, path string) (int64, er
 		err = cerr
 	}
 	if err != nil {
-		os.Remove(path)
+		d.Remove(name)
 		return 0, err
 	}
 	return n, nil

@@ -112,12 +112,9 @@ func readTextSplit(ctx context.Context, cf *Confinement, ps *textParams, p int, 
 		return fmt.Errorf("ops: textFile has no split %d", p)
 	}
 	s := ps.Splits[p]
-	if err := cf.CheckPath("textFile", s.Path); err != nil {
-		return fmt.Errorf("ops: %w", err)
-	}
-	f, err := os.Open(s.Path)
+	f, err := cf.OpenFile("textFile", s.Path)
 	if err != nil {
-		return fmt.Errorf("ops: textFile: %w", err)
+		return fmt.Errorf("ops: %w", err)
 	}
 	defer f.Close()
 	st, err := f.Stat()

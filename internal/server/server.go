@@ -259,6 +259,7 @@ func New(cfg Config) (*Server, error) {
 	dopts.Metrics = s.metrics.reg
 	dopts.ExecutorCerts = cfg.TLS != nil && cfg.VerifyIncoming
 	dopts.TicketKey = s.fsm.ServerSecret
+	dopts.Confine = cfg.Confine
 	dopts.Principal = func(ctx context.Context) string {
 		if p, ok := tlsconf.PeerFromContext(ctx); ok {
 			return "cert:" + p.Name
