@@ -3813,14 +3813,11 @@ func (x *MapLocation) GetAddr() string {
 
 // ShuffleInput is a shuffle a task reads, with where its map outputs are.
 type ShuffleInput struct {
-	state     protoimpl.MessageState `protogen:"open.v1"`
-	Shuffle   uint64                 `protobuf:"varint,1,opt,name=shuffle,proto3" json:"shuffle,omitempty"`
-	Key       string                 `protobuf:"bytes,2,opt,name=key,proto3" json:"key,omitempty"`
-	Maps      int32                  `protobuf:"varint,3,opt,name=maps,proto3" json:"maps,omitempty"`
-	Locations []*MapLocation         `protobuf:"bytes,4,rep,name=locations,proto3" json:"locations,omitempty"`
-	// grant lets the task read the shuffle's blocks from other executors
-	// (empty before ACLs are bootstrapped).
-	Grant         []byte `protobuf:"bytes,5,opt,name=grant,proto3" json:"grant,omitempty"`
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Shuffle       uint64                 `protobuf:"varint,1,opt,name=shuffle,proto3" json:"shuffle,omitempty"`
+	Key           string                 `protobuf:"bytes,2,opt,name=key,proto3" json:"key,omitempty"`
+	Maps          int32                  `protobuf:"varint,3,opt,name=maps,proto3" json:"maps,omitempty"`
+	Locations     []*MapLocation         `protobuf:"bytes,4,rep,name=locations,proto3" json:"locations,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3883,13 +3880,6 @@ func (x *ShuffleInput) GetLocations() []*MapLocation {
 	return nil
 }
 
-func (x *ShuffleInput) GetGrant() []byte {
-	if x != nil {
-		return x.Grant
-	}
-	return nil
-}
-
 // TaskLaunch orders an executor to run a task attempt.
 type TaskLaunch struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -3911,7 +3901,10 @@ type TaskLaunch struct {
 	// session needs it, and the executor keeps graphs by key.
 	GraphKey string `protobuf:"bytes,10,opt,name=graph_key,json=graphKey,proto3" json:"graph_key,omitempty"`
 	// For a map task: the key of the shuffle it writes.
-	ShuffleKey    string `protobuf:"bytes,11,opt,name=shuffle_key,json=shuffleKey,proto3" json:"shuffle_key,omitempty"`
+	ShuffleKey string `protobuf:"bytes,11,opt,name=shuffle_key,json=shuffleKey,proto3" json:"shuffle_key,omitempty"`
+	// input_grants[i] lets this executor, and only it, read the blocks of
+	// inputs[i] from other executors (empty before ACLs are bootstrapped).
+	InputGrants   [][]byte `protobuf:"bytes,12,rep,name=input_grants,json=inputGrants,proto3" json:"input_grants,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -4021,6 +4014,13 @@ func (x *TaskLaunch) GetShuffleKey() string {
 		return x.ShuffleKey
 	}
 	return ""
+}
+
+func (x *TaskLaunch) GetInputGrants() [][]byte {
+	if x != nil {
+		return x.InputGrants
+	}
+	return nil
 }
 
 // TaskStatus reports a task attempt's state.
@@ -4504,9 +4504,10 @@ type Welcome struct {
 	state               protoimpl.MessageState `protogen:"open.v1"`
 	Term                uint64                 `protobuf:"varint,1,opt,name=term,proto3" json:"term,omitempty"`
 	HeartbeatIntervalMs int64                  `protobuf:"varint,2,opt,name=heartbeat_interval_ms,json=heartbeatIntervalMs,proto3" json:"heartbeat_interval_ms,omitempty"`
-	// block_key checks the grants block fetches carry (empty: ACLs are
-	// off and the block service serves anyone).
-	BlockKey      []byte `protobuf:"bytes,3,opt,name=block_key,json=blockKey,proto3" json:"block_key,omitempty"`
+	// grant_key is the public key (Ed25519) block grants are checked with
+	// (empty: ACLs are off and the block service serves anyone). Only the
+	// members hold the private key that mints grants.
+	GrantKey      []byte `protobuf:"bytes,4,opt,name=grant_key,json=grantKey,proto3" json:"grant_key,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -4555,9 +4556,9 @@ func (x *Welcome) GetHeartbeatIntervalMs() int64 {
 	return 0
 }
 
-func (x *Welcome) GetBlockKey() []byte {
+func (x *Welcome) GetGrantKey() []byte {
 	if x != nil {
-		return x.BlockKey
+		return x.GrantKey
 	}
 	return nil
 }
@@ -5106,8 +5107,12 @@ type FetchShuffleRequest struct {
 	Reduce  int32                  `protobuf:"varint,2,opt,name=reduce,proto3" json:"reduce,omitempty"`
 	// maps lists the map outputs wanted, all held by the serving executor.
 	Maps []int32 `protobuf:"varint,3,rep,packed,name=maps,proto3" json:"maps,omitempty"`
-	// grant is the leader's permission to read the shuffle (ShuffleInput).
-	Grant         []byte `protobuf:"bytes,4,opt,name=grant,proto3" json:"grant,omitempty"`
+	// grant is the leader's permission to read the shuffle
+	// (TaskLaunch.input_grants), made for holder.
+	Grant []byte `protobuf:"bytes,4,opt,name=grant,proto3" json:"grant,omitempty"`
+	// holder is the executor the grant was made for: the fetching
+	// executor's own id (checked against its certificate when TLS is on).
+	Holder        string `protobuf:"bytes,5,opt,name=holder,proto3" json:"holder,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -5168,6 +5173,13 @@ func (x *FetchShuffleRequest) GetGrant() []byte {
 		return x.Grant
 	}
 	return nil
+}
+
+func (x *FetchShuffleRequest) GetHolder() string {
+	if x != nil {
+		return x.Holder
+	}
+	return ""
 }
 
 type FetchResultRequest struct {
@@ -6187,13 +6199,12 @@ const file_api_baton_proto_rawDesc = "" +
 	"\vMapLocation\x12\x10\n" +
 	"\x03map\x18\x01 \x01(\x05R\x03map\x12\x1a\n" +
 	"\bexecutor\x18\x02 \x01(\tR\bexecutor\x12\x12\n" +
-	"\x04addr\x18\x03 \x01(\tR\x04addr\"\x99\x01\n" +
+	"\x04addr\x18\x03 \x01(\tR\x04addr\"\x90\x01\n" +
 	"\fShuffleInput\x12\x18\n" +
 	"\ashuffle\x18\x01 \x01(\x04R\ashuffle\x12\x10\n" +
 	"\x03key\x18\x02 \x01(\tR\x03key\x12\x12\n" +
 	"\x04maps\x18\x03 \x01(\x05R\x04maps\x123\n" +
-	"\tlocations\x18\x04 \x03(\v2\x15.baton.v1.MapLocationR\tlocations\x12\x14\n" +
-	"\x05grant\x18\x05 \x01(\fR\x05grant\"\xe3\x02\n" +
+	"\tlocations\x18\x04 \x03(\v2\x15.baton.v1.MapLocationR\tlocationsJ\x04\b\x05\x10\x06R\x05grant\"\x86\x03\n" +
 	"\n" +
 	"TaskLaunch\x12 \n" +
 	"\x02id\x18\x01 \x01(\v2\x10.baton.v1.TaskIDR\x02id\x12\x12\n" +
@@ -6208,7 +6219,8 @@ const file_api_baton_proto_rawDesc = "" +
 	"\tgraph_key\x18\n" +
 	" \x01(\tR\bgraphKey\x12\x1f\n" +
 	"\vshuffle_key\x18\v \x01(\tR\n" +
-	"shuffleKey\"\xe0\x03\n" +
+	"shuffleKey\x12!\n" +
+	"\finput_grants\x18\f \x03(\fR\vinputGrants\"\xe0\x03\n" +
 	"\n" +
 	"TaskStatus\x12 \n" +
 	"\x02id\x18\x01 \x01(\v2\x10.baton.v1.TaskIDR\x02id\x12)\n" +
@@ -6251,11 +6263,11 @@ const file_api_baton_proto_rawDesc = "" +
 	"\x05hello\x18\x01 \x01(\v2\x0f.baton.v1.HelloH\x00R\x05hello\x123\n" +
 	"\aupdates\x18\x02 \x01(\v2\x17.baton.v1.StatusUpdatesH\x00R\aupdates\x121\n" +
 	"\x06commit\x18\x03 \x01(\v2\x17.baton.v1.CommitRequestH\x00R\x06commitB\x05\n" +
-	"\x03msg\"n\n" +
+	"\x03msg\"\x7f\n" +
 	"\aWelcome\x12\x12\n" +
 	"\x04term\x18\x01 \x01(\x04R\x04term\x122\n" +
 	"\x15heartbeat_interval_ms\x18\x02 \x01(\x03R\x13heartbeatIntervalMs\x12\x1b\n" +
-	"\tblock_key\x18\x03 \x01(\fR\bblockKey\"4\n" +
+	"\tgrant_key\x18\x04 \x01(\fR\bgrantKeyJ\x04\b\x03\x10\x04R\tblock_key\"4\n" +
 	"\x06Launch\x12*\n" +
 	"\x05tasks\x18\x01 \x03(\v2\x14.baton.v1.TaskLaunchR\x05tasks\"H\n" +
 	"\x04Kill\x12\x12\n" +
@@ -6290,12 +6302,13 @@ const file_api_baton_proto_rawDesc = "" +
 	"\x06delete\x18\x06 \x01(\v2\x16.baton.v1.DeleteBlocksH\x00R\x06delete\x124\n" +
 	"\n" +
 	"not_leader\x18\a \x01(\v2\x13.baton.v1.NotLeaderH\x00R\tnotLeaderB\x05\n" +
-	"\x03msg\"q\n" +
+	"\x03msg\"\x89\x01\n" +
 	"\x13FetchShuffleRequest\x12\x18\n" +
 	"\ashuffle\x18\x01 \x01(\x04R\ashuffle\x12\x16\n" +
 	"\x06reduce\x18\x02 \x01(\x05R\x06reduce\x12\x12\n" +
 	"\x04maps\x18\x03 \x03(\x05R\x04maps\x12\x14\n" +
-	"\x05grant\x18\x04 \x01(\fR\x05grant\"P\n" +
+	"\x05grant\x18\x04 \x01(\fR\x05grant\x12\x16\n" +
+	"\x06holder\x18\x05 \x01(\tR\x06holder\"P\n" +
 	"\x12FetchResultRequest\x12\x10\n" +
 	"\x03job\x18\x01 \x01(\x04R\x03job\x12\x12\n" +
 	"\x04task\x18\x02 \x01(\x04R\x04task\x12\x14\n" +

@@ -30,17 +30,22 @@ const chunkSize = 1 << 20
 type Service struct {
 	api.UnimplementedBlocksServer
 	Store *Store
-	// Key returns the block key grants are checked with and whether it is
-	// known yet (the executor learns it from the leader's welcome). An
-	// empty known key serves anyone (ACLs off); an unknown one serves no
-	// one. nil serves anyone.
+	// Key returns the public key grants are checked with (Signer.Public)
+	// and whether it is known yet (the executor learns it from the
+	// leader's welcome). An empty known key serves anyone (ACLs off); an
+	// unknown one serves no one. nil serves anyone.
 	Key func() (key []byte, known bool)
+
+	verified verifier
 }
 
-// allow checks a fetch: its grant, and that it does not come from a
-// client's certificate (clients read results through the members).
-func (s *Service) allow(ctx context.Context, got []byte, kind byte, id uint64) error {
-	if p, ok := tlsconf.PeerFromContext(ctx); ok && p.Role == tlsconf.RoleClient {
+// allow checks a fetch: its grant, made for holder, and that the peer's
+// certificate (when TLS is on) is that holder's: the executor a shuffle
+// grant names, or a member for results. Clients read results through the
+// members.
+func (s *Service) allow(ctx context.Context, got []byte, kind byte, id uint64, holder string) error {
+	p, tls := tlsconf.PeerFromContext(ctx)
+	if tls && p.Role == tlsconf.RoleClient {
 		return status.Errorf(codes.PermissionDenied, "blockstore: %s holds a client's certificate: blocks are served to executors and members only", p.Name)
 	}
 	if s.Key == nil {
@@ -52,8 +57,12 @@ func (s *Service) allow(ctx context.Context, got []byte, kind byte, id uint64) e
 		return status.Error(codes.Unavailable, "blockstore: this executor has not been welcomed by a leader yet; retry")
 	case len(key) == 0:
 		return nil
-	case !validGrant(key, got, kind, id):
-		return status.Error(codes.PermissionDenied, "blockstore: the fetch carries no valid grant for these blocks (only tasks of the job, and members, may read them)")
+	case kind == 'r' && tls && p.Role != tlsconf.RoleServer:
+		return status.Errorf(codes.PermissionDenied, "blockstore: %s is not a member: results are served to members only", p.Name)
+	case kind == 's' && tls && p.Role == tlsconf.RoleExecutor && p.Name != holder:
+		return status.Errorf(codes.PermissionDenied, "blockstore: the fetch's grant was made for executor %q, and %s's certificate names another", holder, p.Name)
+	case !s.verified.valid(key, got, kind, id, holder):
+		return status.Error(codes.PermissionDenied, "blockstore: the fetch carries no valid grant for these blocks (only the executors running the job's tasks, and members, may read them)")
 	}
 	return nil
 }
@@ -62,7 +71,7 @@ func (s *Service) allow(ctx context.Context, got []byte, kind byte, id uint64) e
 // each verified; a block that is missing or corrupt is reported in its
 // chunk, and the others are still sent.
 func (s *Service) FetchShuffle(req *api.FetchShuffleRequest, stream grpc.ServerStreamingServer[api.BlockChunk]) error {
-	if err := s.allow(stream.Context(), req.Grant, 's', req.Shuffle); err != nil {
+	if err := s.allow(stream.Context(), req.Grant, 's', req.Shuffle, req.Holder); err != nil {
 		return err
 	}
 	for _, m := range req.Maps {
@@ -76,7 +85,7 @@ func (s *Service) FetchShuffle(req *api.FetchShuffleRequest, stream grpc.ServerS
 
 // FetchResult streams an indirect result.
 func (s *Service) FetchResult(req *api.FetchResultRequest, stream grpc.ServerStreamingServer[api.BlockChunk]) error {
-	if err := s.allow(stream.Context(), req.Grant, 'r', req.Job); err != nil {
+	if err := s.allow(stream.Context(), req.Grant, 'r', req.Job, ""); err != nil {
 		return err
 	}
 	data, err := s.Store.Result(req.Job, req.Task)
@@ -369,7 +378,7 @@ func (f *Fetcher) fetchRemote(ctx context.Context, shuffle uint64, grant []byte,
 		}
 		return failed(locs[0].Map, err)
 	}
-	req := &api.FetchShuffleRequest{Shuffle: shuffle, Reduce: int32(reduce), Grant: grant}
+	req := &api.FetchShuffleRequest{Shuffle: shuffle, Reduce: int32(reduce), Grant: grant, Holder: f.LocalID}
 	for _, l := range locs {
 		req.Maps = append(req.Maps, int32(l.Map))
 	}

@@ -240,7 +240,7 @@ func (l *leadership) attach(c *conn, h *api.Hello, stream context.Context) error
 		return err
 	}
 	c.send(&api.DriverMessage{Msg: &api.DriverMessage_Welcome{Welcome: &api.Welcome{Term: l.term, HeartbeatIntervalMs: d.opts.HeartbeatInterval.Milliseconds(),
-		BlockKey: l.blockKey()}}})
+		GrantKey: l.blockSigner().Public()}}})
 	// Adopt what the executor runs and holds before the session counts:
 	// the grace period ends once every executor's session counts, and
 	// from then on partitions not held are launched.

@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/baton-sched/baton/api"
-	"github.com/baton-sched/baton/blockstore"
 	"github.com/baton-sched/baton/dag"
 	"github.com/baton-sched/baton/ops"
 	"github.com/baton-sched/baton/plan"
@@ -502,6 +501,11 @@ func (b *launchBuilder) build(t dag.TaskSpec, exec string) *api.TaskLaunch {
 		MaxResultSize:       job.MaxResultSize,
 	}
 	tl.Id.Ticket = ticket(l.ticketKey(), tl.Id, exec)
+	if l.blockSigner() != nil {
+		for _, in := range tl.Inputs {
+			tl.InputGrants = append(tl.InputGrants, l.shuffleGrant(in.Shuffle, exec))
+		}
+	}
 	if t.Map {
 		if sh, ok := b.s.Shuffle(t.Shuffle); ok {
 			tl.ShuffleKey = sh.Key
@@ -528,7 +532,7 @@ func (b *launchBuilder) stageInputs(st dag.StageInfo) []*api.ShuffleInput {
 			continue
 		}
 		sh, _ := b.s.Shuffle(sid)
-		in := &api.ShuffleInput{Shuffle: uint64(sid), Key: sh.Key, Maps: int32(sh.Maps), Grant: blockstore.ShuffleGrant(b.l.blockKey(), uint64(sid))}
+		in := &api.ShuffleInput{Shuffle: uint64(sid), Key: sh.Key, Maps: int32(sh.Maps)}
 		for _, o := range b.s.MapOutputs(sid) {
 			addr, ok := addrs[o.Executor]
 			if !ok {

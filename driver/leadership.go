@@ -25,8 +25,8 @@ type leadership struct {
 	wake   chan struct{}
 	// key signs launch tickets (see ticket.go); refreshed each round.
 	key atomic.Pointer[[]byte]
-	// bkey is the block key derived from it.
-	bkey atomic.Pointer[[]byte]
+	// signer makes block grants; derived from the same key.
+	signer atomic.Pointer[blockstore.Signer]
 	// owners binds executor ids to the principal that registered them.
 	owners map[string]string
 
@@ -58,6 +58,11 @@ type leadership struct {
 	// savingJobs are the saveAsTextFile jobs this leader launched result
 	// tasks of, by output directory, until they end (see abortSaved).
 	savingJobs map[dag.JobID]string
+	// grants keeps the shuffle grants made for each (shuffle, executor),
+	// by signer: a signature costs tens of microseconds, launches are
+	// many.
+	grants       map[grantFor][]byte
+	grantsSigner *blockstore.Signer
 	// denied holds the partitions (stage, partition) whose attempts were
 	// denied their output commit, for backoff (see noteDenials).
 	denied map[[2]uint64]denial
@@ -101,26 +106,47 @@ func (l *leadership) ticketKey() []byte {
 	return nil
 }
 
-// blockKey is the key of block grants (nil: none).
-func (l *leadership) blockKey() []byte {
-	if k := l.bkey.Load(); k != nil {
-		return *k
-	}
-	return nil
-}
+// blockSigner makes block grants (nil: none).
+func (l *leadership) blockSigner() *blockstore.Signer { return l.signer.Load() }
 
 // refreshKey reads the ticket key (outside any read of the state).
 func (l *leadership) refreshKey() {
 	if l.d.opts.TicketKey != nil {
 		k := l.d.opts.TicketKey()
-		if bytes.Equal(k, l.ticketKey()) && l.bkey.Load() != nil {
-			return // unchanged: keep the derived block key
+		if bytes.Equal(k, l.ticketKey()) && l.key.Load() != nil {
+			return // unchanged: keep the derived signer
 		}
 		l.key.Store(&k)
-		b := blockstore.Key(k)
-		l.bkey.Store(&b)
+		l.signer.Store(blockstore.NewSigner(k))
 	}
 }
+
+type grantFor struct {
+	shuffle uint64
+	exec    string
+}
+
+// shuffleGrant returns the grant for exec to read a shuffle's blocks.
+// l.mu held.
+func (l *leadership) shuffleGrant(shuffle uint64, exec string) []byte {
+	sg := l.blockSigner()
+	if sg == nil {
+		return nil
+	}
+	if l.grantsSigner != sg || len(l.grants) >= maxGrants {
+		l.grants, l.grantsSigner = map[grantFor][]byte{}, sg
+	}
+	k := grantFor{shuffle, exec}
+	g, ok := l.grants[k]
+	if !ok {
+		g = sg.ShuffleGrant(shuffle, exec)
+		l.grants[k] = g
+	}
+	return g
+}
+
+// maxGrants bounds the shuffle grants a leadership keeps.
+const maxGrants = 1 << 16
 
 func (l *leadership) kick() {
 	select {

@@ -97,9 +97,9 @@ type Executor struct {
 
 	mu          sync.Mutex
 	highestTerm uint64
-	// blockKey checks block fetches' grants: the latest welcome's (nil
-	// until the first welcome: no blocks served).
-	blockKey  atomic.Pointer[[]byte]
+	// grantKey checks block fetches' grants (a public key): the latest
+	// welcome's (nil until the first welcome: no blocks served).
+	grantKey  atomic.Pointer[[]byte]
 	running   map[uint64]*task       // by task id
 	pending   map[uint64]*update     // final updates not yet acknowledged
 	unsent    []uint64               // pending updates not sent in this session
@@ -237,8 +237,8 @@ func New(opts Options) (*Executor, error) {
 		commits: map[uint64]*commitAsk{},
 	}
 	e.highestTerm = loadTerm(opts.DataDir)
-	if k, ok := loadBlockKey(opts.DataDir); ok {
-		e.blockKey.Store(&k)
+	if k, ok := loadGrantKey(opts.DataDir); ok {
+		e.grantKey.Store(&k)
 	}
 	storeOpts := opts.Store
 	storeOpts.Logger = e.log
@@ -272,7 +272,7 @@ func New(opts Options) (*Executor, error) {
 	}
 	e.grpc = grpc.NewServer(serverOpts...)
 	api.RegisterBlocksServer(e.grpc, &blockService{Service: &blockstore.Service{Store: e.store, Key: func() ([]byte, bool) {
-		k := e.blockKey.Load()
+		k := e.grantKey.Load()
 		if k == nil {
 			return nil, false
 		}
@@ -478,30 +478,31 @@ func (e *Executor) raiseTerm(t uint64) {
 	}
 }
 
-// blockKeyPath keeps the block key of the latest welcome, so that an
+// grantKeyPath keeps the grant key of the latest welcome, so that an
 // executor restarted with its blocks serves them at once (as it did before
 // its restart) rather than refusing every fetch until a leader welcomes
 // it again.
-func blockKeyPath(dir string) string { return filepath.Join(dir, "block.key") }
+func grantKeyPath(dir string) string { return filepath.Join(dir, "grant.pub") }
 
-// loadBlockKey returns the kept block key, if any.
-func loadBlockKey(dir string) ([]byte, bool) {
-	b, err := os.ReadFile(blockKeyPath(dir))
+// loadGrantKey returns the kept grant key, if any.
+func loadGrantKey(dir string) ([]byte, bool) {
+	b, err := os.ReadFile(grantKeyPath(dir))
 	if err != nil {
 		return nil, false
 	}
 	return b, true
 }
 
-// setBlockKey adopts a welcome's block key and keeps it (owner-only).
-func (e *Executor) setBlockKey(k []byte) {
+// setGrantKey adopts a welcome's grant key and keeps it (owner-only: it
+// is public, but which key an executor trusts is not for others to set).
+func (e *Executor) setGrantKey(k []byte) {
 	key := append([]byte{}, k...)
-	e.blockKey.Store(&key)
-	if old, ok := loadBlockKey(e.opts.DataDir); ok && bytes.Equal(old, key) {
+	e.grantKey.Store(&key)
+	if old, ok := loadGrantKey(e.opts.DataDir); ok && bytes.Equal(old, key) {
 		return
 	}
-	tmp := blockKeyPath(e.opts.DataDir) + ".tmp"
+	tmp := grantKeyPath(e.opts.DataDir) + ".tmp"
 	if err := os.WriteFile(tmp, key, 0o600); err == nil {
-		os.Rename(tmp, blockKeyPath(e.opts.DataDir))
+		os.Rename(tmp, grantKeyPath(e.opts.DataDir))
 	}
 }

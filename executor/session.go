@@ -91,7 +91,7 @@ func (e *Executor) session(ctx context.Context, addr string, session uint64) (st
 			return "", fmt.Errorf("welcomed by a leader of term %d, but term %d has been seen: a deposed leader", m.Welcome.Term, e.highestTerm)
 		}
 		e.raiseTerm(m.Welcome.Term)
-		e.setBlockKey(m.Welcome.BlockKey)
+		e.setGrantKey(m.Welcome.GrantKey)
 		// Everything not acknowledged is sent again in this session.
 		e.sessionID = session
 		// Graphs are cached per session: the leader sends each graph

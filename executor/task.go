@@ -64,8 +64,11 @@ func (e *Executor) execute(ctx context.Context, l *api.TaskLaunch, g *plan.Graph
 			e.opts.Exit(3)
 		}
 	}
-	for _, in := range l.Inputs {
-		si := ops.ShuffleInput{ID: in.Shuffle, Key: in.Key, Maps: int(in.Maps), Grant: in.Grant}
+	for i, in := range l.Inputs {
+		si := ops.ShuffleInput{ID: in.Shuffle, Key: in.Key, Maps: int(in.Maps)}
+		if i < len(l.InputGrants) {
+			si.Grant = l.InputGrants[i]
+		}
 		for _, loc := range in.Locations {
 			si.Locations = append(si.Locations, ops.MapLocation{Map: int(loc.Map), Executor: loc.Executor, Addr: loc.Addr})
 		}

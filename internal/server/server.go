@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -251,8 +252,19 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.prop = raftnet.NewProposer(s.node, raftnet.ProposerOptions{MaxBatch: cfg.ProposalBatch})
 	s.fwd = newForwarder(s.dialCreds(tlsconf.RoleServer))
+	var grants struct {
+		sync.Mutex
+		secret []byte
+		signer *blockstore.Signer
+	}
 	s.blocks = &blockstore.Conns{Creds: s.dialCreds(tlsconf.RoleExecutor), ResultGrant: func(job uint64) []byte {
-		return blockstore.ResultGrant(blockstore.Key(s.fsm.ServerSecret()), job)
+		secret := s.fsm.ServerSecret()
+		grants.Lock()
+		defer grants.Unlock()
+		if !bytes.Equal(secret, grants.secret) || grants.signer == nil {
+			grants.secret, grants.signer = secret, blockstore.NewSigner(secret)
+		}
+		return grants.signer.ResultGrant(job)
 	}}
 	dopts := cfg.Driver
 	dopts.Logger = s.log
