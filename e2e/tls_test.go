@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"io"
 	"net"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -34,7 +35,7 @@ import (
 func TestSecureClusterRefusesStrangers(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	c, err := localcluster.Start(ctx, localcluster.Options{Bin: binDir, Dir: t.TempDir(), Secure: true})
+	c, err := localcluster.Start(ctx, localcluster.Options{Bin: binDir, Dir: t.TempDir(), Secure: true, ExecFlags: []string{"-pprof"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -147,6 +148,31 @@ func TestSecureClusterRefusesStrangers(t *testing.T) {
 	}
 	if err := fetch(load(tlsconf.RoleExecutor, "e2")); status.Code(err) != codes.PermissionDenied || !strings.Contains(err.Error(), "grant") {
 		t.Fatalf("a block fetch without a grant: %v", err)
+	}
+	// An executor's HTTP side: nothing without a certificate of the CA;
+	// pprof not to another executor's.
+	get := func(cfg *tls.Config, path string) (int, error) {
+		hc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: cfg}}
+		defer hc.CloseIdleConnections()
+		resp, err := hc.Get("https://" + c.Execs[0].HTTPAddr + path)
+		if err != nil {
+			return 0, err
+		}
+		resp.Body.Close()
+		return resp.StatusCode, nil
+	}
+	anon := &tls.Config{RootCAs: operator.Pool(), ServerName: tlsconf.RoleName(tlsconf.RoleExecutor)}
+	if code, err := get(anon, "/metrics"); err == nil {
+		t.Fatalf("an executor's metrics without a certificate: %d", code)
+	}
+	if code, err := get(operator.Client(tlsconf.RoleExecutor), "/metrics"); err != nil || code != http.StatusOK {
+		t.Fatalf("an executor's metrics with a client's certificate: %d %v", code, err)
+	}
+	if code, err := get(load(tlsconf.RoleExecutor, "e2").Client(tlsconf.RoleExecutor), "/debug/pprof/cmdline"); err != nil || code != http.StatusForbidden {
+		t.Fatalf("an executor's pprof with another executor's certificate: %d %v", code, err)
+	}
+	if code, err := get(operator.Client(tlsconf.RoleExecutor), "/debug/pprof/cmdline"); err != nil || code != http.StatusOK {
+		t.Fatalf("an executor's pprof with a client's certificate: %d %v", code, err)
 	}
 	// A plaintext block fetch does not get a TLS handshake.
 	pc, _ := grpc.NewClient(c.Execs[0].Addr, grpc.WithTransportCredentials(insecure.NewCredentials()))

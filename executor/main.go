@@ -71,11 +71,11 @@ func runMain(args []string, reg *ops.Registry, stderr io.Writer) int {
 		mux := http.NewServeMux()
 		mux.Handle("GET /metrics", promhttp.HandlerFor(metrics, promhttp.HandlerOpts{}))
 		if web.pprof {
-			mux.HandleFunc("/debug/pprof/", pprof.Index)
-			mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
-			mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-			mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
-			mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+			mux.Handle("/debug/pprof/", operatorsOnly(http.HandlerFunc(pprof.Index)))
+			mux.Handle("/debug/pprof/cmdline", operatorsOnly(http.HandlerFunc(pprof.Cmdline)))
+			mux.Handle("/debug/pprof/profile", operatorsOnly(http.HandlerFunc(pprof.Profile)))
+			mux.Handle("/debug/pprof/symbol", operatorsOnly(http.HandlerFunc(pprof.Symbol)))
+			mux.Handle("/debug/pprof/trace", operatorsOnly(http.HandlerFunc(pprof.Trace)))
 		}
 		srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 		go srv.Serve(web.ln)
@@ -90,6 +90,23 @@ func runMain(args []string, reg *ops.Registry, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// operatorsOnly serves pprof (a process's memory and command line) over
+// TLS only to a client's or a member's certificate: not to another
+// executor, whose job code may be anyone's. Without TLS the address is
+// loopback (or -insecure was given) and pprof was asked for with -pprof.
+func operatorsOnly(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.TLS != nil {
+			p, err := tlsconf.PeerOf(*r.TLS)
+			if err != nil || (p.Role != tlsconf.RoleClient && p.Role != tlsconf.RoleServer) {
+				http.Error(w, "execd: /debug/pprof needs a client's or a member's certificate", http.StatusForbidden)
+				return
+			}
+		}
+		h.ServeHTTP(w, r)
+	})
 }
 
 // web is execd's HTTP side: /metrics, and pprof when asked.
@@ -222,10 +239,11 @@ func parseFlags(name string, args []string, stderr io.Writer) (Options, web, err
 		if err != nil {
 			errs = append(errs, fmt.Errorf("-http-addr: %w", err))
 		} else if o.TLS != nil {
-			// Metrics over HTTPS, as the block service: Prometheus
-			// scrapes with the CA (a client certificate is asked of no
-			// one).
-			ln = tls.NewListener(ln, o.TLS.Server(false))
+			// Metrics over mutual TLS, as the block service: a
+			// scraper presents a certificate of the cluster's CA
+			// (Prometheus: tls_config's cert_file and key_file), so
+			// nobody else reads what runs here.
+			ln = tls.NewListener(ln, o.TLS.Server(true))
 		}
 		w.ln = ln
 	}
