@@ -2,11 +2,14 @@ package e2e
 
 import (
 	"context"
+	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -414,4 +417,129 @@ func openSession(ctx context.Context, addr, token string, hello *api.Hello) (grp
 		return nil, err
 	}
 	return st, st.Send(&api.ExecutorMessage{Msg: &api.ExecutorMessage_Hello{Hello: hello}})
+}
+
+// TestAMemberCutOffDuringTheBootstrapServesNoOne: a member that hears
+// nothing from the leader while the ACLs are bootstrapped holds a replica
+// without the bootstrap. It must not serve calls without a token as if
+// ACLs were off (it did: its replica said so); it answers Unavailable
+// until it has caught up with the leader, then wants a token.
+func TestAMemberCutOffDuringTheBootstrapServesNoOne(t *testing.T) {
+	// Node c's Raft traffic comes in through a proxy the test can cut: a
+	// partition of what reaches c (what c sends still goes out).
+	var px *cutProxy
+	c := newClusterWith(t, 3, func(c *cluster) {
+		plainCluster(c)
+		px = newCutProxy(t, c.nodes["c"].raft)
+		for i, f := range c.flags {
+			if f == "-bootstrap" {
+				c.flags[i+1] = strings.Replace(c.flags[i+1], "c="+c.nodes["c"].raft, "c="+px.addr, 1)
+			}
+		}
+		if c.nodeFlags == nil {
+			c.nodeFlags = map[string][]string{}
+		}
+		c.nodeFlags["c"] = []string{"-raft-advertise", px.addr}
+	})
+	waitFor(t, "a leader other than c, and c following it", func() bool {
+		lead, _ := c.waitLeader("")
+		if lead == "c" {
+			c.client("c").TransferLeadership(context.Background(), "")
+			return false
+		}
+		st, err := c.nodeStatus("c")
+		return err == nil && st.State == "Follower" && st.LeaderId == lead
+	})
+	px.cut(true)
+	boot, err := c.client("a", "b").ACLBootstrap(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// c's own view (not linearizable: served from its replica), over
+	// gRPC and HTTP.
+	anon, err := client.Dial([]string{c.nodes["c"].apiAddr}, client.Options{RetryFor: time.Millisecond, CallTimeout: 20 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer anon.Close()
+	if _, err := anon.Jobs(context.Background(), false); status.Code(err) != codes.Unavailable || !strings.Contains(err.Error(), "cannot check tokens") {
+		t.Fatalf("jobs without a token on a member cut off during the bootstrap: %v", err)
+	}
+	httpJobs := func() int {
+		resp, err := http.Get("http://" + c.nodes["c"].httpA + "/v1/jobs")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if code := httpJobs(); code != http.StatusServiceUnavailable {
+		t.Fatalf("GET /v1/jobs without a token on a member cut off during the bootstrap: %d", code)
+	}
+
+	px.cut(false)
+	waitFor(t, "c to want a token", func() bool {
+		_, err := anon.Jobs(context.Background(), false)
+		return status.Code(err) == codes.Unauthenticated && httpJobs() == http.StatusUnauthorized
+	})
+	if _, errOut, code := batonctl(t, "-addr", c.nodes["c"].apiAddr, "-token", boot.Secret, "jobs"); code != 0 {
+		t.Fatalf("jobs with the management token on c: %s", errOut)
+	}
+}
+
+// cutProxy forwards TCP connections to a target until cut: then it drops
+// the connections it carries and every new one.
+type cutProxy struct {
+	addr   string
+	target string
+	mu     sync.Mutex
+	down   bool
+	conns  []net.Conn
+}
+
+func newCutProxy(t *testing.T, target string) *cutProxy {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &cutProxy{addr: ln.Addr().String(), target: target}
+	t.Cleanup(func() { ln.Close(); p.cut(true) })
+	go func() {
+		for {
+			in, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			p.mu.Lock()
+			down := p.down
+			p.mu.Unlock()
+			if down {
+				in.Close()
+				continue
+			}
+			out, err := net.Dial("tcp", target)
+			if err != nil {
+				in.Close()
+				continue
+			}
+			p.mu.Lock()
+			p.conns = append(p.conns, in, out)
+			p.mu.Unlock()
+			go func() { io.Copy(out, in); out.Close() }()
+			go func() { io.Copy(in, out); in.Close() }()
+		}
+	}()
+	return p
+}
+
+func (p *cutProxy) cut(down bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.down = down
+	if down {
+		for _, c := range p.conns {
+			c.Close()
+		}
+		p.conns = nil
+	}
 }

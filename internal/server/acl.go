@@ -153,12 +153,26 @@ func (s *Server) authorize(ctx context.Context, method, secret string) (context.
 	if !listed {
 		need = fsm.PolicyManagement
 	}
-	if !on {
+	if !on && need != "" {
 		// Fail closed while this replica replays the log it had when the
 		// node started: a bootstrap in that log is not applied yet.
-		if applied, _ := s.fsm.Applied(); applied < s.openIndex && need != "" {
+		if applied, _ := s.fsm.Applied(); applied < s.openIndex {
 			return nil, status.Errorf(codes.Unavailable, "node %s is replaying its log (index %d of %d) and cannot check tokens yet; retry", s.cfg.ID, applied, s.openIndex)
 		}
+		// A follower's replica may lag the bootstrap (it was cut off, or
+		// is slow): it serves without a token only once it holds all the
+		// leader's state holds, and that still has ACLs off. A leader's
+		// replica holds every entry it applied; a bootstrap committed but
+		// not applied yet is concurrent with this call.
+		if !s.node.IsLeader() {
+			if err := s.catchUp(ctx); err != nil {
+				return nil, status.Errorf(codes.Unavailable, "node %s cannot check tokens: it cannot tell whether its replica lags the ACL bootstrap (%s); retry", s.cfg.ID, status.Convert(err).Message())
+			}
+			id, on, ok = s.identify(secret)
+			ctx = context.WithValue(ctx, identityKey, id)
+		}
+	}
+	if !on {
 		return ctx, nil
 	}
 	if need == "" {
@@ -246,8 +260,11 @@ func (s *Server) httpAuth(next http.Handler) http.Handler {
 		if err != nil {
 			st, _ := status.FromError(err)
 			code := http.StatusUnauthorized
-			if st.Code() == codes.PermissionDenied {
+			switch st.Code() {
+			case codes.PermissionDenied:
 				code = http.StatusForbidden
+			case codes.Unavailable:
+				code = http.StatusServiceUnavailable
 			}
 			writeJSONError(w, code, st.Message())
 			return
