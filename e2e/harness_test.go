@@ -22,6 +22,7 @@ import (
 	"github.com/baton-sched/baton/client"
 	"github.com/baton-sched/baton/internal/localcluster"
 	"github.com/baton-sched/baton/tlsconf"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
@@ -207,6 +208,7 @@ func newClusterWith(t *testing.T, n int, setup func(c *cluster), flags ...string
 		setup(c)
 	}
 	if c.secure {
+		c.flags = append(c.flags, "-acl")
 		c.nodeFlags = map[string][]string{}
 		for _, id := range c.order {
 			c.nodeFlags[id] = append(certFlags(t, tlsconf.RoleServer, id), c.nodeFlags[id]...)
@@ -370,20 +372,22 @@ func (c *cluster) dialOne(addr string, callTimeout time.Duration) (*client.Clien
 	return client.Dial([]string{addr}, opts)
 }
 
-// nodeStatus asks one node for its own Raft status.
+// nodeStatus asks one node for its own Raft status (a call that needs no
+// token: a secure cluster runs with -acl, and answers nothing else before
+// its bootstrap).
 func (c *cluster) nodeStatus(id string) (*api.NodeStatus, error) {
-	opts := c.copts
-	opts.RetryFor, opts.CallTimeout = time.Millisecond, 300*time.Millisecond
-	cl, err := client.Dial([]string{c.nodes[id].apiAddr}, opts)
+	creds := insecure.NewCredentials()
+	if c.copts.TLS != nil {
+		creds = credentials.NewTLS(c.copts.TLS)
+	}
+	cc, err := grpc.NewClient(c.nodes[id].apiAddr, grpc.WithTransportCredentials(creds))
 	if err != nil {
 		return nil, err
 	}
-	defer cl.Close()
-	st, err := cl.Status(context.Background())
-	if err != nil {
-		return nil, err
-	}
-	return st.Node, nil
+	defer cc.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	return api.NewOperatorClient(cc).GetNodeStatus(ctx, &api.NodeStatusRequest{})
 }
 
 // waitLeader polls the live nodes until one of them (other than not)

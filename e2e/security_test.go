@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -421,10 +422,20 @@ func openSession(ctx context.Context, addr, token string, hello *api.Hello) (grp
 
 // TestAMemberCutOffDuringTheBootstrapServesNoOne: a member that hears
 // nothing from the leader while the ACLs are bootstrapped holds a replica
-// without the bootstrap. It must not serve calls without a token as if
-// ACLs were off (it did: its replica said so); it answers Unavailable
-// until it has caught up with the leader, then wants a token.
+// without the bootstrap. With -acl it serves no one until it holds the
+// bootstrap, then wants a token; without -acl it answers from its replica
+// as if ACLs were off (as documented).
 func TestAMemberCutOffDuringTheBootstrapServesNoOne(t *testing.T) {
+	for _, acl := range []bool{true, false} {
+		t.Run(fmt.Sprintf("acl=%v", acl), func(t *testing.T) { cutOffDuringTheBootstrap(t, acl) })
+	}
+}
+
+func cutOffDuringTheBootstrap(t *testing.T, acl bool) {
+	var flags []string
+	if acl {
+		flags = []string{"-acl"}
+	}
 	// Node c's Raft traffic comes in through a proxy the test can cut: a
 	// partition of what reaches c (what c sends still goes out).
 	var px *cutProxy
@@ -440,15 +451,41 @@ func TestAMemberCutOffDuringTheBootstrapServesNoOne(t *testing.T) {
 			c.nodeFlags = map[string][]string{}
 		}
 		c.nodeFlags["c"] = []string{"-raft-advertise", px.addr}
-	})
-	waitFor(t, "a leader other than c, and c following it", func() bool {
-		lead, _ := c.waitLeader("")
-		if lead == "c" {
-			c.client("c").TransferLeadership(context.Background(), "")
-			return false
+	}, flags...)
+	ops := map[string]api.OperatorClient{}
+	for _, id := range c.order {
+		cc, err := grpc.NewClient(c.nodes[id].apiAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		if err != nil {
+			t.Fatal(err)
 		}
-		st, err := c.nodeStatus("c")
-		return err == nil && st.State == "Follower" && st.LeaderId == lead
+		defer cc.Close()
+		ops[id] = api.NewOperatorClient(cc)
+	}
+	// Open to anyone, with -acl too: a node's own Raft status.
+	nodeStatus := func(id string) *api.NodeStatus {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		st, _ := ops[id].GetNodeStatus(ctx, &api.NodeStatusRequest{})
+		return st
+	}
+	waitFor(t, "a leader other than c, and c following it", func() bool {
+		for _, id := range []string{"a", "b", "c"} {
+			st := nodeStatus(id)
+			if st == nil || st.State != "Leader" {
+				continue
+			}
+			if id == "c" {
+				// With -acl nobody may transfer leadership before the
+				// bootstrap: restart c, and a or b takes over.
+				c.kill("c")
+				<-c.nodes["c"].done
+				c.start("c")
+				return false
+			}
+			f := nodeStatus("c")
+			return f != nil && f.State == "Follower" && f.LeaderId == id
+		}
+		return false
 	})
 	px.cut(true)
 	boot, err := c.client("a", "b").ACLBootstrap(context.Background())
@@ -462,9 +499,6 @@ func TestAMemberCutOffDuringTheBootstrapServesNoOne(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer anon.Close()
-	if _, err := anon.Jobs(context.Background(), false); status.Code(err) != codes.Unavailable || !strings.Contains(err.Error(), "cannot check tokens") {
-		t.Fatalf("jobs without a token on a member cut off during the bootstrap: %v", err)
-	}
 	httpJobs := func() int {
 		resp, err := http.Get("http://" + c.nodes["c"].httpA + "/v1/jobs")
 		if err != nil {
@@ -473,8 +507,18 @@ func TestAMemberCutOffDuringTheBootstrapServesNoOne(t *testing.T) {
 		resp.Body.Close()
 		return resp.StatusCode
 	}
-	if code := httpJobs(); code != http.StatusServiceUnavailable {
-		t.Fatalf("GET /v1/jobs without a token on a member cut off during the bootstrap: %d", code)
+	_, err = anon.Jobs(context.Background(), false)
+	if !acl {
+		if err != nil || httpJobs() != http.StatusOK {
+			t.Fatalf("without -acl, a member cut off during the bootstrap answers from its replica: %v", err)
+		}
+	} else {
+		if status.Code(err) != codes.Unavailable || !strings.Contains(err.Error(), "cannot check tokens") {
+			t.Fatalf("jobs without a token on a member cut off during the bootstrap: %v", err)
+		}
+		if code := httpJobs(); code != http.StatusServiceUnavailable {
+			t.Fatalf("GET /v1/jobs without a token on a member cut off during the bootstrap: %d", code)
+		}
 	}
 
 	px.cut(false)
@@ -542,4 +586,94 @@ func (p *cutProxy) cut(down bool) {
 		}
 		p.conns = nil
 	}
+}
+
+// TestACLChangesEndOpenStreams: a stream is checked when it opens, and
+// again whenever the ACL system changes. An executor that joined before
+// the bootstrap, or with a token since deleted, loses its session and is
+// refused when it comes back (it kept receiving tasks); a job watch under
+// a deleted token ends.
+func TestACLChangesEndOpenStreams(t *testing.T) {
+	c := newClusterWith(t, 3, plainCluster)
+	c.waitLeader("")
+	c.startExec("e0")
+	cl := c.client()
+	waitFor(t, "e0 registered", func() bool { return liveExecutors(cl) == 1 })
+
+	out, errOut, code := batonctl(t, "-addr", c.nodes["a"].apiAddr, "acl", "bootstrap")
+	if code != 0 {
+		t.Fatalf("acl bootstrap: exit %d: %s", code, errOut)
+	}
+	m := secretRE.FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("acl bootstrap printed no secret: %s", out)
+	}
+	c.copts.Token = m[1]
+	e0log := filepath.Join(c.root, "exec-e0.log")
+	if !waitLog(t, e0log, "ACLs were bootstrapped and this stream carries no token") || !waitLog(t, e0log, "needs a token") {
+		data, _ := os.ReadFile(e0log)
+		t.Fatalf("e0, joined before the bootstrap, kept its session: %s", data)
+	}
+
+	exe := newToken(t, c, "executor")
+	c.startExec("e1", "-token", exe)
+	cl = c.client()
+	waitFor(t, "e1 registered", func() bool {
+		ex, _ := cl.Executors(context.Background())
+		for _, e := range ex {
+			if e.Id == "e1" && e.Alive {
+				return true
+			}
+		}
+		return false
+	})
+	read := newToken(t, c, "read")
+	// A job nothing can finish once e1 is gone: its watch stays open.
+	job, err := cl.Submit(context.Background(), sleepJob(t, "slow", 4, 600000, ""), client.SubmitOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cc, err := grpc.NewClient(c.nodes["b"].apiAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cc.Close()
+	wctx, wcancel := context.WithTimeout(metadata.AppendToOutgoingContext(context.Background(), "authorization", "Bearer "+read), 2*time.Minute)
+	defer wcancel()
+	watch, err := api.NewSchedulerClient(cc).WatchJob(wctx, &api.WatchJobRequest{JobId: job})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := watch.Recv(); err != nil {
+		t.Fatalf("the watch with a read token: %v", err)
+	}
+
+	toks, err := cl.Tokens(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tk := range toks {
+		if tk.Policy == "executor" || tk.Policy == "read" {
+			if err := cl.DeleteToken(context.Background(), tk.Accessor); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	e1log := filepath.Join(c.root, "exec-e1.log")
+	if !waitLog(t, e1log, "the token of this stream was deleted") || !waitLog(t, e1log, "not valid") {
+		data, _ := os.ReadFile(e1log)
+		t.Fatalf("e1 kept its session after its token was deleted: %s", data)
+	}
+	for {
+		_, err := watch.Recv()
+		if err == nil {
+			continue
+		}
+		if status.Code(err) != codes.Unauthenticated || !strings.Contains(err.Error(), "deleted") {
+			t.Fatalf("the watch under a deleted token ended with %v", err)
+		}
+		break
+	}
+	waitFor(t, "e1 no longer serving", func() bool { return liveExecutors(cl) == 0 })
+	cl.Cancel(context.Background(), job, "test over")
 }

@@ -23,10 +23,11 @@ import (
 // entries, never in the middle of one. Watchers learn of changes through
 // Changed.
 type FSM struct {
-	log       *slog.Logger
-	onApply   func(cmds []dag.Command, results []dag.Result, took time.Duration)
-	onRestore func()
-	onCorrupt func(error)
+	log         *slog.Logger
+	onApply     func(cmds []dag.Command, results []dag.Result, took time.Duration)
+	onRestore   func()
+	onACLChange func()
+	onCorrupt   func(error)
 
 	mu      sync.RWMutex
 	state   *dag.State
@@ -56,6 +57,10 @@ type Options struct {
 	// OnRestore, if set, is called after the state is replaced by a
 	// snapshot (at start, from a leader, or from a backup).
 	OnRestore func()
+	// OnACLChange, if set, is called after an ACL command is applied
+	// (bootstrap, token set or deleted), under the FSM's lock: it must not
+	// block or read the FSM.
+	OnACLChange func()
 	// OnCorrupt, if set, is called with the error when a log entry cannot
 	// be applied (it does not decode, or its checksum does not match): the
 	// node must stop rather than diverge from its peers, and OnCorrupt
@@ -70,7 +75,7 @@ func New(opts Options) *FSM {
 	if lg == nil {
 		lg = slog.New(slog.DiscardHandler)
 	}
-	return &FSM{log: lg, onApply: opts.OnApply, onRestore: opts.OnRestore, onCorrupt: opts.OnCorrupt, state: dag.New(opts.Config), members: map[string]Member{}, acl: newACL(), changed: make(chan struct{})}
+	return &FSM{log: lg, onApply: opts.OnApply, onRestore: opts.OnRestore, onACLChange: opts.OnACLChange, onCorrupt: opts.OnCorrupt, state: dag.New(opts.Config), members: map[string]Member{}, acl: newACL(), changed: make(chan struct{})}
 }
 
 // Response is what Apply returns for a log entry: one result per command,
@@ -137,6 +142,9 @@ func (f *FSM) applyLocked(l *raft.Log) any {
 			f.members[m.ID] = *m
 		case d.ACL[i] != nil:
 			r.Results[i] = dag.Result{Err: f.acl.apply(d.ACL[i])}
+			if f.onACLChange != nil {
+				f.onACLChange()
+			}
 		case d.Leaders[i] != nil:
 			f.leaders = append(f.leaders, *d.Leaders[i])
 			if len(f.leaders) > MaxLeaders {

@@ -151,6 +151,7 @@ func parseFlags(args []string, stderr io.Writer) (server.Config, *slog.Logger, b
 		return nil
 	})
 	fs.StringVar(&cfg.Token, "token", os.Getenv("BATON_TOKEN"), "the ACL token (operator or management) a new node presents when it -join's a quorum whose ACLs are on (default $BATON_TOKEN)")
+	fs.BoolVar(&cfg.ACL, "acl", false, "the cluster runs with ACLs: until this member holds the ACL bootstrap, refuse every call but the bootstrap and its own status (give it to every member)")
 	fs.BoolVar(&cfg.Insecure, "insecure", false, "allow listening on non-loopback addresses without TLS (anyone who reaches them controls the cluster)")
 	fs.BoolVar(&cfg.Pprof, "pprof", false, "serve net/http/pprof under /debug/pprof/ on -http-addr")
 	dev := fs.Bool("dev", false, "development mode: a single-node quorum and an embedded executor in a temporary directory (no other flag needed)")

@@ -174,7 +174,7 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 	}
 	for _, p := range c.Scheds {
 		p.args = append([]string{"-id", p.Name, "-data-dir", p.Dir, "-raft-addr", p.RaftAddr, "-api-addr", p.APIAddr,
-			"-http-addr", p.HTTPAddr, "-bootstrap", strings.Join(peers, ",")}, append(append(rootFlags, c.tlsFlags(tlsconf.RoleServer, p.Name)...), opts.SchedFlags...)...)
+			"-http-addr", p.HTTPAddr, "-bootstrap", strings.Join(peers, ",")}, append(append(append(rootFlags, c.aclFlags()...), c.tlsFlags(tlsconf.RoleServer, p.Name)...), opts.SchedFlags...)...)
 		if err := c.Restart(p); err != nil {
 			c.Close()
 			return nil, err
@@ -243,6 +243,14 @@ func (c *Cluster) tlsFlags(role, name string) []string {
 		return nil
 	}
 	return []string{"-ca-file", f.CA, "-cert-file", f.Cert, "-key-file", f.Key}
+}
+
+// aclFlags are the members' ACL flags: a secure cluster runs with -acl.
+func (c *Cluster) aclFlags() []string {
+	if len(c.pki) == 0 {
+		return nil
+	}
+	return []string{"-acl"}
 }
 
 // bootstrapACL turns the ACLs on and makes the executors' token.

@@ -159,17 +159,15 @@ func (s *Server) authorize(ctx context.Context, method, secret string) (context.
 		if applied, _ := s.fsm.Applied(); applied < s.openIndex {
 			return nil, status.Errorf(codes.Unavailable, "node %s is replaying its log (index %d of %d) and cannot check tokens yet; retry", s.cfg.ID, applied, s.openIndex)
 		}
-		// A follower's replica may lag the bootstrap (it was cut off, or
-		// is slow): it serves without a token only once it holds all the
-		// leader's state holds, and that still has ACLs off. A leader's
-		// replica holds every entry it applied; a bootstrap committed but
-		// not applied yet is concurrent with this call.
-		if !s.node.IsLeader() {
-			if err := s.catchUp(ctx); err != nil {
-				return nil, status.Errorf(codes.Unavailable, "node %s cannot check tokens: it cannot tell whether its replica lags the ACL bootstrap (%s); retry", s.cfg.ID, status.Convert(err).Message())
+		// With -acl, a replica without the bootstrap serves no one (it
+		// may lag a bootstrap the quorum holds) but the members' own
+		// calls, which the cluster needs to form (there is no members'
+		// secret yet to make them with).
+		if s.cfg.ACL && need != policyServer {
+			if s.node.IsLeader() {
+				return nil, status.Errorf(codes.FailedPrecondition, "acl: this cluster runs with -acl and its ACLs are not bootstrapped yet: run batonctl acl bootstrap")
 			}
-			id, on, ok = s.identify(secret)
-			ctx = context.WithValue(ctx, identityKey, id)
+			return nil, status.Errorf(codes.Unavailable, "node %s cannot check tokens: it runs with -acl and its replica does not hold the ACL bootstrap yet (not bootstrapped, or this member has not caught up); retry", s.cfg.ID)
 		}
 	}
 	if !on {
@@ -178,7 +176,7 @@ func (s *Server) authorize(ctx context.Context, method, secret string) (context.
 	if need == "" {
 		return ctx, nil
 	}
-	short := method[strings.LastIndex(method, "/")+1:]
+	short := shortMethod(method)
 	if !ok {
 		if secret == "" {
 			return nil, status.Errorf(codes.Unauthenticated, "acl: %s needs a token (-token or BATON_TOKEN)", short)
@@ -190,6 +188,9 @@ func (s *Server) authorize(ctx context.Context, method, secret string) (context.
 	}
 	return ctx, nil
 }
+
+// shortMethod is a gRPC method's name without its service.
+func shortMethod(method string) string { return method[strings.LastIndex(method, "/")+1:] }
 
 func secretOf(ctx context.Context) string {
 	md, _ := metadata.FromIncomingContext(ctx)
@@ -210,11 +211,12 @@ func (s *Server) authUnary(ctx context.Context, req any, info *grpc.UnaryServerI
 }
 
 func (s *Server) authStream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
-	ctx, err := s.authorize(ss.Context(), info.FullMethod, secretOf(ss.Context()))
+	secret := secretOf(ss.Context())
+	ctx, err := s.authorize(ss.Context(), info.FullMethod, secret)
 	if err != nil {
 		return err
 	}
-	return handler(srv, &ctxStream{ServerStream: ss, ctx: ctx})
+	return s.serveTracked(srv, ss, ctx, info.FullMethod, secret, handler)
 }
 
 type ctxStream struct {
@@ -263,7 +265,7 @@ func (s *Server) httpAuth(next http.Handler) http.Handler {
 			switch st.Code() {
 			case codes.PermissionDenied:
 				code = http.StatusForbidden
-			case codes.Unavailable:
+			case codes.Unavailable, codes.FailedPrecondition:
 				code = http.StatusServiceUnavailable
 			}
 			writeJSONError(w, code, st.Message())

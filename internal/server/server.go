@@ -97,6 +97,14 @@ type Config struct {
 	VerifyIncoming bool
 	// Insecure allows listening on non-loopback addresses without TLS.
 	Insecure bool
+	// ACL says the cluster runs with ACLs (schedd -acl, as Nomad's
+	// acl.enabled): until this member's replica holds the bootstrap it
+	// serves only the calls that need no token (its own status and the
+	// bootstrap), so a member cut off while the ACLs were bootstrapped
+	// never serves anyone as if they were off. Without it ACLs turn on at
+	// the bootstrap, and such a member answers without a token until it
+	// catches up.
+	ACL bool
 	// Token is the ACL token (operator or management) a node without
 	// state presents when it asks to Join a quorum whose ACLs are on.
 	Token string
@@ -173,9 +181,13 @@ type Server struct {
 	// are on.
 	openIndex uint64
 
-	stop     chan struct{}
-	stopOnce sync.Once
-	wg       sync.WaitGroup
+	stop chan struct{}
+	// streams are the open streams an ACL change may end; aclChange
+	// signals a change (see revoke.go).
+	streams   openStreams
+	aclChange chan struct{}
+	stopOnce  sync.Once
+	wg        sync.WaitGroup
 
 	hist    *history
 	metrics *metrics
@@ -203,7 +215,7 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Resolver == nil {
 		cfg.Resolver = ops.FileResolver{Confine: cfg.Confine}
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger.With("node", cfg.ID), stop: make(chan struct{})}
+	s := &Server{cfg: cfg, log: cfg.Logger.With("node", cfg.ID), stop: make(chan struct{}), aclChange: make(chan struct{}, 1)}
 	if cfg.TLS != nil && (cfg.TLS.Role != tlsconf.RoleServer || cfg.TLS.Name != cfg.ID) {
 		return nil, fmt.Errorf("server: node %s needs a server certificate named %s (batonctl tls cert create -server -name %s), got a %s certificate named %s",
 			cfg.ID, cfg.ID, cfg.ID, cfg.TLS.Role, cfg.TLS.Name)
@@ -227,7 +239,7 @@ func New(cfg Config) (*Server, error) {
 		s.hist.applied(cmds, results)
 		s.metrics.observeApply(took)
 		s.logEvents(results)
-	}, OnRestore: s.hist.reset, OnCorrupt: func(err error) {
+	}, OnRestore: func() { s.hist.reset(); s.aclChanged() }, OnACLChange: s.aclChanged, OnCorrupt: func(err error) {
 		s.log.Error("stopping: a log entry cannot be applied", "err", err)
 		if cfg.Fatal != nil {
 			cfg.Fatal(err)
@@ -308,9 +320,10 @@ func New(cfg Config) (*Server, error) {
 			}
 		}()
 	}
-	s.wg.Add(2)
+	s.wg.Add(3)
 	go s.leaderLoop()
 	go s.membershipLoop()
+	go s.recheckLoop()
 	s.log.Info("scheduler node started", "raft", s.node.Addr(), "api", s.APIAddr(), "http", s.HTTPAddr())
 	return s, nil
 }
