@@ -334,11 +334,24 @@ func (l *leadership) mayReport(key []byte, c *conn, id *api.TaskID) bool {
 	return l.launchedTo(c, id) || validTicket(key, id, c.id)
 }
 
-// bind binds an executor id to the principal of its first session in
-// this leadership; a session of another principal under that id is
-// refused (it would receive the executor's tasks and speak for it).
+// bind binds an executor id to the principal of its first session; a
+// session of another principal under that id is refused (it would
+// receive the executor's tasks and speak for it). With Options.Bind the
+// binding is replicated state (it outlives the leadership); without, it
+// lasts this leadership.
 func (l *leadership) bind(c *conn) error {
 	if c.principal == "" {
+		return nil
+	}
+	if l.d.opts.Bind != nil {
+		ctx, cancel := context.WithTimeout(l.ctx, 10*time.Second)
+		defer cancel()
+		if err := l.d.opts.Bind(ctx, c.id, c.principal); err != nil {
+			if status.Code(err) == codes.PermissionDenied {
+				l.d.log.Warn("driver: refused a session under an executor id another identity holds", "executor", c.id, "caller", c.principal)
+			}
+			return err
+		}
 		return nil
 	}
 	l.mu.Lock()

@@ -92,6 +92,11 @@ type Options struct {
 	// bound to it for the leadership, and another principal's session
 	// under that id is refused. nil binds nothing.
 	Principal func(ctx context.Context) string
+	// Bind, if set, binds an executor id to the principal of the session
+	// that registers it, in replicated state, and refuses
+	// (PermissionDenied) a principal other than the one bound. nil binds
+	// for the leadership only.
+	Bind func(ctx context.Context, executor, principal string) error
 	// Confine bounds where saveAsTextFile's commit (its _SUCCESS marker,
 	// the removal of _temporary) may write: the data roots schedd was
 	// given. nil confines nothing.

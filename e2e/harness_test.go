@@ -208,7 +208,7 @@ func newClusterWith(t *testing.T, n int, setup func(c *cluster), flags ...string
 		setup(c)
 	}
 	if c.secure {
-		c.flags = append(c.flags, "-acl")
+		c.flags = append([]string{"-acl"}, c.flags...) // -bootstrap stays last
 		c.nodeFlags = map[string][]string{}
 		for _, id := range c.order {
 			c.nodeFlags[id] = append(certFlags(t, tlsconf.RoleServer, id), c.nodeFlags[id]...)

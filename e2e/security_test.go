@@ -677,3 +677,37 @@ func TestACLChangesEndOpenStreams(t *testing.T) {
 	waitFor(t, "e1 no longer serving", func() bool { return liveExecutors(cl) == 0 })
 	cl.Cancel(context.Background(), job, "test over")
 }
+
+// TestExecutorIdsStayBoundAcrossLeaders: an executor id is bound, in the
+// replicated state, to the token that registered it: after the executor
+// and the leader are gone, a holder of another executor token cannot take
+// the id under the new leader (the binding lived in the old leader's
+// memory). Deleting the token releases the id.
+func TestExecutorIdsStayBoundAcrossLeaders(t *testing.T) {
+	c, _ := aclCluster(t)
+	cl := c.client()
+	exe1, err := cl.CreateToken(context.Background(), "fleet-1", "executor")
+	if err != nil {
+		t.Fatal(err)
+	}
+	exe2 := newToken(t, c, "executor")
+	c.startExec("e1", "-token", exe1.Secret)
+	waitFor(t, "e1 registered", func() bool { return liveExecutors(cl) == 1 })
+	c.signalExec("e1", syscall.SIGKILL)
+	lead, _ := c.waitLeader("")
+	c.kill(lead)
+	<-c.nodes[lead].done
+	c.waitLeader(lead)
+
+	c.startExecBin("e1-rogue", "execd", "-id", "e1", "-token", exe2)
+	rogueLog := filepath.Join(c.root, "exec-e1-rogue.log")
+	if !waitLog(t, rogueLog, "bound to another identity") {
+		data, _ := os.ReadFile(rogueLog)
+		t.Fatalf("under a new leader, another token took e1's id: %s", data)
+	}
+	// Released with its token: the other token's executor gets the id.
+	if err := cl.DeleteToken(context.Background(), exe1.Accessor); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "e1's id released with its token, and taken by the other", func() bool { return liveExecutors(cl) == 1 })
+}

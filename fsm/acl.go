@@ -66,6 +66,14 @@ type ACLCommand struct {
 	Set *Token
 	// Delete deletes the token with this accessor.
 	Delete string
+	// Bind binds an executor id to a principal.
+	Bind *ExecutorBind
+}
+
+// ExecutorBind binds an executor id to the identity that registered it:
+// "token:<accessor>" (bound until the token is deleted) or "cert:<name>".
+type ExecutorBind struct {
+	Executor, Principal string
 }
 
 // ACLBootstrap turns ACLs on.
@@ -81,6 +89,7 @@ var (
 	ErrNoToken            = errors.New("fsm: no such token")
 	ErrBadToken           = errors.New("fsm: bad token")
 	ErrLastManagement     = errors.New("fsm: the last management token cannot be deleted")
+	ErrExecutorBound      = errors.New("fsm: the executor id is bound to another identity")
 )
 
 // EncodeACL returns the log entry of an ACL change.
@@ -96,6 +105,8 @@ func EncodeACL(now int64, c ACLCommand) ([]byte, error) {
 		typ, msg = fsmpb.Type_TYPE_ACL_TOKEN_SET, tokenToProto(*c.Set)
 	case c.Delete != "":
 		typ, msg = fsmpb.Type_TYPE_ACL_TOKEN_DELETE, &fsmpb.ACLTokenDelete{Accessor: c.Delete}
+	case c.Bind != nil:
+		typ, msg = fsmpb.Type_TYPE_ACL_EXECUTOR_BIND, &fsmpb.ACLExecutorBind{Executor: c.Bind.Executor, Principal: c.Bind.Principal}
 	default:
 		return nil, errors.New("fsm: encode acl: empty command")
 	}
@@ -137,6 +148,12 @@ func decodeACL(pc *fsmpb.Command) (c *ACLCommand, ok bool, err error) {
 			return nil, true, errors.New("acl delete without an accessor")
 		}
 		return &ACLCommand{Delete: m.Accessor}, true, nil
+	case fsmpb.Type_TYPE_ACL_EXECUTOR_BIND:
+		var m fsmpb.ACLExecutorBind
+		if err := proto.Unmarshal(pc.Payload, &m); err != nil {
+			return nil, true, err
+		}
+		return &ACLCommand{Bind: &ExecutorBind{Executor: m.Executor, Principal: m.Principal}}, true, nil
 	}
 	return nil, false, nil
 }
@@ -158,11 +175,15 @@ type acl struct {
 	serverSecret []byte
 	tokens       map[string]Token    // by accessor
 	byHash       map[[32]byte]string // secret hash -> accessor
+	executors    map[string]string   // executor id -> principal
 }
 
 func newACL() acl {
-	return acl{tokens: map[string]Token{}, byHash: map[[32]byte]string{}}
+	return acl{tokens: map[string]Token{}, byHash: map[[32]byte]string{}, executors: map[string]string{}}
 }
+
+// tokenPrincipal is the principal of a session that joined with a token.
+func tokenPrincipal(accessor string) string { return "token:" + accessor }
 
 func checkToken(t Token) error {
 	if t.Accessor == "" || len(t.SecretHash) != sha256.Size || !ValidPolicy(t.Policy) {
@@ -224,8 +245,38 @@ func (a *acl) apply(c *ACLCommand) error {
 		}
 		delete(a.tokens, c.Delete)
 		delete(a.byHash, [32]byte(t.SecretHash))
+		for id, p := range a.executors {
+			if p == tokenPrincipal(c.Delete) {
+				delete(a.executors, id) // released with its token
+			}
+		}
+	case c.Bind != nil:
+		if !a.bootstrapped {
+			return ErrACLNotBootstrapped
+		}
+		if c.Bind.Executor == "" || c.Bind.Principal == "" || len(c.Bind.Executor)+len(c.Bind.Principal) > 1024 {
+			return fmt.Errorf("%w: executor binding %q to %q", ErrBadToken, c.Bind.Executor, c.Bind.Principal)
+		}
+		switch p, ok := a.executors[c.Bind.Executor]; {
+		case ok && p != c.Bind.Principal:
+			return fmt.Errorf("%w: %s", ErrExecutorBound, c.Bind.Executor)
+		case !ok && len(a.executors) >= MaxExecutorBindings:
+			return fmt.Errorf("%w: %d executor ids are bound already", ErrBadToken, len(a.executors))
+		}
+		a.executors[c.Bind.Executor] = c.Bind.Principal
 	}
 	return nil
+}
+
+// MaxExecutorBindings bounds the executor ids the ACL system binds.
+const MaxExecutorBindings = 100000
+
+// ExecutorOwner returns the principal an executor id is bound to.
+func (f *FSM) ExecutorOwner(id string) (string, bool) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	p, ok := f.acl.executors[id]
+	return p, ok
 }
 
 func (a *acl) toProto(m *fsmpb.Members) {
@@ -238,6 +289,14 @@ func (a *acl) toProto(m *fsmpb.Members) {
 	for _, id := range ids {
 		m.AclTokens = append(m.AclTokens, tokenToProto(a.tokens[id]))
 	}
+	ids = ids[:0]
+	for id := range a.executors {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	for _, id := range ids {
+		m.AclExecutors = append(m.AclExecutors, &fsmpb.ACLExecutorBind{Executor: id, Principal: a.executors[id]})
+	}
 }
 
 func aclFromProto(m *fsmpb.Members) (acl, error) {
@@ -249,6 +308,12 @@ func aclFromProto(m *fsmpb.Members) (acl, error) {
 			return acl{}, err
 		}
 		a.add(t)
+	}
+	for _, b := range m.AclExecutors {
+		if b.Executor == "" || b.Principal == "" {
+			return acl{}, fmt.Errorf("%w: an empty executor binding", ErrBadToken)
+		}
+		a.executors[b.Executor] = b.Principal
 	}
 	return a, nil
 }

@@ -78,6 +78,41 @@ func TestACLLifecycle(t *testing.T) {
 
 func ptr[T any](v T) *T { return &v }
 
+// TestExecutorBindings: an executor id is bound to the first principal
+// that registers it; another is refused (a result); the binding to a token
+// ends when the token is deleted.
+func TestExecutorBindings(t *testing.T) {
+	f := New(Options{})
+	bind := func(i uint64, id, p string) error {
+		return applyACL(t, f, i, ACLCommand{Bind: &ExecutorBind{Executor: id, Principal: p}})
+	}
+	if err := bind(1, "e1", "token:a"); !errors.Is(err, ErrACLNotBootstrapped) {
+		t.Fatalf("a binding before the bootstrap: %v", err)
+	}
+	applyACL(t, f, 2, ACLCommand{Bootstrap: &ACLBootstrap{Management: mkToken("m", "mgmt", PolicyManagement), ServerSecret: bytes.Repeat([]byte{2}, 32)}})
+	applyACL(t, f, 3, ACLCommand{Set: ptr(mkToken("a", "exe-a", PolicyExecutor))})
+	applyACL(t, f, 4, ACLCommand{Set: ptr(mkToken("b", "exe-b", PolicyExecutor))})
+	if err := bind(5, "e1", "token:a"); err != nil {
+		t.Fatal(err)
+	}
+	if err := bind(6, "e1", "token:a"); err != nil {
+		t.Fatalf("the same binding again: %v", err)
+	}
+	if err := bind(7, "e1", "token:b"); !errors.Is(err, ErrExecutorBound) {
+		t.Fatalf("another token under e1: %v", err)
+	}
+	if err := bind(8, "", "token:b"); !errors.Is(err, ErrBadToken) {
+		t.Fatalf("an empty id: %v", err)
+	}
+	applyACL(t, f, 9, ACLCommand{Delete: "a"})
+	if _, ok := f.ExecutorOwner("e1"); ok {
+		t.Fatal("the binding outlived its token")
+	}
+	if err := bind(10, "e1", "token:b"); err != nil {
+		t.Fatalf("e1 after its token was deleted: %v", err)
+	}
+}
+
 // TestACLSurvivesSnapshotAndBackup: snapshots round-trip the ACL system
 // byte-identically, and a backup carries it.
 func TestACLSurvivesSnapshotAndBackup(t *testing.T) {
@@ -85,6 +120,8 @@ func TestACLSurvivesSnapshotAndBackup(t *testing.T) {
 	applyACL(t, f, 1, ACLCommand{Bootstrap: &ACLBootstrap{Management: mkToken("m", "mgmt", PolicyManagement), ServerSecret: bytes.Repeat([]byte{2}, 32)}})
 	applyACL(t, f, 2, ACLCommand{Set: ptr(mkToken("s", "sub", PolicySubmit))})
 	applyACL(t, f, 3, ACLCommand{Set: ptr(mkToken("e", "exe", PolicyExecutor))})
+	applyACL(t, f, 4, ACLCommand{Bind: &ExecutorBind{Executor: "e2", Principal: "token:e"}})
+	applyACL(t, f, 5, ACLCommand{Bind: &ExecutorBind{Executor: "e1", Principal: "cert:e1"}})
 	snap := snapshotBytes(t, f)
 	g := New(Options{})
 	if err := g.Restore(nopCloser{bytes.NewReader(snap)}); err != nil {
@@ -95,6 +132,9 @@ func TestACLSurvivesSnapshotAndBackup(t *testing.T) {
 	}
 	if tok, ok := g.ResolveToken("exe"); !ok || tok.Policy != PolicyExecutor {
 		t.Fatalf("restored token: %+v %v", tok, ok)
+	}
+	if p, ok := g.ExecutorOwner("e2"); !ok || p != "token:e" {
+		t.Fatalf("restored executor binding: %q %v", p, ok)
 	}
 	backup, _, err := f.Backup()
 	if err != nil {

@@ -45,6 +45,7 @@ const (
 	Type_TYPE_ACL_BOOTSTRAP          Type = 11
 	Type_TYPE_ACL_TOKEN_SET          Type = 12
 	Type_TYPE_ACL_TOKEN_DELETE       Type = 13
+	Type_TYPE_ACL_EXECUTOR_BIND      Type = 14
 )
 
 // Enum value maps for Type.
@@ -64,6 +65,7 @@ var (
 		11: "TYPE_ACL_BOOTSTRAP",
 		12: "TYPE_ACL_TOKEN_SET",
 		13: "TYPE_ACL_TOKEN_DELETE",
+		14: "TYPE_ACL_EXECUTOR_BIND",
 	}
 	Type_value = map[string]int32{
 		"TYPE_UNSPECIFIED":            0,
@@ -80,6 +82,7 @@ var (
 		"TYPE_ACL_BOOTSTRAP":          11,
 		"TYPE_ACL_TOKEN_SET":          12,
 		"TYPE_ACL_TOKEN_DELETE":       13,
+		"TYPE_ACL_EXECUTOR_BIND":      14,
 	}
 )
 
@@ -1082,8 +1085,11 @@ type Members struct {
 	AclBootstrapped bool        `protobuf:"varint,3,opt,name=acl_bootstrapped,json=aclBootstrapped,proto3" json:"acl_bootstrapped,omitempty"`
 	AclTokens       []*ACLToken `protobuf:"bytes,4,rep,name=acl_tokens,json=aclTokens,proto3" json:"acl_tokens,omitempty"`
 	AclServerSecret []byte      `protobuf:"bytes,5,opt,name=acl_server_secret,json=aclServerSecret,proto3" json:"acl_server_secret,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// Executor ids bound to the identity that first registered them, sorted
+	// by executor id.
+	AclExecutors  []*ACLExecutorBind `protobuf:"bytes,6,rep,name=acl_executors,json=aclExecutors,proto3" json:"acl_executors,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Members) Reset() {
@@ -1147,6 +1153,13 @@ func (x *Members) GetAclTokens() []*ACLToken {
 func (x *Members) GetAclServerSecret() []byte {
 	if x != nil {
 		return x.AclServerSecret
+	}
+	return nil
+}
+
+func (x *Members) GetAclExecutors() []*ACLExecutorBind {
+	if x != nil {
+		return x.AclExecutors
 	}
 	return nil
 }
@@ -1330,6 +1343,62 @@ func (x *ACLTokenDelete) GetAccessor() string {
 	return ""
 }
 
+// ACLExecutorBind binds an executor id to the identity of the session
+// that registered it ("token:<accessor>" or "cert:<name>"): a session of
+// another identity may not use that id. A binding to a token ends when
+// the token is deleted.
+type ACLExecutorBind struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Executor      string                 `protobuf:"bytes,1,opt,name=executor,proto3" json:"executor,omitempty"`
+	Principal     string                 `protobuf:"bytes,2,opt,name=principal,proto3" json:"principal,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ACLExecutorBind) Reset() {
+	*x = ACLExecutorBind{}
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ACLExecutorBind) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ACLExecutorBind) ProtoMessage() {}
+
+func (x *ACLExecutorBind) ProtoReflect() protoreflect.Message {
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ACLExecutorBind.ProtoReflect.Descriptor instead.
+func (*ACLExecutorBind) Descriptor() ([]byte, []int) {
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *ACLExecutorBind) GetExecutor() string {
+	if x != nil {
+		return x.Executor
+	}
+	return ""
+}
+
+func (x *ACLExecutorBind) GetPrincipal() string {
+	if x != nil {
+		return x.Principal
+	}
+	return ""
+}
+
 var File_fsm_fsmpb_fsm_proto protoreflect.FileDescriptor
 
 const file_fsm_fsmpb_fsm_proto_rawDesc = "" +
@@ -1408,14 +1477,15 @@ const file_fsm_fsmpb_fsm_proto_rawDesc = "" +
 	"\rwon_unix_nano\x18\x03 \x01(\x03R\vwonUnixNano\x12&\n" +
 	"\x0fready_unix_nano\x18\x04 \x01(\x03R\rreadyUnixNano\x12\x1c\n" +
 	"\texecutors\x18\x05 \x01(\x05R\texecutors\x12%\n" +
-	"\x0eexecutors_back\x18\x06 \x01(\x05R\rexecutorsBack\"\xff\x01\n" +
+	"\x0eexecutors_back\x18\x06 \x01(\x05R\rexecutorsBack\"\xc3\x02\n" +
 	"\aMembers\x121\n" +
 	"\amembers\x18\x01 \x03(\v2\x17.baton.fsm.v1.SetMemberR\amembers\x123\n" +
 	"\aleaders\x18\x02 \x03(\v2\x19.baton.fsm.v1.LeaderReadyR\aleaders\x12)\n" +
 	"\x10acl_bootstrapped\x18\x03 \x01(\bR\x0faclBootstrapped\x125\n" +
 	"\n" +
 	"acl_tokens\x18\x04 \x03(\v2\x16.baton.fsm.v1.ACLTokenR\taclTokens\x12*\n" +
-	"\x11acl_server_secret\x18\x05 \x01(\fR\x0faclServerSecret\"\x9d\x01\n" +
+	"\x11acl_server_secret\x18\x05 \x01(\fR\x0faclServerSecret\x12B\n" +
+	"\racl_executors\x18\x06 \x03(\v2\x1d.baton.fsm.v1.ACLExecutorBindR\faclExecutors\"\x9d\x01\n" +
 	"\bACLToken\x12\x1a\n" +
 	"\baccessor\x18\x01 \x01(\tR\baccessor\x12\x1f\n" +
 	"\vsecret_hash\x18\x02 \x01(\fR\n" +
@@ -1429,7 +1499,10 @@ const file_fsm_fsmpb_fsm_proto_rawDesc = "" +
 	"management\x12#\n" +
 	"\rserver_secret\x18\x02 \x01(\fR\fserverSecret\",\n" +
 	"\x0eACLTokenDelete\x12\x1a\n" +
-	"\baccessor\x18\x01 \x01(\tR\baccessor*\xda\x02\n" +
+	"\baccessor\x18\x01 \x01(\tR\baccessor\"K\n" +
+	"\x0fACLExecutorBind\x12\x1a\n" +
+	"\bexecutor\x18\x01 \x01(\tR\bexecutor\x12\x1c\n" +
+	"\tprincipal\x18\x02 \x01(\tR\tprincipal*\xf6\x02\n" +
 	"\x04Type\x12\x14\n" +
 	"\x10TYPE_UNSPECIFIED\x10\x00\x12\x1a\n" +
 	"\x16TYPE_REGISTER_EXECUTOR\x10\x01\x12\x18\n" +
@@ -1445,7 +1518,8 @@ const file_fsm_fsmpb_fsm_proto_rawDesc = "" +
 	"\x12\x16\n" +
 	"\x12TYPE_ACL_BOOTSTRAP\x10\v\x12\x16\n" +
 	"\x12TYPE_ACL_TOKEN_SET\x10\f\x12\x19\n" +
-	"\x15TYPE_ACL_TOKEN_DELETE\x10\r*\xc2\x01\n" +
+	"\x15TYPE_ACL_TOKEN_DELETE\x10\r\x12\x1a\n" +
+	"\x16TYPE_ACL_EXECUTOR_BIND\x10\x0e*\xc2\x01\n" +
 	"\x06Reason\x12\x16\n" +
 	"\x12REASON_UNSPECIFIED\x10\x00\x12\x12\n" +
 	"\x0eREASON_SUCCESS\x10\x01\x12\x14\n" +
@@ -1469,7 +1543,7 @@ func file_fsm_fsmpb_fsm_proto_rawDescGZIP() []byte {
 }
 
 var file_fsm_fsmpb_fsm_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_fsm_fsmpb_fsm_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
+var file_fsm_fsmpb_fsm_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
 var file_fsm_fsmpb_fsm_proto_goTypes = []any{
 	(Type)(0),                    // 0: baton.fsm.v1.Type
 	(Reason)(0),                  // 1: baton.fsm.v1.Reason
@@ -1489,6 +1563,7 @@ var file_fsm_fsmpb_fsm_proto_goTypes = []any{
 	(*ACLToken)(nil),             // 15: baton.fsm.v1.ACLToken
 	(*ACLBootstrap)(nil),         // 16: baton.fsm.v1.ACLBootstrap
 	(*ACLTokenDelete)(nil),       // 17: baton.fsm.v1.ACLTokenDelete
+	(*ACLExecutorBind)(nil),      // 18: baton.fsm.v1.ACLExecutorBind
 }
 var file_fsm_fsmpb_fsm_proto_depIdxs = []int32{
 	3,  // 0: baton.fsm.v1.Entry.commands:type_name -> baton.fsm.v1.Command
@@ -1497,12 +1572,13 @@ var file_fsm_fsmpb_fsm_proto_depIdxs = []int32{
 	12, // 3: baton.fsm.v1.Members.members:type_name -> baton.fsm.v1.SetMember
 	13, // 4: baton.fsm.v1.Members.leaders:type_name -> baton.fsm.v1.LeaderReady
 	15, // 5: baton.fsm.v1.Members.acl_tokens:type_name -> baton.fsm.v1.ACLToken
-	15, // 6: baton.fsm.v1.ACLBootstrap.management:type_name -> baton.fsm.v1.ACLToken
-	7,  // [7:7] is the sub-list for method output_type
-	7,  // [7:7] is the sub-list for method input_type
-	7,  // [7:7] is the sub-list for extension type_name
-	7,  // [7:7] is the sub-list for extension extendee
-	0,  // [0:7] is the sub-list for field type_name
+	18, // 6: baton.fsm.v1.Members.acl_executors:type_name -> baton.fsm.v1.ACLExecutorBind
+	15, // 7: baton.fsm.v1.ACLBootstrap.management:type_name -> baton.fsm.v1.ACLToken
+	8,  // [8:8] is the sub-list for method output_type
+	8,  // [8:8] is the sub-list for method input_type
+	8,  // [8:8] is the sub-list for extension type_name
+	8,  // [8:8] is the sub-list for extension extendee
+	0,  // [0:8] is the sub-list for field type_name
 }
 
 func init() { file_fsm_fsmpb_fsm_proto_init() }
@@ -1516,7 +1592,7 @@ func file_fsm_fsmpb_fsm_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_fsm_fsmpb_fsm_proto_rawDesc), len(file_fsm_fsmpb_fsm_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   16,
+			NumMessages:   17,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

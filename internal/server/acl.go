@@ -317,6 +317,8 @@ func (s *Server) applyACL(c fsm.ACLCommand) error {
 		return nil
 	case errors.Is(err, fsm.ErrACLBootstrapped), errors.Is(err, fsm.ErrACLNotBootstrapped), errors.Is(err, fsm.ErrLastManagement):
 		return status.Error(codes.FailedPrecondition, err.Error())
+	case errors.Is(err, fsm.ErrExecutorBound):
+		return status.Error(codes.PermissionDenied, err.Error())
 	case errors.Is(err, fsm.ErrNoToken):
 		return status.Error(codes.NotFound, err.Error())
 	case errors.Is(err, fsm.ErrBadToken):
@@ -398,4 +400,27 @@ func (s *Server) DeleteToken(ctx context.Context, req *api.DeleteTokenRequest) (
 	}
 	s.log.Info("token deleted", "accessor", req.Accessor, "by", IdentityFrom(ctx).Name)
 	return &api.DeleteTokenResponse{}, nil
+}
+
+// bindExecutor binds an executor id to the principal registering it, in
+// the replicated ACL state (the driver's Options.Bind): the binding
+// outlives leaderships and ends with the token it names. Before the
+// bootstrap there are no identities to bind.
+func (s *Server) bindExecutor(ctx context.Context, executor, principal string) error {
+	if !s.fsm.ACLBootstrapped() {
+		return nil
+	}
+	if p, ok := s.fsm.ExecutorOwner(executor); ok {
+		if p == principal {
+			return nil
+		}
+		return status.Errorf(codes.PermissionDenied, "driver: executor id %s is bound to another identity", executor)
+	}
+	if err := s.applyACL(fsm.ACLCommand{Bind: &fsm.ExecutorBind{Executor: executor, Principal: principal}}); err != nil {
+		if status.Code(err) == codes.PermissionDenied {
+			return status.Errorf(codes.PermissionDenied, "driver: executor id %s is bound to another identity", executor)
+		}
+		return err
+	}
+	return nil
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sync"
 
+	"github.com/baton-sched/baton/api"
 	"github.com/baton-sched/baton/fsm"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -19,6 +20,14 @@ import (
 // Unauthenticated or PermissionDenied: an executor that joined before the
 // bootstrap, or with a token since deleted, must come back with a live
 // one.
+
+// longLived are the streams an ACL change ends: those that run for as
+// long as their caller wants. The others end of themselves (and a
+// restore, which replaces the ACL system, must not be ended by it).
+var longLived = map[string]bool{
+	api.Executors_Connect_FullMethodName:  true,
+	api.Scheduler_WatchJob_FullMethodName: true,
+}
 
 // errRevoked ends a stream whose credentials an ACL change took away.
 var errRevoked = errors.New("acl")
@@ -108,7 +117,7 @@ func (s *Server) serveTracked(srv any, ss grpc.ServerStream, ctx context.Context
 	if !listed {
 		need = fsm.PolicyManagement
 	}
-	if need == "" {
+	if need == "" || !longLived[method] {
 		return handler(srv, &ctxStream{ServerStream: ss, ctx: ctx})
 	}
 	ctx, cancel := context.WithCancelCause(ctx)

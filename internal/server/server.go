@@ -293,6 +293,7 @@ func New(cfg Config) (*Server, error) {
 		}
 		return ""
 	}
+	dopts.Bind = s.bindExecutor
 	s.watchLeaders()
 	s.drv = driver.New(s.fsm, s.node, s.prop, s.leaderAPI, dopts)
 	s.wired.Store(s.drv)
