@@ -58,6 +58,9 @@ func (c *cluster) startExecBin(name, bin string, extra ...string) *execNode {
 	c.t.Helper()
 	if c.execs == nil {
 		c.execs = map[string]*execNode{}
+		// Every executor goes with its test: one left running dials its
+		// cluster's ports, which a later test's cluster may be given.
+		c.t.Cleanup(c.stopExecs)
 	}
 	e := c.execs[name]
 	if e == nil {
