@@ -269,6 +269,28 @@ func (r Reason) String() string {
 	return fmt.Sprintf("Reason(%d)", uint8(r))
 }
 
+// Reasons lists every reason, in order.
+var Reasons = []Reason{Success, Exception, FetchFailed, ResultLost, Killed, ExecutorLost, CommitDenied}
+
+var reasonLabels = [...]string{
+	Success:      "success",
+	Exception:    "exception",
+	FetchFailed:  "fetch_failed",
+	ResultLost:   "result_lost",
+	Killed:       "killed",
+	ExecutorLost: "executor_lost",
+	CommitDenied: "commit_denied",
+}
+
+// Label is the reason as metrics and the API name it ("fetch_failed");
+// "unknown" for a value that is no reason.
+func (r Reason) Label() string {
+	if int(r) < len(reasonLabels) && reasonLabels[r] != "" {
+		return reasonLabels[r]
+	}
+	return "unknown"
+}
+
 // Counts reports whether a failure for this reason counts toward
 // MaxTaskFailures (Spark's countTowardsTaskFailures).
 func (r Reason) Counts() bool { return r == Exception || r == ResultLost }

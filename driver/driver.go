@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -15,10 +16,8 @@ import (
 
 	"github.com/baton-sched/baton/api"
 	"github.com/baton-sched/baton/dag"
-	"github.com/baton-sched/baton/fsm"
 	"github.com/baton-sched/baton/ops"
 	"github.com/baton-sched/baton/plan"
-	"github.com/baton-sched/baton/raftnet"
 	"google.golang.org/grpc"
 )
 
@@ -104,6 +103,8 @@ type Options struct {
 	// TicketKey returns the key launches are signed with (the members'
 	// secret; nil before ACLs are bootstrapped: no tickets).
 	TicketKey func() []byte
+	// Clock is the driver's time (default the machine's).
+	Clock Clock
 	// Metrics registers the driver's Prometheus series (nil: not
 	// exported).
 	Metrics prometheus.Registerer
@@ -148,6 +149,9 @@ func (o *Options) ensureDefaults() {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
+	if o.Clock == nil {
+		o.Clock = realClock{}
+	}
 }
 
 // Leader says who leads, for redirecting executors that reach a follower.
@@ -160,14 +164,19 @@ type Leader func() (id, apiAddr string)
 // nobody needs. It is active only while this node leads; everything it
 // knows (which attempt runs where) is volatile and rebuilt after a
 // takeover from what executors report.
+//
+// Each leadership's state is owned by one goroutine, its loop (see
+// loop.go); sessions, proposals coming back and the clock post events to
+// it.
 type Driver struct {
 	api.UnimplementedExecutorsServer
 
 	opts   Options
 	log    *slog.Logger
-	fsm    *fsm.FSM
-	node   *raftnet.Node
-	prop   *raftnet.Proposer
+	clock  Clock
+	state  State
+	raft   Raft
+	prop   Proposer
 	leader Leader
 
 	mu   sync.Mutex
@@ -175,16 +184,19 @@ type Driver struct {
 
 	stop    chan struct{}
 	restart chan struct{}
-	wg      sync.WaitGroup
+	// wg tracks the follower goroutine; sessions, the goroutines of
+	// executors' sessions.
+	wg       sync.WaitGroup
+	sessions sessionGroup
 	// seq numbers task attempts (see launchBuilder.build).
 	seq     atomic.Uint64
 	metrics *metrics
 }
 
 // New returns a driver; Start runs it.
-func New(f *fsm.FSM, node *raftnet.Node, prop *raftnet.Proposer, leader Leader, opts Options) *Driver {
+func New(state State, r Raft, prop Proposer, leader Leader, opts Options) *Driver {
 	opts.ensureDefaults()
-	d := &Driver{opts: opts, log: opts.Logger, fsm: f, node: node, prop: prop, leader: leader, stop: make(chan struct{}), restart: make(chan struct{}, 1)}
+	d := &Driver{opts: opts, log: opts.Logger, clock: opts.Clock, state: state, raft: r, prop: prop, leader: leader, stop: make(chan struct{}), restart: make(chan struct{}, 1)}
 	reg := opts.Metrics
 	if reg == nil {
 		reg = prometheus.NewRegistry()
@@ -196,6 +208,11 @@ func New(f *fsm.FSM, node *raftnet.Node, prop *raftnet.Proposer, leader Leader, 
 // Register registers the Executors service.
 func (d *Driver) Register(s *grpc.Server) { api.RegisterExecutorsServer(s, d) }
 
+// Connect serves one executor's session (api.Executors); see Serve.
+func (d *Driver) Connect(stream grpc.BidiStreamingServer[api.ExecutorMessage, api.DriverMessage]) error {
+	return d.Serve(stream)
+}
+
 // Start follows leadership: it leads while the node leads.
 func (d *Driver) Start() {
 	d.wg.Add(1)
@@ -206,13 +223,14 @@ func (d *Driver) Start() {
 func (d *Driver) Stop() {
 	close(d.stop)
 	d.wg.Wait()
+	d.sessions.closeAndWait()
 }
 
 // follow starts a leadership when the node wins and ends it when the node
 // loses. It runs until Stop.
 func (d *Driver) follow() {
 	defer d.wg.Done()
-	ch, cancel := d.node.Subscribe()
+	ch, cancel := d.raft.Subscribe()
 	defer cancel()
 	for {
 		select {
@@ -250,13 +268,13 @@ func (d *Driver) take() {
 	// The term is read before the barrier: once the barrier is through,
 	// the node still leads in that term if it leads at all, so orders
 	// stamped with it are this leadership's.
-	term := d.node.Status().Term
+	term := d.raft.Term()
 	for {
-		err := d.node.Barrier(10 * time.Second)
+		err := d.raft.Barrier(10 * time.Second)
 		if err == nil {
 			break
 		}
-		if !d.node.IsLeader() || d.node.Status().Term != term {
+		if !d.raft.IsLeader() || d.raft.Term() != term {
 			d.log.Warn("driver: barrier after election failed; not leading", "err", err)
 			return
 		}
@@ -269,59 +287,22 @@ func (d *Driver) take() {
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
-	if !d.node.IsLeader() || d.node.Status().Term != term {
+	if !d.raft.IsLeader() || d.raft.Term() != term {
 		d.log.Info("driver: lost the leadership during the barrier", "term", term)
 		return
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	l := &leadership{
-		d:          d,
-		term:       term,
-		ctx:        ctx,
-		cancel:     cancel,
-		won:        time.Now(),
-		conns:      map[string]*conn{},
-		owners:     map[string]string{},
-		attempts:   map[uint64]*attempt{},
-		byPart:     map[partKey]uint64{},
-		launches:   map[[2]uint64]int{},
-		waiting:    map[partKey]time.Time{},
-		lastSeen:   map[string]time.Time{},
-		graphs:     map[*plan.Graph]*graphEnc{},
-		funcs:      map[*plan.Graph][]string{},
-		spec:       map[partKey]uint64{},
-		savingJobs: map[dag.JobID]string{},
-		denied:     map[[2]uint64]denial{},
-		succeeded:  map[stageKey][]time.Duration{},
-		excl:       exclusions{max: d.opts.MaxFailuresPerExecutor, timeout: d.opts.ExcludeTimeout},
-		durations:  map[dag.StageID]time.Duration{},
-		losing:     map[string]bool{},
-		attaching:  map[string]*sync.Mutex{},
-		wake:       make(chan struct{}, 1),
-	}
-	l.refreshKey()
-	d.fsm.Read(func(s *dag.State) {
-		for _, e := range s.Executors() {
-			if e.Alive {
-				l.lastSeen[string(e.ID)] = l.won
-			}
-		}
-	})
+	l := newLeadership(d, term)
 	d.mu.Lock()
 	d.lead = l
 	d.mu.Unlock()
 	d.log.Info("driver: leading", "term", l.term, "executors", len(l.lastSeen))
 	d.metrics.leaderships.Inc()
-	l.finishSaved()
-	d.wg.Add(1)
-	go func() {
-		defer d.wg.Done()
-		l.loop()
-	}()
+	l.start()
 }
 
-// resign stops leading at once: nothing more is launched, and executors
-// are told to find the new leader.
+// resign stops leading at once: nothing more is launched, executors are
+// told to find the new leader, and it returns once every goroutine of the
+// leadership is done.
 func (d *Driver) resign() {
 	d.mu.Lock()
 	l := d.lead
@@ -330,12 +311,7 @@ func (d *Driver) resign() {
 	if l == nil {
 		return
 	}
-	l.cancel()
-	l.mu.Lock()
-	for _, c := range l.conns {
-		c.close()
-	}
-	l.mu.Unlock()
+	l.end()
 	d.log.Info("driver: stopped leading", "term", l.term)
 }
 
@@ -355,7 +331,7 @@ func (d *Driver) Dropped(dr *dag.Dropped) {
 		return
 	}
 	if l := d.current(); l != nil {
-		l.dropped(dr)
+		l.post(evDropped{dr})
 	}
 }
 
@@ -363,11 +339,11 @@ func (d *Driver) Dropped(dr *dag.Dropped) {
 func (d *Driver) Running() map[string]int {
 	out := map[string]int{}
 	if l := d.current(); l != nil {
-		l.mu.Lock()
-		for _, a := range l.attempts {
-			out[a.exec]++
-		}
-		l.mu.Unlock()
+		l.ask(func() {
+			for _, a := range l.attempts {
+				out[a.exec]++
+			}
+		})
 	}
 	return out
 }
@@ -386,15 +362,16 @@ type AttemptInfo struct {
 func (d *Driver) Attempts(stage dag.StageID) []AttemptInfo {
 	var out []AttemptInfo
 	if l := d.current(); l != nil {
-		l.mu.Lock()
-		for task, a := range l.attempts {
-			if a.key.stage == stage && !a.reported {
-				out = append(out, AttemptInfo{Task: task, Partition: a.key.part, Attempt: int(a.id.Attempt), StageAttempt: a.key.attempt,
-					Executor: a.exec, Started: a.started, Speculative: a.speculative})
+		l.ask(func() {
+			for task, a := range l.attempts {
+				if a.key.stage == stage && !a.reported {
+					out = append(out, AttemptInfo{Task: task, Partition: a.key.part, Attempt: int(a.id.Attempt), StageAttempt: a.key.attempt,
+						Executor: a.exec, Started: a.started, Speculative: a.speculative})
+				}
 			}
-		}
-		l.mu.Unlock()
+		})
 	}
+	sort.Slice(out, func(a, b int) bool { return out[a].Task < out[b].Task })
 	return out
 }
 
@@ -403,13 +380,13 @@ func (d *Driver) Attempts(stage dag.StageID) []AttemptInfo {
 func (d *Driver) Unhealthy() map[string]string {
 	out := map[string]string{}
 	if l := d.current(); l != nil {
-		l.mu.Lock()
-		for id, c := range l.conns {
-			if c.unhealthy != "" {
-				out[id] = c.unhealthy
+		l.ask(func() {
+			for id, c := range l.conns {
+				if c.unhealthy != "" {
+					out[id] = c.unhealthy
+				}
 			}
-		}
-		l.mu.Unlock()
+		})
 	}
 	return out
 }
@@ -418,11 +395,12 @@ func (d *Driver) Unhealthy() map[string]string {
 func (d *Driver) LastHeartbeat() map[string]time.Time {
 	out := map[string]time.Time{}
 	if l := d.current(); l != nil {
-		l.mu.Lock()
-		for id, t := range l.lastSeen {
-			out[id] = t
-		}
-		l.mu.Unlock()
+		l.ask(func() {
+			l.refreshSeen()
+			for id, t := range l.lastSeen {
+				out[id] = t
+			}
+		})
 	}
 	return out
 }

@@ -26,7 +26,6 @@ import (
 // at hand when one ends rather than a round trip away.
 func (l *leadership) launch(now time.Time) {
 	l.refreshKey()
-	l.mu.Lock()
 	queue := l.d.opts.QueuePerSlot
 	rooms := map[string]*room{}
 	for id, c := range l.conns {
@@ -48,50 +47,29 @@ func (l *leadership) launch(now time.Time) {
 	for _, r := range rooms {
 		capacity += max(0, r.slots*(1+queue)-r.used)
 	}
-	l.mu.Unlock()
 	if capacity == 0 {
 		return
 	}
-	batches := map[string][]*api.TaskLaunch{}
-	l.d.fsm.Read(func(s *dag.State) {
-		l.mu.Lock()
-		defer l.mu.Unlock()
-		p := &placer{l: l, s: s, now: now, rooms: rooms, queue: queue, capacity: capacity, batches: batches, free: map[string]int{},
-			b: &launchBuilder{l: l, s: s, inputs: map[dag.StageID][]*api.ShuffleInput{}, conn: func(exec string) *conn { return rooms[exec].c }}}
-		sets := s.TaskSets()
-		if l.d.opts.SchedulingMode == ModeFair {
-			p.fair(sets, running)
-		} else {
-			p.fifo(sets)
-		}
-		if l.d.opts.Speculation && p.capacity > 0 {
-			p.speculate(sets)
-		}
-	})
-	for exec, tasks := range batches {
-		// Only on the session the launches were built for (a new session
-		// has not got the graphs), and only those still wanted: a
-		// reconnect in between ended them (vanished).
-		c := rooms[exec].c
-		l.mu.Lock()
-		kept := tasks[:0]
-		for _, t := range tasks {
-			if a, ok := l.attempts[t.Id.Task]; ok && a.exec == exec {
-				kept = append(kept, t)
-			}
-		}
-		tasks = kept
-		l.mu.Unlock()
-		if len(tasks) == 0 {
-			continue
-		}
-		if !c.send(&api.DriverMessage{Msg: &api.DriverMessage_Launch{Launch: &api.Launch{Tasks: tasks}}}) {
+	p := &placer{l: l, now: now, rooms: rooms, queue: queue, capacity: capacity, batches: map[string][]*api.TaskLaunch{}, free: map[string]int{}}
+	// What may run is copied under the state's read lock; placement
+	// works on the copy, so Raft's apply never waits for it.
+	var v *view
+	l.d.state.Read(func(s *dag.State) { v = p.collect(s, running) })
+	p.v = v
+	if l.d.opts.SchedulingMode == ModeFair {
+		p.fair(running)
+	} else {
+		p.fifo()
+	}
+	if l.d.opts.Speculation && p.capacity > 0 {
+		p.speculate()
+	}
+	for exec, tasks := range p.batches {
+		if !rooms[exec].c.send(&api.DriverMessage{Msg: &api.DriverMessage_Launch{Launch: &api.Launch{Tasks: tasks}}}) {
 			// The session broke: forget the launches; the tasks run again.
-			l.mu.Lock()
 			for _, t := range tasks {
 				l.ended(t.Id.Task)
 			}
-			l.mu.Unlock()
 		}
 	}
 }
@@ -102,12 +80,43 @@ type room struct {
 	c           *conn // the session the launches go to
 }
 
-// placer places tasks on executors within one read of the state; l.mu is
-// held.
+// view is what a launch round needs of the state, copied under its read
+// lock: the task sets with the candidates for launching (not running),
+// in order, and what launches of their stages carry.
+type view struct {
+	sets   []*setView
+	stages map[dag.StageID]*stageView
+	jobs   map[dag.JobID]int64 // max result size
+}
+
+type setView struct {
+	ts    dag.TaskSet
+	tasks []dag.TaskSpec // not running, by index
+	// slow are running tasks a copy may be launched of (speculation).
+	slow      []dag.TaskSpec
+	threshold time.Duration
+}
+
+type stageView struct {
+	info       dag.StageInfo
+	needs      []string // the functions its tasks need
+	inputs     []*api.ShuffleInput
+	shuffleKey string // a map stage's shuffle
+}
+
+// Bounds of a round's copy: each task set gives at most its share of
+// the capacity plus setSlack candidates, and a round copies at most
+// 4×capacity + roundSlack (candidates may wait for locality, be
+// excluded or back off; the next round takes the rest).
+const (
+	setSlack   = 64
+	roundSlack = 256
+)
+
+// placer places tasks on executors within one launch round.
 type placer struct {
 	l        *leadership
-	s        *dag.State
-	b        *launchBuilder
+	v        *view
 	now      time.Time
 	rooms    map[string]*room
 	queue    int
@@ -125,26 +134,151 @@ type placer struct {
 // (their executors are full or lack their functions).
 const maxFullSets = 64
 
+// collect copies the candidates of a round from the state (read-locked).
+func (p *placer) collect(s *dag.State, running map[string]int) *view {
+	l := p.l
+	v := &view{stages: map[dag.StageID]*stageView{}, jobs: map[dag.JobID]int64{}}
+	sets := s.TaskSets()
+	budget := 4*p.capacity + roundSlack
+	stageOf := func(id dag.StageID, job dag.JobID) *stageView {
+		if sv, ok := v.stages[id]; ok {
+			return sv
+		}
+		st, ok := s.Stage(id)
+		if !ok || st.Graph == nil {
+			v.stages[id] = nil
+			return nil
+		}
+		sv := &stageView{info: st, needs: l.funcsOf(st.Graph), inputs: stageInputs(s, st)}
+		if st.Map {
+			if sh, ok := s.Shuffle(st.Shuffle); ok {
+				sv.shuffleKey = sh.Key
+			}
+		}
+		v.stages[id] = sv
+		if _, ok := v.jobs[job]; !ok {
+			j, _ := s.Job(job)
+			v.jobs[job] = j.MaxResultSize
+		}
+		return sv
+	}
+	notRunning := func(t dag.TaskSpec) bool {
+		_, r := l.byPart[partKey{t.Stage, t.StageAttempt, t.Partition}]
+		return !r
+	}
+	if l.d.opts.SchedulingMode == ModeFair {
+		// A few candidates per pool: more than the round can launch, in
+		// case some wait for locality or lack room.
+		limit := 4*p.capacity + 16
+		perPool := map[string]int{}
+		for _, ts := range sets {
+			sv := stageOf(ts.Stage, ts.Job)
+			set := &setView{ts: ts}
+			v.sets = append(v.sets, set)
+			if sv == nil || perPool[ts.Pool] >= limit {
+				continue
+			}
+			s.RunnableIn(ts, func(t dag.TaskSpec) bool {
+				if notRunning(t) {
+					set.tasks = append(set.tasks, t)
+					perPool[ts.Pool]++
+				}
+				return perPool[ts.Pool] < limit
+			})
+		}
+	} else {
+		full := 0
+		for _, ts := range sets {
+			if budget <= 0 || full >= maxFullSets {
+				break
+			}
+			set := &setView{ts: ts}
+			v.sets = append(v.sets, set)
+			sv := stageOf(ts.Stage, ts.Job)
+			if sv == nil {
+				continue
+			}
+			if len(p.roomFor(ts.Stage, sv)) == 0 {
+				full++
+				continue
+			}
+			n := min(budget, p.capacity+setSlack)
+			s.RunnableIn(ts, func(t dag.TaskSpec) bool {
+				if notRunning(t) {
+					set.tasks = append(set.tasks, t)
+					n--
+					budget--
+				}
+				return n > 0
+			})
+		}
+	}
+	if l.d.opts.Speculation {
+		p.collectSlow(s, v, stageOf)
+	}
+	p.freeValid = false
+	return v
+}
+
+// collectSlow finds, in each task set where enough tasks have succeeded,
+// the running tasks slow enough for a copy (see speculate).
+func (p *placer) collectSlow(s *dag.State, v *view, stageOf func(dag.StageID, dag.JobID) *stageView) {
+	l := p.l
+	o := &l.d.opts
+	n := p.capacity
+	for _, set := range v.sets {
+		if n <= 0 {
+			return
+		}
+		ts := set.ts
+		done := l.succeeded[stageKey{ts.Stage, ts.StageAttempt}]
+		sv := stageOf(ts.Stage, ts.Job)
+		if sv == nil || len(done) == 0 || float64(len(done)) < o.SpeculationQuantile*float64(sv.info.Tasks) {
+			continue
+		}
+		set.threshold = max(time.Duration(o.SpeculationMultiplier*float64(median(done))), o.SpeculationMinRuntime)
+		s.RunnableIn(ts, func(t dag.TaskSpec) bool {
+			key := partKey{t.Stage, t.StageAttempt, t.Partition}
+			task, running := l.byPart[key]
+			if !running {
+				return true
+			}
+			if _, copied := l.spec[key]; copied {
+				return true
+			}
+			a := l.attempts[task]
+			if a == nil || a.reported || a.killing || p.now.Sub(a.started) <= set.threshold {
+				return true
+			}
+			set.slow = append(set.slow, t)
+			n--
+			return n > 0
+		})
+	}
+}
+
 // fifo serves the task sets in order.
-func (p *placer) fifo(sets []dag.TaskSet) {
-	for _, ts := range sets {
+func (p *placer) fifo() {
+	for _, set := range p.v.sets {
 		if p.capacity <= 0 || p.full >= maxFullSets {
 			return
 		}
-		p.s.RunnableIn(ts, func(t dag.TaskSpec) bool {
+		for _, t := range set.tasks {
 			_, noRoom := p.offer(t, false)
 			if noRoom {
 				p.full++
-				return false
+				break
 			}
-			return p.capacity > 0
-		})
+			if p.capacity <= 0 {
+				return
+			}
+		}
 	}
 }
 
 // roomFor returns the executors with room for a stage's tasks, cached
 // while consecutive tasks are the same stage's.
-func (p *placer) roomFor(stage dag.StageID) map[string]int {
+func (p *placer) roomFor(stage dag.StageID, sv *stageView) map[string]int {
 	if p.freeValid && p.freeStage == stage {
 		return p.free
 	}
@@ -153,10 +287,7 @@ func (p *placer) roomFor(stage dag.StageID) map[string]int {
 	if d, ok := p.l.durations[stage]; ok && d < shortTask {
 		q = p.queue
 	}
-	p.needs = nil
-	if st, ok := p.s.Stage(stage); ok && st.Graph != nil {
-		p.needs = p.l.funcsOf(st.Graph)
-	}
+	p.needs = sv.needs
 	for id, r := range p.rooms {
 		if n := r.slots*(1+q) - r.used; n > 0 && r.c.holds(p.needs) {
 			p.free[id] = n
@@ -179,7 +310,11 @@ func (p *placer) offer(t dag.TaskSpec, speculative bool) (launched, noRoom bool)
 	if !speculative && l.backingOff(t.Stage, t.Partition, p.now) {
 		return false, false
 	}
-	free := p.roomFor(t.Stage)
+	sv := p.v.stages[t.Stage]
+	if sv == nil {
+		return false, false
+	}
+	free := p.roomFor(t.Stage, sv)
 	if len(free) == 0 {
 		return false, true
 	}
@@ -205,7 +340,7 @@ func (p *placer) offer(t dag.TaskSpec, speculative bool) (launched, noRoom bool)
 		}
 		exec = mostFree(eligible)
 	}
-	tl := p.b.build(t, exec)
+	tl := p.build(t, sv, exec)
 	if tl == nil {
 		return false, false
 	}
@@ -282,33 +417,18 @@ type fairPool struct {
 // FairSchedulingAlgorithm puts first (pools below their minimum share
 // first, the neediest first; then the pool with the fewest running tasks
 // per unit of weight); within a pool, task sets go in FIFO order.
-func (p *placer) fair(sets []dag.TaskSet, running map[string]int) {
+func (p *placer) fair(running map[string]int) {
 	byName := map[string]*fairPool{}
 	var pools []*fairPool
-	for _, ts := range sets {
-		fp := byName[ts.Pool]
+	for _, set := range p.v.sets {
+		fp := byName[set.ts.Pool]
 		if fp == nil {
-			cfg := p.l.d.opts.Pools[ts.Pool]
-			fp = &fairPool{name: ts.Pool, weight: float64(max(cfg.Weight, 1)), minShare: float64(cfg.MinShare), running: running[ts.Pool]}
-			byName[ts.Pool] = fp
+			cfg := p.l.d.opts.Pools[set.ts.Pool]
+			fp = &fairPool{name: set.ts.Pool, weight: float64(max(cfg.Weight, 1)), minShare: float64(cfg.MinShare), running: running[set.ts.Pool]}
+			byName[set.ts.Pool] = fp
 			pools = append(pools, fp)
 		}
-	}
-	// A few candidates per pool: more than the round can launch, in case
-	// some wait for locality or lack room.
-	limit := 4*p.capacity + 16
-	for _, fp := range pools {
-		for _, ts := range sets {
-			if ts.Pool != fp.name || len(fp.cands) >= limit {
-				continue
-			}
-			p.s.RunnableIn(ts, func(t dag.TaskSpec) bool {
-				if _, running := p.l.byPart[partKey{t.Stage, t.StageAttempt, t.Partition}]; !running {
-					fp.cands = append(fp.cands, t)
-				}
-				return len(fp.cands) < limit
-			})
-		}
+		fp.cands = append(fp.cands, set.tasks...)
 	}
 	for p.capacity > 0 {
 		var best *fairPool
@@ -363,38 +483,25 @@ func fairBefore(a, b *fairPool) bool {
 // succeeded, a task running longer than SpeculationMultiplier times their
 // median duration (and at least SpeculationMinRuntime) gets one copy on
 // another executor. Whichever ends first wins; the other is killed.
-func (p *placer) speculate(sets []dag.TaskSet) {
+func (p *placer) speculate() {
 	l := p.l
-	o := &l.d.opts
-	for _, ts := range sets {
-		if p.capacity <= 0 {
-			return
-		}
-		sk := stageKey{ts.Stage, ts.StageAttempt}
-		done := l.succeeded[sk]
-		st, ok := p.s.Stage(ts.Stage)
-		if !ok || len(done) == 0 || float64(len(done)) < o.SpeculationQuantile*float64(st.Tasks) {
-			continue
-		}
-		threshold := max(time.Duration(o.SpeculationMultiplier*float64(median(done))), o.SpeculationMinRuntime)
-		p.s.RunnableIn(ts, func(t dag.TaskSpec) bool {
+	for _, set := range p.v.sets {
+		for _, t := range set.slow {
+			if p.capacity <= 0 {
+				return
+			}
 			key := partKey{t.Stage, t.StageAttempt, t.Partition}
-			task, running := l.byPart[key]
-			if !running {
-				return true
-			}
 			if _, copied := l.spec[key]; copied {
-				return true
+				continue
 			}
-			a := l.attempts[task]
-			if a == nil || a.reported || a.killing || p.now.Sub(a.started) <= threshold {
-				return true
+			a := l.attempts[l.byPart[key]]
+			if a == nil {
+				continue
 			}
 			if launched, _ := p.offer(t, true); launched {
-				l.d.log.Info("driver: speculating", "stage", t.Stage, "partition", t.Partition, "running", p.now.Sub(a.started).Round(time.Millisecond), "threshold", threshold.Round(time.Millisecond))
+				l.d.log.Info("driver: speculating", "stage", t.Stage, "partition", t.Partition, "running", p.now.Sub(a.started).Round(time.Millisecond), "threshold", set.threshold.Round(time.Millisecond))
 			}
-			return p.capacity > 0
-		})
+		}
 	}
 }
 
@@ -404,7 +511,7 @@ func median(ds []time.Duration) time.Duration {
 	return ds[len(ds)/2]
 }
 
-// funcsOf returns the functions a graph names (cached); l.mu is held.
+// funcsOf returns the functions a graph names (cached).
 func (l *leadership) funcsOf(g *plan.Graph) []string {
 	if fs, ok := l.funcs[g]; ok {
 		return fs
@@ -455,20 +562,10 @@ func mostFree(free map[string]int) string {
 	return best
 }
 
-// launchBuilder builds launches within one read of the state.
-type launchBuilder struct {
-	l      *leadership
-	conn   func(exec string) *conn
-	s      *dag.State
-	inputs map[dag.StageID][]*api.ShuffleInput
-}
-
-func (b *launchBuilder) build(t dag.TaskSpec, exec string) *api.TaskLaunch {
-	l := b.l
-	st, ok := b.s.Stage(t.Stage)
-	if !ok {
-		return nil
-	}
+// build makes a task's launch for an executor.
+func (p *placer) build(t dag.TaskSpec, sv *stageView, exec string) *api.TaskLaunch {
+	l := p.l
+	st := sv.info
 	if !t.Map && st.Graph.Action.Op == "saveAsTextFile" {
 		l.savingJobs[t.Job] = st.Graph.Action.Path
 	}
@@ -481,7 +578,6 @@ func (b *launchBuilder) build(t dag.TaskSpec, exec string) *api.TaskLaunch {
 		}
 		l.graphs[st.Graph] = ge
 	}
-	job, _ := b.s.Job(t.Job)
 	// Task ids are unique across leaderships: the term, then a sequence
 	// the driver keeps (two leaderships of one term never share one).
 	tid := l.term<<40 | l.d.seq.Add(1)&(1<<40-1)
@@ -496,9 +592,10 @@ func (b *launchBuilder) build(t dag.TaskSpec, exec string) *api.TaskLaunch {
 		Node:                int32(st.Node),
 		Map:                 t.Map,
 		Shuffle:             uint64(t.Shuffle),
-		Inputs:              b.stageInputs(st),
+		Inputs:              sv.inputs,
 		MaxDirectResultSize: l.d.opts.MaxDirectResultSize,
-		MaxResultSize:       job.MaxResultSize,
+		MaxResultSize:       p.v.jobs[t.Job],
+		ShuffleKey:          sv.shuffleKey,
 	}
 	tl.Id.Ticket = ticket(l.ticketKey(), tl.Id, exec)
 	if l.blockSigner() != nil {
@@ -506,37 +603,30 @@ func (b *launchBuilder) build(t dag.TaskSpec, exec string) *api.TaskLaunch {
 			tl.InputGrants = append(tl.InputGrants, l.shuffleGrant(in.Shuffle, exec))
 		}
 	}
-	if t.Map {
-		if sh, ok := b.s.Shuffle(t.Shuffle); ok {
-			tl.ShuffleKey = sh.Key
-		}
-	}
-	if c := b.conn(exec); c != nil && !c.graphs[ge.key] {
+	// The launch is sent this round, in the session it was built for:
+	// the graph goes with the first launch that needs it.
+	if c := p.rooms[exec].c; !c.graphs[ge.key] {
 		tl.Graph = ge.data
 		c.graphs[ge.key] = true
 	}
 	return tl
 }
 
-// stageInputs returns where the shuffles a stage reads live, once per
-// stage per round.
-func (b *launchBuilder) stageInputs(st dag.StageInfo) []*api.ShuffleInput {
-	if in, ok := b.inputs[st.ID]; ok {
-		return in
-	}
+// stageInputs returns where the shuffles a stage reads live.
+func stageInputs(s *dag.State, st dag.StageInfo) []*api.ShuffleInput {
 	var out []*api.ShuffleInput
 	addrs := map[dag.ExecutorID]string{}
 	for _, d := range st.Graph.ShuffleDeps(st.Node) {
-		sid, ok := b.s.ShuffleByKey(d.Shuffle.Key)
+		sid, ok := s.ShuffleByKey(d.Shuffle.Key)
 		if !ok {
 			continue
 		}
-		sh, _ := b.s.Shuffle(sid)
+		sh, _ := s.Shuffle(sid)
 		in := &api.ShuffleInput{Shuffle: uint64(sid), Key: sh.Key, Maps: int32(sh.Maps)}
-		for _, o := range b.s.MapOutputs(sid) {
+		for _, o := range s.MapOutputs(sid) {
 			addr, ok := addrs[o.Executor]
 			if !ok {
-				e, _ := b.s.Executor(o.Executor)
+				e, _ := s.Executor(o.Executor)
 				addr = e.Addr
 				addrs[o.Executor] = addr
 			}
@@ -544,6 +634,5 @@ func (b *launchBuilder) stageInputs(st dag.StageInfo) []*api.ShuffleInput {
 		}
 		out = append(out, in)
 	}
-	b.inputs[st.ID] = out
 	return out
 }

@@ -3,34 +3,43 @@ package driver
 import (
 	"bytes"
 	"context"
-	"sort"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/baton-sched/baton/api"
 	"github.com/baton-sched/baton/blockstore"
 	"github.com/baton-sched/baton/dag"
-	"github.com/baton-sched/baton/fsm"
 	"github.com/baton-sched/baton/plan"
 )
 
-// leadership is the driver's volatile state for one term.
+// leadership is the driver's volatile state for one term. Its loop
+// goroutine owns every field below the line: nothing else reads or writes
+// them. Sessions, finished proposals, the server and the clock post
+// events (loop.go); work that waits (proposals, file system work) runs in
+// goroutines the leadership tracks, which post their outcome back.
 type leadership struct {
 	d      *Driver
 	term   uint64
 	ctx    context.Context
 	cancel context.CancelFunc
 	won    time.Time
-	wake   chan struct{}
-	// key signs launch tickets (see ticket.go); refreshed each round.
-	key atomic.Pointer[[]byte]
-	// signer makes block grants; derived from the same key.
-	signer atomic.Pointer[blockstore.Signer]
-	// owners binds executor ids to the principal that registered them.
-	owners map[string]string
+	events chan event
+	// done is closed when the loop has returned.
+	done chan struct{}
+	// wg tracks the loop and every goroutine it starts.
+	wg sync.WaitGroup
+	// attaching serialises the attaches of each executor (sessions' own
+	// goroutines take it; see attach).
+	attaching keyedMutex
 
-	mu       sync.Mutex
+	// ---- owned by the loop ----
+
+	// key signs launch tickets (see ticket.go); refreshed each round.
+	key []byte
+	// signer makes block grants; derived from the same key.
+	signer *blockstore.Signer
+	// owners binds executor ids to the principal that registered them.
+	owners   map[string]string
 	conns    map[string]*conn
 	attempts map[uint64]*attempt // running attempts by task id
 	byPart   map[partKey]uint64  // running attempt of a (stage, stage attempt, partition)
@@ -39,19 +48,20 @@ type leadership struct {
 	waiting  map[partKey]time.Time
 	lastSeen map[string]time.Time // executors' last sign of life (from the takeover at the earliest)
 	losing   map[string]bool      // executors being removed
-	// attaching serialises the attaches of each executor.
-	attaching map[string]*sync.Mutex
-	graphs    map[*plan.Graph]*graphEnc
-	funcs     map[*plan.Graph][]string // the functions each graph names
+	graphs   map[*plan.Graph]*graphEnc
+	funcs    map[*plan.Graph][]string // the functions each graph names
 	// durations is a moving average of each stage's task durations.
 	durations map[dag.StageID]time.Duration
 	// succeeded holds the durations of the successful tasks of each stage
 	// attempt, for speculation (only when it is on).
 	succeeded map[stageKey][]time.Duration
 	// excl is who failed what (see exclusions).
-	excl     exclusions
-	armed    bool // the resubmit timer
-	graceful bool // the grace period is over
+	excl exclusions
+	// resubmitAt is when failed stages are resubmitted (zero: not
+	// armed); resubmitting says the proposal is on its way.
+	resubmitAt   time.Time
+	resubmitting bool
+	graceful     bool // the grace period is over
 	// saving holds, per running saveAsTextFile job, the partitions whose
 	// successful ends were reported to this leader (see markSaved).
 	saving map[dag.JobID]map[int]bool
@@ -98,27 +108,93 @@ type attempt struct {
 	reported bool
 }
 
-// ticketKey returns the key of launch tickets (nil: none).
-func (l *leadership) ticketKey() []byte {
-	if k := l.key.Load(); k != nil {
-		return *k
+func newLeadership(d *Driver, term uint64) *leadership {
+	ctx, cancel := context.WithCancel(context.Background())
+	l := &leadership{
+		d:          d,
+		term:       term,
+		ctx:        ctx,
+		cancel:     cancel,
+		won:        d.clock.Now(),
+		events:     make(chan event, eventQueue),
+		done:       make(chan struct{}),
+		conns:      map[string]*conn{},
+		owners:     map[string]string{},
+		attempts:   map[uint64]*attempt{},
+		byPart:     map[partKey]uint64{},
+		launches:   map[[2]uint64]int{},
+		waiting:    map[partKey]time.Time{},
+		lastSeen:   map[string]time.Time{},
+		graphs:     map[*plan.Graph]*graphEnc{},
+		funcs:      map[*plan.Graph][]string{},
+		spec:       map[partKey]uint64{},
+		savingJobs: map[dag.JobID]string{},
+		denied:     map[[2]uint64]denial{},
+		succeeded:  map[stageKey][]time.Duration{},
+		excl:       exclusions{max: d.opts.MaxFailuresPerExecutor, timeout: d.opts.ExcludeTimeout},
+		durations:  map[dag.StageID]time.Duration{},
+		losing:     map[string]bool{},
 	}
-	return nil
+	l.refreshKey()
+	d.state.Read(func(s *dag.State) {
+		for _, e := range s.Executors() {
+			if e.Alive {
+				l.lastSeen[string(e.ID)] = l.won
+			}
+		}
+	})
+	return l
 }
 
+// start runs the loop, and removes what dead leaders left of finished
+// outputs.
+func (l *leadership) start() {
+	l.wg.Add(1)
+	go func() {
+		defer l.wg.Done()
+		defer close(l.done)
+		l.loop()
+	}()
+	l.spawn(l.finishSaved)
+}
+
+// end stops the leadership and waits for its goroutines.
+func (l *leadership) end() {
+	l.cancel()
+	<-l.done
+	// The loop is gone: its state is the caller's now.
+	for _, c := range l.conns {
+		c.close()
+	}
+	l.wg.Wait()
+}
+
+// spawn runs fn in a goroutine the leadership waits for when it ends.
+// Only the loop (or start, before it) calls it.
+func (l *leadership) spawn(fn func()) {
+	l.wg.Add(1)
+	go func() {
+		defer l.wg.Done()
+		fn()
+	}()
+}
+
+// ticketKey returns the key of launch tickets (nil: none).
+func (l *leadership) ticketKey() []byte { return l.key }
+
 // blockSigner makes block grants (nil: none).
-func (l *leadership) blockSigner() *blockstore.Signer { return l.signer.Load() }
+func (l *leadership) blockSigner() *blockstore.Signer { return l.signer }
 
 // refreshKey reads the ticket key (outside any read of the state).
 func (l *leadership) refreshKey() {
-	if l.d.opts.TicketKey != nil {
-		k := l.d.opts.TicketKey()
-		if bytes.Equal(k, l.ticketKey()) && l.key.Load() != nil {
-			return // unchanged: keep the derived signer
-		}
-		l.key.Store(&k)
-		l.signer.Store(blockstore.NewSigner(k))
+	if l.d.opts.TicketKey == nil {
+		return
 	}
+	k := l.d.opts.TicketKey()
+	if l.signer != nil && bytes.Equal(k, l.key) {
+		return // unchanged: keep the derived signer
+	}
+	l.key, l.signer = k, blockstore.NewSigner(k)
 }
 
 type grantFor struct {
@@ -127,7 +203,6 @@ type grantFor struct {
 }
 
 // shuffleGrant returns the grant for exec to read a shuffle's blocks.
-// l.mu held.
 func (l *leadership) shuffleGrant(shuffle uint64, exec string) []byte {
 	sg := l.blockSigner()
 	if sg == nil {
@@ -148,50 +223,7 @@ func (l *leadership) shuffleGrant(shuffle uint64, exec string) []byte {
 // maxGrants bounds the shuffle grants a leadership keeps.
 const maxGrants = 1 << 16
 
-func (l *leadership) kick() {
-	select {
-	case l.wake <- struct{}{}:
-	default:
-	}
-}
-
-// loop schedules whenever something changes: the state, an executor, a
-// status update, or the clock (locality waits, liveness, resubmission).
-//
-// Rounds are at least minRound apart: under a stream of triggers (every
-// status update and every commit is one) a round then serves many of
-// them, while a lone trigger is served at once.
-func (l *leadership) loop() {
-	const minRound = time.Millisecond
-	t := time.NewTicker(50 * time.Millisecond)
-	defer t.Stop()
-	stateChanged := true
-	for {
-		changed := l.d.fsm.Changed()
-		start := time.Now()
-		l.schedule(stateChanged)
-		stateChanged = false
-		select {
-		case <-l.ctx.Done():
-			return
-		case <-l.wake:
-		case <-changed:
-			stateChanged = true
-		case <-t.C:
-			stateChanged = true
-		}
-		if wait := minRound - time.Since(start); wait > 0 {
-			time.Sleep(wait)
-		}
-		select {
-		case <-changed:
-			stateChanged = true
-		default:
-		}
-	}
-}
-
-// ended forgets a finished attempt. l.mu is held.
+// ended forgets a finished attempt.
 func (l *leadership) ended(task uint64) {
 	a, ok := l.attempts[task]
 	if !ok {
@@ -221,9 +253,8 @@ func (l *leadership) ended(task uint64) {
 // task that finished under the previous leader never runs again.
 func (l *leadership) adopt(c *conn, running, unacked []*api.TaskID) {
 	var kill []uint64
-	l.d.fsm.Read(func(s *dag.State) {
-		l.mu.Lock()
-		defer l.mu.Unlock()
+	now := l.d.clock.Now()
+	l.d.state.Read(func(s *dag.State) {
 		tkey := l.ticketKey()
 		for _, id := range unacked {
 			if _, known := l.attempts[id.Task]; known {
@@ -237,7 +268,7 @@ func (l *leadership) adopt(c *conn, running, unacked []*api.TaskID) {
 			if _, taken := l.byPart[key]; taken {
 				continue
 			}
-			l.attempts[id.Task] = &attempt{id: id, exec: c.id, key: key, pool: poolOf(s, id), started: time.Now(), reported: true}
+			l.attempts[id.Task] = &attempt{id: id, exec: c.id, key: key, pool: poolOf(s, id), started: now, reported: true}
 			l.byPart[key] = id.Task
 		}
 		for _, id := range running {
@@ -258,7 +289,7 @@ func (l *leadership) adopt(c *conn, running, unacked []*api.TaskID) {
 				kill = append(kill, id.Task)
 				continue
 			}
-			l.attempts[id.Task] = &attempt{id: id, exec: c.id, key: key, pool: poolOf(s, id), started: time.Now()}
+			l.attempts[id.Task] = &attempt{id: id, exec: c.id, key: key, pool: poolOf(s, id), started: now}
 			l.byPart[key] = id.Task
 			l.launches[[2]uint64{id.Stage, uint64(id.Partition)}]++
 		}
@@ -274,184 +305,23 @@ func poolOf(s *dag.State, id *api.TaskID) string {
 	return j.Pool
 }
 
-// schedule does one round: liveness, resubmission, kills (when the state
-// changed), launches.
-func (l *leadership) schedule(stateChanged bool) {
-	if l.ctx.Err() != nil {
-		return
-	}
-	now := time.Now()
-	l.liveness(now)
-	if stateChanged {
-		l.resubmit()
-		l.kills()
-	}
-	if !l.graceOver(now) {
-		return
-	}
-	l.launch(now)
+// keyedMutex is a mutex per key.
+type keyedMutex struct {
+	mu sync.Mutex
+	m  map[string]*sync.Mutex
 }
 
-// graceOver reports whether the takeover's grace period is over: it lasts
-// GracePeriod, or until every live executor has reconnected.
-func (l *leadership) graceOver(now time.Time) bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.graceful {
-		return true
+func (k *keyedMutex) lock(key string) (unlock func()) {
+	k.mu.Lock()
+	if k.m == nil {
+		k.m = map[string]*sync.Mutex{}
 	}
-	all := true
-	for id := range l.lastSeen {
-		if c := l.conns[id]; c == nil || !c.ready {
-			all = false
-			break
-		}
+	m := k.m[key]
+	if m == nil {
+		m = &sync.Mutex{}
+		k.m[key] = m
 	}
-	if all || now.Sub(l.won) >= l.d.opts.GracePeriod {
-		l.graceful = true
-		l.d.log.Info("driver: launching", "term", l.term, "after", now.Sub(l.won).Round(time.Millisecond), "all executors back", all)
-		l.d.metrics.takeover.Observe(now.Sub(l.won).Seconds())
-		back := 0
-		for id := range l.lastSeen {
-			if c := l.conns[id]; c != nil && c.ready {
-				back++
-			}
-		}
-		rec := fsm.LeaderReady{ID: l.d.node.ID(), Term: l.term, Won: l.won.UnixNano(), Ready: now.UnixNano(), Executors: len(l.lastSeen), ExecutorsBack: back}
-		go l.recordTakeover(rec)
-	}
-	return l.graceful
-}
-
-// recordTakeover logs the takeover in the cluster's leader history (for
-// operators: the UI and batonctl).
-func (l *leadership) recordTakeover(rec fsm.LeaderReady) {
-	data, err := fsm.EncodeLeaderReady(time.Now().UnixNano(), rec)
-	if err == nil {
-		_, err = l.d.node.Apply(data, 5*time.Second)
-	}
-	if err != nil {
-		l.d.log.Debug("driver: recording the takeover", "err", err)
-	}
-}
-
-// liveness declares executors silent for ExecutorTimeout lost: it logs
-// RemoveExecutor and the end of their running attempts (ExecutorLost,
-// which does not count as a task failure).
-func (l *leadership) liveness(now time.Time) {
-	l.mu.Lock()
-	var lost []string
-	for id, t := range l.lastSeen {
-		if now.Sub(t) > l.d.opts.ExecutorTimeout && !l.losing[id] {
-			lost = append(lost, id)
-			l.losing[id] = true
-		}
-	}
-	l.mu.Unlock()
-	for _, id := range lost {
-		go l.lose(id, "no heartbeat for "+l.d.opts.ExecutorTimeout.String())
-	}
-}
-
-func (l *leadership) lose(id, reason string) {
-	l.mu.Lock()
-	var cmds []dag.Command
-	var ended []uint64
-	for task, a := range l.attempts {
-		if a.exec == id {
-			cmds = append(cmds, &dag.TaskEnded{Task: dag.TaskID(task), Stage: a.key.stage, StageAttempt: a.key.attempt, Partition: a.key.part,
-				Attempt: int(a.id.Attempt), Executor: dag.ExecutorID(id), Epoch: a.id.Epoch, Reason: dag.ExecutorLost, Message: "executor " + id + " lost: " + reason})
-			ended = append(ended, task)
-		}
-	}
-	if c := l.conns[id]; c != nil {
-		c.close()
-	}
-	l.mu.Unlock()
-	sort.Slice(cmds, func(a, b int) bool { return cmds[a].(*dag.TaskEnded).Task < cmds[b].(*dag.TaskEnded).Task })
-	cmds = append([]dag.Command{&dag.RemoveExecutor{ID: dag.ExecutorID(id), Reason: reason}}, cmds...)
-	if _, err := l.d.prop.Propose(l.ctx, cmds...); err != nil {
-		l.d.log.Warn("driver: could not log an executor's loss", "executor", id, "err", err)
-		l.mu.Lock()
-		delete(l.losing, id)
-		l.mu.Unlock()
-		return
-	}
-	l.d.log.Warn("driver: executor lost", "executor", id, "reason", reason, "attempts", len(ended))
-	l.d.metrics.finished.WithLabelValues(reasonLabel(dag.ExecutorLost)).Add(float64(len(ended)))
-	l.mu.Lock()
-	for _, t := range ended {
-		l.ended(t)
-	}
-	delete(l.lastSeen, id)
-	delete(l.losing, id)
-	l.mu.Unlock()
-	l.kick()
-}
-
-// resubmit arms the ResubmitFailedStages timer when the state asks.
-func (l *leadership) resubmit() {
-	want := false
-	l.d.fsm.Read(func(s *dag.State) { want = s.ResubmitRequested() })
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if !want || l.armed {
-		return
-	}
-	l.armed = true
-	time.AfterFunc(l.d.opts.ResubmitTimeout, func() {
-		if _, err := l.d.prop.Propose(l.ctx, &dag.ResubmitFailedStages{}); err != nil {
-			l.d.log.Debug("driver: resubmit failed stages", "err", err)
-		}
-		l.mu.Lock()
-		l.armed = false
-		l.mu.Unlock()
-		l.kick()
-	})
-}
-
-// kills stops attempts whose stage attempt nobody needs any more
-// (cancelled jobs, superseded attempts).
-func (l *leadership) kills() {
-	byExec := map[string][]uint64{}
-	l.d.fsm.Read(func(s *dag.State) {
-		l.mu.Lock()
-		defer l.mu.Unlock()
-		for task, a := range l.attempts {
-			if !a.killing && !s.StageActive(a.key.stage, a.key.attempt) {
-				byExec[a.exec] = append(byExec[a.exec], task)
-			}
-		}
-		l.abortSaved(s)
-		// What is learnt about a task set ends with it.
-		active := func(k stageKey) bool { return s.StageActive(k.stage, k.attempt) }
-		l.excl.forget(active)
-		for k := range l.succeeded {
-			if !active(k) {
-				delete(l.succeeded, k)
-			}
-		}
-		for k := range l.denied {
-			if st, ok := s.Stage(dag.StageID(k[0])); !ok || !active(stageKey{st.ID, st.Attempt}) {
-				delete(l.denied, k)
-			}
-		}
-	})
-	for exec, tasks := range byExec {
-		l.mu.Lock()
-		c := l.conns[exec]
-		l.mu.Unlock()
-		// A kill not sent is tried again at the next state change or
-		// once the executor is back (its hello lists what it runs).
-		if c == nil || !c.send(&api.DriverMessage{Msg: &api.DriverMessage_Kill{Kill: &api.Kill{Term: l.term, Tasks: tasks, Reason: "stage no longer needed"}}}) {
-			continue
-		}
-		l.mu.Lock()
-		for _, task := range tasks {
-			if a := l.attempts[task]; a != nil {
-				a.killing = true
-			}
-		}
-		l.mu.Unlock()
-	}
+	k.mu.Unlock()
+	m.Lock()
+	return m.Unlock
 }

@@ -32,48 +32,25 @@ func newMetrics(reg prometheus.Registerer, d *Driver) *metrics {
 			Help:    "From this node's driver taking over to its first scheduling round past the grace period (every executor back, or the grace period over).",
 			Buckets: []float64{0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10}}),
 	}
-	for _, r := range []dag.Reason{dag.Success, dag.Exception, dag.FetchFailed, dag.Killed, dag.ExecutorLost, dag.ResultLost, dag.CommitDenied} {
-		m.finished.WithLabelValues(reasonLabel(r))
+	for _, r := range dag.Reasons {
+		m.finished.WithLabelValues(r.Label())
 	}
 	running := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "baton_tasks_running",
 		Help: "Task attempts running under this node's driver (0 on followers)."}, func() float64 {
-		l := d.current()
-		if l == nil {
-			return 0
-		}
-		l.mu.Lock()
-		defer l.mu.Unlock()
 		n := 0
-		for _, a := range l.attempts {
-			if !a.reported {
-				n++
-			}
+		if l := d.current(); l != nil {
+			l.ask(func() {
+				for _, a := range l.attempts {
+					if !a.reported {
+						n++
+					}
+				}
+			})
 		}
 		return float64(n)
 	})
 	reg.MustRegister(m.launched, m.finished, m.batch, m.leaderships, m.takeover, running, &heartbeatAges{d: d})
 	return m
-}
-
-// reasonLabel is a task end reason as a metric label.
-func reasonLabel(r dag.Reason) string {
-	switch r {
-	case dag.Success:
-		return "success"
-	case dag.Exception:
-		return "exception"
-	case dag.FetchFailed:
-		return "fetch_failed"
-	case dag.Killed:
-		return "killed"
-	case dag.ExecutorLost:
-		return "executor_lost"
-	case dag.ResultLost:
-		return "result_lost"
-	case dag.CommitDenied:
-		return "commit_denied"
-	}
-	return "unknown"
 }
 
 // heartbeatAges collects the time since each executor was last heard of,

@@ -5,7 +5,6 @@ import (
 	"path"
 	"time"
 
-	"github.com/baton-sched/baton/api"
 	"github.com/baton-sched/baton/dag"
 )
 
@@ -17,37 +16,6 @@ import (
 // answers from the replicated state (the first attempt to ask wins), and
 // writes <dir>/_SUCCESS before the job's last task ends are logged.
 
-// commit decides whether a task attempt may commit its output: the output
-// commit coordinator in the replicated state answers, and the decision
-// carries this leader's term, so a deposed leader's decision is refused.
-func (l *leadership) commit(c *conn, id *api.TaskID) {
-	if id == nil {
-		return
-	}
-	key := l.ticketKey()
-	l.mu.Lock()
-	mine := l.mayReport(key, c, id)
-	l.mu.Unlock()
-	if !mine {
-		l.d.log.Warn("driver: commit refused for an attempt not launched to this session", "executor", c.id, "task", id.Task)
-		c.send(&api.DriverMessage{Msg: &api.DriverMessage_Commit{Commit: &api.CommitDecision{Term: l.term, Task: id.Task, Authorized: false}}})
-		return
-	}
-	res, err := l.d.prop.Propose(l.ctx, &dag.AuthorizeCommit{Stage: dag.StageID(id.Stage), StageAttempt: int(id.StageAttempt), Partition: int(id.Partition), Task: dag.TaskID(id.Task), Executor: dag.ExecutorID(c.id)})
-	if err != nil {
-		// No decision: the executor asks again in its next session, with
-		// this leader or the next.
-		l.d.log.Debug("driver: commit authorisation not committed", "task", id.Task, "err", err)
-		c.close()
-		return
-	}
-	ok := res[0].Err == nil && res[0].Authorized
-	if !ok {
-		l.d.log.Info("driver: commit denied", "executor", c.id, "task", id.Task, "stage", id.Stage, "partition", id.Partition, "why", res[0].Ignored)
-	}
-	c.send(&api.DriverMessage{Msg: &api.DriverMessage_Commit{Commit: &api.CommitDecision{Term: l.term, Task: id.Task, Authorized: ok}}})
-}
-
 // savedPart is a saveAsTextFile job's partition reported finished.
 type savedPart struct {
 	job  dag.JobID
@@ -55,14 +23,14 @@ type savedPart struct {
 }
 
 // markSaved notes the saveAsTextFile partitions a batch of task ends
-// finishes and, when they are a job's last unfinished ones, finishes the
-// job's output before the batch is logged: a client that sees the job
+// finishes and, when they are a job's last unfinished ones, returns the
+// job's output to finish before the batch is logged: a client that sees the job
 // succeed finds _SUCCESS (Spark's commitJob runs before the job's caller
 // returns). Every part file is in place by then, since a task reports
 // success only after its commit. Batches are logged concurrently, so the
 // partitions reported but not yet logged count as finished too. It returns
 // what it noted, for unmarkSaved if the batch is not logged.
-func (l *leadership) markSaved(cmds []dag.Command) []savedPart {
+func (l *leadership) markSaved(cmds []dag.Command) ([]savedPart, []savedOutput) {
 	type job struct {
 		id       dag.JobID
 		dir      string
@@ -71,7 +39,7 @@ func (l *leadership) markSaved(cmds []dag.Command) []savedPart {
 	}
 	var noted []savedPart
 	var jobs []job
-	l.d.fsm.Read(func(s *dag.State) {
+	l.d.state.Read(func(s *dag.State) {
 		stages := map[dag.StageID]*dag.JobInfo{}
 		seen := map[dag.JobID]bool{}
 		for _, c := range cmds {
@@ -100,10 +68,9 @@ func (l *leadership) markSaved(cmds []dag.Command) []savedPart {
 		}
 	})
 	if len(noted) == 0 {
-		return nil
+		return nil, nil
 	}
-	var done []job
-	l.mu.Lock()
+	var done []savedOutput
 	if l.saving == nil {
 		l.saving = map[dag.JobID]map[int]bool{}
 	}
@@ -127,24 +94,21 @@ func (l *leadership) markSaved(cmds []dag.Command) []savedPart {
 		}
 		if complete {
 			delete(l.saving, j.id)
-			done = append(done, j)
+			done = append(done, savedOutput{j.id, j.dir})
 		}
 	}
-	l.mu.Unlock()
-	for _, j := range done {
-		l.finishOutput(j.id, j.dir)
-	}
-	return noted
+	return noted, done
+}
+
+// savedOutput is a saveAsTextFile job's output directory.
+type savedOutput struct {
+	id  dag.JobID
+	dir string
 }
 
 // unmarkSaved forgets partitions markSaved noted in a batch that was not
 // logged: the executors report them again, to the next leader perhaps.
 func (l *leadership) unmarkSaved(noted []savedPart) {
-	if len(noted) == 0 {
-		return
-	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
 	for _, n := range noted {
 		delete(l.saving[n.job], n.part)
 	}
@@ -157,15 +121,11 @@ func (l *leadership) unmarkSaved(noted []savedPart) {
 // task ends were logged, and writing it now could mark a directory a user
 // has since emptied and reused.
 func (l *leadership) finishSaved() {
-	type out struct {
-		id  dag.JobID
-		dir string
-	}
-	var todo []out
-	l.d.fsm.Read(func(s *dag.State) {
+	var todo []savedOutput
+	l.d.state.Read(func(s *dag.State) {
 		for _, j := range s.Jobs() {
 			if j.Status == dag.JobSucceeded && j.Graph != nil && j.Graph.Action.Op == "saveAsTextFile" {
-				todo = append(todo, out{j.ID, j.Graph.Action.Path})
+				todo = append(todo, savedOutput{j.ID, j.Graph.Action.Path})
 			}
 		}
 	})
@@ -177,7 +137,7 @@ func (l *leadership) finishSaved() {
 // abortSaved is Spark's abortJob for saveAsTextFile jobs that failed or
 // were cancelled: their attempts' temporary files go. Partitions already
 // committed stay (the output has no _SUCCESS: it is incomplete). s is
-// read-locked and l.mu held.
+// read-locked.
 func (l *leadership) abortSaved(s *dag.State) {
 	for id, dir := range l.savingJobs {
 		j, ok := s.Job(id)
@@ -188,7 +148,7 @@ func (l *leadership) abortSaved(s *dag.State) {
 		delete(l.saving, id)
 		if ok && j.Status != dag.JobSucceeded {
 			// Off the state lock: file system work.
-			go l.d.removeTemporary(id, dir)
+			l.spawn(func() { l.d.removeTemporary(id, dir) })
 			l.d.log.Info("driver: output aborted", "job", id, "dir", dir, "status", j.Status.String())
 		}
 	}
@@ -246,9 +206,9 @@ const (
 )
 
 // noteDenials arms the backoff of partitions denied their commit, and
-// clears it for partitions that succeeded. l.mu is held.
+// clears it for partitions that succeeded.
 func (l *leadership) noteDenials(cmds []dag.Command) {
-	now := time.Now()
+	now := l.d.clock.Now()
 	for _, c := range cmds {
 		te := c.(*dag.TaskEnded)
 		k := [2]uint64{uint64(te.Stage), uint64(te.Partition)}
@@ -264,7 +224,6 @@ func (l *leadership) noteDenials(cmds []dag.Command) {
 }
 
 // backingOff reports whether a partition waits after commit denials.
-// l.mu is held.
 func (l *leadership) backingOff(stage dag.StageID, part int, now time.Time) bool {
 	d, ok := l.denied[[2]uint64{uint64(stage), uint64(part)}]
 	return ok && now.Before(d.until)

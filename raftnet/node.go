@@ -665,6 +665,9 @@ type Status struct {
 	LastSnapshotTerm  uint64
 }
 
+// Term returns the node's current term.
+func (n *Node) Term() uint64 { return n.raft.CurrentTerm() }
+
 // Status returns the node's view of Raft.
 func (n *Node) Status() Status {
 	st := Status{

@@ -128,7 +128,7 @@ func (h *history) keys(id dag.StageID) []recordKey {
 	out := make([]recordKey, len(sh.recs))
 	for i := range sh.recs {
 		te := &sh.recs[i].te
-		out[i] = recordKey{part: int32(te.Partition), task: uint64(te.Task), num: sh.dropped + i, state: reasonName(te.Reason)}
+		out[i] = recordKey{part: int32(te.Partition), task: uint64(te.Task), num: sh.dropped + i, state: te.Reason.Label()}
 	}
 	return out
 }

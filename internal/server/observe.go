@@ -101,7 +101,7 @@ func (s *Server) GetStage(ctx context.Context, req *api.GetStageRequest) (*api.S
 		te := r.te
 		ta := &api.TaskAttempt{
 			Task: uint64(te.Task), Partition: int32(te.Partition), Attempt: int32(te.Attempt), StageAttempt: int32(te.StageAttempt),
-			Executor: string(te.Executor), State: reasonName(te.Reason), Message: te.Message, DurationMs: te.DurationMs,
+			Executor: string(te.Executor), State: te.Reason.Label(), Message: te.Message, DurationMs: te.DurationMs,
 			EndedUnixNano: te.Time, ResultSize: te.ResultSize, Indirect: te.Indirect, MapBytes: te.MapBytes, Ignored: r.ignored,
 		}
 		if te.DurationMs > 0 && te.Time > 0 {
@@ -110,27 +110,6 @@ func (s *Server) GetStage(ctx context.Context, req *api.GetStageRequest) (*api.S
 		out.Tasks = append(out.Tasks, ta)
 	}
 	return out, nil
-}
-
-// reasonName is a task end's reason as the API names it.
-func reasonName(r dag.Reason) string {
-	switch r {
-	case dag.Success:
-		return "success"
-	case dag.Exception:
-		return "exception"
-	case dag.FetchFailed:
-		return "fetch_failed"
-	case dag.Killed:
-		return "killed"
-	case dag.ExecutorLost:
-		return "executor_lost"
-	case dag.ResultLost:
-		return "result_lost"
-	case dag.CommitDenied:
-		return "commit_denied"
-	}
-	return "unknown"
 }
 
 func stageToProto(si dag.StageInfo) *api.Stage {
