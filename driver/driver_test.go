@@ -385,7 +385,9 @@ func TestOneSessionsEndsCommitInOrder(t *testing.T) {
 	h.log.hold = nil
 	h.log.mu.Unlock()
 	close(hold)
-	h.waitFor("every end acknowledged", func() bool { return e1.isAcked(ls[0].Id.Task) && e1.isAcked(ls[1].Id.Task) && e1.isAcked(ls[2].Id.Task) })
+	h.waitFor("every end acknowledged", func() bool {
+		return e1.isAcked(ls[0].Id.Task) && e1.isAcked(ls[1].Id.Task) && e1.isAcked(ls[2].Id.Task)
+	})
 	var order []uint64
 	var entries [][]dag.Command
 	h.log.mu.Lock()
