@@ -103,6 +103,8 @@ bench: ## Run the benchmarks that back the figures in the README, each beside it
 	$(GO) run ./internal/cmd/sortbench -mb 1024
 	@echo "== failover drill: 30 rounds, the leader SIGKILLed at a random moment (target: takeover median <= 600ms, max <= 1.5s, 30/30 exact, 0 re-runs)"
 	$(GO) build -o bin/ ./cmd/... && bin/batonctl drill -rounds 30 -kill leader -at random -seed 1
+	@echo "== scheduler at scale: real fsm, dag and driver on Raft (bbolt), 1,000 simulated executors x 16 slots, a 1,000,000-task job then a stream of small jobs (target >= 50,000 tasks/s, snapshot take and restore <= 2s, heap <= 2 GiB)"
+	$(GO) run ./internal/cmd/simbench
 	@echo "== load: 10 min of jobs under 10 hogs (cpu, io, alloc), 200 execd (lease 100ms baseline vs current), idle takeover (baseline vs current) (target: <= 2 leader changes; takeover median <= 600ms, max <= 1.5s)"
 	$(GO) run ./internal/cmd/loadbench
 

@@ -122,8 +122,10 @@ type placer struct {
 	queue    int
 	capacity int // launches the rooms still take (at the queued level)
 	batches  map[string][]*api.TaskLaunch
-	// free is the room for the tasks of stage freeStage.
+	// free is the room for the tasks of stage freeStage; byFree orders
+	// it.
 	free      map[string]int
+	byFree    mostFreeHeap
 	freeStage dag.StageID
 	freeValid bool
 	needs     []string // the functions freeStage's tasks need
@@ -293,6 +295,7 @@ func (p *placer) roomFor(stage dag.StageID, sv *stageView) map[string]int {
 			p.free[id] = n
 		}
 	}
+	p.byFree.reset(p.free)
 	p.freeStage, p.freeValid = stage, true
 	return p.free
 }
@@ -338,7 +341,11 @@ func (p *placer) offer(t dag.TaskSpec, speculative bool) (launched, noRoom bool)
 				return false, false // wait for a preferred slot
 			}
 		}
-		exec = mostFree(eligible)
+		if len(eligible) == len(free) {
+			exec = p.byFree.best() // eligible is free
+		} else {
+			exec = mostFree(eligible)
+		}
 	}
 	tl := p.build(t, sv, exec)
 	if tl == nil {
@@ -356,6 +363,7 @@ func (p *placer) offer(t dag.TaskSpec, speculative bool) (launched, noRoom bool)
 	l.d.metrics.launched.Inc()
 	p.rooms[exec].used++
 	p.capacity--
+	p.byFree.take(exec)
 	if free[exec]--; free[exec] == 0 {
 		delete(free, exec)
 	}
