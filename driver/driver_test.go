@@ -423,7 +423,9 @@ func TestASessionThatStopsReadingBlocksNoOne(t *testing.T) {
 		l.ask(func() { ok = l.conns["e1"] != nil })
 		return ok
 	})
-	for i := 0; i <= maxOutbox; i++ {
+	// The sender takes what is queued once, then blocks for good: twice
+	// the outbox's bound fills it whatever it took.
+	for i := 0; i <= 2*maxOutbox+1; i++ {
 		h.d.Dropped(&dag.Dropped{Shuffles: []dag.ShuffleID{dag.ShuffleID(i)}})
 	}
 	h.waitFor("the stuck session closed", func() bool { return len(stuck.served) > 0 })
