@@ -441,3 +441,24 @@ func TestASessionThatStopsReadingBlocksNoOne(t *testing.T) {
 		t.Fatalf("the stuck session ended with %v", err)
 	}
 }
+
+// TestANewSessionGetsTheGraphAgain: the graph goes with the first launch
+// of each session that needs it: an executor that reconnected (a new
+// session, which has not got the graphs) gets it again.
+func TestANewSessionGetsTheGraphAgain(t *testing.T) {
+	h := newHarness(t, Options{})
+	h.lead()
+	e1 := h.connect("e1", helloOpts{cores: 1})
+	h.submit(collectJob(2))
+	first := e1.waitLaunches(1)[0]
+	if first.Graph == nil {
+		t.Fatal("the first launch of a session came without its graph")
+	}
+	e1.hangUp()
+	again := h.connect("e1", helloOpts{cores: 1, running: []*api.TaskID{first.Id}})
+	again.report(finished(first, 5))
+	next := again.waitLaunches(1)[0]
+	if next.Graph == nil || next.GraphKey != first.GraphKey {
+		t.Fatalf("the new session's first launch: graph %t, key %q (want %q)", next.Graph != nil, next.GraphKey, first.GraphKey)
+	}
+}
