@@ -28,6 +28,8 @@ var allowedImports = map[string]bool{
 	"strconv":                           true,
 	"strings":                           true,
 	"github.com/baton-sched/baton/plan": true,
+	// blocksize imports only math (the size codec map outputs carry).
+	"github.com/baton-sched/baton/blocksize": true,
 }
 
 // TestPurity checks that dag's non-test code imports only allowed

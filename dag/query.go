@@ -1,7 +1,7 @@
 package dag
 
 import (
-	"math"
+	"github.com/baton-sched/baton/blocksize"
 	"sort"
 
 	"github.com/baton-sched/baton/plan"
@@ -179,23 +179,9 @@ func (s *State) shuffleInputs(g *plan.Graph, node, p int, fn func(key string, re
 	}
 }
 
-// CompressSize compresses a block size to one byte, as Spark's MapStatus:
-// 0 stays 0, otherwise ceil(log base 1.1 of size), at most 255 (about
-// 35 GiB); sizes are exact up to a 10% over-estimate.
-func CompressSize(size uint64) byte {
-	switch {
-	case size == 0:
-		return 0
-	case size <= 1:
-		return 1
-	}
-	return byte(min(255, math.Ceil(math.Log(float64(size))/math.Log(1.1))))
-}
+// CompressSize is blocksize.Compress: a block size in one byte, as
+// Spark's MapStatus.
+func CompressSize(size uint64) byte { return blocksize.Compress(size) }
 
-// DecompressSize is the inverse of CompressSize (an estimate).
-func DecompressSize(b byte) uint64 {
-	if b == 0 {
-		return 0
-	}
-	return uint64(math.Pow(1.1, float64(b)))
-}
+// DecompressSize is blocksize.Decompress.
+func DecompressSize(b byte) uint64 { return blocksize.Decompress(b) }

@@ -3,12 +3,14 @@ package dag
 import (
 	"fmt"
 	"strings"
+
+	"github.com/baton-sched/baton/blocksize"
 )
 
 // MaxSizedReducers is the largest reducer count for which map outputs
 // carry per-reducer sizes (Spark switches to HighlyCompressedMapStatus
 // above 2000 partitions).
-const MaxSizedReducers = 2000
+const MaxSizedReducers = blocksize.MaxSizedReducers
 
 // taskIndex returns the task index of a partition in a stage, or -1.
 func (s *State) taskIndex(st *stage, partition int) int {

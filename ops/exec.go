@@ -75,7 +75,7 @@ type MapOutput struct {
 	Blocks [][]byte
 	Bytes  uint64
 	// Sizes are the blocks' sizes compressed to a byte each
-	// (dag.CompressSize), or nil for more than 2000 reducers.
+	// (blocksize.Compress), or nil for more than blocksize.MaxSizedReducers.
 	Sizes []byte
 }
 

@@ -4,8 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"github.com/baton-sched/baton/blocksize"
 	"hash/fnv"
-	"math"
 	"sort"
 	"strconv"
 
@@ -199,27 +199,16 @@ func (x *exec) runMap() (*MapOutput, error) {
 		}
 	}
 	out := &MapOutput{Blocks: blocks}
-	if reducers <= 2000 {
+	if reducers <= blocksize.MaxSizedReducers {
 		out.Sizes = make([]byte, reducers)
 	}
 	for i, b := range blocks {
 		out.Bytes += uint64(len(b))
 		if out.Sizes != nil {
-			out.Sizes[i] = compressSize(uint64(len(b)))
+			out.Sizes[i] = blocksize.Compress(uint64(len(b)))
 		}
 	}
 	return out, nil
-}
-
-// compressSize is dag.CompressSize (ops does not import the scheduler).
-func compressSize(size uint64) byte {
-	switch {
-	case size == 0:
-		return 0
-	case size <= 1:
-		return 1
-	}
-	return byte(min(255, math.Ceil(math.Log(float64(size))/math.Log(1.1))))
 }
 
 func appendSortedInts(b []byte, m map[string]int64) []byte {
