@@ -304,8 +304,8 @@ func identity(dir, given string) (string, error) {
 		rand.Read(r[:])
 		id = "exec-" + hex.EncodeToString(r[:])
 	}
-	if err := os.WriteFile(path, []byte(id+"\n"), 0o644); err != nil {
-		return "", fmt.Errorf("executor: %w", err)
+	if err := writeFileDurably(path, []byte(id+"\n"), 0o644); err != nil {
+		return "", err
 	}
 	return id, nil
 }
@@ -472,9 +472,9 @@ func (e *Executor) raiseTerm(t uint64) {
 		return
 	}
 	e.highestTerm = t
-	tmp := termPath(e.opts.DataDir) + ".tmp"
-	if err := os.WriteFile(tmp, []byte(fmt.Sprintf("%d\n", t)), 0o644); err == nil {
-		os.Rename(tmp, termPath(e.opts.DataDir))
+	// Durably: a restarted executor must still refuse a deposed leader.
+	if err := writeFileDurably(termPath(e.opts.DataDir), []byte(fmt.Sprintf("%d\n", t)), 0o644); err != nil {
+		e.log.Warn("could not keep the highest term obeyed", "term", t, "err", err)
 	}
 }
 
@@ -501,8 +501,7 @@ func (e *Executor) setGrantKey(k []byte) {
 	if old, ok := loadGrantKey(e.opts.DataDir); ok && bytes.Equal(old, key) {
 		return
 	}
-	tmp := grantKeyPath(e.opts.DataDir) + ".tmp"
-	if err := os.WriteFile(tmp, key, 0o600); err == nil {
-		os.Rename(tmp, grantKeyPath(e.opts.DataDir))
+	if err := writeFileDurably(grantKeyPath(e.opts.DataDir), key, 0o600); err != nil {
+		e.log.Warn("could not keep the grant key", "err", err)
 	}
 }
