@@ -262,7 +262,7 @@ func (s *State) apply(cmd Command) Result {
 	case nil:
 		return Result{Err: fmt.Errorf("%w: nil command", ErrInvalidCommand)}
 	}
-	return Result{Err: fmt.Errorf("%w: %T", ErrInvalidCommand, cmd)}
+	return Result{Err: fmt.Errorf("%w %T", ErrUnknownCommand, cmd)}
 }
 
 func (s *State) tick(t int64) {

@@ -360,6 +360,9 @@ var (
 	ErrJobNotEnded     = errors.New("dag: job has not ended")
 	ErrInvalidGraph    = errors.New("dag: invalid graph")
 	ErrInvalidCommand  = errors.New("dag: invalid command")
+	// ErrUnknownCommand: a command of a type the state does not apply (it
+	// wraps ErrInvalidCommand).
+	ErrUnknownCommand = fmt.Errorf("%w: unknown command type", ErrInvalidCommand)
 	// ErrTooLarge: a job larger than the state's limits (Config).
 	ErrTooLarge = errors.New("dag: over the scheduler's limits")
 	// ErrTooManyJobs: MaxRunningJobs jobs are running already.

@@ -110,52 +110,9 @@ func EncodeACL(now int64, c ACLCommand) ([]byte, error) {
 	default:
 		return nil, errors.New("fsm: encode acl: empty command")
 	}
-	payload, err := proto.MarshalOptions{Deterministic: true}.Marshal(msg)
-	if err != nil {
-		return nil, fmt.Errorf("fsm: encode acl: %w", err)
-	}
-	// Never skipped: a member that did not know ACLs would let anyone in.
-	e := &fsmpb.Entry{Time: now, Commands: []*fsmpb.Command{{Type: typ, Payload: payload}}}
-	b, err := proto.MarshalOptions{Deterministic: true}.Marshal(e)
-	if err != nil {
-		return nil, fmt.Errorf("fsm: encode entry: %w", err)
-	}
-	return frame(b), nil
-}
-
-// decodeACL decodes an ACL command; ok is false when pc is not one.
-func decodeACL(pc *fsmpb.Command) (c *ACLCommand, ok bool, err error) {
-	switch pc.Type {
-	case fsmpb.Type_TYPE_ACL_BOOTSTRAP:
-		var m fsmpb.ACLBootstrap
-		if err := proto.Unmarshal(pc.Payload, &m); err != nil {
-			return nil, true, err
-		}
-		return &ACLCommand{Bootstrap: &ACLBootstrap{Management: tokenFromProto(m.Management), ServerSecret: m.ServerSecret}}, true, nil
-	case fsmpb.Type_TYPE_ACL_TOKEN_SET:
-		var m fsmpb.ACLToken
-		if err := proto.Unmarshal(pc.Payload, &m); err != nil {
-			return nil, true, err
-		}
-		t := tokenFromProto(&m)
-		return &ACLCommand{Set: &t}, true, nil
-	case fsmpb.Type_TYPE_ACL_TOKEN_DELETE:
-		var m fsmpb.ACLTokenDelete
-		if err := proto.Unmarshal(pc.Payload, &m); err != nil {
-			return nil, true, err
-		}
-		if m.Accessor == "" {
-			return nil, true, errors.New("acl delete without an accessor")
-		}
-		return &ACLCommand{Delete: m.Accessor}, true, nil
-	case fsmpb.Type_TYPE_ACL_EXECUTOR_BIND:
-		var m fsmpb.ACLExecutorBind
-		if err := proto.Unmarshal(pc.Payload, &m); err != nil {
-			return nil, true, err
-		}
-		return &ACLCommand{Bind: &ExecutorBind{Executor: m.Executor, Principal: m.Principal}}, true, nil
-	}
-	return nil, false, nil
+	// Never skipped (see clusterCommands): a member that did not know
+	// ACLs would let anyone in.
+	return encodeCluster(now, typ, msg)
 }
 
 func tokenToProto(t Token) *fsmpb.ACLToken {

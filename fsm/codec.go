@@ -2,14 +2,13 @@ package fsm
 
 import (
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"reflect"
 
 	"github.com/baton-sched/baton/dag"
 	"github.com/baton-sched/baton/fsm/fsmpb"
-	"github.com/baton-sched/baton/plan"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -63,73 +62,59 @@ var ErrCorruptEntry = errors.New("fsm: corrupt log entry")
 // now (Unix nanoseconds). The commands' own Time fields are ignored: the
 // entry's time stamps them all.
 func Encode(now int64, cmds []dag.Command) ([]byte, error) {
-	e := &fsmpb.Entry{Time: now, Commands: make([]*fsmpb.Command, 0, len(cmds))}
+	pcs := make([]*fsmpb.Command, 0, len(cmds))
 	for _, c := range cmds {
 		pc, err := encodeCommand(c)
 		if err != nil {
 			return nil, err
 		}
-		e.Commands = append(e.Commands, pc)
+		pcs = append(pcs, pc)
 	}
-	b, err := proto.MarshalOptions{Deterministic: true}.Marshal(e)
+	return encodeEntry(now, pcs)
+}
+
+// encodeCommand encodes a scheduler command by its registration.
+func encodeCommand(c dag.Command) (*fsmpb.Command, error) {
+	r := commands.byDagType[reflect.TypeOf(c)]
+	if r == nil {
+		return nil, fmt.Errorf("fsm: cannot encode command %T", c)
+	}
+	if reflect.ValueOf(c).IsNil() {
+		return nil, fmt.Errorf("fsm: cannot encode a nil %s", r.name)
+	}
+	m, err := r.encode(c)
+	if err != nil {
+		return nil, fmt.Errorf("fsm: encode %s: %w", r.name, err)
+	}
+	payload, err := proto.MarshalOptions{Deterministic: true}.Marshal(m)
+	if err != nil {
+		return nil, fmt.Errorf("fsm: encode %s: %w", r.name, err)
+	}
+	return &fsmpb.Command{Type: r.typ, Payload: payload}, nil
+}
+
+// encodeCluster returns the log entry of one cluster metadata command
+// (a member update, a leader takeover, an ACL change), flagged as its
+// registration says.
+func encodeCluster(now int64, typ fsmpb.Type, m proto.Message) ([]byte, error) {
+	r := commands.cluster[typ]
+	if r == nil {
+		return nil, fmt.Errorf("fsm: %s is not a registered cluster command", typ)
+	}
+	payload, err := proto.MarshalOptions{Deterministic: true}.Marshal(m)
+	if err != nil {
+		return nil, fmt.Errorf("fsm: encode %s: %w", r.name, err)
+	}
+	return encodeEntry(now, []*fsmpb.Command{{Type: typ, SkipIfUnknown: r.skipIfUnknown, Payload: payload}})
+}
+
+// encodeEntry returns the framed log entry of encoded commands.
+func encodeEntry(now int64, pcs []*fsmpb.Command) ([]byte, error) {
+	b, err := proto.MarshalOptions{Deterministic: true}.Marshal(&fsmpb.Entry{Time: now, Commands: pcs})
 	if err != nil {
 		return nil, fmt.Errorf("fsm: encode entry: %w", err)
 	}
 	return frame(b), nil
-}
-
-func encodeCommand(c dag.Command) (*fsmpb.Command, error) {
-	var t fsmpb.Type
-	var m proto.Message
-	switch c := c.(type) {
-	case *dag.RegisterExecutor:
-		t = fsmpb.Type_TYPE_REGISTER_EXECUTOR
-		m = &fsmpb.RegisterExecutor{Id: string(c.ID), Addr: c.Addr, Cores: int32(c.Cores), Funcs: c.Funcs}
-	case *dag.RemoveExecutor:
-		t = fsmpb.Type_TYPE_REMOVE_EXECUTOR
-		m = &fsmpb.RemoveExecutor{Id: string(c.ID), Reason: c.Reason}
-	case *dag.SubmitJob:
-		t = fsmpb.Type_TYPE_SUBMIT_JOB
-		g, err := json.Marshal(c.Graph)
-		if err != nil {
-			return nil, fmt.Errorf("fsm: encode graph: %w", err)
-		}
-		sj := &fsmpb.SubmitJob{Graph: g, AllPartitions: c.Partitions == nil, Key: c.Key, Pool: c.Pool,
-			MaxTaskFailures: int32(c.MaxTaskFailures), MaxResultSize: c.MaxResultSize}
-		for _, p := range c.Partitions {
-			sj.Partitions = append(sj.Partitions, int32(p))
-		}
-		m = sj
-	case *dag.TaskEnded:
-		t = fsmpb.Type_TYPE_TASK_ENDED
-		m = &fsmpb.TaskEnded{
-			Task: uint64(c.Task), Stage: uint64(c.Stage), StageAttempt: int32(c.StageAttempt),
-			Partition: int32(c.Partition), Attempt: int32(c.Attempt), Executor: string(c.Executor),
-			Epoch: c.Epoch, Reason: fsmpb.Reason(c.Reason), Message: c.Message,
-			MapBytes: c.MapBytes, MapSizes: c.MapSizes, ResultSize: c.ResultSize, Result: c.Result,
-			Indirect: c.Indirect, FetchExecutor: string(c.FetchExecutor), FetchShuffle: uint64(c.FetchShuffle),
-			FetchMap: int32(c.FetchMap), FetchReduce: int32(c.FetchReduce), DurationMs: c.DurationMs,
-		}
-	case *dag.ResubmitFailedStages:
-		t = fsmpb.Type_TYPE_RESUBMIT_FAILED_STAGES
-		m = &fsmpb.ResubmitFailedStages{}
-	case *dag.AuthorizeCommit:
-		t = fsmpb.Type_TYPE_AUTHORIZE_COMMIT
-		m = &fsmpb.AuthorizeCommit{Stage: uint64(c.Stage), StageAttempt: int32(c.StageAttempt), Partition: int32(c.Partition), Task: uint64(c.Task), Executor: string(c.Executor)}
-	case *dag.CancelJob:
-		t = fsmpb.Type_TYPE_CANCEL_JOB
-		m = &fsmpb.CancelJob{Job: uint64(c.Job), Reason: c.Reason}
-	case *dag.ReleaseJob:
-		t = fsmpb.Type_TYPE_RELEASE_JOB
-		m = &fsmpb.ReleaseJob{Job: uint64(c.Job)}
-	default:
-		return nil, fmt.Errorf("fsm: cannot encode command %T", c)
-	}
-	payload, err := proto.MarshalOptions{Deterministic: true}.Marshal(m)
-	if err != nil {
-		return nil, fmt.Errorf("fsm: encode %s: %w", t, err)
-	}
-	return &fsmpb.Command{Type: t, Payload: payload}, nil
 }
 
 // Decoded is one decoded log entry.
@@ -164,17 +149,7 @@ type Member struct {
 
 // EncodeMember returns the log entry that records a member's addresses.
 func EncodeMember(now int64, m Member) ([]byte, error) {
-	payload, err := proto.MarshalOptions{Deterministic: true}.Marshal(memberToProto(m))
-	if err != nil {
-		return nil, fmt.Errorf("fsm: encode member: %w", err)
-	}
-	// Older builds that do not know members can skip them safely.
-	e := &fsmpb.Entry{Time: now, Commands: []*fsmpb.Command{{Type: fsmpb.Type_TYPE_SET_MEMBER, SkipIfUnknown: true, Payload: payload}}}
-	b, err := proto.MarshalOptions{Deterministic: true}.Marshal(e)
-	if err != nil {
-		return nil, fmt.Errorf("fsm: encode entry: %w", err)
-	}
-	return frame(b), nil
+	return encodeCluster(now, fsmpb.Type_TYPE_SET_MEMBER, memberToProto(m))
 }
 
 // LeaderReady is a leader's takeover: the term it won, when its driver
@@ -191,16 +166,7 @@ type LeaderReady struct {
 
 // EncodeLeaderReady returns the log entry that records a takeover.
 func EncodeLeaderReady(now int64, l LeaderReady) ([]byte, error) {
-	payload, err := proto.MarshalOptions{Deterministic: true}.Marshal(leaderToProto(l))
-	if err != nil {
-		return nil, fmt.Errorf("fsm: encode leader: %w", err)
-	}
-	e := &fsmpb.Entry{Time: now, Commands: []*fsmpb.Command{{Type: fsmpb.Type_TYPE_LEADER_READY, SkipIfUnknown: true, Payload: payload}}}
-	b, err := proto.MarshalOptions{Deterministic: true}.Marshal(e)
-	if err != nil {
-		return nil, fmt.Errorf("fsm: encode entry: %w", err)
-	}
-	return frame(b), nil
+	return encodeCluster(now, fsmpb.Type_TYPE_LEADER_READY, leaderToProto(l))
 }
 
 func leaderToProto(l LeaderReady) *fsmpb.LeaderReady {
@@ -231,110 +197,25 @@ func Decode(data []byte) (*Decoded, error) {
 	}
 	d := &Decoded{Time: e.Time, Commands: make([]dag.Command, len(e.Commands)), Members: make([]*Member, len(e.Commands)), Leaders: make([]*LeaderReady, len(e.Commands)), ACL: make([]*ACLCommand, len(e.Commands))}
 	for i, pc := range e.Commands {
-		if c, ok, err := decodeACL(pc); ok {
+		if r := commands.scheduler[pc.Type]; r != nil {
+			c, err := r.decode(pc.Payload, e.Time)
 			if err != nil {
-				return nil, fmt.Errorf("%w: command %d: bad acl change: %v", ErrCorruptEntry, i, err)
+				return nil, fmt.Errorf("%w: command %d: bad %s: %v", ErrCorruptEntry, i, r.name, err)
 			}
-			d.ACL[i] = c
+			d.Commands[i] = c
 			continue
 		}
-		if pc.Type == fsmpb.Type_TYPE_LEADER_READY {
-			var m fsmpb.LeaderReady
-			if err := proto.Unmarshal(pc.Payload, &m); err != nil || m.Id == "" {
-				return nil, fmt.Errorf("%w: command %d: bad leader takeover", ErrCorruptEntry, i)
+		if r := commands.cluster[pc.Type]; r != nil {
+			if err := r.decode(pc.Payload, d, i); err != nil {
+				return nil, fmt.Errorf("%w: command %d: bad %s: %v", ErrCorruptEntry, i, r.name, err)
 			}
-			l := leaderFromProto(&m)
-			d.Leaders[i] = &l
 			continue
 		}
-		if pc.Type == fsmpb.Type_TYPE_SET_MEMBER {
-			var m fsmpb.SetMember
-			if err := proto.Unmarshal(pc.Payload, &m); err != nil || m.Id == "" {
-				return nil, fmt.Errorf("%w: command %d: bad member update", ErrCorruptEntry, i)
-			}
-			d.Members[i] = memberFromProto(&m)
-			continue
-		}
-		c, err := decodeCommand(pc, e.Time)
-		if errors.Is(err, errUnknownType) && pc.SkipIfUnknown {
+		if pc.SkipIfUnknown {
 			d.Skipped = append(d.Skipped, pc.Type)
 			continue
 		}
-		if err != nil {
-			return nil, fmt.Errorf("%w: command %d: %v", ErrCorruptEntry, i, err)
-		}
-		d.Commands[i] = c
+		return nil, fmt.Errorf("%w: command %d: unknown command type %d", ErrCorruptEntry, i, int32(pc.Type))
 	}
 	return d, nil
-}
-
-var errUnknownType = errors.New("unknown command type")
-
-func decodeCommand(pc *fsmpb.Command, now int64) (dag.Command, error) {
-	p := pc.Payload
-	switch pc.Type {
-	case fsmpb.Type_TYPE_REGISTER_EXECUTOR:
-		var m fsmpb.RegisterExecutor
-		if err := proto.Unmarshal(p, &m); err != nil {
-			return nil, err
-		}
-		return &dag.RegisterExecutor{Time: now, ID: dag.ExecutorID(m.Id), Addr: m.Addr, Cores: int(m.Cores), Funcs: m.Funcs}, nil
-	case fsmpb.Type_TYPE_REMOVE_EXECUTOR:
-		var m fsmpb.RemoveExecutor
-		if err := proto.Unmarshal(p, &m); err != nil {
-			return nil, err
-		}
-		return &dag.RemoveExecutor{Time: now, ID: dag.ExecutorID(m.Id), Reason: m.Reason}, nil
-	case fsmpb.Type_TYPE_SUBMIT_JOB:
-		var m fsmpb.SubmitJob
-		if err := proto.Unmarshal(p, &m); err != nil {
-			return nil, err
-		}
-		g := &plan.Graph{}
-		if err := json.Unmarshal(m.Graph, g); err != nil {
-			return nil, fmt.Errorf("graph: %w", err)
-		}
-		c := &dag.SubmitJob{Time: now, Graph: g, Key: m.Key, Pool: m.Pool, MaxTaskFailures: int(m.MaxTaskFailures), MaxResultSize: m.MaxResultSize}
-		if !m.AllPartitions {
-			c.Partitions = make([]int, len(m.Partitions))
-			for i, x := range m.Partitions {
-				c.Partitions[i] = int(x)
-			}
-		}
-		return c, nil
-	case fsmpb.Type_TYPE_TASK_ENDED:
-		var m fsmpb.TaskEnded
-		if err := proto.Unmarshal(p, &m); err != nil {
-			return nil, err
-		}
-		return &dag.TaskEnded{
-			Time: now, Task: dag.TaskID(m.Task), Stage: dag.StageID(m.Stage), StageAttempt: int(m.StageAttempt),
-			Partition: int(m.Partition), Attempt: int(m.Attempt), Executor: dag.ExecutorID(m.Executor),
-			Epoch: m.Epoch, Reason: dag.Reason(m.Reason), Message: m.Message, MapBytes: m.MapBytes,
-			MapSizes: m.MapSizes, ResultSize: m.ResultSize, Result: m.Result, Indirect: m.Indirect,
-			FetchExecutor: dag.ExecutorID(m.FetchExecutor), FetchShuffle: dag.ShuffleID(m.FetchShuffle),
-			FetchMap: int(m.FetchMap), FetchReduce: int(m.FetchReduce), DurationMs: m.DurationMs,
-		}, nil
-	case fsmpb.Type_TYPE_RESUBMIT_FAILED_STAGES:
-		return &dag.ResubmitFailedStages{Time: now}, nil
-	case fsmpb.Type_TYPE_AUTHORIZE_COMMIT:
-		var m fsmpb.AuthorizeCommit
-		if err := proto.Unmarshal(p, &m); err != nil {
-			return nil, err
-		}
-		return &dag.AuthorizeCommit{Time: now, Stage: dag.StageID(m.Stage), StageAttempt: int(m.StageAttempt), Partition: int(m.Partition), Task: dag.TaskID(m.Task), Executor: dag.ExecutorID(m.Executor)}, nil
-	case fsmpb.Type_TYPE_CANCEL_JOB:
-		var m fsmpb.CancelJob
-		if err := proto.Unmarshal(p, &m); err != nil {
-			return nil, err
-		}
-		return &dag.CancelJob{Time: now, Job: dag.JobID(m.Job), Reason: m.Reason}, nil
-	case fsmpb.Type_TYPE_RELEASE_JOB:
-		var m fsmpb.ReleaseJob
-		if err := proto.Unmarshal(p, &m); err != nil {
-			return nil, err
-		}
-		return &dag.ReleaseJob{Time: now, Job: dag.JobID(m.Job)}, nil
-	}
-	return nil, fmt.Errorf("%w %d", errUnknownType, pc.Type)
 }

@@ -8,6 +8,9 @@
 // written with skip_if_unknown. A command that decodes but fails its
 // business rules is not an error here: dag returns it as a Result, and
 // Apply hands every command's Result back to the proposer in a Response.
+// Every command type is one registration in commands.go (its type number,
+// name, encoder and decoder), and enum values such as a task's end reason
+// are mapped to their log numbers explicitly there, never cast.
 //
 // Snapshot encodes the whole state under the read lock (a versioned
 // header, the dag state, a CRC32C) so Persist can stream it while Apply
