@@ -95,7 +95,21 @@ type Executor struct {
 	grpc   *grpc.Server
 	addr   string
 
-	mu          sync.Mutex
+	// ctx ends when Close begins: it ends Run's sessions and cancels the
+	// tasks.
+	ctx    context.Context
+	cancel context.CancelFunc
+	// wg counts the goroutines the executor starts (the block service's,
+	// Run's, the tasks'): Close waits for all of them before it closes
+	// the store they use. Add is called only under mu while closing is
+	// false, so that no goroutine starts once Close waits.
+	wg        sync.WaitGroup
+	closeOnce sync.Once
+	closeErr  error
+
+	mu sync.Mutex
+	// closing: Close has begun; nothing starts any more.
+	closing     bool
 	highestTerm uint64
 	// grantKey checks block fetches' grants (a public key): the latest
 	// welcome's (nil until the first welcome: no blocks served).
@@ -236,6 +250,7 @@ func New(opts Options) (*Executor, error) {
 		stats:   stats{launchesJob: map[uint64]int64{}, firstByTerm: map[uint64]int64{}, lastByTerm: map[uint64]int64{}},
 		commits: map[uint64]*commitAsk{},
 	}
+	e.ctx, e.cancel = context.WithCancel(context.Background())
 	e.highestTerm = loadTerm(opts.DataDir)
 	if k, ok := loadGrantKey(opts.DataDir); ok {
 		e.grantKey.Store(&k)
@@ -266,7 +281,9 @@ func New(opts Options) (*Executor, error) {
 			}
 			e.metrics.fetched.Add(float64(n))
 		}}}
-	serverOpts := append(blockstore.ServerOptions(), grpc.MaxRecvMsgSize(16<<20))
+	// Stop waits for the block service's handlers, which read the store
+	// Close closes after it.
+	serverOpts := append(blockstore.ServerOptions(), grpc.MaxRecvMsgSize(16<<20), grpc.WaitForHandlers(true))
 	if opts.TLS != nil {
 		serverOpts = append(serverOpts, grpc.Creds(credentials.NewTLS(opts.TLS.Server(true))))
 	}
@@ -278,7 +295,11 @@ func New(opts Options) (*Executor, error) {
 		}
 		return *k, true
 	}}, e: e})
-	go e.grpc.Serve(e.ln)
+	e.wg.Add(1)
+	go func() {
+		defer e.wg.Done()
+		e.grpc.Serve(e.ln)
+	}()
 	return e, nil
 }
 
@@ -323,8 +344,20 @@ func (e *Executor) Store() *blockstore.Store { return e.store }
 // (through any member), runs the tasks it is given, reports them, and
 // reconnects whenever the session breaks. Tasks keep running across a
 // leader change and their reports are kept until a leader acknowledges
-// them.
+// them. Close ends Run too; Run after Close returns an error at once.
 func (e *Executor) Run(ctx context.Context) error {
+	e.mu.Lock()
+	if e.closing {
+		e.mu.Unlock()
+		return errClosed
+	}
+	e.wg.Add(1)
+	e.mu.Unlock()
+	defer e.wg.Done()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stop := context.AfterFunc(e.ctx, cancel) // Close ends the sessions
+	defer stop()
 	e.log.Info("executor started", "addr", e.addr, "cores", e.opts.Cores, "schedulers", strings.Join(e.opts.Schedulers, ","))
 	hint := ""
 	next := 0
@@ -389,15 +422,45 @@ func (e *Executor) Run(ctx context.Context) error {
 	return nil
 }
 
-// Close stops the executor: it kills its tasks and closes its block
-// service and store.
+// errClosed is Run's error after Close.
+var errClosed = errors.New("executor: closed")
+
+// Close stops the executor: it ends Run, kills the tasks, and waits for
+// every goroutine the executor started (the tasks, Run's, the block
+// service's) before it closes its connections and its store, so that
+// nothing touches the store once it is closed. A task whose code ignores
+// its cancellation holds Close until it returns. Close may be called more
+// than once; the calls after the first return its result.
 func (e *Executor) Close() error {
+	e.closeOnce.Do(func() { e.closeErr = e.close() })
+	return e.closeErr
+}
+
+func (e *Executor) close() error {
 	e.mu.Lock()
+	e.closing = true
 	for _, t := range e.running {
 		t.cancel()
 	}
 	e.mu.Unlock()
+	e.cancel()
 	e.grpc.Stop()
+	done := make(chan struct{})
+	go func() {
+		e.wg.Wait()
+		close(done)
+	}()
+	for waiting := true; waiting; {
+		select {
+		case <-done:
+			waiting = false
+		case <-time.After(5 * time.Second):
+			e.mu.Lock()
+			n := len(e.running)
+			e.mu.Unlock()
+			e.log.Warn("closing: waiting for killed tasks to end", "running", n)
+		}
+	}
 	e.conns.Close()
 	e.schedMu.Lock()
 	for _, cc := range e.sched {

@@ -67,6 +67,9 @@ func runMain(args []string, reg *ops.Registry, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "%s: %v\n", name, err)
 		return 1
 	}
+	// stopWeb stops the HTTP server before the executor closes: a scrape
+	// reads the block store's size.
+	stopWeb := func() {}
 	if web.ln != nil {
 		mux := http.NewServeMux()
 		mux.Handle("GET /metrics", promhttp.HandlerFor(metrics, promhttp.HandlerOpts{}))
@@ -78,13 +81,24 @@ func runMain(args []string, reg *ops.Registry, stderr io.Writer) int {
 			mux.Handle("/debug/pprof/trace", operatorsOnly(http.HandlerFunc(pprof.Trace)))
 		}
 		srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-		go srv.Serve(web.ln)
-		defer srv.Close()
+		served := make(chan struct{})
+		go func() {
+			defer close(served)
+			srv.Serve(web.ln)
+		}()
+		stopWeb = func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			srv.Shutdown(ctx) // lets a scrape in progress finish
+			srv.Close()
+			<-served
+		}
 		opts.Logger.Info("serving metrics", "executor", e.ID(), "http", web.ln.Addr().String())
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	e.Run(ctx)
+	stopWeb()
 	if err := e.Close(); err != nil {
 		fmt.Fprintf(stderr, "%s: stop: %v\n", name, err)
 		return 1

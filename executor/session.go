@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/baton-sched/baton/api"
@@ -49,13 +50,16 @@ func (bearerToken) RequireTransportSecurity() bool { return false }
 
 // session runs one session with the leader through the member at addr.
 // It returns the leader's API address when the member says it is not the
-// leader and knows who is.
+// leader and knows who is. The goroutines it starts have ended when it
+// returns.
 func (e *Executor) session(ctx context.Context, addr string, session uint64) (string, error) {
 	cc, err := e.schedulerConn(addr)
 	if err != nil {
 		return "", err
 	}
 	sctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	defer wg.Wait() // after cancel: the goroutines end with sctx
 	defer cancel()
 	stream, err := api.NewExecutorsClient(cc).Connect(sctx)
 	if err != nil {
@@ -66,7 +70,9 @@ func (e *Executor) session(ctx context.Context, addr string, session uint64) (st
 	}
 	// A member that does not answer the hello soon is frozen or lost.
 	answered := make(chan struct{})
+	wg.Add(1)
 	go func() {
+		defer wg.Done()
 		select {
 		case <-answered:
 		case <-time.After(2 * time.Second):
@@ -115,11 +121,17 @@ func (e *Executor) session(ctx context.Context, addr string, session uint64) (st
 		hb = time.Second
 	}
 	sendErr := make(chan error, 1)
-	go func() { sendErr <- e.sender(sctx, stream, session, hb) }()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		sendErr <- e.sender(sctx, stream, session, hb) // buffered: never blocks
+	}()
 	// The leader answers every heartbeat; a leader silent for three
 	// heartbeat intervals is dead or frozen: find another.
 	heard := make(chan struct{}, 1)
+	wg.Add(1)
 	go func() {
+		defer wg.Done()
 		t := time.NewTimer(3 * hb)
 		defer t.Stop()
 		for {
@@ -287,11 +299,14 @@ func (e *Executor) decided(d *api.CommitDecision) {
 	}
 }
 
-// launch starts a task unless the order is fenced off (an older leader's)
-// or the task is already known.
+// launch starts a task unless the executor is closing, the order is
+// fenced off (an older leader's) or the task is already known.
 func (e *Executor) launch(ctx context.Context, l *api.TaskLaunch) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	if e.closing {
+		return // the executor is closing: the leader runs the task elsewhere
+	}
 	if l.Term < e.highestTerm {
 		e.stats.fenced++
 		e.metrics.fenced.Inc()
@@ -330,7 +345,11 @@ func (e *Executor) launch(ctx context.Context, l *api.TaskLaunch) {
 	tctx, cancel := context.WithCancel(ctx)
 	t := &task{id: l.Id, cancel: cancel}
 	e.running[id] = t
-	go e.run(tctx, t, l, g)
+	e.wg.Add(1) // under mu, closing false: before Close waits
+	go func() {
+		defer e.wg.Done()
+		e.run(tctx, t, l, g)
+	}()
 }
 
 func (e *Executor) kill(k *api.Kill) {
@@ -397,16 +416,22 @@ const probeTimeout = 500 * time.Millisecond
 // in the highest term, or failing that a member that answered (it
 // redirects to the leader), preferring any but avoid (the member the last
 // session ended with). It returns "" when no member answered in time.
+// The probes still out when it has its answer are cancelled, and have
+// ended when it returns.
 func (e *Executor) findLeader(ctx context.Context, avoid string) string {
 	type answer struct {
 		addr string
 		st   *api.NodeStatus
 	}
 	ctx, cancel := context.WithTimeout(ctx, probeTimeout)
+	var wg sync.WaitGroup
+	defer wg.Wait() // after cancel
 	defer cancel()
 	answers := make(chan answer, len(e.opts.Schedulers))
 	for _, addr := range e.opts.Schedulers {
+		wg.Add(1)
 		go func() {
+			defer wg.Done()
 			var st *api.NodeStatus
 			if cc, err := e.schedulerConn(addr); err == nil {
 				st, _ = api.NewOperatorClient(cc).GetNodeStatus(ctx, &api.NodeStatusRequest{})

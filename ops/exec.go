@@ -212,7 +212,7 @@ func (x *exec) compute(node, p int, emit Emit) error {
 		if err != nil {
 			return err
 		}
-		return readRange(ps, p, n.Partitions, emit)
+		return readRange(x.ctx, ps, p, n.Partitions, emit)
 	case "parallelize":
 		ps, err := nodeParams[parallelizeParams](x.r, x.g, node)
 		if err != nil {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -350,5 +351,35 @@ func TestPipeInputFailureComesFirst(t *testing.T) {
 	_, err := r.RunResult(context.Background(), &Task{Graph: g, Node: g.Output, Partition: 0})
 	if err == nil || !strings.Contains(err.Error(), "not an integer") || strings.Contains(err.Error(), "exit status") {
 		t.Fatalf("input failure under a pipe: %v", err)
+	}
+}
+
+// TestAKilledRangeStops: a task reading a range stops soon after its
+// context ends, rather than counting to the end of a range that may be
+// long (an executor closing waits for its killed tasks). The range is
+// short enough that, read to its end, the test fails rather than hangs.
+func TestAKilledRangeStops(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	reg := NewRegistry()
+	// The first record cancels the task, as a kill would.
+	if err := reg.Register(Func{Name: "test.cancel", Kind: KindMap, New: func(json.RawMessage) (any, error) {
+		return MapFunc(func(_ *TaskContext, r Record) (Record, error) { cancel(); return r, nil }), nil
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	p, err := plan.Parse([]byte(`{"datasets": {"r": {"op": "range", "n": 1000000, "partitions": 1},
+		"m": {"op": "map", "input": "r", "fn": "test.cancel"}},
+		"action": {"op": "count", "input": "m"}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := plan.Compile(p, plan.Options{Functions: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &Runner{Registry: reg}
+	if _, err := r.RunResult(ctx, &Task{Graph: g, Node: g.Output, Partition: 0}); !errors.Is(err, context.Canceled) {
+		t.Fatalf("a killed range task returned %v, want %v", err, context.Canceled)
 	}
 }

@@ -202,10 +202,17 @@ func rangeBounds(n int64, p, parts int) (int64, int64) {
 	return start, start + size
 }
 
-func readRange(ps *rangeParams, p, parts int, emit Emit) error {
+// readRange emits partition p of a range, and stops when ctx ends (a
+// range may be long enough that a killed task would otherwise run on).
+func readRange(ctx context.Context, ps *rangeParams, p, parts int, emit Emit) error {
 	start, end := rangeBounds(ps.N, p, parts)
 	var buf []byte
 	for v := start; v < end; v++ {
+		if (v-start)%4096 == 4095 {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+		}
 		buf = strconv.AppendInt(buf[:0], v, 10)
 		if err := emit(Record{Value: buf}); err != nil {
 			return err
