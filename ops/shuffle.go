@@ -4,11 +4,11 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"github.com/baton-sched/baton/blocksize"
 	"hash/fnv"
 	"sort"
 	"strconv"
 
+	"github.com/baton-sched/baton/blocksize"
 	"github.com/baton-sched/baton/plan"
 )
 
