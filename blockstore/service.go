@@ -10,10 +10,10 @@ import (
 	"time"
 
 	"github.com/baton-sched/baton/api"
+	"github.com/baton-sched/baton/internal/grpcdial"
 	"github.com/baton-sched/baton/ops"
 	"github.com/baton-sched/baton/tlsconf"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/connectivity"
 	"google.golang.org/grpc/credentials"
@@ -129,11 +129,6 @@ type Conns struct {
 	conns map[string]*grpc.ClientConn
 }
 
-var connectParams = grpc.ConnectParams{
-	Backoff:           backoff.Config{BaseDelay: 50 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: time.Second},
-	MinConnectTimeout: 2 * time.Second,
-}
-
 // KeepaliveTime and KeepaliveTimeout: a block connection with a call in
 // progress that hears nothing for KeepaliveTime is pinged, and closed if
 // the ping is not answered within KeepaliveTimeout. Block servers must
@@ -201,7 +196,7 @@ func (c *Conns) conn(addr string) (*grpc.ClientConn, error) {
 		if creds == nil {
 			creds = insecure.NewCredentials()
 		}
-		cc, err = grpc.NewClient(addr, grpc.WithTransportCredentials(creds), grpc.WithConnectParams(connectParams),
+		cc, err = grpc.NewClient(addr, grpc.WithTransportCredentials(creds), grpcdial.ConnectParams(),
 			grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(2*chunkSize)),
 			// A peer that froze mid-stream (its kernel still acks) is
 			// found by unanswered pings, not waited on forever.

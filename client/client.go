@@ -18,10 +18,10 @@ import (
 	"time"
 
 	"github.com/baton-sched/baton/api"
+	"github.com/baton-sched/baton/internal/grpcdial"
 	"github.com/baton-sched/baton/ops"
 	"github.com/baton-sched/baton/plan"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
@@ -58,7 +58,7 @@ func (o *Options) dialOptions() []grpc.DialOption {
 	if o.TLS != nil {
 		creds = credentials.NewTLS(o.TLS)
 	}
-	opts := []grpc.DialOption{grpc.WithTransportCredentials(creds), grpc.WithConnectParams(connectParams),
+	opts := []grpc.DialOption{grpc.WithTransportCredentials(creds), grpcdial.ConnectParams(),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64 << 20))}
 	if o.Token != "" {
 		opts = append(opts, grpc.WithPerRPCCredentials(tokenCreds(o.Token)))
@@ -74,14 +74,6 @@ func (t tokenCreds) GetRequestMetadata(context.Context, ...string) (map[string]s
 }
 
 func (tokenCreds) RequireTransportSecurity() bool { return false }
-
-// connectParams reconnects quickly to a member that comes back: a
-// restarted member is usable again within a second, not after gRPC's
-// default backoff of up to two minutes.
-var connectParams = grpc.ConnectParams{
-	Backoff:           backoff.Config{BaseDelay: 50 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: time.Second},
-	MinConnectTimeout: 2 * time.Second,
-}
 
 // Client talks to a Baton quorum. It is safe for concurrent use.
 type Client struct {

@@ -10,10 +10,10 @@ import (
 	"time"
 
 	"github.com/baton-sched/baton/api"
+	"github.com/baton-sched/baton/internal/grpcdial"
 	"github.com/baton-sched/baton/plan"
 	"github.com/baton-sched/baton/tlsconf"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/backoff"
 )
 
 // schedulerConn returns the executor's connection to a scheduler.
@@ -27,10 +27,7 @@ func (e *Executor) schedulerConn(addr string) (*grpc.ClientConn, error) {
 	if e.opts.Token != "" {
 		opts = append(opts, grpc.WithPerRPCCredentials(bearerToken(e.opts.Token)))
 	}
-	cc, err := grpc.NewClient(addr, append(opts, grpc.WithConnectParams(grpc.ConnectParams{
-		Backoff:           backoff.Config{BaseDelay: 50 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: time.Second},
-		MinConnectTimeout: 2 * time.Second,
-	}),
+	cc, err := grpc.NewClient(addr, append(opts, grpcdial.ConnectParams(),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64<<20), grpc.MaxCallSendMsgSize(64<<20)))...)
 	if err != nil {
 		return nil, err
