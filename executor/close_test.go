@@ -12,6 +12,8 @@ import (
 	"github.com/baton-sched/baton/blockstore"
 	"github.com/baton-sched/baton/ops"
 	"github.com/baton-sched/baton/plan"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/connectivity"
 )
 
 // TestCloseWaitsForTasks: Close cancels a running task and returns only
@@ -155,5 +157,49 @@ func TestCloseKillsRunningTasks(t *testing.T) {
 	}
 	if err := e.Run(context.Background()); err == nil {
 		t.Fatal("Run after Close returned no error")
+	}
+}
+
+// TestCloseClosesSchedulerConnections: the executor owns its connections
+// to the schedulers: Close shuts every one down, and none is dialled
+// after it (Run, which dials them, has returned).
+func TestCloseClosesSchedulerConnections(t *testing.T) {
+	f, addr := startFake(t, 1)
+	_, other := startFake(t, 1)
+	e, err := New(Options{ID: "x", DataDir: t.TempDir(), Schedulers: []string{addr, other}, Cores: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ran := make(chan error, 1)
+	go func() { ran <- e.Run(context.Background()) }()
+	t.Cleanup(func() { e.Close() })
+	<-f.sessions
+	e.schedMu.Lock()
+	var conns []*grpc.ClientConn
+	for _, cc := range e.sched {
+		conns = append(conns, cc)
+	}
+	e.schedMu.Unlock()
+	if len(conns) == 0 {
+		t.Fatal("no scheduler connection during a session")
+	}
+	if err := e.Close(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-ran:
+	default:
+		t.Fatal("Close returned before Run did")
+	}
+	for i, cc := range conns {
+		if s := cc.GetState(); s != connectivity.Shutdown {
+			t.Errorf("connection %d (%s) after Close: %v", i, cc.Target(), s)
+		}
+	}
+	e.schedMu.Lock()
+	left := len(e.sched)
+	e.schedMu.Unlock()
+	if left != 0 {
+		t.Fatalf("%d scheduler connections after Close", left)
 	}
 }
