@@ -2,80 +2,15 @@ package server
 
 import (
 	"context"
-	"os"
-	"path/filepath"
 	"time"
 
 	"github.com/baton-sched/baton/api"
 	"github.com/baton-sched/baton/dag"
-	"github.com/baton-sched/baton/ops"
-	"github.com/baton-sched/baton/plan"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 )
-
-// SubmitJob compiles the plan on the leader and logs the job. A plan that
-// does not validate or compile is rejected here and never logged.
-func (s *Server) SubmitJob(ctx context.Context, req *api.SubmitJobRequest) (*api.SubmitJobResponse, error) {
-	var resp *api.SubmitJobResponse
-	if handled, err := s.forward(ctx, func(ctx context.Context, cc *grpc.ClientConn) (err error) {
-		resp, err = api.NewSchedulerClient(cc).SubmitJob(ctx, req)
-		return err
-	}); handled {
-		return resp, err
-	}
-	if err := s.admit(req); err != nil {
-		return nil, err
-	}
-	p, err := api.PlanFromProto(req.Plan)
-	if err != nil {
-		return nil, invalid("%v", err)
-	}
-	// A retry of a submission that made its job gets that job, without
-	// compiling (or sampling) again.
-	if req.IdempotencyKey != "" {
-		var id dag.JobID
-		var found bool
-		s.fsm.Read(func(st *dag.State) { id, found = st.JobByKey(req.IdempotencyKey) })
-		if found {
-			return &api.SubmitJobResponse{JobId: uint64(id), Index: s.node.Status().AppliedIndex}, nil
-		}
-	}
-	if err := checkOutput(p, s.cfg.Confine); err != nil {
-		return nil, err
-	}
-	if err := s.checkPipes(p); err != nil {
-		return nil, err
-	}
-	smp := &sampler{s: s, ctx: ctx, key: req.IdempotencyKey, pool: req.Pool,
-		maxTaskFailures: int(req.MaxTaskFailures), maxResultSize: req.MaxResultSize}
-	defer smp.release()
-	g, err := plan.Compile(p, plan.Options{Resolver: s.cfg.Resolver, Functions: s.cfg.Functions, Sampler: smp, Limits: s.cfg.Limits.planLimits()})
-	if err != nil {
-		return nil, rpcError(limitError(err))
-	}
-	cmd := &dag.SubmitJob{Graph: g, Key: req.IdempotencyKey, Pool: req.Pool,
-		MaxTaskFailures: int(req.MaxTaskFailures), MaxResultSize: req.MaxResultSize}
-	if cmd.MaxTaskFailures == 0 {
-		cmd.MaxTaskFailures = s.cfg.JobDefaults.MaxTaskFailures
-	}
-	if cmd.MaxResultSize == 0 {
-		cmd.MaxResultSize = s.cfg.JobDefaults.MaxResultSize
-	}
-	if req.SomePartitions {
-		cmd.Partitions = make([]int, len(req.Partitions))
-		for i, x := range req.Partitions {
-			cmd.Partitions[i] = int(x)
-		}
-	}
-	r, index, err := s.propose(ctx, cmd)
-	if err != nil {
-		return nil, err
-	}
-	return &api.SubmitJobResponse{JobId: uint64(r.Job), Index: index}, nil
-}
 
 // readable prepares a read: with linearizable set, the read is served by
 // the leader after confirming its leadership (forwarded from a follower);
@@ -288,112 +223,6 @@ func (s *Server) waitJobEnd(ctx context.Context, id dag.JobID, d time.Duration) 
 	}
 }
 
-// CollectResults streams a job's results, partition by partition, once
-// the job has succeeded (it waits while the job runs). Direct results come
-// from the replicated state, indirect ones from the executors' block
-// services. When an indirect result cannot be read (its executor is gone,
-// or the block is lost or corrupt), the partition is reported lost, runs
-// again, and the collect waits for it.
-func (s *Server) CollectResults(req *api.CollectResultsRequest, stream grpc.ServerStreamingServer[api.ResultChunk]) error {
-	ctx := stream.Context()
-	if err := s.waitIndex(ctx, req.MinIndex); err != nil {
-		return err
-	}
-	id := dag.JobID(req.JobId)
-	if _, err := s.lookup(ctx, func() bool {
-		found := false
-		s.fsm.Read(func(st *dag.State) { _, found = st.Job(id) })
-		return found
-	}); err != nil {
-		return err
-	}
-	var refs []dag.ResultRef
-	var addrs map[dag.ExecutorID]string
-	for i := 0; ; {
-		if refs == nil {
-			// (Re)read the job: at the start, and after a lost result.
-			changed := s.fsm.Changed()
-			var info dag.JobInfo
-			var found bool
-			s.fsm.Read(func(st *dag.State) {
-				if info, found = st.Job(id); !found || info.Status != dag.JobSucceeded || info.Released {
-					return
-				}
-				refs, _, _ = st.Results(id)
-				addrs = map[dag.ExecutorID]string{}
-				for j := range refs {
-					refs[j].Data = append([]byte(nil), refs[j].Data...) // out of the state before the lock goes
-					if e, ok := st.Executor(refs[j].Executor); ok {
-						addrs[refs[j].Executor] = e.Addr
-					}
-				}
-			})
-			switch {
-			case !found:
-				return status.Errorf(codes.NotFound, "job %d not found", req.JobId)
-			case info.Status == dag.JobFailed || info.Status == dag.JobCancelled:
-				// (A failed or cancelled job is released at once: say why.)
-				return status.Errorf(codes.FailedPrecondition, "job %d has %s: %s", req.JobId, info.Status, info.Message)
-			case info.Released:
-				return status.Errorf(codes.FailedPrecondition, "job %d was released: its results are gone", req.JobId)
-			case info.Status == dag.JobRunning:
-				// Wait: the job is running, or re-running a lost result.
-				select {
-				case <-changed:
-				case <-ctx.Done():
-					return ctx.Err()
-				case <-s.stop:
-					return status.Error(codes.Unavailable, "node shutting down; collect again")
-				}
-				continue
-			}
-		}
-		if i >= len(refs) {
-			return nil
-		}
-		ref := refs[i]
-		data := ref.Data
-		if ref.Indirect {
-			var err error
-			data, err = s.blocks.FetchResult(ctx, addrs[ref.Executor], uint64(ref.Job), uint64(ref.Task))
-			if err != nil {
-				if ctx.Err() != nil {
-					return ctx.Err()
-				}
-				s.log.Warn("indirect result lost; the partition runs again", "job", req.JobId, "partition", ref.Partition, "executor", ref.Executor, "err", err)
-				if _, rerr := s.ReportResultLost(internal(ctx), &api.ReportResultLostRequest{Job: req.JobId, Partition: int32(ref.Partition), Task: uint64(ref.Task), Reason: err.Error()}); rerr != nil {
-					select {
-					case <-time.After(100 * time.Millisecond):
-					case <-ctx.Done():
-						return ctx.Err()
-					}
-				}
-				refs = nil
-				continue
-			}
-		}
-		if err := sendChunks(stream, int32(ref.Partition), data); err != nil {
-			return err
-		}
-		i++
-	}
-}
-
-func sendChunks(stream grpc.ServerStreamingServer[api.ResultChunk], partition int32, data []byte) error {
-	const chunk = 1 << 20
-	for {
-		n := min(len(data), chunk)
-		last := n == len(data)
-		if err := stream.Send(&api.ResultChunk{Partition: partition, Data: data[:n], Last: last}); err != nil {
-			return err
-		}
-		data = data[n:]
-		if last {
-			return nil
-		}
-	}
-}
-
 // ListExecutors lists the executors the state knows.
 func (s *Server) ListExecutors(ctx context.Context, req *api.ListExecutorsRequest) (*api.ListExecutorsResponse, error) {
 	// Running tasks and heartbeats are the leader's knowledge: ask it,
@@ -467,27 +296,4 @@ func jobToProto(st *dag.State, j dag.JobInfo) *api.Job {
 		out.Stages = append(out.Stages, stageToProto(si))
 	}
 	return out
-}
-
-// checkOutput refuses a saveAsTextFile into a relative path or a directory
-// that already holds files (as Spark refuses an existing output
-// directory): outputs are never mixed.
-func checkOutput(p *plan.Plan, cf *ops.Confinement) error {
-	if p.Action.Op != "saveAsTextFile" {
-		return nil
-	}
-	dir := p.Action.Path
-	if !filepath.IsAbs(dir) {
-		return invalid("saveAsTextFile path %q must be absolute (executors write it on their own file system)", dir)
-	}
-	if err := cf.CheckPath("saveAsTextFile", dir); err != nil {
-		return status.Error(codes.PermissionDenied, "server: "+err.Error())
-	}
-	if st, err := os.Stat(dir); err == nil && !st.IsDir() {
-		return invalid("saveAsTextFile path %s exists and is not a directory", dir)
-	}
-	if entries, err := os.ReadDir(dir); err == nil && len(entries) > 0 {
-		return status.Errorf(codes.AlreadyExists, "saveAsTextFile: output directory %s already exists and is not empty", dir)
-	}
-	return nil
 }
