@@ -2,6 +2,7 @@ package fsm
 
 import (
 	"bytes"
+	"encoding/binary"
 	"go/ast"
 	"go/parser"
 	"go/token"
@@ -35,15 +36,29 @@ func (fuzzResolver) TextFileSplits(glob string, minPartitions int) ([]plan.Split
 	return s, nil
 }
 
-// fuzzSampler picks bounds without running a job.
-type fuzzSampler struct{}
-
-func (fuzzSampler) SampleBounds(g *plan.Graph, input, reducers int) ([][]byte, error) {
-	b := make([][]byte, reducers-1)
-	for i := range b {
-		b[i] = []byte{byte(i)}
+// compileFuzz compiles p, answering each sortByKey's sample with bounds
+// picked without running a job.
+func compileFuzz(p *plan.Plan, opts plan.Options) (*plan.Graph, error) {
+	c, err := plan.Start(p, opts)
+	if err != nil {
+		return nil, err
 	}
-	return b, nil
+	for {
+		s, err := c.Next()
+		if err != nil {
+			return nil, err
+		}
+		if s == nil {
+			return c.Graph()
+		}
+		b := make([][]byte, s.Reducers-1)
+		for i := range b {
+			b[i] = binary.BigEndian.AppendUint32(nil, uint32(i))
+		}
+		if err := c.SetBounds(s, b); err != nil {
+			return nil, err
+		}
+	}
 }
 
 // maxFuzzAlloc bounds what one input may allocate.
@@ -79,7 +94,7 @@ func planToApply(t *testing.T, data []byte) {
 		return
 	}
 	// Admission as a leader does it (schedd's default limits).
-	g, err := plan.Compile(p, plan.Options{Resolver: fuzzResolver{}, Sampler: fuzzSampler{},
+	g, err := compileFuzz(p, plan.Options{Resolver: fuzzResolver{},
 		Limits: plan.Limits{Tasks: 1_000_000, Datasets: 1_000, Records: 100_000, ArgBytes: 64 << 10}})
 	if err != nil {
 		return
@@ -121,7 +136,7 @@ func planToApply(t *testing.T, data []byte) {
 func FuzzDecodeEntry(f *testing.F) {
 	for _, p := range repoPlans(f) {
 		if pl, err := plan.Parse(p); err == nil {
-			if g, err := plan.Compile(pl, plan.Options{Resolver: fuzzResolver{}, Sampler: fuzzSampler{}, Limits: plan.Limits{Tasks: 1000}}); err == nil {
+			if g, err := compileFuzz(pl, plan.Options{Resolver: fuzzResolver{}, Limits: plan.Limits{Tasks: 1000}}); err == nil {
 				if e, err := Encode(7, []dag.Command{&dag.SubmitJob{Graph: g}}); err == nil {
 					f.Add(e)
 				}

@@ -1,6 +1,7 @@
 package plan
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
@@ -162,15 +163,6 @@ type Resolver interface {
 	TextFileSplits(glob string, minPartitions int) ([]Split, error)
 }
 
-// Sampler picks a range partitioner's bounds for sortByKey, as Spark's
-// RangePartitioner does: it samples the keys of the input (node input of
-// the partial graph g, whose nodes are those compiled so far) in a job of
-// its own and returns reducers-1 ascending bounds that split the sample
-// evenly.
-type Sampler interface {
-	SampleBounds(g *Graph, input, reducers int) ([][]byte, error)
-}
-
 // Functions checks a plan's function references at compile time: the
 // function must exist, fit the operator that uses it (op is the dataset's
 // or the action's op) and accept its arguments. A nil Functions accepts
@@ -185,67 +177,124 @@ type Options struct {
 	Resolver Resolver
 	// Functions, when set, is the set of known function names.
 	Functions Functions
-	// Sampler picks sortByKey's bounds; required when the plan sorts.
-	Sampler Sampler
 	// DefaultPartitions is the partition count of a shuffle that names
 	// none and of a textFile without partitions; 0 means the largest
 	// input's partition count (Spark's default parallelism without a
 	// configured value).
 	DefaultPartitions int
 	// Limits bound the plan and the job it compiles to (zero fields are
-	// not checked). They are checked before any file is listed or any
-	// sampling job runs.
+	// not checked). They are checked before any file is listed, and the
+	// graph's before Next asks for any sample.
 	Limits Limits
 }
 
 // Compile validates p and turns it into a Graph: one node per dataset, in
 // topological order, with partition counts and dependencies resolved and
-// shuffle keys derived from lineage.
-//
-// A plan with a sortByKey is compiled twice: first without sampling, to
-// find every problem, and only if there is none again with the sampling
-// jobs, so that a bad plan never runs one.
+// shuffle keys derived from lineage. A plan with a sortByKey needs its
+// bounds sampled first: compile it with Start and Next (Compile refuses
+// it).
 func Compile(p *Plan, opts Options) (*Graph, error) {
+	c, err := Start(p, opts)
+	if err != nil {
+		return nil, err
+	}
+	s, err := c.Next()
+	if err != nil {
+		return nil, err
+	}
+	if s != nil {
+		return nil, &Error{Problems: []string{fmt.Sprintf("dataset %q: sortByKey needs its range bounds sampled (compile the plan with plan.Start and Next)", s.Dataset)}}
+	}
+	return c.Graph()
+}
+
+// Compilation compiles one plan step by step. A sortByKey's range bounds
+// come from a sample of its input's keys, and a sample is a job of its own
+// (as Spark's RangePartitioner runs one): Next stops at each sortByKey
+// whose input is compiled and says what to sample; the caller runs the
+// sampling job, hands the bounds back with SetBounds, and calls Next
+// again. Compiling never runs or waits for a job itself:
+//
+//	c, err := plan.Start(p, opts)
+//	for {
+//		s, err := c.Next()
+//		if err != nil || s == nil { ... }
+//		bounds, err := sample(s) // a job over s.Graph
+//		err = c.SetBounds(s, bounds)
+//	}
+//	g, err := c.Graph()
+//
+// Start checks the whole plan first (compiling it with empty bounds), so a
+// plan with any problem is refused before a sampling job runs.
+type Compilation struct {
+	p     *Plan
+	c     *compiler
+	order []string
+	pos   int     // the next dataset of order to compile
+	want  *Sample // asked by Next, not yet answered
+	g     *Graph  // the result, once every dataset compiled
+	limit Limits
+}
+
+// Sample is a sortByKey whose range bounds must be sampled before its
+// plan's compilation goes on.
+type Sample struct {
+	// Dataset is the sortByKey's name.
+	Dataset string
+	// Graph computes the sortByKey's input: the nodes compiled so far, its
+	// output the input, its action sampleKeys (the caller sets N, the
+	// keys to sample per partition).
+	Graph *Graph
+	// Reducers is the sortByKey's partition count: it needs Reducers-1
+	// ascending bounds.
+	Reducers int
+}
+
+// Start validates p, checks its limits and compiles it once with empty
+// range bounds: every problem of the plan is found here. It lists input
+// files (twice for a plan that sorts: once here and once in Next).
+func Start(p *Plan, opts Options) (*Compilation, error) {
 	if err := p.Validate(); err != nil {
 		return nil, err
 	}
 	if err := p.CheckLimits(opts.Limits); err != nil {
 		return nil, err
 	}
-	if opts.Sampler != nil && p.sorts() {
-		dry := opts
-		dry.Sampler = noSampling{}
-		g, err := compile(p, dry)
-		if err != nil {
-			return nil, err
-		}
-		if err := g.CheckLimits(opts.Limits); err != nil {
-			return nil, err
-		}
-	}
-	g, err := compile(p, opts)
-	if err != nil {
+	dry := &Compilation{p: p, c: newCompiler(p, opts, true), order: p.topo(), limit: opts.Limits}
+	if _, err := dry.Next(); err != nil {
 		return nil, err
 	}
-	if err := g.CheckLimits(opts.Limits); err != nil {
-		return nil, err
+	if !p.sorts() {
+		// Empty bounds are no bounds: the check was the compilation.
+		return dry, nil
 	}
-	return g, nil
+	return &Compilation{p: p, c: newCompiler(p, opts, false), order: dry.order, limit: opts.Limits}, nil
 }
 
-func compile(p *Plan, opts Options) (*Graph, error) {
-	c := &compiler{p: p, opts: opts, index: map[string]int{}, g: &Graph{Name: p.Name}}
+// Next compiles the plan until a sortByKey needs bounds, and returns it;
+// it returns nil once the whole plan is compiled (Graph returns it).
+func (c *Compilation) Next() (*Sample, error) {
+	if c.want != nil {
+		return nil, fmt.Errorf("plan: dataset %q: Next before SetBounds", c.want.Dataset)
+	}
+	if c.g != nil {
+		return nil, nil
+	}
 	var errs []string
-	for _, name := range p.topo() {
-		err := c.compile(name)
-		var se *SamplingError
+	for ; c.pos < len(c.order); c.pos++ {
+		err := c.c.compile(c.order[c.pos])
+		var need *Sample
 		switch {
+		case errors.As(err, &need):
+			if len(errs) > 0 {
+				// Not in a checked plan: found in Start's pass, which
+				// samples nothing.
+				break
+			}
+			c.want = need
+			return need, nil
 		case errors.Is(err, errInputFailed):
 			// Reported for the input.
-		case errors.As(err, &se):
-			// Not a problem of the plan: the sampling job could not run
-			// (a leader change, say). Its cause keeps its class.
-			return nil, se
 		case err != nil:
 			errs = append(errs, err.Error())
 		}
@@ -253,19 +302,48 @@ func compile(p *Plan, opts Options) (*Graph, error) {
 	if len(errs) > 0 {
 		return nil, &Error{Problems: errs}
 	}
-	c.g.Output = c.index[p.Action.Input]
-	a := p.Action
-	c.g.Action = GraphAction{Op: a.Op, N: a.N, Path: a.Path}
-	if a.Fn != nil {
-		if err := c.checkFunc("action", a.Op, a.Fn); err != nil {
-			return nil, &Error{Problems: []string{err.Error()}}
-		}
-		c.g.Action.Fn = *a.Fn
-	}
-	if err := c.g.Validate(); err != nil {
+	g, err := c.c.finish()
+	if err != nil {
 		return nil, err
 	}
+	if err := g.CheckLimits(c.limit); err != nil {
+		return nil, err
+	}
+	c.g = g
+	return nil, nil
+}
+
+// SetBounds gives the sample Next asked for its bounds: at most
+// s.Reducers-1 of them, ascending. Fewer (the input has fewer distinct
+// keys than reducers) are padded with the last, or with empty ones.
+func (c *Compilation) SetBounds(s *Sample, bounds [][]byte) error {
+	if c.want == nil || s != c.want {
+		return fmt.Errorf("plan: SetBounds for a sample Next did not ask for")
+	}
+	if len(bounds) > s.Reducers-1 {
+		return fmt.Errorf("plan: dataset %q: %d range bounds for %d reducers", s.Dataset, len(bounds), s.Reducers)
+	}
+	for i := 1; i < len(bounds); i++ {
+		if bytes.Compare(bounds[i-1], bounds[i]) > 0 {
+			return fmt.Errorf("plan: dataset %q: range bounds are not ascending", s.Dataset)
+		}
+	}
+	c.c.bounds[s.Dataset] = bounds
+	c.want = nil
+	return nil
+}
+
+// Graph returns the compiled graph once Next has returned nil.
+func (c *Compilation) Graph() (*Graph, error) {
+	if c.g == nil {
+		return nil, errors.New("plan: compilation not finished (call Next until it returns no sample)")
+	}
 	return c.g, nil
+}
+
+// Error is only here for Sample to travel through compile's error path.
+func (s *Sample) Error() string {
+	return fmt.Sprintf("plan: dataset %q: sortByKey needs its range bounds", s.Dataset)
 }
 
 // SamplingError is a sortByKey whose sampling job did not give bounds. It
@@ -297,14 +375,6 @@ func (p *Plan) sorts() bool {
 	return false
 }
 
-// noSampling stands in for the sampler while a plan is checked: bounds
-// that are all empty, and no job.
-type noSampling struct{}
-
-func (noSampling) SampleBounds(g *Graph, input, reducers int) ([][]byte, error) {
-	return make([][]byte, reducers-1), nil
-}
-
 // topo returns the dataset names inputs first, ties broken by name.
 func (p *Plan) topo() []string {
 	var order []string
@@ -332,6 +402,31 @@ type compiler struct {
 	g       *Graph
 	index   map[string]int // dataset name -> node
 	lineage [][]byte       // node -> digest of its lineage
+	// bounds are sortByKeys' sampled range bounds, by dataset; with dry
+	// set, every sortByKey has empty ones (the plan is being checked).
+	bounds map[string][][]byte
+	dry    bool
+}
+
+func newCompiler(p *Plan, opts Options, dry bool) *compiler {
+	return &compiler{p: p, opts: opts, index: map[string]int{}, g: &Graph{Name: p.Name}, bounds: map[string][][]byte{}, dry: dry}
+}
+
+// finish sets the graph's output and action once every dataset compiled.
+func (c *compiler) finish() (*Graph, error) {
+	c.g.Output = c.index[c.p.Action.Input]
+	a := c.p.Action
+	c.g.Action = GraphAction{Op: a.Op, N: a.N, Path: a.Path}
+	if a.Fn != nil {
+		if err := c.checkFunc("action", a.Op, a.Fn); err != nil {
+			return nil, &Error{Problems: []string{err.Error()}}
+		}
+		c.g.Action.Fn = *a.Fn
+	}
+	if err := c.g.Validate(); err != nil {
+		return nil, err
+	}
+	return c.g, nil
 }
 
 func (c *compiler) checkFunc(where, op string, f *Func) error {
@@ -495,16 +590,21 @@ func (c *compiler) compile(name string) error {
 		node.Partitions = reducers()
 		node.Deps = []Dep{c.shuffle(inputs[0], hash(node.Partitions), Func{Name: "first"})}
 	case "sortByKey":
-		if c.opts.Sampler == nil {
-			return fmt.Errorf("dataset %q: sortByKey needs a sampler (the scheduler samples the input in a job of its own)", name)
-		}
 		node.Partitions = reducers()
 		part := Partitioner{Kind: "range", Partitions: node.Partitions, Descending: d.Ascending != nil && !*d.Ascending}
 		if node.Partitions > 1 {
-			partial := &Graph{Name: c.g.Name, Nodes: c.g.Nodes, Output: inputs[0], Action: GraphAction{Op: "sampleKeys"}}
-			bounds, err := c.opts.Sampler.SampleBounds(partial, inputs[0], node.Partitions)
-			if err != nil {
-				return &SamplingError{Dataset: name, Err: err}
+			bounds, ok := c.bounds[name]
+			switch {
+			case c.dry:
+				bounds = nil
+			case !ok:
+				in := inputs[0]
+				return &Sample{Dataset: name, Reducers: node.Partitions, Graph: &Graph{
+					Name:   c.g.Name + " (sortByKey sample)",
+					Nodes:  append([]Node(nil), c.g.Nodes[:in+1]...),
+					Output: in,
+					Action: GraphAction{Op: "sampleKeys"},
+				}}
 			}
 			// Fewer distinct keys than reducers: repeat the last bound
 			// (those reducers get nothing).

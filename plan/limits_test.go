@@ -37,7 +37,7 @@ func TestLimits(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", tc.name, err)
 		}
-		_, err = Compile(p, Options{Limits: lim, Sampler: noSampling{}})
+		_, _, err = compileSampled(p, Options{Limits: lim}, emptyBounds)
 		var le *LimitError
 		if !errors.As(err, &le) || err.Error() != tc.want {
 			t.Errorf("%s: %v, want %q", tc.name, err, tc.want)
@@ -51,26 +51,5 @@ func TestLimits(t *testing.T) {
 	}
 	if n := g.Tasks(); n != 100 {
 		t.Fatalf("Tasks() = %d, want 100", n)
-	}
-}
-
-type failingSampler struct{ err error }
-
-func (f failingSampler) SampleBounds(*Graph, int, int) ([][]byte, error) { return nil, f.err }
-
-// TestSamplingFailureKeepsItsClass: a sortByKey whose sampling job could
-// not run (its leader lost leadership) used to come back as a plan error
-// (InvalidArgument: "bad plan", never retried). The cause is kept.
-func TestSamplingFailureKeepsItsClass(t *testing.T) {
-	lost := errors.New("leadership lost")
-	p, err := Parse([]byte(`{"datasets":{"r":{"op":"parallelize","partitions":2,"records":[["b","1"],["a","2"]]},"s":{"op":"sortByKey","input":"r","partitions":2}},"action":{"op":"collect","input":"s"}}`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, err = Compile(p, Options{Sampler: failingSampler{lost}})
-	var pe *Error
-	var se *SamplingError
-	if !errors.Is(err, lost) || errors.As(err, &pe) || !errors.As(err, &se) || se.Dataset != "s" {
-		t.Fatalf("Compile = %v (%T), want a SamplingError wrapping the cause and no plan error", err, err)
 	}
 }

@@ -53,7 +53,7 @@ func (f *functions) CheckFunc(op string, fn plan.Func) error {
 
 // checkPipes refuses a plan whose pipe runs a program no live executor
 // allows (execd -pipe-allow): its tasks could run nowhere.
-func (s *Server) checkPipes(p *plan.Plan) error {
+func (sb *submitter) checkPipes(p *plan.Plan) error {
 	var cmds []string
 	for _, name := range p.Names() {
 		if d := p.Datasets[name]; d != nil && d.Op == "pipe" {
@@ -64,7 +64,7 @@ func (s *Server) checkPipes(p *plan.Plan) error {
 		return nil
 	}
 	allowed := map[string]bool{}
-	s.fsm.Read(func(st *dag.State) {
+	sb.state.Read(func(st *dag.State) {
 		for _, e := range st.Executors() {
 			if !e.Alive {
 				continue

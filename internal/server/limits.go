@@ -95,8 +95,8 @@ var limitFlags = map[string]string{
 
 // admit checks a submission's size before it is even decoded, and the
 // number of running jobs.
-func (s *Server) admit(req *api.SubmitJobRequest) error {
-	l := s.cfg.Limits
+func (sb *submitter) admit(req *api.SubmitJobRequest) error {
+	l := sb.opts.Limits
 	if n := proto.Size(req.Plan); n > l.MaxPlanBytes {
 		return status.Errorf(codes.InvalidArgument, "plan: %d bytes is over the limit of %d plan bytes (schedd -max-plan-bytes)", n, l.MaxPlanBytes)
 	}
@@ -104,7 +104,7 @@ func (s *Server) admit(req *api.SubmitJobRequest) error {
 		return status.Errorf(codes.InvalidArgument, "plan: %d partitions asked for, over the limit of %d tasks per job (schedd -max-job-tasks)", len(req.Partitions), l.MaxJobTasks)
 	}
 	running := 0
-	s.fsm.Read(func(st *dag.State) { running = st.RunningJobs() })
+	sb.state.Read(func(st *dag.State) { running = st.RunningJobs() })
 	if running >= l.MaxPendingJobs {
 		return status.Errorf(codes.ResourceExhausted, "%d jobs are running, the limit of pending jobs (schedd -max-pending-jobs); submit again when some have ended", running)
 	}

@@ -1,9 +1,11 @@
 package server
 
 import (
-	"time"
+	"context"
+	"errors"
 
 	"github.com/baton-sched/baton/api"
+	"github.com/baton-sched/baton/blockstore"
 	"github.com/baton-sched/baton/dag"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -11,11 +13,11 @@ import (
 )
 
 // CollectResults streams a job's results, partition by partition, once
-// the job has succeeded (it waits while the job runs). Direct results come
-// from the replicated state, indirect ones from the executors' block
-// services. When an indirect result cannot be read (its executor is gone,
-// or the block is lost or corrupt), the partition is reported lost, runs
-// again, and the collect waits for it.
+// the job has succeeded (it waits while the job runs). The reading is the
+// block client's (blockstore.Conns.ReadResults): direct results from the
+// replicated state, indirect ones from the executors' block services, a
+// result that cannot be read reported lost and read again once its
+// partition has run again.
 func (s *Server) CollectResults(req *api.CollectResultsRequest, stream grpc.ServerStreamingServer[api.ResultChunk]) error {
 	ctx := stream.Context()
 	if err := s.waitIndex(ctx, req.MinIndex); err != nil {
@@ -29,76 +31,84 @@ func (s *Server) CollectResults(req *api.CollectResultsRequest, stream grpc.Serv
 	}); err != nil {
 		return err
 	}
-	var refs []dag.ResultRef
-	var addrs map[dag.ExecutorID]string
-	for i := 0; ; {
-		if refs == nil {
-			// (Re)read the job: at the start, and after a lost result.
-			changed := s.fsm.Changed()
-			var info dag.JobInfo
-			var found bool
-			s.fsm.Read(func(st *dag.State) {
-				if info, found = st.Job(id); !found || info.Status != dag.JobSucceeded || info.Released {
-					return
-				}
-				refs, _, _ = st.Results(id)
-				addrs = map[dag.ExecutorID]string{}
-				for j := range refs {
-					refs[j].Data = append([]byte(nil), refs[j].Data...) // out of the state before the lock goes
-					if e, ok := st.Executor(refs[j].Executor); ok {
-						addrs[refs[j].Executor] = e.Addr
-					}
-				}
-			})
-			switch {
-			case !found:
-				return status.Errorf(codes.NotFound, "job %d not found", req.JobId)
-			case info.Status == dag.JobFailed || info.Status == dag.JobCancelled:
-				// (A failed or cancelled job is released at once: say why.)
-				return status.Errorf(codes.FailedPrecondition, "job %d has %s: %s", req.JobId, info.Status, info.Message)
-			case info.Released:
-				return status.Errorf(codes.FailedPrecondition, "job %d was released: its results are gone", req.JobId)
-			case info.Status == dag.JobRunning:
-				// Wait: the job is running, or re-running a lost result.
-				select {
-				case <-changed:
-				case <-ctx.Done():
-					return ctx.Err()
-				case <-s.stop:
-					return status.Error(codes.Unavailable, "node shutting down; collect again")
-				}
-				continue
-			}
-		}
-		if i >= len(refs) {
-			return nil
-		}
-		ref := refs[i]
-		data := ref.Data
-		if ref.Indirect {
-			var err error
-			data, err = s.blocks.FetchResult(ctx, addrs[ref.Executor], uint64(ref.Job), uint64(ref.Task))
-			if err != nil {
-				if ctx.Err() != nil {
-					return ctx.Err()
-				}
-				s.log.Warn("indirect result lost; the partition runs again", "job", req.JobId, "partition", ref.Partition, "executor", ref.Executor, "err", err)
-				if _, rerr := s.ReportResultLost(internal(ctx), &api.ReportResultLostRequest{Job: req.JobId, Partition: int32(ref.Partition), Task: uint64(ref.Task), Reason: err.Error()}); rerr != nil {
-					select {
-					case <-time.After(100 * time.Millisecond):
-					case <-ctx.Done():
-						return ctx.Err()
-					}
-				}
-				refs = nil
-				continue
-			}
-		}
-		if err := sendChunks(stream, int32(ref.Partition), data); err != nil {
-			return err
-		}
-		i++
+	err := s.readResults(ctx, id, func(partition int, data []byte) error {
+		return sendChunks(stream, int32(partition), data)
+	})
+	if errors.Is(err, errStopping) {
+		return status.Error(codes.Unavailable, "node shutting down; collect again")
 	}
+	return err
+}
+
+// errStopping ends a read of results when the node stops.
+var errStopping = errors.New("server: node shutting down")
+
+// readResults reads a job's results through the block client, until ctx
+// ends or the node stops (then errStopping).
+func (s *Server) readResults(ctx context.Context, id dag.JobID, fn func(partition int, data []byte) error) error {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	// Ends when readResults returns (cancel).
+	go func() {
+		select {
+		case <-s.stop:
+			cancel(errStopping)
+		case <-ctx.Done():
+		}
+	}()
+	err := s.blocks.ReadResults(ctx, stateResults{s}, uint64(id), fn)
+	if ctx.Err() != nil && errors.Is(context.Cause(ctx), errStopping) {
+		return errStopping
+	}
+	return err
+}
+
+// stateResults is the replicated state as the block client's source of a
+// job's results (blockstore.ResultSource).
+type stateResults struct{ s *Server }
+
+func (r stateResults) JobResults(job uint64) ([]blockstore.ResultRef, <-chan struct{}, error) {
+	changed := r.s.fsm.Changed()
+	id := dag.JobID(job)
+	var info dag.JobInfo
+	var found bool
+	var refs []blockstore.ResultRef
+	r.s.fsm.Read(func(st *dag.State) {
+		if info, found = st.Job(id); !found || info.Status != dag.JobSucceeded || info.Released {
+			return
+		}
+		rs, _, _ := st.Results(id)
+		refs = make([]blockstore.ResultRef, len(rs))
+		for i, ref := range rs {
+			refs[i] = blockstore.ResultRef{Partition: ref.Partition, Job: uint64(ref.Job), Task: uint64(ref.Task), Indirect: ref.Indirect}
+			if ref.Indirect {
+				if e, ok := st.Executor(ref.Executor); ok {
+					refs[i].Addr = e.Addr
+				}
+			} else {
+				refs[i].Data = append([]byte(nil), ref.Data...) // out of the state before the lock goes
+			}
+		}
+	})
+	switch {
+	case !found:
+		return nil, nil, status.Errorf(codes.NotFound, "job %d not found", job)
+	case info.Status == dag.JobFailed || info.Status == dag.JobCancelled:
+		// (A failed or cancelled job is released at once: say why.)
+		return nil, nil, status.Errorf(codes.FailedPrecondition, "job %d has %s: %s", job, info.Status, info.Message)
+	case info.Released:
+		return nil, nil, status.Errorf(codes.FailedPrecondition, "job %d was released: its results are gone", job)
+	case info.Status == dag.JobRunning:
+		// Running, or running a lost result again.
+		return nil, changed, nil
+	}
+	return refs, nil, nil
+}
+
+func (r stateResults) ResultLost(ctx context.Context, ref blockstore.ResultRef, cause error) error {
+	r.s.log.Warn("indirect result lost; the partition runs again", "job", ref.Job, "partition", ref.Partition, "addr", ref.Addr, "err", cause)
+	_, err := r.s.ReportResultLost(internal(ctx), &api.ReportResultLostRequest{Job: ref.Job, Partition: int32(ref.Partition), Task: ref.Task, Reason: cause.Error()})
+	return err
 }
 
 func sendChunks(stream grpc.ServerStreamingServer[api.ResultChunk], partition int32, data []byte) error {

@@ -165,6 +165,8 @@ type Server struct {
 	prop *raftnet.Proposer
 	fwd  *forwarder
 	drv  *driver.Driver
+	// submit takes submissions from request to logged job.
+	submit *submitter
 	// blocks fetches indirect results from executors.
 	blocks *blockstore.Conns
 
@@ -248,6 +250,8 @@ func New(cfg Config) (*Server, error) {
 	if s.cfg.Functions == nil {
 		s.cfg.Functions = &functions{builtin: ops.NewRegistry(), fsm: s.fsm}
 	}
+	s.submit = &submitter{state: s.fsm, jobs: nodeJobs{s}, opts: submitOptions{Limits: cfg.Limits, Defaults: cfg.JobDefaults,
+		Resolver: s.cfg.Resolver, Functions: s.cfg.Functions, Confine: cfg.Confine}}
 	ropts := cfg.Raft
 	ropts.ID, ropts.DataDir, ropts.RaftAddr, ropts.Bootstrap = cfg.ID, cfg.DataDir, cfg.RaftAddr, cfg.Bootstrap
 	ropts.FSM, ropts.Logger, ropts.TLS = s.fsm, s.log.With("component", "raft"), cfg.TLS

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 
@@ -24,55 +25,145 @@ func (s *Server) SubmitJob(ctx context.Context, req *api.SubmitJobRequest) (*api
 	}); handled {
 		return resp, err
 	}
-	if err := s.admit(req); err != nil {
+	return s.submit.Submit(ctx, req)
+}
+
+// submitter takes a submission from request to logged job in explicit
+// steps, each of which may refuse it:
+//
+//  1. admit: the request's size and the running jobs, before decoding;
+//  2. decode the plan;
+//  3. a retry of a submission that made its job (same idempotency key)
+//     gets that job, without compiling or sampling again;
+//  4. check: the output directory, the pipes, then plan.Start (the plan's
+//     validity, limits, functions and input files): every problem of the
+//     plan is found before any job runs;
+//  5. sample: each sortByKey's range bounds from a sampling job of its own
+//     (plan.Compilation's Next and SetBounds), as Spark's RangePartitioner
+//     samples before the sort's shuffle exists;
+//  6. propose the SubmitJob; then release the sampling jobs.
+//
+// Only step 6 logs the job; steps 1 to 4 log nothing at all.
+type submitter struct {
+	opts  submitOptions
+	state stateReader
+	jobs  jobRunner
+}
+
+// submitOptions are the node's admission policy and its plan compiler's
+// inputs.
+type submitOptions struct {
+	Limits    Limits
+	Defaults  JobDefaults
+	Resolver  plan.Resolver
+	Functions plan.Functions
+	Confine   *ops.Confinement
+}
+
+// stateReader reads the replicated state (fsm.FSM).
+type stateReader interface {
+	Read(fn func(st *dag.State))
+	// Applied is the index (and term) of the last entry the state holds.
+	Applied() (index, term uint64)
+}
+
+// jobRunner logs scheduler commands through the leader and reads jobs'
+// results: what submitting needs of the rest of the node.
+type jobRunner interface {
+	// propose logs cmd and returns its result; a business error is a
+	// gRPC status error.
+	propose(ctx context.Context, cmd dag.Command) (dag.Result, uint64, error)
+	// readResults calls fn with each partition's result of a job once
+	// it has succeeded.
+	readResults(ctx context.Context, id dag.JobID, fn func(partition int, data []byte) error) error
+	// release drops an ended job's results.
+	release(ctx context.Context, id dag.JobID) error
+}
+
+// nodeJobs is the node's jobRunner.
+type nodeJobs struct{ s *Server }
+
+func (n nodeJobs) propose(ctx context.Context, cmd dag.Command) (dag.Result, uint64, error) {
+	return n.s.propose(ctx, cmd)
+}
+
+func (n nodeJobs) readResults(ctx context.Context, id dag.JobID, fn func(int, []byte) error) error {
+	err := n.s.readResults(ctx, id, fn)
+	if errors.Is(err, errStopping) {
+		return status.Error(codes.Unavailable, "server: shutting down; retry")
+	}
+	return err
+}
+
+func (n nodeJobs) release(ctx context.Context, id dag.JobID) error {
+	r, _, err := n.s.propose(ctx, &dag.ReleaseJob{Job: id})
+	if err == nil {
+		n.s.drv.Dropped(r.Dropped)
+	}
+	return err
+}
+
+// Submit runs the steps of a submission (see submitter).
+func (sb *submitter) Submit(ctx context.Context, req *api.SubmitJobRequest) (*api.SubmitJobResponse, error) {
+	if err := sb.admit(req); err != nil {
 		return nil, err
 	}
 	p, err := api.PlanFromProto(req.Plan)
 	if err != nil {
 		return nil, invalid("%v", err)
 	}
-	// A retry of a submission that made its job gets that job, without
-	// compiling (or sampling) again.
 	if req.IdempotencyKey != "" {
 		var id dag.JobID
 		var found bool
-		s.fsm.Read(func(st *dag.State) { id, found = st.JobByKey(req.IdempotencyKey) })
+		sb.state.Read(func(st *dag.State) { id, found = st.JobByKey(req.IdempotencyKey) })
 		if found {
-			return &api.SubmitJobResponse{JobId: uint64(id), Index: s.node.Status().AppliedIndex}, nil
+			index, _ := sb.state.Applied()
+			return &api.SubmitJobResponse{JobId: uint64(id), Index: index}, nil
 		}
 	}
-	if err := checkOutput(p, s.cfg.Confine); err != nil {
+	if err := checkOutput(p, sb.opts.Confine); err != nil {
 		return nil, err
 	}
-	if err := s.checkPipes(p); err != nil {
+	if err := sb.checkPipes(p); err != nil {
 		return nil, err
 	}
-	smp := &sampler{s: s, ctx: ctx, key: req.IdempotencyKey, pool: req.Pool,
-		maxTaskFailures: int(req.MaxTaskFailures), maxResultSize: req.MaxResultSize}
-	defer smp.release()
-	g, err := plan.Compile(p, plan.Options{Resolver: s.cfg.Resolver, Functions: s.cfg.Functions, Sampler: smp, Limits: s.cfg.Limits.planLimits()})
+	c, err := plan.Start(p, plan.Options{Resolver: sb.opts.Resolver, Functions: sb.opts.Functions, Limits: sb.opts.Limits.planLimits()})
 	if err != nil {
 		return nil, rpcError(limitError(err))
 	}
-	cmd := &dag.SubmitJob{Graph: g, Key: req.IdempotencyKey, Pool: req.Pool,
-		MaxTaskFailures: int(req.MaxTaskFailures), MaxResultSize: req.MaxResultSize}
-	if cmd.MaxTaskFailures == 0 {
-		cmd.MaxTaskFailures = s.cfg.JobDefaults.MaxTaskFailures
+	job := sb.job(req)
+	smp := &sampling{jobs: sb.jobs, key: req.IdempotencyKey, like: job}
+	defer smp.release()
+	g, err := smp.compile(ctx, c)
+	if err != nil {
+		return nil, rpcError(limitError(err))
 	}
-	if cmd.MaxResultSize == 0 {
-		cmd.MaxResultSize = s.cfg.JobDefaults.MaxResultSize
-	}
+	job.Graph = g
 	if req.SomePartitions {
-		cmd.Partitions = make([]int, len(req.Partitions))
+		job.Partitions = make([]int, len(req.Partitions))
 		for i, x := range req.Partitions {
-			cmd.Partitions[i] = int(x)
+			job.Partitions[i] = int(x)
 		}
 	}
-	r, index, err := s.propose(ctx, cmd)
+	r, index, err := sb.jobs.propose(ctx, job)
 	if err != nil {
 		return nil, err
 	}
 	return &api.SubmitJobResponse{JobId: uint64(r.Job), Index: index}, nil
+}
+
+// job is the SubmitJob for req without its graph: its key, pool and
+// limits, the node's defaults where it sets none.
+func (sb *submitter) job(req *api.SubmitJobRequest) *dag.SubmitJob {
+	cmd := &dag.SubmitJob{Key: req.IdempotencyKey, Pool: req.Pool,
+		MaxTaskFailures: int(req.MaxTaskFailures), MaxResultSize: req.MaxResultSize}
+	if cmd.MaxTaskFailures == 0 {
+		cmd.MaxTaskFailures = sb.opts.Defaults.MaxTaskFailures
+	}
+	if cmd.MaxResultSize == 0 {
+		cmd.MaxResultSize = sb.opts.Defaults.MaxResultSize
+	}
+	return cmd
 }
 
 // checkOutput refuses a saveAsTextFile into a relative path or a directory
