@@ -330,13 +330,6 @@ func (s *Server) applyACL(c fsm.ACLCommand) error {
 
 // Bootstrap turns ACLs on (leader; a follower forwards).
 func (s *Server) Bootstrap(ctx context.Context, req *api.ACLBootstrapRequest) (*api.ACLBootstrapResponse, error) {
-	var resp *api.ACLBootstrapResponse
-	if handled, err := s.forward(ctx, func(ctx context.Context, cc *grpc.ClientConn) (err error) {
-		resp, err = api.NewACLClient(cc).Bootstrap(ctx, req)
-		return err
-	}); handled {
-		return resp, err
-	}
 	if s.fsm.ACLBootstrapped() {
 		// Refused before anything is logged: the call needs no token.
 		return nil, status.Error(codes.FailedPrecondition, "acl: ACLs are already bootstrapped")
@@ -353,13 +346,6 @@ func (s *Server) Bootstrap(ctx context.Context, req *api.ACLBootstrapRequest) (*
 
 // CreateToken makes a token (leader; a follower forwards).
 func (s *Server) CreateToken(ctx context.Context, req *api.CreateTokenRequest) (*api.CreateTokenResponse, error) {
-	var resp *api.CreateTokenResponse
-	if handled, err := s.forward(ctx, func(ctx context.Context, cc *grpc.ClientConn) (err error) {
-		resp, err = api.NewACLClient(cc).CreateToken(ctx, req)
-		return err
-	}); handled {
-		return resp, err
-	}
 	if !fsm.ValidPolicy(req.Policy) {
 		return nil, invalid("acl: unknown policy %q (want one of %s)", req.Policy, strings.Join(fsm.Policies, ", "))
 	}
@@ -385,13 +371,6 @@ func (s *Server) ListTokens(ctx context.Context, req *api.ListTokensRequest) (*a
 
 // DeleteToken deletes a token (leader; a follower forwards).
 func (s *Server) DeleteToken(ctx context.Context, req *api.DeleteTokenRequest) (*api.DeleteTokenResponse, error) {
-	var resp *api.DeleteTokenResponse
-	if handled, err := s.forward(ctx, func(ctx context.Context, cc *grpc.ClientConn) (err error) {
-		resp, err = api.NewACLClient(cc).DeleteToken(ctx, req)
-		return err
-	}); handled {
-		return resp, err
-	}
 	if req.Accessor == "" {
 		return nil, invalid("acl: delete needs an accessor")
 	}

@@ -9,25 +9,18 @@ import (
 
 	"github.com/baton-sched/baton/api"
 	"github.com/baton-sched/baton/dag"
+	"github.com/baton-sched/baton/internal/grpcdial"
 	"github.com/baton-sched/baton/plan"
 	"github.com/baton-sched/baton/raftnet"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
-	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 )
 
 // forwardedKey marks a request a follower forwarded, so that it is never
 // forwarded twice (two nodes with stale views could bounce it forever).
 const forwardedKey = "baton-forwarded-by"
-
-// connectParams reconnects quickly to a peer that comes back.
-var connectParams = grpc.ConnectParams{
-	Backoff:           backoff.Config{BaseDelay: 50 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: time.Second},
-	MinConnectTimeout: 2 * time.Second,
-}
 
 // maxMessage is the largest gRPC message the API sends or receives.
 const maxMessage = 64 << 20
@@ -51,7 +44,7 @@ func (f *forwarder) conn(addr string) (*grpc.ClientConn, error) {
 	}
 	// Forwarded replies may be as large as the server sends (a page of a
 	// big job, a stage's attempts): not gRPC's 4 MB default.
-	cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(f.creds), grpc.WithConnectParams(connectParams),
+	cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(f.creds), grpcdial.ConnectParams(),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxMessage), grpc.MaxCallSendMsgSize(maxMessage)))
 	if err != nil {
 		return nil, status.Errorf(codes.Unavailable, "cannot reach %s: %v", addr, err)
@@ -72,33 +65,24 @@ func (f *forwarder) close() {
 // forward runs call against the leader's API when this node is not the
 // leader; handled reports whether it did (then err is the call's). On the
 // leader it returns handled == false and the caller serves the request.
+//
+// Only SubmitJob (submit.go) still calls it: forwardUnary forwards every
+// call the routes send to the leader before its handler runs (see
+// route.go), so there it is a no-op on the leader. It goes with that
+// closure.
 func (s *Server) forward(ctx context.Context, call func(ctx context.Context, cc *grpc.ClientConn) error) (handled bool, err error) {
 	if s.node.IsLeader() {
 		return false, nil
 	}
-	if md, ok := metadata.FromIncomingContext(ctx); ok && len(md.Get(forwardedKey)) > 0 {
-		return true, status.Errorf(codes.Unavailable, "node %s is not the leader (the request was already forwarded once); retry", s.cfg.ID)
-	}
-	cc, err := s.leaderConn()
+	ctx, cc, err := s.router().toLeaderCtx(ctx)
 	if err != nil {
 		return true, err
 	}
-	ctx = metadata.AppendToOutgoingContext(s.outgoing(ctx), forwardedKey, s.cfg.ID)
 	return true, call(ctx, cc)
 }
 
 // leaderConn returns a connection to the leader's API.
-func (s *Server) leaderConn() (*grpc.ClientConn, error) {
-	id, _ := s.node.Leader()
-	if id == "" {
-		return nil, status.Error(codes.Unavailable, "no leader is known (an election may be under way, or the quorum is lost); retry")
-	}
-	m, ok := s.fsm.Member(id)
-	if !ok || m.APIAddr == "" {
-		return nil, status.Errorf(codes.Unavailable, "the leader %s has not published its API address yet; retry", id)
-	}
-	return s.fwd.conn(m.APIAddr)
-}
+func (s *Server) leaderConn() (*grpc.ClientConn, error) { return s.router().leaderConn() }
 
 // rpcError turns an error into a gRPC status error with the right code.
 func rpcError(err error) error {

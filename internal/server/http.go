@@ -40,17 +40,17 @@ func (s *Server) httpHandler() http.Handler {
 		return s.ListPeers(ctx, &api.ListPeersRequest{})
 	}))
 	mux.HandleFunc("GET /v1/jobs", s.httpCall(func(ctx context.Context, r *http.Request) (proto.Message, error) {
-		return s.ListJobs(ctx, &api.ListJobsRequest{Linearizable: consistent(r)})
+		return s.listJobs(ctx, &api.ListJobsRequest{Linearizable: consistent(r)})
 	}))
 	mux.HandleFunc("GET /v1/jobs/{id}", s.httpCall(func(ctx context.Context, r *http.Request) (proto.Message, error) {
 		id, err := strconv.ParseUint(r.PathValue("id"), 10, 64)
 		if err != nil {
 			return nil, status.Errorf(codes.InvalidArgument, "job id %q is not a number", r.PathValue("id"))
 		}
-		return s.GetJob(ctx, &api.GetJobRequest{JobId: id, Linearizable: consistent(r), ResultsOffset: queryInt(r, "results_offset"), ResultsLimit: queryInt(r, "results_limit")})
+		return s.getJob(ctx, &api.GetJobRequest{JobId: id, Linearizable: consistent(r), ResultsOffset: queryInt(r, "results_offset"), ResultsLimit: queryInt(r, "results_limit")})
 	}))
 	mux.HandleFunc("GET /v1/executors", s.httpCall(func(ctx context.Context, r *http.Request) (proto.Message, error) {
-		return s.ListExecutors(ctx, &api.ListExecutorsRequest{})
+		return s.listExecutors(ctx, &api.ListExecutorsRequest{})
 	}))
 	mux.HandleFunc("GET /v1/stages/{id}", s.httpCall(func(ctx context.Context, r *http.Request) (proto.Message, error) {
 		id, err := strconv.ParseUint(r.PathValue("id"), 10, 64)

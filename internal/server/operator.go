@@ -9,7 +9,6 @@ import (
 	"github.com/baton-sched/baton/api"
 	"github.com/baton-sched/baton/dag"
 	"github.com/baton-sched/baton/fsm"
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 )
@@ -127,13 +126,6 @@ func fillPeer(p *api.Peer, ns *api.NodeStatus) {
 // AddPeer adds a voting member and records its addresses (leader; a
 // follower forwards).
 func (s *Server) AddPeer(ctx context.Context, req *api.AddPeerRequest) (*api.AddPeerResponse, error) {
-	var resp *api.AddPeerResponse
-	if handled, err := s.forward(ctx, func(ctx context.Context, cc *grpc.ClientConn) (err error) {
-		resp, err = api.NewOperatorClient(cc).AddPeer(ctx, req)
-		return err
-	}); handled {
-		return resp, err
-	}
 	if req.Id == "" || req.RaftAddr == "" {
 		return nil, invalid("add-peer needs an id and a raft address")
 	}
@@ -151,13 +143,6 @@ func (s *Server) AddPeer(ctx context.Context, req *api.AddPeerRequest) (*api.Add
 
 // RemovePeer removes a member (leader; a follower forwards).
 func (s *Server) RemovePeer(ctx context.Context, req *api.RemovePeerRequest) (*api.RemovePeerResponse, error) {
-	var resp *api.RemovePeerResponse
-	if handled, err := s.forward(ctx, func(ctx context.Context, cc *grpc.ClientConn) (err error) {
-		resp, err = api.NewOperatorClient(cc).RemovePeer(ctx, req)
-		return err
-	}); handled {
-		return resp, err
-	}
 	servers, err := s.node.Servers()
 	if err != nil {
 		return nil, rpcError(err)
@@ -190,13 +175,6 @@ func (s *Server) RemovePeer(ctx context.Context, req *api.RemovePeerRequest) (*a
 // TransferLeadership hands leadership to a member (leader; a follower
 // forwards) and waits for the new leader.
 func (s *Server) TransferLeadership(ctx context.Context, req *api.TransferLeadershipRequest) (*api.TransferLeadershipResponse, error) {
-	var resp *api.TransferLeadershipResponse
-	if handled, err := s.forward(ctx, func(ctx context.Context, cc *grpc.ClientConn) (err error) {
-		resp, err = api.NewOperatorClient(cc).TransferLeadership(ctx, req)
-		return err
-	}); handled {
-		return resp, err
-	}
 	if req.Id == s.cfg.ID {
 		return &api.TransferLeadershipResponse{NewLeaderId: s.cfg.ID}, nil
 	}
@@ -234,13 +212,6 @@ func (s *Server) TransferLeadership(ctx context.Context, req *api.TransferLeader
 // RegisterMember records a member's addresses (leader; a follower
 // forwards).
 func (s *Server) RegisterMember(ctx context.Context, req *api.RegisterMemberRequest) (*api.RegisterMemberResponse, error) {
-	var resp *api.RegisterMemberResponse
-	if handled, err := s.forward(ctx, func(ctx context.Context, cc *grpc.ClientConn) (err error) {
-		resp, err = api.NewOperatorClient(cc).RegisterMember(ctx, req)
-		return err
-	}); handled {
-		return resp, err
-	}
 	m := fsm.Member{ID: req.Id, RaftAddr: req.RaftAddr, APIAddr: req.ApiAddr, HTTPAddr: req.HttpAddr}
 	if m.ID == "" {
 		return nil, invalid("register-member needs an id")
@@ -257,13 +228,6 @@ func (s *Server) RegisterMember(ctx context.Context, req *api.RegisterMemberRequ
 // ReportResultLost logs that a job's indirect result could not be read:
 // the partition runs again (leader; a follower forwards).
 func (s *Server) ReportResultLost(ctx context.Context, req *api.ReportResultLostRequest) (*api.ReportResultLostResponse, error) {
-	var resp *api.ReportResultLostResponse
-	if handled, err := s.forward(ctx, func(ctx context.Context, cc *grpc.ClientConn) (err error) {
-		resp, err = api.NewOperatorClient(cc).ReportResultLost(ctx, req)
-		return err
-	}); handled {
-		return resp, err
-	}
 	var cmd *dag.TaskEnded
 	s.fsm.Read(func(st *dag.State) {
 		info, ok := st.Job(dag.JobID(req.Job))

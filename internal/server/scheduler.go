@@ -27,15 +27,6 @@ func (s *Server) readable(ctx context.Context, linearizable bool) error {
 
 // GetJob returns a job with its stages.
 func (s *Server) GetJob(ctx context.Context, req *api.GetJobRequest) (*api.Job, error) {
-	if req.Linearizable {
-		var resp *api.Job
-		if handled, err := s.forward(ctx, func(ctx context.Context, cc *grpc.ClientConn) (err error) {
-			resp, err = api.NewSchedulerClient(cc).GetJob(ctx, req)
-			return err
-		}); handled {
-			return resp, err
-		}
-	}
 	if err := s.readable(ctx, req.Linearizable); err != nil {
 		return nil, err
 	}
@@ -84,15 +75,6 @@ const maxPage = 10_000
 
 // ListJobs returns every job the state retains, without stages.
 func (s *Server) ListJobs(ctx context.Context, req *api.ListJobsRequest) (*api.ListJobsResponse, error) {
-	if req.Linearizable {
-		var resp *api.ListJobsResponse
-		if handled, err := s.forward(ctx, func(ctx context.Context, cc *grpc.ClientConn) (err error) {
-			resp, err = api.NewSchedulerClient(cc).ListJobs(ctx, req)
-			return err
-		}); handled {
-			return resp, err
-		}
-	}
 	if err := s.readable(ctx, req.Linearizable); err != nil {
 		return nil, err
 	}
@@ -112,13 +94,6 @@ func (s *Server) ListJobs(ctx context.Context, req *api.ListJobsRequest) (*api.L
 
 // CancelJob cancels a running job.
 func (s *Server) CancelJob(ctx context.Context, req *api.CancelJobRequest) (*api.CancelJobResponse, error) {
-	var resp *api.CancelJobResponse
-	if handled, err := s.forward(ctx, func(ctx context.Context, cc *grpc.ClientConn) (err error) {
-		resp, err = api.NewSchedulerClient(cc).CancelJob(ctx, req)
-		return err
-	}); handled {
-		return resp, err
-	}
 	r, index, err := s.propose(ctx, &dag.CancelJob{Job: dag.JobID(req.JobId), Reason: req.Reason})
 	if err != nil {
 		return nil, err
@@ -130,13 +105,6 @@ func (s *Server) CancelJob(ctx context.Context, req *api.CancelJobRequest) (*api
 
 // ReleaseJob drops an ended job's results.
 func (s *Server) ReleaseJob(ctx context.Context, req *api.ReleaseJobRequest) (*api.ReleaseJobResponse, error) {
-	var resp *api.ReleaseJobResponse
-	if handled, err := s.forward(ctx, func(ctx context.Context, cc *grpc.ClientConn) (err error) {
-		resp, err = api.NewSchedulerClient(cc).ReleaseJob(ctx, req)
-		return err
-	}); handled {
-		return resp, err
-	}
 	r, index, err := s.propose(ctx, &dag.ReleaseJob{Job: dag.JobID(req.JobId)})
 	if err != nil {
 		return nil, err
@@ -223,17 +191,10 @@ func (s *Server) waitJobEnd(ctx context.Context, id dag.JobID, d time.Duration) 
 	}
 }
 
-// ListExecutors lists the executors the state knows.
+// ListExecutors lists the executors the state knows. Running tasks and
+// heartbeats are the leader's knowledge: a follower asks it, and answers
+// here from its replica only if it cannot (the leaderPreferred route).
 func (s *Server) ListExecutors(ctx context.Context, req *api.ListExecutorsRequest) (*api.ListExecutorsResponse, error) {
-	// Running tasks and heartbeats are the leader's knowledge: ask it,
-	// and answer from this replica only if it cannot be reached.
-	var fwd *api.ListExecutorsResponse
-	if handled, err := s.forward(ctx, func(ctx context.Context, cc *grpc.ClientConn) (err error) {
-		fwd, err = api.NewSchedulerClient(cc).ListExecutors(ctx, req)
-		return err
-	}); handled && err == nil {
-		return fwd, nil
-	}
 	resp := &api.ListExecutorsResponse{}
 	s.fsm.Read(func(st *dag.State) {
 		for _, e := range st.Executors() {

@@ -302,7 +302,7 @@ func New(cfg Config) (*Server, error) {
 	s.drv = driver.New(s.fsm, s.node, s.prop, s.leaderAPI, dopts)
 	s.wired.Store(s.drv)
 
-	s.grpc = grpc.NewServer(grpc.Creds(s.serveCreds()), grpc.MaxRecvMsgSize(maxMessage), grpc.MaxSendMsgSize(maxMessage), grpc.ChainUnaryInterceptor(s.recoverUnary, s.authUnary, s.leaderHeader), grpc.ChainStreamInterceptor(s.recoverStream, s.authStream))
+	s.grpc = grpc.NewServer(grpc.Creds(s.serveCreds()), grpc.MaxRecvMsgSize(maxMessage), grpc.MaxSendMsgSize(maxMessage), grpc.ChainUnaryInterceptor(s.recoverUnary, s.authUnary, s.leaderHeader, s.forwardUnary), grpc.ChainStreamInterceptor(s.recoverStream, s.authStream))
 	api.RegisterSchedulerServer(s.grpc, s)
 	api.RegisterOperatorServer(s.grpc, s)
 	api.RegisterACLServer(s.grpc, s)
@@ -464,7 +464,7 @@ func (s *Server) leave(ctx context.Context) error {
 		}
 	}
 	for {
-		_, err := s.RemovePeer(ctx, &api.RemovePeerRequest{Id: s.cfg.ID})
+		_, err := s.removePeer(ctx, &api.RemovePeerRequest{Id: s.cfg.ID})
 		if err == nil || status.Code(err) == codes.NotFound {
 			return nil
 		}
@@ -624,7 +624,7 @@ func (s *Server) membershipLoop() {
 			}
 			me := s.self()
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-			_, err := s.RegisterMember(internal(ctx), &api.RegisterMemberRequest{Id: me.ID, RaftAddr: me.RaftAddr, ApiAddr: me.APIAddr, HttpAddr: me.HTTPAddr})
+			_, err := s.registerMember(internal(ctx), &api.RegisterMemberRequest{Id: me.ID, RaftAddr: me.RaftAddr, ApiAddr: me.APIAddr, HttpAddr: me.HTTPAddr})
 			cancel()
 			if err != nil {
 				s.log.Debug("registering own addresses", "err", err)
