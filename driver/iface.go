@@ -24,7 +24,7 @@ type State interface {
 }
 
 // Proposer logs scheduler commands, in order, in one entry, and returns
-// their results (raftnet.Proposer). It fails on a node that does not
+// their results (propose.Proposer). It fails on a node that does not
 // lead, or when ctx ends; an error leaves the outcome unknown.
 type Proposer interface {
 	Propose(ctx context.Context, cmds ...dag.Command) ([]dag.Result, error)

@@ -1,4 +1,4 @@
-package raftnet
+package propose
 
 import (
 	"context"
@@ -38,7 +38,7 @@ func BenchmarkQuorumThroughput(b *testing.B) {
 	b.Run("batched", func(b *testing.B) {
 		c := newCluster(b, 3)
 		_, leader := c.leader()
-		p := NewProposer(leader, ProposerOptions{})
+		p := New(leader, Options{})
 		defer p.Close()
 		before := leader.Raft().LastIndex()
 		var next atomic.Int64

@@ -1,4 +1,4 @@
-package raftnet
+package propose
 
 import (
 	"context"
@@ -17,7 +17,7 @@ import (
 func TestPoisonCommandThroughRaftLeavesEveryReplicaAlive(t *testing.T) {
 	c := newCluster(t, 3)
 	_, leader := c.leader()
-	p := NewProposer(leader, ProposerOptions{})
+	p := New(leader, Options{})
 	defer p.Close()
 	huge := func(parts int) *plan.Graph {
 		return &plan.Graph{Name: "poison", Nodes: []plan.Node{{Op: "range", Params: []byte(`{"n":1}`), Partitions: parts}}, Action: plan.GraphAction{Op: "count"}}
@@ -40,8 +40,8 @@ func TestPoisonCommandThroughRaftLeavesEveryReplicaAlive(t *testing.T) {
 	if err != nil || res[0].Err != nil {
 		t.Fatalf("a sane job after the poison: %v %v", err, res[0].Err)
 	}
-	for i, nd := range c.nodes {
-		waitApplied(t, nd, idx)
+	for i := range c.nodes {
+		c.waitApplied(i, idx)
 		var jobs int
 		c.fsms[i].Read(func(s *dag.State) { jobs = len(s.Jobs()) })
 		if jobs != 1 {
@@ -53,7 +53,7 @@ func TestPoisonCommandThroughRaftLeavesEveryReplicaAlive(t *testing.T) {
 	victim := (leaderIndex(c) + 1) % 3
 	c.nodes[victim].Kill()
 	c.start(victim, nil)
-	waitApplied(t, c.nodes[victim], idx)
+	c.waitApplied(victim, idx)
 	want, _, _ := c.fsms[leaderIndex(c)].Backup()
 	got, _, _ := c.fsms[victim].Backup()
 	if string(want) != string(got) {

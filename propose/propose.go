@@ -1,4 +1,4 @@
-package raftnet
+package propose
 
 import (
 	"context"
@@ -9,10 +9,19 @@ import (
 
 	"github.com/baton-sched/baton/dag"
 	"github.com/baton-sched/baton/fsm"
+	"github.com/hashicorp/raft"
 )
 
-// ProposerOptions configure a Proposer.
-type ProposerOptions struct {
+// Log is the replicated log proposals go to (*raftnet.Node). The future's
+// Error is already the log's own (raftnet.ErrNotLeader,
+// raftnet.ErrOutcomeUnknown, raftnet.ErrShutdown, tested with errors.Is):
+// the proposer hands it to its callers as it is.
+type Log interface {
+	ApplyAsync(data []byte, timeout time.Duration) raft.ApplyFuture
+}
+
+// Options configure a Proposer.
+type Options struct {
 	// MaxBatch is the most commands in one log entry. Default 1024.
 	MaxBatch int
 	// MaxBatchBytes bounds an entry's estimated size. Default 4 MiB.
@@ -38,8 +47,8 @@ type ProposerOptions struct {
 // loop goroutine forms batches; one goroutine per in-flight entry waits
 // for it and hands each proposal its results.
 type Proposer struct {
-	node *Node
-	opts ProposerOptions
+	log  Log
+	opts Options
 	reqs chan *proposal
 	sem  chan struct{}
 	stop chan struct{}
@@ -64,11 +73,11 @@ type proposalResult struct {
 	err     error
 }
 
-// ErrProposerClosed is returned by Propose after Close.
-var ErrProposerClosed = errors.New("raftnet: proposer closed")
+// ErrClosed is returned by Propose after Close.
+var ErrClosed = errors.New("propose: proposer closed")
 
-// NewProposer starts a proposer for node.
-func NewProposer(node *Node, opts ProposerOptions) *Proposer {
+// New starts a proposer for log.
+func New(log Log, opts Options) *Proposer {
 	if opts.MaxBatch <= 0 {
 		opts.MaxBatch = 1024
 	}
@@ -85,7 +94,7 @@ func NewProposer(node *Node, opts ProposerOptions) *Proposer {
 		opts.Now = time.Now
 	}
 	p := &Proposer{
-		node: node,
+		log:  log,
 		opts: opts,
 		reqs: make(chan *proposal, 4096),
 		sem:  make(chan struct{}, opts.MaxInFlight),
@@ -97,7 +106,7 @@ func NewProposer(node *Node, opts ProposerOptions) *Proposer {
 }
 
 // Propose commits cmds (in order, in one entry) and returns their results.
-// On a follower it fails with ErrNotLeader.
+// On a follower it fails with the log's ErrNotLeader.
 func (p *Proposer) Propose(ctx context.Context, cmds ...dag.Command) ([]dag.Result, error) {
 	r, _, err := p.ProposeIndex(ctx, cmds...)
 	return r, err
@@ -117,7 +126,7 @@ func (p *Proposer) ProposeIndex(ctx context.Context, cmds ...dag.Command) ([]dag
 	p.mu.RLock()
 	if p.closed {
 		p.mu.RUnlock()
-		return nil, 0, ErrProposerClosed
+		return nil, 0, ErrClosed
 	}
 	select {
 	case p.reqs <- pr:
@@ -166,7 +175,7 @@ func (p *Proposer) loop() {
 		select {
 		case p.sem <- struct{}{}:
 		case <-p.stop:
-			first.done <- proposalResult{err: ErrProposerClosed}
+			first.done <- proposalResult{err: ErrClosed}
 			p.failQueued()
 			return
 		}
@@ -206,7 +215,7 @@ func (p *Proposer) failQueued() {
 	for {
 		select {
 		case pr := <-p.reqs:
-			pr.done <- proposalResult{err: ErrProposerClosed}
+			pr.done <- proposalResult{err: ErrClosed}
 		default:
 			return
 		}
@@ -234,14 +243,12 @@ func (p *Proposer) submit(batch []*proposal, n int) {
 		}
 		return
 	}
-	f := p.node.ApplyAsync(data, p.opts.Timeout)
+	f := p.log.ApplyAsync(data, p.opts.Timeout)
 	p.wg.Add(1)
 	go func() {
 		defer p.wg.Done()
 		defer func() { <-p.sem }()
-		err := f.Error()
-		if err != nil {
-			err = translate(err)
+		if err := f.Error(); err != nil {
 			for _, pr := range batch {
 				pr.done <- proposalResult{err: err}
 			}
@@ -249,7 +256,7 @@ func (p *Proposer) submit(batch []*proposal, n int) {
 		}
 		resp, ok := f.Response().(*fsm.Response)
 		if !ok || len(resp.Results) != n {
-			err := fmt.Errorf("raftnet: unexpected FSM response %T", f.Response())
+			err := fmt.Errorf("propose: unexpected FSM response %T", f.Response())
 			for _, pr := range batch {
 				pr.done <- proposalResult{err: err}
 			}

@@ -8,7 +8,6 @@
 // holds no Raft state, so restarting with the flags it first ran with is
 // always safe; a data directory remembers its node id and refuses another.
 // Members are added and removed at run time and leadership can be
-// transferred. Proposer batches commands from many goroutines into few log
-// entries (group commit), which is where the quorum's throughput comes
-// from.
+// transferred. Group commit of the scheduler's commands is package
+// propose's; raftnet knows nothing of what its entries hold.
 package raftnet

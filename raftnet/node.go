@@ -540,10 +540,16 @@ func (n *Node) Apply(data []byte, timeout time.Duration) (any, error) {
 }
 
 // ApplyAsync proposes a log entry without waiting; the future reports the
-// outcome.
+// outcome. Its Error is one of this package's (ErrNotLeader,
+// ErrOutcomeUnknown, ErrShutdown, ...), as Apply's is.
 func (n *Node) ApplyAsync(data []byte, timeout time.Duration) raft.ApplyFuture {
-	return n.raft.Apply(data, timeout)
+	return applyFuture{n.raft.Apply(data, timeout)}
 }
+
+// applyFuture is a raft.ApplyFuture whose Error is translated.
+type applyFuture struct{ raft.ApplyFuture }
+
+func (f applyFuture) Error() error { return translate0(f.ApplyFuture.Error()) }
 
 func translate(err error) error {
 	switch {

@@ -6,12 +6,8 @@ import (
 	"fmt"
 	"net"
 	"strings"
-	"sync"
 	"testing"
 	"time"
-
-	"github.com/baton-sched/baton/dag"
-	"github.com/baton-sched/baton/fsm"
 )
 
 // cluster is n in-process nodes over real TCP on loopback, with real bbolt
@@ -19,7 +15,7 @@ import (
 type cluster struct {
 	t     testing.TB
 	nodes []*Node
-	fsms  []*fsm.FSM
+	fsms  []*testFSM
 	dirs  []string
 	addrs []string
 }
@@ -55,7 +51,7 @@ func newCluster(t testing.TB, n int) *cluster {
 		peers = append(peers, Peer{ID: fmt.Sprintf("n%d", i), Addr: c.addrs[i]})
 	}
 	c.nodes = make([]*Node, n)
-	c.fsms = make([]*fsm.FSM, n)
+	c.fsms = make([]*testFSM, n)
 	for i := range c.nodes {
 		c.start(i, peers)
 	}
@@ -71,7 +67,7 @@ func newCluster(t testing.TB, n int) *cluster {
 
 func (c *cluster) start(i int, bootstrap []Peer) {
 	c.t.Helper()
-	c.fsms[i] = fsm.New(fsm.Options{})
+	c.fsms[i] = newTestFSM()
 	nd, err := Open(Options{
 		ID: fmt.Sprintf("n%d", i), DataDir: c.dirs[i], RaftAddr: c.addrs[i], Bootstrap: bootstrap,
 		FSM: c.fsms[i], SnapshotThreshold: 64, TrailingLogs: 32, SnapshotInterval: 100 * time.Millisecond,
@@ -99,36 +95,32 @@ func (c *cluster) leader() (int, *Node) {
 	return -1, nil
 }
 
-// propose commits idempotent commands through whichever node leads,
-// riding through leader changes: a proposal whose outcome is unknown, or
+// propose commits an idempotent command through whichever node leads,
+// riding through leader changes: a command whose outcome is unknown, or
 // that reached a node no longer leading, is made again on the next leader
 // (the commands are idempotent, so twice is the same as once).
-func (c *cluster) propose(cmds ...dag.Command) ([]dag.Result, error) {
+func (c *cluster) propose(cmd []byte) error {
 	for try := 0; ; try++ {
 		leader := c.waitLeader()
 		if leader == nil {
-			return nil, errors.New("no leader within 20s")
+			return errors.New("no leader within 20s")
 		}
-		p := NewProposer(leader, ProposerOptions{})
-		res, err := p.Propose(context.Background(), cmds...)
-		p.Close()
+		_, err := leader.Apply(cmd, 5*time.Second)
 		if err == nil {
-			return res, nil
+			return nil
 		}
-		if try == 20 || !(errors.Is(err, ErrOutcomeUnknown) || errors.Is(err, ErrNotLeader) || errors.Is(err, ErrNoLeader) || errors.Is(err, ErrProposerClosed)) {
-			return nil, err
+		if try == 20 || !(errors.Is(err, ErrOutcomeUnknown) || errors.Is(err, ErrNotLeader) || errors.Is(err, ErrNoLeader)) {
+			return err
 		}
 	}
 }
 
 // mustPropose is propose on the test's goroutine.
-func (c *cluster) mustPropose(cmds ...dag.Command) []dag.Result {
+func (c *cluster) mustPropose(cmd []byte) {
 	c.t.Helper()
-	res, err := c.propose(cmds...)
-	if err != nil {
+	if err := c.propose(cmd); err != nil {
 		c.t.Fatalf("propose: %v", err)
 	}
-	return res
 }
 
 // waitLeader returns the leader, waiting up to 20s; nil if there is none.
@@ -157,15 +149,12 @@ func waitFor(t testing.TB, what string, cond func() bool) {
 	}
 }
 
-func register(id string) dag.Command {
-	return &dag.RegisterExecutor{ID: dag.ExecutorID(id), Addr: "127.0.0.1:1", Cores: 1}
-}
+// register is a test command: applying it twice is applying it once
+// (testFSM.distinct).
+func register(id string) []byte { return []byte("register " + id) }
 
-func executors(f *fsm.FSM) int {
-	n := 0
-	f.Read(func(s *dag.State) { n = len(s.Executors()) })
-	return n
-}
+// executors is how many different commands f applied.
+func executors(f *testFSM) int { return f.distinct() }
 
 // waitApplied waits until a node's state machine has applied index idx.
 // Raft's AppliedIndex is not enough: it moves when entries are handed to
@@ -174,9 +163,8 @@ func waitApplied(t testing.TB, nd *Node, idx uint64) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	applied := func() uint64 {
-		if f, ok := nd.opts.FSM.(*fsm.FSM); ok {
-			i, _ := f.Applied()
-			return i
+		if f, ok := nd.opts.FSM.(*testFSM); ok {
+			return f.Applied()
 		}
 		return nd.Raft().AppliedIndex()
 	}
@@ -195,11 +183,14 @@ func TestQuorumElectsReplicatesAndSurvivesLeaderLoss(t *testing.T) {
 	}
 	li, _ := c.leader()
 
-	// A follower refuses writes with ErrNotLeader.
+	// A follower refuses writes with ErrNotLeader, waited for or not
+	// (ApplyAsync's future reports this package's errors too).
 	fi := (li + 1) % 3
-	data, _ := fsm.Encode(1, []dag.Command{register("x")})
-	if _, err := c.nodes[fi].Apply(data, time.Second); !errors.Is(err, ErrNotLeader) {
+	if _, err := c.nodes[fi].Apply(register("x"), time.Second); !errors.Is(err, ErrNotLeader) {
 		t.Fatalf("Apply on a follower: %v, want ErrNotLeader", err)
+	}
+	if err := c.nodes[fi].ApplyAsync(register("x"), time.Second).Error(); !errors.Is(err, ErrNotLeader) {
+		t.Fatalf("ApplyAsync on a follower: %v, want ErrNotLeader", err)
 	}
 
 	// Kill the leader: another is elected and takes writes.
@@ -280,23 +271,23 @@ func TestMembershipAndLeadershipTransfer(t *testing.T) {
 func TestOpenErrors(t *testing.T) {
 	dir := t.TempDir()
 	addr := freeAddr(t)
-	f := fsm.New(fsm.Options{})
+	f := newTestFSM()
 	n, err := Open(Options{ID: "a", DataDir: dir, RaftAddr: addr, FSM: f, Bootstrap: []Peer{{ID: "a", Addr: addr}}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	// The address is in use.
-	_, err = Open(Options{ID: "b", DataDir: t.TempDir(), RaftAddr: addr, FSM: fsm.New(fsm.Options{})})
+	_, err = Open(Options{ID: "b", DataDir: t.TempDir(), RaftAddr: addr, FSM: newTestFSM()})
 	if err == nil || !strings.Contains(err.Error(), "address already in use") {
 		t.Fatalf("second node on the same address: %v", err)
 	}
 	// Another process (here: another node) cannot open the same directory.
-	if _, err := Open(Options{ID: "a", DataDir: dir, RaftAddr: freeAddr(t), FSM: fsm.New(fsm.Options{})}); !errors.Is(err, ErrDataDirInUse) {
+	if _, err := Open(Options{ID: "a", DataDir: dir, RaftAddr: freeAddr(t), FSM: newTestFSM()}); !errors.Is(err, ErrDataDirInUse) {
 		t.Fatalf("a second node on a directory in use: %v", err)
 	}
 	n.Shutdown()
 	// The data directory belongs to node a.
-	_, err = Open(Options{ID: "b", DataDir: dir, RaftAddr: freeAddr(t), FSM: fsm.New(fsm.Options{})})
+	_, err = Open(Options{ID: "b", DataDir: dir, RaftAddr: freeAddr(t), FSM: newTestFSM()})
 	if !errors.Is(err, ErrWrongNode) {
 		t.Fatalf("node b on node a's data directory: %v", err)
 	}
@@ -320,84 +311,5 @@ func TestOpenErrors(t *testing.T) {
 	peers, err := ParsePeers("a=127.0.0.1:1, b=127.0.0.1:2")
 	if err != nil || len(peers) != 2 || peers[1] != (Peer{"b", "127.0.0.1:2"}) {
 		t.Errorf("ParsePeers = %+v, %v", peers, err)
-	}
-}
-
-func TestProposerBatchesConcurrentProposals(t *testing.T) {
-	c := newCluster(t, 3)
-	_, leader := c.leader()
-	p := NewProposer(leader, ProposerOptions{})
-	defer p.Close()
-	before := leader.Raft().LastIndex()
-	const workers, each = 50, 40
-	var wg sync.WaitGroup
-	errs := make(chan error, workers)
-	for w := 0; w < workers; w++ {
-		wg.Add(1)
-		go func(w int) {
-			defer wg.Done()
-			for i := 0; i < each; i++ {
-				cmd := register(fmt.Sprintf("w%d-%d", w, i))
-				res, err := p.Propose(context.Background(), cmd)
-				if err != nil {
-					// The leader changed (a loaded machine): again, on
-					// the next one (registering is idempotent).
-					if res, err = c.propose(cmd); err != nil {
-						errs <- err
-						return
-					}
-				}
-				if len(res) != 1 || res[0].Err != nil {
-					errs <- fmt.Errorf("propose: %+v", res)
-					return
-				}
-			}
-		}(w)
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Fatal(err)
-	}
-	li, leader := c.leader()
-	waitApplied(t, leader, leader.Raft().LastIndex())
-	entries := leader.Raft().LastIndex() - before
-	if got := executors(c.fsms[li]); got != workers*each {
-		t.Fatalf("%d executors registered, want %d", got, workers*each)
-	}
-	if entries >= workers*each {
-		t.Fatalf("%d commands took %d entries: no batching", workers*each, entries)
-	}
-	t.Logf("%d commands in %d entries", workers*each, entries)
-}
-
-// TestProposerClose: proposals after Close fail at once, proposals racing
-// with Close are answered, and Close may be called twice.
-func TestProposerClose(t *testing.T) {
-	c := newCluster(t, 1)
-	_, leader := c.leader()
-	for i := 0; i < 20; i++ {
-		p := NewProposer(leader, ProposerOptions{})
-		var wg sync.WaitGroup
-		for w := 0; w < 8; w++ {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-				defer cancel()
-				_, err := p.Propose(ctx, register(fmt.Sprintf("r%d", w)))
-				if err != nil && !errors.Is(err, ErrProposerClosed) {
-					t.Errorf("propose racing with close: %v", err)
-				}
-			}()
-		}
-		p.Close()
-		p.Close()
-		wg.Wait()
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		if _, err := p.Propose(ctx, register("late")); !errors.Is(err, ErrProposerClosed) {
-			t.Fatalf("propose after close: %v", err)
-		}
-		cancel()
 	}
 }

@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/baton-sched/baton/fsm"
 	"github.com/baton-sched/baton/tlsconf"
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
@@ -43,9 +42,9 @@ func TestRaftOverTLSServesOnlyMembers(t *testing.T) {
 		peers = append(peers, Peer{ID: fmt.Sprintf("n%d", i), Addr: c.addrs[i]})
 	}
 	c.nodes = make([]*Node, 3)
-	c.fsms = make([]*fsm.FSM, 3)
+	c.fsms = make([]*testFSM, 3)
 	for i := range c.nodes {
-		c.fsms[i] = fsm.New(fsm.Options{})
+		c.fsms[i] = newTestFSM()
 		nd, err := Open(Options{ID: fmt.Sprintf("n%d", i), DataDir: c.dirs[i], RaftAddr: c.addrs[i], Bootstrap: peers, FSM: c.fsms[i],
 			TLS: load(fmt.Sprintf("server/n%d", i)), HeartbeatTimeout: 500 * time.Millisecond, ElectionTimeout: 500 * time.Millisecond})
 		if err != nil {

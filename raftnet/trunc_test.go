@@ -1,14 +1,12 @@
 package raftnet
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
-
-	"github.com/baton-sched/baton/fsm"
+	"time"
 )
 
 // TestDamagedLogStoreIsAClearError: a raft.db cut short (a full disk, a
@@ -17,13 +15,11 @@ import (
 func TestDamagedLogStoreIsAClearError(t *testing.T) {
 	c := newCluster(t, 1)
 	_, leader := c.leader()
-	p := NewProposer(leader, ProposerOptions{})
 	for i := 0; i < 2000; i++ {
-		if _, err := p.Propose(context.Background(), register(fmt.Sprintf("e%d", i))); err != nil {
+		if _, err := leader.Apply(register(fmt.Sprintf("e%d", i)), 5*time.Second); err != nil {
 			t.Fatal(err)
 		}
 	}
-	p.Close()
 	c.nodes[0].Shutdown()
 	c.nodes[0] = nil
 	path := filepath.Join(c.dirs[0], "raft", "raft.db")
@@ -36,7 +32,7 @@ func TestDamagedLogStoreIsAClearError(t *testing.T) {
 		if err := os.WriteFile(path, whole[:size], 0o600); err != nil {
 			t.Fatal(err)
 		}
-		f := fsm.New(fsm.Options{})
+		f := newTestFSM()
 		nd, err := Open(Options{ID: "n0", DataDir: c.dirs[0], RaftAddr: c.addrs[0], FSM: f})
 		if err == nil {
 			// Only free pages were cut: nothing may be missing.

@@ -11,6 +11,7 @@ import (
 	"github.com/baton-sched/baton/dag"
 	"github.com/baton-sched/baton/internal/grpcdial"
 	"github.com/baton-sched/baton/plan"
+	"github.com/baton-sched/baton/propose"
 	"github.com/baton-sched/baton/raftnet"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -97,7 +98,7 @@ func rpcError(err error) error {
 	case errors.Is(err, raftnet.ErrOutcomeUnknown):
 		return status.Error(codes.Aborted, err.Error())
 	case errors.Is(err, raftnet.ErrNotLeader), errors.Is(err, raftnet.ErrNoLeader),
-		errors.Is(err, raftnet.ErrShutdown), errors.Is(err, raftnet.ErrProposerClosed):
+		errors.Is(err, raftnet.ErrShutdown), errors.Is(err, propose.ErrClosed):
 		return status.Error(codes.Unavailable, err.Error()+"; retry")
 	case errors.Is(err, dag.ErrUnknownJob), errors.Is(err, dag.ErrUnknownExecutor):
 		return status.Error(codes.NotFound, err.Error())

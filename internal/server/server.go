@@ -21,6 +21,7 @@ import (
 	"github.com/baton-sched/baton/fsm"
 	"github.com/baton-sched/baton/ops"
 	"github.com/baton-sched/baton/plan"
+	"github.com/baton-sched/baton/propose"
 	"github.com/baton-sched/baton/raftnet"
 	"github.com/baton-sched/baton/tlsconf"
 	"github.com/hashicorp/raft"
@@ -162,7 +163,7 @@ type Server struct {
 	log  *slog.Logger
 	fsm  *fsm.FSM
 	node *raftnet.Node
-	prop *raftnet.Proposer
+	prop *propose.Proposer
 	fwd  *forwarder
 	drv  *driver.Driver
 	// submit takes submissions from request to logged job.
@@ -266,7 +267,7 @@ func New(cfg Config) (*Server, error) {
 	if testHookAfterRaftOpen != nil {
 		testHookAfterRaftOpen()
 	}
-	s.prop = raftnet.NewProposer(s.node, raftnet.ProposerOptions{MaxBatch: cfg.ProposalBatch})
+	s.prop = propose.New(s.node, propose.Options{MaxBatch: cfg.ProposalBatch})
 	s.fwd = newForwarder(s.dialCreds(tlsconf.RoleServer))
 	var grants struct {
 		sync.Mutex

@@ -44,6 +44,7 @@ import (
 	"github.com/baton-sched/baton/driver"
 	"github.com/baton-sched/baton/fsm"
 	"github.com/baton-sched/baton/plan"
+	"github.com/baton-sched/baton/propose"
 	"github.com/baton-sched/baton/raftnet"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/metadata"
@@ -100,7 +101,7 @@ func bench(c config) error {
 		return err
 	}
 	defer node.Shutdown()
-	prop := raftnet.NewProposer(node, raftnet.ProposerOptions{})
+	prop := propose.New(node, propose.Options{})
 	defer prop.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
