@@ -16,7 +16,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/baton-sched/baton/tlsconf"
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
@@ -128,10 +127,10 @@ type Options struct {
 	// LogCacheSize: recent entries kept in memory. Default 1024.
 	LogCacheSize int
 
-	// TLS, when set, runs Raft over mutual TLS with server certificates
-	// of its CA, and serves only current members (see tls.go). A node's
-	// certificate must name its ID.
-	TLS *tlsconf.Config
+	// TLS, when set, runs Raft over mutual TLS and serves only current
+	// members (see TLS). The node's own certificate should name its ID:
+	// its peers identify it by that name.
+	TLS *TLS
 
 	// FSM is the state machine. Required.
 	FSM raft.FSM
@@ -194,6 +193,11 @@ func (o *Options) validate() error {
 		}
 		if !found {
 			errs = append(errs, fmt.Sprintf("bootstrap peers do not include this node %q", o.ID))
+		}
+	}
+	if o.TLS != nil {
+		if err := o.TLS.validate(); err != nil {
+			errs = append(errs, err.Error())
 		}
 	}
 	if len(errs) > 0 {
@@ -262,11 +266,6 @@ func Open(opts Options) (*Node, error) {
 	n := &Node{opts: opts, lock: lock, subs: map[int]chan bool{}, done: make(chan struct{})}
 	var stream raft.StreamLayer = &streamLayer{Listener: ln, advertise: adv}
 	if opts.TLS != nil {
-		if opts.TLS.Role != tlsconf.RoleServer || opts.TLS.Name != opts.ID {
-			ln.Close()
-			lock.Close()
-			return nil, fmt.Errorf("raftnet: node %s needs a server certificate named %s, got a %s certificate named %s", opts.ID, opts.ID, opts.TLS.Role, opts.TLS.Name)
-		}
 		stream = &tlsStream{streamLayer: streamLayer{Listener: ln, advertise: adv}, tls: opts.TLS, members: &n.members, log: opts.Logger}
 	}
 	n.trans = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{

@@ -1,39 +1,25 @@
 package raftnet
 
 import (
+	"crypto/tls"
 	"fmt"
 	"io"
 	"net"
+	"strings"
 	"testing"
 	"time"
 
-	"github.com/baton-sched/baton/tlsconf"
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
 )
 
 // TestRaftOverTLSServesOnlyMembers: a quorum over mutual TLS replicates;
 // a process that is not a member, whether it holds a server certificate of
-// the CA under another name, a client's certificate, or none, cannot make
-// a Raft call: its forged AppendEntries is refused and changes nothing.
+// the CA under another name, a client's certificate, one of another CA,
+// or none, cannot make a Raft call: its forged AppendEntries is refused
+// and changes nothing.
 func TestRaftOverTLSServesOnlyMembers(t *testing.T) {
-	pki := t.TempDir()
-	var reqs []tlsconf.CertRequest
-	for i := 0; i < 3; i++ {
-		reqs = append(reqs, tlsconf.CertRequest{Role: tlsconf.RoleServer, Name: fmt.Sprintf("n%d", i)})
-	}
-	reqs = append(reqs, tlsconf.CertRequest{Role: tlsconf.RoleServer, Name: "mallory"}, tlsconf.CertRequest{Role: tlsconf.RoleClient, Name: "ops"})
-	files, err := tlsconf.TestPKI(pki, reqs...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	load := func(k string) *tlsconf.Config {
-		c, err := tlsconf.Load(files[k])
-		if err != nil {
-			t.Fatal(err)
-		}
-		return c
-	}
+	pki := newTestPKI(t)
 	c := &cluster{t: t}
 	var peers []Peer
 	c.addrs = freeAddrs(t, 3)
@@ -43,20 +29,23 @@ func TestRaftOverTLSServesOnlyMembers(t *testing.T) {
 	}
 	c.nodes = make([]*Node, 3)
 	c.fsms = make([]*testFSM, 3)
+	t.Cleanup(func() {
+		for _, nd := range c.nodes {
+			if nd != nil {
+				nd.Kill()
+			}
+		}
+	})
 	for i := range c.nodes {
 		c.fsms[i] = newTestFSM()
-		nd, err := Open(Options{ID: fmt.Sprintf("n%d", i), DataDir: c.dirs[i], RaftAddr: c.addrs[i], Bootstrap: peers, FSM: c.fsms[i],
-			TLS: load(fmt.Sprintf("server/n%d", i)), HeartbeatTimeout: 500 * time.Millisecond, ElectionTimeout: 500 * time.Millisecond})
+		id := fmt.Sprintf("n%d", i)
+		nd, err := Open(Options{ID: id, DataDir: c.dirs[i], RaftAddr: c.addrs[i], Bootstrap: peers, FSM: c.fsms[i],
+			TLS: pki.tls(t, testServerRole, id), HeartbeatTimeout: 500 * time.Millisecond, ElectionTimeout: 500 * time.Millisecond})
 		if err != nil {
 			t.Fatal(err)
 		}
 		c.nodes[i] = nd
 	}
-	t.Cleanup(func() {
-		for _, nd := range c.nodes {
-			nd.Kill()
-		}
-	})
 	for i := 0; i < 20; i++ {
 		c.mustPropose(register(fmt.Sprintf("e%d", i)))
 	}
@@ -83,9 +72,18 @@ func TestRaftOverTLSServesOnlyMembers(t *testing.T) {
 		}
 		return ln
 	}
+	stream := func(cfg *TLS) raft.StreamLayer {
+		return &tlsStream{streamLayer: streamLayer{Listener: listen()}, tls: cfg, members: &members{}, log: c.nodes[0].opts.Logger}
+	}
+	// A server certificate of the right name but another CA: the dial
+	// trusts the cluster's CA, so only the certificate it presents is
+	// foreign.
+	foreign := newTestPKI(t).tls(t, testServerRole, "n0")
+	foreign.Client.RootCAs = pki.pool
 	for name, stream := range map[string]raft.StreamLayer{
-		"a server certificate of another name": &tlsStream{streamLayer: streamLayer{Listener: listen()}, tls: load("server/mallory"), members: &members{}, log: c.nodes[0].opts.Logger},
-		"a client's certificate":               &tlsStream{streamLayer: streamLayer{Listener: listen()}, tls: load("client/ops"), members: &members{}, log: c.nodes[0].opts.Logger},
+		"a server certificate of another name": stream(pki.tls(t, testServerRole, "mallory")),
+		"a client's certificate":               stream(pki.tls(t, testClientRole, "ops")),
+		"a member's name from another CA":      stream(foreign),
 		"no TLS":                               &streamLayer{Listener: listen()},
 	} {
 		if err := forge(stream, 1000); err == nil {
@@ -94,7 +92,7 @@ func TestRaftOverTLSServesOnlyMembers(t *testing.T) {
 	}
 	// The control: a member's certificate is served (a stale term, so the
 	// follower answers no and changes nothing).
-	if err := forge(&tlsStream{streamLayer: streamLayer{Listener: listen()}, tls: load("server/n0"), members: &members{}, log: c.nodes[0].opts.Logger}, 0); err != nil {
+	if err := forge(stream(pki.tls(t, testServerRole, "n0")), 0); err != nil {
 		t.Fatalf("a member's call was refused: %v", err)
 	}
 	if got := target.Raft().LastIndex(); got != before {
@@ -102,7 +100,28 @@ func TestRaftOverTLSServesOnlyMembers(t *testing.T) {
 	}
 	// The quorum goes on.
 	c.mustPropose(register("after"))
+	waitApplied(t, c.nodes[li], c.nodes[li].Raft().AppliedIndex())
 	if n := executors(c.fsms[li]); n != 21 {
-		t.Fatalf("%d executors, want 21", n)
+		t.Fatalf("%d commands applied, want 21", n)
+	}
+}
+
+// TestTLSOptionsAreChecked: Open refuses TLS options that would serve
+// callers without verifying them, or could not identify them.
+func TestTLSOptionsAreChecked(t *testing.T) {
+	pki := newTestPKI(t)
+	for name, edit := range map[string]func(*TLS){
+		"no client certificate required": func(c *TLS) { c.Server.ClientAuth = tls.VerifyClientCertIfGiven },
+		"no server configuration":        func(c *TLS) { c.Server = nil },
+		"no client configuration":        func(c *TLS) { c.Client = nil },
+		"no Identify":                    func(c *TLS) { c.Identify = nil },
+	} {
+		cfg := pki.tls(t, testServerRole, "a")
+		edit(cfg)
+		addr := freeAddr(t)
+		_, err := Open(Options{ID: "a", DataDir: t.TempDir(), RaftAddr: addr, FSM: newTestFSM(), TLS: cfg, Bootstrap: []Peer{{ID: "a", Addr: addr}}})
+		if err == nil || !strings.Contains(err.Error(), "TLS") {
+			t.Errorf("%s: Open: %v", name, err)
+		}
 	}
 }

@@ -255,7 +255,7 @@ func New(cfg Config) (*Server, error) {
 		Resolver: s.cfg.Resolver, Functions: s.cfg.Functions, Confine: cfg.Confine}}
 	ropts := cfg.Raft
 	ropts.ID, ropts.DataDir, ropts.RaftAddr, ropts.Bootstrap = cfg.ID, cfg.DataDir, cfg.RaftAddr, cfg.Bootstrap
-	ropts.FSM, ropts.Logger, ropts.TLS = s.fsm, s.log.With("component", "raft"), cfg.TLS
+	ropts.FSM, ropts.Logger, ropts.TLS = s.fsm, s.log.With("component", "raft"), raftTLS(cfg.TLS)
 	if s.node, err = raftnet.Open(ropts); err != nil {
 		s.apiLn.Close()
 		if s.httpLn != nil {
@@ -340,6 +340,28 @@ func (s *Server) serveCreds() credentials.TransportCredentials {
 		return insecure.NewCredentials()
 	}
 	return credentials.NewTLS(s.cfg.TLS.Server(s.cfg.VerifyIncoming))
+}
+
+// raftTLS is Raft's mutual TLS: members serve and dial one another with
+// their server certificates of the cluster's CA, and only a server's
+// certificate may make Raft calls (raftnet then serves only the current
+// members among them, by the name the certificate gives). New has
+// checked that this node's own certificate is a server's named as the
+// node.
+func raftTLS(c *tlsconf.Config) *raftnet.TLS {
+	if c == nil {
+		return nil
+	}
+	return &raftnet.TLS{Server: c.Server(true), Client: c.Client(tlsconf.RoleServer), Identify: func(st tls.ConnectionState) (string, error) {
+		p, err := tlsconf.PeerOf(st)
+		if err != nil {
+			return "", err
+		}
+		if p.Role != tlsconf.RoleServer {
+			return "", fmt.Errorf("its certificate is a %s's (%s), not a server's", p.Role, p.Name)
+		}
+		return p.Name, nil
+	}}
 }
 
 // dialCreds are the credentials to dial a peer of the given role (another
