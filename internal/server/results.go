@@ -107,7 +107,7 @@ func (r stateResults) JobResults(job uint64) ([]blockstore.ResultRef, <-chan str
 
 func (r stateResults) ResultLost(ctx context.Context, ref blockstore.ResultRef, cause error) error {
 	r.s.log.Warn("indirect result lost; the partition runs again", "job", ref.Job, "partition", ref.Partition, "addr", ref.Addr, "err", cause)
-	_, err := r.s.ReportResultLost(internal(ctx), &api.ReportResultLostRequest{Job: ref.Job, Partition: int32(ref.Partition), Task: ref.Task, Reason: cause.Error()})
+	_, err := r.s.reportResultLost(internal(ctx), &api.ReportResultLostRequest{Job: ref.Job, Partition: int32(ref.Partition), Task: ref.Task, Reason: cause.Error()})
 	return err
 }
 

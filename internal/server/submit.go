@@ -10,21 +10,14 @@ import (
 	"github.com/baton-sched/baton/dag"
 	"github.com/baton-sched/baton/ops"
 	"github.com/baton-sched/baton/plan"
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 )
 
-// SubmitJob compiles the plan on the leader and logs the job. A plan that
-// does not validate or compile is rejected here and never logged.
+// SubmitJob compiles the plan on the leader and logs the job (a follower
+// forwards it: see route.go). A plan that does not validate or compile is
+// rejected here and never logged.
 func (s *Server) SubmitJob(ctx context.Context, req *api.SubmitJobRequest) (*api.SubmitJobResponse, error) {
-	var resp *api.SubmitJobResponse
-	if handled, err := s.forward(ctx, func(ctx context.Context, cc *grpc.ClientConn) (err error) {
-		resp, err = api.NewSchedulerClient(cc).SubmitJob(ctx, req)
-		return err
-	}); handled {
-		return resp, err
-	}
 	return s.submit.Submit(ctx, req)
 }
 
