@@ -326,9 +326,11 @@ func New(cfg Config) (*Server, error) {
 			}
 		}()
 	}
-	s.wg.Add(3)
-	go s.leaderLoop()
-	go s.membershipLoop()
+	s.wg.Add(2)
+	go func() {
+		defer s.wg.Done()
+		s.node.RunMembership(s.stop, s.membership())
+	}()
 	go s.recheckLoop()
 	s.log.Info("scheduler node started", "raft", s.node.Addr(), "api", s.APIAddr(), "http", s.HTTPAddr())
 	return s, nil
@@ -499,45 +501,6 @@ func (s *Server) leave(ctx context.Context) error {
 	}
 }
 
-// leaderLoop does what a new leader must: wait until its log is applied,
-// then publish its API addresses in the member table so followers can
-// forward to it.
-func (s *Server) leaderLoop() {
-	defer s.wg.Done()
-	ch, cancel := s.node.Subscribe()
-	defer cancel()
-	retry := time.NewTicker(time.Second)
-	defer retry.Stop()
-	published := false
-	for {
-		select {
-		case <-s.stop:
-			return
-		case leader := <-ch:
-			published = false
-			if !leader {
-				s.log.Info("lost leadership")
-				continue
-			}
-			s.log.Info("won leadership", "term", s.node.Status().Term)
-		case <-retry.C:
-			// Keep trying while leader until the addresses are out.
-		}
-		if published || !s.node.IsLeader() {
-			continue
-		}
-		if err := s.node.Barrier(10 * time.Second); err != nil {
-			s.log.Warn("barrier after election failed", "err", err)
-			continue
-		}
-		if err := s.publishSelf(); err != nil {
-			s.log.Warn("could not publish own addresses", "err", err)
-			continue
-		}
-		published = true
-	}
-}
-
 // recoverUnary turns a panic in a call's handler into an Internal error:
 // a request must never bring a member down (and with it, one leader after
 // another as clients retry). The panic is logged with its stack.
@@ -610,69 +573,28 @@ func (s *Server) applyMember(m fsm.Member) error {
 	return err
 }
 
-// membershipLoop joins the quorum when the node has no state and Join is
-// set, then makes sure the member table holds this node's addresses.
-func (s *Server) membershipLoop() {
-	defer s.wg.Done()
-	t := time.NewTicker(250 * time.Millisecond)
-	defer t.Stop()
-	joined := false
-	for {
-		if !joined {
-			servers, err := s.node.Servers()
-			joined = err == nil && len(servers) > 0
-			if !joined && len(s.cfg.Join) > 0 {
-				joined = s.join()
-			}
-		}
-		if joined && !s.isMember() {
-			// Removed from the quorum: nothing to register.
-			select {
-			case <-s.stop:
-				return
-			case <-time.After(2 * time.Second):
-			}
-			continue
-		}
-		if joined {
-			// Checked periodically, not once: a failed removal or a
-			// restore can take the entry away.
-			if m, ok := s.fsm.Member(s.cfg.ID); ok && m == s.self() {
-				select {
-				case <-s.stop:
-					return
-				case <-time.After(2 * time.Second):
-				}
-				continue
-			}
+// membership is the server's part of raftnet's membership loops (when
+// and how often is raftnet's): joining through the members listed in
+// Join, and the member table, where the others find this node's API and
+// HTTP addresses.
+func (s *Server) membership() raftnet.Membership {
+	m := raftnet.Membership{
+		Registered: func() bool {
+			m, ok := s.fsm.Member(s.cfg.ID)
+			return ok && m == s.self()
+		},
+		Register: func(ctx context.Context) error {
 			me := s.self()
-			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 			_, err := s.registerMember(internal(ctx), &api.RegisterMemberRequest{Id: me.ID, RaftAddr: me.RaftAddr, ApiAddr: me.APIAddr, HttpAddr: me.HTTPAddr})
-			cancel()
-			if err != nil {
-				s.log.Debug("registering own addresses", "err", err)
-			}
-		}
-		select {
-		case <-s.stop:
-			return
-		case <-t.C:
-		}
+			return err
+		},
+		Publish: s.publishSelf,
+		Logger:  s.log,
 	}
-}
-
-// isMember reports whether this node is in the Raft configuration.
-func (s *Server) isMember() bool {
-	servers, err := s.node.Servers()
-	if err != nil {
-		return false
+	if len(s.cfg.Join) > 0 {
+		m.Join = s.join
 	}
-	for _, sv := range servers {
-		if sv.ID == s.cfg.ID {
-			return true
-		}
-	}
-	return false
+	return m
 }
 
 // join asks the members listed in Join to add this node.
