@@ -64,7 +64,7 @@ chromium: ## Install Debian's chromium for the browser test, if missing.
 testrace: ## Run the tests with the race detector.
 	$(GO) test -race -count=1 $(PKGS)
 
-CORE_PKGS := ./dag ./fsm ./raftnet ./driver ./executor ./blockstore ./client
+CORE_PKGS := ./dag ./fsm ./raftnet ./propose ./driver ./executor ./blockstore ./client
 
 .PHONY: test-race-core
 test-race-core: ## Run the core packages' tests with the race detector (CI runs this).
@@ -91,8 +91,8 @@ bench: ## Run the benchmarks that back the figures in the README, each beside it
 	$(GO) test -run XXX -bench . -benchtime 2s ./dag
 	@echo "== fsm: decode + apply, 1 (baseline), 64 and 1024 commands per log entry"
 	$(GO) test -run XXX -bench . -benchtime 2s ./fsm
-	@echo "== raftnet: committed commands/s through a 3-node quorum, fsync on: one at a time (baseline) vs batched (target >= 10,000/s)"
-	$(GO) test -run XXX -bench QuorumThroughput -benchtime 3s ./raftnet
+	@echo "== propose: committed commands/s through a 3-node quorum, fsync on: one at a time (baseline) vs batched (target >= 10,000/s)"
+	$(GO) test -run XXX -bench QuorumThroughput -benchtime 3s ./propose
 	@echo "== quorum: leader SIGKILL -> new leader, 3 schedd processes, 10 trials (target median <= 500ms)"
 	$(GO) run ./internal/cmd/quorumbench -trials 10
 	@echo "== blockstore: map output write paths, synced batch vs ingested sstable"
