@@ -63,25 +63,6 @@ func (f *forwarder) close() {
 	f.conns = map[string]*grpc.ClientConn{}
 }
 
-// forward runs call against the leader's API when this node is not the
-// leader; handled reports whether it did (then err is the call's). On the
-// leader it returns handled == false and the caller serves the request.
-//
-// Only SubmitJob (submit.go) still calls it: forwardUnary forwards every
-// call the routes send to the leader before its handler runs (see
-// route.go), so there it is a no-op on the leader. It goes with that
-// closure.
-func (s *Server) forward(ctx context.Context, call func(ctx context.Context, cc *grpc.ClientConn) error) (handled bool, err error) {
-	if s.node.IsLeader() {
-		return false, nil
-	}
-	ctx, cc, err := s.router().toLeaderCtx(ctx)
-	if err != nil {
-		return true, err
-	}
-	return true, call(ctx, cc)
-}
-
 // leaderConn returns a connection to the leader's API.
 func (s *Server) leaderConn() (*grpc.ClientConn, error) { return s.router().leaderConn() }
 
