@@ -3659,7 +3659,10 @@ type TaskID struct {
 	// to this executor (an HMAC under the members' secret once ACLs are
 	// on): a leader taking over adopts only attempts with a valid ticket.
 	// Executors echo the TaskID they were given.
-	Ticket        []byte `protobuf:"bytes,8,opt,name=ticket,proto3" json:"ticket,omitempty"`
+	Ticket []byte `protobuf:"bytes,8,opt,name=ticket,proto3" json:"ticket,omitempty"`
+	// speculative: launched as a copy of a slow attempt (Spark's
+	// speculation), kept across a leader change.
+	Speculative   bool `protobuf:"varint,9,opt,name=speculative,proto3" json:"speculative,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3748,6 +3751,13 @@ func (x *TaskID) GetTicket() []byte {
 		return x.Ticket
 	}
 	return nil
+}
+
+func (x *TaskID) GetSpeculative() bool {
+	if x != nil {
+		return x.Speculative
+	}
+	return false
 }
 
 // MapLocation is where one map output of a shuffle lives.
@@ -4197,7 +4207,10 @@ type Hello struct {
 	// here that is in neither list is gone (the executor restarted).
 	Unacked []*TaskID `protobuf:"bytes,9,rep,name=unacked,proto3" json:"unacked,omitempty"`
 	// unhealthy: as StatusUpdates.unhealthy, at the session's start.
-	Unhealthy     string `protobuf:"bytes,10,opt,name=unhealthy,proto3" json:"unhealthy,omitempty"`
+	Unhealthy string `protobuf:"bytes,10,opt,name=unhealthy,proto3" json:"unhealthy,omitempty"`
+	// running_for_ms[i] is how long running[i] has run, by the executor's
+	// clock: a new leader judges stragglers as the old one would have.
+	RunningForMs  []int64 `protobuf:"varint,11,rep,packed,name=running_for_ms,json=runningForMs,proto3" json:"running_for_ms,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -4300,6 +4313,13 @@ func (x *Hello) GetUnhealthy() string {
 		return x.Unhealthy
 	}
 	return ""
+}
+
+func (x *Hello) GetRunningForMs() []int64 {
+	if x != nil {
+		return x.RunningForMs
+	}
+	return nil
 }
 
 type StatusUpdates struct {
@@ -6186,7 +6206,7 @@ const file_api_baton_proto_rawDesc = "" +
 	"\x04task\x18\x03 \x01(\x04R\x04task\x12\x16\n" +
 	"\x06reason\x18\x04 \x01(\tR\x06reason\"0\n" +
 	"\x18ReportResultLostResponse\x12\x14\n" +
-	"\x05index\x18\x01 \x01(\x04R\x05index\"\xcf\x01\n" +
+	"\x05index\x18\x01 \x01(\x04R\x05index\"\xf1\x01\n" +
 	"\x06TaskID\x12\x12\n" +
 	"\x04task\x18\x01 \x01(\x04R\x04task\x12\x10\n" +
 	"\x03job\x18\x02 \x01(\x04R\x03job\x12\x14\n" +
@@ -6195,7 +6215,8 @@ const file_api_baton_proto_rawDesc = "" +
 	"\tpartition\x18\x05 \x01(\x05R\tpartition\x12\x18\n" +
 	"\aattempt\x18\x06 \x01(\x05R\aattempt\x12\x14\n" +
 	"\x05epoch\x18\a \x01(\x04R\x05epoch\x12\x16\n" +
-	"\x06ticket\x18\b \x01(\fR\x06ticket\"O\n" +
+	"\x06ticket\x18\b \x01(\fR\x06ticket\x12 \n" +
+	"\vspeculative\x18\t \x01(\bR\vspeculative\"O\n" +
 	"\vMapLocation\x12\x10\n" +
 	"\x03map\x18\x01 \x01(\x05R\x03map\x12\x1a\n" +
 	"\bexecutor\x18\x02 \x01(\tR\bexecutor\x12\x12\n" +
@@ -6239,7 +6260,7 @@ const file_api_baton_proto_rawDesc = "" +
 	"\tfetch_map\x18\f \x01(\x05R\bfetchMap\x12!\n" +
 	"\ffetch_reduce\x18\r \x01(\x05R\vfetchReduce\x12\x1f\n" +
 	"\vduration_ms\x18\x0e \x01(\x03R\n" +
-	"durationMs\"\xbe\x02\n" +
+	"durationMs\"\xe4\x02\n" +
 	"\x05Hello\x12\x1f\n" +
 	"\vexecutor_id\x18\x01 \x01(\tR\n" +
 	"executorId\x12\x12\n" +
@@ -6253,7 +6274,8 @@ const file_api_baton_proto_rawDesc = "" +
 	"resultJobs\x12*\n" +
 	"\aunacked\x18\t \x03(\v2\x10.baton.v1.TaskIDR\aunacked\x12\x1c\n" +
 	"\tunhealthy\x18\n" +
-	" \x01(\tR\tunhealthy\"]\n" +
+	" \x01(\tR\tunhealthy\x12$\n" +
+	"\x0erunning_for_ms\x18\v \x03(\x03R\frunningForMs\"]\n" +
 	"\rStatusUpdates\x12.\n" +
 	"\aupdates\x18\x01 \x03(\v2\x14.baton.v1.TaskStatusR\aupdates\x12\x1c\n" +
 	"\tunhealthy\x18\x02 \x01(\tR\tunhealthy\"1\n" +

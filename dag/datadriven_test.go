@@ -24,6 +24,7 @@ import (
 //
 //	config [max-task-failures=N] [max-stage-attempts=N] [max-result-size=N] [retained-jobs=N]
 //	       [max-graph-nodes=N] [max-job-tasks=N] [max-live-tasks=N] [max-running-jobs=N]
+//	       [max-failures-per-executor=N] [exclude-timeout=NS]
 //	    start over with an empty state and these limits
 //	executor add id=E [cores=N] | executor lose id=E [reason=...]
 //	submit [key=K] [partitions=(0,1)] [pool=P] [max-task-failures=N] [max-result-size=N]
@@ -36,6 +37,7 @@ import (
 //	end stage=S part=P [exec=E] [reason=success|exception|fetch|resultlost|killed|lost|denied]
 //	    [attempt=A] [epoch=N] [task=T] [try=N] [size=N] [indirect] [result=TEXT] [msg=TEXT]
 //	    [from=E] [shuffle=N] [map=N] [reduce=N] [sizes=(b,b,...)] [bytes=N]
+//	    [dur=MS] [app] [speculative]   (app: an executor loss caused by the task)
 //	    defaults: the stage's latest attempt and epoch, a fresh task id, exec e1
 //	run stage=S [exec=E] [size=N] [indirect]
 //	    every runnable task of the stage succeeds (round-robin over exec's values)
@@ -43,6 +45,9 @@ import (
 //	events on|off       results also print the transitions (Result.Events)
 //	runnable [stage=S]   the tasks the driver may launch now
 //	state                the whole state, readable
+//	excluded stage=S     the executors excluded for the stage's current attempt and for every task
+//	durations stage=S    the successful tasks of the stage's current attempt and their median
+//	clock advance=NS     the next commands' time moves on by NS
 type scenario struct {
 	s        *State
 	nextTask TaskID
@@ -120,6 +125,8 @@ func (sc *scenario) run(t *testing.T, d *datadriven.TestData) string {
 		d.MaybeScanArgs(t, "max-job-tasks", &cfg.MaxJobTasks)
 		d.MaybeScanArgs(t, "max-live-tasks", &cfg.MaxLiveTasks)
 		d.MaybeScanArgs(t, "max-running-jobs", &cfg.MaxRunningJobs)
+		d.MaybeScanArgs(t, "max-failures-per-executor", &cfg.MaxFailuresPerExecutor)
+		d.MaybeScanArgs(t, "exclude-timeout", &cfg.ExcludeTimeout)
 		*sc = scenario{s: New(cfg), nextTask: 1, try: map[[2]int]int{}}
 		return fmt.Sprintf("%+v", sc.s.cfg)
 
@@ -256,6 +263,47 @@ func (sc *scenario) run(t *testing.T, d *datadriven.TestData) string {
 
 	case "state":
 		return sc.dump()
+
+	case "excluded":
+		var id int
+		d.ScanArgs(t, "stage", &id)
+		st := s.stages[StageID(id)]
+		attempt := -1
+		if st != nil {
+			attempt = st.attempt
+		}
+		all, byPart := s.StageExclusions(StageID(id), attempt)
+		parts := make([]int, 0, len(byPart))
+		for p := range byPart {
+			parts = append(parts, p)
+		}
+		sort.Ints(parts)
+		var b strings.Builder
+		fmt.Fprintf(&b, "stage %d.%d: all tasks %v", id, attempt, all)
+		for _, p := range parts {
+			fmt.Fprintf(&b, ", p%d %v", p, byPart[p])
+		}
+		b.WriteString("\nevery task:")
+		for _, x := range s.ExcludedExecutors(sc.time) {
+			fmt.Fprintf(&b, " %s until %d", x.ID, x.Until)
+		}
+		return b.String()
+
+	case "durations":
+		var id int
+		d.ScanArgs(t, "stage", &id)
+		attempt := -1
+		if st := s.stages[StageID(id)]; st != nil {
+			attempt = st.attempt
+		}
+		n, med := s.TaskDurations(StageID(id), attempt)
+		return fmt.Sprintf("%d succeeded, median %d ms", n, med)
+
+	case "clock":
+		var by int64
+		d.ScanArgs(t, "advance", &by)
+		sc.time += by
+		return fmt.Sprintf("time %d", sc.time)
 	}
 	d.Fatalf(t, "unknown command %q", d.Cmd)
 	return ""
@@ -321,6 +369,9 @@ func (sc *scenario) taskEnded(t *testing.T, d *datadriven.TestData) *TaskEnded {
 		c.Attempt = try
 	}
 	d.MaybeScanArgs(t, "msg", &c.Message)
+	d.MaybeScanArgs(t, "dur", &c.DurationMs)
+	c.ExitCausedByApp = d.HasArg("app")
+	c.Speculative = d.HasArg("speculative")
 	if d.MaybeScanArgs(t, "size", &c.ResultSize) {
 		c.Result = bytes.Repeat([]byte{'x'}, int(c.ResultSize))
 	}
@@ -456,6 +507,9 @@ func (sc *scenario) result(r Result) string {
 			fmt.Fprintf(&b, " result(job %d p%d on %s task %d)", ref.Job, ref.Partition, ref.Executor, ref.Task)
 		}
 		b.WriteString("\n")
+	}
+	if len(r.Excluded) > 0 {
+		fmt.Fprintf(&b, "excluded for every task: %v\n", r.Excluded)
 	}
 	if sc.events && len(r.Events) > 0 {
 		var evs []string

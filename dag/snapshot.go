@@ -19,7 +19,7 @@ import (
 // once and referenced by index.
 const (
 	snapshotMagic   = "BATONDAG"
-	snapshotVersion = 5
+	snapshotVersion = 6
 )
 
 // ErrCorruptSnapshot is returned by Unmarshal for bytes that are not a
@@ -47,6 +47,8 @@ func (s *State) AppendBinary(buf []byte) ([]byte, error) {
 	e.uint(uint64(c.MaxJobTasks))
 	e.uint(uint64(c.MaxLiveTasks))
 	e.uint(uint64(c.MaxRunningJobs))
+	e.int(int64(c.MaxFailuresPerExecutor))
+	e.int(c.ExcludeTimeout)
 	e.uint(s.epoch)
 	e.int(s.now)
 	e.uint(uint64(s.nextJob))
@@ -110,6 +112,7 @@ func (s *State) AppendBinary(buf []byte) ([]byte, error) {
 		e.str(string(id))
 		e.uint(s.failedEpoch[id])
 	}
+	e.exclusions(s)
 
 	shuffleIDs := make([]ShuffleID, 0, len(s.shuffles))
 	for id := range s.shuffles {
@@ -196,6 +199,9 @@ func (s *State) AppendBinary(buf []byte) ([]byte, error) {
 		}
 		e.int(st.submitted)
 		e.int(st.completed)
+		e.stageExclusions(st)
+		e.durations(&st.durs)
+		e.lostOn(st)
 	}
 
 	e.uint(uint64(len(s.jobOrder)))
@@ -289,6 +295,10 @@ func Unmarshal(data []byte) (*State, error) {
 		cfg.MaxLiveTasks = d.int32()
 		cfg.MaxRunningJobs = d.int32()
 	}
+	if d.version >= 6 { // earlier versions excluded no executor from the log: the defaults apply
+		cfg.MaxFailuresPerExecutor = int(d.int())
+		cfg.ExcludeTimeout = d.int()
+	}
 	s := New(cfg)
 	s.epoch = d.uint()
 	s.now = d.int()
@@ -334,6 +344,9 @@ func Unmarshal(data []byte) (*State, error) {
 	for n := d.count(); n > 0 && d.err == nil; n-- {
 		id := ExecutorID(d.str())
 		s.failedEpoch[id] = d.uint()
+	}
+	if d.version >= 6 {
+		d.exclusions(s)
 	}
 	for n := d.count(); n > 0 && d.err == nil; n-- {
 		sh := &shuffle{id: ShuffleID(d.uint()), key: d.str(), maps: d.int32(), reducers: d.int32(), stage: StageID(d.uint())}
@@ -398,6 +411,11 @@ func Unmarshal(data []byte) (*State, error) {
 		}
 		st.submitted = d.int()
 		st.completed = d.int()
+		if d.version >= 6 {
+			d.stageExclusions(st)
+			d.durations(&st.durs)
+			d.lostOn(st)
+		}
 		if st.node >= len(st.graph.Nodes) {
 			d.fail("stage %d: node %d of %d", st.id, st.node, len(st.graph.Nodes))
 		}

@@ -32,6 +32,11 @@ type State struct {
 	// with an epoch at or below it are bogus.
 	failedEpoch map[ExecutorID]uint64
 	idem        map[string]JobID // idempotency key -> job
+	// Application-level exclusion (see exclude.go): failures of tasks
+	// that then succeeded elsewhere, by executor, and the executors
+	// excluded for every task until a time.
+	appFailures   map[ExecutorID]int
+	excludedUntil map[ExecutorID]int64
 
 	// Spark's waitingStages, runningStages, failedStages. A stage is in at
 	// most one of them.
@@ -161,6 +166,16 @@ type stage struct {
 
 	submitted int64 // latest attempt's submission time
 	completed int64 // last completion time (0 while running)
+
+	// Of the current attempt only (see exclude.go and durations.go):
+	// the executors each task failed on, by task index; counted failures
+	// per executor; successful tasks' durations.
+	exclTask map[int][]ExecutorID
+	exclExec map[ExecutorID]int
+	durs     durations
+	// lostOn names, by task index, executors lost while running the task
+	// in a way that counted (at most maxLostNames), for the abort message.
+	lostOn map[int][]ExecutorID
 }
 
 type shuffle struct {
@@ -268,6 +283,9 @@ func (s *State) apply(cmd Command) Result {
 func (s *State) tick(t int64) {
 	if t > s.now {
 		s.now = t
+		if len(s.excludedUntil) > 0 {
+			s.expireExclusions()
+		}
 	}
 }
 

@@ -347,6 +347,8 @@ func (s *State) submitMissingTasks(st *stage, job JobID) {
 	st.zombie = false
 	clear(st.pending)
 	clear(st.fails)
+	st.resetExclusions()
+	st.durs, st.lostOn = durations{}, nil
 	for _, t := range missing {
 		st.pending.set(t)
 	}

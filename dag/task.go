@@ -66,10 +66,22 @@ func (s *State) taskEnded(c *TaskEnded) Result {
 		// A committed attempt's executor no longer matters to its
 		// authorisation (see committersLost).
 		delete(st.committers, c.Task)
-		if st.isMap {
-			return s.mapTaskSucceeded(st, idx, c)
+		var excluded []ExecutorID
+		if c.StageAttempt == st.attempt && st.pending.has(idx) && s.running.has(uint64(st.id)) {
+			// The first success of a task of the current attempt: its
+			// duration (speculation) and the executors it failed on
+			// (exclusion) count.
+			st.durs.add(c.DurationMs)
+			excluded = s.noteSuccess(st, idx, c.Time)
 		}
-		return s.resultTaskSucceeded(st, idx, c)
+		var r Result
+		if st.isMap {
+			r = s.mapTaskSucceeded(st, idx, c)
+		} else {
+			r = s.resultTaskSucceeded(st, idx, c)
+		}
+		r.Excluded = excluded
+		return r
 	case FetchFailed:
 		return s.fetchFailed(st, c)
 	case ResultLost:
@@ -253,6 +265,9 @@ func (s *State) resultTaskSucceeded(st *stage, idx int, c *TaskEnded) Result {
 // taskFailed is handleFailedTask for a failure that is not a fetch
 // failure: the partition pends again (the driver relaunches it) and, for
 // a counting reason, the failure is counted toward MaxTaskFailures.
+// maxLostNames bounds the executor losses an abort message names per task.
+const maxLostNames = 8
+
 func (s *State) taskFailed(st *stage, idx int, c *TaskEnded) Result {
 	if c.StageAttempt != st.attempt || st.zombie || !s.running.has(uint64(st.id)) {
 		return Result{Ignored: fmt.Sprintf("failure from stage %d attempt %d, which is no longer active", st.id, c.StageAttempt)}
@@ -260,11 +275,18 @@ func (s *State) taskFailed(st *stage, idx int, c *TaskEnded) Result {
 	if !st.pending.has(idx) {
 		return Result{Ignored: fmt.Sprintf("partition %d of stage %d has already succeeded", c.Partition, st.id)}
 	}
-	if !c.Reason.Counts() {
+	if !c.Counts() {
 		return Result{}
 	}
 	if st.fails[idx] < 0xffff {
 		st.fails[idx]++
+	}
+	s.noteFailure(st, idx, c.Executor)
+	if c.Reason == ExecutorLost && len(st.lostOn[idx]) < maxLostNames {
+		if st.lostOn == nil {
+			st.lostOn = map[int][]ExecutorID{}
+		}
+		st.lostOn[idx] = append(st.lostOn[idx], c.Executor)
 	}
 	var limitJob *job
 	if jid, ok := s.activeJob(st); ok {
@@ -277,6 +299,13 @@ func (s *State) taskFailed(st *stage, idx int, c *TaskEnded) Result {
 		}
 		msg := fmt.Sprintf("Task %d in stage %d.%d failed %d times, most recent failure: Lost task %d.%d in stage %d.%d (TID %d) (executor %s): %s",
 			c.Partition, st.id, st.attempt, st.fails[idx], c.Partition, c.Attempt, st.id, st.attempt, c.Task, c.Executor, reason)
+		if lost := st.lostOn[idx]; len(lost) > 0 {
+			names := make([]string, len(lost))
+			for i, e := range lost {
+				names[i] = string(e)
+			}
+			msg += fmt.Sprintf(" (%d of the %d failures were executor losses: %s)", len(lost), st.fails[idx], strings.Join(names, ", "))
+		}
 		s.abortStage(st, msg)
 	}
 	return Result{}

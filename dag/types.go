@@ -26,6 +26,16 @@ type Config struct {
 	// failures, see Reason.Counts) before its job is aborted
 	// (spark.task.maxFailures). Default 4.
 	MaxTaskFailures int
+	// MaxFailuresPerExecutor is how many counted task failures on one
+	// executor exclude it: for the rest of a stage attempt when they are
+	// failures of that attempt's tasks, and for every task for
+	// ExcludeTimeout when the failed tasks then succeeded elsewhere (see
+	// exclude.go; Spark's spark.excludeOnFailure.*). Default 2; negative:
+	// no exclusion.
+	MaxFailuresPerExecutor int
+	// ExcludeTimeout is how long, in nanoseconds of command time, an
+	// executor stays excluded for every task. Default one hour.
+	ExcludeTimeout int64
 	// MaxConsecutiveStageAttempts is how many consecutive attempts of a
 	// stage may end in a fetch failure before the stage's jobs are aborted
 	// (spark.stage.maxConsecutiveAttempts). Default 4.
@@ -75,6 +85,14 @@ func (c Config) WithDefaults() Config {
 func (c *Config) ensureDefaults() {
 	if c.MaxTaskFailures <= 0 {
 		c.MaxTaskFailures = 4
+	}
+	if c.MaxFailuresPerExecutor == 0 {
+		c.MaxFailuresPerExecutor = 2
+	} else if c.MaxFailuresPerExecutor < 0 {
+		c.MaxFailuresPerExecutor = -1
+	}
+	if c.ExcludeTimeout <= 0 {
+		c.ExcludeTimeout = 3600e9
 	}
 	if c.MaxConsecutiveStageAttempts <= 0 {
 		c.MaxConsecutiveStageAttempts = 4
@@ -184,8 +202,22 @@ type TaskEnded struct {
 	FetchReduce   int
 
 	// DurationMs is how long the attempt ran, as its executor measured
-	// (for operators; the scheduler does not use it).
+	// (for operators, and for speculation: see TaskDurations).
 	DurationMs int64
+	// ExitCausedByApp, for an ExecutorLost end, says that the loss may
+	// have been the task's doing (the executor crashed, was killed by the
+	// system or stopped answering while it ran the task), so it counts
+	// toward MaxTaskFailures, as Spark's ExecutorLostFailure with
+	// exitCausedByApp; false for losses that were not (an operator's
+	// removal, a leader change).
+	ExitCausedByApp bool
+	// Speculative: the attempt was launched as a copy of a slow one.
+	Speculative bool
+}
+
+// Counts reports whether the end counts toward MaxTaskFailures.
+func (c *TaskEnded) Counts() bool {
+	return c.Reason.Counts() || (c.Reason == ExecutorLost && c.ExitCausedByApp)
 }
 
 // ResubmitFailedStages resubmits the stages failed by fetch failures. The
@@ -246,7 +278,8 @@ const (
 	ResultLost
 	// Killed: the task was killed on request. Does not count.
 	Killed
-	// ExecutorLost: the task's executor was lost. Does not count.
+	// ExecutorLost: the task's executor was lost. Counts only when the
+	// loss may have been the task's doing (TaskEnded.ExitCausedByApp).
 	ExecutorLost
 	// CommitDenied: the task was not authorised to commit. Does not count.
 	CommitDenied
@@ -310,6 +343,9 @@ type Result struct {
 	// Dropped lists what a ReleaseJob or a failed or cancelled job made
 	// obsolete: blocks executors may delete.
 	Dropped *Dropped
+	// Excluded lists the executors a TaskEnded's success excluded for
+	// every task (see StageExclusions and ExcludedExecutors).
+	Excluded []ExecutorID
 	// Events are the transitions the command made, in order (for logs
 	// and operators; the state does not keep them).
 	Events []Event

@@ -132,6 +132,7 @@ var schedulerCommands = []schedulerCommand{
 				MapBytes: x.MapBytes, MapSizes: x.MapSizes, ResultSize: x.ResultSize, Result: x.Result,
 				Indirect: x.Indirect, FetchExecutor: string(x.FetchExecutor), FetchShuffle: uint64(x.FetchShuffle),
 				FetchMap: int32(x.FetchMap), FetchReduce: int32(x.FetchReduce), DurationMs: x.DurationMs,
+				ExitCausedByApp: x.ExitCausedByApp, Speculative: x.Speculative,
 			}, nil
 		},
 		decode: func(p []byte, now int64) (dag.Command, error) {
@@ -150,6 +151,7 @@ var schedulerCommands = []schedulerCommand{
 				MapSizes: m.MapSizes, ResultSize: m.ResultSize, Result: m.Result, Indirect: m.Indirect,
 				FetchExecutor: dag.ExecutorID(m.FetchExecutor), FetchShuffle: dag.ShuffleID(m.FetchShuffle),
 				FetchMap: int(m.FetchMap), FetchReduce: int(m.FetchReduce), DurationMs: m.DurationMs,
+				ExitCausedByApp: m.ExitCausedByApp, Speculative: m.Speculative,
 			}, nil
 		},
 	},

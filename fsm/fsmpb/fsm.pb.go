@@ -533,8 +533,12 @@ type TaskEnded struct {
 	FetchMap      int32                  `protobuf:"varint,17,opt,name=fetch_map,json=fetchMap,proto3" json:"fetch_map,omitempty"`
 	FetchReduce   int32                  `protobuf:"varint,18,opt,name=fetch_reduce,json=fetchReduce,proto3" json:"fetch_reduce,omitempty"`
 	DurationMs    int64                  `protobuf:"varint,19,opt,name=duration_ms,json=durationMs,proto3" json:"duration_ms,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	// exit_caused_by_app: an executor loss that may have been the task's
+	// doing (counts toward max task failures).
+	ExitCausedByApp bool `protobuf:"varint,20,opt,name=exit_caused_by_app,json=exitCausedByApp,proto3" json:"exit_caused_by_app,omitempty"`
+	Speculative     bool `protobuf:"varint,21,opt,name=speculative,proto3" json:"speculative,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *TaskEnded) Reset() {
@@ -698,6 +702,20 @@ func (x *TaskEnded) GetDurationMs() int64 {
 		return x.DurationMs
 	}
 	return 0
+}
+
+func (x *TaskEnded) GetExitCausedByApp() bool {
+	if x != nil {
+		return x.ExitCausedByApp
+	}
+	return false
+}
+
+func (x *TaskEnded) GetSpeculative() bool {
+	if x != nil {
+		return x.Speculative
+	}
+	return false
 }
 
 type ResubmitFailedStages struct {
@@ -1428,7 +1446,7 @@ const file_fsm_fsmpb_fsm_proto_rawDesc = "" +
 	"\x03key\x18\x04 \x01(\tR\x03key\x12\x12\n" +
 	"\x04pool\x18\x05 \x01(\tR\x04pool\x12*\n" +
 	"\x11max_task_failures\x18\x06 \x01(\x05R\x0fmaxTaskFailures\x12&\n" +
-	"\x0fmax_result_size\x18\a \x01(\x03R\rmaxResultSize\"\xc8\x04\n" +
+	"\x0fmax_result_size\x18\a \x01(\x03R\rmaxResultSize\"\x97\x05\n" +
 	"\tTaskEnded\x12\x12\n" +
 	"\x04task\x18\x01 \x01(\x04R\x04task\x12\x14\n" +
 	"\x05stage\x18\x02 \x01(\x04R\x05stage\x12#\n" +
@@ -1451,7 +1469,9 @@ const file_fsm_fsmpb_fsm_proto_rawDesc = "" +
 	"\tfetch_map\x18\x11 \x01(\x05R\bfetchMap\x12!\n" +
 	"\ffetch_reduce\x18\x12 \x01(\x05R\vfetchReduce\x12\x1f\n" +
 	"\vduration_ms\x18\x13 \x01(\x03R\n" +
-	"durationMs\"\x16\n" +
+	"durationMs\x12+\n" +
+	"\x12exit_caused_by_app\x18\x14 \x01(\bR\x0fexitCausedByApp\x12 \n" +
+	"\vspeculative\x18\x15 \x01(\bR\vspeculative\"\x16\n" +
 	"\x14ResubmitFailedStages\"\x9a\x01\n" +
 	"\x0fAuthorizeCommit\x12\x14\n" +
 	"\x05stage\x18\x01 \x01(\x04R\x05stage\x12#\n" +
