@@ -29,8 +29,9 @@ func (s *Server) SubmitJob(ctx context.Context, req *api.SubmitJobRequest) (*api
 //  3. a retry of a submission that made its job (same idempotency key)
 //     gets that job, without compiling or sampling again;
 //  4. check: the output directory, the pipes, then plan.Start (the plan's
-//     validity, limits, functions and input files): every problem of the
-//     plan is found before any job runs;
+//     validity, limits, functions and input files), then the partitions
+//     asked for against the output's: every problem of the plan is found
+//     before any job runs;
 //  5. sample: each sortByKey's range bounds from a sampling job of its own
 //     (plan.Compilation's Next and SetBounds), as Spark's RangePartitioner
 //     samples before the sort's shuffle exists;
@@ -120,9 +121,21 @@ func (sb *submitter) Submit(ctx context.Context, req *api.SubmitJobRequest) (*ap
 	if err := sb.checkPipes(p); err != nil {
 		return nil, err
 	}
-	c, err := plan.Start(p, plan.Options{Resolver: sb.opts.Resolver, Functions: sb.opts.Functions, Limits: sb.opts.Limits.planLimits()})
+	popts := plan.Options{Resolver: sb.opts.Resolver, Functions: sb.opts.Functions, Limits: sb.opts.Limits.planLimits()}
+	c, err := plan.Start(p, popts)
 	if err != nil {
 		return nil, rpcError(limitError(err))
+	}
+	if req.SomePartitions {
+		// Before any sampling job: the partitions are the output's,
+		// which sampling does not change.
+		g, err := unsampled(c, p, popts)
+		if err != nil {
+			return nil, rpcError(limitError(err))
+		}
+		if err := checkPartitions(req.Partitions, g); err != nil {
+			return nil, err
+		}
 	}
 	job := sb.job(req)
 	smp := &sampling{jobs: sb.jobs, key: req.IdempotencyKey, like: job}
@@ -133,6 +146,10 @@ func (sb *submitter) Submit(ctx context.Context, req *api.SubmitJobRequest) (*ap
 	}
 	job.Graph = g
 	if req.SomePartitions {
+		// Again on the graph logged: its input files were listed again.
+		if err := checkPartitions(req.Partitions, g); err != nil {
+			return nil, err
+		}
 		job.Partitions = make([]int, len(req.Partitions))
 		for i, x := range req.Partitions {
 			job.Partitions[i] = int(x)
@@ -143,6 +160,60 @@ func (sb *submitter) Submit(ctx context.Context, req *api.SubmitJobRequest) (*ap
 		return nil, err
 	}
 	return &api.SubmitJobResponse{JobId: uint64(r.Job), Index: index}, nil
+}
+
+// unsampled returns the graph of c, compiled as far as Start took it: for
+// a plan that sorts, whose graph needs sampled bounds, a compilation of
+// its own with empty bounds (it lists the plan's input files once more),
+// which has the same datasets and partitions as the sampled one.
+func unsampled(c *plan.Compilation, p *plan.Plan, opts plan.Options) (*plan.Graph, error) {
+	if g, err := c.Graph(); err == nil {
+		return g, nil
+	}
+	dry, err := plan.Start(p, opts)
+	if err != nil {
+		return nil, err
+	}
+	for {
+		s, err := dry.Next()
+		if err != nil {
+			return nil, err
+		}
+		if s == nil {
+			return dry.Graph()
+		}
+		if err := dry.SetBounds(s, nil); err != nil {
+			return nil, err
+		}
+	}
+}
+
+// checkPartitions refuses a partition subset the state would refuse in
+// the log: a partition the job's output dataset does not have (negative,
+// or at or past its count), one asked for twice, or partitions out of
+// ascending order.
+func checkPartitions(parts []int32, g *plan.Graph) error {
+	out := g.Nodes[g.Output]
+	n := out.Partitions
+	seen := make(map[int32]bool, len(parts))
+	for _, p := range parts {
+		if p < 0 || int64(p) >= int64(n) {
+			if n == 0 {
+				return invalid("server: partition %d is out of range: the job's output dataset %q has no partitions", p, out.Name)
+			}
+			return invalid("server: partition %d is out of range: the job's output dataset %q has %d partitions, 0 to %d", p, out.Name, n, n-1)
+		}
+		if seen[p] {
+			return invalid("server: partition %d is asked for twice", p)
+		}
+		seen[p] = true
+	}
+	for i := 1; i < len(parts); i++ {
+		if parts[i] < parts[i-1] {
+			return invalid("server: partitions must be ascending: %d comes after %d", parts[i], parts[i-1])
+		}
+	}
+	return nil
 }
 
 // job is the SubmitJob for req without its graph: its key, pool and

@@ -276,3 +276,61 @@ func TestAdmissionRefusesBeforeDecoding(t *testing.T) {
 		t.Fatalf("refusals logged %d commands", n-1)
 	}
 }
+
+// TestPartitionsOutOfRangeAreRefusedBeforeTheLog: a submission naming a
+// partition its job's output does not have (past the count, negative),
+// one twice, or out of order is refused with InvalidArgument naming the
+// partition and the count, before anything is logged: no job, and for a
+// sort no sampling job either. A subset in range is logged as asked.
+func TestPartitionsOutOfRangeAreRefusedBeforeTheLog(t *testing.T) {
+	const rangePlan = `{"datasets": {"r": {"op": "range", "n": 10, "partitions": 4}}, "action": {"op": "collect", "input": "r"}}`
+	for _, tc := range []struct {
+		name, plan string
+		parts      []int32
+		want       []string
+	}{
+		{"past the count", rangePlan, []int32{0, 4}, []string{"partition 4 is out of range", `"r"`, "has 4 partitions, 0 to 3"}},
+		{"far past the count", rangePlan, []int32{1 << 30}, []string{"partition 1073741824 is out of range", "has 4 partitions"}},
+		{"negative", rangePlan, []int32{-1, 2}, []string{"partition -1 is out of range", "has 4 partitions"}},
+		{"twice", rangePlan, []int32{1, 2, 1}, []string{"partition 1 is asked for twice"}},
+		{"twice in a row", rangePlan, []int32{3, 3}, []string{"partition 3 is asked for twice"}},
+		{"out of order", rangePlan, []int32{2, 0}, []string{"ascending", "0 comes after 2"}},
+		{"a sort's, past its count", sortPlan, []int32{3}, []string{"partition 3 is out of range", `"s"`, "has 3 partitions, 0 to 2"}},
+		{"a sort's, negative", sortPlan, []int32{-2}, []string{"partition -2 is out of range", "has 3 partitions"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := newMemJobs()
+			m.sample = func(*plan.Graph, int) []string { t.Error("a sampling job ran"); return nil }
+			req := request(t, tc.plan)
+			req.SomePartitions, req.Partitions = true, tc.parts
+			_, err := newSubmitter(m).Submit(context.Background(), req)
+			if status.Code(err) != codes.InvalidArgument {
+				t.Fatalf("Submit = %v (code %v), want InvalidArgument", err, status.Code(err))
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("Submit = %v, want it to say %q", err, w)
+				}
+			}
+			if got := m.logged(); len(got) != 0 {
+				t.Fatalf("a refused submission logged %q", got)
+			}
+		})
+	}
+	// In range: the job is logged with the partitions asked for.
+	m := newMemJobs()
+	m.sample = func(g *plan.Graph, p int) []string { return [][]string{{"f", "b", "d"}, {"a", "e", "c"}}[p] }
+	for _, src := range []string{rangePlan, sortPlan} {
+		req := request(t, src)
+		req.SomePartitions, req.Partitions = true, []int32{0, 2}
+		resp, err := newSubmitter(m).Submit(context.Background(), req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var info dag.JobInfo
+		m.Read(func(st *dag.State) { info, _ = st.Job(dag.JobID(resp.JobId)) })
+		if info.Tasks != 2 {
+			t.Errorf("%s: the job has %d tasks, want the 2 partitions asked for", info.Graph.Action.Op, info.Tasks)
+		}
+	}
+}
