@@ -20,11 +20,23 @@ type Log interface {
 	ApplyAsync(data []byte, timeout time.Duration) raft.ApplyFuture
 }
 
+// MaxEntryBytes is the size of log entry the proposer forms (the default
+// MaxBatchBytes), and so the most one command should need. Nothing below
+// the proposer bounds an entry (raftnet, hashicorp/raft and raft-boltdb
+// take any size; a proposal larger than MaxBatchBytes is proposed alone,
+// not refused), but every entry is fsynced on each member, sent in append
+// requests of up to 256 entries, each under a 10 s I/O timeout, and kept
+// in each member's 1024-entry log cache: a command larger than this makes
+// an entry larger than the quorum is sized for. Callers bound what one
+// command carries by it (schedd -max-direct-result-size).
+const MaxEntryBytes = 4 << 20
+
 // Options configure a Proposer.
 type Options struct {
 	// MaxBatch is the most commands in one log entry. Default 1024.
 	MaxBatch int
-	// MaxBatchBytes bounds an entry's estimated size. Default 4 MiB.
+	// MaxBatchBytes bounds an entry's estimated size. Default
+	// MaxEntryBytes.
 	MaxBatchBytes int
 	// MaxInFlight is the most entries proposed and not yet applied. While
 	// all are in flight, new commands queue and form the next, larger
@@ -82,7 +94,7 @@ func New(log Log, opts Options) *Proposer {
 		opts.MaxBatch = 1024
 	}
 	if opts.MaxBatchBytes <= 0 {
-		opts.MaxBatchBytes = 4 << 20
+		opts.MaxBatchBytes = MaxEntryBytes
 	}
 	if opts.MaxInFlight <= 0 {
 		opts.MaxInFlight = 2

@@ -7,6 +7,7 @@ import (
 	"github.com/baton-sched/baton/api"
 	"github.com/baton-sched/baton/dag"
 	"github.com/baton-sched/baton/plan"
+	"github.com/baton-sched/baton/propose"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
@@ -35,6 +36,14 @@ type Limits struct {
 	// once; a submission past it is refused until some end. Default 1,000.
 	MaxPendingJobs int
 }
+
+// MaxDirectResultSize is the largest -max-direct-result-size
+// (driver.Options.MaxDirectResultSize) a node accepts: a direct result
+// travels to the log in a TaskEnded command, which with its other fields
+// (a failure message alone may be 4 KiB) and the entry's framing must fit
+// one entry of propose.MaxEntryBytes. Larger results stay in the
+// executors' block stores (indirect), so a smaller setting loses nothing.
+const MaxDirectResultSize = propose.MaxEntryBytes - 64<<10
 
 // DefaultLimits returns the default admission limits.
 func DefaultLimits() Limits {

@@ -145,6 +145,10 @@ func (c *Config) validate() error {
 	if err := c.Limits.check(c.DAG.WithDefaults()); err != nil {
 		errs = append(errs, err)
 	}
+	if n := c.Driver.MaxDirectResultSize; n > MaxDirectResultSize {
+		errs = append(errs, fmt.Errorf("-max-direct-result-size %d is above %d, the largest result one Raft log entry carries (%d bytes less %d for the rest of the entry); results above the setting stay on the executors, so a smaller one loses nothing",
+			n, MaxDirectResultSize, propose.MaxEntryBytes, propose.MaxEntryBytes-MaxDirectResultSize))
+	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("server: %w", err)
 	}
