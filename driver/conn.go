@@ -358,7 +358,7 @@ func (l *leadership) attached(c *conn, h *api.Hello) error {
 	// Adopt what the executor runs and holds before the session counts:
 	// the grace period ends once every executor's session counts, and
 	// from then on partitions not held are launched.
-	l.adopt(c, h.Running, h.Unacked)
+	l.adopt(c, h.Running, h.Unacked, h.RunningForMs)
 	l.vanished(c.id, h)
 	l.vanishedCommits(c.id, h)
 	if old := l.conns[c.id]; old != nil {
@@ -367,6 +367,8 @@ func (l *leadership) attached(c *conn, h *api.Hello) error {
 	l.conns[c.id] = c
 	now := d.clock.Now()
 	l.lastSeen[c.id] = now
+	l.sessioned[c.id] = true
+	delete(l.droppedAt, c.id)
 	c.ready = true
 	if !l.graceful {
 		// How long executors take to come back is what the grace period

@@ -72,15 +72,16 @@ type Options struct {
 	SpeculationQuantile   float64
 	SpeculationMultiplier float64
 	SpeculationMinRuntime time.Duration
-	// MaxFailuresPerExecutor excludes executors after failures (see
-	// exclusions): tasks of a stage attempt avoid an executor where this
-	// many of them failed, and every task avoids for ExcludeTimeout an
-	// executor where this many tasks failed that succeeded elsewhere.
-	// Default 2 (Spark's); negative turns exclusion off.
-	MaxFailuresPerExecutor int
-	// ExcludeTimeout is how long an executor stays excluded for all
-	// tasks. Default 1h (Spark's spark.excludeOnFailure.timeout).
-	ExcludeTimeout time.Duration
+	// (Exclusion after task failures is the state's: dag.Config's
+	// MaxFailuresPerExecutor and ExcludeTimeout.)
+
+	// ReconnectGrace is how long an executor whose session dropped may
+	// take to come back before it is declared lost (Spark's
+	// onDisconnected → removeExecutor, with a little patience for a
+	// blip): the attempts it ran end as executor losses that count
+	// toward MaxTaskFailures. Default 3s; it is never longer than
+	// ExecutorTimeout.
+	ReconnectGrace time.Duration
 	// ExecutorCerts requires every executor session to come over TLS
 	// with an executor certificate named after the executor's id: an
 	// executor is bound to its certificate, and nobody else can speak for
@@ -137,12 +138,8 @@ func (o *Options) ensureDefaults() {
 		o.SpeculationMultiplier = 1.5
 	}
 	def(&o.SpeculationMinRuntime, 100*time.Millisecond)
-	if o.MaxFailuresPerExecutor == 0 {
-		o.MaxFailuresPerExecutor = 2
-	} else if o.MaxFailuresPerExecutor < 0 {
-		o.MaxFailuresPerExecutor = 0
-	}
-	def(&o.ExcludeTimeout, time.Hour)
+	def(&o.ReconnectGrace, 3*time.Second)
+	o.ReconnectGrace = min(o.ReconnectGrace, o.ExecutorTimeout)
 	if o.MaxDirectResultSize <= 0 {
 		o.MaxDirectResultSize = 64 << 10
 	}

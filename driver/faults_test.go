@@ -274,7 +274,7 @@ func (s *faultSim) tick() {
 }
 
 func runFaultSeed(t *testing.T, seed uint64) {
-	h := newHarness(t, Options{ExecutorTimeout: 10 * time.Second, MaxFailuresPerExecutor: -1, GracePeriod: time.Hour})
+	h := newHarnessConfig(t, Options{ExecutorTimeout: 10 * time.Second, GracePeriod: time.Hour}, dag.Config{MaxFailuresPerExecutor: -1})
 	s := &faultSim{t: t, h: h, rng: rand.New(rand.NewPCG(seed, 1)), frng: rand.New(rand.NewPCG(seed, 2)), faults: map[string]int{}}
 	h.log.fail = func(cmds []dag.Command) (error, bool) {
 		s.mu.Lock()

@@ -247,7 +247,13 @@ type harness struct {
 // newHarness starts a driver that does not lead yet (see lead).
 func newHarness(t *testing.T, opts Options) *harness {
 	t.Helper()
-	h := &harness{t: t, clock: newFakeClock(), fsm: fsm.New(fsm.Options{})}
+	return newHarnessConfig(t, opts, dag.Config{})
+}
+
+// newHarnessConfig is newHarness over a state with the given config.
+func newHarnessConfig(t *testing.T, opts Options, cfg dag.Config) *harness {
+	t.Helper()
+	h := &harness{t: t, clock: newFakeClock(), fsm: fsm.New(fsm.Options{Config: cfg})}
 	h.log = newMemLog(h.fsm, h.clock)
 	h.raft = &fakeRaft{log: h.log}
 	opts.Clock = h.clock
@@ -460,6 +466,8 @@ type helloOpts struct {
 	unacked   []*api.TaskID
 	unhealthy string
 	stuck     bool
+	// runningFor[i]: how long running[i] has run, in milliseconds.
+	runningFor []int64
 }
 
 // connect opens a session for executor id and waits for its welcome.
@@ -484,7 +492,7 @@ func (h *harness) dial(id string, o helloOpts) *simExec {
 	st := &simStream{ctx: ctx, cancel: cancel, in: make(chan *api.ExecutorMessage, 64), out: make(chan *api.DriverMessage, 64), stuck: o.stuck}
 	e := &simExec{h: h, id: id, stream: st, served: make(chan error, 1), changed: make(chan struct{}), acked: map[uint64]bool{}}
 	st.in <- &api.ExecutorMessage{Msg: &api.ExecutorMessage_Hello{Hello: &api.Hello{ExecutorId: id, Addr: "127.0.0.1:9" + id[len(id)-1:],
-		Cores: int32(o.cores), Running: o.running, Unacked: o.unacked, Unhealthy: o.unhealthy}}}
+		Cores: int32(o.cores), Running: o.running, Unacked: o.unacked, Unhealthy: o.unhealthy, RunningForMs: o.runningFor}}}
 	h.wg.Add(2)
 	go func() {
 		defer h.wg.Done()

@@ -2,7 +2,7 @@ package driver
 
 import (
 	"math"
-	"sort"
+	"slices"
 	"time"
 
 	"github.com/baton-sched/baton/api"
@@ -87,6 +87,9 @@ type view struct {
 	sets   []*setView
 	stages map[dag.StageID]*stageView
 	jobs   map[dag.JobID]int64 // max result size
+	// excluded are the executors excluded for every task (dag's
+	// ExcludedExecutors).
+	excluded map[string]bool
 }
 
 type setView struct {
@@ -102,6 +105,14 @@ type stageView struct {
 	needs      []string // the functions its tasks need
 	inputs     []*api.ShuffleInput
 	shuffleKey string // a map stage's shuffle
+	// The executors excluded for the current attempt's tasks: all of
+	// them, and by partition (dag's StageExclusions).
+	exclAll  map[string]bool
+	exclPart map[int][]dag.ExecutorID
+	// succeeded and medianMs are the current attempt's successful tasks
+	// and their median duration (dag's TaskDurations).
+	succeeded int
+	medianMs  int64
 }
 
 // Bounds of a round's copy: each task set gives at most its share of
@@ -140,6 +151,12 @@ const maxFullSets = 64
 func (p *placer) collect(s *dag.State, running map[string]int) *view {
 	l := p.l
 	v := &view{stages: map[dag.StageID]*stageView{}, jobs: map[dag.JobID]int64{}}
+	for _, x := range s.ExcludedExecutors(p.now.UnixNano()) {
+		if v.excluded == nil {
+			v.excluded = map[string]bool{}
+		}
+		v.excluded[string(x.ID)] = true
+	}
 	sets := s.TaskSets()
 	budget := 4*p.capacity + roundSlack
 	stageOf := func(id dag.StageID, job dag.JobID) *stageView {
@@ -152,6 +169,17 @@ func (p *placer) collect(s *dag.State, running map[string]int) *view {
 			return nil
 		}
 		sv := &stageView{info: st, needs: l.funcsOf(st.Graph), inputs: stageInputs(s, st)}
+		all, byPart := s.StageExclusions(id, st.Attempt)
+		for _, e := range all {
+			if sv.exclAll == nil {
+				sv.exclAll = map[string]bool{}
+			}
+			sv.exclAll[string(e)] = true
+		}
+		sv.exclPart = byPart
+		if l.d.opts.Speculation {
+			sv.succeeded, sv.medianMs = s.TaskDurations(id, st.Attempt)
+		}
 		if st.Map {
 			if sh, ok := s.Shuffle(st.Shuffle); ok {
 				sv.shuffleKey = sh.Key
@@ -233,12 +261,12 @@ func (p *placer) collectSlow(s *dag.State, v *view, stageOf func(dag.StageID, da
 			return
 		}
 		ts := set.ts
-		done := l.succeeded[stageKey{ts.Stage, ts.StageAttempt}]
 		sv := stageOf(ts.Stage, ts.Job)
-		if sv == nil || len(done) == 0 || float64(len(done)) < o.SpeculationQuantile*float64(sv.info.Tasks) {
+		if sv == nil || sv.info.Attempt != ts.StageAttempt || sv.succeeded == 0 || float64(sv.succeeded) < o.SpeculationQuantile*float64(sv.info.Tasks) {
 			continue
 		}
-		set.threshold = max(time.Duration(o.SpeculationMultiplier*float64(median(done))), o.SpeculationMinRuntime)
+		med := time.Duration(sv.medianMs) * time.Millisecond
+		set.threshold = max(time.Duration(o.SpeculationMultiplier*float64(med)), o.SpeculationMinRuntime)
 		s.RunnableIn(ts, func(t dag.TaskSpec) bool {
 			key := partKey{t.Stage, t.StageAttempt, t.Partition}
 			task, running := l.byPart[key]
@@ -347,7 +375,7 @@ func (p *placer) offer(t dag.TaskSpec, speculative bool) (launched, noRoom bool)
 			exec = mostFree(eligible)
 		}
 	}
-	tl := p.build(t, sv, exec)
+	tl := p.build(t, sv, exec, speculative)
 	if tl == nil {
 		return false, false
 	}
@@ -374,13 +402,22 @@ func (p *placer) offer(t dag.TaskSpec, speculative bool) (launched, noRoom bool)
 // avoid, and not excluded for it. When every executor that could run the
 // task is excluded, exclusion is ignored rather than the task starved.
 func (p *placer) eligible(key partKey, free map[string]int, avoid string) map[string]int {
-	x := &p.l.excl
-	if avoid == "" && x.empty() {
+	sv := p.v.stages[key.stage]
+	if sv != nil && sv.info.Attempt != key.attempt {
+		sv = nil // what the state knows is of the current attempt
+	}
+	if avoid == "" && len(p.v.excluded) == 0 && (sv == nil || len(sv.exclAll)+len(sv.exclPart) == 0) {
 		return free
+	}
+	excluded := func(exec string) bool {
+		if p.v.excluded[exec] {
+			return true
+		}
+		return sv != nil && (sv.exclAll[exec] || slices.Contains(sv.exclPart[key.part], dag.ExecutorID(exec)))
 	}
 	out := make(map[string]int, len(free))
 	for id, n := range free {
-		if id != avoid && !x.excluded(key, id, p.now) {
+		if id != avoid && !excluded(id) {
 			out[id] = n
 		}
 	}
@@ -388,7 +425,7 @@ func (p *placer) eligible(key partKey, free map[string]int, avoid string) map[st
 		return out
 	}
 	for id, r := range p.rooms {
-		if r.c.holds(p.needs) && !x.excluded(key, id, p.now) {
+		if r.c.holds(p.needs) && !excluded(id) {
 			return out // an allowed executor exists: wait for its room
 		}
 	}
@@ -513,12 +550,6 @@ func (p *placer) speculate() {
 	}
 }
 
-// median returns the median of durations (they are sorted in place).
-func median(ds []time.Duration) time.Duration {
-	sort.Slice(ds, func(a, b int) bool { return ds[a] < ds[b] })
-	return ds[len(ds)/2]
-}
-
 // funcsOf returns the functions a graph names (cached).
 func (l *leadership) funcsOf(g *plan.Graph) []string {
 	if fs, ok := l.funcs[g]; ok {
@@ -571,7 +602,7 @@ func mostFree(free map[string]int) string {
 }
 
 // build makes a task's launch for an executor.
-func (p *placer) build(t dag.TaskSpec, sv *stageView, exec string) *api.TaskLaunch {
+func (p *placer) build(t dag.TaskSpec, sv *stageView, exec string, speculative bool) *api.TaskLaunch {
 	l := p.l
 	st := sv.info
 	if !t.Map && st.Graph.Action.Op == "saveAsTextFile" {
@@ -594,7 +625,7 @@ func (p *placer) build(t dag.TaskSpec, sv *stageView, exec string) *api.TaskLaun
 	l.launches[pk]++
 	tl := &api.TaskLaunch{
 		Id: &api.TaskID{Task: tid, Job: uint64(t.Job), Stage: uint64(t.Stage), StageAttempt: int32(t.StageAttempt),
-			Partition: int32(t.Partition), Attempt: int32(n), Epoch: t.Epoch},
+			Partition: int32(t.Partition), Attempt: int32(n), Epoch: t.Epoch, Speculative: speculative},
 		Term:                l.term,
 		GraphKey:            ge.key,
 		Node:                int32(st.Node),

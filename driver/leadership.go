@@ -48,15 +48,15 @@ type leadership struct {
 	waiting  map[partKey]time.Time
 	lastSeen map[string]time.Time // executors' last sign of life (from the takeover at the earliest)
 	losing   map[string]bool      // executors being removed
-	graphs   map[*plan.Graph]*graphEnc
-	funcs    map[*plan.Graph][]string // the functions each graph names
+	// sessioned are the executors that had a session with this leader;
+	// droppedAt, those whose session ended and has not been replaced,
+	// since when (see liveness).
+	sessioned map[string]bool
+	droppedAt map[string]time.Time
+	graphs    map[*plan.Graph]*graphEnc
+	funcs     map[*plan.Graph][]string // the functions each graph names
 	// durations is a moving average of each stage's task durations.
 	durations map[dag.StageID]time.Duration
-	// succeeded holds the durations of the successful tasks of each stage
-	// attempt, for speculation (only when it is on).
-	succeeded map[stageKey][]time.Duration
-	// excl is who failed what (see exclusions).
-	excl exclusions
 	// resubmitAt is when failed stages are resubmitted (zero: not
 	// armed); resubmitting says the proposal is on its way.
 	resubmitAt   time.Time
@@ -130,10 +130,10 @@ func newLeadership(d *Driver, term uint64) *leadership {
 		spec:       map[partKey]uint64{},
 		savingJobs: map[dag.JobID]string{},
 		denied:     map[[2]uint64]denial{},
-		succeeded:  map[stageKey][]time.Duration{},
-		excl:       exclusions{max: d.opts.MaxFailuresPerExecutor, timeout: d.opts.ExcludeTimeout},
 		durations:  map[dag.StageID]time.Duration{},
 		losing:     map[string]bool{},
+		sessioned:  map[string]bool{},
+		droppedAt:  map[string]time.Time{},
 	}
 	l.refreshKey()
 	d.state.Read(func(s *dag.State) {
@@ -251,7 +251,14 @@ func (l *leadership) ended(task uint64) {
 // killed; those finished whose reports are not yet committed hold their
 // partitions until the reports (sent right after) are committed, so a
 // task that finished under the previous leader never runs again.
-func (l *leadership) adopt(c *conn, running, unacked []*api.TaskID) {
+//
+// Every running attempt of a partition is adopted, up to the two a
+// partition may have (the attempt and its speculative copy, whichever
+// executor reports first): the first to succeed wins, as before the
+// failover. An attempt keeps the time it has run (runningFor, the
+// executor's measure), so the new leader judges stragglers as the old
+// one did.
+func (l *leadership) adopt(c *conn, running, unacked []*api.TaskID, runningFor []int64) {
 	var kill []uint64
 	now := l.d.clock.Now()
 	l.d.state.Read(func(s *dag.State) {
@@ -271,7 +278,7 @@ func (l *leadership) adopt(c *conn, running, unacked []*api.TaskID) {
 			l.attempts[id.Task] = &attempt{id: id, exec: c.id, key: key, pool: poolOf(s, id), started: now, reported: true}
 			l.byPart[key] = id.Task
 		}
-		for _, id := range running {
+		for i, id := range running {
 			if a, known := l.attempts[id.Task]; known {
 				if a.killing {
 					// The kill went to the old session: again.
@@ -285,12 +292,29 @@ func (l *leadership) adopt(c *conn, running, unacked []*api.TaskID) {
 				continue
 			}
 			key := partKey{dag.StageID(id.Stage), int(id.StageAttempt), int(id.Partition)}
-			if _, taken := l.byPart[key]; taken || !s.StageActive(key.stage, key.attempt) {
+			if !s.StageActive(key.stage, key.attempt) {
 				kill = append(kill, id.Task)
 				continue
 			}
-			l.attempts[id.Task] = &attempt{id: id, exec: c.id, key: key, pool: poolOf(s, id), started: now}
-			l.byPart[key] = id.Task
+			started := now
+			if i < len(runningFor) && runningFor[i] > 0 {
+				started = now.Add(-time.Duration(min(runningFor[i], int64(24*time.Hour/time.Millisecond))) * time.Millisecond)
+			}
+			a := &attempt{id: id, exec: c.id, key: key, pool: poolOf(s, id), started: started}
+			primary, taken := l.byPart[key]
+			switch _, copied := l.spec[key]; {
+			case !taken:
+				l.byPart[key] = id.Task
+			case !copied && l.attempts[primary] != nil && l.attempts[primary].exec != c.id:
+				// The partition's second attempt: whichever was launched
+				// as the copy, this one is the copy now.
+				a.speculative = true
+				l.spec[key] = id.Task
+			default:
+				kill = append(kill, id.Task)
+				continue
+			}
+			l.attempts[id.Task] = a
 			l.launches[[2]uint64{id.Stage, uint64(id.Partition)}]++
 		}
 	})

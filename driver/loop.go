@@ -182,6 +182,9 @@ func (l *leadership) handle(ev event) {
 	case evDetach:
 		if l.conns[e.c.id] == e.c {
 			delete(l.conns, e.c.id)
+			if e.c.ready && !l.losing[e.c.id] {
+				l.droppedAt[e.c.id] = l.d.clock.Now()
+			}
 		}
 	case evUpdates:
 		l.health(e.c, e.unhealthy)
@@ -268,32 +271,55 @@ func (l *leadership) refreshSeen() {
 	}
 }
 
-// liveness declares executors silent for ExecutorTimeout lost: it logs
-// RemoveExecutor and the end of their running attempts (ExecutorLost,
-// which does not count as a task failure).
+// liveness declares executors lost: those whose session dropped and did
+// not come back within ReconnectGrace (Spark's onDisconnected), and those
+// silent for ExecutorTimeout. It logs RemoveExecutor and the end of their
+// running attempts as executor losses, which count toward MaxTaskFailures
+// when this leader saw the executor go (see lose).
 func (l *leadership) liveness(now time.Time) {
 	l.refreshSeen()
-	var lost []string
-	for id, t := range l.lastSeen {
-		if now.Sub(t) > l.d.opts.ExecutorTimeout && !l.losing[id] {
-			lost = append(lost, id)
+	type loss struct {
+		id, reason string
+	}
+	var lost []loss
+	for id, t := range l.droppedAt {
+		if l.conns[id] == nil && now.Sub(t) > l.d.opts.ReconnectGrace && !l.losing[id] {
+			lost = append(lost, loss{id, "session ended and not back within " + l.d.opts.ReconnectGrace.String()})
 		}
 	}
-	sort.Strings(lost)
-	for _, id := range lost {
-		l.lose(id, "no heartbeat for "+l.d.opts.ExecutorTimeout.String())
+	for id, t := range l.lastSeen {
+		if _, dropped := l.droppedAt[id]; !dropped && now.Sub(t) > l.d.opts.ExecutorTimeout && !l.losing[id] {
+			lost = append(lost, loss{id, "no heartbeat for " + l.d.opts.ExecutorTimeout.String()})
+		}
+	}
+	sort.Slice(lost, func(a, b int) bool { return lost[a].id < lost[b].id })
+	for _, x := range lost {
+		l.lose(x.id, x.reason)
 	}
 }
 
-// lose logs an executor's removal and the end of its attempts.
+// lose logs an executor's removal and the end of its attempts. An
+// attempt's loss counts toward MaxTaskFailures (ExitCausedByApp, as
+// Spark's ExecutorLostFailure) when this leader had a session with the
+// executor, so saw it crash, be killed or fall silent while the attempt
+// ran; not when the executor never came back after a leader change (the
+// loss may be the failover's), nor for an attempt whose end it had
+// already reported.
 func (l *leadership) lose(id, reason string) {
 	l.losing[id] = true
+	delete(l.droppedAt, id)
 	var cmds []dag.Command
 	var ended []uint64
 	for task, a := range l.attempts {
 		if a.exec == id {
+			msg := "executor " + id + " lost: " + reason
+			byApp := l.sessioned[id] && !a.reported
+			if byApp {
+				msg = "ExecutorLostFailure (executor " + id + " exited while running the task, which may have caused it): " + reason
+			}
 			cmds = append(cmds, &dag.TaskEnded{Task: dag.TaskID(task), Stage: a.key.stage, StageAttempt: a.key.attempt, Partition: a.key.part,
-				Attempt: int(a.id.Attempt), Executor: dag.ExecutorID(id), Epoch: a.id.Epoch, Reason: dag.ExecutorLost, Message: "executor " + id + " lost: " + reason})
+				Attempt: int(a.id.Attempt), Executor: dag.ExecutorID(id), Epoch: a.id.Epoch, Reason: dag.ExecutorLost, Message: msg,
+				ExitCausedByApp: byApp, Speculative: a.id.Speculative})
 			ended = append(ended, task)
 		}
 	}
@@ -363,12 +389,6 @@ func (l *leadership) kills() {
 		l.abortSaved(s)
 		// What is learnt about a task set ends with it.
 		active := func(k stageKey) bool { return s.StageActive(k.stage, k.attempt) }
-		l.excl.forget(active)
-		for k := range l.succeeded {
-			if !active(k) {
-				delete(l.succeeded, k)
-			}
-		}
 		for k := range l.denied {
 			if st, ok := s.Stage(dag.StageID(k[0])); !ok || !active(stageKey{st.ID, st.Attempt}) {
 				delete(l.denied, k)

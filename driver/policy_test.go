@@ -2,7 +2,6 @@ package driver
 
 import (
 	"testing"
-	"time"
 )
 
 // TestFairBefore pins Spark's FairSchedulingAlgorithm (PoolSuite, "Fair
@@ -59,45 +58,5 @@ func TestFairSharesByWeight(t *testing.T) {
 	big, min := &fairPool{name: "big", weight: 10}, &fairPool{name: "min", weight: 1, minShare: 3}
 	if order := assign([]*fairPool{big, min}, 3); order[0] != "min" || order[1] != "min" || order[2] != "min" {
 		t.Errorf("the first slots went to %v: want min's minimum share of 3 first", order)
-	}
-}
-
-// TestExclusions pins the three levels of exclusion (Spark's
-// excludeOnFailure): a task avoids an executor it failed on; a stage
-// avoids an executor after two failures; an executor whose failed tasks
-// succeed elsewhere twice is excluded for all tasks until the timeout.
-func TestExclusions(t *testing.T) {
-	now := time.Unix(1000, 0)
-	x := &exclusions{max: 2, timeout: time.Minute}
-	t1, t2, t3 := partKey{1, 0, 0}, partKey{1, 0, 1}, partKey{1, 0, 2}
-	other := partKey{2, 0, 0}
-	if !x.empty() || x.excluded(t1, "e1", now) {
-		t.Fatal("a fresh table excludes")
-	}
-	x.failed(t1, "e1")
-	if !x.excluded(t1, "e1", now) || x.excluded(t1, "e2", now) || x.excluded(t2, "e1", now) {
-		t.Fatal("task level: t1 must avoid e1 only")
-	}
-	x.failed(t2, "e1")
-	if !x.excluded(t3, "e1", now) || x.excluded(other, "e1", now) {
-		t.Fatal("stage level: stage 1 must avoid e1 after two failures, stage 2 not")
-	}
-	if newly := x.succeeded(t1, now); len(newly) != 0 {
-		t.Fatalf("one failure that succeeded elsewhere excluded %v", newly)
-	}
-	if newly := x.succeeded(t2, now); len(newly) != 1 || newly[0] != "e1" {
-		t.Fatalf("two failures that succeeded elsewhere excluded %v, want e1", newly)
-	}
-	if !x.excluded(other, "e1", now) || !x.excluded(other, "e1", now.Add(59*time.Second)) {
-		t.Fatal("application level: e1 must be excluded for every task until the timeout")
-	}
-	x.forget(func(k stageKey) bool { return false })
-	if x.excluded(other, "e1", now.Add(61*time.Second)) {
-		t.Fatal("e1 still excluded after the timeout")
-	}
-	off := &exclusions{}
-	off.failed(t1, "e1")
-	if !off.empty() || off.excluded(t1, "e1", now) {
-		t.Fatal("exclusion off still excludes")
 	}
 }

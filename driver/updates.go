@@ -12,9 +12,8 @@ import (
 // reported is a batch of an executor's reported ends on its way to the
 // log.
 type reported struct {
-	cmds      []dag.Command
-	ids       []uint64
-	durations []time.Duration
+	cmds []dag.Command
+	ids  []uint64
 }
 
 // updates takes a batch of status updates from one executor: the slots
@@ -64,22 +63,16 @@ func (l *leadership) updates(c *conn, updates []*api.TaskStatus) {
 		}
 		b.cmds = append(b.cmds, cmd)
 		b.ids = append(b.ids, u.Id.GetTask())
-		b.durations = append(b.durations, time.Duration(u.DurationMs)*time.Millisecond)
 	}
 	if len(b.cmds) == 0 {
 		return
 	}
 	// The slots are free now; the partitions stay taken until the ends
 	// are committed.
-	for i, id := range b.ids {
+	// (Exclusion follows once they are: the state keeps it.)
+	for _, id := range b.ids {
 		if a, ok := l.attempts[id]; ok {
 			a.reported = true
-			// An exception counts against its executor at once: its slot
-			// is free now, and should not take the next task before the
-			// end is logged.
-			if b.cmds[i].(*dag.TaskEnded).Reason == dag.Exception {
-				l.excl.failed(a.key, a.exec)
-			}
 		}
 	}
 	for _, u := range updates {
@@ -110,7 +103,6 @@ func (l *leadership) flushCommits(c *conn) {
 		for _, q := range c.commits {
 			b.cmds = append(b.cmds, q.cmds...)
 			b.ids = append(b.ids, q.ids...)
-			b.durations = append(b.durations, q.durations...)
 		}
 	}
 	c.commits = nil
@@ -154,7 +146,7 @@ func (l *leadership) committed(c *conn, b *reported, saved []savedPart, res []da
 		l.d.metrics.finished.WithLabelValues(cmd.(*dag.TaskEnded).Reason.Label()).Inc()
 	}
 	l.noteDenials(b.cmds)
-	kill := l.settle(b.cmds, b.ids, b.durations)
+	kill := l.settle(b.cmds, b.ids)
 	for _, id := range b.ids {
 		l.ended(id)
 	}
@@ -168,6 +160,9 @@ func (l *leadership) committed(c *conn, b *reported, saved []savedPart, res []da
 		if r.Err != nil {
 			l.d.log.Warn("driver: status update rejected", "executor", c.id, "task", b.ids[i], "err", r.Err)
 		}
+		for _, exec := range r.Excluded {
+			l.d.log.Warn("driver: executor excluded for every task after task failures that succeeded elsewhere", "executor", exec)
+		}
 		if r.Dropped != nil {
 			dropped.Shuffles = append(dropped.Shuffles, r.Dropped.Shuffles...)
 			dropped.Results = append(dropped.Results, r.Dropped.Results...)
@@ -180,24 +175,17 @@ func (l *leadership) committed(c *conn, b *reported, saved []savedPart, res []da
 	l.flushCommits(c)
 }
 
-// settle learns from logged successes: they feed speculation's durations
-// and clear their partition's failures (which may exclude the executors
-// they happened on), and end the partition's other attempt (a
+// settle ends, for each logged success, the partition's other attempt (a
 // speculative copy or the original), returned by executor for killing.
-func (l *leadership) settle(cmds []dag.Command, ids []uint64, durations []time.Duration) map[string][]uint64 {
+// (What successes teach, durations for speculation and the failures that
+// exclude executors, the state learnt from the log.)
+func (l *leadership) settle(cmds []dag.Command, ids []uint64) map[string][]uint64 {
 	var kill map[string][]uint64
-	now := l.d.clock.Now()
 	for i, cmd := range cmds {
 		te := cmd.(*dag.TaskEnded)
 		a := l.attempts[ids[i]]
 		if a == nil || te.Reason != dag.Success {
 			continue
-		}
-		if l.d.opts.Speculation {
-			l.succeeded[a.key.set()] = append(l.succeeded[a.key.set()], durations[i])
-		}
-		for _, exec := range l.excl.succeeded(a.key, now) {
-			l.d.log.Warn("driver: executor excluded after task failures that succeeded elsewhere", "executor", exec, "for", l.d.opts.ExcludeTimeout)
 		}
 		other := l.spec[a.key]
 		if a.speculative {
@@ -224,7 +212,7 @@ func toTaskEnded(exec string, u *api.TaskStatus) *dag.TaskEnded {
 	te := &dag.TaskEnded{
 		Task: dag.TaskID(id.Task), Stage: dag.StageID(id.Stage), StageAttempt: int(id.StageAttempt),
 		Partition: int(id.Partition), Attempt: int(id.Attempt), Executor: dag.ExecutorID(exec), Epoch: id.Epoch,
-		Message: clip(u.Message), DurationMs: max(u.DurationMs, 0),
+		Message: clip(u.Message), DurationMs: max(u.DurationMs, 0), Speculative: id.Speculative,
 	}
 	switch u.State {
 	case api.TaskState_TASK_STATE_FINISHED:

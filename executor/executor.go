@@ -183,9 +183,10 @@ func (b *blockService) Stats(ctx context.Context, _ *api.ExecutorStatsRequest) (
 }
 
 type task struct {
-	id     *api.TaskID
-	cancel context.CancelFunc
-	killed bool
+	id      *api.TaskID
+	cancel  context.CancelFunc
+	killed  bool
+	started time.Time // launched here (a new leader asks how long it has run)
 }
 
 type update struct {

@@ -192,6 +192,7 @@ func (e *Executor) hello() *api.Hello {
 		Unhealthy: e.health()}
 	for _, t := range e.running {
 		h.Running = append(h.Running, t.id)
+		h.RunningForMs = append(h.RunningForMs, time.Since(t.started).Milliseconds())
 	}
 	for _, u := range e.pending {
 		h.Unacked = append(h.Unacked, u.status.Id)
@@ -340,7 +341,7 @@ func (e *Executor) launch(ctx context.Context, l *api.TaskLaunch) {
 		return
 	}
 	tctx, cancel := context.WithCancel(ctx)
-	t := &task{id: l.Id, cancel: cancel}
+	t := &task{id: l.Id, cancel: cancel, started: time.Now()}
 	e.running[id] = t
 	e.wg.Add(1) // under mu, closing false: before Close waits
 	go func() {

@@ -134,8 +134,9 @@ func parseFlags(args []string, stderr io.Writer) (server.Config, *slog.Logger, b
 	fs.Float64Var(&cfg.Driver.SpeculationMultiplier, "speculation-multiplier", 1.5, "a task is slow when it runs this many times the median of its stage's successful tasks")
 	fs.Float64Var(&cfg.Driver.SpeculationQuantile, "speculation-quantile", 0.75, "fraction of a stage's tasks that must have succeeded before speculation")
 	fs.DurationVar(&cfg.Driver.SpeculationMinRuntime, "speculation-min-runtime", 100*time.Millisecond, "a task is never speculated before running this long")
-	fs.IntVar(&cfg.Driver.MaxFailuresPerExecutor, "max-failures-per-executor", 2, "task failures on one executor that exclude it (for the stage, and for -exclude-timeout when the tasks succeed elsewhere; -1: no exclusion)")
-	fs.DurationVar(&cfg.Driver.ExcludeTimeout, "exclude-timeout", time.Hour, "how long an executor stays excluded for all tasks")
+	fs.IntVar(&cfg.DAG.MaxFailuresPerExecutor, "max-failures-per-executor", 2, "task failures on one executor that exclude it (for the stage, and for -exclude-timeout when the tasks succeed elsewhere; -1: no exclusion). Part of the replicated state: a quorum keeps the value of the state it started from")
+	excludeTimeout := fs.Duration("exclude-timeout", time.Hour, "how long an executor stays excluded for all tasks (replicated state, as -max-failures-per-executor)")
+	fs.DurationVar(&cfg.Driver.ReconnectGrace, "executor-reconnect-grace", 3*time.Second, "an executor whose session dropped and did not come back this long is declared lost (its running tasks' failures count toward -max-task-failures)")
 	fs.IntVar(&cfg.ProposalBatch, "proposal-batch", 1024, "most commands in one Raft log entry (group commit; 1 turns batching off)")
 	var tlsFiles tlsconf.Files
 	fs.StringVar(&tlsFiles.CA, "ca-file", "", "the cluster's CA certificate (PEM): with -cert-file and -key-file, every connection is TLS")
@@ -168,6 +169,7 @@ func parseFlags(args []string, stderr io.Writer) (server.Config, *slog.Logger, b
 		return cfg, nil, false, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
 	}
 	var errs []error
+	cfg.DAG.ExcludeTimeout = int64(*excludeTimeout)
 	cfg.Confine = confine
 	if *dev {
 		// Development mode confines nothing: any path, any program.
