@@ -406,11 +406,12 @@ func (p *placer) eligible(key partKey, free map[string]int, avoid string) map[st
 	if sv != nil && sv.info.Attempt != key.attempt {
 		sv = nil // what the state knows is of the current attempt
 	}
-	if avoid == "" && len(p.v.excluded) == 0 && (sv == nil || len(sv.exclAll)+len(sv.exclPart) == 0) {
+	failing := p.l.failing[key.set()]
+	if avoid == "" && len(p.v.excluded) == 0 && len(failing) == 0 && (sv == nil || len(sv.exclAll)+len(sv.exclPart) == 0) {
 		return free
 	}
 	excluded := func(exec string) bool {
-		if p.v.excluded[exec] {
+		if p.v.excluded[exec] || failing[exec] > 0 {
 			return true
 		}
 		return sv != nil && (sv.exclAll[exec] || slices.Contains(sv.exclPart[key.part], dag.ExecutorID(exec)))

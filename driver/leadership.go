@@ -51,6 +51,11 @@ type leadership struct {
 	// sessioned are the executors that had a session with this leader;
 	// droppedAt, those whose session ended and has not been replaced,
 	// since when (see liveness).
+	// failing counts, by stage attempt and executor, exceptions reported
+	// and not yet logged: until the state's exclusion knows them, the
+	// executor gets none of the stage's tasks (its freed slot must not
+	// take the next task before the failure is logged).
+	failing   map[stageKey]map[string]int
 	sessioned map[string]bool
 	droppedAt map[string]time.Time
 	graphs    map[*plan.Graph]*graphEnc
@@ -133,6 +138,7 @@ func newLeadership(d *Driver, term uint64) *leadership {
 		durations:  map[dag.StageID]time.Duration{},
 		losing:     map[string]bool{},
 		sessioned:  map[string]bool{},
+		failing:    map[stageKey]map[string]int{},
 		droppedAt:  map[string]time.Time{},
 	}
 	l.refreshKey()

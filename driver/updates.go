@@ -69,10 +69,14 @@ func (l *leadership) updates(c *conn, updates []*api.TaskStatus) {
 	}
 	// The slots are free now; the partitions stay taken until the ends
 	// are committed.
-	// (Exclusion follows once they are: the state keeps it.)
-	for _, id := range b.ids {
+	// Exclusion follows once they are (the state keeps it); until then
+	// an exception keeps its executor off the stage (see failing).
+	for i, id := range b.ids {
 		if a, ok := l.attempts[id]; ok {
 			a.reported = true
+			if b.cmds[i].(*dag.TaskEnded).Reason == dag.Exception {
+				l.noteFailing(a, 1)
+			}
 		}
 	}
 	for _, u := range updates {
@@ -123,6 +127,11 @@ func (l *leadership) flushCommits(c *conn) {
 // it.
 func (l *leadership) committed(c *conn, b *reported, saved []savedPart, res []dag.Result, err error) {
 	c.committing = false
+	for i, id := range b.ids {
+		if a, ok := l.attempts[id]; ok && b.cmds[i].(*dag.TaskEnded).Reason == dag.Exception {
+			l.noteFailing(a, -1)
+		}
+	}
 	if err != nil {
 		l.unmarkSaved(saved)
 		// Not acknowledged: the executor sends them again to the next
@@ -359,4 +368,24 @@ func coalesce(queue []*api.DriverMessage) []*api.DriverMessage {
 	}
 	flush()
 	return out
+}
+
+// noteFailing counts an attempt's reported, unlogged exception in (+1) or
+// out (-1) of failing.
+func (l *leadership) noteFailing(a *attempt, by int) {
+	k := a.key.set()
+	m := l.failing[k]
+	if m == nil {
+		if by < 0 {
+			return
+		}
+		m = map[string]int{}
+		l.failing[k] = m
+	}
+	if m[a.exec] += by; m[a.exec] <= 0 {
+		delete(m, a.exec)
+	}
+	if len(m) == 0 {
+		delete(l.failing, k)
+	}
 }
