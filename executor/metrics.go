@@ -13,6 +13,9 @@ type metrics struct {
 	fenced   prometheus.Counter
 	written  prometheus.Counter
 	fetched  prometheus.Counter
+	// results counts result tasks' results by where they went (kind):
+	// direct, indirect or too_large.
+	results  *prometheus.CounterVec
 	fetchErr prometheus.Counter
 	// unhealthy is 1 while the executor says it should get no tasks.
 	unhealthy prometheus.Gauge
@@ -28,6 +31,8 @@ func newMetrics(reg prometheus.Registerer, e *Executor) *metrics {
 			Help: "Orders refused because they came from a deposed leader's term."}),
 		written: prometheus.NewCounter(prometheus.CounterOpts{Name: "baton_shuffle_written_bytes_total",
 			Help: "Shuffle bytes this executor's map tasks wrote to its block store."}),
+		results: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "baton_executor_results_total",
+			Help: "Results of result tasks, by where they went: direct (in the task's report, through the log), indirect (kept in the block store), too_large (over the job's maxResultSize: neither, only its size reported)."}, []string{"kind"}),
 		fetched: prometheus.NewCounter(prometheus.CounterOpts{Name: "baton_shuffle_fetched_bytes_total",
 			Help: "Shuffle bytes this executor's reduce tasks read, from its own store or other executors."}),
 		fetchErr: prometheus.NewCounter(prometheus.CounterOpts{Name: "baton_fetch_failures_total",
@@ -37,6 +42,9 @@ func newMetrics(reg prometheus.Registerer, e *Executor) *metrics {
 	}
 	for _, s := range []string{"finished", "failed", "killed"} {
 		m.ended.WithLabelValues(s)
+	}
+	for _, k := range []string{"direct", "indirect", "too_large"} {
+		m.results.WithLabelValues(k)
 	}
 	running := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "baton_executor_tasks_running",
 		Help: "Tasks running on this executor."}, func() float64 {
@@ -50,7 +58,7 @@ func newMetrics(reg prometheus.Registerer, e *Executor) *metrics {
 	})
 	slots := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "baton_executor_slots",
 		Help: "Task slots of this executor."}, func() float64 { return float64(e.opts.Cores) })
-	reg.MustRegister(m.launched, m.ended, m.fenced, m.written, m.fetched, m.fetchErr, m.unhealthy, running, blocks, slots)
+	reg.MustRegister(m.launched, m.ended, m.fenced, m.written, m.results, m.fetched, m.fetchErr, m.unhealthy, running, blocks, slots)
 	return m
 }
 

@@ -98,13 +98,16 @@ func (e *Executor) execute(ctx context.Context, l *api.TaskLaunch, g *plan.Graph
 	case l.MaxResultSize > 0 && size > l.MaxResultSize:
 		// Too large to keep: report the size alone; the job is aborted.
 		st.Indirect = true
+		e.metrics.results.WithLabelValues("too_large").Inc()
 	case size > l.MaxDirectResultSize:
 		if err := e.store.PutResult(id.Job, id.Task, res); err != nil {
 			return failed(id, fmt.Sprintf("executor: writing result: %v", err))
 		}
 		st.Indirect = true
+		e.metrics.results.WithLabelValues("indirect").Inc()
 	default:
 		st.Result = res
+		e.metrics.results.WithLabelValues("direct").Inc()
 	}
 	return st
 }
@@ -169,5 +172,6 @@ func (e *Executor) save(ctx context.Context, l *api.TaskLaunch, task *ops.Task, 
 	}
 	d.Sync(".")
 	res := ops.AppendRecord(nil, ops.Record{Value: []byte(strconv.FormatInt(n, 10))})
+	e.metrics.results.WithLabelValues("direct").Inc()
 	return &api.TaskStatus{Id: id, State: api.TaskState_TASK_STATE_FINISHED, Result: res, ResultSize: int64(len(res))}
 }
