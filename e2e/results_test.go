@@ -1,9 +1,15 @@
 package e2e
 
 import (
+	"context"
 	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/baton-sched/baton/api"
 	"github.com/baton-sched/baton/client"
@@ -84,5 +90,103 @@ func TestAResultOverMaxResultSizeIsReportedBySizeAlone(t *testing.T) {
 	}
 	if d := results()["indirect"] - before["indirect"]; d != 1 {
 		t.Errorf("at the limit: baton_executor_results_total{kind=\"indirect\"} moved by %v, want 1", d)
+	}
+}
+
+// TestAResultLostAtCollectRunsAgain: an indirect result whose executor
+// is SIGKILLed after its job succeeded, before the client collects, is
+// found unreadable by the collect (CollectResults), reported lost
+// (ReportResultLost), its partition runs again on the other executor, and
+// the same collect returns the exact answer. The killed executor's loss
+// is held off (-executor-timeout, -executor-reconnect-grace) so that it
+// is the collect, not the executor's loss, that finds the result gone.
+func TestAResultLostAtCollectRunsAgain(t *testing.T) {
+	c := jobCluster(t, "-max-direct-result-size", "1024", "-executor-timeout", "60s", "-executor-reconnect-grace", "60s")
+	cl := c.client()
+	const n, parts = 40_000, 4
+	p, err := plan.Parse([]byte(fmt.Sprintf(`{"name": "numbers", "datasets": {"r": {"op": "range", "n": %d, "partitions": %d}},
+		"action": {"op": "collect", "input": "r"}}`, n, parts)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	id, err := cl.Submit(ctx, p, client.SubmitOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if j, err := cl.Wait(ctx, id, nil); err != nil || j.State != api.JobState_JOB_STATE_SUCCEEDED {
+		t.Fatalf("the job: %v %s %q", err, j.GetState(), j.GetMessage())
+	}
+	before, err := cl.JobResults(ctx, id, 0, parts)
+	if err != nil || len(before) != parts {
+		t.Fatalf("results: %d, %v", len(before), err)
+	}
+	victim := before[parts-1].Executor
+	survivor := map[string]string{"e1": "e2", "e2": "e1"}[victim]
+	lost := map[int32]uint64{} // partition → the task whose result is lost
+	for _, r := range before {
+		if !r.Indirect {
+			t.Fatalf("partition %d's %d-byte result is direct, want indirect (-max-direct-result-size 1024)", r.Partition, r.Size)
+		}
+		if r.Executor == victim {
+			lost[r.Partition] = r.Task
+		}
+	}
+	c.signalExec(victim, syscall.SIGKILL)
+
+	recs, err := cl.Collect(ctx, id)
+	if err != nil {
+		t.Fatalf("collect after %s's kill: %v", victim, err)
+	}
+	if len(recs) != n {
+		t.Fatalf("collect: %d records, want %d", len(recs), n)
+	}
+	for i, r := range recs {
+		if string(r.Value) != strconv.Itoa(i) {
+			t.Fatalf("record %d is %q, want %d: not the exact answer", i, r.Value, i)
+		}
+	}
+
+	// The collect found the results lost: they ran again on the
+	// survivor, each loss counted as a failure, while the killed
+	// executor is still registered (not yet declared lost).
+	after, err := cl.JobResults(ctx, id, 0, parts)
+	if err != nil || len(after) != parts {
+		t.Fatalf("results after the collect: %d, %v", len(after), err)
+	}
+	for _, r := range after {
+		task, wasLost := lost[r.Partition]
+		switch {
+		case wasLost && (r.Executor != survivor || r.Task == task):
+			t.Errorf("partition %d's lost result is task %d on %s, want a new task on %s", r.Partition, r.Task, r.Executor, survivor)
+		case !wasLost && r.Executor != survivor:
+			t.Errorf("partition %d's result moved to %s", r.Partition, r.Executor)
+		}
+	}
+	j, err := cl.Job(ctx, id, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if j.State != api.JobState_JOB_STATE_SUCCEEDED || j.TaskFailures < int64(len(lost)) || j.TaskSuccesses < int64(parts+len(lost)) {
+		t.Errorf("job after the collect: %s, %d successes and %d failures; want succeeded, %d lost results run again and counted",
+			j.State, j.TaskSuccesses, j.TaskFailures, len(lost))
+	}
+	execs, err := cl.Executors(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range execs {
+		if e.Id == victim && !e.Alive {
+			t.Errorf("%s was declared lost: the results ran again for its loss, not for the collect's report", victim)
+		}
+	}
+	reported := false
+	for _, nd := range c.order {
+		b, _ := os.ReadFile(filepath.Join(c.root, nd+".log"))
+		reported = reported || strings.Contains(string(b), "indirect result lost; the partition runs again")
+	}
+	if !reported {
+		t.Error("no member logged a lost result")
 	}
 }
