@@ -14,6 +14,7 @@ import (
 	"github.com/baton-sched/baton/plan"
 	"github.com/baton-sched/baton/tlsconf"
 	"google.golang.org/grpc"
+	"google.golang.org/protobuf/proto"
 )
 
 // schedulerConn returns the executor's connection to a scheduler.
@@ -251,10 +252,40 @@ func (e *Executor) sender(ctx context.Context, stream grpc.BidiStreamingClient[a
 		if len(batch) == 0 && !heartbeat {
 			continue
 		}
-		if err := stream.Send(&api.ExecutorMessage{Msg: &api.ExecutorMessage_Updates{Updates: &api.StatusUpdates{Updates: batch, Unhealthy: e.health()}}}); err != nil {
+		if err := sendUpdates(stream, batch, e.health()); err != nil {
 			return err
 		}
 	}
+}
+
+// maxUpdateBytes bounds the task statuses one message carries. A backlog
+// (every end a dead leader never acknowledged, with their direct results)
+// can be larger than a message may be: it goes in several messages, never
+// in one the transport refuses, which would end the session and be tried
+// again in the next one, forever.
+const maxUpdateBytes = 8 << 20
+
+// sendUpdates sends batch in messages of at most maxUpdateBytes of
+// statuses (a single larger status goes alone), or one empty message, the
+// heartbeat, when batch is empty.
+func sendUpdates(stream grpc.BidiStreamingClient[api.ExecutorMessage, api.DriverMessage], batch []*api.TaskStatus, unhealthy string) error {
+	for first := true; first || len(batch) > 0; first = false {
+		n, size := 0, 0
+		for n < len(batch) {
+			s := proto.Size(batch[n])
+			if n > 0 && size+s > maxUpdateBytes {
+				break
+			}
+			size += s
+			n++
+		}
+		m := &api.ExecutorMessage{Msg: &api.ExecutorMessage_Updates{Updates: &api.StatusUpdates{Updates: batch[:n], Unhealthy: unhealthy}}}
+		if err := stream.Send(m); err != nil {
+			return err
+		}
+		batch = batch[n:]
+	}
+	return nil
 }
 
 // askCommit asks the leader (whichever it is, as long as it takes) whether
