@@ -203,6 +203,71 @@ func (FailureKind) EnumDescriptor() ([]byte, []int) {
 	return file_api_baton_proto_rawDescGZIP(), []int{2}
 }
 
+// AccumulatorKind is how an accumulator merges updates.
+type AccumulatorKind int32
+
+const (
+	AccumulatorKind_ACCUMULATOR_KIND_UNSPECIFIED AccumulatorKind = 0
+	AccumulatorKind_ACCUMULATOR_KIND_SUM         AccumulatorKind = 1 // int64, added
+	AccumulatorKind_ACCUMULATOR_KIND_COUNT       AccumulatorKind = 2 // int64 >= 0, added
+	AccumulatorKind_ACCUMULATOR_KIND_MIN         AccumulatorKind = 3 // int64, the least
+	AccumulatorKind_ACCUMULATOR_KIND_MAX         AccumulatorKind = 4 // int64, the greatest
+	AccumulatorKind_ACCUMULATOR_KIND_SUM_FLOAT   AccumulatorKind = 5 // float64, added
+	AccumulatorKind_ACCUMULATOR_KIND_MIN_FLOAT   AccumulatorKind = 6 // float64, the least
+	AccumulatorKind_ACCUMULATOR_KIND_MAX_FLOAT   AccumulatorKind = 7 // float64, the greatest
+)
+
+// Enum value maps for AccumulatorKind.
+var (
+	AccumulatorKind_name = map[int32]string{
+		0: "ACCUMULATOR_KIND_UNSPECIFIED",
+		1: "ACCUMULATOR_KIND_SUM",
+		2: "ACCUMULATOR_KIND_COUNT",
+		3: "ACCUMULATOR_KIND_MIN",
+		4: "ACCUMULATOR_KIND_MAX",
+		5: "ACCUMULATOR_KIND_SUM_FLOAT",
+		6: "ACCUMULATOR_KIND_MIN_FLOAT",
+		7: "ACCUMULATOR_KIND_MAX_FLOAT",
+	}
+	AccumulatorKind_value = map[string]int32{
+		"ACCUMULATOR_KIND_UNSPECIFIED": 0,
+		"ACCUMULATOR_KIND_SUM":         1,
+		"ACCUMULATOR_KIND_COUNT":       2,
+		"ACCUMULATOR_KIND_MIN":         3,
+		"ACCUMULATOR_KIND_MAX":         4,
+		"ACCUMULATOR_KIND_SUM_FLOAT":   5,
+		"ACCUMULATOR_KIND_MIN_FLOAT":   6,
+		"ACCUMULATOR_KIND_MAX_FLOAT":   7,
+	}
+)
+
+func (x AccumulatorKind) Enum() *AccumulatorKind {
+	p := new(AccumulatorKind)
+	*p = x
+	return p
+}
+
+func (x AccumulatorKind) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (AccumulatorKind) Descriptor() protoreflect.EnumDescriptor {
+	return file_api_baton_proto_enumTypes[3].Descriptor()
+}
+
+func (AccumulatorKind) Type() protoreflect.EnumType {
+	return &file_api_baton_proto_enumTypes[3]
+}
+
+func (x AccumulatorKind) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use AccumulatorKind.Descriptor instead.
+func (AccumulatorKind) EnumDescriptor() ([]byte, []int) {
+	return file_api_baton_proto_rawDescGZIP(), []int{3}
+}
+
 type BlockError int32
 
 const (
@@ -240,11 +305,11 @@ func (x BlockError) String() string {
 }
 
 func (BlockError) Descriptor() protoreflect.EnumDescriptor {
-	return file_api_baton_proto_enumTypes[3].Descriptor()
+	return file_api_baton_proto_enumTypes[4].Descriptor()
 }
 
 func (BlockError) Type() protoreflect.EnumType {
-	return &file_api_baton_proto_enumTypes[3]
+	return &file_api_baton_proto_enumTypes[4]
 }
 
 func (x BlockError) Number() protoreflect.EnumNumber {
@@ -253,7 +318,7 @@ func (x BlockError) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use BlockError.Descriptor instead.
 func (BlockError) EnumDescriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{3}
+	return file_api_baton_proto_rawDescGZIP(), []int{4}
 }
 
 // Plan mirrors the JSON plan contract (docs/plans.md): named datasets made
@@ -680,8 +745,15 @@ type Job struct {
 	// output_partitions is the final dataset's partition count (a job may
 	// compute fewer: tasks).
 	OutputPartitions int32 `protobuf:"varint,19,opt,name=output_partitions,json=outputPartitions,proto3" json:"output_partitions,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// accumulators: what the partitions' successes counted, each
+	// partition once; failed_accumulators: what failed attempts counted,
+	// apart. Complete when the job has succeeded. dropped_accumulator_updates
+	// counts updates of accumulators past the 256 a job keeps.
+	Accumulators              []*Accumulator `protobuf:"bytes,20,rep,name=accumulators,proto3" json:"accumulators,omitempty"`
+	FailedAccumulators        []*Accumulator `protobuf:"bytes,21,rep,name=failed_accumulators,json=failedAccumulators,proto3" json:"failed_accumulators,omitempty"`
+	DroppedAccumulatorUpdates int64          `protobuf:"varint,22,opt,name=dropped_accumulator_updates,json=droppedAccumulatorUpdates,proto3" json:"dropped_accumulator_updates,omitempty"`
+	unknownFields             protoimpl.UnknownFields
+	sizeCache                 protoimpl.SizeCache
 }
 
 func (x *Job) Reset() {
@@ -843,6 +915,27 @@ func (x *Job) GetActionSpec() *Action {
 func (x *Job) GetOutputPartitions() int32 {
 	if x != nil {
 		return x.OutputPartitions
+	}
+	return 0
+}
+
+func (x *Job) GetAccumulators() []*Accumulator {
+	if x != nil {
+		return x.Accumulators
+	}
+	return nil
+}
+
+func (x *Job) GetFailedAccumulators() []*Accumulator {
+	if x != nil {
+		return x.FailedAccumulators
+	}
+	return nil
+}
+
+func (x *Job) GetDroppedAccumulatorUpdates() int64 {
+	if x != nil {
+		return x.DroppedAccumulatorUpdates
 	}
 	return 0
 }
@@ -4054,6 +4147,9 @@ type TaskStatus struct {
 	FetchMap      int32  `protobuf:"varint,12,opt,name=fetch_map,json=fetchMap,proto3" json:"fetch_map,omitempty"`
 	FetchReduce   int32  `protobuf:"varint,13,opt,name=fetch_reduce,json=fetchReduce,proto3" json:"fetch_reduce,omitempty"`
 	DurationMs    int64  `protobuf:"varint,14,opt,name=duration_ms,json=durationMs,proto3" json:"duration_ms,omitempty"`
+	// accumulators: the attempt's accumulator updates (successes and
+	// exception failures), ascending by (name, kind).
+	Accumulators  []*Accumulator `protobuf:"bytes,15,rep,name=accumulators,proto3" json:"accumulators,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -4186,6 +4282,93 @@ func (x *TaskStatus) GetDurationMs() int64 {
 	return 0
 }
 
+func (x *TaskStatus) GetAccumulators() []*Accumulator {
+	if x != nil {
+		return x.Accumulators
+	}
+	return nil
+}
+
+// Accumulator is a named value: a task's update, or a job's total.
+type Accumulator struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Kind  AccumulatorKind        `protobuf:"varint,2,opt,name=kind,proto3,enum=baton.v1.AccumulatorKind" json:"kind,omitempty"`
+	// int_value for integer kinds, float_value for float kinds.
+	IntValue   int64   `protobuf:"varint,3,opt,name=int_value,json=intValue,proto3" json:"int_value,omitempty"`
+	FloatValue float64 `protobuf:"fixed64,4,opt,name=float_value,json=floatValue,proto3" json:"float_value,omitempty"`
+	// tasks: for a job's total, the task ends merged into it (partitions
+	// for successes, attempts for failures).
+	Tasks         int64 `protobuf:"varint,5,opt,name=tasks,proto3" json:"tasks,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Accumulator) Reset() {
+	*x = Accumulator{}
+	mi := &file_api_baton_proto_msgTypes[54]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Accumulator) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Accumulator) ProtoMessage() {}
+
+func (x *Accumulator) ProtoReflect() protoreflect.Message {
+	mi := &file_api_baton_proto_msgTypes[54]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Accumulator.ProtoReflect.Descriptor instead.
+func (*Accumulator) Descriptor() ([]byte, []int) {
+	return file_api_baton_proto_rawDescGZIP(), []int{54}
+}
+
+func (x *Accumulator) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Accumulator) GetKind() AccumulatorKind {
+	if x != nil {
+		return x.Kind
+	}
+	return AccumulatorKind_ACCUMULATOR_KIND_UNSPECIFIED
+}
+
+func (x *Accumulator) GetIntValue() int64 {
+	if x != nil {
+		return x.IntValue
+	}
+	return 0
+}
+
+func (x *Accumulator) GetFloatValue() float64 {
+	if x != nil {
+		return x.FloatValue
+	}
+	return 0
+}
+
+func (x *Accumulator) GetTasks() int64 {
+	if x != nil {
+		return x.Tasks
+	}
+	return 0
+}
+
 type Hello struct {
 	state      protoimpl.MessageState `protogen:"open.v1"`
 	ExecutorId string                 `protobuf:"bytes,1,opt,name=executor_id,json=executorId,proto3" json:"executor_id,omitempty"`
@@ -4217,7 +4400,7 @@ type Hello struct {
 
 func (x *Hello) Reset() {
 	*x = Hello{}
-	mi := &file_api_baton_proto_msgTypes[54]
+	mi := &file_api_baton_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4229,7 +4412,7 @@ func (x *Hello) String() string {
 func (*Hello) ProtoMessage() {}
 
 func (x *Hello) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[54]
+	mi := &file_api_baton_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4242,7 +4425,7 @@ func (x *Hello) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Hello.ProtoReflect.Descriptor instead.
 func (*Hello) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{54}
+	return file_api_baton_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *Hello) GetExecutorId() string {
@@ -4335,7 +4518,7 @@ type StatusUpdates struct {
 
 func (x *StatusUpdates) Reset() {
 	*x = StatusUpdates{}
-	mi := &file_api_baton_proto_msgTypes[55]
+	mi := &file_api_baton_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4347,7 +4530,7 @@ func (x *StatusUpdates) String() string {
 func (*StatusUpdates) ProtoMessage() {}
 
 func (x *StatusUpdates) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[55]
+	mi := &file_api_baton_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4360,7 +4543,7 @@ func (x *StatusUpdates) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusUpdates.ProtoReflect.Descriptor instead.
 func (*StatusUpdates) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{55}
+	return file_api_baton_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *StatusUpdates) GetUpdates() []*TaskStatus {
@@ -4386,7 +4569,7 @@ type CommitRequest struct {
 
 func (x *CommitRequest) Reset() {
 	*x = CommitRequest{}
-	mi := &file_api_baton_proto_msgTypes[56]
+	mi := &file_api_baton_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4398,7 +4581,7 @@ func (x *CommitRequest) String() string {
 func (*CommitRequest) ProtoMessage() {}
 
 func (x *CommitRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[56]
+	mi := &file_api_baton_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4411,7 +4594,7 @@ func (x *CommitRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommitRequest.ProtoReflect.Descriptor instead.
 func (*CommitRequest) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{56}
+	return file_api_baton_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *CommitRequest) GetId() *TaskID {
@@ -4436,7 +4619,7 @@ type ExecutorMessage struct {
 
 func (x *ExecutorMessage) Reset() {
 	*x = ExecutorMessage{}
-	mi := &file_api_baton_proto_msgTypes[57]
+	mi := &file_api_baton_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4448,7 +4631,7 @@ func (x *ExecutorMessage) String() string {
 func (*ExecutorMessage) ProtoMessage() {}
 
 func (x *ExecutorMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[57]
+	mi := &file_api_baton_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4461,7 +4644,7 @@ func (x *ExecutorMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecutorMessage.ProtoReflect.Descriptor instead.
 func (*ExecutorMessage) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{57}
+	return file_api_baton_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *ExecutorMessage) GetMsg() isExecutorMessage_Msg {
@@ -4534,7 +4717,7 @@ type Welcome struct {
 
 func (x *Welcome) Reset() {
 	*x = Welcome{}
-	mi := &file_api_baton_proto_msgTypes[58]
+	mi := &file_api_baton_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4546,7 +4729,7 @@ func (x *Welcome) String() string {
 func (*Welcome) ProtoMessage() {}
 
 func (x *Welcome) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[58]
+	mi := &file_api_baton_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4559,7 +4742,7 @@ func (x *Welcome) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Welcome.ProtoReflect.Descriptor instead.
 func (*Welcome) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{58}
+	return file_api_baton_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *Welcome) GetTerm() uint64 {
@@ -4592,7 +4775,7 @@ type Launch struct {
 
 func (x *Launch) Reset() {
 	*x = Launch{}
-	mi := &file_api_baton_proto_msgTypes[59]
+	mi := &file_api_baton_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4604,7 +4787,7 @@ func (x *Launch) String() string {
 func (*Launch) ProtoMessage() {}
 
 func (x *Launch) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[59]
+	mi := &file_api_baton_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4617,7 +4800,7 @@ func (x *Launch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Launch.ProtoReflect.Descriptor instead.
 func (*Launch) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{59}
+	return file_api_baton_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *Launch) GetTasks() []*TaskLaunch {
@@ -4638,7 +4821,7 @@ type Kill struct {
 
 func (x *Kill) Reset() {
 	*x = Kill{}
-	mi := &file_api_baton_proto_msgTypes[60]
+	mi := &file_api_baton_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4650,7 +4833,7 @@ func (x *Kill) String() string {
 func (*Kill) ProtoMessage() {}
 
 func (x *Kill) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[60]
+	mi := &file_api_baton_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4663,7 +4846,7 @@ func (x *Kill) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Kill.ProtoReflect.Descriptor instead.
 func (*Kill) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{60}
+	return file_api_baton_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *Kill) GetTerm() uint64 {
@@ -4698,7 +4881,7 @@ type Ack struct {
 
 func (x *Ack) Reset() {
 	*x = Ack{}
-	mi := &file_api_baton_proto_msgTypes[61]
+	mi := &file_api_baton_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4710,7 +4893,7 @@ func (x *Ack) String() string {
 func (*Ack) ProtoMessage() {}
 
 func (x *Ack) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[61]
+	mi := &file_api_baton_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4723,7 +4906,7 @@ func (x *Ack) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Ack.ProtoReflect.Descriptor instead.
 func (*Ack) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{61}
+	return file_api_baton_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *Ack) GetTasks() []uint64 {
@@ -4744,7 +4927,7 @@ type CommitDecision struct {
 
 func (x *CommitDecision) Reset() {
 	*x = CommitDecision{}
-	mi := &file_api_baton_proto_msgTypes[62]
+	mi := &file_api_baton_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4756,7 +4939,7 @@ func (x *CommitDecision) String() string {
 func (*CommitDecision) ProtoMessage() {}
 
 func (x *CommitDecision) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[62]
+	mi := &file_api_baton_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4769,7 +4952,7 @@ func (x *CommitDecision) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommitDecision.ProtoReflect.Descriptor instead.
 func (*CommitDecision) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{62}
+	return file_api_baton_proto_rawDescGZIP(), []int{63}
 }
 
 func (x *CommitDecision) GetTerm() uint64 {
@@ -4803,7 +4986,7 @@ type ResultBlock struct {
 
 func (x *ResultBlock) Reset() {
 	*x = ResultBlock{}
-	mi := &file_api_baton_proto_msgTypes[63]
+	mi := &file_api_baton_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4815,7 +4998,7 @@ func (x *ResultBlock) String() string {
 func (*ResultBlock) ProtoMessage() {}
 
 func (x *ResultBlock) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[63]
+	mi := &file_api_baton_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4828,7 +5011,7 @@ func (x *ResultBlock) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResultBlock.ProtoReflect.Descriptor instead.
 func (*ResultBlock) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{63}
+	return file_api_baton_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *ResultBlock) GetJob() uint64 {
@@ -4857,7 +5040,7 @@ type DeleteBlocks struct {
 
 func (x *DeleteBlocks) Reset() {
 	*x = DeleteBlocks{}
-	mi := &file_api_baton_proto_msgTypes[64]
+	mi := &file_api_baton_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4869,7 +5052,7 @@ func (x *DeleteBlocks) String() string {
 func (*DeleteBlocks) ProtoMessage() {}
 
 func (x *DeleteBlocks) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[64]
+	mi := &file_api_baton_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4882,7 +5065,7 @@ func (x *DeleteBlocks) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteBlocks.ProtoReflect.Descriptor instead.
 func (*DeleteBlocks) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{64}
+	return file_api_baton_proto_rawDescGZIP(), []int{65}
 }
 
 func (x *DeleteBlocks) GetShuffles() []uint64 {
@@ -4916,7 +5099,7 @@ type NotLeader struct {
 
 func (x *NotLeader) Reset() {
 	*x = NotLeader{}
-	mi := &file_api_baton_proto_msgTypes[65]
+	mi := &file_api_baton_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4928,7 +5111,7 @@ func (x *NotLeader) String() string {
 func (*NotLeader) ProtoMessage() {}
 
 func (x *NotLeader) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[65]
+	mi := &file_api_baton_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4941,7 +5124,7 @@ func (x *NotLeader) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NotLeader.ProtoReflect.Descriptor instead.
 func (*NotLeader) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{65}
+	return file_api_baton_proto_rawDescGZIP(), []int{66}
 }
 
 func (x *NotLeader) GetLeaderId() string {
@@ -4977,7 +5160,7 @@ type DriverMessage struct {
 
 func (x *DriverMessage) Reset() {
 	*x = DriverMessage{}
-	mi := &file_api_baton_proto_msgTypes[66]
+	mi := &file_api_baton_proto_msgTypes[67]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4989,7 +5172,7 @@ func (x *DriverMessage) String() string {
 func (*DriverMessage) ProtoMessage() {}
 
 func (x *DriverMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[66]
+	mi := &file_api_baton_proto_msgTypes[67]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5002,7 +5185,7 @@ func (x *DriverMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DriverMessage.ProtoReflect.Descriptor instead.
 func (*DriverMessage) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{66}
+	return file_api_baton_proto_rawDescGZIP(), []int{67}
 }
 
 func (x *DriverMessage) GetMsg() isDriverMessage_Msg {
@@ -5139,7 +5322,7 @@ type FetchShuffleRequest struct {
 
 func (x *FetchShuffleRequest) Reset() {
 	*x = FetchShuffleRequest{}
-	mi := &file_api_baton_proto_msgTypes[67]
+	mi := &file_api_baton_proto_msgTypes[68]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5151,7 +5334,7 @@ func (x *FetchShuffleRequest) String() string {
 func (*FetchShuffleRequest) ProtoMessage() {}
 
 func (x *FetchShuffleRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[67]
+	mi := &file_api_baton_proto_msgTypes[68]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5164,7 +5347,7 @@ func (x *FetchShuffleRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchShuffleRequest.ProtoReflect.Descriptor instead.
 func (*FetchShuffleRequest) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{67}
+	return file_api_baton_proto_rawDescGZIP(), []int{68}
 }
 
 func (x *FetchShuffleRequest) GetShuffle() uint64 {
@@ -5214,7 +5397,7 @@ type FetchResultRequest struct {
 
 func (x *FetchResultRequest) Reset() {
 	*x = FetchResultRequest{}
-	mi := &file_api_baton_proto_msgTypes[68]
+	mi := &file_api_baton_proto_msgTypes[69]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5226,7 +5409,7 @@ func (x *FetchResultRequest) String() string {
 func (*FetchResultRequest) ProtoMessage() {}
 
 func (x *FetchResultRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[68]
+	mi := &file_api_baton_proto_msgTypes[69]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5239,7 +5422,7 @@ func (x *FetchResultRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchResultRequest.ProtoReflect.Descriptor instead.
 func (*FetchResultRequest) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{68}
+	return file_api_baton_proto_rawDescGZIP(), []int{69}
 }
 
 func (x *FetchResultRequest) GetJob() uint64 {
@@ -5279,7 +5462,7 @@ type BlockChunk struct {
 
 func (x *BlockChunk) Reset() {
 	*x = BlockChunk{}
-	mi := &file_api_baton_proto_msgTypes[69]
+	mi := &file_api_baton_proto_msgTypes[70]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5291,7 +5474,7 @@ func (x *BlockChunk) String() string {
 func (*BlockChunk) ProtoMessage() {}
 
 func (x *BlockChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[69]
+	mi := &file_api_baton_proto_msgTypes[70]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5304,7 +5487,7 @@ func (x *BlockChunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BlockChunk.ProtoReflect.Descriptor instead.
 func (*BlockChunk) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{69}
+	return file_api_baton_proto_rawDescGZIP(), []int{70}
 }
 
 func (x *BlockChunk) GetMap() int32 {
@@ -5350,7 +5533,7 @@ type ExecutorStatsRequest struct {
 
 func (x *ExecutorStatsRequest) Reset() {
 	*x = ExecutorStatsRequest{}
-	mi := &file_api_baton_proto_msgTypes[70]
+	mi := &file_api_baton_proto_msgTypes[71]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5362,7 +5545,7 @@ func (x *ExecutorStatsRequest) String() string {
 func (*ExecutorStatsRequest) ProtoMessage() {}
 
 func (x *ExecutorStatsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[70]
+	mi := &file_api_baton_proto_msgTypes[71]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5375,7 +5558,7 @@ func (x *ExecutorStatsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecutorStatsRequest.ProtoReflect.Descriptor instead.
 func (*ExecutorStatsRequest) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{70}
+	return file_api_baton_proto_rawDescGZIP(), []int{71}
 }
 
 // ExecutorStats is what an executor did since it started: for drills and
@@ -5404,7 +5587,7 @@ type ExecutorStats struct {
 
 func (x *ExecutorStats) Reset() {
 	*x = ExecutorStats{}
-	mi := &file_api_baton_proto_msgTypes[71]
+	mi := &file_api_baton_proto_msgTypes[72]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5416,7 +5599,7 @@ func (x *ExecutorStats) String() string {
 func (*ExecutorStats) ProtoMessage() {}
 
 func (x *ExecutorStats) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[71]
+	mi := &file_api_baton_proto_msgTypes[72]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5429,7 +5612,7 @@ func (x *ExecutorStats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecutorStats.ProtoReflect.Descriptor instead.
 func (*ExecutorStats) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{71}
+	return file_api_baton_proto_rawDescGZIP(), []int{72}
 }
 
 func (x *ExecutorStats) GetExecutorId() string {
@@ -5524,7 +5707,7 @@ type ACLToken struct {
 
 func (x *ACLToken) Reset() {
 	*x = ACLToken{}
-	mi := &file_api_baton_proto_msgTypes[72]
+	mi := &file_api_baton_proto_msgTypes[73]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5536,7 +5719,7 @@ func (x *ACLToken) String() string {
 func (*ACLToken) ProtoMessage() {}
 
 func (x *ACLToken) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[72]
+	mi := &file_api_baton_proto_msgTypes[73]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5549,7 +5732,7 @@ func (x *ACLToken) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ACLToken.ProtoReflect.Descriptor instead.
 func (*ACLToken) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{72}
+	return file_api_baton_proto_rawDescGZIP(), []int{73}
 }
 
 func (x *ACLToken) GetAccessor() string {
@@ -5595,7 +5778,7 @@ type ACLBootstrapRequest struct {
 
 func (x *ACLBootstrapRequest) Reset() {
 	*x = ACLBootstrapRequest{}
-	mi := &file_api_baton_proto_msgTypes[73]
+	mi := &file_api_baton_proto_msgTypes[74]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5607,7 +5790,7 @@ func (x *ACLBootstrapRequest) String() string {
 func (*ACLBootstrapRequest) ProtoMessage() {}
 
 func (x *ACLBootstrapRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[73]
+	mi := &file_api_baton_proto_msgTypes[74]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5620,7 +5803,7 @@ func (x *ACLBootstrapRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ACLBootstrapRequest.ProtoReflect.Descriptor instead.
 func (*ACLBootstrapRequest) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{73}
+	return file_api_baton_proto_rawDescGZIP(), []int{74}
 }
 
 type ACLBootstrapResponse struct {
@@ -5632,7 +5815,7 @@ type ACLBootstrapResponse struct {
 
 func (x *ACLBootstrapResponse) Reset() {
 	*x = ACLBootstrapResponse{}
-	mi := &file_api_baton_proto_msgTypes[74]
+	mi := &file_api_baton_proto_msgTypes[75]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5644,7 +5827,7 @@ func (x *ACLBootstrapResponse) String() string {
 func (*ACLBootstrapResponse) ProtoMessage() {}
 
 func (x *ACLBootstrapResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[74]
+	mi := &file_api_baton_proto_msgTypes[75]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5657,7 +5840,7 @@ func (x *ACLBootstrapResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ACLBootstrapResponse.ProtoReflect.Descriptor instead.
 func (*ACLBootstrapResponse) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{74}
+	return file_api_baton_proto_rawDescGZIP(), []int{75}
 }
 
 func (x *ACLBootstrapResponse) GetToken() *ACLToken {
@@ -5678,7 +5861,7 @@ type CreateTokenRequest struct {
 
 func (x *CreateTokenRequest) Reset() {
 	*x = CreateTokenRequest{}
-	mi := &file_api_baton_proto_msgTypes[75]
+	mi := &file_api_baton_proto_msgTypes[76]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5690,7 +5873,7 @@ func (x *CreateTokenRequest) String() string {
 func (*CreateTokenRequest) ProtoMessage() {}
 
 func (x *CreateTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[75]
+	mi := &file_api_baton_proto_msgTypes[76]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5703,7 +5886,7 @@ func (x *CreateTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateTokenRequest.ProtoReflect.Descriptor instead.
 func (*CreateTokenRequest) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{75}
+	return file_api_baton_proto_rawDescGZIP(), []int{76}
 }
 
 func (x *CreateTokenRequest) GetName() string {
@@ -5729,7 +5912,7 @@ type CreateTokenResponse struct {
 
 func (x *CreateTokenResponse) Reset() {
 	*x = CreateTokenResponse{}
-	mi := &file_api_baton_proto_msgTypes[76]
+	mi := &file_api_baton_proto_msgTypes[77]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5741,7 +5924,7 @@ func (x *CreateTokenResponse) String() string {
 func (*CreateTokenResponse) ProtoMessage() {}
 
 func (x *CreateTokenResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[76]
+	mi := &file_api_baton_proto_msgTypes[77]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5754,7 +5937,7 @@ func (x *CreateTokenResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateTokenResponse.ProtoReflect.Descriptor instead.
 func (*CreateTokenResponse) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{76}
+	return file_api_baton_proto_rawDescGZIP(), []int{77}
 }
 
 func (x *CreateTokenResponse) GetToken() *ACLToken {
@@ -5772,7 +5955,7 @@ type ListTokensRequest struct {
 
 func (x *ListTokensRequest) Reset() {
 	*x = ListTokensRequest{}
-	mi := &file_api_baton_proto_msgTypes[77]
+	mi := &file_api_baton_proto_msgTypes[78]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5784,7 +5967,7 @@ func (x *ListTokensRequest) String() string {
 func (*ListTokensRequest) ProtoMessage() {}
 
 func (x *ListTokensRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[77]
+	mi := &file_api_baton_proto_msgTypes[78]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5797,7 +5980,7 @@ func (x *ListTokensRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTokensRequest.ProtoReflect.Descriptor instead.
 func (*ListTokensRequest) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{77}
+	return file_api_baton_proto_rawDescGZIP(), []int{78}
 }
 
 type ListTokensResponse struct {
@@ -5809,7 +5992,7 @@ type ListTokensResponse struct {
 
 func (x *ListTokensResponse) Reset() {
 	*x = ListTokensResponse{}
-	mi := &file_api_baton_proto_msgTypes[78]
+	mi := &file_api_baton_proto_msgTypes[79]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5821,7 +6004,7 @@ func (x *ListTokensResponse) String() string {
 func (*ListTokensResponse) ProtoMessage() {}
 
 func (x *ListTokensResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[78]
+	mi := &file_api_baton_proto_msgTypes[79]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5834,7 +6017,7 @@ func (x *ListTokensResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTokensResponse.ProtoReflect.Descriptor instead.
 func (*ListTokensResponse) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{78}
+	return file_api_baton_proto_rawDescGZIP(), []int{79}
 }
 
 func (x *ListTokensResponse) GetTokens() []*ACLToken {
@@ -5853,7 +6036,7 @@ type DeleteTokenRequest struct {
 
 func (x *DeleteTokenRequest) Reset() {
 	*x = DeleteTokenRequest{}
-	mi := &file_api_baton_proto_msgTypes[79]
+	mi := &file_api_baton_proto_msgTypes[80]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5865,7 +6048,7 @@ func (x *DeleteTokenRequest) String() string {
 func (*DeleteTokenRequest) ProtoMessage() {}
 
 func (x *DeleteTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[79]
+	mi := &file_api_baton_proto_msgTypes[80]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5878,7 +6061,7 @@ func (x *DeleteTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteTokenRequest.ProtoReflect.Descriptor instead.
 func (*DeleteTokenRequest) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{79}
+	return file_api_baton_proto_rawDescGZIP(), []int{80}
 }
 
 func (x *DeleteTokenRequest) GetAccessor() string {
@@ -5896,7 +6079,7 @@ type DeleteTokenResponse struct {
 
 func (x *DeleteTokenResponse) Reset() {
 	*x = DeleteTokenResponse{}
-	mi := &file_api_baton_proto_msgTypes[80]
+	mi := &file_api_baton_proto_msgTypes[81]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5908,7 +6091,7 @@ func (x *DeleteTokenResponse) String() string {
 func (*DeleteTokenResponse) ProtoMessage() {}
 
 func (x *DeleteTokenResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[80]
+	mi := &file_api_baton_proto_msgTypes[81]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5921,7 +6104,7 @@ func (x *DeleteTokenResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteTokenResponse.ProtoReflect.Descriptor instead.
 func (*DeleteTokenResponse) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{80}
+	return file_api_baton_proto_rawDescGZIP(), []int{81}
 }
 
 var File_api_baton_proto protoreflect.FileDescriptor
@@ -5970,7 +6153,7 @@ const file_api_baton_proto_rawDesc = "" +
 	"\x05input\x18\x02 \x01(\tR\x05input\x12\x1e\n" +
 	"\x02fn\x18\x03 \x01(\v2\x0e.baton.v1.FuncR\x02fn\x12\f\n" +
 	"\x01n\x18\x04 \x01(\x03R\x01n\x12\x12\n" +
-	"\x04path\x18\x05 \x01(\tR\x04path\"\x90\x05\n" +
+	"\x04path\x18\x05 \x01(\tR\x04path\"\xd3\x06\n" +
 	"\x03Job\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12(\n" +
@@ -5992,7 +6175,10 @@ const file_api_baton_proto_rawDesc = "" +
 	"\aresults\x18\x0f \x03(\v2\x14.baton.v1.ResultInfoR\aresults\x121\n" +
 	"\vaction_spec\x18\x10 \x01(\v2\x10.baton.v1.ActionR\n" +
 	"actionSpec\x12+\n" +
-	"\x11output_partitions\x18\x13 \x01(\x05R\x10outputPartitions\"\x8a\x01\n" +
+	"\x11output_partitions\x18\x13 \x01(\x05R\x10outputPartitions\x129\n" +
+	"\faccumulators\x18\x14 \x03(\v2\x15.baton.v1.AccumulatorR\faccumulators\x12F\n" +
+	"\x13failed_accumulators\x18\x15 \x03(\v2\x15.baton.v1.AccumulatorR\x12failedAccumulators\x12>\n" +
+	"\x1bdropped_accumulator_updates\x18\x16 \x01(\x03R\x19droppedAccumulatorUpdates\"\x8a\x01\n" +
 	"\n" +
 	"ResultInfo\x12\x1c\n" +
 	"\tpartition\x18\x01 \x01(\x05R\tpartition\x12\x12\n" +
@@ -6241,7 +6427,7 @@ const file_api_baton_proto_rawDesc = "" +
 	" \x01(\tR\bgraphKey\x12\x1f\n" +
 	"\vshuffle_key\x18\v \x01(\tR\n" +
 	"shuffleKey\x12!\n" +
-	"\finput_grants\x18\f \x03(\fR\vinputGrants\"\xe0\x03\n" +
+	"\finput_grants\x18\f \x03(\fR\vinputGrants\"\x9b\x04\n" +
 	"\n" +
 	"TaskStatus\x12 \n" +
 	"\x02id\x18\x01 \x01(\v2\x10.baton.v1.TaskIDR\x02id\x12)\n" +
@@ -6260,7 +6446,15 @@ const file_api_baton_proto_rawDesc = "" +
 	"\tfetch_map\x18\f \x01(\x05R\bfetchMap\x12!\n" +
 	"\ffetch_reduce\x18\r \x01(\x05R\vfetchReduce\x12\x1f\n" +
 	"\vduration_ms\x18\x0e \x01(\x03R\n" +
-	"durationMs\"\xe4\x02\n" +
+	"durationMs\x129\n" +
+	"\faccumulators\x18\x0f \x03(\v2\x15.baton.v1.AccumulatorR\faccumulators\"\xa4\x01\n" +
+	"\vAccumulator\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12-\n" +
+	"\x04kind\x18\x02 \x01(\x0e2\x19.baton.v1.AccumulatorKindR\x04kind\x12\x1b\n" +
+	"\tint_value\x18\x03 \x01(\x03R\bintValue\x12\x1f\n" +
+	"\vfloat_value\x18\x04 \x01(\x01R\n" +
+	"floatValue\x12\x14\n" +
+	"\x05tasks\x18\x05 \x01(\x03R\x05tasks\"\xe4\x02\n" +
 	"\x05Hello\x12\x1f\n" +
 	"\vexecutor_id\x18\x01 \x01(\tR\n" +
 	"executorId\x12\x12\n" +
@@ -6404,7 +6598,16 @@ const file_api_baton_proto_rawDesc = "" +
 	"\x16FAILURE_KIND_EXCEPTION\x10\x01\x12\x1d\n" +
 	"\x19FAILURE_KIND_FETCH_FAILED\x10\x02\x12\x1c\n" +
 	"\x18FAILURE_KIND_RESULT_LOST\x10\x03\x12\x1e\n" +
-	"\x1aFAILURE_KIND_COMMIT_DENIED\x10\x04*p\n" +
+	"\x1aFAILURE_KIND_COMMIT_DENIED\x10\x04*\xfd\x01\n" +
+	"\x0fAccumulatorKind\x12 \n" +
+	"\x1cACCUMULATOR_KIND_UNSPECIFIED\x10\x00\x12\x18\n" +
+	"\x14ACCUMULATOR_KIND_SUM\x10\x01\x12\x1a\n" +
+	"\x16ACCUMULATOR_KIND_COUNT\x10\x02\x12\x18\n" +
+	"\x14ACCUMULATOR_KIND_MIN\x10\x03\x12\x18\n" +
+	"\x14ACCUMULATOR_KIND_MAX\x10\x04\x12\x1e\n" +
+	"\x1aACCUMULATOR_KIND_SUM_FLOAT\x10\x05\x12\x1e\n" +
+	"\x1aACCUMULATOR_KIND_MIN_FLOAT\x10\x06\x12\x1e\n" +
+	"\x1aACCUMULATOR_KIND_MAX_FLOAT\x10\a*p\n" +
 	"\n" +
 	"BlockError\x12\x14\n" +
 	"\x10BLOCK_ERROR_NONE\x10\x00\x12\x19\n" +
@@ -6460,213 +6663,219 @@ func file_api_baton_proto_rawDescGZIP() []byte {
 	return file_api_baton_proto_rawDescData
 }
 
-var file_api_baton_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_api_baton_proto_msgTypes = make([]protoimpl.MessageInfo, 87)
+var file_api_baton_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
+var file_api_baton_proto_msgTypes = make([]protoimpl.MessageInfo, 88)
 var file_api_baton_proto_goTypes = []any{
 	(JobState)(0),                      // 0: baton.v1.JobState
 	(TaskState)(0),                     // 1: baton.v1.TaskState
 	(FailureKind)(0),                   // 2: baton.v1.FailureKind
-	(BlockError)(0),                    // 3: baton.v1.BlockError
-	(*Plan)(nil),                       // 4: baton.v1.Plan
-	(*Func)(nil),                       // 5: baton.v1.Func
-	(*Record)(nil),                     // 6: baton.v1.Record
-	(*Dataset)(nil),                    // 7: baton.v1.Dataset
-	(*Action)(nil),                     // 8: baton.v1.Action
-	(*Job)(nil),                        // 9: baton.v1.Job
-	(*ResultInfo)(nil),                 // 10: baton.v1.ResultInfo
-	(*Stage)(nil),                      // 11: baton.v1.Stage
-	(*SubmitJobRequest)(nil),           // 12: baton.v1.SubmitJobRequest
-	(*SubmitJobResponse)(nil),          // 13: baton.v1.SubmitJobResponse
-	(*GetJobRequest)(nil),              // 14: baton.v1.GetJobRequest
-	(*ListJobsRequest)(nil),            // 15: baton.v1.ListJobsRequest
-	(*ListJobsResponse)(nil),           // 16: baton.v1.ListJobsResponse
-	(*CancelJobRequest)(nil),           // 17: baton.v1.CancelJobRequest
-	(*CancelJobResponse)(nil),          // 18: baton.v1.CancelJobResponse
-	(*WatchJobRequest)(nil),            // 19: baton.v1.WatchJobRequest
-	(*ReleaseJobRequest)(nil),          // 20: baton.v1.ReleaseJobRequest
-	(*ReleaseJobResponse)(nil),         // 21: baton.v1.ReleaseJobResponse
-	(*CollectResultsRequest)(nil),      // 22: baton.v1.CollectResultsRequest
-	(*ResultChunk)(nil),                // 23: baton.v1.ResultChunk
-	(*ListExecutorsRequest)(nil),       // 24: baton.v1.ListExecutorsRequest
-	(*Executor)(nil),                   // 25: baton.v1.Executor
-	(*ListExecutorsResponse)(nil),      // 26: baton.v1.ListExecutorsResponse
-	(*GetStageRequest)(nil),            // 27: baton.v1.GetStageRequest
-	(*TaskAttempt)(nil),                // 28: baton.v1.TaskAttempt
-	(*StageDetail)(nil),                // 29: baton.v1.StageDetail
-	(*Peer)(nil),                       // 30: baton.v1.Peer
-	(*StatusRequest)(nil),              // 31: baton.v1.StatusRequest
-	(*StatusResponse)(nil),             // 32: baton.v1.StatusResponse
-	(*NodeStatusRequest)(nil),          // 33: baton.v1.NodeStatusRequest
-	(*NodeStatus)(nil),                 // 34: baton.v1.NodeStatus
-	(*ListPeersRequest)(nil),           // 35: baton.v1.ListPeersRequest
-	(*ListPeersResponse)(nil),          // 36: baton.v1.ListPeersResponse
-	(*AddPeerRequest)(nil),             // 37: baton.v1.AddPeerRequest
-	(*AddPeerResponse)(nil),            // 38: baton.v1.AddPeerResponse
-	(*RemovePeerRequest)(nil),          // 39: baton.v1.RemovePeerRequest
-	(*RemovePeerResponse)(nil),         // 40: baton.v1.RemovePeerResponse
-	(*TransferLeadershipRequest)(nil),  // 41: baton.v1.TransferLeadershipRequest
-	(*TransferLeadershipResponse)(nil), // 42: baton.v1.TransferLeadershipResponse
-	(*RegisterMemberRequest)(nil),      // 43: baton.v1.RegisterMemberRequest
-	(*RegisterMemberResponse)(nil),     // 44: baton.v1.RegisterMemberResponse
-	(*SnapshotSaveRequest)(nil),        // 45: baton.v1.SnapshotSaveRequest
-	(*SnapshotChunk)(nil),              // 46: baton.v1.SnapshotChunk
-	(*SnapshotRestoreResponse)(nil),    // 47: baton.v1.SnapshotRestoreResponse
-	(*LeaderHistoryRequest)(nil),       // 48: baton.v1.LeaderHistoryRequest
-	(*Takeover)(nil),                   // 49: baton.v1.Takeover
-	(*LeaderHistoryResponse)(nil),      // 50: baton.v1.LeaderHistoryResponse
-	(*ReportResultLostRequest)(nil),    // 51: baton.v1.ReportResultLostRequest
-	(*ReportResultLostResponse)(nil),   // 52: baton.v1.ReportResultLostResponse
-	(*TaskID)(nil),                     // 53: baton.v1.TaskID
-	(*MapLocation)(nil),                // 54: baton.v1.MapLocation
-	(*ShuffleInput)(nil),               // 55: baton.v1.ShuffleInput
-	(*TaskLaunch)(nil),                 // 56: baton.v1.TaskLaunch
-	(*TaskStatus)(nil),                 // 57: baton.v1.TaskStatus
-	(*Hello)(nil),                      // 58: baton.v1.Hello
-	(*StatusUpdates)(nil),              // 59: baton.v1.StatusUpdates
-	(*CommitRequest)(nil),              // 60: baton.v1.CommitRequest
-	(*ExecutorMessage)(nil),            // 61: baton.v1.ExecutorMessage
-	(*Welcome)(nil),                    // 62: baton.v1.Welcome
-	(*Launch)(nil),                     // 63: baton.v1.Launch
-	(*Kill)(nil),                       // 64: baton.v1.Kill
-	(*Ack)(nil),                        // 65: baton.v1.Ack
-	(*CommitDecision)(nil),             // 66: baton.v1.CommitDecision
-	(*ResultBlock)(nil),                // 67: baton.v1.ResultBlock
-	(*DeleteBlocks)(nil),               // 68: baton.v1.DeleteBlocks
-	(*NotLeader)(nil),                  // 69: baton.v1.NotLeader
-	(*DriverMessage)(nil),              // 70: baton.v1.DriverMessage
-	(*FetchShuffleRequest)(nil),        // 71: baton.v1.FetchShuffleRequest
-	(*FetchResultRequest)(nil),         // 72: baton.v1.FetchResultRequest
-	(*BlockChunk)(nil),                 // 73: baton.v1.BlockChunk
-	(*ExecutorStatsRequest)(nil),       // 74: baton.v1.ExecutorStatsRequest
-	(*ExecutorStats)(nil),              // 75: baton.v1.ExecutorStats
-	(*ACLToken)(nil),                   // 76: baton.v1.ACLToken
-	(*ACLBootstrapRequest)(nil),        // 77: baton.v1.ACLBootstrapRequest
-	(*ACLBootstrapResponse)(nil),       // 78: baton.v1.ACLBootstrapResponse
-	(*CreateTokenRequest)(nil),         // 79: baton.v1.CreateTokenRequest
-	(*CreateTokenResponse)(nil),        // 80: baton.v1.CreateTokenResponse
-	(*ListTokensRequest)(nil),          // 81: baton.v1.ListTokensRequest
-	(*ListTokensResponse)(nil),         // 82: baton.v1.ListTokensResponse
-	(*DeleteTokenRequest)(nil),         // 83: baton.v1.DeleteTokenRequest
-	(*DeleteTokenResponse)(nil),        // 84: baton.v1.DeleteTokenResponse
-	nil,                                // 85: baton.v1.Plan.DatasetsEntry
-	nil,                                // 86: baton.v1.Dataset.EnvEntry
-	nil,                                // 87: baton.v1.StageDetail.TaskCountsEntry
-	nil,                                // 88: baton.v1.ExecutorStats.LaunchesByJobEntry
-	nil,                                // 89: baton.v1.ExecutorStats.FirstLaunchByTermEntry
-	nil,                                // 90: baton.v1.ExecutorStats.LastLaunchByTermEntry
+	(AccumulatorKind)(0),               // 3: baton.v1.AccumulatorKind
+	(BlockError)(0),                    // 4: baton.v1.BlockError
+	(*Plan)(nil),                       // 5: baton.v1.Plan
+	(*Func)(nil),                       // 6: baton.v1.Func
+	(*Record)(nil),                     // 7: baton.v1.Record
+	(*Dataset)(nil),                    // 8: baton.v1.Dataset
+	(*Action)(nil),                     // 9: baton.v1.Action
+	(*Job)(nil),                        // 10: baton.v1.Job
+	(*ResultInfo)(nil),                 // 11: baton.v1.ResultInfo
+	(*Stage)(nil),                      // 12: baton.v1.Stage
+	(*SubmitJobRequest)(nil),           // 13: baton.v1.SubmitJobRequest
+	(*SubmitJobResponse)(nil),          // 14: baton.v1.SubmitJobResponse
+	(*GetJobRequest)(nil),              // 15: baton.v1.GetJobRequest
+	(*ListJobsRequest)(nil),            // 16: baton.v1.ListJobsRequest
+	(*ListJobsResponse)(nil),           // 17: baton.v1.ListJobsResponse
+	(*CancelJobRequest)(nil),           // 18: baton.v1.CancelJobRequest
+	(*CancelJobResponse)(nil),          // 19: baton.v1.CancelJobResponse
+	(*WatchJobRequest)(nil),            // 20: baton.v1.WatchJobRequest
+	(*ReleaseJobRequest)(nil),          // 21: baton.v1.ReleaseJobRequest
+	(*ReleaseJobResponse)(nil),         // 22: baton.v1.ReleaseJobResponse
+	(*CollectResultsRequest)(nil),      // 23: baton.v1.CollectResultsRequest
+	(*ResultChunk)(nil),                // 24: baton.v1.ResultChunk
+	(*ListExecutorsRequest)(nil),       // 25: baton.v1.ListExecutorsRequest
+	(*Executor)(nil),                   // 26: baton.v1.Executor
+	(*ListExecutorsResponse)(nil),      // 27: baton.v1.ListExecutorsResponse
+	(*GetStageRequest)(nil),            // 28: baton.v1.GetStageRequest
+	(*TaskAttempt)(nil),                // 29: baton.v1.TaskAttempt
+	(*StageDetail)(nil),                // 30: baton.v1.StageDetail
+	(*Peer)(nil),                       // 31: baton.v1.Peer
+	(*StatusRequest)(nil),              // 32: baton.v1.StatusRequest
+	(*StatusResponse)(nil),             // 33: baton.v1.StatusResponse
+	(*NodeStatusRequest)(nil),          // 34: baton.v1.NodeStatusRequest
+	(*NodeStatus)(nil),                 // 35: baton.v1.NodeStatus
+	(*ListPeersRequest)(nil),           // 36: baton.v1.ListPeersRequest
+	(*ListPeersResponse)(nil),          // 37: baton.v1.ListPeersResponse
+	(*AddPeerRequest)(nil),             // 38: baton.v1.AddPeerRequest
+	(*AddPeerResponse)(nil),            // 39: baton.v1.AddPeerResponse
+	(*RemovePeerRequest)(nil),          // 40: baton.v1.RemovePeerRequest
+	(*RemovePeerResponse)(nil),         // 41: baton.v1.RemovePeerResponse
+	(*TransferLeadershipRequest)(nil),  // 42: baton.v1.TransferLeadershipRequest
+	(*TransferLeadershipResponse)(nil), // 43: baton.v1.TransferLeadershipResponse
+	(*RegisterMemberRequest)(nil),      // 44: baton.v1.RegisterMemberRequest
+	(*RegisterMemberResponse)(nil),     // 45: baton.v1.RegisterMemberResponse
+	(*SnapshotSaveRequest)(nil),        // 46: baton.v1.SnapshotSaveRequest
+	(*SnapshotChunk)(nil),              // 47: baton.v1.SnapshotChunk
+	(*SnapshotRestoreResponse)(nil),    // 48: baton.v1.SnapshotRestoreResponse
+	(*LeaderHistoryRequest)(nil),       // 49: baton.v1.LeaderHistoryRequest
+	(*Takeover)(nil),                   // 50: baton.v1.Takeover
+	(*LeaderHistoryResponse)(nil),      // 51: baton.v1.LeaderHistoryResponse
+	(*ReportResultLostRequest)(nil),    // 52: baton.v1.ReportResultLostRequest
+	(*ReportResultLostResponse)(nil),   // 53: baton.v1.ReportResultLostResponse
+	(*TaskID)(nil),                     // 54: baton.v1.TaskID
+	(*MapLocation)(nil),                // 55: baton.v1.MapLocation
+	(*ShuffleInput)(nil),               // 56: baton.v1.ShuffleInput
+	(*TaskLaunch)(nil),                 // 57: baton.v1.TaskLaunch
+	(*TaskStatus)(nil),                 // 58: baton.v1.TaskStatus
+	(*Accumulator)(nil),                // 59: baton.v1.Accumulator
+	(*Hello)(nil),                      // 60: baton.v1.Hello
+	(*StatusUpdates)(nil),              // 61: baton.v1.StatusUpdates
+	(*CommitRequest)(nil),              // 62: baton.v1.CommitRequest
+	(*ExecutorMessage)(nil),            // 63: baton.v1.ExecutorMessage
+	(*Welcome)(nil),                    // 64: baton.v1.Welcome
+	(*Launch)(nil),                     // 65: baton.v1.Launch
+	(*Kill)(nil),                       // 66: baton.v1.Kill
+	(*Ack)(nil),                        // 67: baton.v1.Ack
+	(*CommitDecision)(nil),             // 68: baton.v1.CommitDecision
+	(*ResultBlock)(nil),                // 69: baton.v1.ResultBlock
+	(*DeleteBlocks)(nil),               // 70: baton.v1.DeleteBlocks
+	(*NotLeader)(nil),                  // 71: baton.v1.NotLeader
+	(*DriverMessage)(nil),              // 72: baton.v1.DriverMessage
+	(*FetchShuffleRequest)(nil),        // 73: baton.v1.FetchShuffleRequest
+	(*FetchResultRequest)(nil),         // 74: baton.v1.FetchResultRequest
+	(*BlockChunk)(nil),                 // 75: baton.v1.BlockChunk
+	(*ExecutorStatsRequest)(nil),       // 76: baton.v1.ExecutorStatsRequest
+	(*ExecutorStats)(nil),              // 77: baton.v1.ExecutorStats
+	(*ACLToken)(nil),                   // 78: baton.v1.ACLToken
+	(*ACLBootstrapRequest)(nil),        // 79: baton.v1.ACLBootstrapRequest
+	(*ACLBootstrapResponse)(nil),       // 80: baton.v1.ACLBootstrapResponse
+	(*CreateTokenRequest)(nil),         // 81: baton.v1.CreateTokenRequest
+	(*CreateTokenResponse)(nil),        // 82: baton.v1.CreateTokenResponse
+	(*ListTokensRequest)(nil),          // 83: baton.v1.ListTokensRequest
+	(*ListTokensResponse)(nil),         // 84: baton.v1.ListTokensResponse
+	(*DeleteTokenRequest)(nil),         // 85: baton.v1.DeleteTokenRequest
+	(*DeleteTokenResponse)(nil),        // 86: baton.v1.DeleteTokenResponse
+	nil,                                // 87: baton.v1.Plan.DatasetsEntry
+	nil,                                // 88: baton.v1.Dataset.EnvEntry
+	nil,                                // 89: baton.v1.StageDetail.TaskCountsEntry
+	nil,                                // 90: baton.v1.ExecutorStats.LaunchesByJobEntry
+	nil,                                // 91: baton.v1.ExecutorStats.FirstLaunchByTermEntry
+	nil,                                // 92: baton.v1.ExecutorStats.LastLaunchByTermEntry
 }
 var file_api_baton_proto_depIdxs = []int32{
-	85, // 0: baton.v1.Plan.datasets:type_name -> baton.v1.Plan.DatasetsEntry
-	8,  // 1: baton.v1.Plan.action:type_name -> baton.v1.Action
-	5,  // 2: baton.v1.Dataset.fn:type_name -> baton.v1.Func
-	6,  // 3: baton.v1.Dataset.records:type_name -> baton.v1.Record
-	86, // 4: baton.v1.Dataset.env:type_name -> baton.v1.Dataset.EnvEntry
-	5,  // 5: baton.v1.Action.fn:type_name -> baton.v1.Func
+	87, // 0: baton.v1.Plan.datasets:type_name -> baton.v1.Plan.DatasetsEntry
+	9,  // 1: baton.v1.Plan.action:type_name -> baton.v1.Action
+	6,  // 2: baton.v1.Dataset.fn:type_name -> baton.v1.Func
+	7,  // 3: baton.v1.Dataset.records:type_name -> baton.v1.Record
+	88, // 4: baton.v1.Dataset.env:type_name -> baton.v1.Dataset.EnvEntry
+	6,  // 5: baton.v1.Action.fn:type_name -> baton.v1.Func
 	0,  // 6: baton.v1.Job.state:type_name -> baton.v1.JobState
-	11, // 7: baton.v1.Job.stages:type_name -> baton.v1.Stage
-	10, // 8: baton.v1.Job.results:type_name -> baton.v1.ResultInfo
-	8,  // 9: baton.v1.Job.action_spec:type_name -> baton.v1.Action
-	4,  // 10: baton.v1.SubmitJobRequest.plan:type_name -> baton.v1.Plan
-	9,  // 11: baton.v1.ListJobsResponse.jobs:type_name -> baton.v1.Job
-	25, // 12: baton.v1.ListExecutorsResponse.executors:type_name -> baton.v1.Executor
-	11, // 13: baton.v1.StageDetail.stage:type_name -> baton.v1.Stage
-	28, // 14: baton.v1.StageDetail.tasks:type_name -> baton.v1.TaskAttempt
-	87, // 15: baton.v1.StageDetail.task_counts:type_name -> baton.v1.StageDetail.TaskCountsEntry
-	34, // 16: baton.v1.StatusResponse.node:type_name -> baton.v1.NodeStatus
-	30, // 17: baton.v1.StatusResponse.peers:type_name -> baton.v1.Peer
-	30, // 18: baton.v1.ListPeersResponse.peers:type_name -> baton.v1.Peer
-	49, // 19: baton.v1.LeaderHistoryResponse.takeovers:type_name -> baton.v1.Takeover
-	54, // 20: baton.v1.ShuffleInput.locations:type_name -> baton.v1.MapLocation
-	53, // 21: baton.v1.TaskLaunch.id:type_name -> baton.v1.TaskID
-	55, // 22: baton.v1.TaskLaunch.inputs:type_name -> baton.v1.ShuffleInput
-	53, // 23: baton.v1.TaskStatus.id:type_name -> baton.v1.TaskID
-	1,  // 24: baton.v1.TaskStatus.state:type_name -> baton.v1.TaskState
-	2,  // 25: baton.v1.TaskStatus.failure:type_name -> baton.v1.FailureKind
-	53, // 26: baton.v1.Hello.running:type_name -> baton.v1.TaskID
-	53, // 27: baton.v1.Hello.unacked:type_name -> baton.v1.TaskID
-	57, // 28: baton.v1.StatusUpdates.updates:type_name -> baton.v1.TaskStatus
-	53, // 29: baton.v1.CommitRequest.id:type_name -> baton.v1.TaskID
-	58, // 30: baton.v1.ExecutorMessage.hello:type_name -> baton.v1.Hello
-	59, // 31: baton.v1.ExecutorMessage.updates:type_name -> baton.v1.StatusUpdates
-	60, // 32: baton.v1.ExecutorMessage.commit:type_name -> baton.v1.CommitRequest
-	56, // 33: baton.v1.Launch.tasks:type_name -> baton.v1.TaskLaunch
-	67, // 34: baton.v1.DeleteBlocks.results:type_name -> baton.v1.ResultBlock
-	62, // 35: baton.v1.DriverMessage.welcome:type_name -> baton.v1.Welcome
-	63, // 36: baton.v1.DriverMessage.launch:type_name -> baton.v1.Launch
-	64, // 37: baton.v1.DriverMessage.kill:type_name -> baton.v1.Kill
-	65, // 38: baton.v1.DriverMessage.ack:type_name -> baton.v1.Ack
-	66, // 39: baton.v1.DriverMessage.commit:type_name -> baton.v1.CommitDecision
-	68, // 40: baton.v1.DriverMessage.delete:type_name -> baton.v1.DeleteBlocks
-	69, // 41: baton.v1.DriverMessage.not_leader:type_name -> baton.v1.NotLeader
-	3,  // 42: baton.v1.BlockChunk.error:type_name -> baton.v1.BlockError
-	88, // 43: baton.v1.ExecutorStats.launches_by_job:type_name -> baton.v1.ExecutorStats.LaunchesByJobEntry
-	89, // 44: baton.v1.ExecutorStats.first_launch_by_term:type_name -> baton.v1.ExecutorStats.FirstLaunchByTermEntry
-	90, // 45: baton.v1.ExecutorStats.last_launch_by_term:type_name -> baton.v1.ExecutorStats.LastLaunchByTermEntry
-	76, // 46: baton.v1.ACLBootstrapResponse.token:type_name -> baton.v1.ACLToken
-	76, // 47: baton.v1.CreateTokenResponse.token:type_name -> baton.v1.ACLToken
-	76, // 48: baton.v1.ListTokensResponse.tokens:type_name -> baton.v1.ACLToken
-	7,  // 49: baton.v1.Plan.DatasetsEntry.value:type_name -> baton.v1.Dataset
-	12, // 50: baton.v1.Scheduler.SubmitJob:input_type -> baton.v1.SubmitJobRequest
-	14, // 51: baton.v1.Scheduler.GetJob:input_type -> baton.v1.GetJobRequest
-	15, // 52: baton.v1.Scheduler.ListJobs:input_type -> baton.v1.ListJobsRequest
-	17, // 53: baton.v1.Scheduler.CancelJob:input_type -> baton.v1.CancelJobRequest
-	19, // 54: baton.v1.Scheduler.WatchJob:input_type -> baton.v1.WatchJobRequest
-	22, // 55: baton.v1.Scheduler.CollectResults:input_type -> baton.v1.CollectResultsRequest
-	20, // 56: baton.v1.Scheduler.ReleaseJob:input_type -> baton.v1.ReleaseJobRequest
-	24, // 57: baton.v1.Scheduler.ListExecutors:input_type -> baton.v1.ListExecutorsRequest
-	27, // 58: baton.v1.Scheduler.GetStage:input_type -> baton.v1.GetStageRequest
-	31, // 59: baton.v1.Operator.Status:input_type -> baton.v1.StatusRequest
-	33, // 60: baton.v1.Operator.GetNodeStatus:input_type -> baton.v1.NodeStatusRequest
-	35, // 61: baton.v1.Operator.ListPeers:input_type -> baton.v1.ListPeersRequest
-	37, // 62: baton.v1.Operator.AddPeer:input_type -> baton.v1.AddPeerRequest
-	39, // 63: baton.v1.Operator.RemovePeer:input_type -> baton.v1.RemovePeerRequest
-	41, // 64: baton.v1.Operator.TransferLeadership:input_type -> baton.v1.TransferLeadershipRequest
-	43, // 65: baton.v1.Operator.RegisterMember:input_type -> baton.v1.RegisterMemberRequest
-	51, // 66: baton.v1.Operator.ReportResultLost:input_type -> baton.v1.ReportResultLostRequest
-	48, // 67: baton.v1.Operator.LeaderHistory:input_type -> baton.v1.LeaderHistoryRequest
-	45, // 68: baton.v1.Operator.SnapshotSave:input_type -> baton.v1.SnapshotSaveRequest
-	46, // 69: baton.v1.Operator.SnapshotRestore:input_type -> baton.v1.SnapshotChunk
-	61, // 70: baton.v1.Executors.Connect:input_type -> baton.v1.ExecutorMessage
-	71, // 71: baton.v1.Blocks.FetchShuffle:input_type -> baton.v1.FetchShuffleRequest
-	72, // 72: baton.v1.Blocks.FetchResult:input_type -> baton.v1.FetchResultRequest
-	74, // 73: baton.v1.Blocks.Stats:input_type -> baton.v1.ExecutorStatsRequest
-	77, // 74: baton.v1.ACL.Bootstrap:input_type -> baton.v1.ACLBootstrapRequest
-	79, // 75: baton.v1.ACL.CreateToken:input_type -> baton.v1.CreateTokenRequest
-	81, // 76: baton.v1.ACL.ListTokens:input_type -> baton.v1.ListTokensRequest
-	83, // 77: baton.v1.ACL.DeleteToken:input_type -> baton.v1.DeleteTokenRequest
-	13, // 78: baton.v1.Scheduler.SubmitJob:output_type -> baton.v1.SubmitJobResponse
-	9,  // 79: baton.v1.Scheduler.GetJob:output_type -> baton.v1.Job
-	16, // 80: baton.v1.Scheduler.ListJobs:output_type -> baton.v1.ListJobsResponse
-	18, // 81: baton.v1.Scheduler.CancelJob:output_type -> baton.v1.CancelJobResponse
-	9,  // 82: baton.v1.Scheduler.WatchJob:output_type -> baton.v1.Job
-	23, // 83: baton.v1.Scheduler.CollectResults:output_type -> baton.v1.ResultChunk
-	21, // 84: baton.v1.Scheduler.ReleaseJob:output_type -> baton.v1.ReleaseJobResponse
-	26, // 85: baton.v1.Scheduler.ListExecutors:output_type -> baton.v1.ListExecutorsResponse
-	29, // 86: baton.v1.Scheduler.GetStage:output_type -> baton.v1.StageDetail
-	32, // 87: baton.v1.Operator.Status:output_type -> baton.v1.StatusResponse
-	34, // 88: baton.v1.Operator.GetNodeStatus:output_type -> baton.v1.NodeStatus
-	36, // 89: baton.v1.Operator.ListPeers:output_type -> baton.v1.ListPeersResponse
-	38, // 90: baton.v1.Operator.AddPeer:output_type -> baton.v1.AddPeerResponse
-	40, // 91: baton.v1.Operator.RemovePeer:output_type -> baton.v1.RemovePeerResponse
-	42, // 92: baton.v1.Operator.TransferLeadership:output_type -> baton.v1.TransferLeadershipResponse
-	44, // 93: baton.v1.Operator.RegisterMember:output_type -> baton.v1.RegisterMemberResponse
-	52, // 94: baton.v1.Operator.ReportResultLost:output_type -> baton.v1.ReportResultLostResponse
-	50, // 95: baton.v1.Operator.LeaderHistory:output_type -> baton.v1.LeaderHistoryResponse
-	46, // 96: baton.v1.Operator.SnapshotSave:output_type -> baton.v1.SnapshotChunk
-	47, // 97: baton.v1.Operator.SnapshotRestore:output_type -> baton.v1.SnapshotRestoreResponse
-	70, // 98: baton.v1.Executors.Connect:output_type -> baton.v1.DriverMessage
-	73, // 99: baton.v1.Blocks.FetchShuffle:output_type -> baton.v1.BlockChunk
-	73, // 100: baton.v1.Blocks.FetchResult:output_type -> baton.v1.BlockChunk
-	75, // 101: baton.v1.Blocks.Stats:output_type -> baton.v1.ExecutorStats
-	78, // 102: baton.v1.ACL.Bootstrap:output_type -> baton.v1.ACLBootstrapResponse
-	80, // 103: baton.v1.ACL.CreateToken:output_type -> baton.v1.CreateTokenResponse
-	82, // 104: baton.v1.ACL.ListTokens:output_type -> baton.v1.ListTokensResponse
-	84, // 105: baton.v1.ACL.DeleteToken:output_type -> baton.v1.DeleteTokenResponse
-	78, // [78:106] is the sub-list for method output_type
-	50, // [50:78] is the sub-list for method input_type
-	50, // [50:50] is the sub-list for extension type_name
-	50, // [50:50] is the sub-list for extension extendee
-	0,  // [0:50] is the sub-list for field type_name
+	12, // 7: baton.v1.Job.stages:type_name -> baton.v1.Stage
+	11, // 8: baton.v1.Job.results:type_name -> baton.v1.ResultInfo
+	9,  // 9: baton.v1.Job.action_spec:type_name -> baton.v1.Action
+	59, // 10: baton.v1.Job.accumulators:type_name -> baton.v1.Accumulator
+	59, // 11: baton.v1.Job.failed_accumulators:type_name -> baton.v1.Accumulator
+	5,  // 12: baton.v1.SubmitJobRequest.plan:type_name -> baton.v1.Plan
+	10, // 13: baton.v1.ListJobsResponse.jobs:type_name -> baton.v1.Job
+	26, // 14: baton.v1.ListExecutorsResponse.executors:type_name -> baton.v1.Executor
+	12, // 15: baton.v1.StageDetail.stage:type_name -> baton.v1.Stage
+	29, // 16: baton.v1.StageDetail.tasks:type_name -> baton.v1.TaskAttempt
+	89, // 17: baton.v1.StageDetail.task_counts:type_name -> baton.v1.StageDetail.TaskCountsEntry
+	35, // 18: baton.v1.StatusResponse.node:type_name -> baton.v1.NodeStatus
+	31, // 19: baton.v1.StatusResponse.peers:type_name -> baton.v1.Peer
+	31, // 20: baton.v1.ListPeersResponse.peers:type_name -> baton.v1.Peer
+	50, // 21: baton.v1.LeaderHistoryResponse.takeovers:type_name -> baton.v1.Takeover
+	55, // 22: baton.v1.ShuffleInput.locations:type_name -> baton.v1.MapLocation
+	54, // 23: baton.v1.TaskLaunch.id:type_name -> baton.v1.TaskID
+	56, // 24: baton.v1.TaskLaunch.inputs:type_name -> baton.v1.ShuffleInput
+	54, // 25: baton.v1.TaskStatus.id:type_name -> baton.v1.TaskID
+	1,  // 26: baton.v1.TaskStatus.state:type_name -> baton.v1.TaskState
+	2,  // 27: baton.v1.TaskStatus.failure:type_name -> baton.v1.FailureKind
+	59, // 28: baton.v1.TaskStatus.accumulators:type_name -> baton.v1.Accumulator
+	3,  // 29: baton.v1.Accumulator.kind:type_name -> baton.v1.AccumulatorKind
+	54, // 30: baton.v1.Hello.running:type_name -> baton.v1.TaskID
+	54, // 31: baton.v1.Hello.unacked:type_name -> baton.v1.TaskID
+	58, // 32: baton.v1.StatusUpdates.updates:type_name -> baton.v1.TaskStatus
+	54, // 33: baton.v1.CommitRequest.id:type_name -> baton.v1.TaskID
+	60, // 34: baton.v1.ExecutorMessage.hello:type_name -> baton.v1.Hello
+	61, // 35: baton.v1.ExecutorMessage.updates:type_name -> baton.v1.StatusUpdates
+	62, // 36: baton.v1.ExecutorMessage.commit:type_name -> baton.v1.CommitRequest
+	57, // 37: baton.v1.Launch.tasks:type_name -> baton.v1.TaskLaunch
+	69, // 38: baton.v1.DeleteBlocks.results:type_name -> baton.v1.ResultBlock
+	64, // 39: baton.v1.DriverMessage.welcome:type_name -> baton.v1.Welcome
+	65, // 40: baton.v1.DriverMessage.launch:type_name -> baton.v1.Launch
+	66, // 41: baton.v1.DriverMessage.kill:type_name -> baton.v1.Kill
+	67, // 42: baton.v1.DriverMessage.ack:type_name -> baton.v1.Ack
+	68, // 43: baton.v1.DriverMessage.commit:type_name -> baton.v1.CommitDecision
+	70, // 44: baton.v1.DriverMessage.delete:type_name -> baton.v1.DeleteBlocks
+	71, // 45: baton.v1.DriverMessage.not_leader:type_name -> baton.v1.NotLeader
+	4,  // 46: baton.v1.BlockChunk.error:type_name -> baton.v1.BlockError
+	90, // 47: baton.v1.ExecutorStats.launches_by_job:type_name -> baton.v1.ExecutorStats.LaunchesByJobEntry
+	91, // 48: baton.v1.ExecutorStats.first_launch_by_term:type_name -> baton.v1.ExecutorStats.FirstLaunchByTermEntry
+	92, // 49: baton.v1.ExecutorStats.last_launch_by_term:type_name -> baton.v1.ExecutorStats.LastLaunchByTermEntry
+	78, // 50: baton.v1.ACLBootstrapResponse.token:type_name -> baton.v1.ACLToken
+	78, // 51: baton.v1.CreateTokenResponse.token:type_name -> baton.v1.ACLToken
+	78, // 52: baton.v1.ListTokensResponse.tokens:type_name -> baton.v1.ACLToken
+	8,  // 53: baton.v1.Plan.DatasetsEntry.value:type_name -> baton.v1.Dataset
+	13, // 54: baton.v1.Scheduler.SubmitJob:input_type -> baton.v1.SubmitJobRequest
+	15, // 55: baton.v1.Scheduler.GetJob:input_type -> baton.v1.GetJobRequest
+	16, // 56: baton.v1.Scheduler.ListJobs:input_type -> baton.v1.ListJobsRequest
+	18, // 57: baton.v1.Scheduler.CancelJob:input_type -> baton.v1.CancelJobRequest
+	20, // 58: baton.v1.Scheduler.WatchJob:input_type -> baton.v1.WatchJobRequest
+	23, // 59: baton.v1.Scheduler.CollectResults:input_type -> baton.v1.CollectResultsRequest
+	21, // 60: baton.v1.Scheduler.ReleaseJob:input_type -> baton.v1.ReleaseJobRequest
+	25, // 61: baton.v1.Scheduler.ListExecutors:input_type -> baton.v1.ListExecutorsRequest
+	28, // 62: baton.v1.Scheduler.GetStage:input_type -> baton.v1.GetStageRequest
+	32, // 63: baton.v1.Operator.Status:input_type -> baton.v1.StatusRequest
+	34, // 64: baton.v1.Operator.GetNodeStatus:input_type -> baton.v1.NodeStatusRequest
+	36, // 65: baton.v1.Operator.ListPeers:input_type -> baton.v1.ListPeersRequest
+	38, // 66: baton.v1.Operator.AddPeer:input_type -> baton.v1.AddPeerRequest
+	40, // 67: baton.v1.Operator.RemovePeer:input_type -> baton.v1.RemovePeerRequest
+	42, // 68: baton.v1.Operator.TransferLeadership:input_type -> baton.v1.TransferLeadershipRequest
+	44, // 69: baton.v1.Operator.RegisterMember:input_type -> baton.v1.RegisterMemberRequest
+	52, // 70: baton.v1.Operator.ReportResultLost:input_type -> baton.v1.ReportResultLostRequest
+	49, // 71: baton.v1.Operator.LeaderHistory:input_type -> baton.v1.LeaderHistoryRequest
+	46, // 72: baton.v1.Operator.SnapshotSave:input_type -> baton.v1.SnapshotSaveRequest
+	47, // 73: baton.v1.Operator.SnapshotRestore:input_type -> baton.v1.SnapshotChunk
+	63, // 74: baton.v1.Executors.Connect:input_type -> baton.v1.ExecutorMessage
+	73, // 75: baton.v1.Blocks.FetchShuffle:input_type -> baton.v1.FetchShuffleRequest
+	74, // 76: baton.v1.Blocks.FetchResult:input_type -> baton.v1.FetchResultRequest
+	76, // 77: baton.v1.Blocks.Stats:input_type -> baton.v1.ExecutorStatsRequest
+	79, // 78: baton.v1.ACL.Bootstrap:input_type -> baton.v1.ACLBootstrapRequest
+	81, // 79: baton.v1.ACL.CreateToken:input_type -> baton.v1.CreateTokenRequest
+	83, // 80: baton.v1.ACL.ListTokens:input_type -> baton.v1.ListTokensRequest
+	85, // 81: baton.v1.ACL.DeleteToken:input_type -> baton.v1.DeleteTokenRequest
+	14, // 82: baton.v1.Scheduler.SubmitJob:output_type -> baton.v1.SubmitJobResponse
+	10, // 83: baton.v1.Scheduler.GetJob:output_type -> baton.v1.Job
+	17, // 84: baton.v1.Scheduler.ListJobs:output_type -> baton.v1.ListJobsResponse
+	19, // 85: baton.v1.Scheduler.CancelJob:output_type -> baton.v1.CancelJobResponse
+	10, // 86: baton.v1.Scheduler.WatchJob:output_type -> baton.v1.Job
+	24, // 87: baton.v1.Scheduler.CollectResults:output_type -> baton.v1.ResultChunk
+	22, // 88: baton.v1.Scheduler.ReleaseJob:output_type -> baton.v1.ReleaseJobResponse
+	27, // 89: baton.v1.Scheduler.ListExecutors:output_type -> baton.v1.ListExecutorsResponse
+	30, // 90: baton.v1.Scheduler.GetStage:output_type -> baton.v1.StageDetail
+	33, // 91: baton.v1.Operator.Status:output_type -> baton.v1.StatusResponse
+	35, // 92: baton.v1.Operator.GetNodeStatus:output_type -> baton.v1.NodeStatus
+	37, // 93: baton.v1.Operator.ListPeers:output_type -> baton.v1.ListPeersResponse
+	39, // 94: baton.v1.Operator.AddPeer:output_type -> baton.v1.AddPeerResponse
+	41, // 95: baton.v1.Operator.RemovePeer:output_type -> baton.v1.RemovePeerResponse
+	43, // 96: baton.v1.Operator.TransferLeadership:output_type -> baton.v1.TransferLeadershipResponse
+	45, // 97: baton.v1.Operator.RegisterMember:output_type -> baton.v1.RegisterMemberResponse
+	53, // 98: baton.v1.Operator.ReportResultLost:output_type -> baton.v1.ReportResultLostResponse
+	51, // 99: baton.v1.Operator.LeaderHistory:output_type -> baton.v1.LeaderHistoryResponse
+	47, // 100: baton.v1.Operator.SnapshotSave:output_type -> baton.v1.SnapshotChunk
+	48, // 101: baton.v1.Operator.SnapshotRestore:output_type -> baton.v1.SnapshotRestoreResponse
+	72, // 102: baton.v1.Executors.Connect:output_type -> baton.v1.DriverMessage
+	75, // 103: baton.v1.Blocks.FetchShuffle:output_type -> baton.v1.BlockChunk
+	75, // 104: baton.v1.Blocks.FetchResult:output_type -> baton.v1.BlockChunk
+	77, // 105: baton.v1.Blocks.Stats:output_type -> baton.v1.ExecutorStats
+	80, // 106: baton.v1.ACL.Bootstrap:output_type -> baton.v1.ACLBootstrapResponse
+	82, // 107: baton.v1.ACL.CreateToken:output_type -> baton.v1.CreateTokenResponse
+	84, // 108: baton.v1.ACL.ListTokens:output_type -> baton.v1.ListTokensResponse
+	86, // 109: baton.v1.ACL.DeleteToken:output_type -> baton.v1.DeleteTokenResponse
+	82, // [82:110] is the sub-list for method output_type
+	54, // [54:82] is the sub-list for method input_type
+	54, // [54:54] is the sub-list for extension type_name
+	54, // [54:54] is the sub-list for extension extendee
+	0,  // [0:54] is the sub-list for field type_name
 }
 
 func init() { file_api_baton_proto_init() }
@@ -6675,12 +6884,12 @@ func file_api_baton_proto_init() {
 		return
 	}
 	file_api_baton_proto_msgTypes[3].OneofWrappers = []any{}
-	file_api_baton_proto_msgTypes[57].OneofWrappers = []any{
+	file_api_baton_proto_msgTypes[58].OneofWrappers = []any{
 		(*ExecutorMessage_Hello)(nil),
 		(*ExecutorMessage_Updates)(nil),
 		(*ExecutorMessage_Commit)(nil),
 	}
-	file_api_baton_proto_msgTypes[66].OneofWrappers = []any{
+	file_api_baton_proto_msgTypes[67].OneofWrappers = []any{
 		(*DriverMessage_Welcome)(nil),
 		(*DriverMessage_Launch)(nil),
 		(*DriverMessage_Kill)(nil),
@@ -6694,8 +6903,8 @@ func file_api_baton_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_api_baton_proto_rawDesc), len(file_api_baton_proto_rawDesc)),
-			NumEnums:      4,
-			NumMessages:   87,
+			NumEnums:      5,
+			NumMessages:   88,
 			NumExtensions: 0,
 			NumServices:   5,
 		},

@@ -38,6 +38,7 @@ import (
 //	    [attempt=A] [epoch=N] [task=T] [try=N] [size=N] [indirect] [result=TEXT] [msg=TEXT]
 //	    [from=E] [shuffle=N] [map=N] [reduce=N] [sizes=(b,b,...)] [bytes=N]
 //	    [dur=MS] [app] [speculative]   (app: an executor loss caused by the task)
+//	    [acc=(NAME:KIND:VALUE,...)]     accumulator updates (kinds as AccKind.String)
 //	    defaults: the stage's latest attempt and epoch, a fresh task id, exec e1
 //	run stage=S [exec=E] [size=N] [indirect]
 //	    every runnable task of the stage succeeds (round-robin over exec's values)
@@ -48,6 +49,7 @@ import (
 //	excluded stage=S     the executors excluded for the stage's current attempt and for every task
 //	durations stage=S    the successful tasks of the stage's current attempt and their median
 //	clock advance=NS     the next commands' time moves on by NS
+//	accumulators job=J   the job's accumulators: of successes, then of failed attempts
 type scenario struct {
 	s        *State
 	nextTask TaskID
@@ -299,6 +301,28 @@ func (sc *scenario) run(t *testing.T, d *datadriven.TestData) string {
 		n, med := s.TaskDurations(StageID(id), attempt)
 		return fmt.Sprintf("%d succeeded, median %d ms", n, med)
 
+	case "accumulators":
+		var id int
+		d.ScanArgs(t, "job", &id)
+		info, ok := s.Job(JobID(id))
+		if !ok {
+			return fmt.Sprintf("no job %d", id)
+		}
+		var b strings.Builder
+		show := func(title string, accs []Accumulator, dropped int64) {
+			fmt.Fprintf(&b, "%s:", title)
+			for _, a := range accs {
+				fmt.Fprintf(&b, " %s(%s)=%s/%d", a.Name, a.Kind, a.Value(), a.Tasks)
+			}
+			if dropped > 0 {
+				fmt.Fprintf(&b, " dropped %d", dropped)
+			}
+		}
+		show("successes", info.Accumulators, info.DroppedAccUpdates)
+		b.WriteString("\n")
+		show("failed attempts", info.FailedAccumulators, info.DroppedFailedAcc)
+		return b.String()
+
 	case "clock":
 		var by int64
 		d.ScanArgs(t, "advance", &by)
@@ -372,6 +396,29 @@ func (sc *scenario) taskEnded(t *testing.T, d *datadriven.TestData) *TaskEnded {
 	d.MaybeScanArgs(t, "dur", &c.DurationMs)
 	c.ExitCausedByApp = d.HasArg("app")
 	c.Speculative = d.HasArg("speculative")
+	if arg, ok := d.Arg("acc"); ok {
+		for _, v := range arg.Vals {
+			f := strings.Split(v, ":")
+			if len(f) != 3 {
+				d.Fatalf(t, "acc: %q is not NAME:KIND:VALUE", v)
+			}
+			k, ok := ParseAccKind(f[1])
+			if !ok {
+				d.Fatalf(t, "acc: unknown kind %q", f[1])
+			}
+			a := Accumulator{Name: f[0], Kind: k}
+			var err error
+			if k.Float() {
+				a.Float, err = strconv.ParseFloat(f[2], 64)
+			} else {
+				a.Int, err = strconv.ParseInt(f[2], 10, 64)
+			}
+			if err != nil {
+				d.Fatalf(t, "acc: %v", err)
+			}
+			c.Accumulators = append(c.Accumulators, a)
+		}
+	}
 	if d.MaybeScanArgs(t, "size", &c.ResultSize) {
 		c.Result = bytes.Repeat([]byte{'x'}, int(c.ResultSize))
 	}

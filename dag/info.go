@@ -29,6 +29,11 @@ type JobInfo struct {
 	MaxResultSize   int64
 	// Task ends logged for the job's stages (see job.successes).
 	TaskSuccesses, TaskFailures int64
+	// Accumulators of the partitions' registered successes, merged once
+	// per partition, and of failed attempts, apart (copies; accum.go);
+	// the updates dropped past MaxJobAccumulators, of each.
+	Accumulators, FailedAccumulators    []Accumulator
+	DroppedAccUpdates, DroppedFailedAcc int64
 }
 
 // StageState says where a stage is in the scheduler.
@@ -111,11 +116,15 @@ func (s *State) Job(id JobID) (JobInfo, bool) {
 		ID: j.id, Name: j.name, Key: j.key, Pool: j.pool, Status: j.status, Message: j.msg,
 		Tasks: j.nTasks, Finished: j.numFinished, ResultBytes: j.resultBytes, Released: j.released,
 		Submitted: j.submitted, Ended: j.ended, FinalStage: j.final, Graph: j.graph,
-		Partitions:      j.parts,
-		MaxTaskFailures: s.jobMaxTaskFailures(j),
-		MaxResultSize:   s.jobMaxResultSize(j),
-		TaskSuccesses:   j.successes,
-		TaskFailures:    j.failures,
+		Partitions:         j.parts,
+		MaxTaskFailures:    s.jobMaxTaskFailures(j),
+		MaxResultSize:      s.jobMaxResultSize(j),
+		TaskSuccesses:      j.successes,
+		TaskFailures:       j.failures,
+		Accumulators:       j.accs.info(),
+		FailedAccumulators: j.failedAccs.info(),
+		DroppedAccUpdates:  j.accs.dropped,
+		DroppedFailedAcc:   j.failedAccs.dropped,
 	}
 	for _, sid := range j.stages {
 		info.Stages = append(info.Stages, StageID(sid))

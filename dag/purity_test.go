@@ -27,6 +27,8 @@ var allowedImports = map[string]bool{
 	"sort":                              true,
 	"strconv":                           true,
 	"strings":                           true,
+	"unicode":                           true,
+	"unicode/utf8":                      true,
 	"github.com/baton-sched/baton/plan": true,
 	// blocksize imports only math (the size codec map outputs carry).
 	"github.com/baton-sched/baton/blocksize": true,

@@ -19,7 +19,7 @@ import (
 // once and referenced by index.
 const (
 	snapshotMagic   = "BATONDAG"
-	snapshotVersion = 6
+	snapshotVersion = 7
 )
 
 // ErrCorruptSnapshot is returned by Unmarshal for bytes that are not a
@@ -202,6 +202,7 @@ func (s *State) AppendBinary(buf []byte) ([]byte, error) {
 		e.stageExclusions(st)
 		e.durations(&st.durs)
 		e.lostOn(st)
+		e.accMerged(st)
 	}
 
 	e.uint(uint64(len(s.jobOrder)))
@@ -250,6 +251,8 @@ func (s *State) AppendBinary(buf []byte) ([]byte, error) {
 		e.int(j.maxResultSize)
 		e.int(j.successes)
 		e.int(j.failures)
+		e.accTable(&j.accs)
+		e.accTable(&j.failedAccs)
 	}
 
 	keys := make([]string, 0, len(s.idem))
@@ -416,6 +419,9 @@ func Unmarshal(data []byte) (*State, error) {
 			d.durations(&st.durs)
 			d.lostOn(st)
 		}
+		if d.version >= 7 { // earlier versions had no accumulators
+			d.accMerged(st)
+		}
 		if st.node >= len(st.graph.Nodes) {
 			d.fail("stage %d: node %d of %d", st.id, st.node, len(st.graph.Nodes))
 		}
@@ -466,6 +472,10 @@ func Unmarshal(data []byte) (*State, error) {
 		j.maxResultSize = d.int()
 		j.successes = d.int()
 		j.failures = d.int()
+		if d.version >= 7 {
+			d.accTable(&j.accs)
+			d.accTable(&j.failedAccs)
+		}
 		s.jobs[j.id] = j
 		s.jobOrder = append(s.jobOrder, j.id)
 	}

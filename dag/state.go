@@ -85,6 +85,10 @@ type job struct {
 	// included: a success more than the tasks is a task that ran again)
 	// and failures of any reason.
 	successes, failures int64
+
+	// Accumulators: of registered successes, once per partition, and of
+	// failed attempts, apart (accum.go).
+	accs, failedAccs accTable
 }
 
 func (s *State) jobMaxTaskFailures(j *job) int {
@@ -176,6 +180,10 @@ type stage struct {
 	// lostOn names, by task index, executors lost while running the task
 	// in a way that counted (at most maxLostNames), for the abort message.
 	lostOn map[int][]ExecutorID
+	// accMerged: the task indices whose accumulator updates were merged
+	// (nil until the first); kept across attempts, so that a partition's
+	// updates count once (accum.go).
+	accMerged bitset
 }
 
 type shuffle struct {

@@ -46,6 +46,7 @@ func (s *State) taskEnded(c *TaskEnded) Result {
 			return Result{Ignored: fmt.Sprintf("task %d has already ended: failure reported again", c.Task)}
 		}
 		s.commitAttemptFailed(st, idx, c.Task)
+		s.mergeFailedAccs(st, c)
 	}
 	if c.Reason != Success || !s.sameReport(st, idx, c) {
 		// Count executions, not reports: an executor resends a report a
@@ -145,6 +146,9 @@ func (s *State) checkTaskEnded(st *stage, c *TaskEnded) error {
 	default:
 		return bad("unknown reason %d", c.Reason)
 	}
+	if err := CheckAccumulators(c.Accumulators); err != nil {
+		return bad("%v", err)
+	}
 	// Tasks are launched with the epoch of their stage attempt, never one
 	// the state has not reached.
 	if c.Epoch > s.epoch {
@@ -184,6 +188,7 @@ func (s *State) mapTaskSucceeded(st *stage, idx int, c *TaskEnded) Result {
 	default:
 		sh.outputs[idx] = mapOutput{exec: c.Executor, task: c.Task, bytes: c.MapBytes, sizes: c.MapSizes}
 		sh.avail++
+		s.mergeSuccessAccs(st, idx, c)
 	}
 	if s.running.has(uint64(st.id)) && st.npend == 0 {
 		s.shuffleMapStageCompleted(st)
@@ -255,6 +260,7 @@ func (s *State) resultTaskSucceeded(st *stage, idx int, c *TaskEnded) Result {
 	j.results[idx] = ref
 	j.resultBytes += size
 	j.resultCount++
+	s.mergeSuccessAccs(st, idx, c)
 	if j.numFinished == j.nTasks {
 		s.markStageFinished(st, "")
 		s.jobSucceeded(j)

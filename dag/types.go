@@ -213,6 +213,9 @@ type TaskEnded struct {
 	ExitCausedByApp bool
 	// Speculative: the attempt was launched as a copy of a slow one.
 	Speculative bool
+	// Accumulators are the attempt's accumulator updates, ascending by
+	// (name, kind) (see accum.go and CheckAccumulators).
+	Accumulators []Accumulator
 }
 
 // Counts reports whether the end counts toward MaxTaskFailures.

@@ -132,7 +132,7 @@ var schedulerCommands = []schedulerCommand{
 				MapBytes: x.MapBytes, MapSizes: x.MapSizes, ResultSize: x.ResultSize, Result: x.Result,
 				Indirect: x.Indirect, FetchExecutor: string(x.FetchExecutor), FetchShuffle: uint64(x.FetchShuffle),
 				FetchMap: int32(x.FetchMap), FetchReduce: int32(x.FetchReduce), DurationMs: x.DurationMs,
-				ExitCausedByApp: x.ExitCausedByApp, Speculative: x.Speculative,
+				ExitCausedByApp: x.ExitCausedByApp, Speculative: x.Speculative, Accumulators: accsToProto(x.Accumulators),
 			}, nil
 		},
 		decode: func(p []byte, now int64) (dag.Command, error) {
@@ -151,7 +151,7 @@ var schedulerCommands = []schedulerCommand{
 				MapSizes: m.MapSizes, ResultSize: m.ResultSize, Result: m.Result, Indirect: m.Indirect,
 				FetchExecutor: dag.ExecutorID(m.FetchExecutor), FetchShuffle: dag.ShuffleID(m.FetchShuffle),
 				FetchMap: int(m.FetchMap), FetchReduce: int(m.FetchReduce), DurationMs: m.DurationMs,
-				ExitCausedByApp: m.ExitCausedByApp, Speculative: m.Speculative,
+				ExitCausedByApp: m.ExitCausedByApp, Speculative: m.Speculative, Accumulators: accsFromProto(m.Accumulators),
 			}, nil
 		},
 	},
@@ -386,4 +386,33 @@ func reasonFromProto(w fsmpb.Reason) (dag.Reason, error) {
 		}
 	}
 	return 0, fmt.Errorf("unknown task end reason %d", int32(w))
+}
+
+// Accumulator kinds have the same numbers in the log as in dag.
+func accsToProto(as []dag.Accumulator) []*fsmpb.Accumulator {
+	if len(as) == 0 {
+		return nil
+	}
+	out := make([]*fsmpb.Accumulator, len(as))
+	for i, a := range as {
+		out[i] = &fsmpb.Accumulator{Name: a.Name, Kind: fsmpb.AccKind(a.Kind), IntValue: a.Int, FloatValue: a.Float}
+	}
+	return out
+}
+
+// accsFromProto keeps an unknown kind as it is: the state refuses the
+// command, as a business error.
+func accsFromProto(as []*fsmpb.Accumulator) []dag.Accumulator {
+	if len(as) == 0 {
+		return nil
+	}
+	out := make([]dag.Accumulator, len(as))
+	for i, a := range as {
+		k := dag.AccKind(a.Kind)
+		if a.Kind < 0 || a.Kind > 255 {
+			k = 0 // not a kind
+		}
+		out[i] = dag.Accumulator{Name: a.Name, Kind: k, Int: a.IntValue, Float: a.FloatValue}
+	}
+	return out
 }

@@ -177,6 +177,71 @@ func (Reason) EnumDescriptor() ([]byte, []int) {
 	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{1}
 }
 
+// AccKind is an accumulator's kind (dag.AccKind). Append-only.
+type AccKind int32
+
+const (
+	AccKind_ACC_KIND_UNSPECIFIED AccKind = 0
+	AccKind_ACC_KIND_SUM         AccKind = 1
+	AccKind_ACC_KIND_COUNT       AccKind = 2
+	AccKind_ACC_KIND_MIN         AccKind = 3
+	AccKind_ACC_KIND_MAX         AccKind = 4
+	AccKind_ACC_KIND_SUM_FLOAT   AccKind = 5
+	AccKind_ACC_KIND_MIN_FLOAT   AccKind = 6
+	AccKind_ACC_KIND_MAX_FLOAT   AccKind = 7
+)
+
+// Enum value maps for AccKind.
+var (
+	AccKind_name = map[int32]string{
+		0: "ACC_KIND_UNSPECIFIED",
+		1: "ACC_KIND_SUM",
+		2: "ACC_KIND_COUNT",
+		3: "ACC_KIND_MIN",
+		4: "ACC_KIND_MAX",
+		5: "ACC_KIND_SUM_FLOAT",
+		6: "ACC_KIND_MIN_FLOAT",
+		7: "ACC_KIND_MAX_FLOAT",
+	}
+	AccKind_value = map[string]int32{
+		"ACC_KIND_UNSPECIFIED": 0,
+		"ACC_KIND_SUM":         1,
+		"ACC_KIND_COUNT":       2,
+		"ACC_KIND_MIN":         3,
+		"ACC_KIND_MAX":         4,
+		"ACC_KIND_SUM_FLOAT":   5,
+		"ACC_KIND_MIN_FLOAT":   6,
+		"ACC_KIND_MAX_FLOAT":   7,
+	}
+)
+
+func (x AccKind) Enum() *AccKind {
+	p := new(AccKind)
+	*p = x
+	return p
+}
+
+func (x AccKind) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (AccKind) Descriptor() protoreflect.EnumDescriptor {
+	return file_fsm_fsmpb_fsm_proto_enumTypes[2].Descriptor()
+}
+
+func (AccKind) Type() protoreflect.EnumType {
+	return &file_fsm_fsmpb_fsm_proto_enumTypes[2]
+}
+
+func (x AccKind) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use AccKind.Descriptor instead.
+func (AccKind) EnumDescriptor() ([]byte, []int) {
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{2}
+}
+
 // Entry is one Raft log entry: commands applied in order, atomically with
 // respect to readers of the state.
 type Entry struct {
@@ -537,8 +602,11 @@ type TaskEnded struct {
 	// doing (counts toward max task failures).
 	ExitCausedByApp bool `protobuf:"varint,20,opt,name=exit_caused_by_app,json=exitCausedByApp,proto3" json:"exit_caused_by_app,omitempty"`
 	Speculative     bool `protobuf:"varint,21,opt,name=speculative,proto3" json:"speculative,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// accumulators: the attempt's accumulator updates, ascending by (name,
+	// kind).
+	Accumulators  []*Accumulator `protobuf:"bytes,22,rep,name=accumulators,proto3" json:"accumulators,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *TaskEnded) Reset() {
@@ -718,6 +786,83 @@ func (x *TaskEnded) GetSpeculative() bool {
 	return false
 }
 
+func (x *TaskEnded) GetAccumulators() []*Accumulator {
+	if x != nil {
+		return x.Accumulators
+	}
+	return nil
+}
+
+// Accumulator is one accumulator update of a task attempt.
+type Accumulator struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Kind  AccKind                `protobuf:"varint,2,opt,name=kind,proto3,enum=baton.fsm.v1.AccKind" json:"kind,omitempty"`
+	// int_value for integer kinds, float_value for float kinds.
+	IntValue      int64   `protobuf:"zigzag64,3,opt,name=int_value,json=intValue,proto3" json:"int_value,omitempty"`
+	FloatValue    float64 `protobuf:"fixed64,4,opt,name=float_value,json=floatValue,proto3" json:"float_value,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Accumulator) Reset() {
+	*x = Accumulator{}
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Accumulator) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Accumulator) ProtoMessage() {}
+
+func (x *Accumulator) ProtoReflect() protoreflect.Message {
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Accumulator.ProtoReflect.Descriptor instead.
+func (*Accumulator) Descriptor() ([]byte, []int) {
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *Accumulator) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Accumulator) GetKind() AccKind {
+	if x != nil {
+		return x.Kind
+	}
+	return AccKind_ACC_KIND_UNSPECIFIED
+}
+
+func (x *Accumulator) GetIntValue() int64 {
+	if x != nil {
+		return x.IntValue
+	}
+	return 0
+}
+
+func (x *Accumulator) GetFloatValue() float64 {
+	if x != nil {
+		return x.FloatValue
+	}
+	return 0
+}
+
 type ResubmitFailedStages struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -726,7 +871,7 @@ type ResubmitFailedStages struct {
 
 func (x *ResubmitFailedStages) Reset() {
 	*x = ResubmitFailedStages{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[6]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -738,7 +883,7 @@ func (x *ResubmitFailedStages) String() string {
 func (*ResubmitFailedStages) ProtoMessage() {}
 
 func (x *ResubmitFailedStages) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[6]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -751,7 +896,7 @@ func (x *ResubmitFailedStages) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResubmitFailedStages.ProtoReflect.Descriptor instead.
 func (*ResubmitFailedStages) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{6}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{7}
 }
 
 type AuthorizeCommit struct {
@@ -767,7 +912,7 @@ type AuthorizeCommit struct {
 
 func (x *AuthorizeCommit) Reset() {
 	*x = AuthorizeCommit{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[7]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -779,7 +924,7 @@ func (x *AuthorizeCommit) String() string {
 func (*AuthorizeCommit) ProtoMessage() {}
 
 func (x *AuthorizeCommit) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[7]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -792,7 +937,7 @@ func (x *AuthorizeCommit) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuthorizeCommit.ProtoReflect.Descriptor instead.
 func (*AuthorizeCommit) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{7}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *AuthorizeCommit) GetStage() uint64 {
@@ -840,7 +985,7 @@ type CancelJob struct {
 
 func (x *CancelJob) Reset() {
 	*x = CancelJob{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[8]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -852,7 +997,7 @@ func (x *CancelJob) String() string {
 func (*CancelJob) ProtoMessage() {}
 
 func (x *CancelJob) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[8]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -865,7 +1010,7 @@ func (x *CancelJob) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelJob.ProtoReflect.Descriptor instead.
 func (*CancelJob) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{8}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *CancelJob) GetJob() uint64 {
@@ -891,7 +1036,7 @@ type ReleaseJob struct {
 
 func (x *ReleaseJob) Reset() {
 	*x = ReleaseJob{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[9]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -903,7 +1048,7 @@ func (x *ReleaseJob) String() string {
 func (*ReleaseJob) ProtoMessage() {}
 
 func (x *ReleaseJob) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[9]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -916,7 +1061,7 @@ func (x *ReleaseJob) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleaseJob.ProtoReflect.Descriptor instead.
 func (*ReleaseJob) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{9}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ReleaseJob) GetJob() uint64 {
@@ -942,7 +1087,7 @@ type SetMember struct {
 
 func (x *SetMember) Reset() {
 	*x = SetMember{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[10]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -954,7 +1099,7 @@ func (x *SetMember) String() string {
 func (*SetMember) ProtoMessage() {}
 
 func (x *SetMember) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[10]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -967,7 +1112,7 @@ func (x *SetMember) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetMember.ProtoReflect.Descriptor instead.
 func (*SetMember) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{10}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *SetMember) GetId() string {
@@ -1022,7 +1167,7 @@ type LeaderReady struct {
 
 func (x *LeaderReady) Reset() {
 	*x = LeaderReady{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[11]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1034,7 +1179,7 @@ func (x *LeaderReady) String() string {
 func (*LeaderReady) ProtoMessage() {}
 
 func (x *LeaderReady) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[11]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1047,7 +1192,7 @@ func (x *LeaderReady) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeaderReady.ProtoReflect.Descriptor instead.
 func (*LeaderReady) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{11}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *LeaderReady) GetId() string {
@@ -1112,7 +1257,7 @@ type Members struct {
 
 func (x *Members) Reset() {
 	*x = Members{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[12]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1124,7 +1269,7 @@ func (x *Members) String() string {
 func (*Members) ProtoMessage() {}
 
 func (x *Members) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[12]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1137,7 +1282,7 @@ func (x *Members) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Members.ProtoReflect.Descriptor instead.
 func (*Members) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{12}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *Members) GetMembers() []*SetMember {
@@ -1197,7 +1342,7 @@ type ACLToken struct {
 
 func (x *ACLToken) Reset() {
 	*x = ACLToken{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[13]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1209,7 +1354,7 @@ func (x *ACLToken) String() string {
 func (*ACLToken) ProtoMessage() {}
 
 func (x *ACLToken) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[13]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1222,7 +1367,7 @@ func (x *ACLToken) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ACLToken.ProtoReflect.Descriptor instead.
 func (*ACLToken) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{13}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ACLToken) GetAccessor() string {
@@ -1273,7 +1418,7 @@ type ACLBootstrap struct {
 
 func (x *ACLBootstrap) Reset() {
 	*x = ACLBootstrap{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[14]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1285,7 +1430,7 @@ func (x *ACLBootstrap) String() string {
 func (*ACLBootstrap) ProtoMessage() {}
 
 func (x *ACLBootstrap) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[14]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1298,7 +1443,7 @@ func (x *ACLBootstrap) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ACLBootstrap.ProtoReflect.Descriptor instead.
 func (*ACLBootstrap) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{14}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *ACLBootstrap) GetManagement() *ACLToken {
@@ -1326,7 +1471,7 @@ type ACLTokenDelete struct {
 
 func (x *ACLTokenDelete) Reset() {
 	*x = ACLTokenDelete{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[15]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1338,7 +1483,7 @@ func (x *ACLTokenDelete) String() string {
 func (*ACLTokenDelete) ProtoMessage() {}
 
 func (x *ACLTokenDelete) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[15]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1351,7 +1496,7 @@ func (x *ACLTokenDelete) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ACLTokenDelete.ProtoReflect.Descriptor instead.
 func (*ACLTokenDelete) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{15}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ACLTokenDelete) GetAccessor() string {
@@ -1375,7 +1520,7 @@ type ACLExecutorBind struct {
 
 func (x *ACLExecutorBind) Reset() {
 	*x = ACLExecutorBind{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[16]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1387,7 +1532,7 @@ func (x *ACLExecutorBind) String() string {
 func (*ACLExecutorBind) ProtoMessage() {}
 
 func (x *ACLExecutorBind) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[16]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1400,7 +1545,7 @@ func (x *ACLExecutorBind) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ACLExecutorBind.ProtoReflect.Descriptor instead.
 func (*ACLExecutorBind) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{16}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ACLExecutorBind) GetExecutor() string {
@@ -1446,7 +1591,7 @@ const file_fsm_fsmpb_fsm_proto_rawDesc = "" +
 	"\x03key\x18\x04 \x01(\tR\x03key\x12\x12\n" +
 	"\x04pool\x18\x05 \x01(\tR\x04pool\x12*\n" +
 	"\x11max_task_failures\x18\x06 \x01(\x05R\x0fmaxTaskFailures\x12&\n" +
-	"\x0fmax_result_size\x18\a \x01(\x03R\rmaxResultSize\"\x97\x05\n" +
+	"\x0fmax_result_size\x18\a \x01(\x03R\rmaxResultSize\"\xd6\x05\n" +
 	"\tTaskEnded\x12\x12\n" +
 	"\x04task\x18\x01 \x01(\x04R\x04task\x12\x14\n" +
 	"\x05stage\x18\x02 \x01(\x04R\x05stage\x12#\n" +
@@ -1471,7 +1616,14 @@ const file_fsm_fsmpb_fsm_proto_rawDesc = "" +
 	"\vduration_ms\x18\x13 \x01(\x03R\n" +
 	"durationMs\x12+\n" +
 	"\x12exit_caused_by_app\x18\x14 \x01(\bR\x0fexitCausedByApp\x12 \n" +
-	"\vspeculative\x18\x15 \x01(\bR\vspeculative\"\x16\n" +
+	"\vspeculative\x18\x15 \x01(\bR\vspeculative\x12=\n" +
+	"\faccumulators\x18\x16 \x03(\v2\x19.baton.fsm.v1.AccumulatorR\faccumulators\"\x8a\x01\n" +
+	"\vAccumulator\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12)\n" +
+	"\x04kind\x18\x02 \x01(\x0e2\x15.baton.fsm.v1.AccKindR\x04kind\x12\x1b\n" +
+	"\tint_value\x18\x03 \x01(\x12R\bintValue\x12\x1f\n" +
+	"\vfloat_value\x18\x04 \x01(\x01R\n" +
+	"floatValue\"\x16\n" +
 	"\x14ResubmitFailedStages\"\x9a\x01\n" +
 	"\x0fAuthorizeCommit\x12\x14\n" +
 	"\x05stage\x18\x01 \x01(\x04R\x05stage\x12#\n" +
@@ -1548,7 +1700,16 @@ const file_fsm_fsmpb_fsm_proto_rawDesc = "" +
 	"\x12REASON_RESULT_LOST\x10\x04\x12\x11\n" +
 	"\rREASON_KILLED\x10\x05\x12\x18\n" +
 	"\x14REASON_EXECUTOR_LOST\x10\x06\x12\x18\n" +
-	"\x14REASON_COMMIT_DENIED\x10\aB(Z&github.com/baton-sched/baton/fsm/fsmpbb\x06proto3"
+	"\x14REASON_COMMIT_DENIED\x10\a*\xb5\x01\n" +
+	"\aAccKind\x12\x18\n" +
+	"\x14ACC_KIND_UNSPECIFIED\x10\x00\x12\x10\n" +
+	"\fACC_KIND_SUM\x10\x01\x12\x12\n" +
+	"\x0eACC_KIND_COUNT\x10\x02\x12\x10\n" +
+	"\fACC_KIND_MIN\x10\x03\x12\x10\n" +
+	"\fACC_KIND_MAX\x10\x04\x12\x16\n" +
+	"\x12ACC_KIND_SUM_FLOAT\x10\x05\x12\x16\n" +
+	"\x12ACC_KIND_MIN_FLOAT\x10\x06\x12\x16\n" +
+	"\x12ACC_KIND_MAX_FLOAT\x10\aB(Z&github.com/baton-sched/baton/fsm/fsmpbb\x06proto3"
 
 var (
 	file_fsm_fsmpb_fsm_proto_rawDescOnce sync.Once
@@ -1562,43 +1723,47 @@ func file_fsm_fsmpb_fsm_proto_rawDescGZIP() []byte {
 	return file_fsm_fsmpb_fsm_proto_rawDescData
 }
 
-var file_fsm_fsmpb_fsm_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_fsm_fsmpb_fsm_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
+var file_fsm_fsmpb_fsm_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
+var file_fsm_fsmpb_fsm_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
 var file_fsm_fsmpb_fsm_proto_goTypes = []any{
 	(Type)(0),                    // 0: baton.fsm.v1.Type
 	(Reason)(0),                  // 1: baton.fsm.v1.Reason
-	(*Entry)(nil),                // 2: baton.fsm.v1.Entry
-	(*Command)(nil),              // 3: baton.fsm.v1.Command
-	(*RegisterExecutor)(nil),     // 4: baton.fsm.v1.RegisterExecutor
-	(*RemoveExecutor)(nil),       // 5: baton.fsm.v1.RemoveExecutor
-	(*SubmitJob)(nil),            // 6: baton.fsm.v1.SubmitJob
-	(*TaskEnded)(nil),            // 7: baton.fsm.v1.TaskEnded
-	(*ResubmitFailedStages)(nil), // 8: baton.fsm.v1.ResubmitFailedStages
-	(*AuthorizeCommit)(nil),      // 9: baton.fsm.v1.AuthorizeCommit
-	(*CancelJob)(nil),            // 10: baton.fsm.v1.CancelJob
-	(*ReleaseJob)(nil),           // 11: baton.fsm.v1.ReleaseJob
-	(*SetMember)(nil),            // 12: baton.fsm.v1.SetMember
-	(*LeaderReady)(nil),          // 13: baton.fsm.v1.LeaderReady
-	(*Members)(nil),              // 14: baton.fsm.v1.Members
-	(*ACLToken)(nil),             // 15: baton.fsm.v1.ACLToken
-	(*ACLBootstrap)(nil),         // 16: baton.fsm.v1.ACLBootstrap
-	(*ACLTokenDelete)(nil),       // 17: baton.fsm.v1.ACLTokenDelete
-	(*ACLExecutorBind)(nil),      // 18: baton.fsm.v1.ACLExecutorBind
+	(AccKind)(0),                 // 2: baton.fsm.v1.AccKind
+	(*Entry)(nil),                // 3: baton.fsm.v1.Entry
+	(*Command)(nil),              // 4: baton.fsm.v1.Command
+	(*RegisterExecutor)(nil),     // 5: baton.fsm.v1.RegisterExecutor
+	(*RemoveExecutor)(nil),       // 6: baton.fsm.v1.RemoveExecutor
+	(*SubmitJob)(nil),            // 7: baton.fsm.v1.SubmitJob
+	(*TaskEnded)(nil),            // 8: baton.fsm.v1.TaskEnded
+	(*Accumulator)(nil),          // 9: baton.fsm.v1.Accumulator
+	(*ResubmitFailedStages)(nil), // 10: baton.fsm.v1.ResubmitFailedStages
+	(*AuthorizeCommit)(nil),      // 11: baton.fsm.v1.AuthorizeCommit
+	(*CancelJob)(nil),            // 12: baton.fsm.v1.CancelJob
+	(*ReleaseJob)(nil),           // 13: baton.fsm.v1.ReleaseJob
+	(*SetMember)(nil),            // 14: baton.fsm.v1.SetMember
+	(*LeaderReady)(nil),          // 15: baton.fsm.v1.LeaderReady
+	(*Members)(nil),              // 16: baton.fsm.v1.Members
+	(*ACLToken)(nil),             // 17: baton.fsm.v1.ACLToken
+	(*ACLBootstrap)(nil),         // 18: baton.fsm.v1.ACLBootstrap
+	(*ACLTokenDelete)(nil),       // 19: baton.fsm.v1.ACLTokenDelete
+	(*ACLExecutorBind)(nil),      // 20: baton.fsm.v1.ACLExecutorBind
 }
 var file_fsm_fsmpb_fsm_proto_depIdxs = []int32{
-	3,  // 0: baton.fsm.v1.Entry.commands:type_name -> baton.fsm.v1.Command
+	4,  // 0: baton.fsm.v1.Entry.commands:type_name -> baton.fsm.v1.Command
 	0,  // 1: baton.fsm.v1.Command.type:type_name -> baton.fsm.v1.Type
 	1,  // 2: baton.fsm.v1.TaskEnded.reason:type_name -> baton.fsm.v1.Reason
-	12, // 3: baton.fsm.v1.Members.members:type_name -> baton.fsm.v1.SetMember
-	13, // 4: baton.fsm.v1.Members.leaders:type_name -> baton.fsm.v1.LeaderReady
-	15, // 5: baton.fsm.v1.Members.acl_tokens:type_name -> baton.fsm.v1.ACLToken
-	18, // 6: baton.fsm.v1.Members.acl_executors:type_name -> baton.fsm.v1.ACLExecutorBind
-	15, // 7: baton.fsm.v1.ACLBootstrap.management:type_name -> baton.fsm.v1.ACLToken
-	8,  // [8:8] is the sub-list for method output_type
-	8,  // [8:8] is the sub-list for method input_type
-	8,  // [8:8] is the sub-list for extension type_name
-	8,  // [8:8] is the sub-list for extension extendee
-	0,  // [0:8] is the sub-list for field type_name
+	9,  // 3: baton.fsm.v1.TaskEnded.accumulators:type_name -> baton.fsm.v1.Accumulator
+	2,  // 4: baton.fsm.v1.Accumulator.kind:type_name -> baton.fsm.v1.AccKind
+	14, // 5: baton.fsm.v1.Members.members:type_name -> baton.fsm.v1.SetMember
+	15, // 6: baton.fsm.v1.Members.leaders:type_name -> baton.fsm.v1.LeaderReady
+	17, // 7: baton.fsm.v1.Members.acl_tokens:type_name -> baton.fsm.v1.ACLToken
+	20, // 8: baton.fsm.v1.Members.acl_executors:type_name -> baton.fsm.v1.ACLExecutorBind
+	17, // 9: baton.fsm.v1.ACLBootstrap.management:type_name -> baton.fsm.v1.ACLToken
+	10, // [10:10] is the sub-list for method output_type
+	10, // [10:10] is the sub-list for method input_type
+	10, // [10:10] is the sub-list for extension type_name
+	10, // [10:10] is the sub-list for extension extendee
+	0,  // [0:10] is the sub-list for field type_name
 }
 
 func init() { file_fsm_fsmpb_fsm_proto_init() }
@@ -1611,8 +1776,8 @@ func file_fsm_fsmpb_fsm_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_fsm_fsmpb_fsm_proto_rawDesc), len(file_fsm_fsmpb_fsm_proto_rawDesc)),
-			NumEnums:      2,
-			NumMessages:   17,
+			NumEnums:      3,
+			NumMessages:   18,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

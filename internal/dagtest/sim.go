@@ -257,6 +257,9 @@ func (sim *Sim) report(rt runningTask, r dag.Reason) *dag.TaskEnded {
 	return &dag.TaskEnded{
 		Task: rt.id, Stage: rt.spec.Stage, StageAttempt: rt.spec.StageAttempt, Partition: rt.spec.Partition,
 		Attempt: rt.spec.Failures, Executor: rt.exec, Epoch: rt.spec.Epoch, Reason: r,
+		// Every attempt counts itself and the highest partition it saw,
+		// so that snapshots carry accumulators of both tables.
+		Accumulators: []dag.Accumulator{{Name: "attempts", Kind: dag.AccCount, Int: 1}, {Name: "partition", Kind: dag.AccMax, Int: int64(rt.spec.Partition)}},
 	}
 }
 
