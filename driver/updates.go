@@ -1,6 +1,7 @@
 package driver
 
 import (
+	"fmt"
 	"slices"
 	"time"
 	"unicode/utf8"
@@ -249,7 +250,38 @@ func toTaskEnded(exec string, u *api.TaskStatus) *dag.TaskEnded {
 	default:
 		return nil
 	}
+	if len(u.Accumulators) > 0 {
+		accs, err := toAccumulators(u.Accumulators)
+		if err != nil {
+			// Updates the state would refuse never reach the log: the
+			// attempt fails, saying why, and its output does not count.
+			*te = dag.TaskEnded{Task: te.Task, Stage: te.Stage, StageAttempt: te.StageAttempt, Partition: te.Partition,
+				Attempt: te.Attempt, Executor: te.Executor, Epoch: te.Epoch, DurationMs: te.DurationMs, Speculative: te.Speculative,
+				Reason: dag.Exception, Message: clip("driver: the executor reported bad accumulator updates: " + err.Error())}
+			return te
+		}
+		te.Accumulators = accs
+	}
 	return te
+}
+
+// toAccumulators checks an attempt's accumulator updates as the state
+// would (dag.CheckAccumulators).
+func toAccumulators(us []*api.Accumulator) ([]dag.Accumulator, error) {
+	if len(us) > dag.MaxTaskAccumulators {
+		return nil, fmt.Errorf("%d accumulator updates, at most %d", len(us), dag.MaxTaskAccumulators)
+	}
+	out := make([]dag.Accumulator, len(us))
+	for i, u := range us {
+		if u == nil || u.Tasks != 0 || u.Kind <= 0 || u.Kind > 255 {
+			return nil, fmt.Errorf("update %d: not an accumulator update", i)
+		}
+		out[i] = dag.Accumulator{Name: u.Name, Kind: dag.AccKind(u.Kind), Int: u.IntValue, Float: u.FloatValue}
+	}
+	if err := dag.CheckAccumulators(out); err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
 // maxMessage bounds a failure message kept in the log: an executor's

@@ -43,10 +43,12 @@ func (e *Executor) run(ctx context.Context, t *task, l *api.TaskLaunch, g *plan.
 // execute runs the task's code, turning panics into failures.
 func (e *Executor) execute(ctx context.Context, l *api.TaskLaunch, g *plan.Graph) (st *api.TaskStatus) {
 	id := l.Id
+	acc := ops.NewAccumulators()
 	defer func() {
 		if r := recover(); r != nil {
 			st = failed(id, fmt.Sprintf("panic: %v\n%s", r, debug.Stack()))
 		}
+		st = withAccumulators(st, acc)
 	}()
 	task := &ops.Task{
 		Graph:      g,
@@ -56,6 +58,7 @@ func (e *Executor) execute(ctx context.Context, l *api.TaskLaunch, g *plan.Graph
 		Inputs:     map[string]ops.ShuffleInput{},
 		Context: ops.TaskContext{
 			Job: id.Job, Stage: id.Stage, StageAttempt: int(id.StageAttempt), Partition: int(id.Partition), Attempt: int(id.Attempt), Executor: e.opts.ID,
+			Acc: acc,
 		},
 	}
 	if !e.opts.NoExit {
@@ -108,6 +111,28 @@ func (e *Executor) execute(ctx context.Context, l *api.TaskLaunch, g *plan.Graph
 	default:
 		st.Result = res
 		e.metrics.results.WithLabelValues("direct").Inc()
+	}
+	return st
+}
+
+// withAccumulators puts the attempt's accumulator updates on its status:
+// a success's, and an exception's (Spark's ExceptionFailure carries them;
+// the scheduler keeps them apart). A misuse of the accumulators fails a
+// successful task with what was wrong.
+func withAccumulators(st *api.TaskStatus, acc *ops.Accumulators) *api.TaskStatus {
+	exception := st.State == api.TaskState_TASK_STATE_FAILED && st.Failure == api.FailureKind_FAILURE_KIND_EXCEPTION
+	if st.State != api.TaskState_TASK_STATE_FINISHED && !exception {
+		return st
+	}
+	us, err := acc.Updates()
+	if err != nil {
+		if exception {
+			return st
+		}
+		return failed(st.Id, "executor: "+err.Error())
+	}
+	for _, u := range us {
+		st.Accumulators = append(st.Accumulators, &api.Accumulator{Name: u.Name, Kind: api.AccumulatorKind(u.Kind), IntValue: u.Int, FloatValue: u.Float})
 	}
 	return st
 }

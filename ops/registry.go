@@ -71,6 +71,17 @@ type TaskContext struct {
 	// Exit ends the executor process at once, as a crash would (used by
 	// chaos.exit). Nil outside an executor.
 	Exit func()
+	// Acc takes the attempt's accumulator updates (nil: they are
+	// discarded): tc.Acc.Count("malformed", 1).
+	Acc *Accumulators
+}
+
+// accs returns the task's accumulators, nil for a nil context.
+func (tc *TaskContext) accs() *Accumulators {
+	if tc == nil {
+		return nil
+	}
+	return tc.Acc
 }
 
 // Func is a named function of a registry. New builds an instance from the
@@ -96,7 +107,7 @@ type Registry struct {
 // NewRegistry returns a registry holding the built-in functions.
 func NewRegistry() *Registry {
 	r := &Registry{}
-	for _, f := range append(builtins(), library()...) {
+	for _, f := range append(append(builtins(), library()...), accFuncs()...) {
 		if err := r.Register(f); err != nil {
 			panic(err) // a programming error in this package
 		}
