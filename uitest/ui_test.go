@@ -84,7 +84,8 @@ func twoStageJob(t *testing.T, name string, sleepMS int) *plan.Plan {
 	t.Helper()
 	p, err := plan.Parse([]byte(fmt.Sprintf(`{"name": %q, "datasets": {
 		"nums":   {"op": "range", "n": 4000, "partitions": 8},
-		"slow":   {"op": "mapPartitions", "input": "nums", "fn": {"name": "chaos.sleep", "args": {"ms": %d}}},
+		"counted": {"op": "filter", "input": "nums", "fn": {"name": "acc.count", "args": {"acc": "numbers"}}},
+		"slow":   {"op": "mapPartitions", "input": "counted", "fn": {"name": "chaos.sleep", "args": {"ms": %d}}},
 		"keyed":  {"op": "map", "input": "slow", "fn": {"name": "mod", "args": {"n": 10}}},
 		"counts": {"op": "reduceByKey", "input": "keyed", "fn": "count", "partitions": 4}},
 		"action": {"op": "collect", "input": "counts"}}`, name, sleepMS)))
@@ -166,6 +167,15 @@ func TestUI(t *testing.T) {
 	}
 	if !strings.Contains(mapBox, "Stage") || !strings.Contains(mapBox, "map") {
 		t.Errorf("the DAG's first box: %q", mapBox)
+	}
+	// What its tasks counted: each of the 4,000 numbers once, from the 8
+	// map partitions.
+	var accText string
+	run(t, ctx, "job page accumulators", chromedp.Text(`#accumulators`, &accText))
+	for _, want := range []string{"numbers", "count", "4000", "8 partitions"} {
+		if !strings.Contains(accText, want) {
+			t.Errorf("job page's accumulators lack %q:\n%s", want, accText)
+		}
 	}
 	screenshot(t, ctx, out, "job")
 

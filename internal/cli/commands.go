@@ -299,6 +299,7 @@ func printJob(w io.Writer, j *api.Job) {
 	if j.Message != "" {
 		fmt.Fprintf(w, "Message    %s\n", j.Message)
 	}
+	printAccumulators(w, j)
 	if len(j.Stages) == 0 {
 		return
 	}
@@ -509,7 +510,8 @@ func runSubmit(ctx context.Context, c *common, fs *flag.FlagSet, args []string) 
 		}
 	}
 	if c.json() {
-		out := map[string]any{"job": id, "state": jobStateNames[j.State], "message": j.Message, "results": jsonRecords(recs)}
+		out := map[string]any{"job": id, "state": jobStateNames[j.State], "message": j.Message, "results": jsonRecords(recs),
+			"accumulators": jsonAccumulators(j.Accumulators), "failed_accumulators": jsonAccumulators(j.FailedAccumulators)}
 		if err := printJSON(c.env.Stdout, out); err != nil {
 			return err
 		}
@@ -571,4 +573,60 @@ func runExecutors(ctx context.Context, c *common, fs *flag.FlagSet, args []strin
 		}
 	}
 	return nil
+}
+
+var accKindNames = map[api.AccumulatorKind]string{
+	api.AccumulatorKind_ACCUMULATOR_KIND_SUM: "sum", api.AccumulatorKind_ACCUMULATOR_KIND_COUNT: "count",
+	api.AccumulatorKind_ACCUMULATOR_KIND_MIN: "min", api.AccumulatorKind_ACCUMULATOR_KIND_MAX: "max",
+	api.AccumulatorKind_ACCUMULATOR_KIND_SUM_FLOAT: "sumFloat", api.AccumulatorKind_ACCUMULATOR_KIND_MIN_FLOAT: "minFloat",
+	api.AccumulatorKind_ACCUMULATOR_KIND_MAX_FLOAT: "maxFloat",
+}
+
+func accKindName(k api.AccumulatorKind) string {
+	if n, ok := accKindNames[k]; ok {
+		return n
+	}
+	return fmt.Sprintf("kind %d", k)
+}
+
+func accFloat(k api.AccumulatorKind) bool {
+	return k >= api.AccumulatorKind_ACCUMULATOR_KIND_SUM_FLOAT && k <= api.AccumulatorKind_ACCUMULATOR_KIND_MAX_FLOAT
+}
+
+func accValue(a *api.Accumulator) any {
+	if accFloat(a.Kind) {
+		return a.FloatValue
+	}
+	return a.IntValue
+}
+
+// printAccumulators writes a job's accumulators: what its partitions'
+// successes counted (each partition once), then what failed attempts
+// counted, apart.
+func printAccumulators(w io.Writer, j *api.Job) {
+	if len(j.Accumulators)+len(j.FailedAccumulators) == 0 {
+		return
+	}
+	fmt.Fprintln(w)
+	tw := table(w)
+	fmt.Fprintln(tw, "ACCUMULATOR\tKIND\tVALUE\tFROM")
+	for _, a := range j.Accumulators {
+		fmt.Fprintf(tw, "%s\t%s\t%v\t%d partitions\n", a.Name, accKindName(a.Kind), accValue(a), a.Tasks)
+	}
+	for _, a := range j.FailedAccumulators {
+		fmt.Fprintf(tw, "%s\t%s\t%v\t%d failed attempts\n", a.Name, accKindName(a.Kind), accValue(a), a.Tasks)
+	}
+	tw.Flush()
+	if j.DroppedAccumulatorUpdates > 0 {
+		fmt.Fprintf(w, "(%d updates of accumulators past the 256 a job keeps were dropped)\n", j.DroppedAccumulatorUpdates)
+	}
+}
+
+// jsonAccumulators gives accumulators as plain JSON: values as numbers.
+func jsonAccumulators(as []*api.Accumulator) []map[string]any {
+	out := []map[string]any{}
+	for _, a := range as {
+		out = append(out, map[string]any{"name": a.Name, "kind": accKindName(a.Kind), "value": accValue(a), "tasks": a.Tasks})
+	}
+	return out
 }

@@ -104,6 +104,9 @@ func printProgress(w io.Writer, j *api.Job) {
 	if j.Message != "" {
 		fmt.Fprintf(w, "  %s\n", oneLine(j.Message))
 	}
+	for _, a := range j.Accumulators {
+		fmt.Fprintf(w, "  %s (%s) = %v from %d partitions\n", a.Name, accKindName(a.Kind), accValue(a), a.Tasks)
+	}
 }
 
 // progressBar draws done of total in width cells.

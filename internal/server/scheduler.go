@@ -233,12 +233,24 @@ var jobStates = map[dag.JobStatus]api.JobState{
 	dag.JobCancelled: api.JobState_JOB_STATE_CANCELLED,
 }
 
+// accsToProto gives a job's accumulators (the kinds have the same
+// numbers in the state and on the wire).
+func accsToProto(as []dag.Accumulator) []*api.Accumulator {
+	var out []*api.Accumulator
+	for _, a := range as {
+		out = append(out, &api.Accumulator{Name: a.Name, Kind: api.AccumulatorKind(a.Kind), IntValue: a.Int, FloatValue: a.Float, Tasks: a.Tasks})
+	}
+	return out
+}
+
 func jobToProto(st *dag.State, j dag.JobInfo) *api.Job {
 	out := &api.Job{
 		Id: uint64(j.ID), Name: j.Name, State: jobStates[j.Status], Message: j.Message, Tasks: int32(j.Tasks),
 		Finished: int32(j.Finished), ResultBytes: j.ResultBytes, Released: j.Released,
 		SubmittedUnixNano: j.Submitted, EndedUnixNano: j.Ended, Pool: j.Pool, IdempotencyKey: j.Key,
 		TaskSuccesses: j.TaskSuccesses, TaskFailures: j.TaskFailures,
+		Accumulators: accsToProto(j.Accumulators), FailedAccumulators: accsToProto(j.FailedAccumulators),
+		DroppedAccumulatorUpdates: j.DroppedAccUpdates + j.DroppedFailedAcc,
 	}
 	if j.Graph != nil {
 		a := j.Graph.Action

@@ -176,10 +176,26 @@ async function viewJob(id) {
       <dt>Task ends</dt><dd>${num(j.task_successes)} successes, ${num(j.task_failures)} failures</dd>
       ${j.message ? `<dt>Message</dt><dd class="msg">${esc(j.message)}</dd>` : ""}
     </dl></div>
+    ${accumulatorsTable(j)}
     <h2>Stages</h2>
     ${stages.length ? dagSVG(stages) : '<p class="muted">The job holds no stages any more (it was released, or needed none).</p>'}
     <table id="stages"><thead><tr><th class="num">Stage</th><th>Name</th><th>Kind</th><th>State</th><th>Progress</th>
     <th class="num">Attempt</th><th class="num">Failed attempts</th><th>Parents</th></tr></thead><tbody>${rows}</tbody></table>`;
+}
+
+// accumulatorsTable shows what a job's tasks counted: its partitions'
+// successes (each partition once), then its failed attempts, apart.
+function accumulatorsTable(j) {
+  const ok = j.accumulators || [], failed = j.failed_accumulators || [];
+  if (!ok.length && !failed.length) return "";
+  const kind = k => String(k || "").replace("ACCUMULATOR_KIND_", "").toLowerCase().replace(/_float$/, "Float");
+  const value = a => /FLOAT/.test(String(a.kind)) ? String(a.float_value ?? 0) : String(a.int_value ?? 0);
+  const row = (a, from) => `<tr><td>${esc(a.name)}</td><td>${esc(kind(a.kind))}</td><td class="num">${esc(value(a))}</td>
+    <td class="num">${num(a.tasks)} ${from}</td></tr>`;
+  const dropped = num(j.dropped_accumulator_updates);
+  return `<h2>Accumulators</h2><table id="accumulators"><thead><tr><th>Name</th><th>Kind</th><th class="num">Value</th>
+    <th class="num">From</th></tr></thead><tbody>${ok.map(a => row(a, "partitions")).join("")}${failed.map(a => row(a, "failed attempts")).join("")}</tbody></table>
+    ${dropped ? `<p class="muted">${dropped} updates of accumulators past the 256 a job keeps were dropped.</p>` : ""}`;
 }
 
 // dagSVG lays the stages out in columns by depth (parents to the left)
