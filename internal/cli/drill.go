@@ -26,6 +26,7 @@ func drillFlags(fs *flag.FlagSet) {
 	fs.Uint64Var(&drillOpts.Seed, "seed", 1, "seed for random choices")
 	fs.IntVar(&drillOpts.Executors, "executors", 2, "executors (4 slots each)")
 	fs.IntVar(&drillOpts.SleepMS, "task-ms", 40, "how long each task sleeps, so the nemesis strikes mid-stage")
+	fs.BoolVar(&drillOpts.Speculation, "speculation", false, "turn speculation on, with a straggler in each job's map stage for it to copy")
 	fs.StringVar(&drillOpts.Dir, "dir", "", "keep the cluster's files here (default: a temporary directory, removed)")
 }
 

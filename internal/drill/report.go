@@ -30,12 +30,15 @@ func (r *Report) Print(w io.Writer) {
 			x.RerunFailover, x.RerunDataLoss, ms(x.JobMs), ms(x.BaselineMs), answer)
 	}
 	tw.Flush()
-	fmt.Fprintf(w, "\n%d/%d answers exact; tasks re-run because of a scheduler failover: %d", r.Exact, len(r.Rounds), r.RerunsFailover)
+	fmt.Fprintf(w, "\n%d/%d answers and accumulators exact; tasks re-run because of a scheduler failover: %d", r.Exact, len(r.Rounds), r.RerunsFailover)
 	if r.TakeoverSamples > 0 {
 		fmt.Fprintf(w, "; takeover (kill to first launch by the new leader) median %s, max %s over %d leader kills",
 			ms(r.TakeoverMedianMs), ms(r.TakeoverMaxMs), r.TakeoverSamples)
 	}
 	fmt.Fprintln(w)
+	if r.Speculation {
+		fmt.Fprintln(w, "(speculation on: a straggler and its copy may both succeed, so re-runs count those duplicates too)")
+	}
 	if r.OK() {
 		fmt.Fprintln(w, "PASS")
 	} else {
