@@ -189,12 +189,13 @@ func (d *Driver) Serve(stream Stream) error {
 }
 
 // sendLoop sends what the loop queued for the executor, in order, with
-// launches merged into one message and acknowledgements into one.
+// launches merged into one message and acknowledgements into one (and
+// launches over the message limit together split again: see fit).
 func (d *Driver) sendLoop(l *leadership, c *conn, stream Stream, sendErr chan<- error) {
 	for {
 		select {
 		case <-c.wake:
-			for _, m := range coalesce(c.take()) {
+			for _, m := range fit(coalesce(c.take()), maxLaunchMessage) {
 				if err := stream.Send(m); err != nil {
 					sendErr <- err
 					c.close()

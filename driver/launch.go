@@ -1,14 +1,21 @@
 package driver
 
 import (
+	"context"
+	"fmt"
 	"math"
 	"slices"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/baton-sched/baton/api"
 	"github.com/baton-sched/baton/dag"
+	"github.com/baton-sched/baton/internal/grpcdial"
 	"github.com/baton-sched/baton/ops"
 	"github.com/baton-sched/baton/plan"
+	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/proto"
 )
 
 // launch offers free slots to runnable tasks and sends each executor its
@@ -24,6 +31,11 @@ import (
 // are known to be short (they end in under shortTask), it also takes
 // QueuePerSlot more per slot, queued on the executor, so the next task is
 // at hand when one ends rather than a round trip away.
+//
+// No message goes over maxLaunchMessage: the session's sender splits
+// launches into messages under it (see fit), and a task whose launch
+// alone is over it is not launched: its stage's jobs are aborted (see
+// oversized).
 func (l *leadership) launch(now time.Time) {
 	l.refreshKey()
 	queue := l.d.opts.QueuePerSlot
@@ -50,7 +62,8 @@ func (l *leadership) launch(now time.Time) {
 	if capacity == 0 {
 		return
 	}
-	p := &placer{l: l, now: now, rooms: rooms, queue: queue, capacity: capacity, batches: map[string][]*api.TaskLaunch{}, free: map[string]int{}}
+	p := &placer{l: l, now: now, rooms: rooms, queue: queue, capacity: capacity, batches: map[string][]*api.TaskLaunch{}, free: map[string]int{},
+		aborting: l.abortingStages(false)}
 	// What may run is copied under the state's read lock; placement
 	// works on the copy, so Raft's apply never waits for it.
 	var v *view
@@ -73,6 +86,12 @@ func (l *leadership) launch(now time.Time) {
 		}
 	}
 }
+
+// maxLaunchMessage is the largest message the driver sends an executor:
+// the limit of gRPC messages between schedd and execd (a variable for
+// tests). A send over it fails and ends the session (ResourceExhausted),
+// and the executor, reconnecting, would be sent the same launch again.
+var maxLaunchMessage = grpcdial.MaxMessageSize
 
 // room is an executor's slots in a launch round.
 type room struct {
@@ -113,6 +132,9 @@ type stageView struct {
 	// and their median duration (dag's TaskDurations).
 	succeeded int
 	medianMs  int64
+	// inputsSize is what inputs add to a launch's size (sized: computed).
+	inputsSize int
+	sized      bool
 }
 
 // Bounds of a round's copy: each task set gives at most its share of
@@ -141,6 +163,10 @@ type placer struct {
 	freeValid bool
 	needs     []string // the functions freeStage's tasks need
 	full      int      // task sets found without room
+	// aborting are the stages whose jobs are being aborted for a launch
+	// over the message limit (see oversized): none of their tasks is
+	// offered.
+	aborting map[dag.StageID]bool
 }
 
 // maxFullSets: a round gives up after this many task sets without room
@@ -202,6 +228,9 @@ func (p *placer) collect(s *dag.State, running map[string]int) *view {
 		limit := 4*p.capacity + 16
 		perPool := map[string]int{}
 		for _, ts := range sets {
+			if p.aborting[ts.Stage] {
+				continue
+			}
 			sv := stageOf(ts.Stage, ts.Job)
 			set := &setView{ts: ts}
 			v.sets = append(v.sets, set)
@@ -221,6 +250,9 @@ func (p *placer) collect(s *dag.State, running map[string]int) *view {
 		for _, ts := range sets {
 			if budget <= 0 || full >= maxFullSets {
 				break
+			}
+			if p.aborting[ts.Stage] {
+				continue
 			}
 			set := &setView{ts: ts}
 			v.sets = append(v.sets, set)
@@ -339,6 +371,9 @@ func (p *placer) offer(t dag.TaskSpec, speculative bool) (launched, noRoom bool)
 		return false, false
 	}
 	if !speculative && l.backingOff(t.Stage, t.Partition, p.now) {
+		return false, false
+	}
+	if p.aborting[t.Stage] {
 		return false, false
 	}
 	sv := p.v.stages[t.Stage]
@@ -606,9 +641,6 @@ func mostFree(free map[string]int) string {
 func (p *placer) build(t dag.TaskSpec, sv *stageView, exec string, speculative bool) *api.TaskLaunch {
 	l := p.l
 	st := sv.info
-	if !t.Map && st.Graph.Action.Op == "saveAsTextFile" {
-		l.savingJobs[t.Job] = st.Graph.Action.Path
-	}
 	ge := l.graphs[st.Graph]
 	if ge == nil {
 		var err error
@@ -645,11 +677,201 @@ func (p *placer) build(t dag.TaskSpec, sv *stageView, exec string, speculative b
 	}
 	// The launch is sent this round, in the session it was built for:
 	// the graph goes with the first launch that needs it.
-	if c := p.rooms[exec].c; !c.graphs[ge.key] {
-		tl.Graph = ge.data
+	c := p.rooms[exec].c
+	var graph []byte
+	if !c.graphs[ge.key] {
+		graph = ge.data
+	}
+	if size := launchSize(p.taskSize(tl, sv, graph)); size > maxLaunchMessage {
+		if l.launches[pk]--; l.launches[pk] == 0 {
+			delete(l.launches, pk)
+		}
+		p.oversized(t, sv, size, len(graph))
+		return nil
+	}
+	if graph != nil {
+		tl.Graph = graph
 		c.graphs[ge.key] = true
 	}
+	if !t.Map && st.Graph.Action.Op == "saveAsTextFile" {
+		l.savingJobs[t.Job] = st.Graph.Action.Path
+	}
 	return tl
+}
+
+// taskSize is the size of a task's launch (as proto.Size, with graph as
+// its graph), a stage's inputs sized once: they are the same in each of
+// its launches, and may list thousands of map outputs.
+func (p *placer) taskSize(tl *api.TaskLaunch, sv *stageView, graph []byte) int {
+	if !sv.sized {
+		sv.inputsSize = proto.Size(&api.TaskLaunch{Inputs: sv.inputs})
+		sv.sized = true
+	}
+	inputs := tl.Inputs
+	tl.Inputs = nil
+	n := proto.Size(tl)
+	tl.Inputs = inputs
+	if len(graph) > 0 {
+		n += protowire.SizeTag(taskLaunchGraph) + protowire.SizeBytes(len(graph))
+	}
+	return n + sv.inputsSize
+}
+
+// Field numbers of what a launch message is made of (api/baton.proto).
+const (
+	driverMessageLaunch = 2 // DriverMessage.launch
+	launchTasks         = 1 // Launch.tasks
+	taskLaunchGraph     = 3 // TaskLaunch.graph
+)
+
+// launchSize is the size of a launch message (a DriverMessage) of tasks
+// of these sizes.
+func launchSize(tasks ...int) int {
+	n := 0
+	for _, t := range tasks {
+		n += taskEntrySize(t)
+	}
+	return launchSizeOf(n)
+}
+
+// taskEntrySize is what a task's launch of size n adds to a Launch.
+func taskEntrySize(n int) int { return protowire.SizeTag(launchTasks) + protowire.SizeBytes(n) }
+
+// launchSizeOf is the size of a launch message whose Launch is n bytes.
+func launchSizeOf(n int) int { return protowire.SizeTag(driverMessageLaunch) + protowire.SizeBytes(n) }
+
+// fit returns msgs with each launch message over limit bytes split, in
+// order, into messages of as many launches as stay under it (the session
+// merges launches queued together: see coalesce). A launch over the limit
+// alone is never built (see build).
+func fit(msgs []*api.DriverMessage, limit int) []*api.DriverMessage {
+	var out []*api.DriverMessage
+	for i, m := range msgs {
+		lm := m.GetLaunch()
+		if lm == nil || proto.Size(m) <= limit {
+			if out != nil {
+				out = append(out, m)
+			}
+			continue
+		}
+		if out == nil {
+			out = append(make([]*api.DriverMessage, 0, len(msgs)+1), msgs[:i]...)
+		}
+		var part []*api.TaskLaunch
+		n := 0 // the Launch's size so far
+		for _, t := range lm.Tasks {
+			e := taskEntrySize(proto.Size(t))
+			if len(part) > 0 && launchSizeOf(n+e) > limit {
+				out = append(out, &api.DriverMessage{Msg: &api.DriverMessage_Launch{Launch: &api.Launch{Tasks: part}}})
+				part, n = nil, 0
+			}
+			part = append(part, t)
+			n += e
+		}
+		if len(part) > 0 {
+			out = append(out, &api.DriverMessage{Msg: &api.DriverMessage_Launch{Launch: &api.Launch{Tasks: part}}})
+		}
+	}
+	if out == nil {
+		return msgs
+	}
+	return out
+}
+
+// oversized aborts the jobs of a stage whose task's launch is over the
+// message limit on its own, as Spark's TaskSetManager aborts a task set
+// whose serialized task is over spark.rpc.message.maxSize: running it
+// again would only meet the same limit. No launch of the stage is offered
+// until the abort is logged. The state has no command that fails a stage,
+// so every running job that needs the stage is cancelled (CancelJob) with
+// Spark's message as the reason; the job ends cancelled, its message
+// "Job N cancelled: aborted due to stage failure: Serialized task ...".
+func (p *placer) oversized(t dag.TaskSpec, sv *stageView, size, graph int) {
+	l := p.l
+	if p.aborting[t.Stage] {
+		return
+	}
+	p.aborting = l.abortingStages(true)
+	p.aborting[t.Stage] = true
+	var jobs []dag.JobID
+	l.d.state.Read(func(s *dag.State) {
+		st, ok := s.Stage(t.Stage)
+		if !ok {
+			return
+		}
+		for _, id := range st.Jobs {
+			if j, ok := s.Job(id); ok && j.Status == dag.JobRunning {
+				jobs = append(jobs, id)
+			}
+		}
+	})
+	maps := 0
+	for _, in := range sv.inputs {
+		maps += len(in.Locations)
+	}
+	// What makes it large, and what to do about it.
+	var parts []string
+	if graph > 0 {
+		parts = append(parts, fmt.Sprintf("the job's graph, %d bytes (its compiled plan: input file splits, sort bounds, inline records)", graph))
+	}
+	if maps > 0 {
+		parts = append(parts, fmt.Sprintf("the locations of the %d map outputs its stage reads, %d bytes", maps, sv.inputsSize))
+	}
+	what := ""
+	if len(parts) > 0 {
+		advice := "use fewer map partitions"
+		if graph >= sv.inputsSize {
+			advice = "use fewer input splits (fewer textFile partitions, fewer input files) or a smaller plan"
+		}
+		what = " Its launch carries " + strings.Join(parts, " and ") + ": " + advice + "."
+	}
+	reason := fmt.Sprintf("aborted due to stage failure: Serialized task %d.%d:%d (partition %d) was %d bytes, which exceeds max allowed: the message limit between scheduler and executors (%d bytes).%s",
+		t.Stage, t.StageAttempt, t.Index, t.Partition, size, maxLaunchMessage, what)
+	l.d.log.Error("driver: a task's launch is over the message limit; aborting the jobs of its stage", "stage", t.Stage, "attempt", t.StageAttempt,
+		"partition", t.Partition, "bytes", size, "limit", maxLaunchMessage, "graph_bytes", graph, "input_bytes", sv.inputsSize, "map_outputs", maps, "jobs", jobs)
+	if len(jobs) == 0 {
+		delete(p.aborting, t.Stage)
+		return
+	}
+	cmds := make([]dag.Command, len(jobs))
+	for i, id := range jobs {
+		cmds[i] = &dag.CancelJob{Job: id, Reason: reason}
+	}
+	stage := t.Stage
+	l.spawn(func() {
+		res, err := l.d.prop.Propose(l.ctx, cmds...)
+		if err != nil {
+			l.d.log.Warn("driver: could not log the abort of a stage's jobs; it is tried again", "stage", stage, "err", err)
+		}
+		for i, r := range res {
+			if r.Err != nil {
+				l.d.log.Debug("driver: aborting a job", "job", jobs[i], "err", r.Err)
+			}
+		}
+		// Logged (the stage is gone or runs for no job) or not (the next
+		// round tries again).
+		l.post(evFunc{func() { delete(l.abortingStages(false), stage) }})
+	})
+}
+
+// aborting holds, for each leadership, the stages whose jobs it is
+// aborting (see oversized): a map of the loop's own, found by leadership,
+// dropped when the leadership ends.
+var aborting sync.Map // *leadership → map[dag.StageID]bool
+
+// abortingStages returns the stages whose jobs the leadership is aborting,
+// nil when none and !create. Loop only.
+func (l *leadership) abortingStages(create bool) map[dag.StageID]bool {
+	if m, ok := aborting.Load(l); ok {
+		return m.(map[dag.StageID]bool)
+	}
+	if !create {
+		return nil
+	}
+	m := map[dag.StageID]bool{}
+	aborting.Store(l, m)
+	context.AfterFunc(l.ctx, func() { aborting.Delete(l) })
+	return m
 }
 
 // stageInputs returns where the shuffles a stage reads live.

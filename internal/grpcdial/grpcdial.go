@@ -19,3 +19,11 @@ var connectParams = grpc.ConnectParams{
 
 // ConnectParams is the dial option with Baton's reconnection backoff.
 func ConnectParams() grpc.DialOption { return grpc.WithConnectParams(connectParams) }
+
+// MaxMessageSize is the largest gRPC message Baton's processes send and
+// receive on the connections between them (schedd's server and its
+// forwarding, execd's session with the leader): 64 MiB. A message larger
+// than this fails its stream with ResourceExhausted, so a sender that
+// cannot be sure of a message's size must split it (the driver's launches)
+// or refuse it with a clear message.
+const MaxMessageSize = 64 << 20
