@@ -752,8 +752,10 @@ type Job struct {
 	Accumulators              []*Accumulator `protobuf:"bytes,20,rep,name=accumulators,proto3" json:"accumulators,omitempty"`
 	FailedAccumulators        []*Accumulator `protobuf:"bytes,21,rep,name=failed_accumulators,json=failedAccumulators,proto3" json:"failed_accumulators,omitempty"`
 	DroppedAccumulatorUpdates int64          `protobuf:"varint,22,opt,name=dropped_accumulator_updates,json=droppedAccumulatorUpdates,proto3" json:"dropped_accumulator_updates,omitempty"`
-	unknownFields             protoimpl.UnknownFields
-	sizeCache                 protoimpl.SizeCache
+	// group is the job group it was submitted in ("": none).
+	Group         string `protobuf:"bytes,23,opt,name=group,proto3" json:"group,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Job) Reset() {
@@ -938,6 +940,13 @@ func (x *Job) GetDroppedAccumulatorUpdates() int64 {
 		return x.DroppedAccumulatorUpdates
 	}
 	return 0
+}
+
+func (x *Job) GetGroup() string {
+	if x != nil {
+		return x.Group
+	}
+	return ""
 }
 
 type ResultInfo struct {
@@ -1173,8 +1182,11 @@ type SubmitJobRequest struct {
 	// -max-task-failures and -max-result-size, stamped by the leader).
 	MaxTaskFailures int32 `protobuf:"varint,6,opt,name=max_task_failures,json=maxTaskFailures,proto3" json:"max_task_failures,omitempty"`
 	MaxResultSize   int64 `protobuf:"varint,7,opt,name=max_result_size,json=maxResultSize,proto3" json:"max_result_size,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// group is the job group (Spark's setJobGroup): CancelJobGroup cancels
+	// the group's running jobs. At most 256 bytes of printable UTF-8.
+	Group         string `protobuf:"bytes,8,opt,name=group,proto3" json:"group,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *SubmitJobRequest) Reset() {
@@ -1254,6 +1266,13 @@ func (x *SubmitJobRequest) GetMaxResultSize() int64 {
 		return x.MaxResultSize
 	}
 	return 0
+}
+
+func (x *SubmitJobRequest) GetGroup() string {
+	if x != nil {
+		return x.Group
+	}
+	return ""
 }
 
 type SubmitJobResponse struct {
@@ -1584,6 +1603,168 @@ func (x *CancelJobResponse) GetIndex() uint64 {
 	return 0
 }
 
+// CancelJobGroupRequest cancels every running job of a group (Spark's
+// cancelJobGroup); a group without running jobs is not an error.
+type CancelJobGroupRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Group         string                 `protobuf:"bytes,1,opt,name=group,proto3" json:"group,omitempty"`
+	Reason        string                 `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CancelJobGroupRequest) Reset() {
+	*x = CancelJobGroupRequest{}
+	mi := &file_api_baton_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CancelJobGroupRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CancelJobGroupRequest) ProtoMessage() {}
+
+func (x *CancelJobGroupRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_api_baton_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CancelJobGroupRequest.ProtoReflect.Descriptor instead.
+func (*CancelJobGroupRequest) Descriptor() ([]byte, []int) {
+	return file_api_baton_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *CancelJobGroupRequest) GetGroup() string {
+	if x != nil {
+		return x.Group
+	}
+	return ""
+}
+
+func (x *CancelJobGroupRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+// CancelStageRequest cancels every running job that needs a stage
+// (Spark's cancelStage).
+type CancelStageRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	StageId       uint64                 `protobuf:"varint,1,opt,name=stage_id,json=stageId,proto3" json:"stage_id,omitempty"`
+	Reason        string                 `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CancelStageRequest) Reset() {
+	*x = CancelStageRequest{}
+	mi := &file_api_baton_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CancelStageRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CancelStageRequest) ProtoMessage() {}
+
+func (x *CancelStageRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_api_baton_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CancelStageRequest.ProtoReflect.Descriptor instead.
+func (*CancelStageRequest) Descriptor() ([]byte, []int) {
+	return file_api_baton_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *CancelStageRequest) GetStageId() uint64 {
+	if x != nil {
+		return x.StageId
+	}
+	return 0
+}
+
+func (x *CancelStageRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+// CancelJobsResponse lists the jobs cancelled, and the log index of the
+// cancellation.
+type CancelJobsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Cancelled     []uint64               `protobuf:"varint,1,rep,packed,name=cancelled,proto3" json:"cancelled,omitempty"`
+	Index         uint64                 `protobuf:"varint,2,opt,name=index,proto3" json:"index,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CancelJobsResponse) Reset() {
+	*x = CancelJobsResponse{}
+	mi := &file_api_baton_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CancelJobsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CancelJobsResponse) ProtoMessage() {}
+
+func (x *CancelJobsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_api_baton_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CancelJobsResponse.ProtoReflect.Descriptor instead.
+func (*CancelJobsResponse) Descriptor() ([]byte, []int) {
+	return file_api_baton_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *CancelJobsResponse) GetCancelled() []uint64 {
+	if x != nil {
+		return x.Cancelled
+	}
+	return nil
+}
+
+func (x *CancelJobsResponse) GetIndex() uint64 {
+	if x != nil {
+		return x.Index
+	}
+	return 0
+}
+
 type WatchJobRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	JobId         uint64                 `protobuf:"varint,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
@@ -1594,7 +1775,7 @@ type WatchJobRequest struct {
 
 func (x *WatchJobRequest) Reset() {
 	*x = WatchJobRequest{}
-	mi := &file_api_baton_proto_msgTypes[15]
+	mi := &file_api_baton_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1606,7 +1787,7 @@ func (x *WatchJobRequest) String() string {
 func (*WatchJobRequest) ProtoMessage() {}
 
 func (x *WatchJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[15]
+	mi := &file_api_baton_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1619,7 +1800,7 @@ func (x *WatchJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchJobRequest.ProtoReflect.Descriptor instead.
 func (*WatchJobRequest) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{15}
+	return file_api_baton_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *WatchJobRequest) GetJobId() uint64 {
@@ -1645,7 +1826,7 @@ type ReleaseJobRequest struct {
 
 func (x *ReleaseJobRequest) Reset() {
 	*x = ReleaseJobRequest{}
-	mi := &file_api_baton_proto_msgTypes[16]
+	mi := &file_api_baton_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1657,7 +1838,7 @@ func (x *ReleaseJobRequest) String() string {
 func (*ReleaseJobRequest) ProtoMessage() {}
 
 func (x *ReleaseJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[16]
+	mi := &file_api_baton_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1670,7 +1851,7 @@ func (x *ReleaseJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleaseJobRequest.ProtoReflect.Descriptor instead.
 func (*ReleaseJobRequest) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{16}
+	return file_api_baton_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ReleaseJobRequest) GetJobId() uint64 {
@@ -1689,7 +1870,7 @@ type ReleaseJobResponse struct {
 
 func (x *ReleaseJobResponse) Reset() {
 	*x = ReleaseJobResponse{}
-	mi := &file_api_baton_proto_msgTypes[17]
+	mi := &file_api_baton_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1701,7 +1882,7 @@ func (x *ReleaseJobResponse) String() string {
 func (*ReleaseJobResponse) ProtoMessage() {}
 
 func (x *ReleaseJobResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[17]
+	mi := &file_api_baton_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1714,7 +1895,7 @@ func (x *ReleaseJobResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleaseJobResponse.ProtoReflect.Descriptor instead.
 func (*ReleaseJobResponse) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{17}
+	return file_api_baton_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *ReleaseJobResponse) GetIndex() uint64 {
@@ -1734,7 +1915,7 @@ type CollectResultsRequest struct {
 
 func (x *CollectResultsRequest) Reset() {
 	*x = CollectResultsRequest{}
-	mi := &file_api_baton_proto_msgTypes[18]
+	mi := &file_api_baton_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1746,7 +1927,7 @@ func (x *CollectResultsRequest) String() string {
 func (*CollectResultsRequest) ProtoMessage() {}
 
 func (x *CollectResultsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[18]
+	mi := &file_api_baton_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1759,7 +1940,7 @@ func (x *CollectResultsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CollectResultsRequest.ProtoReflect.Descriptor instead.
 func (*CollectResultsRequest) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{18}
+	return file_api_baton_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *CollectResultsRequest) GetJobId() uint64 {
@@ -1789,7 +1970,7 @@ type ResultChunk struct {
 
 func (x *ResultChunk) Reset() {
 	*x = ResultChunk{}
-	mi := &file_api_baton_proto_msgTypes[19]
+	mi := &file_api_baton_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1801,7 +1982,7 @@ func (x *ResultChunk) String() string {
 func (*ResultChunk) ProtoMessage() {}
 
 func (x *ResultChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[19]
+	mi := &file_api_baton_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1814,7 +1995,7 @@ func (x *ResultChunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResultChunk.ProtoReflect.Descriptor instead.
 func (*ResultChunk) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{19}
+	return file_api_baton_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *ResultChunk) GetPartition() int32 {
@@ -1846,7 +2027,7 @@ type ListExecutorsRequest struct {
 
 func (x *ListExecutorsRequest) Reset() {
 	*x = ListExecutorsRequest{}
-	mi := &file_api_baton_proto_msgTypes[20]
+	mi := &file_api_baton_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1858,7 +2039,7 @@ func (x *ListExecutorsRequest) String() string {
 func (*ListExecutorsRequest) ProtoMessage() {}
 
 func (x *ListExecutorsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[20]
+	mi := &file_api_baton_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1871,7 +2052,7 @@ func (x *ListExecutorsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListExecutorsRequest.ProtoReflect.Descriptor instead.
 func (*ListExecutorsRequest) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{20}
+	return file_api_baton_proto_rawDescGZIP(), []int{23}
 }
 
 type Executor struct {
@@ -1901,7 +2082,7 @@ type Executor struct {
 
 func (x *Executor) Reset() {
 	*x = Executor{}
-	mi := &file_api_baton_proto_msgTypes[21]
+	mi := &file_api_baton_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1913,7 +2094,7 @@ func (x *Executor) String() string {
 func (*Executor) ProtoMessage() {}
 
 func (x *Executor) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[21]
+	mi := &file_api_baton_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1926,7 +2107,7 @@ func (x *Executor) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Executor.ProtoReflect.Descriptor instead.
 func (*Executor) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{21}
+	return file_api_baton_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *Executor) GetId() string {
@@ -2029,7 +2210,7 @@ type ListExecutorsResponse struct {
 
 func (x *ListExecutorsResponse) Reset() {
 	*x = ListExecutorsResponse{}
-	mi := &file_api_baton_proto_msgTypes[22]
+	mi := &file_api_baton_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2041,7 +2222,7 @@ func (x *ListExecutorsResponse) String() string {
 func (*ListExecutorsResponse) ProtoMessage() {}
 
 func (x *ListExecutorsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[22]
+	mi := &file_api_baton_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2054,7 +2235,7 @@ func (x *ListExecutorsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListExecutorsResponse.ProtoReflect.Descriptor instead.
 func (*ListExecutorsResponse) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{22}
+	return file_api_baton_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *ListExecutorsResponse) GetExecutors() []*Executor {
@@ -2078,7 +2259,7 @@ type GetStageRequest struct {
 
 func (x *GetStageRequest) Reset() {
 	*x = GetStageRequest{}
-	mi := &file_api_baton_proto_msgTypes[23]
+	mi := &file_api_baton_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2090,7 +2271,7 @@ func (x *GetStageRequest) String() string {
 func (*GetStageRequest) ProtoMessage() {}
 
 func (x *GetStageRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[23]
+	mi := &file_api_baton_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2103,7 +2284,7 @@ func (x *GetStageRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetStageRequest.ProtoReflect.Descriptor instead.
 func (*GetStageRequest) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{23}
+	return file_api_baton_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *GetStageRequest) GetStageId() uint64 {
@@ -2155,7 +2336,7 @@ type TaskAttempt struct {
 
 func (x *TaskAttempt) Reset() {
 	*x = TaskAttempt{}
-	mi := &file_api_baton_proto_msgTypes[24]
+	mi := &file_api_baton_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2167,7 +2348,7 @@ func (x *TaskAttempt) String() string {
 func (*TaskAttempt) ProtoMessage() {}
 
 func (x *TaskAttempt) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[24]
+	mi := &file_api_baton_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2180,7 +2361,7 @@ func (x *TaskAttempt) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskAttempt.ProtoReflect.Descriptor instead.
 func (*TaskAttempt) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{24}
+	return file_api_baton_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *TaskAttempt) GetTask() uint64 {
@@ -2306,7 +2487,7 @@ type StageDetail struct {
 
 func (x *StageDetail) Reset() {
 	*x = StageDetail{}
-	mi := &file_api_baton_proto_msgTypes[25]
+	mi := &file_api_baton_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2318,7 +2499,7 @@ func (x *StageDetail) String() string {
 func (*StageDetail) ProtoMessage() {}
 
 func (x *StageDetail) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[25]
+	mi := &file_api_baton_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2331,7 +2512,7 @@ func (x *StageDetail) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StageDetail.ProtoReflect.Descriptor instead.
 func (*StageDetail) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{25}
+	return file_api_baton_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *StageDetail) GetStage() *Stage {
@@ -2402,7 +2583,7 @@ type Peer struct {
 
 func (x *Peer) Reset() {
 	*x = Peer{}
-	mi := &file_api_baton_proto_msgTypes[26]
+	mi := &file_api_baton_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2414,7 +2595,7 @@ func (x *Peer) String() string {
 func (*Peer) ProtoMessage() {}
 
 func (x *Peer) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[26]
+	mi := &file_api_baton_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2427,7 +2608,7 @@ func (x *Peer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Peer.ProtoReflect.Descriptor instead.
 func (*Peer) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{26}
+	return file_api_baton_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *Peer) GetId() string {
@@ -2529,7 +2710,7 @@ type StatusRequest struct {
 
 func (x *StatusRequest) Reset() {
 	*x = StatusRequest{}
-	mi := &file_api_baton_proto_msgTypes[27]
+	mi := &file_api_baton_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2541,7 +2722,7 @@ func (x *StatusRequest) String() string {
 func (*StatusRequest) ProtoMessage() {}
 
 func (x *StatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[27]
+	mi := &file_api_baton_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2554,7 +2735,7 @@ func (x *StatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusRequest.ProtoReflect.Descriptor instead.
 func (*StatusRequest) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{27}
+	return file_api_baton_proto_rawDescGZIP(), []int{30}
 }
 
 type StatusResponse struct {
@@ -2581,7 +2762,7 @@ type StatusResponse struct {
 
 func (x *StatusResponse) Reset() {
 	*x = StatusResponse{}
-	mi := &file_api_baton_proto_msgTypes[28]
+	mi := &file_api_baton_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2593,7 +2774,7 @@ func (x *StatusResponse) String() string {
 func (*StatusResponse) ProtoMessage() {}
 
 func (x *StatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[28]
+	mi := &file_api_baton_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2606,7 +2787,7 @@ func (x *StatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusResponse.ProtoReflect.Descriptor instead.
 func (*StatusResponse) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{28}
+	return file_api_baton_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *StatusResponse) GetNode() *NodeStatus {
@@ -2694,7 +2875,7 @@ type NodeStatusRequest struct {
 
 func (x *NodeStatusRequest) Reset() {
 	*x = NodeStatusRequest{}
-	mi := &file_api_baton_proto_msgTypes[29]
+	mi := &file_api_baton_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2706,7 +2887,7 @@ func (x *NodeStatusRequest) String() string {
 func (*NodeStatusRequest) ProtoMessage() {}
 
 func (x *NodeStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[29]
+	mi := &file_api_baton_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2719,7 +2900,7 @@ func (x *NodeStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeStatusRequest.ProtoReflect.Descriptor instead.
 func (*NodeStatusRequest) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{29}
+	return file_api_baton_proto_rawDescGZIP(), []int{32}
 }
 
 // NodeStatus is one node's own view of Raft.
@@ -2750,7 +2931,7 @@ type NodeStatus struct {
 
 func (x *NodeStatus) Reset() {
 	*x = NodeStatus{}
-	mi := &file_api_baton_proto_msgTypes[30]
+	mi := &file_api_baton_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2762,7 +2943,7 @@ func (x *NodeStatus) String() string {
 func (*NodeStatus) ProtoMessage() {}
 
 func (x *NodeStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[30]
+	mi := &file_api_baton_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2775,7 +2956,7 @@ func (x *NodeStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeStatus.ProtoReflect.Descriptor instead.
 func (*NodeStatus) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{30}
+	return file_api_baton_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *NodeStatus) GetId() string {
@@ -2884,7 +3065,7 @@ type ListPeersRequest struct {
 
 func (x *ListPeersRequest) Reset() {
 	*x = ListPeersRequest{}
-	mi := &file_api_baton_proto_msgTypes[31]
+	mi := &file_api_baton_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2896,7 +3077,7 @@ func (x *ListPeersRequest) String() string {
 func (*ListPeersRequest) ProtoMessage() {}
 
 func (x *ListPeersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[31]
+	mi := &file_api_baton_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2909,7 +3090,7 @@ func (x *ListPeersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListPeersRequest.ProtoReflect.Descriptor instead.
 func (*ListPeersRequest) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{31}
+	return file_api_baton_proto_rawDescGZIP(), []int{34}
 }
 
 type ListPeersResponse struct {
@@ -2921,7 +3102,7 @@ type ListPeersResponse struct {
 
 func (x *ListPeersResponse) Reset() {
 	*x = ListPeersResponse{}
-	mi := &file_api_baton_proto_msgTypes[32]
+	mi := &file_api_baton_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2933,7 +3114,7 @@ func (x *ListPeersResponse) String() string {
 func (*ListPeersResponse) ProtoMessage() {}
 
 func (x *ListPeersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[32]
+	mi := &file_api_baton_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2946,7 +3127,7 @@ func (x *ListPeersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListPeersResponse.ProtoReflect.Descriptor instead.
 func (*ListPeersResponse) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{32}
+	return file_api_baton_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *ListPeersResponse) GetPeers() []*Peer {
@@ -2968,7 +3149,7 @@ type AddPeerRequest struct {
 
 func (x *AddPeerRequest) Reset() {
 	*x = AddPeerRequest{}
-	mi := &file_api_baton_proto_msgTypes[33]
+	mi := &file_api_baton_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2980,7 +3161,7 @@ func (x *AddPeerRequest) String() string {
 func (*AddPeerRequest) ProtoMessage() {}
 
 func (x *AddPeerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[33]
+	mi := &file_api_baton_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2993,7 +3174,7 @@ func (x *AddPeerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddPeerRequest.ProtoReflect.Descriptor instead.
 func (*AddPeerRequest) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{33}
+	return file_api_baton_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *AddPeerRequest) GetId() string {
@@ -3032,7 +3213,7 @@ type AddPeerResponse struct {
 
 func (x *AddPeerResponse) Reset() {
 	*x = AddPeerResponse{}
-	mi := &file_api_baton_proto_msgTypes[34]
+	mi := &file_api_baton_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3044,7 +3225,7 @@ func (x *AddPeerResponse) String() string {
 func (*AddPeerResponse) ProtoMessage() {}
 
 func (x *AddPeerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[34]
+	mi := &file_api_baton_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3057,7 +3238,7 @@ func (x *AddPeerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddPeerResponse.ProtoReflect.Descriptor instead.
 func (*AddPeerResponse) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{34}
+	return file_api_baton_proto_rawDescGZIP(), []int{37}
 }
 
 type RemovePeerRequest struct {
@@ -3069,7 +3250,7 @@ type RemovePeerRequest struct {
 
 func (x *RemovePeerRequest) Reset() {
 	*x = RemovePeerRequest{}
-	mi := &file_api_baton_proto_msgTypes[35]
+	mi := &file_api_baton_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3081,7 +3262,7 @@ func (x *RemovePeerRequest) String() string {
 func (*RemovePeerRequest) ProtoMessage() {}
 
 func (x *RemovePeerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[35]
+	mi := &file_api_baton_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3094,7 +3275,7 @@ func (x *RemovePeerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemovePeerRequest.ProtoReflect.Descriptor instead.
 func (*RemovePeerRequest) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{35}
+	return file_api_baton_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *RemovePeerRequest) GetId() string {
@@ -3112,7 +3293,7 @@ type RemovePeerResponse struct {
 
 func (x *RemovePeerResponse) Reset() {
 	*x = RemovePeerResponse{}
-	mi := &file_api_baton_proto_msgTypes[36]
+	mi := &file_api_baton_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3124,7 +3305,7 @@ func (x *RemovePeerResponse) String() string {
 func (*RemovePeerResponse) ProtoMessage() {}
 
 func (x *RemovePeerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[36]
+	mi := &file_api_baton_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3137,7 +3318,7 @@ func (x *RemovePeerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemovePeerResponse.ProtoReflect.Descriptor instead.
 func (*RemovePeerResponse) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{36}
+	return file_api_baton_proto_rawDescGZIP(), []int{39}
 }
 
 type TransferLeadershipRequest struct {
@@ -3150,7 +3331,7 @@ type TransferLeadershipRequest struct {
 
 func (x *TransferLeadershipRequest) Reset() {
 	*x = TransferLeadershipRequest{}
-	mi := &file_api_baton_proto_msgTypes[37]
+	mi := &file_api_baton_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3162,7 +3343,7 @@ func (x *TransferLeadershipRequest) String() string {
 func (*TransferLeadershipRequest) ProtoMessage() {}
 
 func (x *TransferLeadershipRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[37]
+	mi := &file_api_baton_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3175,7 +3356,7 @@ func (x *TransferLeadershipRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransferLeadershipRequest.ProtoReflect.Descriptor instead.
 func (*TransferLeadershipRequest) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{37}
+	return file_api_baton_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *TransferLeadershipRequest) GetId() string {
@@ -3194,7 +3375,7 @@ type TransferLeadershipResponse struct {
 
 func (x *TransferLeadershipResponse) Reset() {
 	*x = TransferLeadershipResponse{}
-	mi := &file_api_baton_proto_msgTypes[38]
+	mi := &file_api_baton_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3206,7 +3387,7 @@ func (x *TransferLeadershipResponse) String() string {
 func (*TransferLeadershipResponse) ProtoMessage() {}
 
 func (x *TransferLeadershipResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[38]
+	mi := &file_api_baton_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3219,7 +3400,7 @@ func (x *TransferLeadershipResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransferLeadershipResponse.ProtoReflect.Descriptor instead.
 func (*TransferLeadershipResponse) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{38}
+	return file_api_baton_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *TransferLeadershipResponse) GetNewLeaderId() string {
@@ -3243,7 +3424,7 @@ type RegisterMemberRequest struct {
 
 func (x *RegisterMemberRequest) Reset() {
 	*x = RegisterMemberRequest{}
-	mi := &file_api_baton_proto_msgTypes[39]
+	mi := &file_api_baton_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3255,7 +3436,7 @@ func (x *RegisterMemberRequest) String() string {
 func (*RegisterMemberRequest) ProtoMessage() {}
 
 func (x *RegisterMemberRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[39]
+	mi := &file_api_baton_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3268,7 +3449,7 @@ func (x *RegisterMemberRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterMemberRequest.ProtoReflect.Descriptor instead.
 func (*RegisterMemberRequest) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{39}
+	return file_api_baton_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *RegisterMemberRequest) GetId() string {
@@ -3307,7 +3488,7 @@ type RegisterMemberResponse struct {
 
 func (x *RegisterMemberResponse) Reset() {
 	*x = RegisterMemberResponse{}
-	mi := &file_api_baton_proto_msgTypes[40]
+	mi := &file_api_baton_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3319,7 +3500,7 @@ func (x *RegisterMemberResponse) String() string {
 func (*RegisterMemberResponse) ProtoMessage() {}
 
 func (x *RegisterMemberResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[40]
+	mi := &file_api_baton_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3332,7 +3513,7 @@ func (x *RegisterMemberResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterMemberResponse.ProtoReflect.Descriptor instead.
 func (*RegisterMemberResponse) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{40}
+	return file_api_baton_proto_rawDescGZIP(), []int{43}
 }
 
 type SnapshotSaveRequest struct {
@@ -3343,7 +3524,7 @@ type SnapshotSaveRequest struct {
 
 func (x *SnapshotSaveRequest) Reset() {
 	*x = SnapshotSaveRequest{}
-	mi := &file_api_baton_proto_msgTypes[41]
+	mi := &file_api_baton_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3355,7 +3536,7 @@ func (x *SnapshotSaveRequest) String() string {
 func (*SnapshotSaveRequest) ProtoMessage() {}
 
 func (x *SnapshotSaveRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[41]
+	mi := &file_api_baton_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3368,7 +3549,7 @@ func (x *SnapshotSaveRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotSaveRequest.ProtoReflect.Descriptor instead.
 func (*SnapshotSaveRequest) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{41}
+	return file_api_baton_proto_rawDescGZIP(), []int{44}
 }
 
 type SnapshotChunk struct {
@@ -3382,7 +3563,7 @@ type SnapshotChunk struct {
 
 func (x *SnapshotChunk) Reset() {
 	*x = SnapshotChunk{}
-	mi := &file_api_baton_proto_msgTypes[42]
+	mi := &file_api_baton_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3394,7 +3575,7 @@ func (x *SnapshotChunk) String() string {
 func (*SnapshotChunk) ProtoMessage() {}
 
 func (x *SnapshotChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[42]
+	mi := &file_api_baton_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3407,7 +3588,7 @@ func (x *SnapshotChunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotChunk.ProtoReflect.Descriptor instead.
 func (*SnapshotChunk) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{42}
+	return file_api_baton_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *SnapshotChunk) GetData() []byte {
@@ -3432,7 +3613,7 @@ type SnapshotRestoreResponse struct {
 
 func (x *SnapshotRestoreResponse) Reset() {
 	*x = SnapshotRestoreResponse{}
-	mi := &file_api_baton_proto_msgTypes[43]
+	mi := &file_api_baton_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3444,7 +3625,7 @@ func (x *SnapshotRestoreResponse) String() string {
 func (*SnapshotRestoreResponse) ProtoMessage() {}
 
 func (x *SnapshotRestoreResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[43]
+	mi := &file_api_baton_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3457,7 +3638,7 @@ func (x *SnapshotRestoreResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotRestoreResponse.ProtoReflect.Descriptor instead.
 func (*SnapshotRestoreResponse) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{43}
+	return file_api_baton_proto_rawDescGZIP(), []int{46}
 }
 
 type LeaderHistoryRequest struct {
@@ -3468,7 +3649,7 @@ type LeaderHistoryRequest struct {
 
 func (x *LeaderHistoryRequest) Reset() {
 	*x = LeaderHistoryRequest{}
-	mi := &file_api_baton_proto_msgTypes[44]
+	mi := &file_api_baton_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3480,7 +3661,7 @@ func (x *LeaderHistoryRequest) String() string {
 func (*LeaderHistoryRequest) ProtoMessage() {}
 
 func (x *LeaderHistoryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[44]
+	mi := &file_api_baton_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3493,7 +3674,7 @@ func (x *LeaderHistoryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeaderHistoryRequest.ProtoReflect.Descriptor instead.
 func (*LeaderHistoryRequest) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{44}
+	return file_api_baton_proto_rawDescGZIP(), []int{47}
 }
 
 // Takeover is one leader's takeover: the term it won, when its driver
@@ -3512,7 +3693,7 @@ type Takeover struct {
 
 func (x *Takeover) Reset() {
 	*x = Takeover{}
-	mi := &file_api_baton_proto_msgTypes[45]
+	mi := &file_api_baton_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3524,7 +3705,7 @@ func (x *Takeover) String() string {
 func (*Takeover) ProtoMessage() {}
 
 func (x *Takeover) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[45]
+	mi := &file_api_baton_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3537,7 +3718,7 @@ func (x *Takeover) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Takeover.ProtoReflect.Descriptor instead.
 func (*Takeover) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{45}
+	return file_api_baton_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *Takeover) GetId() string {
@@ -3591,7 +3772,7 @@ type LeaderHistoryResponse struct {
 
 func (x *LeaderHistoryResponse) Reset() {
 	*x = LeaderHistoryResponse{}
-	mi := &file_api_baton_proto_msgTypes[46]
+	mi := &file_api_baton_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3603,7 +3784,7 @@ func (x *LeaderHistoryResponse) String() string {
 func (*LeaderHistoryResponse) ProtoMessage() {}
 
 func (x *LeaderHistoryResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[46]
+	mi := &file_api_baton_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3616,7 +3797,7 @@ func (x *LeaderHistoryResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeaderHistoryResponse.ProtoReflect.Descriptor instead.
 func (*LeaderHistoryResponse) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{46}
+	return file_api_baton_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *LeaderHistoryResponse) GetTakeovers() []*Takeover {
@@ -3638,7 +3819,7 @@ type ReportResultLostRequest struct {
 
 func (x *ReportResultLostRequest) Reset() {
 	*x = ReportResultLostRequest{}
-	mi := &file_api_baton_proto_msgTypes[47]
+	mi := &file_api_baton_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3650,7 +3831,7 @@ func (x *ReportResultLostRequest) String() string {
 func (*ReportResultLostRequest) ProtoMessage() {}
 
 func (x *ReportResultLostRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[47]
+	mi := &file_api_baton_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3663,7 +3844,7 @@ func (x *ReportResultLostRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportResultLostRequest.ProtoReflect.Descriptor instead.
 func (*ReportResultLostRequest) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{47}
+	return file_api_baton_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *ReportResultLostRequest) GetJob() uint64 {
@@ -3703,7 +3884,7 @@ type ReportResultLostResponse struct {
 
 func (x *ReportResultLostResponse) Reset() {
 	*x = ReportResultLostResponse{}
-	mi := &file_api_baton_proto_msgTypes[48]
+	mi := &file_api_baton_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3715,7 +3896,7 @@ func (x *ReportResultLostResponse) String() string {
 func (*ReportResultLostResponse) ProtoMessage() {}
 
 func (x *ReportResultLostResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[48]
+	mi := &file_api_baton_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3728,7 +3909,7 @@ func (x *ReportResultLostResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportResultLostResponse.ProtoReflect.Descriptor instead.
 func (*ReportResultLostResponse) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{48}
+	return file_api_baton_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *ReportResultLostResponse) GetIndex() uint64 {
@@ -3762,7 +3943,7 @@ type TaskID struct {
 
 func (x *TaskID) Reset() {
 	*x = TaskID{}
-	mi := &file_api_baton_proto_msgTypes[49]
+	mi := &file_api_baton_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3774,7 +3955,7 @@ func (x *TaskID) String() string {
 func (*TaskID) ProtoMessage() {}
 
 func (x *TaskID) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[49]
+	mi := &file_api_baton_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3787,7 +3968,7 @@ func (x *TaskID) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskID.ProtoReflect.Descriptor instead.
 func (*TaskID) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{49}
+	return file_api_baton_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *TaskID) GetTask() uint64 {
@@ -3865,7 +4046,7 @@ type MapLocation struct {
 
 func (x *MapLocation) Reset() {
 	*x = MapLocation{}
-	mi := &file_api_baton_proto_msgTypes[50]
+	mi := &file_api_baton_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3877,7 +4058,7 @@ func (x *MapLocation) String() string {
 func (*MapLocation) ProtoMessage() {}
 
 func (x *MapLocation) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[50]
+	mi := &file_api_baton_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3890,7 +4071,7 @@ func (x *MapLocation) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MapLocation.ProtoReflect.Descriptor instead.
 func (*MapLocation) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{50}
+	return file_api_baton_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *MapLocation) GetMap() int32 {
@@ -3927,7 +4108,7 @@ type ShuffleInput struct {
 
 func (x *ShuffleInput) Reset() {
 	*x = ShuffleInput{}
-	mi := &file_api_baton_proto_msgTypes[51]
+	mi := &file_api_baton_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3939,7 +4120,7 @@ func (x *ShuffleInput) String() string {
 func (*ShuffleInput) ProtoMessage() {}
 
 func (x *ShuffleInput) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[51]
+	mi := &file_api_baton_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3952,7 +4133,7 @@ func (x *ShuffleInput) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ShuffleInput.ProtoReflect.Descriptor instead.
 func (*ShuffleInput) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{51}
+	return file_api_baton_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *ShuffleInput) GetShuffle() uint64 {
@@ -4014,7 +4195,7 @@ type TaskLaunch struct {
 
 func (x *TaskLaunch) Reset() {
 	*x = TaskLaunch{}
-	mi := &file_api_baton_proto_msgTypes[52]
+	mi := &file_api_baton_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4026,7 +4207,7 @@ func (x *TaskLaunch) String() string {
 func (*TaskLaunch) ProtoMessage() {}
 
 func (x *TaskLaunch) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[52]
+	mi := &file_api_baton_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4039,7 +4220,7 @@ func (x *TaskLaunch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskLaunch.ProtoReflect.Descriptor instead.
 func (*TaskLaunch) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{52}
+	return file_api_baton_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *TaskLaunch) GetId() *TaskID {
@@ -4156,7 +4337,7 @@ type TaskStatus struct {
 
 func (x *TaskStatus) Reset() {
 	*x = TaskStatus{}
-	mi := &file_api_baton_proto_msgTypes[53]
+	mi := &file_api_baton_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4168,7 +4349,7 @@ func (x *TaskStatus) String() string {
 func (*TaskStatus) ProtoMessage() {}
 
 func (x *TaskStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[53]
+	mi := &file_api_baton_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4181,7 +4362,7 @@ func (x *TaskStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskStatus.ProtoReflect.Descriptor instead.
 func (*TaskStatus) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{53}
+	return file_api_baton_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *TaskStatus) GetId() *TaskID {
@@ -4306,7 +4487,7 @@ type Accumulator struct {
 
 func (x *Accumulator) Reset() {
 	*x = Accumulator{}
-	mi := &file_api_baton_proto_msgTypes[54]
+	mi := &file_api_baton_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4318,7 +4499,7 @@ func (x *Accumulator) String() string {
 func (*Accumulator) ProtoMessage() {}
 
 func (x *Accumulator) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[54]
+	mi := &file_api_baton_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4331,7 +4512,7 @@ func (x *Accumulator) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Accumulator.ProtoReflect.Descriptor instead.
 func (*Accumulator) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{54}
+	return file_api_baton_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *Accumulator) GetName() string {
@@ -4400,7 +4581,7 @@ type Hello struct {
 
 func (x *Hello) Reset() {
 	*x = Hello{}
-	mi := &file_api_baton_proto_msgTypes[55]
+	mi := &file_api_baton_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4412,7 +4593,7 @@ func (x *Hello) String() string {
 func (*Hello) ProtoMessage() {}
 
 func (x *Hello) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[55]
+	mi := &file_api_baton_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4425,7 +4606,7 @@ func (x *Hello) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Hello.ProtoReflect.Descriptor instead.
 func (*Hello) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{55}
+	return file_api_baton_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *Hello) GetExecutorId() string {
@@ -4518,7 +4699,7 @@ type StatusUpdates struct {
 
 func (x *StatusUpdates) Reset() {
 	*x = StatusUpdates{}
-	mi := &file_api_baton_proto_msgTypes[56]
+	mi := &file_api_baton_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4530,7 +4711,7 @@ func (x *StatusUpdates) String() string {
 func (*StatusUpdates) ProtoMessage() {}
 
 func (x *StatusUpdates) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[56]
+	mi := &file_api_baton_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4543,7 +4724,7 @@ func (x *StatusUpdates) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusUpdates.ProtoReflect.Descriptor instead.
 func (*StatusUpdates) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{56}
+	return file_api_baton_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *StatusUpdates) GetUpdates() []*TaskStatus {
@@ -4569,7 +4750,7 @@ type CommitRequest struct {
 
 func (x *CommitRequest) Reset() {
 	*x = CommitRequest{}
-	mi := &file_api_baton_proto_msgTypes[57]
+	mi := &file_api_baton_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4581,7 +4762,7 @@ func (x *CommitRequest) String() string {
 func (*CommitRequest) ProtoMessage() {}
 
 func (x *CommitRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[57]
+	mi := &file_api_baton_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4594,7 +4775,7 @@ func (x *CommitRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommitRequest.ProtoReflect.Descriptor instead.
 func (*CommitRequest) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{57}
+	return file_api_baton_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *CommitRequest) GetId() *TaskID {
@@ -4619,7 +4800,7 @@ type ExecutorMessage struct {
 
 func (x *ExecutorMessage) Reset() {
 	*x = ExecutorMessage{}
-	mi := &file_api_baton_proto_msgTypes[58]
+	mi := &file_api_baton_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4631,7 +4812,7 @@ func (x *ExecutorMessage) String() string {
 func (*ExecutorMessage) ProtoMessage() {}
 
 func (x *ExecutorMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[58]
+	mi := &file_api_baton_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4644,7 +4825,7 @@ func (x *ExecutorMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecutorMessage.ProtoReflect.Descriptor instead.
 func (*ExecutorMessage) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{58}
+	return file_api_baton_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *ExecutorMessage) GetMsg() isExecutorMessage_Msg {
@@ -4717,7 +4898,7 @@ type Welcome struct {
 
 func (x *Welcome) Reset() {
 	*x = Welcome{}
-	mi := &file_api_baton_proto_msgTypes[59]
+	mi := &file_api_baton_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4729,7 +4910,7 @@ func (x *Welcome) String() string {
 func (*Welcome) ProtoMessage() {}
 
 func (x *Welcome) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[59]
+	mi := &file_api_baton_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4742,7 +4923,7 @@ func (x *Welcome) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Welcome.ProtoReflect.Descriptor instead.
 func (*Welcome) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{59}
+	return file_api_baton_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *Welcome) GetTerm() uint64 {
@@ -4775,7 +4956,7 @@ type Launch struct {
 
 func (x *Launch) Reset() {
 	*x = Launch{}
-	mi := &file_api_baton_proto_msgTypes[60]
+	mi := &file_api_baton_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4787,7 +4968,7 @@ func (x *Launch) String() string {
 func (*Launch) ProtoMessage() {}
 
 func (x *Launch) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[60]
+	mi := &file_api_baton_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4800,7 +4981,7 @@ func (x *Launch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Launch.ProtoReflect.Descriptor instead.
 func (*Launch) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{60}
+	return file_api_baton_proto_rawDescGZIP(), []int{63}
 }
 
 func (x *Launch) GetTasks() []*TaskLaunch {
@@ -4821,7 +5002,7 @@ type Kill struct {
 
 func (x *Kill) Reset() {
 	*x = Kill{}
-	mi := &file_api_baton_proto_msgTypes[61]
+	mi := &file_api_baton_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4833,7 +5014,7 @@ func (x *Kill) String() string {
 func (*Kill) ProtoMessage() {}
 
 func (x *Kill) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[61]
+	mi := &file_api_baton_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4846,7 +5027,7 @@ func (x *Kill) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Kill.ProtoReflect.Descriptor instead.
 func (*Kill) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{61}
+	return file_api_baton_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *Kill) GetTerm() uint64 {
@@ -4881,7 +5062,7 @@ type Ack struct {
 
 func (x *Ack) Reset() {
 	*x = Ack{}
-	mi := &file_api_baton_proto_msgTypes[62]
+	mi := &file_api_baton_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4893,7 +5074,7 @@ func (x *Ack) String() string {
 func (*Ack) ProtoMessage() {}
 
 func (x *Ack) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[62]
+	mi := &file_api_baton_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4906,7 +5087,7 @@ func (x *Ack) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Ack.ProtoReflect.Descriptor instead.
 func (*Ack) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{62}
+	return file_api_baton_proto_rawDescGZIP(), []int{65}
 }
 
 func (x *Ack) GetTasks() []uint64 {
@@ -4927,7 +5108,7 @@ type CommitDecision struct {
 
 func (x *CommitDecision) Reset() {
 	*x = CommitDecision{}
-	mi := &file_api_baton_proto_msgTypes[63]
+	mi := &file_api_baton_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4939,7 +5120,7 @@ func (x *CommitDecision) String() string {
 func (*CommitDecision) ProtoMessage() {}
 
 func (x *CommitDecision) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[63]
+	mi := &file_api_baton_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4952,7 +5133,7 @@ func (x *CommitDecision) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommitDecision.ProtoReflect.Descriptor instead.
 func (*CommitDecision) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{63}
+	return file_api_baton_proto_rawDescGZIP(), []int{66}
 }
 
 func (x *CommitDecision) GetTerm() uint64 {
@@ -4986,7 +5167,7 @@ type ResultBlock struct {
 
 func (x *ResultBlock) Reset() {
 	*x = ResultBlock{}
-	mi := &file_api_baton_proto_msgTypes[64]
+	mi := &file_api_baton_proto_msgTypes[67]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4998,7 +5179,7 @@ func (x *ResultBlock) String() string {
 func (*ResultBlock) ProtoMessage() {}
 
 func (x *ResultBlock) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[64]
+	mi := &file_api_baton_proto_msgTypes[67]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5011,7 +5192,7 @@ func (x *ResultBlock) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResultBlock.ProtoReflect.Descriptor instead.
 func (*ResultBlock) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{64}
+	return file_api_baton_proto_rawDescGZIP(), []int{67}
 }
 
 func (x *ResultBlock) GetJob() uint64 {
@@ -5040,7 +5221,7 @@ type DeleteBlocks struct {
 
 func (x *DeleteBlocks) Reset() {
 	*x = DeleteBlocks{}
-	mi := &file_api_baton_proto_msgTypes[65]
+	mi := &file_api_baton_proto_msgTypes[68]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5052,7 +5233,7 @@ func (x *DeleteBlocks) String() string {
 func (*DeleteBlocks) ProtoMessage() {}
 
 func (x *DeleteBlocks) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[65]
+	mi := &file_api_baton_proto_msgTypes[68]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5065,7 +5246,7 @@ func (x *DeleteBlocks) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteBlocks.ProtoReflect.Descriptor instead.
 func (*DeleteBlocks) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{65}
+	return file_api_baton_proto_rawDescGZIP(), []int{68}
 }
 
 func (x *DeleteBlocks) GetShuffles() []uint64 {
@@ -5099,7 +5280,7 @@ type NotLeader struct {
 
 func (x *NotLeader) Reset() {
 	*x = NotLeader{}
-	mi := &file_api_baton_proto_msgTypes[66]
+	mi := &file_api_baton_proto_msgTypes[69]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5111,7 +5292,7 @@ func (x *NotLeader) String() string {
 func (*NotLeader) ProtoMessage() {}
 
 func (x *NotLeader) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[66]
+	mi := &file_api_baton_proto_msgTypes[69]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5124,7 +5305,7 @@ func (x *NotLeader) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NotLeader.ProtoReflect.Descriptor instead.
 func (*NotLeader) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{66}
+	return file_api_baton_proto_rawDescGZIP(), []int{69}
 }
 
 func (x *NotLeader) GetLeaderId() string {
@@ -5160,7 +5341,7 @@ type DriverMessage struct {
 
 func (x *DriverMessage) Reset() {
 	*x = DriverMessage{}
-	mi := &file_api_baton_proto_msgTypes[67]
+	mi := &file_api_baton_proto_msgTypes[70]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5172,7 +5353,7 @@ func (x *DriverMessage) String() string {
 func (*DriverMessage) ProtoMessage() {}
 
 func (x *DriverMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[67]
+	mi := &file_api_baton_proto_msgTypes[70]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5185,7 +5366,7 @@ func (x *DriverMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DriverMessage.ProtoReflect.Descriptor instead.
 func (*DriverMessage) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{67}
+	return file_api_baton_proto_rawDescGZIP(), []int{70}
 }
 
 func (x *DriverMessage) GetMsg() isDriverMessage_Msg {
@@ -5322,7 +5503,7 @@ type FetchShuffleRequest struct {
 
 func (x *FetchShuffleRequest) Reset() {
 	*x = FetchShuffleRequest{}
-	mi := &file_api_baton_proto_msgTypes[68]
+	mi := &file_api_baton_proto_msgTypes[71]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5334,7 +5515,7 @@ func (x *FetchShuffleRequest) String() string {
 func (*FetchShuffleRequest) ProtoMessage() {}
 
 func (x *FetchShuffleRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[68]
+	mi := &file_api_baton_proto_msgTypes[71]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5347,7 +5528,7 @@ func (x *FetchShuffleRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchShuffleRequest.ProtoReflect.Descriptor instead.
 func (*FetchShuffleRequest) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{68}
+	return file_api_baton_proto_rawDescGZIP(), []int{71}
 }
 
 func (x *FetchShuffleRequest) GetShuffle() uint64 {
@@ -5397,7 +5578,7 @@ type FetchResultRequest struct {
 
 func (x *FetchResultRequest) Reset() {
 	*x = FetchResultRequest{}
-	mi := &file_api_baton_proto_msgTypes[69]
+	mi := &file_api_baton_proto_msgTypes[72]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5409,7 +5590,7 @@ func (x *FetchResultRequest) String() string {
 func (*FetchResultRequest) ProtoMessage() {}
 
 func (x *FetchResultRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[69]
+	mi := &file_api_baton_proto_msgTypes[72]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5422,7 +5603,7 @@ func (x *FetchResultRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchResultRequest.ProtoReflect.Descriptor instead.
 func (*FetchResultRequest) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{69}
+	return file_api_baton_proto_rawDescGZIP(), []int{72}
 }
 
 func (x *FetchResultRequest) GetJob() uint64 {
@@ -5462,7 +5643,7 @@ type BlockChunk struct {
 
 func (x *BlockChunk) Reset() {
 	*x = BlockChunk{}
-	mi := &file_api_baton_proto_msgTypes[70]
+	mi := &file_api_baton_proto_msgTypes[73]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5474,7 +5655,7 @@ func (x *BlockChunk) String() string {
 func (*BlockChunk) ProtoMessage() {}
 
 func (x *BlockChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[70]
+	mi := &file_api_baton_proto_msgTypes[73]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5487,7 +5668,7 @@ func (x *BlockChunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BlockChunk.ProtoReflect.Descriptor instead.
 func (*BlockChunk) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{70}
+	return file_api_baton_proto_rawDescGZIP(), []int{73}
 }
 
 func (x *BlockChunk) GetMap() int32 {
@@ -5533,7 +5714,7 @@ type ExecutorStatsRequest struct {
 
 func (x *ExecutorStatsRequest) Reset() {
 	*x = ExecutorStatsRequest{}
-	mi := &file_api_baton_proto_msgTypes[71]
+	mi := &file_api_baton_proto_msgTypes[74]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5545,7 +5726,7 @@ func (x *ExecutorStatsRequest) String() string {
 func (*ExecutorStatsRequest) ProtoMessage() {}
 
 func (x *ExecutorStatsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[71]
+	mi := &file_api_baton_proto_msgTypes[74]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5558,7 +5739,7 @@ func (x *ExecutorStatsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecutorStatsRequest.ProtoReflect.Descriptor instead.
 func (*ExecutorStatsRequest) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{71}
+	return file_api_baton_proto_rawDescGZIP(), []int{74}
 }
 
 // ExecutorStats is what an executor did since it started: for drills and
@@ -5587,7 +5768,7 @@ type ExecutorStats struct {
 
 func (x *ExecutorStats) Reset() {
 	*x = ExecutorStats{}
-	mi := &file_api_baton_proto_msgTypes[72]
+	mi := &file_api_baton_proto_msgTypes[75]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5599,7 +5780,7 @@ func (x *ExecutorStats) String() string {
 func (*ExecutorStats) ProtoMessage() {}
 
 func (x *ExecutorStats) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[72]
+	mi := &file_api_baton_proto_msgTypes[75]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5612,7 +5793,7 @@ func (x *ExecutorStats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecutorStats.ProtoReflect.Descriptor instead.
 func (*ExecutorStats) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{72}
+	return file_api_baton_proto_rawDescGZIP(), []int{75}
 }
 
 func (x *ExecutorStats) GetExecutorId() string {
@@ -5707,7 +5888,7 @@ type ACLToken struct {
 
 func (x *ACLToken) Reset() {
 	*x = ACLToken{}
-	mi := &file_api_baton_proto_msgTypes[73]
+	mi := &file_api_baton_proto_msgTypes[76]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5719,7 +5900,7 @@ func (x *ACLToken) String() string {
 func (*ACLToken) ProtoMessage() {}
 
 func (x *ACLToken) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[73]
+	mi := &file_api_baton_proto_msgTypes[76]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5732,7 +5913,7 @@ func (x *ACLToken) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ACLToken.ProtoReflect.Descriptor instead.
 func (*ACLToken) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{73}
+	return file_api_baton_proto_rawDescGZIP(), []int{76}
 }
 
 func (x *ACLToken) GetAccessor() string {
@@ -5778,7 +5959,7 @@ type ACLBootstrapRequest struct {
 
 func (x *ACLBootstrapRequest) Reset() {
 	*x = ACLBootstrapRequest{}
-	mi := &file_api_baton_proto_msgTypes[74]
+	mi := &file_api_baton_proto_msgTypes[77]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5790,7 +5971,7 @@ func (x *ACLBootstrapRequest) String() string {
 func (*ACLBootstrapRequest) ProtoMessage() {}
 
 func (x *ACLBootstrapRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[74]
+	mi := &file_api_baton_proto_msgTypes[77]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5803,7 +5984,7 @@ func (x *ACLBootstrapRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ACLBootstrapRequest.ProtoReflect.Descriptor instead.
 func (*ACLBootstrapRequest) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{74}
+	return file_api_baton_proto_rawDescGZIP(), []int{77}
 }
 
 type ACLBootstrapResponse struct {
@@ -5815,7 +5996,7 @@ type ACLBootstrapResponse struct {
 
 func (x *ACLBootstrapResponse) Reset() {
 	*x = ACLBootstrapResponse{}
-	mi := &file_api_baton_proto_msgTypes[75]
+	mi := &file_api_baton_proto_msgTypes[78]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5827,7 +6008,7 @@ func (x *ACLBootstrapResponse) String() string {
 func (*ACLBootstrapResponse) ProtoMessage() {}
 
 func (x *ACLBootstrapResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[75]
+	mi := &file_api_baton_proto_msgTypes[78]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5840,7 +6021,7 @@ func (x *ACLBootstrapResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ACLBootstrapResponse.ProtoReflect.Descriptor instead.
 func (*ACLBootstrapResponse) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{75}
+	return file_api_baton_proto_rawDescGZIP(), []int{78}
 }
 
 func (x *ACLBootstrapResponse) GetToken() *ACLToken {
@@ -5861,7 +6042,7 @@ type CreateTokenRequest struct {
 
 func (x *CreateTokenRequest) Reset() {
 	*x = CreateTokenRequest{}
-	mi := &file_api_baton_proto_msgTypes[76]
+	mi := &file_api_baton_proto_msgTypes[79]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5873,7 +6054,7 @@ func (x *CreateTokenRequest) String() string {
 func (*CreateTokenRequest) ProtoMessage() {}
 
 func (x *CreateTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[76]
+	mi := &file_api_baton_proto_msgTypes[79]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5886,7 +6067,7 @@ func (x *CreateTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateTokenRequest.ProtoReflect.Descriptor instead.
 func (*CreateTokenRequest) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{76}
+	return file_api_baton_proto_rawDescGZIP(), []int{79}
 }
 
 func (x *CreateTokenRequest) GetName() string {
@@ -5912,7 +6093,7 @@ type CreateTokenResponse struct {
 
 func (x *CreateTokenResponse) Reset() {
 	*x = CreateTokenResponse{}
-	mi := &file_api_baton_proto_msgTypes[77]
+	mi := &file_api_baton_proto_msgTypes[80]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5924,7 +6105,7 @@ func (x *CreateTokenResponse) String() string {
 func (*CreateTokenResponse) ProtoMessage() {}
 
 func (x *CreateTokenResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[77]
+	mi := &file_api_baton_proto_msgTypes[80]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5937,7 +6118,7 @@ func (x *CreateTokenResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateTokenResponse.ProtoReflect.Descriptor instead.
 func (*CreateTokenResponse) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{77}
+	return file_api_baton_proto_rawDescGZIP(), []int{80}
 }
 
 func (x *CreateTokenResponse) GetToken() *ACLToken {
@@ -5955,7 +6136,7 @@ type ListTokensRequest struct {
 
 func (x *ListTokensRequest) Reset() {
 	*x = ListTokensRequest{}
-	mi := &file_api_baton_proto_msgTypes[78]
+	mi := &file_api_baton_proto_msgTypes[81]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5967,7 +6148,7 @@ func (x *ListTokensRequest) String() string {
 func (*ListTokensRequest) ProtoMessage() {}
 
 func (x *ListTokensRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[78]
+	mi := &file_api_baton_proto_msgTypes[81]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5980,7 +6161,7 @@ func (x *ListTokensRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTokensRequest.ProtoReflect.Descriptor instead.
 func (*ListTokensRequest) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{78}
+	return file_api_baton_proto_rawDescGZIP(), []int{81}
 }
 
 type ListTokensResponse struct {
@@ -5992,7 +6173,7 @@ type ListTokensResponse struct {
 
 func (x *ListTokensResponse) Reset() {
 	*x = ListTokensResponse{}
-	mi := &file_api_baton_proto_msgTypes[79]
+	mi := &file_api_baton_proto_msgTypes[82]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6004,7 +6185,7 @@ func (x *ListTokensResponse) String() string {
 func (*ListTokensResponse) ProtoMessage() {}
 
 func (x *ListTokensResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[79]
+	mi := &file_api_baton_proto_msgTypes[82]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6017,7 +6198,7 @@ func (x *ListTokensResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTokensResponse.ProtoReflect.Descriptor instead.
 func (*ListTokensResponse) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{79}
+	return file_api_baton_proto_rawDescGZIP(), []int{82}
 }
 
 func (x *ListTokensResponse) GetTokens() []*ACLToken {
@@ -6036,7 +6217,7 @@ type DeleteTokenRequest struct {
 
 func (x *DeleteTokenRequest) Reset() {
 	*x = DeleteTokenRequest{}
-	mi := &file_api_baton_proto_msgTypes[80]
+	mi := &file_api_baton_proto_msgTypes[83]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6048,7 +6229,7 @@ func (x *DeleteTokenRequest) String() string {
 func (*DeleteTokenRequest) ProtoMessage() {}
 
 func (x *DeleteTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[80]
+	mi := &file_api_baton_proto_msgTypes[83]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6061,7 +6242,7 @@ func (x *DeleteTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteTokenRequest.ProtoReflect.Descriptor instead.
 func (*DeleteTokenRequest) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{80}
+	return file_api_baton_proto_rawDescGZIP(), []int{83}
 }
 
 func (x *DeleteTokenRequest) GetAccessor() string {
@@ -6079,7 +6260,7 @@ type DeleteTokenResponse struct {
 
 func (x *DeleteTokenResponse) Reset() {
 	*x = DeleteTokenResponse{}
-	mi := &file_api_baton_proto_msgTypes[81]
+	mi := &file_api_baton_proto_msgTypes[84]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6091,7 +6272,7 @@ func (x *DeleteTokenResponse) String() string {
 func (*DeleteTokenResponse) ProtoMessage() {}
 
 func (x *DeleteTokenResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[81]
+	mi := &file_api_baton_proto_msgTypes[84]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6104,7 +6285,7 @@ func (x *DeleteTokenResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteTokenResponse.ProtoReflect.Descriptor instead.
 func (*DeleteTokenResponse) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{81}
+	return file_api_baton_proto_rawDescGZIP(), []int{84}
 }
 
 var File_api_baton_proto protoreflect.FileDescriptor
@@ -6153,7 +6334,7 @@ const file_api_baton_proto_rawDesc = "" +
 	"\x05input\x18\x02 \x01(\tR\x05input\x12\x1e\n" +
 	"\x02fn\x18\x03 \x01(\v2\x0e.baton.v1.FuncR\x02fn\x12\f\n" +
 	"\x01n\x18\x04 \x01(\x03R\x01n\x12\x12\n" +
-	"\x04path\x18\x05 \x01(\tR\x04path\"\xd3\x06\n" +
+	"\x04path\x18\x05 \x01(\tR\x04path\"\xe9\x06\n" +
 	"\x03Job\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12(\n" +
@@ -6178,7 +6359,8 @@ const file_api_baton_proto_rawDesc = "" +
 	"\x11output_partitions\x18\x13 \x01(\x05R\x10outputPartitions\x129\n" +
 	"\faccumulators\x18\x14 \x03(\v2\x15.baton.v1.AccumulatorR\faccumulators\x12F\n" +
 	"\x13failed_accumulators\x18\x15 \x03(\v2\x15.baton.v1.AccumulatorR\x12failedAccumulators\x12>\n" +
-	"\x1bdropped_accumulator_updates\x18\x16 \x01(\x03R\x19droppedAccumulatorUpdates\"\x8a\x01\n" +
+	"\x1bdropped_accumulator_updates\x18\x16 \x01(\x03R\x19droppedAccumulatorUpdates\x12\x14\n" +
+	"\x05group\x18\x17 \x01(\tR\x05group\"\x8a\x01\n" +
 	"\n" +
 	"ResultInfo\x12\x1c\n" +
 	"\tpartition\x18\x01 \x01(\x05R\tpartition\x12\x12\n" +
@@ -6200,7 +6382,7 @@ const file_api_baton_proto_rawDesc = "" +
 	" \x03(\x04R\aparents\x12\x18\n" +
 	"\ashuffle\x18\v \x01(\x04R\ashuffle\x12.\n" +
 	"\x13submitted_unix_nano\x18\f \x01(\x03R\x11submittedUnixNano\x12.\n" +
-	"\x13completed_unix_nano\x18\r \x01(\x03R\x11completedUnixNano\"\x90\x02\n" +
+	"\x13completed_unix_nano\x18\r \x01(\x03R\x11completedUnixNano\"\xa6\x02\n" +
 	"\x10SubmitJobRequest\x12\"\n" +
 	"\x04plan\x18\x01 \x01(\v2\x0e.baton.v1.PlanR\x04plan\x12'\n" +
 	"\x0fidempotency_key\x18\x02 \x01(\tR\x0eidempotencyKey\x12'\n" +
@@ -6210,7 +6392,8 @@ const file_api_baton_proto_rawDesc = "" +
 	"partitions\x12\x12\n" +
 	"\x04pool\x18\x05 \x01(\tR\x04pool\x12*\n" +
 	"\x11max_task_failures\x18\x06 \x01(\x05R\x0fmaxTaskFailures\x12&\n" +
-	"\x0fmax_result_size\x18\a \x01(\x03R\rmaxResultSize\"@\n" +
+	"\x0fmax_result_size\x18\a \x01(\x03R\rmaxResultSize\x12\x14\n" +
+	"\x05group\x18\b \x01(\tR\x05group\"@\n" +
 	"\x11SubmitJobResponse\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\x04R\x05jobId\x12\x14\n" +
 	"\x05index\x18\x02 \x01(\x04R\x05index\"\xb3\x01\n" +
@@ -6230,6 +6413,15 @@ const file_api_baton_proto_rawDesc = "" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\")\n" +
 	"\x11CancelJobResponse\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x04R\x05index\"E\n" +
+	"\x15CancelJobGroupRequest\x12\x14\n" +
+	"\x05group\x18\x01 \x01(\tR\x05group\x12\x16\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\"G\n" +
+	"\x12CancelStageRequest\x12\x19\n" +
+	"\bstage_id\x18\x01 \x01(\x04R\astageId\x12\x16\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\"H\n" +
+	"\x12CancelJobsResponse\x12\x1c\n" +
+	"\tcancelled\x18\x01 \x03(\x04R\tcancelled\x12\x14\n" +
+	"\x05index\x18\x02 \x01(\x04R\x05index\"E\n" +
 	"\x0fWatchJobRequest\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\x04R\x05jobId\x12\x1b\n" +
 	"\tmin_index\x18\x02 \x01(\x04R\bminIndex\"*\n" +
@@ -6613,12 +6805,14 @@ const file_api_baton_proto_rawDesc = "" +
 	"\x10BLOCK_ERROR_NONE\x10\x00\x12\x19\n" +
 	"\x15BLOCK_ERROR_NOT_FOUND\x10\x01\x12\x17\n" +
 	"\x13BLOCK_ERROR_CORRUPT\x10\x02\x12\x18\n" +
-	"\x14BLOCK_ERROR_INTERNAL\x10\x032\xe9\x04\n" +
+	"\x14BLOCK_ERROR_INTERNAL\x10\x032\x85\x06\n" +
 	"\tScheduler\x12D\n" +
 	"\tSubmitJob\x12\x1a.baton.v1.SubmitJobRequest\x1a\x1b.baton.v1.SubmitJobResponse\x120\n" +
 	"\x06GetJob\x12\x17.baton.v1.GetJobRequest\x1a\r.baton.v1.Job\x12A\n" +
 	"\bListJobs\x12\x19.baton.v1.ListJobsRequest\x1a\x1a.baton.v1.ListJobsResponse\x12D\n" +
-	"\tCancelJob\x12\x1a.baton.v1.CancelJobRequest\x1a\x1b.baton.v1.CancelJobResponse\x126\n" +
+	"\tCancelJob\x12\x1a.baton.v1.CancelJobRequest\x1a\x1b.baton.v1.CancelJobResponse\x12O\n" +
+	"\x0eCancelJobGroup\x12\x1f.baton.v1.CancelJobGroupRequest\x1a\x1c.baton.v1.CancelJobsResponse\x12I\n" +
+	"\vCancelStage\x12\x1c.baton.v1.CancelStageRequest\x1a\x1c.baton.v1.CancelJobsResponse\x126\n" +
 	"\bWatchJob\x12\x19.baton.v1.WatchJobRequest\x1a\r.baton.v1.Job0\x01\x12J\n" +
 	"\x0eCollectResults\x12\x1f.baton.v1.CollectResultsRequest\x1a\x15.baton.v1.ResultChunk0\x01\x12G\n" +
 	"\n" +
@@ -6664,7 +6858,7 @@ func file_api_baton_proto_rawDescGZIP() []byte {
 }
 
 var file_api_baton_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_api_baton_proto_msgTypes = make([]protoimpl.MessageInfo, 88)
+var file_api_baton_proto_msgTypes = make([]protoimpl.MessageInfo, 91)
 var file_api_baton_proto_goTypes = []any{
 	(JobState)(0),                      // 0: baton.v1.JobState
 	(TaskState)(0),                     // 1: baton.v1.TaskState
@@ -6686,193 +6880,200 @@ var file_api_baton_proto_goTypes = []any{
 	(*ListJobsResponse)(nil),           // 17: baton.v1.ListJobsResponse
 	(*CancelJobRequest)(nil),           // 18: baton.v1.CancelJobRequest
 	(*CancelJobResponse)(nil),          // 19: baton.v1.CancelJobResponse
-	(*WatchJobRequest)(nil),            // 20: baton.v1.WatchJobRequest
-	(*ReleaseJobRequest)(nil),          // 21: baton.v1.ReleaseJobRequest
-	(*ReleaseJobResponse)(nil),         // 22: baton.v1.ReleaseJobResponse
-	(*CollectResultsRequest)(nil),      // 23: baton.v1.CollectResultsRequest
-	(*ResultChunk)(nil),                // 24: baton.v1.ResultChunk
-	(*ListExecutorsRequest)(nil),       // 25: baton.v1.ListExecutorsRequest
-	(*Executor)(nil),                   // 26: baton.v1.Executor
-	(*ListExecutorsResponse)(nil),      // 27: baton.v1.ListExecutorsResponse
-	(*GetStageRequest)(nil),            // 28: baton.v1.GetStageRequest
-	(*TaskAttempt)(nil),                // 29: baton.v1.TaskAttempt
-	(*StageDetail)(nil),                // 30: baton.v1.StageDetail
-	(*Peer)(nil),                       // 31: baton.v1.Peer
-	(*StatusRequest)(nil),              // 32: baton.v1.StatusRequest
-	(*StatusResponse)(nil),             // 33: baton.v1.StatusResponse
-	(*NodeStatusRequest)(nil),          // 34: baton.v1.NodeStatusRequest
-	(*NodeStatus)(nil),                 // 35: baton.v1.NodeStatus
-	(*ListPeersRequest)(nil),           // 36: baton.v1.ListPeersRequest
-	(*ListPeersResponse)(nil),          // 37: baton.v1.ListPeersResponse
-	(*AddPeerRequest)(nil),             // 38: baton.v1.AddPeerRequest
-	(*AddPeerResponse)(nil),            // 39: baton.v1.AddPeerResponse
-	(*RemovePeerRequest)(nil),          // 40: baton.v1.RemovePeerRequest
-	(*RemovePeerResponse)(nil),         // 41: baton.v1.RemovePeerResponse
-	(*TransferLeadershipRequest)(nil),  // 42: baton.v1.TransferLeadershipRequest
-	(*TransferLeadershipResponse)(nil), // 43: baton.v1.TransferLeadershipResponse
-	(*RegisterMemberRequest)(nil),      // 44: baton.v1.RegisterMemberRequest
-	(*RegisterMemberResponse)(nil),     // 45: baton.v1.RegisterMemberResponse
-	(*SnapshotSaveRequest)(nil),        // 46: baton.v1.SnapshotSaveRequest
-	(*SnapshotChunk)(nil),              // 47: baton.v1.SnapshotChunk
-	(*SnapshotRestoreResponse)(nil),    // 48: baton.v1.SnapshotRestoreResponse
-	(*LeaderHistoryRequest)(nil),       // 49: baton.v1.LeaderHistoryRequest
-	(*Takeover)(nil),                   // 50: baton.v1.Takeover
-	(*LeaderHistoryResponse)(nil),      // 51: baton.v1.LeaderHistoryResponse
-	(*ReportResultLostRequest)(nil),    // 52: baton.v1.ReportResultLostRequest
-	(*ReportResultLostResponse)(nil),   // 53: baton.v1.ReportResultLostResponse
-	(*TaskID)(nil),                     // 54: baton.v1.TaskID
-	(*MapLocation)(nil),                // 55: baton.v1.MapLocation
-	(*ShuffleInput)(nil),               // 56: baton.v1.ShuffleInput
-	(*TaskLaunch)(nil),                 // 57: baton.v1.TaskLaunch
-	(*TaskStatus)(nil),                 // 58: baton.v1.TaskStatus
-	(*Accumulator)(nil),                // 59: baton.v1.Accumulator
-	(*Hello)(nil),                      // 60: baton.v1.Hello
-	(*StatusUpdates)(nil),              // 61: baton.v1.StatusUpdates
-	(*CommitRequest)(nil),              // 62: baton.v1.CommitRequest
-	(*ExecutorMessage)(nil),            // 63: baton.v1.ExecutorMessage
-	(*Welcome)(nil),                    // 64: baton.v1.Welcome
-	(*Launch)(nil),                     // 65: baton.v1.Launch
-	(*Kill)(nil),                       // 66: baton.v1.Kill
-	(*Ack)(nil),                        // 67: baton.v1.Ack
-	(*CommitDecision)(nil),             // 68: baton.v1.CommitDecision
-	(*ResultBlock)(nil),                // 69: baton.v1.ResultBlock
-	(*DeleteBlocks)(nil),               // 70: baton.v1.DeleteBlocks
-	(*NotLeader)(nil),                  // 71: baton.v1.NotLeader
-	(*DriverMessage)(nil),              // 72: baton.v1.DriverMessage
-	(*FetchShuffleRequest)(nil),        // 73: baton.v1.FetchShuffleRequest
-	(*FetchResultRequest)(nil),         // 74: baton.v1.FetchResultRequest
-	(*BlockChunk)(nil),                 // 75: baton.v1.BlockChunk
-	(*ExecutorStatsRequest)(nil),       // 76: baton.v1.ExecutorStatsRequest
-	(*ExecutorStats)(nil),              // 77: baton.v1.ExecutorStats
-	(*ACLToken)(nil),                   // 78: baton.v1.ACLToken
-	(*ACLBootstrapRequest)(nil),        // 79: baton.v1.ACLBootstrapRequest
-	(*ACLBootstrapResponse)(nil),       // 80: baton.v1.ACLBootstrapResponse
-	(*CreateTokenRequest)(nil),         // 81: baton.v1.CreateTokenRequest
-	(*CreateTokenResponse)(nil),        // 82: baton.v1.CreateTokenResponse
-	(*ListTokensRequest)(nil),          // 83: baton.v1.ListTokensRequest
-	(*ListTokensResponse)(nil),         // 84: baton.v1.ListTokensResponse
-	(*DeleteTokenRequest)(nil),         // 85: baton.v1.DeleteTokenRequest
-	(*DeleteTokenResponse)(nil),        // 86: baton.v1.DeleteTokenResponse
-	nil,                                // 87: baton.v1.Plan.DatasetsEntry
-	nil,                                // 88: baton.v1.Dataset.EnvEntry
-	nil,                                // 89: baton.v1.StageDetail.TaskCountsEntry
-	nil,                                // 90: baton.v1.ExecutorStats.LaunchesByJobEntry
-	nil,                                // 91: baton.v1.ExecutorStats.FirstLaunchByTermEntry
-	nil,                                // 92: baton.v1.ExecutorStats.LastLaunchByTermEntry
+	(*CancelJobGroupRequest)(nil),      // 20: baton.v1.CancelJobGroupRequest
+	(*CancelStageRequest)(nil),         // 21: baton.v1.CancelStageRequest
+	(*CancelJobsResponse)(nil),         // 22: baton.v1.CancelJobsResponse
+	(*WatchJobRequest)(nil),            // 23: baton.v1.WatchJobRequest
+	(*ReleaseJobRequest)(nil),          // 24: baton.v1.ReleaseJobRequest
+	(*ReleaseJobResponse)(nil),         // 25: baton.v1.ReleaseJobResponse
+	(*CollectResultsRequest)(nil),      // 26: baton.v1.CollectResultsRequest
+	(*ResultChunk)(nil),                // 27: baton.v1.ResultChunk
+	(*ListExecutorsRequest)(nil),       // 28: baton.v1.ListExecutorsRequest
+	(*Executor)(nil),                   // 29: baton.v1.Executor
+	(*ListExecutorsResponse)(nil),      // 30: baton.v1.ListExecutorsResponse
+	(*GetStageRequest)(nil),            // 31: baton.v1.GetStageRequest
+	(*TaskAttempt)(nil),                // 32: baton.v1.TaskAttempt
+	(*StageDetail)(nil),                // 33: baton.v1.StageDetail
+	(*Peer)(nil),                       // 34: baton.v1.Peer
+	(*StatusRequest)(nil),              // 35: baton.v1.StatusRequest
+	(*StatusResponse)(nil),             // 36: baton.v1.StatusResponse
+	(*NodeStatusRequest)(nil),          // 37: baton.v1.NodeStatusRequest
+	(*NodeStatus)(nil),                 // 38: baton.v1.NodeStatus
+	(*ListPeersRequest)(nil),           // 39: baton.v1.ListPeersRequest
+	(*ListPeersResponse)(nil),          // 40: baton.v1.ListPeersResponse
+	(*AddPeerRequest)(nil),             // 41: baton.v1.AddPeerRequest
+	(*AddPeerResponse)(nil),            // 42: baton.v1.AddPeerResponse
+	(*RemovePeerRequest)(nil),          // 43: baton.v1.RemovePeerRequest
+	(*RemovePeerResponse)(nil),         // 44: baton.v1.RemovePeerResponse
+	(*TransferLeadershipRequest)(nil),  // 45: baton.v1.TransferLeadershipRequest
+	(*TransferLeadershipResponse)(nil), // 46: baton.v1.TransferLeadershipResponse
+	(*RegisterMemberRequest)(nil),      // 47: baton.v1.RegisterMemberRequest
+	(*RegisterMemberResponse)(nil),     // 48: baton.v1.RegisterMemberResponse
+	(*SnapshotSaveRequest)(nil),        // 49: baton.v1.SnapshotSaveRequest
+	(*SnapshotChunk)(nil),              // 50: baton.v1.SnapshotChunk
+	(*SnapshotRestoreResponse)(nil),    // 51: baton.v1.SnapshotRestoreResponse
+	(*LeaderHistoryRequest)(nil),       // 52: baton.v1.LeaderHistoryRequest
+	(*Takeover)(nil),                   // 53: baton.v1.Takeover
+	(*LeaderHistoryResponse)(nil),      // 54: baton.v1.LeaderHistoryResponse
+	(*ReportResultLostRequest)(nil),    // 55: baton.v1.ReportResultLostRequest
+	(*ReportResultLostResponse)(nil),   // 56: baton.v1.ReportResultLostResponse
+	(*TaskID)(nil),                     // 57: baton.v1.TaskID
+	(*MapLocation)(nil),                // 58: baton.v1.MapLocation
+	(*ShuffleInput)(nil),               // 59: baton.v1.ShuffleInput
+	(*TaskLaunch)(nil),                 // 60: baton.v1.TaskLaunch
+	(*TaskStatus)(nil),                 // 61: baton.v1.TaskStatus
+	(*Accumulator)(nil),                // 62: baton.v1.Accumulator
+	(*Hello)(nil),                      // 63: baton.v1.Hello
+	(*StatusUpdates)(nil),              // 64: baton.v1.StatusUpdates
+	(*CommitRequest)(nil),              // 65: baton.v1.CommitRequest
+	(*ExecutorMessage)(nil),            // 66: baton.v1.ExecutorMessage
+	(*Welcome)(nil),                    // 67: baton.v1.Welcome
+	(*Launch)(nil),                     // 68: baton.v1.Launch
+	(*Kill)(nil),                       // 69: baton.v1.Kill
+	(*Ack)(nil),                        // 70: baton.v1.Ack
+	(*CommitDecision)(nil),             // 71: baton.v1.CommitDecision
+	(*ResultBlock)(nil),                // 72: baton.v1.ResultBlock
+	(*DeleteBlocks)(nil),               // 73: baton.v1.DeleteBlocks
+	(*NotLeader)(nil),                  // 74: baton.v1.NotLeader
+	(*DriverMessage)(nil),              // 75: baton.v1.DriverMessage
+	(*FetchShuffleRequest)(nil),        // 76: baton.v1.FetchShuffleRequest
+	(*FetchResultRequest)(nil),         // 77: baton.v1.FetchResultRequest
+	(*BlockChunk)(nil),                 // 78: baton.v1.BlockChunk
+	(*ExecutorStatsRequest)(nil),       // 79: baton.v1.ExecutorStatsRequest
+	(*ExecutorStats)(nil),              // 80: baton.v1.ExecutorStats
+	(*ACLToken)(nil),                   // 81: baton.v1.ACLToken
+	(*ACLBootstrapRequest)(nil),        // 82: baton.v1.ACLBootstrapRequest
+	(*ACLBootstrapResponse)(nil),       // 83: baton.v1.ACLBootstrapResponse
+	(*CreateTokenRequest)(nil),         // 84: baton.v1.CreateTokenRequest
+	(*CreateTokenResponse)(nil),        // 85: baton.v1.CreateTokenResponse
+	(*ListTokensRequest)(nil),          // 86: baton.v1.ListTokensRequest
+	(*ListTokensResponse)(nil),         // 87: baton.v1.ListTokensResponse
+	(*DeleteTokenRequest)(nil),         // 88: baton.v1.DeleteTokenRequest
+	(*DeleteTokenResponse)(nil),        // 89: baton.v1.DeleteTokenResponse
+	nil,                                // 90: baton.v1.Plan.DatasetsEntry
+	nil,                                // 91: baton.v1.Dataset.EnvEntry
+	nil,                                // 92: baton.v1.StageDetail.TaskCountsEntry
+	nil,                                // 93: baton.v1.ExecutorStats.LaunchesByJobEntry
+	nil,                                // 94: baton.v1.ExecutorStats.FirstLaunchByTermEntry
+	nil,                                // 95: baton.v1.ExecutorStats.LastLaunchByTermEntry
 }
 var file_api_baton_proto_depIdxs = []int32{
-	87, // 0: baton.v1.Plan.datasets:type_name -> baton.v1.Plan.DatasetsEntry
+	90, // 0: baton.v1.Plan.datasets:type_name -> baton.v1.Plan.DatasetsEntry
 	9,  // 1: baton.v1.Plan.action:type_name -> baton.v1.Action
 	6,  // 2: baton.v1.Dataset.fn:type_name -> baton.v1.Func
 	7,  // 3: baton.v1.Dataset.records:type_name -> baton.v1.Record
-	88, // 4: baton.v1.Dataset.env:type_name -> baton.v1.Dataset.EnvEntry
+	91, // 4: baton.v1.Dataset.env:type_name -> baton.v1.Dataset.EnvEntry
 	6,  // 5: baton.v1.Action.fn:type_name -> baton.v1.Func
 	0,  // 6: baton.v1.Job.state:type_name -> baton.v1.JobState
 	12, // 7: baton.v1.Job.stages:type_name -> baton.v1.Stage
 	11, // 8: baton.v1.Job.results:type_name -> baton.v1.ResultInfo
 	9,  // 9: baton.v1.Job.action_spec:type_name -> baton.v1.Action
-	59, // 10: baton.v1.Job.accumulators:type_name -> baton.v1.Accumulator
-	59, // 11: baton.v1.Job.failed_accumulators:type_name -> baton.v1.Accumulator
+	62, // 10: baton.v1.Job.accumulators:type_name -> baton.v1.Accumulator
+	62, // 11: baton.v1.Job.failed_accumulators:type_name -> baton.v1.Accumulator
 	5,  // 12: baton.v1.SubmitJobRequest.plan:type_name -> baton.v1.Plan
 	10, // 13: baton.v1.ListJobsResponse.jobs:type_name -> baton.v1.Job
-	26, // 14: baton.v1.ListExecutorsResponse.executors:type_name -> baton.v1.Executor
+	29, // 14: baton.v1.ListExecutorsResponse.executors:type_name -> baton.v1.Executor
 	12, // 15: baton.v1.StageDetail.stage:type_name -> baton.v1.Stage
-	29, // 16: baton.v1.StageDetail.tasks:type_name -> baton.v1.TaskAttempt
-	89, // 17: baton.v1.StageDetail.task_counts:type_name -> baton.v1.StageDetail.TaskCountsEntry
-	35, // 18: baton.v1.StatusResponse.node:type_name -> baton.v1.NodeStatus
-	31, // 19: baton.v1.StatusResponse.peers:type_name -> baton.v1.Peer
-	31, // 20: baton.v1.ListPeersResponse.peers:type_name -> baton.v1.Peer
-	50, // 21: baton.v1.LeaderHistoryResponse.takeovers:type_name -> baton.v1.Takeover
-	55, // 22: baton.v1.ShuffleInput.locations:type_name -> baton.v1.MapLocation
-	54, // 23: baton.v1.TaskLaunch.id:type_name -> baton.v1.TaskID
-	56, // 24: baton.v1.TaskLaunch.inputs:type_name -> baton.v1.ShuffleInput
-	54, // 25: baton.v1.TaskStatus.id:type_name -> baton.v1.TaskID
+	32, // 16: baton.v1.StageDetail.tasks:type_name -> baton.v1.TaskAttempt
+	92, // 17: baton.v1.StageDetail.task_counts:type_name -> baton.v1.StageDetail.TaskCountsEntry
+	38, // 18: baton.v1.StatusResponse.node:type_name -> baton.v1.NodeStatus
+	34, // 19: baton.v1.StatusResponse.peers:type_name -> baton.v1.Peer
+	34, // 20: baton.v1.ListPeersResponse.peers:type_name -> baton.v1.Peer
+	53, // 21: baton.v1.LeaderHistoryResponse.takeovers:type_name -> baton.v1.Takeover
+	58, // 22: baton.v1.ShuffleInput.locations:type_name -> baton.v1.MapLocation
+	57, // 23: baton.v1.TaskLaunch.id:type_name -> baton.v1.TaskID
+	59, // 24: baton.v1.TaskLaunch.inputs:type_name -> baton.v1.ShuffleInput
+	57, // 25: baton.v1.TaskStatus.id:type_name -> baton.v1.TaskID
 	1,  // 26: baton.v1.TaskStatus.state:type_name -> baton.v1.TaskState
 	2,  // 27: baton.v1.TaskStatus.failure:type_name -> baton.v1.FailureKind
-	59, // 28: baton.v1.TaskStatus.accumulators:type_name -> baton.v1.Accumulator
+	62, // 28: baton.v1.TaskStatus.accumulators:type_name -> baton.v1.Accumulator
 	3,  // 29: baton.v1.Accumulator.kind:type_name -> baton.v1.AccumulatorKind
-	54, // 30: baton.v1.Hello.running:type_name -> baton.v1.TaskID
-	54, // 31: baton.v1.Hello.unacked:type_name -> baton.v1.TaskID
-	58, // 32: baton.v1.StatusUpdates.updates:type_name -> baton.v1.TaskStatus
-	54, // 33: baton.v1.CommitRequest.id:type_name -> baton.v1.TaskID
-	60, // 34: baton.v1.ExecutorMessage.hello:type_name -> baton.v1.Hello
-	61, // 35: baton.v1.ExecutorMessage.updates:type_name -> baton.v1.StatusUpdates
-	62, // 36: baton.v1.ExecutorMessage.commit:type_name -> baton.v1.CommitRequest
-	57, // 37: baton.v1.Launch.tasks:type_name -> baton.v1.TaskLaunch
-	69, // 38: baton.v1.DeleteBlocks.results:type_name -> baton.v1.ResultBlock
-	64, // 39: baton.v1.DriverMessage.welcome:type_name -> baton.v1.Welcome
-	65, // 40: baton.v1.DriverMessage.launch:type_name -> baton.v1.Launch
-	66, // 41: baton.v1.DriverMessage.kill:type_name -> baton.v1.Kill
-	67, // 42: baton.v1.DriverMessage.ack:type_name -> baton.v1.Ack
-	68, // 43: baton.v1.DriverMessage.commit:type_name -> baton.v1.CommitDecision
-	70, // 44: baton.v1.DriverMessage.delete:type_name -> baton.v1.DeleteBlocks
-	71, // 45: baton.v1.DriverMessage.not_leader:type_name -> baton.v1.NotLeader
+	57, // 30: baton.v1.Hello.running:type_name -> baton.v1.TaskID
+	57, // 31: baton.v1.Hello.unacked:type_name -> baton.v1.TaskID
+	61, // 32: baton.v1.StatusUpdates.updates:type_name -> baton.v1.TaskStatus
+	57, // 33: baton.v1.CommitRequest.id:type_name -> baton.v1.TaskID
+	63, // 34: baton.v1.ExecutorMessage.hello:type_name -> baton.v1.Hello
+	64, // 35: baton.v1.ExecutorMessage.updates:type_name -> baton.v1.StatusUpdates
+	65, // 36: baton.v1.ExecutorMessage.commit:type_name -> baton.v1.CommitRequest
+	60, // 37: baton.v1.Launch.tasks:type_name -> baton.v1.TaskLaunch
+	72, // 38: baton.v1.DeleteBlocks.results:type_name -> baton.v1.ResultBlock
+	67, // 39: baton.v1.DriverMessage.welcome:type_name -> baton.v1.Welcome
+	68, // 40: baton.v1.DriverMessage.launch:type_name -> baton.v1.Launch
+	69, // 41: baton.v1.DriverMessage.kill:type_name -> baton.v1.Kill
+	70, // 42: baton.v1.DriverMessage.ack:type_name -> baton.v1.Ack
+	71, // 43: baton.v1.DriverMessage.commit:type_name -> baton.v1.CommitDecision
+	73, // 44: baton.v1.DriverMessage.delete:type_name -> baton.v1.DeleteBlocks
+	74, // 45: baton.v1.DriverMessage.not_leader:type_name -> baton.v1.NotLeader
 	4,  // 46: baton.v1.BlockChunk.error:type_name -> baton.v1.BlockError
-	90, // 47: baton.v1.ExecutorStats.launches_by_job:type_name -> baton.v1.ExecutorStats.LaunchesByJobEntry
-	91, // 48: baton.v1.ExecutorStats.first_launch_by_term:type_name -> baton.v1.ExecutorStats.FirstLaunchByTermEntry
-	92, // 49: baton.v1.ExecutorStats.last_launch_by_term:type_name -> baton.v1.ExecutorStats.LastLaunchByTermEntry
-	78, // 50: baton.v1.ACLBootstrapResponse.token:type_name -> baton.v1.ACLToken
-	78, // 51: baton.v1.CreateTokenResponse.token:type_name -> baton.v1.ACLToken
-	78, // 52: baton.v1.ListTokensResponse.tokens:type_name -> baton.v1.ACLToken
+	93, // 47: baton.v1.ExecutorStats.launches_by_job:type_name -> baton.v1.ExecutorStats.LaunchesByJobEntry
+	94, // 48: baton.v1.ExecutorStats.first_launch_by_term:type_name -> baton.v1.ExecutorStats.FirstLaunchByTermEntry
+	95, // 49: baton.v1.ExecutorStats.last_launch_by_term:type_name -> baton.v1.ExecutorStats.LastLaunchByTermEntry
+	81, // 50: baton.v1.ACLBootstrapResponse.token:type_name -> baton.v1.ACLToken
+	81, // 51: baton.v1.CreateTokenResponse.token:type_name -> baton.v1.ACLToken
+	81, // 52: baton.v1.ListTokensResponse.tokens:type_name -> baton.v1.ACLToken
 	8,  // 53: baton.v1.Plan.DatasetsEntry.value:type_name -> baton.v1.Dataset
 	13, // 54: baton.v1.Scheduler.SubmitJob:input_type -> baton.v1.SubmitJobRequest
 	15, // 55: baton.v1.Scheduler.GetJob:input_type -> baton.v1.GetJobRequest
 	16, // 56: baton.v1.Scheduler.ListJobs:input_type -> baton.v1.ListJobsRequest
 	18, // 57: baton.v1.Scheduler.CancelJob:input_type -> baton.v1.CancelJobRequest
-	20, // 58: baton.v1.Scheduler.WatchJob:input_type -> baton.v1.WatchJobRequest
-	23, // 59: baton.v1.Scheduler.CollectResults:input_type -> baton.v1.CollectResultsRequest
-	21, // 60: baton.v1.Scheduler.ReleaseJob:input_type -> baton.v1.ReleaseJobRequest
-	25, // 61: baton.v1.Scheduler.ListExecutors:input_type -> baton.v1.ListExecutorsRequest
-	28, // 62: baton.v1.Scheduler.GetStage:input_type -> baton.v1.GetStageRequest
-	32, // 63: baton.v1.Operator.Status:input_type -> baton.v1.StatusRequest
-	34, // 64: baton.v1.Operator.GetNodeStatus:input_type -> baton.v1.NodeStatusRequest
-	36, // 65: baton.v1.Operator.ListPeers:input_type -> baton.v1.ListPeersRequest
-	38, // 66: baton.v1.Operator.AddPeer:input_type -> baton.v1.AddPeerRequest
-	40, // 67: baton.v1.Operator.RemovePeer:input_type -> baton.v1.RemovePeerRequest
-	42, // 68: baton.v1.Operator.TransferLeadership:input_type -> baton.v1.TransferLeadershipRequest
-	44, // 69: baton.v1.Operator.RegisterMember:input_type -> baton.v1.RegisterMemberRequest
-	52, // 70: baton.v1.Operator.ReportResultLost:input_type -> baton.v1.ReportResultLostRequest
-	49, // 71: baton.v1.Operator.LeaderHistory:input_type -> baton.v1.LeaderHistoryRequest
-	46, // 72: baton.v1.Operator.SnapshotSave:input_type -> baton.v1.SnapshotSaveRequest
-	47, // 73: baton.v1.Operator.SnapshotRestore:input_type -> baton.v1.SnapshotChunk
-	63, // 74: baton.v1.Executors.Connect:input_type -> baton.v1.ExecutorMessage
-	73, // 75: baton.v1.Blocks.FetchShuffle:input_type -> baton.v1.FetchShuffleRequest
-	74, // 76: baton.v1.Blocks.FetchResult:input_type -> baton.v1.FetchResultRequest
-	76, // 77: baton.v1.Blocks.Stats:input_type -> baton.v1.ExecutorStatsRequest
-	79, // 78: baton.v1.ACL.Bootstrap:input_type -> baton.v1.ACLBootstrapRequest
-	81, // 79: baton.v1.ACL.CreateToken:input_type -> baton.v1.CreateTokenRequest
-	83, // 80: baton.v1.ACL.ListTokens:input_type -> baton.v1.ListTokensRequest
-	85, // 81: baton.v1.ACL.DeleteToken:input_type -> baton.v1.DeleteTokenRequest
-	14, // 82: baton.v1.Scheduler.SubmitJob:output_type -> baton.v1.SubmitJobResponse
-	10, // 83: baton.v1.Scheduler.GetJob:output_type -> baton.v1.Job
-	17, // 84: baton.v1.Scheduler.ListJobs:output_type -> baton.v1.ListJobsResponse
-	19, // 85: baton.v1.Scheduler.CancelJob:output_type -> baton.v1.CancelJobResponse
-	10, // 86: baton.v1.Scheduler.WatchJob:output_type -> baton.v1.Job
-	24, // 87: baton.v1.Scheduler.CollectResults:output_type -> baton.v1.ResultChunk
-	22, // 88: baton.v1.Scheduler.ReleaseJob:output_type -> baton.v1.ReleaseJobResponse
-	27, // 89: baton.v1.Scheduler.ListExecutors:output_type -> baton.v1.ListExecutorsResponse
-	30, // 90: baton.v1.Scheduler.GetStage:output_type -> baton.v1.StageDetail
-	33, // 91: baton.v1.Operator.Status:output_type -> baton.v1.StatusResponse
-	35, // 92: baton.v1.Operator.GetNodeStatus:output_type -> baton.v1.NodeStatus
-	37, // 93: baton.v1.Operator.ListPeers:output_type -> baton.v1.ListPeersResponse
-	39, // 94: baton.v1.Operator.AddPeer:output_type -> baton.v1.AddPeerResponse
-	41, // 95: baton.v1.Operator.RemovePeer:output_type -> baton.v1.RemovePeerResponse
-	43, // 96: baton.v1.Operator.TransferLeadership:output_type -> baton.v1.TransferLeadershipResponse
-	45, // 97: baton.v1.Operator.RegisterMember:output_type -> baton.v1.RegisterMemberResponse
-	53, // 98: baton.v1.Operator.ReportResultLost:output_type -> baton.v1.ReportResultLostResponse
-	51, // 99: baton.v1.Operator.LeaderHistory:output_type -> baton.v1.LeaderHistoryResponse
-	47, // 100: baton.v1.Operator.SnapshotSave:output_type -> baton.v1.SnapshotChunk
-	48, // 101: baton.v1.Operator.SnapshotRestore:output_type -> baton.v1.SnapshotRestoreResponse
-	72, // 102: baton.v1.Executors.Connect:output_type -> baton.v1.DriverMessage
-	75, // 103: baton.v1.Blocks.FetchShuffle:output_type -> baton.v1.BlockChunk
-	75, // 104: baton.v1.Blocks.FetchResult:output_type -> baton.v1.BlockChunk
-	77, // 105: baton.v1.Blocks.Stats:output_type -> baton.v1.ExecutorStats
-	80, // 106: baton.v1.ACL.Bootstrap:output_type -> baton.v1.ACLBootstrapResponse
-	82, // 107: baton.v1.ACL.CreateToken:output_type -> baton.v1.CreateTokenResponse
-	84, // 108: baton.v1.ACL.ListTokens:output_type -> baton.v1.ListTokensResponse
-	86, // 109: baton.v1.ACL.DeleteToken:output_type -> baton.v1.DeleteTokenResponse
-	82, // [82:110] is the sub-list for method output_type
-	54, // [54:82] is the sub-list for method input_type
+	20, // 58: baton.v1.Scheduler.CancelJobGroup:input_type -> baton.v1.CancelJobGroupRequest
+	21, // 59: baton.v1.Scheduler.CancelStage:input_type -> baton.v1.CancelStageRequest
+	23, // 60: baton.v1.Scheduler.WatchJob:input_type -> baton.v1.WatchJobRequest
+	26, // 61: baton.v1.Scheduler.CollectResults:input_type -> baton.v1.CollectResultsRequest
+	24, // 62: baton.v1.Scheduler.ReleaseJob:input_type -> baton.v1.ReleaseJobRequest
+	28, // 63: baton.v1.Scheduler.ListExecutors:input_type -> baton.v1.ListExecutorsRequest
+	31, // 64: baton.v1.Scheduler.GetStage:input_type -> baton.v1.GetStageRequest
+	35, // 65: baton.v1.Operator.Status:input_type -> baton.v1.StatusRequest
+	37, // 66: baton.v1.Operator.GetNodeStatus:input_type -> baton.v1.NodeStatusRequest
+	39, // 67: baton.v1.Operator.ListPeers:input_type -> baton.v1.ListPeersRequest
+	41, // 68: baton.v1.Operator.AddPeer:input_type -> baton.v1.AddPeerRequest
+	43, // 69: baton.v1.Operator.RemovePeer:input_type -> baton.v1.RemovePeerRequest
+	45, // 70: baton.v1.Operator.TransferLeadership:input_type -> baton.v1.TransferLeadershipRequest
+	47, // 71: baton.v1.Operator.RegisterMember:input_type -> baton.v1.RegisterMemberRequest
+	55, // 72: baton.v1.Operator.ReportResultLost:input_type -> baton.v1.ReportResultLostRequest
+	52, // 73: baton.v1.Operator.LeaderHistory:input_type -> baton.v1.LeaderHistoryRequest
+	49, // 74: baton.v1.Operator.SnapshotSave:input_type -> baton.v1.SnapshotSaveRequest
+	50, // 75: baton.v1.Operator.SnapshotRestore:input_type -> baton.v1.SnapshotChunk
+	66, // 76: baton.v1.Executors.Connect:input_type -> baton.v1.ExecutorMessage
+	76, // 77: baton.v1.Blocks.FetchShuffle:input_type -> baton.v1.FetchShuffleRequest
+	77, // 78: baton.v1.Blocks.FetchResult:input_type -> baton.v1.FetchResultRequest
+	79, // 79: baton.v1.Blocks.Stats:input_type -> baton.v1.ExecutorStatsRequest
+	82, // 80: baton.v1.ACL.Bootstrap:input_type -> baton.v1.ACLBootstrapRequest
+	84, // 81: baton.v1.ACL.CreateToken:input_type -> baton.v1.CreateTokenRequest
+	86, // 82: baton.v1.ACL.ListTokens:input_type -> baton.v1.ListTokensRequest
+	88, // 83: baton.v1.ACL.DeleteToken:input_type -> baton.v1.DeleteTokenRequest
+	14, // 84: baton.v1.Scheduler.SubmitJob:output_type -> baton.v1.SubmitJobResponse
+	10, // 85: baton.v1.Scheduler.GetJob:output_type -> baton.v1.Job
+	17, // 86: baton.v1.Scheduler.ListJobs:output_type -> baton.v1.ListJobsResponse
+	19, // 87: baton.v1.Scheduler.CancelJob:output_type -> baton.v1.CancelJobResponse
+	22, // 88: baton.v1.Scheduler.CancelJobGroup:output_type -> baton.v1.CancelJobsResponse
+	22, // 89: baton.v1.Scheduler.CancelStage:output_type -> baton.v1.CancelJobsResponse
+	10, // 90: baton.v1.Scheduler.WatchJob:output_type -> baton.v1.Job
+	27, // 91: baton.v1.Scheduler.CollectResults:output_type -> baton.v1.ResultChunk
+	25, // 92: baton.v1.Scheduler.ReleaseJob:output_type -> baton.v1.ReleaseJobResponse
+	30, // 93: baton.v1.Scheduler.ListExecutors:output_type -> baton.v1.ListExecutorsResponse
+	33, // 94: baton.v1.Scheduler.GetStage:output_type -> baton.v1.StageDetail
+	36, // 95: baton.v1.Operator.Status:output_type -> baton.v1.StatusResponse
+	38, // 96: baton.v1.Operator.GetNodeStatus:output_type -> baton.v1.NodeStatus
+	40, // 97: baton.v1.Operator.ListPeers:output_type -> baton.v1.ListPeersResponse
+	42, // 98: baton.v1.Operator.AddPeer:output_type -> baton.v1.AddPeerResponse
+	44, // 99: baton.v1.Operator.RemovePeer:output_type -> baton.v1.RemovePeerResponse
+	46, // 100: baton.v1.Operator.TransferLeadership:output_type -> baton.v1.TransferLeadershipResponse
+	48, // 101: baton.v1.Operator.RegisterMember:output_type -> baton.v1.RegisterMemberResponse
+	56, // 102: baton.v1.Operator.ReportResultLost:output_type -> baton.v1.ReportResultLostResponse
+	54, // 103: baton.v1.Operator.LeaderHistory:output_type -> baton.v1.LeaderHistoryResponse
+	50, // 104: baton.v1.Operator.SnapshotSave:output_type -> baton.v1.SnapshotChunk
+	51, // 105: baton.v1.Operator.SnapshotRestore:output_type -> baton.v1.SnapshotRestoreResponse
+	75, // 106: baton.v1.Executors.Connect:output_type -> baton.v1.DriverMessage
+	78, // 107: baton.v1.Blocks.FetchShuffle:output_type -> baton.v1.BlockChunk
+	78, // 108: baton.v1.Blocks.FetchResult:output_type -> baton.v1.BlockChunk
+	80, // 109: baton.v1.Blocks.Stats:output_type -> baton.v1.ExecutorStats
+	83, // 110: baton.v1.ACL.Bootstrap:output_type -> baton.v1.ACLBootstrapResponse
+	85, // 111: baton.v1.ACL.CreateToken:output_type -> baton.v1.CreateTokenResponse
+	87, // 112: baton.v1.ACL.ListTokens:output_type -> baton.v1.ListTokensResponse
+	89, // 113: baton.v1.ACL.DeleteToken:output_type -> baton.v1.DeleteTokenResponse
+	84, // [84:114] is the sub-list for method output_type
+	54, // [54:84] is the sub-list for method input_type
 	54, // [54:54] is the sub-list for extension type_name
 	54, // [54:54] is the sub-list for extension extendee
 	0,  // [0:54] is the sub-list for field type_name
@@ -6884,12 +7085,12 @@ func file_api_baton_proto_init() {
 		return
 	}
 	file_api_baton_proto_msgTypes[3].OneofWrappers = []any{}
-	file_api_baton_proto_msgTypes[58].OneofWrappers = []any{
+	file_api_baton_proto_msgTypes[61].OneofWrappers = []any{
 		(*ExecutorMessage_Hello)(nil),
 		(*ExecutorMessage_Updates)(nil),
 		(*ExecutorMessage_Commit)(nil),
 	}
-	file_api_baton_proto_msgTypes[67].OneofWrappers = []any{
+	file_api_baton_proto_msgTypes[70].OneofWrappers = []any{
 		(*DriverMessage_Welcome)(nil),
 		(*DriverMessage_Launch)(nil),
 		(*DriverMessage_Kill)(nil),
@@ -6904,7 +7105,7 @@ func file_api_baton_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_api_baton_proto_rawDesc), len(file_api_baton_proto_rawDesc)),
 			NumEnums:      5,
-			NumMessages:   88,
+			NumMessages:   91,
 			NumExtensions: 0,
 			NumServices:   5,
 		},

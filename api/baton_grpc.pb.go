@@ -38,6 +38,8 @@ const (
 	Scheduler_GetJob_FullMethodName         = "/baton.v1.Scheduler/GetJob"
 	Scheduler_ListJobs_FullMethodName       = "/baton.v1.Scheduler/ListJobs"
 	Scheduler_CancelJob_FullMethodName      = "/baton.v1.Scheduler/CancelJob"
+	Scheduler_CancelJobGroup_FullMethodName = "/baton.v1.Scheduler/CancelJobGroup"
+	Scheduler_CancelStage_FullMethodName    = "/baton.v1.Scheduler/CancelStage"
 	Scheduler_WatchJob_FullMethodName       = "/baton.v1.Scheduler/WatchJob"
 	Scheduler_CollectResults_FullMethodName = "/baton.v1.Scheduler/CollectResults"
 	Scheduler_ReleaseJob_FullMethodName     = "/baton.v1.Scheduler/ReleaseJob"
@@ -53,6 +55,8 @@ type SchedulerClient interface {
 	GetJob(ctx context.Context, in *GetJobRequest, opts ...grpc.CallOption) (*Job, error)
 	ListJobs(ctx context.Context, in *ListJobsRequest, opts ...grpc.CallOption) (*ListJobsResponse, error)
 	CancelJob(ctx context.Context, in *CancelJobRequest, opts ...grpc.CallOption) (*CancelJobResponse, error)
+	CancelJobGroup(ctx context.Context, in *CancelJobGroupRequest, opts ...grpc.CallOption) (*CancelJobsResponse, error)
+	CancelStage(ctx context.Context, in *CancelStageRequest, opts ...grpc.CallOption) (*CancelJobsResponse, error)
 	// WatchJob sends the job now and after every change, until it ends.
 	WatchJob(ctx context.Context, in *WatchJobRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[Job], error)
 	CollectResults(ctx context.Context, in *CollectResultsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[ResultChunk], error)
@@ -106,6 +110,26 @@ func (c *schedulerClient) CancelJob(ctx context.Context, in *CancelJobRequest, o
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(CancelJobResponse)
 	err := c.cc.Invoke(ctx, Scheduler_CancelJob_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *schedulerClient) CancelJobGroup(ctx context.Context, in *CancelJobGroupRequest, opts ...grpc.CallOption) (*CancelJobsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CancelJobsResponse)
+	err := c.cc.Invoke(ctx, Scheduler_CancelJobGroup_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *schedulerClient) CancelStage(ctx context.Context, in *CancelStageRequest, opts ...grpc.CallOption) (*CancelJobsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CancelJobsResponse)
+	err := c.cc.Invoke(ctx, Scheduler_CancelStage_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -188,6 +212,8 @@ type SchedulerServer interface {
 	GetJob(context.Context, *GetJobRequest) (*Job, error)
 	ListJobs(context.Context, *ListJobsRequest) (*ListJobsResponse, error)
 	CancelJob(context.Context, *CancelJobRequest) (*CancelJobResponse, error)
+	CancelJobGroup(context.Context, *CancelJobGroupRequest) (*CancelJobsResponse, error)
+	CancelStage(context.Context, *CancelStageRequest) (*CancelJobsResponse, error)
 	// WatchJob sends the job now and after every change, until it ends.
 	WatchJob(*WatchJobRequest, grpc.ServerStreamingServer[Job]) error
 	CollectResults(*CollectResultsRequest, grpc.ServerStreamingServer[ResultChunk]) error
@@ -218,6 +244,12 @@ func (UnimplementedSchedulerServer) ListJobs(context.Context, *ListJobsRequest) 
 }
 func (UnimplementedSchedulerServer) CancelJob(context.Context, *CancelJobRequest) (*CancelJobResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method CancelJob not implemented")
+}
+func (UnimplementedSchedulerServer) CancelJobGroup(context.Context, *CancelJobGroupRequest) (*CancelJobsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CancelJobGroup not implemented")
+}
+func (UnimplementedSchedulerServer) CancelStage(context.Context, *CancelStageRequest) (*CancelJobsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CancelStage not implemented")
 }
 func (UnimplementedSchedulerServer) WatchJob(*WatchJobRequest, grpc.ServerStreamingServer[Job]) error {
 	return status.Error(codes.Unimplemented, "method WatchJob not implemented")
@@ -327,6 +359,42 @@ func _Scheduler_CancelJob_Handler(srv interface{}, ctx context.Context, dec func
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Scheduler_CancelJobGroup_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CancelJobGroupRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SchedulerServer).CancelJobGroup(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Scheduler_CancelJobGroup_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SchedulerServer).CancelJobGroup(ctx, req.(*CancelJobGroupRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Scheduler_CancelStage_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CancelStageRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SchedulerServer).CancelStage(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Scheduler_CancelStage_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SchedulerServer).CancelStage(ctx, req.(*CancelStageRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _Scheduler_WatchJob_Handler(srv interface{}, stream grpc.ServerStream) error {
 	m := new(WatchJobRequest)
 	if err := stream.RecvMsg(m); err != nil {
@@ -425,6 +493,14 @@ var Scheduler_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "CancelJob",
 			Handler:    _Scheduler_CancelJob_Handler,
+		},
+		{
+			MethodName: "CancelJobGroup",
+			Handler:    _Scheduler_CancelJobGroup_Handler,
+		},
+		{
+			MethodName: "CancelStage",
+			Handler:    _Scheduler_CancelStage_Handler,
 		},
 		{
 			MethodName: "ReleaseJob",

@@ -338,6 +338,9 @@ type SubmitOptions struct {
 	// for this job.
 	MaxTaskFailures int
 	MaxResultSize   int64
+	// Group is the job group (Spark's setJobGroup): CancelJobGroup
+	// cancels the group's running jobs.
+	Group string
 }
 
 // Submit submits a plan and returns the job id.
@@ -356,7 +359,7 @@ func (c *Client) Submit(ctx context.Context, p *plan.Plan, opts SubmitOptions) (
 		}
 	}
 	req := &api.SubmitJobRequest{Plan: api.PlanToProto(p), IdempotencyKey: opts.IdempotencyKey, Pool: opts.Pool,
-		MaxTaskFailures: int32(opts.MaxTaskFailures), MaxResultSize: opts.MaxResultSize}
+		MaxTaskFailures: int32(opts.MaxTaskFailures), MaxResultSize: opts.MaxResultSize, Group: opts.Group}
 	if req.IdempotencyKey == "" {
 		req.IdempotencyKey = NewKey()
 	}
@@ -434,6 +437,36 @@ func (c *Client) Cancel(ctx context.Context, id uint64, reason string) error {
 		}
 		return err
 	})
+}
+
+// CancelJobGroup cancels every running job of a group (Spark's
+// cancelJobGroup) and returns the jobs it cancelled: none is not an error.
+func (c *Client) CancelJobGroup(ctx context.Context, group, reason string) ([]uint64, error) {
+	var ids []uint64
+	err := c.write(ctx, func(ctx context.Context, cc *grpc.ClientConn) error {
+		resp, err := api.NewSchedulerClient(cc).CancelJobGroup(ctx, &api.CancelJobGroupRequest{Group: group, Reason: reason})
+		if err == nil {
+			c.seen(resp.Index)
+			ids = resp.Cancelled
+		}
+		return err
+	})
+	return ids, err
+}
+
+// CancelStage cancels every running job that needs a stage (Spark's
+// cancelStage) and returns the jobs it cancelled.
+func (c *Client) CancelStage(ctx context.Context, stage uint64, reason string) ([]uint64, error) {
+	var ids []uint64
+	err := c.write(ctx, func(ctx context.Context, cc *grpc.ClientConn) error {
+		resp, err := api.NewSchedulerClient(cc).CancelStage(ctx, &api.CancelStageRequest{StageId: stage, Reason: reason})
+		if err == nil {
+			c.seen(resp.Index)
+			ids = resp.Cancelled
+		}
+		return err
+	})
+	return ids, err
 }
 
 // Release drops an ended job's results.

@@ -27,7 +27,7 @@ import (
 //	       [max-failures-per-executor=N] [exclude-timeout=NS]
 //	    start over with an empty state and these limits
 //	executor add id=E [cores=N] | executor lose id=E [reason=...]
-//	submit [key=K] [partitions=(0,1)] [pool=P] [max-task-failures=N] [max-result-size=N]
+//	submit [key=K] [partitions=(0,1)] [pool=P] [group=G] [max-task-failures=N] [max-result-size=N]
 //	    input: the graph, one node a line, parents before children:
 //	      NAME: source p=N
 //	      NAME: map PARENT
@@ -42,7 +42,7 @@ import (
 //	    defaults: the stage's latest attempt and epoch, a fresh task id, exec e1
 //	run stage=S [exec=E] [size=N] [indirect]
 //	    every runnable task of the stage succeeds (round-robin over exec's values)
-//	resubmit | commit stage=S part=P task=T [exec=E] | cancel job=J | release job=J
+//	resubmit | commit stage=S part=P task=T [exec=E] | cancel job=J|group=G|stage=S [reason=R] | release job=J
 //	events on|off       results also print the transitions (Result.Events)
 //	runnable [stage=S]   the tasks the driver may launch now
 //	state                the whole state, readable
@@ -152,6 +152,7 @@ func (sc *scenario) run(t *testing.T, d *datadriven.TestData) string {
 		c := &SubmitJob{Time: sc.time, Graph: g}
 		d.MaybeScanArgs(t, "key", &c.Key)
 		d.MaybeScanArgs(t, "pool", &c.Pool)
+		d.MaybeScanArgs(t, "group", &c.Group)
 		d.MaybeScanArgs(t, "max-task-failures", &c.MaxTaskFailures)
 		d.MaybeScanArgs(t, "max-result-size", &c.MaxResultSize)
 		if d.HasArg("partitions") {
@@ -231,9 +232,17 @@ func (sc *scenario) run(t *testing.T, d *datadriven.TestData) string {
 		return "denied: " + r.Ignored
 
 	case "cancel":
-		var job int
+		var job, stage int
+		var group, reason string
+		d.MaybeScanArgs(t, "reason", &reason)
+		switch {
+		case d.MaybeScanArgs(t, "group", &group):
+			return sc.result(sc.apply(&CancelJobGroup{Time: sc.time, Group: group, Reason: reason}))
+		case d.MaybeScanArgs(t, "stage", &stage):
+			return sc.result(sc.apply(&CancelStage{Time: sc.time, Stage: StageID(stage), Reason: reason}))
+		}
 		d.ScanArgs(t, "job", &job)
-		return sc.result(sc.apply(&CancelJob{Time: sc.time, Job: JobID(job)}))
+		return sc.result(sc.apply(&CancelJob{Time: sc.time, Job: JobID(job), Reason: reason}))
 
 	case "release":
 		var job int
@@ -557,6 +566,9 @@ func (sc *scenario) result(r Result) string {
 	}
 	if len(r.Excluded) > 0 {
 		fmt.Fprintf(&b, "excluded for every task: %v\n", r.Excluded)
+	}
+	if len(r.Cancelled) > 0 {
+		fmt.Fprintf(&b, "cancelled jobs %v\n", r.Cancelled)
 	}
 	if sc.events && len(r.Events) > 0 {
 		var evs []string

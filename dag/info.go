@@ -12,6 +12,7 @@ type JobInfo struct {
 	Name        string
 	Key         string
 	Pool        string
+	Group       string
 	Status      JobStatus
 	Message     string
 	Tasks       int // result partitions to compute
@@ -113,7 +114,7 @@ func (s *State) Job(id JobID) (JobInfo, bool) {
 		return JobInfo{}, false
 	}
 	info := JobInfo{
-		ID: j.id, Name: j.name, Key: j.key, Pool: j.pool, Status: j.status, Message: j.msg,
+		ID: j.id, Name: j.name, Key: j.key, Pool: j.pool, Group: j.group, Status: j.status, Message: j.msg,
 		Tasks: j.nTasks, Finished: j.numFinished, ResultBytes: j.resultBytes, Released: j.released,
 		Submitted: j.submitted, Ended: j.ended, FinalStage: j.final, Graph: j.graph,
 		Partitions:         j.parts,

@@ -253,6 +253,7 @@ func (s *State) AppendBinary(buf []byte) ([]byte, error) {
 		e.int(j.failures)
 		e.accTable(&j.accs)
 		e.accTable(&j.failedAccs)
+		e.str(j.group)
 	}
 
 	keys := make([]string, 0, len(s.idem))
@@ -475,6 +476,7 @@ func Unmarshal(data []byte) (*State, error) {
 		if d.version >= 7 {
 			d.accTable(&j.accs)
 			d.accTable(&j.failedAccs)
+			j.group = d.str()
 		}
 		s.jobs[j.id] = j
 		s.jobOrder = append(s.jobOrder, j.id)

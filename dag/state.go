@@ -89,6 +89,8 @@ type job struct {
 	// Accumulators: of registered successes, once per partition, and of
 	// failed attempts, apart (accum.go).
 	accs, failedAccs accTable
+
+	group string // the job group ("": none)
 }
 
 func (s *State) jobMaxTaskFailures(j *job) int {
@@ -279,6 +281,12 @@ func (s *State) apply(cmd Command) Result {
 	case *CancelJob:
 		s.tick(c.Time)
 		return s.cancelJob(c)
+	case *CancelJobGroup:
+		s.tick(c.Time)
+		return s.cancelJobGroup(c)
+	case *CancelStage:
+		s.tick(c.Time)
+		return s.cancelStage(c)
 	case *ReleaseJob:
 		s.tick(c.Time)
 		return s.releaseJob(c)

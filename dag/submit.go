@@ -27,6 +27,7 @@ func (s *State) submitJob(c *SubmitJob) Result {
 		name:      g.Name,
 		key:       c.Key,
 		pool:      c.Pool,
+		group:     c.Group,
 		graph:     g,
 		status:    JobRunning,
 		submitted: c.Time,
@@ -68,6 +69,9 @@ func (s *State) checkSubmit(c *SubmitJob) error {
 	g := c.Graph
 	if g == nil {
 		return fmt.Errorf("%w: no graph", ErrInvalidGraph)
+	}
+	if err := checkGroup(c.Group); err != nil {
+		return err
 	}
 	// Bounds first: nothing below allocates in proportion to a count
 	// that has not been checked.

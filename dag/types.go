@@ -161,6 +161,9 @@ type SubmitJob struct {
 	// MaxResultSize means no limit.
 	MaxTaskFailures int
 	MaxResultSize   int64
+	// Group is the job group (SparkContext.setJobGroup; empty: none):
+	// CancelJobGroup cancels the group's running jobs.
+	Group string
 }
 
 // TaskEnded records the end of a task attempt (a status update that is
@@ -349,6 +352,8 @@ type Result struct {
 	// Excluded lists the executors a TaskEnded's success excluded for
 	// every task (see StageExclusions and ExcludedExecutors).
 	Excluded []ExecutorID
+	// Cancelled lists the jobs a CancelJobGroup or CancelStage cancelled.
+	Cancelled []JobID
 	// Events are the transitions the command made, in order (for logs
 	// and operators; the state does not keep them).
 	Events []Event

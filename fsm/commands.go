@@ -92,7 +92,7 @@ var schedulerCommands = []schedulerCommand{
 				return nil, fmt.Errorf("graph: %w", err)
 			}
 			m := &fsmpb.SubmitJob{Graph: g, AllPartitions: x.Partitions == nil, Key: x.Key, Pool: x.Pool,
-				MaxTaskFailures: int32(x.MaxTaskFailures), MaxResultSize: x.MaxResultSize}
+				MaxTaskFailures: int32(x.MaxTaskFailures), MaxResultSize: x.MaxResultSize, Group: x.Group}
 			for _, p := range x.Partitions {
 				m.Partitions = append(m.Partitions, int32(p))
 			}
@@ -107,7 +107,7 @@ var schedulerCommands = []schedulerCommand{
 			if err := json.Unmarshal(m.Graph, g); err != nil {
 				return nil, fmt.Errorf("graph: %w", err)
 			}
-			c := &dag.SubmitJob{Time: now, Graph: g, Key: m.Key, Pool: m.Pool, MaxTaskFailures: int(m.MaxTaskFailures), MaxResultSize: m.MaxResultSize}
+			c := &dag.SubmitJob{Time: now, Graph: g, Key: m.Key, Pool: m.Pool, MaxTaskFailures: int(m.MaxTaskFailures), MaxResultSize: m.MaxResultSize, Group: m.Group}
 			if !m.AllPartitions {
 				c.Partitions = make([]int, len(m.Partitions))
 				for i, x := range m.Partitions {
@@ -200,6 +200,34 @@ var schedulerCommands = []schedulerCommand{
 				return nil, err
 			}
 			return &dag.ReleaseJob{Time: now, Job: dag.JobID(m.Job)}, nil
+		},
+	},
+	{
+		typ: fsmpb.Type_TYPE_CANCEL_JOB_GROUP, name: "CancelJobGroup", cmd: (*dag.CancelJobGroup)(nil),
+		encode: func(c dag.Command) (proto.Message, error) {
+			x := c.(*dag.CancelJobGroup)
+			return &fsmpb.CancelJobGroup{Group: x.Group, Reason: x.Reason}, nil
+		},
+		decode: func(p []byte, now int64) (dag.Command, error) {
+			var m fsmpb.CancelJobGroup
+			if err := proto.Unmarshal(p, &m); err != nil {
+				return nil, err
+			}
+			return &dag.CancelJobGroup{Time: now, Group: m.Group, Reason: m.Reason}, nil
+		},
+	},
+	{
+		typ: fsmpb.Type_TYPE_CANCEL_STAGE, name: "CancelStage", cmd: (*dag.CancelStage)(nil),
+		encode: func(c dag.Command) (proto.Message, error) {
+			x := c.(*dag.CancelStage)
+			return &fsmpb.CancelStage{Stage: uint64(x.Stage), Reason: x.Reason}, nil
+		},
+		decode: func(p []byte, now int64) (dag.Command, error) {
+			var m fsmpb.CancelStage
+			if err := proto.Unmarshal(p, &m); err != nil {
+				return nil, err
+			}
+			return &dag.CancelStage{Time: now, Stage: dag.StageID(m.Stage), Reason: m.Reason}, nil
 		},
 	},
 }

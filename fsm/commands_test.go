@@ -64,6 +64,8 @@ func TestCommandTypeNumbers(t *testing.T) {
 		"ACLTokenSet":          {12, false},
 		"ACLTokenDelete":       {13, false},
 		"ACLExecutorBind":      {14, false},
+		"CancelJobGroup":       {15, false},
+		"CancelStage":          {16, false},
 	}
 	got := map[string]wire{}
 	for _, c := range schedulerCommands {

@@ -35,7 +35,7 @@ func allCommands() []dag.Command {
 	return []dag.Command{
 		&dag.RegisterExecutor{ID: "e1", Addr: "127.0.0.1:1", Cores: 4, Funcs: []string{"sum", "words"}},
 		&dag.RemoveExecutor{ID: "e1", Reason: "heartbeat timeout"},
-		&dag.SubmitJob{Graph: testGraph(), Key: "idem", Pool: "etl", MaxTaskFailures: 2, MaxResultSize: 1 << 20},
+		&dag.SubmitJob{Graph: testGraph(), Key: "idem", Pool: "etl", MaxTaskFailures: 2, MaxResultSize: 1 << 20, Group: "nightly"},
 		&dag.SubmitJob{Graph: testGraph(), Partitions: []int{1}},
 		&dag.SubmitJob{Graph: testGraph(), Partitions: []int{}},
 		&dag.TaskEnded{Task: 7, Stage: 1, StageAttempt: 2, Partition: 3, Attempt: 1, Executor: "e2", Epoch: 9,
@@ -47,6 +47,8 @@ func allCommands() []dag.Command {
 		&dag.AuthorizeCommit{Stage: 1, StageAttempt: 0, Partition: 2, Task: 11, Executor: "e1"},
 		&dag.CancelJob{Job: 3, Reason: "user"},
 		&dag.ReleaseJob{Job: 3},
+		&dag.CancelJobGroup{Group: "nightly", Reason: "user"},
+		&dag.CancelStage{Stage: 4, Reason: "user"},
 	}
 }
 

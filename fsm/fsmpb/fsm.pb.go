@@ -46,6 +46,8 @@ const (
 	Type_TYPE_ACL_TOKEN_SET          Type = 12
 	Type_TYPE_ACL_TOKEN_DELETE       Type = 13
 	Type_TYPE_ACL_EXECUTOR_BIND      Type = 14
+	Type_TYPE_CANCEL_JOB_GROUP       Type = 15
+	Type_TYPE_CANCEL_STAGE           Type = 16
 )
 
 // Enum value maps for Type.
@@ -66,6 +68,8 @@ var (
 		12: "TYPE_ACL_TOKEN_SET",
 		13: "TYPE_ACL_TOKEN_DELETE",
 		14: "TYPE_ACL_EXECUTOR_BIND",
+		15: "TYPE_CANCEL_JOB_GROUP",
+		16: "TYPE_CANCEL_STAGE",
 	}
 	Type_value = map[string]int32{
 		"TYPE_UNSPECIFIED":            0,
@@ -83,6 +87,8 @@ var (
 		"TYPE_ACL_TOKEN_SET":          12,
 		"TYPE_ACL_TOKEN_DELETE":       13,
 		"TYPE_ACL_EXECUTOR_BIND":      14,
+		"TYPE_CANCEL_JOB_GROUP":       15,
+		"TYPE_CANCEL_STAGE":           16,
 	}
 )
 
@@ -494,8 +500,10 @@ type SubmitJob struct {
 	Pool            string  `protobuf:"bytes,5,opt,name=pool,proto3" json:"pool,omitempty"`
 	MaxTaskFailures int32   `protobuf:"varint,6,opt,name=max_task_failures,json=maxTaskFailures,proto3" json:"max_task_failures,omitempty"`
 	MaxResultSize   int64   `protobuf:"varint,7,opt,name=max_result_size,json=maxResultSize,proto3" json:"max_result_size,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// group is the job group (empty: none).
+	Group         string `protobuf:"bytes,8,opt,name=group,proto3" json:"group,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *SubmitJob) Reset() {
@@ -575,6 +583,13 @@ func (x *SubmitJob) GetMaxResultSize() int64 {
 		return x.MaxResultSize
 	}
 	return 0
+}
+
+func (x *SubmitJob) GetGroup() string {
+	if x != nil {
+		return x.Group
+	}
+	return ""
 }
 
 type TaskEnded struct {
@@ -1071,6 +1086,112 @@ func (x *ReleaseJob) GetJob() uint64 {
 	return 0
 }
 
+// CancelJobGroup cancels every running job of a group.
+type CancelJobGroup struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Group         string                 `protobuf:"bytes,1,opt,name=group,proto3" json:"group,omitempty"`
+	Reason        string                 `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CancelJobGroup) Reset() {
+	*x = CancelJobGroup{}
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CancelJobGroup) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CancelJobGroup) ProtoMessage() {}
+
+func (x *CancelJobGroup) ProtoReflect() protoreflect.Message {
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CancelJobGroup.ProtoReflect.Descriptor instead.
+func (*CancelJobGroup) Descriptor() ([]byte, []int) {
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *CancelJobGroup) GetGroup() string {
+	if x != nil {
+		return x.Group
+	}
+	return ""
+}
+
+func (x *CancelJobGroup) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+// CancelStage cancels every running job that needs a stage.
+type CancelStage struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Stage         uint64                 `protobuf:"varint,1,opt,name=stage,proto3" json:"stage,omitempty"`
+	Reason        string                 `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CancelStage) Reset() {
+	*x = CancelStage{}
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CancelStage) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CancelStage) ProtoMessage() {}
+
+func (x *CancelStage) ProtoReflect() protoreflect.Message {
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CancelStage.ProtoReflect.Descriptor instead.
+func (*CancelStage) Descriptor() ([]byte, []int) {
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *CancelStage) GetStage() uint64 {
+	if x != nil {
+		return x.Stage
+	}
+	return 0
+}
+
+func (x *CancelStage) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
 // SetMember records how to reach a quorum member's APIs (Raft knows only
 // its Raft address). It is cluster metadata kept beside the scheduler
 // state, not part of it; removed members are deleted.
@@ -1087,7 +1208,7 @@ type SetMember struct {
 
 func (x *SetMember) Reset() {
 	*x = SetMember{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[11]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1099,7 +1220,7 @@ func (x *SetMember) String() string {
 func (*SetMember) ProtoMessage() {}
 
 func (x *SetMember) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[11]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1112,7 +1233,7 @@ func (x *SetMember) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetMember.ProtoReflect.Descriptor instead.
 func (*SetMember) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{11}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *SetMember) GetId() string {
@@ -1167,7 +1288,7 @@ type LeaderReady struct {
 
 func (x *LeaderReady) Reset() {
 	*x = LeaderReady{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[12]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1179,7 +1300,7 @@ func (x *LeaderReady) String() string {
 func (*LeaderReady) ProtoMessage() {}
 
 func (x *LeaderReady) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[12]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1192,7 +1313,7 @@ func (x *LeaderReady) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeaderReady.ProtoReflect.Descriptor instead.
 func (*LeaderReady) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{12}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *LeaderReady) GetId() string {
@@ -1257,7 +1378,7 @@ type Members struct {
 
 func (x *Members) Reset() {
 	*x = Members{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[13]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1269,7 +1390,7 @@ func (x *Members) String() string {
 func (*Members) ProtoMessage() {}
 
 func (x *Members) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[13]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1282,7 +1403,7 @@ func (x *Members) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Members.ProtoReflect.Descriptor instead.
 func (*Members) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{13}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *Members) GetMembers() []*SetMember {
@@ -1342,7 +1463,7 @@ type ACLToken struct {
 
 func (x *ACLToken) Reset() {
 	*x = ACLToken{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[14]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1354,7 +1475,7 @@ func (x *ACLToken) String() string {
 func (*ACLToken) ProtoMessage() {}
 
 func (x *ACLToken) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[14]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1367,7 +1488,7 @@ func (x *ACLToken) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ACLToken.ProtoReflect.Descriptor instead.
 func (*ACLToken) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{14}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ACLToken) GetAccessor() string {
@@ -1418,7 +1539,7 @@ type ACLBootstrap struct {
 
 func (x *ACLBootstrap) Reset() {
 	*x = ACLBootstrap{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[15]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1430,7 +1551,7 @@ func (x *ACLBootstrap) String() string {
 func (*ACLBootstrap) ProtoMessage() {}
 
 func (x *ACLBootstrap) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[15]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1443,7 +1564,7 @@ func (x *ACLBootstrap) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ACLBootstrap.ProtoReflect.Descriptor instead.
 func (*ACLBootstrap) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{15}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ACLBootstrap) GetManagement() *ACLToken {
@@ -1471,7 +1592,7 @@ type ACLTokenDelete struct {
 
 func (x *ACLTokenDelete) Reset() {
 	*x = ACLTokenDelete{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[16]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1483,7 +1604,7 @@ func (x *ACLTokenDelete) String() string {
 func (*ACLTokenDelete) ProtoMessage() {}
 
 func (x *ACLTokenDelete) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[16]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1496,7 +1617,7 @@ func (x *ACLTokenDelete) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ACLTokenDelete.ProtoReflect.Descriptor instead.
 func (*ACLTokenDelete) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{16}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ACLTokenDelete) GetAccessor() string {
@@ -1520,7 +1641,7 @@ type ACLExecutorBind struct {
 
 func (x *ACLExecutorBind) Reset() {
 	*x = ACLExecutorBind{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[17]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1532,7 +1653,7 @@ func (x *ACLExecutorBind) String() string {
 func (*ACLExecutorBind) ProtoMessage() {}
 
 func (x *ACLExecutorBind) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[17]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1545,7 +1666,7 @@ func (x *ACLExecutorBind) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ACLExecutorBind.ProtoReflect.Descriptor instead.
 func (*ACLExecutorBind) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{17}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ACLExecutorBind) GetExecutor() string {
@@ -1581,7 +1702,7 @@ const file_fsm_fsmpb_fsm_proto_rawDesc = "" +
 	"\x05funcs\x18\x04 \x03(\tR\x05funcs\"8\n" +
 	"\x0eRemoveExecutor\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +
-	"\x06reason\x18\x02 \x01(\tR\x06reason\"\xe2\x01\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\"\xf8\x01\n" +
 	"\tSubmitJob\x12\x14\n" +
 	"\x05graph\x18\x01 \x01(\fR\x05graph\x12%\n" +
 	"\x0eall_partitions\x18\x02 \x01(\bR\rallPartitions\x12\x1e\n" +
@@ -1591,7 +1712,8 @@ const file_fsm_fsmpb_fsm_proto_rawDesc = "" +
 	"\x03key\x18\x04 \x01(\tR\x03key\x12\x12\n" +
 	"\x04pool\x18\x05 \x01(\tR\x04pool\x12*\n" +
 	"\x11max_task_failures\x18\x06 \x01(\x05R\x0fmaxTaskFailures\x12&\n" +
-	"\x0fmax_result_size\x18\a \x01(\x03R\rmaxResultSize\"\xd6\x05\n" +
+	"\x0fmax_result_size\x18\a \x01(\x03R\rmaxResultSize\x12\x14\n" +
+	"\x05group\x18\b \x01(\tR\x05group\"\xd6\x05\n" +
 	"\tTaskEnded\x12\x12\n" +
 	"\x04task\x18\x01 \x01(\x04R\x04task\x12\x14\n" +
 	"\x05stage\x18\x02 \x01(\x04R\x05stage\x12#\n" +
@@ -1636,7 +1758,13 @@ const file_fsm_fsmpb_fsm_proto_rawDesc = "" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\"\x1e\n" +
 	"\n" +
 	"ReleaseJob\x12\x10\n" +
-	"\x03job\x18\x01 \x01(\x04R\x03job\"\x8a\x01\n" +
+	"\x03job\x18\x01 \x01(\x04R\x03job\">\n" +
+	"\x0eCancelJobGroup\x12\x14\n" +
+	"\x05group\x18\x01 \x01(\tR\x05group\x12\x16\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\";\n" +
+	"\vCancelStage\x12\x14\n" +
+	"\x05stage\x18\x01 \x01(\x04R\x05stage\x12\x16\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\"\x8a\x01\n" +
 	"\tSetMember\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1b\n" +
 	"\traft_addr\x18\x02 \x01(\tR\braftAddr\x12\x19\n" +
@@ -1674,7 +1802,7 @@ const file_fsm_fsmpb_fsm_proto_rawDesc = "" +
 	"\baccessor\x18\x01 \x01(\tR\baccessor\"K\n" +
 	"\x0fACLExecutorBind\x12\x1a\n" +
 	"\bexecutor\x18\x01 \x01(\tR\bexecutor\x12\x1c\n" +
-	"\tprincipal\x18\x02 \x01(\tR\tprincipal*\xf6\x02\n" +
+	"\tprincipal\x18\x02 \x01(\tR\tprincipal*\xa8\x03\n" +
 	"\x04Type\x12\x14\n" +
 	"\x10TYPE_UNSPECIFIED\x10\x00\x12\x1a\n" +
 	"\x16TYPE_REGISTER_EXECUTOR\x10\x01\x12\x18\n" +
@@ -1691,7 +1819,9 @@ const file_fsm_fsmpb_fsm_proto_rawDesc = "" +
 	"\x12TYPE_ACL_BOOTSTRAP\x10\v\x12\x16\n" +
 	"\x12TYPE_ACL_TOKEN_SET\x10\f\x12\x19\n" +
 	"\x15TYPE_ACL_TOKEN_DELETE\x10\r\x12\x1a\n" +
-	"\x16TYPE_ACL_EXECUTOR_BIND\x10\x0e*\xc2\x01\n" +
+	"\x16TYPE_ACL_EXECUTOR_BIND\x10\x0e\x12\x19\n" +
+	"\x15TYPE_CANCEL_JOB_GROUP\x10\x0f\x12\x15\n" +
+	"\x11TYPE_CANCEL_STAGE\x10\x10*\xc2\x01\n" +
 	"\x06Reason\x12\x16\n" +
 	"\x12REASON_UNSPECIFIED\x10\x00\x12\x12\n" +
 	"\x0eREASON_SUCCESS\x10\x01\x12\x14\n" +
@@ -1724,7 +1854,7 @@ func file_fsm_fsmpb_fsm_proto_rawDescGZIP() []byte {
 }
 
 var file_fsm_fsmpb_fsm_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_fsm_fsmpb_fsm_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
+var file_fsm_fsmpb_fsm_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
 var file_fsm_fsmpb_fsm_proto_goTypes = []any{
 	(Type)(0),                    // 0: baton.fsm.v1.Type
 	(Reason)(0),                  // 1: baton.fsm.v1.Reason
@@ -1740,13 +1870,15 @@ var file_fsm_fsmpb_fsm_proto_goTypes = []any{
 	(*AuthorizeCommit)(nil),      // 11: baton.fsm.v1.AuthorizeCommit
 	(*CancelJob)(nil),            // 12: baton.fsm.v1.CancelJob
 	(*ReleaseJob)(nil),           // 13: baton.fsm.v1.ReleaseJob
-	(*SetMember)(nil),            // 14: baton.fsm.v1.SetMember
-	(*LeaderReady)(nil),          // 15: baton.fsm.v1.LeaderReady
-	(*Members)(nil),              // 16: baton.fsm.v1.Members
-	(*ACLToken)(nil),             // 17: baton.fsm.v1.ACLToken
-	(*ACLBootstrap)(nil),         // 18: baton.fsm.v1.ACLBootstrap
-	(*ACLTokenDelete)(nil),       // 19: baton.fsm.v1.ACLTokenDelete
-	(*ACLExecutorBind)(nil),      // 20: baton.fsm.v1.ACLExecutorBind
+	(*CancelJobGroup)(nil),       // 14: baton.fsm.v1.CancelJobGroup
+	(*CancelStage)(nil),          // 15: baton.fsm.v1.CancelStage
+	(*SetMember)(nil),            // 16: baton.fsm.v1.SetMember
+	(*LeaderReady)(nil),          // 17: baton.fsm.v1.LeaderReady
+	(*Members)(nil),              // 18: baton.fsm.v1.Members
+	(*ACLToken)(nil),             // 19: baton.fsm.v1.ACLToken
+	(*ACLBootstrap)(nil),         // 20: baton.fsm.v1.ACLBootstrap
+	(*ACLTokenDelete)(nil),       // 21: baton.fsm.v1.ACLTokenDelete
+	(*ACLExecutorBind)(nil),      // 22: baton.fsm.v1.ACLExecutorBind
 }
 var file_fsm_fsmpb_fsm_proto_depIdxs = []int32{
 	4,  // 0: baton.fsm.v1.Entry.commands:type_name -> baton.fsm.v1.Command
@@ -1754,11 +1886,11 @@ var file_fsm_fsmpb_fsm_proto_depIdxs = []int32{
 	1,  // 2: baton.fsm.v1.TaskEnded.reason:type_name -> baton.fsm.v1.Reason
 	9,  // 3: baton.fsm.v1.TaskEnded.accumulators:type_name -> baton.fsm.v1.Accumulator
 	2,  // 4: baton.fsm.v1.Accumulator.kind:type_name -> baton.fsm.v1.AccKind
-	14, // 5: baton.fsm.v1.Members.members:type_name -> baton.fsm.v1.SetMember
-	15, // 6: baton.fsm.v1.Members.leaders:type_name -> baton.fsm.v1.LeaderReady
-	17, // 7: baton.fsm.v1.Members.acl_tokens:type_name -> baton.fsm.v1.ACLToken
-	20, // 8: baton.fsm.v1.Members.acl_executors:type_name -> baton.fsm.v1.ACLExecutorBind
-	17, // 9: baton.fsm.v1.ACLBootstrap.management:type_name -> baton.fsm.v1.ACLToken
+	16, // 5: baton.fsm.v1.Members.members:type_name -> baton.fsm.v1.SetMember
+	17, // 6: baton.fsm.v1.Members.leaders:type_name -> baton.fsm.v1.LeaderReady
+	19, // 7: baton.fsm.v1.Members.acl_tokens:type_name -> baton.fsm.v1.ACLToken
+	22, // 8: baton.fsm.v1.Members.acl_executors:type_name -> baton.fsm.v1.ACLExecutorBind
+	19, // 9: baton.fsm.v1.ACLBootstrap.management:type_name -> baton.fsm.v1.ACLToken
 	10, // [10:10] is the sub-list for method output_type
 	10, // [10:10] is the sub-list for method input_type
 	10, // [10:10] is the sub-list for extension type_name
@@ -1777,7 +1909,7 @@ func file_fsm_fsmpb_fsm_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_fsm_fsmpb_fsm_proto_rawDesc), len(file_fsm_fsmpb_fsm_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   18,
+			NumMessages:   20,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -29,7 +29,8 @@ func init() {
 	register(&command{name: "operator raft transfer-leader", args: "[ID]", summary: "hand leadership to a member (any, without ID)", run: runTransfer})
 	register(&command{name: "jobs", summary: "the jobs the quorum retains", run: runJobs})
 	register(&command{name: "job status", args: "ID", summary: "a job and its stages (-watch: live progress until it ends)", run: runJobStatus, flags: jobStatusFlags})
-	register(&command{name: "job cancel", args: "ID", summary: "cancel a running job", run: runJobCancel})
+	register(&command{name: "job cancel", args: "ID | -group G", summary: "cancel a running job, or every running job of a group", run: runJobCancel, flags: jobCancelFlags})
+	register(&command{name: "stage cancel", args: "ID", summary: "cancel every running job that needs a stage", run: runStageCancel})
 	register(&command{name: "job release", args: "ID", summary: "drop an ended job's results", run: runJobRelease})
 	register(&command{name: "job results", args: "ID", summary: "a succeeded job's results: key<TAB>value a line (waits for the job)", run: runJobResults})
 	register(&command{name: "submit", summary: "submit a plan (JSON) and print the job id, or wait for its end", run: runSubmit, flags: submitFlags})
@@ -296,6 +297,9 @@ func printJob(w io.Writer, j *api.Job) {
 	fmt.Fprintf(w, "State      %s\n", jobStateNames[j.State])
 	fmt.Fprintf(w, "Tasks      %d/%d results\n", j.Finished, j.Tasks)
 	fmt.Fprintf(w, "Submitted  %s (%s)\n", when(j.SubmittedUnixNano), duration(j))
+	if j.Group != "" {
+		fmt.Fprintf(w, "Group      %s\n", j.Group)
+	}
 	if j.Message != "" {
 		fmt.Fprintf(w, "Message    %s\n", j.Message)
 	}
@@ -320,7 +324,66 @@ func printJob(w io.Writer, j *api.Job) {
 	tw.Flush()
 }
 
+var jobCancelOpts struct{ group string }
+
+func jobCancelFlags(fs *flag.FlagSet) {
+	fs.StringVar(&jobCancelOpts.group, "group", "", "cancel every running job of this group (submit -group) instead of one job")
+}
+
+// printCancelled says which jobs a group's or a stage's cancellation
+// ended.
+func printCancelled(c *common, what string, ids []uint64) error {
+	if c.json() {
+		return printJSON(c.env.Stdout, map[string]any{"cancelled": append([]uint64{}, ids...)})
+	}
+	if len(ids) == 0 {
+		fmt.Fprintf(c.env.Stdout, "no running job %s\n", what)
+		return nil
+	}
+	var s []string
+	for _, id := range ids {
+		s = append(s, strconv.FormatUint(id, 10))
+	}
+	fmt.Fprintf(c.env.Stdout, "cancelled %d jobs %s: %s\n", len(ids), what, strings.Join(s, ", "))
+	return nil
+}
+
+func runStageCancel(ctx context.Context, c *common, fs *flag.FlagSet, args []string) error {
+	if len(args) != 1 {
+		return usagef("needs exactly one stage id")
+	}
+	stage, err := strconv.ParseUint(args[0], 10, 64)
+	if err != nil {
+		return usagef("stage id %q is not a number", args[0])
+	}
+	cl, err := c.dial()
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	ids, err := cl.CancelStage(ctx, stage, "cancelled with batonctl")
+	if err != nil {
+		return err
+	}
+	return printCancelled(c, fmt.Sprintf("needed stage %d", stage), ids)
+}
+
 func runJobCancel(ctx context.Context, c *common, fs *flag.FlagSet, args []string) error {
+	if g := jobCancelOpts.group; g != "" {
+		if len(args) > 0 {
+			return usagef("job cancel takes a job id or -group, not both")
+		}
+		cl, err := c.dial()
+		if err != nil {
+			return err
+		}
+		defer cl.Close()
+		ids, err := cl.CancelJobGroup(ctx, g, "cancelled with batonctl")
+		if err != nil {
+			return err
+		}
+		return printCancelled(c, fmt.Sprintf("in group %q", g), ids)
+	}
 	id, err := jobID(args)
 	if err != nil {
 		return err
@@ -362,6 +425,7 @@ var submitOpts struct {
 	maxTaskFailures int
 	maxResultSize   int64
 	pool            string
+	group           string
 }
 
 func submitFlags(fs *flag.FlagSet) {
@@ -371,6 +435,7 @@ func submitFlags(fs *flag.FlagSet) {
 	fs.StringVar(&submitOpts.key, "key", "", "idempotency key (default: a fresh one)")
 	fs.IntVar(&submitOpts.maxTaskFailures, "max-task-failures", 0, "failures of one task that abort the job (default: the quorum's)")
 	fs.Int64Var(&submitOpts.maxResultSize, "max-result-size", 0, "bytes of results the job may hold (default: the quorum's)")
+	fs.StringVar(&submitOpts.group, "group", "", "the job group: job cancel -group cancels the group's running jobs")
 	fs.StringVar(&submitOpts.pool, "pool", "", "the FAIR pool the job's tasks share slots in (default: the default pool)")
 }
 
@@ -459,7 +524,7 @@ func runSubmit(ctx context.Context, c *common, fs *flag.FlagSet, args []string) 
 		return err
 	}
 	defer cl.Close()
-	sopts := client.SubmitOptions{IdempotencyKey: submitOpts.key, MaxTaskFailures: submitOpts.maxTaskFailures, MaxResultSize: submitOpts.maxResultSize, Pool: submitOpts.pool}
+	sopts := client.SubmitOptions{IdempotencyKey: submitOpts.key, MaxTaskFailures: submitOpts.maxTaskFailures, MaxResultSize: submitOpts.maxResultSize, Pool: submitOpts.pool, Group: submitOpts.group}
 	if submitOpts.wait && (p.Action.Op == "take" || p.Action.Op == "first") {
 		// take(n) reads as few partitions as it can, in growing jobs.
 		wctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

@@ -40,9 +40,11 @@ var needs = map[string]string{
 	api.Operator_ListPeers_FullMethodName:       fsm.PolicyRead,
 	api.Operator_LeaderHistory_FullMethodName:   fsm.PolicyRead,
 
-	api.Scheduler_SubmitJob_FullMethodName:  fsm.PolicySubmit,
-	api.Scheduler_CancelJob_FullMethodName:  fsm.PolicySubmit,
-	api.Scheduler_ReleaseJob_FullMethodName: fsm.PolicySubmit,
+	api.Scheduler_SubmitJob_FullMethodName:      fsm.PolicySubmit,
+	api.Scheduler_CancelJob_FullMethodName:      fsm.PolicySubmit,
+	api.Scheduler_CancelJobGroup_FullMethodName: fsm.PolicySubmit,
+	api.Scheduler_CancelStage_FullMethodName:    fsm.PolicySubmit,
+	api.Scheduler_ReleaseJob_FullMethodName:     fsm.PolicySubmit,
 
 	api.Operator_AddPeer_FullMethodName:            fsm.PolicyOperator,
 	api.Operator_RemovePeer_FullMethodName:         fsm.PolicyOperator,

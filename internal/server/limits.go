@@ -112,6 +112,9 @@ func (sb *submitter) admit(req *api.SubmitJobRequest) error {
 	if req.SomePartitions && len(req.Partitions) > int(min(l.MaxJobTasks, 1<<31)) {
 		return status.Errorf(codes.InvalidArgument, "plan: %d partitions asked for, over the limit of %d tasks per job (schedd -max-job-tasks)", len(req.Partitions), l.MaxJobTasks)
 	}
+	if err := dag.CheckJobGroup(req.Group); err != nil {
+		return status.Errorf(codes.InvalidArgument, "server: %v", err)
+	}
 	running := 0
 	sb.state.Read(func(st *dag.State) { running = st.RunningJobs() })
 	if running >= l.MaxPendingJobs {

@@ -51,12 +51,14 @@ type route struct {
 // Operator and ACL services is either here or in route_test.go's list of
 // local methods (the test fails for a method in neither).
 var routes = map[string]route{
-	api.Scheduler_SubmitJob_FullMethodName:     {rule: onLeader, reply: func() proto.Message { return &api.SubmitJobResponse{} }},
-	api.Scheduler_GetJob_FullMethodName:        {rule: onLeaderIfLinearizable, linearizable: getJobLinearizable, reply: func() proto.Message { return &api.Job{} }},
-	api.Scheduler_ListJobs_FullMethodName:      {rule: onLeaderIfLinearizable, linearizable: listJobsLinearizable, reply: func() proto.Message { return &api.ListJobsResponse{} }},
-	api.Scheduler_CancelJob_FullMethodName:     {rule: onLeader, reply: func() proto.Message { return &api.CancelJobResponse{} }},
-	api.Scheduler_ReleaseJob_FullMethodName:    {rule: onLeader, reply: func() proto.Message { return &api.ReleaseJobResponse{} }},
-	api.Scheduler_ListExecutors_FullMethodName: {rule: leaderPreferred, reply: func() proto.Message { return &api.ListExecutorsResponse{} }},
+	api.Scheduler_SubmitJob_FullMethodName:      {rule: onLeader, reply: func() proto.Message { return &api.SubmitJobResponse{} }},
+	api.Scheduler_GetJob_FullMethodName:         {rule: onLeaderIfLinearizable, linearizable: getJobLinearizable, reply: func() proto.Message { return &api.Job{} }},
+	api.Scheduler_ListJobs_FullMethodName:       {rule: onLeaderIfLinearizable, linearizable: listJobsLinearizable, reply: func() proto.Message { return &api.ListJobsResponse{} }},
+	api.Scheduler_CancelJob_FullMethodName:      {rule: onLeader, reply: func() proto.Message { return &api.CancelJobResponse{} }},
+	api.Scheduler_CancelJobGroup_FullMethodName: {rule: onLeader, reply: func() proto.Message { return &api.CancelJobsResponse{} }},
+	api.Scheduler_CancelStage_FullMethodName:    {rule: onLeader, reply: func() proto.Message { return &api.CancelJobsResponse{} }},
+	api.Scheduler_ReleaseJob_FullMethodName:     {rule: onLeader, reply: func() proto.Message { return &api.ReleaseJobResponse{} }},
+	api.Scheduler_ListExecutors_FullMethodName:  {rule: leaderPreferred, reply: func() proto.Message { return &api.ListExecutorsResponse{} }},
 
 	api.Operator_AddPeer_FullMethodName:            {rule: onLeader, reply: func() proto.Message { return &api.AddPeerResponse{} }},
 	api.Operator_RemovePeer_FullMethodName:         {rule: onLeader, reply: func() proto.Message { return &api.RemovePeerResponse{} }},

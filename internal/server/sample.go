@@ -50,7 +50,7 @@ func (sp *sampling) compile(ctx context.Context, c *plan.Compilation) (*plan.Gra
 func (sp *sampling) sample(ctx context.Context, s *plan.Sample) ([][]byte, error) {
 	g := *s.Graph
 	g.Action.N = int64(ops.SampleSizes(g.Nodes[g.Output].Partitions, s.Reducers))
-	cmd := &dag.SubmitJob{Graph: &g, Pool: sp.like.Pool, MaxTaskFailures: sp.like.MaxTaskFailures, MaxResultSize: sp.like.MaxResultSize}
+	cmd := &dag.SubmitJob{Graph: &g, Pool: sp.like.Pool, Group: sp.like.Group, MaxTaskFailures: sp.like.MaxTaskFailures, MaxResultSize: sp.like.MaxResultSize}
 	if sp.key != "" {
 		cmd.Key = fmt.Sprintf("%s/sample/%d", sp.key, g.Output)
 	}

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"time"
+	"unicode/utf8"
 
 	"github.com/baton-sched/baton/api"
 	"github.com/baton-sched/baton/dag"
@@ -90,6 +91,56 @@ func (s *Server) ListJobs(ctx context.Context, req *api.ListJobsRequest) (*api.L
 		}
 	})
 	return resp, nil
+}
+
+// CancelJobGroup cancels the running jobs of a group.
+func (s *Server) CancelJobGroup(ctx context.Context, req *api.CancelJobGroupRequest) (*api.CancelJobsResponse, error) {
+	if req.Group == "" {
+		return nil, status.Error(codes.InvalidArgument, "server: cancelling a job group needs its name")
+	}
+	if err := dag.CheckJobGroup(req.Group); err != nil {
+		return nil, status.Errorf(codes.InvalidArgument, "server: %v", err)
+	}
+	r, index, err := s.propose(ctx, &dag.CancelJobGroup{Group: req.Group, Reason: clipReason(req.Reason)})
+	if err != nil {
+		return nil, err
+	}
+	s.drv.Dropped(r.Dropped)
+	s.log.Info("jobs cancelled", "jobs", r.Cancelled, "reason", req.Reason)
+	return &api.CancelJobsResponse{Cancelled: jobIDs(r.Cancelled), Index: index}, nil
+}
+
+// CancelStage cancels the running jobs that need a stage.
+func (s *Server) CancelStage(ctx context.Context, req *api.CancelStageRequest) (*api.CancelJobsResponse, error) {
+	r, index, err := s.propose(ctx, &dag.CancelStage{Stage: dag.StageID(req.StageId), Reason: clipReason(req.Reason)})
+	if err != nil {
+		return nil, err
+	}
+	s.drv.Dropped(r.Dropped)
+	s.log.Info("jobs cancelled", "jobs", r.Cancelled, "reason", req.Reason)
+	return &api.CancelJobsResponse{Cancelled: jobIDs(r.Cancelled), Index: index}, nil
+}
+
+// clipReason bounds a cancellation's reason: it is logged and kept in
+// every cancelled job's message.
+func clipReason(r string) string {
+	const max = 1 << 10
+	if len(r) <= max {
+		return r
+	}
+	cut := max
+	for cut > 0 && !utf8.RuneStart(r[cut]) {
+		cut--
+	}
+	return r[:cut] + "…"
+}
+
+func jobIDs(ids []dag.JobID) []uint64 {
+	out := make([]uint64, len(ids))
+	for i, id := range ids {
+		out[i] = uint64(id)
+	}
+	return out
 }
 
 // CancelJob cancels a running job.
@@ -250,7 +301,7 @@ func jobToProto(st *dag.State, j dag.JobInfo) *api.Job {
 		SubmittedUnixNano: j.Submitted, EndedUnixNano: j.Ended, Pool: j.Pool, IdempotencyKey: j.Key,
 		TaskSuccesses: j.TaskSuccesses, TaskFailures: j.TaskFailures,
 		Accumulators: accsToProto(j.Accumulators), FailedAccumulators: accsToProto(j.FailedAccumulators),
-		DroppedAccumulatorUpdates: j.DroppedAccUpdates + j.DroppedFailedAcc,
+		DroppedAccumulatorUpdates: j.DroppedAccUpdates + j.DroppedFailedAcc, Group: j.Group,
 	}
 	if j.Graph != nil {
 		a := j.Graph.Action

@@ -219,7 +219,7 @@ func checkPartitions(parts []int32, g *plan.Graph) error {
 // job is the SubmitJob for req without its graph: its key, pool and
 // limits, the node's defaults where it sets none.
 func (sb *submitter) job(req *api.SubmitJobRequest) *dag.SubmitJob {
-	cmd := &dag.SubmitJob{Key: req.IdempotencyKey, Pool: req.Pool,
+	cmd := &dag.SubmitJob{Key: req.IdempotencyKey, Pool: req.Pool, Group: req.Group,
 		MaxTaskFailures: int(req.MaxTaskFailures), MaxResultSize: req.MaxResultSize}
 	if cmd.MaxTaskFailures == 0 {
 		cmd.MaxTaskFailures = sb.opts.Defaults.MaxTaskFailures

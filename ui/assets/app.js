@@ -172,6 +172,7 @@ async function viewJob(id) {
       <dt>Progress</dt><dd>${bar(num(j.finished), num(j.tasks), s)}</dd>
       <dt>Action</dt><dd>${esc(j.action)}</dd>
       <dt>Pool</dt><dd>${esc(j.pool || "default")}</dd>
+      ${j.group ? `<dt>Group</dt><dd>${esc(j.group)}</dd>` : ""}
       <dt>Submitted</dt><dd>${time(j.submitted_unix_nano)} · ${jobDuration(j)}</dd>
       <dt>Task ends</dt><dd>${num(j.task_successes)} successes, ${num(j.task_failures)} failures</dd>
       ${j.message ? `<dt>Message</dt><dd class="msg">${esc(j.message)}</dd>` : ""}
