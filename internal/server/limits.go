@@ -1,6 +1,7 @@
 package server
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 
@@ -44,6 +45,32 @@ type Limits struct {
 // one entry of propose.MaxEntryBytes. Larger results stay in the
 // executors' block stores (indirect), so a smaller setting loses nothing.
 const MaxDirectResultSize = propose.MaxEntryBytes - 64<<10
+
+// MaxGraphBytes bounds a compiled job (its graph's JSON, as the log
+// carries it in the SubmitJob command) to what one log entry of
+// propose.MaxEntryBytes holds with the command's other fields. The plan's
+// own bound (-max-plan-bytes) does not bound the graph: a textFile's
+// splits and a sort's bounds are added at compilation.
+const MaxGraphBytes = propose.MaxEntryBytes - 64<<10
+
+// checkGraphSize refuses a compiled job too large for one log entry.
+func checkGraphSize(g *plan.Graph) error {
+	b, err := json.Marshal(g)
+	if err != nil {
+		return fmt.Errorf("server: encode the job's graph: %w", err)
+	}
+	if len(b) > MaxGraphBytes {
+		big, bigBytes := 0, 0
+		for i := range g.Nodes {
+			if nb, err := json.Marshal(&g.Nodes[i]); err == nil && len(nb) > bigBytes {
+				big, bigBytes = i, len(nb)
+			}
+		}
+		n := &g.Nodes[big]
+		return status.Errorf(codes.InvalidArgument, "plan: the compiled job is %d bytes, over the %d bytes one log entry carries; its dataset %q (%s, %d partitions) alone takes %d bytes (a textFile's splits, a sort's bounds): read fewer or larger files, or use fewer partitions", len(b), MaxGraphBytes, n.Name, n.Op, n.Partitions, bigBytes)
+	}
+	return nil
+}
 
 // DefaultLimits returns the default admission limits.
 func DefaultLimits() Limits {

@@ -144,6 +144,9 @@ func (sb *submitter) Submit(ctx context.Context, req *api.SubmitJobRequest) (*ap
 	if err != nil {
 		return nil, rpcError(limitError(err))
 	}
+	if err := checkGraphSize(g); err != nil {
+		return nil, err
+	}
 	job.Graph = g
 	if req.SomePartitions {
 		// Again on the graph logged: its input files were listed again.

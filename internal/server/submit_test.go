@@ -334,3 +334,32 @@ func TestPartitionsOutOfRangeAreRefusedBeforeTheLog(t *testing.T) {
 		}
 	}
 }
+
+// TestAJobTooLargeForALogEntryIsRefused: a compiled job's graph grows
+// past its plan (here a sort's sampled bounds: 199 keys of 32 KiB, 6 MiB
+// from a plan of a few hundred bytes); one larger than a log entry is
+// refused, naming the dataset, before anything is logged. (It used to be
+// proposed as one entry of any size: a textFile of a million splits made
+// an entry of 100 MB for every replica.)
+func TestAJobTooLargeForALogEntryIsRefused(t *testing.T) {
+	const plan200 = `{"datasets": {
+	"r": {"op": "parallelize", "partitions": 2, "records": [["f","1"],["b","2"]]},
+	"s": {"op": "sortByKey", "input": "r", "partitions": 200}},
+	"action": {"op": "collect", "input": "s"}}`
+	m := newMemJobs()
+	m.sample = func(g *plan.Graph, p int) []string {
+		var keys []string
+		for i := 0; i < 200; i++ {
+			keys = append(keys, fmt.Sprintf("%05d%d%s", i, p, strings.Repeat("k", 32<<10)))
+		}
+		return keys
+	}
+	_, err := newSubmitter(m).Submit(context.Background(), request(t, plan200))
+	if status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), "over the 4128768 bytes one log entry carries") || !strings.Contains(err.Error(), `dataset "s" (sortByKey, 200 partitions)`) {
+		t.Fatalf("Submit = %v (code %v), want InvalidArgument naming the size and the dataset", err, status.Code(err))
+	}
+	// The sampling job and its release only: not the job.
+	if got := m.logged(); len(got) != 2 || !strings.HasPrefix(got[0], "submit sampleKeys") || !strings.HasPrefix(got[1], "release") {
+		t.Fatalf("a refused submission logged %q", got)
+	}
+}
