@@ -41,10 +41,11 @@ type leadership struct {
 	// owners binds executor ids to the principal that registered them.
 	owners   map[string]string
 	conns    map[string]*conn
-	attempts map[uint64]*attempt // running attempts by task id
-	byPart   map[partKey]uint64  // running attempt of a (stage, stage attempt, partition)
-	spec     map[partKey]uint64  // its speculative copy, if any
-	launches map[[2]uint64]int   // launches so far per (stage, partition): attempt numbers
+	attempts map[uint64]*attempt  // running attempts by task id
+	byPart   map[partKey]uint64   // running attempt of a (stage, stage attempt, partition)
+	spec     map[partKey]uint64   // its speculative copy, if any
+	launches map[[2]uint64]int    // launches so far per (stage, partition): attempt numbers
+	aborting map[dag.StageID]bool // stages whose jobs are being aborted for a launch over the message limit
 	waiting  map[partKey]time.Time
 	lastSeen map[string]time.Time // executors' last sign of life (from the takeover at the earliest)
 	losing   map[string]bool      // executors being removed
