@@ -29,7 +29,7 @@ func (e *Executor) schedulerConn(addr string) (*grpc.ClientConn, error) {
 		opts = append(opts, grpc.WithPerRPCCredentials(bearerToken(e.opts.Token)))
 	}
 	cc, err := grpc.NewClient(addr, append(opts, grpcdial.ConnectParams(),
-		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64<<20), grpc.MaxCallSendMsgSize(64<<20)))...)
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(grpcdial.MaxMessageSize), grpc.MaxCallSendMsgSize(grpcdial.MaxMessageSize)))...)
 	if err != nil {
 		return nil, err
 	}

@@ -24,7 +24,7 @@ import (
 const forwardedKey = "baton-forwarded-by"
 
 // maxMessage is the largest gRPC message the API sends or receives.
-const maxMessage = 64 << 20
+const maxMessage = grpcdial.MaxMessageSize
 
 // forwarder keeps one client connection per peer API address.
 type forwarder struct {
