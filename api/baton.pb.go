@@ -2479,10 +2479,15 @@ type StageDetail struct {
 	HistoryComplete bool `protobuf:"varint,4,opt,name=history_complete,json=historyComplete,proto3" json:"history_complete,omitempty"`
 	// tasks_total is how many attempts there are in all (tasks holds one
 	// page of them), and task_counts how many are in each state.
-	TasksTotal    int32            `protobuf:"varint,5,opt,name=tasks_total,json=tasksTotal,proto3" json:"tasks_total,omitempty"`
-	TaskCounts    map[string]int32 `protobuf:"bytes,6,rep,name=task_counts,json=taskCounts,proto3" json:"task_counts,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	TasksTotal int32            `protobuf:"varint,5,opt,name=tasks_total,json=tasksTotal,proto3" json:"tasks_total,omitempty"`
+	TaskCounts map[string]int32 `protobuf:"bytes,6,rep,name=task_counts,json=taskCounts,proto3" json:"task_counts,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
+	// Map stages: the bytes each reducer of its shuffle will read from the
+	// registered map outputs (Spark's MapOutputStatistics; estimates within
+	// about 10%), and how many outputs are registered.
+	ReducerBytes   []uint64 `protobuf:"varint,7,rep,packed,name=reducer_bytes,json=reducerBytes,proto3" json:"reducer_bytes,omitempty"`
+	MapsRegistered int32    `protobuf:"varint,8,opt,name=maps_registered,json=mapsRegistered,proto3" json:"maps_registered,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *StageDetail) Reset() {
@@ -2555,6 +2560,20 @@ func (x *StageDetail) GetTaskCounts() map[string]int32 {
 		return x.TaskCounts
 	}
 	return nil
+}
+
+func (x *StageDetail) GetReducerBytes() []uint64 {
+	if x != nil {
+		return x.ReducerBytes
+	}
+	return nil
+}
+
+func (x *StageDetail) GetMapsRegistered() int32 {
+	if x != nil {
+		return x.MapsRegistered
+	}
+	return 0
 }
 
 // Peer is a Raft member as one node sees it, with the member's own report
@@ -6479,7 +6498,7 @@ const file_api_baton_proto_rawDesc = "" +
 	"\bindirect\x18\f \x01(\bR\bindirect\x12\x1b\n" +
 	"\tmap_bytes\x18\r \x01(\x04R\bmapBytes\x12 \n" +
 	"\vspeculative\x18\x0e \x01(\bR\vspeculative\x12\x18\n" +
-	"\aignored\x18\x0f \x01(\tR\aignored\"\xc8\x02\n" +
+	"\aignored\x18\x0f \x01(\tR\aignored\"\x96\x03\n" +
 	"\vStageDetail\x12%\n" +
 	"\x05stage\x18\x01 \x01(\v2\x0f.baton.v1.StageR\x05stage\x12\x12\n" +
 	"\x04jobs\x18\x02 \x03(\x04R\x04jobs\x12+\n" +
@@ -6488,7 +6507,9 @@ const file_api_baton_proto_rawDesc = "" +
 	"\vtasks_total\x18\x05 \x01(\x05R\n" +
 	"tasksTotal\x12F\n" +
 	"\vtask_counts\x18\x06 \x03(\v2%.baton.v1.StageDetail.TaskCountsEntryR\n" +
-	"taskCounts\x1a=\n" +
+	"taskCounts\x12#\n" +
+	"\rreducer_bytes\x18\a \x03(\x04R\freducerBytes\x12'\n" +
+	"\x0fmaps_registered\x18\b \x01(\x05R\x0emapsRegistered\x1a=\n" +
 	"\x0fTaskCountsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\x05R\x05value:\x028\x01\"\x81\x03\n" +

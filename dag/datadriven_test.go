@@ -50,6 +50,7 @@ import (
 //	durations stage=S    the successful tasks of the stage's current attempt and their median
 //	clock advance=NS     the next commands' time moves on by NS
 //	accumulators job=J   the job's accumulators: of successes, then of failed attempts
+//	statistics shuffle=N the shuffle's bytes by reducer (MapOutputStatistics)
 type scenario struct {
 	s        *State
 	nextTask TaskID
@@ -309,6 +310,15 @@ func (sc *scenario) run(t *testing.T, d *datadriven.TestData) string {
 		}
 		n, med := s.TaskDurations(StageID(id), attempt)
 		return fmt.Sprintf("%d succeeded, median %d ms", n, med)
+
+	case "statistics":
+		var id int
+		d.ScanArgs(t, "shuffle", &id)
+		bytes, maps, ok := s.ShuffleStatistics(ShuffleID(id))
+		if !ok {
+			return fmt.Sprintf("no shuffle %d", id)
+		}
+		return fmt.Sprintf("%d maps registered, bytes by reducer %v", maps, bytes)
 
 	case "accumulators":
 		var id int

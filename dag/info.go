@@ -310,3 +310,36 @@ func toStageIDs(set idSet) []StageID {
 
 // RunningJobs returns how many jobs are running.
 func (s *State) RunningJobs() int { return s.runningJobs() }
+
+// ShuffleStatistics is Spark's MapOutputStatistics of a shuffle: the bytes
+// its registered map outputs hold for each reducer, estimated from the
+// sizes they carry (within about 10%: each is compressed to a byte); a map
+// output without per-reducer sizes (more than MaxSizedReducers reducers)
+// counts its total spread evenly. Maps is how many outputs are registered
+// (of Shuffle.Maps); nil, false for an unknown shuffle.
+func (s *State) ShuffleStatistics(id ShuffleID) (bytesByReducer []uint64, maps int, ok bool) {
+	sh := s.shuffles[id]
+	if sh == nil {
+		return nil, 0, false
+	}
+	out := make([]uint64, sh.reducers)
+	for _, o := range sh.outputs {
+		if o.exec == "" {
+			continue
+		}
+		maps++
+		if len(o.sizes) == sh.reducers {
+			for r, b := range o.sizes {
+				out[r] += DecompressSize(b)
+			}
+			continue
+		}
+		if sh.reducers > 0 {
+			each := o.bytes / uint64(sh.reducers)
+			for r := range out {
+				out[r] += each
+			}
+		}
+	}
+	return out, maps, true
+}

@@ -194,6 +194,12 @@ func TestUI(t *testing.T) {
 	if rows != 8 || strings.Count(stageText, "success") != 8 || !strings.Contains(stageText, "shuffle") {
 		t.Errorf("stage page: %d rows:\n%s", rows, stageText)
 	}
+	// What its shuffle holds for the 4 reducers, from the 8 outputs.
+	var reducers string
+	run(t, ctx, "stage page reducers", chromedp.Text(`#reducers`, &reducers))
+	if !strings.Contains(reducers, "for 4 reducers from 8 map outputs") || !strings.Contains(reducers, "the largest, reducer") {
+		t.Errorf("stage page's shuffle output: %q", reducers)
+	}
 	screenshot(t, ctx, out, "stage")
 
 	// Executors: both alive with their 4 slots and the blocks they hold.

@@ -30,6 +30,12 @@ func (s *Server) GetStage(ctx context.Context, req *api.GetStageRequest) (*api.S
 			}
 			found = true
 			out.Stage = stageToProto(si)
+			if si.Map {
+				bytes, maps, ok := st.ShuffleStatistics(si.Shuffle)
+				if ok {
+					out.ReducerBytes, out.MapsRegistered = bytes, int32(maps)
+				}
+			}
 			out.Jobs = nil
 			for _, j := range si.Jobs {
 				out.Jobs = append(out.Jobs, uint64(j))

@@ -255,6 +255,19 @@ function dagSVG(stages) {
     <path d="M0,0 L10,5 L0,10 z" fill="#7c8699"/></marker></defs>${edges}${boxes}</svg>`;
 }
 
+// reducerSummary says what a map stage's shuffle holds for its reducers
+// (the state's MapOutputStatistics): the total, and how skewed it is.
+function reducerSummary(d) {
+  const rb = (d.reducer_bytes || []).map(num);
+  if (!rb.length) return "—";
+  const total = rb.reduce((a, b) => a + b, 0);
+  const sorted = [...rb].sort((a, b) => a - b);
+  const median = sorted[Math.floor(sorted.length / 2)];
+  const most = sorted[sorted.length - 1], at = rb.indexOf(most);
+  const skew = median > 0 ? ` (${(most / median).toFixed(1)}× the median)` : "";
+  return `${bytes(total)} for ${rb.length} reducers from ${num(d.maps_registered)} map outputs; the largest, reducer ${at}, ${bytes(most)}${skew}`;
+}
+
 async function viewStage(id) {
   const d = await get("/v1/stages/" + encodeURIComponent(id));
   const s = d.stage || {};
@@ -280,6 +293,7 @@ async function viewStage(id) {
       <dt>Progress</dt><dd>${bar(num(s.available), num(s.tasks), s.state)}</dd>
       <dt>Attempt</dt><dd>${num(s.attempt)} (${num(s.failed_attempts)} ended by fetch failures)</dd>
       <dt>Task attempts</dt><dd>${summary}</dd>
+      ${s.map ? `<dt>Shuffle output</dt><dd id="reducers">${reducerSummary(d)}</dd>` : ""}
     </dl></div>
     ${d.history_complete ? "" : '<p class="muted">This node started after the stage did: attempts that ended before are missing.</p>'}
     ${shown}<table id="tasks"><thead><tr><th class="num">Partition</th><th class="num">Task</th><th class="num">Attempt</th><th class="num">Stage attempt</th>
