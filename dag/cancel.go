@@ -56,11 +56,15 @@ func (s *State) cancelJobGroup(c *CancelJobGroup) Result {
 		return Result{Err: err}
 	}
 	var r Result
+	// The jobs first, then their ends: an end may forget the oldest
+	// released job (RetainedJobs), which changes jobOrder.
+	var jobs []*job
 	for _, id := range s.jobOrder {
-		j := s.jobs[id]
-		if j.group != c.Group || j.status != JobRunning {
-			continue
+		if j := s.jobs[id]; j.group == c.Group && j.status == JobRunning {
+			jobs = append(jobs, j)
 		}
+	}
+	for _, j := range jobs {
 		msg := fmt.Sprintf("Job %d cancelled part of cancelled job group %s", j.id, c.Group)
 		if c.Reason != "" {
 			msg += ": " + c.Reason
@@ -80,12 +84,15 @@ func (s *State) cancelStage(c *CancelStage) Result {
 		return Result{Err: fmt.Errorf("%w: %d", ErrUnknownStage, c.Stage)}
 	}
 	var r Result
-	// The jobs that need the stage (stage.jobIds), in submission order.
+	// The jobs that need the stage (stage.jobIds), in submission order;
+	// all of them first (see cancelJobGroup).
+	var jobs []*job
 	for _, id := range s.jobOrder {
-		j := s.jobs[id]
-		if j.status != JobRunning || !st.jobs.has(uint64(j.id)) {
-			continue
+		if j := s.jobs[id]; j.status == JobRunning && st.jobs.has(uint64(j.id)) {
+			jobs = append(jobs, j)
 		}
+	}
+	for _, j := range jobs {
 		msg := fmt.Sprintf("Job %d cancelled because Stage %d was cancelled", j.id, st.id)
 		if c.Reason != "" {
 			msg += ": " + c.Reason

@@ -323,6 +323,7 @@ func (s *State) ShuffleStatistics(id ShuffleID) (bytesByReducer []uint64, maps i
 		return nil, 0, false
 	}
 	out := make([]uint64, sh.reducers)
+	var unsized uint64 // outputs without sizes: spread once, at the end
 	for _, o := range sh.outputs {
 		if o.exec == "" {
 			continue
@@ -334,11 +335,12 @@ func (s *State) ShuffleStatistics(id ShuffleID) (bytesByReducer []uint64, maps i
 			}
 			continue
 		}
-		if sh.reducers > 0 {
-			each := o.bytes / uint64(sh.reducers)
-			for r := range out {
-				out[r] += each
-			}
+		unsized += o.bytes
+	}
+	if unsized > 0 && sh.reducers > 0 {
+		each := unsized / uint64(sh.reducers)
+		for r := range out {
+			out[r] += each
 		}
 	}
 	return out, maps, true

@@ -42,7 +42,7 @@ func (s *State) taskEnded(c *TaskEnded) Result {
 		// An executor sends a report again when the leader died before
 		// acknowledging it: a failure counts once (Spark ignores the end
 		// of a task already ended).
-		if c.Task != 0 && st.failedTask[c.Task] {
+		if st.failedTask[c.Task] {
 			return Result{Ignored: fmt.Sprintf("task %d has already ended: failure reported again", c.Task)}
 		}
 		s.commitAttemptFailed(st, idx, c.Task)
@@ -103,6 +103,11 @@ func (s *State) taskEnded(c *TaskEnded) Result {
 func (s *State) checkTaskEnded(st *stage, c *TaskEnded) error {
 	bad := func(format string, args ...any) error {
 		return fmt.Errorf("%w: task %d of stage %d: %s", ErrInvalidCommand, c.Task, c.Stage, fmt.Sprintf(format, args...))
+	}
+	if c.Task == 0 {
+		// Task ids start at 1: a report of task 0 could not be told
+		// from its own resending (a failure counts once by its id).
+		return bad("task id 0")
 	}
 	switch c.Reason {
 	case Success:

@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"os/signal"
 	"strconv"
@@ -660,6 +661,11 @@ func accFloat(k api.AccumulatorKind) bool {
 
 func accValue(a *api.Accumulator) any {
 	if accFloat(a.Kind) {
+		if math.IsInf(a.FloatValue, 0) || math.IsNaN(a.FloatValue) {
+			// A total can overflow where no update did; JSON has no
+			// number for it.
+			return fmt.Sprint(a.FloatValue)
+		}
 		return a.FloatValue
 	}
 	return a.IntValue

@@ -53,13 +53,14 @@ const MaxDirectResultSize = propose.MaxEntryBytes - 64<<10
 // splits and a sort's bounds are added at compilation.
 const MaxGraphBytes = propose.MaxEntryBytes - 64<<10
 
-// checkGraphSize refuses a compiled job too large for one log entry.
-func checkGraphSize(g *plan.Graph) error {
+// checkGraphSize refuses a compiled job too large for one log entry: its
+// graph and the partitions it names (each at most 5 bytes in the log).
+func checkGraphSize(g *plan.Graph, partitions int) error {
 	b, err := json.Marshal(g)
 	if err != nil {
-		return fmt.Errorf("server: encode the job's graph: %w", err)
+		return status.Errorf(codes.Internal, "server: encode the job's graph: %v", err)
 	}
-	if len(b) > MaxGraphBytes {
+	if len(b)+5*partitions > MaxGraphBytes {
 		big, bigBytes := 0, 0
 		for i := range g.Nodes {
 			if nb, err := json.Marshal(&g.Nodes[i]); err == nil && len(nb) > bigBytes {
@@ -67,7 +68,7 @@ func checkGraphSize(g *plan.Graph) error {
 			}
 		}
 		n := &g.Nodes[big]
-		return status.Errorf(codes.InvalidArgument, "plan: the compiled job is %d bytes, over the %d bytes one log entry carries; its dataset %q (%s, %d partitions) alone takes %d bytes (a textFile's splits, a sort's bounds): read fewer or larger files, or use fewer partitions", len(b), MaxGraphBytes, n.Name, n.Op, n.Partitions, bigBytes)
+		return status.Errorf(codes.InvalidArgument, "plan: the compiled job is %d bytes (with %d partitions named), over the %d bytes one log entry carries; its dataset %q (%s, %d partitions) alone takes %d bytes (a textFile's splits, a sort's bounds): read fewer or larger files, or use fewer partitions", len(b)+5*partitions, partitions, MaxGraphBytes, n.Name, n.Op, n.Partitions, bigBytes)
 	}
 	return nil
 }

@@ -144,9 +144,6 @@ func (sb *submitter) Submit(ctx context.Context, req *api.SubmitJobRequest) (*ap
 	if err != nil {
 		return nil, rpcError(limitError(err))
 	}
-	if err := checkGraphSize(g); err != nil {
-		return nil, err
-	}
 	job.Graph = g
 	if req.SomePartitions {
 		// Again on the graph logged: its input files were listed again.
@@ -157,6 +154,9 @@ func (sb *submitter) Submit(ctx context.Context, req *api.SubmitJobRequest) (*ap
 		for i, x := range req.Partitions {
 			job.Partitions[i] = int(x)
 		}
+	}
+	if err := checkGraphSize(g, len(job.Partitions)); err != nil {
+		return nil, err
 	}
 	r, index, err := sb.jobs.propose(ctx, job)
 	if err != nil {

@@ -355,7 +355,7 @@ func TestAJobTooLargeForALogEntryIsRefused(t *testing.T) {
 		return keys
 	}
 	_, err := newSubmitter(m).Submit(context.Background(), request(t, plan200))
-	if status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), "over the 4128768 bytes one log entry carries") || !strings.Contains(err.Error(), `dataset "s" (sortByKey, 200 partitions)`) {
+	if status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), "(with 0 partitions named), over the 4128768 bytes one log entry carries") || !strings.Contains(err.Error(), `dataset "s" (sortByKey, 200 partitions)`) {
 		t.Fatalf("Submit = %v (code %v), want InvalidArgument naming the size and the dataset", err, status.Code(err))
 	}
 	// The sampling job and its release only: not the job.
