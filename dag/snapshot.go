@@ -19,7 +19,7 @@ import (
 // once and referenced by index.
 const (
 	snapshotMagic   = "BATONDAG"
-	snapshotVersion = 7
+	snapshotVersion = 8
 )
 
 // ErrCorruptSnapshot is returned by Unmarshal for bytes that are not a
@@ -476,6 +476,8 @@ func Unmarshal(data []byte) (*State, error) {
 		if d.version >= 7 {
 			d.accTable(&j.accs)
 			d.accTable(&j.failedAccs)
+		}
+		if d.version >= 8 { // version 7 had no job groups
 			j.group = d.str()
 		}
 		s.jobs[j.id] = j
