@@ -411,6 +411,10 @@ var (
 	ErrTooLarge = errors.New("dag: over the scheduler's limits")
 	// ErrTooManyJobs: MaxRunningJobs jobs are running already.
 	ErrTooManyJobs = errors.New("dag: too many running jobs")
+	// ErrTooManyTasks: the stages the state holds have MaxLiveTasks tasks
+	// between them, with the job's: a condition of the moment (it passes
+	// as jobs are released), not a job too large.
+	ErrTooManyTasks = errors.New("dag: too many tasks held")
 )
 
 // JobStatus is a job's state.

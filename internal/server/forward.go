@@ -85,7 +85,7 @@ func rpcError(err error) error {
 		return status.Error(codes.NotFound, err.Error())
 	case errors.Is(err, dag.ErrJobNotRunning), errors.Is(err, dag.ErrJobNotEnded):
 		return status.Error(codes.FailedPrecondition, err.Error())
-	case errors.Is(err, dag.ErrTooManyJobs):
+	case errors.Is(err, dag.ErrTooManyJobs), errors.Is(err, dag.ErrTooManyTasks):
 		return status.Error(codes.ResourceExhausted, err.Error())
 	case errors.Is(err, dag.ErrInvalidGraph), errors.Is(err, dag.ErrInvalidCommand), errors.Is(err, dag.ErrTooLarge), errors.As(err, &pe):
 		return status.Error(codes.InvalidArgument, err.Error())
