@@ -474,17 +474,29 @@ type helloOpts struct {
 func (h *harness) connect(id string, o helloOpts) *simExec {
 	h.t.Helper()
 	e := h.dial(id, o)
-	h.waitFor("executor "+id+"'s welcome", func() bool {
+	h.welcomed(e)
+	return e
+}
+
+// welcomed waits for an executor's welcome, then for the loop to settle.
+func (h *harness) welcomed(e *simExec) {
+	h.t.Helper()
+	h.waitFor("executor "+e.id+"'s welcome", func() bool {
 		e.mu.Lock()
 		defer e.mu.Unlock()
 		return e.welcome != nil
 	})
 	h.settle()
-	return e
 }
 
 // dial opens a session without waiting for anything.
 func (h *harness) dial(id string, o helloOpts) *simExec {
+	return h.dialVia(id, o, nil)
+}
+
+// dialVia is dial with the driver serving wrap(stream) (nil: the stream
+// itself), for tests that put a transport's limits in between.
+func (h *harness) dialVia(id string, o helloOpts, wrap func(*simStream) Stream) *simExec {
 	if o.cores == 0 {
 		o.cores = 2
 	}
@@ -493,10 +505,14 @@ func (h *harness) dial(id string, o helloOpts) *simExec {
 	e := &simExec{h: h, id: id, stream: st, served: make(chan error, 1), changed: make(chan struct{}), acked: map[uint64]bool{}}
 	st.in <- &api.ExecutorMessage{Msg: &api.ExecutorMessage_Hello{Hello: &api.Hello{ExecutorId: id, Addr: "127.0.0.1:9" + id[len(id)-1:],
 		Cores: int32(o.cores), Running: o.running, Unacked: o.unacked, Unhealthy: o.unhealthy, RunningForMs: o.runningFor}}}
+	var served Stream = st
+	if wrap != nil {
+		served = wrap(st)
+	}
 	h.wg.Add(2)
 	go func() {
 		defer h.wg.Done()
-		err := h.d.Serve(st)
+		err := h.d.Serve(served)
 		cancel()
 		e.served <- err
 	}()

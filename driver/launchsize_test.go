@@ -1,7 +1,6 @@
 package driver
 
 import (
-	"context"
 	"fmt"
 	"regexp"
 	"strconv"
@@ -86,45 +85,12 @@ func (s *limitStream) sent() (sizes, refused []int) {
 // see limitStream).
 func (h *harness) connectLimited(id string, o helloOpts, limit int, gate chan struct{}) (*simExec, *limitStream) {
 	h.t.Helper()
-	if o.cores == 0 {
-		o.cores = 2
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	st := &simStream{ctx: ctx, cancel: cancel, in: make(chan *api.ExecutorMessage, 64), out: make(chan *api.DriverMessage, 64)}
-	ls := &limitStream{simStream: st, limit: limit, gate: gate, held: make(chan struct{})}
-	e := &simExec{h: h, id: id, stream: st, served: make(chan error, 1), changed: make(chan struct{}), acked: map[uint64]bool{}}
-	st.in <- &api.ExecutorMessage{Msg: &api.ExecutorMessage_Hello{Hello: &api.Hello{ExecutorId: id, Addr: "127.0.0.1:9" + id[len(id)-1:], Cores: int32(o.cores)}}}
-	h.wg.Add(2)
-	go func() {
-		defer h.wg.Done()
-		err := h.d.Serve(ls)
-		cancel()
-		e.served <- err
-	}()
-	go func() {
-		defer h.wg.Done()
-		for {
-			select {
-			case m := <-st.out:
-				e.record(m)
-			case <-ctx.Done():
-				for {
-					select {
-					case m := <-st.out:
-						e.record(m)
-					default:
-						return
-					}
-				}
-			}
-		}
-	}()
-	h.waitFor("executor "+id+"'s welcome", func() bool {
-		e.mu.Lock()
-		defer e.mu.Unlock()
-		return e.welcome != nil
+	var ls *limitStream
+	e := h.dialVia(id, helloOpts{cores: o.cores}, func(st *simStream) Stream {
+		ls = &limitStream{simStream: st, limit: limit, gate: gate, held: make(chan struct{})}
+		return ls
 	})
-	h.settle()
+	h.welcomed(e)
 	return e, ls
 }
 

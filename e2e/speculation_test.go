@@ -106,6 +106,47 @@ func specEnds(tas []*api.TaskAttempt) (ends map[uint64]*api.TaskAttempt, running
 	return ends, running
 }
 
+// specSucceeded waits for the job's end and checks it succeeded with the
+// count want.
+func specSucceeded(t *testing.T, ctx context.Context, cl *client.Client, id uint64, round, want int) *api.Job {
+	t.Helper()
+	j, err := cl.Wait(ctx, id, nil)
+	if err != nil {
+		t.Fatalf("round %d: the job did not end without its straggler: %v", round, err)
+	}
+	if j.State != api.JobState_JOB_STATE_SUCCEEDED {
+		t.Fatalf("round %d: job %s: %s", round, j.State, j.Message)
+	}
+	if recs, err := cl.Answer(ctx, id); err != nil || len(recs) != 1 || string(recs[0].Value) != strconv.Itoa(want) {
+		t.Fatalf("round %d: answer %v %v, want %d", round, recs, err, want)
+	}
+	return j
+}
+
+// specSettled waits until the new leader's history of the stage shows the
+// partition's attempts as done says (ends by task, attempts still
+// running), and returns them.
+func specSettled(t *testing.T, ctx context.Context, leader *client.Client, name string, stage uint64, part int32, round int,
+	done func(ends map[uint64]*api.TaskAttempt, running int) bool) ([]*api.TaskAttempt, map[uint64]*api.TaskAttempt) {
+	t.Helper()
+	var tas []*api.TaskAttempt
+	var ends map[uint64]*api.TaskAttempt
+	specWait(t, "the straggler's end logged", func() (bool, string) {
+		d, err := leader.Stage(ctx, stage)
+		if err != nil {
+			return false, err.Error()
+		}
+		if !d.HistoryComplete {
+			t.Fatalf("round %d: new leader %s's history of stage %d is not complete", round, name, stage)
+		}
+		tas = specOf(d, part)
+		var running int
+		ends, running = specEnds(tas)
+		return done(ends, running), specAttempts(tas)
+	})
+	return tas, ends
+}
+
 // specStageOf returns the id of a one-stage job's stage.
 func specStageOf(t *testing.T, ctx context.Context, cl *client.Client, id uint64) uint64 {
 	t.Helper()
@@ -295,33 +336,12 @@ func TestARunningSpeculativeCopySurvivesAdoption(t *testing.T) {
 		if err := os.WriteFile(gate, nil, 0o644); err != nil {
 			t.Fatal(err)
 		}
-		j, err := cl.Wait(ctx, id, nil)
-		if err != nil {
-			t.Fatalf("round %d: the job did not end without its straggler: %v", round, err)
-		}
-		if j.State != api.JobState_JOB_STATE_SUCCEEDED {
-			t.Fatalf("round %d: job %s: %s", round, j.State, j.Message)
-		}
-		if recs, err := cl.Answer(ctx, id); err != nil || len(recs) != 1 || string(recs[0].Value) != strconv.Itoa(parts*10) {
-			t.Fatalf("round %d: answer %v %v, want %d", round, recs, err, parts*10)
-		}
+		specSucceeded(t, ctx, cl, id, round, parts*10)
 
 		// The copy won; the straggler was killed after it; nothing ran
 		// again.
-		var tas []*api.TaskAttempt
-		var ends map[uint64]*api.TaskAttempt
-		specWait(t, "the straggler's end logged", func() (bool, string) {
-			d, err := nodes[next].Stage(ctx, stage)
-			if err != nil {
-				return false, err.Error()
-			}
-			if !d.HistoryComplete {
-				t.Fatalf("round %d: new leader %s's history of stage %d is not complete", round, next, stage)
-			}
-			tas = specOf(d, slowPart)
-			var running int
-			ends, running = specEnds(tas)
-			return ends[orig.Task] != nil && ends[cp.Task] != nil && running == 0, specAttempts(tas)
+		tas, ends := specSettled(t, ctx, nodes[next], next, stage, slowPart, round, func(ends map[uint64]*api.TaskAttempt, running int) bool {
+			return ends[orig.Task] != nil && ends[cp.Task] != nil && running == 0
 		})
 		if len(ends) != 2 {
 			t.Fatalf("round %d: partition %d had attempts %s: want only the straggler (task %d) and its copy (task %d)", round, slowPart, specAttempts(tas), orig.Task, cp.Task)
@@ -449,31 +469,10 @@ func TestSpeculationSurvivesALeaderKill(t *testing.T) {
 			return false, specAttempts(tas)
 		})
 
-		j, err := cl.Wait(ctx, id, nil)
-		if err != nil {
-			t.Fatalf("round %d: the job did not end without its straggler: %v", round, err)
-		}
-		if j.State != api.JobState_JOB_STATE_SUCCEEDED {
-			t.Fatalf("round %d: job %s: %s", round, j.State, j.Message)
-		}
-		if recs, err := cl.Answer(ctx, id); err != nil || len(recs) != 1 || string(recs[0].Value) != strconv.Itoa(parts*10) {
-			t.Fatalf("round %d: answer %v %v, want %d", round, recs, err, parts*10)
-		}
+		j := specSucceeded(t, ctx, cl, id, round, parts*10)
 
-		var tas []*api.TaskAttempt
-		var ends map[uint64]*api.TaskAttempt
-		specWait(t, "the straggler's end logged", func() (bool, string) {
-			d, err := nodes[next].Stage(ctx, stage)
-			if err != nil {
-				return false, err.Error()
-			}
-			if !d.HistoryComplete {
-				t.Fatalf("round %d: new leader %s's history of stage %d is not complete", round, next, stage)
-			}
-			tas = specOf(d, slowPart)
-			var running int
-			ends, running = specEnds(tas)
-			return ends[orig.Task] != nil && len(ends) >= 2 && running == 0, specAttempts(tas)
+		tas, ends := specSettled(t, ctx, nodes[next], next, stage, slowPart, round, func(ends map[uint64]*api.TaskAttempt, running int) bool {
+			return ends[orig.Task] != nil && len(ends) >= 2 && running == 0
 		})
 		if len(ends) != 2 {
 			t.Fatalf("round %d: partition %d had attempts %s: want the straggler (task %d) and one copy", round, slowPart, specAttempts(tas), orig.Task)
