@@ -28,6 +28,7 @@ import (
 //	    start over with an empty state and these limits
 //	executor add id=E [cores=N] | executor lose id=E [reason=...]
 //	submit [key=K] [partitions=(0,1)] [pool=P] [group=G] [max-task-failures=N] [max-result-size=N]
+//	       [map-stage] [adaptive=BYTES]
 //	    input: the graph, one node a line, parents before children:
 //	      NAME: source p=N
 //	      NAME: map PARENT
@@ -163,6 +164,8 @@ func (sc *scenario) run(t *testing.T, d *datadriven.TestData) string {
 		if d.HasArg("none") {
 			c.Partitions = []int{}
 		}
+		c.MapStage = d.HasArg("map-stage")
+		d.MaybeScanArgs(t, "adaptive", &c.AdaptiveTarget)
 		r := sc.apply(c)
 		if r.Err != nil {
 			return sc.result(r)
@@ -261,6 +264,9 @@ func (sc *scenario) run(t *testing.T, d *datadriven.TestData) string {
 			fmt.Fprintf(&b, "job %d stage %d.%d p%d epoch %d", ts.Job, ts.Stage, ts.StageAttempt, ts.Partition, ts.Epoch)
 			if ts.Failures > 0 {
 				fmt.Fprintf(&b, " failures %d", ts.Failures)
+			}
+			if ts.ReduceEnd > 0 {
+				fmt.Fprintf(&b, " reducers [%d,%d)", ts.ReduceStart, ts.ReduceEnd)
 			}
 			if len(ts.Preferred) > 0 {
 				fmt.Fprintf(&b, " prefer %v", ts.Preferred)
@@ -585,7 +591,11 @@ func (sc *scenario) result(r Result) string {
 		for _, e := range r.Events {
 			switch e.Kind {
 			case StageSubmitted:
-				evs = append(evs, fmt.Sprintf("%s %d.%d job %d tasks %d", e.Kind, e.Stage, e.Attempt, e.Job, e.Tasks))
+				ev := fmt.Sprintf("%s %d.%d job %d tasks %d", e.Kind, e.Stage, e.Attempt, e.Job, e.Tasks)
+				if e.Message != "" {
+					ev += " (" + e.Message + ")"
+				}
+				evs = append(evs, ev)
 			case StageCompleted, StageAttemptFailed:
 				evs = append(evs, fmt.Sprintf("%s %d.%d job %d", e.Kind, e.Stage, e.Attempt, e.Job))
 			case JobEnded:
@@ -635,6 +645,9 @@ func (sc *scenario) summary() string {
 	for _, id := range s.jobOrder {
 		j := s.jobs[id]
 		fmt.Fprintf(&b, "job %d %s %d/%d", id, j.status, j.numFinished, j.nTasks)
+		if j.mapStage {
+			b.WriteString(" map-stage")
+		}
 		if j.released {
 			b.WriteString(" released")
 		}
@@ -681,6 +694,9 @@ func (sc *scenario) dump() string {
 		}
 		if len(fails) > 0 {
 			fmt.Fprintf(&b, " failures %v", fails)
+		}
+		if st.coalesced != nil {
+			fmt.Fprintf(&b, " coalesced %v", st.coalesced)
 		}
 		b.WriteString("\n")
 	}

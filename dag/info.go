@@ -35,6 +35,14 @@ type JobInfo struct {
 	// the updates dropped past MaxJobAccumulators, of each.
 	Accumulators, FailedAccumulators    []Accumulator
 	DroppedAccUpdates, DroppedFailedAcc int64
+	// MapStage: a map-stage job (SubmitJob.MapStage), which has no
+	// results; MapShuffle is the shuffle it runs, while the job holds it
+	// (HasMapShuffle), for ShuffleStatistics.
+	MapStage      bool
+	MapShuffle    ShuffleID
+	HasMapShuffle bool
+	// Adaptive is the job's coalescing target (0: off).
+	Adaptive int64
 }
 
 // StageState says where a stage is in the scheduler.
@@ -72,6 +80,9 @@ type StageInfo struct {
 	Completed      int64
 	Graph          *plan.Graph
 	Node           int
+	// Coalesced, for a stage adaptive coalescing merged (adaptive.go),
+	// lists the first reducer partition of each task; nil otherwise.
+	Coalesced []int
 }
 
 // ExecutorInfo is a read-only view of an executor.
@@ -130,6 +141,8 @@ func (s *State) Job(id JobID) (JobInfo, bool) {
 	for _, sid := range j.stages {
 		info.Stages = append(info.Stages, StageID(sid))
 	}
+	info.MapStage, info.Adaptive = j.mapStage, j.adaptive
+	info.MapShuffle, info.HasMapShuffle = s.mapStageShuffle(j)
 	return info, true
 }
 
@@ -192,6 +205,7 @@ func (s *State) Stage(id StageID) (StageInfo, bool) {
 		Pending: st.npend, Attempt: st.attempt, Epoch: st.epoch, Zombie: st.zombie,
 		FailedAttempts: len(st.failedAttempts), Submitted: st.submitted, Completed: st.completed,
 		Graph: st.graph, Node: st.node, State: StageIdle,
+		Coalesced: slices.Clone(st.coalesced),
 	}
 	for _, j := range st.jobs {
 		info.Jobs = append(info.Jobs, JobID(j))

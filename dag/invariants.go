@@ -115,6 +115,18 @@ func (s *State) CheckInvariants() error {
 				fail("stage %d: committer of task %d, which holds no authorisation", id, t)
 			}
 		}
+		if st.coalesced != nil {
+			parts := st.graph.Nodes[st.node].Partitions
+			if st.nTasks != len(st.coalesced) || st.coalesced[0] != 0 || st.attempt < 0 {
+				fail("stage %d: %d tasks coalesced from %v (attempt %d)", id, st.nTasks, st.coalesced, st.attempt)
+			}
+			for i := 1; i < len(st.coalesced); i++ {
+				if st.coalesced[i] <= st.coalesced[i-1] || st.coalesced[i] >= parts {
+					fail("stage %d: coalesced starts %v not ascending within %d partitions", id, st.coalesced, parts)
+					break
+				}
+			}
+		}
 		if st.isMap {
 			sh := s.shuffles[st.shuffle]
 			if sh == nil || sh.stage != id {
@@ -232,7 +244,7 @@ func (s *State) CheckInvariants() error {
 			if j.released {
 				fail("running job %d is released", id)
 			}
-			if st := s.stages[j.final]; st == nil || st.job != id {
+			if st := s.stages[j.final]; st == nil || (!j.mapStage && st.job != id) || (j.mapStage && !st.isMap) {
 				fail("running job %d: final stage %d missing", id, j.final)
 			}
 		}

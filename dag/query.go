@@ -25,6 +25,9 @@ type TaskSpec struct {
 	// Preferred lists executors holding at least a fifth of the task's
 	// shuffle input, the largest share first (Spark's reducer locality).
 	Preferred []ExecutorID
+	// ReduceEnd > 0: the task of a coalesced stage (adaptive.go) reads
+	// reducer partitions [ReduceStart, ReduceEnd) of its shuffles.
+	ReduceStart, ReduceEnd int
 }
 
 // Locality thresholds (Spark's SHUFFLE_PREF_MAP_THRESHOLD,
@@ -111,6 +114,7 @@ func (s *State) RunnableIn(ts TaskSet, fn func(TaskSpec) bool) bool {
 			t.Partition = j.partition(i)
 		}
 		t.Failures = int(st.fails[i])
+		t.ReduceStart, t.ReduceEnd, _ = st.reducerRange(i)
 		t.Preferred = s.preferred(st, t.Partition)
 		more = fn(t)
 		return more
@@ -126,24 +130,13 @@ func (s *State) preferred(st *stage, p int) []ExecutorID {
 	}
 	bytes := map[ExecutorID]float64{}
 	var total float64
-	s.shuffleInputs(st.graph, st.node, p, func(key string, reducer int) {
-		sid, ok := s.byKey[key]
-		if !ok {
-			return
-		}
-		sh := s.shuffles[sid]
-		if sh.maps >= prefMapThreshold || sh.reducers >= prefReduceThreshold {
-			return
-		}
-		for _, o := range sh.outputs {
-			if o.exec == "" || len(o.sizes) != sh.reducers {
-				continue
-			}
-			b := float64(DecompressSize(o.sizes[reducer]))
-			bytes[o.exec] += b
-			total += b
-		}
-	})
+	first, end, ok := st.reducerRange(p)
+	if !ok {
+		first, end = p, p+1
+	}
+	for r := first; r < end; r++ {
+		s.addShuffleInputs(st, r, bytes, &total)
+	}
 	if total == 0 {
 		return nil
 	}
@@ -160,6 +153,29 @@ func (s *State) preferred(st *stage, p int) []ExecutorID {
 		return out[a] < out[b]
 	})
 	return out
+}
+
+// addShuffleInputs adds, by executor, the bytes partition p of the stage
+// reads from the map outputs of its shuffles.
+func (s *State) addShuffleInputs(st *stage, p int, bytes map[ExecutorID]float64, total *float64) {
+	s.shuffleInputs(st.graph, st.node, p, func(key string, reducer int) {
+		sid, ok := s.byKey[key]
+		if !ok {
+			return
+		}
+		sh := s.shuffles[sid]
+		if sh.maps >= prefMapThreshold || sh.reducers >= prefReduceThreshold {
+			return
+		}
+		for _, o := range sh.outputs {
+			if o.exec == "" || len(o.sizes) != sh.reducers {
+				continue
+			}
+			b := float64(DecompressSize(o.sizes[reducer]))
+			bytes[o.exec] += b
+			*total += b
+		}
+	})
 }
 
 // shuffleInputs calls fn with each (shuffle key, reducer) that partition

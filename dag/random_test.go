@@ -3,6 +3,7 @@ package dag_test
 import (
 	"bytes"
 	"flag"
+	"strings"
 	"testing"
 
 	"github.com/baton-sched/baton/dag"
@@ -87,7 +88,7 @@ func TestRandomizedDeterminism(t *testing.T) {
 			stats["job-"+st.String()]++
 		}
 		t.Logf("seed %d: %d commands, snapshot %d bytes, epoch %d: %v", seed, n, len(sa), a.Epoch(), stats)
-		for _, k := range []string{"submit", "success", "exception", "fetch-failed", "executor-lost", "cancel", "release", "resubmit", "job-failed", "job-succeeded"} {
+		for _, k := range []string{"submit", "success", "exception", "fetch-failed", "executor-lost", "cancel", "release", "resubmit", "job-failed", "job-succeeded", "map-stage", "coalesced"} {
 			if stats[k] == 0 {
 				t.Errorf("seed %d: the stream never exercised %s", seed, k)
 			}
@@ -99,6 +100,9 @@ func countCommand(stats map[string]int, cmd dag.Command, r dag.Result) {
 	switch c := cmd.(type) {
 	case *dag.SubmitJob:
 		stats["submit"]++
+		if c.MapStage && r.Err == nil {
+			stats["map-stage"]++
+		}
 	case *dag.TaskEnded:
 		switch c.Reason {
 		case dag.Success:
@@ -122,7 +126,11 @@ func countCommand(stats map[string]int, cmd dag.Command, r dag.Result) {
 	case *dag.ResubmitFailedStages:
 		stats["resubmit"]++
 	}
-	_ = r
+	for _, e := range r.Events {
+		if e.Kind == dag.StageSubmitted && strings.HasPrefix(e.Message, "coalesced") {
+			stats["coalesced"]++
+		}
+	}
 }
 
 var randomSeeds = flag.Int("random-seeds", 3, "seeds for the randomized determinism test")

@@ -19,7 +19,7 @@ import (
 // once and referenced by index.
 const (
 	snapshotMagic   = "BATONDAG"
-	snapshotVersion = 8
+	snapshotVersion = 9
 )
 
 // ErrCorruptSnapshot is returned by Unmarshal for bytes that are not a
@@ -203,6 +203,11 @@ func (s *State) AppendBinary(buf []byte) ([]byte, error) {
 		e.durations(&st.durs)
 		e.lostOn(st)
 		e.accMerged(st)
+		e.int(st.adaptive)
+		e.uint(uint64(len(st.coalesced)))
+		for _, r := range st.coalesced {
+			e.uint(uint64(r))
+		}
 	}
 
 	e.uint(uint64(len(s.jobOrder)))
@@ -254,6 +259,8 @@ func (s *State) AppendBinary(buf []byte) ([]byte, error) {
 		e.accTable(&j.accs)
 		e.accTable(&j.failedAccs)
 		e.str(j.group)
+		e.bool(j.mapStage)
+		e.int(j.adaptive)
 	}
 
 	keys := make([]string, 0, len(s.idem))
@@ -423,6 +430,15 @@ func Unmarshal(data []byte) (*State, error) {
 		if d.version >= 7 { // earlier versions had no accumulators
 			d.accMerged(st)
 		}
+		if d.version >= 9 { // earlier versions had no adaptive coalescing
+			st.adaptive = d.int()
+			if m := d.count(); m > 0 {
+				st.coalesced = make([]int, 0, m)
+				for ; m > 0 && d.err == nil; m-- {
+					st.coalesced = append(st.coalesced, d.int32())
+				}
+			}
+		}
 		if st.node >= len(st.graph.Nodes) {
 			d.fail("stage %d: node %d of %d", st.id, st.node, len(st.graph.Nodes))
 		}
@@ -479,6 +495,10 @@ func Unmarshal(data []byte) (*State, error) {
 		}
 		if d.version >= 8 { // version 7 had no job groups
 			j.group = d.str()
+		}
+		if d.version >= 9 { // earlier versions had no map-stage or adaptive jobs
+			j.mapStage = d.bool()
+			j.adaptive = d.int()
 		}
 		s.jobs[j.id] = j
 		s.jobOrder = append(s.jobOrder, j.id)

@@ -91,6 +91,13 @@ type job struct {
 	accs, failedAccs accTable
 
 	group string // the job group ("": none)
+
+	// mapStage: the job runs its final stage, a map stage, alone
+	// (submitMapStage); it has no results (nTasks 0).
+	mapStage bool
+	// adaptive is the job's AdaptiveTarget (0: off), given to the stages
+	// it creates.
+	adaptive int64
 }
 
 func (s *State) jobMaxTaskFailures(j *job) int {
@@ -186,6 +193,13 @@ type stage struct {
 	// (nil until the first); kept across attempts, so that a partition's
 	// updates count once (accum.go).
 	accMerged bitset
+
+	// adaptive is the coalescing target of the job that created the
+	// stage (0: off); coalesced, decided at the first submission, lists
+	// the first reducer partition of each task (nil: one task a
+	// partition). See adaptive.go.
+	adaptive  int64
+	coalesced []int
 }
 
 type shuffle struct {

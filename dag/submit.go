@@ -34,9 +34,13 @@ func (s *State) submitJob(c *SubmitJob) Result {
 
 		maxTaskFailures: max(c.MaxTaskFailures, 0),
 		maxResultSize:   c.MaxResultSize,
+		mapStage:        c.MapStage,
+		adaptive:        max(c.AdaptiveTarget, 0),
 	}
 	outParts := g.Nodes[g.Output].Partitions
-	if c.Partitions == nil || len(c.Partitions) == outParts {
+	if c.MapStage {
+		j.nTasks = 0 // no results: the job ends with its map stage
+	} else if c.Partitions == nil || len(c.Partitions) == outParts {
 		j.nTasks = outParts
 	} else {
 		j.parts = append([]int(nil), c.Partitions...)
@@ -50,6 +54,10 @@ func (s *State) submitJob(c *SubmitJob) Result {
 		s.idem[c.Key] = id
 	}
 	s.events = append(s.events, Event{Kind: JobSubmitted, Job: id, Name: j.name, Tasks: j.nTasks})
+	if c.MapStage {
+		s.submitMapStageJob(j)
+		return Result{Job: id}
+	}
 	if j.nTasks == 0 {
 		// A job on no partitions ends at once (runJob with no partitions).
 		j.status = JobSucceeded
@@ -89,6 +97,18 @@ func (s *State) checkSubmit(c *SubmitJob) error {
 	if n := s.runningJobs(); n >= s.cfg.MaxRunningJobs {
 		return fmt.Errorf("%w: %d jobs are running, the limit", ErrTooManyJobs, n)
 	}
+	if c.AdaptiveTarget < 0 {
+		return fmt.Errorf("%w: negative adaptive target %d", ErrInvalidGraph, c.AdaptiveTarget)
+	}
+	if c.MapStage {
+		if c.Partitions != nil {
+			return fmt.Errorf("%w: a map-stage job runs every map partition: it takes no partitions", ErrInvalidGraph)
+		}
+		if n := len(g.ShuffleDeps(g.Output)); n != 1 {
+			return fmt.Errorf("%w: a map-stage job runs the shuffle its output dataset reads, and %q reads %d shuffles; the output must read exactly one",
+				ErrInvalidGraph, g.Nodes[g.Output].Name, n)
+		}
+	}
 	outParts := g.Nodes[g.Output].Partitions
 	for i, p := range c.Partitions {
 		if p < 0 || p >= outParts {
@@ -111,8 +131,11 @@ func (s *State) checkSubmit(c *SubmitJob) error {
 			want, ok := shapes[d.Shuffle.Key]
 			if !ok {
 				if sid, live := s.byKey[d.Shuffle.Key]; live {
+					// The partitions the graph gave the map side: a
+					// coalesced map stage runs fewer tasks (adaptive.go).
 					sh := s.shuffles[sid]
-					want, ok = shape{sh.maps, sh.reducers}, true
+					st := s.stages[sh.stage]
+					want, ok = shape{st.graph.Nodes[st.node].Partitions, sh.reducers}, true
 				}
 			}
 			if ok && want != got {
@@ -140,6 +163,9 @@ func (s *State) newTasks(c *SubmitJob) int64 {
 	total := int64(g.Nodes[g.Output].Partitions)
 	if c.Partitions != nil {
 		total = int64(len(c.Partitions))
+	}
+	if c.MapStage {
+		total = 0 // only the map stages
 	}
 	seen := map[string]bool{}
 	visited := make([]bool, len(g.Nodes))
@@ -196,6 +222,9 @@ func (s *State) newStage(g *plan.Graph, node int, parents []StageID, firstJob Jo
 		parents: parents,
 		first:   firstJob,
 		attempt: -1,
+	}
+	if j := s.jobs[firstJob]; j != nil {
+		st.adaptive = j.adaptive
 	}
 	s.stages[id] = st
 	return st
@@ -344,6 +373,10 @@ func (s *State) submitStage(st *stage) {
 // submitMissingTasks starts a new attempt of a stage over its missing
 // tasks: the durable half of creating a TaskSet.
 func (s *State) submitMissingTasks(st *stage, job JobID) {
+	var coalesced string
+	if st.attempt < 0 && st.adaptive > 0 {
+		coalesced = s.coalesce(st)
+	}
 	missing := s.missingTasks(st)
 	s.running.add(uint64(st.id))
 	st.attempt++
@@ -359,7 +392,7 @@ func (s *State) submitMissingTasks(st *stage, job JobID) {
 	st.npend = len(missing)
 	st.submitted = s.now
 	st.completed = 0
-	s.events = append(s.events, Event{Kind: StageSubmitted, Job: job, Stage: st.id, Attempt: st.attempt, Tasks: len(missing)})
+	s.events = append(s.events, Event{Kind: StageSubmitted, Job: job, Stage: st.id, Attempt: st.attempt, Tasks: len(missing), Message: coalesced})
 	if len(missing) > 0 {
 		return
 	}
@@ -371,6 +404,7 @@ func (s *State) submitMissingTasks(st *stage, job JobID) {
 		}
 		return
 	}
+	s.mapStageJobsFinished(st)
 	s.submitWaitingChildStages(st)
 }
 

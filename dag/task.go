@@ -210,6 +210,7 @@ func (s *State) shuffleMapStageCompleted(st *stage) {
 		s.submitStage(st)
 		return
 	}
+	s.mapStageJobsFinished(st)
 	s.submitWaitingChildStages(st)
 }
 

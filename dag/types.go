@@ -164,6 +164,22 @@ type SubmitJob struct {
 	// Group is the job group (SparkContext.setJobGroup; empty: none):
 	// CancelJobGroup cancels the group's running jobs.
 	Group string
+	// MapStage makes the job run only the map stage of the shuffle its
+	// output node reads (SparkContext.submitMapStage): the job has no
+	// results and succeeds when every map output of the shuffle is
+	// registered; ShuffleStatistics then gives the shuffle's
+	// MapOutputStatistics, and later jobs that read the shuffle use its
+	// outputs while the job is not released. The output node's stage must
+	// read exactly one shuffle, and Partitions must be nil.
+	MapStage bool
+	// AdaptiveTarget, when positive, turns on adaptive coalescing for the
+	// stages the job creates (Spark's adaptive query execution,
+	// CoalesceShufflePartitions with advisoryPartitionSizeInBytes): when
+	// such a stage is first submitted, its parents' map output statistics
+	// are known, and neighbouring reducer partitions are merged into
+	// tasks of about AdaptiveTarget bytes of shuffle input (see
+	// adaptive.go). Every replica decides alike, from the log.
+	AdaptiveTarget int64
 }
 
 // TaskEnded records the end of a task attempt (a status update that is

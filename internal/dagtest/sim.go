@@ -368,5 +368,13 @@ func (sim *Sim) submit() dag.Command {
 	if r.IntN(4) == 0 {
 		c.Key = fmt.Sprintf("key-%d", r.IntN(sim.jobs+1))
 	}
+	if r.IntN(3) == 0 {
+		// Map sizes are up to 64 KiB a reducer: these targets coalesce
+		// some stages, all or none.
+		c.AdaptiveTarget = []int64{1 << 14, 1 << 17, 1 << 20}[r.IntN(3)]
+	}
+	if c.Partitions == nil && len(g.ShuffleDeps(g.Output)) == 1 && r.IntN(8) == 0 {
+		c.MapStage = true
+	}
 	return c
 }
