@@ -753,9 +753,15 @@ type Job struct {
 	FailedAccumulators        []*Accumulator `protobuf:"bytes,21,rep,name=failed_accumulators,json=failedAccumulators,proto3" json:"failed_accumulators,omitempty"`
 	DroppedAccumulatorUpdates int64          `protobuf:"varint,22,opt,name=dropped_accumulator_updates,json=droppedAccumulatorUpdates,proto3" json:"dropped_accumulator_updates,omitempty"`
 	// group is the job group it was submitted in ("": none).
-	Group         string `protobuf:"bytes,23,opt,name=group,proto3" json:"group,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Group string `protobuf:"bytes,23,opt,name=group,proto3" json:"group,omitempty"`
+	// map_stage: a map-stage job (SubmitJobRequest.map_stage); while it is
+	// not released, map_statistics describes its shuffle.
+	MapStage      bool                `protobuf:"varint,24,opt,name=map_stage,json=mapStage,proto3" json:"map_stage,omitempty"`
+	MapStatistics *MapStageStatistics `protobuf:"bytes,25,opt,name=map_statistics,json=mapStatistics,proto3" json:"map_statistics,omitempty"`
+	// adaptive_target: the job's coalescing target in bytes (0: off).
+	AdaptiveTarget int64 `protobuf:"varint,26,opt,name=adaptive_target,json=adaptiveTarget,proto3" json:"adaptive_target,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *Job) Reset() {
@@ -949,6 +955,115 @@ func (x *Job) GetGroup() string {
 	return ""
 }
 
+func (x *Job) GetMapStage() bool {
+	if x != nil {
+		return x.MapStage
+	}
+	return false
+}
+
+func (x *Job) GetMapStatistics() *MapStageStatistics {
+	if x != nil {
+		return x.MapStatistics
+	}
+	return nil
+}
+
+func (x *Job) GetAdaptiveTarget() int64 {
+	if x != nil {
+		return x.AdaptiveTarget
+	}
+	return 0
+}
+
+// MapStageStatistics is Spark's MapOutputStatistics of a shuffle: the
+// bytes each reducer will read from the registered map outputs
+// (estimates within about 10%), listed when the shuffle has at most
+// 100,000 reducers.
+type MapStageStatistics struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	Shuffle        uint64                 `protobuf:"varint,1,opt,name=shuffle,proto3" json:"shuffle,omitempty"`
+	Maps           int32                  `protobuf:"varint,2,opt,name=maps,proto3" json:"maps,omitempty"`
+	MapsRegistered int32                  `protobuf:"varint,3,opt,name=maps_registered,json=mapsRegistered,proto3" json:"maps_registered,omitempty"`
+	Reducers       int32                  `protobuf:"varint,4,opt,name=reducers,proto3" json:"reducers,omitempty"`
+	TotalBytes     uint64                 `protobuf:"varint,5,opt,name=total_bytes,json=totalBytes,proto3" json:"total_bytes,omitempty"`
+	ReducerBytes   []uint64               `protobuf:"varint,6,rep,packed,name=reducer_bytes,json=reducerBytes,proto3" json:"reducer_bytes,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *MapStageStatistics) Reset() {
+	*x = MapStageStatistics{}
+	mi := &file_api_baton_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MapStageStatistics) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MapStageStatistics) ProtoMessage() {}
+
+func (x *MapStageStatistics) ProtoReflect() protoreflect.Message {
+	mi := &file_api_baton_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MapStageStatistics.ProtoReflect.Descriptor instead.
+func (*MapStageStatistics) Descriptor() ([]byte, []int) {
+	return file_api_baton_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *MapStageStatistics) GetShuffle() uint64 {
+	if x != nil {
+		return x.Shuffle
+	}
+	return 0
+}
+
+func (x *MapStageStatistics) GetMaps() int32 {
+	if x != nil {
+		return x.Maps
+	}
+	return 0
+}
+
+func (x *MapStageStatistics) GetMapsRegistered() int32 {
+	if x != nil {
+		return x.MapsRegistered
+	}
+	return 0
+}
+
+func (x *MapStageStatistics) GetReducers() int32 {
+	if x != nil {
+		return x.Reducers
+	}
+	return 0
+}
+
+func (x *MapStageStatistics) GetTotalBytes() uint64 {
+	if x != nil {
+		return x.TotalBytes
+	}
+	return 0
+}
+
+func (x *MapStageStatistics) GetReducerBytes() []uint64 {
+	if x != nil {
+		return x.ReducerBytes
+	}
+	return nil
+}
+
 type ResultInfo struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Partition     int32                  `protobuf:"varint,1,opt,name=partition,proto3" json:"partition,omitempty"`
@@ -962,7 +1077,7 @@ type ResultInfo struct {
 
 func (x *ResultInfo) Reset() {
 	*x = ResultInfo{}
-	mi := &file_api_baton_proto_msgTypes[6]
+	mi := &file_api_baton_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -974,7 +1089,7 @@ func (x *ResultInfo) String() string {
 func (*ResultInfo) ProtoMessage() {}
 
 func (x *ResultInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[6]
+	mi := &file_api_baton_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -987,7 +1102,7 @@ func (x *ResultInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResultInfo.ProtoReflect.Descriptor instead.
 func (*ResultInfo) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{6}
+	return file_api_baton_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *ResultInfo) GetPartition() int32 {
@@ -1042,13 +1157,17 @@ type Stage struct {
 	Shuffle           uint64   `protobuf:"varint,11,opt,name=shuffle,proto3" json:"shuffle,omitempty"`
 	SubmittedUnixNano int64    `protobuf:"varint,12,opt,name=submitted_unix_nano,json=submittedUnixNano,proto3" json:"submitted_unix_nano,omitempty"`
 	CompletedUnixNano int64    `protobuf:"varint,13,opt,name=completed_unix_nano,json=completedUnixNano,proto3" json:"completed_unix_nano,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// coalesced: for a stage adaptive coalescing merged, the first reducer
+	// partition of each task, of reducers partitions in all.
+	Coalesced     []int32 `protobuf:"varint,14,rep,packed,name=coalesced,proto3" json:"coalesced,omitempty"`
+	Reducers      int32   `protobuf:"varint,15,opt,name=reducers,proto3" json:"reducers,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Stage) Reset() {
 	*x = Stage{}
-	mi := &file_api_baton_proto_msgTypes[7]
+	mi := &file_api_baton_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1060,7 +1179,7 @@ func (x *Stage) String() string {
 func (*Stage) ProtoMessage() {}
 
 func (x *Stage) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[7]
+	mi := &file_api_baton_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1073,7 +1192,7 @@ func (x *Stage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Stage.ProtoReflect.Descriptor instead.
 func (*Stage) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{7}
+	return file_api_baton_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *Stage) GetId() uint64 {
@@ -1167,6 +1286,20 @@ func (x *Stage) GetCompletedUnixNano() int64 {
 	return 0
 }
 
+func (x *Stage) GetCoalesced() []int32 {
+	if x != nil {
+		return x.Coalesced
+	}
+	return nil
+}
+
+func (x *Stage) GetReducers() int32 {
+	if x != nil {
+		return x.Reducers
+	}
+	return 0
+}
+
 type SubmitJobRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Plan  *Plan                  `protobuf:"bytes,1,opt,name=plan,proto3" json:"plan,omitempty"`
@@ -1184,14 +1317,25 @@ type SubmitJobRequest struct {
 	MaxResultSize   int64 `protobuf:"varint,7,opt,name=max_result_size,json=maxResultSize,proto3" json:"max_result_size,omitempty"`
 	// group is the job group (Spark's setJobGroup): CancelJobGroup cancels
 	// the group's running jobs. At most 256 bytes of printable UTF-8.
-	Group         string `protobuf:"bytes,8,opt,name=group,proto3" json:"group,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Group string `protobuf:"bytes,8,opt,name=group,proto3" json:"group,omitempty"`
+	// map_stage: run only the map stage of the shuffle the plan's output
+	// dataset reads (Spark's submitMapStage); the job has no results, and
+	// its status carries the shuffle's statistics (Job.map_statistics).
+	// Jobs that read the same shuffle reuse its outputs while the job is
+	// not released.
+	MapStage bool `protobuf:"varint,9,opt,name=map_stage,json=mapStage,proto3" json:"map_stage,omitempty"`
+	// adaptive_target > 0 turns on adaptive coalescing: each stage that
+	// reads shuffles merges neighbouring reducer partitions into tasks of
+	// about this many bytes of input, decided from its parents' map output
+	// statistics when it starts (Spark's adaptive query execution).
+	AdaptiveTarget int64 `protobuf:"varint,10,opt,name=adaptive_target,json=adaptiveTarget,proto3" json:"adaptive_target,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *SubmitJobRequest) Reset() {
 	*x = SubmitJobRequest{}
-	mi := &file_api_baton_proto_msgTypes[8]
+	mi := &file_api_baton_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1203,7 +1347,7 @@ func (x *SubmitJobRequest) String() string {
 func (*SubmitJobRequest) ProtoMessage() {}
 
 func (x *SubmitJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[8]
+	mi := &file_api_baton_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1216,7 +1360,7 @@ func (x *SubmitJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubmitJobRequest.ProtoReflect.Descriptor instead.
 func (*SubmitJobRequest) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{8}
+	return file_api_baton_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *SubmitJobRequest) GetPlan() *Plan {
@@ -1275,6 +1419,20 @@ func (x *SubmitJobRequest) GetGroup() string {
 	return ""
 }
 
+func (x *SubmitJobRequest) GetMapStage() bool {
+	if x != nil {
+		return x.MapStage
+	}
+	return false
+}
+
+func (x *SubmitJobRequest) GetAdaptiveTarget() int64 {
+	if x != nil {
+		return x.AdaptiveTarget
+	}
+	return 0
+}
+
 type SubmitJobResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	JobId uint64                 `protobuf:"varint,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
@@ -1287,7 +1445,7 @@ type SubmitJobResponse struct {
 
 func (x *SubmitJobResponse) Reset() {
 	*x = SubmitJobResponse{}
-	mi := &file_api_baton_proto_msgTypes[9]
+	mi := &file_api_baton_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1299,7 +1457,7 @@ func (x *SubmitJobResponse) String() string {
 func (*SubmitJobResponse) ProtoMessage() {}
 
 func (x *SubmitJobResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[9]
+	mi := &file_api_baton_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1312,7 +1470,7 @@ func (x *SubmitJobResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubmitJobResponse.ProtoReflect.Descriptor instead.
 func (*SubmitJobResponse) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{9}
+	return file_api_baton_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *SubmitJobResponse) GetJobId() uint64 {
@@ -1348,7 +1506,7 @@ type GetJobRequest struct {
 
 func (x *GetJobRequest) Reset() {
 	*x = GetJobRequest{}
-	mi := &file_api_baton_proto_msgTypes[10]
+	mi := &file_api_baton_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1360,7 +1518,7 @@ func (x *GetJobRequest) String() string {
 func (*GetJobRequest) ProtoMessage() {}
 
 func (x *GetJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[10]
+	mi := &file_api_baton_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1373,7 +1531,7 @@ func (x *GetJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetJobRequest.ProtoReflect.Descriptor instead.
 func (*GetJobRequest) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{10}
+	return file_api_baton_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *GetJobRequest) GetJobId() uint64 {
@@ -1421,7 +1579,7 @@ type ListJobsRequest struct {
 
 func (x *ListJobsRequest) Reset() {
 	*x = ListJobsRequest{}
-	mi := &file_api_baton_proto_msgTypes[11]
+	mi := &file_api_baton_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1433,7 +1591,7 @@ func (x *ListJobsRequest) String() string {
 func (*ListJobsRequest) ProtoMessage() {}
 
 func (x *ListJobsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[11]
+	mi := &file_api_baton_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1446,7 +1604,7 @@ func (x *ListJobsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListJobsRequest.ProtoReflect.Descriptor instead.
 func (*ListJobsRequest) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{11}
+	return file_api_baton_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *ListJobsRequest) GetLinearizable() bool {
@@ -1472,7 +1630,7 @@ type ListJobsResponse struct {
 
 func (x *ListJobsResponse) Reset() {
 	*x = ListJobsResponse{}
-	mi := &file_api_baton_proto_msgTypes[12]
+	mi := &file_api_baton_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1484,7 +1642,7 @@ func (x *ListJobsResponse) String() string {
 func (*ListJobsResponse) ProtoMessage() {}
 
 func (x *ListJobsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[12]
+	mi := &file_api_baton_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1497,7 +1655,7 @@ func (x *ListJobsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListJobsResponse.ProtoReflect.Descriptor instead.
 func (*ListJobsResponse) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{12}
+	return file_api_baton_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ListJobsResponse) GetJobs() []*Job {
@@ -1517,7 +1675,7 @@ type CancelJobRequest struct {
 
 func (x *CancelJobRequest) Reset() {
 	*x = CancelJobRequest{}
-	mi := &file_api_baton_proto_msgTypes[13]
+	mi := &file_api_baton_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1529,7 +1687,7 @@ func (x *CancelJobRequest) String() string {
 func (*CancelJobRequest) ProtoMessage() {}
 
 func (x *CancelJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[13]
+	mi := &file_api_baton_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1542,7 +1700,7 @@ func (x *CancelJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelJobRequest.ProtoReflect.Descriptor instead.
 func (*CancelJobRequest) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{13}
+	return file_api_baton_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *CancelJobRequest) GetJobId() uint64 {
@@ -1568,7 +1726,7 @@ type CancelJobResponse struct {
 
 func (x *CancelJobResponse) Reset() {
 	*x = CancelJobResponse{}
-	mi := &file_api_baton_proto_msgTypes[14]
+	mi := &file_api_baton_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1580,7 +1738,7 @@ func (x *CancelJobResponse) String() string {
 func (*CancelJobResponse) ProtoMessage() {}
 
 func (x *CancelJobResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[14]
+	mi := &file_api_baton_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1593,7 +1751,7 @@ func (x *CancelJobResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelJobResponse.ProtoReflect.Descriptor instead.
 func (*CancelJobResponse) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{14}
+	return file_api_baton_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *CancelJobResponse) GetIndex() uint64 {
@@ -1615,7 +1773,7 @@ type CancelJobGroupRequest struct {
 
 func (x *CancelJobGroupRequest) Reset() {
 	*x = CancelJobGroupRequest{}
-	mi := &file_api_baton_proto_msgTypes[15]
+	mi := &file_api_baton_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1627,7 +1785,7 @@ func (x *CancelJobGroupRequest) String() string {
 func (*CancelJobGroupRequest) ProtoMessage() {}
 
 func (x *CancelJobGroupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[15]
+	mi := &file_api_baton_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1640,7 +1798,7 @@ func (x *CancelJobGroupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelJobGroupRequest.ProtoReflect.Descriptor instead.
 func (*CancelJobGroupRequest) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{15}
+	return file_api_baton_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *CancelJobGroupRequest) GetGroup() string {
@@ -1669,7 +1827,7 @@ type CancelStageRequest struct {
 
 func (x *CancelStageRequest) Reset() {
 	*x = CancelStageRequest{}
-	mi := &file_api_baton_proto_msgTypes[16]
+	mi := &file_api_baton_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1681,7 +1839,7 @@ func (x *CancelStageRequest) String() string {
 func (*CancelStageRequest) ProtoMessage() {}
 
 func (x *CancelStageRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[16]
+	mi := &file_api_baton_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1694,7 +1852,7 @@ func (x *CancelStageRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelStageRequest.ProtoReflect.Descriptor instead.
 func (*CancelStageRequest) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{16}
+	return file_api_baton_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *CancelStageRequest) GetStageId() uint64 {
@@ -1723,7 +1881,7 @@ type CancelJobsResponse struct {
 
 func (x *CancelJobsResponse) Reset() {
 	*x = CancelJobsResponse{}
-	mi := &file_api_baton_proto_msgTypes[17]
+	mi := &file_api_baton_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1735,7 +1893,7 @@ func (x *CancelJobsResponse) String() string {
 func (*CancelJobsResponse) ProtoMessage() {}
 
 func (x *CancelJobsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[17]
+	mi := &file_api_baton_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1748,7 +1906,7 @@ func (x *CancelJobsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelJobsResponse.ProtoReflect.Descriptor instead.
 func (*CancelJobsResponse) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{17}
+	return file_api_baton_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *CancelJobsResponse) GetCancelled() []uint64 {
@@ -1775,7 +1933,7 @@ type WatchJobRequest struct {
 
 func (x *WatchJobRequest) Reset() {
 	*x = WatchJobRequest{}
-	mi := &file_api_baton_proto_msgTypes[18]
+	mi := &file_api_baton_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1787,7 +1945,7 @@ func (x *WatchJobRequest) String() string {
 func (*WatchJobRequest) ProtoMessage() {}
 
 func (x *WatchJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[18]
+	mi := &file_api_baton_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1800,7 +1958,7 @@ func (x *WatchJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchJobRequest.ProtoReflect.Descriptor instead.
 func (*WatchJobRequest) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{18}
+	return file_api_baton_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *WatchJobRequest) GetJobId() uint64 {
@@ -1826,7 +1984,7 @@ type ReleaseJobRequest struct {
 
 func (x *ReleaseJobRequest) Reset() {
 	*x = ReleaseJobRequest{}
-	mi := &file_api_baton_proto_msgTypes[19]
+	mi := &file_api_baton_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1838,7 +1996,7 @@ func (x *ReleaseJobRequest) String() string {
 func (*ReleaseJobRequest) ProtoMessage() {}
 
 func (x *ReleaseJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[19]
+	mi := &file_api_baton_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1851,7 +2009,7 @@ func (x *ReleaseJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleaseJobRequest.ProtoReflect.Descriptor instead.
 func (*ReleaseJobRequest) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{19}
+	return file_api_baton_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *ReleaseJobRequest) GetJobId() uint64 {
@@ -1870,7 +2028,7 @@ type ReleaseJobResponse struct {
 
 func (x *ReleaseJobResponse) Reset() {
 	*x = ReleaseJobResponse{}
-	mi := &file_api_baton_proto_msgTypes[20]
+	mi := &file_api_baton_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1882,7 +2040,7 @@ func (x *ReleaseJobResponse) String() string {
 func (*ReleaseJobResponse) ProtoMessage() {}
 
 func (x *ReleaseJobResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[20]
+	mi := &file_api_baton_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1895,7 +2053,7 @@ func (x *ReleaseJobResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleaseJobResponse.ProtoReflect.Descriptor instead.
 func (*ReleaseJobResponse) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{20}
+	return file_api_baton_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ReleaseJobResponse) GetIndex() uint64 {
@@ -1915,7 +2073,7 @@ type CollectResultsRequest struct {
 
 func (x *CollectResultsRequest) Reset() {
 	*x = CollectResultsRequest{}
-	mi := &file_api_baton_proto_msgTypes[21]
+	mi := &file_api_baton_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1927,7 +2085,7 @@ func (x *CollectResultsRequest) String() string {
 func (*CollectResultsRequest) ProtoMessage() {}
 
 func (x *CollectResultsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[21]
+	mi := &file_api_baton_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1940,7 +2098,7 @@ func (x *CollectResultsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CollectResultsRequest.ProtoReflect.Descriptor instead.
 func (*CollectResultsRequest) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{21}
+	return file_api_baton_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *CollectResultsRequest) GetJobId() uint64 {
@@ -1970,7 +2128,7 @@ type ResultChunk struct {
 
 func (x *ResultChunk) Reset() {
 	*x = ResultChunk{}
-	mi := &file_api_baton_proto_msgTypes[22]
+	mi := &file_api_baton_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1982,7 +2140,7 @@ func (x *ResultChunk) String() string {
 func (*ResultChunk) ProtoMessage() {}
 
 func (x *ResultChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[22]
+	mi := &file_api_baton_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1995,7 +2153,7 @@ func (x *ResultChunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResultChunk.ProtoReflect.Descriptor instead.
 func (*ResultChunk) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{22}
+	return file_api_baton_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ResultChunk) GetPartition() int32 {
@@ -2027,7 +2185,7 @@ type ListExecutorsRequest struct {
 
 func (x *ListExecutorsRequest) Reset() {
 	*x = ListExecutorsRequest{}
-	mi := &file_api_baton_proto_msgTypes[23]
+	mi := &file_api_baton_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2039,7 +2197,7 @@ func (x *ListExecutorsRequest) String() string {
 func (*ListExecutorsRequest) ProtoMessage() {}
 
 func (x *ListExecutorsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[23]
+	mi := &file_api_baton_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2052,7 +2210,7 @@ func (x *ListExecutorsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListExecutorsRequest.ProtoReflect.Descriptor instead.
 func (*ListExecutorsRequest) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{23}
+	return file_api_baton_proto_rawDescGZIP(), []int{24}
 }
 
 type Executor struct {
@@ -2082,7 +2240,7 @@ type Executor struct {
 
 func (x *Executor) Reset() {
 	*x = Executor{}
-	mi := &file_api_baton_proto_msgTypes[24]
+	mi := &file_api_baton_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2094,7 +2252,7 @@ func (x *Executor) String() string {
 func (*Executor) ProtoMessage() {}
 
 func (x *Executor) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[24]
+	mi := &file_api_baton_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2107,7 +2265,7 @@ func (x *Executor) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Executor.ProtoReflect.Descriptor instead.
 func (*Executor) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{24}
+	return file_api_baton_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *Executor) GetId() string {
@@ -2210,7 +2368,7 @@ type ListExecutorsResponse struct {
 
 func (x *ListExecutorsResponse) Reset() {
 	*x = ListExecutorsResponse{}
-	mi := &file_api_baton_proto_msgTypes[25]
+	mi := &file_api_baton_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2222,7 +2380,7 @@ func (x *ListExecutorsResponse) String() string {
 func (*ListExecutorsResponse) ProtoMessage() {}
 
 func (x *ListExecutorsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[25]
+	mi := &file_api_baton_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2235,7 +2393,7 @@ func (x *ListExecutorsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListExecutorsResponse.ProtoReflect.Descriptor instead.
 func (*ListExecutorsResponse) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{25}
+	return file_api_baton_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *ListExecutorsResponse) GetExecutors() []*Executor {
@@ -2259,7 +2417,7 @@ type GetStageRequest struct {
 
 func (x *GetStageRequest) Reset() {
 	*x = GetStageRequest{}
-	mi := &file_api_baton_proto_msgTypes[26]
+	mi := &file_api_baton_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2271,7 +2429,7 @@ func (x *GetStageRequest) String() string {
 func (*GetStageRequest) ProtoMessage() {}
 
 func (x *GetStageRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[26]
+	mi := &file_api_baton_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2284,7 +2442,7 @@ func (x *GetStageRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetStageRequest.ProtoReflect.Descriptor instead.
 func (*GetStageRequest) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{26}
+	return file_api_baton_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *GetStageRequest) GetStageId() uint64 {
@@ -2336,7 +2494,7 @@ type TaskAttempt struct {
 
 func (x *TaskAttempt) Reset() {
 	*x = TaskAttempt{}
-	mi := &file_api_baton_proto_msgTypes[27]
+	mi := &file_api_baton_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2348,7 +2506,7 @@ func (x *TaskAttempt) String() string {
 func (*TaskAttempt) ProtoMessage() {}
 
 func (x *TaskAttempt) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[27]
+	mi := &file_api_baton_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2361,7 +2519,7 @@ func (x *TaskAttempt) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskAttempt.ProtoReflect.Descriptor instead.
 func (*TaskAttempt) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{27}
+	return file_api_baton_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *TaskAttempt) GetTask() uint64 {
@@ -2492,7 +2650,7 @@ type StageDetail struct {
 
 func (x *StageDetail) Reset() {
 	*x = StageDetail{}
-	mi := &file_api_baton_proto_msgTypes[28]
+	mi := &file_api_baton_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2504,7 +2662,7 @@ func (x *StageDetail) String() string {
 func (*StageDetail) ProtoMessage() {}
 
 func (x *StageDetail) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[28]
+	mi := &file_api_baton_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2517,7 +2675,7 @@ func (x *StageDetail) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StageDetail.ProtoReflect.Descriptor instead.
 func (*StageDetail) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{28}
+	return file_api_baton_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *StageDetail) GetStage() *Stage {
@@ -2602,7 +2760,7 @@ type Peer struct {
 
 func (x *Peer) Reset() {
 	*x = Peer{}
-	mi := &file_api_baton_proto_msgTypes[29]
+	mi := &file_api_baton_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2614,7 +2772,7 @@ func (x *Peer) String() string {
 func (*Peer) ProtoMessage() {}
 
 func (x *Peer) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[29]
+	mi := &file_api_baton_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2627,7 +2785,7 @@ func (x *Peer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Peer.ProtoReflect.Descriptor instead.
 func (*Peer) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{29}
+	return file_api_baton_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *Peer) GetId() string {
@@ -2729,7 +2887,7 @@ type StatusRequest struct {
 
 func (x *StatusRequest) Reset() {
 	*x = StatusRequest{}
-	mi := &file_api_baton_proto_msgTypes[30]
+	mi := &file_api_baton_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2741,7 +2899,7 @@ func (x *StatusRequest) String() string {
 func (*StatusRequest) ProtoMessage() {}
 
 func (x *StatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[30]
+	mi := &file_api_baton_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2754,7 +2912,7 @@ func (x *StatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusRequest.ProtoReflect.Descriptor instead.
 func (*StatusRequest) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{30}
+	return file_api_baton_proto_rawDescGZIP(), []int{31}
 }
 
 type StatusResponse struct {
@@ -2781,7 +2939,7 @@ type StatusResponse struct {
 
 func (x *StatusResponse) Reset() {
 	*x = StatusResponse{}
-	mi := &file_api_baton_proto_msgTypes[31]
+	mi := &file_api_baton_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2793,7 +2951,7 @@ func (x *StatusResponse) String() string {
 func (*StatusResponse) ProtoMessage() {}
 
 func (x *StatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[31]
+	mi := &file_api_baton_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2806,7 +2964,7 @@ func (x *StatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusResponse.ProtoReflect.Descriptor instead.
 func (*StatusResponse) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{31}
+	return file_api_baton_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *StatusResponse) GetNode() *NodeStatus {
@@ -2894,7 +3052,7 @@ type NodeStatusRequest struct {
 
 func (x *NodeStatusRequest) Reset() {
 	*x = NodeStatusRequest{}
-	mi := &file_api_baton_proto_msgTypes[32]
+	mi := &file_api_baton_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2906,7 +3064,7 @@ func (x *NodeStatusRequest) String() string {
 func (*NodeStatusRequest) ProtoMessage() {}
 
 func (x *NodeStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[32]
+	mi := &file_api_baton_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2919,7 +3077,7 @@ func (x *NodeStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeStatusRequest.ProtoReflect.Descriptor instead.
 func (*NodeStatusRequest) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{32}
+	return file_api_baton_proto_rawDescGZIP(), []int{33}
 }
 
 // NodeStatus is one node's own view of Raft.
@@ -2950,7 +3108,7 @@ type NodeStatus struct {
 
 func (x *NodeStatus) Reset() {
 	*x = NodeStatus{}
-	mi := &file_api_baton_proto_msgTypes[33]
+	mi := &file_api_baton_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2962,7 +3120,7 @@ func (x *NodeStatus) String() string {
 func (*NodeStatus) ProtoMessage() {}
 
 func (x *NodeStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[33]
+	mi := &file_api_baton_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2975,7 +3133,7 @@ func (x *NodeStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeStatus.ProtoReflect.Descriptor instead.
 func (*NodeStatus) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{33}
+	return file_api_baton_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *NodeStatus) GetId() string {
@@ -3084,7 +3242,7 @@ type ListPeersRequest struct {
 
 func (x *ListPeersRequest) Reset() {
 	*x = ListPeersRequest{}
-	mi := &file_api_baton_proto_msgTypes[34]
+	mi := &file_api_baton_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3096,7 +3254,7 @@ func (x *ListPeersRequest) String() string {
 func (*ListPeersRequest) ProtoMessage() {}
 
 func (x *ListPeersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[34]
+	mi := &file_api_baton_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3109,7 +3267,7 @@ func (x *ListPeersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListPeersRequest.ProtoReflect.Descriptor instead.
 func (*ListPeersRequest) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{34}
+	return file_api_baton_proto_rawDescGZIP(), []int{35}
 }
 
 type ListPeersResponse struct {
@@ -3121,7 +3279,7 @@ type ListPeersResponse struct {
 
 func (x *ListPeersResponse) Reset() {
 	*x = ListPeersResponse{}
-	mi := &file_api_baton_proto_msgTypes[35]
+	mi := &file_api_baton_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3133,7 +3291,7 @@ func (x *ListPeersResponse) String() string {
 func (*ListPeersResponse) ProtoMessage() {}
 
 func (x *ListPeersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[35]
+	mi := &file_api_baton_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3146,7 +3304,7 @@ func (x *ListPeersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListPeersResponse.ProtoReflect.Descriptor instead.
 func (*ListPeersResponse) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{35}
+	return file_api_baton_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *ListPeersResponse) GetPeers() []*Peer {
@@ -3168,7 +3326,7 @@ type AddPeerRequest struct {
 
 func (x *AddPeerRequest) Reset() {
 	*x = AddPeerRequest{}
-	mi := &file_api_baton_proto_msgTypes[36]
+	mi := &file_api_baton_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3180,7 +3338,7 @@ func (x *AddPeerRequest) String() string {
 func (*AddPeerRequest) ProtoMessage() {}
 
 func (x *AddPeerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[36]
+	mi := &file_api_baton_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3193,7 +3351,7 @@ func (x *AddPeerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddPeerRequest.ProtoReflect.Descriptor instead.
 func (*AddPeerRequest) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{36}
+	return file_api_baton_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *AddPeerRequest) GetId() string {
@@ -3232,7 +3390,7 @@ type AddPeerResponse struct {
 
 func (x *AddPeerResponse) Reset() {
 	*x = AddPeerResponse{}
-	mi := &file_api_baton_proto_msgTypes[37]
+	mi := &file_api_baton_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3244,7 +3402,7 @@ func (x *AddPeerResponse) String() string {
 func (*AddPeerResponse) ProtoMessage() {}
 
 func (x *AddPeerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[37]
+	mi := &file_api_baton_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3257,7 +3415,7 @@ func (x *AddPeerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddPeerResponse.ProtoReflect.Descriptor instead.
 func (*AddPeerResponse) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{37}
+	return file_api_baton_proto_rawDescGZIP(), []int{38}
 }
 
 type RemovePeerRequest struct {
@@ -3269,7 +3427,7 @@ type RemovePeerRequest struct {
 
 func (x *RemovePeerRequest) Reset() {
 	*x = RemovePeerRequest{}
-	mi := &file_api_baton_proto_msgTypes[38]
+	mi := &file_api_baton_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3281,7 +3439,7 @@ func (x *RemovePeerRequest) String() string {
 func (*RemovePeerRequest) ProtoMessage() {}
 
 func (x *RemovePeerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[38]
+	mi := &file_api_baton_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3294,7 +3452,7 @@ func (x *RemovePeerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemovePeerRequest.ProtoReflect.Descriptor instead.
 func (*RemovePeerRequest) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{38}
+	return file_api_baton_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *RemovePeerRequest) GetId() string {
@@ -3312,7 +3470,7 @@ type RemovePeerResponse struct {
 
 func (x *RemovePeerResponse) Reset() {
 	*x = RemovePeerResponse{}
-	mi := &file_api_baton_proto_msgTypes[39]
+	mi := &file_api_baton_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3324,7 +3482,7 @@ func (x *RemovePeerResponse) String() string {
 func (*RemovePeerResponse) ProtoMessage() {}
 
 func (x *RemovePeerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[39]
+	mi := &file_api_baton_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3337,7 +3495,7 @@ func (x *RemovePeerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemovePeerResponse.ProtoReflect.Descriptor instead.
 func (*RemovePeerResponse) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{39}
+	return file_api_baton_proto_rawDescGZIP(), []int{40}
 }
 
 type TransferLeadershipRequest struct {
@@ -3350,7 +3508,7 @@ type TransferLeadershipRequest struct {
 
 func (x *TransferLeadershipRequest) Reset() {
 	*x = TransferLeadershipRequest{}
-	mi := &file_api_baton_proto_msgTypes[40]
+	mi := &file_api_baton_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3362,7 +3520,7 @@ func (x *TransferLeadershipRequest) String() string {
 func (*TransferLeadershipRequest) ProtoMessage() {}
 
 func (x *TransferLeadershipRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[40]
+	mi := &file_api_baton_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3375,7 +3533,7 @@ func (x *TransferLeadershipRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransferLeadershipRequest.ProtoReflect.Descriptor instead.
 func (*TransferLeadershipRequest) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{40}
+	return file_api_baton_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *TransferLeadershipRequest) GetId() string {
@@ -3394,7 +3552,7 @@ type TransferLeadershipResponse struct {
 
 func (x *TransferLeadershipResponse) Reset() {
 	*x = TransferLeadershipResponse{}
-	mi := &file_api_baton_proto_msgTypes[41]
+	mi := &file_api_baton_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3406,7 +3564,7 @@ func (x *TransferLeadershipResponse) String() string {
 func (*TransferLeadershipResponse) ProtoMessage() {}
 
 func (x *TransferLeadershipResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[41]
+	mi := &file_api_baton_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3419,7 +3577,7 @@ func (x *TransferLeadershipResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransferLeadershipResponse.ProtoReflect.Descriptor instead.
 func (*TransferLeadershipResponse) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{41}
+	return file_api_baton_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *TransferLeadershipResponse) GetNewLeaderId() string {
@@ -3443,7 +3601,7 @@ type RegisterMemberRequest struct {
 
 func (x *RegisterMemberRequest) Reset() {
 	*x = RegisterMemberRequest{}
-	mi := &file_api_baton_proto_msgTypes[42]
+	mi := &file_api_baton_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3455,7 +3613,7 @@ func (x *RegisterMemberRequest) String() string {
 func (*RegisterMemberRequest) ProtoMessage() {}
 
 func (x *RegisterMemberRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[42]
+	mi := &file_api_baton_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3468,7 +3626,7 @@ func (x *RegisterMemberRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterMemberRequest.ProtoReflect.Descriptor instead.
 func (*RegisterMemberRequest) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{42}
+	return file_api_baton_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *RegisterMemberRequest) GetId() string {
@@ -3507,7 +3665,7 @@ type RegisterMemberResponse struct {
 
 func (x *RegisterMemberResponse) Reset() {
 	*x = RegisterMemberResponse{}
-	mi := &file_api_baton_proto_msgTypes[43]
+	mi := &file_api_baton_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3519,7 +3677,7 @@ func (x *RegisterMemberResponse) String() string {
 func (*RegisterMemberResponse) ProtoMessage() {}
 
 func (x *RegisterMemberResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[43]
+	mi := &file_api_baton_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3532,7 +3690,7 @@ func (x *RegisterMemberResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterMemberResponse.ProtoReflect.Descriptor instead.
 func (*RegisterMemberResponse) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{43}
+	return file_api_baton_proto_rawDescGZIP(), []int{44}
 }
 
 type SnapshotSaveRequest struct {
@@ -3543,7 +3701,7 @@ type SnapshotSaveRequest struct {
 
 func (x *SnapshotSaveRequest) Reset() {
 	*x = SnapshotSaveRequest{}
-	mi := &file_api_baton_proto_msgTypes[44]
+	mi := &file_api_baton_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3555,7 +3713,7 @@ func (x *SnapshotSaveRequest) String() string {
 func (*SnapshotSaveRequest) ProtoMessage() {}
 
 func (x *SnapshotSaveRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[44]
+	mi := &file_api_baton_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3568,7 +3726,7 @@ func (x *SnapshotSaveRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotSaveRequest.ProtoReflect.Descriptor instead.
 func (*SnapshotSaveRequest) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{44}
+	return file_api_baton_proto_rawDescGZIP(), []int{45}
 }
 
 type SnapshotChunk struct {
@@ -3582,7 +3740,7 @@ type SnapshotChunk struct {
 
 func (x *SnapshotChunk) Reset() {
 	*x = SnapshotChunk{}
-	mi := &file_api_baton_proto_msgTypes[45]
+	mi := &file_api_baton_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3594,7 +3752,7 @@ func (x *SnapshotChunk) String() string {
 func (*SnapshotChunk) ProtoMessage() {}
 
 func (x *SnapshotChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[45]
+	mi := &file_api_baton_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3607,7 +3765,7 @@ func (x *SnapshotChunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotChunk.ProtoReflect.Descriptor instead.
 func (*SnapshotChunk) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{45}
+	return file_api_baton_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *SnapshotChunk) GetData() []byte {
@@ -3632,7 +3790,7 @@ type SnapshotRestoreResponse struct {
 
 func (x *SnapshotRestoreResponse) Reset() {
 	*x = SnapshotRestoreResponse{}
-	mi := &file_api_baton_proto_msgTypes[46]
+	mi := &file_api_baton_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3644,7 +3802,7 @@ func (x *SnapshotRestoreResponse) String() string {
 func (*SnapshotRestoreResponse) ProtoMessage() {}
 
 func (x *SnapshotRestoreResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[46]
+	mi := &file_api_baton_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3657,7 +3815,7 @@ func (x *SnapshotRestoreResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotRestoreResponse.ProtoReflect.Descriptor instead.
 func (*SnapshotRestoreResponse) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{46}
+	return file_api_baton_proto_rawDescGZIP(), []int{47}
 }
 
 type LeaderHistoryRequest struct {
@@ -3668,7 +3826,7 @@ type LeaderHistoryRequest struct {
 
 func (x *LeaderHistoryRequest) Reset() {
 	*x = LeaderHistoryRequest{}
-	mi := &file_api_baton_proto_msgTypes[47]
+	mi := &file_api_baton_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3680,7 +3838,7 @@ func (x *LeaderHistoryRequest) String() string {
 func (*LeaderHistoryRequest) ProtoMessage() {}
 
 func (x *LeaderHistoryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[47]
+	mi := &file_api_baton_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3693,7 +3851,7 @@ func (x *LeaderHistoryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeaderHistoryRequest.ProtoReflect.Descriptor instead.
 func (*LeaderHistoryRequest) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{47}
+	return file_api_baton_proto_rawDescGZIP(), []int{48}
 }
 
 // Takeover is one leader's takeover: the term it won, when its driver
@@ -3712,7 +3870,7 @@ type Takeover struct {
 
 func (x *Takeover) Reset() {
 	*x = Takeover{}
-	mi := &file_api_baton_proto_msgTypes[48]
+	mi := &file_api_baton_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3724,7 +3882,7 @@ func (x *Takeover) String() string {
 func (*Takeover) ProtoMessage() {}
 
 func (x *Takeover) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[48]
+	mi := &file_api_baton_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3737,7 +3895,7 @@ func (x *Takeover) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Takeover.ProtoReflect.Descriptor instead.
 func (*Takeover) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{48}
+	return file_api_baton_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *Takeover) GetId() string {
@@ -3791,7 +3949,7 @@ type LeaderHistoryResponse struct {
 
 func (x *LeaderHistoryResponse) Reset() {
 	*x = LeaderHistoryResponse{}
-	mi := &file_api_baton_proto_msgTypes[49]
+	mi := &file_api_baton_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3803,7 +3961,7 @@ func (x *LeaderHistoryResponse) String() string {
 func (*LeaderHistoryResponse) ProtoMessage() {}
 
 func (x *LeaderHistoryResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[49]
+	mi := &file_api_baton_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3816,7 +3974,7 @@ func (x *LeaderHistoryResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeaderHistoryResponse.ProtoReflect.Descriptor instead.
 func (*LeaderHistoryResponse) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{49}
+	return file_api_baton_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *LeaderHistoryResponse) GetTakeovers() []*Takeover {
@@ -3838,7 +3996,7 @@ type ReportResultLostRequest struct {
 
 func (x *ReportResultLostRequest) Reset() {
 	*x = ReportResultLostRequest{}
-	mi := &file_api_baton_proto_msgTypes[50]
+	mi := &file_api_baton_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3850,7 +4008,7 @@ func (x *ReportResultLostRequest) String() string {
 func (*ReportResultLostRequest) ProtoMessage() {}
 
 func (x *ReportResultLostRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[50]
+	mi := &file_api_baton_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3863,7 +4021,7 @@ func (x *ReportResultLostRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportResultLostRequest.ProtoReflect.Descriptor instead.
 func (*ReportResultLostRequest) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{50}
+	return file_api_baton_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *ReportResultLostRequest) GetJob() uint64 {
@@ -3903,7 +4061,7 @@ type ReportResultLostResponse struct {
 
 func (x *ReportResultLostResponse) Reset() {
 	*x = ReportResultLostResponse{}
-	mi := &file_api_baton_proto_msgTypes[51]
+	mi := &file_api_baton_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3915,7 +4073,7 @@ func (x *ReportResultLostResponse) String() string {
 func (*ReportResultLostResponse) ProtoMessage() {}
 
 func (x *ReportResultLostResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[51]
+	mi := &file_api_baton_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3928,7 +4086,7 @@ func (x *ReportResultLostResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportResultLostResponse.ProtoReflect.Descriptor instead.
 func (*ReportResultLostResponse) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{51}
+	return file_api_baton_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *ReportResultLostResponse) GetIndex() uint64 {
@@ -3962,7 +4120,7 @@ type TaskID struct {
 
 func (x *TaskID) Reset() {
 	*x = TaskID{}
-	mi := &file_api_baton_proto_msgTypes[52]
+	mi := &file_api_baton_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3974,7 +4132,7 @@ func (x *TaskID) String() string {
 func (*TaskID) ProtoMessage() {}
 
 func (x *TaskID) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[52]
+	mi := &file_api_baton_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3987,7 +4145,7 @@ func (x *TaskID) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskID.ProtoReflect.Descriptor instead.
 func (*TaskID) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{52}
+	return file_api_baton_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *TaskID) GetTask() uint64 {
@@ -4065,7 +4223,7 @@ type MapLocation struct {
 
 func (x *MapLocation) Reset() {
 	*x = MapLocation{}
-	mi := &file_api_baton_proto_msgTypes[53]
+	mi := &file_api_baton_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4077,7 +4235,7 @@ func (x *MapLocation) String() string {
 func (*MapLocation) ProtoMessage() {}
 
 func (x *MapLocation) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[53]
+	mi := &file_api_baton_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4090,7 +4248,7 @@ func (x *MapLocation) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MapLocation.ProtoReflect.Descriptor instead.
 func (*MapLocation) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{53}
+	return file_api_baton_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *MapLocation) GetMap() int32 {
@@ -4127,7 +4285,7 @@ type ShuffleInput struct {
 
 func (x *ShuffleInput) Reset() {
 	*x = ShuffleInput{}
-	mi := &file_api_baton_proto_msgTypes[54]
+	mi := &file_api_baton_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4139,7 +4297,7 @@ func (x *ShuffleInput) String() string {
 func (*ShuffleInput) ProtoMessage() {}
 
 func (x *ShuffleInput) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[54]
+	mi := &file_api_baton_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4152,7 +4310,7 @@ func (x *ShuffleInput) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ShuffleInput.ProtoReflect.Descriptor instead.
 func (*ShuffleInput) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{54}
+	return file_api_baton_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *ShuffleInput) GetShuffle() uint64 {
@@ -4207,14 +4365,18 @@ type TaskLaunch struct {
 	ShuffleKey string `protobuf:"bytes,11,opt,name=shuffle_key,json=shuffleKey,proto3" json:"shuffle_key,omitempty"`
 	// input_grants[i] lets this executor, and only it, read the blocks of
 	// inputs[i] from other executors (empty before ACLs are bootstrapped).
-	InputGrants   [][]byte `protobuf:"bytes,12,rep,name=input_grants,json=inputGrants,proto3" json:"input_grants,omitempty"`
+	InputGrants [][]byte `protobuf:"bytes,12,rep,name=input_grants,json=inputGrants,proto3" json:"input_grants,omitempty"`
+	// reduce_end > 0: a task of a coalesced stage, which reads reducer
+	// partitions [reduce_start, reduce_end) of its shuffles.
+	ReduceStart   int32 `protobuf:"varint,13,opt,name=reduce_start,json=reduceStart,proto3" json:"reduce_start,omitempty"`
+	ReduceEnd     int32 `protobuf:"varint,14,opt,name=reduce_end,json=reduceEnd,proto3" json:"reduce_end,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *TaskLaunch) Reset() {
 	*x = TaskLaunch{}
-	mi := &file_api_baton_proto_msgTypes[55]
+	mi := &file_api_baton_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4226,7 +4388,7 @@ func (x *TaskLaunch) String() string {
 func (*TaskLaunch) ProtoMessage() {}
 
 func (x *TaskLaunch) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[55]
+	mi := &file_api_baton_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4239,7 +4401,7 @@ func (x *TaskLaunch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskLaunch.ProtoReflect.Descriptor instead.
 func (*TaskLaunch) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{55}
+	return file_api_baton_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *TaskLaunch) GetId() *TaskID {
@@ -4326,6 +4488,20 @@ func (x *TaskLaunch) GetInputGrants() [][]byte {
 	return nil
 }
 
+func (x *TaskLaunch) GetReduceStart() int32 {
+	if x != nil {
+		return x.ReduceStart
+	}
+	return 0
+}
+
+func (x *TaskLaunch) GetReduceEnd() int32 {
+	if x != nil {
+		return x.ReduceEnd
+	}
+	return 0
+}
+
 // TaskStatus reports a task attempt's state.
 type TaskStatus struct {
 	state   protoimpl.MessageState `protogen:"open.v1"`
@@ -4356,7 +4532,7 @@ type TaskStatus struct {
 
 func (x *TaskStatus) Reset() {
 	*x = TaskStatus{}
-	mi := &file_api_baton_proto_msgTypes[56]
+	mi := &file_api_baton_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4368,7 +4544,7 @@ func (x *TaskStatus) String() string {
 func (*TaskStatus) ProtoMessage() {}
 
 func (x *TaskStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[56]
+	mi := &file_api_baton_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4381,7 +4557,7 @@ func (x *TaskStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskStatus.ProtoReflect.Descriptor instead.
 func (*TaskStatus) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{56}
+	return file_api_baton_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *TaskStatus) GetId() *TaskID {
@@ -4506,7 +4682,7 @@ type Accumulator struct {
 
 func (x *Accumulator) Reset() {
 	*x = Accumulator{}
-	mi := &file_api_baton_proto_msgTypes[57]
+	mi := &file_api_baton_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4518,7 +4694,7 @@ func (x *Accumulator) String() string {
 func (*Accumulator) ProtoMessage() {}
 
 func (x *Accumulator) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[57]
+	mi := &file_api_baton_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4531,7 +4707,7 @@ func (x *Accumulator) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Accumulator.ProtoReflect.Descriptor instead.
 func (*Accumulator) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{57}
+	return file_api_baton_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *Accumulator) GetName() string {
@@ -4600,7 +4776,7 @@ type Hello struct {
 
 func (x *Hello) Reset() {
 	*x = Hello{}
-	mi := &file_api_baton_proto_msgTypes[58]
+	mi := &file_api_baton_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4612,7 +4788,7 @@ func (x *Hello) String() string {
 func (*Hello) ProtoMessage() {}
 
 func (x *Hello) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[58]
+	mi := &file_api_baton_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4625,7 +4801,7 @@ func (x *Hello) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Hello.ProtoReflect.Descriptor instead.
 func (*Hello) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{58}
+	return file_api_baton_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *Hello) GetExecutorId() string {
@@ -4718,7 +4894,7 @@ type StatusUpdates struct {
 
 func (x *StatusUpdates) Reset() {
 	*x = StatusUpdates{}
-	mi := &file_api_baton_proto_msgTypes[59]
+	mi := &file_api_baton_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4730,7 +4906,7 @@ func (x *StatusUpdates) String() string {
 func (*StatusUpdates) ProtoMessage() {}
 
 func (x *StatusUpdates) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[59]
+	mi := &file_api_baton_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4743,7 +4919,7 @@ func (x *StatusUpdates) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusUpdates.ProtoReflect.Descriptor instead.
 func (*StatusUpdates) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{59}
+	return file_api_baton_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *StatusUpdates) GetUpdates() []*TaskStatus {
@@ -4769,7 +4945,7 @@ type CommitRequest struct {
 
 func (x *CommitRequest) Reset() {
 	*x = CommitRequest{}
-	mi := &file_api_baton_proto_msgTypes[60]
+	mi := &file_api_baton_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4781,7 +4957,7 @@ func (x *CommitRequest) String() string {
 func (*CommitRequest) ProtoMessage() {}
 
 func (x *CommitRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[60]
+	mi := &file_api_baton_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4794,7 +4970,7 @@ func (x *CommitRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommitRequest.ProtoReflect.Descriptor instead.
 func (*CommitRequest) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{60}
+	return file_api_baton_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *CommitRequest) GetId() *TaskID {
@@ -4819,7 +4995,7 @@ type ExecutorMessage struct {
 
 func (x *ExecutorMessage) Reset() {
 	*x = ExecutorMessage{}
-	mi := &file_api_baton_proto_msgTypes[61]
+	mi := &file_api_baton_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4831,7 +5007,7 @@ func (x *ExecutorMessage) String() string {
 func (*ExecutorMessage) ProtoMessage() {}
 
 func (x *ExecutorMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[61]
+	mi := &file_api_baton_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4844,7 +5020,7 @@ func (x *ExecutorMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecutorMessage.ProtoReflect.Descriptor instead.
 func (*ExecutorMessage) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{61}
+	return file_api_baton_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *ExecutorMessage) GetMsg() isExecutorMessage_Msg {
@@ -4917,7 +5093,7 @@ type Welcome struct {
 
 func (x *Welcome) Reset() {
 	*x = Welcome{}
-	mi := &file_api_baton_proto_msgTypes[62]
+	mi := &file_api_baton_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4929,7 +5105,7 @@ func (x *Welcome) String() string {
 func (*Welcome) ProtoMessage() {}
 
 func (x *Welcome) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[62]
+	mi := &file_api_baton_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4942,7 +5118,7 @@ func (x *Welcome) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Welcome.ProtoReflect.Descriptor instead.
 func (*Welcome) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{62}
+	return file_api_baton_proto_rawDescGZIP(), []int{63}
 }
 
 func (x *Welcome) GetTerm() uint64 {
@@ -4975,7 +5151,7 @@ type Launch struct {
 
 func (x *Launch) Reset() {
 	*x = Launch{}
-	mi := &file_api_baton_proto_msgTypes[63]
+	mi := &file_api_baton_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4987,7 +5163,7 @@ func (x *Launch) String() string {
 func (*Launch) ProtoMessage() {}
 
 func (x *Launch) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[63]
+	mi := &file_api_baton_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5000,7 +5176,7 @@ func (x *Launch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Launch.ProtoReflect.Descriptor instead.
 func (*Launch) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{63}
+	return file_api_baton_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *Launch) GetTasks() []*TaskLaunch {
@@ -5021,7 +5197,7 @@ type Kill struct {
 
 func (x *Kill) Reset() {
 	*x = Kill{}
-	mi := &file_api_baton_proto_msgTypes[64]
+	mi := &file_api_baton_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5033,7 +5209,7 @@ func (x *Kill) String() string {
 func (*Kill) ProtoMessage() {}
 
 func (x *Kill) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[64]
+	mi := &file_api_baton_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5046,7 +5222,7 @@ func (x *Kill) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Kill.ProtoReflect.Descriptor instead.
 func (*Kill) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{64}
+	return file_api_baton_proto_rawDescGZIP(), []int{65}
 }
 
 func (x *Kill) GetTerm() uint64 {
@@ -5081,7 +5257,7 @@ type Ack struct {
 
 func (x *Ack) Reset() {
 	*x = Ack{}
-	mi := &file_api_baton_proto_msgTypes[65]
+	mi := &file_api_baton_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5093,7 +5269,7 @@ func (x *Ack) String() string {
 func (*Ack) ProtoMessage() {}
 
 func (x *Ack) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[65]
+	mi := &file_api_baton_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5106,7 +5282,7 @@ func (x *Ack) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Ack.ProtoReflect.Descriptor instead.
 func (*Ack) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{65}
+	return file_api_baton_proto_rawDescGZIP(), []int{66}
 }
 
 func (x *Ack) GetTasks() []uint64 {
@@ -5127,7 +5303,7 @@ type CommitDecision struct {
 
 func (x *CommitDecision) Reset() {
 	*x = CommitDecision{}
-	mi := &file_api_baton_proto_msgTypes[66]
+	mi := &file_api_baton_proto_msgTypes[67]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5139,7 +5315,7 @@ func (x *CommitDecision) String() string {
 func (*CommitDecision) ProtoMessage() {}
 
 func (x *CommitDecision) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[66]
+	mi := &file_api_baton_proto_msgTypes[67]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5152,7 +5328,7 @@ func (x *CommitDecision) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommitDecision.ProtoReflect.Descriptor instead.
 func (*CommitDecision) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{66}
+	return file_api_baton_proto_rawDescGZIP(), []int{67}
 }
 
 func (x *CommitDecision) GetTerm() uint64 {
@@ -5186,7 +5362,7 @@ type ResultBlock struct {
 
 func (x *ResultBlock) Reset() {
 	*x = ResultBlock{}
-	mi := &file_api_baton_proto_msgTypes[67]
+	mi := &file_api_baton_proto_msgTypes[68]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5198,7 +5374,7 @@ func (x *ResultBlock) String() string {
 func (*ResultBlock) ProtoMessage() {}
 
 func (x *ResultBlock) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[67]
+	mi := &file_api_baton_proto_msgTypes[68]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5211,7 +5387,7 @@ func (x *ResultBlock) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResultBlock.ProtoReflect.Descriptor instead.
 func (*ResultBlock) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{67}
+	return file_api_baton_proto_rawDescGZIP(), []int{68}
 }
 
 func (x *ResultBlock) GetJob() uint64 {
@@ -5240,7 +5416,7 @@ type DeleteBlocks struct {
 
 func (x *DeleteBlocks) Reset() {
 	*x = DeleteBlocks{}
-	mi := &file_api_baton_proto_msgTypes[68]
+	mi := &file_api_baton_proto_msgTypes[69]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5252,7 +5428,7 @@ func (x *DeleteBlocks) String() string {
 func (*DeleteBlocks) ProtoMessage() {}
 
 func (x *DeleteBlocks) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[68]
+	mi := &file_api_baton_proto_msgTypes[69]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5265,7 +5441,7 @@ func (x *DeleteBlocks) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteBlocks.ProtoReflect.Descriptor instead.
 func (*DeleteBlocks) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{68}
+	return file_api_baton_proto_rawDescGZIP(), []int{69}
 }
 
 func (x *DeleteBlocks) GetShuffles() []uint64 {
@@ -5299,7 +5475,7 @@ type NotLeader struct {
 
 func (x *NotLeader) Reset() {
 	*x = NotLeader{}
-	mi := &file_api_baton_proto_msgTypes[69]
+	mi := &file_api_baton_proto_msgTypes[70]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5311,7 +5487,7 @@ func (x *NotLeader) String() string {
 func (*NotLeader) ProtoMessage() {}
 
 func (x *NotLeader) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[69]
+	mi := &file_api_baton_proto_msgTypes[70]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5324,7 +5500,7 @@ func (x *NotLeader) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NotLeader.ProtoReflect.Descriptor instead.
 func (*NotLeader) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{69}
+	return file_api_baton_proto_rawDescGZIP(), []int{70}
 }
 
 func (x *NotLeader) GetLeaderId() string {
@@ -5360,7 +5536,7 @@ type DriverMessage struct {
 
 func (x *DriverMessage) Reset() {
 	*x = DriverMessage{}
-	mi := &file_api_baton_proto_msgTypes[70]
+	mi := &file_api_baton_proto_msgTypes[71]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5372,7 +5548,7 @@ func (x *DriverMessage) String() string {
 func (*DriverMessage) ProtoMessage() {}
 
 func (x *DriverMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[70]
+	mi := &file_api_baton_proto_msgTypes[71]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5385,7 +5561,7 @@ func (x *DriverMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DriverMessage.ProtoReflect.Descriptor instead.
 func (*DriverMessage) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{70}
+	return file_api_baton_proto_rawDescGZIP(), []int{71}
 }
 
 func (x *DriverMessage) GetMsg() isDriverMessage_Msg {
@@ -5522,7 +5698,7 @@ type FetchShuffleRequest struct {
 
 func (x *FetchShuffleRequest) Reset() {
 	*x = FetchShuffleRequest{}
-	mi := &file_api_baton_proto_msgTypes[71]
+	mi := &file_api_baton_proto_msgTypes[72]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5534,7 +5710,7 @@ func (x *FetchShuffleRequest) String() string {
 func (*FetchShuffleRequest) ProtoMessage() {}
 
 func (x *FetchShuffleRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[71]
+	mi := &file_api_baton_proto_msgTypes[72]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5547,7 +5723,7 @@ func (x *FetchShuffleRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchShuffleRequest.ProtoReflect.Descriptor instead.
 func (*FetchShuffleRequest) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{71}
+	return file_api_baton_proto_rawDescGZIP(), []int{72}
 }
 
 func (x *FetchShuffleRequest) GetShuffle() uint64 {
@@ -5597,7 +5773,7 @@ type FetchResultRequest struct {
 
 func (x *FetchResultRequest) Reset() {
 	*x = FetchResultRequest{}
-	mi := &file_api_baton_proto_msgTypes[72]
+	mi := &file_api_baton_proto_msgTypes[73]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5609,7 +5785,7 @@ func (x *FetchResultRequest) String() string {
 func (*FetchResultRequest) ProtoMessage() {}
 
 func (x *FetchResultRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[72]
+	mi := &file_api_baton_proto_msgTypes[73]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5622,7 +5798,7 @@ func (x *FetchResultRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchResultRequest.ProtoReflect.Descriptor instead.
 func (*FetchResultRequest) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{72}
+	return file_api_baton_proto_rawDescGZIP(), []int{73}
 }
 
 func (x *FetchResultRequest) GetJob() uint64 {
@@ -5662,7 +5838,7 @@ type BlockChunk struct {
 
 func (x *BlockChunk) Reset() {
 	*x = BlockChunk{}
-	mi := &file_api_baton_proto_msgTypes[73]
+	mi := &file_api_baton_proto_msgTypes[74]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5674,7 +5850,7 @@ func (x *BlockChunk) String() string {
 func (*BlockChunk) ProtoMessage() {}
 
 func (x *BlockChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[73]
+	mi := &file_api_baton_proto_msgTypes[74]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5687,7 +5863,7 @@ func (x *BlockChunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BlockChunk.ProtoReflect.Descriptor instead.
 func (*BlockChunk) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{73}
+	return file_api_baton_proto_rawDescGZIP(), []int{74}
 }
 
 func (x *BlockChunk) GetMap() int32 {
@@ -5733,7 +5909,7 @@ type ExecutorStatsRequest struct {
 
 func (x *ExecutorStatsRequest) Reset() {
 	*x = ExecutorStatsRequest{}
-	mi := &file_api_baton_proto_msgTypes[74]
+	mi := &file_api_baton_proto_msgTypes[75]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5745,7 +5921,7 @@ func (x *ExecutorStatsRequest) String() string {
 func (*ExecutorStatsRequest) ProtoMessage() {}
 
 func (x *ExecutorStatsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[74]
+	mi := &file_api_baton_proto_msgTypes[75]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5758,7 +5934,7 @@ func (x *ExecutorStatsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecutorStatsRequest.ProtoReflect.Descriptor instead.
 func (*ExecutorStatsRequest) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{74}
+	return file_api_baton_proto_rawDescGZIP(), []int{75}
 }
 
 // ExecutorStats is what an executor did since it started: for drills and
@@ -5787,7 +5963,7 @@ type ExecutorStats struct {
 
 func (x *ExecutorStats) Reset() {
 	*x = ExecutorStats{}
-	mi := &file_api_baton_proto_msgTypes[75]
+	mi := &file_api_baton_proto_msgTypes[76]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5799,7 +5975,7 @@ func (x *ExecutorStats) String() string {
 func (*ExecutorStats) ProtoMessage() {}
 
 func (x *ExecutorStats) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[75]
+	mi := &file_api_baton_proto_msgTypes[76]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5812,7 +5988,7 @@ func (x *ExecutorStats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecutorStats.ProtoReflect.Descriptor instead.
 func (*ExecutorStats) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{75}
+	return file_api_baton_proto_rawDescGZIP(), []int{76}
 }
 
 func (x *ExecutorStats) GetExecutorId() string {
@@ -5907,7 +6083,7 @@ type ACLToken struct {
 
 func (x *ACLToken) Reset() {
 	*x = ACLToken{}
-	mi := &file_api_baton_proto_msgTypes[76]
+	mi := &file_api_baton_proto_msgTypes[77]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5919,7 +6095,7 @@ func (x *ACLToken) String() string {
 func (*ACLToken) ProtoMessage() {}
 
 func (x *ACLToken) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[76]
+	mi := &file_api_baton_proto_msgTypes[77]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5932,7 +6108,7 @@ func (x *ACLToken) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ACLToken.ProtoReflect.Descriptor instead.
 func (*ACLToken) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{76}
+	return file_api_baton_proto_rawDescGZIP(), []int{77}
 }
 
 func (x *ACLToken) GetAccessor() string {
@@ -5978,7 +6154,7 @@ type ACLBootstrapRequest struct {
 
 func (x *ACLBootstrapRequest) Reset() {
 	*x = ACLBootstrapRequest{}
-	mi := &file_api_baton_proto_msgTypes[77]
+	mi := &file_api_baton_proto_msgTypes[78]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5990,7 +6166,7 @@ func (x *ACLBootstrapRequest) String() string {
 func (*ACLBootstrapRequest) ProtoMessage() {}
 
 func (x *ACLBootstrapRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[77]
+	mi := &file_api_baton_proto_msgTypes[78]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6003,7 +6179,7 @@ func (x *ACLBootstrapRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ACLBootstrapRequest.ProtoReflect.Descriptor instead.
 func (*ACLBootstrapRequest) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{77}
+	return file_api_baton_proto_rawDescGZIP(), []int{78}
 }
 
 type ACLBootstrapResponse struct {
@@ -6015,7 +6191,7 @@ type ACLBootstrapResponse struct {
 
 func (x *ACLBootstrapResponse) Reset() {
 	*x = ACLBootstrapResponse{}
-	mi := &file_api_baton_proto_msgTypes[78]
+	mi := &file_api_baton_proto_msgTypes[79]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6027,7 +6203,7 @@ func (x *ACLBootstrapResponse) String() string {
 func (*ACLBootstrapResponse) ProtoMessage() {}
 
 func (x *ACLBootstrapResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[78]
+	mi := &file_api_baton_proto_msgTypes[79]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6040,7 +6216,7 @@ func (x *ACLBootstrapResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ACLBootstrapResponse.ProtoReflect.Descriptor instead.
 func (*ACLBootstrapResponse) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{78}
+	return file_api_baton_proto_rawDescGZIP(), []int{79}
 }
 
 func (x *ACLBootstrapResponse) GetToken() *ACLToken {
@@ -6061,7 +6237,7 @@ type CreateTokenRequest struct {
 
 func (x *CreateTokenRequest) Reset() {
 	*x = CreateTokenRequest{}
-	mi := &file_api_baton_proto_msgTypes[79]
+	mi := &file_api_baton_proto_msgTypes[80]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6073,7 +6249,7 @@ func (x *CreateTokenRequest) String() string {
 func (*CreateTokenRequest) ProtoMessage() {}
 
 func (x *CreateTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[79]
+	mi := &file_api_baton_proto_msgTypes[80]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6086,7 +6262,7 @@ func (x *CreateTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateTokenRequest.ProtoReflect.Descriptor instead.
 func (*CreateTokenRequest) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{79}
+	return file_api_baton_proto_rawDescGZIP(), []int{80}
 }
 
 func (x *CreateTokenRequest) GetName() string {
@@ -6112,7 +6288,7 @@ type CreateTokenResponse struct {
 
 func (x *CreateTokenResponse) Reset() {
 	*x = CreateTokenResponse{}
-	mi := &file_api_baton_proto_msgTypes[80]
+	mi := &file_api_baton_proto_msgTypes[81]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6124,7 +6300,7 @@ func (x *CreateTokenResponse) String() string {
 func (*CreateTokenResponse) ProtoMessage() {}
 
 func (x *CreateTokenResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[80]
+	mi := &file_api_baton_proto_msgTypes[81]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6137,7 +6313,7 @@ func (x *CreateTokenResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateTokenResponse.ProtoReflect.Descriptor instead.
 func (*CreateTokenResponse) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{80}
+	return file_api_baton_proto_rawDescGZIP(), []int{81}
 }
 
 func (x *CreateTokenResponse) GetToken() *ACLToken {
@@ -6155,7 +6331,7 @@ type ListTokensRequest struct {
 
 func (x *ListTokensRequest) Reset() {
 	*x = ListTokensRequest{}
-	mi := &file_api_baton_proto_msgTypes[81]
+	mi := &file_api_baton_proto_msgTypes[82]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6167,7 +6343,7 @@ func (x *ListTokensRequest) String() string {
 func (*ListTokensRequest) ProtoMessage() {}
 
 func (x *ListTokensRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[81]
+	mi := &file_api_baton_proto_msgTypes[82]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6180,7 +6356,7 @@ func (x *ListTokensRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTokensRequest.ProtoReflect.Descriptor instead.
 func (*ListTokensRequest) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{81}
+	return file_api_baton_proto_rawDescGZIP(), []int{82}
 }
 
 type ListTokensResponse struct {
@@ -6192,7 +6368,7 @@ type ListTokensResponse struct {
 
 func (x *ListTokensResponse) Reset() {
 	*x = ListTokensResponse{}
-	mi := &file_api_baton_proto_msgTypes[82]
+	mi := &file_api_baton_proto_msgTypes[83]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6204,7 +6380,7 @@ func (x *ListTokensResponse) String() string {
 func (*ListTokensResponse) ProtoMessage() {}
 
 func (x *ListTokensResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[82]
+	mi := &file_api_baton_proto_msgTypes[83]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6217,7 +6393,7 @@ func (x *ListTokensResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTokensResponse.ProtoReflect.Descriptor instead.
 func (*ListTokensResponse) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{82}
+	return file_api_baton_proto_rawDescGZIP(), []int{83}
 }
 
 func (x *ListTokensResponse) GetTokens() []*ACLToken {
@@ -6236,7 +6412,7 @@ type DeleteTokenRequest struct {
 
 func (x *DeleteTokenRequest) Reset() {
 	*x = DeleteTokenRequest{}
-	mi := &file_api_baton_proto_msgTypes[83]
+	mi := &file_api_baton_proto_msgTypes[84]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6248,7 +6424,7 @@ func (x *DeleteTokenRequest) String() string {
 func (*DeleteTokenRequest) ProtoMessage() {}
 
 func (x *DeleteTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[83]
+	mi := &file_api_baton_proto_msgTypes[84]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6261,7 +6437,7 @@ func (x *DeleteTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteTokenRequest.ProtoReflect.Descriptor instead.
 func (*DeleteTokenRequest) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{83}
+	return file_api_baton_proto_rawDescGZIP(), []int{84}
 }
 
 func (x *DeleteTokenRequest) GetAccessor() string {
@@ -6279,7 +6455,7 @@ type DeleteTokenResponse struct {
 
 func (x *DeleteTokenResponse) Reset() {
 	*x = DeleteTokenResponse{}
-	mi := &file_api_baton_proto_msgTypes[84]
+	mi := &file_api_baton_proto_msgTypes[85]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6291,7 +6467,7 @@ func (x *DeleteTokenResponse) String() string {
 func (*DeleteTokenResponse) ProtoMessage() {}
 
 func (x *DeleteTokenResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[84]
+	mi := &file_api_baton_proto_msgTypes[85]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6304,7 +6480,7 @@ func (x *DeleteTokenResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteTokenResponse.ProtoReflect.Descriptor instead.
 func (*DeleteTokenResponse) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{84}
+	return file_api_baton_proto_rawDescGZIP(), []int{85}
 }
 
 var File_api_baton_proto protoreflect.FileDescriptor
@@ -6353,7 +6529,7 @@ const file_api_baton_proto_rawDesc = "" +
 	"\x05input\x18\x02 \x01(\tR\x05input\x12\x1e\n" +
 	"\x02fn\x18\x03 \x01(\v2\x0e.baton.v1.FuncR\x02fn\x12\f\n" +
 	"\x01n\x18\x04 \x01(\x03R\x01n\x12\x12\n" +
-	"\x04path\x18\x05 \x01(\tR\x04path\"\xe9\x06\n" +
+	"\x04path\x18\x05 \x01(\tR\x04path\"\xf4\a\n" +
 	"\x03Job\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12(\n" +
@@ -6379,14 +6555,25 @@ const file_api_baton_proto_rawDesc = "" +
 	"\faccumulators\x18\x14 \x03(\v2\x15.baton.v1.AccumulatorR\faccumulators\x12F\n" +
 	"\x13failed_accumulators\x18\x15 \x03(\v2\x15.baton.v1.AccumulatorR\x12failedAccumulators\x12>\n" +
 	"\x1bdropped_accumulator_updates\x18\x16 \x01(\x03R\x19droppedAccumulatorUpdates\x12\x14\n" +
-	"\x05group\x18\x17 \x01(\tR\x05group\"\x8a\x01\n" +
+	"\x05group\x18\x17 \x01(\tR\x05group\x12\x1b\n" +
+	"\tmap_stage\x18\x18 \x01(\bR\bmapStage\x12C\n" +
+	"\x0emap_statistics\x18\x19 \x01(\v2\x1c.baton.v1.MapStageStatisticsR\rmapStatistics\x12'\n" +
+	"\x0fadaptive_target\x18\x1a \x01(\x03R\x0eadaptiveTarget\"\xcd\x01\n" +
+	"\x12MapStageStatistics\x12\x18\n" +
+	"\ashuffle\x18\x01 \x01(\x04R\ashuffle\x12\x12\n" +
+	"\x04maps\x18\x02 \x01(\x05R\x04maps\x12'\n" +
+	"\x0fmaps_registered\x18\x03 \x01(\x05R\x0emapsRegistered\x12\x1a\n" +
+	"\breducers\x18\x04 \x01(\x05R\breducers\x12\x1f\n" +
+	"\vtotal_bytes\x18\x05 \x01(\x04R\n" +
+	"totalBytes\x12#\n" +
+	"\rreducer_bytes\x18\x06 \x03(\x04R\freducerBytes\"\x8a\x01\n" +
 	"\n" +
 	"ResultInfo\x12\x1c\n" +
 	"\tpartition\x18\x01 \x01(\x05R\tpartition\x12\x12\n" +
 	"\x04size\x18\x02 \x01(\x03R\x04size\x12\x1a\n" +
 	"\bindirect\x18\x03 \x01(\bR\bindirect\x12\x1a\n" +
 	"\bexecutor\x18\x04 \x01(\tR\bexecutor\x12\x12\n" +
-	"\x04task\x18\x05 \x01(\x04R\x04task\"\xf8\x02\n" +
+	"\x04task\x18\x05 \x01(\x04R\x04task\"\xb2\x03\n" +
 	"\x05Stage\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x10\n" +
@@ -6401,7 +6588,9 @@ const file_api_baton_proto_rawDesc = "" +
 	" \x03(\x04R\aparents\x12\x18\n" +
 	"\ashuffle\x18\v \x01(\x04R\ashuffle\x12.\n" +
 	"\x13submitted_unix_nano\x18\f \x01(\x03R\x11submittedUnixNano\x12.\n" +
-	"\x13completed_unix_nano\x18\r \x01(\x03R\x11completedUnixNano\"\xa6\x02\n" +
+	"\x13completed_unix_nano\x18\r \x01(\x03R\x11completedUnixNano\x12\x1c\n" +
+	"\tcoalesced\x18\x0e \x03(\x05R\tcoalesced\x12\x1a\n" +
+	"\breducers\x18\x0f \x01(\x05R\breducers\"\xec\x02\n" +
 	"\x10SubmitJobRequest\x12\"\n" +
 	"\x04plan\x18\x01 \x01(\v2\x0e.baton.v1.PlanR\x04plan\x12'\n" +
 	"\x0fidempotency_key\x18\x02 \x01(\tR\x0eidempotencyKey\x12'\n" +
@@ -6412,7 +6601,10 @@ const file_api_baton_proto_rawDesc = "" +
 	"\x04pool\x18\x05 \x01(\tR\x04pool\x12*\n" +
 	"\x11max_task_failures\x18\x06 \x01(\x05R\x0fmaxTaskFailures\x12&\n" +
 	"\x0fmax_result_size\x18\a \x01(\x03R\rmaxResultSize\x12\x14\n" +
-	"\x05group\x18\b \x01(\tR\x05group\"@\n" +
+	"\x05group\x18\b \x01(\tR\x05group\x12\x1b\n" +
+	"\tmap_stage\x18\t \x01(\bR\bmapStage\x12'\n" +
+	"\x0fadaptive_target\x18\n" +
+	" \x01(\x03R\x0eadaptiveTarget\"@\n" +
 	"\x11SubmitJobResponse\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\x04R\x05jobId\x12\x14\n" +
 	"\x05index\x18\x02 \x01(\x04R\x05index\"\xb3\x01\n" +
@@ -6624,7 +6816,7 @@ const file_api_baton_proto_rawDesc = "" +
 	"\ashuffle\x18\x01 \x01(\x04R\ashuffle\x12\x10\n" +
 	"\x03key\x18\x02 \x01(\tR\x03key\x12\x12\n" +
 	"\x04maps\x18\x03 \x01(\x05R\x04maps\x123\n" +
-	"\tlocations\x18\x04 \x03(\v2\x15.baton.v1.MapLocationR\tlocationsJ\x04\b\x05\x10\x06R\x05grant\"\x86\x03\n" +
+	"\tlocations\x18\x04 \x03(\v2\x15.baton.v1.MapLocationR\tlocationsJ\x04\b\x05\x10\x06R\x05grant\"\xc8\x03\n" +
 	"\n" +
 	"TaskLaunch\x12 \n" +
 	"\x02id\x18\x01 \x01(\v2\x10.baton.v1.TaskIDR\x02id\x12\x12\n" +
@@ -6640,7 +6832,10 @@ const file_api_baton_proto_rawDesc = "" +
 	" \x01(\tR\bgraphKey\x12\x1f\n" +
 	"\vshuffle_key\x18\v \x01(\tR\n" +
 	"shuffleKey\x12!\n" +
-	"\finput_grants\x18\f \x03(\fR\vinputGrants\"\x9b\x04\n" +
+	"\finput_grants\x18\f \x03(\fR\vinputGrants\x12!\n" +
+	"\freduce_start\x18\r \x01(\x05R\vreduceStart\x12\x1d\n" +
+	"\n" +
+	"reduce_end\x18\x0e \x01(\x05R\treduceEnd\"\x9b\x04\n" +
 	"\n" +
 	"TaskStatus\x12 \n" +
 	"\x02id\x18\x01 \x01(\v2\x10.baton.v1.TaskIDR\x02id\x12)\n" +
@@ -6879,7 +7074,7 @@ func file_api_baton_proto_rawDescGZIP() []byte {
 }
 
 var file_api_baton_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_api_baton_proto_msgTypes = make([]protoimpl.MessageInfo, 91)
+var file_api_baton_proto_msgTypes = make([]protoimpl.MessageInfo, 92)
 var file_api_baton_proto_goTypes = []any{
 	(JobState)(0),                      // 0: baton.v1.JobState
 	(TaskState)(0),                     // 1: baton.v1.TaskState
@@ -6892,212 +7087,214 @@ var file_api_baton_proto_goTypes = []any{
 	(*Dataset)(nil),                    // 8: baton.v1.Dataset
 	(*Action)(nil),                     // 9: baton.v1.Action
 	(*Job)(nil),                        // 10: baton.v1.Job
-	(*ResultInfo)(nil),                 // 11: baton.v1.ResultInfo
-	(*Stage)(nil),                      // 12: baton.v1.Stage
-	(*SubmitJobRequest)(nil),           // 13: baton.v1.SubmitJobRequest
-	(*SubmitJobResponse)(nil),          // 14: baton.v1.SubmitJobResponse
-	(*GetJobRequest)(nil),              // 15: baton.v1.GetJobRequest
-	(*ListJobsRequest)(nil),            // 16: baton.v1.ListJobsRequest
-	(*ListJobsResponse)(nil),           // 17: baton.v1.ListJobsResponse
-	(*CancelJobRequest)(nil),           // 18: baton.v1.CancelJobRequest
-	(*CancelJobResponse)(nil),          // 19: baton.v1.CancelJobResponse
-	(*CancelJobGroupRequest)(nil),      // 20: baton.v1.CancelJobGroupRequest
-	(*CancelStageRequest)(nil),         // 21: baton.v1.CancelStageRequest
-	(*CancelJobsResponse)(nil),         // 22: baton.v1.CancelJobsResponse
-	(*WatchJobRequest)(nil),            // 23: baton.v1.WatchJobRequest
-	(*ReleaseJobRequest)(nil),          // 24: baton.v1.ReleaseJobRequest
-	(*ReleaseJobResponse)(nil),         // 25: baton.v1.ReleaseJobResponse
-	(*CollectResultsRequest)(nil),      // 26: baton.v1.CollectResultsRequest
-	(*ResultChunk)(nil),                // 27: baton.v1.ResultChunk
-	(*ListExecutorsRequest)(nil),       // 28: baton.v1.ListExecutorsRequest
-	(*Executor)(nil),                   // 29: baton.v1.Executor
-	(*ListExecutorsResponse)(nil),      // 30: baton.v1.ListExecutorsResponse
-	(*GetStageRequest)(nil),            // 31: baton.v1.GetStageRequest
-	(*TaskAttempt)(nil),                // 32: baton.v1.TaskAttempt
-	(*StageDetail)(nil),                // 33: baton.v1.StageDetail
-	(*Peer)(nil),                       // 34: baton.v1.Peer
-	(*StatusRequest)(nil),              // 35: baton.v1.StatusRequest
-	(*StatusResponse)(nil),             // 36: baton.v1.StatusResponse
-	(*NodeStatusRequest)(nil),          // 37: baton.v1.NodeStatusRequest
-	(*NodeStatus)(nil),                 // 38: baton.v1.NodeStatus
-	(*ListPeersRequest)(nil),           // 39: baton.v1.ListPeersRequest
-	(*ListPeersResponse)(nil),          // 40: baton.v1.ListPeersResponse
-	(*AddPeerRequest)(nil),             // 41: baton.v1.AddPeerRequest
-	(*AddPeerResponse)(nil),            // 42: baton.v1.AddPeerResponse
-	(*RemovePeerRequest)(nil),          // 43: baton.v1.RemovePeerRequest
-	(*RemovePeerResponse)(nil),         // 44: baton.v1.RemovePeerResponse
-	(*TransferLeadershipRequest)(nil),  // 45: baton.v1.TransferLeadershipRequest
-	(*TransferLeadershipResponse)(nil), // 46: baton.v1.TransferLeadershipResponse
-	(*RegisterMemberRequest)(nil),      // 47: baton.v1.RegisterMemberRequest
-	(*RegisterMemberResponse)(nil),     // 48: baton.v1.RegisterMemberResponse
-	(*SnapshotSaveRequest)(nil),        // 49: baton.v1.SnapshotSaveRequest
-	(*SnapshotChunk)(nil),              // 50: baton.v1.SnapshotChunk
-	(*SnapshotRestoreResponse)(nil),    // 51: baton.v1.SnapshotRestoreResponse
-	(*LeaderHistoryRequest)(nil),       // 52: baton.v1.LeaderHistoryRequest
-	(*Takeover)(nil),                   // 53: baton.v1.Takeover
-	(*LeaderHistoryResponse)(nil),      // 54: baton.v1.LeaderHistoryResponse
-	(*ReportResultLostRequest)(nil),    // 55: baton.v1.ReportResultLostRequest
-	(*ReportResultLostResponse)(nil),   // 56: baton.v1.ReportResultLostResponse
-	(*TaskID)(nil),                     // 57: baton.v1.TaskID
-	(*MapLocation)(nil),                // 58: baton.v1.MapLocation
-	(*ShuffleInput)(nil),               // 59: baton.v1.ShuffleInput
-	(*TaskLaunch)(nil),                 // 60: baton.v1.TaskLaunch
-	(*TaskStatus)(nil),                 // 61: baton.v1.TaskStatus
-	(*Accumulator)(nil),                // 62: baton.v1.Accumulator
-	(*Hello)(nil),                      // 63: baton.v1.Hello
-	(*StatusUpdates)(nil),              // 64: baton.v1.StatusUpdates
-	(*CommitRequest)(nil),              // 65: baton.v1.CommitRequest
-	(*ExecutorMessage)(nil),            // 66: baton.v1.ExecutorMessage
-	(*Welcome)(nil),                    // 67: baton.v1.Welcome
-	(*Launch)(nil),                     // 68: baton.v1.Launch
-	(*Kill)(nil),                       // 69: baton.v1.Kill
-	(*Ack)(nil),                        // 70: baton.v1.Ack
-	(*CommitDecision)(nil),             // 71: baton.v1.CommitDecision
-	(*ResultBlock)(nil),                // 72: baton.v1.ResultBlock
-	(*DeleteBlocks)(nil),               // 73: baton.v1.DeleteBlocks
-	(*NotLeader)(nil),                  // 74: baton.v1.NotLeader
-	(*DriverMessage)(nil),              // 75: baton.v1.DriverMessage
-	(*FetchShuffleRequest)(nil),        // 76: baton.v1.FetchShuffleRequest
-	(*FetchResultRequest)(nil),         // 77: baton.v1.FetchResultRequest
-	(*BlockChunk)(nil),                 // 78: baton.v1.BlockChunk
-	(*ExecutorStatsRequest)(nil),       // 79: baton.v1.ExecutorStatsRequest
-	(*ExecutorStats)(nil),              // 80: baton.v1.ExecutorStats
-	(*ACLToken)(nil),                   // 81: baton.v1.ACLToken
-	(*ACLBootstrapRequest)(nil),        // 82: baton.v1.ACLBootstrapRequest
-	(*ACLBootstrapResponse)(nil),       // 83: baton.v1.ACLBootstrapResponse
-	(*CreateTokenRequest)(nil),         // 84: baton.v1.CreateTokenRequest
-	(*CreateTokenResponse)(nil),        // 85: baton.v1.CreateTokenResponse
-	(*ListTokensRequest)(nil),          // 86: baton.v1.ListTokensRequest
-	(*ListTokensResponse)(nil),         // 87: baton.v1.ListTokensResponse
-	(*DeleteTokenRequest)(nil),         // 88: baton.v1.DeleteTokenRequest
-	(*DeleteTokenResponse)(nil),        // 89: baton.v1.DeleteTokenResponse
-	nil,                                // 90: baton.v1.Plan.DatasetsEntry
-	nil,                                // 91: baton.v1.Dataset.EnvEntry
-	nil,                                // 92: baton.v1.StageDetail.TaskCountsEntry
-	nil,                                // 93: baton.v1.ExecutorStats.LaunchesByJobEntry
-	nil,                                // 94: baton.v1.ExecutorStats.FirstLaunchByTermEntry
-	nil,                                // 95: baton.v1.ExecutorStats.LastLaunchByTermEntry
+	(*MapStageStatistics)(nil),         // 11: baton.v1.MapStageStatistics
+	(*ResultInfo)(nil),                 // 12: baton.v1.ResultInfo
+	(*Stage)(nil),                      // 13: baton.v1.Stage
+	(*SubmitJobRequest)(nil),           // 14: baton.v1.SubmitJobRequest
+	(*SubmitJobResponse)(nil),          // 15: baton.v1.SubmitJobResponse
+	(*GetJobRequest)(nil),              // 16: baton.v1.GetJobRequest
+	(*ListJobsRequest)(nil),            // 17: baton.v1.ListJobsRequest
+	(*ListJobsResponse)(nil),           // 18: baton.v1.ListJobsResponse
+	(*CancelJobRequest)(nil),           // 19: baton.v1.CancelJobRequest
+	(*CancelJobResponse)(nil),          // 20: baton.v1.CancelJobResponse
+	(*CancelJobGroupRequest)(nil),      // 21: baton.v1.CancelJobGroupRequest
+	(*CancelStageRequest)(nil),         // 22: baton.v1.CancelStageRequest
+	(*CancelJobsResponse)(nil),         // 23: baton.v1.CancelJobsResponse
+	(*WatchJobRequest)(nil),            // 24: baton.v1.WatchJobRequest
+	(*ReleaseJobRequest)(nil),          // 25: baton.v1.ReleaseJobRequest
+	(*ReleaseJobResponse)(nil),         // 26: baton.v1.ReleaseJobResponse
+	(*CollectResultsRequest)(nil),      // 27: baton.v1.CollectResultsRequest
+	(*ResultChunk)(nil),                // 28: baton.v1.ResultChunk
+	(*ListExecutorsRequest)(nil),       // 29: baton.v1.ListExecutorsRequest
+	(*Executor)(nil),                   // 30: baton.v1.Executor
+	(*ListExecutorsResponse)(nil),      // 31: baton.v1.ListExecutorsResponse
+	(*GetStageRequest)(nil),            // 32: baton.v1.GetStageRequest
+	(*TaskAttempt)(nil),                // 33: baton.v1.TaskAttempt
+	(*StageDetail)(nil),                // 34: baton.v1.StageDetail
+	(*Peer)(nil),                       // 35: baton.v1.Peer
+	(*StatusRequest)(nil),              // 36: baton.v1.StatusRequest
+	(*StatusResponse)(nil),             // 37: baton.v1.StatusResponse
+	(*NodeStatusRequest)(nil),          // 38: baton.v1.NodeStatusRequest
+	(*NodeStatus)(nil),                 // 39: baton.v1.NodeStatus
+	(*ListPeersRequest)(nil),           // 40: baton.v1.ListPeersRequest
+	(*ListPeersResponse)(nil),          // 41: baton.v1.ListPeersResponse
+	(*AddPeerRequest)(nil),             // 42: baton.v1.AddPeerRequest
+	(*AddPeerResponse)(nil),            // 43: baton.v1.AddPeerResponse
+	(*RemovePeerRequest)(nil),          // 44: baton.v1.RemovePeerRequest
+	(*RemovePeerResponse)(nil),         // 45: baton.v1.RemovePeerResponse
+	(*TransferLeadershipRequest)(nil),  // 46: baton.v1.TransferLeadershipRequest
+	(*TransferLeadershipResponse)(nil), // 47: baton.v1.TransferLeadershipResponse
+	(*RegisterMemberRequest)(nil),      // 48: baton.v1.RegisterMemberRequest
+	(*RegisterMemberResponse)(nil),     // 49: baton.v1.RegisterMemberResponse
+	(*SnapshotSaveRequest)(nil),        // 50: baton.v1.SnapshotSaveRequest
+	(*SnapshotChunk)(nil),              // 51: baton.v1.SnapshotChunk
+	(*SnapshotRestoreResponse)(nil),    // 52: baton.v1.SnapshotRestoreResponse
+	(*LeaderHistoryRequest)(nil),       // 53: baton.v1.LeaderHistoryRequest
+	(*Takeover)(nil),                   // 54: baton.v1.Takeover
+	(*LeaderHistoryResponse)(nil),      // 55: baton.v1.LeaderHistoryResponse
+	(*ReportResultLostRequest)(nil),    // 56: baton.v1.ReportResultLostRequest
+	(*ReportResultLostResponse)(nil),   // 57: baton.v1.ReportResultLostResponse
+	(*TaskID)(nil),                     // 58: baton.v1.TaskID
+	(*MapLocation)(nil),                // 59: baton.v1.MapLocation
+	(*ShuffleInput)(nil),               // 60: baton.v1.ShuffleInput
+	(*TaskLaunch)(nil),                 // 61: baton.v1.TaskLaunch
+	(*TaskStatus)(nil),                 // 62: baton.v1.TaskStatus
+	(*Accumulator)(nil),                // 63: baton.v1.Accumulator
+	(*Hello)(nil),                      // 64: baton.v1.Hello
+	(*StatusUpdates)(nil),              // 65: baton.v1.StatusUpdates
+	(*CommitRequest)(nil),              // 66: baton.v1.CommitRequest
+	(*ExecutorMessage)(nil),            // 67: baton.v1.ExecutorMessage
+	(*Welcome)(nil),                    // 68: baton.v1.Welcome
+	(*Launch)(nil),                     // 69: baton.v1.Launch
+	(*Kill)(nil),                       // 70: baton.v1.Kill
+	(*Ack)(nil),                        // 71: baton.v1.Ack
+	(*CommitDecision)(nil),             // 72: baton.v1.CommitDecision
+	(*ResultBlock)(nil),                // 73: baton.v1.ResultBlock
+	(*DeleteBlocks)(nil),               // 74: baton.v1.DeleteBlocks
+	(*NotLeader)(nil),                  // 75: baton.v1.NotLeader
+	(*DriverMessage)(nil),              // 76: baton.v1.DriverMessage
+	(*FetchShuffleRequest)(nil),        // 77: baton.v1.FetchShuffleRequest
+	(*FetchResultRequest)(nil),         // 78: baton.v1.FetchResultRequest
+	(*BlockChunk)(nil),                 // 79: baton.v1.BlockChunk
+	(*ExecutorStatsRequest)(nil),       // 80: baton.v1.ExecutorStatsRequest
+	(*ExecutorStats)(nil),              // 81: baton.v1.ExecutorStats
+	(*ACLToken)(nil),                   // 82: baton.v1.ACLToken
+	(*ACLBootstrapRequest)(nil),        // 83: baton.v1.ACLBootstrapRequest
+	(*ACLBootstrapResponse)(nil),       // 84: baton.v1.ACLBootstrapResponse
+	(*CreateTokenRequest)(nil),         // 85: baton.v1.CreateTokenRequest
+	(*CreateTokenResponse)(nil),        // 86: baton.v1.CreateTokenResponse
+	(*ListTokensRequest)(nil),          // 87: baton.v1.ListTokensRequest
+	(*ListTokensResponse)(nil),         // 88: baton.v1.ListTokensResponse
+	(*DeleteTokenRequest)(nil),         // 89: baton.v1.DeleteTokenRequest
+	(*DeleteTokenResponse)(nil),        // 90: baton.v1.DeleteTokenResponse
+	nil,                                // 91: baton.v1.Plan.DatasetsEntry
+	nil,                                // 92: baton.v1.Dataset.EnvEntry
+	nil,                                // 93: baton.v1.StageDetail.TaskCountsEntry
+	nil,                                // 94: baton.v1.ExecutorStats.LaunchesByJobEntry
+	nil,                                // 95: baton.v1.ExecutorStats.FirstLaunchByTermEntry
+	nil,                                // 96: baton.v1.ExecutorStats.LastLaunchByTermEntry
 }
 var file_api_baton_proto_depIdxs = []int32{
-	90, // 0: baton.v1.Plan.datasets:type_name -> baton.v1.Plan.DatasetsEntry
+	91, // 0: baton.v1.Plan.datasets:type_name -> baton.v1.Plan.DatasetsEntry
 	9,  // 1: baton.v1.Plan.action:type_name -> baton.v1.Action
 	6,  // 2: baton.v1.Dataset.fn:type_name -> baton.v1.Func
 	7,  // 3: baton.v1.Dataset.records:type_name -> baton.v1.Record
-	91, // 4: baton.v1.Dataset.env:type_name -> baton.v1.Dataset.EnvEntry
+	92, // 4: baton.v1.Dataset.env:type_name -> baton.v1.Dataset.EnvEntry
 	6,  // 5: baton.v1.Action.fn:type_name -> baton.v1.Func
 	0,  // 6: baton.v1.Job.state:type_name -> baton.v1.JobState
-	12, // 7: baton.v1.Job.stages:type_name -> baton.v1.Stage
-	11, // 8: baton.v1.Job.results:type_name -> baton.v1.ResultInfo
+	13, // 7: baton.v1.Job.stages:type_name -> baton.v1.Stage
+	12, // 8: baton.v1.Job.results:type_name -> baton.v1.ResultInfo
 	9,  // 9: baton.v1.Job.action_spec:type_name -> baton.v1.Action
-	62, // 10: baton.v1.Job.accumulators:type_name -> baton.v1.Accumulator
-	62, // 11: baton.v1.Job.failed_accumulators:type_name -> baton.v1.Accumulator
-	5,  // 12: baton.v1.SubmitJobRequest.plan:type_name -> baton.v1.Plan
-	10, // 13: baton.v1.ListJobsResponse.jobs:type_name -> baton.v1.Job
-	29, // 14: baton.v1.ListExecutorsResponse.executors:type_name -> baton.v1.Executor
-	12, // 15: baton.v1.StageDetail.stage:type_name -> baton.v1.Stage
-	32, // 16: baton.v1.StageDetail.tasks:type_name -> baton.v1.TaskAttempt
-	92, // 17: baton.v1.StageDetail.task_counts:type_name -> baton.v1.StageDetail.TaskCountsEntry
-	38, // 18: baton.v1.StatusResponse.node:type_name -> baton.v1.NodeStatus
-	34, // 19: baton.v1.StatusResponse.peers:type_name -> baton.v1.Peer
-	34, // 20: baton.v1.ListPeersResponse.peers:type_name -> baton.v1.Peer
-	53, // 21: baton.v1.LeaderHistoryResponse.takeovers:type_name -> baton.v1.Takeover
-	58, // 22: baton.v1.ShuffleInput.locations:type_name -> baton.v1.MapLocation
-	57, // 23: baton.v1.TaskLaunch.id:type_name -> baton.v1.TaskID
-	59, // 24: baton.v1.TaskLaunch.inputs:type_name -> baton.v1.ShuffleInput
-	57, // 25: baton.v1.TaskStatus.id:type_name -> baton.v1.TaskID
-	1,  // 26: baton.v1.TaskStatus.state:type_name -> baton.v1.TaskState
-	2,  // 27: baton.v1.TaskStatus.failure:type_name -> baton.v1.FailureKind
-	62, // 28: baton.v1.TaskStatus.accumulators:type_name -> baton.v1.Accumulator
-	3,  // 29: baton.v1.Accumulator.kind:type_name -> baton.v1.AccumulatorKind
-	57, // 30: baton.v1.Hello.running:type_name -> baton.v1.TaskID
-	57, // 31: baton.v1.Hello.unacked:type_name -> baton.v1.TaskID
-	61, // 32: baton.v1.StatusUpdates.updates:type_name -> baton.v1.TaskStatus
-	57, // 33: baton.v1.CommitRequest.id:type_name -> baton.v1.TaskID
-	63, // 34: baton.v1.ExecutorMessage.hello:type_name -> baton.v1.Hello
-	64, // 35: baton.v1.ExecutorMessage.updates:type_name -> baton.v1.StatusUpdates
-	65, // 36: baton.v1.ExecutorMessage.commit:type_name -> baton.v1.CommitRequest
-	60, // 37: baton.v1.Launch.tasks:type_name -> baton.v1.TaskLaunch
-	72, // 38: baton.v1.DeleteBlocks.results:type_name -> baton.v1.ResultBlock
-	67, // 39: baton.v1.DriverMessage.welcome:type_name -> baton.v1.Welcome
-	68, // 40: baton.v1.DriverMessage.launch:type_name -> baton.v1.Launch
-	69, // 41: baton.v1.DriverMessage.kill:type_name -> baton.v1.Kill
-	70, // 42: baton.v1.DriverMessage.ack:type_name -> baton.v1.Ack
-	71, // 43: baton.v1.DriverMessage.commit:type_name -> baton.v1.CommitDecision
-	73, // 44: baton.v1.DriverMessage.delete:type_name -> baton.v1.DeleteBlocks
-	74, // 45: baton.v1.DriverMessage.not_leader:type_name -> baton.v1.NotLeader
-	4,  // 46: baton.v1.BlockChunk.error:type_name -> baton.v1.BlockError
-	93, // 47: baton.v1.ExecutorStats.launches_by_job:type_name -> baton.v1.ExecutorStats.LaunchesByJobEntry
-	94, // 48: baton.v1.ExecutorStats.first_launch_by_term:type_name -> baton.v1.ExecutorStats.FirstLaunchByTermEntry
-	95, // 49: baton.v1.ExecutorStats.last_launch_by_term:type_name -> baton.v1.ExecutorStats.LastLaunchByTermEntry
-	81, // 50: baton.v1.ACLBootstrapResponse.token:type_name -> baton.v1.ACLToken
-	81, // 51: baton.v1.CreateTokenResponse.token:type_name -> baton.v1.ACLToken
-	81, // 52: baton.v1.ListTokensResponse.tokens:type_name -> baton.v1.ACLToken
-	8,  // 53: baton.v1.Plan.DatasetsEntry.value:type_name -> baton.v1.Dataset
-	13, // 54: baton.v1.Scheduler.SubmitJob:input_type -> baton.v1.SubmitJobRequest
-	15, // 55: baton.v1.Scheduler.GetJob:input_type -> baton.v1.GetJobRequest
-	16, // 56: baton.v1.Scheduler.ListJobs:input_type -> baton.v1.ListJobsRequest
-	18, // 57: baton.v1.Scheduler.CancelJob:input_type -> baton.v1.CancelJobRequest
-	20, // 58: baton.v1.Scheduler.CancelJobGroup:input_type -> baton.v1.CancelJobGroupRequest
-	21, // 59: baton.v1.Scheduler.CancelStage:input_type -> baton.v1.CancelStageRequest
-	23, // 60: baton.v1.Scheduler.WatchJob:input_type -> baton.v1.WatchJobRequest
-	26, // 61: baton.v1.Scheduler.CollectResults:input_type -> baton.v1.CollectResultsRequest
-	24, // 62: baton.v1.Scheduler.ReleaseJob:input_type -> baton.v1.ReleaseJobRequest
-	28, // 63: baton.v1.Scheduler.ListExecutors:input_type -> baton.v1.ListExecutorsRequest
-	31, // 64: baton.v1.Scheduler.GetStage:input_type -> baton.v1.GetStageRequest
-	35, // 65: baton.v1.Operator.Status:input_type -> baton.v1.StatusRequest
-	37, // 66: baton.v1.Operator.GetNodeStatus:input_type -> baton.v1.NodeStatusRequest
-	39, // 67: baton.v1.Operator.ListPeers:input_type -> baton.v1.ListPeersRequest
-	41, // 68: baton.v1.Operator.AddPeer:input_type -> baton.v1.AddPeerRequest
-	43, // 69: baton.v1.Operator.RemovePeer:input_type -> baton.v1.RemovePeerRequest
-	45, // 70: baton.v1.Operator.TransferLeadership:input_type -> baton.v1.TransferLeadershipRequest
-	47, // 71: baton.v1.Operator.RegisterMember:input_type -> baton.v1.RegisterMemberRequest
-	55, // 72: baton.v1.Operator.ReportResultLost:input_type -> baton.v1.ReportResultLostRequest
-	52, // 73: baton.v1.Operator.LeaderHistory:input_type -> baton.v1.LeaderHistoryRequest
-	49, // 74: baton.v1.Operator.SnapshotSave:input_type -> baton.v1.SnapshotSaveRequest
-	50, // 75: baton.v1.Operator.SnapshotRestore:input_type -> baton.v1.SnapshotChunk
-	66, // 76: baton.v1.Executors.Connect:input_type -> baton.v1.ExecutorMessage
-	76, // 77: baton.v1.Blocks.FetchShuffle:input_type -> baton.v1.FetchShuffleRequest
-	77, // 78: baton.v1.Blocks.FetchResult:input_type -> baton.v1.FetchResultRequest
-	79, // 79: baton.v1.Blocks.Stats:input_type -> baton.v1.ExecutorStatsRequest
-	82, // 80: baton.v1.ACL.Bootstrap:input_type -> baton.v1.ACLBootstrapRequest
-	84, // 81: baton.v1.ACL.CreateToken:input_type -> baton.v1.CreateTokenRequest
-	86, // 82: baton.v1.ACL.ListTokens:input_type -> baton.v1.ListTokensRequest
-	88, // 83: baton.v1.ACL.DeleteToken:input_type -> baton.v1.DeleteTokenRequest
-	14, // 84: baton.v1.Scheduler.SubmitJob:output_type -> baton.v1.SubmitJobResponse
-	10, // 85: baton.v1.Scheduler.GetJob:output_type -> baton.v1.Job
-	17, // 86: baton.v1.Scheduler.ListJobs:output_type -> baton.v1.ListJobsResponse
-	19, // 87: baton.v1.Scheduler.CancelJob:output_type -> baton.v1.CancelJobResponse
-	22, // 88: baton.v1.Scheduler.CancelJobGroup:output_type -> baton.v1.CancelJobsResponse
-	22, // 89: baton.v1.Scheduler.CancelStage:output_type -> baton.v1.CancelJobsResponse
-	10, // 90: baton.v1.Scheduler.WatchJob:output_type -> baton.v1.Job
-	27, // 91: baton.v1.Scheduler.CollectResults:output_type -> baton.v1.ResultChunk
-	25, // 92: baton.v1.Scheduler.ReleaseJob:output_type -> baton.v1.ReleaseJobResponse
-	30, // 93: baton.v1.Scheduler.ListExecutors:output_type -> baton.v1.ListExecutorsResponse
-	33, // 94: baton.v1.Scheduler.GetStage:output_type -> baton.v1.StageDetail
-	36, // 95: baton.v1.Operator.Status:output_type -> baton.v1.StatusResponse
-	38, // 96: baton.v1.Operator.GetNodeStatus:output_type -> baton.v1.NodeStatus
-	40, // 97: baton.v1.Operator.ListPeers:output_type -> baton.v1.ListPeersResponse
-	42, // 98: baton.v1.Operator.AddPeer:output_type -> baton.v1.AddPeerResponse
-	44, // 99: baton.v1.Operator.RemovePeer:output_type -> baton.v1.RemovePeerResponse
-	46, // 100: baton.v1.Operator.TransferLeadership:output_type -> baton.v1.TransferLeadershipResponse
-	48, // 101: baton.v1.Operator.RegisterMember:output_type -> baton.v1.RegisterMemberResponse
-	56, // 102: baton.v1.Operator.ReportResultLost:output_type -> baton.v1.ReportResultLostResponse
-	54, // 103: baton.v1.Operator.LeaderHistory:output_type -> baton.v1.LeaderHistoryResponse
-	50, // 104: baton.v1.Operator.SnapshotSave:output_type -> baton.v1.SnapshotChunk
-	51, // 105: baton.v1.Operator.SnapshotRestore:output_type -> baton.v1.SnapshotRestoreResponse
-	75, // 106: baton.v1.Executors.Connect:output_type -> baton.v1.DriverMessage
-	78, // 107: baton.v1.Blocks.FetchShuffle:output_type -> baton.v1.BlockChunk
-	78, // 108: baton.v1.Blocks.FetchResult:output_type -> baton.v1.BlockChunk
-	80, // 109: baton.v1.Blocks.Stats:output_type -> baton.v1.ExecutorStats
-	83, // 110: baton.v1.ACL.Bootstrap:output_type -> baton.v1.ACLBootstrapResponse
-	85, // 111: baton.v1.ACL.CreateToken:output_type -> baton.v1.CreateTokenResponse
-	87, // 112: baton.v1.ACL.ListTokens:output_type -> baton.v1.ListTokensResponse
-	89, // 113: baton.v1.ACL.DeleteToken:output_type -> baton.v1.DeleteTokenResponse
-	84, // [84:114] is the sub-list for method output_type
-	54, // [54:84] is the sub-list for method input_type
-	54, // [54:54] is the sub-list for extension type_name
-	54, // [54:54] is the sub-list for extension extendee
-	0,  // [0:54] is the sub-list for field type_name
+	63, // 10: baton.v1.Job.accumulators:type_name -> baton.v1.Accumulator
+	63, // 11: baton.v1.Job.failed_accumulators:type_name -> baton.v1.Accumulator
+	11, // 12: baton.v1.Job.map_statistics:type_name -> baton.v1.MapStageStatistics
+	5,  // 13: baton.v1.SubmitJobRequest.plan:type_name -> baton.v1.Plan
+	10, // 14: baton.v1.ListJobsResponse.jobs:type_name -> baton.v1.Job
+	30, // 15: baton.v1.ListExecutorsResponse.executors:type_name -> baton.v1.Executor
+	13, // 16: baton.v1.StageDetail.stage:type_name -> baton.v1.Stage
+	33, // 17: baton.v1.StageDetail.tasks:type_name -> baton.v1.TaskAttempt
+	93, // 18: baton.v1.StageDetail.task_counts:type_name -> baton.v1.StageDetail.TaskCountsEntry
+	39, // 19: baton.v1.StatusResponse.node:type_name -> baton.v1.NodeStatus
+	35, // 20: baton.v1.StatusResponse.peers:type_name -> baton.v1.Peer
+	35, // 21: baton.v1.ListPeersResponse.peers:type_name -> baton.v1.Peer
+	54, // 22: baton.v1.LeaderHistoryResponse.takeovers:type_name -> baton.v1.Takeover
+	59, // 23: baton.v1.ShuffleInput.locations:type_name -> baton.v1.MapLocation
+	58, // 24: baton.v1.TaskLaunch.id:type_name -> baton.v1.TaskID
+	60, // 25: baton.v1.TaskLaunch.inputs:type_name -> baton.v1.ShuffleInput
+	58, // 26: baton.v1.TaskStatus.id:type_name -> baton.v1.TaskID
+	1,  // 27: baton.v1.TaskStatus.state:type_name -> baton.v1.TaskState
+	2,  // 28: baton.v1.TaskStatus.failure:type_name -> baton.v1.FailureKind
+	63, // 29: baton.v1.TaskStatus.accumulators:type_name -> baton.v1.Accumulator
+	3,  // 30: baton.v1.Accumulator.kind:type_name -> baton.v1.AccumulatorKind
+	58, // 31: baton.v1.Hello.running:type_name -> baton.v1.TaskID
+	58, // 32: baton.v1.Hello.unacked:type_name -> baton.v1.TaskID
+	62, // 33: baton.v1.StatusUpdates.updates:type_name -> baton.v1.TaskStatus
+	58, // 34: baton.v1.CommitRequest.id:type_name -> baton.v1.TaskID
+	64, // 35: baton.v1.ExecutorMessage.hello:type_name -> baton.v1.Hello
+	65, // 36: baton.v1.ExecutorMessage.updates:type_name -> baton.v1.StatusUpdates
+	66, // 37: baton.v1.ExecutorMessage.commit:type_name -> baton.v1.CommitRequest
+	61, // 38: baton.v1.Launch.tasks:type_name -> baton.v1.TaskLaunch
+	73, // 39: baton.v1.DeleteBlocks.results:type_name -> baton.v1.ResultBlock
+	68, // 40: baton.v1.DriverMessage.welcome:type_name -> baton.v1.Welcome
+	69, // 41: baton.v1.DriverMessage.launch:type_name -> baton.v1.Launch
+	70, // 42: baton.v1.DriverMessage.kill:type_name -> baton.v1.Kill
+	71, // 43: baton.v1.DriverMessage.ack:type_name -> baton.v1.Ack
+	72, // 44: baton.v1.DriverMessage.commit:type_name -> baton.v1.CommitDecision
+	74, // 45: baton.v1.DriverMessage.delete:type_name -> baton.v1.DeleteBlocks
+	75, // 46: baton.v1.DriverMessage.not_leader:type_name -> baton.v1.NotLeader
+	4,  // 47: baton.v1.BlockChunk.error:type_name -> baton.v1.BlockError
+	94, // 48: baton.v1.ExecutorStats.launches_by_job:type_name -> baton.v1.ExecutorStats.LaunchesByJobEntry
+	95, // 49: baton.v1.ExecutorStats.first_launch_by_term:type_name -> baton.v1.ExecutorStats.FirstLaunchByTermEntry
+	96, // 50: baton.v1.ExecutorStats.last_launch_by_term:type_name -> baton.v1.ExecutorStats.LastLaunchByTermEntry
+	82, // 51: baton.v1.ACLBootstrapResponse.token:type_name -> baton.v1.ACLToken
+	82, // 52: baton.v1.CreateTokenResponse.token:type_name -> baton.v1.ACLToken
+	82, // 53: baton.v1.ListTokensResponse.tokens:type_name -> baton.v1.ACLToken
+	8,  // 54: baton.v1.Plan.DatasetsEntry.value:type_name -> baton.v1.Dataset
+	14, // 55: baton.v1.Scheduler.SubmitJob:input_type -> baton.v1.SubmitJobRequest
+	16, // 56: baton.v1.Scheduler.GetJob:input_type -> baton.v1.GetJobRequest
+	17, // 57: baton.v1.Scheduler.ListJobs:input_type -> baton.v1.ListJobsRequest
+	19, // 58: baton.v1.Scheduler.CancelJob:input_type -> baton.v1.CancelJobRequest
+	21, // 59: baton.v1.Scheduler.CancelJobGroup:input_type -> baton.v1.CancelJobGroupRequest
+	22, // 60: baton.v1.Scheduler.CancelStage:input_type -> baton.v1.CancelStageRequest
+	24, // 61: baton.v1.Scheduler.WatchJob:input_type -> baton.v1.WatchJobRequest
+	27, // 62: baton.v1.Scheduler.CollectResults:input_type -> baton.v1.CollectResultsRequest
+	25, // 63: baton.v1.Scheduler.ReleaseJob:input_type -> baton.v1.ReleaseJobRequest
+	29, // 64: baton.v1.Scheduler.ListExecutors:input_type -> baton.v1.ListExecutorsRequest
+	32, // 65: baton.v1.Scheduler.GetStage:input_type -> baton.v1.GetStageRequest
+	36, // 66: baton.v1.Operator.Status:input_type -> baton.v1.StatusRequest
+	38, // 67: baton.v1.Operator.GetNodeStatus:input_type -> baton.v1.NodeStatusRequest
+	40, // 68: baton.v1.Operator.ListPeers:input_type -> baton.v1.ListPeersRequest
+	42, // 69: baton.v1.Operator.AddPeer:input_type -> baton.v1.AddPeerRequest
+	44, // 70: baton.v1.Operator.RemovePeer:input_type -> baton.v1.RemovePeerRequest
+	46, // 71: baton.v1.Operator.TransferLeadership:input_type -> baton.v1.TransferLeadershipRequest
+	48, // 72: baton.v1.Operator.RegisterMember:input_type -> baton.v1.RegisterMemberRequest
+	56, // 73: baton.v1.Operator.ReportResultLost:input_type -> baton.v1.ReportResultLostRequest
+	53, // 74: baton.v1.Operator.LeaderHistory:input_type -> baton.v1.LeaderHistoryRequest
+	50, // 75: baton.v1.Operator.SnapshotSave:input_type -> baton.v1.SnapshotSaveRequest
+	51, // 76: baton.v1.Operator.SnapshotRestore:input_type -> baton.v1.SnapshotChunk
+	67, // 77: baton.v1.Executors.Connect:input_type -> baton.v1.ExecutorMessage
+	77, // 78: baton.v1.Blocks.FetchShuffle:input_type -> baton.v1.FetchShuffleRequest
+	78, // 79: baton.v1.Blocks.FetchResult:input_type -> baton.v1.FetchResultRequest
+	80, // 80: baton.v1.Blocks.Stats:input_type -> baton.v1.ExecutorStatsRequest
+	83, // 81: baton.v1.ACL.Bootstrap:input_type -> baton.v1.ACLBootstrapRequest
+	85, // 82: baton.v1.ACL.CreateToken:input_type -> baton.v1.CreateTokenRequest
+	87, // 83: baton.v1.ACL.ListTokens:input_type -> baton.v1.ListTokensRequest
+	89, // 84: baton.v1.ACL.DeleteToken:input_type -> baton.v1.DeleteTokenRequest
+	15, // 85: baton.v1.Scheduler.SubmitJob:output_type -> baton.v1.SubmitJobResponse
+	10, // 86: baton.v1.Scheduler.GetJob:output_type -> baton.v1.Job
+	18, // 87: baton.v1.Scheduler.ListJobs:output_type -> baton.v1.ListJobsResponse
+	20, // 88: baton.v1.Scheduler.CancelJob:output_type -> baton.v1.CancelJobResponse
+	23, // 89: baton.v1.Scheduler.CancelJobGroup:output_type -> baton.v1.CancelJobsResponse
+	23, // 90: baton.v1.Scheduler.CancelStage:output_type -> baton.v1.CancelJobsResponse
+	10, // 91: baton.v1.Scheduler.WatchJob:output_type -> baton.v1.Job
+	28, // 92: baton.v1.Scheduler.CollectResults:output_type -> baton.v1.ResultChunk
+	26, // 93: baton.v1.Scheduler.ReleaseJob:output_type -> baton.v1.ReleaseJobResponse
+	31, // 94: baton.v1.Scheduler.ListExecutors:output_type -> baton.v1.ListExecutorsResponse
+	34, // 95: baton.v1.Scheduler.GetStage:output_type -> baton.v1.StageDetail
+	37, // 96: baton.v1.Operator.Status:output_type -> baton.v1.StatusResponse
+	39, // 97: baton.v1.Operator.GetNodeStatus:output_type -> baton.v1.NodeStatus
+	41, // 98: baton.v1.Operator.ListPeers:output_type -> baton.v1.ListPeersResponse
+	43, // 99: baton.v1.Operator.AddPeer:output_type -> baton.v1.AddPeerResponse
+	45, // 100: baton.v1.Operator.RemovePeer:output_type -> baton.v1.RemovePeerResponse
+	47, // 101: baton.v1.Operator.TransferLeadership:output_type -> baton.v1.TransferLeadershipResponse
+	49, // 102: baton.v1.Operator.RegisterMember:output_type -> baton.v1.RegisterMemberResponse
+	57, // 103: baton.v1.Operator.ReportResultLost:output_type -> baton.v1.ReportResultLostResponse
+	55, // 104: baton.v1.Operator.LeaderHistory:output_type -> baton.v1.LeaderHistoryResponse
+	51, // 105: baton.v1.Operator.SnapshotSave:output_type -> baton.v1.SnapshotChunk
+	52, // 106: baton.v1.Operator.SnapshotRestore:output_type -> baton.v1.SnapshotRestoreResponse
+	76, // 107: baton.v1.Executors.Connect:output_type -> baton.v1.DriverMessage
+	79, // 108: baton.v1.Blocks.FetchShuffle:output_type -> baton.v1.BlockChunk
+	79, // 109: baton.v1.Blocks.FetchResult:output_type -> baton.v1.BlockChunk
+	81, // 110: baton.v1.Blocks.Stats:output_type -> baton.v1.ExecutorStats
+	84, // 111: baton.v1.ACL.Bootstrap:output_type -> baton.v1.ACLBootstrapResponse
+	86, // 112: baton.v1.ACL.CreateToken:output_type -> baton.v1.CreateTokenResponse
+	88, // 113: baton.v1.ACL.ListTokens:output_type -> baton.v1.ListTokensResponse
+	90, // 114: baton.v1.ACL.DeleteToken:output_type -> baton.v1.DeleteTokenResponse
+	85, // [85:115] is the sub-list for method output_type
+	55, // [55:85] is the sub-list for method input_type
+	55, // [55:55] is the sub-list for extension type_name
+	55, // [55:55] is the sub-list for extension extendee
+	0,  // [0:55] is the sub-list for field type_name
 }
 
 func init() { file_api_baton_proto_init() }
@@ -7106,12 +7303,12 @@ func file_api_baton_proto_init() {
 		return
 	}
 	file_api_baton_proto_msgTypes[3].OneofWrappers = []any{}
-	file_api_baton_proto_msgTypes[61].OneofWrappers = []any{
+	file_api_baton_proto_msgTypes[62].OneofWrappers = []any{
 		(*ExecutorMessage_Hello)(nil),
 		(*ExecutorMessage_Updates)(nil),
 		(*ExecutorMessage_Commit)(nil),
 	}
-	file_api_baton_proto_msgTypes[70].OneofWrappers = []any{
+	file_api_baton_proto_msgTypes[71].OneofWrappers = []any{
 		(*DriverMessage_Welcome)(nil),
 		(*DriverMessage_Launch)(nil),
 		(*DriverMessage_Kill)(nil),
@@ -7126,7 +7323,7 @@ func file_api_baton_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_api_baton_proto_rawDesc), len(file_api_baton_proto_rawDesc)),
 			NumEnums:      5,
-			NumMessages:   91,
+			NumMessages:   92,
 			NumExtensions: 0,
 			NumServices:   5,
 		},

@@ -662,6 +662,8 @@ func (p *placer) build(t dag.TaskSpec, sv *stageView, exec string, speculative b
 		MaxDirectResultSize: l.d.opts.MaxDirectResultSize,
 		MaxResultSize:       p.v.jobs[t.Job],
 		ShuffleKey:          sv.shuffleKey,
+		ReduceStart:         int32(t.ReduceStart),
+		ReduceEnd:           int32(t.ReduceEnd),
 	}
 	tl.Id.Ticket = ticket(l.ticketKey(), tl.Id, exec)
 	if l.blockSigner() != nil {

@@ -56,6 +56,7 @@ func (e *Executor) execute(ctx context.Context, l *api.TaskLaunch, g *plan.Graph
 		Partition:  int(id.Partition),
 		ShuffleKey: l.ShuffleKey,
 		Inputs:     map[string]ops.ShuffleInput{},
+		Reducers:   ops.ReducerRange{Start: int(l.ReduceStart), End: int(l.ReduceEnd)},
 		Context: ops.TaskContext{
 			Job: id.Job, Stage: id.Stage, StageAttempt: int(id.StageAttempt), Partition: int(id.Partition), Attempt: int(id.Attempt), Executor: e.opts.ID,
 			Acc: acc,

@@ -92,7 +92,8 @@ var schedulerCommands = []schedulerCommand{
 				return nil, fmt.Errorf("graph: %w", err)
 			}
 			m := &fsmpb.SubmitJob{Graph: g, AllPartitions: x.Partitions == nil, Key: x.Key, Pool: x.Pool,
-				MaxTaskFailures: int32(x.MaxTaskFailures), MaxResultSize: x.MaxResultSize, Group: x.Group}
+				MaxTaskFailures: int32(x.MaxTaskFailures), MaxResultSize: x.MaxResultSize, Group: x.Group,
+				MapStage: x.MapStage, AdaptiveTarget: x.AdaptiveTarget}
 			for _, p := range x.Partitions {
 				m.Partitions = append(m.Partitions, int32(p))
 			}
@@ -107,7 +108,8 @@ var schedulerCommands = []schedulerCommand{
 			if err := json.Unmarshal(m.Graph, g); err != nil {
 				return nil, fmt.Errorf("graph: %w", err)
 			}
-			c := &dag.SubmitJob{Time: now, Graph: g, Key: m.Key, Pool: m.Pool, MaxTaskFailures: int(m.MaxTaskFailures), MaxResultSize: m.MaxResultSize, Group: m.Group}
+			c := &dag.SubmitJob{Time: now, Graph: g, Key: m.Key, Pool: m.Pool, MaxTaskFailures: int(m.MaxTaskFailures), MaxResultSize: m.MaxResultSize, Group: m.Group,
+				MapStage: m.MapStage, AdaptiveTarget: m.AdaptiveTarget}
 			if !m.AllPartitions {
 				c.Partitions = make([]int, len(m.Partitions))
 				for i, x := range m.Partitions {

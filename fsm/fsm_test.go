@@ -37,6 +37,7 @@ func allCommands() []dag.Command {
 		&dag.RemoveExecutor{ID: "e1", Reason: "heartbeat timeout"},
 		&dag.SubmitJob{Graph: testGraph(), Key: "idem", Pool: "etl", MaxTaskFailures: 2, MaxResultSize: 1 << 20, Group: "nightly"},
 		&dag.SubmitJob{Graph: testGraph(), Partitions: []int{1}},
+		&dag.SubmitJob{Graph: testGraph(), MapStage: true, AdaptiveTarget: 64 << 20},
 		&dag.SubmitJob{Graph: testGraph(), Partitions: []int{}},
 		&dag.TaskEnded{Task: 7, Stage: 1, StageAttempt: 2, Partition: 3, Attempt: 1, Executor: "e2", Epoch: 9,
 			Reason: dag.FetchFailed, Message: "boom", MapBytes: 10, MapSizes: []byte{1, 2}, ResultSize: 5,

@@ -24,8 +24,17 @@ type Task struct {
 	// Inputs are the shuffles the task reads, by key, with their map
 	// output locations.
 	Inputs  map[string]ShuffleInput
-	Context TaskContext
+	// Reducers, when End > 0, makes the task one of a coalesced stage
+	// (the scheduler's adaptive coalescing): the datasets of its stage
+	// that read shuffles read reducer partitions [Start, End), in order,
+	// instead of the partition Partition.
+	Reducers ReducerRange
+	Context  TaskContext
 }
+
+// ReducerRange is a range of reducer partitions [Start, End); End 0 is
+// no range.
+type ReducerRange struct{ Start, End int }
 
 // ShuffleInput is a shuffle a task reads.
 type ShuffleInput struct {
@@ -150,6 +159,11 @@ func (r *Runner) newExec(ctx context.Context, t *Task) (*exec, error) {
 	}
 	if t.Partition < 0 || t.Partition >= t.Graph.Nodes[t.Node].Partitions {
 		return nil, fmt.Errorf("ops: partition %d out of range for %d partitions", t.Partition, t.Graph.Nodes[t.Node].Partitions)
+	}
+	if r := t.Reducers; r.End > 0 {
+		if err := checkReducers(t.Graph, t.Node, r); err != nil {
+			return nil, err
+		}
 	}
 	tc := t.Context
 	tc.Partition = t.Partition
@@ -287,9 +301,42 @@ func (x *exec) compute(node, p int, emit Emit) error {
 		}
 		return fmt.Errorf("ops: dataset %q: no input covers partition %d", n.Name, p)
 	case "reduceByKey", "groupByKey", "repartition", "distinct", "cogroup", "join", "sortByKey":
+		if r := x.t.Reducers; r.End > 0 {
+			// A coalesced task: its reducers, in order (keys of a hash
+			// shuffle are apart by reducer; a range shuffle's reducers
+			// are in key order, so the output stays sorted).
+			for reduce := r.Start; reduce < r.End; reduce++ {
+				if err := x.readShuffle(node, reduce, emit); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
 		return x.readShuffle(node, p, emit)
 	}
 	return fmt.Errorf("ops: dataset %q: operator %q is not supported by this executor", n.Name, n.Op)
+}
+
+// checkReducers refuses a reducer range a coalesced task cannot have:
+// out of the node's partitions, or a stage that does not read its
+// shuffles one partition to one (a source, a union).
+func checkReducers(g *plan.Graph, node int, r ReducerRange) error {
+	n := g.Nodes[node].Partitions
+	if r.Start < 0 || r.Start >= r.End || r.End > n {
+		return fmt.Errorf("ops: reducer range [%d, %d) out of the %d partitions of dataset %q", r.Start, r.End, n, g.Nodes[node].Name)
+	}
+	for _, i := range g.NarrowClosure(node) {
+		deps := g.Nodes[i].Deps
+		if len(deps) == 0 {
+			return fmt.Errorf("ops: dataset %q reads no shuffle: its stage cannot be coalesced", g.Nodes[i].Name)
+		}
+		for _, d := range deps {
+			if d.Kind == plan.Range {
+				return fmt.Errorf("ops: dataset %q reads ranges of its inputs: its stage cannot be coalesced", g.Nodes[i].Name)
+			}
+		}
+	}
+	return nil
 }
 
 // runResult evaluates the action on the task's partition.

@@ -501,9 +501,15 @@ type SubmitJob struct {
 	MaxTaskFailures int32   `protobuf:"varint,6,opt,name=max_task_failures,json=maxTaskFailures,proto3" json:"max_task_failures,omitempty"`
 	MaxResultSize   int64   `protobuf:"varint,7,opt,name=max_result_size,json=maxResultSize,proto3" json:"max_result_size,omitempty"`
 	// group is the job group (empty: none).
-	Group         string `protobuf:"bytes,8,opt,name=group,proto3" json:"group,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Group string `protobuf:"bytes,8,opt,name=group,proto3" json:"group,omitempty"`
+	// map_stage: the job runs only the map stage of the shuffle its output
+	// reads (dag.SubmitJob.MapStage).
+	MapStage bool `protobuf:"varint,9,opt,name=map_stage,json=mapStage,proto3" json:"map_stage,omitempty"`
+	// adaptive_target > 0 coalesces the job's stages' reducer partitions
+	// into tasks of about that many bytes (dag.SubmitJob.AdaptiveTarget).
+	AdaptiveTarget int64 `protobuf:"varint,10,opt,name=adaptive_target,json=adaptiveTarget,proto3" json:"adaptive_target,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *SubmitJob) Reset() {
@@ -590,6 +596,20 @@ func (x *SubmitJob) GetGroup() string {
 		return x.Group
 	}
 	return ""
+}
+
+func (x *SubmitJob) GetMapStage() bool {
+	if x != nil {
+		return x.MapStage
+	}
+	return false
+}
+
+func (x *SubmitJob) GetAdaptiveTarget() int64 {
+	if x != nil {
+		return x.AdaptiveTarget
+	}
+	return 0
 }
 
 type TaskEnded struct {
@@ -1702,7 +1722,7 @@ const file_fsm_fsmpb_fsm_proto_rawDesc = "" +
 	"\x05funcs\x18\x04 \x03(\tR\x05funcs\"8\n" +
 	"\x0eRemoveExecutor\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +
-	"\x06reason\x18\x02 \x01(\tR\x06reason\"\xf8\x01\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\"\xbe\x02\n" +
 	"\tSubmitJob\x12\x14\n" +
 	"\x05graph\x18\x01 \x01(\fR\x05graph\x12%\n" +
 	"\x0eall_partitions\x18\x02 \x01(\bR\rallPartitions\x12\x1e\n" +
@@ -1713,7 +1733,10 @@ const file_fsm_fsmpb_fsm_proto_rawDesc = "" +
 	"\x04pool\x18\x05 \x01(\tR\x04pool\x12*\n" +
 	"\x11max_task_failures\x18\x06 \x01(\x05R\x0fmaxTaskFailures\x12&\n" +
 	"\x0fmax_result_size\x18\a \x01(\x03R\rmaxResultSize\x12\x14\n" +
-	"\x05group\x18\b \x01(\tR\x05group\"\xd6\x05\n" +
+	"\x05group\x18\b \x01(\tR\x05group\x12\x1b\n" +
+	"\tmap_stage\x18\t \x01(\bR\bmapStage\x12'\n" +
+	"\x0fadaptive_target\x18\n" +
+	" \x01(\x03R\x0eadaptiveTarget\"\xd6\x05\n" +
 	"\tTaskEnded\x12\x12\n" +
 	"\x04task\x18\x01 \x01(\x04R\x04task\x12\x14\n" +
 	"\x05stage\x18\x02 \x01(\x04R\x05stage\x12#\n" +

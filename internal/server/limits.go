@@ -143,6 +143,12 @@ func (sb *submitter) admit(req *api.SubmitJobRequest) error {
 	if err := dag.CheckJobGroup(req.Group); err != nil {
 		return status.Errorf(codes.InvalidArgument, "server: %v", err)
 	}
+	if req.AdaptiveTarget < 0 {
+		return status.Errorf(codes.InvalidArgument, "server: adaptive target %d bytes is negative", req.AdaptiveTarget)
+	}
+	if req.MapStage && req.SomePartitions {
+		return status.Errorf(codes.InvalidArgument, "server: a map-stage job runs every map partition of its shuffle: it takes no partitions")
+	}
 	running := 0
 	sb.state.Read(func(st *dag.State) { running = st.RunningJobs() })
 	if running >= l.MaxPendingJobs {

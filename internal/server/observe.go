@@ -129,6 +129,13 @@ func stageToProto(si dag.StageInfo) *api.Stage {
 	for _, p := range si.Parents {
 		ps.Parents = append(ps.Parents, uint64(p))
 	}
+	if si.Coalesced != nil {
+		ps.Reducers = int32(si.Graph.Nodes[si.Node].Partitions)
+		ps.Coalesced = make([]int32, len(si.Coalesced))
+		for i, r := range si.Coalesced {
+			ps.Coalesced[i] = int32(r)
+		}
+	}
 	return ps
 }
 

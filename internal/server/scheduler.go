@@ -302,6 +302,10 @@ func jobToProto(st *dag.State, j dag.JobInfo) *api.Job {
 		TaskSuccesses: j.TaskSuccesses, TaskFailures: j.TaskFailures,
 		Accumulators: accsToProto(j.Accumulators), FailedAccumulators: accsToProto(j.FailedAccumulators),
 		DroppedAccumulatorUpdates: j.DroppedAccUpdates + j.DroppedFailedAcc, Group: j.Group,
+		MapStage: j.MapStage, AdaptiveTarget: j.Adaptive,
+	}
+	if j.HasMapShuffle {
+		out.MapStatistics = mapStatistics(st, j.MapShuffle)
 	}
 	if j.Graph != nil {
 		a := j.Graph.Action
@@ -318,6 +322,27 @@ func jobToProto(st *dag.State, j dag.JobInfo) *api.Job {
 			continue
 		}
 		out.Stages = append(out.Stages, stageToProto(si))
+	}
+	return out
+}
+
+// maxListedReducers bounds the reducers whose bytes a map-stage job's
+// status lists (its total is always there).
+const maxListedReducers = 100_000
+
+// mapStatistics is a shuffle's MapOutputStatistics for a job's status.
+func mapStatistics(st *dag.State, id dag.ShuffleID) *api.MapStageStatistics {
+	sh, ok := st.Shuffle(id)
+	if !ok {
+		return nil
+	}
+	by, registered, _ := st.ShuffleStatistics(id)
+	out := &api.MapStageStatistics{Shuffle: uint64(id), Maps: int32(sh.Maps), MapsRegistered: int32(registered), Reducers: int32(sh.Reducers)}
+	for _, b := range by {
+		out.TotalBytes += b
+	}
+	if len(by) <= maxListedReducers {
+		out.ReducerBytes = by
 	}
 	return out
 }

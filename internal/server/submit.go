@@ -158,6 +158,12 @@ func (sb *submitter) Submit(ctx context.Context, req *api.SubmitJobRequest) (*ap
 	if err := checkGraphSize(g, len(job.Partitions)); err != nil {
 		return nil, err
 	}
+	if job.MapStage {
+		if n := len(g.ShuffleDeps(g.Output)); n != 1 {
+			return nil, invalid("server: a map-stage job runs the shuffle its output dataset reads, and %q reads %d shuffles; the output must read exactly one (its stage begins at one groupByKey, reduceByKey, repartition, distinct or sortByKey)",
+				g.Nodes[g.Output].Name, n)
+		}
+	}
 	r, index, err := sb.jobs.propose(ctx, job)
 	if err != nil {
 		return nil, err
@@ -223,7 +229,8 @@ func checkPartitions(parts []int32, g *plan.Graph) error {
 // limits, the node's defaults where it sets none.
 func (sb *submitter) job(req *api.SubmitJobRequest) *dag.SubmitJob {
 	cmd := &dag.SubmitJob{Key: req.IdempotencyKey, Pool: req.Pool, Group: req.Group,
-		MaxTaskFailures: int(req.MaxTaskFailures), MaxResultSize: req.MaxResultSize}
+		MaxTaskFailures: int(req.MaxTaskFailures), MaxResultSize: req.MaxResultSize,
+		MapStage: req.MapStage, AdaptiveTarget: req.AdaptiveTarget}
 	if cmd.MaxTaskFailures == 0 {
 		cmd.MaxTaskFailures = sb.opts.Defaults.MaxTaskFailures
 	}
