@@ -341,6 +341,16 @@ type SubmitOptions struct {
 	// Group is the job group (Spark's setJobGroup): CancelJobGroup
 	// cancels the group's running jobs.
 	Group string
+	// MapStage runs only the map stage of the shuffle the plan's output
+	// reads (Spark's submitMapStage): the job has no results, and its
+	// status carries the shuffle's statistics (api.Job.MapStatistics).
+	// While it is not released, later jobs reading the shuffle reuse its
+	// outputs.
+	MapStage bool
+	// AdaptiveTarget > 0 coalesces neighbouring reducer partitions of the
+	// job's stages into tasks of about this many bytes of shuffle input
+	// (Spark's adaptive query execution).
+	AdaptiveTarget int64
 }
 
 // Submit submits a plan and returns the job id.
@@ -359,7 +369,8 @@ func (c *Client) Submit(ctx context.Context, p *plan.Plan, opts SubmitOptions) (
 		}
 	}
 	req := &api.SubmitJobRequest{Plan: api.PlanToProto(p), IdempotencyKey: opts.IdempotencyKey, Pool: opts.Pool,
-		MaxTaskFailures: int32(opts.MaxTaskFailures), MaxResultSize: opts.MaxResultSize, Group: opts.Group}
+		MaxTaskFailures: int32(opts.MaxTaskFailures), MaxResultSize: opts.MaxResultSize, Group: opts.Group,
+		MapStage: opts.MapStage, AdaptiveTarget: opts.AdaptiveTarget}
 	if req.IdempotencyKey == "" {
 		req.IdempotencyKey = NewKey()
 	}

@@ -304,6 +304,12 @@ func printJob(w io.Writer, j *api.Job) {
 	if j.Message != "" {
 		fmt.Fprintf(w, "Message    %s\n", j.Message)
 	}
+	if j.AdaptiveTarget > 0 {
+		fmt.Fprintf(w, "Adaptive   coalescing reducer partitions to about %s each\n", humanBytes(j.AdaptiveTarget))
+	}
+	if j.MapStage {
+		fmt.Fprintf(w, "Map stage  %s\n", mapStatisticsLine(j.MapStatistics))
+	}
 	printAccumulators(w, j)
 	if len(j.Stages) == 0 {
 		return
@@ -316,6 +322,9 @@ func printJob(w io.Writer, j *api.Job) {
 		if s.Map {
 			kind = fmt.Sprintf("map (shuffle %d)", s.Shuffle)
 		}
+		if len(s.Coalesced) > 0 {
+			kind += fmt.Sprintf(", %d partitions coalesced", s.Reducers)
+		}
 		var parents []string
 		for _, p := range s.Parents {
 			parents = append(parents, strconv.FormatUint(p, 10))
@@ -323,6 +332,22 @@ func printJob(w io.Writer, j *api.Job) {
 		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%d\t%d/%d\t%s\n", s.Id, s.Name, kind, s.State, s.Attempt, s.Available, s.Tasks, dash(strings.Join(parents, ",")))
 	}
 	tw.Flush()
+}
+
+// mapStatisticsLine summarises a map-stage job's shuffle statistics.
+func mapStatisticsLine(m *api.MapStageStatistics) string {
+	if m == nil {
+		return "its shuffle is released"
+	}
+	line := fmt.Sprintf("shuffle %d: %d/%d map outputs, %s for %d reducers", m.Shuffle, m.MapsRegistered, m.Maps, humanBytes(int64(m.TotalBytes)), m.Reducers)
+	if len(m.ReducerBytes) > 0 {
+		lo, hi := m.ReducerBytes[0], m.ReducerBytes[0]
+		for _, b := range m.ReducerBytes {
+			lo, hi = min(lo, b), max(hi, b)
+		}
+		line += fmt.Sprintf(" (%s to %s each)", humanBytes(int64(lo)), humanBytes(int64(hi)))
+	}
+	return line
 }
 
 var jobCancelOpts struct{ group string }
@@ -427,6 +452,45 @@ var submitOpts struct {
 	maxResultSize   int64
 	pool            string
 	group           string
+	mapStage        bool
+	adaptive        bool
+	adaptiveTarget  byteSize
+}
+
+// byteSize is a flag of bytes with an optional unit: 64MiB, 512KiB, 1GB.
+type byteSize int64
+
+func (b *byteSize) String() string { return strconv.FormatInt(int64(*b), 10) }
+
+func (b *byteSize) Set(v string) error {
+	n, err := parseByteSize(v)
+	if err != nil {
+		return err
+	}
+	*b = byteSize(n)
+	return nil
+}
+
+// parseByteSize reads a size: a number, then optionally B, KB, MB, GB,
+// KiB, MiB or GiB (case-insensitive).
+func parseByteSize(v string) (int64, error) {
+	s := strings.ToLower(strings.TrimSpace(v))
+	units := []struct {
+		suffix string
+		mult   int64
+	}{{"kib", 1 << 10}, {"mib", 1 << 20}, {"gib", 1 << 30}, {"kb", 1e3}, {"mb", 1e6}, {"gb", 1e9}, {"k", 1 << 10}, {"m", 1 << 20}, {"g", 1 << 30}, {"b", 1}}
+	mult := int64(1)
+	for _, u := range units {
+		if strings.HasSuffix(s, u.suffix) {
+			s, mult = strings.TrimSpace(strings.TrimSuffix(s, u.suffix)), u.mult
+			break
+		}
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n <= 0 || n > (1<<62)/mult {
+		return 0, fmt.Errorf("%q is not a size in bytes (such as 64MiB)", v)
+	}
+	return n * mult, nil
 }
 
 func submitFlags(fs *flag.FlagSet) {
@@ -438,6 +502,10 @@ func submitFlags(fs *flag.FlagSet) {
 	fs.Int64Var(&submitOpts.maxResultSize, "max-result-size", 0, "bytes of results the job may hold (default: the quorum's)")
 	fs.StringVar(&submitOpts.group, "group", "", "the job group: job cancel -group cancels the group's running jobs")
 	fs.StringVar(&submitOpts.pool, "pool", "", "the FAIR pool the job's tasks share slots in (default: the default pool)")
+	fs.BoolVar(&submitOpts.mapStage, "map-stage", false, "run only the map stage of the shuffle the plan's output reads and print its statistics (Spark's submitMapStage); with -wait the job is kept, so later jobs reading the shuffle reuse its outputs until job release")
+	fs.BoolVar(&submitOpts.adaptive, "adaptive", false, "coalesce small reducer partitions: each stage reading shuffles runs tasks of about -adaptive-target bytes of input, decided from its parents' map output statistics")
+	submitOpts.adaptiveTarget = 64 << 20
+	fs.Var(&submitOpts.adaptiveTarget, "adaptive-target", "with -adaptive: the bytes of shuffle input a coalesced task reads (64MiB, 1GiB, ...)")
 }
 
 // resultRecords reads a job's answer (its partitions' results merged as
@@ -525,7 +593,14 @@ func runSubmit(ctx context.Context, c *common, fs *flag.FlagSet, args []string) 
 		return err
 	}
 	defer cl.Close()
-	sopts := client.SubmitOptions{IdempotencyKey: submitOpts.key, MaxTaskFailures: submitOpts.maxTaskFailures, MaxResultSize: submitOpts.maxResultSize, Pool: submitOpts.pool, Group: submitOpts.group}
+	sopts := client.SubmitOptions{IdempotencyKey: submitOpts.key, MaxTaskFailures: submitOpts.maxTaskFailures, MaxResultSize: submitOpts.maxResultSize, Pool: submitOpts.pool, Group: submitOpts.group,
+		MapStage: submitOpts.mapStage}
+	if submitOpts.adaptive {
+		sopts.AdaptiveTarget = int64(submitOpts.adaptiveTarget)
+	}
+	if submitOpts.mapStage && (p.Action.Op == "take" || p.Action.Op == "first") {
+		return usagef("-map-stage runs a shuffle's map stage: it does not go with a %s action", p.Action.Op)
+	}
 	if submitOpts.wait && (p.Action.Op == "take" || p.Action.Op == "first") {
 		// take(n) reads as few partitions as it can, in growing jobs.
 		wctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -560,7 +635,7 @@ func runSubmit(ctx context.Context, c *common, fs *flag.FlagSet, args []string) 
 		return err
 	}
 	var recs []ops.Record
-	if j.State == api.JobState_JOB_STATE_SUCCEEDED {
+	if j.State == api.JobState_JOB_STATE_SUCCEEDED && !j.MapStage {
 		recs, err = resultRecords(wctx, cl, j)
 		switch {
 		case errors.Is(err, client.ErrUnmerged):
@@ -578,6 +653,10 @@ func runSubmit(ctx context.Context, c *common, fs *flag.FlagSet, args []string) 
 	if c.json() {
 		out := map[string]any{"job": id, "state": jobStateNames[j.State], "message": j.Message, "results": jsonRecords(recs),
 			"accumulators": jsonAccumulators(j.Accumulators), "failed_accumulators": jsonAccumulators(j.FailedAccumulators)}
+		if m := j.MapStatistics; m != nil {
+			out["map_statistics"] = map[string]any{"shuffle": m.Shuffle, "maps": m.Maps, "maps_registered": m.MapsRegistered,
+				"reducers": m.Reducers, "total_bytes": m.TotalBytes, "reducer_bytes": m.ReducerBytes}
+		}
 		if err := printJSON(c.env.Stdout, out); err != nil {
 			return err
 		}

@@ -163,7 +163,7 @@ async function viewJob(id) {
   const s = jobState(j.state);
   const stages = j.stages || [];
   const rows = stages.map(st => `<tr data-stage="${esc(st.id)}">
-    <td class="num"><a href="#/stage/${esc(st.id)}">${esc(st.id)}</a></td><td>${esc(st.name)}</td><td>${st.map ? "map" : "result"}</td>
+    <td class="num"><a href="#/stage/${esc(st.id)}">${esc(st.id)}</a></td><td>${esc(st.name)}</td><td>${st.map ? "map" : "result"}${coalescedNote(st)}</td>
     <td>${badge(stageState(st))}</td><td>${bar(num(st.available), num(st.tasks), st.state)}</td>
     <td class="num">${num(st.attempt) < 0 ? "—" : num(st.attempt)}</td><td class="num">${num(st.failed_attempts)}</td>
     <td>${esc((st.parents || []).join(", ") || "—")}</td></tr>`).join("");
@@ -173,6 +173,8 @@ async function viewJob(id) {
       <dt>Action</dt><dd>${esc(j.action)}</dd>
       <dt>Pool</dt><dd>${esc(j.pool || "default")}</dd>
       ${j.group ? `<dt>Group</dt><dd>${esc(j.group)}</dd>` : ""}
+      ${num(j.adaptive_target) ? `<dt>Adaptive</dt><dd>reducer partitions coalesced to about ${bytes(j.adaptive_target)} a task</dd>` : ""}
+      ${j.map_stage ? `<dt>Map stage</dt><dd id="map-statistics">${mapStatistics(j.map_statistics)}</dd>` : ""}
       <dt>Submitted</dt><dd>${time(j.submitted_unix_nano)} · ${jobDuration(j)}</dd>
       <dt>Task ends</dt><dd>${num(j.task_successes)} successes, ${num(j.task_failures)} failures</dd>
       ${j.message ? `<dt>Message</dt><dd class="msg">${esc(j.message)}</dd>` : ""}
@@ -255,6 +257,21 @@ function dagSVG(stages) {
     <path d="M0,0 L10,5 L0,10 z" fill="#7c8699"/></marker></defs>${edges}${boxes}</svg>`;
 }
 
+// coalescedNote says how many reducer partitions adaptive coalescing
+// merged into a stage's tasks.
+function coalescedNote(st) {
+  const c = st.coalesced || [];
+  return c.length ? ` <span class="muted">(${num(st.reducers)} partitions coalesced into ${c.length})</span>` : "";
+}
+
+// mapStatistics describes a map-stage job's shuffle (its
+// MapOutputStatistics), while the job holds it.
+function mapStatistics(m) {
+  if (!m) return "its shuffle was released";
+  return `shuffle ${esc(m.shuffle)}: ${num(m.maps_registered)} of ${num(m.maps)} map outputs, ${bytes(m.total_bytes)} for ${num(m.reducers)} reducers` +
+    ((m.reducer_bytes || []).length ? ` (${reducerSummary(m)})` : "");
+}
+
 // reducerSummary says what a map stage's shuffle holds for its reducers
 // (the state's MapOutputStatistics): the total, and how skewed it is.
 function reducerSummary(d) {
@@ -294,6 +311,7 @@ async function viewStage(id) {
       <dt>Attempt</dt><dd>${num(s.attempt)} (${num(s.failed_attempts)} ended by fetch failures)</dd>
       <dt>Task attempts</dt><dd>${summary}</dd>
       ${s.map ? `<dt>Shuffle output</dt><dd id="reducers">${reducerSummary(d)}</dd>` : ""}
+      ${(s.coalesced || []).length ? `<dt>Adaptive</dt><dd id="coalesced">${num(s.reducers)} reducer partitions coalesced into ${s.coalesced.length} tasks (first partitions ${esc(s.coalesced.slice(0, 20).join(", "))}${s.coalesced.length > 20 ? ", …" : ""})</dd>` : ""}
     </dl></div>
     ${d.history_complete ? "" : '<p class="muted">This node started after the stage did: attempts that ended before are missing.</p>'}
     ${shown}<table id="tasks"><thead><tr><th class="num">Partition</th><th class="num">Task</th><th class="num">Attempt</th><th class="num">Stage attempt</th>
