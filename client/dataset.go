@@ -207,6 +207,28 @@ func (d *Dataset) LeftOuterJoin(other *Dataset, partitions int) *Dataset {
 	return d.add(&plan.Dataset{Op: "join", Inputs: []string{d.name, other.name}, How: "left", Partitions: partitions}, other)
 }
 
+// Persist marks d to be kept (Spark's persist): the first job that
+// computes its partitions leaves them in the executors' block stores, and
+// later jobs over d read them there instead of computing them again. A
+// partition lost with its executor is computed again from d's lineage.
+// Unpersist frees them.
+func (d *Dataset) Persist() *Dataset {
+	out := *d
+	out.nodes = maps.Clone(d.nodes)
+	if ds := out.nodes[d.name]; ds != nil {
+		cp := *ds
+		cp.Persist = true
+		out.nodes[d.name] = &cp
+	}
+	return &out
+}
+
+// Unpersist frees d's cached partitions (Spark's unpersist) and returns
+// how many persisted datasets it dropped (0: d was not cached).
+func (d *Dataset) Unpersist(ctx context.Context) (int, error) {
+	return d.c.Unpersist(ctx, d.name)
+}
+
 // Named names the job an action runs (for listings and the UI).
 func (d *Dataset) Named(name string) *Dataset {
 	out := *d

@@ -89,6 +89,9 @@ func coalescible(g *plan.Graph, node int) (reducers int, keys []string, ok bool)
 		if len(deps) == 0 {
 			return 0, nil, false // a source: its splits are not reducers
 		}
+		if g.Nodes[n].Persist != "" {
+			return 0, nil, false // its partitions are cached one by one
+		}
 		shuffles := 0
 		for _, d := range deps {
 			switch d.Kind {

@@ -45,6 +45,9 @@ import (
 //	    every runnable task of the stage succeeds (round-robin over exec's values)
 //	resubmit | commit stage=S part=P task=T [exec=E] | cancel job=J|group=G|stage=S [reason=R] | release job=J
 //	events on|off       results also print the transitions (Result.Events)
+//	unpersist key=(K,...) | cached   forget persisted datasets; list them
+//	    (a graph node NAME marked "persist" has key c-NAME; end and run
+//	    take "cache": the task keeps every persisted partition it computed)
 //	runnable [stage=S]   the tasks the driver may launch now
 //	state                the whole state, readable
 //	excluded stage=S     the executors excluded for the stage's current attempt and for every task
@@ -202,6 +205,9 @@ func (sc *scenario) run(t *testing.T, d *datadriven.TestData) string {
 				c.Indirect = true
 				c.Result = nil
 			}
+			if d.HasArg("cache") {
+				c.Cached = sc.cachedBy(c.Stage, c.Partition)
+			}
 			r := sc.apply(c)
 			fmt.Fprintf(&b, "%d.%d p%d on %s: %s\n", ts.Stage, ts.StageAttempt, ts.Partition, c.Executor, oneLine(r))
 		}
@@ -253,6 +259,25 @@ func (sc *scenario) run(t *testing.T, d *datadriven.TestData) string {
 		d.ScanArgs(t, "job", &job)
 		return sc.result(sc.apply(&ReleaseJob{Time: sc.time, Job: JobID(job)}))
 
+	case "unpersist":
+		arg, _ := d.Arg("key")
+		return sc.result(sc.apply(&Unpersist{Time: sc.time, Keys: arg.Vals}))
+
+	case "cached":
+		var b strings.Builder
+		for _, c := range s.Cached() {
+			execs := make([]string, 0, len(c.Executors))
+			for e, n := range c.Executors {
+				execs = append(execs, fmt.Sprintf("%s:%d", e, n))
+			}
+			sort.Strings(execs)
+			fmt.Fprintf(&b, "%s (%s): %d/%d partitions, %d bytes on %v\n", c.Key, c.Name, c.Cached, c.Partitions, c.Bytes, execs)
+		}
+		if b.Len() == 0 {
+			return "none"
+		}
+		return b.String()
+
 	case "runnable":
 		var b strings.Builder
 		only := -1
@@ -267,6 +292,9 @@ func (sc *scenario) run(t *testing.T, d *datadriven.TestData) string {
 			}
 			if ts.ReduceEnd > 0 {
 				fmt.Fprintf(&b, " reducers [%d,%d)", ts.ReduceStart, ts.ReduceEnd)
+			}
+			if ts.Cached {
+				b.WriteString(" cached")
 			}
 			if len(ts.Preferred) > 0 {
 				fmt.Fprintf(&b, " prefer %v", ts.Preferred)
@@ -356,6 +384,36 @@ func (sc *scenario) run(t *testing.T, d *datadriven.TestData) string {
 	}
 	d.Fatalf(t, "unknown command %q", d.Cmd)
 	return ""
+}
+
+// cachedBy lists the persisted partitions a task of the stage computing
+// partition p keeps (10 bytes each): every persisted dataset on its
+// narrow paths.
+func (sc *scenario) cachedBy(id StageID, p int) []CachedPartition {
+	st := sc.s.stages[id]
+	if st == nil {
+		return nil
+	}
+	var out []CachedPartition
+	var walk func(node, p int)
+	walk = func(node, p int) {
+		n := &st.graph.Nodes[node]
+		if n.Persist != "" {
+			out = append(out, CachedPartition{Key: n.Persist, Partition: p, Bytes: 10})
+		}
+		for _, d := range n.Deps {
+			switch d.Kind {
+			case plan.OneToOne:
+				walk(d.Parent, p)
+			case plan.Range:
+				if p >= d.OutStart && p < d.OutStart+d.Length {
+					walk(d.Parent, p-d.OutStart+d.InStart)
+				}
+			}
+		}
+	}
+	walk(st.node, p)
+	return out
 }
 
 // success builds a successful TaskEnded for a runnable task.
@@ -455,6 +513,9 @@ func (sc *scenario) taskEnded(t *testing.T, d *datadriven.TestData) *TaskEnded {
 		c.Indirect = true
 		c.Result = nil
 	}
+	if d.HasArg("cache") {
+		c.Cached = sc.cachedBy(c.Stage, part)
+	}
 	if d.MaybeScanArgs(t, "bytes", &bytesN) {
 		c.MapBytes = uint64(bytesN)
 	}
@@ -520,6 +581,8 @@ func parseGraph(t *testing.T, d *datadriven.TestData) *plan.Graph {
 				n.Partitions, _ = strconv.Atoi(f[2:])
 			case strings.HasPrefix(f, "key="):
 				key = f[4:]
+			case f == "persist":
+				n.Persist = "c-" + name
 			default:
 				i, ok := index[f]
 				if !ok {
@@ -577,6 +640,9 @@ func (sc *scenario) result(r Result) string {
 		fmt.Fprintf(&b, "dropped: shuffles %v", r.Dropped.Shuffles)
 		for _, ref := range r.Dropped.Results {
 			fmt.Fprintf(&b, " result(job %d p%d on %s task %d)", ref.Job, ref.Partition, ref.Executor, ref.Task)
+		}
+		if len(r.Dropped.Cached) > 0 {
+			fmt.Fprintf(&b, " cached %v", r.Dropped.Cached)
 		}
 		b.WriteString("\n")
 	}

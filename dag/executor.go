@@ -56,6 +56,7 @@ func (s *State) removeExecutor(c *RemoveExecutor) Result {
 	e.lostReason = c.Reason
 	s.executorOutputsLost(c.ID, s.epoch, true)
 	s.committersLost(c.ID)
+	s.cacheLost(c.ID)
 	// Results of unreleased jobs that lived in the executor's block store
 	// must be computed again.
 	for _, id := range s.jobOrder {

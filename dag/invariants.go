@@ -43,8 +43,31 @@ func (s *State) CheckInvariants() error {
 	for _, st := range s.stages {
 		live += st.nTasks
 	}
+	for k, c := range s.cache {
+		live += c.parts
+		if c.key != k || len(c.locs) != c.parts || len(c.bytes) != c.parts {
+			fail("persisted dataset %s: index or sizes mismatch", k)
+			continue
+		}
+		n := 0
+		for p, e := range c.locs {
+			if e == "" {
+				continue
+			}
+			n++
+			if x := s.executors[e]; x == nil || !x.alive {
+				fail("persisted dataset %s: partition %d on executor %s, which is not alive", k, p, e)
+			}
+		}
+		if n != c.n {
+			fail("persisted dataset %s: %d partitions cached, counted %d", k, n, c.n)
+		}
+	}
+	if len(s.cache) > MaxPersistedDatasets {
+		fail("%d persisted datasets, over %d", len(s.cache), MaxPersistedDatasets)
+	}
 	if live != s.liveTasks {
-		fail("live tasks counted %d, stages hold %d", s.liveTasks, live)
+		fail("live tasks counted %d, stages and persisted datasets hold %d", s.liveTasks, live)
 	}
 	for id, st := range s.stages {
 		if st.id != id {

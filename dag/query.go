@@ -28,6 +28,10 @@ type TaskSpec struct {
 	// ReduceEnd > 0: the task of a coalesced stage (adaptive.go) reads
 	// reducer partitions [ReduceStart, ReduceEnd) of its shuffles.
 	ReduceStart, ReduceEnd int
+	// Cached: Preferred are executors keeping persisted partitions the
+	// task reads (cache.go), which only they can read: worth waiting
+	// longer for than shuffle locality.
+	Cached bool
 }
 
 // Locality thresholds (Spark's SHUFFLE_PREF_MAP_THRESHOLD,
@@ -115,7 +119,11 @@ func (s *State) RunnableIn(ts TaskSet, fn func(TaskSpec) bool) bool {
 		}
 		t.Failures = int(st.fails[i])
 		t.ReduceStart, t.ReduceEnd, _ = st.reducerRange(i)
-		t.Preferred = s.preferred(st, t.Partition)
+		if t.Preferred = s.cachedPrefs(st, t.Partition); t.Preferred != nil {
+			t.Cached = true
+		} else {
+			t.Preferred = s.preferred(st, t.Partition)
+		}
 		more = fn(t)
 		return more
 	})

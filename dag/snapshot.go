@@ -276,6 +276,7 @@ func (s *State) AppendBinary(buf []byte) ([]byte, error) {
 	e.ids(s.waiting)
 	e.ids(s.running)
 	e.ids(s.failed)
+	e.cache(s)
 	return e.buf, nil
 }
 
@@ -510,6 +511,9 @@ func Unmarshal(data []byte) (*State, error) {
 	s.waiting = d.ids()
 	s.running = d.ids()
 	s.failed = d.ids()
+	if d.version >= 9 { // earlier versions persisted nothing
+		d.cache(s)
+	}
 	if d.err != nil {
 		return nil, d.err
 	}

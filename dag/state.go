@@ -45,8 +45,12 @@ type State struct {
 	// and cleared when one is applied.
 	resubmit bool
 
-	// liveTasks is the sum of the tasks of s.stages (bounded by
-	// cfg.MaxLiveTasks); derived, not in the snapshot.
+	// cache holds the persisted datasets by key (cache.go).
+	cache map[string]*cachedData
+
+	// liveTasks is the sum of the tasks of s.stages and the partitions of
+	// s.cache (bounded by cfg.MaxLiveTasks); derived, not in the
+	// snapshot.
 	liveTasks int
 
 	// drop collects, during one Apply, the blocks that became obsolete.
@@ -243,6 +247,7 @@ func New(cfg Config) *State {
 		executors:   map[ExecutorID]*executor{},
 		failedEpoch: map[ExecutorID]uint64{},
 		idem:        map[string]JobID{},
+		cache:       map[string]*cachedData{},
 	}
 }
 
@@ -263,7 +268,7 @@ func (s *State) ResubmitRequested() bool { return s.resubmit }
 // command that cannot be applied returns Result.Err and changes nothing.
 func (s *State) Apply(cmd Command) Result {
 	r := s.apply(cmd)
-	if len(s.drop.Shuffles) > 0 || len(s.drop.Results) > 0 {
+	if len(s.drop.Shuffles) > 0 || len(s.drop.Results) > 0 || len(s.drop.Cached) > 0 {
 		d := s.drop
 		r.Dropped = &d
 		s.drop = Dropped{}
@@ -304,6 +309,9 @@ func (s *State) apply(cmd Command) Result {
 	case *ReleaseJob:
 		s.tick(c.Time)
 		return s.releaseJob(c)
+	case *Unpersist:
+		s.tick(c.Time)
+		return s.unpersist(c)
 	case nil:
 		return Result{Err: fmt.Errorf("%w: nil command", ErrInvalidCommand)}
 	}

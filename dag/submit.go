@@ -50,6 +50,7 @@ func (s *State) submitJob(c *SubmitJob) Result {
 	j.results = make([]ResultRef, j.nTasks)
 	s.jobs[id] = j
 	s.addJobOrder(id)
+	s.addPersisted(g)
 	if c.Key != "" {
 		s.idem[c.Key] = id
 	}
@@ -145,11 +146,15 @@ func (s *State) checkSubmit(c *SubmitJob) error {
 			shapes[d.Shuffle.Key] = got
 		}
 	}
+	cached, err := s.checkPersisted(g)
+	if err != nil {
+		return err
+	}
 	tasks := s.newTasks(c)
 	if tasks > int64(s.cfg.MaxJobTasks) {
 		return fmt.Errorf("%w: the job has %d tasks, more than the limit of %d tasks per job", ErrTooLarge, tasks, s.cfg.MaxJobTasks)
 	}
-	if int64(s.liveTasks)+tasks > int64(s.cfg.MaxLiveTasks) {
+	if int64(s.liveTasks)+tasks+cached > int64(s.cfg.MaxLiveTasks) {
 		return fmt.Errorf("%w: the job's %d tasks and the %d tasks of the stages held would pass the limit of %d; submit again when jobs have been released", ErrTooManyTasks, tasks, s.liveTasks, s.cfg.MaxLiveTasks)
 	}
 	return nil
@@ -355,7 +360,7 @@ func (s *State) submitStage(st *stage) {
 		return
 	}
 	var missing []*stage
-	for _, p := range st.parents {
+	for _, p := range s.neededParents(st) {
 		if ps := s.stages[p]; !s.available(ps) {
 			missing = append(missing, ps)
 		}

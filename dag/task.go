@@ -67,6 +67,7 @@ func (s *State) taskEnded(c *TaskEnded) Result {
 		// A committed attempt's executor no longer matters to its
 		// authorisation (see committersLost).
 		delete(st.committers, c.Task)
+		s.recordCached(c)
 		var excluded []ExecutorID
 		if c.StageAttempt == st.attempt && st.pending.has(idx) && s.running.has(uint64(st.id)) {
 			// The first success of a task of the current attempt: its
@@ -152,6 +153,12 @@ func (s *State) checkTaskEnded(st *stage, c *TaskEnded) error {
 		return bad("unknown reason %d", c.Reason)
 	}
 	if err := CheckAccumulators(c.Accumulators); err != nil {
+		return bad("%v", err)
+	}
+	if len(c.Cached) > 0 && c.Reason != Success {
+		return bad("cached partitions with a %s end", c.Reason)
+	}
+	if err := checkCached(st, c.Cached); err != nil {
 		return bad("%v", err)
 	}
 	// Tasks are launched with the epoch of their stage attempt, never one

@@ -235,6 +235,9 @@ type TaskEnded struct {
 	// Accumulators are the attempt's accumulator updates, ascending by
 	// (name, kind) (see accum.go and CheckAccumulators).
 	Accumulators []Accumulator
+	// Cached lists, for a success, the partitions of persisted datasets
+	// the attempt kept in its executor's block store (cache.go).
+	Cached []CachedPartition
 }
 
 // Counts reports whether the end counts toward MaxTaskFailures.
@@ -410,6 +413,9 @@ func (k EventKind) String() string { return eventNames[k] }
 type Dropped struct {
 	Shuffles []ShuffleID
 	Results  []ResultRef
+	// Cached are persisted datasets unpersisted: every executor deletes
+	// the blocks it keeps of them.
+	Cached []string
 }
 
 // Business errors returned in Result.Err.

@@ -637,6 +637,14 @@ func (c *compiler) compile(name string) error {
 	default:
 		return fmt.Errorf("dataset %q: op %q cannot be compiled", name, d.Op)
 	}
-	c.index[name] = c.add(node)
+	i := c.add(node)
+	c.index[name] = i
+	if d.Persist {
+		// The key is the lineage's: the same datasets computed the same
+		// way in another plan (or job) find the same cached partitions.
+		// Persisting does not change the lineage, so shuffles below and
+		// above are shared with unpersisted plans.
+		c.g.Nodes[i].Persist = "c" + hex.EncodeToString(c.lineage[i][:12])
+	}
 	return nil
 }

@@ -35,7 +35,15 @@ type Node struct {
 	Params     json.RawMessage `json:"params,omitempty"`
 	Partitions int             `json:"partitions"`
 	Deps       []Dep           `json:"deps,omitempty"`
+	// Persist, when set, is the key of a persisted dataset (the plan's
+	// "persist": true), derived from its lineage like a shuffle's: tasks
+	// keep its computed partitions in their executors' block stores, and
+	// jobs over the same lineage read them there.
+	Persist string `json:"persist,omitempty"`
 }
+
+// MaxPersistKey bounds a persisted dataset's key.
+const MaxPersistKey = 64
 
 // DepKind says how a child partition depends on its parent's partitions.
 type DepKind uint8
@@ -134,6 +142,9 @@ func (g *Graph) Validate() error {
 		}
 		if n.Partitions < 1 {
 			fail("%s: partitions must be >= 1, got %d", name, n.Partitions)
+		}
+		if len(n.Persist) > MaxPersistKey {
+			fail("%s: persist key of %d bytes, more than %d", name, len(n.Persist), MaxPersistKey)
 		}
 		for j, d := range n.Deps {
 			if d.Parent < 0 || d.Parent >= len(g.Nodes) {

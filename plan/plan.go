@@ -48,6 +48,12 @@ type Dataset struct {
 	Command   string            `json:"command,omitempty"`   // pipe
 	Args      []string          `json:"args,omitempty"`      // pipe
 	Env       map[string]string `json:"env,omitempty"`       // pipe
+
+	// Persist keeps the dataset's computed partitions in the executors'
+	// block stores (Spark's persist): later jobs over the same lineage
+	// read them where they are instead of computing them again, until
+	// the dataset is unpersisted.
+	Persist bool `json:"persist,omitempty"`
 }
 
 // Action is what a job does with its final dataset.

@@ -127,6 +127,8 @@ func stamp(c dag.Command, t int64) {
 		c.Time = t
 	case *dag.ReleaseJob:
 		c.Time = t
+	case *dag.Unpersist:
+		c.Time = t
 	}
 }
 
@@ -172,6 +174,11 @@ func (sim *Sim) step() {
 				sim.queue = append(sim.queue, &dag.CancelJob{Job: j.ID, Reason: "simulated cancel"})
 				return
 			}
+		}
+	case sim.chance(0.002):
+		if cached := s.Cached(); len(cached) > 0 {
+			sim.queue = append(sim.queue, &dag.Unpersist{Keys: []string{cached[sim.rng.IntN(len(cached))].Key}})
+			return
 		}
 	case !sim.drain && sim.rng.Float64() < 0.01 && len(sim.ended) > 0:
 		// A duplicate or late report.
@@ -231,7 +238,9 @@ func (sim *Sim) launch() {
 			return true
 		}
 		exec := alive[sim.rng.IntN(len(alive))]
-		if len(t.Preferred) > 0 && sim.rng.IntN(2) == 0 {
+		if len(t.Preferred) > 0 && (sim.rng.IntN(2) == 0 || t.Cached && sim.rng.IntN(10) != 0) {
+			// Cached partitions are waited for longer (the driver's
+			// locality wait): most such tasks run where they are.
 			exec = t.Preferred[0]
 		}
 		sim.task++
@@ -294,7 +303,24 @@ func (sim *Sim) end(rt runningTask) *dag.TaskEnded {
 			o := outs[sim.rng.IntN(len(outs))]
 			te.FetchMap, te.FetchExecutor = o.Map, o.Executor
 		}
-		return te
+	}
+	if ok {
+		// As an executor would: a task reads the persisted partitions
+		// its own executor keeps and computes the rest, which reads the
+		// shuffles below; a shuffle without all its outputs (a map stage
+		// skipped because a persisted dataset was cached) fails to fetch.
+		cached, computes := sim.persisted(info, rt.spec.Partition, rt.exec)
+		if computes {
+			for _, pid := range info.Parents {
+				parent, _ := s.Stage(pid)
+				if sh, _ := s.Shuffle(parent.Shuffle); sh.Available < sh.Maps {
+					te.Reason = dag.FetchFailed
+					te.FetchShuffle, te.FetchMap, te.FetchReduce = parent.Shuffle, -1, rt.spec.Partition
+					return te
+				}
+			}
+		}
+		te.Cached = cached
 	}
 	if rt.spec.Map {
 		sh, _ := s.Shuffle(rt.spec.Shuffle)
@@ -317,6 +343,42 @@ func (sim *Sim) end(rt runningTask) *dag.TaskEnded {
 	return te
 }
 
+// persisted returns the persisted partitions a task of the stage computing
+// partition p on exec keeps (those its executor does not keep already),
+// and whether it computes anything below a persisted dataset or without
+// one (it then reads the stage's shuffles).
+func (sim *Sim) persisted(info dag.StageInfo, p int, exec dag.ExecutorID) (keep []dag.CachedPartition, computes bool) {
+	g := info.Graph
+	var walk func(node, p int)
+	walk = func(node, p int) {
+		n := &g.Nodes[node]
+		if n.Persist != "" {
+			if e, ok := sim.s.CachedLocation(n.Persist, p); ok && e == exec {
+				return
+			}
+			keep = append(keep, dag.CachedPartition{Key: n.Persist, Partition: p, Bytes: int64(100 + p)})
+		}
+		for _, d := range n.Deps {
+			switch d.Kind {
+			case plan.OneToOne:
+				walk(d.Parent, p)
+			case plan.Range:
+				if p >= d.OutStart && p < d.OutStart+d.Length {
+					walk(d.Parent, p-d.OutStart+d.InStart)
+				}
+			case plan.Shuffle:
+				computes = true
+			}
+		}
+	}
+	if info.Coalesced == nil {
+		walk(info.Node, p)
+	} else {
+		computes = true
+	}
+	return keep, computes
+}
+
 // submit builds a random job: a source, narrow steps, up to three
 // shuffles (sometimes a two-input shuffle or a union), and sometimes a
 // subset of partitions. Some jobs repeat an earlier lineage, sharing its
@@ -334,6 +396,7 @@ func (sim *Sim) submit() dag.Command {
 	}
 	src := add(plan.Node{Name: "src", Op: "range", Partitions: 1 + r.IntN(8)})
 	cur := add(plan.Node{Name: "map", Op: "map", Partitions: g.Nodes[src].Partitions, Deps: []plan.Dep{{Kind: plan.OneToOne, Parent: src}}})
+	persist := lineage%3 == 0 // some lineages persist the dataset after their first shuffle
 	shuffles := r.IntN(4)
 	for i := 0; i < shuffles; i++ {
 		p := 1 + r.IntN(8)
@@ -347,6 +410,10 @@ func (sim *Sim) submit() dag.Command {
 			deps = append(deps, dep(src))
 		}
 		cur = add(plan.Node{Name: fmt.Sprintf("shuffle%d", i), Op: "cogroup", Partitions: p, Deps: deps})
+		if persist && i == 0 {
+			cur = add(plan.Node{Name: "kept", Op: "map", Partitions: p, Persist: fmt.Sprintf("L%d-kept", lineage),
+				Deps: []plan.Dep{{Kind: plan.OneToOne, Parent: cur}}})
+		}
 		if r.IntN(5) == 0 {
 			n := g.Nodes[cur].Partitions
 			cur = add(plan.Node{Name: fmt.Sprintf("union%d", i), Op: "union", Partitions: 2 * n, Deps: []plan.Dep{
