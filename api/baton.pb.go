@@ -1869,6 +1869,290 @@ func (x *CancelStageRequest) GetReason() string {
 	return ""
 }
 
+// ListCachedRequest asks for the persisted datasets (Spark UI's Storage).
+type ListCachedRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Linearizable  bool                   `protobuf:"varint,1,opt,name=linearizable,proto3" json:"linearizable,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListCachedRequest) Reset() {
+	*x = ListCachedRequest{}
+	mi := &file_api_baton_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListCachedRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListCachedRequest) ProtoMessage() {}
+
+func (x *ListCachedRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_api_baton_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListCachedRequest.ProtoReflect.Descriptor instead.
+func (*ListCachedRequest) Descriptor() ([]byte, []int) {
+	return file_api_baton_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *ListCachedRequest) GetLinearizable() bool {
+	if x != nil {
+		return x.Linearizable
+	}
+	return false
+}
+
+// CachedDataset is a persisted dataset: its lineage-derived key, the name
+// of the dataset in the plan that first persisted it, and where its
+// partitions are kept.
+type CachedDataset struct {
+	state           protoimpl.MessageState `protogen:"open.v1"`
+	Key             string                 `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	Name            string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	Partitions      int32                  `protobuf:"varint,3,opt,name=partitions,proto3" json:"partitions,omitempty"`
+	Cached          int32                  `protobuf:"varint,4,opt,name=cached,proto3" json:"cached,omitempty"`
+	Bytes           int64                  `protobuf:"varint,5,opt,name=bytes,proto3" json:"bytes,omitempty"`
+	CreatedUnixNano int64                  `protobuf:"varint,6,opt,name=created_unix_nano,json=createdUnixNano,proto3" json:"created_unix_nano,omitempty"`
+	// executors: how many partitions each executor keeps.
+	Executors     map[string]int32 `protobuf:"bytes,7,rep,name=executors,proto3" json:"executors,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CachedDataset) Reset() {
+	*x = CachedDataset{}
+	mi := &file_api_baton_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CachedDataset) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CachedDataset) ProtoMessage() {}
+
+func (x *CachedDataset) ProtoReflect() protoreflect.Message {
+	mi := &file_api_baton_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CachedDataset.ProtoReflect.Descriptor instead.
+func (*CachedDataset) Descriptor() ([]byte, []int) {
+	return file_api_baton_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *CachedDataset) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+func (x *CachedDataset) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *CachedDataset) GetPartitions() int32 {
+	if x != nil {
+		return x.Partitions
+	}
+	return 0
+}
+
+func (x *CachedDataset) GetCached() int32 {
+	if x != nil {
+		return x.Cached
+	}
+	return 0
+}
+
+func (x *CachedDataset) GetBytes() int64 {
+	if x != nil {
+		return x.Bytes
+	}
+	return 0
+}
+
+func (x *CachedDataset) GetCreatedUnixNano() int64 {
+	if x != nil {
+		return x.CreatedUnixNano
+	}
+	return 0
+}
+
+func (x *CachedDataset) GetExecutors() map[string]int32 {
+	if x != nil {
+		return x.Executors
+	}
+	return nil
+}
+
+type ListCachedResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Datasets      []*CachedDataset       `protobuf:"bytes,1,rep,name=datasets,proto3" json:"datasets,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListCachedResponse) Reset() {
+	*x = ListCachedResponse{}
+	mi := &file_api_baton_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListCachedResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListCachedResponse) ProtoMessage() {}
+
+func (x *ListCachedResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_api_baton_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListCachedResponse.ProtoReflect.Descriptor instead.
+func (*ListCachedResponse) Descriptor() ([]byte, []int) {
+	return file_api_baton_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *ListCachedResponse) GetDatasets() []*CachedDataset {
+	if x != nil {
+		return x.Datasets
+	}
+	return nil
+}
+
+// UnpersistRequest frees persisted datasets: those whose key or whose name
+// is dataset (Spark's unpersist).
+type UnpersistRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Dataset       string                 `protobuf:"bytes,1,opt,name=dataset,proto3" json:"dataset,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UnpersistRequest) Reset() {
+	*x = UnpersistRequest{}
+	mi := &file_api_baton_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UnpersistRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UnpersistRequest) ProtoMessage() {}
+
+func (x *UnpersistRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_api_baton_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UnpersistRequest.ProtoReflect.Descriptor instead.
+func (*UnpersistRequest) Descriptor() ([]byte, []int) {
+	return file_api_baton_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *UnpersistRequest) GetDataset() string {
+	if x != nil {
+		return x.Dataset
+	}
+	return ""
+}
+
+type UnpersistResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// keys are the datasets unpersisted.
+	Keys          []string `protobuf:"bytes,1,rep,name=keys,proto3" json:"keys,omitempty"`
+	Index         uint64   `protobuf:"varint,2,opt,name=index,proto3" json:"index,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UnpersistResponse) Reset() {
+	*x = UnpersistResponse{}
+	mi := &file_api_baton_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UnpersistResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UnpersistResponse) ProtoMessage() {}
+
+func (x *UnpersistResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_api_baton_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UnpersistResponse.ProtoReflect.Descriptor instead.
+func (*UnpersistResponse) Descriptor() ([]byte, []int) {
+	return file_api_baton_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *UnpersistResponse) GetKeys() []string {
+	if x != nil {
+		return x.Keys
+	}
+	return nil
+}
+
+func (x *UnpersistResponse) GetIndex() uint64 {
+	if x != nil {
+		return x.Index
+	}
+	return 0
+}
+
 // CancelJobsResponse lists the jobs cancelled, and the log index of the
 // cancellation.
 type CancelJobsResponse struct {
@@ -1881,7 +2165,7 @@ type CancelJobsResponse struct {
 
 func (x *CancelJobsResponse) Reset() {
 	*x = CancelJobsResponse{}
-	mi := &file_api_baton_proto_msgTypes[18]
+	mi := &file_api_baton_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1893,7 +2177,7 @@ func (x *CancelJobsResponse) String() string {
 func (*CancelJobsResponse) ProtoMessage() {}
 
 func (x *CancelJobsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[18]
+	mi := &file_api_baton_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1906,7 +2190,7 @@ func (x *CancelJobsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelJobsResponse.ProtoReflect.Descriptor instead.
 func (*CancelJobsResponse) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{18}
+	return file_api_baton_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *CancelJobsResponse) GetCancelled() []uint64 {
@@ -1933,7 +2217,7 @@ type WatchJobRequest struct {
 
 func (x *WatchJobRequest) Reset() {
 	*x = WatchJobRequest{}
-	mi := &file_api_baton_proto_msgTypes[19]
+	mi := &file_api_baton_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1945,7 +2229,7 @@ func (x *WatchJobRequest) String() string {
 func (*WatchJobRequest) ProtoMessage() {}
 
 func (x *WatchJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[19]
+	mi := &file_api_baton_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1958,7 +2242,7 @@ func (x *WatchJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchJobRequest.ProtoReflect.Descriptor instead.
 func (*WatchJobRequest) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{19}
+	return file_api_baton_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *WatchJobRequest) GetJobId() uint64 {
@@ -1984,7 +2268,7 @@ type ReleaseJobRequest struct {
 
 func (x *ReleaseJobRequest) Reset() {
 	*x = ReleaseJobRequest{}
-	mi := &file_api_baton_proto_msgTypes[20]
+	mi := &file_api_baton_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1996,7 +2280,7 @@ func (x *ReleaseJobRequest) String() string {
 func (*ReleaseJobRequest) ProtoMessage() {}
 
 func (x *ReleaseJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[20]
+	mi := &file_api_baton_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2009,7 +2293,7 @@ func (x *ReleaseJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleaseJobRequest.ProtoReflect.Descriptor instead.
 func (*ReleaseJobRequest) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{20}
+	return file_api_baton_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *ReleaseJobRequest) GetJobId() uint64 {
@@ -2028,7 +2312,7 @@ type ReleaseJobResponse struct {
 
 func (x *ReleaseJobResponse) Reset() {
 	*x = ReleaseJobResponse{}
-	mi := &file_api_baton_proto_msgTypes[21]
+	mi := &file_api_baton_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2040,7 +2324,7 @@ func (x *ReleaseJobResponse) String() string {
 func (*ReleaseJobResponse) ProtoMessage() {}
 
 func (x *ReleaseJobResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[21]
+	mi := &file_api_baton_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2053,7 +2337,7 @@ func (x *ReleaseJobResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleaseJobResponse.ProtoReflect.Descriptor instead.
 func (*ReleaseJobResponse) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{21}
+	return file_api_baton_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *ReleaseJobResponse) GetIndex() uint64 {
@@ -2073,7 +2357,7 @@ type CollectResultsRequest struct {
 
 func (x *CollectResultsRequest) Reset() {
 	*x = CollectResultsRequest{}
-	mi := &file_api_baton_proto_msgTypes[22]
+	mi := &file_api_baton_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2085,7 +2369,7 @@ func (x *CollectResultsRequest) String() string {
 func (*CollectResultsRequest) ProtoMessage() {}
 
 func (x *CollectResultsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[22]
+	mi := &file_api_baton_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2098,7 +2382,7 @@ func (x *CollectResultsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CollectResultsRequest.ProtoReflect.Descriptor instead.
 func (*CollectResultsRequest) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{22}
+	return file_api_baton_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *CollectResultsRequest) GetJobId() uint64 {
@@ -2128,7 +2412,7 @@ type ResultChunk struct {
 
 func (x *ResultChunk) Reset() {
 	*x = ResultChunk{}
-	mi := &file_api_baton_proto_msgTypes[23]
+	mi := &file_api_baton_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2140,7 +2424,7 @@ func (x *ResultChunk) String() string {
 func (*ResultChunk) ProtoMessage() {}
 
 func (x *ResultChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[23]
+	mi := &file_api_baton_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2153,7 +2437,7 @@ func (x *ResultChunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResultChunk.ProtoReflect.Descriptor instead.
 func (*ResultChunk) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{23}
+	return file_api_baton_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *ResultChunk) GetPartition() int32 {
@@ -2185,7 +2469,7 @@ type ListExecutorsRequest struct {
 
 func (x *ListExecutorsRequest) Reset() {
 	*x = ListExecutorsRequest{}
-	mi := &file_api_baton_proto_msgTypes[24]
+	mi := &file_api_baton_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2197,7 +2481,7 @@ func (x *ListExecutorsRequest) String() string {
 func (*ListExecutorsRequest) ProtoMessage() {}
 
 func (x *ListExecutorsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[24]
+	mi := &file_api_baton_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2210,7 +2494,7 @@ func (x *ListExecutorsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListExecutorsRequest.ProtoReflect.Descriptor instead.
 func (*ListExecutorsRequest) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{24}
+	return file_api_baton_proto_rawDescGZIP(), []int{29}
 }
 
 type Executor struct {
@@ -2240,7 +2524,7 @@ type Executor struct {
 
 func (x *Executor) Reset() {
 	*x = Executor{}
-	mi := &file_api_baton_proto_msgTypes[25]
+	mi := &file_api_baton_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2252,7 +2536,7 @@ func (x *Executor) String() string {
 func (*Executor) ProtoMessage() {}
 
 func (x *Executor) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[25]
+	mi := &file_api_baton_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2265,7 +2549,7 @@ func (x *Executor) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Executor.ProtoReflect.Descriptor instead.
 func (*Executor) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{25}
+	return file_api_baton_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *Executor) GetId() string {
@@ -2368,7 +2652,7 @@ type ListExecutorsResponse struct {
 
 func (x *ListExecutorsResponse) Reset() {
 	*x = ListExecutorsResponse{}
-	mi := &file_api_baton_proto_msgTypes[26]
+	mi := &file_api_baton_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2380,7 +2664,7 @@ func (x *ListExecutorsResponse) String() string {
 func (*ListExecutorsResponse) ProtoMessage() {}
 
 func (x *ListExecutorsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[26]
+	mi := &file_api_baton_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2393,7 +2677,7 @@ func (x *ListExecutorsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListExecutorsResponse.ProtoReflect.Descriptor instead.
 func (*ListExecutorsResponse) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{26}
+	return file_api_baton_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *ListExecutorsResponse) GetExecutors() []*Executor {
@@ -2417,7 +2701,7 @@ type GetStageRequest struct {
 
 func (x *GetStageRequest) Reset() {
 	*x = GetStageRequest{}
-	mi := &file_api_baton_proto_msgTypes[27]
+	mi := &file_api_baton_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2429,7 +2713,7 @@ func (x *GetStageRequest) String() string {
 func (*GetStageRequest) ProtoMessage() {}
 
 func (x *GetStageRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[27]
+	mi := &file_api_baton_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2442,7 +2726,7 @@ func (x *GetStageRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetStageRequest.ProtoReflect.Descriptor instead.
 func (*GetStageRequest) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{27}
+	return file_api_baton_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *GetStageRequest) GetStageId() uint64 {
@@ -2494,7 +2778,7 @@ type TaskAttempt struct {
 
 func (x *TaskAttempt) Reset() {
 	*x = TaskAttempt{}
-	mi := &file_api_baton_proto_msgTypes[28]
+	mi := &file_api_baton_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2506,7 +2790,7 @@ func (x *TaskAttempt) String() string {
 func (*TaskAttempt) ProtoMessage() {}
 
 func (x *TaskAttempt) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[28]
+	mi := &file_api_baton_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2519,7 +2803,7 @@ func (x *TaskAttempt) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskAttempt.ProtoReflect.Descriptor instead.
 func (*TaskAttempt) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{28}
+	return file_api_baton_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *TaskAttempt) GetTask() uint64 {
@@ -2650,7 +2934,7 @@ type StageDetail struct {
 
 func (x *StageDetail) Reset() {
 	*x = StageDetail{}
-	mi := &file_api_baton_proto_msgTypes[29]
+	mi := &file_api_baton_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2662,7 +2946,7 @@ func (x *StageDetail) String() string {
 func (*StageDetail) ProtoMessage() {}
 
 func (x *StageDetail) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[29]
+	mi := &file_api_baton_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2675,7 +2959,7 @@ func (x *StageDetail) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StageDetail.ProtoReflect.Descriptor instead.
 func (*StageDetail) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{29}
+	return file_api_baton_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *StageDetail) GetStage() *Stage {
@@ -2760,7 +3044,7 @@ type Peer struct {
 
 func (x *Peer) Reset() {
 	*x = Peer{}
-	mi := &file_api_baton_proto_msgTypes[30]
+	mi := &file_api_baton_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2772,7 +3056,7 @@ func (x *Peer) String() string {
 func (*Peer) ProtoMessage() {}
 
 func (x *Peer) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[30]
+	mi := &file_api_baton_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2785,7 +3069,7 @@ func (x *Peer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Peer.ProtoReflect.Descriptor instead.
 func (*Peer) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{30}
+	return file_api_baton_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *Peer) GetId() string {
@@ -2887,7 +3171,7 @@ type StatusRequest struct {
 
 func (x *StatusRequest) Reset() {
 	*x = StatusRequest{}
-	mi := &file_api_baton_proto_msgTypes[31]
+	mi := &file_api_baton_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2899,7 +3183,7 @@ func (x *StatusRequest) String() string {
 func (*StatusRequest) ProtoMessage() {}
 
 func (x *StatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[31]
+	mi := &file_api_baton_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2912,7 +3196,7 @@ func (x *StatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusRequest.ProtoReflect.Descriptor instead.
 func (*StatusRequest) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{31}
+	return file_api_baton_proto_rawDescGZIP(), []int{36}
 }
 
 type StatusResponse struct {
@@ -2939,7 +3223,7 @@ type StatusResponse struct {
 
 func (x *StatusResponse) Reset() {
 	*x = StatusResponse{}
-	mi := &file_api_baton_proto_msgTypes[32]
+	mi := &file_api_baton_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2951,7 +3235,7 @@ func (x *StatusResponse) String() string {
 func (*StatusResponse) ProtoMessage() {}
 
 func (x *StatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[32]
+	mi := &file_api_baton_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2964,7 +3248,7 @@ func (x *StatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusResponse.ProtoReflect.Descriptor instead.
 func (*StatusResponse) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{32}
+	return file_api_baton_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *StatusResponse) GetNode() *NodeStatus {
@@ -3052,7 +3336,7 @@ type NodeStatusRequest struct {
 
 func (x *NodeStatusRequest) Reset() {
 	*x = NodeStatusRequest{}
-	mi := &file_api_baton_proto_msgTypes[33]
+	mi := &file_api_baton_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3064,7 +3348,7 @@ func (x *NodeStatusRequest) String() string {
 func (*NodeStatusRequest) ProtoMessage() {}
 
 func (x *NodeStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[33]
+	mi := &file_api_baton_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3077,7 +3361,7 @@ func (x *NodeStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeStatusRequest.ProtoReflect.Descriptor instead.
 func (*NodeStatusRequest) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{33}
+	return file_api_baton_proto_rawDescGZIP(), []int{38}
 }
 
 // NodeStatus is one node's own view of Raft.
@@ -3108,7 +3392,7 @@ type NodeStatus struct {
 
 func (x *NodeStatus) Reset() {
 	*x = NodeStatus{}
-	mi := &file_api_baton_proto_msgTypes[34]
+	mi := &file_api_baton_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3120,7 +3404,7 @@ func (x *NodeStatus) String() string {
 func (*NodeStatus) ProtoMessage() {}
 
 func (x *NodeStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[34]
+	mi := &file_api_baton_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3133,7 +3417,7 @@ func (x *NodeStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeStatus.ProtoReflect.Descriptor instead.
 func (*NodeStatus) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{34}
+	return file_api_baton_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *NodeStatus) GetId() string {
@@ -3242,7 +3526,7 @@ type ListPeersRequest struct {
 
 func (x *ListPeersRequest) Reset() {
 	*x = ListPeersRequest{}
-	mi := &file_api_baton_proto_msgTypes[35]
+	mi := &file_api_baton_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3254,7 +3538,7 @@ func (x *ListPeersRequest) String() string {
 func (*ListPeersRequest) ProtoMessage() {}
 
 func (x *ListPeersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[35]
+	mi := &file_api_baton_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3267,7 +3551,7 @@ func (x *ListPeersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListPeersRequest.ProtoReflect.Descriptor instead.
 func (*ListPeersRequest) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{35}
+	return file_api_baton_proto_rawDescGZIP(), []int{40}
 }
 
 type ListPeersResponse struct {
@@ -3279,7 +3563,7 @@ type ListPeersResponse struct {
 
 func (x *ListPeersResponse) Reset() {
 	*x = ListPeersResponse{}
-	mi := &file_api_baton_proto_msgTypes[36]
+	mi := &file_api_baton_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3291,7 +3575,7 @@ func (x *ListPeersResponse) String() string {
 func (*ListPeersResponse) ProtoMessage() {}
 
 func (x *ListPeersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[36]
+	mi := &file_api_baton_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3304,7 +3588,7 @@ func (x *ListPeersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListPeersResponse.ProtoReflect.Descriptor instead.
 func (*ListPeersResponse) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{36}
+	return file_api_baton_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *ListPeersResponse) GetPeers() []*Peer {
@@ -3326,7 +3610,7 @@ type AddPeerRequest struct {
 
 func (x *AddPeerRequest) Reset() {
 	*x = AddPeerRequest{}
-	mi := &file_api_baton_proto_msgTypes[37]
+	mi := &file_api_baton_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3338,7 +3622,7 @@ func (x *AddPeerRequest) String() string {
 func (*AddPeerRequest) ProtoMessage() {}
 
 func (x *AddPeerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[37]
+	mi := &file_api_baton_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3351,7 +3635,7 @@ func (x *AddPeerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddPeerRequest.ProtoReflect.Descriptor instead.
 func (*AddPeerRequest) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{37}
+	return file_api_baton_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *AddPeerRequest) GetId() string {
@@ -3390,7 +3674,7 @@ type AddPeerResponse struct {
 
 func (x *AddPeerResponse) Reset() {
 	*x = AddPeerResponse{}
-	mi := &file_api_baton_proto_msgTypes[38]
+	mi := &file_api_baton_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3402,7 +3686,7 @@ func (x *AddPeerResponse) String() string {
 func (*AddPeerResponse) ProtoMessage() {}
 
 func (x *AddPeerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[38]
+	mi := &file_api_baton_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3415,7 +3699,7 @@ func (x *AddPeerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddPeerResponse.ProtoReflect.Descriptor instead.
 func (*AddPeerResponse) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{38}
+	return file_api_baton_proto_rawDescGZIP(), []int{43}
 }
 
 type RemovePeerRequest struct {
@@ -3427,7 +3711,7 @@ type RemovePeerRequest struct {
 
 func (x *RemovePeerRequest) Reset() {
 	*x = RemovePeerRequest{}
-	mi := &file_api_baton_proto_msgTypes[39]
+	mi := &file_api_baton_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3439,7 +3723,7 @@ func (x *RemovePeerRequest) String() string {
 func (*RemovePeerRequest) ProtoMessage() {}
 
 func (x *RemovePeerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[39]
+	mi := &file_api_baton_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3452,7 +3736,7 @@ func (x *RemovePeerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemovePeerRequest.ProtoReflect.Descriptor instead.
 func (*RemovePeerRequest) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{39}
+	return file_api_baton_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *RemovePeerRequest) GetId() string {
@@ -3470,7 +3754,7 @@ type RemovePeerResponse struct {
 
 func (x *RemovePeerResponse) Reset() {
 	*x = RemovePeerResponse{}
-	mi := &file_api_baton_proto_msgTypes[40]
+	mi := &file_api_baton_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3482,7 +3766,7 @@ func (x *RemovePeerResponse) String() string {
 func (*RemovePeerResponse) ProtoMessage() {}
 
 func (x *RemovePeerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[40]
+	mi := &file_api_baton_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3495,7 +3779,7 @@ func (x *RemovePeerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemovePeerResponse.ProtoReflect.Descriptor instead.
 func (*RemovePeerResponse) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{40}
+	return file_api_baton_proto_rawDescGZIP(), []int{45}
 }
 
 type TransferLeadershipRequest struct {
@@ -3508,7 +3792,7 @@ type TransferLeadershipRequest struct {
 
 func (x *TransferLeadershipRequest) Reset() {
 	*x = TransferLeadershipRequest{}
-	mi := &file_api_baton_proto_msgTypes[41]
+	mi := &file_api_baton_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3520,7 +3804,7 @@ func (x *TransferLeadershipRequest) String() string {
 func (*TransferLeadershipRequest) ProtoMessage() {}
 
 func (x *TransferLeadershipRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[41]
+	mi := &file_api_baton_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3533,7 +3817,7 @@ func (x *TransferLeadershipRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransferLeadershipRequest.ProtoReflect.Descriptor instead.
 func (*TransferLeadershipRequest) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{41}
+	return file_api_baton_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *TransferLeadershipRequest) GetId() string {
@@ -3552,7 +3836,7 @@ type TransferLeadershipResponse struct {
 
 func (x *TransferLeadershipResponse) Reset() {
 	*x = TransferLeadershipResponse{}
-	mi := &file_api_baton_proto_msgTypes[42]
+	mi := &file_api_baton_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3564,7 +3848,7 @@ func (x *TransferLeadershipResponse) String() string {
 func (*TransferLeadershipResponse) ProtoMessage() {}
 
 func (x *TransferLeadershipResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[42]
+	mi := &file_api_baton_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3577,7 +3861,7 @@ func (x *TransferLeadershipResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransferLeadershipResponse.ProtoReflect.Descriptor instead.
 func (*TransferLeadershipResponse) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{42}
+	return file_api_baton_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *TransferLeadershipResponse) GetNewLeaderId() string {
@@ -3601,7 +3885,7 @@ type RegisterMemberRequest struct {
 
 func (x *RegisterMemberRequest) Reset() {
 	*x = RegisterMemberRequest{}
-	mi := &file_api_baton_proto_msgTypes[43]
+	mi := &file_api_baton_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3613,7 +3897,7 @@ func (x *RegisterMemberRequest) String() string {
 func (*RegisterMemberRequest) ProtoMessage() {}
 
 func (x *RegisterMemberRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[43]
+	mi := &file_api_baton_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3626,7 +3910,7 @@ func (x *RegisterMemberRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterMemberRequest.ProtoReflect.Descriptor instead.
 func (*RegisterMemberRequest) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{43}
+	return file_api_baton_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *RegisterMemberRequest) GetId() string {
@@ -3665,7 +3949,7 @@ type RegisterMemberResponse struct {
 
 func (x *RegisterMemberResponse) Reset() {
 	*x = RegisterMemberResponse{}
-	mi := &file_api_baton_proto_msgTypes[44]
+	mi := &file_api_baton_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3677,7 +3961,7 @@ func (x *RegisterMemberResponse) String() string {
 func (*RegisterMemberResponse) ProtoMessage() {}
 
 func (x *RegisterMemberResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[44]
+	mi := &file_api_baton_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3690,7 +3974,7 @@ func (x *RegisterMemberResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterMemberResponse.ProtoReflect.Descriptor instead.
 func (*RegisterMemberResponse) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{44}
+	return file_api_baton_proto_rawDescGZIP(), []int{49}
 }
 
 type SnapshotSaveRequest struct {
@@ -3701,7 +3985,7 @@ type SnapshotSaveRequest struct {
 
 func (x *SnapshotSaveRequest) Reset() {
 	*x = SnapshotSaveRequest{}
-	mi := &file_api_baton_proto_msgTypes[45]
+	mi := &file_api_baton_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3713,7 +3997,7 @@ func (x *SnapshotSaveRequest) String() string {
 func (*SnapshotSaveRequest) ProtoMessage() {}
 
 func (x *SnapshotSaveRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[45]
+	mi := &file_api_baton_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3726,7 +4010,7 @@ func (x *SnapshotSaveRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotSaveRequest.ProtoReflect.Descriptor instead.
 func (*SnapshotSaveRequest) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{45}
+	return file_api_baton_proto_rawDescGZIP(), []int{50}
 }
 
 type SnapshotChunk struct {
@@ -3740,7 +4024,7 @@ type SnapshotChunk struct {
 
 func (x *SnapshotChunk) Reset() {
 	*x = SnapshotChunk{}
-	mi := &file_api_baton_proto_msgTypes[46]
+	mi := &file_api_baton_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3752,7 +4036,7 @@ func (x *SnapshotChunk) String() string {
 func (*SnapshotChunk) ProtoMessage() {}
 
 func (x *SnapshotChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[46]
+	mi := &file_api_baton_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3765,7 +4049,7 @@ func (x *SnapshotChunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotChunk.ProtoReflect.Descriptor instead.
 func (*SnapshotChunk) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{46}
+	return file_api_baton_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *SnapshotChunk) GetData() []byte {
@@ -3790,7 +4074,7 @@ type SnapshotRestoreResponse struct {
 
 func (x *SnapshotRestoreResponse) Reset() {
 	*x = SnapshotRestoreResponse{}
-	mi := &file_api_baton_proto_msgTypes[47]
+	mi := &file_api_baton_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3802,7 +4086,7 @@ func (x *SnapshotRestoreResponse) String() string {
 func (*SnapshotRestoreResponse) ProtoMessage() {}
 
 func (x *SnapshotRestoreResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[47]
+	mi := &file_api_baton_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3815,7 +4099,7 @@ func (x *SnapshotRestoreResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotRestoreResponse.ProtoReflect.Descriptor instead.
 func (*SnapshotRestoreResponse) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{47}
+	return file_api_baton_proto_rawDescGZIP(), []int{52}
 }
 
 type LeaderHistoryRequest struct {
@@ -3826,7 +4110,7 @@ type LeaderHistoryRequest struct {
 
 func (x *LeaderHistoryRequest) Reset() {
 	*x = LeaderHistoryRequest{}
-	mi := &file_api_baton_proto_msgTypes[48]
+	mi := &file_api_baton_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3838,7 +4122,7 @@ func (x *LeaderHistoryRequest) String() string {
 func (*LeaderHistoryRequest) ProtoMessage() {}
 
 func (x *LeaderHistoryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[48]
+	mi := &file_api_baton_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3851,7 +4135,7 @@ func (x *LeaderHistoryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeaderHistoryRequest.ProtoReflect.Descriptor instead.
 func (*LeaderHistoryRequest) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{48}
+	return file_api_baton_proto_rawDescGZIP(), []int{53}
 }
 
 // Takeover is one leader's takeover: the term it won, when its driver
@@ -3870,7 +4154,7 @@ type Takeover struct {
 
 func (x *Takeover) Reset() {
 	*x = Takeover{}
-	mi := &file_api_baton_proto_msgTypes[49]
+	mi := &file_api_baton_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3882,7 +4166,7 @@ func (x *Takeover) String() string {
 func (*Takeover) ProtoMessage() {}
 
 func (x *Takeover) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[49]
+	mi := &file_api_baton_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3895,7 +4179,7 @@ func (x *Takeover) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Takeover.ProtoReflect.Descriptor instead.
 func (*Takeover) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{49}
+	return file_api_baton_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *Takeover) GetId() string {
@@ -3949,7 +4233,7 @@ type LeaderHistoryResponse struct {
 
 func (x *LeaderHistoryResponse) Reset() {
 	*x = LeaderHistoryResponse{}
-	mi := &file_api_baton_proto_msgTypes[50]
+	mi := &file_api_baton_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3961,7 +4245,7 @@ func (x *LeaderHistoryResponse) String() string {
 func (*LeaderHistoryResponse) ProtoMessage() {}
 
 func (x *LeaderHistoryResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[50]
+	mi := &file_api_baton_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3974,7 +4258,7 @@ func (x *LeaderHistoryResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeaderHistoryResponse.ProtoReflect.Descriptor instead.
 func (*LeaderHistoryResponse) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{50}
+	return file_api_baton_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *LeaderHistoryResponse) GetTakeovers() []*Takeover {
@@ -3996,7 +4280,7 @@ type ReportResultLostRequest struct {
 
 func (x *ReportResultLostRequest) Reset() {
 	*x = ReportResultLostRequest{}
-	mi := &file_api_baton_proto_msgTypes[51]
+	mi := &file_api_baton_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4008,7 +4292,7 @@ func (x *ReportResultLostRequest) String() string {
 func (*ReportResultLostRequest) ProtoMessage() {}
 
 func (x *ReportResultLostRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[51]
+	mi := &file_api_baton_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4021,7 +4305,7 @@ func (x *ReportResultLostRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportResultLostRequest.ProtoReflect.Descriptor instead.
 func (*ReportResultLostRequest) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{51}
+	return file_api_baton_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *ReportResultLostRequest) GetJob() uint64 {
@@ -4061,7 +4345,7 @@ type ReportResultLostResponse struct {
 
 func (x *ReportResultLostResponse) Reset() {
 	*x = ReportResultLostResponse{}
-	mi := &file_api_baton_proto_msgTypes[52]
+	mi := &file_api_baton_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4073,7 +4357,7 @@ func (x *ReportResultLostResponse) String() string {
 func (*ReportResultLostResponse) ProtoMessage() {}
 
 func (x *ReportResultLostResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[52]
+	mi := &file_api_baton_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4086,7 +4370,7 @@ func (x *ReportResultLostResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportResultLostResponse.ProtoReflect.Descriptor instead.
 func (*ReportResultLostResponse) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{52}
+	return file_api_baton_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *ReportResultLostResponse) GetIndex() uint64 {
@@ -4120,7 +4404,7 @@ type TaskID struct {
 
 func (x *TaskID) Reset() {
 	*x = TaskID{}
-	mi := &file_api_baton_proto_msgTypes[53]
+	mi := &file_api_baton_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4132,7 +4416,7 @@ func (x *TaskID) String() string {
 func (*TaskID) ProtoMessage() {}
 
 func (x *TaskID) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[53]
+	mi := &file_api_baton_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4145,7 +4429,7 @@ func (x *TaskID) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskID.ProtoReflect.Descriptor instead.
 func (*TaskID) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{53}
+	return file_api_baton_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *TaskID) GetTask() uint64 {
@@ -4223,7 +4507,7 @@ type MapLocation struct {
 
 func (x *MapLocation) Reset() {
 	*x = MapLocation{}
-	mi := &file_api_baton_proto_msgTypes[54]
+	mi := &file_api_baton_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4235,7 +4519,7 @@ func (x *MapLocation) String() string {
 func (*MapLocation) ProtoMessage() {}
 
 func (x *MapLocation) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[54]
+	mi := &file_api_baton_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4248,7 +4532,7 @@ func (x *MapLocation) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MapLocation.ProtoReflect.Descriptor instead.
 func (*MapLocation) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{54}
+	return file_api_baton_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *MapLocation) GetMap() int32 {
@@ -4285,7 +4569,7 @@ type ShuffleInput struct {
 
 func (x *ShuffleInput) Reset() {
 	*x = ShuffleInput{}
-	mi := &file_api_baton_proto_msgTypes[55]
+	mi := &file_api_baton_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4297,7 +4581,7 @@ func (x *ShuffleInput) String() string {
 func (*ShuffleInput) ProtoMessage() {}
 
 func (x *ShuffleInput) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[55]
+	mi := &file_api_baton_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4310,7 +4594,7 @@ func (x *ShuffleInput) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ShuffleInput.ProtoReflect.Descriptor instead.
 func (*ShuffleInput) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{55}
+	return file_api_baton_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *ShuffleInput) GetShuffle() uint64 {
@@ -4376,7 +4660,7 @@ type TaskLaunch struct {
 
 func (x *TaskLaunch) Reset() {
 	*x = TaskLaunch{}
-	mi := &file_api_baton_proto_msgTypes[56]
+	mi := &file_api_baton_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4388,7 +4672,7 @@ func (x *TaskLaunch) String() string {
 func (*TaskLaunch) ProtoMessage() {}
 
 func (x *TaskLaunch) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[56]
+	mi := &file_api_baton_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4401,7 +4685,7 @@ func (x *TaskLaunch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskLaunch.ProtoReflect.Descriptor instead.
 func (*TaskLaunch) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{56}
+	return file_api_baton_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *TaskLaunch) GetId() *TaskID {
@@ -4525,14 +4809,17 @@ type TaskStatus struct {
 	DurationMs    int64  `protobuf:"varint,14,opt,name=duration_ms,json=durationMs,proto3" json:"duration_ms,omitempty"`
 	// accumulators: the attempt's accumulator updates (successes and
 	// exception failures), ascending by (name, kind).
-	Accumulators  []*Accumulator `protobuf:"bytes,15,rep,name=accumulators,proto3" json:"accumulators,omitempty"`
+	Accumulators []*Accumulator `protobuf:"bytes,15,rep,name=accumulators,proto3" json:"accumulators,omitempty"`
+	// cached: for a success, the partitions of persisted datasets the
+	// attempt kept in the executor's block store.
+	Cached        []*CachedPartition `protobuf:"bytes,16,rep,name=cached,proto3" json:"cached,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *TaskStatus) Reset() {
 	*x = TaskStatus{}
-	mi := &file_api_baton_proto_msgTypes[57]
+	mi := &file_api_baton_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4544,7 +4831,7 @@ func (x *TaskStatus) String() string {
 func (*TaskStatus) ProtoMessage() {}
 
 func (x *TaskStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[57]
+	mi := &file_api_baton_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4557,7 +4844,7 @@ func (x *TaskStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskStatus.ProtoReflect.Descriptor instead.
 func (*TaskStatus) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{57}
+	return file_api_baton_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *TaskStatus) GetId() *TaskID {
@@ -4665,6 +4952,75 @@ func (x *TaskStatus) GetAccumulators() []*Accumulator {
 	return nil
 }
 
+func (x *TaskStatus) GetCached() []*CachedPartition {
+	if x != nil {
+		return x.Cached
+	}
+	return nil
+}
+
+// CachedPartition is a partition of a persisted dataset kept in an
+// executor's block store.
+type CachedPartition struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Key           string                 `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	Partition     int32                  `protobuf:"varint,2,opt,name=partition,proto3" json:"partition,omitempty"`
+	Bytes         int64                  `protobuf:"varint,3,opt,name=bytes,proto3" json:"bytes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CachedPartition) Reset() {
+	*x = CachedPartition{}
+	mi := &file_api_baton_proto_msgTypes[63]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CachedPartition) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CachedPartition) ProtoMessage() {}
+
+func (x *CachedPartition) ProtoReflect() protoreflect.Message {
+	mi := &file_api_baton_proto_msgTypes[63]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CachedPartition.ProtoReflect.Descriptor instead.
+func (*CachedPartition) Descriptor() ([]byte, []int) {
+	return file_api_baton_proto_rawDescGZIP(), []int{63}
+}
+
+func (x *CachedPartition) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+func (x *CachedPartition) GetPartition() int32 {
+	if x != nil {
+		return x.Partition
+	}
+	return 0
+}
+
+func (x *CachedPartition) GetBytes() int64 {
+	if x != nil {
+		return x.Bytes
+	}
+	return 0
+}
+
 // Accumulator is a named value: a task's update, or a job's total.
 type Accumulator struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -4682,7 +5038,7 @@ type Accumulator struct {
 
 func (x *Accumulator) Reset() {
 	*x = Accumulator{}
-	mi := &file_api_baton_proto_msgTypes[58]
+	mi := &file_api_baton_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4694,7 +5050,7 @@ func (x *Accumulator) String() string {
 func (*Accumulator) ProtoMessage() {}
 
 func (x *Accumulator) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[58]
+	mi := &file_api_baton_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4707,7 +5063,7 @@ func (x *Accumulator) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Accumulator.ProtoReflect.Descriptor instead.
 func (*Accumulator) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{58}
+	return file_api_baton_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *Accumulator) GetName() string {
@@ -4759,6 +5115,9 @@ type Hello struct {
 	// so the leader can tell it which are dead.
 	Shuffles   []uint64 `protobuf:"varint,7,rep,packed,name=shuffles,proto3" json:"shuffles,omitempty"`
 	ResultJobs []uint64 `protobuf:"varint,8,rep,packed,name=result_jobs,json=resultJobs,proto3" json:"result_jobs,omitempty"`
+	// cached_keys: the persisted datasets this executor keeps partitions
+	// of (field 12).
+	CachedKeys []string `protobuf:"bytes,12,rep,name=cached_keys,json=cachedKeys,proto3" json:"cached_keys,omitempty"`
 	// unacked lists the attempts whose final status is not yet
 	// acknowledged (sent again right after the hello): a new leader holds
 	// their partitions until those reports are committed, so a finished
@@ -4776,7 +5135,7 @@ type Hello struct {
 
 func (x *Hello) Reset() {
 	*x = Hello{}
-	mi := &file_api_baton_proto_msgTypes[59]
+	mi := &file_api_baton_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4788,7 +5147,7 @@ func (x *Hello) String() string {
 func (*Hello) ProtoMessage() {}
 
 func (x *Hello) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[59]
+	mi := &file_api_baton_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4801,7 +5160,7 @@ func (x *Hello) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Hello.ProtoReflect.Descriptor instead.
 func (*Hello) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{59}
+	return file_api_baton_proto_rawDescGZIP(), []int{65}
 }
 
 func (x *Hello) GetExecutorId() string {
@@ -4860,6 +5219,13 @@ func (x *Hello) GetResultJobs() []uint64 {
 	return nil
 }
 
+func (x *Hello) GetCachedKeys() []string {
+	if x != nil {
+		return x.CachedKeys
+	}
+	return nil
+}
+
 func (x *Hello) GetUnacked() []*TaskID {
 	if x != nil {
 		return x.Unacked
@@ -4894,7 +5260,7 @@ type StatusUpdates struct {
 
 func (x *StatusUpdates) Reset() {
 	*x = StatusUpdates{}
-	mi := &file_api_baton_proto_msgTypes[60]
+	mi := &file_api_baton_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4906,7 +5272,7 @@ func (x *StatusUpdates) String() string {
 func (*StatusUpdates) ProtoMessage() {}
 
 func (x *StatusUpdates) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[60]
+	mi := &file_api_baton_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4919,7 +5285,7 @@ func (x *StatusUpdates) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusUpdates.ProtoReflect.Descriptor instead.
 func (*StatusUpdates) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{60}
+	return file_api_baton_proto_rawDescGZIP(), []int{66}
 }
 
 func (x *StatusUpdates) GetUpdates() []*TaskStatus {
@@ -4945,7 +5311,7 @@ type CommitRequest struct {
 
 func (x *CommitRequest) Reset() {
 	*x = CommitRequest{}
-	mi := &file_api_baton_proto_msgTypes[61]
+	mi := &file_api_baton_proto_msgTypes[67]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4957,7 +5323,7 @@ func (x *CommitRequest) String() string {
 func (*CommitRequest) ProtoMessage() {}
 
 func (x *CommitRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[61]
+	mi := &file_api_baton_proto_msgTypes[67]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4970,7 +5336,7 @@ func (x *CommitRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommitRequest.ProtoReflect.Descriptor instead.
 func (*CommitRequest) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{61}
+	return file_api_baton_proto_rawDescGZIP(), []int{67}
 }
 
 func (x *CommitRequest) GetId() *TaskID {
@@ -4995,7 +5361,7 @@ type ExecutorMessage struct {
 
 func (x *ExecutorMessage) Reset() {
 	*x = ExecutorMessage{}
-	mi := &file_api_baton_proto_msgTypes[62]
+	mi := &file_api_baton_proto_msgTypes[68]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5007,7 +5373,7 @@ func (x *ExecutorMessage) String() string {
 func (*ExecutorMessage) ProtoMessage() {}
 
 func (x *ExecutorMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[62]
+	mi := &file_api_baton_proto_msgTypes[68]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5020,7 +5386,7 @@ func (x *ExecutorMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecutorMessage.ProtoReflect.Descriptor instead.
 func (*ExecutorMessage) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{62}
+	return file_api_baton_proto_rawDescGZIP(), []int{68}
 }
 
 func (x *ExecutorMessage) GetMsg() isExecutorMessage_Msg {
@@ -5093,7 +5459,7 @@ type Welcome struct {
 
 func (x *Welcome) Reset() {
 	*x = Welcome{}
-	mi := &file_api_baton_proto_msgTypes[63]
+	mi := &file_api_baton_proto_msgTypes[69]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5105,7 +5471,7 @@ func (x *Welcome) String() string {
 func (*Welcome) ProtoMessage() {}
 
 func (x *Welcome) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[63]
+	mi := &file_api_baton_proto_msgTypes[69]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5118,7 +5484,7 @@ func (x *Welcome) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Welcome.ProtoReflect.Descriptor instead.
 func (*Welcome) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{63}
+	return file_api_baton_proto_rawDescGZIP(), []int{69}
 }
 
 func (x *Welcome) GetTerm() uint64 {
@@ -5151,7 +5517,7 @@ type Launch struct {
 
 func (x *Launch) Reset() {
 	*x = Launch{}
-	mi := &file_api_baton_proto_msgTypes[64]
+	mi := &file_api_baton_proto_msgTypes[70]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5163,7 +5529,7 @@ func (x *Launch) String() string {
 func (*Launch) ProtoMessage() {}
 
 func (x *Launch) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[64]
+	mi := &file_api_baton_proto_msgTypes[70]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5176,7 +5542,7 @@ func (x *Launch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Launch.ProtoReflect.Descriptor instead.
 func (*Launch) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{64}
+	return file_api_baton_proto_rawDescGZIP(), []int{70}
 }
 
 func (x *Launch) GetTasks() []*TaskLaunch {
@@ -5197,7 +5563,7 @@ type Kill struct {
 
 func (x *Kill) Reset() {
 	*x = Kill{}
-	mi := &file_api_baton_proto_msgTypes[65]
+	mi := &file_api_baton_proto_msgTypes[71]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5209,7 +5575,7 @@ func (x *Kill) String() string {
 func (*Kill) ProtoMessage() {}
 
 func (x *Kill) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[65]
+	mi := &file_api_baton_proto_msgTypes[71]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5222,7 +5588,7 @@ func (x *Kill) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Kill.ProtoReflect.Descriptor instead.
 func (*Kill) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{65}
+	return file_api_baton_proto_rawDescGZIP(), []int{71}
 }
 
 func (x *Kill) GetTerm() uint64 {
@@ -5257,7 +5623,7 @@ type Ack struct {
 
 func (x *Ack) Reset() {
 	*x = Ack{}
-	mi := &file_api_baton_proto_msgTypes[66]
+	mi := &file_api_baton_proto_msgTypes[72]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5269,7 +5635,7 @@ func (x *Ack) String() string {
 func (*Ack) ProtoMessage() {}
 
 func (x *Ack) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[66]
+	mi := &file_api_baton_proto_msgTypes[72]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5282,7 +5648,7 @@ func (x *Ack) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Ack.ProtoReflect.Descriptor instead.
 func (*Ack) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{66}
+	return file_api_baton_proto_rawDescGZIP(), []int{72}
 }
 
 func (x *Ack) GetTasks() []uint64 {
@@ -5303,7 +5669,7 @@ type CommitDecision struct {
 
 func (x *CommitDecision) Reset() {
 	*x = CommitDecision{}
-	mi := &file_api_baton_proto_msgTypes[67]
+	mi := &file_api_baton_proto_msgTypes[73]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5315,7 +5681,7 @@ func (x *CommitDecision) String() string {
 func (*CommitDecision) ProtoMessage() {}
 
 func (x *CommitDecision) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[67]
+	mi := &file_api_baton_proto_msgTypes[73]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5328,7 +5694,7 @@ func (x *CommitDecision) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommitDecision.ProtoReflect.Descriptor instead.
 func (*CommitDecision) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{67}
+	return file_api_baton_proto_rawDescGZIP(), []int{73}
 }
 
 func (x *CommitDecision) GetTerm() uint64 {
@@ -5362,7 +5728,7 @@ type ResultBlock struct {
 
 func (x *ResultBlock) Reset() {
 	*x = ResultBlock{}
-	mi := &file_api_baton_proto_msgTypes[68]
+	mi := &file_api_baton_proto_msgTypes[74]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5374,7 +5740,7 @@ func (x *ResultBlock) String() string {
 func (*ResultBlock) ProtoMessage() {}
 
 func (x *ResultBlock) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[68]
+	mi := &file_api_baton_proto_msgTypes[74]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5387,7 +5753,7 @@ func (x *ResultBlock) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResultBlock.ProtoReflect.Descriptor instead.
 func (*ResultBlock) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{68}
+	return file_api_baton_proto_rawDescGZIP(), []int{74}
 }
 
 func (x *ResultBlock) GetJob() uint64 {
@@ -5409,14 +5775,16 @@ type DeleteBlocks struct {
 	Shuffles []uint64               `protobuf:"varint,1,rep,packed,name=shuffles,proto3" json:"shuffles,omitempty"`
 	Results  []*ResultBlock         `protobuf:"bytes,2,rep,name=results,proto3" json:"results,omitempty"`
 	// result_jobs: delete every result of these jobs.
-	ResultJobs    []uint64 `protobuf:"varint,3,rep,packed,name=result_jobs,json=resultJobs,proto3" json:"result_jobs,omitempty"`
+	ResultJobs []uint64 `protobuf:"varint,3,rep,packed,name=result_jobs,json=resultJobs,proto3" json:"result_jobs,omitempty"`
+	// cached_keys: delete every kept partition of these persisted datasets.
+	CachedKeys    []string `protobuf:"bytes,4,rep,name=cached_keys,json=cachedKeys,proto3" json:"cached_keys,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *DeleteBlocks) Reset() {
 	*x = DeleteBlocks{}
-	mi := &file_api_baton_proto_msgTypes[69]
+	mi := &file_api_baton_proto_msgTypes[75]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5428,7 +5796,7 @@ func (x *DeleteBlocks) String() string {
 func (*DeleteBlocks) ProtoMessage() {}
 
 func (x *DeleteBlocks) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[69]
+	mi := &file_api_baton_proto_msgTypes[75]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5441,7 +5809,7 @@ func (x *DeleteBlocks) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteBlocks.ProtoReflect.Descriptor instead.
 func (*DeleteBlocks) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{69}
+	return file_api_baton_proto_rawDescGZIP(), []int{75}
 }
 
 func (x *DeleteBlocks) GetShuffles() []uint64 {
@@ -5465,6 +5833,13 @@ func (x *DeleteBlocks) GetResultJobs() []uint64 {
 	return nil
 }
 
+func (x *DeleteBlocks) GetCachedKeys() []string {
+	if x != nil {
+		return x.CachedKeys
+	}
+	return nil
+}
+
 type NotLeader struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	LeaderId      string                 `protobuf:"bytes,1,opt,name=leader_id,json=leaderId,proto3" json:"leader_id,omitempty"`
@@ -5475,7 +5850,7 @@ type NotLeader struct {
 
 func (x *NotLeader) Reset() {
 	*x = NotLeader{}
-	mi := &file_api_baton_proto_msgTypes[70]
+	mi := &file_api_baton_proto_msgTypes[76]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5487,7 +5862,7 @@ func (x *NotLeader) String() string {
 func (*NotLeader) ProtoMessage() {}
 
 func (x *NotLeader) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[70]
+	mi := &file_api_baton_proto_msgTypes[76]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5500,7 +5875,7 @@ func (x *NotLeader) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NotLeader.ProtoReflect.Descriptor instead.
 func (*NotLeader) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{70}
+	return file_api_baton_proto_rawDescGZIP(), []int{76}
 }
 
 func (x *NotLeader) GetLeaderId() string {
@@ -5536,7 +5911,7 @@ type DriverMessage struct {
 
 func (x *DriverMessage) Reset() {
 	*x = DriverMessage{}
-	mi := &file_api_baton_proto_msgTypes[71]
+	mi := &file_api_baton_proto_msgTypes[77]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5548,7 +5923,7 @@ func (x *DriverMessage) String() string {
 func (*DriverMessage) ProtoMessage() {}
 
 func (x *DriverMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[71]
+	mi := &file_api_baton_proto_msgTypes[77]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5561,7 +5936,7 @@ func (x *DriverMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DriverMessage.ProtoReflect.Descriptor instead.
 func (*DriverMessage) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{71}
+	return file_api_baton_proto_rawDescGZIP(), []int{77}
 }
 
 func (x *DriverMessage) GetMsg() isDriverMessage_Msg {
@@ -5698,7 +6073,7 @@ type FetchShuffleRequest struct {
 
 func (x *FetchShuffleRequest) Reset() {
 	*x = FetchShuffleRequest{}
-	mi := &file_api_baton_proto_msgTypes[72]
+	mi := &file_api_baton_proto_msgTypes[78]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5710,7 +6085,7 @@ func (x *FetchShuffleRequest) String() string {
 func (*FetchShuffleRequest) ProtoMessage() {}
 
 func (x *FetchShuffleRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[72]
+	mi := &file_api_baton_proto_msgTypes[78]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5723,7 +6098,7 @@ func (x *FetchShuffleRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchShuffleRequest.ProtoReflect.Descriptor instead.
 func (*FetchShuffleRequest) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{72}
+	return file_api_baton_proto_rawDescGZIP(), []int{78}
 }
 
 func (x *FetchShuffleRequest) GetShuffle() uint64 {
@@ -5773,7 +6148,7 @@ type FetchResultRequest struct {
 
 func (x *FetchResultRequest) Reset() {
 	*x = FetchResultRequest{}
-	mi := &file_api_baton_proto_msgTypes[73]
+	mi := &file_api_baton_proto_msgTypes[79]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5785,7 +6160,7 @@ func (x *FetchResultRequest) String() string {
 func (*FetchResultRequest) ProtoMessage() {}
 
 func (x *FetchResultRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[73]
+	mi := &file_api_baton_proto_msgTypes[79]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5798,7 +6173,7 @@ func (x *FetchResultRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchResultRequest.ProtoReflect.Descriptor instead.
 func (*FetchResultRequest) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{73}
+	return file_api_baton_proto_rawDescGZIP(), []int{79}
 }
 
 func (x *FetchResultRequest) GetJob() uint64 {
@@ -5838,7 +6213,7 @@ type BlockChunk struct {
 
 func (x *BlockChunk) Reset() {
 	*x = BlockChunk{}
-	mi := &file_api_baton_proto_msgTypes[74]
+	mi := &file_api_baton_proto_msgTypes[80]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5850,7 +6225,7 @@ func (x *BlockChunk) String() string {
 func (*BlockChunk) ProtoMessage() {}
 
 func (x *BlockChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[74]
+	mi := &file_api_baton_proto_msgTypes[80]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5863,7 +6238,7 @@ func (x *BlockChunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BlockChunk.ProtoReflect.Descriptor instead.
 func (*BlockChunk) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{74}
+	return file_api_baton_proto_rawDescGZIP(), []int{80}
 }
 
 func (x *BlockChunk) GetMap() int32 {
@@ -5909,7 +6284,7 @@ type ExecutorStatsRequest struct {
 
 func (x *ExecutorStatsRequest) Reset() {
 	*x = ExecutorStatsRequest{}
-	mi := &file_api_baton_proto_msgTypes[75]
+	mi := &file_api_baton_proto_msgTypes[81]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5921,7 +6296,7 @@ func (x *ExecutorStatsRequest) String() string {
 func (*ExecutorStatsRequest) ProtoMessage() {}
 
 func (x *ExecutorStatsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[75]
+	mi := &file_api_baton_proto_msgTypes[81]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5934,7 +6309,7 @@ func (x *ExecutorStatsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecutorStatsRequest.ProtoReflect.Descriptor instead.
 func (*ExecutorStatsRequest) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{75}
+	return file_api_baton_proto_rawDescGZIP(), []int{81}
 }
 
 // ExecutorStats is what an executor did since it started: for drills and
@@ -5963,7 +6338,7 @@ type ExecutorStats struct {
 
 func (x *ExecutorStats) Reset() {
 	*x = ExecutorStats{}
-	mi := &file_api_baton_proto_msgTypes[76]
+	mi := &file_api_baton_proto_msgTypes[82]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5975,7 +6350,7 @@ func (x *ExecutorStats) String() string {
 func (*ExecutorStats) ProtoMessage() {}
 
 func (x *ExecutorStats) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[76]
+	mi := &file_api_baton_proto_msgTypes[82]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5988,7 +6363,7 @@ func (x *ExecutorStats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecutorStats.ProtoReflect.Descriptor instead.
 func (*ExecutorStats) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{76}
+	return file_api_baton_proto_rawDescGZIP(), []int{82}
 }
 
 func (x *ExecutorStats) GetExecutorId() string {
@@ -6083,7 +6458,7 @@ type ACLToken struct {
 
 func (x *ACLToken) Reset() {
 	*x = ACLToken{}
-	mi := &file_api_baton_proto_msgTypes[77]
+	mi := &file_api_baton_proto_msgTypes[83]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6095,7 +6470,7 @@ func (x *ACLToken) String() string {
 func (*ACLToken) ProtoMessage() {}
 
 func (x *ACLToken) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[77]
+	mi := &file_api_baton_proto_msgTypes[83]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6108,7 +6483,7 @@ func (x *ACLToken) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ACLToken.ProtoReflect.Descriptor instead.
 func (*ACLToken) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{77}
+	return file_api_baton_proto_rawDescGZIP(), []int{83}
 }
 
 func (x *ACLToken) GetAccessor() string {
@@ -6154,7 +6529,7 @@ type ACLBootstrapRequest struct {
 
 func (x *ACLBootstrapRequest) Reset() {
 	*x = ACLBootstrapRequest{}
-	mi := &file_api_baton_proto_msgTypes[78]
+	mi := &file_api_baton_proto_msgTypes[84]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6166,7 +6541,7 @@ func (x *ACLBootstrapRequest) String() string {
 func (*ACLBootstrapRequest) ProtoMessage() {}
 
 func (x *ACLBootstrapRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[78]
+	mi := &file_api_baton_proto_msgTypes[84]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6179,7 +6554,7 @@ func (x *ACLBootstrapRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ACLBootstrapRequest.ProtoReflect.Descriptor instead.
 func (*ACLBootstrapRequest) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{78}
+	return file_api_baton_proto_rawDescGZIP(), []int{84}
 }
 
 type ACLBootstrapResponse struct {
@@ -6191,7 +6566,7 @@ type ACLBootstrapResponse struct {
 
 func (x *ACLBootstrapResponse) Reset() {
 	*x = ACLBootstrapResponse{}
-	mi := &file_api_baton_proto_msgTypes[79]
+	mi := &file_api_baton_proto_msgTypes[85]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6203,7 +6578,7 @@ func (x *ACLBootstrapResponse) String() string {
 func (*ACLBootstrapResponse) ProtoMessage() {}
 
 func (x *ACLBootstrapResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[79]
+	mi := &file_api_baton_proto_msgTypes[85]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6216,7 +6591,7 @@ func (x *ACLBootstrapResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ACLBootstrapResponse.ProtoReflect.Descriptor instead.
 func (*ACLBootstrapResponse) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{79}
+	return file_api_baton_proto_rawDescGZIP(), []int{85}
 }
 
 func (x *ACLBootstrapResponse) GetToken() *ACLToken {
@@ -6237,7 +6612,7 @@ type CreateTokenRequest struct {
 
 func (x *CreateTokenRequest) Reset() {
 	*x = CreateTokenRequest{}
-	mi := &file_api_baton_proto_msgTypes[80]
+	mi := &file_api_baton_proto_msgTypes[86]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6249,7 +6624,7 @@ func (x *CreateTokenRequest) String() string {
 func (*CreateTokenRequest) ProtoMessage() {}
 
 func (x *CreateTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[80]
+	mi := &file_api_baton_proto_msgTypes[86]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6262,7 +6637,7 @@ func (x *CreateTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateTokenRequest.ProtoReflect.Descriptor instead.
 func (*CreateTokenRequest) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{80}
+	return file_api_baton_proto_rawDescGZIP(), []int{86}
 }
 
 func (x *CreateTokenRequest) GetName() string {
@@ -6288,7 +6663,7 @@ type CreateTokenResponse struct {
 
 func (x *CreateTokenResponse) Reset() {
 	*x = CreateTokenResponse{}
-	mi := &file_api_baton_proto_msgTypes[81]
+	mi := &file_api_baton_proto_msgTypes[87]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6300,7 +6675,7 @@ func (x *CreateTokenResponse) String() string {
 func (*CreateTokenResponse) ProtoMessage() {}
 
 func (x *CreateTokenResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[81]
+	mi := &file_api_baton_proto_msgTypes[87]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6313,7 +6688,7 @@ func (x *CreateTokenResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateTokenResponse.ProtoReflect.Descriptor instead.
 func (*CreateTokenResponse) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{81}
+	return file_api_baton_proto_rawDescGZIP(), []int{87}
 }
 
 func (x *CreateTokenResponse) GetToken() *ACLToken {
@@ -6331,7 +6706,7 @@ type ListTokensRequest struct {
 
 func (x *ListTokensRequest) Reset() {
 	*x = ListTokensRequest{}
-	mi := &file_api_baton_proto_msgTypes[82]
+	mi := &file_api_baton_proto_msgTypes[88]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6343,7 +6718,7 @@ func (x *ListTokensRequest) String() string {
 func (*ListTokensRequest) ProtoMessage() {}
 
 func (x *ListTokensRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[82]
+	mi := &file_api_baton_proto_msgTypes[88]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6356,7 +6731,7 @@ func (x *ListTokensRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTokensRequest.ProtoReflect.Descriptor instead.
 func (*ListTokensRequest) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{82}
+	return file_api_baton_proto_rawDescGZIP(), []int{88}
 }
 
 type ListTokensResponse struct {
@@ -6368,7 +6743,7 @@ type ListTokensResponse struct {
 
 func (x *ListTokensResponse) Reset() {
 	*x = ListTokensResponse{}
-	mi := &file_api_baton_proto_msgTypes[83]
+	mi := &file_api_baton_proto_msgTypes[89]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6380,7 +6755,7 @@ func (x *ListTokensResponse) String() string {
 func (*ListTokensResponse) ProtoMessage() {}
 
 func (x *ListTokensResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[83]
+	mi := &file_api_baton_proto_msgTypes[89]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6393,7 +6768,7 @@ func (x *ListTokensResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTokensResponse.ProtoReflect.Descriptor instead.
 func (*ListTokensResponse) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{83}
+	return file_api_baton_proto_rawDescGZIP(), []int{89}
 }
 
 func (x *ListTokensResponse) GetTokens() []*ACLToken {
@@ -6412,7 +6787,7 @@ type DeleteTokenRequest struct {
 
 func (x *DeleteTokenRequest) Reset() {
 	*x = DeleteTokenRequest{}
-	mi := &file_api_baton_proto_msgTypes[84]
+	mi := &file_api_baton_proto_msgTypes[90]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6424,7 +6799,7 @@ func (x *DeleteTokenRequest) String() string {
 func (*DeleteTokenRequest) ProtoMessage() {}
 
 func (x *DeleteTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[84]
+	mi := &file_api_baton_proto_msgTypes[90]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6437,7 +6812,7 @@ func (x *DeleteTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteTokenRequest.ProtoReflect.Descriptor instead.
 func (*DeleteTokenRequest) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{84}
+	return file_api_baton_proto_rawDescGZIP(), []int{90}
 }
 
 func (x *DeleteTokenRequest) GetAccessor() string {
@@ -6455,7 +6830,7 @@ type DeleteTokenResponse struct {
 
 func (x *DeleteTokenResponse) Reset() {
 	*x = DeleteTokenResponse{}
-	mi := &file_api_baton_proto_msgTypes[85]
+	mi := &file_api_baton_proto_msgTypes[91]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6467,7 +6842,7 @@ func (x *DeleteTokenResponse) String() string {
 func (*DeleteTokenResponse) ProtoMessage() {}
 
 func (x *DeleteTokenResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[85]
+	mi := &file_api_baton_proto_msgTypes[91]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6480,7 +6855,7 @@ func (x *DeleteTokenResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteTokenResponse.ProtoReflect.Descriptor instead.
 func (*DeleteTokenResponse) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{85}
+	return file_api_baton_proto_rawDescGZIP(), []int{91}
 }
 
 var File_api_baton_proto protoreflect.FileDescriptor
@@ -6629,7 +7004,29 @@ const file_api_baton_proto_rawDesc = "" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\"G\n" +
 	"\x12CancelStageRequest\x12\x19\n" +
 	"\bstage_id\x18\x01 \x01(\x04R\astageId\x12\x16\n" +
-	"\x06reason\x18\x02 \x01(\tR\x06reason\"H\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\"7\n" +
+	"\x11ListCachedRequest\x12\"\n" +
+	"\flinearizable\x18\x01 \x01(\bR\flinearizable\"\xb3\x02\n" +
+	"\rCachedDataset\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12\x1e\n" +
+	"\n" +
+	"partitions\x18\x03 \x01(\x05R\n" +
+	"partitions\x12\x16\n" +
+	"\x06cached\x18\x04 \x01(\x05R\x06cached\x12\x14\n" +
+	"\x05bytes\x18\x05 \x01(\x03R\x05bytes\x12*\n" +
+	"\x11created_unix_nano\x18\x06 \x01(\x03R\x0fcreatedUnixNano\x12D\n" +
+	"\texecutors\x18\a \x03(\v2&.baton.v1.CachedDataset.ExecutorsEntryR\texecutors\x1a<\n" +
+	"\x0eExecutorsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\x05R\x05value:\x028\x01\"I\n" +
+	"\x12ListCachedResponse\x123\n" +
+	"\bdatasets\x18\x01 \x03(\v2\x17.baton.v1.CachedDatasetR\bdatasets\",\n" +
+	"\x10UnpersistRequest\x12\x18\n" +
+	"\adataset\x18\x01 \x01(\tR\adataset\"=\n" +
+	"\x11UnpersistResponse\x12\x12\n" +
+	"\x04keys\x18\x01 \x03(\tR\x04keys\x12\x14\n" +
+	"\x05index\x18\x02 \x01(\x04R\x05index\"H\n" +
 	"\x12CancelJobsResponse\x12\x1c\n" +
 	"\tcancelled\x18\x01 \x03(\x04R\tcancelled\x12\x14\n" +
 	"\x05index\x18\x02 \x01(\x04R\x05index\"E\n" +
@@ -6835,7 +7232,7 @@ const file_api_baton_proto_rawDesc = "" +
 	"\finput_grants\x18\f \x03(\fR\vinputGrants\x12!\n" +
 	"\freduce_start\x18\r \x01(\x05R\vreduceStart\x12\x1d\n" +
 	"\n" +
-	"reduce_end\x18\x0e \x01(\x05R\treduceEnd\"\x9b\x04\n" +
+	"reduce_end\x18\x0e \x01(\x05R\treduceEnd\"\xce\x04\n" +
 	"\n" +
 	"TaskStatus\x12 \n" +
 	"\x02id\x18\x01 \x01(\v2\x10.baton.v1.TaskIDR\x02id\x12)\n" +
@@ -6855,14 +7252,19 @@ const file_api_baton_proto_rawDesc = "" +
 	"\ffetch_reduce\x18\r \x01(\x05R\vfetchReduce\x12\x1f\n" +
 	"\vduration_ms\x18\x0e \x01(\x03R\n" +
 	"durationMs\x129\n" +
-	"\faccumulators\x18\x0f \x03(\v2\x15.baton.v1.AccumulatorR\faccumulators\"\xa4\x01\n" +
+	"\faccumulators\x18\x0f \x03(\v2\x15.baton.v1.AccumulatorR\faccumulators\x121\n" +
+	"\x06cached\x18\x10 \x03(\v2\x19.baton.v1.CachedPartitionR\x06cached\"W\n" +
+	"\x0fCachedPartition\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x1c\n" +
+	"\tpartition\x18\x02 \x01(\x05R\tpartition\x12\x14\n" +
+	"\x05bytes\x18\x03 \x01(\x03R\x05bytes\"\xa4\x01\n" +
 	"\vAccumulator\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12-\n" +
 	"\x04kind\x18\x02 \x01(\x0e2\x19.baton.v1.AccumulatorKindR\x04kind\x12\x1b\n" +
 	"\tint_value\x18\x03 \x01(\x03R\bintValue\x12\x1f\n" +
 	"\vfloat_value\x18\x04 \x01(\x01R\n" +
 	"floatValue\x12\x14\n" +
-	"\x05tasks\x18\x05 \x01(\x03R\x05tasks\"\xe4\x02\n" +
+	"\x05tasks\x18\x05 \x01(\x03R\x05tasks\"\x85\x03\n" +
 	"\x05Hello\x12\x1f\n" +
 	"\vexecutor_id\x18\x01 \x01(\tR\n" +
 	"executorId\x12\x12\n" +
@@ -6873,7 +7275,9 @@ const file_api_baton_proto_rawDesc = "" +
 	"\arunning\x18\x06 \x03(\v2\x10.baton.v1.TaskIDR\arunning\x12\x1a\n" +
 	"\bshuffles\x18\a \x03(\x04R\bshuffles\x12\x1f\n" +
 	"\vresult_jobs\x18\b \x03(\x04R\n" +
-	"resultJobs\x12*\n" +
+	"resultJobs\x12\x1f\n" +
+	"\vcached_keys\x18\f \x03(\tR\n" +
+	"cachedKeys\x12*\n" +
 	"\aunacked\x18\t \x03(\v2\x10.baton.v1.TaskIDR\aunacked\x12\x1c\n" +
 	"\tunhealthy\x18\n" +
 	" \x01(\tR\tunhealthy\x12$\n" +
@@ -6908,12 +7312,14 @@ const file_api_baton_proto_rawDesc = "" +
 	"authorized\"3\n" +
 	"\vResultBlock\x12\x10\n" +
 	"\x03job\x18\x01 \x01(\x04R\x03job\x12\x12\n" +
-	"\x04task\x18\x02 \x01(\x04R\x04task\"|\n" +
+	"\x04task\x18\x02 \x01(\x04R\x04task\"\x9d\x01\n" +
 	"\fDeleteBlocks\x12\x1a\n" +
 	"\bshuffles\x18\x01 \x03(\x04R\bshuffles\x12/\n" +
 	"\aresults\x18\x02 \x03(\v2\x15.baton.v1.ResultBlockR\aresults\x12\x1f\n" +
 	"\vresult_jobs\x18\x03 \x03(\x04R\n" +
-	"resultJobs\"P\n" +
+	"resultJobs\x12\x1f\n" +
+	"\vcached_keys\x18\x04 \x03(\tR\n" +
+	"cachedKeys\"P\n" +
 	"\tNotLeader\x12\x1b\n" +
 	"\tleader_id\x18\x01 \x01(\tR\bleaderId\x12&\n" +
 	"\x0fleader_api_addr\x18\x02 \x01(\tR\rleaderApiAddr\"\xd6\x02\n" +
@@ -7021,7 +7427,7 @@ const file_api_baton_proto_rawDesc = "" +
 	"\x10BLOCK_ERROR_NONE\x10\x00\x12\x19\n" +
 	"\x15BLOCK_ERROR_NOT_FOUND\x10\x01\x12\x17\n" +
 	"\x13BLOCK_ERROR_CORRUPT\x10\x02\x12\x18\n" +
-	"\x14BLOCK_ERROR_INTERNAL\x10\x032\x85\x06\n" +
+	"\x14BLOCK_ERROR_INTERNAL\x10\x032\x94\a\n" +
 	"\tScheduler\x12D\n" +
 	"\tSubmitJob\x12\x1a.baton.v1.SubmitJobRequest\x1a\x1b.baton.v1.SubmitJobResponse\x120\n" +
 	"\x06GetJob\x12\x17.baton.v1.GetJobRequest\x1a\r.baton.v1.Job\x12A\n" +
@@ -7034,7 +7440,10 @@ const file_api_baton_proto_rawDesc = "" +
 	"\n" +
 	"ReleaseJob\x12\x1b.baton.v1.ReleaseJobRequest\x1a\x1c.baton.v1.ReleaseJobResponse\x12P\n" +
 	"\rListExecutors\x12\x1e.baton.v1.ListExecutorsRequest\x1a\x1f.baton.v1.ListExecutorsResponse\x12<\n" +
-	"\bGetStage\x12\x19.baton.v1.GetStageRequest\x1a\x15.baton.v1.StageDetail2\xd8\x06\n" +
+	"\bGetStage\x12\x19.baton.v1.GetStageRequest\x1a\x15.baton.v1.StageDetail\x12G\n" +
+	"\n" +
+	"ListCached\x12\x1b.baton.v1.ListCachedRequest\x1a\x1c.baton.v1.ListCachedResponse\x12D\n" +
+	"\tUnpersist\x12\x1a.baton.v1.UnpersistRequest\x1a\x1b.baton.v1.UnpersistResponse2\xd8\x06\n" +
 	"\bOperator\x12;\n" +
 	"\x06Status\x12\x17.baton.v1.StatusRequest\x1a\x18.baton.v1.StatusResponse\x12B\n" +
 	"\rGetNodeStatus\x12\x1b.baton.v1.NodeStatusRequest\x1a\x14.baton.v1.NodeStatus\x12D\n" +
@@ -7074,7 +7483,7 @@ func file_api_baton_proto_rawDescGZIP() []byte {
 }
 
 var file_api_baton_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_api_baton_proto_msgTypes = make([]protoimpl.MessageInfo, 92)
+var file_api_baton_proto_msgTypes = make([]protoimpl.MessageInfo, 99)
 var file_api_baton_proto_goTypes = []any{
 	(JobState)(0),                      // 0: baton.v1.JobState
 	(TaskState)(0),                     // 1: baton.v1.TaskState
@@ -7099,202 +7508,216 @@ var file_api_baton_proto_goTypes = []any{
 	(*CancelJobResponse)(nil),          // 20: baton.v1.CancelJobResponse
 	(*CancelJobGroupRequest)(nil),      // 21: baton.v1.CancelJobGroupRequest
 	(*CancelStageRequest)(nil),         // 22: baton.v1.CancelStageRequest
-	(*CancelJobsResponse)(nil),         // 23: baton.v1.CancelJobsResponse
-	(*WatchJobRequest)(nil),            // 24: baton.v1.WatchJobRequest
-	(*ReleaseJobRequest)(nil),          // 25: baton.v1.ReleaseJobRequest
-	(*ReleaseJobResponse)(nil),         // 26: baton.v1.ReleaseJobResponse
-	(*CollectResultsRequest)(nil),      // 27: baton.v1.CollectResultsRequest
-	(*ResultChunk)(nil),                // 28: baton.v1.ResultChunk
-	(*ListExecutorsRequest)(nil),       // 29: baton.v1.ListExecutorsRequest
-	(*Executor)(nil),                   // 30: baton.v1.Executor
-	(*ListExecutorsResponse)(nil),      // 31: baton.v1.ListExecutorsResponse
-	(*GetStageRequest)(nil),            // 32: baton.v1.GetStageRequest
-	(*TaskAttempt)(nil),                // 33: baton.v1.TaskAttempt
-	(*StageDetail)(nil),                // 34: baton.v1.StageDetail
-	(*Peer)(nil),                       // 35: baton.v1.Peer
-	(*StatusRequest)(nil),              // 36: baton.v1.StatusRequest
-	(*StatusResponse)(nil),             // 37: baton.v1.StatusResponse
-	(*NodeStatusRequest)(nil),          // 38: baton.v1.NodeStatusRequest
-	(*NodeStatus)(nil),                 // 39: baton.v1.NodeStatus
-	(*ListPeersRequest)(nil),           // 40: baton.v1.ListPeersRequest
-	(*ListPeersResponse)(nil),          // 41: baton.v1.ListPeersResponse
-	(*AddPeerRequest)(nil),             // 42: baton.v1.AddPeerRequest
-	(*AddPeerResponse)(nil),            // 43: baton.v1.AddPeerResponse
-	(*RemovePeerRequest)(nil),          // 44: baton.v1.RemovePeerRequest
-	(*RemovePeerResponse)(nil),         // 45: baton.v1.RemovePeerResponse
-	(*TransferLeadershipRequest)(nil),  // 46: baton.v1.TransferLeadershipRequest
-	(*TransferLeadershipResponse)(nil), // 47: baton.v1.TransferLeadershipResponse
-	(*RegisterMemberRequest)(nil),      // 48: baton.v1.RegisterMemberRequest
-	(*RegisterMemberResponse)(nil),     // 49: baton.v1.RegisterMemberResponse
-	(*SnapshotSaveRequest)(nil),        // 50: baton.v1.SnapshotSaveRequest
-	(*SnapshotChunk)(nil),              // 51: baton.v1.SnapshotChunk
-	(*SnapshotRestoreResponse)(nil),    // 52: baton.v1.SnapshotRestoreResponse
-	(*LeaderHistoryRequest)(nil),       // 53: baton.v1.LeaderHistoryRequest
-	(*Takeover)(nil),                   // 54: baton.v1.Takeover
-	(*LeaderHistoryResponse)(nil),      // 55: baton.v1.LeaderHistoryResponse
-	(*ReportResultLostRequest)(nil),    // 56: baton.v1.ReportResultLostRequest
-	(*ReportResultLostResponse)(nil),   // 57: baton.v1.ReportResultLostResponse
-	(*TaskID)(nil),                     // 58: baton.v1.TaskID
-	(*MapLocation)(nil),                // 59: baton.v1.MapLocation
-	(*ShuffleInput)(nil),               // 60: baton.v1.ShuffleInput
-	(*TaskLaunch)(nil),                 // 61: baton.v1.TaskLaunch
-	(*TaskStatus)(nil),                 // 62: baton.v1.TaskStatus
-	(*Accumulator)(nil),                // 63: baton.v1.Accumulator
-	(*Hello)(nil),                      // 64: baton.v1.Hello
-	(*StatusUpdates)(nil),              // 65: baton.v1.StatusUpdates
-	(*CommitRequest)(nil),              // 66: baton.v1.CommitRequest
-	(*ExecutorMessage)(nil),            // 67: baton.v1.ExecutorMessage
-	(*Welcome)(nil),                    // 68: baton.v1.Welcome
-	(*Launch)(nil),                     // 69: baton.v1.Launch
-	(*Kill)(nil),                       // 70: baton.v1.Kill
-	(*Ack)(nil),                        // 71: baton.v1.Ack
-	(*CommitDecision)(nil),             // 72: baton.v1.CommitDecision
-	(*ResultBlock)(nil),                // 73: baton.v1.ResultBlock
-	(*DeleteBlocks)(nil),               // 74: baton.v1.DeleteBlocks
-	(*NotLeader)(nil),                  // 75: baton.v1.NotLeader
-	(*DriverMessage)(nil),              // 76: baton.v1.DriverMessage
-	(*FetchShuffleRequest)(nil),        // 77: baton.v1.FetchShuffleRequest
-	(*FetchResultRequest)(nil),         // 78: baton.v1.FetchResultRequest
-	(*BlockChunk)(nil),                 // 79: baton.v1.BlockChunk
-	(*ExecutorStatsRequest)(nil),       // 80: baton.v1.ExecutorStatsRequest
-	(*ExecutorStats)(nil),              // 81: baton.v1.ExecutorStats
-	(*ACLToken)(nil),                   // 82: baton.v1.ACLToken
-	(*ACLBootstrapRequest)(nil),        // 83: baton.v1.ACLBootstrapRequest
-	(*ACLBootstrapResponse)(nil),       // 84: baton.v1.ACLBootstrapResponse
-	(*CreateTokenRequest)(nil),         // 85: baton.v1.CreateTokenRequest
-	(*CreateTokenResponse)(nil),        // 86: baton.v1.CreateTokenResponse
-	(*ListTokensRequest)(nil),          // 87: baton.v1.ListTokensRequest
-	(*ListTokensResponse)(nil),         // 88: baton.v1.ListTokensResponse
-	(*DeleteTokenRequest)(nil),         // 89: baton.v1.DeleteTokenRequest
-	(*DeleteTokenResponse)(nil),        // 90: baton.v1.DeleteTokenResponse
-	nil,                                // 91: baton.v1.Plan.DatasetsEntry
-	nil,                                // 92: baton.v1.Dataset.EnvEntry
-	nil,                                // 93: baton.v1.StageDetail.TaskCountsEntry
-	nil,                                // 94: baton.v1.ExecutorStats.LaunchesByJobEntry
-	nil,                                // 95: baton.v1.ExecutorStats.FirstLaunchByTermEntry
-	nil,                                // 96: baton.v1.ExecutorStats.LastLaunchByTermEntry
+	(*ListCachedRequest)(nil),          // 23: baton.v1.ListCachedRequest
+	(*CachedDataset)(nil),              // 24: baton.v1.CachedDataset
+	(*ListCachedResponse)(nil),         // 25: baton.v1.ListCachedResponse
+	(*UnpersistRequest)(nil),           // 26: baton.v1.UnpersistRequest
+	(*UnpersistResponse)(nil),          // 27: baton.v1.UnpersistResponse
+	(*CancelJobsResponse)(nil),         // 28: baton.v1.CancelJobsResponse
+	(*WatchJobRequest)(nil),            // 29: baton.v1.WatchJobRequest
+	(*ReleaseJobRequest)(nil),          // 30: baton.v1.ReleaseJobRequest
+	(*ReleaseJobResponse)(nil),         // 31: baton.v1.ReleaseJobResponse
+	(*CollectResultsRequest)(nil),      // 32: baton.v1.CollectResultsRequest
+	(*ResultChunk)(nil),                // 33: baton.v1.ResultChunk
+	(*ListExecutorsRequest)(nil),       // 34: baton.v1.ListExecutorsRequest
+	(*Executor)(nil),                   // 35: baton.v1.Executor
+	(*ListExecutorsResponse)(nil),      // 36: baton.v1.ListExecutorsResponse
+	(*GetStageRequest)(nil),            // 37: baton.v1.GetStageRequest
+	(*TaskAttempt)(nil),                // 38: baton.v1.TaskAttempt
+	(*StageDetail)(nil),                // 39: baton.v1.StageDetail
+	(*Peer)(nil),                       // 40: baton.v1.Peer
+	(*StatusRequest)(nil),              // 41: baton.v1.StatusRequest
+	(*StatusResponse)(nil),             // 42: baton.v1.StatusResponse
+	(*NodeStatusRequest)(nil),          // 43: baton.v1.NodeStatusRequest
+	(*NodeStatus)(nil),                 // 44: baton.v1.NodeStatus
+	(*ListPeersRequest)(nil),           // 45: baton.v1.ListPeersRequest
+	(*ListPeersResponse)(nil),          // 46: baton.v1.ListPeersResponse
+	(*AddPeerRequest)(nil),             // 47: baton.v1.AddPeerRequest
+	(*AddPeerResponse)(nil),            // 48: baton.v1.AddPeerResponse
+	(*RemovePeerRequest)(nil),          // 49: baton.v1.RemovePeerRequest
+	(*RemovePeerResponse)(nil),         // 50: baton.v1.RemovePeerResponse
+	(*TransferLeadershipRequest)(nil),  // 51: baton.v1.TransferLeadershipRequest
+	(*TransferLeadershipResponse)(nil), // 52: baton.v1.TransferLeadershipResponse
+	(*RegisterMemberRequest)(nil),      // 53: baton.v1.RegisterMemberRequest
+	(*RegisterMemberResponse)(nil),     // 54: baton.v1.RegisterMemberResponse
+	(*SnapshotSaveRequest)(nil),        // 55: baton.v1.SnapshotSaveRequest
+	(*SnapshotChunk)(nil),              // 56: baton.v1.SnapshotChunk
+	(*SnapshotRestoreResponse)(nil),    // 57: baton.v1.SnapshotRestoreResponse
+	(*LeaderHistoryRequest)(nil),       // 58: baton.v1.LeaderHistoryRequest
+	(*Takeover)(nil),                   // 59: baton.v1.Takeover
+	(*LeaderHistoryResponse)(nil),      // 60: baton.v1.LeaderHistoryResponse
+	(*ReportResultLostRequest)(nil),    // 61: baton.v1.ReportResultLostRequest
+	(*ReportResultLostResponse)(nil),   // 62: baton.v1.ReportResultLostResponse
+	(*TaskID)(nil),                     // 63: baton.v1.TaskID
+	(*MapLocation)(nil),                // 64: baton.v1.MapLocation
+	(*ShuffleInput)(nil),               // 65: baton.v1.ShuffleInput
+	(*TaskLaunch)(nil),                 // 66: baton.v1.TaskLaunch
+	(*TaskStatus)(nil),                 // 67: baton.v1.TaskStatus
+	(*CachedPartition)(nil),            // 68: baton.v1.CachedPartition
+	(*Accumulator)(nil),                // 69: baton.v1.Accumulator
+	(*Hello)(nil),                      // 70: baton.v1.Hello
+	(*StatusUpdates)(nil),              // 71: baton.v1.StatusUpdates
+	(*CommitRequest)(nil),              // 72: baton.v1.CommitRequest
+	(*ExecutorMessage)(nil),            // 73: baton.v1.ExecutorMessage
+	(*Welcome)(nil),                    // 74: baton.v1.Welcome
+	(*Launch)(nil),                     // 75: baton.v1.Launch
+	(*Kill)(nil),                       // 76: baton.v1.Kill
+	(*Ack)(nil),                        // 77: baton.v1.Ack
+	(*CommitDecision)(nil),             // 78: baton.v1.CommitDecision
+	(*ResultBlock)(nil),                // 79: baton.v1.ResultBlock
+	(*DeleteBlocks)(nil),               // 80: baton.v1.DeleteBlocks
+	(*NotLeader)(nil),                  // 81: baton.v1.NotLeader
+	(*DriverMessage)(nil),              // 82: baton.v1.DriverMessage
+	(*FetchShuffleRequest)(nil),        // 83: baton.v1.FetchShuffleRequest
+	(*FetchResultRequest)(nil),         // 84: baton.v1.FetchResultRequest
+	(*BlockChunk)(nil),                 // 85: baton.v1.BlockChunk
+	(*ExecutorStatsRequest)(nil),       // 86: baton.v1.ExecutorStatsRequest
+	(*ExecutorStats)(nil),              // 87: baton.v1.ExecutorStats
+	(*ACLToken)(nil),                   // 88: baton.v1.ACLToken
+	(*ACLBootstrapRequest)(nil),        // 89: baton.v1.ACLBootstrapRequest
+	(*ACLBootstrapResponse)(nil),       // 90: baton.v1.ACLBootstrapResponse
+	(*CreateTokenRequest)(nil),         // 91: baton.v1.CreateTokenRequest
+	(*CreateTokenResponse)(nil),        // 92: baton.v1.CreateTokenResponse
+	(*ListTokensRequest)(nil),          // 93: baton.v1.ListTokensRequest
+	(*ListTokensResponse)(nil),         // 94: baton.v1.ListTokensResponse
+	(*DeleteTokenRequest)(nil),         // 95: baton.v1.DeleteTokenRequest
+	(*DeleteTokenResponse)(nil),        // 96: baton.v1.DeleteTokenResponse
+	nil,                                // 97: baton.v1.Plan.DatasetsEntry
+	nil,                                // 98: baton.v1.Dataset.EnvEntry
+	nil,                                // 99: baton.v1.CachedDataset.ExecutorsEntry
+	nil,                                // 100: baton.v1.StageDetail.TaskCountsEntry
+	nil,                                // 101: baton.v1.ExecutorStats.LaunchesByJobEntry
+	nil,                                // 102: baton.v1.ExecutorStats.FirstLaunchByTermEntry
+	nil,                                // 103: baton.v1.ExecutorStats.LastLaunchByTermEntry
 }
 var file_api_baton_proto_depIdxs = []int32{
-	91, // 0: baton.v1.Plan.datasets:type_name -> baton.v1.Plan.DatasetsEntry
-	9,  // 1: baton.v1.Plan.action:type_name -> baton.v1.Action
-	6,  // 2: baton.v1.Dataset.fn:type_name -> baton.v1.Func
-	7,  // 3: baton.v1.Dataset.records:type_name -> baton.v1.Record
-	92, // 4: baton.v1.Dataset.env:type_name -> baton.v1.Dataset.EnvEntry
-	6,  // 5: baton.v1.Action.fn:type_name -> baton.v1.Func
-	0,  // 6: baton.v1.Job.state:type_name -> baton.v1.JobState
-	13, // 7: baton.v1.Job.stages:type_name -> baton.v1.Stage
-	12, // 8: baton.v1.Job.results:type_name -> baton.v1.ResultInfo
-	9,  // 9: baton.v1.Job.action_spec:type_name -> baton.v1.Action
-	63, // 10: baton.v1.Job.accumulators:type_name -> baton.v1.Accumulator
-	63, // 11: baton.v1.Job.failed_accumulators:type_name -> baton.v1.Accumulator
-	11, // 12: baton.v1.Job.map_statistics:type_name -> baton.v1.MapStageStatistics
-	5,  // 13: baton.v1.SubmitJobRequest.plan:type_name -> baton.v1.Plan
-	10, // 14: baton.v1.ListJobsResponse.jobs:type_name -> baton.v1.Job
-	30, // 15: baton.v1.ListExecutorsResponse.executors:type_name -> baton.v1.Executor
-	13, // 16: baton.v1.StageDetail.stage:type_name -> baton.v1.Stage
-	33, // 17: baton.v1.StageDetail.tasks:type_name -> baton.v1.TaskAttempt
-	93, // 18: baton.v1.StageDetail.task_counts:type_name -> baton.v1.StageDetail.TaskCountsEntry
-	39, // 19: baton.v1.StatusResponse.node:type_name -> baton.v1.NodeStatus
-	35, // 20: baton.v1.StatusResponse.peers:type_name -> baton.v1.Peer
-	35, // 21: baton.v1.ListPeersResponse.peers:type_name -> baton.v1.Peer
-	54, // 22: baton.v1.LeaderHistoryResponse.takeovers:type_name -> baton.v1.Takeover
-	59, // 23: baton.v1.ShuffleInput.locations:type_name -> baton.v1.MapLocation
-	58, // 24: baton.v1.TaskLaunch.id:type_name -> baton.v1.TaskID
-	60, // 25: baton.v1.TaskLaunch.inputs:type_name -> baton.v1.ShuffleInput
-	58, // 26: baton.v1.TaskStatus.id:type_name -> baton.v1.TaskID
-	1,  // 27: baton.v1.TaskStatus.state:type_name -> baton.v1.TaskState
-	2,  // 28: baton.v1.TaskStatus.failure:type_name -> baton.v1.FailureKind
-	63, // 29: baton.v1.TaskStatus.accumulators:type_name -> baton.v1.Accumulator
-	3,  // 30: baton.v1.Accumulator.kind:type_name -> baton.v1.AccumulatorKind
-	58, // 31: baton.v1.Hello.running:type_name -> baton.v1.TaskID
-	58, // 32: baton.v1.Hello.unacked:type_name -> baton.v1.TaskID
-	62, // 33: baton.v1.StatusUpdates.updates:type_name -> baton.v1.TaskStatus
-	58, // 34: baton.v1.CommitRequest.id:type_name -> baton.v1.TaskID
-	64, // 35: baton.v1.ExecutorMessage.hello:type_name -> baton.v1.Hello
-	65, // 36: baton.v1.ExecutorMessage.updates:type_name -> baton.v1.StatusUpdates
-	66, // 37: baton.v1.ExecutorMessage.commit:type_name -> baton.v1.CommitRequest
-	61, // 38: baton.v1.Launch.tasks:type_name -> baton.v1.TaskLaunch
-	73, // 39: baton.v1.DeleteBlocks.results:type_name -> baton.v1.ResultBlock
-	68, // 40: baton.v1.DriverMessage.welcome:type_name -> baton.v1.Welcome
-	69, // 41: baton.v1.DriverMessage.launch:type_name -> baton.v1.Launch
-	70, // 42: baton.v1.DriverMessage.kill:type_name -> baton.v1.Kill
-	71, // 43: baton.v1.DriverMessage.ack:type_name -> baton.v1.Ack
-	72, // 44: baton.v1.DriverMessage.commit:type_name -> baton.v1.CommitDecision
-	74, // 45: baton.v1.DriverMessage.delete:type_name -> baton.v1.DeleteBlocks
-	75, // 46: baton.v1.DriverMessage.not_leader:type_name -> baton.v1.NotLeader
-	4,  // 47: baton.v1.BlockChunk.error:type_name -> baton.v1.BlockError
-	94, // 48: baton.v1.ExecutorStats.launches_by_job:type_name -> baton.v1.ExecutorStats.LaunchesByJobEntry
-	95, // 49: baton.v1.ExecutorStats.first_launch_by_term:type_name -> baton.v1.ExecutorStats.FirstLaunchByTermEntry
-	96, // 50: baton.v1.ExecutorStats.last_launch_by_term:type_name -> baton.v1.ExecutorStats.LastLaunchByTermEntry
-	82, // 51: baton.v1.ACLBootstrapResponse.token:type_name -> baton.v1.ACLToken
-	82, // 52: baton.v1.CreateTokenResponse.token:type_name -> baton.v1.ACLToken
-	82, // 53: baton.v1.ListTokensResponse.tokens:type_name -> baton.v1.ACLToken
-	8,  // 54: baton.v1.Plan.DatasetsEntry.value:type_name -> baton.v1.Dataset
-	14, // 55: baton.v1.Scheduler.SubmitJob:input_type -> baton.v1.SubmitJobRequest
-	16, // 56: baton.v1.Scheduler.GetJob:input_type -> baton.v1.GetJobRequest
-	17, // 57: baton.v1.Scheduler.ListJobs:input_type -> baton.v1.ListJobsRequest
-	19, // 58: baton.v1.Scheduler.CancelJob:input_type -> baton.v1.CancelJobRequest
-	21, // 59: baton.v1.Scheduler.CancelJobGroup:input_type -> baton.v1.CancelJobGroupRequest
-	22, // 60: baton.v1.Scheduler.CancelStage:input_type -> baton.v1.CancelStageRequest
-	24, // 61: baton.v1.Scheduler.WatchJob:input_type -> baton.v1.WatchJobRequest
-	27, // 62: baton.v1.Scheduler.CollectResults:input_type -> baton.v1.CollectResultsRequest
-	25, // 63: baton.v1.Scheduler.ReleaseJob:input_type -> baton.v1.ReleaseJobRequest
-	29, // 64: baton.v1.Scheduler.ListExecutors:input_type -> baton.v1.ListExecutorsRequest
-	32, // 65: baton.v1.Scheduler.GetStage:input_type -> baton.v1.GetStageRequest
-	36, // 66: baton.v1.Operator.Status:input_type -> baton.v1.StatusRequest
-	38, // 67: baton.v1.Operator.GetNodeStatus:input_type -> baton.v1.NodeStatusRequest
-	40, // 68: baton.v1.Operator.ListPeers:input_type -> baton.v1.ListPeersRequest
-	42, // 69: baton.v1.Operator.AddPeer:input_type -> baton.v1.AddPeerRequest
-	44, // 70: baton.v1.Operator.RemovePeer:input_type -> baton.v1.RemovePeerRequest
-	46, // 71: baton.v1.Operator.TransferLeadership:input_type -> baton.v1.TransferLeadershipRequest
-	48, // 72: baton.v1.Operator.RegisterMember:input_type -> baton.v1.RegisterMemberRequest
-	56, // 73: baton.v1.Operator.ReportResultLost:input_type -> baton.v1.ReportResultLostRequest
-	53, // 74: baton.v1.Operator.LeaderHistory:input_type -> baton.v1.LeaderHistoryRequest
-	50, // 75: baton.v1.Operator.SnapshotSave:input_type -> baton.v1.SnapshotSaveRequest
-	51, // 76: baton.v1.Operator.SnapshotRestore:input_type -> baton.v1.SnapshotChunk
-	67, // 77: baton.v1.Executors.Connect:input_type -> baton.v1.ExecutorMessage
-	77, // 78: baton.v1.Blocks.FetchShuffle:input_type -> baton.v1.FetchShuffleRequest
-	78, // 79: baton.v1.Blocks.FetchResult:input_type -> baton.v1.FetchResultRequest
-	80, // 80: baton.v1.Blocks.Stats:input_type -> baton.v1.ExecutorStatsRequest
-	83, // 81: baton.v1.ACL.Bootstrap:input_type -> baton.v1.ACLBootstrapRequest
-	85, // 82: baton.v1.ACL.CreateToken:input_type -> baton.v1.CreateTokenRequest
-	87, // 83: baton.v1.ACL.ListTokens:input_type -> baton.v1.ListTokensRequest
-	89, // 84: baton.v1.ACL.DeleteToken:input_type -> baton.v1.DeleteTokenRequest
-	15, // 85: baton.v1.Scheduler.SubmitJob:output_type -> baton.v1.SubmitJobResponse
-	10, // 86: baton.v1.Scheduler.GetJob:output_type -> baton.v1.Job
-	18, // 87: baton.v1.Scheduler.ListJobs:output_type -> baton.v1.ListJobsResponse
-	20, // 88: baton.v1.Scheduler.CancelJob:output_type -> baton.v1.CancelJobResponse
-	23, // 89: baton.v1.Scheduler.CancelJobGroup:output_type -> baton.v1.CancelJobsResponse
-	23, // 90: baton.v1.Scheduler.CancelStage:output_type -> baton.v1.CancelJobsResponse
-	10, // 91: baton.v1.Scheduler.WatchJob:output_type -> baton.v1.Job
-	28, // 92: baton.v1.Scheduler.CollectResults:output_type -> baton.v1.ResultChunk
-	26, // 93: baton.v1.Scheduler.ReleaseJob:output_type -> baton.v1.ReleaseJobResponse
-	31, // 94: baton.v1.Scheduler.ListExecutors:output_type -> baton.v1.ListExecutorsResponse
-	34, // 95: baton.v1.Scheduler.GetStage:output_type -> baton.v1.StageDetail
-	37, // 96: baton.v1.Operator.Status:output_type -> baton.v1.StatusResponse
-	39, // 97: baton.v1.Operator.GetNodeStatus:output_type -> baton.v1.NodeStatus
-	41, // 98: baton.v1.Operator.ListPeers:output_type -> baton.v1.ListPeersResponse
-	43, // 99: baton.v1.Operator.AddPeer:output_type -> baton.v1.AddPeerResponse
-	45, // 100: baton.v1.Operator.RemovePeer:output_type -> baton.v1.RemovePeerResponse
-	47, // 101: baton.v1.Operator.TransferLeadership:output_type -> baton.v1.TransferLeadershipResponse
-	49, // 102: baton.v1.Operator.RegisterMember:output_type -> baton.v1.RegisterMemberResponse
-	57, // 103: baton.v1.Operator.ReportResultLost:output_type -> baton.v1.ReportResultLostResponse
-	55, // 104: baton.v1.Operator.LeaderHistory:output_type -> baton.v1.LeaderHistoryResponse
-	51, // 105: baton.v1.Operator.SnapshotSave:output_type -> baton.v1.SnapshotChunk
-	52, // 106: baton.v1.Operator.SnapshotRestore:output_type -> baton.v1.SnapshotRestoreResponse
-	76, // 107: baton.v1.Executors.Connect:output_type -> baton.v1.DriverMessage
-	79, // 108: baton.v1.Blocks.FetchShuffle:output_type -> baton.v1.BlockChunk
-	79, // 109: baton.v1.Blocks.FetchResult:output_type -> baton.v1.BlockChunk
-	81, // 110: baton.v1.Blocks.Stats:output_type -> baton.v1.ExecutorStats
-	84, // 111: baton.v1.ACL.Bootstrap:output_type -> baton.v1.ACLBootstrapResponse
-	86, // 112: baton.v1.ACL.CreateToken:output_type -> baton.v1.CreateTokenResponse
-	88, // 113: baton.v1.ACL.ListTokens:output_type -> baton.v1.ListTokensResponse
-	90, // 114: baton.v1.ACL.DeleteToken:output_type -> baton.v1.DeleteTokenResponse
-	85, // [85:115] is the sub-list for method output_type
-	55, // [55:85] is the sub-list for method input_type
-	55, // [55:55] is the sub-list for extension type_name
-	55, // [55:55] is the sub-list for extension extendee
-	0,  // [0:55] is the sub-list for field type_name
+	97,  // 0: baton.v1.Plan.datasets:type_name -> baton.v1.Plan.DatasetsEntry
+	9,   // 1: baton.v1.Plan.action:type_name -> baton.v1.Action
+	6,   // 2: baton.v1.Dataset.fn:type_name -> baton.v1.Func
+	7,   // 3: baton.v1.Dataset.records:type_name -> baton.v1.Record
+	98,  // 4: baton.v1.Dataset.env:type_name -> baton.v1.Dataset.EnvEntry
+	6,   // 5: baton.v1.Action.fn:type_name -> baton.v1.Func
+	0,   // 6: baton.v1.Job.state:type_name -> baton.v1.JobState
+	13,  // 7: baton.v1.Job.stages:type_name -> baton.v1.Stage
+	12,  // 8: baton.v1.Job.results:type_name -> baton.v1.ResultInfo
+	9,   // 9: baton.v1.Job.action_spec:type_name -> baton.v1.Action
+	69,  // 10: baton.v1.Job.accumulators:type_name -> baton.v1.Accumulator
+	69,  // 11: baton.v1.Job.failed_accumulators:type_name -> baton.v1.Accumulator
+	11,  // 12: baton.v1.Job.map_statistics:type_name -> baton.v1.MapStageStatistics
+	5,   // 13: baton.v1.SubmitJobRequest.plan:type_name -> baton.v1.Plan
+	10,  // 14: baton.v1.ListJobsResponse.jobs:type_name -> baton.v1.Job
+	99,  // 15: baton.v1.CachedDataset.executors:type_name -> baton.v1.CachedDataset.ExecutorsEntry
+	24,  // 16: baton.v1.ListCachedResponse.datasets:type_name -> baton.v1.CachedDataset
+	35,  // 17: baton.v1.ListExecutorsResponse.executors:type_name -> baton.v1.Executor
+	13,  // 18: baton.v1.StageDetail.stage:type_name -> baton.v1.Stage
+	38,  // 19: baton.v1.StageDetail.tasks:type_name -> baton.v1.TaskAttempt
+	100, // 20: baton.v1.StageDetail.task_counts:type_name -> baton.v1.StageDetail.TaskCountsEntry
+	44,  // 21: baton.v1.StatusResponse.node:type_name -> baton.v1.NodeStatus
+	40,  // 22: baton.v1.StatusResponse.peers:type_name -> baton.v1.Peer
+	40,  // 23: baton.v1.ListPeersResponse.peers:type_name -> baton.v1.Peer
+	59,  // 24: baton.v1.LeaderHistoryResponse.takeovers:type_name -> baton.v1.Takeover
+	64,  // 25: baton.v1.ShuffleInput.locations:type_name -> baton.v1.MapLocation
+	63,  // 26: baton.v1.TaskLaunch.id:type_name -> baton.v1.TaskID
+	65,  // 27: baton.v1.TaskLaunch.inputs:type_name -> baton.v1.ShuffleInput
+	63,  // 28: baton.v1.TaskStatus.id:type_name -> baton.v1.TaskID
+	1,   // 29: baton.v1.TaskStatus.state:type_name -> baton.v1.TaskState
+	2,   // 30: baton.v1.TaskStatus.failure:type_name -> baton.v1.FailureKind
+	69,  // 31: baton.v1.TaskStatus.accumulators:type_name -> baton.v1.Accumulator
+	68,  // 32: baton.v1.TaskStatus.cached:type_name -> baton.v1.CachedPartition
+	3,   // 33: baton.v1.Accumulator.kind:type_name -> baton.v1.AccumulatorKind
+	63,  // 34: baton.v1.Hello.running:type_name -> baton.v1.TaskID
+	63,  // 35: baton.v1.Hello.unacked:type_name -> baton.v1.TaskID
+	67,  // 36: baton.v1.StatusUpdates.updates:type_name -> baton.v1.TaskStatus
+	63,  // 37: baton.v1.CommitRequest.id:type_name -> baton.v1.TaskID
+	70,  // 38: baton.v1.ExecutorMessage.hello:type_name -> baton.v1.Hello
+	71,  // 39: baton.v1.ExecutorMessage.updates:type_name -> baton.v1.StatusUpdates
+	72,  // 40: baton.v1.ExecutorMessage.commit:type_name -> baton.v1.CommitRequest
+	66,  // 41: baton.v1.Launch.tasks:type_name -> baton.v1.TaskLaunch
+	79,  // 42: baton.v1.DeleteBlocks.results:type_name -> baton.v1.ResultBlock
+	74,  // 43: baton.v1.DriverMessage.welcome:type_name -> baton.v1.Welcome
+	75,  // 44: baton.v1.DriverMessage.launch:type_name -> baton.v1.Launch
+	76,  // 45: baton.v1.DriverMessage.kill:type_name -> baton.v1.Kill
+	77,  // 46: baton.v1.DriverMessage.ack:type_name -> baton.v1.Ack
+	78,  // 47: baton.v1.DriverMessage.commit:type_name -> baton.v1.CommitDecision
+	80,  // 48: baton.v1.DriverMessage.delete:type_name -> baton.v1.DeleteBlocks
+	81,  // 49: baton.v1.DriverMessage.not_leader:type_name -> baton.v1.NotLeader
+	4,   // 50: baton.v1.BlockChunk.error:type_name -> baton.v1.BlockError
+	101, // 51: baton.v1.ExecutorStats.launches_by_job:type_name -> baton.v1.ExecutorStats.LaunchesByJobEntry
+	102, // 52: baton.v1.ExecutorStats.first_launch_by_term:type_name -> baton.v1.ExecutorStats.FirstLaunchByTermEntry
+	103, // 53: baton.v1.ExecutorStats.last_launch_by_term:type_name -> baton.v1.ExecutorStats.LastLaunchByTermEntry
+	88,  // 54: baton.v1.ACLBootstrapResponse.token:type_name -> baton.v1.ACLToken
+	88,  // 55: baton.v1.CreateTokenResponse.token:type_name -> baton.v1.ACLToken
+	88,  // 56: baton.v1.ListTokensResponse.tokens:type_name -> baton.v1.ACLToken
+	8,   // 57: baton.v1.Plan.DatasetsEntry.value:type_name -> baton.v1.Dataset
+	14,  // 58: baton.v1.Scheduler.SubmitJob:input_type -> baton.v1.SubmitJobRequest
+	16,  // 59: baton.v1.Scheduler.GetJob:input_type -> baton.v1.GetJobRequest
+	17,  // 60: baton.v1.Scheduler.ListJobs:input_type -> baton.v1.ListJobsRequest
+	19,  // 61: baton.v1.Scheduler.CancelJob:input_type -> baton.v1.CancelJobRequest
+	21,  // 62: baton.v1.Scheduler.CancelJobGroup:input_type -> baton.v1.CancelJobGroupRequest
+	22,  // 63: baton.v1.Scheduler.CancelStage:input_type -> baton.v1.CancelStageRequest
+	29,  // 64: baton.v1.Scheduler.WatchJob:input_type -> baton.v1.WatchJobRequest
+	32,  // 65: baton.v1.Scheduler.CollectResults:input_type -> baton.v1.CollectResultsRequest
+	30,  // 66: baton.v1.Scheduler.ReleaseJob:input_type -> baton.v1.ReleaseJobRequest
+	34,  // 67: baton.v1.Scheduler.ListExecutors:input_type -> baton.v1.ListExecutorsRequest
+	37,  // 68: baton.v1.Scheduler.GetStage:input_type -> baton.v1.GetStageRequest
+	23,  // 69: baton.v1.Scheduler.ListCached:input_type -> baton.v1.ListCachedRequest
+	26,  // 70: baton.v1.Scheduler.Unpersist:input_type -> baton.v1.UnpersistRequest
+	41,  // 71: baton.v1.Operator.Status:input_type -> baton.v1.StatusRequest
+	43,  // 72: baton.v1.Operator.GetNodeStatus:input_type -> baton.v1.NodeStatusRequest
+	45,  // 73: baton.v1.Operator.ListPeers:input_type -> baton.v1.ListPeersRequest
+	47,  // 74: baton.v1.Operator.AddPeer:input_type -> baton.v1.AddPeerRequest
+	49,  // 75: baton.v1.Operator.RemovePeer:input_type -> baton.v1.RemovePeerRequest
+	51,  // 76: baton.v1.Operator.TransferLeadership:input_type -> baton.v1.TransferLeadershipRequest
+	53,  // 77: baton.v1.Operator.RegisterMember:input_type -> baton.v1.RegisterMemberRequest
+	61,  // 78: baton.v1.Operator.ReportResultLost:input_type -> baton.v1.ReportResultLostRequest
+	58,  // 79: baton.v1.Operator.LeaderHistory:input_type -> baton.v1.LeaderHistoryRequest
+	55,  // 80: baton.v1.Operator.SnapshotSave:input_type -> baton.v1.SnapshotSaveRequest
+	56,  // 81: baton.v1.Operator.SnapshotRestore:input_type -> baton.v1.SnapshotChunk
+	73,  // 82: baton.v1.Executors.Connect:input_type -> baton.v1.ExecutorMessage
+	83,  // 83: baton.v1.Blocks.FetchShuffle:input_type -> baton.v1.FetchShuffleRequest
+	84,  // 84: baton.v1.Blocks.FetchResult:input_type -> baton.v1.FetchResultRequest
+	86,  // 85: baton.v1.Blocks.Stats:input_type -> baton.v1.ExecutorStatsRequest
+	89,  // 86: baton.v1.ACL.Bootstrap:input_type -> baton.v1.ACLBootstrapRequest
+	91,  // 87: baton.v1.ACL.CreateToken:input_type -> baton.v1.CreateTokenRequest
+	93,  // 88: baton.v1.ACL.ListTokens:input_type -> baton.v1.ListTokensRequest
+	95,  // 89: baton.v1.ACL.DeleteToken:input_type -> baton.v1.DeleteTokenRequest
+	15,  // 90: baton.v1.Scheduler.SubmitJob:output_type -> baton.v1.SubmitJobResponse
+	10,  // 91: baton.v1.Scheduler.GetJob:output_type -> baton.v1.Job
+	18,  // 92: baton.v1.Scheduler.ListJobs:output_type -> baton.v1.ListJobsResponse
+	20,  // 93: baton.v1.Scheduler.CancelJob:output_type -> baton.v1.CancelJobResponse
+	28,  // 94: baton.v1.Scheduler.CancelJobGroup:output_type -> baton.v1.CancelJobsResponse
+	28,  // 95: baton.v1.Scheduler.CancelStage:output_type -> baton.v1.CancelJobsResponse
+	10,  // 96: baton.v1.Scheduler.WatchJob:output_type -> baton.v1.Job
+	33,  // 97: baton.v1.Scheduler.CollectResults:output_type -> baton.v1.ResultChunk
+	31,  // 98: baton.v1.Scheduler.ReleaseJob:output_type -> baton.v1.ReleaseJobResponse
+	36,  // 99: baton.v1.Scheduler.ListExecutors:output_type -> baton.v1.ListExecutorsResponse
+	39,  // 100: baton.v1.Scheduler.GetStage:output_type -> baton.v1.StageDetail
+	25,  // 101: baton.v1.Scheduler.ListCached:output_type -> baton.v1.ListCachedResponse
+	27,  // 102: baton.v1.Scheduler.Unpersist:output_type -> baton.v1.UnpersistResponse
+	42,  // 103: baton.v1.Operator.Status:output_type -> baton.v1.StatusResponse
+	44,  // 104: baton.v1.Operator.GetNodeStatus:output_type -> baton.v1.NodeStatus
+	46,  // 105: baton.v1.Operator.ListPeers:output_type -> baton.v1.ListPeersResponse
+	48,  // 106: baton.v1.Operator.AddPeer:output_type -> baton.v1.AddPeerResponse
+	50,  // 107: baton.v1.Operator.RemovePeer:output_type -> baton.v1.RemovePeerResponse
+	52,  // 108: baton.v1.Operator.TransferLeadership:output_type -> baton.v1.TransferLeadershipResponse
+	54,  // 109: baton.v1.Operator.RegisterMember:output_type -> baton.v1.RegisterMemberResponse
+	62,  // 110: baton.v1.Operator.ReportResultLost:output_type -> baton.v1.ReportResultLostResponse
+	60,  // 111: baton.v1.Operator.LeaderHistory:output_type -> baton.v1.LeaderHistoryResponse
+	56,  // 112: baton.v1.Operator.SnapshotSave:output_type -> baton.v1.SnapshotChunk
+	57,  // 113: baton.v1.Operator.SnapshotRestore:output_type -> baton.v1.SnapshotRestoreResponse
+	82,  // 114: baton.v1.Executors.Connect:output_type -> baton.v1.DriverMessage
+	85,  // 115: baton.v1.Blocks.FetchShuffle:output_type -> baton.v1.BlockChunk
+	85,  // 116: baton.v1.Blocks.FetchResult:output_type -> baton.v1.BlockChunk
+	87,  // 117: baton.v1.Blocks.Stats:output_type -> baton.v1.ExecutorStats
+	90,  // 118: baton.v1.ACL.Bootstrap:output_type -> baton.v1.ACLBootstrapResponse
+	92,  // 119: baton.v1.ACL.CreateToken:output_type -> baton.v1.CreateTokenResponse
+	94,  // 120: baton.v1.ACL.ListTokens:output_type -> baton.v1.ListTokensResponse
+	96,  // 121: baton.v1.ACL.DeleteToken:output_type -> baton.v1.DeleteTokenResponse
+	90,  // [90:122] is the sub-list for method output_type
+	58,  // [58:90] is the sub-list for method input_type
+	58,  // [58:58] is the sub-list for extension type_name
+	58,  // [58:58] is the sub-list for extension extendee
+	0,   // [0:58] is the sub-list for field type_name
 }
 
 func init() { file_api_baton_proto_init() }
@@ -7303,12 +7726,12 @@ func file_api_baton_proto_init() {
 		return
 	}
 	file_api_baton_proto_msgTypes[3].OneofWrappers = []any{}
-	file_api_baton_proto_msgTypes[62].OneofWrappers = []any{
+	file_api_baton_proto_msgTypes[68].OneofWrappers = []any{
 		(*ExecutorMessage_Hello)(nil),
 		(*ExecutorMessage_Updates)(nil),
 		(*ExecutorMessage_Commit)(nil),
 	}
-	file_api_baton_proto_msgTypes[71].OneofWrappers = []any{
+	file_api_baton_proto_msgTypes[77].OneofWrappers = []any{
 		(*DriverMessage_Welcome)(nil),
 		(*DriverMessage_Launch)(nil),
 		(*DriverMessage_Kill)(nil),
@@ -7323,7 +7746,7 @@ func file_api_baton_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_api_baton_proto_rawDesc), len(file_api_baton_proto_rawDesc)),
 			NumEnums:      5,
-			NumMessages:   92,
+			NumMessages:   99,
 			NumExtensions: 0,
 			NumServices:   5,
 		},

@@ -45,6 +45,8 @@ const (
 	Scheduler_ReleaseJob_FullMethodName     = "/baton.v1.Scheduler/ReleaseJob"
 	Scheduler_ListExecutors_FullMethodName  = "/baton.v1.Scheduler/ListExecutors"
 	Scheduler_GetStage_FullMethodName       = "/baton.v1.Scheduler/GetStage"
+	Scheduler_ListCached_FullMethodName     = "/baton.v1.Scheduler/ListCached"
+	Scheduler_Unpersist_FullMethodName      = "/baton.v1.Scheduler/Unpersist"
 )
 
 // SchedulerClient is the client API for Scheduler service.
@@ -66,6 +68,10 @@ type SchedulerClient interface {
 	// end (its own record since it started, not replicated), and, on the
 	// leader, those running.
 	GetStage(ctx context.Context, in *GetStageRequest, opts ...grpc.CallOption) (*StageDetail, error)
+	// ListCached lists the persisted datasets and where they are kept;
+	// Unpersist frees some.
+	ListCached(ctx context.Context, in *ListCachedRequest, opts ...grpc.CallOption) (*ListCachedResponse, error)
+	Unpersist(ctx context.Context, in *UnpersistRequest, opts ...grpc.CallOption) (*UnpersistResponse, error)
 }
 
 type schedulerClient struct {
@@ -204,6 +210,26 @@ func (c *schedulerClient) GetStage(ctx context.Context, in *GetStageRequest, opt
 	return out, nil
 }
 
+func (c *schedulerClient) ListCached(ctx context.Context, in *ListCachedRequest, opts ...grpc.CallOption) (*ListCachedResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListCachedResponse)
+	err := c.cc.Invoke(ctx, Scheduler_ListCached_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *schedulerClient) Unpersist(ctx context.Context, in *UnpersistRequest, opts ...grpc.CallOption) (*UnpersistResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(UnpersistResponse)
+	err := c.cc.Invoke(ctx, Scheduler_Unpersist_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // SchedulerServer is the server API for Scheduler service.
 // All implementations must embed UnimplementedSchedulerServer
 // for forward compatibility.
@@ -223,6 +249,10 @@ type SchedulerServer interface {
 	// end (its own record since it started, not replicated), and, on the
 	// leader, those running.
 	GetStage(context.Context, *GetStageRequest) (*StageDetail, error)
+	// ListCached lists the persisted datasets and where they are kept;
+	// Unpersist frees some.
+	ListCached(context.Context, *ListCachedRequest) (*ListCachedResponse, error)
+	Unpersist(context.Context, *UnpersistRequest) (*UnpersistResponse, error)
 	mustEmbedUnimplementedSchedulerServer()
 }
 
@@ -265,6 +295,12 @@ func (UnimplementedSchedulerServer) ListExecutors(context.Context, *ListExecutor
 }
 func (UnimplementedSchedulerServer) GetStage(context.Context, *GetStageRequest) (*StageDetail, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetStage not implemented")
+}
+func (UnimplementedSchedulerServer) ListCached(context.Context, *ListCachedRequest) (*ListCachedResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListCached not implemented")
+}
+func (UnimplementedSchedulerServer) Unpersist(context.Context, *UnpersistRequest) (*UnpersistResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Unpersist not implemented")
 }
 func (UnimplementedSchedulerServer) mustEmbedUnimplementedSchedulerServer() {}
 func (UnimplementedSchedulerServer) testEmbeddedByValue()                   {}
@@ -471,6 +507,42 @@ func _Scheduler_GetStage_Handler(srv interface{}, ctx context.Context, dec func(
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Scheduler_ListCached_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListCachedRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SchedulerServer).ListCached(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Scheduler_ListCached_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SchedulerServer).ListCached(ctx, req.(*ListCachedRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Scheduler_Unpersist_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(UnpersistRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SchedulerServer).Unpersist(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Scheduler_Unpersist_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SchedulerServer).Unpersist(ctx, req.(*UnpersistRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Scheduler_ServiceDesc is the grpc.ServiceDesc for Scheduler service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -513,6 +585,14 @@ var Scheduler_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetStage",
 			Handler:    _Scheduler_GetStage_Handler,
+		},
+		{
+			MethodName: "ListCached",
+			Handler:    _Scheduler_ListCached_Handler,
+		},
+		{
+			MethodName: "Unpersist",
+			Handler:    _Scheduler_Unpersist_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

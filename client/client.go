@@ -480,6 +480,36 @@ func (c *Client) CancelStage(ctx context.Context, stage uint64, reason string) (
 	return ids, err
 }
 
+// Cached lists the persisted datasets and where their partitions are
+// kept (Spark UI's Storage).
+func (c *Client) Cached(ctx context.Context) ([]*api.CachedDataset, error) {
+	var resp *api.ListCachedResponse
+	err := c.call(ctx, func(ctx context.Context, cc *grpc.ClientConn) (err error) {
+		resp, err = api.NewSchedulerClient(cc).ListCached(ctx, &api.ListCachedRequest{})
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return resp.Datasets, nil
+}
+
+// Unpersist frees the persisted datasets whose key or plan name is
+// dataset (Spark's unpersist) and returns how many it freed; none is a
+// NotFound error.
+func (c *Client) Unpersist(ctx context.Context, dataset string) (int, error) {
+	n := 0
+	err := c.write(ctx, func(ctx context.Context, cc *grpc.ClientConn) error {
+		resp, err := api.NewSchedulerClient(cc).Unpersist(ctx, &api.UnpersistRequest{Dataset: dataset})
+		if err == nil {
+			c.seen(resp.Index)
+			n = len(resp.Keys)
+		}
+		return err
+	})
+	return n, err
+}
+
 // Release drops an ended job's results.
 func (c *Client) Release(ctx context.Context, id uint64) error {
 	return c.write(ctx, func(ctx context.Context, cc *grpc.ClientConn) error {

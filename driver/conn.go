@@ -395,8 +395,17 @@ func (l *leadership) attached(c *conn, h *api.Hello) error {
 				del.ResultJobs = append(del.ResultJobs, jid)
 			}
 		}
+		known := map[string]bool{}
+		for _, c := range s.Cached() {
+			known[c.Key] = true
+		}
+		for _, k := range h.CachedKeys {
+			if !known[k] {
+				del.CachedKeys = append(del.CachedKeys, k)
+			}
+		}
 	})
-	if len(del.Shuffles)+len(del.ResultJobs) > 0 {
+	if len(del.Shuffles)+len(del.ResultJobs)+len(del.CachedKeys) > 0 {
 		c.send(&api.DriverMessage{Msg: &api.DriverMessage_Delete{Delete: del}})
 	}
 	return nil

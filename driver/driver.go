@@ -38,6 +38,11 @@ type Options struct {
 	// a slot on one of them before it takes any (delay scheduling).
 	// Default 100ms.
 	LocalityWait time.Duration
+	// CacheLocalityWait is how long a task that reads persisted
+	// partitions waits for a slot on the executors keeping them (only
+	// they can read them; elsewhere the task computes them again, as
+	// Spark's PROCESS_LOCAL wait). Default 3s.
+	CacheLocalityWait time.Duration
 	// GracePeriod is how long a new leader waits for executors to
 	// reconnect and report what they run before it launches anything; it
 	// ends early once every live executor has reconnected. Default
@@ -122,6 +127,7 @@ func (o *Options) ensureDefaults() {
 	def(&o.ExecutorTimeout, 10*time.Second)
 	def(&o.ResubmitTimeout, 200*time.Millisecond)
 	def(&o.LocalityWait, 100*time.Millisecond)
+	def(&o.CacheLocalityWait, 3*time.Second)
 	def(&o.GracePeriod, 3*o.HeartbeatInterval+time.Second)
 	if o.QueuePerSlot == 0 {
 		o.QueuePerSlot = 3

@@ -394,7 +394,11 @@ func (p *placer) offer(t dag.TaskSpec, speculative bool) (launched, noRoom bool)
 				l.waiting[key] = p.now
 				first = p.now
 			}
-			if p.now.Sub(first) < l.d.opts.LocalityWait {
+			wait := l.d.opts.LocalityWait
+			if t.Cached {
+				wait = l.d.opts.CacheLocalityWait
+			}
+			if p.now.Sub(first) < wait {
 				return false, false // wait for a preferred slot
 			}
 		}

@@ -262,6 +262,12 @@ func toTaskEnded(exec string, u *api.TaskStatus) *dag.TaskEnded {
 		}
 		te.Accumulators = accs
 	}
+	if len(u.Cached) > 0 && te.Reason == dag.Success {
+		te.Cached = make([]dag.CachedPartition, 0, len(u.Cached))
+		for _, c := range u.Cached {
+			te.Cached = append(te.Cached, dag.CachedPartition{Key: c.Key, Partition: int(c.Partition), Bytes: c.Bytes})
+		}
+	}
 	return te
 }
 
@@ -316,11 +322,11 @@ func (l *leadership) dropped(dr *dag.Dropped) {
 			jobs = append(jobs, uint64(r.Job))
 		}
 	}
-	if len(shuffles)+len(jobs) == 0 {
+	if len(shuffles)+len(jobs)+len(dr.Cached) == 0 {
 		return
 	}
 	for _, c := range l.conns {
-		c.send(&api.DriverMessage{Msg: &api.DriverMessage_Delete{Delete: &api.DeleteBlocks{Shuffles: shuffles, ResultJobs: jobs}}})
+		c.send(&api.DriverMessage{Msg: &api.DriverMessage_Delete{Delete: &api.DeleteBlocks{Shuffles: shuffles, ResultJobs: jobs, CachedKeys: dr.Cached}}})
 	}
 }
 

@@ -17,6 +17,9 @@ type metrics struct {
 	// direct, indirect or too_large.
 	results  *prometheus.CounterVec
 	fetchErr prometheus.Counter
+	// cached counts reads of persisted datasets' partitions by outcome:
+	// hit, miss (computed), unreadable (computed again).
+	cached *prometheus.CounterVec
 	// unhealthy is 1 while the executor says it should get no tasks.
 	unhealthy prometheus.Gauge
 }
@@ -37,6 +40,8 @@ func newMetrics(reg prometheus.Registerer, e *Executor) *metrics {
 			Help: "Shuffle bytes this executor's reduce tasks read, from its own store or other executors."}),
 		fetchErr: prometheus.NewCounter(prometheus.CounterOpts{Name: "baton_fetch_failures_total",
 			Help: "Shuffle fetches that failed (missing, corrupt or unreachable blocks) on this executor."}),
+		cached: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "baton_executor_cached_reads_total",
+			Help: "Reads of persisted datasets' partitions, by outcome: hit (read from the block store), miss (computed), unreadable (corrupt or failing: computed again)."}, []string{"outcome"}),
 		unhealthy: prometheus.NewGauge(prometheus.GaugeOpts{Name: "baton_executor_unhealthy",
 			Help: "1 while the executor reports itself unhealthy (its disk is full, say) and takes no tasks."}),
 	}
@@ -45,6 +50,9 @@ func newMetrics(reg prometheus.Registerer, e *Executor) *metrics {
 	}
 	for _, k := range []string{"direct", "indirect", "too_large"} {
 		m.results.WithLabelValues(k)
+	}
+	for _, k := range []string{"hit", "miss", "unreadable"} {
+		m.cached.WithLabelValues(k)
 	}
 	running := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "baton_executor_tasks_running",
 		Help: "Tasks running on this executor."}, func() float64 {
@@ -58,7 +66,7 @@ func newMetrics(reg prometheus.Registerer, e *Executor) *metrics {
 	})
 	slots := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "baton_executor_slots",
 		Help: "Task slots of this executor."}, func() float64 { return float64(e.opts.Cores) })
-	reg.MustRegister(m.launched, m.ended, m.fenced, m.written, m.results, m.fetched, m.fetchErr, m.unhealthy, running, blocks, slots)
+	reg.MustRegister(m.launched, m.ended, m.fenced, m.written, m.results, m.fetched, m.fetchErr, m.cached, m.unhealthy, running, blocks, slots)
 	return m
 }
 

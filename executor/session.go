@@ -204,6 +204,9 @@ func (e *Executor) hello() *api.Hello {
 	if jobs, err := e.store.ResultJobs(); err == nil {
 		h.ResultJobs = jobs
 	}
+	if keys, err := e.store.CachedKeys(); err == nil {
+		h.CachedKeys = keys
+	}
 	return h
 }
 
@@ -413,6 +416,11 @@ func (e *Executor) deleteBlocks(d *api.DeleteBlocks) {
 	for _, j := range d.ResultJobs {
 		if err := e.store.DeleteJobResults(j); err != nil {
 			e.log.Warn("delete results", "job", j, "err", err)
+		}
+	}
+	for _, k := range d.CachedKeys {
+		if err := e.store.DeleteCached(k); err != nil {
+			e.log.Warn("delete cached partitions", "dataset", k, "err", err)
 		}
 	}
 }

@@ -44,11 +44,13 @@ func (e *Executor) run(ctx context.Context, t *task, l *api.TaskLaunch, g *plan.
 func (e *Executor) execute(ctx context.Context, l *api.TaskLaunch, g *plan.Graph) (st *api.TaskStatus) {
 	id := l.Id
 	acc := ops.NewAccumulators()
+	cache := &taskCache{e: e}
 	defer func() {
 		if r := recover(); r != nil {
 			st = failed(id, fmt.Sprintf("panic: %v\n%s", r, debug.Stack()))
 		}
 		st = withAccumulators(st, acc)
+		st = cache.keep(st)
 	}()
 	task := &ops.Task{
 		Graph:      g,
@@ -57,6 +59,7 @@ func (e *Executor) execute(ctx context.Context, l *api.TaskLaunch, g *plan.Graph
 		ShuffleKey: l.ShuffleKey,
 		Inputs:     map[string]ops.ShuffleInput{},
 		Reducers:   ops.ReducerRange{Start: int(l.ReduceStart), End: int(l.ReduceEnd)},
+		Cache:      cache,
 		Context: ops.TaskContext{
 			Job: id.Job, Stage: id.Stage, StageAttempt: int(id.StageAttempt), Partition: int(id.Partition), Attempt: int(id.Attempt), Executor: e.opts.ID,
 			Acc: acc,

@@ -135,6 +135,7 @@ var schedulerCommands = []schedulerCommand{
 				Indirect: x.Indirect, FetchExecutor: string(x.FetchExecutor), FetchShuffle: uint64(x.FetchShuffle),
 				FetchMap: int32(x.FetchMap), FetchReduce: int32(x.FetchReduce), DurationMs: x.DurationMs,
 				ExitCausedByApp: x.ExitCausedByApp, Speculative: x.Speculative, Accumulators: accsToProto(x.Accumulators),
+				Cached: cachedToProto(x.Cached),
 			}, nil
 		},
 		decode: func(p []byte, now int64) (dag.Command, error) {
@@ -154,6 +155,7 @@ var schedulerCommands = []schedulerCommand{
 				FetchExecutor: dag.ExecutorID(m.FetchExecutor), FetchShuffle: dag.ShuffleID(m.FetchShuffle),
 				FetchMap: int(m.FetchMap), FetchReduce: int(m.FetchReduce), DurationMs: m.DurationMs,
 				ExitCausedByApp: m.ExitCausedByApp, Speculative: m.Speculative, Accumulators: accsFromProto(m.Accumulators),
+				Cached: cachedFromProto(m.Cached),
 			}, nil
 		},
 	},
@@ -232,6 +234,35 @@ var schedulerCommands = []schedulerCommand{
 			return &dag.CancelStage{Time: now, Stage: dag.StageID(m.Stage), Reason: m.Reason}, nil
 		},
 	},
+	{
+		typ: fsmpb.Type_TYPE_UNPERSIST, name: "Unpersist", cmd: (*dag.Unpersist)(nil),
+		encode: func(c dag.Command) (proto.Message, error) {
+			return &fsmpb.Unpersist{Keys: c.(*dag.Unpersist).Keys}, nil
+		},
+		decode: func(p []byte, now int64) (dag.Command, error) {
+			var m fsmpb.Unpersist
+			if err := proto.Unmarshal(p, &m); err != nil {
+				return nil, err
+			}
+			return &dag.Unpersist{Time: now, Keys: m.Keys}, nil
+		},
+	},
+}
+
+func cachedToProto(cs []dag.CachedPartition) []*fsmpb.CachedPartition {
+	var out []*fsmpb.CachedPartition
+	for _, c := range cs {
+		out = append(out, &fsmpb.CachedPartition{Key: c.Key, Partition: int32(c.Partition), Bytes: c.Bytes})
+	}
+	return out
+}
+
+func cachedFromProto(cs []*fsmpb.CachedPartition) []dag.CachedPartition {
+	var out []dag.CachedPartition
+	for _, c := range cs {
+		out = append(out, dag.CachedPartition{Key: c.Key, Partition: int(c.Partition), Bytes: c.Bytes})
+	}
+	return out
 }
 
 var clusterCommands = []clusterCommand{

@@ -66,6 +66,7 @@ func TestCommandTypeNumbers(t *testing.T) {
 		"ACLExecutorBind":      {14, false},
 		"CancelJobGroup":       {15, false},
 		"CancelStage":          {16, false},
+		"Unpersist":            {17, false},
 	}
 	got := map[string]wire{}
 	for _, c := range schedulerCommands {

@@ -43,13 +43,15 @@ func allCommands() []dag.Command {
 			Reason: dag.FetchFailed, Message: "boom", MapBytes: 10, MapSizes: []byte{1, 2}, ResultSize: 5,
 			Result: []byte("hello"), Indirect: true, FetchExecutor: "e3", FetchShuffle: 4, FetchMap: -1, FetchReduce: 3,
 			DurationMs: 12, ExitCausedByApp: true, Speculative: true,
-			Accumulators: []dag.Accumulator{{Name: "bad", Kind: dag.AccCount, Int: 3}, {Name: "low", Kind: dag.AccMin, Int: -9}, {Name: "x", Kind: dag.AccMaxFloat, Float: 2.5}}},
+			Accumulators: []dag.Accumulator{{Name: "bad", Kind: dag.AccCount, Int: 3}, {Name: "low", Kind: dag.AccMin, Int: -9}, {Name: "x", Kind: dag.AccMaxFloat, Float: 2.5}},
+			Cached: []dag.CachedPartition{{Key: "c1", Partition: 3, Bytes: 99}}},
 		&dag.ResubmitFailedStages{},
 		&dag.AuthorizeCommit{Stage: 1, StageAttempt: 0, Partition: 2, Task: 11, Executor: "e1"},
 		&dag.CancelJob{Job: 3, Reason: "user"},
 		&dag.ReleaseJob{Job: 3},
 		&dag.CancelJobGroup{Group: "nightly", Reason: "user"},
 		&dag.CancelStage{Stage: 4, Reason: "user"},
+		&dag.Unpersist{Keys: []string{"c1", "c2"}},
 	}
 }
 

@@ -3,6 +3,7 @@ package ops
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -111,4 +112,68 @@ func runMaps(t *testing.T, g *plan.Graph) (*Runner, map[string]ShuffleInput) {
 		}
 	}
 	return r, inputs
+}
+
+// memCache is a Cache in memory.
+type memCache struct {
+	kept map[string][]byte
+	gets int
+}
+
+func (m *memCache) Get(key string, part int) ([]byte, bool) {
+	b, ok := m.kept[fmt.Sprintf("%s/%d", key, part)]
+	if ok {
+		m.gets++
+	}
+	return b, ok
+}
+
+func (m *memCache) Keep(key string, part int, block []byte) {
+	m.kept[fmt.Sprintf("%s/%d", key, part)] = block
+}
+
+// A persisted dataset's partition is kept when computed in full, read
+// back instead of computed, and not kept when the task stops early (take).
+func TestPersistedPartitionsAreKeptAndRead(t *testing.T) {
+	g := compile(t, `{"datasets": {
+		"nums": {"op": "range", "n": 40, "partitions": 2},
+		"pairs": {"op": "map", "input": "nums", "fn": "pairWithOne", "persist": true},
+		"counts": {"op": "reduceByKey", "input": "pairs", "fn": "sum", "partitions": 2}},
+		"action": {"op": "collect", "input": "counts"}}`)
+	pairs := -1
+	for i, n := range g.Nodes {
+		if n.Name == "pairs" {
+			pairs = i
+		}
+	}
+	if pairs < 0 || g.Nodes[pairs].Persist == "" {
+		t.Fatalf("the persisted dataset has no key: %v", g)
+	}
+	r := &Runner{Registry: NewRegistry()}
+	c := &memCache{kept: map[string][]byte{}}
+	key := g.ShuffleDeps(g.Output)[0].Shuffle.Key
+	run := func() *MapOutput {
+		out, err := r.RunMap(context.Background(), &Task{Graph: g, Node: pairs, Partition: 1, ShuffleKey: key, Cache: c})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	first := run()
+	if len(c.kept) != 1 || c.gets != 0 {
+		t.Fatalf("after the first run: kept %d, read %d", len(c.kept), c.gets)
+	}
+	second := run()
+	if c.gets != 1 || !bytes.Equal(bytes.Join(first.Blocks, nil), bytes.Join(second.Blocks, nil)) {
+		t.Fatalf("the second run read the cache %d times and gave other blocks", c.gets)
+	}
+	// A take stops after one record: partition 0 is not kept.
+	tg := *g
+	tg.Output, tg.Action = pairs, plan.GraphAction{Op: "take", N: 1}
+	if _, err := r.RunResult(context.Background(), &Task{Graph: &tg, Node: pairs, Partition: 0, Cache: c}); err != nil {
+		t.Fatal(err)
+	}
+	if len(c.kept) != 1 {
+		t.Fatalf("a partition read in part was kept: %d kept", len(c.kept))
+	}
 }

@@ -29,8 +29,27 @@ type Task struct {
 	// that read shuffles read reducer partitions [Start, End), in order,
 	// instead of the partition Partition.
 	Reducers ReducerRange
-	Context  TaskContext
+	// Cache, when set, is the executor's store of persisted datasets'
+	// partitions: a persisted dataset's partition is read from it when it
+	// is kept there, and kept when the task computes it in full.
+	Cache   Cache
+	Context TaskContext
 }
+
+// Cache is a task's access to its executor's kept partitions of persisted
+// datasets (plan.Node.Persist).
+type Cache interface {
+	// Get returns a kept partition's encoded records, or false.
+	Get(key string, part int) ([]byte, bool)
+	// Keep is given a partition the task computed in full, encoded; the
+	// executor keeps it if the task succeeds.
+	Keep(key string, part int, block []byte)
+}
+
+// MaxCachedPartition bounds the encoded bytes of a persisted dataset's
+// partition a task keeps: a larger partition is not kept, and jobs
+// compute it again (Spark's MEMORY_ONLY level drops what does not fit).
+const MaxCachedPartition = 128 << 20
 
 // ReducerRange is a range of reducer partitions [Start, End); End 0 is
 // no range.
@@ -208,8 +227,35 @@ func (r *Runner) aggregator(fn plan.Func) (*Aggregator, error) {
 	return agg, nil
 }
 
-// compute pushes the records of partition p of node to emit.
+// compute pushes the records of partition p of node to emit: for a
+// persisted dataset, from the executor's kept partition when there is
+// one; otherwise computed, and kept when computed in full.
 func (x *exec) compute(node, p int, emit Emit) error {
+	key := x.g.Nodes[node].Persist
+	if key == "" || x.t.Cache == nil {
+		return x.computeOp(node, p, emit)
+	}
+	if block, ok := x.t.Cache.Get(key, p); ok {
+		return DecodeRecords(block, emit)
+	}
+	buf := []byte{}
+	err := x.computeOp(node, p, func(r Record) error {
+		if buf != nil {
+			if buf = AppendRecord(buf, r); len(buf) > MaxCachedPartition {
+				buf = nil // too large to keep
+			}
+		}
+		return emit(r)
+	})
+	if err == nil && buf != nil {
+		x.t.Cache.Keep(key, p, buf)
+	}
+	return err
+}
+
+// computeOp computes the records of partition p of node with its
+// operator.
+func (x *exec) computeOp(node, p int, emit Emit) error {
 	if err := x.ctx.Err(); err != nil {
 		return err
 	}

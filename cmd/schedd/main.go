@@ -125,6 +125,7 @@ func parseFlags(args []string, stderr io.Writer) (server.Config, *slog.Logger, b
 	fs.DurationVar(&cfg.Driver.HeartbeatInterval, "heartbeat-interval", 500*time.Millisecond, "how often executors report in")
 	fs.DurationVar(&cfg.Driver.GracePeriod, "grace-period", 0, "after winning leadership, how long to wait for executors to reconnect before launching (ends early when all are back; default 3×heartbeat-interval + 1s)")
 	fs.DurationVar(&cfg.Driver.LocalityWait, "locality-wait", 100*time.Millisecond, "how long a task waits for a slot on an executor holding its input")
+	fs.DurationVar(&cfg.Driver.CacheLocalityWait, "cache-locality-wait", 3*time.Second, "how long a task that reads persisted partitions waits for a slot on the executors keeping them, before it computes them elsewhere")
 	fs.Int64Var(&cfg.Driver.MaxDirectResultSize, "max-direct-result-size", 64<<10, "largest result sent through the log; larger ones stay on the executor")
 	fs.IntVar(&cfg.Driver.QueuePerSlot, "queue-per-slot", 3, "for stages of short tasks, tasks each executor slot may have queued beyond its running one (-1: none)")
 	mode := fs.String("scheduling-mode", "FIFO", "how jobs share slots: FIFO (in submission order) or FAIR (pools by weight and minimum share)")

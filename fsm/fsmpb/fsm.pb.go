@@ -48,6 +48,7 @@ const (
 	Type_TYPE_ACL_EXECUTOR_BIND      Type = 14
 	Type_TYPE_CANCEL_JOB_GROUP       Type = 15
 	Type_TYPE_CANCEL_STAGE           Type = 16
+	Type_TYPE_UNPERSIST              Type = 17
 )
 
 // Enum value maps for Type.
@@ -70,6 +71,7 @@ var (
 		14: "TYPE_ACL_EXECUTOR_BIND",
 		15: "TYPE_CANCEL_JOB_GROUP",
 		16: "TYPE_CANCEL_STAGE",
+		17: "TYPE_UNPERSIST",
 	}
 	Type_value = map[string]int32{
 		"TYPE_UNSPECIFIED":            0,
@@ -89,6 +91,7 @@ var (
 		"TYPE_ACL_EXECUTOR_BIND":      14,
 		"TYPE_CANCEL_JOB_GROUP":       15,
 		"TYPE_CANCEL_STAGE":           16,
+		"TYPE_UNPERSIST":              17,
 	}
 )
 
@@ -639,7 +642,10 @@ type TaskEnded struct {
 	Speculative     bool `protobuf:"varint,21,opt,name=speculative,proto3" json:"speculative,omitempty"`
 	// accumulators: the attempt's accumulator updates, ascending by (name,
 	// kind).
-	Accumulators  []*Accumulator `protobuf:"bytes,22,rep,name=accumulators,proto3" json:"accumulators,omitempty"`
+	Accumulators []*Accumulator `protobuf:"bytes,22,rep,name=accumulators,proto3" json:"accumulators,omitempty"`
+	// cached: the partitions of persisted datasets a successful attempt
+	// kept in its executor's block store.
+	Cached        []*CachedPartition `protobuf:"bytes,23,rep,name=cached,proto3" json:"cached,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -828,6 +834,73 @@ func (x *TaskEnded) GetAccumulators() []*Accumulator {
 	return nil
 }
 
+func (x *TaskEnded) GetCached() []*CachedPartition {
+	if x != nil {
+		return x.Cached
+	}
+	return nil
+}
+
+type CachedPartition struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Key           string                 `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	Partition     int32                  `protobuf:"varint,2,opt,name=partition,proto3" json:"partition,omitempty"`
+	Bytes         int64                  `protobuf:"varint,3,opt,name=bytes,proto3" json:"bytes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CachedPartition) Reset() {
+	*x = CachedPartition{}
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CachedPartition) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CachedPartition) ProtoMessage() {}
+
+func (x *CachedPartition) ProtoReflect() protoreflect.Message {
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CachedPartition.ProtoReflect.Descriptor instead.
+func (*CachedPartition) Descriptor() ([]byte, []int) {
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *CachedPartition) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+func (x *CachedPartition) GetPartition() int32 {
+	if x != nil {
+		return x.Partition
+	}
+	return 0
+}
+
+func (x *CachedPartition) GetBytes() int64 {
+	if x != nil {
+		return x.Bytes
+	}
+	return 0
+}
+
 // Accumulator is one accumulator update of a task attempt.
 type Accumulator struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -842,7 +915,7 @@ type Accumulator struct {
 
 func (x *Accumulator) Reset() {
 	*x = Accumulator{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[6]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -854,7 +927,7 @@ func (x *Accumulator) String() string {
 func (*Accumulator) ProtoMessage() {}
 
 func (x *Accumulator) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[6]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -867,7 +940,7 @@ func (x *Accumulator) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Accumulator.ProtoReflect.Descriptor instead.
 func (*Accumulator) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{6}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *Accumulator) GetName() string {
@@ -906,7 +979,7 @@ type ResubmitFailedStages struct {
 
 func (x *ResubmitFailedStages) Reset() {
 	*x = ResubmitFailedStages{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[7]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -918,7 +991,7 @@ func (x *ResubmitFailedStages) String() string {
 func (*ResubmitFailedStages) ProtoMessage() {}
 
 func (x *ResubmitFailedStages) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[7]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -931,7 +1004,7 @@ func (x *ResubmitFailedStages) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResubmitFailedStages.ProtoReflect.Descriptor instead.
 func (*ResubmitFailedStages) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{7}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{8}
 }
 
 type AuthorizeCommit struct {
@@ -947,7 +1020,7 @@ type AuthorizeCommit struct {
 
 func (x *AuthorizeCommit) Reset() {
 	*x = AuthorizeCommit{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[8]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -959,7 +1032,7 @@ func (x *AuthorizeCommit) String() string {
 func (*AuthorizeCommit) ProtoMessage() {}
 
 func (x *AuthorizeCommit) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[8]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -972,7 +1045,7 @@ func (x *AuthorizeCommit) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuthorizeCommit.ProtoReflect.Descriptor instead.
 func (*AuthorizeCommit) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{8}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *AuthorizeCommit) GetStage() uint64 {
@@ -1020,7 +1093,7 @@ type CancelJob struct {
 
 func (x *CancelJob) Reset() {
 	*x = CancelJob{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[9]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1032,7 +1105,7 @@ func (x *CancelJob) String() string {
 func (*CancelJob) ProtoMessage() {}
 
 func (x *CancelJob) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[9]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1045,7 +1118,7 @@ func (x *CancelJob) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelJob.ProtoReflect.Descriptor instead.
 func (*CancelJob) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{9}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *CancelJob) GetJob() uint64 {
@@ -1071,7 +1144,7 @@ type ReleaseJob struct {
 
 func (x *ReleaseJob) Reset() {
 	*x = ReleaseJob{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[10]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1083,7 +1156,7 @@ func (x *ReleaseJob) String() string {
 func (*ReleaseJob) ProtoMessage() {}
 
 func (x *ReleaseJob) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[10]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1096,7 +1169,7 @@ func (x *ReleaseJob) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleaseJob.ProtoReflect.Descriptor instead.
 func (*ReleaseJob) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{10}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ReleaseJob) GetJob() uint64 {
@@ -1117,7 +1190,7 @@ type CancelJobGroup struct {
 
 func (x *CancelJobGroup) Reset() {
 	*x = CancelJobGroup{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[11]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1129,7 +1202,7 @@ func (x *CancelJobGroup) String() string {
 func (*CancelJobGroup) ProtoMessage() {}
 
 func (x *CancelJobGroup) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[11]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1142,7 +1215,7 @@ func (x *CancelJobGroup) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelJobGroup.ProtoReflect.Descriptor instead.
 func (*CancelJobGroup) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{11}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *CancelJobGroup) GetGroup() string {
@@ -1170,7 +1243,7 @@ type CancelStage struct {
 
 func (x *CancelStage) Reset() {
 	*x = CancelStage{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[12]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1182,7 +1255,7 @@ func (x *CancelStage) String() string {
 func (*CancelStage) ProtoMessage() {}
 
 func (x *CancelStage) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[12]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1195,7 +1268,7 @@ func (x *CancelStage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelStage.ProtoReflect.Descriptor instead.
 func (*CancelStage) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{12}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *CancelStage) GetStage() uint64 {
@@ -1210,6 +1283,51 @@ func (x *CancelStage) GetReason() string {
 		return x.Reason
 	}
 	return ""
+}
+
+// Unpersist forgets persisted datasets by key (dag.Unpersist).
+type Unpersist struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Keys          []string               `protobuf:"bytes,1,rep,name=keys,proto3" json:"keys,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Unpersist) Reset() {
+	*x = Unpersist{}
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Unpersist) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Unpersist) ProtoMessage() {}
+
+func (x *Unpersist) ProtoReflect() protoreflect.Message {
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Unpersist.ProtoReflect.Descriptor instead.
+func (*Unpersist) Descriptor() ([]byte, []int) {
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *Unpersist) GetKeys() []string {
+	if x != nil {
+		return x.Keys
+	}
+	return nil
 }
 
 // SetMember records how to reach a quorum member's APIs (Raft knows only
@@ -1228,7 +1346,7 @@ type SetMember struct {
 
 func (x *SetMember) Reset() {
 	*x = SetMember{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[13]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1240,7 +1358,7 @@ func (x *SetMember) String() string {
 func (*SetMember) ProtoMessage() {}
 
 func (x *SetMember) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[13]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1253,7 +1371,7 @@ func (x *SetMember) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetMember.ProtoReflect.Descriptor instead.
 func (*SetMember) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{13}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *SetMember) GetId() string {
@@ -1308,7 +1426,7 @@ type LeaderReady struct {
 
 func (x *LeaderReady) Reset() {
 	*x = LeaderReady{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[14]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1320,7 +1438,7 @@ func (x *LeaderReady) String() string {
 func (*LeaderReady) ProtoMessage() {}
 
 func (x *LeaderReady) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[14]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1333,7 +1451,7 @@ func (x *LeaderReady) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeaderReady.ProtoReflect.Descriptor instead.
 func (*LeaderReady) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{14}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *LeaderReady) GetId() string {
@@ -1398,7 +1516,7 @@ type Members struct {
 
 func (x *Members) Reset() {
 	*x = Members{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[15]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1410,7 +1528,7 @@ func (x *Members) String() string {
 func (*Members) ProtoMessage() {}
 
 func (x *Members) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[15]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1423,7 +1541,7 @@ func (x *Members) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Members.ProtoReflect.Descriptor instead.
 func (*Members) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{15}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *Members) GetMembers() []*SetMember {
@@ -1483,7 +1601,7 @@ type ACLToken struct {
 
 func (x *ACLToken) Reset() {
 	*x = ACLToken{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[16]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1495,7 +1613,7 @@ func (x *ACLToken) String() string {
 func (*ACLToken) ProtoMessage() {}
 
 func (x *ACLToken) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[16]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1508,7 +1626,7 @@ func (x *ACLToken) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ACLToken.ProtoReflect.Descriptor instead.
 func (*ACLToken) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{16}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ACLToken) GetAccessor() string {
@@ -1559,7 +1677,7 @@ type ACLBootstrap struct {
 
 func (x *ACLBootstrap) Reset() {
 	*x = ACLBootstrap{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[17]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1571,7 +1689,7 @@ func (x *ACLBootstrap) String() string {
 func (*ACLBootstrap) ProtoMessage() {}
 
 func (x *ACLBootstrap) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[17]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1584,7 +1702,7 @@ func (x *ACLBootstrap) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ACLBootstrap.ProtoReflect.Descriptor instead.
 func (*ACLBootstrap) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{17}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ACLBootstrap) GetManagement() *ACLToken {
@@ -1612,7 +1730,7 @@ type ACLTokenDelete struct {
 
 func (x *ACLTokenDelete) Reset() {
 	*x = ACLTokenDelete{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[18]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1624,7 +1742,7 @@ func (x *ACLTokenDelete) String() string {
 func (*ACLTokenDelete) ProtoMessage() {}
 
 func (x *ACLTokenDelete) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[18]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1637,7 +1755,7 @@ func (x *ACLTokenDelete) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ACLTokenDelete.ProtoReflect.Descriptor instead.
 func (*ACLTokenDelete) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{18}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *ACLTokenDelete) GetAccessor() string {
@@ -1661,7 +1779,7 @@ type ACLExecutorBind struct {
 
 func (x *ACLExecutorBind) Reset() {
 	*x = ACLExecutorBind{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[19]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1673,7 +1791,7 @@ func (x *ACLExecutorBind) String() string {
 func (*ACLExecutorBind) ProtoMessage() {}
 
 func (x *ACLExecutorBind) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[19]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1686,7 +1804,7 @@ func (x *ACLExecutorBind) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ACLExecutorBind.ProtoReflect.Descriptor instead.
 func (*ACLExecutorBind) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{19}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ACLExecutorBind) GetExecutor() string {
@@ -1736,7 +1854,7 @@ const file_fsm_fsmpb_fsm_proto_rawDesc = "" +
 	"\x05group\x18\b \x01(\tR\x05group\x12\x1b\n" +
 	"\tmap_stage\x18\t \x01(\bR\bmapStage\x12'\n" +
 	"\x0fadaptive_target\x18\n" +
-	" \x01(\x03R\x0eadaptiveTarget\"\xd6\x05\n" +
+	" \x01(\x03R\x0eadaptiveTarget\"\x8d\x06\n" +
 	"\tTaskEnded\x12\x12\n" +
 	"\x04task\x18\x01 \x01(\x04R\x04task\x12\x14\n" +
 	"\x05stage\x18\x02 \x01(\x04R\x05stage\x12#\n" +
@@ -1762,7 +1880,12 @@ const file_fsm_fsmpb_fsm_proto_rawDesc = "" +
 	"durationMs\x12+\n" +
 	"\x12exit_caused_by_app\x18\x14 \x01(\bR\x0fexitCausedByApp\x12 \n" +
 	"\vspeculative\x18\x15 \x01(\bR\vspeculative\x12=\n" +
-	"\faccumulators\x18\x16 \x03(\v2\x19.baton.fsm.v1.AccumulatorR\faccumulators\"\x8a\x01\n" +
+	"\faccumulators\x18\x16 \x03(\v2\x19.baton.fsm.v1.AccumulatorR\faccumulators\x125\n" +
+	"\x06cached\x18\x17 \x03(\v2\x1d.baton.fsm.v1.CachedPartitionR\x06cached\"W\n" +
+	"\x0fCachedPartition\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x1c\n" +
+	"\tpartition\x18\x02 \x01(\x05R\tpartition\x12\x14\n" +
+	"\x05bytes\x18\x03 \x01(\x03R\x05bytes\"\x8a\x01\n" +
 	"\vAccumulator\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12)\n" +
 	"\x04kind\x18\x02 \x01(\x0e2\x15.baton.fsm.v1.AccKindR\x04kind\x12\x1b\n" +
@@ -1787,7 +1910,9 @@ const file_fsm_fsmpb_fsm_proto_rawDesc = "" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\";\n" +
 	"\vCancelStage\x12\x14\n" +
 	"\x05stage\x18\x01 \x01(\x04R\x05stage\x12\x16\n" +
-	"\x06reason\x18\x02 \x01(\tR\x06reason\"\x8a\x01\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\"\x1f\n" +
+	"\tUnpersist\x12\x12\n" +
+	"\x04keys\x18\x01 \x03(\tR\x04keys\"\x8a\x01\n" +
 	"\tSetMember\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1b\n" +
 	"\traft_addr\x18\x02 \x01(\tR\braftAddr\x12\x19\n" +
@@ -1825,7 +1950,7 @@ const file_fsm_fsmpb_fsm_proto_rawDesc = "" +
 	"\baccessor\x18\x01 \x01(\tR\baccessor\"K\n" +
 	"\x0fACLExecutorBind\x12\x1a\n" +
 	"\bexecutor\x18\x01 \x01(\tR\bexecutor\x12\x1c\n" +
-	"\tprincipal\x18\x02 \x01(\tR\tprincipal*\xa8\x03\n" +
+	"\tprincipal\x18\x02 \x01(\tR\tprincipal*\xbc\x03\n" +
 	"\x04Type\x12\x14\n" +
 	"\x10TYPE_UNSPECIFIED\x10\x00\x12\x1a\n" +
 	"\x16TYPE_REGISTER_EXECUTOR\x10\x01\x12\x18\n" +
@@ -1844,7 +1969,8 @@ const file_fsm_fsmpb_fsm_proto_rawDesc = "" +
 	"\x15TYPE_ACL_TOKEN_DELETE\x10\r\x12\x1a\n" +
 	"\x16TYPE_ACL_EXECUTOR_BIND\x10\x0e\x12\x19\n" +
 	"\x15TYPE_CANCEL_JOB_GROUP\x10\x0f\x12\x15\n" +
-	"\x11TYPE_CANCEL_STAGE\x10\x10*\xc2\x01\n" +
+	"\x11TYPE_CANCEL_STAGE\x10\x10\x12\x12\n" +
+	"\x0eTYPE_UNPERSIST\x10\x11*\xc2\x01\n" +
 	"\x06Reason\x12\x16\n" +
 	"\x12REASON_UNSPECIFIED\x10\x00\x12\x12\n" +
 	"\x0eREASON_SUCCESS\x10\x01\x12\x14\n" +
@@ -1877,7 +2003,7 @@ func file_fsm_fsmpb_fsm_proto_rawDescGZIP() []byte {
 }
 
 var file_fsm_fsmpb_fsm_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_fsm_fsmpb_fsm_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
+var file_fsm_fsmpb_fsm_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
 var file_fsm_fsmpb_fsm_proto_goTypes = []any{
 	(Type)(0),                    // 0: baton.fsm.v1.Type
 	(Reason)(0),                  // 1: baton.fsm.v1.Reason
@@ -1888,37 +2014,40 @@ var file_fsm_fsmpb_fsm_proto_goTypes = []any{
 	(*RemoveExecutor)(nil),       // 6: baton.fsm.v1.RemoveExecutor
 	(*SubmitJob)(nil),            // 7: baton.fsm.v1.SubmitJob
 	(*TaskEnded)(nil),            // 8: baton.fsm.v1.TaskEnded
-	(*Accumulator)(nil),          // 9: baton.fsm.v1.Accumulator
-	(*ResubmitFailedStages)(nil), // 10: baton.fsm.v1.ResubmitFailedStages
-	(*AuthorizeCommit)(nil),      // 11: baton.fsm.v1.AuthorizeCommit
-	(*CancelJob)(nil),            // 12: baton.fsm.v1.CancelJob
-	(*ReleaseJob)(nil),           // 13: baton.fsm.v1.ReleaseJob
-	(*CancelJobGroup)(nil),       // 14: baton.fsm.v1.CancelJobGroup
-	(*CancelStage)(nil),          // 15: baton.fsm.v1.CancelStage
-	(*SetMember)(nil),            // 16: baton.fsm.v1.SetMember
-	(*LeaderReady)(nil),          // 17: baton.fsm.v1.LeaderReady
-	(*Members)(nil),              // 18: baton.fsm.v1.Members
-	(*ACLToken)(nil),             // 19: baton.fsm.v1.ACLToken
-	(*ACLBootstrap)(nil),         // 20: baton.fsm.v1.ACLBootstrap
-	(*ACLTokenDelete)(nil),       // 21: baton.fsm.v1.ACLTokenDelete
-	(*ACLExecutorBind)(nil),      // 22: baton.fsm.v1.ACLExecutorBind
+	(*CachedPartition)(nil),      // 9: baton.fsm.v1.CachedPartition
+	(*Accumulator)(nil),          // 10: baton.fsm.v1.Accumulator
+	(*ResubmitFailedStages)(nil), // 11: baton.fsm.v1.ResubmitFailedStages
+	(*AuthorizeCommit)(nil),      // 12: baton.fsm.v1.AuthorizeCommit
+	(*CancelJob)(nil),            // 13: baton.fsm.v1.CancelJob
+	(*ReleaseJob)(nil),           // 14: baton.fsm.v1.ReleaseJob
+	(*CancelJobGroup)(nil),       // 15: baton.fsm.v1.CancelJobGroup
+	(*CancelStage)(nil),          // 16: baton.fsm.v1.CancelStage
+	(*Unpersist)(nil),            // 17: baton.fsm.v1.Unpersist
+	(*SetMember)(nil),            // 18: baton.fsm.v1.SetMember
+	(*LeaderReady)(nil),          // 19: baton.fsm.v1.LeaderReady
+	(*Members)(nil),              // 20: baton.fsm.v1.Members
+	(*ACLToken)(nil),             // 21: baton.fsm.v1.ACLToken
+	(*ACLBootstrap)(nil),         // 22: baton.fsm.v1.ACLBootstrap
+	(*ACLTokenDelete)(nil),       // 23: baton.fsm.v1.ACLTokenDelete
+	(*ACLExecutorBind)(nil),      // 24: baton.fsm.v1.ACLExecutorBind
 }
 var file_fsm_fsmpb_fsm_proto_depIdxs = []int32{
 	4,  // 0: baton.fsm.v1.Entry.commands:type_name -> baton.fsm.v1.Command
 	0,  // 1: baton.fsm.v1.Command.type:type_name -> baton.fsm.v1.Type
 	1,  // 2: baton.fsm.v1.TaskEnded.reason:type_name -> baton.fsm.v1.Reason
-	9,  // 3: baton.fsm.v1.TaskEnded.accumulators:type_name -> baton.fsm.v1.Accumulator
-	2,  // 4: baton.fsm.v1.Accumulator.kind:type_name -> baton.fsm.v1.AccKind
-	16, // 5: baton.fsm.v1.Members.members:type_name -> baton.fsm.v1.SetMember
-	17, // 6: baton.fsm.v1.Members.leaders:type_name -> baton.fsm.v1.LeaderReady
-	19, // 7: baton.fsm.v1.Members.acl_tokens:type_name -> baton.fsm.v1.ACLToken
-	22, // 8: baton.fsm.v1.Members.acl_executors:type_name -> baton.fsm.v1.ACLExecutorBind
-	19, // 9: baton.fsm.v1.ACLBootstrap.management:type_name -> baton.fsm.v1.ACLToken
-	10, // [10:10] is the sub-list for method output_type
-	10, // [10:10] is the sub-list for method input_type
-	10, // [10:10] is the sub-list for extension type_name
-	10, // [10:10] is the sub-list for extension extendee
-	0,  // [0:10] is the sub-list for field type_name
+	10, // 3: baton.fsm.v1.TaskEnded.accumulators:type_name -> baton.fsm.v1.Accumulator
+	9,  // 4: baton.fsm.v1.TaskEnded.cached:type_name -> baton.fsm.v1.CachedPartition
+	2,  // 5: baton.fsm.v1.Accumulator.kind:type_name -> baton.fsm.v1.AccKind
+	18, // 6: baton.fsm.v1.Members.members:type_name -> baton.fsm.v1.SetMember
+	19, // 7: baton.fsm.v1.Members.leaders:type_name -> baton.fsm.v1.LeaderReady
+	21, // 8: baton.fsm.v1.Members.acl_tokens:type_name -> baton.fsm.v1.ACLToken
+	24, // 9: baton.fsm.v1.Members.acl_executors:type_name -> baton.fsm.v1.ACLExecutorBind
+	21, // 10: baton.fsm.v1.ACLBootstrap.management:type_name -> baton.fsm.v1.ACLToken
+	11, // [11:11] is the sub-list for method output_type
+	11, // [11:11] is the sub-list for method input_type
+	11, // [11:11] is the sub-list for extension type_name
+	11, // [11:11] is the sub-list for extension extendee
+	0,  // [0:11] is the sub-list for field type_name
 }
 
 func init() { file_fsm_fsmpb_fsm_proto_init() }
@@ -1932,7 +2061,7 @@ func file_fsm_fsmpb_fsm_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_fsm_fsmpb_fsm_proto_rawDesc), len(file_fsm_fsmpb_fsm_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   20,
+			NumMessages:   22,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

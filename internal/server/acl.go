@@ -36,6 +36,7 @@ var needs = map[string]string{
 	api.Scheduler_CollectResults_FullMethodName: fsm.PolicyRead,
 	api.Scheduler_ListExecutors_FullMethodName:  fsm.PolicyRead,
 	api.Scheduler_GetStage_FullMethodName:       fsm.PolicyRead,
+	api.Scheduler_ListCached_FullMethodName:     fsm.PolicyRead,
 	api.Operator_Status_FullMethodName:          fsm.PolicyRead,
 	api.Operator_ListPeers_FullMethodName:       fsm.PolicyRead,
 	api.Operator_LeaderHistory_FullMethodName:   fsm.PolicyRead,
@@ -45,6 +46,7 @@ var needs = map[string]string{
 	api.Scheduler_CancelJobGroup_FullMethodName: fsm.PolicySubmit,
 	api.Scheduler_CancelStage_FullMethodName:    fsm.PolicySubmit,
 	api.Scheduler_ReleaseJob_FullMethodName:     fsm.PolicySubmit,
+	api.Scheduler_Unpersist_FullMethodName:      fsm.PolicySubmit,
 
 	api.Operator_AddPeer_FullMethodName:            fsm.PolicyOperator,
 	api.Operator_RemovePeer_FullMethodName:         fsm.PolicyOperator,

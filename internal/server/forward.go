@@ -81,7 +81,8 @@ func rpcError(err error) error {
 	case errors.Is(err, raftnet.ErrNotLeader), errors.Is(err, raftnet.ErrNoLeader),
 		errors.Is(err, raftnet.ErrShutdown), errors.Is(err, propose.ErrClosed):
 		return status.Error(codes.Unavailable, err.Error()+"; retry")
-	case errors.Is(err, dag.ErrUnknownJob), errors.Is(err, dag.ErrUnknownExecutor), errors.Is(err, dag.ErrUnknownStage):
+	case errors.Is(err, dag.ErrUnknownJob), errors.Is(err, dag.ErrUnknownExecutor), errors.Is(err, dag.ErrUnknownStage),
+		errors.Is(err, dag.ErrNotPersisted):
 		return status.Error(codes.NotFound, err.Error())
 	case errors.Is(err, dag.ErrJobNotRunning), errors.Is(err, dag.ErrJobNotEnded):
 		return status.Error(codes.FailedPrecondition, err.Error())

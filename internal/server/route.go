@@ -58,6 +58,8 @@ var routes = map[string]route{
 	api.Scheduler_CancelJobGroup_FullMethodName: {rule: onLeader, reply: func() proto.Message { return &api.CancelJobsResponse{} }},
 	api.Scheduler_CancelStage_FullMethodName:    {rule: onLeader, reply: func() proto.Message { return &api.CancelJobsResponse{} }},
 	api.Scheduler_ReleaseJob_FullMethodName:     {rule: onLeader, reply: func() proto.Message { return &api.ReleaseJobResponse{} }},
+	api.Scheduler_Unpersist_FullMethodName:      {rule: onLeader, reply: func() proto.Message { return &api.UnpersistResponse{} }},
+	api.Scheduler_ListCached_FullMethodName:     {rule: onLeaderIfLinearizable, linearizable: listCachedLinearizable, reply: func() proto.Message { return &api.ListCachedResponse{} }},
 	api.Scheduler_ListExecutors_FullMethodName:  {rule: leaderPreferred, reply: func() proto.Message { return &api.ListExecutorsResponse{} }},
 
 	api.Operator_AddPeer_FullMethodName:            {rule: onLeader, reply: func() proto.Message { return &api.AddPeerResponse{} }},
@@ -69,6 +71,11 @@ var routes = map[string]route{
 	api.ACL_Bootstrap_FullMethodName:   {rule: onLeader, reply: func() proto.Message { return &api.ACLBootstrapResponse{} }},
 	api.ACL_CreateToken_FullMethodName: {rule: onLeader, reply: func() proto.Message { return &api.CreateTokenResponse{} }},
 	api.ACL_DeleteToken_FullMethodName: {rule: onLeader, reply: func() proto.Message { return &api.DeleteTokenResponse{} }},
+}
+
+func listCachedLinearizable(req any) bool {
+	r, _ := req.(*api.ListCachedRequest)
+	return r != nil && r.Linearizable
 }
 
 func getJobLinearizable(req any) bool {

@@ -20,6 +20,7 @@ func TestStateErrorsKeepTheirClass(t *testing.T) {
 		dag.ErrTooLarge:     codes.InvalidArgument,
 		dag.ErrUnknownStage: codes.NotFound,
 		dag.ErrUnknownJob:   codes.NotFound,
+		dag.ErrNotPersisted: codes.NotFound,
 	} {
 		if got := status.Code(rpcError(fmt.Errorf("%w: detail", err))); got != want {
 			t.Errorf("%v: %v, want %v", err, got, want)

@@ -121,6 +121,48 @@ func (s *Server) CancelStage(ctx context.Context, req *api.CancelStageRequest) (
 	return &api.CancelJobsResponse{Cancelled: jobIDs(r.Cancelled), Index: index}, nil
 }
 
+// ListCached lists the persisted datasets from this node's replica.
+func (s *Server) ListCached(ctx context.Context, req *api.ListCachedRequest) (*api.ListCachedResponse, error) {
+	out := &api.ListCachedResponse{}
+	s.fsm.Read(func(st *dag.State) {
+		for _, c := range st.Cached() {
+			d := &api.CachedDataset{Key: c.Key, Name: c.Name, Partitions: int32(c.Partitions), Cached: int32(c.Cached),
+				Bytes: c.Bytes, CreatedUnixNano: c.Created, Executors: map[string]int32{}}
+			for e, n := range c.Executors {
+				d.Executors[string(e)] = int32(n)
+			}
+			out.Datasets = append(out.Datasets, d)
+		}
+	})
+	return out, nil
+}
+
+// Unpersist frees the persisted datasets whose key or name is the one
+// asked for: every executor deletes their kept partitions.
+func (s *Server) Unpersist(ctx context.Context, req *api.UnpersistRequest) (*api.UnpersistResponse, error) {
+	if req.Dataset == "" {
+		return nil, status.Error(codes.InvalidArgument, "server: unpersist needs a dataset's key or name")
+	}
+	var keys []string
+	s.fsm.Read(func(st *dag.State) {
+		for _, c := range st.Cached() {
+			if c.Key == req.Dataset || c.Name == req.Dataset {
+				keys = append(keys, c.Key)
+			}
+		}
+	})
+	if len(keys) == 0 {
+		return nil, status.Errorf(codes.NotFound, "no persisted dataset has the key or name %q (batonctl cache lists them)", req.Dataset)
+	}
+	r, index, err := s.propose(ctx, &dag.Unpersist{Keys: keys})
+	if err != nil {
+		return nil, err
+	}
+	s.drv.Dropped(r.Dropped)
+	s.log.Info("datasets unpersisted", "keys", keys)
+	return &api.UnpersistResponse{Keys: keys, Index: index}, nil
+}
+
 // clipReason bounds a cancellation's reason: it is logged and kept in
 // every cancelled job's message.
 func clipReason(r string) string {
