@@ -23,7 +23,7 @@ type Task struct {
 	ShuffleKey string
 	// Inputs are the shuffles the task reads, by key, with their map
 	// output locations.
-	Inputs  map[string]ShuffleInput
+	Inputs map[string]ShuffleInput
 	// Reducers, when End > 0, makes the task one of a coalesced stage
 	// (the scheduler's adaptive coalescing): the datasets of its stage
 	// that read shuffles read reducer partitions [Start, End), in order,
