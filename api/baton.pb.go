@@ -498,20 +498,23 @@ func (x *Record) GetHasKey() bool {
 }
 
 type Dataset struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Op            string                 `protobuf:"bytes,1,opt,name=op,proto3" json:"op,omitempty"`
-	Input         string                 `protobuf:"bytes,2,opt,name=input,proto3" json:"input,omitempty"`
-	Inputs        []string               `protobuf:"bytes,3,rep,name=inputs,proto3" json:"inputs,omitempty"`
-	Fn            *Func                  `protobuf:"bytes,4,opt,name=fn,proto3" json:"fn,omitempty"`
-	Partitions    int32                  `protobuf:"varint,5,opt,name=partitions,proto3" json:"partitions,omitempty"`
-	Path          string                 `protobuf:"bytes,6,opt,name=path,proto3" json:"path,omitempty"`
-	N             int64                  `protobuf:"varint,7,opt,name=n,proto3" json:"n,omitempty"`
-	Records       []*Record              `protobuf:"bytes,8,rep,name=records,proto3" json:"records,omitempty"`
-	Ascending     *bool                  `protobuf:"varint,9,opt,name=ascending,proto3,oneof" json:"ascending,omitempty"`
-	How           string                 `protobuf:"bytes,10,opt,name=how,proto3" json:"how,omitempty"`
-	Command       string                 `protobuf:"bytes,11,opt,name=command,proto3" json:"command,omitempty"`
-	Args          []string               `protobuf:"bytes,12,rep,name=args,proto3" json:"args,omitempty"`
-	Env           map[string]string      `protobuf:"bytes,13,rep,name=env,proto3" json:"env,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Op         string                 `protobuf:"bytes,1,opt,name=op,proto3" json:"op,omitempty"`
+	Input      string                 `protobuf:"bytes,2,opt,name=input,proto3" json:"input,omitempty"`
+	Inputs     []string               `protobuf:"bytes,3,rep,name=inputs,proto3" json:"inputs,omitempty"`
+	Fn         *Func                  `protobuf:"bytes,4,opt,name=fn,proto3" json:"fn,omitempty"`
+	Partitions int32                  `protobuf:"varint,5,opt,name=partitions,proto3" json:"partitions,omitempty"`
+	Path       string                 `protobuf:"bytes,6,opt,name=path,proto3" json:"path,omitempty"`
+	N          int64                  `protobuf:"varint,7,opt,name=n,proto3" json:"n,omitempty"`
+	Records    []*Record              `protobuf:"bytes,8,rep,name=records,proto3" json:"records,omitempty"`
+	Ascending  *bool                  `protobuf:"varint,9,opt,name=ascending,proto3,oneof" json:"ascending,omitempty"`
+	How        string                 `protobuf:"bytes,10,opt,name=how,proto3" json:"how,omitempty"`
+	Command    string                 `protobuf:"bytes,11,opt,name=command,proto3" json:"command,omitempty"`
+	Args       []string               `protobuf:"bytes,12,rep,name=args,proto3" json:"args,omitempty"`
+	Env        map[string]string      `protobuf:"bytes,13,rep,name=env,proto3" json:"env,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// persist keeps the dataset's computed partitions in the executors'
+	// block stores for later jobs (Spark's persist).
+	Persist       bool `protobuf:"varint,14,opt,name=persist,proto3" json:"persist,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -635,6 +638,13 @@ func (x *Dataset) GetEnv() map[string]string {
 		return x.Env
 	}
 	return nil
+}
+
+func (x *Dataset) GetPersist() bool {
+	if x != nil {
+		return x.Persist
+	}
+	return false
 }
 
 type Action struct {
@@ -6876,7 +6886,7 @@ const file_api_baton_proto_rawDesc = "" +
 	"\x06Record\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\fR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\fR\x05value\x12\x17\n" +
-	"\ahas_key\x18\x03 \x01(\bR\x06hasKey\"\xac\x03\n" +
+	"\ahas_key\x18\x03 \x01(\bR\x06hasKey\"\xc6\x03\n" +
 	"\aDataset\x12\x0e\n" +
 	"\x02op\x18\x01 \x01(\tR\x02op\x12\x14\n" +
 	"\x05input\x18\x02 \x01(\tR\x05input\x12\x16\n" +
@@ -6893,7 +6903,8 @@ const file_api_baton_proto_rawDesc = "" +
 	" \x01(\tR\x03how\x12\x18\n" +
 	"\acommand\x18\v \x01(\tR\acommand\x12\x12\n" +
 	"\x04args\x18\f \x03(\tR\x04args\x12,\n" +
-	"\x03env\x18\r \x03(\v2\x1a.baton.v1.Dataset.EnvEntryR\x03env\x1a6\n" +
+	"\x03env\x18\r \x03(\v2\x1a.baton.v1.Dataset.EnvEntryR\x03env\x12\x18\n" +
+	"\apersist\x18\x0e \x01(\bR\apersist\x1a6\n" +
 	"\bEnvEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01B\f\n" +

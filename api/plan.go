@@ -19,7 +19,7 @@ func PlanToProto(p *plan.Plan) *Plan {
 		}
 		pd := &Dataset{
 			Op: d.Op, Input: d.Input, Inputs: d.Inputs, Fn: funcToProto(d.Fn), Partitions: int32(d.Partitions),
-			Path: d.Path, N: d.N, Ascending: d.Ascending, How: d.How, Command: d.Command, Args: d.Args, Env: d.Env,
+			Path: d.Path, N: d.N, Ascending: d.Ascending, How: d.How, Command: d.Command, Args: d.Args, Env: d.Env, Persist: d.Persist,
 		}
 		for _, r := range d.Records {
 			pd.Records = append(pd.Records, &Record{Key: r.Key, Value: r.Value, HasKey: r.HasKey})
@@ -48,7 +48,7 @@ func PlanFromProto(p *Plan) (*plan.Plan, error) {
 		}
 		pd := &plan.Dataset{
 			Op: d.Op, Input: d.Input, Inputs: d.Inputs, Fn: fn, Partitions: int(d.Partitions),
-			Path: d.Path, N: d.N, Ascending: d.Ascending, How: d.How, Command: d.Command, Args: d.Args, Env: d.Env,
+			Path: d.Path, N: d.N, Ascending: d.Ascending, How: d.How, Command: d.Command, Args: d.Args, Env: d.Env, Persist: d.Persist,
 		}
 		for _, r := range d.Records {
 			pd.Records = append(pd.Records, plan.Record{Key: r.Key, Value: r.Value, HasKey: r.HasKey})

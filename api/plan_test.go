@@ -13,7 +13,7 @@ func TestPlanRoundTrip(t *testing.T) {
 		"datasets": {
 			"lines": {"op": "parallelize", "records": ["a b", ["k", "v"]], "partitions": 2},
 			"words": {"op": "flatMap", "input": "lines", "fn": "words"},
-			"f": {"op": "map", "input": "words", "fn": {"name": "field", "args": {"i": 1, "sep": ","}}},
+			"f": {"op": "map", "input": "words", "fn": {"name": "field", "args": {"i": 1, "sep": ","}}, "persist": true},
 			"counts": {"op": "reduceByKey", "input": "f", "fn": "sum", "partitions": 3}
 		},
 		"action": {"op": "take", "input": "counts", "n": 5}

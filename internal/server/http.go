@@ -25,6 +25,7 @@ import (
 //	GET /v1/executors     the executors (with what each reports of itself)
 //	GET /v1/stages/{id}   one stage with a page of its task attempts (?limit=N&offset=M; default the first 1,000)
 //	GET /v1/leaders       the latest leader takeovers
+//	GET /v1/cached        the persisted datasets and where they are kept
 //	GET /metrics          Prometheus metrics
 //	GET /ui/              the web UI
 //
@@ -61,6 +62,9 @@ func (s *Server) httpHandler() http.Handler {
 	}))
 	mux.HandleFunc("GET /v1/leaders", s.httpCall(func(ctx context.Context, r *http.Request) (proto.Message, error) {
 		return s.LeaderHistory(ctx, &api.LeaderHistoryRequest{})
+	}))
+	mux.HandleFunc("GET /v1/cached", s.httpCall(func(ctx context.Context, r *http.Request) (proto.Message, error) {
+		return s.ListCached(ctx, &api.ListCachedRequest{})
 	}))
 	mux.Handle("GET /metrics", s.metrics.handler())
 	mux.Handle("GET /ui/", ui.Handler())

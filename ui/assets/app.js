@@ -333,6 +333,21 @@ async function viewExecutors() {
     <tbody>${rows || '<tr><td colspan="10" class="muted">No executors.</td></tr>'}</tbody></table>`;
 }
 
+// viewStorage is Spark UI's Storage tab: the persisted datasets, how much
+// of each is kept and where.
+async function viewStorage() {
+  const { datasets = [] } = await get("/v1/cached");
+  const rows = datasets.map(d => {
+    const ex = Object.entries(d.executors || {}).sort().map(([e, n]) => `${esc(e)} (${num(n)})`).join(", ");
+    return `<tr data-dataset="${esc(d.key)}"><td>${esc(d.name || "—")}</td><td><code>${esc(d.key)}</code></td>
+      <td>${bar(num(d.cached), num(d.partitions), num(d.cached) === num(d.partitions) ? "complete" : "running")}</td>
+      <td class="num">${bytes(d.bytes)}</td><td>${ex || "—"}</td><td>${time(d.created_unix_nano)}</td></tr>`;
+  }).join("");
+  return `<h1>Storage</h1><p class="muted">Datasets a plan persisted ("persist": true): their computed partitions stay in the executors' block stores, and later jobs over the same lineage read them there. <code>batonctl cache unpersist NAME</code> frees them.</p>
+    <table id="storage"><thead><tr><th>Dataset</th><th>Key</th><th>Cached partitions</th><th class="num">Size</th><th>Executors</th><th>Since</th></tr></thead>
+    <tbody>${rows || '<tr><td colspan="6" class="muted">No persisted datasets.</td></tr>'}</tbody></table>`;
+}
+
 async function viewQuorum() {
   const st = await get("/v1/status");
   const peers = st.peers || [];
@@ -369,6 +384,7 @@ const routes = [
   [/^#\/job\/(\d+)$/, m => viewJob(m[1]), "jobs"],
   [/^#\/stage\/(\d+)$/, m => viewStage(m[1]), "jobs"],
   [/^#\/executors$/, viewExecutors, "executors"],
+  [/^#\/storage$/, viewStorage, "storage"],
   [/^#\/quorum$/, viewQuorum, "quorum"],
   [/^#\/leaders$/, viewLeaders, "leaders"],
   [/^.*$/, viewJobs, "jobs"],

@@ -1,0 +1,81 @@
+package cli
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/baton-sched/baton/api"
+)
+
+func init() {
+	register(&command{name: "cache", summary: "the persisted datasets (\"persist\": true) and where their partitions are kept", run: runCache})
+	register(&command{name: "cache unpersist", args: "NAME|KEY", summary: "free a persisted dataset's partitions on every executor (by its key, or every one of that name)", run: runUnpersist})
+}
+
+func runCache(ctx context.Context, c *common, fs *flag.FlagSet, args []string) error {
+	if len(args) > 0 {
+		return usagef("cache takes no arguments (cache unpersist NAME frees one)")
+	}
+	cl, err := c.dial()
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	ds, err := cl.Cached(ctx)
+	if err != nil {
+		return err
+	}
+	if c.json() {
+		return printJSON(c.env.Stdout, &api.ListCachedResponse{Datasets: ds})
+	}
+	if len(ds) == 0 {
+		fmt.Fprintln(c.env.Stdout, "no persisted datasets")
+		return nil
+	}
+	tw := table(c.env.Stdout)
+	fmt.Fprintln(tw, "KEY\tNAME\tCACHED\tSIZE\tEXECUTORS\tSINCE")
+	for _, d := range ds {
+		fmt.Fprintf(tw, "%s\t%s\t%d/%d\t%s\t%s\t%s\n", d.Key, dash(d.Name), d.Cached, d.Partitions, humanBytes(d.Bytes), executorCounts(d.Executors), when(d.CreatedUnixNano))
+	}
+	return tw.Flush()
+}
+
+// executorCounts renders how many partitions each executor keeps.
+func executorCounts(m map[string]int32) string {
+	if len(m) == 0 {
+		return "-"
+	}
+	ids := make([]string, 0, len(m))
+	for id := range m {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	parts := make([]string, len(ids))
+	for i, id := range ids {
+		parts[i] = fmt.Sprintf("%s:%d", id, m[id])
+	}
+	return strings.Join(parts, " ")
+}
+
+func runUnpersist(ctx context.Context, c *common, fs *flag.FlagSet, args []string) error {
+	if len(args) != 1 {
+		return usagef("cache unpersist needs one dataset name or key (batonctl cache lists them)")
+	}
+	cl, err := c.dial()
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	n, err := cl.Unpersist(ctx, args[0])
+	if err != nil {
+		return err
+	}
+	if c.json() {
+		return printJSON(c.env.Stdout, map[string]any{"unpersisted": n})
+	}
+	fmt.Fprintf(c.env.Stdout, "unpersisted %d dataset(s) named %s\n", n, args[0])
+	return nil
+}
