@@ -1825,6 +1825,51 @@ func (x *CancelJobGroupRequest) GetReason() string {
 	return ""
 }
 
+// CancelAllJobsRequest cancels every running job (Spark's cancelAllJobs).
+type CancelAllJobsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Reason        string                 `protobuf:"bytes,1,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CancelAllJobsRequest) Reset() {
+	*x = CancelAllJobsRequest{}
+	mi := &file_api_baton_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CancelAllJobsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CancelAllJobsRequest) ProtoMessage() {}
+
+func (x *CancelAllJobsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_api_baton_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CancelAllJobsRequest.ProtoReflect.Descriptor instead.
+func (*CancelAllJobsRequest) Descriptor() ([]byte, []int) {
+	return file_api_baton_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *CancelAllJobsRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
 // CancelStageRequest cancels every running job that needs a stage
 // (Spark's cancelStage).
 type CancelStageRequest struct {
@@ -1837,7 +1882,7 @@ type CancelStageRequest struct {
 
 func (x *CancelStageRequest) Reset() {
 	*x = CancelStageRequest{}
-	mi := &file_api_baton_proto_msgTypes[17]
+	mi := &file_api_baton_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1849,7 +1894,7 @@ func (x *CancelStageRequest) String() string {
 func (*CancelStageRequest) ProtoMessage() {}
 
 func (x *CancelStageRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[17]
+	mi := &file_api_baton_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1862,7 +1907,7 @@ func (x *CancelStageRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelStageRequest.ProtoReflect.Descriptor instead.
 func (*CancelStageRequest) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{17}
+	return file_api_baton_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *CancelStageRequest) GetStageId() uint64 {
@@ -1889,7 +1934,7 @@ type ListCachedRequest struct {
 
 func (x *ListCachedRequest) Reset() {
 	*x = ListCachedRequest{}
-	mi := &file_api_baton_proto_msgTypes[18]
+	mi := &file_api_baton_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1901,7 +1946,7 @@ func (x *ListCachedRequest) String() string {
 func (*ListCachedRequest) ProtoMessage() {}
 
 func (x *ListCachedRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[18]
+	mi := &file_api_baton_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1914,7 +1959,7 @@ func (x *ListCachedRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListCachedRequest.ProtoReflect.Descriptor instead.
 func (*ListCachedRequest) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{18}
+	return file_api_baton_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ListCachedRequest) GetLinearizable() bool {
@@ -1943,7 +1988,7 @@ type CachedDataset struct {
 
 func (x *CachedDataset) Reset() {
 	*x = CachedDataset{}
-	mi := &file_api_baton_proto_msgTypes[19]
+	mi := &file_api_baton_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1955,7 +2000,7 @@ func (x *CachedDataset) String() string {
 func (*CachedDataset) ProtoMessage() {}
 
 func (x *CachedDataset) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[19]
+	mi := &file_api_baton_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1968,7 +2013,7 @@ func (x *CachedDataset) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CachedDataset.ProtoReflect.Descriptor instead.
 func (*CachedDataset) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{19}
+	return file_api_baton_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *CachedDataset) GetKey() string {
@@ -2029,7 +2074,7 @@ type ListCachedResponse struct {
 
 func (x *ListCachedResponse) Reset() {
 	*x = ListCachedResponse{}
-	mi := &file_api_baton_proto_msgTypes[20]
+	mi := &file_api_baton_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2041,7 +2086,7 @@ func (x *ListCachedResponse) String() string {
 func (*ListCachedResponse) ProtoMessage() {}
 
 func (x *ListCachedResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[20]
+	mi := &file_api_baton_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2054,7 +2099,7 @@ func (x *ListCachedResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListCachedResponse.ProtoReflect.Descriptor instead.
 func (*ListCachedResponse) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{20}
+	return file_api_baton_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ListCachedResponse) GetDatasets() []*CachedDataset {
@@ -2075,7 +2120,7 @@ type UnpersistRequest struct {
 
 func (x *UnpersistRequest) Reset() {
 	*x = UnpersistRequest{}
-	mi := &file_api_baton_proto_msgTypes[21]
+	mi := &file_api_baton_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2087,7 +2132,7 @@ func (x *UnpersistRequest) String() string {
 func (*UnpersistRequest) ProtoMessage() {}
 
 func (x *UnpersistRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[21]
+	mi := &file_api_baton_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2100,7 +2145,7 @@ func (x *UnpersistRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnpersistRequest.ProtoReflect.Descriptor instead.
 func (*UnpersistRequest) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{21}
+	return file_api_baton_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *UnpersistRequest) GetDataset() string {
@@ -2121,7 +2166,7 @@ type UnpersistResponse struct {
 
 func (x *UnpersistResponse) Reset() {
 	*x = UnpersistResponse{}
-	mi := &file_api_baton_proto_msgTypes[22]
+	mi := &file_api_baton_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2133,7 +2178,7 @@ func (x *UnpersistResponse) String() string {
 func (*UnpersistResponse) ProtoMessage() {}
 
 func (x *UnpersistResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[22]
+	mi := &file_api_baton_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2146,7 +2191,7 @@ func (x *UnpersistResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnpersistResponse.ProtoReflect.Descriptor instead.
 func (*UnpersistResponse) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{22}
+	return file_api_baton_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *UnpersistResponse) GetKeys() []string {
@@ -2175,7 +2220,7 @@ type CancelJobsResponse struct {
 
 func (x *CancelJobsResponse) Reset() {
 	*x = CancelJobsResponse{}
-	mi := &file_api_baton_proto_msgTypes[23]
+	mi := &file_api_baton_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2187,7 +2232,7 @@ func (x *CancelJobsResponse) String() string {
 func (*CancelJobsResponse) ProtoMessage() {}
 
 func (x *CancelJobsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[23]
+	mi := &file_api_baton_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2200,7 +2245,7 @@ func (x *CancelJobsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelJobsResponse.ProtoReflect.Descriptor instead.
 func (*CancelJobsResponse) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{23}
+	return file_api_baton_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *CancelJobsResponse) GetCancelled() []uint64 {
@@ -2227,7 +2272,7 @@ type WatchJobRequest struct {
 
 func (x *WatchJobRequest) Reset() {
 	*x = WatchJobRequest{}
-	mi := &file_api_baton_proto_msgTypes[24]
+	mi := &file_api_baton_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2239,7 +2284,7 @@ func (x *WatchJobRequest) String() string {
 func (*WatchJobRequest) ProtoMessage() {}
 
 func (x *WatchJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[24]
+	mi := &file_api_baton_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2252,7 +2297,7 @@ func (x *WatchJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchJobRequest.ProtoReflect.Descriptor instead.
 func (*WatchJobRequest) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{24}
+	return file_api_baton_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *WatchJobRequest) GetJobId() uint64 {
@@ -2278,7 +2323,7 @@ type ReleaseJobRequest struct {
 
 func (x *ReleaseJobRequest) Reset() {
 	*x = ReleaseJobRequest{}
-	mi := &file_api_baton_proto_msgTypes[25]
+	mi := &file_api_baton_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2290,7 +2335,7 @@ func (x *ReleaseJobRequest) String() string {
 func (*ReleaseJobRequest) ProtoMessage() {}
 
 func (x *ReleaseJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[25]
+	mi := &file_api_baton_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2303,7 +2348,7 @@ func (x *ReleaseJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleaseJobRequest.ProtoReflect.Descriptor instead.
 func (*ReleaseJobRequest) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{25}
+	return file_api_baton_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *ReleaseJobRequest) GetJobId() uint64 {
@@ -2322,7 +2367,7 @@ type ReleaseJobResponse struct {
 
 func (x *ReleaseJobResponse) Reset() {
 	*x = ReleaseJobResponse{}
-	mi := &file_api_baton_proto_msgTypes[26]
+	mi := &file_api_baton_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2334,7 +2379,7 @@ func (x *ReleaseJobResponse) String() string {
 func (*ReleaseJobResponse) ProtoMessage() {}
 
 func (x *ReleaseJobResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[26]
+	mi := &file_api_baton_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2347,7 +2392,7 @@ func (x *ReleaseJobResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleaseJobResponse.ProtoReflect.Descriptor instead.
 func (*ReleaseJobResponse) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{26}
+	return file_api_baton_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *ReleaseJobResponse) GetIndex() uint64 {
@@ -2367,7 +2412,7 @@ type CollectResultsRequest struct {
 
 func (x *CollectResultsRequest) Reset() {
 	*x = CollectResultsRequest{}
-	mi := &file_api_baton_proto_msgTypes[27]
+	mi := &file_api_baton_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2379,7 +2424,7 @@ func (x *CollectResultsRequest) String() string {
 func (*CollectResultsRequest) ProtoMessage() {}
 
 func (x *CollectResultsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[27]
+	mi := &file_api_baton_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2392,7 +2437,7 @@ func (x *CollectResultsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CollectResultsRequest.ProtoReflect.Descriptor instead.
 func (*CollectResultsRequest) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{27}
+	return file_api_baton_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *CollectResultsRequest) GetJobId() uint64 {
@@ -2422,7 +2467,7 @@ type ResultChunk struct {
 
 func (x *ResultChunk) Reset() {
 	*x = ResultChunk{}
-	mi := &file_api_baton_proto_msgTypes[28]
+	mi := &file_api_baton_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2434,7 +2479,7 @@ func (x *ResultChunk) String() string {
 func (*ResultChunk) ProtoMessage() {}
 
 func (x *ResultChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[28]
+	mi := &file_api_baton_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2447,7 +2492,7 @@ func (x *ResultChunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResultChunk.ProtoReflect.Descriptor instead.
 func (*ResultChunk) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{28}
+	return file_api_baton_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *ResultChunk) GetPartition() int32 {
@@ -2479,7 +2524,7 @@ type ListExecutorsRequest struct {
 
 func (x *ListExecutorsRequest) Reset() {
 	*x = ListExecutorsRequest{}
-	mi := &file_api_baton_proto_msgTypes[29]
+	mi := &file_api_baton_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2491,7 +2536,7 @@ func (x *ListExecutorsRequest) String() string {
 func (*ListExecutorsRequest) ProtoMessage() {}
 
 func (x *ListExecutorsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[29]
+	mi := &file_api_baton_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2504,7 +2549,7 @@ func (x *ListExecutorsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListExecutorsRequest.ProtoReflect.Descriptor instead.
 func (*ListExecutorsRequest) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{29}
+	return file_api_baton_proto_rawDescGZIP(), []int{30}
 }
 
 type Executor struct {
@@ -2534,7 +2579,7 @@ type Executor struct {
 
 func (x *Executor) Reset() {
 	*x = Executor{}
-	mi := &file_api_baton_proto_msgTypes[30]
+	mi := &file_api_baton_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2546,7 +2591,7 @@ func (x *Executor) String() string {
 func (*Executor) ProtoMessage() {}
 
 func (x *Executor) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[30]
+	mi := &file_api_baton_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2559,7 +2604,7 @@ func (x *Executor) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Executor.ProtoReflect.Descriptor instead.
 func (*Executor) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{30}
+	return file_api_baton_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *Executor) GetId() string {
@@ -2662,7 +2707,7 @@ type ListExecutorsResponse struct {
 
 func (x *ListExecutorsResponse) Reset() {
 	*x = ListExecutorsResponse{}
-	mi := &file_api_baton_proto_msgTypes[31]
+	mi := &file_api_baton_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2674,7 +2719,7 @@ func (x *ListExecutorsResponse) String() string {
 func (*ListExecutorsResponse) ProtoMessage() {}
 
 func (x *ListExecutorsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[31]
+	mi := &file_api_baton_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2687,7 +2732,7 @@ func (x *ListExecutorsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListExecutorsResponse.ProtoReflect.Descriptor instead.
 func (*ListExecutorsResponse) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{31}
+	return file_api_baton_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *ListExecutorsResponse) GetExecutors() []*Executor {
@@ -2711,7 +2756,7 @@ type GetStageRequest struct {
 
 func (x *GetStageRequest) Reset() {
 	*x = GetStageRequest{}
-	mi := &file_api_baton_proto_msgTypes[32]
+	mi := &file_api_baton_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2723,7 +2768,7 @@ func (x *GetStageRequest) String() string {
 func (*GetStageRequest) ProtoMessage() {}
 
 func (x *GetStageRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[32]
+	mi := &file_api_baton_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2736,7 +2781,7 @@ func (x *GetStageRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetStageRequest.ProtoReflect.Descriptor instead.
 func (*GetStageRequest) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{32}
+	return file_api_baton_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *GetStageRequest) GetStageId() uint64 {
@@ -2788,7 +2833,7 @@ type TaskAttempt struct {
 
 func (x *TaskAttempt) Reset() {
 	*x = TaskAttempt{}
-	mi := &file_api_baton_proto_msgTypes[33]
+	mi := &file_api_baton_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2800,7 +2845,7 @@ func (x *TaskAttempt) String() string {
 func (*TaskAttempt) ProtoMessage() {}
 
 func (x *TaskAttempt) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[33]
+	mi := &file_api_baton_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2813,7 +2858,7 @@ func (x *TaskAttempt) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskAttempt.ProtoReflect.Descriptor instead.
 func (*TaskAttempt) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{33}
+	return file_api_baton_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *TaskAttempt) GetTask() uint64 {
@@ -2944,7 +2989,7 @@ type StageDetail struct {
 
 func (x *StageDetail) Reset() {
 	*x = StageDetail{}
-	mi := &file_api_baton_proto_msgTypes[34]
+	mi := &file_api_baton_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2956,7 +3001,7 @@ func (x *StageDetail) String() string {
 func (*StageDetail) ProtoMessage() {}
 
 func (x *StageDetail) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[34]
+	mi := &file_api_baton_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2969,7 +3014,7 @@ func (x *StageDetail) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StageDetail.ProtoReflect.Descriptor instead.
 func (*StageDetail) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{34}
+	return file_api_baton_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *StageDetail) GetStage() *Stage {
@@ -3054,7 +3099,7 @@ type Peer struct {
 
 func (x *Peer) Reset() {
 	*x = Peer{}
-	mi := &file_api_baton_proto_msgTypes[35]
+	mi := &file_api_baton_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3066,7 +3111,7 @@ func (x *Peer) String() string {
 func (*Peer) ProtoMessage() {}
 
 func (x *Peer) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[35]
+	mi := &file_api_baton_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3079,7 +3124,7 @@ func (x *Peer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Peer.ProtoReflect.Descriptor instead.
 func (*Peer) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{35}
+	return file_api_baton_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *Peer) GetId() string {
@@ -3181,7 +3226,7 @@ type StatusRequest struct {
 
 func (x *StatusRequest) Reset() {
 	*x = StatusRequest{}
-	mi := &file_api_baton_proto_msgTypes[36]
+	mi := &file_api_baton_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3193,7 +3238,7 @@ func (x *StatusRequest) String() string {
 func (*StatusRequest) ProtoMessage() {}
 
 func (x *StatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[36]
+	mi := &file_api_baton_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3206,7 +3251,7 @@ func (x *StatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusRequest.ProtoReflect.Descriptor instead.
 func (*StatusRequest) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{36}
+	return file_api_baton_proto_rawDescGZIP(), []int{37}
 }
 
 type StatusResponse struct {
@@ -3233,7 +3278,7 @@ type StatusResponse struct {
 
 func (x *StatusResponse) Reset() {
 	*x = StatusResponse{}
-	mi := &file_api_baton_proto_msgTypes[37]
+	mi := &file_api_baton_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3245,7 +3290,7 @@ func (x *StatusResponse) String() string {
 func (*StatusResponse) ProtoMessage() {}
 
 func (x *StatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[37]
+	mi := &file_api_baton_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3258,7 +3303,7 @@ func (x *StatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusResponse.ProtoReflect.Descriptor instead.
 func (*StatusResponse) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{37}
+	return file_api_baton_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *StatusResponse) GetNode() *NodeStatus {
@@ -3346,7 +3391,7 @@ type NodeStatusRequest struct {
 
 func (x *NodeStatusRequest) Reset() {
 	*x = NodeStatusRequest{}
-	mi := &file_api_baton_proto_msgTypes[38]
+	mi := &file_api_baton_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3358,7 +3403,7 @@ func (x *NodeStatusRequest) String() string {
 func (*NodeStatusRequest) ProtoMessage() {}
 
 func (x *NodeStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[38]
+	mi := &file_api_baton_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3371,7 +3416,7 @@ func (x *NodeStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeStatusRequest.ProtoReflect.Descriptor instead.
 func (*NodeStatusRequest) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{38}
+	return file_api_baton_proto_rawDescGZIP(), []int{39}
 }
 
 // NodeStatus is one node's own view of Raft.
@@ -3402,7 +3447,7 @@ type NodeStatus struct {
 
 func (x *NodeStatus) Reset() {
 	*x = NodeStatus{}
-	mi := &file_api_baton_proto_msgTypes[39]
+	mi := &file_api_baton_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3414,7 +3459,7 @@ func (x *NodeStatus) String() string {
 func (*NodeStatus) ProtoMessage() {}
 
 func (x *NodeStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[39]
+	mi := &file_api_baton_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3427,7 +3472,7 @@ func (x *NodeStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeStatus.ProtoReflect.Descriptor instead.
 func (*NodeStatus) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{39}
+	return file_api_baton_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *NodeStatus) GetId() string {
@@ -3536,7 +3581,7 @@ type ListPeersRequest struct {
 
 func (x *ListPeersRequest) Reset() {
 	*x = ListPeersRequest{}
-	mi := &file_api_baton_proto_msgTypes[40]
+	mi := &file_api_baton_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3548,7 +3593,7 @@ func (x *ListPeersRequest) String() string {
 func (*ListPeersRequest) ProtoMessage() {}
 
 func (x *ListPeersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[40]
+	mi := &file_api_baton_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3561,7 +3606,7 @@ func (x *ListPeersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListPeersRequest.ProtoReflect.Descriptor instead.
 func (*ListPeersRequest) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{40}
+	return file_api_baton_proto_rawDescGZIP(), []int{41}
 }
 
 type ListPeersResponse struct {
@@ -3573,7 +3618,7 @@ type ListPeersResponse struct {
 
 func (x *ListPeersResponse) Reset() {
 	*x = ListPeersResponse{}
-	mi := &file_api_baton_proto_msgTypes[41]
+	mi := &file_api_baton_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3585,7 +3630,7 @@ func (x *ListPeersResponse) String() string {
 func (*ListPeersResponse) ProtoMessage() {}
 
 func (x *ListPeersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[41]
+	mi := &file_api_baton_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3598,7 +3643,7 @@ func (x *ListPeersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListPeersResponse.ProtoReflect.Descriptor instead.
 func (*ListPeersResponse) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{41}
+	return file_api_baton_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *ListPeersResponse) GetPeers() []*Peer {
@@ -3620,7 +3665,7 @@ type AddPeerRequest struct {
 
 func (x *AddPeerRequest) Reset() {
 	*x = AddPeerRequest{}
-	mi := &file_api_baton_proto_msgTypes[42]
+	mi := &file_api_baton_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3632,7 +3677,7 @@ func (x *AddPeerRequest) String() string {
 func (*AddPeerRequest) ProtoMessage() {}
 
 func (x *AddPeerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[42]
+	mi := &file_api_baton_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3645,7 +3690,7 @@ func (x *AddPeerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddPeerRequest.ProtoReflect.Descriptor instead.
 func (*AddPeerRequest) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{42}
+	return file_api_baton_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *AddPeerRequest) GetId() string {
@@ -3684,7 +3729,7 @@ type AddPeerResponse struct {
 
 func (x *AddPeerResponse) Reset() {
 	*x = AddPeerResponse{}
-	mi := &file_api_baton_proto_msgTypes[43]
+	mi := &file_api_baton_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3696,7 +3741,7 @@ func (x *AddPeerResponse) String() string {
 func (*AddPeerResponse) ProtoMessage() {}
 
 func (x *AddPeerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[43]
+	mi := &file_api_baton_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3709,7 +3754,7 @@ func (x *AddPeerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddPeerResponse.ProtoReflect.Descriptor instead.
 func (*AddPeerResponse) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{43}
+	return file_api_baton_proto_rawDescGZIP(), []int{44}
 }
 
 type RemovePeerRequest struct {
@@ -3721,7 +3766,7 @@ type RemovePeerRequest struct {
 
 func (x *RemovePeerRequest) Reset() {
 	*x = RemovePeerRequest{}
-	mi := &file_api_baton_proto_msgTypes[44]
+	mi := &file_api_baton_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3733,7 +3778,7 @@ func (x *RemovePeerRequest) String() string {
 func (*RemovePeerRequest) ProtoMessage() {}
 
 func (x *RemovePeerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[44]
+	mi := &file_api_baton_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3746,7 +3791,7 @@ func (x *RemovePeerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemovePeerRequest.ProtoReflect.Descriptor instead.
 func (*RemovePeerRequest) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{44}
+	return file_api_baton_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *RemovePeerRequest) GetId() string {
@@ -3764,7 +3809,7 @@ type RemovePeerResponse struct {
 
 func (x *RemovePeerResponse) Reset() {
 	*x = RemovePeerResponse{}
-	mi := &file_api_baton_proto_msgTypes[45]
+	mi := &file_api_baton_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3776,7 +3821,7 @@ func (x *RemovePeerResponse) String() string {
 func (*RemovePeerResponse) ProtoMessage() {}
 
 func (x *RemovePeerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[45]
+	mi := &file_api_baton_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3789,7 +3834,7 @@ func (x *RemovePeerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemovePeerResponse.ProtoReflect.Descriptor instead.
 func (*RemovePeerResponse) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{45}
+	return file_api_baton_proto_rawDescGZIP(), []int{46}
 }
 
 type TransferLeadershipRequest struct {
@@ -3802,7 +3847,7 @@ type TransferLeadershipRequest struct {
 
 func (x *TransferLeadershipRequest) Reset() {
 	*x = TransferLeadershipRequest{}
-	mi := &file_api_baton_proto_msgTypes[46]
+	mi := &file_api_baton_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3814,7 +3859,7 @@ func (x *TransferLeadershipRequest) String() string {
 func (*TransferLeadershipRequest) ProtoMessage() {}
 
 func (x *TransferLeadershipRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[46]
+	mi := &file_api_baton_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3827,7 +3872,7 @@ func (x *TransferLeadershipRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransferLeadershipRequest.ProtoReflect.Descriptor instead.
 func (*TransferLeadershipRequest) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{46}
+	return file_api_baton_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *TransferLeadershipRequest) GetId() string {
@@ -3846,7 +3891,7 @@ type TransferLeadershipResponse struct {
 
 func (x *TransferLeadershipResponse) Reset() {
 	*x = TransferLeadershipResponse{}
-	mi := &file_api_baton_proto_msgTypes[47]
+	mi := &file_api_baton_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3858,7 +3903,7 @@ func (x *TransferLeadershipResponse) String() string {
 func (*TransferLeadershipResponse) ProtoMessage() {}
 
 func (x *TransferLeadershipResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[47]
+	mi := &file_api_baton_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3871,7 +3916,7 @@ func (x *TransferLeadershipResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransferLeadershipResponse.ProtoReflect.Descriptor instead.
 func (*TransferLeadershipResponse) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{47}
+	return file_api_baton_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *TransferLeadershipResponse) GetNewLeaderId() string {
@@ -3895,7 +3940,7 @@ type RegisterMemberRequest struct {
 
 func (x *RegisterMemberRequest) Reset() {
 	*x = RegisterMemberRequest{}
-	mi := &file_api_baton_proto_msgTypes[48]
+	mi := &file_api_baton_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3907,7 +3952,7 @@ func (x *RegisterMemberRequest) String() string {
 func (*RegisterMemberRequest) ProtoMessage() {}
 
 func (x *RegisterMemberRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[48]
+	mi := &file_api_baton_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3920,7 +3965,7 @@ func (x *RegisterMemberRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterMemberRequest.ProtoReflect.Descriptor instead.
 func (*RegisterMemberRequest) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{48}
+	return file_api_baton_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *RegisterMemberRequest) GetId() string {
@@ -3959,7 +4004,7 @@ type RegisterMemberResponse struct {
 
 func (x *RegisterMemberResponse) Reset() {
 	*x = RegisterMemberResponse{}
-	mi := &file_api_baton_proto_msgTypes[49]
+	mi := &file_api_baton_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3971,7 +4016,7 @@ func (x *RegisterMemberResponse) String() string {
 func (*RegisterMemberResponse) ProtoMessage() {}
 
 func (x *RegisterMemberResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[49]
+	mi := &file_api_baton_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3984,7 +4029,7 @@ func (x *RegisterMemberResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterMemberResponse.ProtoReflect.Descriptor instead.
 func (*RegisterMemberResponse) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{49}
+	return file_api_baton_proto_rawDescGZIP(), []int{50}
 }
 
 type SnapshotSaveRequest struct {
@@ -3995,7 +4040,7 @@ type SnapshotSaveRequest struct {
 
 func (x *SnapshotSaveRequest) Reset() {
 	*x = SnapshotSaveRequest{}
-	mi := &file_api_baton_proto_msgTypes[50]
+	mi := &file_api_baton_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4007,7 +4052,7 @@ func (x *SnapshotSaveRequest) String() string {
 func (*SnapshotSaveRequest) ProtoMessage() {}
 
 func (x *SnapshotSaveRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[50]
+	mi := &file_api_baton_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4020,7 +4065,7 @@ func (x *SnapshotSaveRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotSaveRequest.ProtoReflect.Descriptor instead.
 func (*SnapshotSaveRequest) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{50}
+	return file_api_baton_proto_rawDescGZIP(), []int{51}
 }
 
 type SnapshotChunk struct {
@@ -4034,7 +4079,7 @@ type SnapshotChunk struct {
 
 func (x *SnapshotChunk) Reset() {
 	*x = SnapshotChunk{}
-	mi := &file_api_baton_proto_msgTypes[51]
+	mi := &file_api_baton_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4046,7 +4091,7 @@ func (x *SnapshotChunk) String() string {
 func (*SnapshotChunk) ProtoMessage() {}
 
 func (x *SnapshotChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[51]
+	mi := &file_api_baton_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4059,7 +4104,7 @@ func (x *SnapshotChunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotChunk.ProtoReflect.Descriptor instead.
 func (*SnapshotChunk) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{51}
+	return file_api_baton_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *SnapshotChunk) GetData() []byte {
@@ -4084,7 +4129,7 @@ type SnapshotRestoreResponse struct {
 
 func (x *SnapshotRestoreResponse) Reset() {
 	*x = SnapshotRestoreResponse{}
-	mi := &file_api_baton_proto_msgTypes[52]
+	mi := &file_api_baton_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4096,7 +4141,7 @@ func (x *SnapshotRestoreResponse) String() string {
 func (*SnapshotRestoreResponse) ProtoMessage() {}
 
 func (x *SnapshotRestoreResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[52]
+	mi := &file_api_baton_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4109,7 +4154,7 @@ func (x *SnapshotRestoreResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotRestoreResponse.ProtoReflect.Descriptor instead.
 func (*SnapshotRestoreResponse) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{52}
+	return file_api_baton_proto_rawDescGZIP(), []int{53}
 }
 
 type LeaderHistoryRequest struct {
@@ -4120,7 +4165,7 @@ type LeaderHistoryRequest struct {
 
 func (x *LeaderHistoryRequest) Reset() {
 	*x = LeaderHistoryRequest{}
-	mi := &file_api_baton_proto_msgTypes[53]
+	mi := &file_api_baton_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4132,7 +4177,7 @@ func (x *LeaderHistoryRequest) String() string {
 func (*LeaderHistoryRequest) ProtoMessage() {}
 
 func (x *LeaderHistoryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[53]
+	mi := &file_api_baton_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4145,7 +4190,7 @@ func (x *LeaderHistoryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeaderHistoryRequest.ProtoReflect.Descriptor instead.
 func (*LeaderHistoryRequest) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{53}
+	return file_api_baton_proto_rawDescGZIP(), []int{54}
 }
 
 // Takeover is one leader's takeover: the term it won, when its driver
@@ -4164,7 +4209,7 @@ type Takeover struct {
 
 func (x *Takeover) Reset() {
 	*x = Takeover{}
-	mi := &file_api_baton_proto_msgTypes[54]
+	mi := &file_api_baton_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4176,7 +4221,7 @@ func (x *Takeover) String() string {
 func (*Takeover) ProtoMessage() {}
 
 func (x *Takeover) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[54]
+	mi := &file_api_baton_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4189,7 +4234,7 @@ func (x *Takeover) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Takeover.ProtoReflect.Descriptor instead.
 func (*Takeover) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{54}
+	return file_api_baton_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *Takeover) GetId() string {
@@ -4243,7 +4288,7 @@ type LeaderHistoryResponse struct {
 
 func (x *LeaderHistoryResponse) Reset() {
 	*x = LeaderHistoryResponse{}
-	mi := &file_api_baton_proto_msgTypes[55]
+	mi := &file_api_baton_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4255,7 +4300,7 @@ func (x *LeaderHistoryResponse) String() string {
 func (*LeaderHistoryResponse) ProtoMessage() {}
 
 func (x *LeaderHistoryResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[55]
+	mi := &file_api_baton_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4268,7 +4313,7 @@ func (x *LeaderHistoryResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeaderHistoryResponse.ProtoReflect.Descriptor instead.
 func (*LeaderHistoryResponse) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{55}
+	return file_api_baton_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *LeaderHistoryResponse) GetTakeovers() []*Takeover {
@@ -4290,7 +4335,7 @@ type ReportResultLostRequest struct {
 
 func (x *ReportResultLostRequest) Reset() {
 	*x = ReportResultLostRequest{}
-	mi := &file_api_baton_proto_msgTypes[56]
+	mi := &file_api_baton_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4302,7 +4347,7 @@ func (x *ReportResultLostRequest) String() string {
 func (*ReportResultLostRequest) ProtoMessage() {}
 
 func (x *ReportResultLostRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[56]
+	mi := &file_api_baton_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4315,7 +4360,7 @@ func (x *ReportResultLostRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportResultLostRequest.ProtoReflect.Descriptor instead.
 func (*ReportResultLostRequest) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{56}
+	return file_api_baton_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *ReportResultLostRequest) GetJob() uint64 {
@@ -4355,7 +4400,7 @@ type ReportResultLostResponse struct {
 
 func (x *ReportResultLostResponse) Reset() {
 	*x = ReportResultLostResponse{}
-	mi := &file_api_baton_proto_msgTypes[57]
+	mi := &file_api_baton_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4367,7 +4412,7 @@ func (x *ReportResultLostResponse) String() string {
 func (*ReportResultLostResponse) ProtoMessage() {}
 
 func (x *ReportResultLostResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[57]
+	mi := &file_api_baton_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4380,7 +4425,7 @@ func (x *ReportResultLostResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportResultLostResponse.ProtoReflect.Descriptor instead.
 func (*ReportResultLostResponse) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{57}
+	return file_api_baton_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *ReportResultLostResponse) GetIndex() uint64 {
@@ -4414,7 +4459,7 @@ type TaskID struct {
 
 func (x *TaskID) Reset() {
 	*x = TaskID{}
-	mi := &file_api_baton_proto_msgTypes[58]
+	mi := &file_api_baton_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4426,7 +4471,7 @@ func (x *TaskID) String() string {
 func (*TaskID) ProtoMessage() {}
 
 func (x *TaskID) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[58]
+	mi := &file_api_baton_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4439,7 +4484,7 @@ func (x *TaskID) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskID.ProtoReflect.Descriptor instead.
 func (*TaskID) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{58}
+	return file_api_baton_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *TaskID) GetTask() uint64 {
@@ -4517,7 +4562,7 @@ type MapLocation struct {
 
 func (x *MapLocation) Reset() {
 	*x = MapLocation{}
-	mi := &file_api_baton_proto_msgTypes[59]
+	mi := &file_api_baton_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4529,7 +4574,7 @@ func (x *MapLocation) String() string {
 func (*MapLocation) ProtoMessage() {}
 
 func (x *MapLocation) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[59]
+	mi := &file_api_baton_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4542,7 +4587,7 @@ func (x *MapLocation) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MapLocation.ProtoReflect.Descriptor instead.
 func (*MapLocation) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{59}
+	return file_api_baton_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *MapLocation) GetMap() int32 {
@@ -4579,7 +4624,7 @@ type ShuffleInput struct {
 
 func (x *ShuffleInput) Reset() {
 	*x = ShuffleInput{}
-	mi := &file_api_baton_proto_msgTypes[60]
+	mi := &file_api_baton_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4591,7 +4636,7 @@ func (x *ShuffleInput) String() string {
 func (*ShuffleInput) ProtoMessage() {}
 
 func (x *ShuffleInput) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[60]
+	mi := &file_api_baton_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4604,7 +4649,7 @@ func (x *ShuffleInput) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ShuffleInput.ProtoReflect.Descriptor instead.
 func (*ShuffleInput) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{60}
+	return file_api_baton_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *ShuffleInput) GetShuffle() uint64 {
@@ -4670,7 +4715,7 @@ type TaskLaunch struct {
 
 func (x *TaskLaunch) Reset() {
 	*x = TaskLaunch{}
-	mi := &file_api_baton_proto_msgTypes[61]
+	mi := &file_api_baton_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4682,7 +4727,7 @@ func (x *TaskLaunch) String() string {
 func (*TaskLaunch) ProtoMessage() {}
 
 func (x *TaskLaunch) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[61]
+	mi := &file_api_baton_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4695,7 +4740,7 @@ func (x *TaskLaunch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskLaunch.ProtoReflect.Descriptor instead.
 func (*TaskLaunch) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{61}
+	return file_api_baton_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *TaskLaunch) GetId() *TaskID {
@@ -4829,7 +4874,7 @@ type TaskStatus struct {
 
 func (x *TaskStatus) Reset() {
 	*x = TaskStatus{}
-	mi := &file_api_baton_proto_msgTypes[62]
+	mi := &file_api_baton_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4841,7 +4886,7 @@ func (x *TaskStatus) String() string {
 func (*TaskStatus) ProtoMessage() {}
 
 func (x *TaskStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[62]
+	mi := &file_api_baton_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4854,7 +4899,7 @@ func (x *TaskStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskStatus.ProtoReflect.Descriptor instead.
 func (*TaskStatus) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{62}
+	return file_api_baton_proto_rawDescGZIP(), []int{63}
 }
 
 func (x *TaskStatus) GetId() *TaskID {
@@ -4982,7 +5027,7 @@ type CachedPartition struct {
 
 func (x *CachedPartition) Reset() {
 	*x = CachedPartition{}
-	mi := &file_api_baton_proto_msgTypes[63]
+	mi := &file_api_baton_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4994,7 +5039,7 @@ func (x *CachedPartition) String() string {
 func (*CachedPartition) ProtoMessage() {}
 
 func (x *CachedPartition) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[63]
+	mi := &file_api_baton_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5007,7 +5052,7 @@ func (x *CachedPartition) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CachedPartition.ProtoReflect.Descriptor instead.
 func (*CachedPartition) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{63}
+	return file_api_baton_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *CachedPartition) GetKey() string {
@@ -5048,7 +5093,7 @@ type Accumulator struct {
 
 func (x *Accumulator) Reset() {
 	*x = Accumulator{}
-	mi := &file_api_baton_proto_msgTypes[64]
+	mi := &file_api_baton_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5060,7 +5105,7 @@ func (x *Accumulator) String() string {
 func (*Accumulator) ProtoMessage() {}
 
 func (x *Accumulator) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[64]
+	mi := &file_api_baton_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5073,7 +5118,7 @@ func (x *Accumulator) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Accumulator.ProtoReflect.Descriptor instead.
 func (*Accumulator) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{64}
+	return file_api_baton_proto_rawDescGZIP(), []int{65}
 }
 
 func (x *Accumulator) GetName() string {
@@ -5145,7 +5190,7 @@ type Hello struct {
 
 func (x *Hello) Reset() {
 	*x = Hello{}
-	mi := &file_api_baton_proto_msgTypes[65]
+	mi := &file_api_baton_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5157,7 +5202,7 @@ func (x *Hello) String() string {
 func (*Hello) ProtoMessage() {}
 
 func (x *Hello) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[65]
+	mi := &file_api_baton_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5170,7 +5215,7 @@ func (x *Hello) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Hello.ProtoReflect.Descriptor instead.
 func (*Hello) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{65}
+	return file_api_baton_proto_rawDescGZIP(), []int{66}
 }
 
 func (x *Hello) GetExecutorId() string {
@@ -5270,7 +5315,7 @@ type StatusUpdates struct {
 
 func (x *StatusUpdates) Reset() {
 	*x = StatusUpdates{}
-	mi := &file_api_baton_proto_msgTypes[66]
+	mi := &file_api_baton_proto_msgTypes[67]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5282,7 +5327,7 @@ func (x *StatusUpdates) String() string {
 func (*StatusUpdates) ProtoMessage() {}
 
 func (x *StatusUpdates) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[66]
+	mi := &file_api_baton_proto_msgTypes[67]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5295,7 +5340,7 @@ func (x *StatusUpdates) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusUpdates.ProtoReflect.Descriptor instead.
 func (*StatusUpdates) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{66}
+	return file_api_baton_proto_rawDescGZIP(), []int{67}
 }
 
 func (x *StatusUpdates) GetUpdates() []*TaskStatus {
@@ -5321,7 +5366,7 @@ type CommitRequest struct {
 
 func (x *CommitRequest) Reset() {
 	*x = CommitRequest{}
-	mi := &file_api_baton_proto_msgTypes[67]
+	mi := &file_api_baton_proto_msgTypes[68]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5333,7 +5378,7 @@ func (x *CommitRequest) String() string {
 func (*CommitRequest) ProtoMessage() {}
 
 func (x *CommitRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[67]
+	mi := &file_api_baton_proto_msgTypes[68]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5346,7 +5391,7 @@ func (x *CommitRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommitRequest.ProtoReflect.Descriptor instead.
 func (*CommitRequest) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{67}
+	return file_api_baton_proto_rawDescGZIP(), []int{68}
 }
 
 func (x *CommitRequest) GetId() *TaskID {
@@ -5371,7 +5416,7 @@ type ExecutorMessage struct {
 
 func (x *ExecutorMessage) Reset() {
 	*x = ExecutorMessage{}
-	mi := &file_api_baton_proto_msgTypes[68]
+	mi := &file_api_baton_proto_msgTypes[69]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5383,7 +5428,7 @@ func (x *ExecutorMessage) String() string {
 func (*ExecutorMessage) ProtoMessage() {}
 
 func (x *ExecutorMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[68]
+	mi := &file_api_baton_proto_msgTypes[69]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5396,7 +5441,7 @@ func (x *ExecutorMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecutorMessage.ProtoReflect.Descriptor instead.
 func (*ExecutorMessage) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{68}
+	return file_api_baton_proto_rawDescGZIP(), []int{69}
 }
 
 func (x *ExecutorMessage) GetMsg() isExecutorMessage_Msg {
@@ -5469,7 +5514,7 @@ type Welcome struct {
 
 func (x *Welcome) Reset() {
 	*x = Welcome{}
-	mi := &file_api_baton_proto_msgTypes[69]
+	mi := &file_api_baton_proto_msgTypes[70]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5481,7 +5526,7 @@ func (x *Welcome) String() string {
 func (*Welcome) ProtoMessage() {}
 
 func (x *Welcome) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[69]
+	mi := &file_api_baton_proto_msgTypes[70]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5494,7 +5539,7 @@ func (x *Welcome) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Welcome.ProtoReflect.Descriptor instead.
 func (*Welcome) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{69}
+	return file_api_baton_proto_rawDescGZIP(), []int{70}
 }
 
 func (x *Welcome) GetTerm() uint64 {
@@ -5527,7 +5572,7 @@ type Launch struct {
 
 func (x *Launch) Reset() {
 	*x = Launch{}
-	mi := &file_api_baton_proto_msgTypes[70]
+	mi := &file_api_baton_proto_msgTypes[71]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5539,7 +5584,7 @@ func (x *Launch) String() string {
 func (*Launch) ProtoMessage() {}
 
 func (x *Launch) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[70]
+	mi := &file_api_baton_proto_msgTypes[71]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5552,7 +5597,7 @@ func (x *Launch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Launch.ProtoReflect.Descriptor instead.
 func (*Launch) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{70}
+	return file_api_baton_proto_rawDescGZIP(), []int{71}
 }
 
 func (x *Launch) GetTasks() []*TaskLaunch {
@@ -5573,7 +5618,7 @@ type Kill struct {
 
 func (x *Kill) Reset() {
 	*x = Kill{}
-	mi := &file_api_baton_proto_msgTypes[71]
+	mi := &file_api_baton_proto_msgTypes[72]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5585,7 +5630,7 @@ func (x *Kill) String() string {
 func (*Kill) ProtoMessage() {}
 
 func (x *Kill) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[71]
+	mi := &file_api_baton_proto_msgTypes[72]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5598,7 +5643,7 @@ func (x *Kill) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Kill.ProtoReflect.Descriptor instead.
 func (*Kill) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{71}
+	return file_api_baton_proto_rawDescGZIP(), []int{72}
 }
 
 func (x *Kill) GetTerm() uint64 {
@@ -5633,7 +5678,7 @@ type Ack struct {
 
 func (x *Ack) Reset() {
 	*x = Ack{}
-	mi := &file_api_baton_proto_msgTypes[72]
+	mi := &file_api_baton_proto_msgTypes[73]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5645,7 +5690,7 @@ func (x *Ack) String() string {
 func (*Ack) ProtoMessage() {}
 
 func (x *Ack) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[72]
+	mi := &file_api_baton_proto_msgTypes[73]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5658,7 +5703,7 @@ func (x *Ack) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Ack.ProtoReflect.Descriptor instead.
 func (*Ack) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{72}
+	return file_api_baton_proto_rawDescGZIP(), []int{73}
 }
 
 func (x *Ack) GetTasks() []uint64 {
@@ -5679,7 +5724,7 @@ type CommitDecision struct {
 
 func (x *CommitDecision) Reset() {
 	*x = CommitDecision{}
-	mi := &file_api_baton_proto_msgTypes[73]
+	mi := &file_api_baton_proto_msgTypes[74]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5691,7 +5736,7 @@ func (x *CommitDecision) String() string {
 func (*CommitDecision) ProtoMessage() {}
 
 func (x *CommitDecision) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[73]
+	mi := &file_api_baton_proto_msgTypes[74]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5704,7 +5749,7 @@ func (x *CommitDecision) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommitDecision.ProtoReflect.Descriptor instead.
 func (*CommitDecision) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{73}
+	return file_api_baton_proto_rawDescGZIP(), []int{74}
 }
 
 func (x *CommitDecision) GetTerm() uint64 {
@@ -5738,7 +5783,7 @@ type ResultBlock struct {
 
 func (x *ResultBlock) Reset() {
 	*x = ResultBlock{}
-	mi := &file_api_baton_proto_msgTypes[74]
+	mi := &file_api_baton_proto_msgTypes[75]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5750,7 +5795,7 @@ func (x *ResultBlock) String() string {
 func (*ResultBlock) ProtoMessage() {}
 
 func (x *ResultBlock) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[74]
+	mi := &file_api_baton_proto_msgTypes[75]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5763,7 +5808,7 @@ func (x *ResultBlock) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResultBlock.ProtoReflect.Descriptor instead.
 func (*ResultBlock) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{74}
+	return file_api_baton_proto_rawDescGZIP(), []int{75}
 }
 
 func (x *ResultBlock) GetJob() uint64 {
@@ -5794,7 +5839,7 @@ type DeleteBlocks struct {
 
 func (x *DeleteBlocks) Reset() {
 	*x = DeleteBlocks{}
-	mi := &file_api_baton_proto_msgTypes[75]
+	mi := &file_api_baton_proto_msgTypes[76]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5806,7 +5851,7 @@ func (x *DeleteBlocks) String() string {
 func (*DeleteBlocks) ProtoMessage() {}
 
 func (x *DeleteBlocks) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[75]
+	mi := &file_api_baton_proto_msgTypes[76]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5819,7 +5864,7 @@ func (x *DeleteBlocks) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteBlocks.ProtoReflect.Descriptor instead.
 func (*DeleteBlocks) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{75}
+	return file_api_baton_proto_rawDescGZIP(), []int{76}
 }
 
 func (x *DeleteBlocks) GetShuffles() []uint64 {
@@ -5860,7 +5905,7 @@ type NotLeader struct {
 
 func (x *NotLeader) Reset() {
 	*x = NotLeader{}
-	mi := &file_api_baton_proto_msgTypes[76]
+	mi := &file_api_baton_proto_msgTypes[77]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5872,7 +5917,7 @@ func (x *NotLeader) String() string {
 func (*NotLeader) ProtoMessage() {}
 
 func (x *NotLeader) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[76]
+	mi := &file_api_baton_proto_msgTypes[77]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5885,7 +5930,7 @@ func (x *NotLeader) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NotLeader.ProtoReflect.Descriptor instead.
 func (*NotLeader) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{76}
+	return file_api_baton_proto_rawDescGZIP(), []int{77}
 }
 
 func (x *NotLeader) GetLeaderId() string {
@@ -5921,7 +5966,7 @@ type DriverMessage struct {
 
 func (x *DriverMessage) Reset() {
 	*x = DriverMessage{}
-	mi := &file_api_baton_proto_msgTypes[77]
+	mi := &file_api_baton_proto_msgTypes[78]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5933,7 +5978,7 @@ func (x *DriverMessage) String() string {
 func (*DriverMessage) ProtoMessage() {}
 
 func (x *DriverMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[77]
+	mi := &file_api_baton_proto_msgTypes[78]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5946,7 +5991,7 @@ func (x *DriverMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DriverMessage.ProtoReflect.Descriptor instead.
 func (*DriverMessage) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{77}
+	return file_api_baton_proto_rawDescGZIP(), []int{78}
 }
 
 func (x *DriverMessage) GetMsg() isDriverMessage_Msg {
@@ -6083,7 +6128,7 @@ type FetchShuffleRequest struct {
 
 func (x *FetchShuffleRequest) Reset() {
 	*x = FetchShuffleRequest{}
-	mi := &file_api_baton_proto_msgTypes[78]
+	mi := &file_api_baton_proto_msgTypes[79]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6095,7 +6140,7 @@ func (x *FetchShuffleRequest) String() string {
 func (*FetchShuffleRequest) ProtoMessage() {}
 
 func (x *FetchShuffleRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[78]
+	mi := &file_api_baton_proto_msgTypes[79]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6108,7 +6153,7 @@ func (x *FetchShuffleRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchShuffleRequest.ProtoReflect.Descriptor instead.
 func (*FetchShuffleRequest) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{78}
+	return file_api_baton_proto_rawDescGZIP(), []int{79}
 }
 
 func (x *FetchShuffleRequest) GetShuffle() uint64 {
@@ -6158,7 +6203,7 @@ type FetchResultRequest struct {
 
 func (x *FetchResultRequest) Reset() {
 	*x = FetchResultRequest{}
-	mi := &file_api_baton_proto_msgTypes[79]
+	mi := &file_api_baton_proto_msgTypes[80]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6170,7 +6215,7 @@ func (x *FetchResultRequest) String() string {
 func (*FetchResultRequest) ProtoMessage() {}
 
 func (x *FetchResultRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[79]
+	mi := &file_api_baton_proto_msgTypes[80]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6183,7 +6228,7 @@ func (x *FetchResultRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchResultRequest.ProtoReflect.Descriptor instead.
 func (*FetchResultRequest) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{79}
+	return file_api_baton_proto_rawDescGZIP(), []int{80}
 }
 
 func (x *FetchResultRequest) GetJob() uint64 {
@@ -6223,7 +6268,7 @@ type BlockChunk struct {
 
 func (x *BlockChunk) Reset() {
 	*x = BlockChunk{}
-	mi := &file_api_baton_proto_msgTypes[80]
+	mi := &file_api_baton_proto_msgTypes[81]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6235,7 +6280,7 @@ func (x *BlockChunk) String() string {
 func (*BlockChunk) ProtoMessage() {}
 
 func (x *BlockChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[80]
+	mi := &file_api_baton_proto_msgTypes[81]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6248,7 +6293,7 @@ func (x *BlockChunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BlockChunk.ProtoReflect.Descriptor instead.
 func (*BlockChunk) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{80}
+	return file_api_baton_proto_rawDescGZIP(), []int{81}
 }
 
 func (x *BlockChunk) GetMap() int32 {
@@ -6294,7 +6339,7 @@ type ExecutorStatsRequest struct {
 
 func (x *ExecutorStatsRequest) Reset() {
 	*x = ExecutorStatsRequest{}
-	mi := &file_api_baton_proto_msgTypes[81]
+	mi := &file_api_baton_proto_msgTypes[82]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6306,7 +6351,7 @@ func (x *ExecutorStatsRequest) String() string {
 func (*ExecutorStatsRequest) ProtoMessage() {}
 
 func (x *ExecutorStatsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[81]
+	mi := &file_api_baton_proto_msgTypes[82]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6319,7 +6364,7 @@ func (x *ExecutorStatsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecutorStatsRequest.ProtoReflect.Descriptor instead.
 func (*ExecutorStatsRequest) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{81}
+	return file_api_baton_proto_rawDescGZIP(), []int{82}
 }
 
 // ExecutorStats is what an executor did since it started: for drills and
@@ -6348,7 +6393,7 @@ type ExecutorStats struct {
 
 func (x *ExecutorStats) Reset() {
 	*x = ExecutorStats{}
-	mi := &file_api_baton_proto_msgTypes[82]
+	mi := &file_api_baton_proto_msgTypes[83]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6360,7 +6405,7 @@ func (x *ExecutorStats) String() string {
 func (*ExecutorStats) ProtoMessage() {}
 
 func (x *ExecutorStats) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[82]
+	mi := &file_api_baton_proto_msgTypes[83]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6373,7 +6418,7 @@ func (x *ExecutorStats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecutorStats.ProtoReflect.Descriptor instead.
 func (*ExecutorStats) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{82}
+	return file_api_baton_proto_rawDescGZIP(), []int{83}
 }
 
 func (x *ExecutorStats) GetExecutorId() string {
@@ -6468,7 +6513,7 @@ type ACLToken struct {
 
 func (x *ACLToken) Reset() {
 	*x = ACLToken{}
-	mi := &file_api_baton_proto_msgTypes[83]
+	mi := &file_api_baton_proto_msgTypes[84]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6480,7 +6525,7 @@ func (x *ACLToken) String() string {
 func (*ACLToken) ProtoMessage() {}
 
 func (x *ACLToken) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[83]
+	mi := &file_api_baton_proto_msgTypes[84]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6493,7 +6538,7 @@ func (x *ACLToken) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ACLToken.ProtoReflect.Descriptor instead.
 func (*ACLToken) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{83}
+	return file_api_baton_proto_rawDescGZIP(), []int{84}
 }
 
 func (x *ACLToken) GetAccessor() string {
@@ -6539,7 +6584,7 @@ type ACLBootstrapRequest struct {
 
 func (x *ACLBootstrapRequest) Reset() {
 	*x = ACLBootstrapRequest{}
-	mi := &file_api_baton_proto_msgTypes[84]
+	mi := &file_api_baton_proto_msgTypes[85]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6551,7 +6596,7 @@ func (x *ACLBootstrapRequest) String() string {
 func (*ACLBootstrapRequest) ProtoMessage() {}
 
 func (x *ACLBootstrapRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[84]
+	mi := &file_api_baton_proto_msgTypes[85]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6564,7 +6609,7 @@ func (x *ACLBootstrapRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ACLBootstrapRequest.ProtoReflect.Descriptor instead.
 func (*ACLBootstrapRequest) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{84}
+	return file_api_baton_proto_rawDescGZIP(), []int{85}
 }
 
 type ACLBootstrapResponse struct {
@@ -6576,7 +6621,7 @@ type ACLBootstrapResponse struct {
 
 func (x *ACLBootstrapResponse) Reset() {
 	*x = ACLBootstrapResponse{}
-	mi := &file_api_baton_proto_msgTypes[85]
+	mi := &file_api_baton_proto_msgTypes[86]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6588,7 +6633,7 @@ func (x *ACLBootstrapResponse) String() string {
 func (*ACLBootstrapResponse) ProtoMessage() {}
 
 func (x *ACLBootstrapResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[85]
+	mi := &file_api_baton_proto_msgTypes[86]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6601,7 +6646,7 @@ func (x *ACLBootstrapResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ACLBootstrapResponse.ProtoReflect.Descriptor instead.
 func (*ACLBootstrapResponse) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{85}
+	return file_api_baton_proto_rawDescGZIP(), []int{86}
 }
 
 func (x *ACLBootstrapResponse) GetToken() *ACLToken {
@@ -6622,7 +6667,7 @@ type CreateTokenRequest struct {
 
 func (x *CreateTokenRequest) Reset() {
 	*x = CreateTokenRequest{}
-	mi := &file_api_baton_proto_msgTypes[86]
+	mi := &file_api_baton_proto_msgTypes[87]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6634,7 +6679,7 @@ func (x *CreateTokenRequest) String() string {
 func (*CreateTokenRequest) ProtoMessage() {}
 
 func (x *CreateTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[86]
+	mi := &file_api_baton_proto_msgTypes[87]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6647,7 +6692,7 @@ func (x *CreateTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateTokenRequest.ProtoReflect.Descriptor instead.
 func (*CreateTokenRequest) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{86}
+	return file_api_baton_proto_rawDescGZIP(), []int{87}
 }
 
 func (x *CreateTokenRequest) GetName() string {
@@ -6673,7 +6718,7 @@ type CreateTokenResponse struct {
 
 func (x *CreateTokenResponse) Reset() {
 	*x = CreateTokenResponse{}
-	mi := &file_api_baton_proto_msgTypes[87]
+	mi := &file_api_baton_proto_msgTypes[88]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6685,7 +6730,7 @@ func (x *CreateTokenResponse) String() string {
 func (*CreateTokenResponse) ProtoMessage() {}
 
 func (x *CreateTokenResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[87]
+	mi := &file_api_baton_proto_msgTypes[88]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6698,7 +6743,7 @@ func (x *CreateTokenResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateTokenResponse.ProtoReflect.Descriptor instead.
 func (*CreateTokenResponse) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{87}
+	return file_api_baton_proto_rawDescGZIP(), []int{88}
 }
 
 func (x *CreateTokenResponse) GetToken() *ACLToken {
@@ -6716,7 +6761,7 @@ type ListTokensRequest struct {
 
 func (x *ListTokensRequest) Reset() {
 	*x = ListTokensRequest{}
-	mi := &file_api_baton_proto_msgTypes[88]
+	mi := &file_api_baton_proto_msgTypes[89]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6728,7 +6773,7 @@ func (x *ListTokensRequest) String() string {
 func (*ListTokensRequest) ProtoMessage() {}
 
 func (x *ListTokensRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[88]
+	mi := &file_api_baton_proto_msgTypes[89]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6741,7 +6786,7 @@ func (x *ListTokensRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTokensRequest.ProtoReflect.Descriptor instead.
 func (*ListTokensRequest) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{88}
+	return file_api_baton_proto_rawDescGZIP(), []int{89}
 }
 
 type ListTokensResponse struct {
@@ -6753,7 +6798,7 @@ type ListTokensResponse struct {
 
 func (x *ListTokensResponse) Reset() {
 	*x = ListTokensResponse{}
-	mi := &file_api_baton_proto_msgTypes[89]
+	mi := &file_api_baton_proto_msgTypes[90]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6765,7 +6810,7 @@ func (x *ListTokensResponse) String() string {
 func (*ListTokensResponse) ProtoMessage() {}
 
 func (x *ListTokensResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[89]
+	mi := &file_api_baton_proto_msgTypes[90]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6778,7 +6823,7 @@ func (x *ListTokensResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTokensResponse.ProtoReflect.Descriptor instead.
 func (*ListTokensResponse) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{89}
+	return file_api_baton_proto_rawDescGZIP(), []int{90}
 }
 
 func (x *ListTokensResponse) GetTokens() []*ACLToken {
@@ -6797,7 +6842,7 @@ type DeleteTokenRequest struct {
 
 func (x *DeleteTokenRequest) Reset() {
 	*x = DeleteTokenRequest{}
-	mi := &file_api_baton_proto_msgTypes[90]
+	mi := &file_api_baton_proto_msgTypes[91]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6809,7 +6854,7 @@ func (x *DeleteTokenRequest) String() string {
 func (*DeleteTokenRequest) ProtoMessage() {}
 
 func (x *DeleteTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[90]
+	mi := &file_api_baton_proto_msgTypes[91]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6822,7 +6867,7 @@ func (x *DeleteTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteTokenRequest.ProtoReflect.Descriptor instead.
 func (*DeleteTokenRequest) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{90}
+	return file_api_baton_proto_rawDescGZIP(), []int{91}
 }
 
 func (x *DeleteTokenRequest) GetAccessor() string {
@@ -6840,7 +6885,7 @@ type DeleteTokenResponse struct {
 
 func (x *DeleteTokenResponse) Reset() {
 	*x = DeleteTokenResponse{}
-	mi := &file_api_baton_proto_msgTypes[91]
+	mi := &file_api_baton_proto_msgTypes[92]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6852,7 +6897,7 @@ func (x *DeleteTokenResponse) String() string {
 func (*DeleteTokenResponse) ProtoMessage() {}
 
 func (x *DeleteTokenResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[91]
+	mi := &file_api_baton_proto_msgTypes[92]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6865,7 +6910,7 @@ func (x *DeleteTokenResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteTokenResponse.ProtoReflect.Descriptor instead.
 func (*DeleteTokenResponse) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{91}
+	return file_api_baton_proto_rawDescGZIP(), []int{92}
 }
 
 var File_api_baton_proto protoreflect.FileDescriptor
@@ -7012,7 +7057,9 @@ const file_api_baton_proto_rawDesc = "" +
 	"\x05index\x18\x01 \x01(\x04R\x05index\"E\n" +
 	"\x15CancelJobGroupRequest\x12\x14\n" +
 	"\x05group\x18\x01 \x01(\tR\x05group\x12\x16\n" +
-	"\x06reason\x18\x02 \x01(\tR\x06reason\"G\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\".\n" +
+	"\x14CancelAllJobsRequest\x12\x16\n" +
+	"\x06reason\x18\x01 \x01(\tR\x06reason\"G\n" +
 	"\x12CancelStageRequest\x12\x19\n" +
 	"\bstage_id\x18\x01 \x01(\x04R\astageId\x12\x16\n" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\"7\n" +
@@ -7438,14 +7485,15 @@ const file_api_baton_proto_rawDesc = "" +
 	"\x10BLOCK_ERROR_NONE\x10\x00\x12\x19\n" +
 	"\x15BLOCK_ERROR_NOT_FOUND\x10\x01\x12\x17\n" +
 	"\x13BLOCK_ERROR_CORRUPT\x10\x02\x12\x18\n" +
-	"\x14BLOCK_ERROR_INTERNAL\x10\x032\x94\a\n" +
+	"\x14BLOCK_ERROR_INTERNAL\x10\x032\xe3\a\n" +
 	"\tScheduler\x12D\n" +
 	"\tSubmitJob\x12\x1a.baton.v1.SubmitJobRequest\x1a\x1b.baton.v1.SubmitJobResponse\x120\n" +
 	"\x06GetJob\x12\x17.baton.v1.GetJobRequest\x1a\r.baton.v1.Job\x12A\n" +
 	"\bListJobs\x12\x19.baton.v1.ListJobsRequest\x1a\x1a.baton.v1.ListJobsResponse\x12D\n" +
 	"\tCancelJob\x12\x1a.baton.v1.CancelJobRequest\x1a\x1b.baton.v1.CancelJobResponse\x12O\n" +
 	"\x0eCancelJobGroup\x12\x1f.baton.v1.CancelJobGroupRequest\x1a\x1c.baton.v1.CancelJobsResponse\x12I\n" +
-	"\vCancelStage\x12\x1c.baton.v1.CancelStageRequest\x1a\x1c.baton.v1.CancelJobsResponse\x126\n" +
+	"\vCancelStage\x12\x1c.baton.v1.CancelStageRequest\x1a\x1c.baton.v1.CancelJobsResponse\x12M\n" +
+	"\rCancelAllJobs\x12\x1e.baton.v1.CancelAllJobsRequest\x1a\x1c.baton.v1.CancelJobsResponse\x126\n" +
 	"\bWatchJob\x12\x19.baton.v1.WatchJobRequest\x1a\r.baton.v1.Job0\x01\x12J\n" +
 	"\x0eCollectResults\x12\x1f.baton.v1.CollectResultsRequest\x1a\x15.baton.v1.ResultChunk0\x01\x12G\n" +
 	"\n" +
@@ -7494,7 +7542,7 @@ func file_api_baton_proto_rawDescGZIP() []byte {
 }
 
 var file_api_baton_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_api_baton_proto_msgTypes = make([]protoimpl.MessageInfo, 99)
+var file_api_baton_proto_msgTypes = make([]protoimpl.MessageInfo, 100)
 var file_api_baton_proto_goTypes = []any{
 	(JobState)(0),                      // 0: baton.v1.JobState
 	(TaskState)(0),                     // 1: baton.v1.TaskState
@@ -7518,214 +7566,217 @@ var file_api_baton_proto_goTypes = []any{
 	(*CancelJobRequest)(nil),           // 19: baton.v1.CancelJobRequest
 	(*CancelJobResponse)(nil),          // 20: baton.v1.CancelJobResponse
 	(*CancelJobGroupRequest)(nil),      // 21: baton.v1.CancelJobGroupRequest
-	(*CancelStageRequest)(nil),         // 22: baton.v1.CancelStageRequest
-	(*ListCachedRequest)(nil),          // 23: baton.v1.ListCachedRequest
-	(*CachedDataset)(nil),              // 24: baton.v1.CachedDataset
-	(*ListCachedResponse)(nil),         // 25: baton.v1.ListCachedResponse
-	(*UnpersistRequest)(nil),           // 26: baton.v1.UnpersistRequest
-	(*UnpersistResponse)(nil),          // 27: baton.v1.UnpersistResponse
-	(*CancelJobsResponse)(nil),         // 28: baton.v1.CancelJobsResponse
-	(*WatchJobRequest)(nil),            // 29: baton.v1.WatchJobRequest
-	(*ReleaseJobRequest)(nil),          // 30: baton.v1.ReleaseJobRequest
-	(*ReleaseJobResponse)(nil),         // 31: baton.v1.ReleaseJobResponse
-	(*CollectResultsRequest)(nil),      // 32: baton.v1.CollectResultsRequest
-	(*ResultChunk)(nil),                // 33: baton.v1.ResultChunk
-	(*ListExecutorsRequest)(nil),       // 34: baton.v1.ListExecutorsRequest
-	(*Executor)(nil),                   // 35: baton.v1.Executor
-	(*ListExecutorsResponse)(nil),      // 36: baton.v1.ListExecutorsResponse
-	(*GetStageRequest)(nil),            // 37: baton.v1.GetStageRequest
-	(*TaskAttempt)(nil),                // 38: baton.v1.TaskAttempt
-	(*StageDetail)(nil),                // 39: baton.v1.StageDetail
-	(*Peer)(nil),                       // 40: baton.v1.Peer
-	(*StatusRequest)(nil),              // 41: baton.v1.StatusRequest
-	(*StatusResponse)(nil),             // 42: baton.v1.StatusResponse
-	(*NodeStatusRequest)(nil),          // 43: baton.v1.NodeStatusRequest
-	(*NodeStatus)(nil),                 // 44: baton.v1.NodeStatus
-	(*ListPeersRequest)(nil),           // 45: baton.v1.ListPeersRequest
-	(*ListPeersResponse)(nil),          // 46: baton.v1.ListPeersResponse
-	(*AddPeerRequest)(nil),             // 47: baton.v1.AddPeerRequest
-	(*AddPeerResponse)(nil),            // 48: baton.v1.AddPeerResponse
-	(*RemovePeerRequest)(nil),          // 49: baton.v1.RemovePeerRequest
-	(*RemovePeerResponse)(nil),         // 50: baton.v1.RemovePeerResponse
-	(*TransferLeadershipRequest)(nil),  // 51: baton.v1.TransferLeadershipRequest
-	(*TransferLeadershipResponse)(nil), // 52: baton.v1.TransferLeadershipResponse
-	(*RegisterMemberRequest)(nil),      // 53: baton.v1.RegisterMemberRequest
-	(*RegisterMemberResponse)(nil),     // 54: baton.v1.RegisterMemberResponse
-	(*SnapshotSaveRequest)(nil),        // 55: baton.v1.SnapshotSaveRequest
-	(*SnapshotChunk)(nil),              // 56: baton.v1.SnapshotChunk
-	(*SnapshotRestoreResponse)(nil),    // 57: baton.v1.SnapshotRestoreResponse
-	(*LeaderHistoryRequest)(nil),       // 58: baton.v1.LeaderHistoryRequest
-	(*Takeover)(nil),                   // 59: baton.v1.Takeover
-	(*LeaderHistoryResponse)(nil),      // 60: baton.v1.LeaderHistoryResponse
-	(*ReportResultLostRequest)(nil),    // 61: baton.v1.ReportResultLostRequest
-	(*ReportResultLostResponse)(nil),   // 62: baton.v1.ReportResultLostResponse
-	(*TaskID)(nil),                     // 63: baton.v1.TaskID
-	(*MapLocation)(nil),                // 64: baton.v1.MapLocation
-	(*ShuffleInput)(nil),               // 65: baton.v1.ShuffleInput
-	(*TaskLaunch)(nil),                 // 66: baton.v1.TaskLaunch
-	(*TaskStatus)(nil),                 // 67: baton.v1.TaskStatus
-	(*CachedPartition)(nil),            // 68: baton.v1.CachedPartition
-	(*Accumulator)(nil),                // 69: baton.v1.Accumulator
-	(*Hello)(nil),                      // 70: baton.v1.Hello
-	(*StatusUpdates)(nil),              // 71: baton.v1.StatusUpdates
-	(*CommitRequest)(nil),              // 72: baton.v1.CommitRequest
-	(*ExecutorMessage)(nil),            // 73: baton.v1.ExecutorMessage
-	(*Welcome)(nil),                    // 74: baton.v1.Welcome
-	(*Launch)(nil),                     // 75: baton.v1.Launch
-	(*Kill)(nil),                       // 76: baton.v1.Kill
-	(*Ack)(nil),                        // 77: baton.v1.Ack
-	(*CommitDecision)(nil),             // 78: baton.v1.CommitDecision
-	(*ResultBlock)(nil),                // 79: baton.v1.ResultBlock
-	(*DeleteBlocks)(nil),               // 80: baton.v1.DeleteBlocks
-	(*NotLeader)(nil),                  // 81: baton.v1.NotLeader
-	(*DriverMessage)(nil),              // 82: baton.v1.DriverMessage
-	(*FetchShuffleRequest)(nil),        // 83: baton.v1.FetchShuffleRequest
-	(*FetchResultRequest)(nil),         // 84: baton.v1.FetchResultRequest
-	(*BlockChunk)(nil),                 // 85: baton.v1.BlockChunk
-	(*ExecutorStatsRequest)(nil),       // 86: baton.v1.ExecutorStatsRequest
-	(*ExecutorStats)(nil),              // 87: baton.v1.ExecutorStats
-	(*ACLToken)(nil),                   // 88: baton.v1.ACLToken
-	(*ACLBootstrapRequest)(nil),        // 89: baton.v1.ACLBootstrapRequest
-	(*ACLBootstrapResponse)(nil),       // 90: baton.v1.ACLBootstrapResponse
-	(*CreateTokenRequest)(nil),         // 91: baton.v1.CreateTokenRequest
-	(*CreateTokenResponse)(nil),        // 92: baton.v1.CreateTokenResponse
-	(*ListTokensRequest)(nil),          // 93: baton.v1.ListTokensRequest
-	(*ListTokensResponse)(nil),         // 94: baton.v1.ListTokensResponse
-	(*DeleteTokenRequest)(nil),         // 95: baton.v1.DeleteTokenRequest
-	(*DeleteTokenResponse)(nil),        // 96: baton.v1.DeleteTokenResponse
-	nil,                                // 97: baton.v1.Plan.DatasetsEntry
-	nil,                                // 98: baton.v1.Dataset.EnvEntry
-	nil,                                // 99: baton.v1.CachedDataset.ExecutorsEntry
-	nil,                                // 100: baton.v1.StageDetail.TaskCountsEntry
-	nil,                                // 101: baton.v1.ExecutorStats.LaunchesByJobEntry
-	nil,                                // 102: baton.v1.ExecutorStats.FirstLaunchByTermEntry
-	nil,                                // 103: baton.v1.ExecutorStats.LastLaunchByTermEntry
+	(*CancelAllJobsRequest)(nil),       // 22: baton.v1.CancelAllJobsRequest
+	(*CancelStageRequest)(nil),         // 23: baton.v1.CancelStageRequest
+	(*ListCachedRequest)(nil),          // 24: baton.v1.ListCachedRequest
+	(*CachedDataset)(nil),              // 25: baton.v1.CachedDataset
+	(*ListCachedResponse)(nil),         // 26: baton.v1.ListCachedResponse
+	(*UnpersistRequest)(nil),           // 27: baton.v1.UnpersistRequest
+	(*UnpersistResponse)(nil),          // 28: baton.v1.UnpersistResponse
+	(*CancelJobsResponse)(nil),         // 29: baton.v1.CancelJobsResponse
+	(*WatchJobRequest)(nil),            // 30: baton.v1.WatchJobRequest
+	(*ReleaseJobRequest)(nil),          // 31: baton.v1.ReleaseJobRequest
+	(*ReleaseJobResponse)(nil),         // 32: baton.v1.ReleaseJobResponse
+	(*CollectResultsRequest)(nil),      // 33: baton.v1.CollectResultsRequest
+	(*ResultChunk)(nil),                // 34: baton.v1.ResultChunk
+	(*ListExecutorsRequest)(nil),       // 35: baton.v1.ListExecutorsRequest
+	(*Executor)(nil),                   // 36: baton.v1.Executor
+	(*ListExecutorsResponse)(nil),      // 37: baton.v1.ListExecutorsResponse
+	(*GetStageRequest)(nil),            // 38: baton.v1.GetStageRequest
+	(*TaskAttempt)(nil),                // 39: baton.v1.TaskAttempt
+	(*StageDetail)(nil),                // 40: baton.v1.StageDetail
+	(*Peer)(nil),                       // 41: baton.v1.Peer
+	(*StatusRequest)(nil),              // 42: baton.v1.StatusRequest
+	(*StatusResponse)(nil),             // 43: baton.v1.StatusResponse
+	(*NodeStatusRequest)(nil),          // 44: baton.v1.NodeStatusRequest
+	(*NodeStatus)(nil),                 // 45: baton.v1.NodeStatus
+	(*ListPeersRequest)(nil),           // 46: baton.v1.ListPeersRequest
+	(*ListPeersResponse)(nil),          // 47: baton.v1.ListPeersResponse
+	(*AddPeerRequest)(nil),             // 48: baton.v1.AddPeerRequest
+	(*AddPeerResponse)(nil),            // 49: baton.v1.AddPeerResponse
+	(*RemovePeerRequest)(nil),          // 50: baton.v1.RemovePeerRequest
+	(*RemovePeerResponse)(nil),         // 51: baton.v1.RemovePeerResponse
+	(*TransferLeadershipRequest)(nil),  // 52: baton.v1.TransferLeadershipRequest
+	(*TransferLeadershipResponse)(nil), // 53: baton.v1.TransferLeadershipResponse
+	(*RegisterMemberRequest)(nil),      // 54: baton.v1.RegisterMemberRequest
+	(*RegisterMemberResponse)(nil),     // 55: baton.v1.RegisterMemberResponse
+	(*SnapshotSaveRequest)(nil),        // 56: baton.v1.SnapshotSaveRequest
+	(*SnapshotChunk)(nil),              // 57: baton.v1.SnapshotChunk
+	(*SnapshotRestoreResponse)(nil),    // 58: baton.v1.SnapshotRestoreResponse
+	(*LeaderHistoryRequest)(nil),       // 59: baton.v1.LeaderHistoryRequest
+	(*Takeover)(nil),                   // 60: baton.v1.Takeover
+	(*LeaderHistoryResponse)(nil),      // 61: baton.v1.LeaderHistoryResponse
+	(*ReportResultLostRequest)(nil),    // 62: baton.v1.ReportResultLostRequest
+	(*ReportResultLostResponse)(nil),   // 63: baton.v1.ReportResultLostResponse
+	(*TaskID)(nil),                     // 64: baton.v1.TaskID
+	(*MapLocation)(nil),                // 65: baton.v1.MapLocation
+	(*ShuffleInput)(nil),               // 66: baton.v1.ShuffleInput
+	(*TaskLaunch)(nil),                 // 67: baton.v1.TaskLaunch
+	(*TaskStatus)(nil),                 // 68: baton.v1.TaskStatus
+	(*CachedPartition)(nil),            // 69: baton.v1.CachedPartition
+	(*Accumulator)(nil),                // 70: baton.v1.Accumulator
+	(*Hello)(nil),                      // 71: baton.v1.Hello
+	(*StatusUpdates)(nil),              // 72: baton.v1.StatusUpdates
+	(*CommitRequest)(nil),              // 73: baton.v1.CommitRequest
+	(*ExecutorMessage)(nil),            // 74: baton.v1.ExecutorMessage
+	(*Welcome)(nil),                    // 75: baton.v1.Welcome
+	(*Launch)(nil),                     // 76: baton.v1.Launch
+	(*Kill)(nil),                       // 77: baton.v1.Kill
+	(*Ack)(nil),                        // 78: baton.v1.Ack
+	(*CommitDecision)(nil),             // 79: baton.v1.CommitDecision
+	(*ResultBlock)(nil),                // 80: baton.v1.ResultBlock
+	(*DeleteBlocks)(nil),               // 81: baton.v1.DeleteBlocks
+	(*NotLeader)(nil),                  // 82: baton.v1.NotLeader
+	(*DriverMessage)(nil),              // 83: baton.v1.DriverMessage
+	(*FetchShuffleRequest)(nil),        // 84: baton.v1.FetchShuffleRequest
+	(*FetchResultRequest)(nil),         // 85: baton.v1.FetchResultRequest
+	(*BlockChunk)(nil),                 // 86: baton.v1.BlockChunk
+	(*ExecutorStatsRequest)(nil),       // 87: baton.v1.ExecutorStatsRequest
+	(*ExecutorStats)(nil),              // 88: baton.v1.ExecutorStats
+	(*ACLToken)(nil),                   // 89: baton.v1.ACLToken
+	(*ACLBootstrapRequest)(nil),        // 90: baton.v1.ACLBootstrapRequest
+	(*ACLBootstrapResponse)(nil),       // 91: baton.v1.ACLBootstrapResponse
+	(*CreateTokenRequest)(nil),         // 92: baton.v1.CreateTokenRequest
+	(*CreateTokenResponse)(nil),        // 93: baton.v1.CreateTokenResponse
+	(*ListTokensRequest)(nil),          // 94: baton.v1.ListTokensRequest
+	(*ListTokensResponse)(nil),         // 95: baton.v1.ListTokensResponse
+	(*DeleteTokenRequest)(nil),         // 96: baton.v1.DeleteTokenRequest
+	(*DeleteTokenResponse)(nil),        // 97: baton.v1.DeleteTokenResponse
+	nil,                                // 98: baton.v1.Plan.DatasetsEntry
+	nil,                                // 99: baton.v1.Dataset.EnvEntry
+	nil,                                // 100: baton.v1.CachedDataset.ExecutorsEntry
+	nil,                                // 101: baton.v1.StageDetail.TaskCountsEntry
+	nil,                                // 102: baton.v1.ExecutorStats.LaunchesByJobEntry
+	nil,                                // 103: baton.v1.ExecutorStats.FirstLaunchByTermEntry
+	nil,                                // 104: baton.v1.ExecutorStats.LastLaunchByTermEntry
 }
 var file_api_baton_proto_depIdxs = []int32{
-	97,  // 0: baton.v1.Plan.datasets:type_name -> baton.v1.Plan.DatasetsEntry
+	98,  // 0: baton.v1.Plan.datasets:type_name -> baton.v1.Plan.DatasetsEntry
 	9,   // 1: baton.v1.Plan.action:type_name -> baton.v1.Action
 	6,   // 2: baton.v1.Dataset.fn:type_name -> baton.v1.Func
 	7,   // 3: baton.v1.Dataset.records:type_name -> baton.v1.Record
-	98,  // 4: baton.v1.Dataset.env:type_name -> baton.v1.Dataset.EnvEntry
+	99,  // 4: baton.v1.Dataset.env:type_name -> baton.v1.Dataset.EnvEntry
 	6,   // 5: baton.v1.Action.fn:type_name -> baton.v1.Func
 	0,   // 6: baton.v1.Job.state:type_name -> baton.v1.JobState
 	13,  // 7: baton.v1.Job.stages:type_name -> baton.v1.Stage
 	12,  // 8: baton.v1.Job.results:type_name -> baton.v1.ResultInfo
 	9,   // 9: baton.v1.Job.action_spec:type_name -> baton.v1.Action
-	69,  // 10: baton.v1.Job.accumulators:type_name -> baton.v1.Accumulator
-	69,  // 11: baton.v1.Job.failed_accumulators:type_name -> baton.v1.Accumulator
+	70,  // 10: baton.v1.Job.accumulators:type_name -> baton.v1.Accumulator
+	70,  // 11: baton.v1.Job.failed_accumulators:type_name -> baton.v1.Accumulator
 	11,  // 12: baton.v1.Job.map_statistics:type_name -> baton.v1.MapStageStatistics
 	5,   // 13: baton.v1.SubmitJobRequest.plan:type_name -> baton.v1.Plan
 	10,  // 14: baton.v1.ListJobsResponse.jobs:type_name -> baton.v1.Job
-	99,  // 15: baton.v1.CachedDataset.executors:type_name -> baton.v1.CachedDataset.ExecutorsEntry
-	24,  // 16: baton.v1.ListCachedResponse.datasets:type_name -> baton.v1.CachedDataset
-	35,  // 17: baton.v1.ListExecutorsResponse.executors:type_name -> baton.v1.Executor
+	100, // 15: baton.v1.CachedDataset.executors:type_name -> baton.v1.CachedDataset.ExecutorsEntry
+	25,  // 16: baton.v1.ListCachedResponse.datasets:type_name -> baton.v1.CachedDataset
+	36,  // 17: baton.v1.ListExecutorsResponse.executors:type_name -> baton.v1.Executor
 	13,  // 18: baton.v1.StageDetail.stage:type_name -> baton.v1.Stage
-	38,  // 19: baton.v1.StageDetail.tasks:type_name -> baton.v1.TaskAttempt
-	100, // 20: baton.v1.StageDetail.task_counts:type_name -> baton.v1.StageDetail.TaskCountsEntry
-	44,  // 21: baton.v1.StatusResponse.node:type_name -> baton.v1.NodeStatus
-	40,  // 22: baton.v1.StatusResponse.peers:type_name -> baton.v1.Peer
-	40,  // 23: baton.v1.ListPeersResponse.peers:type_name -> baton.v1.Peer
-	59,  // 24: baton.v1.LeaderHistoryResponse.takeovers:type_name -> baton.v1.Takeover
-	64,  // 25: baton.v1.ShuffleInput.locations:type_name -> baton.v1.MapLocation
-	63,  // 26: baton.v1.TaskLaunch.id:type_name -> baton.v1.TaskID
-	65,  // 27: baton.v1.TaskLaunch.inputs:type_name -> baton.v1.ShuffleInput
-	63,  // 28: baton.v1.TaskStatus.id:type_name -> baton.v1.TaskID
+	39,  // 19: baton.v1.StageDetail.tasks:type_name -> baton.v1.TaskAttempt
+	101, // 20: baton.v1.StageDetail.task_counts:type_name -> baton.v1.StageDetail.TaskCountsEntry
+	45,  // 21: baton.v1.StatusResponse.node:type_name -> baton.v1.NodeStatus
+	41,  // 22: baton.v1.StatusResponse.peers:type_name -> baton.v1.Peer
+	41,  // 23: baton.v1.ListPeersResponse.peers:type_name -> baton.v1.Peer
+	60,  // 24: baton.v1.LeaderHistoryResponse.takeovers:type_name -> baton.v1.Takeover
+	65,  // 25: baton.v1.ShuffleInput.locations:type_name -> baton.v1.MapLocation
+	64,  // 26: baton.v1.TaskLaunch.id:type_name -> baton.v1.TaskID
+	66,  // 27: baton.v1.TaskLaunch.inputs:type_name -> baton.v1.ShuffleInput
+	64,  // 28: baton.v1.TaskStatus.id:type_name -> baton.v1.TaskID
 	1,   // 29: baton.v1.TaskStatus.state:type_name -> baton.v1.TaskState
 	2,   // 30: baton.v1.TaskStatus.failure:type_name -> baton.v1.FailureKind
-	69,  // 31: baton.v1.TaskStatus.accumulators:type_name -> baton.v1.Accumulator
-	68,  // 32: baton.v1.TaskStatus.cached:type_name -> baton.v1.CachedPartition
+	70,  // 31: baton.v1.TaskStatus.accumulators:type_name -> baton.v1.Accumulator
+	69,  // 32: baton.v1.TaskStatus.cached:type_name -> baton.v1.CachedPartition
 	3,   // 33: baton.v1.Accumulator.kind:type_name -> baton.v1.AccumulatorKind
-	63,  // 34: baton.v1.Hello.running:type_name -> baton.v1.TaskID
-	63,  // 35: baton.v1.Hello.unacked:type_name -> baton.v1.TaskID
-	67,  // 36: baton.v1.StatusUpdates.updates:type_name -> baton.v1.TaskStatus
-	63,  // 37: baton.v1.CommitRequest.id:type_name -> baton.v1.TaskID
-	70,  // 38: baton.v1.ExecutorMessage.hello:type_name -> baton.v1.Hello
-	71,  // 39: baton.v1.ExecutorMessage.updates:type_name -> baton.v1.StatusUpdates
-	72,  // 40: baton.v1.ExecutorMessage.commit:type_name -> baton.v1.CommitRequest
-	66,  // 41: baton.v1.Launch.tasks:type_name -> baton.v1.TaskLaunch
-	79,  // 42: baton.v1.DeleteBlocks.results:type_name -> baton.v1.ResultBlock
-	74,  // 43: baton.v1.DriverMessage.welcome:type_name -> baton.v1.Welcome
-	75,  // 44: baton.v1.DriverMessage.launch:type_name -> baton.v1.Launch
-	76,  // 45: baton.v1.DriverMessage.kill:type_name -> baton.v1.Kill
-	77,  // 46: baton.v1.DriverMessage.ack:type_name -> baton.v1.Ack
-	78,  // 47: baton.v1.DriverMessage.commit:type_name -> baton.v1.CommitDecision
-	80,  // 48: baton.v1.DriverMessage.delete:type_name -> baton.v1.DeleteBlocks
-	81,  // 49: baton.v1.DriverMessage.not_leader:type_name -> baton.v1.NotLeader
+	64,  // 34: baton.v1.Hello.running:type_name -> baton.v1.TaskID
+	64,  // 35: baton.v1.Hello.unacked:type_name -> baton.v1.TaskID
+	68,  // 36: baton.v1.StatusUpdates.updates:type_name -> baton.v1.TaskStatus
+	64,  // 37: baton.v1.CommitRequest.id:type_name -> baton.v1.TaskID
+	71,  // 38: baton.v1.ExecutorMessage.hello:type_name -> baton.v1.Hello
+	72,  // 39: baton.v1.ExecutorMessage.updates:type_name -> baton.v1.StatusUpdates
+	73,  // 40: baton.v1.ExecutorMessage.commit:type_name -> baton.v1.CommitRequest
+	67,  // 41: baton.v1.Launch.tasks:type_name -> baton.v1.TaskLaunch
+	80,  // 42: baton.v1.DeleteBlocks.results:type_name -> baton.v1.ResultBlock
+	75,  // 43: baton.v1.DriverMessage.welcome:type_name -> baton.v1.Welcome
+	76,  // 44: baton.v1.DriverMessage.launch:type_name -> baton.v1.Launch
+	77,  // 45: baton.v1.DriverMessage.kill:type_name -> baton.v1.Kill
+	78,  // 46: baton.v1.DriverMessage.ack:type_name -> baton.v1.Ack
+	79,  // 47: baton.v1.DriverMessage.commit:type_name -> baton.v1.CommitDecision
+	81,  // 48: baton.v1.DriverMessage.delete:type_name -> baton.v1.DeleteBlocks
+	82,  // 49: baton.v1.DriverMessage.not_leader:type_name -> baton.v1.NotLeader
 	4,   // 50: baton.v1.BlockChunk.error:type_name -> baton.v1.BlockError
-	101, // 51: baton.v1.ExecutorStats.launches_by_job:type_name -> baton.v1.ExecutorStats.LaunchesByJobEntry
-	102, // 52: baton.v1.ExecutorStats.first_launch_by_term:type_name -> baton.v1.ExecutorStats.FirstLaunchByTermEntry
-	103, // 53: baton.v1.ExecutorStats.last_launch_by_term:type_name -> baton.v1.ExecutorStats.LastLaunchByTermEntry
-	88,  // 54: baton.v1.ACLBootstrapResponse.token:type_name -> baton.v1.ACLToken
-	88,  // 55: baton.v1.CreateTokenResponse.token:type_name -> baton.v1.ACLToken
-	88,  // 56: baton.v1.ListTokensResponse.tokens:type_name -> baton.v1.ACLToken
+	102, // 51: baton.v1.ExecutorStats.launches_by_job:type_name -> baton.v1.ExecutorStats.LaunchesByJobEntry
+	103, // 52: baton.v1.ExecutorStats.first_launch_by_term:type_name -> baton.v1.ExecutorStats.FirstLaunchByTermEntry
+	104, // 53: baton.v1.ExecutorStats.last_launch_by_term:type_name -> baton.v1.ExecutorStats.LastLaunchByTermEntry
+	89,  // 54: baton.v1.ACLBootstrapResponse.token:type_name -> baton.v1.ACLToken
+	89,  // 55: baton.v1.CreateTokenResponse.token:type_name -> baton.v1.ACLToken
+	89,  // 56: baton.v1.ListTokensResponse.tokens:type_name -> baton.v1.ACLToken
 	8,   // 57: baton.v1.Plan.DatasetsEntry.value:type_name -> baton.v1.Dataset
 	14,  // 58: baton.v1.Scheduler.SubmitJob:input_type -> baton.v1.SubmitJobRequest
 	16,  // 59: baton.v1.Scheduler.GetJob:input_type -> baton.v1.GetJobRequest
 	17,  // 60: baton.v1.Scheduler.ListJobs:input_type -> baton.v1.ListJobsRequest
 	19,  // 61: baton.v1.Scheduler.CancelJob:input_type -> baton.v1.CancelJobRequest
 	21,  // 62: baton.v1.Scheduler.CancelJobGroup:input_type -> baton.v1.CancelJobGroupRequest
-	22,  // 63: baton.v1.Scheduler.CancelStage:input_type -> baton.v1.CancelStageRequest
-	29,  // 64: baton.v1.Scheduler.WatchJob:input_type -> baton.v1.WatchJobRequest
-	32,  // 65: baton.v1.Scheduler.CollectResults:input_type -> baton.v1.CollectResultsRequest
-	30,  // 66: baton.v1.Scheduler.ReleaseJob:input_type -> baton.v1.ReleaseJobRequest
-	34,  // 67: baton.v1.Scheduler.ListExecutors:input_type -> baton.v1.ListExecutorsRequest
-	37,  // 68: baton.v1.Scheduler.GetStage:input_type -> baton.v1.GetStageRequest
-	23,  // 69: baton.v1.Scheduler.ListCached:input_type -> baton.v1.ListCachedRequest
-	26,  // 70: baton.v1.Scheduler.Unpersist:input_type -> baton.v1.UnpersistRequest
-	41,  // 71: baton.v1.Operator.Status:input_type -> baton.v1.StatusRequest
-	43,  // 72: baton.v1.Operator.GetNodeStatus:input_type -> baton.v1.NodeStatusRequest
-	45,  // 73: baton.v1.Operator.ListPeers:input_type -> baton.v1.ListPeersRequest
-	47,  // 74: baton.v1.Operator.AddPeer:input_type -> baton.v1.AddPeerRequest
-	49,  // 75: baton.v1.Operator.RemovePeer:input_type -> baton.v1.RemovePeerRequest
-	51,  // 76: baton.v1.Operator.TransferLeadership:input_type -> baton.v1.TransferLeadershipRequest
-	53,  // 77: baton.v1.Operator.RegisterMember:input_type -> baton.v1.RegisterMemberRequest
-	61,  // 78: baton.v1.Operator.ReportResultLost:input_type -> baton.v1.ReportResultLostRequest
-	58,  // 79: baton.v1.Operator.LeaderHistory:input_type -> baton.v1.LeaderHistoryRequest
-	55,  // 80: baton.v1.Operator.SnapshotSave:input_type -> baton.v1.SnapshotSaveRequest
-	56,  // 81: baton.v1.Operator.SnapshotRestore:input_type -> baton.v1.SnapshotChunk
-	73,  // 82: baton.v1.Executors.Connect:input_type -> baton.v1.ExecutorMessage
-	83,  // 83: baton.v1.Blocks.FetchShuffle:input_type -> baton.v1.FetchShuffleRequest
-	84,  // 84: baton.v1.Blocks.FetchResult:input_type -> baton.v1.FetchResultRequest
-	86,  // 85: baton.v1.Blocks.Stats:input_type -> baton.v1.ExecutorStatsRequest
-	89,  // 86: baton.v1.ACL.Bootstrap:input_type -> baton.v1.ACLBootstrapRequest
-	91,  // 87: baton.v1.ACL.CreateToken:input_type -> baton.v1.CreateTokenRequest
-	93,  // 88: baton.v1.ACL.ListTokens:input_type -> baton.v1.ListTokensRequest
-	95,  // 89: baton.v1.ACL.DeleteToken:input_type -> baton.v1.DeleteTokenRequest
-	15,  // 90: baton.v1.Scheduler.SubmitJob:output_type -> baton.v1.SubmitJobResponse
-	10,  // 91: baton.v1.Scheduler.GetJob:output_type -> baton.v1.Job
-	18,  // 92: baton.v1.Scheduler.ListJobs:output_type -> baton.v1.ListJobsResponse
-	20,  // 93: baton.v1.Scheduler.CancelJob:output_type -> baton.v1.CancelJobResponse
-	28,  // 94: baton.v1.Scheduler.CancelJobGroup:output_type -> baton.v1.CancelJobsResponse
-	28,  // 95: baton.v1.Scheduler.CancelStage:output_type -> baton.v1.CancelJobsResponse
-	10,  // 96: baton.v1.Scheduler.WatchJob:output_type -> baton.v1.Job
-	33,  // 97: baton.v1.Scheduler.CollectResults:output_type -> baton.v1.ResultChunk
-	31,  // 98: baton.v1.Scheduler.ReleaseJob:output_type -> baton.v1.ReleaseJobResponse
-	36,  // 99: baton.v1.Scheduler.ListExecutors:output_type -> baton.v1.ListExecutorsResponse
-	39,  // 100: baton.v1.Scheduler.GetStage:output_type -> baton.v1.StageDetail
-	25,  // 101: baton.v1.Scheduler.ListCached:output_type -> baton.v1.ListCachedResponse
-	27,  // 102: baton.v1.Scheduler.Unpersist:output_type -> baton.v1.UnpersistResponse
-	42,  // 103: baton.v1.Operator.Status:output_type -> baton.v1.StatusResponse
-	44,  // 104: baton.v1.Operator.GetNodeStatus:output_type -> baton.v1.NodeStatus
-	46,  // 105: baton.v1.Operator.ListPeers:output_type -> baton.v1.ListPeersResponse
-	48,  // 106: baton.v1.Operator.AddPeer:output_type -> baton.v1.AddPeerResponse
-	50,  // 107: baton.v1.Operator.RemovePeer:output_type -> baton.v1.RemovePeerResponse
-	52,  // 108: baton.v1.Operator.TransferLeadership:output_type -> baton.v1.TransferLeadershipResponse
-	54,  // 109: baton.v1.Operator.RegisterMember:output_type -> baton.v1.RegisterMemberResponse
-	62,  // 110: baton.v1.Operator.ReportResultLost:output_type -> baton.v1.ReportResultLostResponse
-	60,  // 111: baton.v1.Operator.LeaderHistory:output_type -> baton.v1.LeaderHistoryResponse
-	56,  // 112: baton.v1.Operator.SnapshotSave:output_type -> baton.v1.SnapshotChunk
-	57,  // 113: baton.v1.Operator.SnapshotRestore:output_type -> baton.v1.SnapshotRestoreResponse
-	82,  // 114: baton.v1.Executors.Connect:output_type -> baton.v1.DriverMessage
-	85,  // 115: baton.v1.Blocks.FetchShuffle:output_type -> baton.v1.BlockChunk
-	85,  // 116: baton.v1.Blocks.FetchResult:output_type -> baton.v1.BlockChunk
-	87,  // 117: baton.v1.Blocks.Stats:output_type -> baton.v1.ExecutorStats
-	90,  // 118: baton.v1.ACL.Bootstrap:output_type -> baton.v1.ACLBootstrapResponse
-	92,  // 119: baton.v1.ACL.CreateToken:output_type -> baton.v1.CreateTokenResponse
-	94,  // 120: baton.v1.ACL.ListTokens:output_type -> baton.v1.ListTokensResponse
-	96,  // 121: baton.v1.ACL.DeleteToken:output_type -> baton.v1.DeleteTokenResponse
-	90,  // [90:122] is the sub-list for method output_type
-	58,  // [58:90] is the sub-list for method input_type
+	23,  // 63: baton.v1.Scheduler.CancelStage:input_type -> baton.v1.CancelStageRequest
+	22,  // 64: baton.v1.Scheduler.CancelAllJobs:input_type -> baton.v1.CancelAllJobsRequest
+	30,  // 65: baton.v1.Scheduler.WatchJob:input_type -> baton.v1.WatchJobRequest
+	33,  // 66: baton.v1.Scheduler.CollectResults:input_type -> baton.v1.CollectResultsRequest
+	31,  // 67: baton.v1.Scheduler.ReleaseJob:input_type -> baton.v1.ReleaseJobRequest
+	35,  // 68: baton.v1.Scheduler.ListExecutors:input_type -> baton.v1.ListExecutorsRequest
+	38,  // 69: baton.v1.Scheduler.GetStage:input_type -> baton.v1.GetStageRequest
+	24,  // 70: baton.v1.Scheduler.ListCached:input_type -> baton.v1.ListCachedRequest
+	27,  // 71: baton.v1.Scheduler.Unpersist:input_type -> baton.v1.UnpersistRequest
+	42,  // 72: baton.v1.Operator.Status:input_type -> baton.v1.StatusRequest
+	44,  // 73: baton.v1.Operator.GetNodeStatus:input_type -> baton.v1.NodeStatusRequest
+	46,  // 74: baton.v1.Operator.ListPeers:input_type -> baton.v1.ListPeersRequest
+	48,  // 75: baton.v1.Operator.AddPeer:input_type -> baton.v1.AddPeerRequest
+	50,  // 76: baton.v1.Operator.RemovePeer:input_type -> baton.v1.RemovePeerRequest
+	52,  // 77: baton.v1.Operator.TransferLeadership:input_type -> baton.v1.TransferLeadershipRequest
+	54,  // 78: baton.v1.Operator.RegisterMember:input_type -> baton.v1.RegisterMemberRequest
+	62,  // 79: baton.v1.Operator.ReportResultLost:input_type -> baton.v1.ReportResultLostRequest
+	59,  // 80: baton.v1.Operator.LeaderHistory:input_type -> baton.v1.LeaderHistoryRequest
+	56,  // 81: baton.v1.Operator.SnapshotSave:input_type -> baton.v1.SnapshotSaveRequest
+	57,  // 82: baton.v1.Operator.SnapshotRestore:input_type -> baton.v1.SnapshotChunk
+	74,  // 83: baton.v1.Executors.Connect:input_type -> baton.v1.ExecutorMessage
+	84,  // 84: baton.v1.Blocks.FetchShuffle:input_type -> baton.v1.FetchShuffleRequest
+	85,  // 85: baton.v1.Blocks.FetchResult:input_type -> baton.v1.FetchResultRequest
+	87,  // 86: baton.v1.Blocks.Stats:input_type -> baton.v1.ExecutorStatsRequest
+	90,  // 87: baton.v1.ACL.Bootstrap:input_type -> baton.v1.ACLBootstrapRequest
+	92,  // 88: baton.v1.ACL.CreateToken:input_type -> baton.v1.CreateTokenRequest
+	94,  // 89: baton.v1.ACL.ListTokens:input_type -> baton.v1.ListTokensRequest
+	96,  // 90: baton.v1.ACL.DeleteToken:input_type -> baton.v1.DeleteTokenRequest
+	15,  // 91: baton.v1.Scheduler.SubmitJob:output_type -> baton.v1.SubmitJobResponse
+	10,  // 92: baton.v1.Scheduler.GetJob:output_type -> baton.v1.Job
+	18,  // 93: baton.v1.Scheduler.ListJobs:output_type -> baton.v1.ListJobsResponse
+	20,  // 94: baton.v1.Scheduler.CancelJob:output_type -> baton.v1.CancelJobResponse
+	29,  // 95: baton.v1.Scheduler.CancelJobGroup:output_type -> baton.v1.CancelJobsResponse
+	29,  // 96: baton.v1.Scheduler.CancelStage:output_type -> baton.v1.CancelJobsResponse
+	29,  // 97: baton.v1.Scheduler.CancelAllJobs:output_type -> baton.v1.CancelJobsResponse
+	10,  // 98: baton.v1.Scheduler.WatchJob:output_type -> baton.v1.Job
+	34,  // 99: baton.v1.Scheduler.CollectResults:output_type -> baton.v1.ResultChunk
+	32,  // 100: baton.v1.Scheduler.ReleaseJob:output_type -> baton.v1.ReleaseJobResponse
+	37,  // 101: baton.v1.Scheduler.ListExecutors:output_type -> baton.v1.ListExecutorsResponse
+	40,  // 102: baton.v1.Scheduler.GetStage:output_type -> baton.v1.StageDetail
+	26,  // 103: baton.v1.Scheduler.ListCached:output_type -> baton.v1.ListCachedResponse
+	28,  // 104: baton.v1.Scheduler.Unpersist:output_type -> baton.v1.UnpersistResponse
+	43,  // 105: baton.v1.Operator.Status:output_type -> baton.v1.StatusResponse
+	45,  // 106: baton.v1.Operator.GetNodeStatus:output_type -> baton.v1.NodeStatus
+	47,  // 107: baton.v1.Operator.ListPeers:output_type -> baton.v1.ListPeersResponse
+	49,  // 108: baton.v1.Operator.AddPeer:output_type -> baton.v1.AddPeerResponse
+	51,  // 109: baton.v1.Operator.RemovePeer:output_type -> baton.v1.RemovePeerResponse
+	53,  // 110: baton.v1.Operator.TransferLeadership:output_type -> baton.v1.TransferLeadershipResponse
+	55,  // 111: baton.v1.Operator.RegisterMember:output_type -> baton.v1.RegisterMemberResponse
+	63,  // 112: baton.v1.Operator.ReportResultLost:output_type -> baton.v1.ReportResultLostResponse
+	61,  // 113: baton.v1.Operator.LeaderHistory:output_type -> baton.v1.LeaderHistoryResponse
+	57,  // 114: baton.v1.Operator.SnapshotSave:output_type -> baton.v1.SnapshotChunk
+	58,  // 115: baton.v1.Operator.SnapshotRestore:output_type -> baton.v1.SnapshotRestoreResponse
+	83,  // 116: baton.v1.Executors.Connect:output_type -> baton.v1.DriverMessage
+	86,  // 117: baton.v1.Blocks.FetchShuffle:output_type -> baton.v1.BlockChunk
+	86,  // 118: baton.v1.Blocks.FetchResult:output_type -> baton.v1.BlockChunk
+	88,  // 119: baton.v1.Blocks.Stats:output_type -> baton.v1.ExecutorStats
+	91,  // 120: baton.v1.ACL.Bootstrap:output_type -> baton.v1.ACLBootstrapResponse
+	93,  // 121: baton.v1.ACL.CreateToken:output_type -> baton.v1.CreateTokenResponse
+	95,  // 122: baton.v1.ACL.ListTokens:output_type -> baton.v1.ListTokensResponse
+	97,  // 123: baton.v1.ACL.DeleteToken:output_type -> baton.v1.DeleteTokenResponse
+	91,  // [91:124] is the sub-list for method output_type
+	58,  // [58:91] is the sub-list for method input_type
 	58,  // [58:58] is the sub-list for extension type_name
 	58,  // [58:58] is the sub-list for extension extendee
 	0,   // [0:58] is the sub-list for field type_name
@@ -7737,12 +7788,12 @@ func file_api_baton_proto_init() {
 		return
 	}
 	file_api_baton_proto_msgTypes[3].OneofWrappers = []any{}
-	file_api_baton_proto_msgTypes[68].OneofWrappers = []any{
+	file_api_baton_proto_msgTypes[69].OneofWrappers = []any{
 		(*ExecutorMessage_Hello)(nil),
 		(*ExecutorMessage_Updates)(nil),
 		(*ExecutorMessage_Commit)(nil),
 	}
-	file_api_baton_proto_msgTypes[77].OneofWrappers = []any{
+	file_api_baton_proto_msgTypes[78].OneofWrappers = []any{
 		(*DriverMessage_Welcome)(nil),
 		(*DriverMessage_Launch)(nil),
 		(*DriverMessage_Kill)(nil),
@@ -7757,7 +7808,7 @@ func file_api_baton_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_api_baton_proto_rawDesc), len(file_api_baton_proto_rawDesc)),
 			NumEnums:      5,
-			NumMessages:   99,
+			NumMessages:   100,
 			NumExtensions: 0,
 			NumServices:   5,
 		},

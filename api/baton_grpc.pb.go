@@ -40,6 +40,7 @@ const (
 	Scheduler_CancelJob_FullMethodName      = "/baton.v1.Scheduler/CancelJob"
 	Scheduler_CancelJobGroup_FullMethodName = "/baton.v1.Scheduler/CancelJobGroup"
 	Scheduler_CancelStage_FullMethodName    = "/baton.v1.Scheduler/CancelStage"
+	Scheduler_CancelAllJobs_FullMethodName  = "/baton.v1.Scheduler/CancelAllJobs"
 	Scheduler_WatchJob_FullMethodName       = "/baton.v1.Scheduler/WatchJob"
 	Scheduler_CollectResults_FullMethodName = "/baton.v1.Scheduler/CollectResults"
 	Scheduler_ReleaseJob_FullMethodName     = "/baton.v1.Scheduler/ReleaseJob"
@@ -59,6 +60,7 @@ type SchedulerClient interface {
 	CancelJob(ctx context.Context, in *CancelJobRequest, opts ...grpc.CallOption) (*CancelJobResponse, error)
 	CancelJobGroup(ctx context.Context, in *CancelJobGroupRequest, opts ...grpc.CallOption) (*CancelJobsResponse, error)
 	CancelStage(ctx context.Context, in *CancelStageRequest, opts ...grpc.CallOption) (*CancelJobsResponse, error)
+	CancelAllJobs(ctx context.Context, in *CancelAllJobsRequest, opts ...grpc.CallOption) (*CancelJobsResponse, error)
 	// WatchJob sends the job now and after every change, until it ends.
 	WatchJob(ctx context.Context, in *WatchJobRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[Job], error)
 	CollectResults(ctx context.Context, in *CollectResultsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[ResultChunk], error)
@@ -136,6 +138,16 @@ func (c *schedulerClient) CancelStage(ctx context.Context, in *CancelStageReques
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(CancelJobsResponse)
 	err := c.cc.Invoke(ctx, Scheduler_CancelStage_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *schedulerClient) CancelAllJobs(ctx context.Context, in *CancelAllJobsRequest, opts ...grpc.CallOption) (*CancelJobsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CancelJobsResponse)
+	err := c.cc.Invoke(ctx, Scheduler_CancelAllJobs_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -240,6 +252,7 @@ type SchedulerServer interface {
 	CancelJob(context.Context, *CancelJobRequest) (*CancelJobResponse, error)
 	CancelJobGroup(context.Context, *CancelJobGroupRequest) (*CancelJobsResponse, error)
 	CancelStage(context.Context, *CancelStageRequest) (*CancelJobsResponse, error)
+	CancelAllJobs(context.Context, *CancelAllJobsRequest) (*CancelJobsResponse, error)
 	// WatchJob sends the job now and after every change, until it ends.
 	WatchJob(*WatchJobRequest, grpc.ServerStreamingServer[Job]) error
 	CollectResults(*CollectResultsRequest, grpc.ServerStreamingServer[ResultChunk]) error
@@ -280,6 +293,9 @@ func (UnimplementedSchedulerServer) CancelJobGroup(context.Context, *CancelJobGr
 }
 func (UnimplementedSchedulerServer) CancelStage(context.Context, *CancelStageRequest) (*CancelJobsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method CancelStage not implemented")
+}
+func (UnimplementedSchedulerServer) CancelAllJobs(context.Context, *CancelAllJobsRequest) (*CancelJobsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CancelAllJobs not implemented")
 }
 func (UnimplementedSchedulerServer) WatchJob(*WatchJobRequest, grpc.ServerStreamingServer[Job]) error {
 	return status.Error(codes.Unimplemented, "method WatchJob not implemented")
@@ -431,6 +447,24 @@ func _Scheduler_CancelStage_Handler(srv interface{}, ctx context.Context, dec fu
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Scheduler_CancelAllJobs_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CancelAllJobsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SchedulerServer).CancelAllJobs(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Scheduler_CancelAllJobs_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SchedulerServer).CancelAllJobs(ctx, req.(*CancelAllJobsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _Scheduler_WatchJob_Handler(srv interface{}, stream grpc.ServerStream) error {
 	m := new(WatchJobRequest)
 	if err := stream.RecvMsg(m); err != nil {
@@ -573,6 +607,10 @@ var Scheduler_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "CancelStage",
 			Handler:    _Scheduler_CancelStage_Handler,
+		},
+		{
+			MethodName: "CancelAllJobs",
+			Handler:    _Scheduler_CancelAllJobs_Handler,
 		},
 		{
 			MethodName: "ReleaseJob",

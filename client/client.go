@@ -465,6 +465,21 @@ func (c *Client) CancelJobGroup(ctx context.Context, group, reason string) ([]ui
 	return ids, err
 }
 
+// CancelAllJobs cancels every running job (Spark's cancelAllJobs) and
+// returns the jobs it cancelled.
+func (c *Client) CancelAllJobs(ctx context.Context, reason string) ([]uint64, error) {
+	var ids []uint64
+	err := c.write(ctx, func(ctx context.Context, cc *grpc.ClientConn) error {
+		resp, err := api.NewSchedulerClient(cc).CancelAllJobs(ctx, &api.CancelAllJobsRequest{Reason: reason})
+		if err == nil {
+			c.seen(resp.Index)
+			ids = resp.Cancelled
+		}
+		return err
+	})
+	return ids, err
+}
+
 // CancelStage cancels every running job that needs a stage (Spark's
 // cancelStage) and returns the jobs it cancelled.
 func (c *Client) CancelStage(ctx context.Context, stage uint64, reason string) ([]uint64, error) {

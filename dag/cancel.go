@@ -32,6 +32,12 @@ type CancelStage struct {
 	Reason string
 }
 
+// CancelAllJobs cancels every running job (SparkContext.cancelAllJobs).
+type CancelAllJobs struct {
+	Time   int64
+	Reason string
+}
+
 // ErrUnknownStage: a CancelStage of a stage the state does not hold.
 var ErrUnknownStage = fmt.Errorf("dag: unknown stage")
 
@@ -106,5 +112,29 @@ func (s *State) cancelStage(c *CancelStage) Result {
 	return r
 }
 
+func (s *State) cancelAllJobs(c *CancelAllJobs) Result {
+	var r Result
+	// All the jobs first (see cancelJobGroup).
+	var jobs []*job
+	for _, id := range s.jobOrder {
+		if j := s.jobs[id]; j.status == JobRunning {
+			jobs = append(jobs, j)
+		}
+	}
+	for _, j := range jobs {
+		msg := fmt.Sprintf("Job %d cancelled as part of cancellation of all jobs", j.id)
+		if c.Reason != "" {
+			msg += ": " + c.Reason
+		}
+		s.failJob(j, JobCancelled, msg)
+		r.Cancelled = append(r.Cancelled, j.id)
+	}
+	if len(r.Cancelled) == 0 {
+		r.Ignored = "no running job"
+	}
+	return r
+}
+
 func (*CancelJobGroup) isCommand() {}
 func (*CancelStage) isCommand()    {}
+func (*CancelAllJobs) isCommand()  {}

@@ -43,7 +43,7 @@ import (
 //	    defaults: the stage's latest attempt and epoch, a fresh task id, exec e1
 //	run stage=S [exec=E] [size=N] [indirect]
 //	    every runnable task of the stage succeeds (round-robin over exec's values)
-//	resubmit | commit stage=S part=P task=T [exec=E] | cancel job=J|group=G|stage=S [reason=R] | release job=J
+//	resubmit | commit stage=S part=P task=T [exec=E] | cancel job=J|group=G|stage=S|all [reason=R] | release job=J
 //	events on|off       results also print the transitions (Result.Events)
 //	unpersist key=(K,...) | cached   forget persisted datasets; list them
 //	    (a graph node NAME marked "persist" has key c-NAME; end and run
@@ -250,6 +250,8 @@ func (sc *scenario) run(t *testing.T, d *datadriven.TestData) string {
 			return sc.result(sc.apply(&CancelJobGroup{Time: sc.time, Group: group, Reason: reason}))
 		case d.MaybeScanArgs(t, "stage", &stage):
 			return sc.result(sc.apply(&CancelStage{Time: sc.time, Stage: StageID(stage), Reason: reason}))
+		case d.HasArg("all"):
+			return sc.result(sc.apply(&CancelAllJobs{Time: sc.time, Reason: reason}))
 		}
 		d.ScanArgs(t, "job", &job)
 		return sc.result(sc.apply(&CancelJob{Time: sc.time, Job: JobID(job), Reason: reason}))

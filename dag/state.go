@@ -306,6 +306,9 @@ func (s *State) apply(cmd Command) Result {
 	case *CancelStage:
 		s.tick(c.Time)
 		return s.cancelStage(c)
+	case *CancelAllJobs:
+		s.tick(c.Time)
+		return s.cancelAllJobs(c)
 	case *ReleaseJob:
 		s.tick(c.Time)
 		return s.releaseJob(c)

@@ -99,4 +99,20 @@ func TestJobGroupsAndStageCancel(t *testing.T) {
 	if j, err := cl.Wait(ctx, later, nil); err != nil || j.State != api.JobState_JOB_STATE_SUCCEEDED {
 		t.Fatalf("a later job of the group: %v %v", j, err)
 	}
+
+	// job cancel -all cancels every running job, whatever its group
+	// (Spark's cancelAllJobs), and then finds none.
+	all1, all2 := submit("etl"), submit("")
+	if out := batonctl("job", "cancel", "-all"); !strings.Contains(out, fmt.Sprintf("cancelled 2 jobs: %d, %d", all1, all2)) {
+		t.Fatalf("job cancel -all: %s", out)
+	}
+	for _, id := range []uint64{all1, all2} {
+		j, err := cl.Job(ctx, id, true)
+		if err != nil || j.State != api.JobState_JOB_STATE_CANCELLED || !strings.Contains(j.Message, "as part of cancellation of all jobs") {
+			t.Errorf("job %d after cancel -all: %v %v", id, j, err)
+		}
+	}
+	if out := batonctl("job", "cancel", "-all"); !strings.Contains(out, "no running job") {
+		t.Errorf("cancel -all with nothing running: %s", out)
+	}
 }

@@ -235,6 +235,19 @@ var schedulerCommands = []schedulerCommand{
 		},
 	},
 	{
+		typ: fsmpb.Type_TYPE_CANCEL_ALL_JOBS, name: "CancelAllJobs", cmd: (*dag.CancelAllJobs)(nil),
+		encode: func(c dag.Command) (proto.Message, error) {
+			return &fsmpb.CancelAllJobs{Reason: c.(*dag.CancelAllJobs).Reason}, nil
+		},
+		decode: func(p []byte, now int64) (dag.Command, error) {
+			var m fsmpb.CancelAllJobs
+			if err := proto.Unmarshal(p, &m); err != nil {
+				return nil, err
+			}
+			return &dag.CancelAllJobs{Time: now, Reason: m.Reason}, nil
+		},
+	},
+	{
 		typ: fsmpb.Type_TYPE_UNPERSIST, name: "Unpersist", cmd: (*dag.Unpersist)(nil),
 		encode: func(c dag.Command) (proto.Message, error) {
 			return &fsmpb.Unpersist{Keys: c.(*dag.Unpersist).Keys}, nil

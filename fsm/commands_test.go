@@ -67,6 +67,7 @@ func TestCommandTypeNumbers(t *testing.T) {
 		"CancelJobGroup":       {15, false},
 		"CancelStage":          {16, false},
 		"Unpersist":            {17, false},
+		"CancelAllJobs":        {18, false},
 	}
 	got := map[string]wire{}
 	for _, c := range schedulerCommands {

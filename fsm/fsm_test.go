@@ -52,6 +52,7 @@ func allCommands() []dag.Command {
 		&dag.CancelJobGroup{Group: "nightly", Reason: "user"},
 		&dag.CancelStage{Stage: 4, Reason: "user"},
 		&dag.Unpersist{Keys: []string{"c1", "c2"}},
+		&dag.CancelAllJobs{Reason: "maintenance"},
 	}
 }
 

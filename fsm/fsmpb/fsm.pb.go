@@ -49,6 +49,7 @@ const (
 	Type_TYPE_CANCEL_JOB_GROUP       Type = 15
 	Type_TYPE_CANCEL_STAGE           Type = 16
 	Type_TYPE_UNPERSIST              Type = 17
+	Type_TYPE_CANCEL_ALL_JOBS        Type = 18
 )
 
 // Enum value maps for Type.
@@ -72,6 +73,7 @@ var (
 		15: "TYPE_CANCEL_JOB_GROUP",
 		16: "TYPE_CANCEL_STAGE",
 		17: "TYPE_UNPERSIST",
+		18: "TYPE_CANCEL_ALL_JOBS",
 	}
 	Type_value = map[string]int32{
 		"TYPE_UNSPECIFIED":            0,
@@ -92,6 +94,7 @@ var (
 		"TYPE_CANCEL_JOB_GROUP":       15,
 		"TYPE_CANCEL_STAGE":           16,
 		"TYPE_UNPERSIST":              17,
+		"TYPE_CANCEL_ALL_JOBS":        18,
 	}
 )
 
@@ -1285,6 +1288,51 @@ func (x *CancelStage) GetReason() string {
 	return ""
 }
 
+// CancelAllJobs cancels every running job (dag.CancelAllJobs).
+type CancelAllJobs struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Reason        string                 `protobuf:"bytes,1,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CancelAllJobs) Reset() {
+	*x = CancelAllJobs{}
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CancelAllJobs) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CancelAllJobs) ProtoMessage() {}
+
+func (x *CancelAllJobs) ProtoReflect() protoreflect.Message {
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CancelAllJobs.ProtoReflect.Descriptor instead.
+func (*CancelAllJobs) Descriptor() ([]byte, []int) {
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *CancelAllJobs) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
 // Unpersist forgets persisted datasets by key (dag.Unpersist).
 type Unpersist struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -1295,7 +1343,7 @@ type Unpersist struct {
 
 func (x *Unpersist) Reset() {
 	*x = Unpersist{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[14]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1307,7 +1355,7 @@ func (x *Unpersist) String() string {
 func (*Unpersist) ProtoMessage() {}
 
 func (x *Unpersist) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[14]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1320,7 +1368,7 @@ func (x *Unpersist) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Unpersist.ProtoReflect.Descriptor instead.
 func (*Unpersist) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{14}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *Unpersist) GetKeys() []string {
@@ -1346,7 +1394,7 @@ type SetMember struct {
 
 func (x *SetMember) Reset() {
 	*x = SetMember{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[15]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1358,7 +1406,7 @@ func (x *SetMember) String() string {
 func (*SetMember) ProtoMessage() {}
 
 func (x *SetMember) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[15]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1371,7 +1419,7 @@ func (x *SetMember) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetMember.ProtoReflect.Descriptor instead.
 func (*SetMember) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{15}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *SetMember) GetId() string {
@@ -1426,7 +1474,7 @@ type LeaderReady struct {
 
 func (x *LeaderReady) Reset() {
 	*x = LeaderReady{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[16]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1438,7 +1486,7 @@ func (x *LeaderReady) String() string {
 func (*LeaderReady) ProtoMessage() {}
 
 func (x *LeaderReady) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[16]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1451,7 +1499,7 @@ func (x *LeaderReady) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeaderReady.ProtoReflect.Descriptor instead.
 func (*LeaderReady) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{16}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *LeaderReady) GetId() string {
@@ -1516,7 +1564,7 @@ type Members struct {
 
 func (x *Members) Reset() {
 	*x = Members{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[17]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1528,7 +1576,7 @@ func (x *Members) String() string {
 func (*Members) ProtoMessage() {}
 
 func (x *Members) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[17]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1541,7 +1589,7 @@ func (x *Members) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Members.ProtoReflect.Descriptor instead.
 func (*Members) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{17}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *Members) GetMembers() []*SetMember {
@@ -1601,7 +1649,7 @@ type ACLToken struct {
 
 func (x *ACLToken) Reset() {
 	*x = ACLToken{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[18]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1613,7 +1661,7 @@ func (x *ACLToken) String() string {
 func (*ACLToken) ProtoMessage() {}
 
 func (x *ACLToken) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[18]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1626,7 +1674,7 @@ func (x *ACLToken) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ACLToken.ProtoReflect.Descriptor instead.
 func (*ACLToken) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{18}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ACLToken) GetAccessor() string {
@@ -1677,7 +1725,7 @@ type ACLBootstrap struct {
 
 func (x *ACLBootstrap) Reset() {
 	*x = ACLBootstrap{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[19]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1689,7 +1737,7 @@ func (x *ACLBootstrap) String() string {
 func (*ACLBootstrap) ProtoMessage() {}
 
 func (x *ACLBootstrap) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[19]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1702,7 +1750,7 @@ func (x *ACLBootstrap) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ACLBootstrap.ProtoReflect.Descriptor instead.
 func (*ACLBootstrap) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{19}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *ACLBootstrap) GetManagement() *ACLToken {
@@ -1730,7 +1778,7 @@ type ACLTokenDelete struct {
 
 func (x *ACLTokenDelete) Reset() {
 	*x = ACLTokenDelete{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[20]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1742,7 +1790,7 @@ func (x *ACLTokenDelete) String() string {
 func (*ACLTokenDelete) ProtoMessage() {}
 
 func (x *ACLTokenDelete) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[20]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1755,7 +1803,7 @@ func (x *ACLTokenDelete) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ACLTokenDelete.ProtoReflect.Descriptor instead.
 func (*ACLTokenDelete) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{20}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ACLTokenDelete) GetAccessor() string {
@@ -1779,7 +1827,7 @@ type ACLExecutorBind struct {
 
 func (x *ACLExecutorBind) Reset() {
 	*x = ACLExecutorBind{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[21]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1791,7 +1839,7 @@ func (x *ACLExecutorBind) String() string {
 func (*ACLExecutorBind) ProtoMessage() {}
 
 func (x *ACLExecutorBind) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[21]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1804,7 +1852,7 @@ func (x *ACLExecutorBind) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ACLExecutorBind.ProtoReflect.Descriptor instead.
 func (*ACLExecutorBind) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{21}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *ACLExecutorBind) GetExecutor() string {
@@ -1910,7 +1958,9 @@ const file_fsm_fsmpb_fsm_proto_rawDesc = "" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\";\n" +
 	"\vCancelStage\x12\x14\n" +
 	"\x05stage\x18\x01 \x01(\x04R\x05stage\x12\x16\n" +
-	"\x06reason\x18\x02 \x01(\tR\x06reason\"\x1f\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\"'\n" +
+	"\rCancelAllJobs\x12\x16\n" +
+	"\x06reason\x18\x01 \x01(\tR\x06reason\"\x1f\n" +
 	"\tUnpersist\x12\x12\n" +
 	"\x04keys\x18\x01 \x03(\tR\x04keys\"\x8a\x01\n" +
 	"\tSetMember\x12\x0e\n" +
@@ -1950,7 +2000,7 @@ const file_fsm_fsmpb_fsm_proto_rawDesc = "" +
 	"\baccessor\x18\x01 \x01(\tR\baccessor\"K\n" +
 	"\x0fACLExecutorBind\x12\x1a\n" +
 	"\bexecutor\x18\x01 \x01(\tR\bexecutor\x12\x1c\n" +
-	"\tprincipal\x18\x02 \x01(\tR\tprincipal*\xbc\x03\n" +
+	"\tprincipal\x18\x02 \x01(\tR\tprincipal*\xd6\x03\n" +
 	"\x04Type\x12\x14\n" +
 	"\x10TYPE_UNSPECIFIED\x10\x00\x12\x1a\n" +
 	"\x16TYPE_REGISTER_EXECUTOR\x10\x01\x12\x18\n" +
@@ -1970,7 +2020,8 @@ const file_fsm_fsmpb_fsm_proto_rawDesc = "" +
 	"\x16TYPE_ACL_EXECUTOR_BIND\x10\x0e\x12\x19\n" +
 	"\x15TYPE_CANCEL_JOB_GROUP\x10\x0f\x12\x15\n" +
 	"\x11TYPE_CANCEL_STAGE\x10\x10\x12\x12\n" +
-	"\x0eTYPE_UNPERSIST\x10\x11*\xc2\x01\n" +
+	"\x0eTYPE_UNPERSIST\x10\x11\x12\x18\n" +
+	"\x14TYPE_CANCEL_ALL_JOBS\x10\x12*\xc2\x01\n" +
 	"\x06Reason\x12\x16\n" +
 	"\x12REASON_UNSPECIFIED\x10\x00\x12\x12\n" +
 	"\x0eREASON_SUCCESS\x10\x01\x12\x14\n" +
@@ -2003,7 +2054,7 @@ func file_fsm_fsmpb_fsm_proto_rawDescGZIP() []byte {
 }
 
 var file_fsm_fsmpb_fsm_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_fsm_fsmpb_fsm_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
+var file_fsm_fsmpb_fsm_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
 var file_fsm_fsmpb_fsm_proto_goTypes = []any{
 	(Type)(0),                    // 0: baton.fsm.v1.Type
 	(Reason)(0),                  // 1: baton.fsm.v1.Reason
@@ -2022,14 +2073,15 @@ var file_fsm_fsmpb_fsm_proto_goTypes = []any{
 	(*ReleaseJob)(nil),           // 14: baton.fsm.v1.ReleaseJob
 	(*CancelJobGroup)(nil),       // 15: baton.fsm.v1.CancelJobGroup
 	(*CancelStage)(nil),          // 16: baton.fsm.v1.CancelStage
-	(*Unpersist)(nil),            // 17: baton.fsm.v1.Unpersist
-	(*SetMember)(nil),            // 18: baton.fsm.v1.SetMember
-	(*LeaderReady)(nil),          // 19: baton.fsm.v1.LeaderReady
-	(*Members)(nil),              // 20: baton.fsm.v1.Members
-	(*ACLToken)(nil),             // 21: baton.fsm.v1.ACLToken
-	(*ACLBootstrap)(nil),         // 22: baton.fsm.v1.ACLBootstrap
-	(*ACLTokenDelete)(nil),       // 23: baton.fsm.v1.ACLTokenDelete
-	(*ACLExecutorBind)(nil),      // 24: baton.fsm.v1.ACLExecutorBind
+	(*CancelAllJobs)(nil),        // 17: baton.fsm.v1.CancelAllJobs
+	(*Unpersist)(nil),            // 18: baton.fsm.v1.Unpersist
+	(*SetMember)(nil),            // 19: baton.fsm.v1.SetMember
+	(*LeaderReady)(nil),          // 20: baton.fsm.v1.LeaderReady
+	(*Members)(nil),              // 21: baton.fsm.v1.Members
+	(*ACLToken)(nil),             // 22: baton.fsm.v1.ACLToken
+	(*ACLBootstrap)(nil),         // 23: baton.fsm.v1.ACLBootstrap
+	(*ACLTokenDelete)(nil),       // 24: baton.fsm.v1.ACLTokenDelete
+	(*ACLExecutorBind)(nil),      // 25: baton.fsm.v1.ACLExecutorBind
 }
 var file_fsm_fsmpb_fsm_proto_depIdxs = []int32{
 	4,  // 0: baton.fsm.v1.Entry.commands:type_name -> baton.fsm.v1.Command
@@ -2038,11 +2090,11 @@ var file_fsm_fsmpb_fsm_proto_depIdxs = []int32{
 	10, // 3: baton.fsm.v1.TaskEnded.accumulators:type_name -> baton.fsm.v1.Accumulator
 	9,  // 4: baton.fsm.v1.TaskEnded.cached:type_name -> baton.fsm.v1.CachedPartition
 	2,  // 5: baton.fsm.v1.Accumulator.kind:type_name -> baton.fsm.v1.AccKind
-	18, // 6: baton.fsm.v1.Members.members:type_name -> baton.fsm.v1.SetMember
-	19, // 7: baton.fsm.v1.Members.leaders:type_name -> baton.fsm.v1.LeaderReady
-	21, // 8: baton.fsm.v1.Members.acl_tokens:type_name -> baton.fsm.v1.ACLToken
-	24, // 9: baton.fsm.v1.Members.acl_executors:type_name -> baton.fsm.v1.ACLExecutorBind
-	21, // 10: baton.fsm.v1.ACLBootstrap.management:type_name -> baton.fsm.v1.ACLToken
+	19, // 6: baton.fsm.v1.Members.members:type_name -> baton.fsm.v1.SetMember
+	20, // 7: baton.fsm.v1.Members.leaders:type_name -> baton.fsm.v1.LeaderReady
+	22, // 8: baton.fsm.v1.Members.acl_tokens:type_name -> baton.fsm.v1.ACLToken
+	25, // 9: baton.fsm.v1.Members.acl_executors:type_name -> baton.fsm.v1.ACLExecutorBind
+	22, // 10: baton.fsm.v1.ACLBootstrap.management:type_name -> baton.fsm.v1.ACLToken
 	11, // [11:11] is the sub-list for method output_type
 	11, // [11:11] is the sub-list for method input_type
 	11, // [11:11] is the sub-list for extension type_name
@@ -2061,7 +2113,7 @@ func file_fsm_fsmpb_fsm_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_fsm_fsmpb_fsm_proto_rawDesc), len(file_fsm_fsmpb_fsm_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   22,
+			NumMessages:   23,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -30,7 +30,7 @@ func init() {
 	register(&command{name: "operator raft transfer-leader", args: "[ID]", summary: "hand leadership to a member (any, without ID)", run: runTransfer})
 	register(&command{name: "jobs", summary: "the jobs the quorum retains", run: runJobs})
 	register(&command{name: "job status", args: "ID", summary: "a job and its stages (-watch: live progress until it ends)", run: runJobStatus, flags: jobStatusFlags})
-	register(&command{name: "job cancel", args: "ID | -group G", summary: "cancel a running job, or every running job of a group", run: runJobCancel, flags: jobCancelFlags})
+	register(&command{name: "job cancel", args: "ID | -group G | -all", summary: "cancel a running job, every running job of a group, or every running job", run: runJobCancel, flags: jobCancelFlags})
 	register(&command{name: "stage cancel", args: "ID", summary: "cancel every running job that needs a stage", run: runStageCancel})
 	register(&command{name: "job release", args: "ID", summary: "drop an ended job's results", run: runJobRelease})
 	register(&command{name: "job results", args: "ID", summary: "a succeeded job's results: key<TAB>value a line (waits for the job)", run: runJobResults})
@@ -350,10 +350,14 @@ func mapStatisticsLine(m *api.MapStageStatistics) string {
 	return line
 }
 
-var jobCancelOpts struct{ group string }
+var jobCancelOpts struct {
+	group string
+	all   bool
+}
 
 func jobCancelFlags(fs *flag.FlagSet) {
 	fs.StringVar(&jobCancelOpts.group, "group", "", "cancel every running job of this group (submit -group) instead of one job")
+	fs.BoolVar(&jobCancelOpts.all, "all", false, "cancel every running job (Spark's cancelAllJobs)")
 }
 
 // printCancelled says which jobs a group's or a stage's cancellation
@@ -363,14 +367,14 @@ func printCancelled(c *common, what string, ids []uint64) error {
 		return printJSON(c.env.Stdout, map[string]any{"cancelled": append([]uint64{}, ids...)})
 	}
 	if len(ids) == 0 {
-		fmt.Fprintf(c.env.Stdout, "no running job %s\n", what)
+		fmt.Fprintln(c.env.Stdout, strings.TrimSpace("no running job "+what))
 		return nil
 	}
 	var s []string
 	for _, id := range ids {
 		s = append(s, strconv.FormatUint(id, 10))
 	}
-	fmt.Fprintf(c.env.Stdout, "cancelled %d jobs %s: %s\n", len(ids), what, strings.Join(s, ", "))
+	fmt.Fprintf(c.env.Stdout, "%s: %s\n", strings.TrimSpace(fmt.Sprintf("cancelled %d jobs %s", len(ids), what)), strings.Join(s, ", "))
 	return nil
 }
 
@@ -395,6 +399,21 @@ func runStageCancel(ctx context.Context, c *common, fs *flag.FlagSet, args []str
 }
 
 func runJobCancel(ctx context.Context, c *common, fs *flag.FlagSet, args []string) error {
+	if jobCancelOpts.all {
+		if len(args) > 0 || jobCancelOpts.group != "" {
+			return usagef("job cancel -all takes no job id and no -group")
+		}
+		cl, err := c.dial()
+		if err != nil {
+			return err
+		}
+		defer cl.Close()
+		ids, err := cl.CancelAllJobs(ctx, "cancelled with batonctl")
+		if err != nil {
+			return err
+		}
+		return printCancelled(c, "", ids)
+	}
 	if g := jobCancelOpts.group; g != "" {
 		if len(args) > 0 {
 			return usagef("job cancel takes a job id or -group, not both")

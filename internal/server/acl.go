@@ -45,6 +45,7 @@ var needs = map[string]string{
 	api.Scheduler_CancelJob_FullMethodName:      fsm.PolicySubmit,
 	api.Scheduler_CancelJobGroup_FullMethodName: fsm.PolicySubmit,
 	api.Scheduler_CancelStage_FullMethodName:    fsm.PolicySubmit,
+	api.Scheduler_CancelAllJobs_FullMethodName:  fsm.PolicySubmit,
 	api.Scheduler_ReleaseJob_FullMethodName:     fsm.PolicySubmit,
 	api.Scheduler_Unpersist_FullMethodName:      fsm.PolicySubmit,
 

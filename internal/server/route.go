@@ -57,6 +57,7 @@ var routes = map[string]route{
 	api.Scheduler_CancelJob_FullMethodName:      {rule: onLeader, reply: func() proto.Message { return &api.CancelJobResponse{} }},
 	api.Scheduler_CancelJobGroup_FullMethodName: {rule: onLeader, reply: func() proto.Message { return &api.CancelJobsResponse{} }},
 	api.Scheduler_CancelStage_FullMethodName:    {rule: onLeader, reply: func() proto.Message { return &api.CancelJobsResponse{} }},
+	api.Scheduler_CancelAllJobs_FullMethodName:  {rule: onLeader, reply: func() proto.Message { return &api.CancelJobsResponse{} }},
 	api.Scheduler_ReleaseJob_FullMethodName:     {rule: onLeader, reply: func() proto.Message { return &api.ReleaseJobResponse{} }},
 	api.Scheduler_Unpersist_FullMethodName:      {rule: onLeader, reply: func() proto.Message { return &api.UnpersistResponse{} }},
 	api.Scheduler_ListCached_FullMethodName:     {rule: onLeaderIfLinearizable, linearizable: listCachedLinearizable, reply: func() proto.Message { return &api.ListCachedResponse{} }},

@@ -163,6 +163,17 @@ func (s *Server) Unpersist(ctx context.Context, req *api.UnpersistRequest) (*api
 	return &api.UnpersistResponse{Keys: keys, Index: index}, nil
 }
 
+// CancelAllJobs cancels every running job.
+func (s *Server) CancelAllJobs(ctx context.Context, req *api.CancelAllJobsRequest) (*api.CancelJobsResponse, error) {
+	r, index, err := s.propose(ctx, &dag.CancelAllJobs{Reason: clipReason(req.Reason)})
+	if err != nil {
+		return nil, err
+	}
+	s.drv.Dropped(r.Dropped)
+	s.log.Info("jobs cancelled", "jobs", r.Cancelled, "reason", req.Reason)
+	return &api.CancelJobsResponse{Cancelled: jobIDs(r.Cancelled), Index: index}, nil
+}
+
 // clipReason bounds a cancellation's reason: it is logged and kept in
 // every cancelled job's message.
 func clipReason(r string) string {
