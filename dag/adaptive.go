@@ -92,6 +92,11 @@ func coalescible(g *plan.Graph, node int) (reducers int, keys []string, ok bool)
 		if g.Nodes[n].Persist != "" {
 			return 0, nil, false // its partitions are cached one by one
 		}
+		if g.Nodes[n].Op == "repartition" {
+			// An explicit partition count: Spark's AQE leaves
+			// repartition(n) alone too (REPARTITION_BY_NUM).
+			return 0, nil, false
+		}
 		shuffles := 0
 		for _, d := range deps {
 			switch d.Kind {

@@ -28,12 +28,20 @@ import (
 // not with jobs: the same lineage in a later job finds them.
 
 // CachedPartition is a partition of a persisted dataset that a task kept
-// in its executor's block store.
+// in its executor's block store (or read there). Gen is the dataset's
+// generation the task was launched with (CacheGeneration): a dataset
+// unpersisted and persisted again is a new generation, and blocks of the
+// old one are never read nor recorded.
 type CachedPartition struct {
 	Key       string // the node's Persist key
 	Partition int
 	Bytes     int64
+	Gen       uint64
 }
+
+// MaxCachedBytes bounds a reported partition's size (the executors keep
+// at most 128 MiB; the bound keeps sums far from overflow).
+const MaxCachedBytes = 1 << 40
 
 // Unpersist forgets persisted datasets (Spark's unpersist): their blocks
 // are listed in Result.Dropped.Cached for every executor to delete.
@@ -52,6 +60,7 @@ var ErrNotPersisted = fmt.Errorf("dag: no such persisted dataset")
 
 type cachedData struct {
 	key     string
+	gen     uint64 // assigned from State.nextCacheGen when created
 	name    string // the dataset's name in the graph that created it
 	parts   int
 	locs    []ExecutorID // by partition; "" where not cached
@@ -92,6 +101,15 @@ func (s *State) Cached() []CachedInfo {
 		out = append(out, info)
 	}
 	return out
+}
+
+// CacheGeneration returns a persisted dataset's generation: what tasks
+// are launched with, and what their reports must carry.
+func (s *State) CacheGeneration(key string) (uint64, bool) {
+	if c := s.cache[key]; c != nil {
+		return c.gen, true
+	}
+	return 0, false
 }
 
 // CachedLocation returns the executor keeping a partition of a persisted
@@ -141,44 +159,77 @@ func (s *State) addPersisted(g *plan.Graph) {
 		if n.Persist == "" || s.cache[n.Persist] != nil {
 			continue
 		}
-		s.cache[n.Persist] = &cachedData{key: n.Persist, name: n.Name, parts: n.Partitions,
+		s.nextCacheGen++
+		s.cache[n.Persist] = &cachedData{key: n.Persist, gen: s.nextCacheGen, name: n.Name, parts: n.Partitions,
 			locs: make([]ExecutorID, n.Partitions), bytes: make([]int64, n.Partitions), created: s.now}
 		s.liveTasks += n.Partitions
 	}
 }
 
-// checkCached rejects cached partitions a task of the stage cannot have
-// computed: a dataset that is not persisted in the stage, a partition it
-// does not have, a negative size, one reported twice.
-func checkCached(st *stage, cached []CachedPartition) error {
+// CheckCached reports why the cached partitions a task of stage computing
+// partition p reports cannot be true: each must be the partition of a
+// persisted dataset that the task's partition reads through narrow
+// dependencies, once, with a size in range. The driver checks reports
+// with it before they are logged; the state refuses what fails it.
+func (s *State) CheckCached(stage StageID, p int, cached []CachedPartition) error {
+	st := s.stages[stage]
+	if st == nil || len(cached) == 0 {
+		return nil
+	}
+	return checkCached(st, p, cached)
+}
+
+func checkCached(st *stage, p int, cached []CachedPartition) error {
 	if len(cached) == 0 {
 		return nil
 	}
-	closure := st.graph.NarrowClosure(st.node)
-	if len(cached) > len(closure) {
-		return fmt.Errorf("%d cached partitions from a stage of %d datasets", len(cached), len(closure))
+	reads := persistedReads(st.graph, st.node, p)
+	if len(cached) > len(reads) {
+		return fmt.Errorf("%d cached partitions from a task that reads %d persisted ones", len(cached), len(reads))
 	}
 	seen := map[string]bool{}
 	for _, c := range cached {
-		node := -1
-		for _, i := range closure {
-			if st.graph.Nodes[i].Persist == c.Key && c.Key != "" {
-				node = i
-				break
-			}
-		}
-		if node < 0 {
-			return fmt.Errorf("cached partition of %q, which the stage does not persist", c.Key)
-		}
-		if c.Partition < 0 || c.Partition >= st.graph.Nodes[node].Partitions || c.Bytes < 0 {
-			return fmt.Errorf("cached partition %d (%d bytes) of %s out of range", c.Partition, c.Bytes, c.Key)
-		}
-		if seen[c.Key] {
+		want, ok := reads[c.Key]
+		switch {
+		case !ok:
+			return fmt.Errorf("cached partition of %q, which partition %d of the stage does not read", c.Key, p)
+		case c.Partition != want:
+			return fmt.Errorf("cached partition %d of %s, where partition %d of the stage reads %d", c.Partition, c.Key, p, want)
+		case c.Bytes < 0 || c.Bytes > MaxCachedBytes:
+			return fmt.Errorf("cached partition %d of %s of %d bytes", c.Partition, c.Key, c.Bytes)
+		case seen[c.Key]:
 			return fmt.Errorf("dataset %s cached twice by one task", c.Key)
 		}
 		seen[c.Key] = true
 	}
 	return nil
+}
+
+// persistedReads returns, by key, the partition of each persisted dataset
+// that partition p of node reads through narrow dependencies.
+func persistedReads(g *plan.Graph, node, p int) map[string]int {
+	out := map[string]int{}
+	var walk func(node, p int)
+	walk = func(node, p int) {
+		n := &g.Nodes[node]
+		if n.Persist != "" {
+			out[n.Persist] = p
+		}
+		for _, d := range n.Deps {
+			switch d.Kind {
+			case plan.OneToOne:
+				walk(d.Parent, p)
+			case plan.Range:
+				if p >= d.OutStart && p < d.OutStart+d.Length {
+					walk(d.Parent, p-d.OutStart+d.InStart)
+				}
+			}
+		}
+	}
+	if p >= 0 && p < g.Nodes[node].Partitions {
+		walk(node, p)
+	}
+	return out
 }
 
 // recordCached notes the partitions a successful task kept. The first
@@ -190,8 +241,8 @@ func (s *State) recordCached(c *TaskEnded) {
 	}
 	for _, cp := range c.Cached {
 		d := s.cache[cp.Key]
-		if d == nil || d.locs[cp.Partition] != "" {
-			continue
+		if d == nil || cp.Gen != d.gen || cp.Partition >= d.parts || d.locs[cp.Partition] != "" {
+			continue // unpersisted since (or persisted anew), or known
 		}
 		d.locs[cp.Partition] = c.Executor
 		d.bytes[cp.Partition] = cp.Bytes
@@ -272,7 +323,16 @@ func (s *State) neededParents(st *stage) []StageID {
 	}
 	var out []StageID
 	for _, p := range st.parents {
-		if ps := s.stages[p]; ps != nil && keys[s.shuffles[ps.shuffle].key] {
+		ps := s.stages[p]
+		if ps == nil {
+			continue
+		}
+		// A parent being computed (a task of this stage failed to fetch
+		// from it, say: it recomputed a cached partition away from its
+		// executor) is waited for, cache or not; otherwise the stage
+		// would run beside it and fail to fetch again.
+		id := uint64(p)
+		if keys[s.shuffles[ps.shuffle].key] || s.waiting.has(id) || s.running.has(id) || s.failed.has(id) {
 			out = append(out, p)
 		}
 	}
@@ -337,6 +397,7 @@ func (e *encoder) cache(s *State) {
 	for _, k := range keys {
 		d := s.cache[k]
 		e.str(d.key)
+		e.uint(d.gen)
 		e.str(d.name)
 		e.uint(uint64(d.parts))
 		e.int(d.created)
@@ -353,8 +414,12 @@ func (e *encoder) cache(s *State) {
 
 func (d *decoder) cache(s *State) {
 	for n := d.count(); n > 0 && d.err == nil; n-- {
-		c := &cachedData{key: d.str(), name: d.str()}
+		c := &cachedData{key: d.str(), gen: d.uint(), name: d.str()}
 		c.parts = d.bounded(d.int32())
+		if s.liveTasks+c.parts > s.cfg.MaxLiveTasks {
+			d.fail("persisted dataset %s: %d partitions past the live-task limit", c.key, c.parts)
+			return
+		}
 		c.created = d.int()
 		c.locs = make([]ExecutorID, c.parts)
 		c.bytes = make([]int64, c.parts)

@@ -401,7 +401,8 @@ func (sc *scenario) cachedBy(id StageID, p int) []CachedPartition {
 	walk = func(node, p int) {
 		n := &st.graph.Nodes[node]
 		if n.Persist != "" {
-			out = append(out, CachedPartition{Key: n.Persist, Partition: p, Bytes: 10})
+			gen, _ := sc.s.CacheGeneration(n.Persist)
+			out = append(out, CachedPartition{Key: n.Persist, Partition: p, Bytes: 10, Gen: gen})
 		}
 		for _, d := range n.Deps {
 			switch d.Kind {

@@ -45,7 +45,7 @@ func (s *State) CheckInvariants() error {
 	}
 	for k, c := range s.cache {
 		live += c.parts
-		if c.key != k || len(c.locs) != c.parts || len(c.bytes) != c.parts {
+		if c.key != k || len(c.locs) != c.parts || len(c.bytes) != c.parts || c.gen == 0 || c.gen > s.nextCacheGen {
 			fail("persisted dataset %s: index or sizes mismatch", k)
 			continue
 		}

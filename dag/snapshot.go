@@ -276,6 +276,7 @@ func (s *State) AppendBinary(buf []byte) ([]byte, error) {
 	e.ids(s.waiting)
 	e.ids(s.running)
 	e.ids(s.failed)
+	e.uint(s.nextCacheGen)
 	e.cache(s)
 	return e.buf, nil
 }
@@ -512,6 +513,7 @@ func Unmarshal(data []byte) (*State, error) {
 	s.running = d.ids()
 	s.failed = d.ids()
 	if d.version >= 9 { // earlier versions persisted nothing
+		s.nextCacheGen = d.uint()
 		d.cache(s)
 	}
 	if d.err != nil {

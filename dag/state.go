@@ -45,8 +45,10 @@ type State struct {
 	// and cleared when one is applied.
 	resubmit bool
 
-	// cache holds the persisted datasets by key (cache.go).
-	cache map[string]*cachedData
+	// cache holds the persisted datasets by key (cache.go);
+	// nextCacheGen is the generation the last one created took.
+	cache        map[string]*cachedData
+	nextCacheGen uint64
 
 	// liveTasks is the sum of the tasks of s.stages and the partitions of
 	// s.cache (bounded by cfg.MaxLiveTasks); derived, not in the

@@ -155,7 +155,7 @@ func (s *State) checkSubmit(c *SubmitJob) error {
 		return fmt.Errorf("%w: the job has %d tasks, more than the limit of %d tasks per job", ErrTooLarge, tasks, s.cfg.MaxJobTasks)
 	}
 	if int64(s.liveTasks)+tasks+cached > int64(s.cfg.MaxLiveTasks) {
-		return fmt.Errorf("%w: the job's %d tasks and the %d tasks of the stages held would pass the limit of %d; submit again when jobs have been released", ErrTooManyTasks, tasks, s.liveTasks, s.cfg.MaxLiveTasks)
+		return fmt.Errorf("%w: the job's %d tasks and the %d tasks of the stages and persisted partitions held would pass the limit of %d; submit again when jobs have been released or datasets unpersisted", ErrTooManyTasks, tasks, s.liveTasks, s.cfg.MaxLiveTasks)
 	}
 	return nil
 }

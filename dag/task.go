@@ -158,7 +158,7 @@ func (s *State) checkTaskEnded(st *stage, c *TaskEnded) error {
 	if len(c.Cached) > 0 && c.Reason != Success {
 		return bad("cached partitions with a %s end", c.Reason)
 	}
-	if err := checkCached(st, c.Cached); err != nil {
+	if err := checkCached(st, c.Partition, c.Cached); err != nil {
 		return bad("%v", err)
 	}
 	// Tasks are launched with the epoch of their stage attempt, never one

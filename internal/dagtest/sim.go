@@ -356,7 +356,8 @@ func (sim *Sim) persisted(info dag.StageInfo, p int, exec dag.ExecutorID) (keep 
 			if e, ok := sim.s.CachedLocation(n.Persist, p); ok && e == exec {
 				return
 			}
-			keep = append(keep, dag.CachedPartition{Key: n.Persist, Partition: p, Bytes: int64(100 + p)})
+			gen, _ := sim.s.CacheGeneration(n.Persist)
+			keep = append(keep, dag.CachedPartition{Key: n.Persist, Partition: p, Bytes: int64(100 + p), Gen: gen})
 		}
 		for _, d := range n.Deps {
 			switch d.Kind {
