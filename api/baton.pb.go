@@ -1448,7 +1448,10 @@ type SubmitJobResponse struct {
 	JobId uint64                 `protobuf:"varint,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
 	// index is the Raft log index of the write. A read carrying it as
 	// min_index on any member sees the write (read-your-writes).
-	Index         uint64 `protobuf:"varint,2,opt,name=index,proto3" json:"index,omitempty"`
+	Index uint64 `protobuf:"varint,2,opt,name=index,proto3" json:"index,omitempty"`
+	// persisted: the key of each persisted dataset of the plan, by its
+	// name (UnpersistRequest takes the key).
+	Persisted     map[string]string `protobuf:"bytes,3,rep,name=persisted,proto3" json:"persisted,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1495,6 +1498,13 @@ func (x *SubmitJobResponse) GetIndex() uint64 {
 		return x.Index
 	}
 	return 0
+}
+
+func (x *SubmitJobResponse) GetPersisted() map[string]string {
+	if x != nil {
+		return x.Persisted
+	}
+	return nil
 }
 
 type GetJobRequest struct {
@@ -4707,10 +4717,14 @@ type TaskLaunch struct {
 	InputGrants [][]byte `protobuf:"bytes,12,rep,name=input_grants,json=inputGrants,proto3" json:"input_grants,omitempty"`
 	// reduce_end > 0: a task of a coalesced stage, which reads reducer
 	// partitions [reduce_start, reduce_end) of its shuffles.
-	ReduceStart   int32 `protobuf:"varint,13,opt,name=reduce_start,json=reduceStart,proto3" json:"reduce_start,omitempty"`
-	ReduceEnd     int32 `protobuf:"varint,14,opt,name=reduce_end,json=reduceEnd,proto3" json:"reduce_end,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	ReduceStart int32 `protobuf:"varint,13,opt,name=reduce_start,json=reduceStart,proto3" json:"reduce_start,omitempty"`
+	ReduceEnd   int32 `protobuf:"varint,14,opt,name=reduce_end,json=reduceEnd,proto3" json:"reduce_end,omitempty"`
+	// cache_generations: the generation of each persisted dataset the
+	// task's stage computes; the task reads and keeps only those (a dataset
+	// missing here was unpersisted: the task neither reads nor keeps it).
+	CacheGenerations map[string]uint64 `protobuf:"bytes,15,rep,name=cache_generations,json=cacheGenerations,proto3" json:"cache_generations,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *TaskLaunch) Reset() {
@@ -4839,6 +4853,13 @@ func (x *TaskLaunch) GetReduceEnd() int32 {
 		return x.ReduceEnd
 	}
 	return 0
+}
+
+func (x *TaskLaunch) GetCacheGenerations() map[string]uint64 {
+	if x != nil {
+		return x.CacheGenerations
+	}
+	return nil
 }
 
 // TaskStatus reports a task attempt's state.
@@ -5015,12 +5036,14 @@ func (x *TaskStatus) GetCached() []*CachedPartition {
 }
 
 // CachedPartition is a partition of a persisted dataset kept in an
-// executor's block store.
+// executor's block store, of the dataset's generation (a dataset
+// unpersisted and persisted again is a new generation).
 type CachedPartition struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Key           string                 `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
 	Partition     int32                  `protobuf:"varint,2,opt,name=partition,proto3" json:"partition,omitempty"`
 	Bytes         int64                  `protobuf:"varint,3,opt,name=bytes,proto3" json:"bytes,omitempty"`
+	Generation    uint64                 `protobuf:"varint,4,opt,name=generation,proto3" json:"generation,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -5076,6 +5099,67 @@ func (x *CachedPartition) GetBytes() int64 {
 	return 0
 }
 
+func (x *CachedPartition) GetGeneration() uint64 {
+	if x != nil {
+		return x.Generation
+	}
+	return 0
+}
+
+// CachedDatasetBlocks names the kept partitions of one generation of a
+// persisted dataset.
+type CachedDatasetBlocks struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Key           string                 `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	Generation    uint64                 `protobuf:"varint,2,opt,name=generation,proto3" json:"generation,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CachedDatasetBlocks) Reset() {
+	*x = CachedDatasetBlocks{}
+	mi := &file_api_baton_proto_msgTypes[65]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CachedDatasetBlocks) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CachedDatasetBlocks) ProtoMessage() {}
+
+func (x *CachedDatasetBlocks) ProtoReflect() protoreflect.Message {
+	mi := &file_api_baton_proto_msgTypes[65]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CachedDatasetBlocks.ProtoReflect.Descriptor instead.
+func (*CachedDatasetBlocks) Descriptor() ([]byte, []int) {
+	return file_api_baton_proto_rawDescGZIP(), []int{65}
+}
+
+func (x *CachedDatasetBlocks) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+func (x *CachedDatasetBlocks) GetGeneration() uint64 {
+	if x != nil {
+		return x.Generation
+	}
+	return 0
+}
+
 // Accumulator is a named value: a task's update, or a job's total.
 type Accumulator struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -5093,7 +5177,7 @@ type Accumulator struct {
 
 func (x *Accumulator) Reset() {
 	*x = Accumulator{}
-	mi := &file_api_baton_proto_msgTypes[65]
+	mi := &file_api_baton_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5105,7 +5189,7 @@ func (x *Accumulator) String() string {
 func (*Accumulator) ProtoMessage() {}
 
 func (x *Accumulator) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[65]
+	mi := &file_api_baton_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5118,7 +5202,7 @@ func (x *Accumulator) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Accumulator.ProtoReflect.Descriptor instead.
 func (*Accumulator) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{65}
+	return file_api_baton_proto_rawDescGZIP(), []int{66}
 }
 
 func (x *Accumulator) GetName() string {
@@ -5170,9 +5254,9 @@ type Hello struct {
 	// so the leader can tell it which are dead.
 	Shuffles   []uint64 `protobuf:"varint,7,rep,packed,name=shuffles,proto3" json:"shuffles,omitempty"`
 	ResultJobs []uint64 `protobuf:"varint,8,rep,packed,name=result_jobs,json=resultJobs,proto3" json:"result_jobs,omitempty"`
-	// cached_keys: the persisted datasets this executor keeps partitions
-	// of (field 12).
-	CachedKeys []string `protobuf:"bytes,12,rep,name=cached_keys,json=cachedKeys,proto3" json:"cached_keys,omitempty"`
+	// cached: the generations of persisted datasets this executor keeps
+	// partitions of.
+	Cached []*CachedDatasetBlocks `protobuf:"bytes,12,rep,name=cached,proto3" json:"cached,omitempty"`
 	// unacked lists the attempts whose final status is not yet
 	// acknowledged (sent again right after the hello): a new leader holds
 	// their partitions until those reports are committed, so a finished
@@ -5190,7 +5274,7 @@ type Hello struct {
 
 func (x *Hello) Reset() {
 	*x = Hello{}
-	mi := &file_api_baton_proto_msgTypes[66]
+	mi := &file_api_baton_proto_msgTypes[67]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5202,7 +5286,7 @@ func (x *Hello) String() string {
 func (*Hello) ProtoMessage() {}
 
 func (x *Hello) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[66]
+	mi := &file_api_baton_proto_msgTypes[67]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5215,7 +5299,7 @@ func (x *Hello) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Hello.ProtoReflect.Descriptor instead.
 func (*Hello) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{66}
+	return file_api_baton_proto_rawDescGZIP(), []int{67}
 }
 
 func (x *Hello) GetExecutorId() string {
@@ -5274,9 +5358,9 @@ func (x *Hello) GetResultJobs() []uint64 {
 	return nil
 }
 
-func (x *Hello) GetCachedKeys() []string {
+func (x *Hello) GetCached() []*CachedDatasetBlocks {
 	if x != nil {
-		return x.CachedKeys
+		return x.Cached
 	}
 	return nil
 }
@@ -5315,7 +5399,7 @@ type StatusUpdates struct {
 
 func (x *StatusUpdates) Reset() {
 	*x = StatusUpdates{}
-	mi := &file_api_baton_proto_msgTypes[67]
+	mi := &file_api_baton_proto_msgTypes[68]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5327,7 +5411,7 @@ func (x *StatusUpdates) String() string {
 func (*StatusUpdates) ProtoMessage() {}
 
 func (x *StatusUpdates) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[67]
+	mi := &file_api_baton_proto_msgTypes[68]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5340,7 +5424,7 @@ func (x *StatusUpdates) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusUpdates.ProtoReflect.Descriptor instead.
 func (*StatusUpdates) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{67}
+	return file_api_baton_proto_rawDescGZIP(), []int{68}
 }
 
 func (x *StatusUpdates) GetUpdates() []*TaskStatus {
@@ -5366,7 +5450,7 @@ type CommitRequest struct {
 
 func (x *CommitRequest) Reset() {
 	*x = CommitRequest{}
-	mi := &file_api_baton_proto_msgTypes[68]
+	mi := &file_api_baton_proto_msgTypes[69]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5378,7 +5462,7 @@ func (x *CommitRequest) String() string {
 func (*CommitRequest) ProtoMessage() {}
 
 func (x *CommitRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[68]
+	mi := &file_api_baton_proto_msgTypes[69]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5391,7 +5475,7 @@ func (x *CommitRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommitRequest.ProtoReflect.Descriptor instead.
 func (*CommitRequest) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{68}
+	return file_api_baton_proto_rawDescGZIP(), []int{69}
 }
 
 func (x *CommitRequest) GetId() *TaskID {
@@ -5416,7 +5500,7 @@ type ExecutorMessage struct {
 
 func (x *ExecutorMessage) Reset() {
 	*x = ExecutorMessage{}
-	mi := &file_api_baton_proto_msgTypes[69]
+	mi := &file_api_baton_proto_msgTypes[70]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5428,7 +5512,7 @@ func (x *ExecutorMessage) String() string {
 func (*ExecutorMessage) ProtoMessage() {}
 
 func (x *ExecutorMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[69]
+	mi := &file_api_baton_proto_msgTypes[70]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5441,7 +5525,7 @@ func (x *ExecutorMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecutorMessage.ProtoReflect.Descriptor instead.
 func (*ExecutorMessage) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{69}
+	return file_api_baton_proto_rawDescGZIP(), []int{70}
 }
 
 func (x *ExecutorMessage) GetMsg() isExecutorMessage_Msg {
@@ -5514,7 +5598,7 @@ type Welcome struct {
 
 func (x *Welcome) Reset() {
 	*x = Welcome{}
-	mi := &file_api_baton_proto_msgTypes[70]
+	mi := &file_api_baton_proto_msgTypes[71]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5526,7 +5610,7 @@ func (x *Welcome) String() string {
 func (*Welcome) ProtoMessage() {}
 
 func (x *Welcome) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[70]
+	mi := &file_api_baton_proto_msgTypes[71]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5539,7 +5623,7 @@ func (x *Welcome) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Welcome.ProtoReflect.Descriptor instead.
 func (*Welcome) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{70}
+	return file_api_baton_proto_rawDescGZIP(), []int{71}
 }
 
 func (x *Welcome) GetTerm() uint64 {
@@ -5572,7 +5656,7 @@ type Launch struct {
 
 func (x *Launch) Reset() {
 	*x = Launch{}
-	mi := &file_api_baton_proto_msgTypes[71]
+	mi := &file_api_baton_proto_msgTypes[72]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5584,7 +5668,7 @@ func (x *Launch) String() string {
 func (*Launch) ProtoMessage() {}
 
 func (x *Launch) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[71]
+	mi := &file_api_baton_proto_msgTypes[72]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5597,7 +5681,7 @@ func (x *Launch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Launch.ProtoReflect.Descriptor instead.
 func (*Launch) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{71}
+	return file_api_baton_proto_rawDescGZIP(), []int{72}
 }
 
 func (x *Launch) GetTasks() []*TaskLaunch {
@@ -5618,7 +5702,7 @@ type Kill struct {
 
 func (x *Kill) Reset() {
 	*x = Kill{}
-	mi := &file_api_baton_proto_msgTypes[72]
+	mi := &file_api_baton_proto_msgTypes[73]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5630,7 +5714,7 @@ func (x *Kill) String() string {
 func (*Kill) ProtoMessage() {}
 
 func (x *Kill) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[72]
+	mi := &file_api_baton_proto_msgTypes[73]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5643,7 +5727,7 @@ func (x *Kill) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Kill.ProtoReflect.Descriptor instead.
 func (*Kill) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{72}
+	return file_api_baton_proto_rawDescGZIP(), []int{73}
 }
 
 func (x *Kill) GetTerm() uint64 {
@@ -5678,7 +5762,7 @@ type Ack struct {
 
 func (x *Ack) Reset() {
 	*x = Ack{}
-	mi := &file_api_baton_proto_msgTypes[73]
+	mi := &file_api_baton_proto_msgTypes[74]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5690,7 +5774,7 @@ func (x *Ack) String() string {
 func (*Ack) ProtoMessage() {}
 
 func (x *Ack) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[73]
+	mi := &file_api_baton_proto_msgTypes[74]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5703,7 +5787,7 @@ func (x *Ack) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Ack.ProtoReflect.Descriptor instead.
 func (*Ack) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{73}
+	return file_api_baton_proto_rawDescGZIP(), []int{74}
 }
 
 func (x *Ack) GetTasks() []uint64 {
@@ -5724,7 +5808,7 @@ type CommitDecision struct {
 
 func (x *CommitDecision) Reset() {
 	*x = CommitDecision{}
-	mi := &file_api_baton_proto_msgTypes[74]
+	mi := &file_api_baton_proto_msgTypes[75]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5736,7 +5820,7 @@ func (x *CommitDecision) String() string {
 func (*CommitDecision) ProtoMessage() {}
 
 func (x *CommitDecision) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[74]
+	mi := &file_api_baton_proto_msgTypes[75]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5749,7 +5833,7 @@ func (x *CommitDecision) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommitDecision.ProtoReflect.Descriptor instead.
 func (*CommitDecision) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{74}
+	return file_api_baton_proto_rawDescGZIP(), []int{75}
 }
 
 func (x *CommitDecision) GetTerm() uint64 {
@@ -5783,7 +5867,7 @@ type ResultBlock struct {
 
 func (x *ResultBlock) Reset() {
 	*x = ResultBlock{}
-	mi := &file_api_baton_proto_msgTypes[75]
+	mi := &file_api_baton_proto_msgTypes[76]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5795,7 +5879,7 @@ func (x *ResultBlock) String() string {
 func (*ResultBlock) ProtoMessage() {}
 
 func (x *ResultBlock) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[75]
+	mi := &file_api_baton_proto_msgTypes[76]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5808,7 +5892,7 @@ func (x *ResultBlock) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResultBlock.ProtoReflect.Descriptor instead.
 func (*ResultBlock) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{75}
+	return file_api_baton_proto_rawDescGZIP(), []int{76}
 }
 
 func (x *ResultBlock) GetJob() uint64 {
@@ -5831,15 +5915,17 @@ type DeleteBlocks struct {
 	Results  []*ResultBlock         `protobuf:"bytes,2,rep,name=results,proto3" json:"results,omitempty"`
 	// result_jobs: delete every result of these jobs.
 	ResultJobs []uint64 `protobuf:"varint,3,rep,packed,name=result_jobs,json=resultJobs,proto3" json:"result_jobs,omitempty"`
-	// cached_keys: delete every kept partition of these persisted datasets.
-	CachedKeys    []string `protobuf:"bytes,4,rep,name=cached_keys,json=cachedKeys,proto3" json:"cached_keys,omitempty"`
+	// cached_keys: delete every kept partition of these persisted datasets
+	// (every generation); cached: delete these generations only.
+	CachedKeys    []string               `protobuf:"bytes,4,rep,name=cached_keys,json=cachedKeys,proto3" json:"cached_keys,omitempty"`
+	Cached        []*CachedDatasetBlocks `protobuf:"bytes,5,rep,name=cached,proto3" json:"cached,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *DeleteBlocks) Reset() {
 	*x = DeleteBlocks{}
-	mi := &file_api_baton_proto_msgTypes[76]
+	mi := &file_api_baton_proto_msgTypes[77]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5851,7 +5937,7 @@ func (x *DeleteBlocks) String() string {
 func (*DeleteBlocks) ProtoMessage() {}
 
 func (x *DeleteBlocks) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[76]
+	mi := &file_api_baton_proto_msgTypes[77]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5864,7 +5950,7 @@ func (x *DeleteBlocks) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteBlocks.ProtoReflect.Descriptor instead.
 func (*DeleteBlocks) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{76}
+	return file_api_baton_proto_rawDescGZIP(), []int{77}
 }
 
 func (x *DeleteBlocks) GetShuffles() []uint64 {
@@ -5895,6 +5981,13 @@ func (x *DeleteBlocks) GetCachedKeys() []string {
 	return nil
 }
 
+func (x *DeleteBlocks) GetCached() []*CachedDatasetBlocks {
+	if x != nil {
+		return x.Cached
+	}
+	return nil
+}
+
 type NotLeader struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	LeaderId      string                 `protobuf:"bytes,1,opt,name=leader_id,json=leaderId,proto3" json:"leader_id,omitempty"`
@@ -5905,7 +5998,7 @@ type NotLeader struct {
 
 func (x *NotLeader) Reset() {
 	*x = NotLeader{}
-	mi := &file_api_baton_proto_msgTypes[77]
+	mi := &file_api_baton_proto_msgTypes[78]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5917,7 +6010,7 @@ func (x *NotLeader) String() string {
 func (*NotLeader) ProtoMessage() {}
 
 func (x *NotLeader) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[77]
+	mi := &file_api_baton_proto_msgTypes[78]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5930,7 +6023,7 @@ func (x *NotLeader) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NotLeader.ProtoReflect.Descriptor instead.
 func (*NotLeader) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{77}
+	return file_api_baton_proto_rawDescGZIP(), []int{78}
 }
 
 func (x *NotLeader) GetLeaderId() string {
@@ -5966,7 +6059,7 @@ type DriverMessage struct {
 
 func (x *DriverMessage) Reset() {
 	*x = DriverMessage{}
-	mi := &file_api_baton_proto_msgTypes[78]
+	mi := &file_api_baton_proto_msgTypes[79]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5978,7 +6071,7 @@ func (x *DriverMessage) String() string {
 func (*DriverMessage) ProtoMessage() {}
 
 func (x *DriverMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[78]
+	mi := &file_api_baton_proto_msgTypes[79]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5991,7 +6084,7 @@ func (x *DriverMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DriverMessage.ProtoReflect.Descriptor instead.
 func (*DriverMessage) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{78}
+	return file_api_baton_proto_rawDescGZIP(), []int{79}
 }
 
 func (x *DriverMessage) GetMsg() isDriverMessage_Msg {
@@ -6128,7 +6221,7 @@ type FetchShuffleRequest struct {
 
 func (x *FetchShuffleRequest) Reset() {
 	*x = FetchShuffleRequest{}
-	mi := &file_api_baton_proto_msgTypes[79]
+	mi := &file_api_baton_proto_msgTypes[80]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6140,7 +6233,7 @@ func (x *FetchShuffleRequest) String() string {
 func (*FetchShuffleRequest) ProtoMessage() {}
 
 func (x *FetchShuffleRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[79]
+	mi := &file_api_baton_proto_msgTypes[80]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6153,7 +6246,7 @@ func (x *FetchShuffleRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchShuffleRequest.ProtoReflect.Descriptor instead.
 func (*FetchShuffleRequest) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{79}
+	return file_api_baton_proto_rawDescGZIP(), []int{80}
 }
 
 func (x *FetchShuffleRequest) GetShuffle() uint64 {
@@ -6203,7 +6296,7 @@ type FetchResultRequest struct {
 
 func (x *FetchResultRequest) Reset() {
 	*x = FetchResultRequest{}
-	mi := &file_api_baton_proto_msgTypes[80]
+	mi := &file_api_baton_proto_msgTypes[81]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6215,7 +6308,7 @@ func (x *FetchResultRequest) String() string {
 func (*FetchResultRequest) ProtoMessage() {}
 
 func (x *FetchResultRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[80]
+	mi := &file_api_baton_proto_msgTypes[81]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6228,7 +6321,7 @@ func (x *FetchResultRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchResultRequest.ProtoReflect.Descriptor instead.
 func (*FetchResultRequest) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{80}
+	return file_api_baton_proto_rawDescGZIP(), []int{81}
 }
 
 func (x *FetchResultRequest) GetJob() uint64 {
@@ -6268,7 +6361,7 @@ type BlockChunk struct {
 
 func (x *BlockChunk) Reset() {
 	*x = BlockChunk{}
-	mi := &file_api_baton_proto_msgTypes[81]
+	mi := &file_api_baton_proto_msgTypes[82]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6280,7 +6373,7 @@ func (x *BlockChunk) String() string {
 func (*BlockChunk) ProtoMessage() {}
 
 func (x *BlockChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[81]
+	mi := &file_api_baton_proto_msgTypes[82]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6293,7 +6386,7 @@ func (x *BlockChunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BlockChunk.ProtoReflect.Descriptor instead.
 func (*BlockChunk) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{81}
+	return file_api_baton_proto_rawDescGZIP(), []int{82}
 }
 
 func (x *BlockChunk) GetMap() int32 {
@@ -6339,7 +6432,7 @@ type ExecutorStatsRequest struct {
 
 func (x *ExecutorStatsRequest) Reset() {
 	*x = ExecutorStatsRequest{}
-	mi := &file_api_baton_proto_msgTypes[82]
+	mi := &file_api_baton_proto_msgTypes[83]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6351,7 +6444,7 @@ func (x *ExecutorStatsRequest) String() string {
 func (*ExecutorStatsRequest) ProtoMessage() {}
 
 func (x *ExecutorStatsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[82]
+	mi := &file_api_baton_proto_msgTypes[83]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6364,7 +6457,7 @@ func (x *ExecutorStatsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecutorStatsRequest.ProtoReflect.Descriptor instead.
 func (*ExecutorStatsRequest) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{82}
+	return file_api_baton_proto_rawDescGZIP(), []int{83}
 }
 
 // ExecutorStats is what an executor did since it started: for drills and
@@ -6393,7 +6486,7 @@ type ExecutorStats struct {
 
 func (x *ExecutorStats) Reset() {
 	*x = ExecutorStats{}
-	mi := &file_api_baton_proto_msgTypes[83]
+	mi := &file_api_baton_proto_msgTypes[84]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6405,7 +6498,7 @@ func (x *ExecutorStats) String() string {
 func (*ExecutorStats) ProtoMessage() {}
 
 func (x *ExecutorStats) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[83]
+	mi := &file_api_baton_proto_msgTypes[84]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6418,7 +6511,7 @@ func (x *ExecutorStats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecutorStats.ProtoReflect.Descriptor instead.
 func (*ExecutorStats) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{83}
+	return file_api_baton_proto_rawDescGZIP(), []int{84}
 }
 
 func (x *ExecutorStats) GetExecutorId() string {
@@ -6513,7 +6606,7 @@ type ACLToken struct {
 
 func (x *ACLToken) Reset() {
 	*x = ACLToken{}
-	mi := &file_api_baton_proto_msgTypes[84]
+	mi := &file_api_baton_proto_msgTypes[85]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6525,7 +6618,7 @@ func (x *ACLToken) String() string {
 func (*ACLToken) ProtoMessage() {}
 
 func (x *ACLToken) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[84]
+	mi := &file_api_baton_proto_msgTypes[85]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6538,7 +6631,7 @@ func (x *ACLToken) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ACLToken.ProtoReflect.Descriptor instead.
 func (*ACLToken) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{84}
+	return file_api_baton_proto_rawDescGZIP(), []int{85}
 }
 
 func (x *ACLToken) GetAccessor() string {
@@ -6584,7 +6677,7 @@ type ACLBootstrapRequest struct {
 
 func (x *ACLBootstrapRequest) Reset() {
 	*x = ACLBootstrapRequest{}
-	mi := &file_api_baton_proto_msgTypes[85]
+	mi := &file_api_baton_proto_msgTypes[86]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6596,7 +6689,7 @@ func (x *ACLBootstrapRequest) String() string {
 func (*ACLBootstrapRequest) ProtoMessage() {}
 
 func (x *ACLBootstrapRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[85]
+	mi := &file_api_baton_proto_msgTypes[86]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6609,7 +6702,7 @@ func (x *ACLBootstrapRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ACLBootstrapRequest.ProtoReflect.Descriptor instead.
 func (*ACLBootstrapRequest) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{85}
+	return file_api_baton_proto_rawDescGZIP(), []int{86}
 }
 
 type ACLBootstrapResponse struct {
@@ -6621,7 +6714,7 @@ type ACLBootstrapResponse struct {
 
 func (x *ACLBootstrapResponse) Reset() {
 	*x = ACLBootstrapResponse{}
-	mi := &file_api_baton_proto_msgTypes[86]
+	mi := &file_api_baton_proto_msgTypes[87]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6633,7 +6726,7 @@ func (x *ACLBootstrapResponse) String() string {
 func (*ACLBootstrapResponse) ProtoMessage() {}
 
 func (x *ACLBootstrapResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[86]
+	mi := &file_api_baton_proto_msgTypes[87]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6646,7 +6739,7 @@ func (x *ACLBootstrapResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ACLBootstrapResponse.ProtoReflect.Descriptor instead.
 func (*ACLBootstrapResponse) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{86}
+	return file_api_baton_proto_rawDescGZIP(), []int{87}
 }
 
 func (x *ACLBootstrapResponse) GetToken() *ACLToken {
@@ -6667,7 +6760,7 @@ type CreateTokenRequest struct {
 
 func (x *CreateTokenRequest) Reset() {
 	*x = CreateTokenRequest{}
-	mi := &file_api_baton_proto_msgTypes[87]
+	mi := &file_api_baton_proto_msgTypes[88]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6679,7 +6772,7 @@ func (x *CreateTokenRequest) String() string {
 func (*CreateTokenRequest) ProtoMessage() {}
 
 func (x *CreateTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[87]
+	mi := &file_api_baton_proto_msgTypes[88]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6692,7 +6785,7 @@ func (x *CreateTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateTokenRequest.ProtoReflect.Descriptor instead.
 func (*CreateTokenRequest) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{87}
+	return file_api_baton_proto_rawDescGZIP(), []int{88}
 }
 
 func (x *CreateTokenRequest) GetName() string {
@@ -6718,7 +6811,7 @@ type CreateTokenResponse struct {
 
 func (x *CreateTokenResponse) Reset() {
 	*x = CreateTokenResponse{}
-	mi := &file_api_baton_proto_msgTypes[88]
+	mi := &file_api_baton_proto_msgTypes[89]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6730,7 +6823,7 @@ func (x *CreateTokenResponse) String() string {
 func (*CreateTokenResponse) ProtoMessage() {}
 
 func (x *CreateTokenResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[88]
+	mi := &file_api_baton_proto_msgTypes[89]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6743,7 +6836,7 @@ func (x *CreateTokenResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateTokenResponse.ProtoReflect.Descriptor instead.
 func (*CreateTokenResponse) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{88}
+	return file_api_baton_proto_rawDescGZIP(), []int{89}
 }
 
 func (x *CreateTokenResponse) GetToken() *ACLToken {
@@ -6761,7 +6854,7 @@ type ListTokensRequest struct {
 
 func (x *ListTokensRequest) Reset() {
 	*x = ListTokensRequest{}
-	mi := &file_api_baton_proto_msgTypes[89]
+	mi := &file_api_baton_proto_msgTypes[90]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6773,7 +6866,7 @@ func (x *ListTokensRequest) String() string {
 func (*ListTokensRequest) ProtoMessage() {}
 
 func (x *ListTokensRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[89]
+	mi := &file_api_baton_proto_msgTypes[90]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6786,7 +6879,7 @@ func (x *ListTokensRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTokensRequest.ProtoReflect.Descriptor instead.
 func (*ListTokensRequest) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{89}
+	return file_api_baton_proto_rawDescGZIP(), []int{90}
 }
 
 type ListTokensResponse struct {
@@ -6798,7 +6891,7 @@ type ListTokensResponse struct {
 
 func (x *ListTokensResponse) Reset() {
 	*x = ListTokensResponse{}
-	mi := &file_api_baton_proto_msgTypes[90]
+	mi := &file_api_baton_proto_msgTypes[91]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6810,7 +6903,7 @@ func (x *ListTokensResponse) String() string {
 func (*ListTokensResponse) ProtoMessage() {}
 
 func (x *ListTokensResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[90]
+	mi := &file_api_baton_proto_msgTypes[91]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6823,7 +6916,7 @@ func (x *ListTokensResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTokensResponse.ProtoReflect.Descriptor instead.
 func (*ListTokensResponse) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{90}
+	return file_api_baton_proto_rawDescGZIP(), []int{91}
 }
 
 func (x *ListTokensResponse) GetTokens() []*ACLToken {
@@ -6842,7 +6935,7 @@ type DeleteTokenRequest struct {
 
 func (x *DeleteTokenRequest) Reset() {
 	*x = DeleteTokenRequest{}
-	mi := &file_api_baton_proto_msgTypes[91]
+	mi := &file_api_baton_proto_msgTypes[92]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6854,7 +6947,7 @@ func (x *DeleteTokenRequest) String() string {
 func (*DeleteTokenRequest) ProtoMessage() {}
 
 func (x *DeleteTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[91]
+	mi := &file_api_baton_proto_msgTypes[92]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6867,7 +6960,7 @@ func (x *DeleteTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteTokenRequest.ProtoReflect.Descriptor instead.
 func (*DeleteTokenRequest) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{91}
+	return file_api_baton_proto_rawDescGZIP(), []int{92}
 }
 
 func (x *DeleteTokenRequest) GetAccessor() string {
@@ -6885,7 +6978,7 @@ type DeleteTokenResponse struct {
 
 func (x *DeleteTokenResponse) Reset() {
 	*x = DeleteTokenResponse{}
-	mi := &file_api_baton_proto_msgTypes[92]
+	mi := &file_api_baton_proto_msgTypes[93]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6897,7 +6990,7 @@ func (x *DeleteTokenResponse) String() string {
 func (*DeleteTokenResponse) ProtoMessage() {}
 
 func (x *DeleteTokenResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[92]
+	mi := &file_api_baton_proto_msgTypes[93]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6910,7 +7003,7 @@ func (x *DeleteTokenResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteTokenResponse.ProtoReflect.Descriptor instead.
 func (*DeleteTokenResponse) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{92}
+	return file_api_baton_proto_rawDescGZIP(), []int{93}
 }
 
 var File_api_baton_proto protoreflect.FileDescriptor
@@ -7035,10 +7128,14 @@ const file_api_baton_proto_rawDesc = "" +
 	"\x05group\x18\b \x01(\tR\x05group\x12\x1b\n" +
 	"\tmap_stage\x18\t \x01(\bR\bmapStage\x12'\n" +
 	"\x0fadaptive_target\x18\n" +
-	" \x01(\x03R\x0eadaptiveTarget\"@\n" +
+	" \x01(\x03R\x0eadaptiveTarget\"\xc8\x01\n" +
 	"\x11SubmitJobResponse\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\x04R\x05jobId\x12\x14\n" +
-	"\x05index\x18\x02 \x01(\x04R\x05index\"\xb3\x01\n" +
+	"\x05index\x18\x02 \x01(\x04R\x05index\x12H\n" +
+	"\tpersisted\x18\x03 \x03(\v2*.baton.v1.SubmitJobResponse.PersistedEntryR\tpersisted\x1a<\n" +
+	"\x0ePersistedEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xb3\x01\n" +
 	"\rGetJobRequest\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\x04R\x05jobId\x12\"\n" +
 	"\flinearizable\x18\x02 \x01(\bR\flinearizable\x12\x1b\n" +
@@ -7271,7 +7368,7 @@ const file_api_baton_proto_rawDesc = "" +
 	"\ashuffle\x18\x01 \x01(\x04R\ashuffle\x12\x10\n" +
 	"\x03key\x18\x02 \x01(\tR\x03key\x12\x12\n" +
 	"\x04maps\x18\x03 \x01(\x05R\x04maps\x123\n" +
-	"\tlocations\x18\x04 \x03(\v2\x15.baton.v1.MapLocationR\tlocationsJ\x04\b\x05\x10\x06R\x05grant\"\xc8\x03\n" +
+	"\tlocations\x18\x04 \x03(\v2\x15.baton.v1.MapLocationR\tlocationsJ\x04\b\x05\x10\x06R\x05grant\"\xe6\x04\n" +
 	"\n" +
 	"TaskLaunch\x12 \n" +
 	"\x02id\x18\x01 \x01(\v2\x10.baton.v1.TaskIDR\x02id\x12\x12\n" +
@@ -7290,7 +7387,11 @@ const file_api_baton_proto_rawDesc = "" +
 	"\finput_grants\x18\f \x03(\fR\vinputGrants\x12!\n" +
 	"\freduce_start\x18\r \x01(\x05R\vreduceStart\x12\x1d\n" +
 	"\n" +
-	"reduce_end\x18\x0e \x01(\x05R\treduceEnd\"\xce\x04\n" +
+	"reduce_end\x18\x0e \x01(\x05R\treduceEnd\x12W\n" +
+	"\x11cache_generations\x18\x0f \x03(\v2*.baton.v1.TaskLaunch.CacheGenerationsEntryR\x10cacheGenerations\x1aC\n" +
+	"\x15CacheGenerationsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\x04R\x05value:\x028\x01\"\xce\x04\n" +
 	"\n" +
 	"TaskStatus\x12 \n" +
 	"\x02id\x18\x01 \x01(\v2\x10.baton.v1.TaskIDR\x02id\x12)\n" +
@@ -7311,18 +7412,26 @@ const file_api_baton_proto_rawDesc = "" +
 	"\vduration_ms\x18\x0e \x01(\x03R\n" +
 	"durationMs\x129\n" +
 	"\faccumulators\x18\x0f \x03(\v2\x15.baton.v1.AccumulatorR\faccumulators\x121\n" +
-	"\x06cached\x18\x10 \x03(\v2\x19.baton.v1.CachedPartitionR\x06cached\"W\n" +
+	"\x06cached\x18\x10 \x03(\v2\x19.baton.v1.CachedPartitionR\x06cached\"w\n" +
 	"\x0fCachedPartition\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x1c\n" +
 	"\tpartition\x18\x02 \x01(\x05R\tpartition\x12\x14\n" +
-	"\x05bytes\x18\x03 \x01(\x03R\x05bytes\"\xa4\x01\n" +
+	"\x05bytes\x18\x03 \x01(\x03R\x05bytes\x12\x1e\n" +
+	"\n" +
+	"generation\x18\x04 \x01(\x04R\n" +
+	"generation\"G\n" +
+	"\x13CachedDatasetBlocks\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x1e\n" +
+	"\n" +
+	"generation\x18\x02 \x01(\x04R\n" +
+	"generation\"\xa4\x01\n" +
 	"\vAccumulator\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12-\n" +
 	"\x04kind\x18\x02 \x01(\x0e2\x19.baton.v1.AccumulatorKindR\x04kind\x12\x1b\n" +
 	"\tint_value\x18\x03 \x01(\x03R\bintValue\x12\x1f\n" +
 	"\vfloat_value\x18\x04 \x01(\x01R\n" +
 	"floatValue\x12\x14\n" +
-	"\x05tasks\x18\x05 \x01(\x03R\x05tasks\"\x85\x03\n" +
+	"\x05tasks\x18\x05 \x01(\x03R\x05tasks\"\x9b\x03\n" +
 	"\x05Hello\x12\x1f\n" +
 	"\vexecutor_id\x18\x01 \x01(\tR\n" +
 	"executorId\x12\x12\n" +
@@ -7333,9 +7442,8 @@ const file_api_baton_proto_rawDesc = "" +
 	"\arunning\x18\x06 \x03(\v2\x10.baton.v1.TaskIDR\arunning\x12\x1a\n" +
 	"\bshuffles\x18\a \x03(\x04R\bshuffles\x12\x1f\n" +
 	"\vresult_jobs\x18\b \x03(\x04R\n" +
-	"resultJobs\x12\x1f\n" +
-	"\vcached_keys\x18\f \x03(\tR\n" +
-	"cachedKeys\x12*\n" +
+	"resultJobs\x125\n" +
+	"\x06cached\x18\f \x03(\v2\x1d.baton.v1.CachedDatasetBlocksR\x06cached\x12*\n" +
 	"\aunacked\x18\t \x03(\v2\x10.baton.v1.TaskIDR\aunacked\x12\x1c\n" +
 	"\tunhealthy\x18\n" +
 	" \x01(\tR\tunhealthy\x12$\n" +
@@ -7370,14 +7478,15 @@ const file_api_baton_proto_rawDesc = "" +
 	"authorized\"3\n" +
 	"\vResultBlock\x12\x10\n" +
 	"\x03job\x18\x01 \x01(\x04R\x03job\x12\x12\n" +
-	"\x04task\x18\x02 \x01(\x04R\x04task\"\x9d\x01\n" +
+	"\x04task\x18\x02 \x01(\x04R\x04task\"\xd4\x01\n" +
 	"\fDeleteBlocks\x12\x1a\n" +
 	"\bshuffles\x18\x01 \x03(\x04R\bshuffles\x12/\n" +
 	"\aresults\x18\x02 \x03(\v2\x15.baton.v1.ResultBlockR\aresults\x12\x1f\n" +
 	"\vresult_jobs\x18\x03 \x03(\x04R\n" +
 	"resultJobs\x12\x1f\n" +
 	"\vcached_keys\x18\x04 \x03(\tR\n" +
-	"cachedKeys\"P\n" +
+	"cachedKeys\x125\n" +
+	"\x06cached\x18\x05 \x03(\v2\x1d.baton.v1.CachedDatasetBlocksR\x06cached\"P\n" +
 	"\tNotLeader\x12\x1b\n" +
 	"\tleader_id\x18\x01 \x01(\tR\bleaderId\x12&\n" +
 	"\x0fleader_api_addr\x18\x02 \x01(\tR\rleaderApiAddr\"\xd6\x02\n" +
@@ -7542,7 +7651,7 @@ func file_api_baton_proto_rawDescGZIP() []byte {
 }
 
 var file_api_baton_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_api_baton_proto_msgTypes = make([]protoimpl.MessageInfo, 100)
+var file_api_baton_proto_msgTypes = make([]protoimpl.MessageInfo, 103)
 var file_api_baton_proto_goTypes = []any{
 	(JobState)(0),                      // 0: baton.v1.JobState
 	(TaskState)(0),                     // 1: baton.v1.TaskState
@@ -7614,172 +7723,179 @@ var file_api_baton_proto_goTypes = []any{
 	(*TaskLaunch)(nil),                 // 67: baton.v1.TaskLaunch
 	(*TaskStatus)(nil),                 // 68: baton.v1.TaskStatus
 	(*CachedPartition)(nil),            // 69: baton.v1.CachedPartition
-	(*Accumulator)(nil),                // 70: baton.v1.Accumulator
-	(*Hello)(nil),                      // 71: baton.v1.Hello
-	(*StatusUpdates)(nil),              // 72: baton.v1.StatusUpdates
-	(*CommitRequest)(nil),              // 73: baton.v1.CommitRequest
-	(*ExecutorMessage)(nil),            // 74: baton.v1.ExecutorMessage
-	(*Welcome)(nil),                    // 75: baton.v1.Welcome
-	(*Launch)(nil),                     // 76: baton.v1.Launch
-	(*Kill)(nil),                       // 77: baton.v1.Kill
-	(*Ack)(nil),                        // 78: baton.v1.Ack
-	(*CommitDecision)(nil),             // 79: baton.v1.CommitDecision
-	(*ResultBlock)(nil),                // 80: baton.v1.ResultBlock
-	(*DeleteBlocks)(nil),               // 81: baton.v1.DeleteBlocks
-	(*NotLeader)(nil),                  // 82: baton.v1.NotLeader
-	(*DriverMessage)(nil),              // 83: baton.v1.DriverMessage
-	(*FetchShuffleRequest)(nil),        // 84: baton.v1.FetchShuffleRequest
-	(*FetchResultRequest)(nil),         // 85: baton.v1.FetchResultRequest
-	(*BlockChunk)(nil),                 // 86: baton.v1.BlockChunk
-	(*ExecutorStatsRequest)(nil),       // 87: baton.v1.ExecutorStatsRequest
-	(*ExecutorStats)(nil),              // 88: baton.v1.ExecutorStats
-	(*ACLToken)(nil),                   // 89: baton.v1.ACLToken
-	(*ACLBootstrapRequest)(nil),        // 90: baton.v1.ACLBootstrapRequest
-	(*ACLBootstrapResponse)(nil),       // 91: baton.v1.ACLBootstrapResponse
-	(*CreateTokenRequest)(nil),         // 92: baton.v1.CreateTokenRequest
-	(*CreateTokenResponse)(nil),        // 93: baton.v1.CreateTokenResponse
-	(*ListTokensRequest)(nil),          // 94: baton.v1.ListTokensRequest
-	(*ListTokensResponse)(nil),         // 95: baton.v1.ListTokensResponse
-	(*DeleteTokenRequest)(nil),         // 96: baton.v1.DeleteTokenRequest
-	(*DeleteTokenResponse)(nil),        // 97: baton.v1.DeleteTokenResponse
-	nil,                                // 98: baton.v1.Plan.DatasetsEntry
-	nil,                                // 99: baton.v1.Dataset.EnvEntry
-	nil,                                // 100: baton.v1.CachedDataset.ExecutorsEntry
-	nil,                                // 101: baton.v1.StageDetail.TaskCountsEntry
-	nil,                                // 102: baton.v1.ExecutorStats.LaunchesByJobEntry
-	nil,                                // 103: baton.v1.ExecutorStats.FirstLaunchByTermEntry
-	nil,                                // 104: baton.v1.ExecutorStats.LastLaunchByTermEntry
+	(*CachedDatasetBlocks)(nil),        // 70: baton.v1.CachedDatasetBlocks
+	(*Accumulator)(nil),                // 71: baton.v1.Accumulator
+	(*Hello)(nil),                      // 72: baton.v1.Hello
+	(*StatusUpdates)(nil),              // 73: baton.v1.StatusUpdates
+	(*CommitRequest)(nil),              // 74: baton.v1.CommitRequest
+	(*ExecutorMessage)(nil),            // 75: baton.v1.ExecutorMessage
+	(*Welcome)(nil),                    // 76: baton.v1.Welcome
+	(*Launch)(nil),                     // 77: baton.v1.Launch
+	(*Kill)(nil),                       // 78: baton.v1.Kill
+	(*Ack)(nil),                        // 79: baton.v1.Ack
+	(*CommitDecision)(nil),             // 80: baton.v1.CommitDecision
+	(*ResultBlock)(nil),                // 81: baton.v1.ResultBlock
+	(*DeleteBlocks)(nil),               // 82: baton.v1.DeleteBlocks
+	(*NotLeader)(nil),                  // 83: baton.v1.NotLeader
+	(*DriverMessage)(nil),              // 84: baton.v1.DriverMessage
+	(*FetchShuffleRequest)(nil),        // 85: baton.v1.FetchShuffleRequest
+	(*FetchResultRequest)(nil),         // 86: baton.v1.FetchResultRequest
+	(*BlockChunk)(nil),                 // 87: baton.v1.BlockChunk
+	(*ExecutorStatsRequest)(nil),       // 88: baton.v1.ExecutorStatsRequest
+	(*ExecutorStats)(nil),              // 89: baton.v1.ExecutorStats
+	(*ACLToken)(nil),                   // 90: baton.v1.ACLToken
+	(*ACLBootstrapRequest)(nil),        // 91: baton.v1.ACLBootstrapRequest
+	(*ACLBootstrapResponse)(nil),       // 92: baton.v1.ACLBootstrapResponse
+	(*CreateTokenRequest)(nil),         // 93: baton.v1.CreateTokenRequest
+	(*CreateTokenResponse)(nil),        // 94: baton.v1.CreateTokenResponse
+	(*ListTokensRequest)(nil),          // 95: baton.v1.ListTokensRequest
+	(*ListTokensResponse)(nil),         // 96: baton.v1.ListTokensResponse
+	(*DeleteTokenRequest)(nil),         // 97: baton.v1.DeleteTokenRequest
+	(*DeleteTokenResponse)(nil),        // 98: baton.v1.DeleteTokenResponse
+	nil,                                // 99: baton.v1.Plan.DatasetsEntry
+	nil,                                // 100: baton.v1.Dataset.EnvEntry
+	nil,                                // 101: baton.v1.SubmitJobResponse.PersistedEntry
+	nil,                                // 102: baton.v1.CachedDataset.ExecutorsEntry
+	nil,                                // 103: baton.v1.StageDetail.TaskCountsEntry
+	nil,                                // 104: baton.v1.TaskLaunch.CacheGenerationsEntry
+	nil,                                // 105: baton.v1.ExecutorStats.LaunchesByJobEntry
+	nil,                                // 106: baton.v1.ExecutorStats.FirstLaunchByTermEntry
+	nil,                                // 107: baton.v1.ExecutorStats.LastLaunchByTermEntry
 }
 var file_api_baton_proto_depIdxs = []int32{
-	98,  // 0: baton.v1.Plan.datasets:type_name -> baton.v1.Plan.DatasetsEntry
+	99,  // 0: baton.v1.Plan.datasets:type_name -> baton.v1.Plan.DatasetsEntry
 	9,   // 1: baton.v1.Plan.action:type_name -> baton.v1.Action
 	6,   // 2: baton.v1.Dataset.fn:type_name -> baton.v1.Func
 	7,   // 3: baton.v1.Dataset.records:type_name -> baton.v1.Record
-	99,  // 4: baton.v1.Dataset.env:type_name -> baton.v1.Dataset.EnvEntry
+	100, // 4: baton.v1.Dataset.env:type_name -> baton.v1.Dataset.EnvEntry
 	6,   // 5: baton.v1.Action.fn:type_name -> baton.v1.Func
 	0,   // 6: baton.v1.Job.state:type_name -> baton.v1.JobState
 	13,  // 7: baton.v1.Job.stages:type_name -> baton.v1.Stage
 	12,  // 8: baton.v1.Job.results:type_name -> baton.v1.ResultInfo
 	9,   // 9: baton.v1.Job.action_spec:type_name -> baton.v1.Action
-	70,  // 10: baton.v1.Job.accumulators:type_name -> baton.v1.Accumulator
-	70,  // 11: baton.v1.Job.failed_accumulators:type_name -> baton.v1.Accumulator
+	71,  // 10: baton.v1.Job.accumulators:type_name -> baton.v1.Accumulator
+	71,  // 11: baton.v1.Job.failed_accumulators:type_name -> baton.v1.Accumulator
 	11,  // 12: baton.v1.Job.map_statistics:type_name -> baton.v1.MapStageStatistics
 	5,   // 13: baton.v1.SubmitJobRequest.plan:type_name -> baton.v1.Plan
-	10,  // 14: baton.v1.ListJobsResponse.jobs:type_name -> baton.v1.Job
-	100, // 15: baton.v1.CachedDataset.executors:type_name -> baton.v1.CachedDataset.ExecutorsEntry
-	25,  // 16: baton.v1.ListCachedResponse.datasets:type_name -> baton.v1.CachedDataset
-	36,  // 17: baton.v1.ListExecutorsResponse.executors:type_name -> baton.v1.Executor
-	13,  // 18: baton.v1.StageDetail.stage:type_name -> baton.v1.Stage
-	39,  // 19: baton.v1.StageDetail.tasks:type_name -> baton.v1.TaskAttempt
-	101, // 20: baton.v1.StageDetail.task_counts:type_name -> baton.v1.StageDetail.TaskCountsEntry
-	45,  // 21: baton.v1.StatusResponse.node:type_name -> baton.v1.NodeStatus
-	41,  // 22: baton.v1.StatusResponse.peers:type_name -> baton.v1.Peer
-	41,  // 23: baton.v1.ListPeersResponse.peers:type_name -> baton.v1.Peer
-	60,  // 24: baton.v1.LeaderHistoryResponse.takeovers:type_name -> baton.v1.Takeover
-	65,  // 25: baton.v1.ShuffleInput.locations:type_name -> baton.v1.MapLocation
-	64,  // 26: baton.v1.TaskLaunch.id:type_name -> baton.v1.TaskID
-	66,  // 27: baton.v1.TaskLaunch.inputs:type_name -> baton.v1.ShuffleInput
-	64,  // 28: baton.v1.TaskStatus.id:type_name -> baton.v1.TaskID
-	1,   // 29: baton.v1.TaskStatus.state:type_name -> baton.v1.TaskState
-	2,   // 30: baton.v1.TaskStatus.failure:type_name -> baton.v1.FailureKind
-	70,  // 31: baton.v1.TaskStatus.accumulators:type_name -> baton.v1.Accumulator
-	69,  // 32: baton.v1.TaskStatus.cached:type_name -> baton.v1.CachedPartition
-	3,   // 33: baton.v1.Accumulator.kind:type_name -> baton.v1.AccumulatorKind
-	64,  // 34: baton.v1.Hello.running:type_name -> baton.v1.TaskID
-	64,  // 35: baton.v1.Hello.unacked:type_name -> baton.v1.TaskID
-	68,  // 36: baton.v1.StatusUpdates.updates:type_name -> baton.v1.TaskStatus
-	64,  // 37: baton.v1.CommitRequest.id:type_name -> baton.v1.TaskID
-	71,  // 38: baton.v1.ExecutorMessage.hello:type_name -> baton.v1.Hello
-	72,  // 39: baton.v1.ExecutorMessage.updates:type_name -> baton.v1.StatusUpdates
-	73,  // 40: baton.v1.ExecutorMessage.commit:type_name -> baton.v1.CommitRequest
-	67,  // 41: baton.v1.Launch.tasks:type_name -> baton.v1.TaskLaunch
-	80,  // 42: baton.v1.DeleteBlocks.results:type_name -> baton.v1.ResultBlock
-	75,  // 43: baton.v1.DriverMessage.welcome:type_name -> baton.v1.Welcome
-	76,  // 44: baton.v1.DriverMessage.launch:type_name -> baton.v1.Launch
-	77,  // 45: baton.v1.DriverMessage.kill:type_name -> baton.v1.Kill
-	78,  // 46: baton.v1.DriverMessage.ack:type_name -> baton.v1.Ack
-	79,  // 47: baton.v1.DriverMessage.commit:type_name -> baton.v1.CommitDecision
-	81,  // 48: baton.v1.DriverMessage.delete:type_name -> baton.v1.DeleteBlocks
-	82,  // 49: baton.v1.DriverMessage.not_leader:type_name -> baton.v1.NotLeader
-	4,   // 50: baton.v1.BlockChunk.error:type_name -> baton.v1.BlockError
-	102, // 51: baton.v1.ExecutorStats.launches_by_job:type_name -> baton.v1.ExecutorStats.LaunchesByJobEntry
-	103, // 52: baton.v1.ExecutorStats.first_launch_by_term:type_name -> baton.v1.ExecutorStats.FirstLaunchByTermEntry
-	104, // 53: baton.v1.ExecutorStats.last_launch_by_term:type_name -> baton.v1.ExecutorStats.LastLaunchByTermEntry
-	89,  // 54: baton.v1.ACLBootstrapResponse.token:type_name -> baton.v1.ACLToken
-	89,  // 55: baton.v1.CreateTokenResponse.token:type_name -> baton.v1.ACLToken
-	89,  // 56: baton.v1.ListTokensResponse.tokens:type_name -> baton.v1.ACLToken
-	8,   // 57: baton.v1.Plan.DatasetsEntry.value:type_name -> baton.v1.Dataset
-	14,  // 58: baton.v1.Scheduler.SubmitJob:input_type -> baton.v1.SubmitJobRequest
-	16,  // 59: baton.v1.Scheduler.GetJob:input_type -> baton.v1.GetJobRequest
-	17,  // 60: baton.v1.Scheduler.ListJobs:input_type -> baton.v1.ListJobsRequest
-	19,  // 61: baton.v1.Scheduler.CancelJob:input_type -> baton.v1.CancelJobRequest
-	21,  // 62: baton.v1.Scheduler.CancelJobGroup:input_type -> baton.v1.CancelJobGroupRequest
-	23,  // 63: baton.v1.Scheduler.CancelStage:input_type -> baton.v1.CancelStageRequest
-	22,  // 64: baton.v1.Scheduler.CancelAllJobs:input_type -> baton.v1.CancelAllJobsRequest
-	30,  // 65: baton.v1.Scheduler.WatchJob:input_type -> baton.v1.WatchJobRequest
-	33,  // 66: baton.v1.Scheduler.CollectResults:input_type -> baton.v1.CollectResultsRequest
-	31,  // 67: baton.v1.Scheduler.ReleaseJob:input_type -> baton.v1.ReleaseJobRequest
-	35,  // 68: baton.v1.Scheduler.ListExecutors:input_type -> baton.v1.ListExecutorsRequest
-	38,  // 69: baton.v1.Scheduler.GetStage:input_type -> baton.v1.GetStageRequest
-	24,  // 70: baton.v1.Scheduler.ListCached:input_type -> baton.v1.ListCachedRequest
-	27,  // 71: baton.v1.Scheduler.Unpersist:input_type -> baton.v1.UnpersistRequest
-	42,  // 72: baton.v1.Operator.Status:input_type -> baton.v1.StatusRequest
-	44,  // 73: baton.v1.Operator.GetNodeStatus:input_type -> baton.v1.NodeStatusRequest
-	46,  // 74: baton.v1.Operator.ListPeers:input_type -> baton.v1.ListPeersRequest
-	48,  // 75: baton.v1.Operator.AddPeer:input_type -> baton.v1.AddPeerRequest
-	50,  // 76: baton.v1.Operator.RemovePeer:input_type -> baton.v1.RemovePeerRequest
-	52,  // 77: baton.v1.Operator.TransferLeadership:input_type -> baton.v1.TransferLeadershipRequest
-	54,  // 78: baton.v1.Operator.RegisterMember:input_type -> baton.v1.RegisterMemberRequest
-	62,  // 79: baton.v1.Operator.ReportResultLost:input_type -> baton.v1.ReportResultLostRequest
-	59,  // 80: baton.v1.Operator.LeaderHistory:input_type -> baton.v1.LeaderHistoryRequest
-	56,  // 81: baton.v1.Operator.SnapshotSave:input_type -> baton.v1.SnapshotSaveRequest
-	57,  // 82: baton.v1.Operator.SnapshotRestore:input_type -> baton.v1.SnapshotChunk
-	74,  // 83: baton.v1.Executors.Connect:input_type -> baton.v1.ExecutorMessage
-	84,  // 84: baton.v1.Blocks.FetchShuffle:input_type -> baton.v1.FetchShuffleRequest
-	85,  // 85: baton.v1.Blocks.FetchResult:input_type -> baton.v1.FetchResultRequest
-	87,  // 86: baton.v1.Blocks.Stats:input_type -> baton.v1.ExecutorStatsRequest
-	90,  // 87: baton.v1.ACL.Bootstrap:input_type -> baton.v1.ACLBootstrapRequest
-	92,  // 88: baton.v1.ACL.CreateToken:input_type -> baton.v1.CreateTokenRequest
-	94,  // 89: baton.v1.ACL.ListTokens:input_type -> baton.v1.ListTokensRequest
-	96,  // 90: baton.v1.ACL.DeleteToken:input_type -> baton.v1.DeleteTokenRequest
-	15,  // 91: baton.v1.Scheduler.SubmitJob:output_type -> baton.v1.SubmitJobResponse
-	10,  // 92: baton.v1.Scheduler.GetJob:output_type -> baton.v1.Job
-	18,  // 93: baton.v1.Scheduler.ListJobs:output_type -> baton.v1.ListJobsResponse
-	20,  // 94: baton.v1.Scheduler.CancelJob:output_type -> baton.v1.CancelJobResponse
-	29,  // 95: baton.v1.Scheduler.CancelJobGroup:output_type -> baton.v1.CancelJobsResponse
-	29,  // 96: baton.v1.Scheduler.CancelStage:output_type -> baton.v1.CancelJobsResponse
-	29,  // 97: baton.v1.Scheduler.CancelAllJobs:output_type -> baton.v1.CancelJobsResponse
-	10,  // 98: baton.v1.Scheduler.WatchJob:output_type -> baton.v1.Job
-	34,  // 99: baton.v1.Scheduler.CollectResults:output_type -> baton.v1.ResultChunk
-	32,  // 100: baton.v1.Scheduler.ReleaseJob:output_type -> baton.v1.ReleaseJobResponse
-	37,  // 101: baton.v1.Scheduler.ListExecutors:output_type -> baton.v1.ListExecutorsResponse
-	40,  // 102: baton.v1.Scheduler.GetStage:output_type -> baton.v1.StageDetail
-	26,  // 103: baton.v1.Scheduler.ListCached:output_type -> baton.v1.ListCachedResponse
-	28,  // 104: baton.v1.Scheduler.Unpersist:output_type -> baton.v1.UnpersistResponse
-	43,  // 105: baton.v1.Operator.Status:output_type -> baton.v1.StatusResponse
-	45,  // 106: baton.v1.Operator.GetNodeStatus:output_type -> baton.v1.NodeStatus
-	47,  // 107: baton.v1.Operator.ListPeers:output_type -> baton.v1.ListPeersResponse
-	49,  // 108: baton.v1.Operator.AddPeer:output_type -> baton.v1.AddPeerResponse
-	51,  // 109: baton.v1.Operator.RemovePeer:output_type -> baton.v1.RemovePeerResponse
-	53,  // 110: baton.v1.Operator.TransferLeadership:output_type -> baton.v1.TransferLeadershipResponse
-	55,  // 111: baton.v1.Operator.RegisterMember:output_type -> baton.v1.RegisterMemberResponse
-	63,  // 112: baton.v1.Operator.ReportResultLost:output_type -> baton.v1.ReportResultLostResponse
-	61,  // 113: baton.v1.Operator.LeaderHistory:output_type -> baton.v1.LeaderHistoryResponse
-	57,  // 114: baton.v1.Operator.SnapshotSave:output_type -> baton.v1.SnapshotChunk
-	58,  // 115: baton.v1.Operator.SnapshotRestore:output_type -> baton.v1.SnapshotRestoreResponse
-	83,  // 116: baton.v1.Executors.Connect:output_type -> baton.v1.DriverMessage
-	86,  // 117: baton.v1.Blocks.FetchShuffle:output_type -> baton.v1.BlockChunk
-	86,  // 118: baton.v1.Blocks.FetchResult:output_type -> baton.v1.BlockChunk
-	88,  // 119: baton.v1.Blocks.Stats:output_type -> baton.v1.ExecutorStats
-	91,  // 120: baton.v1.ACL.Bootstrap:output_type -> baton.v1.ACLBootstrapResponse
-	93,  // 121: baton.v1.ACL.CreateToken:output_type -> baton.v1.CreateTokenResponse
-	95,  // 122: baton.v1.ACL.ListTokens:output_type -> baton.v1.ListTokensResponse
-	97,  // 123: baton.v1.ACL.DeleteToken:output_type -> baton.v1.DeleteTokenResponse
-	91,  // [91:124] is the sub-list for method output_type
-	58,  // [58:91] is the sub-list for method input_type
-	58,  // [58:58] is the sub-list for extension type_name
-	58,  // [58:58] is the sub-list for extension extendee
-	0,   // [0:58] is the sub-list for field type_name
+	101, // 14: baton.v1.SubmitJobResponse.persisted:type_name -> baton.v1.SubmitJobResponse.PersistedEntry
+	10,  // 15: baton.v1.ListJobsResponse.jobs:type_name -> baton.v1.Job
+	102, // 16: baton.v1.CachedDataset.executors:type_name -> baton.v1.CachedDataset.ExecutorsEntry
+	25,  // 17: baton.v1.ListCachedResponse.datasets:type_name -> baton.v1.CachedDataset
+	36,  // 18: baton.v1.ListExecutorsResponse.executors:type_name -> baton.v1.Executor
+	13,  // 19: baton.v1.StageDetail.stage:type_name -> baton.v1.Stage
+	39,  // 20: baton.v1.StageDetail.tasks:type_name -> baton.v1.TaskAttempt
+	103, // 21: baton.v1.StageDetail.task_counts:type_name -> baton.v1.StageDetail.TaskCountsEntry
+	45,  // 22: baton.v1.StatusResponse.node:type_name -> baton.v1.NodeStatus
+	41,  // 23: baton.v1.StatusResponse.peers:type_name -> baton.v1.Peer
+	41,  // 24: baton.v1.ListPeersResponse.peers:type_name -> baton.v1.Peer
+	60,  // 25: baton.v1.LeaderHistoryResponse.takeovers:type_name -> baton.v1.Takeover
+	65,  // 26: baton.v1.ShuffleInput.locations:type_name -> baton.v1.MapLocation
+	64,  // 27: baton.v1.TaskLaunch.id:type_name -> baton.v1.TaskID
+	66,  // 28: baton.v1.TaskLaunch.inputs:type_name -> baton.v1.ShuffleInput
+	104, // 29: baton.v1.TaskLaunch.cache_generations:type_name -> baton.v1.TaskLaunch.CacheGenerationsEntry
+	64,  // 30: baton.v1.TaskStatus.id:type_name -> baton.v1.TaskID
+	1,   // 31: baton.v1.TaskStatus.state:type_name -> baton.v1.TaskState
+	2,   // 32: baton.v1.TaskStatus.failure:type_name -> baton.v1.FailureKind
+	71,  // 33: baton.v1.TaskStatus.accumulators:type_name -> baton.v1.Accumulator
+	69,  // 34: baton.v1.TaskStatus.cached:type_name -> baton.v1.CachedPartition
+	3,   // 35: baton.v1.Accumulator.kind:type_name -> baton.v1.AccumulatorKind
+	64,  // 36: baton.v1.Hello.running:type_name -> baton.v1.TaskID
+	70,  // 37: baton.v1.Hello.cached:type_name -> baton.v1.CachedDatasetBlocks
+	64,  // 38: baton.v1.Hello.unacked:type_name -> baton.v1.TaskID
+	68,  // 39: baton.v1.StatusUpdates.updates:type_name -> baton.v1.TaskStatus
+	64,  // 40: baton.v1.CommitRequest.id:type_name -> baton.v1.TaskID
+	72,  // 41: baton.v1.ExecutorMessage.hello:type_name -> baton.v1.Hello
+	73,  // 42: baton.v1.ExecutorMessage.updates:type_name -> baton.v1.StatusUpdates
+	74,  // 43: baton.v1.ExecutorMessage.commit:type_name -> baton.v1.CommitRequest
+	67,  // 44: baton.v1.Launch.tasks:type_name -> baton.v1.TaskLaunch
+	81,  // 45: baton.v1.DeleteBlocks.results:type_name -> baton.v1.ResultBlock
+	70,  // 46: baton.v1.DeleteBlocks.cached:type_name -> baton.v1.CachedDatasetBlocks
+	76,  // 47: baton.v1.DriverMessage.welcome:type_name -> baton.v1.Welcome
+	77,  // 48: baton.v1.DriverMessage.launch:type_name -> baton.v1.Launch
+	78,  // 49: baton.v1.DriverMessage.kill:type_name -> baton.v1.Kill
+	79,  // 50: baton.v1.DriverMessage.ack:type_name -> baton.v1.Ack
+	80,  // 51: baton.v1.DriverMessage.commit:type_name -> baton.v1.CommitDecision
+	82,  // 52: baton.v1.DriverMessage.delete:type_name -> baton.v1.DeleteBlocks
+	83,  // 53: baton.v1.DriverMessage.not_leader:type_name -> baton.v1.NotLeader
+	4,   // 54: baton.v1.BlockChunk.error:type_name -> baton.v1.BlockError
+	105, // 55: baton.v1.ExecutorStats.launches_by_job:type_name -> baton.v1.ExecutorStats.LaunchesByJobEntry
+	106, // 56: baton.v1.ExecutorStats.first_launch_by_term:type_name -> baton.v1.ExecutorStats.FirstLaunchByTermEntry
+	107, // 57: baton.v1.ExecutorStats.last_launch_by_term:type_name -> baton.v1.ExecutorStats.LastLaunchByTermEntry
+	90,  // 58: baton.v1.ACLBootstrapResponse.token:type_name -> baton.v1.ACLToken
+	90,  // 59: baton.v1.CreateTokenResponse.token:type_name -> baton.v1.ACLToken
+	90,  // 60: baton.v1.ListTokensResponse.tokens:type_name -> baton.v1.ACLToken
+	8,   // 61: baton.v1.Plan.DatasetsEntry.value:type_name -> baton.v1.Dataset
+	14,  // 62: baton.v1.Scheduler.SubmitJob:input_type -> baton.v1.SubmitJobRequest
+	16,  // 63: baton.v1.Scheduler.GetJob:input_type -> baton.v1.GetJobRequest
+	17,  // 64: baton.v1.Scheduler.ListJobs:input_type -> baton.v1.ListJobsRequest
+	19,  // 65: baton.v1.Scheduler.CancelJob:input_type -> baton.v1.CancelJobRequest
+	21,  // 66: baton.v1.Scheduler.CancelJobGroup:input_type -> baton.v1.CancelJobGroupRequest
+	23,  // 67: baton.v1.Scheduler.CancelStage:input_type -> baton.v1.CancelStageRequest
+	22,  // 68: baton.v1.Scheduler.CancelAllJobs:input_type -> baton.v1.CancelAllJobsRequest
+	30,  // 69: baton.v1.Scheduler.WatchJob:input_type -> baton.v1.WatchJobRequest
+	33,  // 70: baton.v1.Scheduler.CollectResults:input_type -> baton.v1.CollectResultsRequest
+	31,  // 71: baton.v1.Scheduler.ReleaseJob:input_type -> baton.v1.ReleaseJobRequest
+	35,  // 72: baton.v1.Scheduler.ListExecutors:input_type -> baton.v1.ListExecutorsRequest
+	38,  // 73: baton.v1.Scheduler.GetStage:input_type -> baton.v1.GetStageRequest
+	24,  // 74: baton.v1.Scheduler.ListCached:input_type -> baton.v1.ListCachedRequest
+	27,  // 75: baton.v1.Scheduler.Unpersist:input_type -> baton.v1.UnpersistRequest
+	42,  // 76: baton.v1.Operator.Status:input_type -> baton.v1.StatusRequest
+	44,  // 77: baton.v1.Operator.GetNodeStatus:input_type -> baton.v1.NodeStatusRequest
+	46,  // 78: baton.v1.Operator.ListPeers:input_type -> baton.v1.ListPeersRequest
+	48,  // 79: baton.v1.Operator.AddPeer:input_type -> baton.v1.AddPeerRequest
+	50,  // 80: baton.v1.Operator.RemovePeer:input_type -> baton.v1.RemovePeerRequest
+	52,  // 81: baton.v1.Operator.TransferLeadership:input_type -> baton.v1.TransferLeadershipRequest
+	54,  // 82: baton.v1.Operator.RegisterMember:input_type -> baton.v1.RegisterMemberRequest
+	62,  // 83: baton.v1.Operator.ReportResultLost:input_type -> baton.v1.ReportResultLostRequest
+	59,  // 84: baton.v1.Operator.LeaderHistory:input_type -> baton.v1.LeaderHistoryRequest
+	56,  // 85: baton.v1.Operator.SnapshotSave:input_type -> baton.v1.SnapshotSaveRequest
+	57,  // 86: baton.v1.Operator.SnapshotRestore:input_type -> baton.v1.SnapshotChunk
+	75,  // 87: baton.v1.Executors.Connect:input_type -> baton.v1.ExecutorMessage
+	85,  // 88: baton.v1.Blocks.FetchShuffle:input_type -> baton.v1.FetchShuffleRequest
+	86,  // 89: baton.v1.Blocks.FetchResult:input_type -> baton.v1.FetchResultRequest
+	88,  // 90: baton.v1.Blocks.Stats:input_type -> baton.v1.ExecutorStatsRequest
+	91,  // 91: baton.v1.ACL.Bootstrap:input_type -> baton.v1.ACLBootstrapRequest
+	93,  // 92: baton.v1.ACL.CreateToken:input_type -> baton.v1.CreateTokenRequest
+	95,  // 93: baton.v1.ACL.ListTokens:input_type -> baton.v1.ListTokensRequest
+	97,  // 94: baton.v1.ACL.DeleteToken:input_type -> baton.v1.DeleteTokenRequest
+	15,  // 95: baton.v1.Scheduler.SubmitJob:output_type -> baton.v1.SubmitJobResponse
+	10,  // 96: baton.v1.Scheduler.GetJob:output_type -> baton.v1.Job
+	18,  // 97: baton.v1.Scheduler.ListJobs:output_type -> baton.v1.ListJobsResponse
+	20,  // 98: baton.v1.Scheduler.CancelJob:output_type -> baton.v1.CancelJobResponse
+	29,  // 99: baton.v1.Scheduler.CancelJobGroup:output_type -> baton.v1.CancelJobsResponse
+	29,  // 100: baton.v1.Scheduler.CancelStage:output_type -> baton.v1.CancelJobsResponse
+	29,  // 101: baton.v1.Scheduler.CancelAllJobs:output_type -> baton.v1.CancelJobsResponse
+	10,  // 102: baton.v1.Scheduler.WatchJob:output_type -> baton.v1.Job
+	34,  // 103: baton.v1.Scheduler.CollectResults:output_type -> baton.v1.ResultChunk
+	32,  // 104: baton.v1.Scheduler.ReleaseJob:output_type -> baton.v1.ReleaseJobResponse
+	37,  // 105: baton.v1.Scheduler.ListExecutors:output_type -> baton.v1.ListExecutorsResponse
+	40,  // 106: baton.v1.Scheduler.GetStage:output_type -> baton.v1.StageDetail
+	26,  // 107: baton.v1.Scheduler.ListCached:output_type -> baton.v1.ListCachedResponse
+	28,  // 108: baton.v1.Scheduler.Unpersist:output_type -> baton.v1.UnpersistResponse
+	43,  // 109: baton.v1.Operator.Status:output_type -> baton.v1.StatusResponse
+	45,  // 110: baton.v1.Operator.GetNodeStatus:output_type -> baton.v1.NodeStatus
+	47,  // 111: baton.v1.Operator.ListPeers:output_type -> baton.v1.ListPeersResponse
+	49,  // 112: baton.v1.Operator.AddPeer:output_type -> baton.v1.AddPeerResponse
+	51,  // 113: baton.v1.Operator.RemovePeer:output_type -> baton.v1.RemovePeerResponse
+	53,  // 114: baton.v1.Operator.TransferLeadership:output_type -> baton.v1.TransferLeadershipResponse
+	55,  // 115: baton.v1.Operator.RegisterMember:output_type -> baton.v1.RegisterMemberResponse
+	63,  // 116: baton.v1.Operator.ReportResultLost:output_type -> baton.v1.ReportResultLostResponse
+	61,  // 117: baton.v1.Operator.LeaderHistory:output_type -> baton.v1.LeaderHistoryResponse
+	57,  // 118: baton.v1.Operator.SnapshotSave:output_type -> baton.v1.SnapshotChunk
+	58,  // 119: baton.v1.Operator.SnapshotRestore:output_type -> baton.v1.SnapshotRestoreResponse
+	84,  // 120: baton.v1.Executors.Connect:output_type -> baton.v1.DriverMessage
+	87,  // 121: baton.v1.Blocks.FetchShuffle:output_type -> baton.v1.BlockChunk
+	87,  // 122: baton.v1.Blocks.FetchResult:output_type -> baton.v1.BlockChunk
+	89,  // 123: baton.v1.Blocks.Stats:output_type -> baton.v1.ExecutorStats
+	92,  // 124: baton.v1.ACL.Bootstrap:output_type -> baton.v1.ACLBootstrapResponse
+	94,  // 125: baton.v1.ACL.CreateToken:output_type -> baton.v1.CreateTokenResponse
+	96,  // 126: baton.v1.ACL.ListTokens:output_type -> baton.v1.ListTokensResponse
+	98,  // 127: baton.v1.ACL.DeleteToken:output_type -> baton.v1.DeleteTokenResponse
+	95,  // [95:128] is the sub-list for method output_type
+	62,  // [62:95] is the sub-list for method input_type
+	62,  // [62:62] is the sub-list for extension type_name
+	62,  // [62:62] is the sub-list for extension extendee
+	0,   // [0:62] is the sub-list for field type_name
 }
 
 func init() { file_api_baton_proto_init() }
@@ -7788,12 +7904,12 @@ func file_api_baton_proto_init() {
 		return
 	}
 	file_api_baton_proto_msgTypes[3].OneofWrappers = []any{}
-	file_api_baton_proto_msgTypes[69].OneofWrappers = []any{
+	file_api_baton_proto_msgTypes[70].OneofWrappers = []any{
 		(*ExecutorMessage_Hello)(nil),
 		(*ExecutorMessage_Updates)(nil),
 		(*ExecutorMessage_Commit)(nil),
 	}
-	file_api_baton_proto_msgTypes[78].OneofWrappers = []any{
+	file_api_baton_proto_msgTypes[79].OneofWrappers = []any{
 		(*DriverMessage_Welcome)(nil),
 		(*DriverMessage_Launch)(nil),
 		(*DriverMessage_Kill)(nil),
@@ -7808,7 +7924,7 @@ func file_api_baton_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_api_baton_proto_rawDesc), len(file_api_baton_proto_rawDesc)),
 			NumEnums:      5,
-			NumMessages:   100,
+			NumMessages:   103,
 			NumExtensions: 0,
 			NumServices:   5,
 		},

@@ -67,6 +67,26 @@ func (sp *space) room(n int) error {
 	return nil
 }
 
+// fits checks that an optional write of n bytes (a kept partition) fits
+// with room to spare (twice what room asks, so that cached data never
+// takes the last of the disk from shuffles), without marking the store
+// full when it does not.
+func (sp *space) fits(n int) error {
+	sp.mu.Lock()
+	defer sp.mu.Unlock()
+	if sp.broken != "" {
+		return fmt.Errorf("%w: %s; restart the executor", ErrBroken, sp.broken)
+	}
+	free, err := sp.free(sp.dir)
+	if err != nil {
+		return nil
+	}
+	if need := 4*uint64(n) + sp.minFree; free < need {
+		return fmt.Errorf("blockstore: %s free in %s, not enough to keep %s: %w", bytesString(free), sp.dir, bytesString(uint64(n)), ErrNoSpace)
+	}
+	return nil
+}
+
 // check re-reads the free space and returns why the store takes no
 // writes, or "": the disk is below its free minimum, or it still lacks
 // the room the last refused write needed.

@@ -89,6 +89,9 @@ type Client struct {
 	index uint64
 	// datasetSeq names the datasets Dataset builds.
 	datasetSeq atomic.Uint64
+	// persisted maps the names of persisted datasets of this client's
+	// submissions to their keys (Dataset.Unpersist); guarded by mu.
+	persisted map[string]string
 }
 
 // leaderHeader is the response header in which members name the leader's
@@ -389,7 +392,26 @@ func (c *Client) Submit(ctx context.Context, p *plan.Plan, opts SubmitOptions) (
 		return 0, err
 	}
 	c.seen(resp.Index)
+	if len(resp.Persisted) > 0 {
+		c.mu.Lock()
+		if c.persisted == nil {
+			c.persisted = map[string]string{}
+		}
+		for name, key := range resp.Persisted {
+			c.persisted[name] = key
+		}
+		c.mu.Unlock()
+	}
 	return resp.JobId, nil
+}
+
+// persistedKey returns the key of a persisted dataset one of this client's
+// submissions named.
+func (c *Client) persistedKey(name string) (string, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	key, ok := c.persisted[name]
+	return key, ok
 }
 
 // NewKey returns a fresh random idempotency key.

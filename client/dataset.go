@@ -223,10 +223,16 @@ func (d *Dataset) Persist() *Dataset {
 	return &out
 }
 
-// Unpersist frees d's cached partitions (Spark's unpersist) and returns
-// how many persisted datasets it dropped (0: d was not cached).
-func (d *Dataset) Unpersist(ctx context.Context) (int, error) {
-	return d.c.Unpersist(ctx, d.name)
+// Unpersist frees d's cached partitions (Spark's unpersist), by the key
+// the scheduler gave d when a job of this client persisted it; it is an
+// error if none did.
+func (d *Dataset) Unpersist(ctx context.Context) error {
+	key, ok := d.c.persistedKey(d.name)
+	if !ok {
+		return fmt.Errorf("client: dataset %s was not persisted by a job of this client", d.name)
+	}
+	_, err := d.c.Unpersist(ctx, key)
+	return err
 }
 
 // Named names the job an action runs (for listings and the UI).

@@ -395,17 +395,13 @@ func (l *leadership) attached(c *conn, h *api.Hello) error {
 				del.ResultJobs = append(del.ResultJobs, jid)
 			}
 		}
-		known := map[string]bool{}
-		for _, c := range s.Cached() {
-			known[c.Key] = true
-		}
-		for _, k := range h.CachedKeys {
-			if !known[k] {
-				del.CachedKeys = append(del.CachedKeys, k)
+		for _, c := range h.Cached {
+			if gen, ok := s.CacheGeneration(c.Key); !ok || gen != c.Generation {
+				del.Cached = append(del.Cached, c)
 			}
 		}
 	})
-	if len(del.Shuffles)+len(del.ResultJobs)+len(del.CachedKeys) > 0 {
+	if len(del.Shuffles)+len(del.ResultJobs)+len(del.Cached) > 0 {
 		c.send(&api.DriverMessage{Msg: &api.DriverMessage_Delete{Delete: del}})
 	}
 	return nil

@@ -118,6 +118,9 @@ type stageView struct {
 	needs      []string // the functions its tasks need
 	inputs     []*api.ShuffleInput
 	shuffleKey string // a map stage's shuffle
+	// cacheGens are the generations of the persisted datasets the
+	// stage computes (its launches carry them).
+	cacheGens map[string]uint64
 	// The executors excluded for the current attempt's tasks: all of
 	// them, and by partition (dag's StageExclusions).
 	exclAll  map[string]bool
@@ -203,6 +206,16 @@ func (p *placer) collect(s *dag.State, running map[string]int) *view {
 		if st.Map {
 			if sh, ok := s.Shuffle(st.Shuffle); ok {
 				sv.shuffleKey = sh.Key
+			}
+		}
+		for _, n := range st.Graph.NarrowClosure(st.Node) {
+			if key := st.Graph.Nodes[n].Persist; key != "" {
+				if gen, ok := s.CacheGeneration(key); ok {
+					if sv.cacheGens == nil {
+						sv.cacheGens = map[string]uint64{}
+					}
+					sv.cacheGens[key] = gen
+				}
 			}
 		}
 		v.stages[id] = sv
@@ -668,6 +681,7 @@ func (p *placer) build(t dag.TaskSpec, sv *stageView, exec string, speculative b
 		ShuffleKey:          sv.shuffleKey,
 		ReduceStart:         int32(t.ReduceStart),
 		ReduceEnd:           int32(t.ReduceEnd),
+		CacheGenerations:    sv.cacheGens,
 	}
 	tl.Id.Ticket = ticket(l.ticketKey(), tl.Id, exec)
 	if l.blockSigner() != nil {

@@ -51,6 +51,16 @@ func (l *leadership) updates(c *conn, updates []*api.TaskStatus) {
 		if cmd == nil {
 			continue
 		}
+		if len(cmd.Cached) > 0 {
+			// Partitions the state would refuse never reach the log;
+			// the success itself stands (they are optional).
+			var err error
+			l.d.state.Read(func(s *dag.State) { err = s.CheckCached(cmd.Stage, cmd.Partition, cmd.Cached) })
+			if err != nil {
+				l.d.log.Warn("driver: ignored the cached partitions a task reported", "executor", c.id, "task", cmd.Task, "err", err)
+				cmd.Cached = nil
+			}
+		}
 		switch cmd.Reason {
 		case dag.Success:
 		case dag.Killed:
@@ -262,14 +272,19 @@ func toTaskEnded(exec string, u *api.TaskStatus) *dag.TaskEnded {
 		}
 		te.Accumulators = accs
 	}
-	if len(u.Cached) > 0 && te.Reason == dag.Success {
+	if len(u.Cached) > 0 && len(u.Cached) <= maxCachedReported && te.Reason == dag.Success {
 		te.Cached = make([]dag.CachedPartition, 0, len(u.Cached))
 		for _, c := range u.Cached {
-			te.Cached = append(te.Cached, dag.CachedPartition{Key: c.Key, Partition: int(c.Partition), Bytes: c.Bytes})
+			te.Cached = append(te.Cached, dag.CachedPartition{Key: c.Key, Partition: int(c.Partition), Bytes: c.Bytes, Gen: c.Generation})
 		}
 	}
 	return te
 }
+
+// maxCachedReported bounds the cached partitions one report may carry (a
+// task reports those of the persisted datasets its partition reads);
+// more are dropped before the state sees them.
+const maxCachedReported = 256
 
 // toAccumulators checks an attempt's accumulator updates as the state
 // would (dag.CheckAccumulators).

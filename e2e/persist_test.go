@@ -189,3 +189,48 @@ func TestPersistedCountsAreReadNotRecomputed(t *testing.T) {
 		t.Fatalf("after unpersist the map stage did not run: %v", ms)
 	}
 }
+
+// TestTheDatasetAPIPersistsAndUnpersists: Dataset.Persist in the Go API
+// keeps a dataset for the client's later actions (the second action runs
+// only its result tasks), and Dataset.Unpersist frees it by the key the
+// scheduler gave it.
+func TestTheDatasetAPIPersistsAndUnpersists(t *testing.T) {
+	_, cl := slowCluster(t)
+	dir := t.TempDir()
+	want := genText(t, dir, 4, 300, 41)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	counts := cl.TextFile(filepath.Join(dir, "*.txt"), 8).FlatMap("words").Map("lower").Map("pairWithOne").ReduceByKey("sum", 4).Persist()
+	if err := counts.Unpersist(ctx); err == nil || !strings.Contains(err.Error(), "was not persisted") {
+		t.Fatalf("unpersisting a dataset no job persisted: %v", err)
+	}
+	m, err := counts.CollectMap(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]int{}
+	for k, v := range m {
+		var n int
+		fmt.Sscan(v, &n)
+		got[k] = n
+	}
+	sameCounts(t, got, want)
+	n, err := counts.Count(ctx)
+	if err != nil || n != int64(len(want)) {
+		t.Fatalf("count over the kept dataset: %d %v, want %d", n, err, len(want))
+	}
+	jobs, err := cl.Jobs(ctx, true)
+	if err != nil || len(jobs) == 0 {
+		t.Fatal(err)
+	}
+	last := jobs[len(jobs)-1]
+	if last.TaskSuccesses != int64(last.Tasks) {
+		t.Errorf("the count over the kept dataset ran %d tasks for %d results: its map stage ran", last.TaskSuccesses, last.Tasks)
+	}
+	if err := counts.Unpersist(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if ds, err := cl.Cached(ctx); err != nil || len(ds) != 0 {
+		t.Fatalf("after Unpersist: %v %v", ds, err)
+	}
+}

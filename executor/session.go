@@ -204,8 +204,10 @@ func (e *Executor) hello() *api.Hello {
 	if jobs, err := e.store.ResultJobs(); err == nil {
 		h.ResultJobs = jobs
 	}
-	if keys, err := e.store.CachedKeys(); err == nil {
-		h.CachedKeys = keys
+	if sets, err := e.store.CachedSets(); err == nil {
+		for _, c := range sets {
+			h.Cached = append(h.Cached, &api.CachedDatasetBlocks{Key: c.Key, Generation: c.Gen})
+		}
 	}
 	return h
 }
@@ -421,6 +423,11 @@ func (e *Executor) deleteBlocks(d *api.DeleteBlocks) {
 	for _, k := range d.CachedKeys {
 		if err := e.store.DeleteCached(k); err != nil {
 			e.log.Warn("delete cached partitions", "dataset", k, "err", err)
+		}
+	}
+	for _, c := range d.Cached {
+		if err := e.store.DeleteCachedGen(c.Key, c.Generation); err != nil {
+			e.log.Warn("delete cached partitions", "dataset", c.Key, "generation", c.Generation, "err", err)
 		}
 	}
 }

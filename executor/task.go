@@ -44,7 +44,7 @@ func (e *Executor) run(ctx context.Context, t *task, l *api.TaskLaunch, g *plan.
 func (e *Executor) execute(ctx context.Context, l *api.TaskLaunch, g *plan.Graph) (st *api.TaskStatus) {
 	id := l.Id
 	acc := ops.NewAccumulators()
-	cache := &taskCache{e: e}
+	cache := &taskCache{e: e, gens: l.CacheGenerations}
 	defer func() {
 		if r := recover(); r != nil {
 			st = failed(id, fmt.Sprintf("panic: %v\n%s", r, debug.Stack()))

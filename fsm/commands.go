@@ -265,7 +265,7 @@ var schedulerCommands = []schedulerCommand{
 func cachedToProto(cs []dag.CachedPartition) []*fsmpb.CachedPartition {
 	var out []*fsmpb.CachedPartition
 	for _, c := range cs {
-		out = append(out, &fsmpb.CachedPartition{Key: c.Key, Partition: int32(c.Partition), Bytes: c.Bytes})
+		out = append(out, &fsmpb.CachedPartition{Key: c.Key, Partition: int32(c.Partition), Bytes: c.Bytes, Generation: c.Gen})
 	}
 	return out
 }
@@ -273,7 +273,7 @@ func cachedToProto(cs []dag.CachedPartition) []*fsmpb.CachedPartition {
 func cachedFromProto(cs []*fsmpb.CachedPartition) []dag.CachedPartition {
 	var out []dag.CachedPartition
 	for _, c := range cs {
-		out = append(out, dag.CachedPartition{Key: c.Key, Partition: int(c.Partition), Bytes: c.Bytes})
+		out = append(out, dag.CachedPartition{Key: c.Key, Partition: int(c.Partition), Bytes: c.Bytes, Gen: c.Generation})
 	}
 	return out
 }

@@ -44,7 +44,7 @@ func allCommands() []dag.Command {
 			Result: []byte("hello"), Indirect: true, FetchExecutor: "e3", FetchShuffle: 4, FetchMap: -1, FetchReduce: 3,
 			DurationMs: 12, ExitCausedByApp: true, Speculative: true,
 			Accumulators: []dag.Accumulator{{Name: "bad", Kind: dag.AccCount, Int: 3}, {Name: "low", Kind: dag.AccMin, Int: -9}, {Name: "x", Kind: dag.AccMaxFloat, Float: 2.5}},
-			Cached:       []dag.CachedPartition{{Key: "c1", Partition: 3, Bytes: 99}}},
+			Cached:       []dag.CachedPartition{{Key: "c1", Partition: 3, Bytes: 99, Gen: 5}}},
 		&dag.ResubmitFailedStages{},
 		&dag.AuthorizeCommit{Stage: 1, StageAttempt: 0, Partition: 2, Task: 11, Executor: "e1"},
 		&dag.CancelJob{Job: 3, Reason: "user"},

@@ -118,6 +118,7 @@ func runMaps(t *testing.T, g *plan.Graph) (*Runner, map[string]ShuffleInput) {
 type memCache struct {
 	kept map[string][]byte
 	gets int
+	bad  int
 }
 
 func (m *memCache) Get(key string, part int) ([]byte, bool) {
@@ -131,6 +132,8 @@ func (m *memCache) Get(key string, part int) ([]byte, bool) {
 func (m *memCache) Keep(key string, part int, block []byte) {
 	m.kept[fmt.Sprintf("%s/%d", key, part)] = block
 }
+
+func (m *memCache) Unreadable(key string, part int, err error) { m.bad++ }
 
 // A persisted dataset's partition is kept when computed in full, read
 // back instead of computed, and not kept when the task stops early (take).
@@ -175,5 +178,14 @@ func TestPersistedPartitionsAreKeptAndRead(t *testing.T) {
 	}
 	if len(c.kept) != 1 {
 		t.Fatalf("a partition read in part was kept: %d kept", len(c.kept))
+	}
+	// A kept block that does not decode is computed instead (and kept
+	// anew), nothing of it emitted.
+	for k := range c.kept {
+		c.kept[k] = []byte{0xff, 0xff, 0xff}
+	}
+	third := run()
+	if c.bad != 1 || !bytes.Equal(bytes.Join(first.Blocks, nil), bytes.Join(third.Blocks, nil)) {
+		t.Fatalf("a block that does not decode: told %d times, same blocks %v", c.bad, bytes.Equal(bytes.Join(first.Blocks, nil), bytes.Join(third.Blocks, nil)))
 	}
 }

@@ -44,6 +44,9 @@ type Cache interface {
 	// Keep is given a partition the task computed in full, encoded; the
 	// executor keeps it if the task succeeds.
 	Keep(key string, part int, block []byte)
+	// Unreadable is told of a partition Get returned that does not
+	// decode: the task computes it instead.
+	Unreadable(key string, part int, err error)
 }
 
 // MaxCachedPartition bounds the encoded bytes of a persisted dataset's
@@ -236,7 +239,13 @@ func (x *exec) compute(node, p int, emit Emit) error {
 		return x.computeOp(node, p, emit)
 	}
 	if block, ok := x.t.Cache.Get(key, p); ok {
-		return DecodeRecords(block, emit)
+		// Decoded whole before anything is emitted: a block that does
+		// not decode is computed instead, never half read.
+		err := DecodeRecords(block, func(Record) error { return nil })
+		if err == nil {
+			return DecodeRecords(block, emit)
+		}
+		x.t.Cache.Unreadable(key, p, err)
 	}
 	buf := []byte{}
 	err := x.computeOp(node, p, func(r Record) error {

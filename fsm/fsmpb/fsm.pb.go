@@ -849,6 +849,7 @@ type CachedPartition struct {
 	Key           string                 `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
 	Partition     int32                  `protobuf:"varint,2,opt,name=partition,proto3" json:"partition,omitempty"`
 	Bytes         int64                  `protobuf:"varint,3,opt,name=bytes,proto3" json:"bytes,omitempty"`
+	Generation    uint64                 `protobuf:"varint,4,opt,name=generation,proto3" json:"generation,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -900,6 +901,13 @@ func (x *CachedPartition) GetPartition() int32 {
 func (x *CachedPartition) GetBytes() int64 {
 	if x != nil {
 		return x.Bytes
+	}
+	return 0
+}
+
+func (x *CachedPartition) GetGeneration() uint64 {
+	if x != nil {
+		return x.Generation
 	}
 	return 0
 }
@@ -1929,11 +1937,14 @@ const file_fsm_fsmpb_fsm_proto_rawDesc = "" +
 	"\x12exit_caused_by_app\x18\x14 \x01(\bR\x0fexitCausedByApp\x12 \n" +
 	"\vspeculative\x18\x15 \x01(\bR\vspeculative\x12=\n" +
 	"\faccumulators\x18\x16 \x03(\v2\x19.baton.fsm.v1.AccumulatorR\faccumulators\x125\n" +
-	"\x06cached\x18\x17 \x03(\v2\x1d.baton.fsm.v1.CachedPartitionR\x06cached\"W\n" +
+	"\x06cached\x18\x17 \x03(\v2\x1d.baton.fsm.v1.CachedPartitionR\x06cached\"w\n" +
 	"\x0fCachedPartition\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x1c\n" +
 	"\tpartition\x18\x02 \x01(\x05R\tpartition\x12\x14\n" +
-	"\x05bytes\x18\x03 \x01(\x03R\x05bytes\"\x8a\x01\n" +
+	"\x05bytes\x18\x03 \x01(\x03R\x05bytes\x12\x1e\n" +
+	"\n" +
+	"generation\x18\x04 \x01(\x04R\n" +
+	"generation\"\x8a\x01\n" +
 	"\vAccumulator\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12)\n" +
 	"\x04kind\x18\x02 \x01(\x0e2\x15.baton.fsm.v1.AccKindR\x04kind\x12\x1b\n" +

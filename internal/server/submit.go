@@ -168,7 +168,16 @@ func (sb *submitter) Submit(ctx context.Context, req *api.SubmitJobRequest) (*ap
 	if err != nil {
 		return nil, err
 	}
-	return &api.SubmitJobResponse{JobId: uint64(r.Job), Index: index}, nil
+	resp := &api.SubmitJobResponse{JobId: uint64(r.Job), Index: index}
+	for _, n := range g.Nodes {
+		if n.Persist != "" {
+			if resp.Persisted == nil {
+				resp.Persisted = map[string]string{}
+			}
+			resp.Persisted[n.Name] = n.Persist
+		}
+	}
+	return resp, nil
 }
 
 // unsampled returns the graph of c, compiled as far as Start took it: for
