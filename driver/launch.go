@@ -586,6 +586,12 @@ func (p *placer) speculate() {
 			if _, copied := l.spec[key]; copied {
 				continue
 			}
+			if t.Cached {
+				// Its input is a kept partition only its executor reads:
+				// a copy elsewhere would compute it from its lineage,
+				// whose map stages may never have run.
+				continue
+			}
 			a := l.attempts[l.byPart[key]]
 			if a == nil {
 				continue
