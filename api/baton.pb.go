@@ -4888,7 +4888,10 @@ type TaskStatus struct {
 	Accumulators []*Accumulator `protobuf:"bytes,15,rep,name=accumulators,proto3" json:"accumulators,omitempty"`
 	// cached: for a success, the partitions of persisted datasets the
 	// attempt kept in the executor's block store.
-	Cached        []*CachedPartition `protobuf:"bytes,16,rep,name=cached,proto3" json:"cached,omitempty"`
+	Cached []*CachedPartition `protobuf:"bytes,16,rep,name=cached,proto3" json:"cached,omitempty"`
+	// spilled_bytes: what the attempt wrote to spill runs past its memory
+	// budget.
+	SpilledBytes  int64 `protobuf:"varint,17,opt,name=spilled_bytes,json=spilledBytes,proto3" json:"spilled_bytes,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -5033,6 +5036,13 @@ func (x *TaskStatus) GetCached() []*CachedPartition {
 		return x.Cached
 	}
 	return nil
+}
+
+func (x *TaskStatus) GetSpilledBytes() int64 {
+	if x != nil {
+		return x.SpilledBytes
+	}
+	return 0
 }
 
 // CachedPartition is a partition of a persisted dataset kept in an
@@ -6349,12 +6359,16 @@ func (x *FetchResultRequest) GetGrant() []byte {
 // the last with last set. A block that cannot be served is one chunk with
 // its error.
 type BlockChunk struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Map           int32                  `protobuf:"varint,1,opt,name=map,proto3" json:"map,omitempty"`
-	Data          []byte                 `protobuf:"bytes,2,opt,name=data,proto3" json:"data,omitempty"`
-	Last          bool                   `protobuf:"varint,3,opt,name=last,proto3" json:"last,omitempty"`
-	Error         BlockError             `protobuf:"varint,4,opt,name=error,proto3,enum=baton.v1.BlockError" json:"error,omitempty"`
-	Message       string                 `protobuf:"bytes,5,opt,name=message,proto3" json:"message,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Map   int32                  `protobuf:"varint,1,opt,name=map,proto3" json:"map,omitempty"`
+	Data  []byte                 `protobuf:"bytes,2,opt,name=data,proto3" json:"data,omitempty"`
+	// last ends a block (a map output's block, or a segment of it).
+	Last    bool       `protobuf:"varint,3,opt,name=last,proto3" json:"last,omitempty"`
+	Error   BlockError `protobuf:"varint,4,opt,name=error,proto3,enum=baton.v1.BlockError" json:"error,omitempty"`
+	Message string     `protobuf:"bytes,5,opt,name=message,proto3" json:"message,omitempty"`
+	// more, on a last chunk: another segment of the same map's block
+	// follows (a map output written a bounded batch at a time).
+	More          bool `protobuf:"varint,6,opt,name=more,proto3" json:"more,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -6422,6 +6436,13 @@ func (x *BlockChunk) GetMessage() string {
 		return x.Message
 	}
 	return ""
+}
+
+func (x *BlockChunk) GetMore() bool {
+	if x != nil {
+		return x.More
+	}
+	return false
 }
 
 type ExecutorStatsRequest struct {
@@ -7391,7 +7412,7 @@ const file_api_baton_proto_rawDesc = "" +
 	"\x11cache_generations\x18\x0f \x03(\v2*.baton.v1.TaskLaunch.CacheGenerationsEntryR\x10cacheGenerations\x1aC\n" +
 	"\x15CacheGenerationsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\x04R\x05value:\x028\x01\"\xce\x04\n" +
+	"\x05value\x18\x02 \x01(\x04R\x05value:\x028\x01\"\xf3\x04\n" +
 	"\n" +
 	"TaskStatus\x12 \n" +
 	"\x02id\x18\x01 \x01(\v2\x10.baton.v1.TaskIDR\x02id\x12)\n" +
@@ -7412,7 +7433,8 @@ const file_api_baton_proto_rawDesc = "" +
 	"\vduration_ms\x18\x0e \x01(\x03R\n" +
 	"durationMs\x129\n" +
 	"\faccumulators\x18\x0f \x03(\v2\x15.baton.v1.AccumulatorR\faccumulators\x121\n" +
-	"\x06cached\x18\x10 \x03(\v2\x19.baton.v1.CachedPartitionR\x06cached\"w\n" +
+	"\x06cached\x18\x10 \x03(\v2\x19.baton.v1.CachedPartitionR\x06cached\x12#\n" +
+	"\rspilled_bytes\x18\x11 \x01(\x03R\fspilledBytes\"w\n" +
 	"\x0fCachedPartition\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x1c\n" +
 	"\tpartition\x18\x02 \x01(\x05R\tpartition\x12\x14\n" +
@@ -7509,14 +7531,15 @@ const file_api_baton_proto_rawDesc = "" +
 	"\x12FetchResultRequest\x12\x10\n" +
 	"\x03job\x18\x01 \x01(\x04R\x03job\x12\x12\n" +
 	"\x04task\x18\x02 \x01(\x04R\x04task\x12\x14\n" +
-	"\x05grant\x18\x03 \x01(\fR\x05grant\"\x8c\x01\n" +
+	"\x05grant\x18\x03 \x01(\fR\x05grant\"\xa0\x01\n" +
 	"\n" +
 	"BlockChunk\x12\x10\n" +
 	"\x03map\x18\x01 \x01(\x05R\x03map\x12\x12\n" +
 	"\x04data\x18\x02 \x01(\fR\x04data\x12\x12\n" +
 	"\x04last\x18\x03 \x01(\bR\x04last\x12*\n" +
 	"\x05error\x18\x04 \x01(\x0e2\x14.baton.v1.BlockErrorR\x05error\x12\x18\n" +
-	"\amessage\x18\x05 \x01(\tR\amessage\"\x16\n" +
+	"\amessage\x18\x05 \x01(\tR\amessage\x12\x12\n" +
+	"\x04more\x18\x06 \x01(\bR\x04more\"\x16\n" +
 	"\x14ExecutorStatsRequest\"\xd8\x05\n" +
 	"\rExecutorStats\x12\x1f\n" +
 	"\vexecutor_id\x18\x01 \x01(\tR\n" +

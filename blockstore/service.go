@@ -4,14 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"sort"
 	"sync"
 	"time"
 
 	"github.com/baton-sched/baton/api"
 	"github.com/baton-sched/baton/internal/grpcdial"
-	"github.com/baton-sched/baton/ops"
 	"github.com/baton-sched/baton/tlsconf"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -75,10 +72,19 @@ func (s *Service) FetchShuffle(req *api.FetchShuffleRequest, stream grpc.ServerS
 		return err
 	}
 	for _, m := range req.Maps {
-		data, err := s.Store.ShuffleBlock(req.Shuffle, int(m), int(req.Reduce))
-		if err := sendBlock(stream, m, data, err); err != nil {
-			return err
+		sent := false
+		err := s.Store.ShuffleSegments(req.Shuffle, int(m), int(req.Reduce), func(data []byte, last bool) error {
+			sent = true
+			return sendSegment(stream, m, data, !last)
+		})
+		if err != nil && stream.Context().Err() == nil {
+			// Missing or corrupt (possibly after some segments): the
+			// map's error ends its block.
+			if err := sendBlock(stream, m, nil, err); err != nil {
+				return err
+			}
 		}
+		_ = sent
 	}
 	return nil
 }
@@ -103,10 +109,16 @@ func sendBlock(stream grpc.ServerStreamingServer[api.BlockChunk], m int32, data 
 		}
 		return stream.Send(c)
 	}
+	return sendSegment(stream, m, data, false)
+}
+
+// sendSegment sends a block, or one segment of a map's block (more: one
+// follows), in chunks.
+func sendSegment(stream grpc.ServerStreamingServer[api.BlockChunk], m int32, data []byte, more bool) error {
 	for {
 		n := min(len(data), chunkSize)
 		last := n == len(data)
-		if err := stream.Send(&api.BlockChunk{Map: m, Data: data[:n], Last: last}); err != nil {
+		if err := stream.Send(&api.BlockChunk{Map: m, Data: data[:n], Last: last, More: last && more}); err != nil {
 			return err
 		}
 		data = data[n:]
@@ -223,10 +235,17 @@ func (c *Conns) Close() {
 // map index, the data, a block-level error (missing or corrupt), or a
 // stream error.
 func readBlock(stream grpc.ServerStreamingClient[api.BlockChunk]) (m int32, data []byte, blockErr, err error) {
+	m, data, _, blockErr, err = readSegment(stream)
+	return m, data, blockErr, err
+}
+
+// readSegment reads a block or a segment of one; more says another
+// segment of the same map follows.
+func readSegment(stream grpc.ServerStreamingClient[api.BlockChunk]) (m int32, data []byte, more bool, blockErr, err error) {
 	for {
 		c, err := stream.Recv()
 		if err != nil {
-			return m, nil, nil, err
+			return m, nil, false, nil, err
 		}
 		m = c.Map
 		if c.Error != api.BlockError_BLOCK_ERROR_NONE {
@@ -237,14 +256,22 @@ func readBlock(stream grpc.ServerStreamingClient[api.BlockChunk]) (m int32, data
 			case api.BlockError_BLOCK_ERROR_CORRUPT:
 				be = fmt.Errorf("%w: %s", ErrCorrupt, c.Message)
 			}
-			return m, nil, be, nil
+			return m, nil, false, be, nil
+		}
+		if len(data)+len(c.Data) > maxSegment {
+			return m, nil, false, fmt.Errorf("%w: a block of more than %d bytes", ErrCorrupt, maxSegment), nil
 		}
 		data = append(data, c.Data...)
 		if c.Last {
-			return m, data, nil, nil
+			return m, data, c.More, nil, nil
 		}
 	}
 }
+
+// maxSegment bounds what one block read from the network may be: a
+// sender that never ends a block cannot make the reader allocate without
+// bound (a map output is written in segments far smaller).
+const maxSegment = 1 << 30
 
 // FetchResult reads an indirect result from the executor at addr.
 func (c *Conns) FetchResult(ctx context.Context, addr string, job, task uint64) ([]byte, error) {
@@ -267,141 +294,6 @@ func (c *Conns) FetchResult(ctx context.Context, addr string, job, task uint64) 
 	return data, blockErr
 }
 
-// Fetcher reads shuffle blocks for reducers (ops.Fetcher): from the local
-// store for outputs this executor holds, from the other executors' block
-// services for the rest, one stream per executor, in parallel.
-type Fetcher struct {
-	Local   *Store
-	LocalID string
-	Conns   *Conns
-	// Observe, if set, is told of every block read (its size) and every
-	// fetch failure.
-	Observe func(bytes int, failed bool)
-}
-
-// Fetch implements ops.Fetcher. A map output without a location, a block
-// that is missing or corrupt, or an executor that cannot be reached makes
-// it return an *ops.FetchFailedError naming the block.
-func (f *Fetcher) Fetch(ctx context.Context, in ops.ShuffleInput, reduce int, fn func(int, []byte) error) error {
-	byExec := map[string][]ops.MapLocation{}
-	located := make([]bool, in.Maps)
-	for _, l := range in.Locations {
-		if l.Map < 0 || l.Map >= in.Maps {
-			continue
-		}
-		located[l.Map] = true
-		byExec[l.Executor] = append(byExec[l.Executor], l)
-	}
-	for m, ok := range located {
-		if !ok {
-			f.observe(0, true)
-			return &ops.FetchFailedError{Shuffle: in.ID, Map: -1, Reduce: reduce, Err: fmt.Errorf("no location for map output %d", m)}
-		}
-	}
-	blocks := make([][]byte, in.Maps)
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var mu sync.Mutex
-	var first error
-	fail := func(err error) {
-		mu.Lock()
-		if first == nil {
-			first = err
-			cancel()
-		}
-		mu.Unlock()
-	}
-	var wg sync.WaitGroup
-	for exec, locs := range byExec {
-		sort.Slice(locs, func(a, b int) bool { return locs[a].Map < locs[b].Map })
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if exec == f.LocalID && f.Local != nil {
-				for _, l := range locs {
-					data, err := f.Local.ShuffleBlock(in.ID, l.Map, reduce)
-					if err != nil {
-						fail(&ops.FetchFailedError{Executor: exec, Shuffle: in.ID, Map: l.Map, Reduce: reduce, Err: err})
-						return
-					}
-					blocks[l.Map] = data
-				}
-				return
-			}
-			if err := f.fetchRemote(ctx, in.ID, in.Grant, reduce, exec, locs, blocks); err != nil {
-				fail(err)
-			}
-		}()
-	}
-	wg.Wait()
-	if first != nil {
-		var ff *ops.FetchFailedError
-		if errors.As(first, &ff) {
-			f.observe(0, true)
-		}
-		return first
-	}
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	for m, b := range blocks {
-		f.observe(len(b), false)
-		if err := fn(m, b); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func (f *Fetcher) observe(n int, failed bool) {
-	if f.Observe != nil {
-		f.Observe(n, failed)
-	}
-}
-
 // connectWait bounds the wait for an executor's block service.
 const connectWait = 2 * time.Second
 
-func (f *Fetcher) fetchRemote(ctx context.Context, shuffle uint64, grant []byte, reduce int, exec string, locs []ops.MapLocation, blocks [][]byte) error {
-	failed := func(m int, err error) error {
-		return &ops.FetchFailedError{Executor: exec, Shuffle: shuffle, Map: m, Reduce: reduce, Err: err}
-	}
-	cl, err := f.Conns.ready(ctx, locs[0].Addr)
-	if err != nil {
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		return failed(locs[0].Map, err)
-	}
-	req := &api.FetchShuffleRequest{Shuffle: shuffle, Reduce: int32(reduce), Grant: grant, Holder: f.LocalID}
-	for _, l := range locs {
-		req.Maps = append(req.Maps, int32(l.Map))
-	}
-	stream, err := cl.FetchShuffle(ctx, req)
-	if err != nil {
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		return failed(locs[0].Map, err)
-	}
-	for _, l := range locs {
-		m, data, blockErr, err := readBlock(stream)
-		if err == io.EOF {
-			return failed(l.Map, fmt.Errorf("executor %s ended the stream early", exec))
-		}
-		if err != nil {
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			return failed(l.Map, err)
-		}
-		if blockErr != nil {
-			return failed(int(m), blockErr)
-		}
-		if int(m) != l.Map {
-			return failed(l.Map, fmt.Errorf("executor %s sent map %d, want %d", exec, m, l.Map))
-		}
-		blocks[m] = data
-	}
-	return nil
-}

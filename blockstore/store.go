@@ -1,19 +1,15 @@
 package blockstore
 
 import (
-	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"hash/crc32"
 	"log/slog"
-	"path/filepath"
 	"sync/atomic"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
-	"github.com/cockroachdb/pebble/v2/objstorage/objstorageprovider"
-	"github.com/cockroachdb/pebble/v2/sstable"
 	"github.com/cockroachdb/pebble/v2/vfs"
 )
 
@@ -94,7 +90,7 @@ func (o *Options) EnsureDefaults() {
 //
 // Keys:
 //
-//	's' shuffle(8) map(4) reduce(4)   a shuffle block
+//	's' shuffle(8) map(4) seq(4) reduce(4)   a shuffle block's segment (segments.go)
 //	'r' job(8) task(8)                an indirect result
 //
 // Values are the block followed by its CRC32C (4 bytes, big-endian); every
@@ -220,59 +216,31 @@ func unseal(v []byte) ([]byte, error) {
 
 // PutMapOutput stores a map task's blocks, one per reducer (an empty
 // block is stored too, so that empty and missing differ), durably, in one
-// write.
+// write, as an output of one segment (segments.go).
 func (s *Store) PutMapOutput(shuffle uint64, mapIdx int, blocks [][]byte) error {
 	if s.closed.Load() {
 		return ErrClosed
 	}
 	size := 0
 	for _, data := range blocks {
-		size += len(data) + 4 + 17
+		size += len(data) + 4 + 21
 	}
 	if err := s.space.room(size); err != nil {
 		return err
 	}
 	if s.opts.WriteMode == WriteIngest {
-		return s.ingest(shuffle, mapIdx, blocks)
+		w, err := s.NewMapWriter(shuffle, mapIdx, len(blocks))
+		if err != nil {
+			return err
+		}
+		return w.Finish(blocks)
 	}
 	b := s.db.NewBatch()
 	defer b.Close()
-	for r, data := range blocks {
-		if err := b.Set(shuffleKey(shuffle, mapIdx, r), seal(data), nil); err != nil {
-			return fmt.Errorf("blockstore: %w", err)
-		}
+	if err := s.putSegment(b, shuffle, mapIdx, blocks); err != nil {
+		return err
 	}
 	return s.commit("write map output", func() error { return b.Commit(pebble.Sync) })
-}
-
-// ingest writes the blocks into an sstable (keys ascend with the reducer)
-// and ingests it.
-func (s *Store) ingest(shuffle uint64, mapIdx int, blocks [][]byte) error {
-	path := filepath.Join(s.dir, fmt.Sprintf("ingest-%d-%d-%d.sst", shuffle, mapIdx, s.tmp.Add(1)))
-	f, err := s.opts.FS.Create(path, vfs.WriteCategoryUnspecified)
-	if err != nil {
-		return fmt.Errorf("blockstore: %w", err)
-	}
-	w := sstable.NewWriter(objstorageprovider.NewFileWritable(f), sstable.WriterOptions{
-		TableFormat: s.db.FormatMajorVersion().MaxTableFormat(),
-		Compression: sstable.NoCompression,
-	})
-	for r, data := range blocks {
-		if err := w.Set(shuffleKey(shuffle, mapIdx, r), seal(data)); err != nil {
-			w.Close()
-			s.opts.FS.Remove(path)
-			return fmt.Errorf("blockstore: %w", err)
-		}
-	}
-	if err := w.Close(); err != nil {
-		s.opts.FS.Remove(path)
-		return fmt.Errorf("blockstore: %w", err)
-	}
-	if err := s.commit("ingest map output", func() error { return s.db.Ingest(context.Background(), []string{path}) }); err != nil {
-		s.opts.FS.Remove(path)
-		return fmt.Errorf("blockstore: ingest map output: %w", err)
-	}
-	return nil
 }
 
 func (s *Store) get(key []byte) ([]byte, error) {
@@ -295,12 +263,6 @@ func (s *Store) get(key []byte) ([]byte, error) {
 		return nil, err
 	}
 	return append([]byte(nil), data...), nil
-}
-
-// ShuffleBlock returns the block of reducer reduce from map mapIdx,
-// verified.
-func (s *Store) ShuffleBlock(shuffle uint64, mapIdx, reduce int) ([]byte, error) {
-	return s.get(shuffleKey(shuffle, mapIdx, reduce))
 }
 
 // PutResult stores a task's indirect result durably.

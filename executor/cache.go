@@ -6,6 +6,7 @@ import (
 
 	"github.com/baton-sched/baton/api"
 	"github.com/baton-sched/baton/blockstore"
+	"github.com/baton-sched/baton/ops"
 )
 
 // taskCache is one task's access to the executor's kept partitions of
@@ -101,4 +102,41 @@ func (c *taskCache) keep(st *api.TaskStatus) *api.TaskStatus {
 	}
 	c.kept, c.found = nil, nil
 	return st
+}
+
+// mapSink writes a map task's output a segment at a time once it passes
+// the task's budget (ops.MapSink): the segments stream into one sstable,
+// ingested with the last one, so the output appears whole or not at all.
+type mapSink struct {
+	store   *blockstore.Store
+	shuffle uint64
+	mapIdx  int
+	stats   *ops.TaskStats
+	w       *blockstore.MapWriter
+}
+
+func (s *mapSink) Segment(blocks [][]byte) error {
+	if s.w == nil {
+		w, err := s.store.NewMapWriter(s.shuffle, s.mapIdx, len(blocks))
+		if err != nil {
+			return err
+		}
+		s.w = w
+	}
+	return s.w.Segment(blocks)
+}
+
+// finish writes the output: its last segment, or all of it when it never
+// passed the budget.
+func (s *mapSink) finish(blocks [][]byte) error {
+	if s.w == nil {
+		return s.store.PutMapOutput(s.shuffle, s.mapIdx, blocks)
+	}
+	return s.w.Finish(blocks)
+}
+
+func (s *mapSink) abort() {
+	if s.w != nil {
+		s.w.Abort()
+	}
 }

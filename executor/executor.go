@@ -75,6 +75,15 @@ type Options struct {
 	// Token is the ACL token (policy executor) the executor joins with
 	// once the cluster's ACLs are on.
 	Token string
+	// Memory is the executor's memory budget in bytes, split across its
+	// slots: each task keeps at most about Memory/Cores/2 bytes of
+	// records in memory before it spills to DataDir/spill (a map task's
+	// output goes to the block store in segments, a reducer sorts and
+	// aggregates externally), and fetches at most as much ahead. 0: no
+	// budget (nothing spills). execd's default is half the machine's
+	// memory; it also sets the Go runtime's memory limit to it unless
+	// GOMEMLIMIT is set.
+	Memory int64
 	// Metrics registers the executor's Prometheus series (nil: not
 	// exported).
 	Metrics prometheus.Registerer
@@ -274,14 +283,30 @@ func New(opts Options) (*Executor, error) {
 		reg = prometheus.NewRegistry()
 	}
 	e.metrics = newMetrics(reg, e)
-	e.runner = &ops.Runner{Registry: opts.Registry, Confine: opts.Confine, Fetcher: &blockstore.Fetcher{Local: e.store, LocalID: id, Conns: e.conns,
-		Observe: func(n int, failed bool) {
-			if failed {
-				e.metrics.fetchErr.Inc()
-				return
-			}
-			e.metrics.fetched.Add(float64(n))
-		}}}
+	var taskMemory int64
+	spillDir := filepath.Join(opts.DataDir, "spill")
+	if opts.Memory > 0 {
+		taskMemory = opts.Memory / int64(opts.Cores) / 2
+		// Runs of tasks that died with an earlier process.
+		os.RemoveAll(spillDir)
+		if err := os.MkdirAll(spillDir, 0o700); err != nil {
+			e.store.Close()
+			return nil, fmt.Errorf("executor: spill directory: %w", err)
+		}
+	}
+	window := blockstore.DefaultWindow
+	if taskMemory > 0 && taskMemory < int64(window) {
+		window = int(max(taskMemory, 1<<20))
+	}
+	e.runner = &ops.Runner{Registry: opts.Registry, Confine: opts.Confine, TaskMemory: taskMemory, SpillDir: spillDir,
+		Fetcher: &blockstore.Fetcher{Local: e.store, LocalID: id, Conns: e.conns, Window: window,
+			Observe: func(n int, failed bool) {
+				if failed {
+					e.metrics.fetchErr.Inc()
+					return
+				}
+				e.metrics.fetched.Add(float64(n))
+			}}}
 	// Stop waits for the block service's handlers, which read the store
 	// Close closes after it.
 	serverOpts := append(blockstore.ServerOptions(), grpc.MaxRecvMsgSize(16<<20), grpc.WaitForHandlers(true))

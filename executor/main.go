@@ -15,6 +15,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"syscall"
@@ -59,6 +60,9 @@ func runMain(args []string, reg *ops.Registry, stderr io.Writer) int {
 		return 2
 	}
 	opts.Registry = reg
+	if opts.Memory > 0 && os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(opts.Memory)
+	}
 	metrics := prometheus.NewRegistry()
 	metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	opts.Metrics = metrics
@@ -156,6 +160,7 @@ func parseFlags(name string, args []string, stderr io.Writer) (Options, web, err
 	runAs := fs.String("run-as", "", "run pipe programs as this user (a name or uid; needs execd to run as root)")
 	fs.StringVar(&o.Token, "token", os.Getenv("BATON_TOKEN"), "the ACL token (policy executor) to join with once the cluster's ACLs are on (default $BATON_TOKEN)")
 	fs.BoolVar(&o.Insecure, "insecure", false, "allow the block service on a non-loopback address without TLS (anyone who reaches it reads every job's blocks)")
+	memory := fs.String("memory", "", "the executor's memory budget (bytes, or with KiB, MiB, GiB), split across its slots: a task keeps about memory/cores/2 of records in memory before it spills to disk, and the Go runtime's limit is set to it unless GOMEMLIMIT is (default: half the machine's memory; 0: no budget)")
 	minFree := fs.String("min-free-disk", "64MiB", "free space the block store keeps on its disk: a map output or result that would leave less fails its task (which runs elsewhere) and the executor reports itself unhealthy until there is room (bytes, or with KiB, MiB, GiB)")
 	writeMode := fs.String("block-write-mode", "batch", "how map outputs are written: batch (one synced batch) or ingest (one ingested sstable)")
 	chaosRename := fs.String("chaos-exit-before-rename", "", "for drills and tests: saveAsTextFile partitions (comma-separated) whose first attempt exits the process between the commit's authorisation and its rename")
@@ -223,6 +228,16 @@ func parseFlags(name string, args []string, stderr io.Writer) (Options, web, err
 	} else {
 		o.Store.MinFree = n
 	}
+	switch *memory {
+	case "":
+		o.Memory = int64(machineMemory() / 2)
+	default:
+		if n, err := parseBytes(*memory); err != nil || n > 1<<50 {
+			errs = append(errs, fmt.Errorf("-memory: %q is not a size in bytes", *memory))
+		} else {
+			o.Memory = int64(n)
+		}
+	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
 		errs = append(errs, fmt.Errorf("-log-level: %w", err))
@@ -266,6 +281,23 @@ func parseFlags(name string, args []string, stderr io.Writer) (Options, web, err
 
 // parseBytes reads a byte count: a whole number, optionally followed by
 // B, KiB, MiB or GiB (KB, MB, GB and K, M, G mean the same).
+// machineMemory returns the machine's memory in bytes (0 if unknown).
+func machineMemory() uint64 {
+	b, err := os.ReadFile("/proc/meminfo")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == "MemTotal:" {
+			kb, err := strconv.ParseUint(f[1], 10, 64)
+			if err == nil {
+				return kb << 10
+			}
+		}
+	}
+	return 0
+}
+
 func parseBytes(v string) (uint64, error) {
 	v = strings.TrimSpace(v)
 	i := len(v)

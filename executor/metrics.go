@@ -20,6 +20,8 @@ type metrics struct {
 	// cached counts reads of persisted datasets' partitions by outcome:
 	// hit, miss (computed), unreadable (computed again).
 	cached *prometheus.CounterVec
+	// spilled counts the bytes tasks spilled (runs and segments).
+	spilled prometheus.Counter
 	// unhealthy is 1 while the executor says it should get no tasks.
 	unhealthy prometheus.Gauge
 }
@@ -42,6 +44,8 @@ func newMetrics(reg prometheus.Registerer, e *Executor) *metrics {
 			Help: "Shuffle fetches that failed (missing, corrupt or unreachable blocks) on this executor."}),
 		cached: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "baton_executor_cached_reads_total",
 			Help: "Reads of persisted datasets' partitions, by outcome: hit (read from the block store), miss (computed), unreadable (corrupt or failing: computed again)."}, []string{"outcome"}),
+		spilled: prometheus.NewCounter(prometheus.CounterOpts{Name: "baton_executor_spilled_bytes_total",
+			Help: "Bytes tasks wrote to spill runs because what they gathered passed their memory budget (execd -memory)."}),
 		unhealthy: prometheus.NewGauge(prometheus.GaugeOpts{Name: "baton_executor_unhealthy",
 			Help: "1 while the executor reports itself unhealthy (its disk is full, say) and takes no tasks."}),
 	}
@@ -66,7 +70,7 @@ func newMetrics(reg prometheus.Registerer, e *Executor) *metrics {
 	})
 	slots := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "baton_executor_slots",
 		Help: "Task slots of this executor."}, func() float64 { return float64(e.opts.Cores) })
-	reg.MustRegister(m.launched, m.ended, m.fenced, m.written, m.results, m.fetched, m.fetchErr, m.cached, m.unhealthy, running, blocks, slots)
+	reg.MustRegister(m.launched, m.ended, m.fenced, m.written, m.results, m.fetched, m.fetchErr, m.cached, m.spilled, m.unhealthy, running, blocks, slots)
 	return m
 }
 

@@ -45,12 +45,17 @@ func (e *Executor) execute(ctx context.Context, l *api.TaskLaunch, g *plan.Graph
 	id := l.Id
 	acc := ops.NewAccumulators()
 	cache := &taskCache{e: e, gens: l.CacheGenerations}
+	stats := &ops.TaskStats{}
 	defer func() {
 		if r := recover(); r != nil {
 			st = failed(id, fmt.Sprintf("panic: %v\n%s", r, debug.Stack()))
 		}
 		st = withAccumulators(st, acc)
 		st = cache.keep(st)
+		if n := stats.SpilledBytes.Load(); n > 0 {
+			st.SpilledBytes = n
+			e.metrics.spilled.Add(float64(n))
+		}
 	}()
 	task := &ops.Task{
 		Graph:      g,
@@ -60,6 +65,7 @@ func (e *Executor) execute(ctx context.Context, l *api.TaskLaunch, g *plan.Graph
 		Inputs:     map[string]ops.ShuffleInput{},
 		Reducers:   ops.ReducerRange{Start: int(l.ReduceStart), End: int(l.ReduceEnd)},
 		Cache:      cache,
+		Stats:      stats,
 		Context: ops.TaskContext{
 			Job: id.Job, Stage: id.Stage, StageAttempt: int(id.StageAttempt), Partition: int(id.Partition), Attempt: int(id.Attempt), Executor: e.opts.ID,
 			Acc: acc,
@@ -82,11 +88,14 @@ func (e *Executor) execute(ctx context.Context, l *api.TaskLaunch, g *plan.Graph
 		task.Inputs[in.Key] = si
 	}
 	if l.Map {
+		sink := &mapSink{store: e.store, shuffle: l.Shuffle, mapIdx: int(id.Partition), stats: stats}
+		task.Sink = sink
 		out, err := e.runner.RunMap(ctx, task)
 		if err != nil {
+			sink.abort()
 			return failure(id, ctx, err)
 		}
-		if err := e.store.PutMapOutput(l.Shuffle, int(id.Partition), out.Blocks); err != nil {
+		if err := sink.finish(out.Blocks); err != nil {
 			return failed(id, fmt.Sprintf("executor: writing map output: %v", err))
 		}
 		e.metrics.written.Add(float64(out.Bytes))

@@ -89,7 +89,11 @@ func TestABadReducerRangeIsRefused(t *testing.T) {
 // reads their outputs, with the inputs a task of any stage needs.
 func runMaps(t *testing.T, g *plan.Graph) (*Runner, map[string]ShuffleInput) {
 	t.Helper()
-	r := &Runner{Registry: NewRegistry()}
+	return runMapsWith(t, g, &Runner{Registry: NewRegistry()})
+}
+
+func runMapsWith(t *testing.T, g *plan.Graph, r *Runner) (*Runner, map[string]ShuffleInput) {
+	t.Helper()
 	f := &memFetcher{outs: map[string][]*MapOutput{}}
 	r.Fetcher = f
 	inputs := map[string]ShuffleInput{}

@@ -34,6 +34,19 @@ type Task struct {
 	// is kept there, and kept when the task computes it in full.
 	Cache   Cache
 	Context TaskContext
+	// Stats, when set, receives what the task measured (spilled bytes).
+	Stats *TaskStats
+	// Sink, when set, takes a map task's output a segment at a time once
+	// it passes the task's memory budget; the blocks RunMap returns are
+	// then its last segment.
+	Sink MapSink
+}
+
+// MapSink receives a map task's output in segments: a block (possibly
+// empty) per reducer each time; a reducer's block is its segments in
+// order. The blocks are reused after Segment returns.
+type MapSink interface {
+	Segment(blocks [][]byte) error
 }
 
 // Cache is a task's access to its executor's kept partitions of persisted
@@ -117,6 +130,14 @@ type Runner struct {
 	Fetcher  Fetcher
 	// Confine bounds the programs and paths tasks may use (nil: none).
 	Confine *Confinement
+	// TaskMemory is each task's memory budget in bytes: what an operator
+	// that gathers a partition (a map task's output, a reduce-side
+	// aggregation, group, join, distinct or sort) keeps in memory before
+	// it spills to SpillDir (spill.go). 0: no budget, nothing spills.
+	TaskMemory int64
+	// SpillDir is where tasks write their spill runs (each task its own
+	// directory, removed when it ends).
+	SpillDir string
 
 	// params caches decoded operator parameters by graph node: a graph
 	// is shared by every task of its stages, and short tasks should not
@@ -153,6 +174,7 @@ func (r *Runner) RunMap(ctx context.Context, t *Task) (*MapOutput, error) {
 	if err != nil {
 		return nil, err
 	}
+	defer x.spill.close()
 	return x.runMap()
 }
 
@@ -162,6 +184,7 @@ func (r *Runner) RunResult(ctx context.Context, t *Task) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	defer x.spill.close()
 	return x.runResult()
 }
 
@@ -173,6 +196,8 @@ type exec struct {
 	g   *plan.Graph
 	tc  *TaskContext
 	fns map[int]any // node -> function instance
+	// spill holds the task's spill runs (removed when the task ends).
+	spill *spill
 }
 
 func (r *Runner) newExec(ctx context.Context, t *Task) (*exec, error) {
@@ -190,7 +215,7 @@ func (r *Runner) newExec(ctx context.Context, t *Task) (*exec, error) {
 	tc := t.Context
 	tc.Partition = t.Partition
 	tc.Ctx = ctx
-	x := &exec{ctx: ctx, r: r, t: t, g: t.Graph, tc: &tc, fns: map[int]any{}}
+	x := &exec{ctx: ctx, r: r, t: t, g: t.Graph, tc: &tc, fns: map[int]any{}, spill: &spill{root: r.SpillDir, stats: t.Stats}}
 	// Instantiate the functions of the nodes this task computes.
 	for _, n := range t.Graph.NarrowClosure(t.Node) {
 		node := &t.Graph.Nodes[n]
@@ -531,6 +556,7 @@ func (r *Runner) WriteText(ctx context.Context, t *Task, d *Dir, name string) (i
 	if err != nil {
 		return 0, err
 	}
+	defer x.spill.close()
 	f, err := d.Create(name)
 	if err != nil {
 		return 0, fmt.Errorf("ops: saveAsTextFile: %w", err)

@@ -2,7 +2,6 @@ package ops
 
 import (
 	"bytes"
-	"encoding/json"
 	"fmt"
 	"hash/fnv"
 	"sort"
@@ -86,6 +85,29 @@ func (x *exec) runMap() (*MapOutput, error) {
 	}
 	reducers := d.Shuffle.Partitioner.Partitions
 	blocks := make([][]byte, reducers)
+	// Within a memory budget, the output goes to the task's sink a
+	// segment at a time (a map output of several segments, read back in
+	// order): whenever what is buffered passes the budget. Map-side
+	// combining and de-duplication then start again, which the reducer's
+	// own combining and de-duplication make good.
+	totals := make([]uint64, reducers)
+	var used int64
+	var pending func() // turns what the combine maps hold into blocks
+	flush := func() error {
+		if pending != nil {
+			pending()
+		}
+		if err := x.t.Sink.Segment(blocks); err != nil {
+			return err
+		}
+		for i, b := range blocks {
+			totals[i] += uint64(len(b))
+			blocks[i] = b[:0]
+		}
+		used = 0
+		return nil
+	}
+	over := func() bool { return x.t.Sink != nil && x.canSpill() && used > x.r.TaskMemory }
 	keyed := reader.Op != "repartition" && reader.Op != "distinct"
 	needKey := func(r Record) error {
 		if keyed && !r.HasKey {
@@ -120,14 +142,22 @@ func (x *exec) runMap() (*MapOutput, error) {
 				}
 				if old, ok := m[string(r.Key)]; ok {
 					m[string(r.Key)] = agg.IntMerge(old, v)
-				} else {
-					m[string(r.Key)] = v
+					return nil
+				}
+				m[string(r.Key)] = v
+				used += int64(len(r.Key)) + 8 + entryOverhead
+				if over() {
+					return flush()
 				}
 				return nil
 			})
-			for red, m := range combined {
-				blocks[red] = appendSortedInts(nil, m)
+			pending = func() {
+				for red, m := range combined {
+					blocks[red] = appendSortedInts(blocks[red], m)
+					clear(m)
+				}
 			}
+			pending()
 		} else {
 			combined := make([]map[string][]byte, reducers)
 			err = x.compute(x.t.Node, x.t.Partition, func(r Record) error {
@@ -147,17 +177,28 @@ func (x *exec) runMap() (*MapOutput, error) {
 					m = map[string][]byte{}
 					combined[red] = m
 				}
-				if old, ok := m[string(r.Key)]; ok {
+				old, ok := m[string(r.Key)]
+				if ok {
 					if v, err = agg.BytesMerge(old, v); err != nil {
 						return err
 					}
+					used += int64(len(v) - len(old))
+				} else {
+					used += int64(len(r.Key)+len(v)) + entryOverhead
 				}
 				m[string(r.Key)] = append([]byte(nil), v...)
+				if over() {
+					return flush()
+				}
 				return nil
 			})
-			for red, m := range combined {
-				blocks[red] = appendSortedBytes(nil, m)
+			pending = func() {
+				for red, m := range combined {
+					blocks[red] = appendSortedBytes(blocks[red], m)
+					clear(m)
+				}
 			}
+			pending()
 		}
 		if err != nil {
 			return nil, err
@@ -176,6 +217,13 @@ func (x *exec) runMap() (*MapOutput, error) {
 			if !seen[red][string(enc)] {
 				seen[red][string(enc)] = true
 				blocks[red] = append(blocks[red], enc...)
+				used += 2*int64(len(enc)) + entryOverhead
+				if over() {
+					for _, s := range seen {
+						clear(s)
+					}
+					return flush()
+				}
 			}
 			return nil
 		})
@@ -191,7 +239,12 @@ func (x *exec) runMap() (*MapOutput, error) {
 			if err != nil {
 				return err
 			}
+			n := len(blocks[red])
 			blocks[red] = AppendRecord(blocks[red], r)
+			used += int64(len(blocks[red]) - n)
+			if over() {
+				return flush()
+			}
 			return nil
 		})
 		if err != nil {
@@ -203,9 +256,10 @@ func (x *exec) runMap() (*MapOutput, error) {
 		out.Sizes = make([]byte, reducers)
 	}
 	for i, b := range blocks {
-		out.Bytes += uint64(len(b))
+		total := totals[i] + uint64(len(b))
+		out.Bytes += total
 		if out.Sizes != nil {
-			out.Sizes[i] = blocksize.Compress(uint64(len(b)))
+			out.Sizes[i] = blocksize.Compress(total)
 		}
 	}
 	return out, nil
@@ -260,6 +314,7 @@ func (x *exec) readShuffle(node, p int, emit Emit) error {
 			return nil
 		})
 	}
+	one := func(fn func(Record) error) error { return fetch(n.Deps[0], fn) }
 	switch n.Op {
 	case "reduceByKey":
 		agg, err := x.r.aggregator(n.Fn)
@@ -268,159 +323,19 @@ func (x *exec) readShuffle(node, p int, emit Emit) error {
 		}
 		combined := n.Deps[0].Shuffle.Combiner.Name != ""
 		if agg.IsInt() {
-			m := map[string]int64{}
-			err = fetch(n.Deps[0], func(r Record) error {
-				var v int64
-				var err error
-				if combined {
-					v, err = ParseInt(r.Value)
-				} else {
-					v, err = agg.IntCreate(r.Value)
-				}
-				if err != nil {
-					return err
-				}
-				if old, ok := m[string(r.Key)]; ok {
-					v = agg.IntMerge(old, v)
-				}
-				m[string(r.Key)] = v
-				return nil
-			})
-			if err != nil {
-				return err
-			}
-			return emitSortedInts(m, emit)
+			return x.reduceInts(agg, combined, one, emit)
 		}
-		m := map[string][]byte{}
-		err = fetch(n.Deps[0], func(r Record) error {
-			v := r.Value
-			if !combined {
-				var err error
-				if v, err = agg.BytesCreate(v); err != nil {
-					return err
-				}
-			}
-			if old, ok := m[string(r.Key)]; ok {
-				var err error
-				if v, err = agg.BytesMerge(old, v); err != nil {
-					return err
-				}
-			}
-			m[string(r.Key)] = append([]byte(nil), v...)
-			return nil
-		})
-		if err != nil {
-			return err
-		}
-		return emitSortedBytes(m, emit)
+		return x.reduceBytes(agg, combined, one, emit)
 	case "repartition":
 		return fetch(n.Deps[0], emit)
 	case "sortByKey":
 		// The range partitioner sent this reducer one range of keys;
 		// sorting it (stably, by key bytes) orders the whole output.
-		var recs []Record
-		err := fetch(n.Deps[0], func(r Record) error {
-			recs = append(recs, Record{Key: append([]byte(nil), r.Key...), Value: append([]byte(nil), r.Value...), HasKey: r.HasKey})
-			return nil
-		})
-		if err != nil {
-			return err
-		}
-		desc := n.Deps[0].Shuffle.Partitioner.Descending
-		sort.SliceStable(recs, func(a, b int) bool {
-			c := bytes.Compare(recs[a].Key, recs[b].Key)
-			if desc {
-				return c > 0
-			}
-			return c < 0
-		})
-		for _, r := range recs {
-			if err := emit(r); err != nil {
-				return err
-			}
-		}
-		return nil
+		return x.sortPartition(n.Deps[0].Shuffle.Partitioner.Descending, one, emit)
 	case "distinct":
-		seen := map[string]bool{}
-		return fetch(n.Deps[0], func(r Record) error {
-			enc := AppendRecord(nil, r)
-			if seen[string(enc)] {
-				return nil
-			}
-			seen[string(enc)] = true
-			return emit(r)
-		})
+		return x.distinctPartition(one, emit)
 	case "groupByKey", "cogroup", "join":
-		// groups[key][input] holds the values of each input for a key.
-		groups := map[string][][]string{}
-		for i, d := range n.Deps {
-			err := fetch(d, func(r Record) error {
-				g := groups[string(r.Key)]
-				if g == nil {
-					g = make([][]string, len(n.Deps))
-					groups[string(r.Key)] = g
-				}
-				g[i] = append(g[i], string(r.Value))
-				return nil
-			})
-			if err != nil {
-				return err
-			}
-		}
-		keys := make([]string, 0, len(groups))
-		for k := range groups {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
-		how := "inner"
-		if n.Op == "join" {
-			var ps struct {
-				How string `json:"how"`
-			}
-			if len(n.Params) > 0 {
-				if err := params(n.Params, &ps); err != nil {
-					return err
-				}
-			}
-			if ps.How != "" {
-				how = ps.How
-			}
-		}
-		for _, k := range keys {
-			g := groups[k]
-			switch n.Op {
-			case "groupByKey":
-				v, _ := json.Marshal(nonNil(g[0]))
-				if err := emit(Record{Key: []byte(k), Value: v, HasKey: true}); err != nil {
-					return err
-				}
-			case "cogroup":
-				for i := range g {
-					g[i] = nonNil(g[i])
-				}
-				v, _ := json.Marshal(g)
-				if err := emit(Record{Key: []byte(k), Value: v, HasKey: true}); err != nil {
-					return err
-				}
-			case "join":
-				rights := []*string{}
-				for i := range g[1] {
-					rights = append(rights, &g[1][i])
-				}
-				if len(rights) == 0 && how == "left" {
-					rights = []*string{nil}
-				}
-				for _, l := range g[0] {
-					for _, r := range rights {
-						v, _ := json.Marshal([]*string{&l, r})
-						if err := emit(Record{Key: []byte(k), Value: v, HasKey: true}); err != nil {
-							return err
-						}
-					}
-				}
-			}
-		}
-		return nil
+		return x.groupPartition(n, fetch, emit)
 	}
 	return fmt.Errorf("ops: dataset %q: operator %q does not read a shuffle", n.Name, n.Op)
 }
