@@ -2836,7 +2836,10 @@ type TaskAttempt struct {
 	Speculative     bool   `protobuf:"varint,14,opt,name=speculative,proto3" json:"speculative,omitempty"`
 	// ignored: why the scheduler ignored this end (a duplicate, a stale
 	// attempt), if it did.
-	Ignored       string `protobuf:"bytes,15,opt,name=ignored,proto3" json:"ignored,omitempty"`
+	Ignored string `protobuf:"bytes,15,opt,name=ignored,proto3" json:"ignored,omitempty"`
+	// spilled_bytes: what the attempt spilled to disk past its memory
+	// budget (execd -memory).
+	SpilledBytes  int64 `protobuf:"varint,16,opt,name=spilled_bytes,json=spilledBytes,proto3" json:"spilled_bytes,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2974,6 +2977,13 @@ func (x *TaskAttempt) GetIgnored() string {
 		return x.Ignored
 	}
 	return ""
+}
+
+func (x *TaskAttempt) GetSpilledBytes() int64 {
+	if x != nil {
+		return x.SpilledBytes
+	}
+	return 0
 }
 
 type StageDetail struct {
@@ -7244,7 +7254,7 @@ const file_api_baton_proto_rawDesc = "" +
 	"\bstage_id\x18\x01 \x01(\x04R\astageId\x12!\n" +
 	"\ftasks_offset\x18\x02 \x01(\x05R\vtasksOffset\x12\x1f\n" +
 	"\vtasks_limit\x18\x03 \x01(\x05R\n" +
-	"tasksLimit\"\xd5\x03\n" +
+	"tasksLimit\"\xfa\x03\n" +
 	"\vTaskAttempt\x12\x12\n" +
 	"\x04task\x18\x01 \x01(\x04R\x04task\x12\x1c\n" +
 	"\tpartition\x18\x02 \x01(\x05R\tpartition\x12\x18\n" +
@@ -7263,7 +7273,8 @@ const file_api_baton_proto_rawDesc = "" +
 	"\bindirect\x18\f \x01(\bR\bindirect\x12\x1b\n" +
 	"\tmap_bytes\x18\r \x01(\x04R\bmapBytes\x12 \n" +
 	"\vspeculative\x18\x0e \x01(\bR\vspeculative\x12\x18\n" +
-	"\aignored\x18\x0f \x01(\tR\aignored\"\x96\x03\n" +
+	"\aignored\x18\x0f \x01(\tR\aignored\x12#\n" +
+	"\rspilled_bytes\x18\x10 \x01(\x03R\fspilledBytes\"\x96\x03\n" +
 	"\vStageDetail\x12%\n" +
 	"\x05stage\x18\x01 \x01(\v2\x0f.baton.v1.StageR\x05stage\x12\x12\n" +
 	"\x04jobs\x18\x02 \x03(\x04R\x04jobs\x12+\n" +

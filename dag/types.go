@@ -238,6 +238,10 @@ type TaskEnded struct {
 	// Cached lists, for a success, the partitions of persisted datasets
 	// the attempt kept in its executor's block store (cache.go).
 	Cached []CachedPartition
+	// SpilledBytes is what the attempt spilled to disk past its memory
+	// budget, as its executor measured (for operators; the state keeps
+	// nothing of it).
+	SpilledBytes int64
 }
 
 // Counts reports whether the end counts toward MaxTaskFailures.

@@ -232,7 +232,7 @@ func toTaskEnded(exec string, u *api.TaskStatus) *dag.TaskEnded {
 	te := &dag.TaskEnded{
 		Task: dag.TaskID(id.Task), Stage: dag.StageID(id.Stage), StageAttempt: int(id.StageAttempt),
 		Partition: int(id.Partition), Attempt: int(id.Attempt), Executor: dag.ExecutorID(exec), Epoch: id.Epoch,
-		Message: clip(u.Message), DurationMs: max(u.DurationMs, 0), Speculative: id.Speculative,
+		Message: clip(u.Message), DurationMs: max(u.DurationMs, 0), Speculative: id.Speculative, SpilledBytes: max(u.SpilledBytes, 0),
 	}
 	switch u.State {
 	case api.TaskState_TASK_STATE_FINISHED:

@@ -135,7 +135,7 @@ var schedulerCommands = []schedulerCommand{
 				Indirect: x.Indirect, FetchExecutor: string(x.FetchExecutor), FetchShuffle: uint64(x.FetchShuffle),
 				FetchMap: int32(x.FetchMap), FetchReduce: int32(x.FetchReduce), DurationMs: x.DurationMs,
 				ExitCausedByApp: x.ExitCausedByApp, Speculative: x.Speculative, Accumulators: accsToProto(x.Accumulators),
-				Cached: cachedToProto(x.Cached),
+				Cached: cachedToProto(x.Cached), SpilledBytes: max(x.SpilledBytes, 0),
 			}, nil
 		},
 		decode: func(p []byte, now int64) (dag.Command, error) {
@@ -155,7 +155,7 @@ var schedulerCommands = []schedulerCommand{
 				FetchExecutor: dag.ExecutorID(m.FetchExecutor), FetchShuffle: dag.ShuffleID(m.FetchShuffle),
 				FetchMap: int(m.FetchMap), FetchReduce: int(m.FetchReduce), DurationMs: m.DurationMs,
 				ExitCausedByApp: m.ExitCausedByApp, Speculative: m.Speculative, Accumulators: accsFromProto(m.Accumulators),
-				Cached: cachedFromProto(m.Cached),
+				Cached: cachedFromProto(m.Cached), SpilledBytes: max(m.SpilledBytes, 0),
 			}, nil
 		},
 	},

@@ -42,7 +42,7 @@ func allCommands() []dag.Command {
 		&dag.TaskEnded{Task: 7, Stage: 1, StageAttempt: 2, Partition: 3, Attempt: 1, Executor: "e2", Epoch: 9,
 			Reason: dag.FetchFailed, Message: "boom", MapBytes: 10, MapSizes: []byte{1, 2}, ResultSize: 5,
 			Result: []byte("hello"), Indirect: true, FetchExecutor: "e3", FetchShuffle: 4, FetchMap: -1, FetchReduce: 3,
-			DurationMs: 12, ExitCausedByApp: true, Speculative: true,
+			DurationMs: 12, ExitCausedByApp: true, Speculative: true, SpilledBytes: 4096,
 			Accumulators: []dag.Accumulator{{Name: "bad", Kind: dag.AccCount, Int: 3}, {Name: "low", Kind: dag.AccMin, Int: -9}, {Name: "x", Kind: dag.AccMaxFloat, Float: 2.5}},
 			Cached:       []dag.CachedPartition{{Key: "c1", Partition: 3, Bytes: 99, Gen: 5}}},
 		&dag.ResubmitFailedStages{},

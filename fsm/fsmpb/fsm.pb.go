@@ -648,7 +648,9 @@ type TaskEnded struct {
 	Accumulators []*Accumulator `protobuf:"bytes,22,rep,name=accumulators,proto3" json:"accumulators,omitempty"`
 	// cached: the partitions of persisted datasets a successful attempt
 	// kept in its executor's block store.
-	Cached        []*CachedPartition `protobuf:"bytes,23,rep,name=cached,proto3" json:"cached,omitempty"`
+	Cached []*CachedPartition `protobuf:"bytes,23,rep,name=cached,proto3" json:"cached,omitempty"`
+	// spilled_bytes: what the attempt spilled past its memory budget.
+	SpilledBytes  int64 `protobuf:"varint,24,opt,name=spilled_bytes,json=spilledBytes,proto3" json:"spilled_bytes,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -842,6 +844,13 @@ func (x *TaskEnded) GetCached() []*CachedPartition {
 		return x.Cached
 	}
 	return nil
+}
+
+func (x *TaskEnded) GetSpilledBytes() int64 {
+	if x != nil {
+		return x.SpilledBytes
+	}
+	return 0
 }
 
 type CachedPartition struct {
@@ -1910,7 +1919,7 @@ const file_fsm_fsmpb_fsm_proto_rawDesc = "" +
 	"\x05group\x18\b \x01(\tR\x05group\x12\x1b\n" +
 	"\tmap_stage\x18\t \x01(\bR\bmapStage\x12'\n" +
 	"\x0fadaptive_target\x18\n" +
-	" \x01(\x03R\x0eadaptiveTarget\"\x8d\x06\n" +
+	" \x01(\x03R\x0eadaptiveTarget\"\xb2\x06\n" +
 	"\tTaskEnded\x12\x12\n" +
 	"\x04task\x18\x01 \x01(\x04R\x04task\x12\x14\n" +
 	"\x05stage\x18\x02 \x01(\x04R\x05stage\x12#\n" +
@@ -1937,7 +1946,8 @@ const file_fsm_fsmpb_fsm_proto_rawDesc = "" +
 	"\x12exit_caused_by_app\x18\x14 \x01(\bR\x0fexitCausedByApp\x12 \n" +
 	"\vspeculative\x18\x15 \x01(\bR\vspeculative\x12=\n" +
 	"\faccumulators\x18\x16 \x03(\v2\x19.baton.fsm.v1.AccumulatorR\faccumulators\x125\n" +
-	"\x06cached\x18\x17 \x03(\v2\x1d.baton.fsm.v1.CachedPartitionR\x06cached\"w\n" +
+	"\x06cached\x18\x17 \x03(\v2\x1d.baton.fsm.v1.CachedPartitionR\x06cached\x12#\n" +
+	"\rspilled_bytes\x18\x18 \x01(\x03R\fspilledBytes\"w\n" +
 	"\x0fCachedPartition\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x1c\n" +
 	"\tpartition\x18\x02 \x01(\x05R\tpartition\x12\x14\n" +

@@ -109,6 +109,7 @@ func (s *Server) GetStage(ctx context.Context, req *api.GetStageRequest) (*api.S
 			Task: uint64(te.Task), Partition: int32(te.Partition), Attempt: int32(te.Attempt), StageAttempt: int32(te.StageAttempt),
 			Executor: string(te.Executor), State: te.Reason.Label(), Message: te.Message, DurationMs: te.DurationMs,
 			EndedUnixNano: te.Time, ResultSize: te.ResultSize, Indirect: te.Indirect, MapBytes: te.MapBytes, Ignored: r.ignored,
+			SpilledBytes: te.SpilledBytes,
 			Speculative: te.Speculative,
 		}
 		if te.DurationMs > 0 && te.Time > 0 {

@@ -300,6 +300,7 @@ async function viewStage(id) {
     return `<tr><td class="num">${esc(t.partition)}</td><td class="num">${esc(t.task)}</td><td class="num">${esc(t.attempt)}${t.speculative ? " (copy)" : ""}</td>
       <td class="num">${esc(t.stage_attempt)}</td><td>${esc(t.executor)}</td><td>${badge(t.state)}</td>
       <td class="num">${num(t.duration_ms) ? dur(num(t.duration_ms)) : (t.state === "running" || t.state === "success" ? "< 1 ms" : "—")}</td><td>${result}</td>
+      <td class="num">${num(t.spilled_bytes) ? bytes(t.spilled_bytes) : "—"}</td>
       <td class="msg">${esc(t.message)}${t.ignored ? `<br><span class="muted">ignored: ${esc(t.ignored)}</span>` : ""}</td></tr>`;
   }).join("");
   const jobs = (d.jobs || []).map(j => `<a href="#/job/${esc(j)}">${esc(j)}</a>`).join(", ");
@@ -315,8 +316,8 @@ async function viewStage(id) {
     </dl></div>
     ${d.history_complete ? "" : '<p class="muted">This node started after the stage did: attempts that ended before are missing.</p>'}
     ${shown}<table id="tasks"><thead><tr><th class="num">Partition</th><th class="num">Task</th><th class="num">Attempt</th><th class="num">Stage attempt</th>
-    <th>Executor</th><th>State</th><th class="num">Duration</th><th>Result</th><th>Reason</th></tr></thead>
-    <tbody>${rows || '<tr><td colspan="9" class="muted">No attempts seen by this node.</td></tr>'}</tbody></table>`;
+    <th>Executor</th><th>State</th><th class="num">Duration</th><th>Result</th><th class="num">Spill</th><th>Reason</th></tr></thead>
+    <tbody>${rows || '<tr><td colspan="10" class="muted">No attempts seen by this node.</td></tr>'}</tbody></table>`;
 }
 
 async function viewExecutors() {
