@@ -26,9 +26,58 @@ type Summary struct {
 	Checksum uint64
 }
 
-func (s *Summary) add(rec []byte) {
+func (s *Summary) add(rec []byte) { s.Add(rec) }
+
+// Add counts a record (without its newline).
+func (s *Summary) Add(rec []byte) {
 	s.Records++
 	s.Checksum += uint64(crc32.ChecksumIEEE(rec))
+}
+
+// GenSkewed is Gen with every other record's key replaced by key (10
+// bytes): one key holds half the records.
+func GenSkewed(dir string, files int, total int64, seed uint64, key string) (Summary, []string, error) {
+	var sum Summary
+	var paths []string
+	if files < 1 {
+		files = 1
+	}
+	if len(key) != KeySize {
+		return sum, nil, fmt.Errorf("terasort: a skewed key of %d bytes, want %d", len(key), KeySize)
+	}
+	perFile := total / RecordSize / int64(files)
+	rng := rand.New(rand.NewPCG(seed, seed^0x5eed))
+	rec := make([]byte, RecordSize)
+	n := 0
+	for f := 0; f < files; f++ {
+		path := filepath.Join(dir, fmt.Sprintf("skewed-%03d.txt", f))
+		out, err := os.Create(path)
+		if err != nil {
+			return sum, nil, fmt.Errorf("terasort: %w", err)
+		}
+		w := bufio.NewWriterSize(out, 1<<20)
+		for i := int64(0); i < perFile; i++ {
+			for j := 0; j < RecordSize-1; j++ {
+				rec[j] = byte(33 + rng.IntN(94))
+			}
+			if n%2 == 0 {
+				copy(rec, key)
+			}
+			n++
+			rec[RecordSize-1] = '\n'
+			sum.Add(rec[:RecordSize-1])
+			w.Write(rec)
+		}
+		if err := w.Flush(); err != nil {
+			out.Close()
+			return sum, nil, fmt.Errorf("terasort: %w", err)
+		}
+		if err := out.Close(); err != nil {
+			return sum, nil, fmt.Errorf("terasort: %w", err)
+		}
+		paths = append(paths, path)
+	}
+	return sum, paths, nil
 }
 
 // Gen writes about total bytes of records into files files under dir
