@@ -125,7 +125,11 @@ type Executor struct {
 	// commits are the output commits waiting for the leader's decision,
 	// by task; each is asked again in every new session until decided.
 	commits map[uint64]*commitAsk
-	metrics *metrics
+	// outputDone holds the answers to the leader's output operations
+	// (see output.go) until the sender sends them.
+	outputDone []*api.OutputDone
+	outputSem  chan struct{}
+	metrics    *metrics
 
 	// sched holds a connection per scheduler address (schedMu).
 	schedMu sync.Mutex
@@ -239,17 +243,18 @@ func New(opts Options) (*Executor, error) {
 	}
 	opts.ID = id
 	e := &Executor{
-		opts:    opts,
-		log:     opts.Logger.With("executor", id),
-		conns:   &blockstore.Conns{Creds: dialCreds(opts.TLS, tlsconf.RoleExecutor)},
-		sched:   map[string]*grpc.ClientConn{},
-		running: map[uint64]*task{},
-		pending: map[uint64]*update{},
-		graphs:  map[string]*plan.Graph{},
-		kick:    make(chan struct{}, 1),
-		slots:   make(chan struct{}, opts.Cores),
-		stats:   stats{launchesJob: map[uint64]int64{}, firstByTerm: map[uint64]int64{}, lastByTerm: map[uint64]int64{}},
-		commits: map[uint64]*commitAsk{},
+		opts:      opts,
+		log:       opts.Logger.With("executor", id),
+		conns:     &blockstore.Conns{Creds: dialCreds(opts.TLS, tlsconf.RoleExecutor)},
+		sched:     map[string]*grpc.ClientConn{},
+		running:   map[uint64]*task{},
+		pending:   map[uint64]*update{},
+		graphs:    map[string]*plan.Graph{},
+		kick:      make(chan struct{}, 1),
+		slots:     make(chan struct{}, opts.Cores),
+		stats:     stats{launchesJob: map[uint64]int64{}, firstByTerm: map[uint64]int64{}, lastByTerm: map[uint64]int64{}},
+		commits:   map[uint64]*commitAsk{},
+		outputSem: make(chan struct{}, maxOutputOps),
 	}
 	e.ctx, e.cancel = context.WithCancel(context.Background())
 	e.highestTerm = loadTerm(opts.DataDir)

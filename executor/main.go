@@ -153,6 +153,7 @@ func parseFlags(name string, args []string, stderr io.Writer) (Options, web, err
 		cf.DataRoots = append(cf.DataRoots, filepath.Clean(v))
 		return nil
 	})
+	fs.StringVar(&cf.S3EndpointURL, "s3-endpoint", "", "the S3-compatible endpoint s3:// paths go to, http(s)://host[:port] (default $AWS_ENDPOINT_URL, else AWS); credentials come from AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN or ~/.aws/credentials")
 	runAs := fs.String("run-as", "", "run pipe programs as this user (a name or uid; needs execd to run as root)")
 	fs.StringVar(&o.Token, "token", os.Getenv("BATON_TOKEN"), "the ACL token (policy executor) to join with once the cluster's ACLs are on (default $BATON_TOKEN)")
 	fs.BoolVar(&o.Insecure, "insecure", false, "allow the block service on a non-loopback address without TLS (anyone who reaches it reads every job's blocks)")
