@@ -61,6 +61,10 @@ type Options struct {
 	// authorised its commit and before the rename: the worst moment for
 	// an executor to die. For drills and tests only.
 	ChaosExitBeforeRename []int
+	// ChaosJobCommitDelay delays every saveAsTextFile job commit (the
+	// leader waits for it before logging the job's last ends). For drills
+	// and tests only.
+	ChaosJobCommitDelay time.Duration
 	// TLS, when set, secures the sessions with the leader, the block
 	// service and fetches from other executors. The certificate must be
 	// an executor's, named after the executor's id (which it sets when ID

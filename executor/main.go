@@ -159,6 +159,7 @@ func parseFlags(name string, args []string, stderr io.Writer) (Options, web, err
 	fs.BoolVar(&o.Insecure, "insecure", false, "allow the block service on a non-loopback address without TLS (anyone who reaches it reads every job's blocks)")
 	minFree := fs.String("min-free-disk", "64MiB", "free space the block store keeps on its disk: a map output or result that would leave less fails its task (which runs elsewhere) and the executor reports itself unhealthy until there is room (bytes, or with KiB, MiB, GiB)")
 	writeMode := fs.String("block-write-mode", "batch", "how map outputs are written: batch (one synced batch) or ingest (one ingested sstable)")
+	fs.DurationVar(&o.ChaosJobCommitDelay, "chaos-job-commit-delay", 0, "for drills and tests: wait this long before each saveAsTextFile job commit (_SUCCESS), so a drill can kill the leader while it waits for one")
 	chaosRename := fs.String("chaos-exit-before-rename", "", "for drills and tests: saveAsTextFile partitions (comma-separated) whose first attempt exits the process between the commit's authorisation and its rename")
 	httpAddr := fs.String("http-addr", "", "serve Prometheus metrics (/metrics) on this address (e.g. 127.0.0.1:7401; empty: none)")
 	fs.BoolVar(&w.pprof, "pprof", false, "also serve net/http/pprof under /debug/pprof/ on -http-addr")

@@ -74,6 +74,16 @@ func (e *Executor) runOutput(ctx context.Context, op *api.OutputOp) error {
 	case api.OutputOpKind_OUTPUT_OP_CHECK:
 		return out.Check(ctx)
 	case api.OutputOpKind_OUTPUT_OP_COMMIT:
+		if d := e.opts.ChaosJobCommitDelay; d > 0 {
+			e.log.Warn("chaos: delaying a job commit", "job", op.Job, "delay", d)
+			t := time.NewTimer(d)
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+				t.Stop()
+				return ctx.Err()
+			}
+		}
 		return out.CommitJob(ctx, op.Job)
 	case api.OutputOpKind_OUTPUT_OP_ABORT:
 		return out.AbortJob(ctx, op.Job)

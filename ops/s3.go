@@ -205,8 +205,12 @@ func openS3Split(ctx context.Context, cf *Confinement, s plan.Split, pos int64) 
 	if s.ETag != "" {
 		opts.SetMatchETag(s.ETag)
 	}
-	if err := opts.SetRange(pos, 0); err != nil {
-		return nil, fmt.Errorf("ops: textFile: %w", err)
+	// From pos to the end: the split's last line may run past it.
+	// (SetRange(0, 0) would ask for one byte.)
+	if pos > 0 {
+		if err := opts.SetRange(pos, 0); err != nil {
+			return nil, fmt.Errorf("ops: textFile: %w", err)
+		}
 	}
 	obj, err := cl.GetObject(ctx, bucket, key, opts)
 	if err != nil {
