@@ -8,7 +8,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
-	"strings"
+	"syscall"
 )
 
 // This file is saveAsTextFile's output on the executor's side: a local
@@ -95,12 +95,10 @@ func (o *dirOutput) Check(context.Context) error {
 	switch {
 	case errors.Is(err, os.ErrNotExist):
 		return nil
-	case err != nil:
+	case errors.Is(err, syscall.ENOTDIR):
 		// A file where the directory would be.
-		var pe *os.PathError
-		if errors.As(err, &pe) && strings.Contains(pe.Err.Error(), "not a directory") {
-			return fmt.Errorf("saveAsTextFile: output %s exists and is not a directory: %w", o.d.Path(), ErrOutputInvalid)
-		}
+		return fmt.Errorf("saveAsTextFile: output %s exists and is not a directory: %w", o.d.Path(), ErrOutputInvalid)
+	case err != nil:
 		return fmt.Errorf("saveAsTextFile: output %s: %w", o.d.Path(), err)
 	case len(entries) > 0:
 		return fmt.Errorf("saveAsTextFile: output directory %s %w", o.d.Path(), ErrOutputExists)
