@@ -219,5 +219,10 @@ func (d *Driver) CheckOutput(ctx context.Context, path string) error {
 	if ctx.Err() != nil {
 		return status.FromContextError(ctx.Err()).Err()
 	}
-	return status.Errorf(codes.Unavailable, "saveAsTextFile: could not check output %s: %v (executors check outputs where they write them: start one that reaches it)", path, err)
+	if errors.Is(err, errNoOutputExecutor) {
+		return status.Errorf(codes.Unavailable, "saveAsTextFile: could not check output %s: %v (executors check outputs where they write them: start one)", path, err)
+	}
+	// Every executor tried and failed (no credentials, storage it cannot
+	// reach): retrying the submission would not help until an operator acts.
+	return status.Errorf(codes.FailedPrecondition, "saveAsTextFile: no executor could check output %s: %v", path, err)
 }
