@@ -268,6 +268,67 @@ func (AccumulatorKind) EnumDescriptor() ([]byte, []int) {
 	return file_api_baton_proto_rawDescGZIP(), []int{3}
 }
 
+// OutputOpKind is what the leader asks an executor to do to a
+// saveAsTextFile output (a local directory or an s3:// prefix): the work
+// runs where the data is reachable, never on the leader's disk.
+type OutputOpKind int32
+
+const (
+	OutputOpKind_OUTPUT_OP_UNSPECIFIED OutputOpKind = 0
+	// CHECK refuses an output that already holds anything (before the job
+	// is logged), a path outside the executor's data roots, a missing bucket.
+	OutputOpKind_OUTPUT_OP_CHECK OutputOpKind = 1
+	// COMMIT is Spark's commitJob: the job's temporary files go and
+	// _SUCCESS is written. Idempotent.
+	OutputOpKind_OUTPUT_OP_COMMIT OutputOpKind = 2
+	// ABORT removes the job's temporary files (a failed or cancelled job,
+	// or a succeeded one whose cleanup a dead leader could not finish).
+	OutputOpKind_OUTPUT_OP_ABORT OutputOpKind = 3
+)
+
+// Enum value maps for OutputOpKind.
+var (
+	OutputOpKind_name = map[int32]string{
+		0: "OUTPUT_OP_UNSPECIFIED",
+		1: "OUTPUT_OP_CHECK",
+		2: "OUTPUT_OP_COMMIT",
+		3: "OUTPUT_OP_ABORT",
+	}
+	OutputOpKind_value = map[string]int32{
+		"OUTPUT_OP_UNSPECIFIED": 0,
+		"OUTPUT_OP_CHECK":       1,
+		"OUTPUT_OP_COMMIT":      2,
+		"OUTPUT_OP_ABORT":       3,
+	}
+)
+
+func (x OutputOpKind) Enum() *OutputOpKind {
+	p := new(OutputOpKind)
+	*p = x
+	return p
+}
+
+func (x OutputOpKind) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (OutputOpKind) Descriptor() protoreflect.EnumDescriptor {
+	return file_api_baton_proto_enumTypes[4].Descriptor()
+}
+
+func (OutputOpKind) Type() protoreflect.EnumType {
+	return &file_api_baton_proto_enumTypes[4]
+}
+
+func (x OutputOpKind) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use OutputOpKind.Descriptor instead.
+func (OutputOpKind) EnumDescriptor() ([]byte, []int) {
+	return file_api_baton_proto_rawDescGZIP(), []int{4}
+}
+
 type BlockError int32
 
 const (
@@ -305,11 +366,11 @@ func (x BlockError) String() string {
 }
 
 func (BlockError) Descriptor() protoreflect.EnumDescriptor {
-	return file_api_baton_proto_enumTypes[4].Descriptor()
+	return file_api_baton_proto_enumTypes[5].Descriptor()
 }
 
 func (BlockError) Type() protoreflect.EnumType {
-	return &file_api_baton_proto_enumTypes[4]
+	return &file_api_baton_proto_enumTypes[5]
 }
 
 func (x BlockError) Number() protoreflect.EnumNumber {
@@ -318,7 +379,7 @@ func (x BlockError) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use BlockError.Descriptor instead.
 func (BlockError) EnumDescriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{4}
+	return file_api_baton_proto_rawDescGZIP(), []int{5}
 }
 
 // Plan mirrors the JSON plan contract (docs/plans.md): named datasets made
@@ -5513,6 +5574,7 @@ type ExecutorMessage struct {
 	//	*ExecutorMessage_Hello
 	//	*ExecutorMessage_Updates
 	//	*ExecutorMessage_Commit
+	//	*ExecutorMessage_OutputDone
 	Msg           isExecutorMessage_Msg `protobuf_oneof:"msg"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -5582,6 +5644,15 @@ func (x *ExecutorMessage) GetCommit() *CommitRequest {
 	return nil
 }
 
+func (x *ExecutorMessage) GetOutputDone() *OutputDone {
+	if x != nil {
+		if x, ok := x.Msg.(*ExecutorMessage_OutputDone); ok {
+			return x.OutputDone
+		}
+	}
+	return nil
+}
+
 type isExecutorMessage_Msg interface {
 	isExecutorMessage_Msg()
 }
@@ -5598,11 +5669,17 @@ type ExecutorMessage_Commit struct {
 	Commit *CommitRequest `protobuf:"bytes,3,opt,name=commit,proto3,oneof"`
 }
 
+type ExecutorMessage_OutputDone struct {
+	OutputDone *OutputDone `protobuf:"bytes,4,opt,name=output_done,json=outputDone,proto3,oneof"`
+}
+
 func (*ExecutorMessage_Hello) isExecutorMessage_Msg() {}
 
 func (*ExecutorMessage_Updates) isExecutorMessage_Msg() {}
 
 func (*ExecutorMessage_Commit) isExecutorMessage_Msg() {}
+
+func (*ExecutorMessage_OutputDone) isExecutorMessage_Msg() {}
 
 type Welcome struct {
 	state               protoimpl.MessageState `protogen:"open.v1"`
@@ -6060,6 +6137,150 @@ func (x *NotLeader) GetLeaderApiAddr() string {
 	return ""
 }
 
+// OutputOp asks an executor to run an output operation; it answers with
+// OutputDone of the same id. A lower term than the executor has seen is
+// refused (fencing), as launches and commit decisions are.
+type OutputOp struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Term          uint64                 `protobuf:"varint,1,opt,name=term,proto3" json:"term,omitempty"`
+	Id            uint64                 `protobuf:"varint,2,opt,name=id,proto3" json:"id,omitempty"`
+	Kind          OutputOpKind           `protobuf:"varint,3,opt,name=kind,proto3,enum=baton.v1.OutputOpKind" json:"kind,omitempty"`
+	Path          string                 `protobuf:"bytes,4,opt,name=path,proto3" json:"path,omitempty"`
+	Job           uint64                 `protobuf:"varint,5,opt,name=job,proto3" json:"job,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *OutputOp) Reset() {
+	*x = OutputOp{}
+	mi := &file_api_baton_proto_msgTypes[79]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *OutputOp) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*OutputOp) ProtoMessage() {}
+
+func (x *OutputOp) ProtoReflect() protoreflect.Message {
+	mi := &file_api_baton_proto_msgTypes[79]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use OutputOp.ProtoReflect.Descriptor instead.
+func (*OutputOp) Descriptor() ([]byte, []int) {
+	return file_api_baton_proto_rawDescGZIP(), []int{79}
+}
+
+func (x *OutputOp) GetTerm() uint64 {
+	if x != nil {
+		return x.Term
+	}
+	return 0
+}
+
+func (x *OutputOp) GetId() uint64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *OutputOp) GetKind() OutputOpKind {
+	if x != nil {
+		return x.Kind
+	}
+	return OutputOpKind_OUTPUT_OP_UNSPECIFIED
+}
+
+func (x *OutputOp) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+func (x *OutputOp) GetJob() uint64 {
+	if x != nil {
+		return x.Job
+	}
+	return 0
+}
+
+// OutputDone answers an OutputOp. error is empty on success. code, a
+// gRPC status code, is set when the output itself is refused (it exists,
+// is outside the data roots, names no bucket): asking another executor
+// would not help. With code 0 an error is the executor's (storage it
+// cannot reach, credentials it lacks): the leader asks another.
+type OutputDone struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	Error         string                 `protobuf:"bytes,2,opt,name=error,proto3" json:"error,omitempty"`
+	Code          uint32                 `protobuf:"varint,3,opt,name=code,proto3" json:"code,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *OutputDone) Reset() {
+	*x = OutputDone{}
+	mi := &file_api_baton_proto_msgTypes[80]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *OutputDone) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*OutputDone) ProtoMessage() {}
+
+func (x *OutputDone) ProtoReflect() protoreflect.Message {
+	mi := &file_api_baton_proto_msgTypes[80]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use OutputDone.ProtoReflect.Descriptor instead.
+func (*OutputDone) Descriptor() ([]byte, []int) {
+	return file_api_baton_proto_rawDescGZIP(), []int{80}
+}
+
+func (x *OutputDone) GetId() uint64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *OutputDone) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
+func (x *OutputDone) GetCode() uint32 {
+	if x != nil {
+		return x.Code
+	}
+	return 0
+}
+
 // DriverMessage flows from the leader to an executor.
 type DriverMessage struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -6072,6 +6293,7 @@ type DriverMessage struct {
 	//	*DriverMessage_Commit
 	//	*DriverMessage_Delete
 	//	*DriverMessage_NotLeader
+	//	*DriverMessage_Output
 	Msg           isDriverMessage_Msg `protobuf_oneof:"msg"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -6079,7 +6301,7 @@ type DriverMessage struct {
 
 func (x *DriverMessage) Reset() {
 	*x = DriverMessage{}
-	mi := &file_api_baton_proto_msgTypes[79]
+	mi := &file_api_baton_proto_msgTypes[81]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6091,7 +6313,7 @@ func (x *DriverMessage) String() string {
 func (*DriverMessage) ProtoMessage() {}
 
 func (x *DriverMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[79]
+	mi := &file_api_baton_proto_msgTypes[81]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6104,7 +6326,7 @@ func (x *DriverMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DriverMessage.ProtoReflect.Descriptor instead.
 func (*DriverMessage) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{79}
+	return file_api_baton_proto_rawDescGZIP(), []int{81}
 }
 
 func (x *DriverMessage) GetMsg() isDriverMessage_Msg {
@@ -6177,6 +6399,15 @@ func (x *DriverMessage) GetNotLeader() *NotLeader {
 	return nil
 }
 
+func (x *DriverMessage) GetOutput() *OutputOp {
+	if x != nil {
+		if x, ok := x.Msg.(*DriverMessage_Output); ok {
+			return x.Output
+		}
+	}
+	return nil
+}
+
 type isDriverMessage_Msg interface {
 	isDriverMessage_Msg()
 }
@@ -6209,6 +6440,10 @@ type DriverMessage_NotLeader struct {
 	NotLeader *NotLeader `protobuf:"bytes,7,opt,name=not_leader,json=notLeader,proto3,oneof"`
 }
 
+type DriverMessage_Output struct {
+	Output *OutputOp `protobuf:"bytes,8,opt,name=output,proto3,oneof"`
+}
+
 func (*DriverMessage_Welcome) isDriverMessage_Msg() {}
 
 func (*DriverMessage_Launch) isDriverMessage_Msg() {}
@@ -6222,6 +6457,8 @@ func (*DriverMessage_Commit) isDriverMessage_Msg() {}
 func (*DriverMessage_Delete) isDriverMessage_Msg() {}
 
 func (*DriverMessage_NotLeader) isDriverMessage_Msg() {}
+
+func (*DriverMessage_Output) isDriverMessage_Msg() {}
 
 type FetchShuffleRequest struct {
 	state   protoimpl.MessageState `protogen:"open.v1"`
@@ -6241,7 +6478,7 @@ type FetchShuffleRequest struct {
 
 func (x *FetchShuffleRequest) Reset() {
 	*x = FetchShuffleRequest{}
-	mi := &file_api_baton_proto_msgTypes[80]
+	mi := &file_api_baton_proto_msgTypes[82]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6253,7 +6490,7 @@ func (x *FetchShuffleRequest) String() string {
 func (*FetchShuffleRequest) ProtoMessage() {}
 
 func (x *FetchShuffleRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[80]
+	mi := &file_api_baton_proto_msgTypes[82]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6266,7 +6503,7 @@ func (x *FetchShuffleRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchShuffleRequest.ProtoReflect.Descriptor instead.
 func (*FetchShuffleRequest) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{80}
+	return file_api_baton_proto_rawDescGZIP(), []int{82}
 }
 
 func (x *FetchShuffleRequest) GetShuffle() uint64 {
@@ -6316,7 +6553,7 @@ type FetchResultRequest struct {
 
 func (x *FetchResultRequest) Reset() {
 	*x = FetchResultRequest{}
-	mi := &file_api_baton_proto_msgTypes[81]
+	mi := &file_api_baton_proto_msgTypes[83]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6328,7 +6565,7 @@ func (x *FetchResultRequest) String() string {
 func (*FetchResultRequest) ProtoMessage() {}
 
 func (x *FetchResultRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[81]
+	mi := &file_api_baton_proto_msgTypes[83]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6341,7 +6578,7 @@ func (x *FetchResultRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchResultRequest.ProtoReflect.Descriptor instead.
 func (*FetchResultRequest) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{81}
+	return file_api_baton_proto_rawDescGZIP(), []int{83}
 }
 
 func (x *FetchResultRequest) GetJob() uint64 {
@@ -6385,7 +6622,7 @@ type BlockChunk struct {
 
 func (x *BlockChunk) Reset() {
 	*x = BlockChunk{}
-	mi := &file_api_baton_proto_msgTypes[82]
+	mi := &file_api_baton_proto_msgTypes[84]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6397,7 +6634,7 @@ func (x *BlockChunk) String() string {
 func (*BlockChunk) ProtoMessage() {}
 
 func (x *BlockChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[82]
+	mi := &file_api_baton_proto_msgTypes[84]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6410,7 +6647,7 @@ func (x *BlockChunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BlockChunk.ProtoReflect.Descriptor instead.
 func (*BlockChunk) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{82}
+	return file_api_baton_proto_rawDescGZIP(), []int{84}
 }
 
 func (x *BlockChunk) GetMap() int32 {
@@ -6463,7 +6700,7 @@ type ExecutorStatsRequest struct {
 
 func (x *ExecutorStatsRequest) Reset() {
 	*x = ExecutorStatsRequest{}
-	mi := &file_api_baton_proto_msgTypes[83]
+	mi := &file_api_baton_proto_msgTypes[85]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6475,7 +6712,7 @@ func (x *ExecutorStatsRequest) String() string {
 func (*ExecutorStatsRequest) ProtoMessage() {}
 
 func (x *ExecutorStatsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[83]
+	mi := &file_api_baton_proto_msgTypes[85]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6488,7 +6725,7 @@ func (x *ExecutorStatsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecutorStatsRequest.ProtoReflect.Descriptor instead.
 func (*ExecutorStatsRequest) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{83}
+	return file_api_baton_proto_rawDescGZIP(), []int{85}
 }
 
 // ExecutorStats is what an executor did since it started: for drills and
@@ -6517,7 +6754,7 @@ type ExecutorStats struct {
 
 func (x *ExecutorStats) Reset() {
 	*x = ExecutorStats{}
-	mi := &file_api_baton_proto_msgTypes[84]
+	mi := &file_api_baton_proto_msgTypes[86]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6529,7 +6766,7 @@ func (x *ExecutorStats) String() string {
 func (*ExecutorStats) ProtoMessage() {}
 
 func (x *ExecutorStats) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[84]
+	mi := &file_api_baton_proto_msgTypes[86]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6542,7 +6779,7 @@ func (x *ExecutorStats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecutorStats.ProtoReflect.Descriptor instead.
 func (*ExecutorStats) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{84}
+	return file_api_baton_proto_rawDescGZIP(), []int{86}
 }
 
 func (x *ExecutorStats) GetExecutorId() string {
@@ -6637,7 +6874,7 @@ type ACLToken struct {
 
 func (x *ACLToken) Reset() {
 	*x = ACLToken{}
-	mi := &file_api_baton_proto_msgTypes[85]
+	mi := &file_api_baton_proto_msgTypes[87]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6649,7 +6886,7 @@ func (x *ACLToken) String() string {
 func (*ACLToken) ProtoMessage() {}
 
 func (x *ACLToken) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[85]
+	mi := &file_api_baton_proto_msgTypes[87]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6662,7 +6899,7 @@ func (x *ACLToken) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ACLToken.ProtoReflect.Descriptor instead.
 func (*ACLToken) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{85}
+	return file_api_baton_proto_rawDescGZIP(), []int{87}
 }
 
 func (x *ACLToken) GetAccessor() string {
@@ -6708,7 +6945,7 @@ type ACLBootstrapRequest struct {
 
 func (x *ACLBootstrapRequest) Reset() {
 	*x = ACLBootstrapRequest{}
-	mi := &file_api_baton_proto_msgTypes[86]
+	mi := &file_api_baton_proto_msgTypes[88]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6720,7 +6957,7 @@ func (x *ACLBootstrapRequest) String() string {
 func (*ACLBootstrapRequest) ProtoMessage() {}
 
 func (x *ACLBootstrapRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[86]
+	mi := &file_api_baton_proto_msgTypes[88]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6733,7 +6970,7 @@ func (x *ACLBootstrapRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ACLBootstrapRequest.ProtoReflect.Descriptor instead.
 func (*ACLBootstrapRequest) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{86}
+	return file_api_baton_proto_rawDescGZIP(), []int{88}
 }
 
 type ACLBootstrapResponse struct {
@@ -6745,7 +6982,7 @@ type ACLBootstrapResponse struct {
 
 func (x *ACLBootstrapResponse) Reset() {
 	*x = ACLBootstrapResponse{}
-	mi := &file_api_baton_proto_msgTypes[87]
+	mi := &file_api_baton_proto_msgTypes[89]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6757,7 +6994,7 @@ func (x *ACLBootstrapResponse) String() string {
 func (*ACLBootstrapResponse) ProtoMessage() {}
 
 func (x *ACLBootstrapResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[87]
+	mi := &file_api_baton_proto_msgTypes[89]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6770,7 +7007,7 @@ func (x *ACLBootstrapResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ACLBootstrapResponse.ProtoReflect.Descriptor instead.
 func (*ACLBootstrapResponse) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{87}
+	return file_api_baton_proto_rawDescGZIP(), []int{89}
 }
 
 func (x *ACLBootstrapResponse) GetToken() *ACLToken {
@@ -6791,7 +7028,7 @@ type CreateTokenRequest struct {
 
 func (x *CreateTokenRequest) Reset() {
 	*x = CreateTokenRequest{}
-	mi := &file_api_baton_proto_msgTypes[88]
+	mi := &file_api_baton_proto_msgTypes[90]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6803,7 +7040,7 @@ func (x *CreateTokenRequest) String() string {
 func (*CreateTokenRequest) ProtoMessage() {}
 
 func (x *CreateTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[88]
+	mi := &file_api_baton_proto_msgTypes[90]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6816,7 +7053,7 @@ func (x *CreateTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateTokenRequest.ProtoReflect.Descriptor instead.
 func (*CreateTokenRequest) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{88}
+	return file_api_baton_proto_rawDescGZIP(), []int{90}
 }
 
 func (x *CreateTokenRequest) GetName() string {
@@ -6842,7 +7079,7 @@ type CreateTokenResponse struct {
 
 func (x *CreateTokenResponse) Reset() {
 	*x = CreateTokenResponse{}
-	mi := &file_api_baton_proto_msgTypes[89]
+	mi := &file_api_baton_proto_msgTypes[91]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6854,7 +7091,7 @@ func (x *CreateTokenResponse) String() string {
 func (*CreateTokenResponse) ProtoMessage() {}
 
 func (x *CreateTokenResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[89]
+	mi := &file_api_baton_proto_msgTypes[91]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6867,7 +7104,7 @@ func (x *CreateTokenResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateTokenResponse.ProtoReflect.Descriptor instead.
 func (*CreateTokenResponse) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{89}
+	return file_api_baton_proto_rawDescGZIP(), []int{91}
 }
 
 func (x *CreateTokenResponse) GetToken() *ACLToken {
@@ -6885,7 +7122,7 @@ type ListTokensRequest struct {
 
 func (x *ListTokensRequest) Reset() {
 	*x = ListTokensRequest{}
-	mi := &file_api_baton_proto_msgTypes[90]
+	mi := &file_api_baton_proto_msgTypes[92]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6897,7 +7134,7 @@ func (x *ListTokensRequest) String() string {
 func (*ListTokensRequest) ProtoMessage() {}
 
 func (x *ListTokensRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[90]
+	mi := &file_api_baton_proto_msgTypes[92]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6910,7 +7147,7 @@ func (x *ListTokensRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTokensRequest.ProtoReflect.Descriptor instead.
 func (*ListTokensRequest) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{90}
+	return file_api_baton_proto_rawDescGZIP(), []int{92}
 }
 
 type ListTokensResponse struct {
@@ -6922,7 +7159,7 @@ type ListTokensResponse struct {
 
 func (x *ListTokensResponse) Reset() {
 	*x = ListTokensResponse{}
-	mi := &file_api_baton_proto_msgTypes[91]
+	mi := &file_api_baton_proto_msgTypes[93]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6934,7 +7171,7 @@ func (x *ListTokensResponse) String() string {
 func (*ListTokensResponse) ProtoMessage() {}
 
 func (x *ListTokensResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[91]
+	mi := &file_api_baton_proto_msgTypes[93]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6947,7 +7184,7 @@ func (x *ListTokensResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTokensResponse.ProtoReflect.Descriptor instead.
 func (*ListTokensResponse) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{91}
+	return file_api_baton_proto_rawDescGZIP(), []int{93}
 }
 
 func (x *ListTokensResponse) GetTokens() []*ACLToken {
@@ -6966,7 +7203,7 @@ type DeleteTokenRequest struct {
 
 func (x *DeleteTokenRequest) Reset() {
 	*x = DeleteTokenRequest{}
-	mi := &file_api_baton_proto_msgTypes[92]
+	mi := &file_api_baton_proto_msgTypes[94]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6978,7 +7215,7 @@ func (x *DeleteTokenRequest) String() string {
 func (*DeleteTokenRequest) ProtoMessage() {}
 
 func (x *DeleteTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[92]
+	mi := &file_api_baton_proto_msgTypes[94]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6991,7 +7228,7 @@ func (x *DeleteTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteTokenRequest.ProtoReflect.Descriptor instead.
 func (*DeleteTokenRequest) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{92}
+	return file_api_baton_proto_rawDescGZIP(), []int{94}
 }
 
 func (x *DeleteTokenRequest) GetAccessor() string {
@@ -7009,7 +7246,7 @@ type DeleteTokenResponse struct {
 
 func (x *DeleteTokenResponse) Reset() {
 	*x = DeleteTokenResponse{}
-	mi := &file_api_baton_proto_msgTypes[93]
+	mi := &file_api_baton_proto_msgTypes[95]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7021,7 +7258,7 @@ func (x *DeleteTokenResponse) String() string {
 func (*DeleteTokenResponse) ProtoMessage() {}
 
 func (x *DeleteTokenResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[93]
+	mi := &file_api_baton_proto_msgTypes[95]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7034,7 +7271,7 @@ func (x *DeleteTokenResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteTokenResponse.ProtoReflect.Descriptor instead.
 func (*DeleteTokenResponse) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{93}
+	return file_api_baton_proto_rawDescGZIP(), []int{95}
 }
 
 var File_api_baton_proto protoreflect.FileDescriptor
@@ -7485,11 +7722,13 @@ const file_api_baton_proto_rawDesc = "" +
 	"\aupdates\x18\x01 \x03(\v2\x14.baton.v1.TaskStatusR\aupdates\x12\x1c\n" +
 	"\tunhealthy\x18\x02 \x01(\tR\tunhealthy\"1\n" +
 	"\rCommitRequest\x12 \n" +
-	"\x02id\x18\x01 \x01(\v2\x10.baton.v1.TaskIDR\x02id\"\xa9\x01\n" +
+	"\x02id\x18\x01 \x01(\v2\x10.baton.v1.TaskIDR\x02id\"\xe2\x01\n" +
 	"\x0fExecutorMessage\x12'\n" +
 	"\x05hello\x18\x01 \x01(\v2\x0f.baton.v1.HelloH\x00R\x05hello\x123\n" +
 	"\aupdates\x18\x02 \x01(\v2\x17.baton.v1.StatusUpdatesH\x00R\aupdates\x121\n" +
-	"\x06commit\x18\x03 \x01(\v2\x17.baton.v1.CommitRequestH\x00R\x06commitB\x05\n" +
+	"\x06commit\x18\x03 \x01(\v2\x17.baton.v1.CommitRequestH\x00R\x06commit\x127\n" +
+	"\voutput_done\x18\x04 \x01(\v2\x14.baton.v1.OutputDoneH\x00R\n" +
+	"outputDoneB\x05\n" +
 	"\x03msg\"\x7f\n" +
 	"\aWelcome\x12\x12\n" +
 	"\x04term\x18\x01 \x01(\x04R\x04term\x122\n" +
@@ -7522,7 +7761,18 @@ const file_api_baton_proto_rawDesc = "" +
 	"\x06cached\x18\x05 \x03(\v2\x1d.baton.v1.CachedDatasetBlocksR\x06cached\"P\n" +
 	"\tNotLeader\x12\x1b\n" +
 	"\tleader_id\x18\x01 \x01(\tR\bleaderId\x12&\n" +
-	"\x0fleader_api_addr\x18\x02 \x01(\tR\rleaderApiAddr\"\xd6\x02\n" +
+	"\x0fleader_api_addr\x18\x02 \x01(\tR\rleaderApiAddr\"\x80\x01\n" +
+	"\bOutputOp\x12\x12\n" +
+	"\x04term\x18\x01 \x01(\x04R\x04term\x12\x0e\n" +
+	"\x02id\x18\x02 \x01(\x04R\x02id\x12*\n" +
+	"\x04kind\x18\x03 \x01(\x0e2\x16.baton.v1.OutputOpKindR\x04kind\x12\x12\n" +
+	"\x04path\x18\x04 \x01(\tR\x04path\x12\x10\n" +
+	"\x03job\x18\x05 \x01(\x04R\x03job\"F\n" +
+	"\n" +
+	"OutputDone\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x14\n" +
+	"\x05error\x18\x02 \x01(\tR\x05error\x12\x12\n" +
+	"\x04code\x18\x03 \x01(\rR\x04code\"\x84\x03\n" +
 	"\rDriverMessage\x12-\n" +
 	"\awelcome\x18\x01 \x01(\v2\x11.baton.v1.WelcomeH\x00R\awelcome\x12*\n" +
 	"\x06launch\x18\x02 \x01(\v2\x10.baton.v1.LaunchH\x00R\x06launch\x12$\n" +
@@ -7531,7 +7781,8 @@ const file_api_baton_proto_rawDesc = "" +
 	"\x06commit\x18\x05 \x01(\v2\x18.baton.v1.CommitDecisionH\x00R\x06commit\x120\n" +
 	"\x06delete\x18\x06 \x01(\v2\x16.baton.v1.DeleteBlocksH\x00R\x06delete\x124\n" +
 	"\n" +
-	"not_leader\x18\a \x01(\v2\x13.baton.v1.NotLeaderH\x00R\tnotLeaderB\x05\n" +
+	"not_leader\x18\a \x01(\v2\x13.baton.v1.NotLeaderH\x00R\tnotLeader\x12,\n" +
+	"\x06output\x18\b \x01(\v2\x12.baton.v1.OutputOpH\x00R\x06outputB\x05\n" +
 	"\x03msg\"\x89\x01\n" +
 	"\x13FetchShuffleRequest\x12\x18\n" +
 	"\ashuffle\x18\x01 \x01(\x04R\ashuffle\x12\x16\n" +
@@ -7622,7 +7873,12 @@ const file_api_baton_proto_rawDesc = "" +
 	"\x14ACCUMULATOR_KIND_MAX\x10\x04\x12\x1e\n" +
 	"\x1aACCUMULATOR_KIND_SUM_FLOAT\x10\x05\x12\x1e\n" +
 	"\x1aACCUMULATOR_KIND_MIN_FLOAT\x10\x06\x12\x1e\n" +
-	"\x1aACCUMULATOR_KIND_MAX_FLOAT\x10\a*p\n" +
+	"\x1aACCUMULATOR_KIND_MAX_FLOAT\x10\a*i\n" +
+	"\fOutputOpKind\x12\x19\n" +
+	"\x15OUTPUT_OP_UNSPECIFIED\x10\x00\x12\x13\n" +
+	"\x0fOUTPUT_OP_CHECK\x10\x01\x12\x14\n" +
+	"\x10OUTPUT_OP_COMMIT\x10\x02\x12\x13\n" +
+	"\x0fOUTPUT_OP_ABORT\x10\x03*p\n" +
 	"\n" +
 	"BlockError\x12\x14\n" +
 	"\x10BLOCK_ERROR_NONE\x10\x00\x12\x19\n" +
@@ -7684,252 +7940,258 @@ func file_api_baton_proto_rawDescGZIP() []byte {
 	return file_api_baton_proto_rawDescData
 }
 
-var file_api_baton_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_api_baton_proto_msgTypes = make([]protoimpl.MessageInfo, 103)
+var file_api_baton_proto_enumTypes = make([]protoimpl.EnumInfo, 6)
+var file_api_baton_proto_msgTypes = make([]protoimpl.MessageInfo, 105)
 var file_api_baton_proto_goTypes = []any{
 	(JobState)(0),                      // 0: baton.v1.JobState
 	(TaskState)(0),                     // 1: baton.v1.TaskState
 	(FailureKind)(0),                   // 2: baton.v1.FailureKind
 	(AccumulatorKind)(0),               // 3: baton.v1.AccumulatorKind
-	(BlockError)(0),                    // 4: baton.v1.BlockError
-	(*Plan)(nil),                       // 5: baton.v1.Plan
-	(*Func)(nil),                       // 6: baton.v1.Func
-	(*Record)(nil),                     // 7: baton.v1.Record
-	(*Dataset)(nil),                    // 8: baton.v1.Dataset
-	(*Action)(nil),                     // 9: baton.v1.Action
-	(*Job)(nil),                        // 10: baton.v1.Job
-	(*MapStageStatistics)(nil),         // 11: baton.v1.MapStageStatistics
-	(*ResultInfo)(nil),                 // 12: baton.v1.ResultInfo
-	(*Stage)(nil),                      // 13: baton.v1.Stage
-	(*SubmitJobRequest)(nil),           // 14: baton.v1.SubmitJobRequest
-	(*SubmitJobResponse)(nil),          // 15: baton.v1.SubmitJobResponse
-	(*GetJobRequest)(nil),              // 16: baton.v1.GetJobRequest
-	(*ListJobsRequest)(nil),            // 17: baton.v1.ListJobsRequest
-	(*ListJobsResponse)(nil),           // 18: baton.v1.ListJobsResponse
-	(*CancelJobRequest)(nil),           // 19: baton.v1.CancelJobRequest
-	(*CancelJobResponse)(nil),          // 20: baton.v1.CancelJobResponse
-	(*CancelJobGroupRequest)(nil),      // 21: baton.v1.CancelJobGroupRequest
-	(*CancelAllJobsRequest)(nil),       // 22: baton.v1.CancelAllJobsRequest
-	(*CancelStageRequest)(nil),         // 23: baton.v1.CancelStageRequest
-	(*ListCachedRequest)(nil),          // 24: baton.v1.ListCachedRequest
-	(*CachedDataset)(nil),              // 25: baton.v1.CachedDataset
-	(*ListCachedResponse)(nil),         // 26: baton.v1.ListCachedResponse
-	(*UnpersistRequest)(nil),           // 27: baton.v1.UnpersistRequest
-	(*UnpersistResponse)(nil),          // 28: baton.v1.UnpersistResponse
-	(*CancelJobsResponse)(nil),         // 29: baton.v1.CancelJobsResponse
-	(*WatchJobRequest)(nil),            // 30: baton.v1.WatchJobRequest
-	(*ReleaseJobRequest)(nil),          // 31: baton.v1.ReleaseJobRequest
-	(*ReleaseJobResponse)(nil),         // 32: baton.v1.ReleaseJobResponse
-	(*CollectResultsRequest)(nil),      // 33: baton.v1.CollectResultsRequest
-	(*ResultChunk)(nil),                // 34: baton.v1.ResultChunk
-	(*ListExecutorsRequest)(nil),       // 35: baton.v1.ListExecutorsRequest
-	(*Executor)(nil),                   // 36: baton.v1.Executor
-	(*ListExecutorsResponse)(nil),      // 37: baton.v1.ListExecutorsResponse
-	(*GetStageRequest)(nil),            // 38: baton.v1.GetStageRequest
-	(*TaskAttempt)(nil),                // 39: baton.v1.TaskAttempt
-	(*StageDetail)(nil),                // 40: baton.v1.StageDetail
-	(*Peer)(nil),                       // 41: baton.v1.Peer
-	(*StatusRequest)(nil),              // 42: baton.v1.StatusRequest
-	(*StatusResponse)(nil),             // 43: baton.v1.StatusResponse
-	(*NodeStatusRequest)(nil),          // 44: baton.v1.NodeStatusRequest
-	(*NodeStatus)(nil),                 // 45: baton.v1.NodeStatus
-	(*ListPeersRequest)(nil),           // 46: baton.v1.ListPeersRequest
-	(*ListPeersResponse)(nil),          // 47: baton.v1.ListPeersResponse
-	(*AddPeerRequest)(nil),             // 48: baton.v1.AddPeerRequest
-	(*AddPeerResponse)(nil),            // 49: baton.v1.AddPeerResponse
-	(*RemovePeerRequest)(nil),          // 50: baton.v1.RemovePeerRequest
-	(*RemovePeerResponse)(nil),         // 51: baton.v1.RemovePeerResponse
-	(*TransferLeadershipRequest)(nil),  // 52: baton.v1.TransferLeadershipRequest
-	(*TransferLeadershipResponse)(nil), // 53: baton.v1.TransferLeadershipResponse
-	(*RegisterMemberRequest)(nil),      // 54: baton.v1.RegisterMemberRequest
-	(*RegisterMemberResponse)(nil),     // 55: baton.v1.RegisterMemberResponse
-	(*SnapshotSaveRequest)(nil),        // 56: baton.v1.SnapshotSaveRequest
-	(*SnapshotChunk)(nil),              // 57: baton.v1.SnapshotChunk
-	(*SnapshotRestoreResponse)(nil),    // 58: baton.v1.SnapshotRestoreResponse
-	(*LeaderHistoryRequest)(nil),       // 59: baton.v1.LeaderHistoryRequest
-	(*Takeover)(nil),                   // 60: baton.v1.Takeover
-	(*LeaderHistoryResponse)(nil),      // 61: baton.v1.LeaderHistoryResponse
-	(*ReportResultLostRequest)(nil),    // 62: baton.v1.ReportResultLostRequest
-	(*ReportResultLostResponse)(nil),   // 63: baton.v1.ReportResultLostResponse
-	(*TaskID)(nil),                     // 64: baton.v1.TaskID
-	(*MapLocation)(nil),                // 65: baton.v1.MapLocation
-	(*ShuffleInput)(nil),               // 66: baton.v1.ShuffleInput
-	(*TaskLaunch)(nil),                 // 67: baton.v1.TaskLaunch
-	(*TaskStatus)(nil),                 // 68: baton.v1.TaskStatus
-	(*CachedPartition)(nil),            // 69: baton.v1.CachedPartition
-	(*CachedDatasetBlocks)(nil),        // 70: baton.v1.CachedDatasetBlocks
-	(*Accumulator)(nil),                // 71: baton.v1.Accumulator
-	(*Hello)(nil),                      // 72: baton.v1.Hello
-	(*StatusUpdates)(nil),              // 73: baton.v1.StatusUpdates
-	(*CommitRequest)(nil),              // 74: baton.v1.CommitRequest
-	(*ExecutorMessage)(nil),            // 75: baton.v1.ExecutorMessage
-	(*Welcome)(nil),                    // 76: baton.v1.Welcome
-	(*Launch)(nil),                     // 77: baton.v1.Launch
-	(*Kill)(nil),                       // 78: baton.v1.Kill
-	(*Ack)(nil),                        // 79: baton.v1.Ack
-	(*CommitDecision)(nil),             // 80: baton.v1.CommitDecision
-	(*ResultBlock)(nil),                // 81: baton.v1.ResultBlock
-	(*DeleteBlocks)(nil),               // 82: baton.v1.DeleteBlocks
-	(*NotLeader)(nil),                  // 83: baton.v1.NotLeader
-	(*DriverMessage)(nil),              // 84: baton.v1.DriverMessage
-	(*FetchShuffleRequest)(nil),        // 85: baton.v1.FetchShuffleRequest
-	(*FetchResultRequest)(nil),         // 86: baton.v1.FetchResultRequest
-	(*BlockChunk)(nil),                 // 87: baton.v1.BlockChunk
-	(*ExecutorStatsRequest)(nil),       // 88: baton.v1.ExecutorStatsRequest
-	(*ExecutorStats)(nil),              // 89: baton.v1.ExecutorStats
-	(*ACLToken)(nil),                   // 90: baton.v1.ACLToken
-	(*ACLBootstrapRequest)(nil),        // 91: baton.v1.ACLBootstrapRequest
-	(*ACLBootstrapResponse)(nil),       // 92: baton.v1.ACLBootstrapResponse
-	(*CreateTokenRequest)(nil),         // 93: baton.v1.CreateTokenRequest
-	(*CreateTokenResponse)(nil),        // 94: baton.v1.CreateTokenResponse
-	(*ListTokensRequest)(nil),          // 95: baton.v1.ListTokensRequest
-	(*ListTokensResponse)(nil),         // 96: baton.v1.ListTokensResponse
-	(*DeleteTokenRequest)(nil),         // 97: baton.v1.DeleteTokenRequest
-	(*DeleteTokenResponse)(nil),        // 98: baton.v1.DeleteTokenResponse
-	nil,                                // 99: baton.v1.Plan.DatasetsEntry
-	nil,                                // 100: baton.v1.Dataset.EnvEntry
-	nil,                                // 101: baton.v1.SubmitJobResponse.PersistedEntry
-	nil,                                // 102: baton.v1.CachedDataset.ExecutorsEntry
-	nil,                                // 103: baton.v1.StageDetail.TaskCountsEntry
-	nil,                                // 104: baton.v1.TaskLaunch.CacheGenerationsEntry
-	nil,                                // 105: baton.v1.ExecutorStats.LaunchesByJobEntry
-	nil,                                // 106: baton.v1.ExecutorStats.FirstLaunchByTermEntry
-	nil,                                // 107: baton.v1.ExecutorStats.LastLaunchByTermEntry
+	(OutputOpKind)(0),                  // 4: baton.v1.OutputOpKind
+	(BlockError)(0),                    // 5: baton.v1.BlockError
+	(*Plan)(nil),                       // 6: baton.v1.Plan
+	(*Func)(nil),                       // 7: baton.v1.Func
+	(*Record)(nil),                     // 8: baton.v1.Record
+	(*Dataset)(nil),                    // 9: baton.v1.Dataset
+	(*Action)(nil),                     // 10: baton.v1.Action
+	(*Job)(nil),                        // 11: baton.v1.Job
+	(*MapStageStatistics)(nil),         // 12: baton.v1.MapStageStatistics
+	(*ResultInfo)(nil),                 // 13: baton.v1.ResultInfo
+	(*Stage)(nil),                      // 14: baton.v1.Stage
+	(*SubmitJobRequest)(nil),           // 15: baton.v1.SubmitJobRequest
+	(*SubmitJobResponse)(nil),          // 16: baton.v1.SubmitJobResponse
+	(*GetJobRequest)(nil),              // 17: baton.v1.GetJobRequest
+	(*ListJobsRequest)(nil),            // 18: baton.v1.ListJobsRequest
+	(*ListJobsResponse)(nil),           // 19: baton.v1.ListJobsResponse
+	(*CancelJobRequest)(nil),           // 20: baton.v1.CancelJobRequest
+	(*CancelJobResponse)(nil),          // 21: baton.v1.CancelJobResponse
+	(*CancelJobGroupRequest)(nil),      // 22: baton.v1.CancelJobGroupRequest
+	(*CancelAllJobsRequest)(nil),       // 23: baton.v1.CancelAllJobsRequest
+	(*CancelStageRequest)(nil),         // 24: baton.v1.CancelStageRequest
+	(*ListCachedRequest)(nil),          // 25: baton.v1.ListCachedRequest
+	(*CachedDataset)(nil),              // 26: baton.v1.CachedDataset
+	(*ListCachedResponse)(nil),         // 27: baton.v1.ListCachedResponse
+	(*UnpersistRequest)(nil),           // 28: baton.v1.UnpersistRequest
+	(*UnpersistResponse)(nil),          // 29: baton.v1.UnpersistResponse
+	(*CancelJobsResponse)(nil),         // 30: baton.v1.CancelJobsResponse
+	(*WatchJobRequest)(nil),            // 31: baton.v1.WatchJobRequest
+	(*ReleaseJobRequest)(nil),          // 32: baton.v1.ReleaseJobRequest
+	(*ReleaseJobResponse)(nil),         // 33: baton.v1.ReleaseJobResponse
+	(*CollectResultsRequest)(nil),      // 34: baton.v1.CollectResultsRequest
+	(*ResultChunk)(nil),                // 35: baton.v1.ResultChunk
+	(*ListExecutorsRequest)(nil),       // 36: baton.v1.ListExecutorsRequest
+	(*Executor)(nil),                   // 37: baton.v1.Executor
+	(*ListExecutorsResponse)(nil),      // 38: baton.v1.ListExecutorsResponse
+	(*GetStageRequest)(nil),            // 39: baton.v1.GetStageRequest
+	(*TaskAttempt)(nil),                // 40: baton.v1.TaskAttempt
+	(*StageDetail)(nil),                // 41: baton.v1.StageDetail
+	(*Peer)(nil),                       // 42: baton.v1.Peer
+	(*StatusRequest)(nil),              // 43: baton.v1.StatusRequest
+	(*StatusResponse)(nil),             // 44: baton.v1.StatusResponse
+	(*NodeStatusRequest)(nil),          // 45: baton.v1.NodeStatusRequest
+	(*NodeStatus)(nil),                 // 46: baton.v1.NodeStatus
+	(*ListPeersRequest)(nil),           // 47: baton.v1.ListPeersRequest
+	(*ListPeersResponse)(nil),          // 48: baton.v1.ListPeersResponse
+	(*AddPeerRequest)(nil),             // 49: baton.v1.AddPeerRequest
+	(*AddPeerResponse)(nil),            // 50: baton.v1.AddPeerResponse
+	(*RemovePeerRequest)(nil),          // 51: baton.v1.RemovePeerRequest
+	(*RemovePeerResponse)(nil),         // 52: baton.v1.RemovePeerResponse
+	(*TransferLeadershipRequest)(nil),  // 53: baton.v1.TransferLeadershipRequest
+	(*TransferLeadershipResponse)(nil), // 54: baton.v1.TransferLeadershipResponse
+	(*RegisterMemberRequest)(nil),      // 55: baton.v1.RegisterMemberRequest
+	(*RegisterMemberResponse)(nil),     // 56: baton.v1.RegisterMemberResponse
+	(*SnapshotSaveRequest)(nil),        // 57: baton.v1.SnapshotSaveRequest
+	(*SnapshotChunk)(nil),              // 58: baton.v1.SnapshotChunk
+	(*SnapshotRestoreResponse)(nil),    // 59: baton.v1.SnapshotRestoreResponse
+	(*LeaderHistoryRequest)(nil),       // 60: baton.v1.LeaderHistoryRequest
+	(*Takeover)(nil),                   // 61: baton.v1.Takeover
+	(*LeaderHistoryResponse)(nil),      // 62: baton.v1.LeaderHistoryResponse
+	(*ReportResultLostRequest)(nil),    // 63: baton.v1.ReportResultLostRequest
+	(*ReportResultLostResponse)(nil),   // 64: baton.v1.ReportResultLostResponse
+	(*TaskID)(nil),                     // 65: baton.v1.TaskID
+	(*MapLocation)(nil),                // 66: baton.v1.MapLocation
+	(*ShuffleInput)(nil),               // 67: baton.v1.ShuffleInput
+	(*TaskLaunch)(nil),                 // 68: baton.v1.TaskLaunch
+	(*TaskStatus)(nil),                 // 69: baton.v1.TaskStatus
+	(*CachedPartition)(nil),            // 70: baton.v1.CachedPartition
+	(*CachedDatasetBlocks)(nil),        // 71: baton.v1.CachedDatasetBlocks
+	(*Accumulator)(nil),                // 72: baton.v1.Accumulator
+	(*Hello)(nil),                      // 73: baton.v1.Hello
+	(*StatusUpdates)(nil),              // 74: baton.v1.StatusUpdates
+	(*CommitRequest)(nil),              // 75: baton.v1.CommitRequest
+	(*ExecutorMessage)(nil),            // 76: baton.v1.ExecutorMessage
+	(*Welcome)(nil),                    // 77: baton.v1.Welcome
+	(*Launch)(nil),                     // 78: baton.v1.Launch
+	(*Kill)(nil),                       // 79: baton.v1.Kill
+	(*Ack)(nil),                        // 80: baton.v1.Ack
+	(*CommitDecision)(nil),             // 81: baton.v1.CommitDecision
+	(*ResultBlock)(nil),                // 82: baton.v1.ResultBlock
+	(*DeleteBlocks)(nil),               // 83: baton.v1.DeleteBlocks
+	(*NotLeader)(nil),                  // 84: baton.v1.NotLeader
+	(*OutputOp)(nil),                   // 85: baton.v1.OutputOp
+	(*OutputDone)(nil),                 // 86: baton.v1.OutputDone
+	(*DriverMessage)(nil),              // 87: baton.v1.DriverMessage
+	(*FetchShuffleRequest)(nil),        // 88: baton.v1.FetchShuffleRequest
+	(*FetchResultRequest)(nil),         // 89: baton.v1.FetchResultRequest
+	(*BlockChunk)(nil),                 // 90: baton.v1.BlockChunk
+	(*ExecutorStatsRequest)(nil),       // 91: baton.v1.ExecutorStatsRequest
+	(*ExecutorStats)(nil),              // 92: baton.v1.ExecutorStats
+	(*ACLToken)(nil),                   // 93: baton.v1.ACLToken
+	(*ACLBootstrapRequest)(nil),        // 94: baton.v1.ACLBootstrapRequest
+	(*ACLBootstrapResponse)(nil),       // 95: baton.v1.ACLBootstrapResponse
+	(*CreateTokenRequest)(nil),         // 96: baton.v1.CreateTokenRequest
+	(*CreateTokenResponse)(nil),        // 97: baton.v1.CreateTokenResponse
+	(*ListTokensRequest)(nil),          // 98: baton.v1.ListTokensRequest
+	(*ListTokensResponse)(nil),         // 99: baton.v1.ListTokensResponse
+	(*DeleteTokenRequest)(nil),         // 100: baton.v1.DeleteTokenRequest
+	(*DeleteTokenResponse)(nil),        // 101: baton.v1.DeleteTokenResponse
+	nil,                                // 102: baton.v1.Plan.DatasetsEntry
+	nil,                                // 103: baton.v1.Dataset.EnvEntry
+	nil,                                // 104: baton.v1.SubmitJobResponse.PersistedEntry
+	nil,                                // 105: baton.v1.CachedDataset.ExecutorsEntry
+	nil,                                // 106: baton.v1.StageDetail.TaskCountsEntry
+	nil,                                // 107: baton.v1.TaskLaunch.CacheGenerationsEntry
+	nil,                                // 108: baton.v1.ExecutorStats.LaunchesByJobEntry
+	nil,                                // 109: baton.v1.ExecutorStats.FirstLaunchByTermEntry
+	nil,                                // 110: baton.v1.ExecutorStats.LastLaunchByTermEntry
 }
 var file_api_baton_proto_depIdxs = []int32{
-	99,  // 0: baton.v1.Plan.datasets:type_name -> baton.v1.Plan.DatasetsEntry
-	9,   // 1: baton.v1.Plan.action:type_name -> baton.v1.Action
-	6,   // 2: baton.v1.Dataset.fn:type_name -> baton.v1.Func
-	7,   // 3: baton.v1.Dataset.records:type_name -> baton.v1.Record
-	100, // 4: baton.v1.Dataset.env:type_name -> baton.v1.Dataset.EnvEntry
-	6,   // 5: baton.v1.Action.fn:type_name -> baton.v1.Func
+	102, // 0: baton.v1.Plan.datasets:type_name -> baton.v1.Plan.DatasetsEntry
+	10,  // 1: baton.v1.Plan.action:type_name -> baton.v1.Action
+	7,   // 2: baton.v1.Dataset.fn:type_name -> baton.v1.Func
+	8,   // 3: baton.v1.Dataset.records:type_name -> baton.v1.Record
+	103, // 4: baton.v1.Dataset.env:type_name -> baton.v1.Dataset.EnvEntry
+	7,   // 5: baton.v1.Action.fn:type_name -> baton.v1.Func
 	0,   // 6: baton.v1.Job.state:type_name -> baton.v1.JobState
-	13,  // 7: baton.v1.Job.stages:type_name -> baton.v1.Stage
-	12,  // 8: baton.v1.Job.results:type_name -> baton.v1.ResultInfo
-	9,   // 9: baton.v1.Job.action_spec:type_name -> baton.v1.Action
-	71,  // 10: baton.v1.Job.accumulators:type_name -> baton.v1.Accumulator
-	71,  // 11: baton.v1.Job.failed_accumulators:type_name -> baton.v1.Accumulator
-	11,  // 12: baton.v1.Job.map_statistics:type_name -> baton.v1.MapStageStatistics
-	5,   // 13: baton.v1.SubmitJobRequest.plan:type_name -> baton.v1.Plan
-	101, // 14: baton.v1.SubmitJobResponse.persisted:type_name -> baton.v1.SubmitJobResponse.PersistedEntry
-	10,  // 15: baton.v1.ListJobsResponse.jobs:type_name -> baton.v1.Job
-	102, // 16: baton.v1.CachedDataset.executors:type_name -> baton.v1.CachedDataset.ExecutorsEntry
-	25,  // 17: baton.v1.ListCachedResponse.datasets:type_name -> baton.v1.CachedDataset
-	36,  // 18: baton.v1.ListExecutorsResponse.executors:type_name -> baton.v1.Executor
-	13,  // 19: baton.v1.StageDetail.stage:type_name -> baton.v1.Stage
-	39,  // 20: baton.v1.StageDetail.tasks:type_name -> baton.v1.TaskAttempt
-	103, // 21: baton.v1.StageDetail.task_counts:type_name -> baton.v1.StageDetail.TaskCountsEntry
-	45,  // 22: baton.v1.StatusResponse.node:type_name -> baton.v1.NodeStatus
-	41,  // 23: baton.v1.StatusResponse.peers:type_name -> baton.v1.Peer
-	41,  // 24: baton.v1.ListPeersResponse.peers:type_name -> baton.v1.Peer
-	60,  // 25: baton.v1.LeaderHistoryResponse.takeovers:type_name -> baton.v1.Takeover
-	65,  // 26: baton.v1.ShuffleInput.locations:type_name -> baton.v1.MapLocation
-	64,  // 27: baton.v1.TaskLaunch.id:type_name -> baton.v1.TaskID
-	66,  // 28: baton.v1.TaskLaunch.inputs:type_name -> baton.v1.ShuffleInput
-	104, // 29: baton.v1.TaskLaunch.cache_generations:type_name -> baton.v1.TaskLaunch.CacheGenerationsEntry
-	64,  // 30: baton.v1.TaskStatus.id:type_name -> baton.v1.TaskID
+	14,  // 7: baton.v1.Job.stages:type_name -> baton.v1.Stage
+	13,  // 8: baton.v1.Job.results:type_name -> baton.v1.ResultInfo
+	10,  // 9: baton.v1.Job.action_spec:type_name -> baton.v1.Action
+	72,  // 10: baton.v1.Job.accumulators:type_name -> baton.v1.Accumulator
+	72,  // 11: baton.v1.Job.failed_accumulators:type_name -> baton.v1.Accumulator
+	12,  // 12: baton.v1.Job.map_statistics:type_name -> baton.v1.MapStageStatistics
+	6,   // 13: baton.v1.SubmitJobRequest.plan:type_name -> baton.v1.Plan
+	104, // 14: baton.v1.SubmitJobResponse.persisted:type_name -> baton.v1.SubmitJobResponse.PersistedEntry
+	11,  // 15: baton.v1.ListJobsResponse.jobs:type_name -> baton.v1.Job
+	105, // 16: baton.v1.CachedDataset.executors:type_name -> baton.v1.CachedDataset.ExecutorsEntry
+	26,  // 17: baton.v1.ListCachedResponse.datasets:type_name -> baton.v1.CachedDataset
+	37,  // 18: baton.v1.ListExecutorsResponse.executors:type_name -> baton.v1.Executor
+	14,  // 19: baton.v1.StageDetail.stage:type_name -> baton.v1.Stage
+	40,  // 20: baton.v1.StageDetail.tasks:type_name -> baton.v1.TaskAttempt
+	106, // 21: baton.v1.StageDetail.task_counts:type_name -> baton.v1.StageDetail.TaskCountsEntry
+	46,  // 22: baton.v1.StatusResponse.node:type_name -> baton.v1.NodeStatus
+	42,  // 23: baton.v1.StatusResponse.peers:type_name -> baton.v1.Peer
+	42,  // 24: baton.v1.ListPeersResponse.peers:type_name -> baton.v1.Peer
+	61,  // 25: baton.v1.LeaderHistoryResponse.takeovers:type_name -> baton.v1.Takeover
+	66,  // 26: baton.v1.ShuffleInput.locations:type_name -> baton.v1.MapLocation
+	65,  // 27: baton.v1.TaskLaunch.id:type_name -> baton.v1.TaskID
+	67,  // 28: baton.v1.TaskLaunch.inputs:type_name -> baton.v1.ShuffleInput
+	107, // 29: baton.v1.TaskLaunch.cache_generations:type_name -> baton.v1.TaskLaunch.CacheGenerationsEntry
+	65,  // 30: baton.v1.TaskStatus.id:type_name -> baton.v1.TaskID
 	1,   // 31: baton.v1.TaskStatus.state:type_name -> baton.v1.TaskState
 	2,   // 32: baton.v1.TaskStatus.failure:type_name -> baton.v1.FailureKind
-	71,  // 33: baton.v1.TaskStatus.accumulators:type_name -> baton.v1.Accumulator
-	69,  // 34: baton.v1.TaskStatus.cached:type_name -> baton.v1.CachedPartition
+	72,  // 33: baton.v1.TaskStatus.accumulators:type_name -> baton.v1.Accumulator
+	70,  // 34: baton.v1.TaskStatus.cached:type_name -> baton.v1.CachedPartition
 	3,   // 35: baton.v1.Accumulator.kind:type_name -> baton.v1.AccumulatorKind
-	64,  // 36: baton.v1.Hello.running:type_name -> baton.v1.TaskID
-	70,  // 37: baton.v1.Hello.cached:type_name -> baton.v1.CachedDatasetBlocks
-	64,  // 38: baton.v1.Hello.unacked:type_name -> baton.v1.TaskID
-	68,  // 39: baton.v1.StatusUpdates.updates:type_name -> baton.v1.TaskStatus
-	64,  // 40: baton.v1.CommitRequest.id:type_name -> baton.v1.TaskID
-	72,  // 41: baton.v1.ExecutorMessage.hello:type_name -> baton.v1.Hello
-	73,  // 42: baton.v1.ExecutorMessage.updates:type_name -> baton.v1.StatusUpdates
-	74,  // 43: baton.v1.ExecutorMessage.commit:type_name -> baton.v1.CommitRequest
-	67,  // 44: baton.v1.Launch.tasks:type_name -> baton.v1.TaskLaunch
-	81,  // 45: baton.v1.DeleteBlocks.results:type_name -> baton.v1.ResultBlock
-	70,  // 46: baton.v1.DeleteBlocks.cached:type_name -> baton.v1.CachedDatasetBlocks
-	76,  // 47: baton.v1.DriverMessage.welcome:type_name -> baton.v1.Welcome
-	77,  // 48: baton.v1.DriverMessage.launch:type_name -> baton.v1.Launch
-	78,  // 49: baton.v1.DriverMessage.kill:type_name -> baton.v1.Kill
-	79,  // 50: baton.v1.DriverMessage.ack:type_name -> baton.v1.Ack
-	80,  // 51: baton.v1.DriverMessage.commit:type_name -> baton.v1.CommitDecision
-	82,  // 52: baton.v1.DriverMessage.delete:type_name -> baton.v1.DeleteBlocks
-	83,  // 53: baton.v1.DriverMessage.not_leader:type_name -> baton.v1.NotLeader
-	4,   // 54: baton.v1.BlockChunk.error:type_name -> baton.v1.BlockError
-	105, // 55: baton.v1.ExecutorStats.launches_by_job:type_name -> baton.v1.ExecutorStats.LaunchesByJobEntry
-	106, // 56: baton.v1.ExecutorStats.first_launch_by_term:type_name -> baton.v1.ExecutorStats.FirstLaunchByTermEntry
-	107, // 57: baton.v1.ExecutorStats.last_launch_by_term:type_name -> baton.v1.ExecutorStats.LastLaunchByTermEntry
-	90,  // 58: baton.v1.ACLBootstrapResponse.token:type_name -> baton.v1.ACLToken
-	90,  // 59: baton.v1.CreateTokenResponse.token:type_name -> baton.v1.ACLToken
-	90,  // 60: baton.v1.ListTokensResponse.tokens:type_name -> baton.v1.ACLToken
-	8,   // 61: baton.v1.Plan.DatasetsEntry.value:type_name -> baton.v1.Dataset
-	14,  // 62: baton.v1.Scheduler.SubmitJob:input_type -> baton.v1.SubmitJobRequest
-	16,  // 63: baton.v1.Scheduler.GetJob:input_type -> baton.v1.GetJobRequest
-	17,  // 64: baton.v1.Scheduler.ListJobs:input_type -> baton.v1.ListJobsRequest
-	19,  // 65: baton.v1.Scheduler.CancelJob:input_type -> baton.v1.CancelJobRequest
-	21,  // 66: baton.v1.Scheduler.CancelJobGroup:input_type -> baton.v1.CancelJobGroupRequest
-	23,  // 67: baton.v1.Scheduler.CancelStage:input_type -> baton.v1.CancelStageRequest
-	22,  // 68: baton.v1.Scheduler.CancelAllJobs:input_type -> baton.v1.CancelAllJobsRequest
-	30,  // 69: baton.v1.Scheduler.WatchJob:input_type -> baton.v1.WatchJobRequest
-	33,  // 70: baton.v1.Scheduler.CollectResults:input_type -> baton.v1.CollectResultsRequest
-	31,  // 71: baton.v1.Scheduler.ReleaseJob:input_type -> baton.v1.ReleaseJobRequest
-	35,  // 72: baton.v1.Scheduler.ListExecutors:input_type -> baton.v1.ListExecutorsRequest
-	38,  // 73: baton.v1.Scheduler.GetStage:input_type -> baton.v1.GetStageRequest
-	24,  // 74: baton.v1.Scheduler.ListCached:input_type -> baton.v1.ListCachedRequest
-	27,  // 75: baton.v1.Scheduler.Unpersist:input_type -> baton.v1.UnpersistRequest
-	42,  // 76: baton.v1.Operator.Status:input_type -> baton.v1.StatusRequest
-	44,  // 77: baton.v1.Operator.GetNodeStatus:input_type -> baton.v1.NodeStatusRequest
-	46,  // 78: baton.v1.Operator.ListPeers:input_type -> baton.v1.ListPeersRequest
-	48,  // 79: baton.v1.Operator.AddPeer:input_type -> baton.v1.AddPeerRequest
-	50,  // 80: baton.v1.Operator.RemovePeer:input_type -> baton.v1.RemovePeerRequest
-	52,  // 81: baton.v1.Operator.TransferLeadership:input_type -> baton.v1.TransferLeadershipRequest
-	54,  // 82: baton.v1.Operator.RegisterMember:input_type -> baton.v1.RegisterMemberRequest
-	62,  // 83: baton.v1.Operator.ReportResultLost:input_type -> baton.v1.ReportResultLostRequest
-	59,  // 84: baton.v1.Operator.LeaderHistory:input_type -> baton.v1.LeaderHistoryRequest
-	56,  // 85: baton.v1.Operator.SnapshotSave:input_type -> baton.v1.SnapshotSaveRequest
-	57,  // 86: baton.v1.Operator.SnapshotRestore:input_type -> baton.v1.SnapshotChunk
-	75,  // 87: baton.v1.Executors.Connect:input_type -> baton.v1.ExecutorMessage
-	85,  // 88: baton.v1.Blocks.FetchShuffle:input_type -> baton.v1.FetchShuffleRequest
-	86,  // 89: baton.v1.Blocks.FetchResult:input_type -> baton.v1.FetchResultRequest
-	88,  // 90: baton.v1.Blocks.Stats:input_type -> baton.v1.ExecutorStatsRequest
-	91,  // 91: baton.v1.ACL.Bootstrap:input_type -> baton.v1.ACLBootstrapRequest
-	93,  // 92: baton.v1.ACL.CreateToken:input_type -> baton.v1.CreateTokenRequest
-	95,  // 93: baton.v1.ACL.ListTokens:input_type -> baton.v1.ListTokensRequest
-	97,  // 94: baton.v1.ACL.DeleteToken:input_type -> baton.v1.DeleteTokenRequest
-	15,  // 95: baton.v1.Scheduler.SubmitJob:output_type -> baton.v1.SubmitJobResponse
-	10,  // 96: baton.v1.Scheduler.GetJob:output_type -> baton.v1.Job
-	18,  // 97: baton.v1.Scheduler.ListJobs:output_type -> baton.v1.ListJobsResponse
-	20,  // 98: baton.v1.Scheduler.CancelJob:output_type -> baton.v1.CancelJobResponse
-	29,  // 99: baton.v1.Scheduler.CancelJobGroup:output_type -> baton.v1.CancelJobsResponse
-	29,  // 100: baton.v1.Scheduler.CancelStage:output_type -> baton.v1.CancelJobsResponse
-	29,  // 101: baton.v1.Scheduler.CancelAllJobs:output_type -> baton.v1.CancelJobsResponse
-	10,  // 102: baton.v1.Scheduler.WatchJob:output_type -> baton.v1.Job
-	34,  // 103: baton.v1.Scheduler.CollectResults:output_type -> baton.v1.ResultChunk
-	32,  // 104: baton.v1.Scheduler.ReleaseJob:output_type -> baton.v1.ReleaseJobResponse
-	37,  // 105: baton.v1.Scheduler.ListExecutors:output_type -> baton.v1.ListExecutorsResponse
-	40,  // 106: baton.v1.Scheduler.GetStage:output_type -> baton.v1.StageDetail
-	26,  // 107: baton.v1.Scheduler.ListCached:output_type -> baton.v1.ListCachedResponse
-	28,  // 108: baton.v1.Scheduler.Unpersist:output_type -> baton.v1.UnpersistResponse
-	43,  // 109: baton.v1.Operator.Status:output_type -> baton.v1.StatusResponse
-	45,  // 110: baton.v1.Operator.GetNodeStatus:output_type -> baton.v1.NodeStatus
-	47,  // 111: baton.v1.Operator.ListPeers:output_type -> baton.v1.ListPeersResponse
-	49,  // 112: baton.v1.Operator.AddPeer:output_type -> baton.v1.AddPeerResponse
-	51,  // 113: baton.v1.Operator.RemovePeer:output_type -> baton.v1.RemovePeerResponse
-	53,  // 114: baton.v1.Operator.TransferLeadership:output_type -> baton.v1.TransferLeadershipResponse
-	55,  // 115: baton.v1.Operator.RegisterMember:output_type -> baton.v1.RegisterMemberResponse
-	63,  // 116: baton.v1.Operator.ReportResultLost:output_type -> baton.v1.ReportResultLostResponse
-	61,  // 117: baton.v1.Operator.LeaderHistory:output_type -> baton.v1.LeaderHistoryResponse
-	57,  // 118: baton.v1.Operator.SnapshotSave:output_type -> baton.v1.SnapshotChunk
-	58,  // 119: baton.v1.Operator.SnapshotRestore:output_type -> baton.v1.SnapshotRestoreResponse
-	84,  // 120: baton.v1.Executors.Connect:output_type -> baton.v1.DriverMessage
-	87,  // 121: baton.v1.Blocks.FetchShuffle:output_type -> baton.v1.BlockChunk
-	87,  // 122: baton.v1.Blocks.FetchResult:output_type -> baton.v1.BlockChunk
-	89,  // 123: baton.v1.Blocks.Stats:output_type -> baton.v1.ExecutorStats
-	92,  // 124: baton.v1.ACL.Bootstrap:output_type -> baton.v1.ACLBootstrapResponse
-	94,  // 125: baton.v1.ACL.CreateToken:output_type -> baton.v1.CreateTokenResponse
-	96,  // 126: baton.v1.ACL.ListTokens:output_type -> baton.v1.ListTokensResponse
-	98,  // 127: baton.v1.ACL.DeleteToken:output_type -> baton.v1.DeleteTokenResponse
-	95,  // [95:128] is the sub-list for method output_type
-	62,  // [62:95] is the sub-list for method input_type
-	62,  // [62:62] is the sub-list for extension type_name
-	62,  // [62:62] is the sub-list for extension extendee
-	0,   // [0:62] is the sub-list for field type_name
+	65,  // 36: baton.v1.Hello.running:type_name -> baton.v1.TaskID
+	71,  // 37: baton.v1.Hello.cached:type_name -> baton.v1.CachedDatasetBlocks
+	65,  // 38: baton.v1.Hello.unacked:type_name -> baton.v1.TaskID
+	69,  // 39: baton.v1.StatusUpdates.updates:type_name -> baton.v1.TaskStatus
+	65,  // 40: baton.v1.CommitRequest.id:type_name -> baton.v1.TaskID
+	73,  // 41: baton.v1.ExecutorMessage.hello:type_name -> baton.v1.Hello
+	74,  // 42: baton.v1.ExecutorMessage.updates:type_name -> baton.v1.StatusUpdates
+	75,  // 43: baton.v1.ExecutorMessage.commit:type_name -> baton.v1.CommitRequest
+	86,  // 44: baton.v1.ExecutorMessage.output_done:type_name -> baton.v1.OutputDone
+	68,  // 45: baton.v1.Launch.tasks:type_name -> baton.v1.TaskLaunch
+	82,  // 46: baton.v1.DeleteBlocks.results:type_name -> baton.v1.ResultBlock
+	71,  // 47: baton.v1.DeleteBlocks.cached:type_name -> baton.v1.CachedDatasetBlocks
+	4,   // 48: baton.v1.OutputOp.kind:type_name -> baton.v1.OutputOpKind
+	77,  // 49: baton.v1.DriverMessage.welcome:type_name -> baton.v1.Welcome
+	78,  // 50: baton.v1.DriverMessage.launch:type_name -> baton.v1.Launch
+	79,  // 51: baton.v1.DriverMessage.kill:type_name -> baton.v1.Kill
+	80,  // 52: baton.v1.DriverMessage.ack:type_name -> baton.v1.Ack
+	81,  // 53: baton.v1.DriverMessage.commit:type_name -> baton.v1.CommitDecision
+	83,  // 54: baton.v1.DriverMessage.delete:type_name -> baton.v1.DeleteBlocks
+	84,  // 55: baton.v1.DriverMessage.not_leader:type_name -> baton.v1.NotLeader
+	85,  // 56: baton.v1.DriverMessage.output:type_name -> baton.v1.OutputOp
+	5,   // 57: baton.v1.BlockChunk.error:type_name -> baton.v1.BlockError
+	108, // 58: baton.v1.ExecutorStats.launches_by_job:type_name -> baton.v1.ExecutorStats.LaunchesByJobEntry
+	109, // 59: baton.v1.ExecutorStats.first_launch_by_term:type_name -> baton.v1.ExecutorStats.FirstLaunchByTermEntry
+	110, // 60: baton.v1.ExecutorStats.last_launch_by_term:type_name -> baton.v1.ExecutorStats.LastLaunchByTermEntry
+	93,  // 61: baton.v1.ACLBootstrapResponse.token:type_name -> baton.v1.ACLToken
+	93,  // 62: baton.v1.CreateTokenResponse.token:type_name -> baton.v1.ACLToken
+	93,  // 63: baton.v1.ListTokensResponse.tokens:type_name -> baton.v1.ACLToken
+	9,   // 64: baton.v1.Plan.DatasetsEntry.value:type_name -> baton.v1.Dataset
+	15,  // 65: baton.v1.Scheduler.SubmitJob:input_type -> baton.v1.SubmitJobRequest
+	17,  // 66: baton.v1.Scheduler.GetJob:input_type -> baton.v1.GetJobRequest
+	18,  // 67: baton.v1.Scheduler.ListJobs:input_type -> baton.v1.ListJobsRequest
+	20,  // 68: baton.v1.Scheduler.CancelJob:input_type -> baton.v1.CancelJobRequest
+	22,  // 69: baton.v1.Scheduler.CancelJobGroup:input_type -> baton.v1.CancelJobGroupRequest
+	24,  // 70: baton.v1.Scheduler.CancelStage:input_type -> baton.v1.CancelStageRequest
+	23,  // 71: baton.v1.Scheduler.CancelAllJobs:input_type -> baton.v1.CancelAllJobsRequest
+	31,  // 72: baton.v1.Scheduler.WatchJob:input_type -> baton.v1.WatchJobRequest
+	34,  // 73: baton.v1.Scheduler.CollectResults:input_type -> baton.v1.CollectResultsRequest
+	32,  // 74: baton.v1.Scheduler.ReleaseJob:input_type -> baton.v1.ReleaseJobRequest
+	36,  // 75: baton.v1.Scheduler.ListExecutors:input_type -> baton.v1.ListExecutorsRequest
+	39,  // 76: baton.v1.Scheduler.GetStage:input_type -> baton.v1.GetStageRequest
+	25,  // 77: baton.v1.Scheduler.ListCached:input_type -> baton.v1.ListCachedRequest
+	28,  // 78: baton.v1.Scheduler.Unpersist:input_type -> baton.v1.UnpersistRequest
+	43,  // 79: baton.v1.Operator.Status:input_type -> baton.v1.StatusRequest
+	45,  // 80: baton.v1.Operator.GetNodeStatus:input_type -> baton.v1.NodeStatusRequest
+	47,  // 81: baton.v1.Operator.ListPeers:input_type -> baton.v1.ListPeersRequest
+	49,  // 82: baton.v1.Operator.AddPeer:input_type -> baton.v1.AddPeerRequest
+	51,  // 83: baton.v1.Operator.RemovePeer:input_type -> baton.v1.RemovePeerRequest
+	53,  // 84: baton.v1.Operator.TransferLeadership:input_type -> baton.v1.TransferLeadershipRequest
+	55,  // 85: baton.v1.Operator.RegisterMember:input_type -> baton.v1.RegisterMemberRequest
+	63,  // 86: baton.v1.Operator.ReportResultLost:input_type -> baton.v1.ReportResultLostRequest
+	60,  // 87: baton.v1.Operator.LeaderHistory:input_type -> baton.v1.LeaderHistoryRequest
+	57,  // 88: baton.v1.Operator.SnapshotSave:input_type -> baton.v1.SnapshotSaveRequest
+	58,  // 89: baton.v1.Operator.SnapshotRestore:input_type -> baton.v1.SnapshotChunk
+	76,  // 90: baton.v1.Executors.Connect:input_type -> baton.v1.ExecutorMessage
+	88,  // 91: baton.v1.Blocks.FetchShuffle:input_type -> baton.v1.FetchShuffleRequest
+	89,  // 92: baton.v1.Blocks.FetchResult:input_type -> baton.v1.FetchResultRequest
+	91,  // 93: baton.v1.Blocks.Stats:input_type -> baton.v1.ExecutorStatsRequest
+	94,  // 94: baton.v1.ACL.Bootstrap:input_type -> baton.v1.ACLBootstrapRequest
+	96,  // 95: baton.v1.ACL.CreateToken:input_type -> baton.v1.CreateTokenRequest
+	98,  // 96: baton.v1.ACL.ListTokens:input_type -> baton.v1.ListTokensRequest
+	100, // 97: baton.v1.ACL.DeleteToken:input_type -> baton.v1.DeleteTokenRequest
+	16,  // 98: baton.v1.Scheduler.SubmitJob:output_type -> baton.v1.SubmitJobResponse
+	11,  // 99: baton.v1.Scheduler.GetJob:output_type -> baton.v1.Job
+	19,  // 100: baton.v1.Scheduler.ListJobs:output_type -> baton.v1.ListJobsResponse
+	21,  // 101: baton.v1.Scheduler.CancelJob:output_type -> baton.v1.CancelJobResponse
+	30,  // 102: baton.v1.Scheduler.CancelJobGroup:output_type -> baton.v1.CancelJobsResponse
+	30,  // 103: baton.v1.Scheduler.CancelStage:output_type -> baton.v1.CancelJobsResponse
+	30,  // 104: baton.v1.Scheduler.CancelAllJobs:output_type -> baton.v1.CancelJobsResponse
+	11,  // 105: baton.v1.Scheduler.WatchJob:output_type -> baton.v1.Job
+	35,  // 106: baton.v1.Scheduler.CollectResults:output_type -> baton.v1.ResultChunk
+	33,  // 107: baton.v1.Scheduler.ReleaseJob:output_type -> baton.v1.ReleaseJobResponse
+	38,  // 108: baton.v1.Scheduler.ListExecutors:output_type -> baton.v1.ListExecutorsResponse
+	41,  // 109: baton.v1.Scheduler.GetStage:output_type -> baton.v1.StageDetail
+	27,  // 110: baton.v1.Scheduler.ListCached:output_type -> baton.v1.ListCachedResponse
+	29,  // 111: baton.v1.Scheduler.Unpersist:output_type -> baton.v1.UnpersistResponse
+	44,  // 112: baton.v1.Operator.Status:output_type -> baton.v1.StatusResponse
+	46,  // 113: baton.v1.Operator.GetNodeStatus:output_type -> baton.v1.NodeStatus
+	48,  // 114: baton.v1.Operator.ListPeers:output_type -> baton.v1.ListPeersResponse
+	50,  // 115: baton.v1.Operator.AddPeer:output_type -> baton.v1.AddPeerResponse
+	52,  // 116: baton.v1.Operator.RemovePeer:output_type -> baton.v1.RemovePeerResponse
+	54,  // 117: baton.v1.Operator.TransferLeadership:output_type -> baton.v1.TransferLeadershipResponse
+	56,  // 118: baton.v1.Operator.RegisterMember:output_type -> baton.v1.RegisterMemberResponse
+	64,  // 119: baton.v1.Operator.ReportResultLost:output_type -> baton.v1.ReportResultLostResponse
+	62,  // 120: baton.v1.Operator.LeaderHistory:output_type -> baton.v1.LeaderHistoryResponse
+	58,  // 121: baton.v1.Operator.SnapshotSave:output_type -> baton.v1.SnapshotChunk
+	59,  // 122: baton.v1.Operator.SnapshotRestore:output_type -> baton.v1.SnapshotRestoreResponse
+	87,  // 123: baton.v1.Executors.Connect:output_type -> baton.v1.DriverMessage
+	90,  // 124: baton.v1.Blocks.FetchShuffle:output_type -> baton.v1.BlockChunk
+	90,  // 125: baton.v1.Blocks.FetchResult:output_type -> baton.v1.BlockChunk
+	92,  // 126: baton.v1.Blocks.Stats:output_type -> baton.v1.ExecutorStats
+	95,  // 127: baton.v1.ACL.Bootstrap:output_type -> baton.v1.ACLBootstrapResponse
+	97,  // 128: baton.v1.ACL.CreateToken:output_type -> baton.v1.CreateTokenResponse
+	99,  // 129: baton.v1.ACL.ListTokens:output_type -> baton.v1.ListTokensResponse
+	101, // 130: baton.v1.ACL.DeleteToken:output_type -> baton.v1.DeleteTokenResponse
+	98,  // [98:131] is the sub-list for method output_type
+	65,  // [65:98] is the sub-list for method input_type
+	65,  // [65:65] is the sub-list for extension type_name
+	65,  // [65:65] is the sub-list for extension extendee
+	0,   // [0:65] is the sub-list for field type_name
 }
 
 func init() { file_api_baton_proto_init() }
@@ -7942,8 +8204,9 @@ func file_api_baton_proto_init() {
 		(*ExecutorMessage_Hello)(nil),
 		(*ExecutorMessage_Updates)(nil),
 		(*ExecutorMessage_Commit)(nil),
+		(*ExecutorMessage_OutputDone)(nil),
 	}
-	file_api_baton_proto_msgTypes[79].OneofWrappers = []any{
+	file_api_baton_proto_msgTypes[81].OneofWrappers = []any{
 		(*DriverMessage_Welcome)(nil),
 		(*DriverMessage_Launch)(nil),
 		(*DriverMessage_Kill)(nil),
@@ -7951,14 +8214,15 @@ func file_api_baton_proto_init() {
 		(*DriverMessage_Commit)(nil),
 		(*DriverMessage_Delete)(nil),
 		(*DriverMessage_NotLeader)(nil),
+		(*DriverMessage_Output)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_api_baton_proto_rawDesc), len(file_api_baton_proto_rawDesc)),
-			NumEnums:      5,
-			NumMessages:   103,
+			NumEnums:      6,
+			NumMessages:   105,
 			NumExtensions: 0,
 			NumServices:   5,
 		},

@@ -245,6 +245,8 @@ func (d *Driver) recvLoop(l *leadership, c *conn, stream Stream, health string, 
 				recvErr <- nil
 				return
 			}
+		case *api.ExecutorMessage_OutputDone:
+			l.outputs.deliver(c, m.OutputDone)
 		case *api.ExecutorMessage_Hello:
 			// A second hello is a protocol error.
 			recvErr <- fmt.Errorf("driver: executor %s said hello twice", c.id)

@@ -16,7 +16,6 @@ import (
 
 	"github.com/baton-sched/baton/api"
 	"github.com/baton-sched/baton/dag"
-	"github.com/baton-sched/baton/ops"
 	"github.com/baton-sched/baton/plan"
 	"google.golang.org/grpc"
 )
@@ -102,10 +101,6 @@ type Options struct {
 	// (PermissionDenied) a principal other than the one bound. nil binds
 	// for the leadership only.
 	Bind func(ctx context.Context, executor, principal string) error
-	// Confine bounds where saveAsTextFile's commit (its _SUCCESS marker,
-	// the removal of _temporary) may write: the data roots schedd was
-	// given. nil confines nothing.
-	Confine *ops.Confinement
 	// TicketKey returns the key launches are signed with (the members'
 	// secret; nil before ACLs are bootstrapped: no tickets).
 	TicketKey func() []byte

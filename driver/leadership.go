@@ -82,6 +82,8 @@ type leadership struct {
 	// denied holds the partitions (stage, partition) whose attempts were
 	// denied their output commit, for backoff (see noteDenials).
 	denied map[[2]uint64]denial
+	// outputs are the output operations asked of executors (outputops.go).
+	outputs outputWaits
 }
 
 type partKey struct {

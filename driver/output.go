@@ -1,20 +1,21 @@
 package driver
 
 import (
-	"fmt"
-	"path"
 	"time"
 
+	"github.com/baton-sched/baton/api"
 	"github.com/baton-sched/baton/dag"
 )
 
 // This file is the driver's half of saveAsTextFile's output commit
 // protocol (Spark's OutputCommitCoordinator and commitJob). An executor
-// writes a partition under <dir>/_temporary/<job>/attempt-<task>, asks the
-// leader whether it may commit, and renames the file to <dir>/part-NNNNN
-// only if authorised; it reports success after the rename. The leader
-// answers from the replicated state (the first attempt to ask wins), and
-// writes <dir>/_SUCCESS before the job's last task ends are logged.
+// writes a partition under <out>/_temporary/<job>/attempt-<task>, asks the
+// leader whether it may commit, and makes it <out>/part-NNNNN only if
+// authorised (a rename; a server-side copy on S3); it reports success
+// after that. The leader answers from the replicated state (the first
+// attempt to ask wins), and has an executor write <out>/_SUCCESS before
+// the job's last task ends are logged (outputops.go): the leader never
+// touches the output itself.
 
 // savedPart is a saveAsTextFile job's partition reported finished.
 type savedPart struct {
@@ -116,10 +117,10 @@ func (l *leadership) unmarkSaved(noted []savedPart) {
 
 // finishSaved removes the temporary files of succeeded saveAsTextFile
 // jobs (those of attempts that died or lost the commit) that a leader
-// which died could not remove; a new leader runs it once. The _SUCCESS
-// marker is not written here: markSaved wrote it before the job's last
-// task ends were logged, and writing it now could mark a directory a user
-// has since emptied and reused.
+// which died could not remove; a new leader runs it once, through the
+// executors. The _SUCCESS marker is not written here: markSaved had it
+// written before the job's last task ends were logged, and writing it now
+// could mark a directory a user has since emptied and reused.
 func (l *leadership) finishSaved() {
 	var todo []savedOutput
 	l.d.state.Read(func(s *dag.State) {
@@ -130,7 +131,7 @@ func (l *leadership) finishSaved() {
 		}
 	})
 	for _, o := range todo {
-		l.d.removeTemporary(o.id, o.dir)
+		l.removeTemporary(o.id, o.dir)
 	}
 }
 
@@ -147,43 +148,34 @@ func (l *leadership) abortSaved(s *dag.State) {
 		delete(l.savingJobs, id)
 		delete(l.saving, id)
 		if ok && j.Status != dag.JobSucceeded {
-			// Off the state lock: file system work.
-			l.spawn(func() { l.d.removeTemporary(id, dir) })
+			// Off the loop: an executor does it.
+			l.spawn(func() { l.removeTemporary(id, dir) })
 			l.d.log.Info("driver: output aborted", "job", id, "dir", dir, "status", j.Status.String())
 		}
 	}
 }
 
-// removeTemporary removes a job's temporary output files, and the
-// _temporary directory once empty (another job may write there too). The
-// directory is opened confined to the data roots (Options.Confine), as
-// the executors open it: a link swapped in since submission cannot lead
-// the removal elsewhere.
-func (d *Driver) removeTemporary(id dag.JobID, dir string) error {
-	od, err := d.opts.Confine.OpenDir("saveAsTextFile", dir)
-	if err != nil {
-		return err
+// removeTemporary has an executor remove a job's temporary output files,
+// and the _temporary directory once empty (another job may write there
+// too). The executor opens the output confined to its data roots.
+func (l *leadership) removeTemporary(id dag.JobID, dir string) {
+	if err := l.outputOp(l.ctx, api.OutputOpKind_OUTPUT_OP_ABORT, dir, id, "", 0); err != nil && l.ctx.Err() == nil {
+		l.d.log.Warn("driver: could not remove temporary output", "job", id, "dir", dir, "err", err)
 	}
-	defer od.Close()
-	err = od.RemoveAll(path.Join("_temporary", fmt.Sprint(id)))
-	od.Remove("_temporary")
-	return err
 }
 
 // finishOutput is Spark's commitJob for a saveAsTextFile job whose part
-// files are all in place: it removes the job's temporary files and writes
-// the _SUCCESS marker. Idempotent.
-func (l *leadership) finishOutput(id dag.JobID, dir string) {
-	if err := l.d.removeTemporary(id, dir); err != nil {
-		l.d.log.Warn("driver: could not remove temporary output", "job", id, "dir", dir, "err", err)
-	}
-	od, err := l.d.opts.Confine.OpenDir("saveAsTextFile", dir)
-	if err == nil {
-		err = od.WriteFile("_SUCCESS", nil)
-		od.Close()
-	}
-	if err != nil {
-		l.d.log.Warn("driver: could not write _SUCCESS", "job", id, "dir", dir, "err", err)
+// files are all in place: an executor (prefer, the one that reported the
+// last ends, if it can) removes the job's temporary files and writes the
+// _SUCCESS marker. Idempotent. It returns once it is done, or given up
+// (an error logged: the job succeeds without _SUCCESS, as when every
+// executor fails to write it), or the leadership ends (the next leader
+// does it again).
+func (l *leadership) finishOutput(id dag.JobID, dir, prefer string) {
+	if err := l.outputOp(l.ctx, api.OutputOpKind_OUTPUT_OP_COMMIT, dir, id, prefer, 0); err != nil {
+		if l.ctx.Err() == nil {
+			l.d.log.Error("driver: could not commit the output: no _SUCCESS", "job", id, "dir", dir, "err", err)
+		}
 		return
 	}
 	l.d.log.Info("driver: output committed", "job", id, "dir", dir)

@@ -127,7 +127,7 @@ func (l *leadership) flushCommits(c *conn) {
 		// The output of a saveAsTextFile job whose last partitions these
 		// are is finished before they are logged (see markSaved).
 		for _, j := range finish {
-			l.finishOutput(j.id, j.dir)
+			l.finishOutput(j.id, j.dir, c.id)
 		}
 		res, err := l.d.prop.Propose(l.ctx, b.cmds...)
 		l.post(evFunc{func() { l.committed(c, b, saved, res, err) }})

@@ -61,6 +61,10 @@ type Options struct {
 	// authorised its commit and before the rename: the worst moment for
 	// an executor to die. For drills and tests only.
 	ChaosExitBeforeRename []int
+	// ChaosJobCommitDelay delays every saveAsTextFile job commit (the
+	// leader waits for it before logging the job's last ends). For drills
+	// and tests only.
+	ChaosJobCommitDelay time.Duration
 	// TLS, when set, secures the sessions with the leader, the block
 	// service and fetches from other executors. The certificate must be
 	// an executor's, named after the executor's id (which it sets when ID
@@ -134,7 +138,11 @@ type Executor struct {
 	// commits are the output commits waiting for the leader's decision,
 	// by task; each is asked again in every new session until decided.
 	commits map[uint64]*commitAsk
-	metrics *metrics
+	// outputDone holds the answers to the leader's output operations
+	// (see output.go) until the sender sends them.
+	outputDone []*api.OutputDone
+	outputSem  chan struct{}
+	metrics    *metrics
 
 	// sched holds a connection per scheduler address (schedMu).
 	schedMu sync.Mutex
@@ -248,17 +256,18 @@ func New(opts Options) (*Executor, error) {
 	}
 	opts.ID = id
 	e := &Executor{
-		opts:    opts,
-		log:     opts.Logger.With("executor", id),
-		conns:   &blockstore.Conns{Creds: dialCreds(opts.TLS, tlsconf.RoleExecutor)},
-		sched:   map[string]*grpc.ClientConn{},
-		running: map[uint64]*task{},
-		pending: map[uint64]*update{},
-		graphs:  map[string]*plan.Graph{},
-		kick:    make(chan struct{}, 1),
-		slots:   make(chan struct{}, opts.Cores),
-		stats:   stats{launchesJob: map[uint64]int64{}, firstByTerm: map[uint64]int64{}, lastByTerm: map[uint64]int64{}},
-		commits: map[uint64]*commitAsk{},
+		opts:      opts,
+		log:       opts.Logger.With("executor", id),
+		conns:     &blockstore.Conns{Creds: dialCreds(opts.TLS, tlsconf.RoleExecutor)},
+		sched:     map[string]*grpc.ClientConn{},
+		running:   map[uint64]*task{},
+		pending:   map[uint64]*update{},
+		graphs:    map[string]*plan.Graph{},
+		kick:      make(chan struct{}, 1),
+		slots:     make(chan struct{}, opts.Cores),
+		stats:     stats{launchesJob: map[uint64]int64{}, firstByTerm: map[uint64]int64{}, lastByTerm: map[uint64]int64{}},
+		commits:   map[uint64]*commitAsk{},
+		outputSem: make(chan struct{}, maxOutputOps),
 	}
 	e.ctx, e.cancel = context.WithCancel(context.Background())
 	e.highestTerm = loadTerm(opts.DataDir)

@@ -174,6 +174,8 @@ func (e *Executor) session(ctx context.Context, addr string, session uint64) (st
 			e.deleteBlocks(m.Delete)
 		case *api.DriverMessage_Commit:
 			e.decided(m.Commit)
+		case *api.DriverMessage_Output:
+			e.output(ctx, m.Output)
 		case *api.DriverMessage_NotLeader:
 			e.log.Info("the leader stepped down; going to the new one", "via", addr, "leader", m.NotLeader.LeaderId, "leader_addr", m.NotLeader.LeaderApiAddr)
 			return m.NotLeader.LeaderApiAddr, nil
@@ -248,7 +250,14 @@ func (e *Executor) sender(ctx context.Context, stream grpc.BidiStreamingClient[a
 				asks = append(asks, a.id)
 			}
 		}
+		done := e.outputDone
+		e.outputDone = nil
 		e.mu.Unlock()
+		for _, d := range done {
+			if err := stream.Send(&api.ExecutorMessage{Msg: &api.ExecutorMessage_OutputDone{OutputDone: d}}); err != nil {
+				return err
+			}
+		}
 		for _, id := range asks {
 			if err := stream.Send(&api.ExecutorMessage{Msg: &api.ExecutorMessage_Commit{Commit: &api.CommitRequest{Id: id}}}); err != nil {
 				return err

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"path"
 	"runtime/debug"
 	"slices"
 	"strconv"
@@ -163,33 +162,32 @@ func failure(id *api.TaskID, ctx context.Context, err error) *api.TaskStatus {
 }
 
 // save runs a saveAsTextFile task with the output commit protocol: the
-// partition is written to a file of this attempt's own under the output
-// directory's _temporary, and moved (an atomic rename) to its final name
-// part-NNNNN only if the leader authorises this attempt — the first to
-// ask; the others are denied and drop their file. A partition is thus
-// written once, whole, whatever fails when.
+// partition is written to a file (or object) of this attempt's own under
+// the output's _temporary, and made the partition's part-NNNNN (a rename,
+// or a server-side copy on S3) only if the leader authorises this attempt
+// — the first to ask; the others are denied and drop theirs. A partition
+// is thus written once, whole, whatever fails when.
 func (e *Executor) save(ctx context.Context, l *api.TaskLaunch, task *ops.Task, g *plan.Graph) *api.TaskStatus {
 	id := l.Id
-	// Every file operation goes through the output directory, opened
-	// confined to the data root that holds it: no link swapped in under it
-	// leads the write out.
-	d, err := e.opts.Confine.OpenDir("saveAsTextFile", g.Action.Path)
+	// A local output is opened confined to the data root that holds it:
+	// no link swapped in under it leads the write out.
+	out, err := e.opts.Confine.OpenOutput(ctx, g.Action.Path)
 	if err != nil {
 		return failed(id, "executor: "+err.Error())
 	}
-	defer d.Close()
-	jobTmp := path.Join("_temporary", fmt.Sprint(id.Job))
-	tmpDir := path.Join(jobTmp, fmt.Sprintf("attempt-%d", id.Task))
-	name := fmt.Sprintf("part-%05d", id.Partition)
-	// Whatever happens, this attempt's files go, and the job's temporary
-	// directory with them once it is empty (the driver removes it too, but
-	// an attempt may end after the job).
-	defer func() {
-		d.RemoveAll(tmpDir)
-		d.Remove(jobTmp)
-		d.Remove("_temporary")
-	}()
-	n, err := e.runner.WriteText(ctx, task, d, path.Join(tmpDir, name))
+	defer out.Close()
+	a, err := out.Create(ctx, id.Job, id.Task, int(id.Partition))
+	if err != nil {
+		return failed(id, "executor: "+err.Error())
+	}
+	// Whatever happens, this attempt's temporary file goes (the job commit
+	// removes the job's temporary files too, but an attempt may end after
+	// the job).
+	defer a.Discard()
+	n, err := e.runner.WriteLines(ctx, task, a)
+	if ferr := a.Finish(); err == nil && ferr != nil {
+		err = fmt.Errorf("executor: %w", ferr)
+	}
 	if err != nil {
 		return failure(id, ctx, err)
 	}
@@ -205,10 +203,9 @@ func (e *Executor) save(ctx context.Context, l *api.TaskLaunch, task *ops.Task, 
 		e.log.Warn("chaos: exiting between the commit's authorisation and its rename", "task", id.Task, "partition", id.Partition)
 		e.opts.Exit(3)
 	}
-	if err := d.Rename(path.Join(tmpDir, name), name); err != nil {
-		return failed(id, fmt.Sprintf("executor: commit %s: %v", name, err))
+	if err := a.Commit(); err != nil {
+		return failed(id, "executor: "+err.Error())
 	}
-	d.Sync(".")
 	res := ops.AppendRecord(nil, ops.Record{Value: []byte(strconv.FormatInt(n, 10))})
 	e.metrics.results.WithLabelValues("direct").Inc()
 	return &api.TaskStatus{Id: id, State: api.TaskState_TASK_STATE_FINISHED, Result: res, ResultSize: int64(len(res))}

@@ -32,6 +32,10 @@ type Confinement struct {
 	DataRoots []string
 	// RunAs, when set, runs pipe programs as this user and group.
 	RunAs *syscall.Credential
+	// S3EndpointURL is where s3:// paths go (execd and schedd
+	// -s3-endpoint; "": AWS_ENDPOINT_URL, else AWS). Object storage is
+	// bounded by its credentials, not by the data roots.
+	S3EndpointURL string
 }
 
 // PipePrefix marks, among the functions an executor reports holding, the

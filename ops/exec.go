@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"sync"
 
@@ -552,16 +553,33 @@ func params(raw json.RawMessage, v any) error {
 // under d (a line a record: key<TAB>value, or the value alone), synced,
 // and returns the number of records written. Its directory is created.
 func (r *Runner) WriteText(ctx context.Context, t *Task, d *Dir, name string) (int64, error) {
+	f, err := d.Create(name)
+	if err != nil {
+		return 0, fmt.Errorf("ops: saveAsTextFile: %w", err)
+	}
+	n, err := r.WriteLines(ctx, t, f)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		d.Remove(name)
+		return 0, err
+	}
+	return n, nil
+}
+
+// WriteLines computes a result task's partition as text lines to w (key,
+// tab, value, or the value alone) and returns how many it wrote.
+func (r *Runner) WriteLines(ctx context.Context, t *Task, out io.Writer) (int64, error) {
 	x, err := r.newExec(ctx, t)
 	if err != nil {
 		return 0, err
 	}
 	defer x.spill.close()
-	f, err := d.Create(name)
-	if err != nil {
-		return 0, fmt.Errorf("ops: saveAsTextFile: %w", err)
-	}
-	w := bufio.NewWriterSize(f, 256<<10)
+	w := bufio.NewWriterSize(out, 256<<10)
 	var n int64
 	err = x.compute(t.Node, t.Partition, func(rec Record) error {
 		n++
@@ -575,15 +593,5 @@ func (r *Runner) WriteText(ctx context.Context, t *Task, d *Dir, name string) (i
 	if err == nil {
 		err = w.Flush()
 	}
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		d.Remove(name)
-		return 0, err
-	}
-	return n, nil
+	return n, err
 }

@@ -29,8 +29,11 @@ type FileResolver struct {
 
 // TextFileSplits implements plan.Resolver.
 func (f FileResolver) TextFileSplits(glob string, minPartitions int) ([]plan.Split, error) {
+	if IsS3(glob) {
+		return f.s3Splits(glob, minPartitions)
+	}
 	if !filepath.IsAbs(glob) {
-		return nil, fmt.Errorf("textFile path %q must be absolute (executors read it from their own file system)", glob)
+		return nil, fmt.Errorf("textFile path %q must be absolute (executors read it from their own file system) or s3://bucket/key", glob)
 	}
 	if err := f.Confine.CheckGlob(glob, nil); err != nil {
 		return nil, err
@@ -43,13 +46,7 @@ func (f FileResolver) TextFileSplits(glob string, minPartitions int) ([]plan.Spl
 		return nil, err
 	}
 	sort.Strings(matches)
-	type file struct {
-		path  string
-		size  int64
-		mtime int64
-	}
-	var files []file
-	var total int64
+	var files []inputFile
 	for _, m := range matches {
 		st, err := os.Stat(m)
 		if err != nil {
@@ -58,13 +55,28 @@ func (f FileResolver) TextFileSplits(glob string, minPartitions int) ([]plan.Spl
 		if st.IsDir() {
 			continue
 		}
-		files = append(files, file{m, st.Size(), st.ModTime().UnixNano()})
-		total += st.Size()
+		files = append(files, inputFile{m, st.Size(), st.ModTime().UnixNano(), ""})
 	}
 	if len(files) == 0 {
 		return nil, fmt.Errorf("no input files match %q", glob)
 	}
-	block := f.BlockSize
+	return splitFiles(files, f.BlockSize, minPartitions), nil
+}
+
+// inputFile is a file (or object) a textFile reads.
+type inputFile struct {
+	path  string
+	size  int64
+	mtime int64
+	etag  string
+}
+
+// splitFiles cuts files into splits (see FileResolver).
+func splitFiles(files []inputFile, block int64, minPartitions int) []plan.Split {
+	var total int64
+	for _, fl := range files {
+		total += fl.size
+	}
 	if block <= 0 {
 		block = 32 << 20
 	}
@@ -81,16 +93,16 @@ func (f FileResolver) TextFileSplits(glob string, minPartitions int) ([]plan.Spl
 			if remaining := fl.size - off; float64(remaining) <= 1.1*float64(size) {
 				n = remaining
 			}
-			splits = append(splits, plan.Split{Path: fl.path, Start: off, Length: n, Size: fl.size, ModTime: fl.mtime})
+			splits = append(splits, plan.Split{Path: fl.path, Start: off, Length: n, Size: fl.size, ModTime: fl.mtime, ETag: fl.etag})
 			off += n
 		}
 	}
 	if len(splits) == 0 {
 		// Only empty files: one empty split, so the job has a partition.
 		fl := files[0]
-		splits = append(splits, plan.Split{Path: fl.path, Size: fl.size, ModTime: fl.mtime})
+		splits = append(splits, plan.Split{Path: fl.path, Size: fl.size, ModTime: fl.mtime, ETag: fl.etag})
 	}
-	return splits, nil
+	return splits
 }
 
 type textParams struct {
@@ -105,6 +117,32 @@ type parallelizeParams struct {
 	Records []plan.Record `json:"records"`
 }
 
+// openSplit opens a split's file at pos, refusing one that changed since
+// the job was submitted.
+func openSplit(ctx context.Context, cf *Confinement, s plan.Split, pos int64) (io.ReadCloser, error) {
+	if IsS3(s.Path) {
+		return openS3Split(ctx, cf, s, pos)
+	}
+	f, err := cf.OpenFile("textFile", s.Path)
+	if err != nil {
+		return nil, fmt.Errorf("ops: %w", err)
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("ops: textFile: %w", err)
+	}
+	if st.Size() != s.Size || st.ModTime().UnixNano() != s.ModTime {
+		f.Close()
+		return nil, fmt.Errorf("ops: textFile: %s changed since the job was submitted (size %d, was %d)", s.Path, st.Size(), s.Size)
+	}
+	if _, err := f.Seek(pos, io.SeekStart); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("ops: textFile: %w", err)
+	}
+	return f, nil
+}
+
 // readTextSplit emits the lines that start in a split, without their line
 // ending, as value-only records.
 func readTextSplit(ctx context.Context, cf *Confinement, ps *textParams, p int, emit Emit) error {
@@ -112,21 +150,6 @@ func readTextSplit(ctx context.Context, cf *Confinement, ps *textParams, p int, 
 		return fmt.Errorf("ops: textFile has no split %d", p)
 	}
 	s := ps.Splits[p]
-	f, err := cf.OpenFile("textFile", s.Path)
-	if err != nil {
-		return fmt.Errorf("ops: %w", err)
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return fmt.Errorf("ops: textFile: %w", err)
-	}
-	if st.Size() != s.Size || st.ModTime().UnixNano() != s.ModTime {
-		return fmt.Errorf("ops: textFile: %s changed since the job was submitted (size %d, was %d)", s.Path, st.Size(), s.Size)
-	}
-	if s.Length == 0 {
-		return nil
-	}
 	// Start one byte early: if that byte ends a line, the split's first
 	// line starts exactly at Start; otherwise skip the partial line, which
 	// belongs to the previous split.
@@ -134,8 +157,13 @@ func readTextSplit(ctx context.Context, cf *Confinement, ps *textParams, p int, 
 	if pos > 0 {
 		pos--
 	}
-	if _, err := f.Seek(pos, io.SeekStart); err != nil {
-		return fmt.Errorf("ops: textFile: %w", err)
+	f, err := openSplit(ctx, cf, s, pos)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if s.Length == 0 {
+		return nil
 	}
 	r := bufio.NewReaderSize(f, 256<<10)
 	if s.Start > 0 {

@@ -154,6 +154,9 @@ type Split struct {
 	Length  int64  `json:"length"`
 	Size    int64  `json:"size"`
 	ModTime int64  `json:"mtime"`
+	// ETag is an s3:// object's entity tag at submission: a ranged read
+	// of another version is refused.
+	ETag string `json:"etag,omitempty"`
 }
 
 // Resolver supplies what compiling needs from outside the plan.

@@ -152,6 +152,7 @@ func parseFlags(args []string, stderr io.Writer) (server.Config, *slog.Logger, b
 		confine.DataRoots = append(confine.DataRoots, filepath.Clean(v))
 		return nil
 	})
+	fs.StringVar(&confine.S3EndpointURL, "s3-endpoint", "", "the S3-compatible endpoint s3:// textFile inputs are listed at, at submission, http(s)://host[:port] (default $AWS_ENDPOINT_URL, else AWS); credentials come from AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN or ~/.aws/credentials")
 	fs.StringVar(&cfg.Token, "token", os.Getenv("BATON_TOKEN"), "the ACL token (operator or management) a new node presents when it -join's a quorum whose ACLs are on (default $BATON_TOKEN)")
 	fs.BoolVar(&cfg.ACL, "acl", false, "the cluster runs with ACLs: until this member holds the ACL bootstrap, refuse every call but the bootstrap and its own status (give it to every member)")
 	fs.BoolVar(&cfg.Insecure, "insecure", false, "allow listening on non-loopback addresses without TLS (anyone who reaches them controls the cluster)")
@@ -174,7 +175,7 @@ func parseFlags(args []string, stderr io.Writer) (server.Config, *slog.Logger, b
 	cfg.Confine = confine
 	if *dev {
 		// Development mode confines nothing: any path, any program.
-		cfg.Confine = &ops.Confinement{Open: true}
+		cfg.Confine = &ops.Confinement{Open: true, S3EndpointURL: confine.S3EndpointURL}
 		if cfg.ID == "" {
 			cfg.ID = "dev"
 		}

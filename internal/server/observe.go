@@ -110,7 +110,7 @@ func (s *Server) GetStage(ctx context.Context, req *api.GetStageRequest) (*api.S
 			Executor: string(te.Executor), State: te.Reason.Label(), Message: te.Message, DurationMs: te.DurationMs,
 			EndedUnixNano: te.Time, ResultSize: te.ResultSize, Indirect: te.Indirect, MapBytes: te.MapBytes, Ignored: r.ignored,
 			SpilledBytes: te.SpilledBytes,
-			Speculative: te.Speculative,
+			Speculative:  te.Speculative,
 		}
 		if te.DurationMs > 0 && te.Time > 0 {
 			ta.StartedUnixNano = te.Time - te.DurationMs*int64(time.Millisecond)

@@ -292,7 +292,6 @@ func New(cfg Config) (*Server, error) {
 	dopts.Metrics = s.metrics.reg
 	dopts.ExecutorCerts = cfg.TLS != nil && cfg.VerifyIncoming
 	dopts.TicketKey = s.fsm.ServerSecret
-	dopts.Confine = cfg.Confine
 	dopts.Principal = func(ctx context.Context) string {
 		if p, ok := tlsconf.PeerFromContext(ctx); ok {
 			return "cert:" + p.Name
@@ -306,6 +305,7 @@ func New(cfg Config) (*Server, error) {
 	s.watchLeaders()
 	s.drv = driver.New(s.fsm, s.node, s.prop, s.leaderAPI, dopts)
 	s.wired.Store(s.drv)
+	s.submit.opts.Outputs = s.drv
 
 	s.grpc = grpc.NewServer(grpc.Creds(s.serveCreds()), grpc.MaxRecvMsgSize(maxMessage), grpc.MaxSendMsgSize(maxMessage), grpc.ChainUnaryInterceptor(s.recoverUnary, s.authUnary, s.leaderHeader, s.forwardUnary), grpc.ChainStreamInterceptor(s.recoverStream, s.authStream))
 	api.RegisterSchedulerServer(s.grpc, s)

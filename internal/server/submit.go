@@ -3,7 +3,6 @@ package server
 import (
 	"context"
 	"errors"
-	"os"
 	"path/filepath"
 
 	"github.com/baton-sched/baton/api"
@@ -52,6 +51,8 @@ type submitOptions struct {
 	Resolver  plan.Resolver
 	Functions plan.Functions
 	Confine   *ops.Confinement
+	// Outputs checks saveAsTextFile outputs (nil: only their form).
+	Outputs OutputChecker
 }
 
 // stateReader reads the replicated state (fsm.FSM).
@@ -115,7 +116,7 @@ func (sb *submitter) Submit(ctx context.Context, req *api.SubmitJobRequest) (*ap
 			return &api.SubmitJobResponse{JobId: uint64(id), Index: index}, nil
 		}
 	}
-	if err := checkOutput(p, sb.opts.Confine); err != nil {
+	if err := checkOutput(ctx, p, sb.opts.Outputs); err != nil {
 		return nil, err
 	}
 	if err := sb.checkPipes(p); err != nil {
@@ -249,25 +250,27 @@ func (sb *submitter) job(req *api.SubmitJobRequest) *dag.SubmitJob {
 	return cmd
 }
 
-// checkOutput refuses a saveAsTextFile into a relative path or a directory
-// that already holds files (as Spark refuses an existing output
-// directory): outputs are never mixed.
-func checkOutput(p *plan.Plan, cf *ops.Confinement) error {
+// checkOutput refuses a saveAsTextFile into a relative path, then has an
+// executor refuse an output that already holds files (as Spark refuses an
+// existing output directory: outputs are never mixed), one outside its
+// data roots, or a missing bucket: the check runs where the data is
+// reachable, never on this node's disk (driver.CheckOutput).
+func checkOutput(ctx context.Context, p *plan.Plan, outputs OutputChecker) error {
 	if p.Action.Op != "saveAsTextFile" {
 		return nil
 	}
 	dir := p.Action.Path
-	if !filepath.IsAbs(dir) {
-		return invalid("saveAsTextFile path %q must be absolute (executors write it on their own file system)", dir)
+	if !filepath.IsAbs(dir) && !ops.IsS3(dir) {
+		return invalid("saveAsTextFile path %q must be absolute (executors write it on their own file system) or s3://bucket/prefix", dir)
 	}
-	if err := cf.CheckPath("saveAsTextFile", dir); err != nil {
-		return status.Error(codes.PermissionDenied, "server: "+err.Error())
+	if outputs == nil {
+		return nil
 	}
-	if st, err := os.Stat(dir); err == nil && !st.IsDir() {
-		return invalid("saveAsTextFile path %s exists and is not a directory", dir)
-	}
-	if entries, err := os.ReadDir(dir); err == nil && len(entries) > 0 {
-		return status.Errorf(codes.AlreadyExists, "saveAsTextFile: output directory %s already exists and is not empty", dir)
-	}
-	return nil
+	return outputs.CheckOutput(ctx, dir)
+}
+
+// OutputChecker checks a saveAsTextFile output before its job is logged
+// (driver.Driver, on the leader).
+type OutputChecker interface {
+	CheckOutput(ctx context.Context, path string) error
 }
