@@ -101,6 +101,8 @@ bench: ## Run the benchmarks that back the figures in the README, each beside it
 	$(GO) run ./internal/cmd/jobbench
 	@echo "== sort (TeraSort-style) of 1 GiB: single-process Go sort (baseline) vs 3 schedd + 2 execd"
 	$(GO) run ./internal/cmd/sortbench -mb 1024
+	@echo "== data bigger than memory: sortByKey, groupByKey and a skewed sortByKey over 4 GiB on 2 executors with -memory 256MiB, beside the same jobs over 1 GiB with no budget (target: exact answers, each executor's peak RSS <= 512 MiB)"
+	$(GO) run ./internal/cmd/membench -gb 4 -baseline-gb 1 -memory 256MiB -rss-limit-mib 512
 	@echo "== failover drill: 30 rounds, the leader SIGKILLed at a random moment (target: takeover median <= 600ms, max <= 1.5s, 30/30 exact, 0 re-runs)"
 	$(GO) build -o bin/ ./cmd/... && bin/batonctl drill -rounds 30 -kill leader -at random -seed 1
 	@echo "== scheduler at scale: real fsm, dag and driver on Raft (bbolt), 1,000 simulated executors x 16 slots, a 1,000,000-task job then a stream of small jobs (target >= 50,000 tasks/s, snapshot take and restore <= 2s, heap <= 2 GiB)"
