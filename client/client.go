@@ -582,15 +582,22 @@ func (c *Client) Release(ctx context.Context, id uint64) error {
 
 // Executors lists the executors.
 func (c *Client) Executors(ctx context.Context) ([]*api.Executor, error) {
+	resp, err := c.ListExecutors(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return resp.Executors, nil
+}
+
+// ListExecutors lists the executors, saying (resp.Replica) when a member
+// answered from its replica because the leader did not.
+func (c *Client) ListExecutors(ctx context.Context) (*api.ListExecutorsResponse, error) {
 	var resp *api.ListExecutorsResponse
 	err := c.call(ctx, func(ctx context.Context, cc *grpc.ClientConn) (err error) {
 		resp, err = api.NewSchedulerClient(cc).ListExecutors(ctx, &api.ListExecutorsRequest{})
 		return err
 	})
-	if err != nil {
-		return nil, err
-	}
-	return resp.Executors, nil
+	return resp, err
 }
 
 // Wait follows a job until it ends and returns its final state, calling
