@@ -102,7 +102,7 @@ func plainReason(err error) string {
 		return "unknown host"
 	case strings.Contains(low, "server preface"), strings.Contains(low, "frame too large"),
 		strings.Contains(low, "first record does not look like a tls handshake"), strings.Contains(low, "unexpected http status"),
-		strings.Contains(low, "content-type"), strings.Contains(low, "malformed http response"):
+		strings.Contains(low, "content-type"), strings.Contains(low, "malformed http response"), strings.Contains(low, "alpn"):
 		return "it does not answer as a Baton API (an HTTP port? give schedd's -api-addr)"
 	case strings.Contains(low, "x509:"), strings.Contains(low, "certificate"), strings.Contains(low, "tls:"):
 		if i := strings.Index(msg, "tls: "); i >= 0 {
