@@ -1216,7 +1216,8 @@ type Stage struct {
 	Id    uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
 	Name  string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
 	Map   bool                   `protobuf:"varint,3,opt,name=map,proto3" json:"map,omitempty"`
-	// state: waiting, running, failed (awaiting resubmission) or idle.
+	// state: waiting, running, failed (awaiting resubmission), complete
+	// (every partition available, nothing to run) or idle (not needed now).
 	State   string `protobuf:"bytes,4,opt,name=state,proto3" json:"state,omitempty"`
 	Tasks   int32  `protobuf:"varint,5,opt,name=tasks,proto3" json:"tasks,omitempty"`
 	Pending int32  `protobuf:"varint,6,opt,name=pending,proto3" json:"pending,omitempty"`
@@ -2770,8 +2771,12 @@ func (x *Executor) GetUnhealthy() string {
 }
 
 type ListExecutorsResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Executors     []*Executor            `protobuf:"bytes,1,rep,name=executors,proto3" json:"executors,omitempty"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Executors []*Executor            `protobuf:"bytes,1,rep,name=executors,proto3" json:"executors,omitempty"`
+	// replica, when set, is the member that answered from its own replica
+	// because the leader did not: running tasks, heartbeats, health and
+	// block reports (the leader's knowledge) are missing.
+	Replica       string `protobuf:"bytes,2,opt,name=replica,proto3" json:"replica,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2811,6 +2816,13 @@ func (x *ListExecutorsResponse) GetExecutors() []*Executor {
 		return x.Executors
 	}
 	return nil
+}
+
+func (x *ListExecutorsResponse) GetReplica() string {
+	if x != nil {
+		return x.Replica
+	}
+	return ""
 }
 
 type GetStageRequest struct {
@@ -7484,9 +7496,10 @@ const file_api_baton_proto_rawDesc = "" +
 	"\vblock_bytes\x18\v \x01(\x03R\n" +
 	"blockBytes\x12\x1a\n" +
 	"\bshuffles\x18\f \x01(\x05R\bshuffles\x12\x1c\n" +
-	"\tunhealthy\x18\r \x01(\tR\tunhealthy\"I\n" +
+	"\tunhealthy\x18\r \x01(\tR\tunhealthy\"c\n" +
 	"\x15ListExecutorsResponse\x120\n" +
-	"\texecutors\x18\x01 \x03(\v2\x12.baton.v1.ExecutorR\texecutors\"p\n" +
+	"\texecutors\x18\x01 \x03(\v2\x12.baton.v1.ExecutorR\texecutors\x12\x18\n" +
+	"\areplica\x18\x02 \x01(\tR\areplica\"p\n" +
 	"\x0fGetStageRequest\x12\x19\n" +
 	"\bstage_id\x18\x01 \x01(\x04R\astageId\x12!\n" +
 	"\ftasks_offset\x18\x02 \x01(\x05R\vtasksOffset\x12\x1f\n" +

@@ -39,6 +39,12 @@ type Options struct {
 	// RetryFor is how long a call keeps trying members while they are
 	// unavailable (no leader, member down). Default 30s.
 	RetryFor time.Duration
+	// DownFor and NoLeaderFor end that sooner: a call gives up with an
+	// *UnavailableError once no member has answered for DownFor (every
+	// one refused, unresolvable, silent or not a Baton API), or members
+	// answer but none knows a leader for NoLeaderFor. Default RetryFor
+	// each.
+	DownFor, NoLeaderFor time.Duration
 	// Registry holds the functions the client merges reduce answers
 	// with (a reduce's partitions each give a value, combined here).
 	// Default: the built-ins; a user with their own aggregators passes
@@ -59,7 +65,7 @@ func (o *Options) dialOptions() []grpc.DialOption {
 		creds = credentials.NewTLS(o.TLS)
 	}
 	opts := []grpc.DialOption{grpc.WithTransportCredentials(creds), grpcdial.ConnectParams(),
-		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64 << 20))}
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64 << 20)), grpc.WithStatsHandler(answerStats{})}
 	if o.Token != "" {
 		opts = append(opts, grpc.WithPerRPCCredentials(tokenCreds(o.Token)))
 	}
@@ -149,6 +155,12 @@ func Dial(addrs []string, opts Options) (*Client, error) {
 	if opts.RetryFor <= 0 {
 		opts.RetryFor = 30 * time.Second
 	}
+	if opts.DownFor <= 0 {
+		opts.DownFor = opts.RetryFor
+	}
+	if opts.NoLeaderFor <= 0 {
+		opts.NoLeaderFor = opts.RetryFor
+	}
 	if opts.SubmitTimeout <= 0 {
 		opts.SubmitTimeout = 5 * time.Minute
 	}
@@ -205,11 +217,13 @@ func (c *Client) callx(ctx context.Context, idempotent bool, timeout time.Durati
 	deadline := time.Now().Add(c.opts.RetryFor)
 	backoff := 20 * time.Millisecond
 	var last error
+	tr := c.newTracker()
 	for attempt := 0; ; attempt++ {
 		c.mu.Lock()
 		i := c.cur
 		c.mu.Unlock()
 		actx, cancel := context.WithTimeout(ctx, timeout)
+		actx, answered := withAnswerFlag(actx)
 		err := fn(actx, c.conns[i])
 		cancel()
 		if err == nil {
@@ -218,10 +232,18 @@ func (c *Client) callx(ctx context.Context, idempotent bool, timeout time.Durati
 		if ctx.Err() != nil {
 			return gaveUp(ctx.Err(), err)
 		}
+		if !answered.Load() && status.Code(err) != codes.Unavailable && status.Code(err) != codes.DeadlineExceeded {
+			// Something that is not a Baton API answered (an HTTP
+			// server speaking HTTP/2): no member will do better.
+			return &UnavailableError{Addrs: []string{c.addrs[i]}, Reasons: []string{plainReason(err)}, Last: err}
+		}
 		if !retryable(err, idempotent) {
 			return err
 		}
 		last = err
+		if ferr := tr.failed(ctx, i, err, answered.Load()); ferr != nil {
+			return ferr
+		}
 		c.mu.Lock()
 		if c.cur == i {
 			c.cur = (i + 1) % len(c.conns)
@@ -248,7 +270,7 @@ func gaveUp(ctxErr, last error) error {
 	if last == nil || errors.Is(last, ctxErr) || status.Code(last) == codes.DeadlineExceeded && ctxErr == context.DeadlineExceeded && status.Convert(last).Message() == ctxErr.Error() {
 		return ctxErr
 	}
-	return fmt.Errorf("client: %w (last error from a member: %s)", ctxErr, status.Convert(last).Message())
+	return fmt.Errorf("client: %w (last error from a member: %s)", ctxErr, plainReason(last))
 }
 
 // Status returns the cluster as the answering member sees it.
@@ -560,15 +582,22 @@ func (c *Client) Release(ctx context.Context, id uint64) error {
 
 // Executors lists the executors.
 func (c *Client) Executors(ctx context.Context) ([]*api.Executor, error) {
+	resp, err := c.ListExecutors(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return resp.Executors, nil
+}
+
+// ListExecutors lists the executors, saying (resp.Replica) when a member
+// answered from its replica because the leader did not.
+func (c *Client) ListExecutors(ctx context.Context) (*api.ListExecutorsResponse, error) {
 	var resp *api.ListExecutorsResponse
 	err := c.call(ctx, func(ctx context.Context, cc *grpc.ClientConn) (err error) {
 		resp, err = api.NewSchedulerClient(cc).ListExecutors(ctx, &api.ListExecutorsRequest{})
 		return err
 	})
-	if err != nil {
-		return nil, err
-	}
-	return resp.Executors, nil
+	return resp, err
 }
 
 // Wait follows a job until it ends and returns its final state, calling
@@ -609,12 +638,14 @@ func (c *Client) Wait(ctx context.Context, id uint64, progress func(*api.Job)) (
 // over without using up the retry budget.
 func (c *Client) stream(ctx context.Context, fn func(ctx context.Context, cc *grpc.ClientConn, progress func()) error) error {
 	deadline := time.Now().Add(c.opts.RetryFor)
+	tr := c.newTracker()
 	for {
 		c.mu.Lock()
 		i := c.cur
 		c.mu.Unlock()
 		progressed := false
-		err := fn(ctx, c.conns[i], func() { progressed = true })
+		sctx, answered := withAnswerFlag(ctx)
+		err := fn(sctx, c.conns[i], func() { progressed = true })
 		if err == nil {
 			return nil
 		}
@@ -623,6 +654,11 @@ func (c *Client) stream(ctx context.Context, fn func(ctx context.Context, cc *gr
 		}
 		if !retryable(err, true) && status.Code(err) != codes.Canceled && status.Code(err) != codes.Unknown {
 			return err
+		}
+		if progressed {
+			tr = c.newTracker()
+		} else if ferr := tr.failed(ctx, i, err, answered.Load()); ferr != nil {
+			return ferr
 		}
 		c.mu.Lock()
 		if c.cur == i {

@@ -78,7 +78,7 @@ func TestBatonctlShowsAccumulators(t *testing.T) {
 	}
 	out := run("-o", "json", "submit", "-f", planFile, "-wait", "-keep")
 	var res struct {
-		Job          uint64 `json:"job"`
+		Job          uint64 `json:"id"`
 		Accumulators []struct {
 			Name  string  `json:"name"`
 			Kind  string  `json:"kind"`

@@ -86,7 +86,7 @@ func TestAMapStageJobFeedsAnAdaptiveJob(t *testing.T) {
 
 	out := run("-o", "json", "submit", "-f", planFile, "-map-stage", "-wait")
 	var ms struct {
-		Job   uint64 `json:"job"`
+		Job   uint64 `json:"id"`
 		State string `json:"state"`
 		Stats struct {
 			Maps           int      `json:"maps"`

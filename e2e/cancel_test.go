@@ -54,7 +54,7 @@ func TestJobGroupsAndStageCancel(t *testing.T) {
 		t.Fatal(err)
 	}
 	var sub struct {
-		Job uint64 `json:"job"`
+		Job uint64 `json:"id"`
 	}
 	if err := json.Unmarshal([]byte(batonctl("-o", "json", "submit", "-f", planFile, "-group", "etl")), &sub); err != nil {
 		t.Fatal(err)

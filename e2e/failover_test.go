@@ -403,7 +403,7 @@ func TestSigtermLeaderHandsOver(t *testing.T) {
 	}
 	waitFor(t, "the reduce stage to run", func() bool {
 		j, err := cl.Job(ctx, id, false)
-		return err == nil && len(j.Stages) == 2 && j.Stages[0].State == "idle" && j.Stages[1].State == "running"
+		return err == nil && len(j.Stages) == 2 && j.Stages[0].State == "complete" && j.Stages[1].State == "running"
 	})
 	leader, term, err := c.Leader(ctx)
 	if err != nil {

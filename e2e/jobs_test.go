@@ -292,7 +292,7 @@ func TestWordCountAndTwoShuffles(t *testing.T) {
 		t.Fatalf("batonctl submit -wait: %d %s", code, errOut)
 	}
 	var res struct {
-		Job     uint64       `json:"job"`
+		ID      uint64       `json:"id"`
 		State   string       `json:"state"`
 		Results [][2]*string `json:"results"`
 	}

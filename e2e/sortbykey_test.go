@@ -85,9 +85,19 @@ func TestOperatorFailures(t *testing.T) {
 	t.Run("keyedOpOnValues", func(t *testing.T) {
 		t.Parallel()
 		for _, op := range []string{"groupByKey", "sortByKey"} {
-			p := opPlan(t, op+"-values", opCollect("g"), map[string]*plan.Dataset{
+			// Straight from a range, the plan is refused at submit.
+			direct := &plan.Plan{Name: op + "-range", Action: opCollect("g"), Datasets: map[string]*plan.Dataset{
 				"r": opRange(100, 2),
 				"g": {Op: op, Input: "r", Partitions: 2},
+			}}
+			if _, err := cl.Submit(context.Background(), direct, client.SubmitOptions{}); err == nil || !strings.Contains(err.Error(), `its input "r" holds values without keys (range)`) {
+				t.Errorf("%s over a range: submit gave %v, want a refusal", op, err)
+			}
+			// Through a function that keeps values, it fails at run time.
+			p := opPlan(t, op+"-values", opCollect("g"), map[string]*plan.Dataset{
+				"r": opRange(100, 2),
+				"m": {Op: "map", Input: "r", Fn: &plan.Func{Name: "lower"}},
+				"g": {Op: op, Input: "m", Partitions: 2},
 			})
 			j := opFailed(t, cl, p, client.SubmitOptions{MaxTaskFailures: 1})
 			if want := fmt.Sprintf(`%s "g" needs keyed records, got the value-only record`, op); !strings.Contains(j.Message, want) {

@@ -20,6 +20,7 @@ import (
 
 	"github.com/baton-sched/baton/api"
 	"github.com/baton-sched/baton/blockstore"
+	"github.com/baton-sched/baton/internal/grpcdial"
 	"github.com/baton-sched/baton/ops"
 	"github.com/baton-sched/baton/plan"
 	"github.com/baton-sched/baton/tlsconf"
@@ -99,14 +100,17 @@ type Options struct {
 // runs in its own goroutine, bounded by Cores; the block service serves
 // from its own goroutines. Shared state is under mu.
 type Executor struct {
-	opts   Options
-	log    *slog.Logger
-	store  *blockstore.Store
-	conns  *blockstore.Conns
-	runner *ops.Runner
-	ln     net.Listener
-	grpc   *grpc.Server
-	addr   string
+	// welcomed is when a leader last welcomed a session (unix ns; 0:
+	// never), so that an executor that reaches no scheduler says so.
+	welcomed atomic.Int64
+	opts     Options
+	log      *slog.Logger
+	store    *blockstore.Store
+	conns    *blockstore.Conns
+	runner   *ops.Runner
+	ln       net.Listener
+	grpc     *grpc.Server
+	addr     string
 
 	// ctx ends when Close begins: it ends Run's sessions and cancels the
 	// tasks.
@@ -401,6 +405,9 @@ func (e *Executor) Run(ctx context.Context) error {
 	avoid := ""
 	var refused string
 	var refusedAt time.Time
+	// unreachedAt: when "cannot reach a scheduler" was last said; the
+	// first time after the first 5s.
+	unreachedAt := time.Now().Add(-5 * time.Second)
 	for ctx.Err() == nil {
 		addr := hint
 		if addr == "" {
@@ -438,6 +445,12 @@ func (e *Executor) Run(ctx context.Context) error {
 		}
 		if err != nil {
 			e.log.Debug("session ended", "scheduler", addr, "err", err)
+			// Reaching no scheduler for a while (a wrong -schedulers, the
+			// quorum down): say so, every 10s, in plain words.
+			if w := e.welcomed.Load(); time.Since(time.Unix(0, w)) > 5*time.Second && time.Since(unreachedAt) > 10*time.Second && leader == "" {
+				e.log.Warn("cannot reach a scheduler; retrying", "scheduler", addr, "err", grpcdial.Plain(err), "schedulers", strings.Join(e.opts.Schedulers, ","))
+				unreachedAt = time.Now()
+			}
 		}
 		// No leader known, or a member that names itself the leader but
 		// does not lead yet (its driver starts after a barrier): wait a

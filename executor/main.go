@@ -140,7 +140,11 @@ func parseFlags(name string, args []string, stderr io.Writer) (Options, web, err
 	fs.SetOutput(stderr)
 	fs.StringVar(&o.ID, "id", "", "executor id (default: the one kept in -data-dir, or a new one)")
 	fs.StringVar(&o.DataDir, "data-dir", "", "directory for the block store and the executor's id (required)")
-	schedulers := fs.String("schedulers", "127.0.0.1:7101", "API addresses of quorum members, comma-separated")
+	defSchedulers := "127.0.0.1:7101"
+	if a := os.Getenv("BATON_ADDR"); a != "" {
+		defSchedulers = a
+	}
+	schedulers := fs.String("schedulers", defSchedulers, "API addresses of quorum members, comma-separated (default $BATON_ADDR, else 127.0.0.1:7101)")
 	fs.StringVar(&o.Addr, "addr", "127.0.0.1:0", "block service address")
 	fs.StringVar(&o.Advertise, "advertise", "", "block service address peers use (default: the listener's)")
 	fs.IntVar(&o.Cores, "cores", runtime.NumCPU(), "task slots")

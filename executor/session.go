@@ -111,6 +111,7 @@ func (e *Executor) session(ctx context.Context, addr string, session uint64) (st
 		e.mu.Unlock()
 		e.wake()
 		hb = time.Duration(m.Welcome.HeartbeatIntervalMs) * time.Millisecond
+		e.welcomed.Store(time.Now().UnixNano())
 		e.log.Info("connected to the leader", "via", addr, "term", m.Welcome.Term)
 	default:
 		return "", fmt.Errorf("unexpected first message %T", first.Msg)

@@ -20,7 +20,7 @@ func TestLimits(t *testing.T) {
 	for _, tc := range []struct{ name, plan, want string }{
 		{"dataset partitions", `{"datasets":{"r":{"op":"range","n":1,"partitions":101}},"action":{"op":"count","input":"r"}}`,
 			`plan: dataset "r": tasks per job: 101 is over the limit of 100`},
-		{"map and reduce tasks add up", `{"datasets":{"r":{"op":"range","n":1,"partitions":60},"g":{"op":"groupByKey","input":"r","partitions":60}},"action":{"op":"count","input":"g"}}`,
+		{"map and reduce tasks add up", `{"datasets":{"r":{"op":"range","n":1,"partitions":60},"k":{"op":"map","input":"r","fn":"pairWithOne"},"g":{"op":"groupByKey","input":"k","partitions":60}},"action":{"op":"count","input":"g"}}`,
 			"plan: tasks per job: 120 is over the limit of 100"},
 		{"union adds up", `{"datasets":{"r":{"op":"range","n":1,"partitions":40},"u":{"op":"union","inputs":["r","r","r"]}},"action":{"op":"count","input":"u"}}`,
 			"plan: tasks per job: 120 is over the limit of 100"},
@@ -44,7 +44,7 @@ func TestLimits(t *testing.T) {
 		}
 	}
 	// Within the limits, and without limits, the same plans compile.
-	p, _ := Parse([]byte(`{"datasets":{"r":{"op":"range","n":1,"partitions":50},"g":{"op":"groupByKey","input":"r","partitions":50}},"action":{"op":"count","input":"g"}}`))
+	p, _ := Parse([]byte(`{"datasets":{"r":{"op":"range","n":1,"partitions":50},"k":{"op":"map","input":"r","fn":"pairWithOne"},"g":{"op":"groupByKey","input":"k","partitions":50}},"action":{"op":"count","input":"g"}}`))
 	g, err := Compile(p, Options{Limits: lim})
 	if err != nil {
 		t.Fatal(err)

@@ -224,7 +224,7 @@ func Parse(data []byte) (*Plan, error) {
 	dec.DisallowUnknownFields()
 	var p Plan
 	if err := dec.Decode(&p); err != nil {
-		return nil, fmt.Errorf("plan: %w", err)
+		return nil, decodeError(data, err)
 	}
 	if dec.More() {
 		return nil, fmt.Errorf("plan: trailing data after the plan object")
@@ -288,6 +288,8 @@ func (p *Plan) Validate() error {
 	}
 	if cyc := p.cycle(); cyc != nil {
 		fail("cycle: %s", strings.Join(cyc, " -> "))
+	} else {
+		p.checkKeyed(fail)
 	}
 	a := p.Action
 	if spec, ok := actions[a.Op]; !ok {

@@ -77,7 +77,7 @@ func TestValidateErrors(t *testing.T) {
 			[]string{"cycle: a -> b -> a"}},
 		{"partitions below one", `{"datasets": {"a": {"op": "range", "n": 10}}, "action": {"op": "count", "input": "a"}}`,
 			[]string{"partitions must be >= 1, got 0"}},
-		{"negative partitions on a shuffle", `{"datasets": {"a": {"op": "range", "n": 10, "partitions": 2}, "b": {"op": "groupByKey", "input": "a", "partitions": -1}}, "action": {"op": "count", "input": "b"}}`,
+		{"negative partitions on a shuffle", `{"datasets": {"a": {"op": "range", "n": 10, "partitions": 2}, "k": {"op": "map", "input": "a", "fn": "pairWithOne"}, "b": {"op": "groupByKey", "input": "k", "partitions": -1}}, "action": {"op": "count", "input": "b"}}`,
 			[]string{"partitions must be >= 1, got -1"}},
 		{"action on a missing dataset", `{"datasets": {"a": {"op": "range", "n": 10, "partitions": 2}}, "action": {"op": "collect", "input": "zz"}}`,
 			[]string{`action on a missing dataset "zz"`}},
@@ -168,12 +168,21 @@ func TestShuffleKeysFollowLineage(t *testing.T) {
 		}
 		return g
 	}
-	a := compile(`{"name": "one", "datasets": {"r": {"op": "range", "n": 100, "partitions": 4}, "g": {"op": "groupByKey", "input": "r", "partitions": 2}}, "action": {"op": "count", "input": "g"}}`)
+	a := compile(`{"name": "one", "datasets": {"r": {"op": "range", "n": 100, "partitions": 4}, "k": {"op": "map", "input": "r", "fn": "pairWithOne"}, "g": {"op": "groupByKey", "input": "k", "partitions": 2}}, "action": {"op": "count", "input": "g"}}`)
 	// Same lineage under other names and another action: same shuffle.
-	b := compile(`{"name": "two", "datasets": {"x": {"op": "range", "n": 100, "partitions": 4}, "y": {"op": "groupByKey", "input": "x", "partitions": 2}}, "action": {"op": "collect", "input": "y"}}`)
+	b := compile(`{"name": "two", "datasets": {"x": {"op": "range", "n": 100, "partitions": 4}, "z": {"op": "map", "input": "x", "fn": "pairWithOne"}, "y": {"op": "groupByKey", "input": "z", "partitions": 2}}, "action": {"op": "collect", "input": "y"}}`)
 	// Another count: another shuffle.
-	c := compile(`{"datasets": {"r": {"op": "range", "n": 101, "partitions": 4}, "g": {"op": "groupByKey", "input": "r", "partitions": 2}}, "action": {"op": "count", "input": "g"}}`)
-	key := func(g *Graph) string { return g.Nodes[1].Deps[0].Shuffle.Key }
+	c := compile(`{"datasets": {"r": {"op": "range", "n": 101, "partitions": 4}, "k": {"op": "map", "input": "r", "fn": "pairWithOne"}, "g": {"op": "groupByKey", "input": "k", "partitions": 2}}, "action": {"op": "count", "input": "g"}}`)
+	key := func(g *Graph) string {
+		for _, n := range g.Nodes {
+			for _, d := range n.Deps {
+				if d.Shuffle != nil {
+					return d.Shuffle.Key
+				}
+			}
+		}
+		return ""
+	}
 	if key(a) != key(b) {
 		t.Errorf("equal lineage, different keys: %s vs %s", key(a), key(b))
 	}

@@ -28,8 +28,8 @@ func tokenFlags(fs *flag.FlagSet) {
 }
 
 func printToken(c *common, t *api.ACLToken) error {
-	if c.json() {
-		return printJSON(c.env.Stdout, t)
+	if c.json() || c.name() {
+		return c.emit(tokenJSON(t), []string{t.Accessor}, nil)
 	}
 	fmt.Fprintf(c.env.Stdout, "Accessor ID  = %s\nSecret ID    = %s\nName         = %s\nPolicy       = %s\nCreated      = %s\n", t.Accessor, t.Secret, t.Name, t.Policy,
 		time.Unix(0, t.CreateUnixNano).UTC().Format(time.RFC3339))
@@ -84,8 +84,14 @@ func runTokenList(ctx context.Context, c *common, fs *flag.FlagSet, args []strin
 	if err != nil {
 		return err
 	}
-	if c.json() {
-		return printJSON(c.env.Stdout, &api.ListTokensResponse{Tokens: ts})
+	if c.json() || c.name() {
+		out := []tokenOut{}
+		names := []string{}
+		for _, t := range ts {
+			out = append(out, tokenJSON(t))
+			names = append(names, t.Accessor)
+		}
+		return c.emit(map[string]any{"tokens": out}, names, nil)
 	}
 	tw := table(c.env.Stdout)
 	fmt.Fprintln(tw, "ACCESSOR\tNAME\tPOLICY\tCREATED")

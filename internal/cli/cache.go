@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"sort"
 	"strings"
-
-	"github.com/baton-sched/baton/api"
 )
 
 func init() {
@@ -28,8 +26,18 @@ func runCache(ctx context.Context, c *common, fs *flag.FlagSet, args []string) e
 	if err != nil {
 		return err
 	}
-	if c.json() {
-		return printJSON(c.env.Stdout, &api.ListCachedResponse{Datasets: ds})
+	if c.json() || c.name() {
+		out := []cachedOut{}
+		names := []string{}
+		for _, d := range ds {
+			ex := d.Executors
+			if ex == nil {
+				ex = map[string]int32{}
+			}
+			out = append(out, cachedOut{Key: d.Key, Name: d.Name, Partitions: d.Partitions, Cached: d.Cached, Bytes: d.Bytes, Created: stamp(d.CreatedUnixNano), Executors: ex})
+			names = append(names, d.Key)
+		}
+		return c.emit(map[string]any{"datasets": out}, names, nil)
 	}
 	if len(ds) == 0 {
 		fmt.Fprintln(c.env.Stdout, "no persisted datasets")
@@ -73,8 +81,8 @@ func runUnpersist(ctx context.Context, c *common, fs *flag.FlagSet, args []strin
 	if err != nil {
 		return err
 	}
-	if c.json() {
-		return printJSON(c.env.Stdout, map[string]any{"unpersisted": n})
+	if c.json() || c.name() {
+		return c.emit(map[string]any{"unpersisted": n}, nil, nil)
 	}
 	fmt.Fprintf(c.env.Stdout, "unpersisted %d dataset(s) named %s\n", n, args[0])
 	return nil

@@ -2,14 +2,14 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/signal"
-	"sort"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -17,8 +17,6 @@ import (
 	"github.com/baton-sched/baton/client"
 	"github.com/baton-sched/baton/tlsconf"
 	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/encoding/protojson"
-	"google.golang.org/protobuf/proto"
 )
 
 // Env is what a command runs with.
@@ -26,7 +24,25 @@ type Env struct {
 	Stdout, Stderr io.Writer
 	// Getenv reads the environment (os.Getenv by default).
 	Getenv func(string) string
+	// Interrupt, when set, delivers the interrupts that stop a command
+	// (default: SIGINT and SIGTERM).
+	Interrupt <-chan os.Signal
 }
+
+// Exit codes, as documented in batonctl help.
+const (
+	exitOK          = 0
+	exitFailure     = 1
+	exitUsage       = 2
+	exitInterrupted = 130
+)
+
+// errInterrupted is the cause of a command's context when Ctrl-C (or
+// SIGTERM) stopped it.
+var errInterrupted = errors.New("interrupted")
+
+// errTimeout is its cause when -timeout passed.
+var errTimeout = errors.New("timed out")
 
 // usageError is a command line that makes no sense: exit code 2.
 type usageError struct{ msg string }
@@ -35,7 +51,29 @@ func (e usageError) Error() string { return e.msg }
 
 func usagef(format string, args ...any) error { return usageError{fmt.Sprintf(format, args...)} }
 
-// common holds the flags every command takes.
+// saidError is a failure a command has put in words for people: printed
+// as it is.
+type saidError struct{ msg string }
+
+func (e saidError) Error() string { return e.msg }
+
+func saidf(format string, args ...any) error { return saidError{fmt.Sprintf(format, args...)} }
+
+// Client behaviour of every command: a member that does not answer at
+// all is reported after downFor (gRPC fails a refused or wrong-protocol
+// dial at once; this rides through a member restarting), and members
+// answering without a leader after noLeaderFor (an election takes well
+// under a second).
+const (
+	downFor     = 500 * time.Millisecond
+	noLeaderFor = 3 * time.Second
+	// retryFor is how long calls keep trying members that answer
+	// "unavailable, retry" for another reason, without -timeout.
+	retryFor = 30 * time.Second
+)
+
+// common holds the flags every command takes and what the command runs
+// with.
 type common struct {
 	addr    string
 	output  string
@@ -44,13 +82,19 @@ type common struct {
 	env     Env
 	tls     tlsconf.Files
 	token   string
+	// cmd is the command running.
+	cmd *command
 }
+
+// globalFlags are the names common.register declares, which command
+// help lists once, apart from the command's own.
+var globalFlags = map[string]bool{"addr": true, "o": true, "timeout": true, "stale": true, "ca-file": true, "cert-file": true, "key-file": true, "token": true}
 
 func (c *common) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.addr, "addr", c.addr, "API addresses of quorum members, comma-separated (default $BATON_ADDR, else 127.0.0.1:7101)")
-	fs.StringVar(&c.output, "o", c.output, "output: table or json")
-	fs.DurationVar(&c.timeout, "timeout", c.timeout, "give up after this long")
-	fs.BoolVar(&c.stale, "stale", c.stale, "read from the answering member's replica instead of through the leader (faster, may lag)")
+	fs.StringVar(&c.output, "o", c.output, "output: table, json or name (ids only, one a line)")
+	fs.DurationVar(&c.timeout, "timeout", c.timeout, "give up after this long, waiting (-wait, -watch) included (default: calls retry for 30s, waits have no deadline)")
+	fs.BoolVar(&c.stale, "stale", c.stale, "read from the answering member's replica instead of through the leader (faster, may lag; works without a leader)")
 	fs.StringVar(&c.tls.CA, "ca-file", c.tls.CA, "the cluster's CA certificate, for TLS (default $BATON_CACERT)")
 	fs.StringVar(&c.tls.Cert, "cert-file", c.tls.Cert, "a client certificate of the CA (default $BATON_CLIENT_CERT)")
 	fs.StringVar(&c.tls.Key, "key-file", c.tls.Key, "the key of -cert-file (default $BATON_CLIENT_KEY)")
@@ -59,7 +103,10 @@ func (c *common) register(fs *flag.FlagSet) {
 
 // options returns the client options the flags and environment ask for.
 func (c *common) options() (client.Options, error) {
-	opts := client.Options{RetryFor: c.timeout, Token: c.token}
+	opts := client.Options{RetryFor: retryFor, DownFor: downFor, NoLeaderFor: noLeaderFor, Token: c.token}
+	if c.timeout > 0 {
+		opts.RetryFor = c.timeout
+	}
 	if opts.Token == "" {
 		opts.Token = c.env.Getenv("BATON_TOKEN")
 	}
@@ -82,30 +129,71 @@ func (c *common) options() (client.Options, error) {
 	return opts, nil
 }
 
-func (c *common) dial() (*client.Client, error) {
-	addr := c.addr
+// addrs returns the member addresses -addr or $BATON_ADDR give, checked:
+// an address that is not host:port, or whose host does not resolve, is
+// a usage error at once.
+func (c *common) addrs() ([]string, error) {
+	addr, from := c.addr, "-addr"
 	if addr == "" {
-		addr = c.env.Getenv("BATON_ADDR")
+		addr, from = c.env.Getenv("BATON_ADDR"), "$BATON_ADDR"
 	}
 	if addr == "" {
 		addr = "127.0.0.1:7101"
+	}
+	var out []string
+	for _, a := range strings.Split(addr, ",") {
+		if a = strings.TrimSpace(a); a == "" {
+			continue
+		}
+		host, port, err := net.SplitHostPort(a)
+		if err != nil {
+			return nil, usagef("%s %q: not host:port (such as 127.0.0.1:7101)", from, a)
+		}
+		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+			return nil, usagef("%s %q: port %q is not a number from 1 to 65535", from, a, port)
+		}
+		if host != "" && net.ParseIP(host) == nil {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			_, err := net.DefaultResolver.LookupHost(ctx, host)
+			cancel()
+			if err != nil {
+				return nil, usagef("%s %q: host %q does not resolve", from, a, host)
+			}
+		}
+		out = append(out, a)
+	}
+	if len(out) == 0 {
+		return nil, usagef("%s is empty", from)
+	}
+	return out, nil
+}
+
+func (c *common) dial() (*client.Client, error) {
+	addrs, err := c.addrs()
+	if err != nil {
+		return nil, err
 	}
 	opts, err := c.options()
 	if err != nil {
 		return nil, err
 	}
-	return client.Dial([]string{addr}, opts)
+	return client.Dial(addrs, opts)
 }
 
 func (c *common) json() bool { return c.output == "json" }
+func (c *common) name() bool { return c.output == "name" }
 
 // command is one batonctl command.
 type command struct {
-	name    string // "job status"
-	args    string // "ID"
-	summary string
-	run     func(ctx context.Context, c *common, fs *flag.FlagSet, args []string) error
-	flags   func(fs *flag.FlagSet) // extra flags
+	name     string // "job status"
+	args     string // "ID"
+	summary  string
+	examples string // lines of examples for its help
+	run      func(ctx context.Context, c *common, fs *flag.FlagSet, args []string) error
+	flags    func(fs *flag.FlagSet) // extra flags
+	// read: the command reads through the leader, and -stale reads the
+	// answering member's replica instead (said when there is no leader).
+	read bool
 }
 
 var commands []*command
@@ -122,72 +210,139 @@ func Run(args []string, env Env) int {
 	if env.Getenv == nil {
 		env.Getenv = os.Getenv
 	}
-	c := &common{output: "table", timeout: 30 * time.Second, env: env}
+	c := &common{output: "table", env: env}
 	global := flag.NewFlagSet("batonctl", flag.ContinueOnError)
-	global.SetOutput(env.Stderr)
+	global.SetOutput(io.Discard)
 	c.register(global)
-	global.Usage = func() { usage(env.Stderr) }
 	if err := global.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			return 0
+			usage(env.Stdout)
+			return exitOK
 		}
-		return 2
+		fmt.Fprintf(env.Stderr, "batonctl: %v\nRun 'batonctl help' for usage.\n", err)
+		return exitUsage
 	}
 	rest := global.Args()
+	if len(rest) == 0 {
+		usage(env.Stderr)
+		return exitUsage
+	}
+	if rest[0] == "help" {
+		return help(env, rest[1:])
+	}
 	cmd, args := find(rest)
 	if cmd == nil {
-		if len(rest) == 0 || rest[0] == "help" {
-			usage(env.Stderr)
-			if len(rest) == 0 {
-				return 2
-			}
-			return 0
-		}
 		fmt.Fprintf(env.Stderr, "batonctl: unknown command %q\n", strings.Join(rest, " "))
-		usage(env.Stderr)
-		return 2
+		if s := suggest(rest); len(s) > 0 {
+			fmt.Fprintf(env.Stderr, "\nDid you mean\n\tbatonctl %s\n", strings.Join(s, "\n\tbatonctl "))
+		}
+		fmt.Fprintln(env.Stderr, "\nRun 'batonctl help' for the commands.")
+		return exitUsage
 	}
+	c.cmd = cmd
 	fs := flag.NewFlagSet("batonctl "+cmd.name, flag.ContinueOnError)
-	fs.SetOutput(env.Stderr)
+	fs.SetOutput(io.Discard)
 	c.register(fs)
 	if cmd.flags != nil {
 		cmd.flags(fs)
 	}
-	fs.Usage = func() {
-		fmt.Fprintf(env.Stderr, "usage: batonctl %s [flags] %s\n\n%s\n\nflags:\n", cmd.name, cmd.args, cmd.summary)
-		fs.PrintDefaults()
-	}
 	positional, err := parseInterleaved(fs, args)
 	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			return 0
+			commandHelp(env.Stdout, cmd, fs)
+			return exitOK
 		}
-		return 2
+		fmt.Fprintf(env.Stderr, "batonctl %s: %v\nRun 'batonctl %s -h' for usage.\n", cmd.name, err, cmd.name)
+		return exitUsage
 	}
-	if c.output != "table" && c.output != "json" {
-		fmt.Fprintf(env.Stderr, "batonctl: -o must be table or json, got %q\n", c.output)
-		return 2
+	if c.output != "table" && c.output != "json" && c.output != "name" {
+		fmt.Fprintf(env.Stderr, "batonctl: -o must be table, json or name, got %q\n", c.output)
+		return exitUsage
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	ctx, cancel := c.context()
 	defer cancel()
-	err = cmd.run(ctx, c, fs, positional)
-	var ue usageError
-	switch {
-	case err == nil:
-		return 0
-	case errors.As(err, &ue):
-		fmt.Fprintf(env.Stderr, "batonctl %s: %s\n", cmd.name, ue.msg)
-		fs.Usage()
-		return 2
-	default:
-		if st, ok := status.FromError(err); ok {
-			err = errors.New(st.Message())
-		}
-		fmt.Fprintf(env.Stderr, "batonctl %s: %v\n", cmd.name, err)
-		return 1
+	return c.exit(ctx, cmd.run(ctx, c, fs, positional))
+}
+
+// context is the command's: cancelled by an interrupt (cause
+// errInterrupted) and, with -timeout, by its deadline (errTimeout).
+func (c *common) context() (context.Context, func()) {
+	ctx, cancel := context.WithCancelCause(context.Background())
+	sigs := c.env.Interrupt
+	var ch chan os.Signal
+	if sigs == nil {
+		ch = make(chan os.Signal, 1)
+		signal.Notify(ch, os.Interrupt, syscall.SIGTERM)
+		sigs = ch
 	}
+	go func() {
+		select {
+		case <-sigs:
+			cancel(errInterrupted)
+		case <-ctx.Done():
+		}
+	}()
+	stop := func() {
+		if ch != nil {
+			signal.Stop(ch)
+		}
+		cancel(nil)
+	}
+	if c.timeout <= 0 {
+		return ctx, stop
+	}
+	tctx, tcancel := context.WithTimeoutCause(ctx, c.timeout, errTimeout)
+	return tctx, func() { tcancel(); stop() }
+}
+
+// exit prints what went wrong, in one plain line, and returns the exit
+// code: 1 failure, 2 usage, 130 interrupted.
+func (c *common) exit(ctx context.Context, err error) int {
+	if err == nil {
+		return exitOK
+	}
+	name := c.cmd.name
+	var ue usageError
+	if errors.As(err, &ue) {
+		fmt.Fprintf(c.env.Stderr, "batonctl %s: %s\nRun 'batonctl %s -h' for usage.\n", name, ue.msg, name)
+		return exitUsage
+	}
+	code := exitFailure
+	if errors.Is(context.Cause(ctx), errInterrupted) {
+		code = exitInterrupted
+	}
+	fmt.Fprintf(c.env.Stderr, "batonctl %s: %s\n", name, c.plain(ctx, err))
+	return code
+}
+
+// plain says err in one line: no gRPC codes or transport internals.
+func (c *common) plain(ctx context.Context, err error) string {
+	var said saidError
+	if errors.As(err, &said) {
+		return said.msg
+	}
+	var ue *client.UnavailableError
+	if errors.As(err, &ue) {
+		msg := ue.Error()
+		if ue.NoLeader {
+			if c.cmd.read && !c.stale {
+				msg += " (use -stale to read this member's replica)"
+			} else {
+				msg += " (an election needs a majority of the members)"
+			}
+		}
+		return msg
+	}
+	switch cause := context.Cause(ctx); {
+	case errors.Is(cause, errInterrupted):
+		return "interrupted"
+	case errors.Is(cause, errTimeout):
+		return fmt.Sprintf("gave up after -timeout %s", c.timeout)
+	}
+	if st, ok := status.FromError(err); ok {
+		return st.Message()
+	}
+	return strings.TrimPrefix(err.Error(), "client: ")
 }
 
 // parseInterleaved parses flags that may come before, between or after
@@ -230,38 +385,4 @@ func equal(a, b []string) bool {
 		}
 	}
 	return true
-}
-
-func usage(w io.Writer) {
-	fmt.Fprintln(w, "usage: batonctl [-addr a,b,c] [-o table|json] COMMAND [flags] [args]")
-	fmt.Fprintln(w, "\ncommands:")
-	sorted := append([]*command(nil), commands...)
-	sort.Slice(sorted, func(a, b int) bool { return sorted[a].name < sorted[b].name })
-	for _, c := range sorted {
-		fmt.Fprintf(w, "  %-40s %s\n", strings.TrimSpace(c.name+" "+c.args), c.summary)
-	}
-	fmt.Fprintln(w, "\nRun 'batonctl COMMAND -h' for a command's flags.")
-}
-
-// printJSON writes a protobuf message or any value as indented JSON.
-func printJSON(w io.Writer, v any) error {
-	var b []byte
-	var err error
-	if m, ok := v.(proto.Message); ok {
-		b, err = protojson.MarshalOptions{UseProtoNames: true, EmitUnpopulated: true, Indent: "  "}.Marshal(m)
-	} else {
-		b, err = json.MarshalIndent(v, "", "  ")
-	}
-	if err != nil {
-		return err
-	}
-	_, err = fmt.Fprintln(w, string(b))
-	return err
-}
-
-// rawJSON turns a protobuf message into a generic JSON value, to embed in
-// a larger JSON document.
-func rawJSON(m proto.Message) json.RawMessage {
-	b, _ := protojson.MarshalOptions{UseProtoNames: true, EmitUnpopulated: true}.Marshal(m)
-	return b
 }

@@ -1,41 +1,43 @@
 package cli
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"math"
-	"os"
-	"os/signal"
 	"strconv"
 	"strings"
-	"syscall"
 	"text/tabwriter"
 	"time"
 
 	"github.com/baton-sched/baton/api"
 	"github.com/baton-sched/baton/client"
-	"github.com/baton-sched/baton/ops"
-	"github.com/baton-sched/baton/plan"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 )
 
 func init() {
-	register(&command{name: "status", summary: "the quorum at a glance: leader, term, peers, executors, jobs", run: runStatus})
+	register(&command{name: "status", summary: "the quorum at a glance: leader, term, peers, executors, jobs", run: runStatus,
+		examples: "batonctl status\nbatonctl -addr 127.0.0.1:7102 status -o json"})
 	register(&command{name: "operator raft list-peers", summary: "the Raft peers with their state and last contact", run: runListPeers})
 	register(&command{name: "operator raft add-peer", summary: "add a voting member", run: runAddPeer, flags: addPeerFlags})
 	register(&command{name: "operator raft remove-peer", args: "ID", summary: "remove a member", run: runRemovePeer})
 	register(&command{name: "operator raft transfer-leader", args: "[ID]", summary: "hand leadership to a member (any, without ID)", run: runTransfer})
-	register(&command{name: "jobs", summary: "the jobs the quorum retains", run: runJobs})
-	register(&command{name: "job status", args: "ID", summary: "a job and its stages (-watch: live progress until it ends)", run: runJobStatus, flags: jobStatusFlags})
-	register(&command{name: "job cancel", args: "ID | -group G | -all", summary: "cancel a running job, every running job of a group, or every running job", run: runJobCancel, flags: jobCancelFlags})
+	register(&command{name: "jobs", summary: "the jobs the quorum retains", run: runJobs, read: true,
+		examples: "batonctl jobs\nbatonctl jobs -o name     # the ids, one a line\nbatonctl jobs -stale      # this member's replica, also without a leader"})
+	register(&command{name: "job status", args: "ID", summary: "a job and its stages (-watch: live progress until it ends)", run: runJobStatus, flags: jobStatusFlags, read: true,
+		examples: "batonctl job status 3\nbatonctl job status 3 -watch\nbatonctl job status 3 -o json"})
+	register(&command{name: "job cancel", args: "ID | -group G | -all", summary: "cancel a running job, every running job of a group, or every running job", run: runJobCancel, flags: jobCancelFlags,
+		examples: "batonctl job cancel 3\nbatonctl job cancel -group etl\nbatonctl job cancel -all"})
 	register(&command{name: "stage cancel", args: "ID", summary: "cancel every running job that needs a stage", run: runStageCancel})
-	register(&command{name: "job release", args: "ID", summary: "drop an ended job's results", run: runJobRelease})
+	register(&command{name: "job release", args: "ID", summary: "drop an ended job's results (releasing twice is no error)", run: runJobRelease})
 	register(&command{name: "job results", args: "ID", summary: "a succeeded job's results: key<TAB>value a line (waits for the job)", run: runJobResults})
-	register(&command{name: "submit", summary: "submit a plan (JSON) and print the job id, or wait for its end", run: runSubmit, flags: submitFlags})
-	register(&command{name: "executors", summary: "the executors the quorum knows", run: runExecutors})
+	register(&command{name: "submit", summary: "submit a plan (JSON, see docs/plans.md) and print the job id; with -wait, wait for its end and print its results", run: runSubmit, flags: submitFlags,
+		examples: "batonctl submit -f examples/plans/wordcount.json\nbatonctl submit -f examples/plans/wordcount.json -wait\nbatonctl submit -f plan.json -o name       # just the id, for scripts\nbatonctl submit -f plan.json -wait -timeout 10m"})
+	register(&command{name: "executors", summary: "the executors the quorum knows (the leader's view: heartbeats and running tasks)", run: runExecutors, read: true,
+		examples: "batonctl executors\nbatonctl executors -stale   # this member's replica, also without a leader"})
 }
 
 func table(w io.Writer) *tabwriter.Writer { return tabwriter.NewWriter(w, 0, 0, 2, ' ', 0) }
@@ -67,8 +69,8 @@ func runStatus(ctx context.Context, c *common, fs *flag.FlagSet, args []string) 
 	if err != nil {
 		return err
 	}
-	if c.json() {
-		return printJSON(c.env.Stdout, st)
+	if c.json() || c.name() {
+		return c.emit(statusJSON(st), nil, nil)
 	}
 	w := c.env.Stdout
 	leader := st.LeaderId
@@ -91,10 +93,7 @@ func printPeers(w io.Writer, peers []*api.Peer) error {
 	tw := table(w)
 	fmt.Fprintln(tw, "PEER\tSTATE\tVOTER\tRAFT ADDRESS\tAPI ADDRESS\tTERM\tCOMMIT\tAPPLIED\tLAST CONTACT")
 	for _, p := range peers {
-		state := strings.ToLower(p.State)
-		if !p.Reachable {
-			state = "unreachable"
-		}
+		state := peerState(p)
 		id := p.Id
 		if p.Leader {
 			id += " *"
@@ -125,10 +124,11 @@ func runListPeers(ctx context.Context, c *common, fs *flag.FlagSet, args []strin
 	if err != nil {
 		return err
 	}
-	if c.json() {
-		return printJSON(c.env.Stdout, &api.ListPeersResponse{Peers: peers})
+	names := []string{}
+	for _, p := range peers {
+		names = append(names, p.Id)
 	}
-	return printPeers(c.env.Stdout, peers)
+	return c.emit(map[string]any{"peers": peersJSON(peers)}, names, func() error { return printPeers(c.env.Stdout, peers) })
 }
 
 var addPeer api.AddPeerRequest
@@ -231,13 +231,19 @@ func runJobs(ctx context.Context, c *common, fs *flag.FlagSet, args []string) er
 	if err != nil {
 		return err
 	}
-	if c.json() {
-		return printJSON(c.env.Stdout, &api.ListJobsResponse{Jobs: jobs})
+	out := []jobOut{}
+	names := []string{}
+	for _, j := range jobs {
+		out = append(out, jobJSON(j))
+		names = append(names, strconv.FormatUint(j.Id, 10))
+	}
+	if c.json() || c.name() {
+		return c.emit(map[string]any{"jobs": out}, names, nil)
 	}
 	tw := table(c.env.Stdout)
 	fmt.Fprintln(tw, "ID\tNAME\tPOOL\tSTATE\tPROGRESS\tTASK FAILURES\tSUBMITTED\tDURATION\tMESSAGE")
 	for _, j := range jobs {
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s %d/%d\t%d\t%s\t%s\t%s\n", j.Id, dash(j.Name), dash(j.Pool), jobStateNames[j.State],
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s %d/%d\t%d\t%s\t%s\t%s\n", j.Id, dash(j.Name), dash(j.Pool), jobStateName(j.State),
 			progressBar(int(j.Finished), int(j.Tasks), 10), j.Finished, j.Tasks, j.TaskFailures, when(j.SubmittedUnixNano), duration(j), oneLine(j.Message))
 	}
 	return tw.Flush()
@@ -275,7 +281,7 @@ func runJobStatus(ctx context.Context, c *common, fs *flag.FlagSet, args []strin
 		return err
 	}
 	if jobStatusOpts.watch {
-		return watchJob(c, id)
+		return watchJob(ctx, c, id)
 	}
 	cl, err := c.dial()
 	if err != nil {
@@ -284,18 +290,17 @@ func runJobStatus(ctx context.Context, c *common, fs *flag.FlagSet, args []strin
 	defer cl.Close()
 	j, err := cl.Job(ctx, id, !c.stale)
 	if err != nil {
-		return err
+		return jobNotFound(err, id)
 	}
-	if c.json() {
-		return printJSON(c.env.Stdout, j)
-	}
-	printJob(c.env.Stdout, j)
-	return nil
+	return c.emit(jobJSON(j), []string{strconv.FormatUint(j.Id, 10)}, func() error {
+		printJob(c.env.Stdout, j)
+		return nil
+	})
 }
 
 func printJob(w io.Writer, j *api.Job) {
 	fmt.Fprintf(w, "Job        %d %s\n", j.Id, j.Name)
-	fmt.Fprintf(w, "State      %s\n", jobStateNames[j.State])
+	fmt.Fprintf(w, "State      %s\n", jobStateName(j.State))
 	fmt.Fprintf(w, "Tasks      %d/%d results\n", j.Finished, j.Tasks)
 	fmt.Fprintf(w, "Submitted  %s (%s)\n", when(j.SubmittedUnixNano), duration(j))
 	if j.Group != "" {
@@ -329,9 +334,17 @@ func printJob(w io.Writer, j *api.Job) {
 		for _, p := range s.Parents {
 			parents = append(parents, strconv.FormatUint(p, 10))
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%d\t%d/%d\t%s\n", s.Id, s.Name, kind, s.State, s.Attempt, s.Available, s.Tasks, dash(strings.Join(parents, ",")))
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%d/%d\t%s\n", s.Id, s.Name, kind, stageStateName(s), attempt(s), s.Available, s.Tasks, dash(strings.Join(parents, ",")))
 	}
 	tw.Flush()
+}
+
+// attempt is a stage's attempt for tables: "-" before it first ran.
+func attempt(s *api.Stage) string {
+	if s.Attempt < 0 {
+		return "-"
+	}
+	return strconv.Itoa(int(s.Attempt))
 }
 
 // mapStatisticsLine summarises a map-stage job's shuffle statistics.
@@ -363,8 +376,12 @@ func jobCancelFlags(fs *flag.FlagSet) {
 // printCancelled says which jobs a group's or a stage's cancellation
 // ended.
 func printCancelled(c *common, what string, ids []uint64) error {
-	if c.json() {
-		return printJSON(c.env.Stdout, map[string]any{"cancelled": append([]uint64{}, ids...)})
+	names := []string{}
+	for _, id := range ids {
+		names = append(names, strconv.FormatUint(id, 10))
+	}
+	if c.json() || c.name() {
+		return c.emit(map[string]any{"cancelled": append([]uint64{}, ids...)}, names, nil)
 	}
 	if len(ids) == 0 {
 		fmt.Fprintln(c.env.Stdout, strings.TrimSpace("no running job "+what))
@@ -439,10 +456,61 @@ func runJobCancel(ctx context.Context, c *common, fs *flag.FlagSet, args []strin
 	}
 	defer cl.Close()
 	if err := cl.Cancel(ctx, id, "cancelled with batonctl"); err != nil {
-		return err
+		if status.Code(err) != codes.FailedPrecondition {
+			return jobNotFound(err, id)
+		}
+		// It has ended already: cancelling it again is no error.
+		j, jerr := cl.Job(ctx, id, true)
+		if jerr != nil {
+			return jobNotFound(jerr, id)
+		}
+		state := jobStateName(j.State)
+		return c.emit(map[string]any{"id": id, "state": state, "cancelled": false}, []string{strconv.FormatUint(id, 10)}, func() error {
+			_, err := fmt.Fprintf(c.env.Stdout, "job %d has already ended (%s): nothing to cancel\n", id, state)
+			return err
+		})
 	}
-	fmt.Fprintf(c.env.Stdout, "job %d cancelled\n", id)
-	return nil
+	return c.emit(map[string]any{"id": id, "state": "cancelled", "cancelled": true}, []string{strconv.FormatUint(id, 10)}, func() error {
+		_, err := fmt.Fprintf(c.env.Stdout, "job %d cancelled\n", id)
+		return err
+	})
+}
+
+// jobNotFound says "job N not found" for an error that says the job is
+// not there, as every job command does.
+func jobNotFound(err error, id uint64) error {
+	if status.Code(err) == codes.NotFound {
+		return saidf("job %d not found", id)
+	}
+	return err
+}
+
+// endedError says how a job that did not succeed ended: "job 3
+// cancelled: cancelled with batonctl" (its message is not repeated when
+// it names the job itself, as Spark's do).
+func endedError(j *api.Job) error {
+	head := fmt.Sprintf("job %d %s", j.Id, jobStateName(j.State))
+	msg := strings.TrimSpace(j.Message)
+	switch {
+	case msg == "":
+		return saidError{head}
+	case strings.HasPrefix(strings.ToLower(msg), head):
+		return saidError{head + msg[len(head):]}
+	}
+	return saidError{head + ": " + msg}
+}
+
+// stillRunning explains a wait for job id that ended before the job did:
+// the job goes on, and how to cancel or follow it.
+func (c *common) stillRunning(ctx context.Context, id uint64, err error) error {
+	hint := fmt.Sprintf("job %d is still running (batonctl job cancel %d cancels it; batonctl job status %d -watch follows it)", id, id, id)
+	switch cause := context.Cause(ctx); {
+	case errors.Is(cause, errInterrupted):
+		return saidf("interrupted: %s", hint)
+	case errors.Is(cause, errTimeout):
+		return saidf("gave up waiting after -timeout %s: %s", c.timeout, hint)
+	}
+	return saidf("waiting for job %d: %s; the job may still be running (batonctl job status %d)", id, c.plain(ctx, err), id)
 }
 
 func runJobRelease(ctx context.Context, c *common, fs *flag.FlagSet, args []string) error {
@@ -456,237 +524,12 @@ func runJobRelease(ctx context.Context, c *common, fs *flag.FlagSet, args []stri
 	}
 	defer cl.Close()
 	if err := cl.Release(ctx, id); err != nil {
+		return jobNotFound(err, id)
+	}
+	return c.emit(map[string]any{"id": id, "released": true}, []string{strconv.FormatUint(id, 10)}, func() error {
+		_, err := fmt.Fprintf(c.env.Stdout, "job %d released\n", id)
 		return err
-	}
-	fmt.Fprintf(c.env.Stdout, "job %d released\n", id)
-	return nil
-}
-
-var submitOpts struct {
-	file            string
-	wait            bool
-	keep            bool
-	key             string
-	maxTaskFailures int
-	maxResultSize   int64
-	pool            string
-	group           string
-	mapStage        bool
-	adaptive        bool
-	adaptiveTarget  byteSize
-}
-
-// byteSize is a flag of bytes with an optional unit: 64MiB, 512KiB, 1GB.
-type byteSize int64
-
-func (b *byteSize) String() string { return strconv.FormatInt(int64(*b), 10) }
-
-func (b *byteSize) Set(v string) error {
-	n, err := parseByteSize(v)
-	if err != nil {
-		return err
-	}
-	*b = byteSize(n)
-	return nil
-}
-
-// parseByteSize reads a size: a number, then optionally B, KB, MB, GB,
-// KiB, MiB or GiB (case-insensitive).
-func parseByteSize(v string) (int64, error) {
-	s := strings.ToLower(strings.TrimSpace(v))
-	units := []struct {
-		suffix string
-		mult   int64
-	}{{"kib", 1 << 10}, {"mib", 1 << 20}, {"gib", 1 << 30}, {"kb", 1e3}, {"mb", 1e6}, {"gb", 1e9}, {"k", 1 << 10}, {"m", 1 << 20}, {"g", 1 << 30}, {"b", 1}}
-	mult := int64(1)
-	for _, u := range units {
-		if strings.HasSuffix(s, u.suffix) {
-			s, mult = strings.TrimSpace(strings.TrimSuffix(s, u.suffix)), u.mult
-			break
-		}
-	}
-	n, err := strconv.ParseInt(s, 10, 64)
-	if err != nil || n <= 0 || n > (1<<62)/mult {
-		return 0, fmt.Errorf("%q is not a size in bytes (such as 64MiB)", v)
-	}
-	return n * mult, nil
-}
-
-func submitFlags(fs *flag.FlagSet) {
-	fs.StringVar(&submitOpts.file, "f", "", "the plan, a JSON file (- for standard input) (required)")
-	fs.BoolVar(&submitOpts.wait, "wait", false, "wait for the job to end, print its state and results, and release it")
-	fs.BoolVar(&submitOpts.keep, "keep", false, "with -wait: do not release the job after printing its results")
-	fs.StringVar(&submitOpts.key, "key", "", "idempotency key (default: a fresh one)")
-	fs.IntVar(&submitOpts.maxTaskFailures, "max-task-failures", 0, "failures of one task that abort the job (default: the quorum's)")
-	fs.Int64Var(&submitOpts.maxResultSize, "max-result-size", 0, "bytes of results the job may hold (default: the quorum's)")
-	fs.StringVar(&submitOpts.group, "group", "", "the job group: job cancel -group cancels the group's running jobs")
-	fs.StringVar(&submitOpts.pool, "pool", "", "the FAIR pool the job's tasks share slots in (default: the default pool)")
-	fs.BoolVar(&submitOpts.mapStage, "map-stage", false, "run only the map stage of the shuffle the plan's output reads and print its statistics (Spark's submitMapStage); with -wait the job is kept, so later jobs reading the shuffle reuse its outputs until job release")
-	fs.BoolVar(&submitOpts.adaptive, "adaptive", false, "coalesce small reducer partitions: each stage reading shuffles runs tasks of about -adaptive-target bytes of input, decided from its parents' map output statistics")
-	submitOpts.adaptiveTarget = 64 << 20
-	fs.Var(&submitOpts.adaptiveTarget, "adaptive-target", "with -adaptive: the bytes of shuffle input a coalesced task reads (64MiB, 1GiB, ...)")
-}
-
-// resultRecords reads a job's answer (its partitions' results merged as
-// its action says).
-func resultRecords(ctx context.Context, cl *client.Client, j *api.Job) ([]ops.Record, error) {
-	return cl.Answer(ctx, j.Id)
-}
-
-// jsonRecords renders records as [key, value] pairs (key null for a
-// value-only record).
-func jsonRecords(recs []ops.Record) [][2]*string {
-	out := make([][2]*string, 0, len(recs))
-	for _, r := range recs {
-		v := string(r.Value)
-		var pair [2]*string
-		pair[1] = &v
-		if r.HasKey {
-			k := string(r.Key)
-			pair[0] = &k
-		}
-		out = append(out, pair)
-	}
-	return out
-}
-
-func printRecords(w io.Writer, recs []ops.Record) {
-	bw := bufio.NewWriter(w)
-	for _, r := range recs {
-		bw.WriteString(ops.FormatRecord(r))
-		bw.WriteByte('\n')
-	}
-	bw.Flush()
-}
-
-func runJobResults(ctx context.Context, c *common, fs *flag.FlagSet, args []string) error {
-	id, err := jobID(args)
-	if err != nil {
-		return err
-	}
-	cl, err := c.dial()
-	if err != nil {
-		return err
-	}
-	defer cl.Close()
-	wctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	j, err := cl.Wait(wctx, id, nil)
-	if err != nil {
-		return err
-	}
-	if j.State != api.JobState_JOB_STATE_SUCCEEDED {
-		return fmt.Errorf("job %d %s: %s", id, jobStateNames[j.State], j.Message)
-	}
-	recs, err := resultRecords(wctx, cl, j)
-	if err != nil {
-		return err
-	}
-	if c.json() {
-		return printJSON(c.env.Stdout, jsonRecords(recs))
-	}
-	printRecords(c.env.Stdout, recs)
-	return nil
-}
-
-func runSubmit(ctx context.Context, c *common, fs *flag.FlagSet, args []string) error {
-	if submitOpts.file == "" || len(args) > 0 {
-		return usagef("submit needs -f plan.json and no arguments")
-	}
-	var data []byte
-	var err error
-	if submitOpts.file == "-" {
-		data, err = io.ReadAll(os.Stdin)
-	} else {
-		data, err = os.ReadFile(submitOpts.file)
-	}
-	if err != nil {
-		return err
-	}
-	p, err := plan.Parse(data)
-	if err != nil {
-		return err
-	}
-	cl, err := c.dial()
-	if err != nil {
-		return err
-	}
-	defer cl.Close()
-	sopts := client.SubmitOptions{IdempotencyKey: submitOpts.key, MaxTaskFailures: submitOpts.maxTaskFailures, MaxResultSize: submitOpts.maxResultSize, Pool: submitOpts.pool, Group: submitOpts.group,
-		MapStage: submitOpts.mapStage}
-	if submitOpts.adaptive {
-		sopts.AdaptiveTarget = int64(submitOpts.adaptiveTarget)
-	}
-	if submitOpts.mapStage && (p.Action.Op == "take" || p.Action.Op == "first") {
-		return usagef("-map-stage runs a shuffle's map stage: it does not go with a %s action", p.Action.Op)
-	}
-	if submitOpts.wait && (p.Action.Op == "take" || p.Action.Op == "first") {
-		// take(n) reads as few partitions as it can, in growing jobs.
-		wctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-		defer stop()
-		recs, err := cl.Run(wctx, p, sopts)
-		if err != nil {
-			return err
-		}
-		if c.json() {
-			return printJSON(c.env.Stdout, map[string]any{"state": "succeeded", "results": jsonRecords(recs)})
-		}
-		printRecords(c.env.Stdout, recs)
-		return nil
-	}
-	id, err := cl.Submit(ctx, p, sopts)
-	if err != nil {
-		return err
-	}
-	if !submitOpts.wait {
-		if c.json() {
-			return printJSON(c.env.Stdout, map[string]any{"job": id})
-		}
-		fmt.Fprintf(c.env.Stdout, "job %d submitted\n", id)
-		return nil
-	}
-	// Waiting has no deadline of its own (a job may run for hours); an
-	// interrupt stops it, and the job goes on.
-	wctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	j, err := cl.Wait(wctx, id, nil)
-	if err != nil {
-		return err
-	}
-	var recs []ops.Record
-	if j.State == api.JobState_JOB_STATE_SUCCEEDED && !j.MapStage {
-		recs, err = resultRecords(wctx, cl, j)
-		switch {
-		case errors.Is(err, client.ErrUnmerged):
-			// A reduce with a user function: show each partition's value.
-			fmt.Fprintf(c.env.Stderr, "batonctl: %v\n", err)
-		case err != nil:
-			return err
-		}
-		if !submitOpts.keep {
-			if err := cl.Release(wctx, id); err != nil {
-				fmt.Fprintf(c.env.Stderr, "batonctl: releasing job %d: %v\n", id, err)
-			}
-		}
-	}
-	if c.json() {
-		out := map[string]any{"job": id, "state": jobStateNames[j.State], "message": j.Message, "results": jsonRecords(recs),
-			"accumulators": jsonAccumulators(j.Accumulators), "failed_accumulators": jsonAccumulators(j.FailedAccumulators)}
-		if m := j.MapStatistics; m != nil {
-			out["map_statistics"] = map[string]any{"shuffle": m.Shuffle, "maps": m.Maps, "maps_registered": m.MapsRegistered,
-				"reducers": m.Reducers, "total_bytes": m.TotalBytes, "reducer_bytes": m.ReducerBytes}
-		}
-		if err := printJSON(c.env.Stdout, out); err != nil {
-			return err
-		}
-	} else {
-		printJob(c.env.Stderr, j)
-		printRecords(c.env.Stdout, recs)
-	}
-	if j.State != api.JobState_JOB_STATE_SUCCEEDED {
-		return fmt.Errorf("job %d %s", id, jobStateNames[j.State])
-	}
-	return nil
+	})
 }
 
 func runExecutors(ctx context.Context, c *common, fs *flag.FlagSet, args []string) error {
@@ -698,12 +541,22 @@ func runExecutors(ctx context.Context, c *common, fs *flag.FlagSet, args []strin
 		return err
 	}
 	defer cl.Close()
-	execs, err := cl.Executors(ctx)
+	resp, err := c.executors(ctx, cl)
 	if err != nil {
 		return err
 	}
-	if c.json() {
-		return printJSON(c.env.Stdout, &api.ListExecutorsResponse{Executors: execs})
+	execs, replica := resp.Executors, resp.Replica != ""
+	out := executorsOut{Executors: []executorOut{}, Replica: resp.Replica}
+	names := []string{}
+	for _, e := range execs {
+		out.Executors = append(out.Executors, executorJSON(e, replica))
+		names = append(names, e.Id)
+	}
+	if replica {
+		fmt.Fprintf(c.env.Stderr, "batonctl executors: no leader answered; this is member %s's replica: liveness as last logged, no heartbeats, running tasks or health\n", resp.Replica)
+	}
+	if c.json() || c.name() {
+		return c.emit(out, names, nil)
 	}
 	tw := table(c.env.Stdout)
 	fmt.Fprintln(tw, "ID\tADDRESS\tSLOTS\tALIVE\tRUNNING\tBLOCKS\tSHUFFLES\tHEARTBEAT\tREGISTERED\tLOST")
@@ -726,7 +579,14 @@ func runExecutors(ctx context.Context, c *common, fs *flag.FlagSet, args []strin
 		if e.Alive && e.Unhealthy != "" {
 			alive = "unhealthy"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%d\t%s\t%s\t%s\t%s\t%s\n", e.Id, e.Addr, e.Cores, alive, e.RunningTasks, blocks, shuffles, beat, when(e.RegisteredUnixNano), lost)
+		running := strconv.Itoa(int(e.RunningTasks))
+		if replica {
+			running = "-"
+			if e.Alive {
+				alive = "yes (as logged)"
+			}
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.Id, e.Addr, e.Cores, alive, running, blocks, shuffles, beat, when(e.RegisteredUnixNano), lost)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -737,6 +597,30 @@ func runExecutors(ctx context.Context, c *common, fs *flag.FlagSet, args []strin
 		}
 	}
 	return nil
+}
+
+// executors lists the executors as the leader knows them. Without a
+// leader a member answers from its replica: that is an answer with -stale
+// only; otherwise, once an election has had its time, "no leader".
+func (c *common) executors(ctx context.Context, cl *client.Client) (*api.ListExecutorsResponse, error) {
+	deadline := time.Now().Add(noLeaderFor)
+	for {
+		resp, err := cl.ListExecutors(ctx)
+		if err != nil || resp.Replica == "" || c.stale {
+			return resp, err
+		}
+		if time.Now().After(deadline) {
+			if err := cl.NoLeader(ctx); err != nil {
+				return nil, err
+			}
+			return nil, saidf("the leader did not answer; member %s has only its replica (use -stale to read it)", resp.Replica)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
 }
 
 var accKindNames = map[api.AccumulatorKind]string{
@@ -789,13 +673,4 @@ func printAccumulators(w io.Writer, j *api.Job) {
 	if j.DroppedAccumulatorUpdates > 0 {
 		fmt.Fprintf(w, "(%d updates of accumulators past the 256 a job keeps were dropped)\n", j.DroppedAccumulatorUpdates)
 	}
-}
-
-// jsonAccumulators gives accumulators as plain JSON: values as numbers.
-func jsonAccumulators(as []*api.Accumulator) []map[string]any {
-	out := []map[string]any{}
-	for _, a := range as {
-		out = append(out, map[string]any{"name": a.Name, "kind": accKindName(a.Kind), "value": accValue(a), "tasks": a.Tasks})
-	}
-	return out
 }

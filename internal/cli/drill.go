@@ -6,15 +6,13 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"os/signal"
 	"path/filepath"
-	"syscall"
 
 	"github.com/baton-sched/baton/internal/drill"
 )
 
 func init() {
-	register(&command{name: "drill", summary: "a failover drill: a local cluster of real processes runs known-answer jobs while a nemesis kills", run: runDrill, flags: drillFlags})
+	register(&command{name: "drill", summary: "a failover drill: a local cluster of real processes runs known-answer jobs while a nemesis SIGKILLs the leader, a follower or an executor, and checks every answer", run: runDrill, flags: drillFlags})
 }
 
 var drillOpts drill.Options
@@ -45,7 +43,7 @@ func binaries() (string, error) {
 	return dir, nil
 }
 
-func runDrill(_ context.Context, c *common, fs *flag.FlagSet, args []string) error {
+func runDrill(cmdCtx context.Context, c *common, fs *flag.FlagSet, args []string) error {
 	if len(args) > 0 {
 		return usagef("drill takes no arguments")
 	}
@@ -58,14 +56,11 @@ func runDrill(_ context.Context, c *common, fs *flag.FlagSet, args []string) err
 	if !c.json() {
 		opts.Log = c.env.Stderr
 	}
-	// The drill has its own clock: -timeout does not apply; an interrupt
-	// stops it and cleans up.
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	rep, err := drill.Run(ctx, opts)
+	// An interrupt (or -timeout) stops the drill, which cleans up.
+	rep, err := drill.Run(cmdCtx, opts)
 	if rep != nil {
 		if c.json() {
-			if perr := printJSON(c.env.Stdout, rep); perr != nil {
+			if perr := printJSON(c.env.Stdout, drillJSON(rep)); perr != nil {
 				return perr
 			}
 		} else {
@@ -80,4 +75,62 @@ func runDrill(_ context.Context, c *common, fs *flag.FlagSet, args []string) err
 		return errors.New("the drill failed")
 	}
 	return nil
+}
+
+// drillOut is a drill's report in JSON: what was not measured (a
+// takeover when the new leader had nothing to launch) is left out.
+type drillOut struct {
+	Rounds            []drillRoundOut `json:"rounds"`
+	Exact             int             `json:"exact"`
+	OK                bool            `json:"ok"`
+	RerunsFailover    int64           `json:"reruns_failover"`
+	TakeoverMedianMS  *float64        `json:"takeover_median_ms,omitempty"`
+	TakeoverMaxMS     *float64        `json:"takeover_max_ms,omitempty"`
+	TakeoverSamples   int             `json:"takeover_samples"`
+	ElectionMedianMS  *float64        `json:"election_median_ms,omitempty"`
+	BaselineWordCount float64         `json:"baseline_wordcount_ms"`
+	BaselineHistogram float64         `json:"baseline_histogram_ms"`
+	Speculation       bool            `json:"speculation"`
+}
+
+type drillRoundOut struct {
+	Round         int      `json:"round"`
+	Job           string   `json:"job"`
+	Target        string   `json:"target"`
+	At            string   `json:"at"`
+	ElectionMS    *float64 `json:"election_ms,omitempty"`
+	TakeoverMS    *float64 `json:"takeover_ms,omitempty"`
+	NewLeader     string   `json:"new_leader,omitempty"`
+	RerunFailover int64    `json:"rerun_failover"`
+	RerunDataLoss int64    `json:"rerun_data_loss"`
+	StageAttempts []int32  `json:"stage_attempts"`
+	TaskFailures  int64    `json:"task_failures"`
+	JobMS         float64  `json:"job_ms"`
+	BaselineMS    float64  `json:"baseline_ms"`
+	Exact         bool     `json:"exact"`
+	Error         string   `json:"error,omitempty"`
+}
+
+// measured is a figure in milliseconds, nil when it was not taken.
+func measured(ms float64) *float64 {
+	if ms <= 0 {
+		return nil
+	}
+	return &ms
+}
+
+func drillJSON(r *drill.Report) drillOut {
+	out := drillOut{Rounds: []drillRoundOut{}, Exact: r.Exact, OK: r.OK(), RerunsFailover: r.RerunsFailover, TakeoverSamples: r.TakeoverSamples,
+		BaselineWordCount: r.BaselineWordCount, BaselineHistogram: r.BaselineHistogram, Speculation: r.Speculation}
+	if r.TakeoverSamples > 0 {
+		out.TakeoverMedianMS, out.TakeoverMaxMS = measured(r.TakeoverMedianMs), measured(r.TakeoverMaxMs)
+	}
+	out.ElectionMedianMS = measured(r.ElectionMedianMs)
+	for _, x := range r.Rounds {
+		attempts := append([]int32{}, x.Attempts...)
+		out.Rounds = append(out.Rounds, drillRoundOut{Round: x.N, Job: x.Job, Target: x.Target, At: x.At, ElectionMS: measured(x.ElectionMs),
+			TakeoverMS: measured(x.TakeoverMs), NewLeader: x.NewLeader, RerunFailover: x.RerunFailover, RerunDataLoss: x.RerunDataLoss,
+			StageAttempts: attempts, TaskFailures: x.TaskFailures, JobMS: x.JobMs, BaselineMS: x.BaselineMs, Exact: x.Exact, Error: x.Error})
+	}
+	return out
 }

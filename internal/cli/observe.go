@@ -6,12 +6,12 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/baton-sched/baton/api"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 )
 
 func init() {
@@ -28,21 +28,22 @@ func jobStatusFlags(fs *flag.FlagSet) {
 // until it ends. On a terminal the display is redrawn in place; otherwise
 // each change prints a new block. It rides through a leader change (the
 // client resumes the watch on another member) and has no deadline.
-func watchJob(c *common, id uint64) error {
+func watchJob(ctx context.Context, c *common, id uint64) error {
 	cl, err := c.dial()
 	if err != nil {
 		return err
 	}
 	defer cl.Close()
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
+	if c.name() {
+		return usagef("-o name: job status -watch prints progress, not ids (use -o json)")
+	}
 	tty := isTerminal(c.env.Stdout)
 	lines := 0
 	var last time.Time
 	var shown string
 	show := func(j *api.Job, final bool) {
 		if c.json() {
-			printJSON(c.env.Stdout, j)
+			printJSON(c.env.Stdout, jobJSON(j))
 			return
 		}
 		// Off a terminal, at most one block a second (and the last).
@@ -68,7 +69,10 @@ func watchJob(c *common, id uint64) error {
 	}
 	j, err := cl.Wait(ctx, id, func(j *api.Job) { show(j, false) })
 	if err != nil {
-		return err
+		if status.Code(err) == codes.NotFound {
+			return jobNotFound(err, id)
+		}
+		return c.stillRunning(ctx, id, err)
 	}
 	// The watch's last message may precede the end: show the end itself.
 	if full, err := cl.Job(ctx, id, true); err == nil {
@@ -76,14 +80,14 @@ func watchJob(c *common, id uint64) error {
 	}
 	show(j, true)
 	if j.State != api.JobState_JOB_STATE_SUCCEEDED {
-		return fmt.Errorf("job %d %s: %s", id, jobStateNames[j.State], j.Message)
+		return endedError(j)
 	}
 	return nil
 }
 
 // printProgress writes a job's header and a progress bar per stage.
 func printProgress(w io.Writer, j *api.Job) {
-	fmt.Fprintf(w, "Job %d %s: %s, %s, %d/%d results, %d task failures\n", j.Id, dash(j.Name), jobStateNames[j.State], duration(j), j.Finished, j.Tasks, j.TaskFailures)
+	fmt.Fprintf(w, "Job %d %s: %s, %s, %d/%d results, %d task failures\n", j.Id, dash(j.Name), jobStateName(j.State), duration(j), j.Finished, j.Tasks, j.TaskFailures)
 	tw := table(w)
 	for _, s := range j.Stages {
 		kind := "result"
@@ -94,10 +98,7 @@ func printProgress(w io.Writer, j *api.Job) {
 		if s.Attempt > 0 {
 			retry = fmt.Sprintf(" (attempt %d)", s.Attempt)
 		}
-		state := s.State
-		if state == "idle" && s.Tasks > 0 && s.Available >= s.Tasks {
-			state = "complete"
-		}
+		state := stageStateName(s)
 		fmt.Fprintf(tw, "  stage %d\t%s\t%s\t%s %d/%d\t%s%s\n", s.Id, s.Name, kind, progressBar(int(s.Available), int(s.Tasks), 30), s.Available, s.Tasks, state, retry)
 	}
 	tw.Flush()
@@ -140,8 +141,17 @@ func runLeaders(ctx context.Context, c *common, fs *flag.FlagSet, args []string)
 	if err != nil {
 		return err
 	}
-	if c.json() {
-		return printJSON(c.env.Stdout, &api.LeaderHistoryResponse{Takeovers: takeovers})
+	if c.json() || c.name() {
+		out := []takeoverOut{}
+		for _, t := range takeovers {
+			o := takeoverOut{Term: t.Term, Leader: t.Id, Won: stamp(t.WonUnixNano), Ready: stamp(t.ReadyUnixNano), Executors: t.Executors, ExecutorsBack: t.ExecutorsBack}
+			if t.ReadyUnixNano > 0 && t.WonUnixNano > 0 {
+				ms := time.Duration(t.ReadyUnixNano - t.WonUnixNano).Milliseconds()
+				o.TookMS = &ms
+			}
+			out = append(out, o)
+		}
+		return c.emit(map[string]any{"takeovers": out}, nil, nil)
 	}
 	tw := table(c.env.Stdout)
 	fmt.Fprintln(tw, "TERM\tLEADER\tTOOK OVER AT\tTOOK OVER IN\tEXECUTORS BACK")
@@ -199,8 +209,8 @@ func runSnapshotSave(ctx context.Context, c *common, fs *flag.FlagSet, args []st
 		os.Remove(tmp)
 		return err
 	}
-	if c.json() {
-		return printJSON(c.env.Stdout, map[string]any{"file": args[0], "index": index})
+	if c.json() || c.name() {
+		return c.emit(map[string]any{"file": args[0], "index": index}, nil, nil)
 	}
 	fmt.Fprintf(c.env.Stdout, "backup of the state at log index %d written to %s\n", index, args[0])
 	return nil
@@ -223,8 +233,8 @@ func runSnapshotRestore(ctx context.Context, c *common, fs *flag.FlagSet, args [
 	if err := cl.Restore(ctx, f); err != nil {
 		return err
 	}
-	if c.json() {
-		return printJSON(c.env.Stdout, map[string]any{"restored": args[0]})
+	if c.json() || c.name() {
+		return c.emit(map[string]any{"restored": args[0]}, nil, nil)
 	}
 	fmt.Fprintf(c.env.Stdout, "state restored from %s\n", args[0])
 	return nil

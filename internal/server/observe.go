@@ -120,9 +120,18 @@ func (s *Server) GetStage(ctx context.Context, req *api.GetStageRequest) (*api.S
 	return out, nil
 }
 
+// stageState names a stage's state as the API, the CLI and the UI do: an
+// idle stage whose partitions are all available is complete.
+func stageState(si dag.StageInfo) string {
+	if si.State == dag.StageIdle && si.Tasks > 0 && si.Available >= si.Tasks {
+		return "complete"
+	}
+	return string(si.State)
+}
+
 func stageToProto(si dag.StageInfo) *api.Stage {
 	ps := &api.Stage{
-		Id: uint64(si.ID), Name: si.Name, Map: si.Map, State: string(si.State), Tasks: int32(si.Tasks),
+		Id: uint64(si.ID), Name: si.Name, Map: si.Map, State: stageState(si), Tasks: int32(si.Tasks),
 		Pending: int32(si.Pending), Available: int32(si.Available), Attempt: int32(si.Attempt),
 		FailedAttempts: int32(si.FailedAttempts), Shuffle: uint64(si.Shuffle),
 		SubmittedUnixNano: si.Submitted, CompletedUnixNano: si.Completed,

@@ -321,6 +321,9 @@ func (s *Server) ListExecutors(ctx context.Context, req *api.ListExecutorsReques
 			addrs[e.Id] = e.Addr
 		}
 	}
+	if !s.node.IsLeader() {
+		resp.Replica = s.cfg.ID
+	}
 	reports := s.executorReports(ctx, addrs)
 	for _, e := range resp.Executors {
 		if r, ok := reports[e.Id]; ok {
