@@ -296,4 +296,3 @@ func (c *Conns) FetchResult(ctx context.Context, addr string, job, task uint64) 
 
 // connectWait bounds the wait for an executor's block service.
 const connectWait = 2 * time.Second
-
