@@ -348,7 +348,13 @@ func TestAGraphOverTheMessageLimitAbortsEveryJobOfItsStage(t *testing.T) {
 	a := h.submit(big)
 	b := h.submit(shuffleJob("k", 2, 2))
 	e1, st := h.connectLimited("e1", helloOpts{cores: 4}, limit, nil)
-	h.settle()
+	// The session's hello reaches the loop in its own time: settle until
+	// the jobs are aborted (it failed about once in 100 runs when one
+	// settle came first).
+	h.waitFor("both jobs aborted", func() bool {
+		h.settle()
+		return h.job(a).Status == dag.JobCancelled && h.job(b).Status == dag.JobCancelled
+	})
 	checkSession(t, e1, st)
 	for _, id := range []dag.JobID{a, b} {
 		info := h.job(id)
