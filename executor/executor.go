@@ -81,13 +81,14 @@ type Options struct {
 	// once the cluster's ACLs are on.
 	Token string
 	// Memory is the executor's memory budget in bytes, split across its
-	// slots: each task keeps at most about Memory/Cores/2 bytes of
+	// slots: each task keeps at most about Memory/Cores/4 bytes of
 	// records in memory before it spills to DataDir/spill (a map task's
 	// output goes to the block store in segments, a reducer sorts and
-	// aggregates externally), and fetches at most as much ahead. 0: no
-	// budget (nothing spills). execd's default is half the machine's
-	// memory; it also sets the Go runtime's memory limit to it unless
-	// GOMEMLIMIT is set.
+	// aggregates externally), and fetches at most as much ahead; the
+	// block store's cache is Memory/8 (at most 64 MiB). 0: no budget
+	// (nothing spills). execd's default is half the machine's memory; it
+	// also sets the Go runtime's memory limit to it unless GOMEMLIMIT is
+	// set.
 	Memory int64
 	// Metrics registers the executor's Prometheus series (nil: not
 	// exported).
@@ -280,6 +281,11 @@ func New(opts Options) (*Executor, error) {
 	}
 	storeOpts := opts.Store
 	storeOpts.Logger = e.log
+	if opts.Memory > 0 && storeOpts.CacheSize == 0 {
+		// Pebble's block cache is memory outside the Go heap: a share of
+		// the budget.
+		storeOpts.CacheSize = min(64<<20, max(opts.Memory/8, 4<<20))
+	}
 	if e.store, err = blockstore.Open(filepath.Join(opts.DataDir, "blocks"), &storeOpts); err != nil {
 		return nil, fmt.Errorf("executor: %w", err)
 	}
@@ -299,7 +305,10 @@ func New(opts Options) (*Executor, error) {
 	var taskMemory int64
 	spillDir := filepath.Join(opts.DataDir, "spill")
 	if opts.Memory > 0 {
-		taskMemory = opts.Memory / int64(opts.Cores) / 2
+		// A quarter of a slot's share: records cost about twice their
+		// bytes in Go, and the fetch window, the block cache and the
+		// runtime take the rest.
+		taskMemory = max(opts.Memory/int64(opts.Cores)/4, 64<<10)
 		// Runs of tasks that died with an earlier process.
 		os.RemoveAll(spillDir)
 		if err := os.MkdirAll(spillDir, 0o700); err != nil {
