@@ -508,7 +508,8 @@ func TestBadPlansAreRejectedAndNeverLogged(t *testing.T) {
 	missing := filepath.Join(t.TempDir(), "nonexistent", "*.txt") // under the data roots
 	for _, tc := range []struct{ plan, want string }{
 		{`{"datasets": {"r": {"op": "range", "n": 5, "partitions": 1}, "w": {"op": "flatMap", "input": "r", "fn": "wrods"}}, "action": {"op": "collect", "input": "w"}}`, `unknown function "wrods" (did you mean words`},
-		{`{"datasets": {"r": {"op": "range", "n": 5, "partitions": 1}, "w": {"op": "reduceByKey", "input": "r", "fn": "words"}}, "action": {"op": "collect", "input": "w"}}`, "needs an aggregator function"},
+		{`{"datasets": {"r": {"op": "parallelize", "records": [["a", "1"]], "partitions": 1}, "w": {"op": "reduceByKey", "input": "r", "fn": "words"}}, "action": {"op": "collect", "input": "w"}}`, "needs an aggregator function"},
+		{`{"datasets": {"r": {"op": "range", "n": 5, "partitions": 1}, "w": {"op": "reduceByKey", "input": "r", "fn": "sum"}}, "action": {"op": "collect", "input": "w"}}`, "holds values without keys"},
 		{`{"datasets": {"w": {"op": "map", "input": "nope", "fn": "lower"}}, "action": {"op": "collect", "input": "w"}}`, `unknown dataset reference "nope"`},
 		{`{"datasets": {"t": {"op": "textFile", "path": "/nonexistent/*.txt"}}, "action": {"op": "count", "input": "t"}}`, "no input files match"},
 		// A failed input followed by more datasets, and a sort: neither a

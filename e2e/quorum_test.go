@@ -20,7 +20,8 @@ import (
 func testPlan(name string) *plan.Plan {
 	p, err := plan.Parse([]byte(fmt.Sprintf(`{"name": %q, "datasets": {
 		"r": {"op": "range", "n": 1000, "partitions": 4},
-		"g": {"op": "groupByKey", "input": "r", "partitions": 2}},
+		"k": {"op": "map", "input": "r", "fn": "pairWithOne"},
+		"g": {"op": "groupByKey", "input": "k", "partitions": 2}},
 		"action": {"op": "count", "input": "g"}}`, name)))
 	if err != nil {
 		panic(err)
