@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 
@@ -151,6 +152,11 @@ func runSubmit(ctx context.Context, c *common, fs *flag.FlagSet, args []string) 
 	if err != nil {
 		return err
 	}
+	if submitOpts.file != "-" {
+		if err := resolvePaths(p, filepath.Dir(submitOpts.file)); err != nil {
+			return err
+		}
+	}
 	cl, err := c.dial()
 	if err != nil {
 		return err
@@ -230,6 +236,32 @@ func runSubmit(ctx context.Context, c *common, fs *flag.FlagSet, args []string) 
 	}
 	if j.State != api.JobState_JOB_STATE_SUCCEEDED {
 		return endedError(j)
+	}
+	return nil
+}
+
+// resolvePaths makes a plan file's relative textFile and saveAsTextFile
+// paths absolute, relative to the file's directory (as a compose file's
+// are): executors read and write absolute paths only. Object-store URLs
+// (s3://) and absolute paths are left alone.
+func resolvePaths(p *plan.Plan, dir string) error {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return err
+	}
+	fix := func(path string) string {
+		if path == "" || filepath.IsAbs(path) || strings.Contains(path, "://") {
+			return path
+		}
+		return filepath.Join(abs, path)
+	}
+	for _, d := range p.Datasets {
+		if d != nil && d.Op == "textFile" {
+			d.Path = fix(d.Path)
+		}
+	}
+	if p.Action.Op == "saveAsTextFile" {
+		p.Action.Path = fix(p.Action.Path)
 	}
 	return nil
 }
