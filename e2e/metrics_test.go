@@ -83,6 +83,18 @@ func TestMetricsMoveWithAJob(t *testing.T) {
 			t.Errorf("the leader's /metrics lacks %s", name)
 		}
 	}
+	builds := func(m map[string]float64) int {
+		n := 0
+		for k, v := range m {
+			if strings.HasPrefix(k, "baton_build_info{") && strings.Contains(k, "version=") && v == 1 {
+				n++
+			}
+		}
+		return n
+	}
+	if builds(before) != 1 || builds(scrape(t, c.Execs[0].HTTPAddr)) != 1 {
+		t.Errorf("baton_build_info{version=...} is not 1 on the leader or an executor")
+	}
 	if before[`baton_raft_state{state="leader"}`] != 1 || before["baton_leaderships_total"] != 1 || before[`baton_executors{state="alive"}`] != 2 {
 		t.Errorf("leader: raft state %v, leaderships %v, executors alive %v", before[`baton_raft_state{state="leader"}`], before["baton_leaderships_total"], before[`baton_executors{state="alive"}`])
 	}

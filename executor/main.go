@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/baton-sched/baton/blockstore"
+	"github.com/baton-sched/baton/internal/buildinfo"
 	"github.com/baton-sched/baton/ops"
 	"github.com/baton-sched/baton/tlsconf"
 	"github.com/prometheus/client_golang/prometheus"
@@ -64,7 +65,7 @@ func runMain(args []string, reg *ops.Registry, stderr io.Writer) int {
 		debug.SetMemoryLimit(opts.Memory)
 	}
 	metrics := prometheus.NewRegistry()
-	metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), buildinfo.Collector())
 	opts.Metrics = metrics
 	e, err := New(opts)
 	if err != nil {

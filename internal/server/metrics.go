@@ -6,6 +6,7 @@ import (
 	"net/http"
 
 	"github.com/baton-sched/baton/dag"
+	"github.com/baton-sched/baton/internal/buildinfo"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -28,7 +29,7 @@ func newMetrics(s *Server) *metrics {
 		Buckets: prometheus.ExponentialBuckets(1e-6, 4, 12)})
 	m.leaderChange = prometheus.NewCounter(prometheus.CounterOpts{Name: "baton_raft_leader_changes_total",
 		Help: "Changes of leader this node observed (including to no leader)."})
-	m.reg.MustRegister(m.apply, m.leaderChange, &stateCollector{s: s},
+	m.reg.MustRegister(m.apply, m.leaderChange, &stateCollector{s: s}, buildinfo.Collector(),
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
