@@ -139,6 +139,7 @@ func parseFlags(name string, args []string, stderr io.Writer) (Options, web, err
 	var w web
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	fs.Usage = func() { usage(fs, name) }
 	fs.StringVar(&o.ID, "id", "", "executor id (default: the one kept in -data-dir, or a new one)")
 	fs.StringVar(&o.DataDir, "data-dir", "", "directory for the block store and the executor's id (required)")
 	defSchedulers := "127.0.0.1:7101"
@@ -321,4 +322,18 @@ func parseBytes(v string) (uint64, error) {
 		return 0, fmt.Errorf("%q: unknown unit %q (B, KiB, MiB, GiB)", v, v[i:])
 	}
 	return n * m, nil
+}
+
+// usage prints execd's flags, without the chaos- flags drills and tests use.
+func usage(fs *flag.FlagSet, name string) {
+	out := fs.Output()
+	fmt.Fprintf(out, "usage: %s -data-dir DIR [-schedulers ADDR,...] [flags]\n", name)
+	hidden := flag.NewFlagSet(name, flag.ContinueOnError)
+	hidden.SetOutput(out)
+	fs.VisitAll(func(f *flag.Flag) {
+		if !strings.HasPrefix(f.Name, "chaos-") {
+			hidden.Var(f.Value, f.Name, f.Usage)
+		}
+	})
+	hidden.PrintDefaults()
 }

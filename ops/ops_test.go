@@ -118,6 +118,10 @@ func TestTextSplitsCoverEveryLineOnce(t *testing.T) {
 	if _, err := (FileResolver{}).TextFileSplits(filepath.Join(dir, "*.nothing"), 1); err == nil {
 		t.Error("a glob matching nothing was accepted")
 	}
+	// A directory for a glob says so, and what to give instead.
+	if _, err := (FileResolver{}).TextFileSplits(dir, 1); err == nil || !strings.Contains(err.Error(), "is a directory") || !strings.Contains(err.Error(), filepath.Join(dir, "*")) {
+		t.Errorf("a directory as a textFile path: %v", err)
+	}
 }
 
 func mustJSON(t *testing.T, v any) []byte {

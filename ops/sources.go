@@ -58,6 +58,10 @@ func (f FileResolver) TextFileSplits(glob string, minPartitions int) ([]plan.Spl
 		files = append(files, inputFile{m, st.Size(), st.ModTime().UnixNano(), ""})
 	}
 	if len(files) == 0 {
+		if len(matches) == 1 && matches[0] == filepath.Clean(glob) {
+			// The path names a directory: a glob of its files was meant.
+			return nil, fmt.Errorf("textFile path %q is a directory: give a glob of its files, such as %q", glob, filepath.Join(glob, "*"))
+		}
 		return nil, fmt.Errorf("no input files match %q", glob)
 	}
 	return splitFiles(files, f.BlockSize, minPartitions), nil
