@@ -97,6 +97,25 @@ func TestBatonctlShowsAccumulators(t *testing.T) {
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("accumulators %v, want %v\n%s", got, want, out)
 	}
+	// batonctl stage: the job's one stage (the cluster is fresh: stage 0)
+	// and its attempts, one a split of the input, every one a success.
+	if st := run("stage", "0"); !strings.Contains(st, "PARTITION") || strings.Count(st, "success") < 2 || !strings.Contains(st, "complete") {
+		t.Errorf("batonctl stage 0:\n%s", st)
+	}
+	var sd struct {
+		Attempts []struct {
+			State string `json:"state"`
+		} `json:"attempts"`
+	}
+	err := json.Unmarshal([]byte(run("-o", "json", "stage", "0")), &sd)
+	if err != nil || len(sd.Attempts) < 2 {
+		t.Errorf("batonctl -o json stage 0: %v %+v", err, sd)
+	}
+	for _, a := range sd.Attempts {
+		if a.State != "success" {
+			t.Errorf("batonctl -o json stage 0: an attempt %s", a.State)
+		}
+	}
 	status := run("job", "status", fmt.Sprint(res.Job))
 	for _, w := range []string{"ACCUMULATOR", "malformed", "count", "total", "sum", "16", "top", "maxFloat", "2 partitions"} {
 		if !strings.Contains(status, w) {
