@@ -36,6 +36,13 @@ func cachedGenPrefix(key string, gen uint64) []byte {
 	return binary.BigEndian.AppendUint64(cachedPrefix(key), gen)
 }
 
+// cachedEnd is just past every generation of a dataset's partitions.
+func cachedEnd(key string) []byte {
+	k := cachedPrefix(key)
+	k[len(k)-1] = 1
+	return k
+}
+
 func cachedKey(key string, gen uint64, part int) []byte {
 	return binary.BigEndian.AppendUint32(cachedGenPrefix(key, gen), uint32(part))
 }
@@ -80,9 +87,7 @@ func (s *Store) DeleteCached(key string) error {
 	if err := checkCachedKey(key); err != nil {
 		return err
 	}
-	start := cachedPrefix(key)
-	end := append(bytes.Clone(start[:len(start)-1]), 1)
-	return s.deleteRange(start, end)
+	return s.deleteRange(cachedPrefix(key), cachedEnd(key))
 }
 
 // DeleteCachedGen deletes the kept partitions of one generation.
@@ -95,7 +100,7 @@ func (s *Store) DeleteCachedGen(key string, gen uint64) error {
 	}
 	start := cachedGenPrefix(key, gen)
 	if gen == ^uint64(0) {
-		return s.deleteRange(start, append(bytes.Clone(cachedPrefix(key)[:len(key)+1]), 1))
+		return s.deleteRange(start, cachedEnd(key))
 	}
 	return s.deleteRange(start, cachedGenPrefix(key, gen+1))
 }
@@ -121,7 +126,7 @@ func (s *Store) CachedSets() ([]CachedSet, error) {
 		set := CachedSet{Key: string(k[:i]), Gen: binary.BigEndian.Uint64(k[i+1:])}
 		out = append(out, set)
 		if set.Gen == ^uint64(0) {
-			ok = it.SeekGE(append(bytes.Clone(cachedPrefix(set.Key)[:len(set.Key)+1]), 1))
+			ok = it.SeekGE(cachedEnd(set.Key))
 			continue
 		}
 		ok = it.SeekGE(cachedGenPrefix(set.Key, set.Gen+1))

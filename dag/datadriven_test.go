@@ -396,26 +396,17 @@ func (sc *scenario) cachedBy(id StageID, p int) []CachedPartition {
 	if st == nil {
 		return nil
 	}
-	var out []CachedPartition
-	var walk func(node, p int)
-	walk = func(node, p int) {
-		n := &st.graph.Nodes[node]
-		if n.Persist != "" {
-			gen, _ := sc.s.CacheGeneration(n.Persist)
-			out = append(out, CachedPartition{Key: n.Persist, Partition: p, Bytes: 10, Gen: gen})
-		}
-		for _, d := range n.Deps {
-			switch d.Kind {
-			case plan.OneToOne:
-				walk(d.Parent, p)
-			case plan.Range:
-				if p >= d.OutStart && p < d.OutStart+d.Length {
-					walk(d.Parent, p-d.OutStart+d.InStart)
-				}
-			}
-		}
+	reads := persistedReads(st.graph, st.node, p)
+	keys := make([]string, 0, len(reads))
+	for k := range reads {
+		keys = append(keys, k)
 	}
-	walk(st.node, p)
+	sort.Strings(keys)
+	var out []CachedPartition
+	for _, k := range keys {
+		gen, _ := sc.s.CacheGeneration(k)
+		out = append(out, CachedPartition{Key: k, Partition: reads[k], Bytes: 10, Gen: gen})
+	}
 	return out
 }
 

@@ -131,13 +131,7 @@ func TestAMapStageJobFeedsAnAdaptiveJob(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := map[string]int{}
-	for _, r := range recs {
-		var n int
-		fmt.Sscan(string(r.Value), &n)
-		got[string(r.Key)] = n
-	}
-	sameCounts(t, got, want)
+	sameCounts(t, counts(t, recs), want)
 	status = run("job", "status", fmt.Sprint(id))
 	if !strings.Contains(status, "Adaptive   coalescing") || !strings.Contains(status, "64 partitions coalesced") {
 		t.Errorf("job status of the adaptive job:\n%s", status)

@@ -415,13 +415,34 @@ func (c *cluster) waitLeader(not string) (string, time.Duration) {
 // waitFor polls cond until it holds or 20s pass.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
+	waitUntil(t, 20*time.Second, what, cond)
+}
+
+// waitUntil is waitFor with its own deadline, d.
+func waitUntil(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
 	for !cond() {
 		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
+			t.Fatalf("timed out after %v waiting for %s", d, what)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// waitExecutors waits until the quorum counts n executors alive.
+func waitExecutors(t *testing.T, cl *client.Client, n int) {
+	t.Helper()
+	waitFor(t, fmt.Sprintf("%d executors", n), func() bool {
+		ex, err := cl.Executors(context.Background())
+		alive := 0
+		for _, e := range ex {
+			if e.Alive {
+				alive++
+			}
+		}
+		return err == nil && alive == n
+	})
 }
 
 // batonctl runs the CLI and returns its stdout, stderr and exit code;

@@ -25,16 +25,7 @@ func TestJobsFinishWithinATinyMemoryBudget(t *testing.T) {
 	c.startExec("e1", "-memory", "1MiB")
 	c.startExec("e2", "-memory", "1MiB")
 	cl := c.client()
-	waitFor(t, "two executors", func() bool {
-		ex, err := cl.Executors(context.Background())
-		alive := 0
-		for _, e := range ex {
-			if e.Alive {
-				alive++
-			}
-		}
-		return err == nil && alive == 2
-	})
+	waitExecutors(t, cl, 2)
 	dir := t.TempDir()
 	tera := opTeraFiles(t, dir, 4, 5000, 31)
 	lines := &plan.Dataset{Op: "textFile", Path: filepath.Join(dir, "tera-*.txt"), Partitions: 8}

@@ -57,18 +57,6 @@ func commitCluster(t *testing.T, roots, execRoots []string) (*localcluster.Clust
 	return c, cl
 }
 
-// waitUntil polls cond until it holds, failing the test after d.
-func waitUntil(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // killLeaderMidCommit waits until every part is in place and _SUCCESS is
 // not (the executors' job commit is under way, delayed), checks the job
 // has not succeeded, and SIGKILLs the leader.

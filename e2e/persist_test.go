@@ -108,13 +108,7 @@ func TestPersistedCountsAreReadNotRecomputed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := map[string]int{}
-	for _, r := range recs {
-		var n int
-		fmt.Sscan(string(r.Value), &n)
-		got[string(r.Key)] = n
-	}
-	sameCounts(t, got, want)
+	sameCounts(t, counts(t, recs), want)
 	if n, _ := cachedParts(); n != 4 {
 		t.Fatalf("%d of 4 partitions kept after the first job", n)
 	}

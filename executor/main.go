@@ -23,6 +23,7 @@ import (
 
 	"github.com/baton-sched/baton/blockstore"
 	"github.com/baton-sched/baton/internal/buildinfo"
+	"github.com/baton-sched/baton/internal/bytesize"
 	"github.com/baton-sched/baton/ops"
 	"github.com/baton-sched/baton/tlsconf"
 	"github.com/prometheus/client_golang/prometheus"
@@ -231,7 +232,7 @@ func parseFlags(name string, args []string, stderr io.Writer) (Options, web, err
 	default:
 		errs = append(errs, fmt.Errorf("-block-write-mode must be batch or ingest, got %q", *writeMode))
 	}
-	if n, err := parseBytes(*minFree); err != nil {
+	if n, err := bytesize.Parse(*minFree); err != nil {
 		errs = append(errs, fmt.Errorf("-min-free-disk: %w", err))
 	} else {
 		o.Store.MinFree = n
@@ -240,7 +241,7 @@ func parseFlags(name string, args []string, stderr io.Writer) (Options, web, err
 	case "":
 		o.Memory = int64(machineMemory() / 2)
 	default:
-		if n, err := parseBytes(*memory); err != nil || n > 1<<50 {
+		if n, err := bytesize.Parse(*memory); err != nil || n > 1<<50 {
 			errs = append(errs, fmt.Errorf("-memory: %q is not a size in bytes", *memory))
 		} else {
 			o.Memory = int64(n)
@@ -287,8 +288,6 @@ func parseFlags(name string, args []string, stderr io.Writer) (Options, web, err
 	return o, w, errors.Join(errs...)
 }
 
-// parseBytes reads a byte count: a whole number, optionally followed by
-// B, KiB, MiB or GiB (KB, MB, GB and K, M, G mean the same).
 // machineMemory returns the machine's memory in bytes (0 if unknown).
 func machineMemory() uint64 {
 	b, err := os.ReadFile("/proc/meminfo")
@@ -304,24 +303,6 @@ func machineMemory() uint64 {
 		}
 	}
 	return 0
-}
-
-func parseBytes(v string) (uint64, error) {
-	v = strings.TrimSpace(v)
-	i := len(v)
-	for i > 0 && (v[i-1] < '0' || v[i-1] > '9') {
-		i--
-	}
-	n, err := strconv.ParseUint(v[:i], 10, 64)
-	if err != nil {
-		return 0, fmt.Errorf("%q is not a byte count (like 64MiB)", v)
-	}
-	unit := map[string]uint64{"": 1, "b": 1, "k": 1 << 10, "kb": 1 << 10, "kib": 1 << 10, "m": 1 << 20, "mb": 1 << 20, "mib": 1 << 20, "g": 1 << 30, "gb": 1 << 30, "gib": 1 << 30}
-	m, ok := unit[strings.ToLower(strings.TrimSpace(v[i:]))]
-	if !ok {
-		return 0, fmt.Errorf("%q: unknown unit %q (B, KiB, MiB, GiB)", v, v[i:])
-	}
-	return n * m, nil
 }
 
 // usage prints execd's flags, without the chaos- flags drills and tests use.

@@ -14,6 +14,7 @@ import (
 
 	"github.com/baton-sched/baton/api"
 	"github.com/baton-sched/baton/client"
+	"github.com/baton-sched/baton/internal/bytesize"
 	"github.com/baton-sched/baton/ops"
 	"github.com/baton-sched/baton/plan"
 	"google.golang.org/grpc/codes"
@@ -34,40 +35,21 @@ var submitOpts struct {
 	adaptiveTarget  byteSize
 }
 
-// byteSize is a flag of bytes with an optional unit: 64MiB, 512KiB, 1GB.
+// byteSize is a flag of bytes with an optional unit: 64MiB, 512KiB, 1GiB.
 type byteSize int64
 
 func (b *byteSize) String() string { return strconv.FormatInt(int64(*b), 10) }
 
 func (b *byteSize) Set(v string) error {
-	n, err := parseByteSize(v)
+	n, err := bytesize.Parse(v)
 	if err != nil {
 		return err
 	}
+	if n == 0 || n > 1<<62 {
+		return fmt.Errorf("%q is not a size in bytes (such as 64MiB)", v)
+	}
 	*b = byteSize(n)
 	return nil
-}
-
-// parseByteSize reads a size: a number, then optionally B, KB, MB, GB,
-// KiB, MiB or GiB (case-insensitive).
-func parseByteSize(v string) (int64, error) {
-	s := strings.ToLower(strings.TrimSpace(v))
-	units := []struct {
-		suffix string
-		mult   int64
-	}{{"kib", 1 << 10}, {"mib", 1 << 20}, {"gib", 1 << 30}, {"kb", 1e3}, {"mb", 1e6}, {"gb", 1e9}, {"k", 1 << 10}, {"m", 1 << 20}, {"g", 1 << 30}, {"b", 1}}
-	mult := int64(1)
-	for _, u := range units {
-		if strings.HasSuffix(s, u.suffix) {
-			s, mult = strings.TrimSpace(strings.TrimSuffix(s, u.suffix)), u.mult
-			break
-		}
-	}
-	n, err := strconv.ParseInt(s, 10, 64)
-	if err != nil || n <= 0 || n > (1<<62)/mult {
-		return 0, fmt.Errorf("%q is not a size in bytes (such as 64MiB)", v)
-	}
-	return n * mult, nil
 }
 
 func submitFlags(fs *flag.FlagSet) {
