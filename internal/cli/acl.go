@@ -2,11 +2,11 @@ package cli
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"time"
 
 	"github.com/baton-sched/baton/api"
+	pflag "github.com/spf13/pflag"
 )
 
 // The acl commands manage API tokens, as `nomad acl` does: bootstrap once
@@ -14,15 +14,19 @@ import (
 // and executor fleet with the least policy it needs.
 
 func init() {
-	register(&command{name: "acl bootstrap", summary: "turn ACLs on (once) and print the management token", run: runACLBootstrap})
-	register(&command{name: "acl token create", args: "-policy read|submit|operator|management|executor [-name NAME]", summary: "make a token; its secret is printed once", run: runTokenCreate, flags: tokenFlags})
-	register(&command{name: "acl token list", summary: "the tokens (accessors, names and policies; never secrets)", run: runTokenList})
-	register(&command{name: "acl token delete", args: "ACCESSOR", summary: "delete a token: calls with it fail from then on", run: runTokenDelete})
+	register(&command{name: "acl bootstrap", summary: "turn ACLs on (once) and print the management token", examples: "batonctl acl bootstrap      # once: prints the management token",
+		run: runACLBootstrap})
+	register(&command{name: "acl token create", args: "-policy read|submit|operator|management|executor [-name NAME]", summary: "make a token; its secret is printed once", examples: "batonctl acl token create --policy submit --name etl\nbatonctl acl token create --policy executor --name fleet   # for execd --token",
+		run: runTokenCreate, flags: tokenFlags})
+	register(&command{name: "acl token list", summary: "the tokens (accessors, names and policies; never secrets)", examples: "batonctl acl token list\nbatonctl acl token list -o json",
+		run: runTokenList})
+	register(&command{name: "acl token delete", args: "ACCESSOR", summary: "delete a token: calls with it fail from then on", examples: "batonctl acl token delete ACCESSOR",
+		run: runTokenDelete})
 }
 
 var tokenOpts struct{ name, policy string }
 
-func tokenFlags(fs *flag.FlagSet) {
+func tokenFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&tokenOpts.policy, "policy", "", "read, submit, operator, management or executor (required)")
 	fs.StringVar(&tokenOpts.name, "name", "", "who or what holds the token")
 }
@@ -36,7 +40,7 @@ func printToken(c *common, t *api.ACLToken) error {
 	return nil
 }
 
-func runACLBootstrap(ctx context.Context, c *common, fs *flag.FlagSet, args []string) error {
+func runACLBootstrap(ctx context.Context, c *common, args []string) error {
 	if len(args) > 0 {
 		return usagef("acl bootstrap takes no arguments")
 	}
@@ -52,7 +56,7 @@ func runACLBootstrap(ctx context.Context, c *common, fs *flag.FlagSet, args []st
 	return printToken(c, t)
 }
 
-func runTokenCreate(ctx context.Context, c *common, fs *flag.FlagSet, args []string) error {
+func runTokenCreate(ctx context.Context, c *common, args []string) error {
 	if len(args) > 0 {
 		return usagef("acl token create takes flags only")
 	}
@@ -71,7 +75,7 @@ func runTokenCreate(ctx context.Context, c *common, fs *flag.FlagSet, args []str
 	return printToken(c, t)
 }
 
-func runTokenList(ctx context.Context, c *common, fs *flag.FlagSet, args []string) error {
+func runTokenList(ctx context.Context, c *common, args []string) error {
 	if len(args) > 0 {
 		return usagef("acl token list takes no arguments")
 	}
@@ -101,7 +105,7 @@ func runTokenList(ctx context.Context, c *common, fs *flag.FlagSet, args []strin
 	return tw.Flush()
 }
 
-func runTokenDelete(ctx context.Context, c *common, fs *flag.FlagSet, args []string) error {
+func runTokenDelete(ctx context.Context, c *common, args []string) error {
 	if len(args) != 1 {
 		return usagef("acl token delete takes one accessor")
 	}

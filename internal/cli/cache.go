@@ -2,18 +2,19 @@ package cli
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"sort"
 	"strings"
 )
 
 func init() {
-	register(&command{name: "cache", summary: "the persisted datasets (\"persist\": true) and where their partitions are kept", run: runCache})
-	register(&command{name: "cache unpersist", args: "NAME|KEY", summary: "free a persisted dataset's partitions on every executor (by its key, or every one of that name)", run: runUnpersist})
+	register(&command{name: "cache", summary: "the persisted datasets (\"persist\": true) and where their partitions are kept", examples: "batonctl cache\nbatonctl cache -o json",
+		run: runCache})
+	register(&command{name: "cache unpersist", args: "NAME|KEY", summary: "free a persisted dataset's partitions on every executor (by its key, or every one of that name)", examples: "batonctl cache unpersist counts",
+		run: runUnpersist})
 }
 
-func runCache(ctx context.Context, c *common, fs *flag.FlagSet, args []string) error {
+func runCache(ctx context.Context, c *common, args []string) error {
 	if len(args) > 0 {
 		return usagef("cache takes no arguments (cache unpersist NAME frees one)")
 	}
@@ -68,7 +69,7 @@ func executorCounts(m map[string]int32) string {
 	return strings.Join(parts, " ")
 }
 
-func runUnpersist(ctx context.Context, c *common, fs *flag.FlagSet, args []string) error {
+func runUnpersist(ctx context.Context, c *common, args []string) error {
 	if len(args) != 1 {
 		return usagef("cache unpersist needs one dataset name or key (batonctl cache lists them)")
 	}

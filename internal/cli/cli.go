@@ -3,7 +3,6 @@ package cli
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/baton-sched/baton/client"
 	"github.com/baton-sched/baton/tlsconf"
+	pflag "github.com/spf13/pflag"
 	"google.golang.org/grpc/status"
 )
 
@@ -82,22 +82,23 @@ type common struct {
 	env     Env
 	tls     tlsconf.Files
 	token   string
-	// cmd is the command running.
-	cmd *command
+	// cmd is the command running, and code its exit code once it ran.
+	cmd  *command
+	code int
+	// args is the command line, normalized.
+	args []string
 }
 
-// globalFlags are the names common.register declares, which command
-// help lists once, apart from the command's own.
-var globalFlags = map[string]bool{"addr": true, "o": true, "timeout": true, "stale": true, "ca-file": true, "cert-file": true, "key-file": true, "token": true}
-
-func (c *common) register(fs *flag.FlagSet) {
+// register declares the global flags, once, on the root command: every
+// command takes them, before or after its name.
+func (c *common) register(fs *pflag.FlagSet) {
 	fs.StringVar(&c.addr, "addr", c.addr, "API addresses of quorum members, comma-separated (default $BATON_ADDR, else 127.0.0.1:7101)")
-	fs.StringVar(&c.output, "o", c.output, "output: table, json or name (ids only, one a line)")
-	fs.DurationVar(&c.timeout, "timeout", c.timeout, "give up after this long, waiting (-wait, -watch) included (default: calls retry for 30s, waits have no deadline)")
+	fs.StringVarP(&c.output, "output", "o", c.output, "output: table, json or name (ids only, one a line)")
+	fs.DurationVar(&c.timeout, "timeout", c.timeout, "give up after this long, waiting (--wait, --watch) included (default: calls retry for 30s, waits have no deadline)")
 	fs.BoolVar(&c.stale, "stale", c.stale, "read from the answering member's replica instead of through the leader (faster, may lag; works without a leader)")
 	fs.StringVar(&c.tls.CA, "ca-file", c.tls.CA, "the cluster's CA certificate, for TLS (default $BATON_CACERT)")
 	fs.StringVar(&c.tls.Cert, "cert-file", c.tls.Cert, "a client certificate of the CA (default $BATON_CLIENT_CERT)")
-	fs.StringVar(&c.tls.Key, "key-file", c.tls.Key, "the key of -cert-file (default $BATON_CLIENT_KEY)")
+	fs.StringVar(&c.tls.Key, "key-file", c.tls.Key, "the key of --cert-file (default $BATON_CLIENT_KEY)")
 	fs.StringVar(&c.token, "token", c.token, "the ACL token calls carry (default $BATON_TOKEN)")
 }
 
@@ -189,8 +190,8 @@ type command struct {
 	args     string // "ID"
 	summary  string
 	examples string // lines of examples for its help
-	run      func(ctx context.Context, c *common, fs *flag.FlagSet, args []string) error
-	flags    func(fs *flag.FlagSet) // extra flags
+	run      func(ctx context.Context, c *common, args []string) error
+	flags    func(fs *pflag.FlagSet) // its own flags
 	// read: the command reads through the leader, and -stale reads the
 	// answering member's replica instead (said when there is no leader).
 	read bool
@@ -211,57 +212,14 @@ func Run(args []string, env Env) int {
 		env.Getenv = os.Getenv
 	}
 	c := &common{output: "table", env: env}
-	global := flag.NewFlagSet("batonctl", flag.ContinueOnError)
-	global.SetOutput(io.Discard)
-	c.register(global)
-	if err := global.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			usage(env.Stdout)
-			return exitOK
-		}
-		fmt.Fprintf(env.Stderr, "batonctl: %v\nRun 'batonctl help' for usage.\n", err)
-		return exitUsage
+	root := c.tree()
+	c.args = normalize(root, args)
+	root.SetArgs(c.args)
+	ran, err := root.ExecuteC()
+	if err == nil {
+		return c.code
 	}
-	rest := global.Args()
-	if len(rest) == 0 {
-		usage(env.Stderr)
-		return exitUsage
-	}
-	if rest[0] == "help" {
-		return help(env, rest[1:])
-	}
-	cmd, args := find(rest)
-	if cmd == nil {
-		fmt.Fprintf(env.Stderr, "batonctl: unknown command %q\n", strings.Join(rest, " "))
-		if s := suggest(rest); len(s) > 0 {
-			fmt.Fprintf(env.Stderr, "\nDid you mean\n\tbatonctl %s\n", strings.Join(s, "\n\tbatonctl "))
-		}
-		fmt.Fprintln(env.Stderr, "\nRun 'batonctl help' for the commands.")
-		return exitUsage
-	}
-	c.cmd = cmd
-	fs := flag.NewFlagSet("batonctl "+cmd.name, flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
-	c.register(fs)
-	if cmd.flags != nil {
-		cmd.flags(fs)
-	}
-	positional, err := parseInterleaved(fs, args)
-	if err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			commandHelp(env.Stdout, cmd, fs)
-			return exitOK
-		}
-		fmt.Fprintf(env.Stderr, "batonctl %s: %v\nRun 'batonctl %s -h' for usage.\n", cmd.name, err, cmd.name)
-		return exitUsage
-	}
-	if c.output != "table" && c.output != "json" && c.output != "name" {
-		fmt.Fprintf(env.Stderr, "batonctl: -o must be table, json or name, got %q\n", c.output)
-		return exitUsage
-	}
-	ctx, cancel := c.context()
-	defer cancel()
-	return c.exit(ctx, cmd.run(ctx, c, fs, positional))
+	return c.usage(ran, err)
 }
 
 // context is the command's: cancelled by an interrupt (cause
@@ -343,46 +301,4 @@ func (c *common) plain(ctx context.Context, err error) string {
 		return st.Message()
 	}
 	return strings.TrimPrefix(err.Error(), "client: ")
-}
-
-// parseInterleaved parses flags that may come before, between or after
-// positional arguments ("job status 7 -o json"); "--" ends the flags.
-func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
-	var positional []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			return nil, err
-		}
-		rest := fs.Args()
-		if len(rest) == 0 {
-			return positional, nil
-		}
-		if len(args) > 0 && len(rest) < len(args) && args[len(args)-len(rest)-1] == "--" {
-			return append(positional, rest...), nil
-		}
-		positional = append(positional, rest[0])
-		args = rest[1:]
-	}
-}
-
-// find matches the longest command name at the start of args.
-func find(args []string) (*command, []string) {
-	var best *command
-	n := 0
-	for _, c := range commands {
-		words := strings.Fields(c.name)
-		if len(words) <= len(args) && len(words) > n && equal(words, args[:len(words)]) {
-			best, n = c, len(words)
-		}
-	}
-	return best, args[n:]
-}
-
-func equal(a, b []string) bool {
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }

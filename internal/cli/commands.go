@@ -3,7 +3,6 @@ package cli
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"math"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/baton-sched/baton/api"
 	"github.com/baton-sched/baton/client"
+	pflag "github.com/spf13/pflag"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 )
@@ -21,19 +21,26 @@ import (
 func init() {
 	register(&command{name: "status", summary: "the quorum at a glance: leader, term, peers, executors, jobs", run: runStatus,
 		examples: "batonctl status\nbatonctl -addr 127.0.0.1:7102 status -o json"})
-	register(&command{name: "operator raft list-peers", summary: "the Raft peers with their state and last contact", run: runListPeers})
-	register(&command{name: "operator raft add-peer", summary: "add a voting member", run: runAddPeer, flags: addPeerFlags})
-	register(&command{name: "operator raft remove-peer", args: "ID", summary: "remove a member", run: runRemovePeer})
-	register(&command{name: "operator raft transfer-leader", args: "[ID]", summary: "hand leadership to a member (any, without ID)", run: runTransfer})
+	register(&command{name: "operator raft list-peers", summary: "the Raft peers with their state and last contact", examples: "batonctl operator raft list-peers\nbatonctl operator raft list-peers -o json",
+		run: runListPeers})
+	register(&command{name: "operator raft add-peer", summary: "add a voting member", examples: "batonctl operator raft add-peer --id d --raft-addr 10.0.0.4:7001 --api-addr 10.0.0.4:7101 --http-addr 10.0.0.4:7201",
+		run: runAddPeer, flags: addPeerFlags})
+	register(&command{name: "operator raft remove-peer", args: "ID", summary: "remove a member", examples: "batonctl operator raft remove-peer c",
+		run: runRemovePeer})
+	register(&command{name: "operator raft transfer-leader", args: "[ID]", summary: "hand leadership to a member (any, without ID)", examples: "batonctl operator raft transfer-leader      # to any other member\nbatonctl operator raft transfer-leader b    # to member b",
+		run: runTransfer})
 	register(&command{name: "jobs", summary: "the jobs the quorum retains", run: runJobs, read: true,
 		examples: "batonctl jobs\nbatonctl jobs -o name     # the ids, one a line\nbatonctl jobs -stale      # this member's replica, also without a leader"})
 	register(&command{name: "job status", args: "ID", summary: "a job and its stages (-watch: live progress until it ends)", run: runJobStatus, flags: jobStatusFlags, read: true,
 		examples: "batonctl job status 3\nbatonctl job status 3 -watch\nbatonctl job status 3 -o json"})
 	register(&command{name: "job cancel", args: "ID | -group G | -all", summary: "cancel a running job, every running job of a group, or every running job", run: runJobCancel, flags: jobCancelFlags,
 		examples: "batonctl job cancel 3\nbatonctl job cancel -group etl\nbatonctl job cancel -all"})
-	register(&command{name: "stage cancel", args: "ID", summary: "cancel every running job that needs a stage", run: runStageCancel})
-	register(&command{name: "job release", args: "ID", summary: "drop an ended job's results (releasing twice is no error)", run: runJobRelease})
-	register(&command{name: "job results", args: "ID", summary: "a succeeded job's results: key<TAB>value a line (waits for the job)", run: runJobResults})
+	register(&command{name: "stage cancel", args: "ID", summary: "cancel every running job that needs a stage", examples: "batonctl stage cancel 12",
+		run: runStageCancel})
+	register(&command{name: "job release", args: "ID", summary: "drop an ended job's results (releasing twice is no error)", examples: "batonctl job release 3",
+		run: runJobRelease})
+	register(&command{name: "job results", args: "ID", summary: "a succeeded job's results: key<TAB>value a line (waits for the job)", examples: "batonctl job results 3\nbatonctl job results 3 -o json",
+		run: runJobResults})
 	register(&command{name: "submit", summary: "submit a plan (JSON, see docs/plans.md) and print the job id; with -wait, wait for its end and print its results", run: runSubmit, flags: submitFlags,
 		examples: "batonctl submit -f examples/plans/wordcount.json\nbatonctl submit -f examples/plans/wordcount.json -wait\nbatonctl submit -f plan.json -o name       # just the id, for scripts\nbatonctl submit -f plan.json -wait -timeout 10m"})
 	register(&command{name: "executors", summary: "the executors the quorum knows (the leader's view: heartbeats and running tasks)", run: runExecutors, read: true,
@@ -56,7 +63,7 @@ func yes(b bool) string {
 	return "no"
 }
 
-func runStatus(ctx context.Context, c *common, fs *flag.FlagSet, args []string) error {
+func runStatus(ctx context.Context, c *common, args []string) error {
 	if len(args) > 0 {
 		return usagef("status takes no arguments")
 	}
@@ -111,7 +118,7 @@ func printPeers(w io.Writer, peers []*api.Peer) error {
 	return tw.Flush()
 }
 
-func runListPeers(ctx context.Context, c *common, fs *flag.FlagSet, args []string) error {
+func runListPeers(ctx context.Context, c *common, args []string) error {
 	if len(args) > 0 {
 		return usagef("list-peers takes no arguments")
 	}
@@ -133,14 +140,14 @@ func runListPeers(ctx context.Context, c *common, fs *flag.FlagSet, args []strin
 
 var addPeer api.AddPeerRequest
 
-func addPeerFlags(fs *flag.FlagSet) {
+func addPeerFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&addPeer.Id, "id", "", "the new member's id (required)")
 	fs.StringVar(&addPeer.RaftAddr, "raft-addr", "", "the new member's Raft address (required)")
 	fs.StringVar(&addPeer.ApiAddr, "api-addr", "", "the new member's API address")
 	fs.StringVar(&addPeer.HttpAddr, "http-addr", "", "the new member's HTTP address")
 }
 
-func runAddPeer(ctx context.Context, c *common, fs *flag.FlagSet, args []string) error {
+func runAddPeer(ctx context.Context, c *common, args []string) error {
 	if len(args) > 0 || addPeer.Id == "" || addPeer.RaftAddr == "" {
 		return usagef("add-peer needs -id and -raft-addr and no arguments")
 	}
@@ -156,7 +163,7 @@ func runAddPeer(ctx context.Context, c *common, fs *flag.FlagSet, args []string)
 	return nil
 }
 
-func runRemovePeer(ctx context.Context, c *common, fs *flag.FlagSet, args []string) error {
+func runRemovePeer(ctx context.Context, c *common, args []string) error {
 	if len(args) != 1 {
 		return usagef("remove-peer needs exactly one member id")
 	}
@@ -172,7 +179,7 @@ func runRemovePeer(ctx context.Context, c *common, fs *flag.FlagSet, args []stri
 	return nil
 }
 
-func runTransfer(ctx context.Context, c *common, fs *flag.FlagSet, args []string) error {
+func runTransfer(ctx context.Context, c *common, args []string) error {
 	if len(args) > 1 {
 		return usagef("transfer-leader takes at most one member id")
 	}
@@ -218,7 +225,7 @@ func duration(j *api.Job) string {
 	return time.Duration(end - j.SubmittedUnixNano).Round(time.Millisecond).String()
 }
 
-func runJobs(ctx context.Context, c *common, fs *flag.FlagSet, args []string) error {
+func runJobs(ctx context.Context, c *common, args []string) error {
 	if len(args) > 0 {
 		return usagef("jobs takes no arguments")
 	}
@@ -275,7 +282,7 @@ func jobID(args []string) (uint64, error) {
 	return id, nil
 }
 
-func runJobStatus(ctx context.Context, c *common, fs *flag.FlagSet, args []string) error {
+func runJobStatus(ctx context.Context, c *common, args []string) error {
 	id, err := jobID(args)
 	if err != nil {
 		return err
@@ -368,7 +375,7 @@ var jobCancelOpts struct {
 	all   bool
 }
 
-func jobCancelFlags(fs *flag.FlagSet) {
+func jobCancelFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&jobCancelOpts.group, "group", "", "cancel every running job of this group (submit -group) instead of one job")
 	fs.BoolVar(&jobCancelOpts.all, "all", false, "cancel every running job (Spark's cancelAllJobs)")
 }
@@ -395,7 +402,7 @@ func printCancelled(c *common, what string, ids []uint64) error {
 	return nil
 }
 
-func runStageCancel(ctx context.Context, c *common, fs *flag.FlagSet, args []string) error {
+func runStageCancel(ctx context.Context, c *common, args []string) error {
 	if len(args) != 1 {
 		return usagef("needs exactly one stage id")
 	}
@@ -415,7 +422,7 @@ func runStageCancel(ctx context.Context, c *common, fs *flag.FlagSet, args []str
 	return printCancelled(c, fmt.Sprintf("needed stage %d", stage), ids)
 }
 
-func runJobCancel(ctx context.Context, c *common, fs *flag.FlagSet, args []string) error {
+func runJobCancel(ctx context.Context, c *common, args []string) error {
 	if jobCancelOpts.all {
 		if len(args) > 0 || jobCancelOpts.group != "" {
 			return usagef("job cancel -all takes no job id and no -group")
@@ -513,7 +520,7 @@ func (c *common) stillRunning(ctx context.Context, id uint64, err error) error {
 	return saidf("waiting for job %d: %s; the job may still be running (batonctl job status %d)", id, c.plain(ctx, err), id)
 }
 
-func runJobRelease(ctx context.Context, c *common, fs *flag.FlagSet, args []string) error {
+func runJobRelease(ctx context.Context, c *common, args []string) error {
 	id, err := jobID(args)
 	if err != nil {
 		return err
@@ -532,7 +539,7 @@ func runJobRelease(ctx context.Context, c *common, fs *flag.FlagSet, args []stri
 	})
 }
 
-func runExecutors(ctx context.Context, c *common, fs *flag.FlagSet, args []string) error {
+func runExecutors(ctx context.Context, c *common, args []string) error {
 	if len(args) > 0 {
 		return usagef("executors takes no arguments")
 	}

@@ -3,21 +3,22 @@ package cli
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
 
 	"github.com/baton-sched/baton/internal/drill"
+	pflag "github.com/spf13/pflag"
 )
 
 func init() {
-	register(&command{name: "drill", summary: "a failover drill: a local cluster of real processes runs known-answer jobs while a nemesis SIGKILLs the leader, a follower or an executor, and checks every answer", run: runDrill, flags: drillFlags})
+	register(&command{name: "drill", summary: "a failover drill: a local cluster of real processes runs known-answer jobs while a nemesis SIGKILLs the leader, a follower or an executor, and checks every answer", examples: "batonctl drill --rounds 30 --kill leader --at random --seed 1\nbatonctl drill --rounds 5 --kill executor --at reduce -o json",
+		run: runDrill, flags: drillFlags})
 }
 
 var drillOpts drill.Options
 
-func drillFlags(fs *flag.FlagSet) {
+func drillFlags(fs *pflag.FlagSet) {
 	fs.IntVar(&drillOpts.Rounds, "rounds", 1, "jobs to run under fault")
 	fs.StringVar(&drillOpts.Kill, "kill", "leader", "what the nemesis kills (SIGKILL): leader, follower, executor, random or none")
 	fs.StringVar(&drillOpts.At, "at", "random", "when: map, reduce, collect or random")
@@ -43,7 +44,7 @@ func binaries() (string, error) {
 	return dir, nil
 }
 
-func runDrill(cmdCtx context.Context, c *common, fs *flag.FlagSet, args []string) error {
+func runDrill(cmdCtx context.Context, c *common, args []string) error {
 	if len(args) > 0 {
 		return usagef("drill takes no arguments")
 	}

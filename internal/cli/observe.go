@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -10,17 +9,19 @@ import (
 	"time"
 
 	"github.com/baton-sched/baton/api"
+	pflag "github.com/spf13/pflag"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 )
 
 func init() {
-	register(&command{name: "operator leaders", summary: "the latest leader takeovers: term, leader, when, and how long each took", run: runLeaders})
+	register(&command{name: "operator leaders", summary: "the latest leader takeovers: term, leader, when, and how long each took", examples: "batonctl operator leaders\nbatonctl operator leaders -o json",
+		run: runLeaders})
 }
 
 var jobStatusOpts struct{ watch bool }
 
-func jobStatusFlags(fs *flag.FlagSet) {
+func jobStatusFlags(fs *pflag.FlagSet) {
 	fs.BoolVar(&jobStatusOpts.watch, "watch", false, "show live per-stage progress until the job ends (with -o json: a JSON object per change)")
 }
 
@@ -128,7 +129,7 @@ func isTerminal(w io.Writer) bool {
 	return err == nil && st.Mode()&os.ModeCharDevice != 0
 }
 
-func runLeaders(ctx context.Context, c *common, fs *flag.FlagSet, args []string) error {
+func runLeaders(ctx context.Context, c *common, args []string) error {
 	if len(args) > 0 {
 		return usagef("operator leaders takes no arguments")
 	}
@@ -177,11 +178,13 @@ func humanBytes(n int64) string {
 }
 
 func init() {
-	register(&command{name: "operator snapshot save", args: "FILE", summary: "write a backup of the replicated state to FILE", run: runSnapshotSave})
-	register(&command{name: "operator snapshot restore", args: "FILE", summary: "replace the replicated state with the backup in FILE (every member)", run: runSnapshotRestore})
+	register(&command{name: "operator snapshot save", args: "FILE", summary: "write a backup of the replicated state to FILE", examples: "batonctl operator snapshot save /backups/baton-$(date +%F).snap",
+		run: runSnapshotSave})
+	register(&command{name: "operator snapshot restore", args: "FILE", summary: "replace the replicated state with the backup in FILE (every member)", examples: "batonctl operator snapshot restore /backups/baton-2026-11-21.snap",
+		run: runSnapshotRestore})
 }
 
-func runSnapshotSave(ctx context.Context, c *common, fs *flag.FlagSet, args []string) error {
+func runSnapshotSave(ctx context.Context, c *common, args []string) error {
 	if len(args) != 1 {
 		return usagef("operator snapshot save takes a file name")
 	}
@@ -216,7 +219,7 @@ func runSnapshotSave(ctx context.Context, c *common, fs *flag.FlagSet, args []st
 	return nil
 }
 
-func runSnapshotRestore(ctx context.Context, c *common, fs *flag.FlagSet, args []string) error {
+func runSnapshotRestore(ctx context.Context, c *common, args []string) error {
 	if len(args) != 1 {
 		return usagef("operator snapshot restore takes a file name")
 	}

@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"sort"
 	"strconv"
@@ -11,7 +10,8 @@ import (
 )
 
 func init() {
-	register(&command{name: "stage", args: "ID", summary: "a stage and its task attempts: partitions, executors, states, reasons, durations (while a job holds the stage)", run: runStage})
+	register(&command{name: "stage", args: "ID", summary: "a stage and its task attempts: partitions, executors, states, reasons, durations (while a job holds the stage)", examples: "batonctl stage 4\nbatonctl stage 4 -o json",
+		run: runStage})
 }
 
 type attemptOut struct {
@@ -44,7 +44,7 @@ type stageDetailOut struct {
 	Attempts        []attemptOut   `json:"attempts"`
 }
 
-func runStage(ctx context.Context, c *common, fs *flag.FlagSet, args []string) error {
+func runStage(ctx context.Context, c *common, args []string) error {
 	if len(args) != 1 {
 		return usagef("stage needs exactly one stage id")
 	}

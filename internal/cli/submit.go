@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -17,6 +16,7 @@ import (
 	"github.com/baton-sched/baton/internal/bytesize"
 	"github.com/baton-sched/baton/ops"
 	"github.com/baton-sched/baton/plan"
+	pflag "github.com/spf13/pflag"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 )
@@ -40,6 +40,9 @@ type byteSize int64
 
 func (b *byteSize) String() string { return strconv.FormatInt(int64(*b), 10) }
 
+// Type names the value in help.
+func (b *byteSize) Type() string { return "size" }
+
 func (b *byteSize) Set(v string) error {
 	n, err := bytesize.Parse(v)
 	if err != nil {
@@ -52,8 +55,8 @@ func (b *byteSize) Set(v string) error {
 	return nil
 }
 
-func submitFlags(fs *flag.FlagSet) {
-	fs.StringVar(&submitOpts.file, "f", "", "the plan, a JSON file (- for standard input) (required)")
+func submitFlags(fs *pflag.FlagSet) {
+	fs.StringVarP(&submitOpts.file, "file", "f", "", "the plan, a JSON file (- for standard input) (required)")
 	fs.BoolVar(&submitOpts.wait, "wait", false, "wait for the job to end, print its state and results, and release it")
 	fs.BoolVar(&submitOpts.keep, "keep", false, "with -wait: do not release the job after printing its results")
 	fs.StringVar(&submitOpts.key, "key", "", "idempotency key (default: a fresh one)")
@@ -82,7 +85,7 @@ func printRecords(w io.Writer, recs []ops.Record) {
 	bw.Flush()
 }
 
-func runJobResults(ctx context.Context, c *common, fs *flag.FlagSet, args []string) error {
+func runJobResults(ctx context.Context, c *common, args []string) error {
 	id, err := jobID(args)
 	if err != nil {
 		return err
@@ -116,7 +119,7 @@ func runJobResults(ctx context.Context, c *common, fs *flag.FlagSet, args []stri
 	return nil
 }
 
-func runSubmit(ctx context.Context, c *common, fs *flag.FlagSet, args []string) error {
+func runSubmit(ctx context.Context, c *common, args []string) error {
 	if submitOpts.file == "" || len(args) > 0 {
 		return usagef("submit needs -f plan.json and no arguments")
 	}

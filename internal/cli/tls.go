@@ -2,12 +2,12 @@ package cli
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"strings"
 	"time"
 
 	"github.com/baton-sched/baton/tlsconf"
+	pflag "github.com/spf13/pflag"
 )
 
 // The tls commands make the cluster's certificates, as `nomad tls` does:
@@ -15,8 +15,10 @@ import (
 // executor (named after its id) and per user or program (clients).
 
 func init() {
-	register(&command{name: "tls ca create", summary: "create the cluster's certificate authority (baton-ca.pem, baton-ca-key.pem)", run: runCACreate, flags: caFlags})
-	register(&command{name: "tls cert create", args: "-server|-executor|-client -name NAME", summary: "create a certificate signed by the CA for a server, an executor or a client", run: runCertCreate, flags: certFlags})
+	register(&command{name: "tls ca create", summary: "create the cluster's certificate authority (baton-ca.pem, baton-ca-key.pem)", examples: "batonctl tls ca create                 # baton-ca.pem, baton-ca-key.pem here\nbatonctl tls ca create --dir /etc/baton",
+		run: runCACreate, flags: caFlags})
+	register(&command{name: "tls cert create", args: "-server|-executor|-client -name NAME", summary: "create a certificate signed by the CA for a server, an executor or a client", examples: "batonctl tls cert create --server --name a      # one per schedd, named after its -id\nbatonctl tls cert create --executor --name e1   # one per execd\nbatonctl tls cert create --client --name alice  # one per user or program",
+		run: runCertCreate, flags: certFlags})
 }
 
 var caOpts struct {
@@ -24,13 +26,13 @@ var caOpts struct {
 	days      int
 }
 
-func caFlags(fs *flag.FlagSet) {
+func caFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&caOpts.dir, "dir", ".", "where to write the CA's files")
 	fs.StringVar(&caOpts.name, "common-name", "Baton CA", "the CA's name")
 	fs.IntVar(&caOpts.days, "days", 5*365, "how long the CA is valid")
 }
 
-func runCACreate(ctx context.Context, c *common, fs *flag.FlagSet, args []string) error {
+func runCACreate(ctx context.Context, c *common, args []string) error {
 	if len(args) > 0 {
 		return usagef("tls ca create takes no arguments")
 	}
@@ -49,7 +51,7 @@ var certOpts struct {
 	days                     int
 }
 
-func certFlags(fs *flag.FlagSet) {
+func certFlags(fs *pflag.FlagSet) {
 	fs.BoolVar(&certOpts.server, "server", false, "a scheduler node's certificate (name: its -id)")
 	fs.BoolVar(&certOpts.executor, "executor", false, "an executor's certificate (name: its id)")
 	fs.BoolVar(&certOpts.client, "client", false, "a client's certificate, for batonctl and programs (name: who holds it)")
@@ -61,7 +63,7 @@ func certFlags(fs *flag.FlagSet) {
 	fs.IntVar(&certOpts.days, "days", 365, "how long the certificate is valid")
 }
 
-func runCertCreate(ctx context.Context, c *common, fs *flag.FlagSet, args []string) error {
+func runCertCreate(ctx context.Context, c *common, args []string) error {
 	if len(args) > 0 {
 		return usagef("tls cert create takes flags only")
 	}

@@ -2,17 +2,17 @@ package cli
 
 import (
 	"context"
-	"flag"
 	"fmt"
 
 	"github.com/baton-sched/baton/internal/buildinfo"
 )
 
 func init() {
-	register(&command{name: "version", summary: "batonctl's build: version, VCS revision, Go version (every process exports it as baton_build_info on /metrics)", run: runVersion})
+	register(&command{name: "version", summary: "batonctl's build: version, VCS revision, Go version (every process exports it as baton_build_info on /metrics)", examples: "batonctl version\nbatonctl version -o json",
+		run: runVersion})
 }
 
-func runVersion(ctx context.Context, c *common, fs *flag.FlagSet, args []string) error {
+func runVersion(ctx context.Context, c *common, args []string) error {
 	if len(args) > 0 {
 		return usagef("version takes no arguments")
 	}
