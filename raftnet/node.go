@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -262,7 +261,7 @@ func Open(opts Options) (*Node, error) {
 		lock.Close()
 		return nil, fmt.Errorf("raftnet: advertise address %q is not an address peers can reach", advertise)
 	}
-	hlog := hclog.New(&hclog.LoggerOptions{Name: "raft", Level: hclog.Info, Output: slogWriter{opts.Logger}, DisableTime: true})
+	hlog := newHCLogger(opts.Logger, "raft", hclog.Info)
 	n := &Node{opts: opts, lock: lock, subs: map[int]chan bool{}, done: make(chan struct{})}
 	var stream raft.StreamLayer = &streamLayer{Listener: ln, advertise: adv}
 	if opts.TLS != nil {
@@ -742,24 +741,3 @@ func (s *streamLayer) Addr() net.Addr { return s.advertise }
 func (s *streamLayer) Dial(addr raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
 	return net.DialTimeout("tcp", string(addr), timeout)
 }
-
-// slogWriter turns hclog's lines ("[WARN]  raft: message: k=v") into slog
-// records at the same level.
-type slogWriter struct{ l *slog.Logger }
-
-func (w slogWriter) Write(p []byte) (int, error) {
-	line := strings.TrimSpace(string(p))
-	level := slog.LevelInfo
-	for prefix, l := range map[string]slog.Level{"[ERROR]": slog.LevelError, "[WARN]": slog.LevelWarn, "[INFO]": slog.LevelInfo, "[DEBUG]": slog.LevelDebug, "[TRACE]": slog.LevelDebug} {
-		if strings.HasPrefix(line, prefix) {
-			level = l
-			line = strings.TrimSpace(strings.TrimPrefix(line, prefix))
-			break
-		}
-	}
-	line = strings.TrimPrefix(line, "raft: ")
-	w.l.Log(context.Background(), level, line)
-	return len(p), nil
-}
-
-var _ io.Writer = slogWriter{}
