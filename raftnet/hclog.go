@@ -7,6 +7,7 @@ import (
 	"log"
 	"log/slog"
 	"sync/atomic"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 )
@@ -44,8 +45,15 @@ func slogLevel(l hclog.Level) slog.Level {
 	return slog.LevelError
 }
 
+// renamed are raft's keys that Baton's loggers use for their own: raft's
+// "node" (its own description, "Node at ... [Follower]") would shadow the
+// node id in JSON logs.
+var renamed = map[string]string{"node": "raft-node"}
+
 // attrs turns hclog's alternating keys and values into slog's, saying
-// hclog's Format, Hex, Octal and Binary values as hclog would.
+// hclog's Format, Hex, Octal and Binary values as hclog would. Values are
+// said when logged, as hclog does: raft passes itself as a fmt.Stringer
+// whose state changes.
 func attrs(args []any) []any {
 	out := make([]any, 0, len(args)+1)
 	for i := 0; i < len(args); i += 2 {
@@ -56,6 +64,9 @@ func attrs(args []any) []any {
 		key, ok := args[i].(string)
 		if !ok {
 			key = fmt.Sprint(args[i])
+		}
+		if k, ok := renamed[key]; ok {
+			key = k
 		}
 		out = append(out, key, value(args[i+1]))
 	}
@@ -79,8 +90,10 @@ func value(v any) any {
 		return fmt.Sprintf("0b%b", int(v))
 	case error:
 		return v.Error()
+	case string, bool, int, int8, int16, int32, int64, uint, uint8, uint16, uint32, uint64, float32, float64, time.Duration, time.Time:
+		return v
 	}
-	return v
+	return fmt.Sprint(v)
 }
 
 func (h *hclogger) Log(level hclog.Level, msg string, args ...any) {

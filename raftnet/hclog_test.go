@@ -118,3 +118,21 @@ func TestHCLoggerValues(t *testing.T) {
 		t.Errorf("after SetLevel(Debug): IsDebug %v, IsTrace %v", h.IsDebug(), h.IsTrace())
 	}
 }
+
+type state struct{ s string }
+
+func (s *state) String() string { return s.s }
+
+// TestHCLoggerSaysValuesWhenLogged: a Stringer is said when it is
+// logged (raft passes itself), and raft's "node" does not shadow ours.
+func TestHCLoggerSaysValuesWhenLogged(t *testing.T) {
+	var got records
+	h := newHCLogger(slog.New(&got).With("node", "a"), "raft", hclog.Info)
+	st := &state{"Follower"}
+	h.Info("entering follower state", "follower", st, "node", st)
+	st.s = "Leader"
+	_, attrs, _ := got.find("entering follower state")
+	if attrs["follower"] != "Follower" || attrs["raft-node"] != "Follower" || attrs["node"] != "a" {
+		t.Errorf("attributes %v: want follower=Follower raft-node=Follower node=a", attrs)
+	}
+}

@@ -22,25 +22,28 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/baton-sched/baton/driver"
-	"github.com/baton-sched/baton/internal/devcluster"
 	"github.com/baton-sched/baton/internal/server"
 	"github.com/baton-sched/baton/ops"
 	"github.com/baton-sched/baton/raftnet"
 	"github.com/baton-sched/baton/tlsconf"
 )
 
-func main() { os.Exit(run(os.Args[1:], os.Stderr)) }
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	code := run(ctx, os.Args[1:], os.Stderr)
+	stop()
+	os.Exit(code)
+}
 
-// run parses flags and runs a node until a signal. Exit codes: 0 after a
-// clean stop, 1 on a runtime error, 2 on a usage error.
-func run(args []string, stderr io.Writer) int {
+// run parses flags and runs a node until ctx ends (a signal). Exit codes:
+// 0 after a clean stop, 1 on a runtime error, 2 on a usage error.
+func run(ctx context.Context, args []string, stderr io.Writer) int {
 	cfg, logger, dev, err := parseFlags(args, stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return 0
@@ -55,23 +58,8 @@ func run(args []string, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "schedd:", err)
 		os.Exit(1)
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
-	defer stop()
 	if dev {
-		dc, err := devcluster.Start(ctx, devcluster.Options{Server: cfg, Logger: logger})
-		if err != nil {
-			fmt.Fprintln(stderr, "schedd:", err)
-			return 1
-		}
-		fmt.Fprintf(stderr, "Baton dev mode: a single-node quorum and an executor with %d slots in %s\n", runtime.NumCPU(), dc.Dir())
-		fmt.Fprintf(stderr, "  export BATON_ADDR=%s\n  batonctl status\n", dc.Addr())
-		<-ctx.Done()
-		logger.Info("stopping")
-		if err := dc.Close(); err != nil {
-			fmt.Fprintln(stderr, "schedd: stop:", err)
-			return 1
-		}
-		return 0
+		return runDev(ctx, cfg, logger, stderr)
 	}
 	s, err := server.New(cfg)
 	if err != nil {
