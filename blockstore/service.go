@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -252,9 +253,9 @@ func readSegment(stream grpc.ServerStreamingClient[api.BlockChunk]) (m int32, da
 			be := fmt.Errorf("%s", c.Message)
 			switch c.Error {
 			case api.BlockError_BLOCK_ERROR_NOT_FOUND:
-				be = fmt.Errorf("%w: %s", ErrNotFound, c.Message)
+				be = fmt.Errorf("%w: %s", ErrNotFound, strings.TrimPrefix(c.Message, ErrNotFound.Error()+": "))
 			case api.BlockError_BLOCK_ERROR_CORRUPT:
-				be = fmt.Errorf("%w: %s", ErrCorrupt, c.Message)
+				be = fmt.Errorf("%w: %s", ErrCorrupt, strings.TrimPrefix(c.Message, ErrCorrupt.Error()+": "))
 			}
 			return m, nil, false, be, nil
 		}

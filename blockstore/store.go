@@ -124,13 +124,12 @@ func Open(dir string, opts *Options) (*Store, error) {
 	po := &pebble.Options{FS: o.FS, Cache: cache, Logger: quietLogger{o.Logger}}
 	// A corrupt file is an error for the read that finds it (the block is
 	// then recomputed), not a reason to stop the executor.
+	corrupt := &corruptFiles{every: time.Minute}
 	po.EventListener = &pebble.EventListener{
-		DataCorruption: func(info pebble.DataCorruptionInfo) {
-			o.Logger.Error("corrupt block store file", "path", info.Path, "err", info.Details)
-		},
+		DataCorruption: func(info pebble.DataCorruptionInfo) { corrupt.log(o.Logger, info) },
 		BackgroundError: func(err error) {
 			if ok, held := s.bgLog.allow(time.Now()); ok {
-				o.Logger.Error("block store background error", "err", err, "similar_errors_held_back", held)
+				o.Logger.Error("block store background error", "err", firstLine(err), "similar_errors_held_back", held)
 			}
 		},
 	}
@@ -252,10 +251,7 @@ func (s *Store) get(key []byte) ([]byte, error) {
 		return nil, ErrNotFound
 	}
 	if err != nil {
-		if pebble.ExtractDataCorruptionInfo(err) != nil || pebble.IsCorruptionError(err) {
-			return nil, fmt.Errorf("%w: %v", ErrCorrupt, err)
-		}
-		return nil, fmt.Errorf("blockstore: %w", err)
+		return nil, pebbleError(err)
 	}
 	defer closer.Close()
 	data, err := unseal(v)
