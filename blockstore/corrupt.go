@@ -64,4 +64,3 @@ func (c *corruptFiles) log(l *slog.Logger, info pebble.DataCorruptionInfo) {
 		l.Error("corrupt block store file: its blocks are read as lost and computed again", "path", info.Path, "err", firstLine(info.Details), "reads_since_last_said", held)
 	}
 }
-
