@@ -415,8 +415,8 @@ func (e *Executor) Run(ctx context.Context) error {
 	var refused string
 	var refusedAt time.Time
 	// unreachedAt: when "cannot reach a scheduler" was last said; the
-	// first time after the first 5s.
-	unreachedAt := time.Now().Add(-5 * time.Second)
+	// first time after 5s, then after 10s, 20s, ... 1 min.
+	unreachedAt, unreachedEvery := time.Now(), 5*time.Second
 	for ctx.Err() == nil {
 		addr := hint
 		if addr == "" {
@@ -455,10 +455,14 @@ func (e *Executor) Run(ctx context.Context) error {
 		if err != nil {
 			e.log.Debug("session ended", "scheduler", addr, "err", err)
 			// Reaching no scheduler for a while (a wrong -schedulers, the
-			// quorum down): say so, every 10s, in plain words.
-			if w := e.welcomed.Load(); time.Since(time.Unix(0, w)) > 5*time.Second && time.Since(unreachedAt) > 10*time.Second && leader == "" {
-				e.log.Warn("cannot reach a scheduler; retrying", "scheduler", addr, "err", grpcdial.Plain(err), "schedulers", strings.Join(e.opts.Schedulers, ","))
-				unreachedAt = time.Now()
+			// quorum down): say so in plain words, less often as it lasts.
+			w := e.welcomed.Load()
+			if w > unreachedAt.UnixNano() {
+				unreachedEvery = 5 * time.Second
+			}
+			if time.Since(time.Unix(0, w)) > 5*time.Second && time.Since(unreachedAt) > unreachedEvery && leader == "" {
+				unreachedAt, unreachedEvery = time.Now(), min(2*unreachedEvery, time.Minute)
+				e.log.Warn("cannot reach a scheduler; retrying", "scheduler", addr, "err", grpcdial.Plain(err), "schedulers", strings.Join(e.opts.Schedulers, ","), "next_warning_in", unreachedEvery)
 			}
 		}
 		// No leader known, or a member that names itself the leader but
