@@ -80,7 +80,7 @@ func TestHelpGoesToStdoutWithExamples(t *testing.T) {
 		}
 	}
 	// Without a command, the help is a usage error: on stderr, exit 2.
-	for _, args := range [][]string{nil, {"job"}, {"operator", "raft"}} {
+	for _, args := range [][]string{nil, {"job"}, {"operator", "raft"}, {"completion"}} {
 		out, errOut, code := run(t, args...)
 		if code != 2 || out != "" || !strings.Contains(errOut, "usage: batonctl") {
 			t.Errorf("batonctl %v: exit %d, stdout %q, stderr %q; want the usage on stderr and exit 2", args, code, out, errOut)
@@ -157,6 +157,7 @@ func TestMistypedCommandsGetSuggestions(t *testing.T) {
 		{[]string{"stage", "cancl", "3"}, "stage cancl", "stage cancel"},
 		{[]string{"acl", "tokn", "list"}, "acl tokn", "acl token list"},
 		{[]string{"completon", "bash"}, "completon", "completion"},
+		{[]string{"completion", "bsh"}, "completion bsh", "completion bash"},
 		{[]string{"help", "job", "stauts"}, "job stauts", "job status"},
 	} {
 		out, errOut, code := run(t, tc.args...)

@@ -120,21 +120,23 @@ func examples(cmd *cobra.Command) string {
 }
 
 // descendants are the commands under cmd that run (not groups), in
-// order.
-func descendants(cmd *cobra.Command) []*cobra.Command {
+// order, as help lists them: completion's as one.
+func descendants(cmd *cobra.Command) []*cobra.Command { return under(cmd, true) }
+
+func under(cmd *cobra.Command, collapse bool) []*cobra.Command {
 	var out []*cobra.Command
 	for _, s := range cmd.Commands() {
 		if !s.IsAvailableCommand() {
 			continue
 		}
-		if s.Name() == "completion" {
+		if collapse && s.Name() == "completion" {
 			out = append(out, s) // one line: completion bash|zsh|fish|powershell
 			continue
 		}
-		if !isGroup(s) {
+		if !isGroup(s) || s.Name() == "completion" {
 			out = append(out, s)
 		}
-		out = append(out, descendants(s)...)
+		out = append(out, under(s, collapse)...)
 	}
 	return out
 }
@@ -148,7 +150,7 @@ func suggest(root *cobra.Command, args []string) []string {
 		d    int
 	}
 	var cands []cand
-	for _, c := range descendants(root) {
+	for _, c := range under(root, false) {
 		name := commandName(c)
 		words := strings.Fields(name)
 		n := min(len(words), len(args))

@@ -121,6 +121,7 @@ func (c *common) tree() *cobra.Command {
 		if n.Name() == "completion" {
 			n.Use = "completion bash|zsh|fish|powershell"
 			n.Short = "a shell completion script for batonctl's commands and flags"
+			n.Args, n.RunE = cobra.ArbitraryArgs, c.group
 			n.Example = completionExamples["completion"]
 			for _, s := range n.Commands() {
 				s.Example = completionExamples["completion "+s.Name()]
