@@ -46,12 +46,15 @@ func run() int {
 	mb := flag.Int("mb", 256, "MiB of text for the word count (0 skips it)")
 	runs := flag.Int("runs", 50, "one-task jobs for the latency figure")
 	only := flag.String("only", "", "run one part: tasks, wordcount, latency, tls, or big (not in the default run: -big tasks beside 50,000)")
+	profile := flag.String("profile", "", "write CPU profiles of every process during one -tasks job to this directory and print their top functions (-only profile)")
+	flag.IntVar(&profileSeconds, "profile-seconds", 10, "length of each -profile CPU profile")
 	flag.IntVar(&big, "big", 1_000_000, "tasks of the big job (-only big)")
 	flag.Func("sched-flag", "an extra schedd flag (repeatable), e.g. -sched-flag=-queue-per-slot=3", func(v string) error {
 		extraSched = append(extraSched, v)
 		return nil
 	})
 	flag.Parse()
+	profileDir = *profile
 	if err := bench(*tasks, *mb, *runs, *only); err != nil {
 		fmt.Fprintln(os.Stderr, "jobbench:", err)
 		return 1
@@ -60,8 +63,11 @@ func run() int {
 }
 
 var (
-	extraSched []string
-	big        int
+	profileDir     string
+	profileSeconds int
+	extraSched     []string
+	extraExec      []string
+	big            int
 )
 
 func bench(tasks, mb, runs int, only string) error {
@@ -75,7 +81,7 @@ func bench(tasks, mb, runs int, only string) error {
 		return err
 	}
 	startSecure := func(secure bool, extra ...string) (*localcluster.Cluster, *client.Client, error) {
-		c, err := localcluster.Start(ctx, localcluster.Options{Bin: bin, Secure: secure, SchedFlags: append(append([]string{"-log-level", "warn"}, extraSched...), extra...), ExecFlags: []string{"-log-level", "warn"}})
+		c, err := localcluster.Start(ctx, localcluster.Options{Bin: bin, Secure: secure, SchedFlags: append(append([]string{"-log-level", "warn"}, extraSched...), extra...), ExecFlags: append([]string{"-log-level", "warn"}, extraExec...)})
 		if err != nil {
 			return nil, nil, err
 		}
@@ -109,6 +115,13 @@ func bench(tasks, mb, runs int, only string) error {
 			fmt.Printf("  %-48s %8.0f tasks/s (%d tasks in %s; %s between the logged submission and end)\n", cfg.name, float64(cfg.n)/d.Seconds(), cfg.n, d.Round(time.Millisecond), logged.Round(time.Millisecond))
 		}
 		fmt.Printf("  (for reference, not run here: Dask distributed 2022.12 measured about 600 tasks/s on this machine; target >= 20,000 tasks/s)\n")
+	}
+	if only == "profile" {
+		if profileDir == "" {
+			return fmt.Errorf("-only profile needs -profile DIR")
+		}
+		extraExec = append(extraExec, "-pprof")
+		return profileJob(ctx, start, tasks, profileDir, profileSeconds)
 	}
 	if only == "big" {
 		if err := bigJobs(ctx, start, big); err != nil {
