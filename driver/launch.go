@@ -51,7 +51,7 @@ func (l *leadership) launch(now time.Time) {
 	}
 	capacity := 0
 	for _, r := range rooms {
-		capacity += max(0, r.slots*(1+queue)-r.used)
+		capacity += max(0, r.slots*(1+queueFor(0, queue, l.d.opts.QueuedWork))-r.used)
 	}
 	if capacity == 0 {
 		return
@@ -354,7 +354,7 @@ func (p *placer) roomFor(stage dag.StageID, sv *stageView) map[string]int {
 	clear(p.free)
 	q := 0
 	if d, ok := p.l.durations[stage]; ok && d < shortTask {
-		q = p.queue
+		q = queueFor(d, p.queue, p.l.d.opts.QueuedWork)
 	}
 	p.needs = sv.needs
 	for id, r := range p.rooms {
@@ -632,6 +632,26 @@ func (l *leadership) funcsOf(g *plan.Graph) []string {
 // shortTask is the average duration under which a stage's tasks are
 // queued on executors ahead of free slots.
 const shortTask = 20 * time.Millisecond
+
+// maxQueuePerSlot bounds what QueuedWork queues per slot, and
+// minTaskTime is the duration queueFor assumes of tasks that report 0 ms
+// (durations are whole milliseconds).
+const (
+	maxQueuePerSlot = 256
+	minTaskTime     = 50 * time.Microsecond
+)
+
+// queueFor returns how many tasks each slot may have queued for a stage
+// of short tasks that take avg on average: perSlot (QueuePerSlot), or as
+// many as take about work (QueuedWork) if that is more, up to
+// maxQueuePerSlot. None when perSlot is 0 (queueing is off).
+func queueFor(avg time.Duration, perSlot int, work time.Duration) int {
+	if perSlot <= 0 || work <= 0 {
+		return perSlot
+	}
+	n := int(work / max(avg, minTaskTime))
+	return min(max(perSlot, n), max(perSlot, maxQueuePerSlot))
+}
 
 // pick returns the first preferred executor with a free slot.
 func pick(preferred []dag.ExecutorID, free map[string]int) string {

@@ -450,7 +450,7 @@ func (e *Executor) finishLocked(st *api.TaskStatus) {
 	st.Message = strings.ToValidUTF8(st.Message, "\uFFFD")
 	id := st.Id.GetTask()
 	delete(e.running, id)
-	e.metrics.ended.WithLabelValues(endedState(st.State)).Inc()
+	e.metrics.endedBy[endedState(st.State)].Inc()
 	e.pending[id] = &update{status: st}
 	e.unsent = append(e.unsent, id)
 	e.wake()
