@@ -58,12 +58,16 @@ func run(args []string, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	if dev {
-		dc, err := devcluster.Start(ctx, devcluster.Options{Server: cfg, Logger: logger})
+		dc, err := devcluster.Start(ctx, devcluster.Options{Server: cfg, Logger: logger, Cores: devCores})
 		if err != nil {
 			fmt.Fprintln(stderr, "schedd:", err)
 			return 1
 		}
-		fmt.Fprintf(stderr, "Baton dev mode: a single-node quorum and an executor with %d slots in %s\n", runtime.NumCPU(), dc.Dir())
+		slots := runtime.NumCPU()
+		if devCores > 0 {
+			slots = devCores
+		}
+		fmt.Fprintf(stderr, "Baton dev mode: a single-node quorum and an executor with %d slots in %s\n", slots, dc.Dir())
 		fmt.Fprintf(stderr, "  export BATON_ADDR=%s\n  batonctl status\n", dc.Addr())
 		<-ctx.Done()
 		logger.Info("stopping")
@@ -88,6 +92,9 @@ func run(args []string, stderr io.Writer) int {
 	}
 	return 0
 }
+
+// devCores is -dev-cores.
+var devCores int
 
 func parseFlags(args []string, stderr io.Writer) (server.Config, *slog.Logger, bool, error) {
 	var cfg server.Config
@@ -159,6 +166,7 @@ func parseFlags(args []string, stderr io.Writer) (server.Config, *slog.Logger, b
 	fs.BoolVar(&cfg.Insecure, "insecure", false, "allow listening on non-loopback addresses without TLS (anyone who reaches them controls the cluster)")
 	fs.BoolVar(&cfg.Pprof, "pprof", false, "serve net/http/pprof under /debug/pprof/ on -http-addr")
 	dev := fs.Bool("dev", false, "development mode: a single-node quorum and an embedded executor in a temporary directory (no other flag needed)")
+	fs.IntVar(&devCores, "dev-cores", 0, "with -dev: the embedded executor's slots (default: the CPU count)")
 	logFormat := fs.String("log-format", "text", "log format: text or json")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	fs.Usage = func() {
