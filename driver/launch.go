@@ -107,7 +107,12 @@ type view struct {
 
 type setView struct {
 	ts    dag.TaskSet
-	tasks []dag.TaskSpec // not running, by index
+	tasks []dag.TaskSpec // not running, by index (from the set's cursor, then wrapping round)
+	// from is where the candidates were looked for from (the cursor),
+	// and end one past the index of the last task looked at from there;
+	// looked says they were looked for (the set had room).
+	from, end int
+	looked    bool
 	// slow are running tasks a copy may be launched of (speculation).
 	slow      []dag.TaskSpec
 	threshold time.Duration
@@ -272,15 +277,36 @@ func (p *placer) collect(s *dag.State, running map[string]int) *view {
 				continue
 			}
 			n := min(budget, p.capacity+setSlack)
-			s.RunnableIn(ts, func(t dag.TaskSpec) bool {
+			take := func(t dag.TaskSpec) bool {
 				if notRunning(t) {
 					set.tasks = append(set.tasks, t)
 					n--
 					budget--
 				}
 				return n > 0
+			}
+			set.from = l.cursor[stageKey{ts.Stage, ts.StageAttempt}]
+			set.end, set.looked = set.from, true
+			exhausted := s.RunnableFrom(ts, set.from, func(t dag.TaskSpec) bool {
+				set.end = t.Index + 1
+				return take(t)
 			})
+			if exhausted && set.from > 0 {
+				// Short of candidates past the cursor: the ones before
+				// it too (a cursor is a hint, never a filter).
+				s.RunnableIn(ts, func(t dag.TaskSpec) bool { return t.Index < set.from && take(t) })
+			}
 		}
+	}
+	if len(l.cursor) > len(sets)+64 {
+		// Forget the cursors of sets that are gone.
+		keep := make(map[stageKey]int, len(sets))
+		for _, ts := range sets {
+			if c, ok := l.cursor[stageKey{ts.Stage, ts.StageAttempt}]; ok {
+				keep[stageKey{ts.Stage, ts.StageAttempt}] = c
+			}
+		}
+		l.cursor = keep
 	}
 	if l.d.opts.Speculation {
 		p.collectSlow(s, v, stageOf)
@@ -332,17 +358,46 @@ func (p *placer) fifo() {
 		if p.capacity <= 0 || p.full >= maxFullSets {
 			return
 		}
-		for _, t := range set.tasks {
-			_, noRoom := p.offer(t, false)
-			if noRoom {
-				p.full++
-				break
-			}
-			if p.capacity <= 0 {
-				return
-			}
+		p.fifoSet(set)
+		if p.capacity <= 0 {
+			return
 		}
 	}
+}
+
+// fifoSet offers a set's candidates in order until one finds no room or
+// the round's capacity is used, and moves the set's cursor past the
+// candidates launched from it on: to the first not launched, or past the
+// last task looked at.
+func (p *placer) fifoSet(set *setView) {
+	if !set.looked {
+		return
+	}
+	next := set.end // past the last task looked at, unless a candidate stays
+	stay := func(t dag.TaskSpec) {
+		if next == set.end && t.Index >= set.from {
+			next = t.Index
+		}
+	}
+	offered := 0
+	for _, t := range set.tasks {
+		launched, noRoom := p.offer(t, false)
+		offered++
+		if !launched {
+			stay(t)
+		}
+		if noRoom {
+			p.full++
+			break
+		}
+		if p.capacity <= 0 {
+			break
+		}
+	}
+	if offered < len(set.tasks) {
+		stay(set.tasks[offered])
+	}
+	p.l.cursor[stageKey{set.ts.Stage, set.ts.StageAttempt}] = next
 }
 
 // roomFor returns the executors with room for a stage's tasks, cached

@@ -41,9 +41,16 @@ type leadership struct {
 	// owners binds executor ids to the principal that registered them.
 	owners   map[string]string
 	conns    map[string]*conn
-	attempts map[uint64]*attempt  // running attempts by task id
-	byPart   map[partKey]uint64   // running attempt of a (stage, stage attempt, partition)
-	spec     map[partKey]uint64   // its speculative copy, if any
+	attempts map[uint64]*attempt // running attempts by task id
+	byPart   map[partKey]uint64  // running attempt of a (stage, stage attempt, partition)
+	spec     map[partKey]uint64  // its speculative copy, if any
+	// cursor, by task set (stage attempt), is a task index below which
+	// every pending task is running, as far as this leader knows: FIFO
+	// rounds look for candidates from there (then wrap round), so a
+	// round does not walk past the thousands of queued attempts of a
+	// stage of very short tasks. An attempt that ends without a logged
+	// success sends its set's cursor back to 0 (see ended).
+	cursor   map[stageKey]int
 	launches map[[2]uint64]int    // launches so far per (stage, partition): attempt numbers
 	aborting map[dag.StageID]bool // stages whose jobs are being aborted for a launch over the message limit
 	waiting  map[partKey]time.Time
@@ -130,6 +137,7 @@ func newLeadership(d *Driver, term uint64) *leadership {
 		owners:     map[string]string{},
 		attempts:   map[uint64]*attempt{},
 		byPart:     map[partKey]uint64{},
+		cursor:     map[stageKey]int{},
 		launches:   map[[2]uint64]int{},
 		waiting:    map[partKey]time.Time{},
 		lastSeen:   map[string]time.Time{},
@@ -233,10 +241,18 @@ func (l *leadership) shuffleGrant(shuffle uint64, exec string) []byte {
 const maxGrants = 1 << 16
 
 // ended forgets a finished attempt.
-func (l *leadership) ended(task uint64) {
+func (l *leadership) ended(task uint64) { l.endedAs(task, false) }
+
+// endedAs forgets a running attempt; succeeded says its success was
+// logged and taken, so its partition is no longer pending (any other end
+// may leave it pending again, below its set's cursor).
+func (l *leadership) endedAs(task uint64, succeeded bool) {
 	a, ok := l.attempts[task]
 	if !ok {
 		return
+	}
+	if !succeeded {
+		delete(l.cursor, stageKey{a.key.stage, a.key.attempt})
 	}
 	delete(l.attempts, task)
 	switch task {

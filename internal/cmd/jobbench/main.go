@@ -103,7 +103,7 @@ func bench(tasks, mb, runs int, only string) error {
 			name  string
 			n     int
 			flags []string
-		}{{"baseline: group commit off (-proposal-batch 1)", tasks, []string{"-proposal-batch", "1"}}, {"baton (group commit)", tasks, nil}} {
+		}{{"baseline: -proposal-batch 1 (no group commit)", tasks, []string{"-proposal-batch", "1"}}, {"baton (group commit)", tasks, nil}} {
 			c, cl, err := start(cfg.flags...)
 			if err != nil {
 				return err
