@@ -138,8 +138,12 @@ type Executor struct {
 	sessionID uint64                 // the current session
 	graphs    map[string]*plan.Graph // by graph key
 	kick      chan struct{}          // wakes the sender
-	slots     chan struct{}
-	stats     stats
+	// queue holds the launched tasks waiting for one of the workers
+	// (idle of them waiting on work, e.mu's condition): see pool.go.
+	queue         []queued
+	work          *sync.Cond
+	workers, idle int
+	stats         stats
 	// commits are the output commits waiting for the leader's decision,
 	// by task; each is asked again in every new session until decided.
 	commits map[uint64]*commitAsk
@@ -209,6 +213,7 @@ type task struct {
 	id      *api.TaskID
 	cancel  context.CancelFunc
 	killed  bool
+	begun   bool      // a worker took it (it is no longer queued)
 	started time.Time // launched here (a new leader asks how long it has run)
 }
 
@@ -270,11 +275,11 @@ func New(opts Options) (*Executor, error) {
 		pending:   map[uint64]*update{},
 		graphs:    map[string]*plan.Graph{},
 		kick:      make(chan struct{}, 1),
-		slots:     make(chan struct{}, opts.Cores),
 		stats:     stats{launchesJob: map[uint64]int64{}, firstByTerm: map[uint64]int64{}, lastByTerm: map[uint64]int64{}},
 		commits:   map[uint64]*commitAsk{},
 		outputSem: make(chan struct{}, maxOutputOps),
 	}
+	e.work = sync.NewCond(&e.mu)
 	e.ctx, e.cancel = context.WithCancel(context.Background())
 	e.highestTerm = loadTerm(opts.DataDir)
 	if k, ok := loadGrantKey(opts.DataDir); ok {
@@ -500,6 +505,7 @@ func (e *Executor) close() error {
 	for _, t := range e.running {
 		t.cancel()
 	}
+	e.wakeWorkersLocked()
 	e.mu.Unlock()
 	e.cancel()
 	e.grpc.Stop()

@@ -390,10 +390,7 @@ func (e *Executor) launch(ctx context.Context, l *api.TaskLaunch) {
 	t := &task{id: l.Id, cancel: cancel, started: time.Now()}
 	e.running[id] = t
 	e.wg.Add(1) // under mu, closing false: before Close waits
-	go func() {
-		defer e.wg.Done()
-		e.run(tctx, t, l, g)
-	}()
+	e.enqueueLocked(queued{ctx: tctx, t: t, l: l, g: g})
 }
 
 func (e *Executor) kill(k *api.Kill) {
@@ -410,6 +407,9 @@ func (e *Executor) kill(k *api.Kill) {
 		if t, ok := e.running[id]; ok {
 			t.killed = true
 			t.cancel()
+			if !t.begun {
+				e.killQueuedLocked(t)
+			}
 		}
 	}
 }
