@@ -276,7 +276,9 @@ func (p *placer) collect(s *dag.State, running map[string]int) *view {
 				full++
 				continue
 			}
-			n := min(budget, p.capacity+setSlack)
+			// A few candidates more than the room, in case some wait for
+			// locality or are excluded (never more than the room again).
+			n := min(budget, p.capacity+min(setSlack, p.capacity))
 			take := func(t dag.TaskSpec) bool {
 				if notRunning(t) {
 					set.tasks = append(set.tasks, t)
