@@ -163,6 +163,18 @@ func bench(tasks, mb, runs int, only string) error {
 		if _, err := latency(ctx, cl, runs, true); err != nil {
 			return err
 		}
+		dn, dcl, err := startDev(ctx, bin, 8)
+		if err != nil {
+			return err
+		}
+		times, err := latency(ctx, dcl, runs, false)
+		dcl.Close()
+		dn.Close()
+		if err != nil {
+			return err
+		}
+		fmt.Printf("  baseline: schedd -dev (no replication): median %s, p90 %s, p99 %s\n", times[len(times)/2].Round(10*time.Microsecond),
+			times[len(times)*9/10].Round(10*time.Microsecond), times[min(len(times)-1, len(times)*99/100)].Round(10*time.Microsecond))
 	}
 	if only == "" || only == "tls" {
 		n := min(tasks, 20000)
