@@ -45,9 +45,10 @@ func run() int {
 	tasks := flag.Int("tasks", 200000, "tasks in the empty-task job (and its baselines)")
 	mb := flag.Int("mb", 256, "MiB of text for the word count (0 skips it)")
 	runs := flag.Int("runs", 200, "one-task jobs for the latency figure")
-	only := flag.String("only", "", "run one part: tasks, wordcount, latency, tls, or big (not in the default run: -big tasks beside 50,000)")
+	only := flag.String("only", "", "run one part: tasks, results, wordcount, latency, tls, or big (not in the default run: -big tasks beside 50,000)")
 	profile := flag.String("profile", "", "write CPU profiles of every process during one -tasks job to this directory and print their top functions (-only profile)")
 	flag.IntVar(&profileSeconds, "profile-seconds", 10, "length of each -profile CPU profile")
+	flag.IntVar(&profileResults, "profile-results", 0, "with -only profile: a collect job whose tasks return results of this many bytes, not empty tasks")
 	flag.IntVar(&daskTasks, "dask-tasks", 5000, "tasks of the Dask distributed baseline (it runs a few hundred tasks/s)")
 	flag.IntVar(&big, "big", 1_000_000, "tasks of the big job (-only big)")
 	flag.Func("sched-flag", "an extra schedd flag (repeatable), e.g. -sched-flag=-queue-per-slot=3", func(v string) error {
@@ -142,6 +143,11 @@ func bench(tasks, mb, runs int, only string) error {
 		}
 		extraExec = append(extraExec, "-pprof")
 		return profileJob(ctx, start, tasks, profileDir, profileSeconds)
+	}
+	if only == "" || only == "results" {
+		if err := resultsJob(ctx, start, 20000, 4096); err != nil {
+			return err
+		}
 	}
 	if only == "big" {
 		if err := bigJobs(ctx, start, big); err != nil {

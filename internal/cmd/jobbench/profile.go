@@ -15,6 +15,10 @@ import (
 	"github.com/baton-sched/baton/internal/localcluster"
 )
 
+// profileResults > 0 (-profile-results) profiles a collect job whose
+// tasks return results of that many bytes instead.
+var profileResults int
+
 // profileJob runs one empty-task job of n tasks on a cluster started with
 // -pprof on every process, takes a CPU profile of each process while the
 // job runs (leader, followers, executors), writes them to dir and prints
@@ -55,8 +59,17 @@ func profileJob(ctx context.Context, start func(...string) (*localcluster.Cluste
 		}()
 	}
 	time.Sleep(200 * time.Millisecond) // the profiles start before the job
-	d, _, err := emptyJob(ctx, cl, n)
-	if err != nil {
+	var d time.Duration
+	if profileResults > 0 {
+		// A collect job with a result of profileResults bytes per task.
+		p := mustPlan(fmt.Sprintf(`{"name": "results", "datasets": {"r": {"op": "range", "n": %d, "partitions": %d},
+			"b": {"op": "mapPartitions", "input": "r", "fn": {"name": "chaos.blob", "args": {"bytes": %d}}}}, "action": {"op": "collect", "input": "b"}}`, n, n, profileResults))
+		t0 := time.Now()
+		if _, err := cl.Run(ctx, p, client.SubmitOptions{}); err != nil {
+			return err
+		}
+		d = time.Since(t0)
+	} else if d, _, err = emptyJob(ctx, cl, n); err != nil {
 		return err
 	}
 	fmt.Printf("  profiled job: %d tasks in %s, %.0f tasks/s (profiles of %d s)\n", n, d.Round(time.Millisecond), float64(n)/d.Seconds(), seconds)
