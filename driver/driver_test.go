@@ -502,3 +502,43 @@ func TestAFailedTaskIsRetriedBeforeTasksNotYetLaunched(t *testing.T) {
 		return h.job(job).Status == dag.JobSucceeded
 	})
 }
+
+// TestAnExecutorThatTakesTaskSetsGetsThem: an executor whose hello says
+// task_sets gets its launches packed in task sets (one per stage attempt
+// per message), which expand to valid launches (their tickets hold) and
+// finish the job; one that does not say so gets one launch per task.
+func TestAnExecutorThatTakesTaskSetsGetsThem(t *testing.T) {
+	key := []byte("0123456789abcdef0123456789abcdef")
+	h := newHarness(t, Options{TicketKey: func() []byte { return key }})
+	h.lead()
+	sets := h.connect("e1", helloOpts{cores: 4, taskSets: true})
+	plain := h.connect("e2", helloOpts{cores: 4})
+	job := h.submit(collectJob(40))
+	done := map[uint64]bool{}
+	h.waitFor("the job to end", func() bool {
+		for _, e := range []*simExec{sets, plain} {
+			for _, l := range e.launches() {
+				if !done[l.Id.Task] {
+					done[l.Id.Task] = true
+					if !validTicket(key, l.Id, e.id) {
+						t.Errorf("launch of task %d to %s: its ticket does not hold", l.Id.Task, e.id)
+					}
+					e.report(finished(l, 0))
+				}
+			}
+		}
+		return h.job(job).Status == dag.JobSucceeded
+	})
+	sets.mu.Lock()
+	s, u := sets.sets, sets.unpacked
+	sets.mu.Unlock()
+	plain.mu.Lock()
+	ps, pu := plain.sets, plain.unpacked
+	plain.mu.Unlock()
+	if s == 0 || u != 0 || len(sets.launches()) <= s {
+		t.Errorf("the task-set executor got %d sets and %d one-task launches for %d tasks", s, u, len(sets.launches()))
+	}
+	if ps != 0 || pu == 0 {
+		t.Errorf("the other executor got %d sets and %d one-task launches", ps, pu)
+	}
+}

@@ -160,7 +160,12 @@ func (e *Executor) session(ctx context.Context, addr string, session uint64) (st
 		}
 		switch m := msg.Msg.(type) {
 		case *api.DriverMessage_Launch:
-			for _, l := range m.Launch.Tasks {
+			launches, err := api.ExpandLaunch(m.Launch)
+			if err != nil {
+				e.log.Error("executor: a launch message that cannot be read; its tasks run elsewhere once the leader loses them", "err", err)
+				launches = m.Launch.Tasks
+			}
+			for _, l := range launches {
 				e.launch(ctx, l)
 			}
 		case *api.DriverMessage_Kill:
@@ -192,7 +197,7 @@ func (e *Executor) session(ctx context.Context, addr string, session uint64) (st
 func (e *Executor) hello() *api.Hello {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	h := &api.Hello{ExecutorId: e.opts.ID, Addr: e.addr, Cores: int32(e.opts.Cores), Funcs: append(e.opts.Registry.Names(), e.opts.Confine.PipeFuncs()...), HighestTerm: e.highestTerm,
+	h := &api.Hello{ExecutorId: e.opts.ID, Addr: e.addr, Cores: int32(e.opts.Cores), TaskSets: true, Funcs: append(e.opts.Registry.Names(), e.opts.Confine.PipeFuncs()...), HighestTerm: e.highestTerm,
 		Unhealthy: e.health()}
 	for _, t := range e.running {
 		h.Running = append(h.Running, t.id)
