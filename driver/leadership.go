@@ -51,7 +51,7 @@ type leadership struct {
 	// stage of very short tasks. An attempt that ends without a logged
 	// success sends its set's cursor back to 0 (see ended).
 	cursor   map[stageKey]int
-	launches map[[2]uint64]int    // launches so far per (stage, partition): attempt numbers
+	launches launchCounts         // launches so far per (stage, partition): attempt numbers
 	aborting map[dag.StageID]bool // stages whose jobs are being aborted for a launch over the message limit
 	waiting  map[partKey]time.Time
 	lastSeen map[string]time.Time // executors' last sign of life (from the takeover at the earliest)
@@ -138,7 +138,7 @@ func newLeadership(d *Driver, term uint64) *leadership {
 		attempts:   map[uint64]*attempt{},
 		byPart:     map[partKey]uint64{},
 		cursor:     map[stageKey]int{},
-		launches:   map[[2]uint64]int{},
+		launches:   launchCounts{},
 		waiting:    map[partKey]time.Time{},
 		lastSeen:   map[string]time.Time{},
 		graphs:     map[*plan.Graph]*graphEnc{},
@@ -340,7 +340,7 @@ func (l *leadership) adopt(c *conn, running, unacked []*api.TaskID, runningFor [
 				continue
 			}
 			l.attempts[id.Task] = a
-			l.launches[[2]uint64{id.Stage, uint64(id.Partition)}]++
+			l.launches.add(dag.StageID(id.Stage), int(id.Partition), 1)
 		}
 	})
 	if len(kill) > 0 {
