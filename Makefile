@@ -85,8 +85,14 @@ lint: check-generate ## gofmt, go vet and the generated-code check.
 	@out="$$(gofmt -l $$(git ls-files '*.go'))"; if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)
 
+.PHONY: dask
+dask: ## Install Debian's python3-distributed (Dask), the baseline of the empty-task benchmark, if missing.
+	@/usr/bin/python3 -c 'import distributed' 2>/dev/null || { echo "installing python3-distributed (Debian package)"; \
+		$(SUDO) apt-get install -y -qq python3-distributed >/dev/null 2>&1 || \
+		{ $(SUDO) apt-get update -qq >/dev/null && $(SUDO) apt-get install -y -qq python3-distributed >/dev/null; }; }
+
 .PHONY: bench
-bench: ## Run the benchmarks that back the figures in the README, each beside its baseline.
+bench: dask ## Run the benchmarks that back the figures in the README, each beside its baseline.
 	@echo "== dag: Apply over a 10,000-task two-stage job's life (target >= 1,000,000 TaskEnded/s)"
 	$(GO) test -run XXX -bench . -benchtime 2s ./dag
 	@echo "== fsm: decode + apply, 1 (baseline), 64 and 1024 commands per log entry"
@@ -97,7 +103,7 @@ bench: ## Run the benchmarks that back the figures in the README, each beside it
 	$(GO) run ./internal/cmd/quorumbench -trials 10
 	@echo "== blockstore: map output write paths, synced batch vs ingested sstable"
 	$(GO) test -run XXX -bench PutMapOutput -benchtime 2s ./blockstore
-	@echo "== jobs on 3 schedd + 2 execd: empty-task throughput, 256 MiB word count, one-task latency"
+	@echo "== jobs on 3 schedd + 2 execd: empty-task throughput (beside group commit off, schedd -dev and Dask distributed), 256 MiB word count, one-task latency"
 	$(GO) run ./internal/cmd/jobbench
 	@echo "== sort (TeraSort-style) of 1 GiB: single-process Go sort (baseline) vs 3 schedd + 2 execd"
 	$(GO) run ./internal/cmd/sortbench -mb 1024

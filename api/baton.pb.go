@@ -5350,6 +5350,10 @@ type Hello struct {
 	// cached: the generations of persisted datasets this executor keeps
 	// partitions of.
 	Cached []*CachedDatasetBlocks `protobuf:"bytes,12,rep,name=cached,proto3" json:"cached,omitempty"`
+	// task_sets: the executor takes launches packed in task sets
+	// (Launch.sets); a leader sends an executor that does not say so one
+	// TaskLaunch per task.
+	TaskSets bool `protobuf:"varint,13,opt,name=task_sets,json=taskSets,proto3" json:"task_sets,omitempty"`
 	// unacked lists the attempts whose final status is not yet
 	// acknowledged (sent again right after the hello): a new leader holds
 	// their partitions until those reports are committed, so a finished
@@ -5456,6 +5460,13 @@ func (x *Hello) GetCached() []*CachedDatasetBlocks {
 		return x.Cached
 	}
 	return nil
+}
+
+func (x *Hello) GetTaskSets() bool {
+	if x != nil {
+		return x.TaskSets
+	}
+	return false
 }
 
 func (x *Hello) GetUnacked() []*TaskID {
@@ -5757,8 +5768,11 @@ func (x *Welcome) GetGrantKey() []byte {
 }
 
 type Launch struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Tasks         []*TaskLaunch          `protobuf:"bytes,1,rep,name=tasks,proto3" json:"tasks,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Tasks []*TaskLaunch          `protobuf:"bytes,1,rep,name=tasks,proto3" json:"tasks,omitempty"`
+	// sets: launches of one task set each, what they share once (sent to
+	// executors whose hello says task_sets; see api.PackLaunch).
+	Sets          []*TaskSetLaunch `protobuf:"bytes,2,rep,name=sets,proto3" json:"sets,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -5800,6 +5814,161 @@ func (x *Launch) GetTasks() []*TaskLaunch {
 	return nil
 }
 
+func (x *Launch) GetSets() []*TaskSetLaunch {
+	if x != nil {
+		return x.Sets
+	}
+	return nil
+}
+
+// TaskSetLaunch is launches of tasks of one stage attempt that share
+// everything but what SetTask holds: each task's launch is template with
+// its id's task, partition, attempt, ticket and speculative and its
+// reducer range set from the SetTask (api.ExpandLaunch).
+type TaskSetLaunch struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Template      *TaskLaunch            `protobuf:"bytes,1,opt,name=template,proto3" json:"template,omitempty"`
+	Tasks         []*SetTask             `protobuf:"bytes,2,rep,name=tasks,proto3" json:"tasks,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TaskSetLaunch) Reset() {
+	*x = TaskSetLaunch{}
+	mi := &file_api_baton_proto_msgTypes[73]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TaskSetLaunch) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TaskSetLaunch) ProtoMessage() {}
+
+func (x *TaskSetLaunch) ProtoReflect() protoreflect.Message {
+	mi := &file_api_baton_proto_msgTypes[73]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TaskSetLaunch.ProtoReflect.Descriptor instead.
+func (*TaskSetLaunch) Descriptor() ([]byte, []int) {
+	return file_api_baton_proto_rawDescGZIP(), []int{73}
+}
+
+func (x *TaskSetLaunch) GetTemplate() *TaskLaunch {
+	if x != nil {
+		return x.Template
+	}
+	return nil
+}
+
+func (x *TaskSetLaunch) GetTasks() []*SetTask {
+	if x != nil {
+		return x.Tasks
+	}
+	return nil
+}
+
+type SetTask struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Task          uint64                 `protobuf:"varint,1,opt,name=task,proto3" json:"task,omitempty"`
+	Partition     int32                  `protobuf:"varint,2,opt,name=partition,proto3" json:"partition,omitempty"`
+	Attempt       int32                  `protobuf:"varint,3,opt,name=attempt,proto3" json:"attempt,omitempty"`
+	Ticket        []byte                 `protobuf:"bytes,4,opt,name=ticket,proto3" json:"ticket,omitempty"`
+	Speculative   bool                   `protobuf:"varint,5,opt,name=speculative,proto3" json:"speculative,omitempty"`
+	ReduceStart   int32                  `protobuf:"varint,6,opt,name=reduce_start,json=reduceStart,proto3" json:"reduce_start,omitempty"`
+	ReduceEnd     int32                  `protobuf:"varint,7,opt,name=reduce_end,json=reduceEnd,proto3" json:"reduce_end,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetTask) Reset() {
+	*x = SetTask{}
+	mi := &file_api_baton_proto_msgTypes[74]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetTask) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetTask) ProtoMessage() {}
+
+func (x *SetTask) ProtoReflect() protoreflect.Message {
+	mi := &file_api_baton_proto_msgTypes[74]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetTask.ProtoReflect.Descriptor instead.
+func (*SetTask) Descriptor() ([]byte, []int) {
+	return file_api_baton_proto_rawDescGZIP(), []int{74}
+}
+
+func (x *SetTask) GetTask() uint64 {
+	if x != nil {
+		return x.Task
+	}
+	return 0
+}
+
+func (x *SetTask) GetPartition() int32 {
+	if x != nil {
+		return x.Partition
+	}
+	return 0
+}
+
+func (x *SetTask) GetAttempt() int32 {
+	if x != nil {
+		return x.Attempt
+	}
+	return 0
+}
+
+func (x *SetTask) GetTicket() []byte {
+	if x != nil {
+		return x.Ticket
+	}
+	return nil
+}
+
+func (x *SetTask) GetSpeculative() bool {
+	if x != nil {
+		return x.Speculative
+	}
+	return false
+}
+
+func (x *SetTask) GetReduceStart() int32 {
+	if x != nil {
+		return x.ReduceStart
+	}
+	return 0
+}
+
+func (x *SetTask) GetReduceEnd() int32 {
+	if x != nil {
+		return x.ReduceEnd
+	}
+	return 0
+}
+
 type Kill struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Term          uint64                 `protobuf:"varint,1,opt,name=term,proto3" json:"term,omitempty"`
@@ -5811,7 +5980,7 @@ type Kill struct {
 
 func (x *Kill) Reset() {
 	*x = Kill{}
-	mi := &file_api_baton_proto_msgTypes[73]
+	mi := &file_api_baton_proto_msgTypes[75]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5823,7 +5992,7 @@ func (x *Kill) String() string {
 func (*Kill) ProtoMessage() {}
 
 func (x *Kill) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[73]
+	mi := &file_api_baton_proto_msgTypes[75]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5836,7 +6005,7 @@ func (x *Kill) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Kill.ProtoReflect.Descriptor instead.
 func (*Kill) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{73}
+	return file_api_baton_proto_rawDescGZIP(), []int{75}
 }
 
 func (x *Kill) GetTerm() uint64 {
@@ -5871,7 +6040,7 @@ type Ack struct {
 
 func (x *Ack) Reset() {
 	*x = Ack{}
-	mi := &file_api_baton_proto_msgTypes[74]
+	mi := &file_api_baton_proto_msgTypes[76]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5883,7 +6052,7 @@ func (x *Ack) String() string {
 func (*Ack) ProtoMessage() {}
 
 func (x *Ack) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[74]
+	mi := &file_api_baton_proto_msgTypes[76]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5896,7 +6065,7 @@ func (x *Ack) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Ack.ProtoReflect.Descriptor instead.
 func (*Ack) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{74}
+	return file_api_baton_proto_rawDescGZIP(), []int{76}
 }
 
 func (x *Ack) GetTasks() []uint64 {
@@ -5917,7 +6086,7 @@ type CommitDecision struct {
 
 func (x *CommitDecision) Reset() {
 	*x = CommitDecision{}
-	mi := &file_api_baton_proto_msgTypes[75]
+	mi := &file_api_baton_proto_msgTypes[77]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5929,7 +6098,7 @@ func (x *CommitDecision) String() string {
 func (*CommitDecision) ProtoMessage() {}
 
 func (x *CommitDecision) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[75]
+	mi := &file_api_baton_proto_msgTypes[77]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5942,7 +6111,7 @@ func (x *CommitDecision) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommitDecision.ProtoReflect.Descriptor instead.
 func (*CommitDecision) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{75}
+	return file_api_baton_proto_rawDescGZIP(), []int{77}
 }
 
 func (x *CommitDecision) GetTerm() uint64 {
@@ -5976,7 +6145,7 @@ type ResultBlock struct {
 
 func (x *ResultBlock) Reset() {
 	*x = ResultBlock{}
-	mi := &file_api_baton_proto_msgTypes[76]
+	mi := &file_api_baton_proto_msgTypes[78]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5988,7 +6157,7 @@ func (x *ResultBlock) String() string {
 func (*ResultBlock) ProtoMessage() {}
 
 func (x *ResultBlock) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[76]
+	mi := &file_api_baton_proto_msgTypes[78]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6001,7 +6170,7 @@ func (x *ResultBlock) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResultBlock.ProtoReflect.Descriptor instead.
 func (*ResultBlock) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{76}
+	return file_api_baton_proto_rawDescGZIP(), []int{78}
 }
 
 func (x *ResultBlock) GetJob() uint64 {
@@ -6034,7 +6203,7 @@ type DeleteBlocks struct {
 
 func (x *DeleteBlocks) Reset() {
 	*x = DeleteBlocks{}
-	mi := &file_api_baton_proto_msgTypes[77]
+	mi := &file_api_baton_proto_msgTypes[79]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6046,7 +6215,7 @@ func (x *DeleteBlocks) String() string {
 func (*DeleteBlocks) ProtoMessage() {}
 
 func (x *DeleteBlocks) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[77]
+	mi := &file_api_baton_proto_msgTypes[79]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6059,7 +6228,7 @@ func (x *DeleteBlocks) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteBlocks.ProtoReflect.Descriptor instead.
 func (*DeleteBlocks) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{77}
+	return file_api_baton_proto_rawDescGZIP(), []int{79}
 }
 
 func (x *DeleteBlocks) GetShuffles() []uint64 {
@@ -6107,7 +6276,7 @@ type NotLeader struct {
 
 func (x *NotLeader) Reset() {
 	*x = NotLeader{}
-	mi := &file_api_baton_proto_msgTypes[78]
+	mi := &file_api_baton_proto_msgTypes[80]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6119,7 +6288,7 @@ func (x *NotLeader) String() string {
 func (*NotLeader) ProtoMessage() {}
 
 func (x *NotLeader) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[78]
+	mi := &file_api_baton_proto_msgTypes[80]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6132,7 +6301,7 @@ func (x *NotLeader) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NotLeader.ProtoReflect.Descriptor instead.
 func (*NotLeader) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{78}
+	return file_api_baton_proto_rawDescGZIP(), []int{80}
 }
 
 func (x *NotLeader) GetLeaderId() string {
@@ -6165,7 +6334,7 @@ type OutputOp struct {
 
 func (x *OutputOp) Reset() {
 	*x = OutputOp{}
-	mi := &file_api_baton_proto_msgTypes[79]
+	mi := &file_api_baton_proto_msgTypes[81]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6177,7 +6346,7 @@ func (x *OutputOp) String() string {
 func (*OutputOp) ProtoMessage() {}
 
 func (x *OutputOp) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[79]
+	mi := &file_api_baton_proto_msgTypes[81]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6190,7 +6359,7 @@ func (x *OutputOp) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OutputOp.ProtoReflect.Descriptor instead.
 func (*OutputOp) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{79}
+	return file_api_baton_proto_rawDescGZIP(), []int{81}
 }
 
 func (x *OutputOp) GetTerm() uint64 {
@@ -6244,7 +6413,7 @@ type OutputDone struct {
 
 func (x *OutputDone) Reset() {
 	*x = OutputDone{}
-	mi := &file_api_baton_proto_msgTypes[80]
+	mi := &file_api_baton_proto_msgTypes[82]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6256,7 +6425,7 @@ func (x *OutputDone) String() string {
 func (*OutputDone) ProtoMessage() {}
 
 func (x *OutputDone) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[80]
+	mi := &file_api_baton_proto_msgTypes[82]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6269,7 +6438,7 @@ func (x *OutputDone) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OutputDone.ProtoReflect.Descriptor instead.
 func (*OutputDone) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{80}
+	return file_api_baton_proto_rawDescGZIP(), []int{82}
 }
 
 func (x *OutputDone) GetId() uint64 {
@@ -6313,7 +6482,7 @@ type DriverMessage struct {
 
 func (x *DriverMessage) Reset() {
 	*x = DriverMessage{}
-	mi := &file_api_baton_proto_msgTypes[81]
+	mi := &file_api_baton_proto_msgTypes[83]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6325,7 +6494,7 @@ func (x *DriverMessage) String() string {
 func (*DriverMessage) ProtoMessage() {}
 
 func (x *DriverMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[81]
+	mi := &file_api_baton_proto_msgTypes[83]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6338,7 +6507,7 @@ func (x *DriverMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DriverMessage.ProtoReflect.Descriptor instead.
 func (*DriverMessage) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{81}
+	return file_api_baton_proto_rawDescGZIP(), []int{83}
 }
 
 func (x *DriverMessage) GetMsg() isDriverMessage_Msg {
@@ -6490,7 +6659,7 @@ type FetchShuffleRequest struct {
 
 func (x *FetchShuffleRequest) Reset() {
 	*x = FetchShuffleRequest{}
-	mi := &file_api_baton_proto_msgTypes[82]
+	mi := &file_api_baton_proto_msgTypes[84]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6502,7 +6671,7 @@ func (x *FetchShuffleRequest) String() string {
 func (*FetchShuffleRequest) ProtoMessage() {}
 
 func (x *FetchShuffleRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[82]
+	mi := &file_api_baton_proto_msgTypes[84]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6515,7 +6684,7 @@ func (x *FetchShuffleRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchShuffleRequest.ProtoReflect.Descriptor instead.
 func (*FetchShuffleRequest) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{82}
+	return file_api_baton_proto_rawDescGZIP(), []int{84}
 }
 
 func (x *FetchShuffleRequest) GetShuffle() uint64 {
@@ -6565,7 +6734,7 @@ type FetchResultRequest struct {
 
 func (x *FetchResultRequest) Reset() {
 	*x = FetchResultRequest{}
-	mi := &file_api_baton_proto_msgTypes[83]
+	mi := &file_api_baton_proto_msgTypes[85]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6577,7 +6746,7 @@ func (x *FetchResultRequest) String() string {
 func (*FetchResultRequest) ProtoMessage() {}
 
 func (x *FetchResultRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[83]
+	mi := &file_api_baton_proto_msgTypes[85]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6590,7 +6759,7 @@ func (x *FetchResultRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchResultRequest.ProtoReflect.Descriptor instead.
 func (*FetchResultRequest) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{83}
+	return file_api_baton_proto_rawDescGZIP(), []int{85}
 }
 
 func (x *FetchResultRequest) GetJob() uint64 {
@@ -6634,7 +6803,7 @@ type BlockChunk struct {
 
 func (x *BlockChunk) Reset() {
 	*x = BlockChunk{}
-	mi := &file_api_baton_proto_msgTypes[84]
+	mi := &file_api_baton_proto_msgTypes[86]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6646,7 +6815,7 @@ func (x *BlockChunk) String() string {
 func (*BlockChunk) ProtoMessage() {}
 
 func (x *BlockChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[84]
+	mi := &file_api_baton_proto_msgTypes[86]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6659,7 +6828,7 @@ func (x *BlockChunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BlockChunk.ProtoReflect.Descriptor instead.
 func (*BlockChunk) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{84}
+	return file_api_baton_proto_rawDescGZIP(), []int{86}
 }
 
 func (x *BlockChunk) GetMap() int32 {
@@ -6712,7 +6881,7 @@ type ExecutorStatsRequest struct {
 
 func (x *ExecutorStatsRequest) Reset() {
 	*x = ExecutorStatsRequest{}
-	mi := &file_api_baton_proto_msgTypes[85]
+	mi := &file_api_baton_proto_msgTypes[87]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6724,7 +6893,7 @@ func (x *ExecutorStatsRequest) String() string {
 func (*ExecutorStatsRequest) ProtoMessage() {}
 
 func (x *ExecutorStatsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[85]
+	mi := &file_api_baton_proto_msgTypes[87]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6737,7 +6906,7 @@ func (x *ExecutorStatsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecutorStatsRequest.ProtoReflect.Descriptor instead.
 func (*ExecutorStatsRequest) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{85}
+	return file_api_baton_proto_rawDescGZIP(), []int{87}
 }
 
 // ExecutorStats is what an executor did since it started: for drills and
@@ -6766,7 +6935,7 @@ type ExecutorStats struct {
 
 func (x *ExecutorStats) Reset() {
 	*x = ExecutorStats{}
-	mi := &file_api_baton_proto_msgTypes[86]
+	mi := &file_api_baton_proto_msgTypes[88]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6778,7 +6947,7 @@ func (x *ExecutorStats) String() string {
 func (*ExecutorStats) ProtoMessage() {}
 
 func (x *ExecutorStats) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[86]
+	mi := &file_api_baton_proto_msgTypes[88]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6791,7 +6960,7 @@ func (x *ExecutorStats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecutorStats.ProtoReflect.Descriptor instead.
 func (*ExecutorStats) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{86}
+	return file_api_baton_proto_rawDescGZIP(), []int{88}
 }
 
 func (x *ExecutorStats) GetExecutorId() string {
@@ -6886,7 +7055,7 @@ type ACLToken struct {
 
 func (x *ACLToken) Reset() {
 	*x = ACLToken{}
-	mi := &file_api_baton_proto_msgTypes[87]
+	mi := &file_api_baton_proto_msgTypes[89]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6898,7 +7067,7 @@ func (x *ACLToken) String() string {
 func (*ACLToken) ProtoMessage() {}
 
 func (x *ACLToken) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[87]
+	mi := &file_api_baton_proto_msgTypes[89]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6911,7 +7080,7 @@ func (x *ACLToken) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ACLToken.ProtoReflect.Descriptor instead.
 func (*ACLToken) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{87}
+	return file_api_baton_proto_rawDescGZIP(), []int{89}
 }
 
 func (x *ACLToken) GetAccessor() string {
@@ -6957,7 +7126,7 @@ type ACLBootstrapRequest struct {
 
 func (x *ACLBootstrapRequest) Reset() {
 	*x = ACLBootstrapRequest{}
-	mi := &file_api_baton_proto_msgTypes[88]
+	mi := &file_api_baton_proto_msgTypes[90]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6969,7 +7138,7 @@ func (x *ACLBootstrapRequest) String() string {
 func (*ACLBootstrapRequest) ProtoMessage() {}
 
 func (x *ACLBootstrapRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[88]
+	mi := &file_api_baton_proto_msgTypes[90]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6982,7 +7151,7 @@ func (x *ACLBootstrapRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ACLBootstrapRequest.ProtoReflect.Descriptor instead.
 func (*ACLBootstrapRequest) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{88}
+	return file_api_baton_proto_rawDescGZIP(), []int{90}
 }
 
 type ACLBootstrapResponse struct {
@@ -6994,7 +7163,7 @@ type ACLBootstrapResponse struct {
 
 func (x *ACLBootstrapResponse) Reset() {
 	*x = ACLBootstrapResponse{}
-	mi := &file_api_baton_proto_msgTypes[89]
+	mi := &file_api_baton_proto_msgTypes[91]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7006,7 +7175,7 @@ func (x *ACLBootstrapResponse) String() string {
 func (*ACLBootstrapResponse) ProtoMessage() {}
 
 func (x *ACLBootstrapResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[89]
+	mi := &file_api_baton_proto_msgTypes[91]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7019,7 +7188,7 @@ func (x *ACLBootstrapResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ACLBootstrapResponse.ProtoReflect.Descriptor instead.
 func (*ACLBootstrapResponse) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{89}
+	return file_api_baton_proto_rawDescGZIP(), []int{91}
 }
 
 func (x *ACLBootstrapResponse) GetToken() *ACLToken {
@@ -7040,7 +7209,7 @@ type CreateTokenRequest struct {
 
 func (x *CreateTokenRequest) Reset() {
 	*x = CreateTokenRequest{}
-	mi := &file_api_baton_proto_msgTypes[90]
+	mi := &file_api_baton_proto_msgTypes[92]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7052,7 +7221,7 @@ func (x *CreateTokenRequest) String() string {
 func (*CreateTokenRequest) ProtoMessage() {}
 
 func (x *CreateTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[90]
+	mi := &file_api_baton_proto_msgTypes[92]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7065,7 +7234,7 @@ func (x *CreateTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateTokenRequest.ProtoReflect.Descriptor instead.
 func (*CreateTokenRequest) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{90}
+	return file_api_baton_proto_rawDescGZIP(), []int{92}
 }
 
 func (x *CreateTokenRequest) GetName() string {
@@ -7091,7 +7260,7 @@ type CreateTokenResponse struct {
 
 func (x *CreateTokenResponse) Reset() {
 	*x = CreateTokenResponse{}
-	mi := &file_api_baton_proto_msgTypes[91]
+	mi := &file_api_baton_proto_msgTypes[93]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7103,7 +7272,7 @@ func (x *CreateTokenResponse) String() string {
 func (*CreateTokenResponse) ProtoMessage() {}
 
 func (x *CreateTokenResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[91]
+	mi := &file_api_baton_proto_msgTypes[93]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7116,7 +7285,7 @@ func (x *CreateTokenResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateTokenResponse.ProtoReflect.Descriptor instead.
 func (*CreateTokenResponse) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{91}
+	return file_api_baton_proto_rawDescGZIP(), []int{93}
 }
 
 func (x *CreateTokenResponse) GetToken() *ACLToken {
@@ -7134,7 +7303,7 @@ type ListTokensRequest struct {
 
 func (x *ListTokensRequest) Reset() {
 	*x = ListTokensRequest{}
-	mi := &file_api_baton_proto_msgTypes[92]
+	mi := &file_api_baton_proto_msgTypes[94]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7146,7 +7315,7 @@ func (x *ListTokensRequest) String() string {
 func (*ListTokensRequest) ProtoMessage() {}
 
 func (x *ListTokensRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[92]
+	mi := &file_api_baton_proto_msgTypes[94]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7159,7 +7328,7 @@ func (x *ListTokensRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTokensRequest.ProtoReflect.Descriptor instead.
 func (*ListTokensRequest) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{92}
+	return file_api_baton_proto_rawDescGZIP(), []int{94}
 }
 
 type ListTokensResponse struct {
@@ -7171,7 +7340,7 @@ type ListTokensResponse struct {
 
 func (x *ListTokensResponse) Reset() {
 	*x = ListTokensResponse{}
-	mi := &file_api_baton_proto_msgTypes[93]
+	mi := &file_api_baton_proto_msgTypes[95]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7183,7 +7352,7 @@ func (x *ListTokensResponse) String() string {
 func (*ListTokensResponse) ProtoMessage() {}
 
 func (x *ListTokensResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[93]
+	mi := &file_api_baton_proto_msgTypes[95]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7196,7 +7365,7 @@ func (x *ListTokensResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTokensResponse.ProtoReflect.Descriptor instead.
 func (*ListTokensResponse) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{93}
+	return file_api_baton_proto_rawDescGZIP(), []int{95}
 }
 
 func (x *ListTokensResponse) GetTokens() []*ACLToken {
@@ -7215,7 +7384,7 @@ type DeleteTokenRequest struct {
 
 func (x *DeleteTokenRequest) Reset() {
 	*x = DeleteTokenRequest{}
-	mi := &file_api_baton_proto_msgTypes[94]
+	mi := &file_api_baton_proto_msgTypes[96]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7227,7 +7396,7 @@ func (x *DeleteTokenRequest) String() string {
 func (*DeleteTokenRequest) ProtoMessage() {}
 
 func (x *DeleteTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[94]
+	mi := &file_api_baton_proto_msgTypes[96]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7240,7 +7409,7 @@ func (x *DeleteTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteTokenRequest.ProtoReflect.Descriptor instead.
 func (*DeleteTokenRequest) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{94}
+	return file_api_baton_proto_rawDescGZIP(), []int{96}
 }
 
 func (x *DeleteTokenRequest) GetAccessor() string {
@@ -7258,7 +7427,7 @@ type DeleteTokenResponse struct {
 
 func (x *DeleteTokenResponse) Reset() {
 	*x = DeleteTokenResponse{}
-	mi := &file_api_baton_proto_msgTypes[95]
+	mi := &file_api_baton_proto_msgTypes[97]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7270,7 +7439,7 @@ func (x *DeleteTokenResponse) String() string {
 func (*DeleteTokenResponse) ProtoMessage() {}
 
 func (x *DeleteTokenResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_baton_proto_msgTypes[95]
+	mi := &file_api_baton_proto_msgTypes[97]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7283,7 +7452,7 @@ func (x *DeleteTokenResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteTokenResponse.ProtoReflect.Descriptor instead.
 func (*DeleteTokenResponse) Descriptor() ([]byte, []int) {
-	return file_api_baton_proto_rawDescGZIP(), []int{95}
+	return file_api_baton_proto_rawDescGZIP(), []int{97}
 }
 
 var File_api_baton_proto protoreflect.FileDescriptor
@@ -7714,7 +7883,7 @@ const file_api_baton_proto_rawDesc = "" +
 	"\tint_value\x18\x03 \x01(\x03R\bintValue\x12\x1f\n" +
 	"\vfloat_value\x18\x04 \x01(\x01R\n" +
 	"floatValue\x12\x14\n" +
-	"\x05tasks\x18\x05 \x01(\x03R\x05tasks\"\x9b\x03\n" +
+	"\x05tasks\x18\x05 \x01(\x03R\x05tasks\"\xb8\x03\n" +
 	"\x05Hello\x12\x1f\n" +
 	"\vexecutor_id\x18\x01 \x01(\tR\n" +
 	"executorId\x12\x12\n" +
@@ -7726,7 +7895,8 @@ const file_api_baton_proto_rawDesc = "" +
 	"\bshuffles\x18\a \x03(\x04R\bshuffles\x12\x1f\n" +
 	"\vresult_jobs\x18\b \x03(\x04R\n" +
 	"resultJobs\x125\n" +
-	"\x06cached\x18\f \x03(\v2\x1d.baton.v1.CachedDatasetBlocksR\x06cached\x12*\n" +
+	"\x06cached\x18\f \x03(\v2\x1d.baton.v1.CachedDatasetBlocksR\x06cached\x12\x1b\n" +
+	"\ttask_sets\x18\r \x01(\bR\btaskSets\x12*\n" +
 	"\aunacked\x18\t \x03(\v2\x10.baton.v1.TaskIDR\aunacked\x12\x1c\n" +
 	"\tunhealthy\x18\n" +
 	" \x01(\tR\tunhealthy\x12$\n" +
@@ -7746,9 +7916,22 @@ const file_api_baton_proto_rawDesc = "" +
 	"\aWelcome\x12\x12\n" +
 	"\x04term\x18\x01 \x01(\x04R\x04term\x122\n" +
 	"\x15heartbeat_interval_ms\x18\x02 \x01(\x03R\x13heartbeatIntervalMs\x12\x1b\n" +
-	"\tgrant_key\x18\x04 \x01(\fR\bgrantKeyJ\x04\b\x03\x10\x04R\tblock_key\"4\n" +
+	"\tgrant_key\x18\x04 \x01(\fR\bgrantKeyJ\x04\b\x03\x10\x04R\tblock_key\"a\n" +
 	"\x06Launch\x12*\n" +
-	"\x05tasks\x18\x01 \x03(\v2\x14.baton.v1.TaskLaunchR\x05tasks\"H\n" +
+	"\x05tasks\x18\x01 \x03(\v2\x14.baton.v1.TaskLaunchR\x05tasks\x12+\n" +
+	"\x04sets\x18\x02 \x03(\v2\x17.baton.v1.TaskSetLaunchR\x04sets\"j\n" +
+	"\rTaskSetLaunch\x120\n" +
+	"\btemplate\x18\x01 \x01(\v2\x14.baton.v1.TaskLaunchR\btemplate\x12'\n" +
+	"\x05tasks\x18\x02 \x03(\v2\x11.baton.v1.SetTaskR\x05tasks\"\xd1\x01\n" +
+	"\aSetTask\x12\x12\n" +
+	"\x04task\x18\x01 \x01(\x04R\x04task\x12\x1c\n" +
+	"\tpartition\x18\x02 \x01(\x05R\tpartition\x12\x18\n" +
+	"\aattempt\x18\x03 \x01(\x05R\aattempt\x12\x16\n" +
+	"\x06ticket\x18\x04 \x01(\fR\x06ticket\x12 \n" +
+	"\vspeculative\x18\x05 \x01(\bR\vspeculative\x12!\n" +
+	"\freduce_start\x18\x06 \x01(\x05R\vreduceStart\x12\x1d\n" +
+	"\n" +
+	"reduce_end\x18\a \x01(\x05R\treduceEnd\"H\n" +
 	"\x04Kill\x12\x12\n" +
 	"\x04term\x18\x01 \x01(\x04R\x04term\x12\x14\n" +
 	"\x05tasks\x18\x02 \x03(\x04R\x05tasks\x12\x16\n" +
@@ -7954,7 +8137,7 @@ func file_api_baton_proto_rawDescGZIP() []byte {
 }
 
 var file_api_baton_proto_enumTypes = make([]protoimpl.EnumInfo, 6)
-var file_api_baton_proto_msgTypes = make([]protoimpl.MessageInfo, 105)
+var file_api_baton_proto_msgTypes = make([]protoimpl.MessageInfo, 107)
 var file_api_baton_proto_goTypes = []any{
 	(JobState)(0),                      // 0: baton.v1.JobState
 	(TaskState)(0),                     // 1: baton.v1.TaskState
@@ -8035,45 +8218,47 @@ var file_api_baton_proto_goTypes = []any{
 	(*ExecutorMessage)(nil),            // 76: baton.v1.ExecutorMessage
 	(*Welcome)(nil),                    // 77: baton.v1.Welcome
 	(*Launch)(nil),                     // 78: baton.v1.Launch
-	(*Kill)(nil),                       // 79: baton.v1.Kill
-	(*Ack)(nil),                        // 80: baton.v1.Ack
-	(*CommitDecision)(nil),             // 81: baton.v1.CommitDecision
-	(*ResultBlock)(nil),                // 82: baton.v1.ResultBlock
-	(*DeleteBlocks)(nil),               // 83: baton.v1.DeleteBlocks
-	(*NotLeader)(nil),                  // 84: baton.v1.NotLeader
-	(*OutputOp)(nil),                   // 85: baton.v1.OutputOp
-	(*OutputDone)(nil),                 // 86: baton.v1.OutputDone
-	(*DriverMessage)(nil),              // 87: baton.v1.DriverMessage
-	(*FetchShuffleRequest)(nil),        // 88: baton.v1.FetchShuffleRequest
-	(*FetchResultRequest)(nil),         // 89: baton.v1.FetchResultRequest
-	(*BlockChunk)(nil),                 // 90: baton.v1.BlockChunk
-	(*ExecutorStatsRequest)(nil),       // 91: baton.v1.ExecutorStatsRequest
-	(*ExecutorStats)(nil),              // 92: baton.v1.ExecutorStats
-	(*ACLToken)(nil),                   // 93: baton.v1.ACLToken
-	(*ACLBootstrapRequest)(nil),        // 94: baton.v1.ACLBootstrapRequest
-	(*ACLBootstrapResponse)(nil),       // 95: baton.v1.ACLBootstrapResponse
-	(*CreateTokenRequest)(nil),         // 96: baton.v1.CreateTokenRequest
-	(*CreateTokenResponse)(nil),        // 97: baton.v1.CreateTokenResponse
-	(*ListTokensRequest)(nil),          // 98: baton.v1.ListTokensRequest
-	(*ListTokensResponse)(nil),         // 99: baton.v1.ListTokensResponse
-	(*DeleteTokenRequest)(nil),         // 100: baton.v1.DeleteTokenRequest
-	(*DeleteTokenResponse)(nil),        // 101: baton.v1.DeleteTokenResponse
-	nil,                                // 102: baton.v1.Plan.DatasetsEntry
-	nil,                                // 103: baton.v1.Dataset.EnvEntry
-	nil,                                // 104: baton.v1.SubmitJobResponse.PersistedEntry
-	nil,                                // 105: baton.v1.CachedDataset.ExecutorsEntry
-	nil,                                // 106: baton.v1.StageDetail.TaskCountsEntry
-	nil,                                // 107: baton.v1.TaskLaunch.CacheGenerationsEntry
-	nil,                                // 108: baton.v1.ExecutorStats.LaunchesByJobEntry
-	nil,                                // 109: baton.v1.ExecutorStats.FirstLaunchByTermEntry
-	nil,                                // 110: baton.v1.ExecutorStats.LastLaunchByTermEntry
+	(*TaskSetLaunch)(nil),              // 79: baton.v1.TaskSetLaunch
+	(*SetTask)(nil),                    // 80: baton.v1.SetTask
+	(*Kill)(nil),                       // 81: baton.v1.Kill
+	(*Ack)(nil),                        // 82: baton.v1.Ack
+	(*CommitDecision)(nil),             // 83: baton.v1.CommitDecision
+	(*ResultBlock)(nil),                // 84: baton.v1.ResultBlock
+	(*DeleteBlocks)(nil),               // 85: baton.v1.DeleteBlocks
+	(*NotLeader)(nil),                  // 86: baton.v1.NotLeader
+	(*OutputOp)(nil),                   // 87: baton.v1.OutputOp
+	(*OutputDone)(nil),                 // 88: baton.v1.OutputDone
+	(*DriverMessage)(nil),              // 89: baton.v1.DriverMessage
+	(*FetchShuffleRequest)(nil),        // 90: baton.v1.FetchShuffleRequest
+	(*FetchResultRequest)(nil),         // 91: baton.v1.FetchResultRequest
+	(*BlockChunk)(nil),                 // 92: baton.v1.BlockChunk
+	(*ExecutorStatsRequest)(nil),       // 93: baton.v1.ExecutorStatsRequest
+	(*ExecutorStats)(nil),              // 94: baton.v1.ExecutorStats
+	(*ACLToken)(nil),                   // 95: baton.v1.ACLToken
+	(*ACLBootstrapRequest)(nil),        // 96: baton.v1.ACLBootstrapRequest
+	(*ACLBootstrapResponse)(nil),       // 97: baton.v1.ACLBootstrapResponse
+	(*CreateTokenRequest)(nil),         // 98: baton.v1.CreateTokenRequest
+	(*CreateTokenResponse)(nil),        // 99: baton.v1.CreateTokenResponse
+	(*ListTokensRequest)(nil),          // 100: baton.v1.ListTokensRequest
+	(*ListTokensResponse)(nil),         // 101: baton.v1.ListTokensResponse
+	(*DeleteTokenRequest)(nil),         // 102: baton.v1.DeleteTokenRequest
+	(*DeleteTokenResponse)(nil),        // 103: baton.v1.DeleteTokenResponse
+	nil,                                // 104: baton.v1.Plan.DatasetsEntry
+	nil,                                // 105: baton.v1.Dataset.EnvEntry
+	nil,                                // 106: baton.v1.SubmitJobResponse.PersistedEntry
+	nil,                                // 107: baton.v1.CachedDataset.ExecutorsEntry
+	nil,                                // 108: baton.v1.StageDetail.TaskCountsEntry
+	nil,                                // 109: baton.v1.TaskLaunch.CacheGenerationsEntry
+	nil,                                // 110: baton.v1.ExecutorStats.LaunchesByJobEntry
+	nil,                                // 111: baton.v1.ExecutorStats.FirstLaunchByTermEntry
+	nil,                                // 112: baton.v1.ExecutorStats.LastLaunchByTermEntry
 }
 var file_api_baton_proto_depIdxs = []int32{
-	102, // 0: baton.v1.Plan.datasets:type_name -> baton.v1.Plan.DatasetsEntry
+	104, // 0: baton.v1.Plan.datasets:type_name -> baton.v1.Plan.DatasetsEntry
 	10,  // 1: baton.v1.Plan.action:type_name -> baton.v1.Action
 	7,   // 2: baton.v1.Dataset.fn:type_name -> baton.v1.Func
 	8,   // 3: baton.v1.Dataset.records:type_name -> baton.v1.Record
-	103, // 4: baton.v1.Dataset.env:type_name -> baton.v1.Dataset.EnvEntry
+	105, // 4: baton.v1.Dataset.env:type_name -> baton.v1.Dataset.EnvEntry
 	7,   // 5: baton.v1.Action.fn:type_name -> baton.v1.Func
 	0,   // 6: baton.v1.Job.state:type_name -> baton.v1.JobState
 	14,  // 7: baton.v1.Job.stages:type_name -> baton.v1.Stage
@@ -8083,14 +8268,14 @@ var file_api_baton_proto_depIdxs = []int32{
 	72,  // 11: baton.v1.Job.failed_accumulators:type_name -> baton.v1.Accumulator
 	12,  // 12: baton.v1.Job.map_statistics:type_name -> baton.v1.MapStageStatistics
 	6,   // 13: baton.v1.SubmitJobRequest.plan:type_name -> baton.v1.Plan
-	104, // 14: baton.v1.SubmitJobResponse.persisted:type_name -> baton.v1.SubmitJobResponse.PersistedEntry
+	106, // 14: baton.v1.SubmitJobResponse.persisted:type_name -> baton.v1.SubmitJobResponse.PersistedEntry
 	11,  // 15: baton.v1.ListJobsResponse.jobs:type_name -> baton.v1.Job
-	105, // 16: baton.v1.CachedDataset.executors:type_name -> baton.v1.CachedDataset.ExecutorsEntry
+	107, // 16: baton.v1.CachedDataset.executors:type_name -> baton.v1.CachedDataset.ExecutorsEntry
 	26,  // 17: baton.v1.ListCachedResponse.datasets:type_name -> baton.v1.CachedDataset
 	37,  // 18: baton.v1.ListExecutorsResponse.executors:type_name -> baton.v1.Executor
 	14,  // 19: baton.v1.StageDetail.stage:type_name -> baton.v1.Stage
 	40,  // 20: baton.v1.StageDetail.tasks:type_name -> baton.v1.TaskAttempt
-	106, // 21: baton.v1.StageDetail.task_counts:type_name -> baton.v1.StageDetail.TaskCountsEntry
+	108, // 21: baton.v1.StageDetail.task_counts:type_name -> baton.v1.StageDetail.TaskCountsEntry
 	46,  // 22: baton.v1.StatusResponse.node:type_name -> baton.v1.NodeStatus
 	42,  // 23: baton.v1.StatusResponse.peers:type_name -> baton.v1.Peer
 	42,  // 24: baton.v1.ListPeersResponse.peers:type_name -> baton.v1.Peer
@@ -8098,7 +8283,7 @@ var file_api_baton_proto_depIdxs = []int32{
 	66,  // 26: baton.v1.ShuffleInput.locations:type_name -> baton.v1.MapLocation
 	65,  // 27: baton.v1.TaskLaunch.id:type_name -> baton.v1.TaskID
 	67,  // 28: baton.v1.TaskLaunch.inputs:type_name -> baton.v1.ShuffleInput
-	107, // 29: baton.v1.TaskLaunch.cache_generations:type_name -> baton.v1.TaskLaunch.CacheGenerationsEntry
+	109, // 29: baton.v1.TaskLaunch.cache_generations:type_name -> baton.v1.TaskLaunch.CacheGenerationsEntry
 	65,  // 30: baton.v1.TaskStatus.id:type_name -> baton.v1.TaskID
 	1,   // 31: baton.v1.TaskStatus.state:type_name -> baton.v1.TaskState
 	2,   // 32: baton.v1.TaskStatus.failure:type_name -> baton.v1.FailureKind
@@ -8113,98 +8298,101 @@ var file_api_baton_proto_depIdxs = []int32{
 	73,  // 41: baton.v1.ExecutorMessage.hello:type_name -> baton.v1.Hello
 	74,  // 42: baton.v1.ExecutorMessage.updates:type_name -> baton.v1.StatusUpdates
 	75,  // 43: baton.v1.ExecutorMessage.commit:type_name -> baton.v1.CommitRequest
-	86,  // 44: baton.v1.ExecutorMessage.output_done:type_name -> baton.v1.OutputDone
+	88,  // 44: baton.v1.ExecutorMessage.output_done:type_name -> baton.v1.OutputDone
 	68,  // 45: baton.v1.Launch.tasks:type_name -> baton.v1.TaskLaunch
-	82,  // 46: baton.v1.DeleteBlocks.results:type_name -> baton.v1.ResultBlock
-	71,  // 47: baton.v1.DeleteBlocks.cached:type_name -> baton.v1.CachedDatasetBlocks
-	4,   // 48: baton.v1.OutputOp.kind:type_name -> baton.v1.OutputOpKind
-	77,  // 49: baton.v1.DriverMessage.welcome:type_name -> baton.v1.Welcome
-	78,  // 50: baton.v1.DriverMessage.launch:type_name -> baton.v1.Launch
-	79,  // 51: baton.v1.DriverMessage.kill:type_name -> baton.v1.Kill
-	80,  // 52: baton.v1.DriverMessage.ack:type_name -> baton.v1.Ack
-	81,  // 53: baton.v1.DriverMessage.commit:type_name -> baton.v1.CommitDecision
-	83,  // 54: baton.v1.DriverMessage.delete:type_name -> baton.v1.DeleteBlocks
-	84,  // 55: baton.v1.DriverMessage.not_leader:type_name -> baton.v1.NotLeader
-	85,  // 56: baton.v1.DriverMessage.output:type_name -> baton.v1.OutputOp
-	5,   // 57: baton.v1.BlockChunk.error:type_name -> baton.v1.BlockError
-	108, // 58: baton.v1.ExecutorStats.launches_by_job:type_name -> baton.v1.ExecutorStats.LaunchesByJobEntry
-	109, // 59: baton.v1.ExecutorStats.first_launch_by_term:type_name -> baton.v1.ExecutorStats.FirstLaunchByTermEntry
-	110, // 60: baton.v1.ExecutorStats.last_launch_by_term:type_name -> baton.v1.ExecutorStats.LastLaunchByTermEntry
-	93,  // 61: baton.v1.ACLBootstrapResponse.token:type_name -> baton.v1.ACLToken
-	93,  // 62: baton.v1.CreateTokenResponse.token:type_name -> baton.v1.ACLToken
-	93,  // 63: baton.v1.ListTokensResponse.tokens:type_name -> baton.v1.ACLToken
-	9,   // 64: baton.v1.Plan.DatasetsEntry.value:type_name -> baton.v1.Dataset
-	15,  // 65: baton.v1.Scheduler.SubmitJob:input_type -> baton.v1.SubmitJobRequest
-	17,  // 66: baton.v1.Scheduler.GetJob:input_type -> baton.v1.GetJobRequest
-	18,  // 67: baton.v1.Scheduler.ListJobs:input_type -> baton.v1.ListJobsRequest
-	20,  // 68: baton.v1.Scheduler.CancelJob:input_type -> baton.v1.CancelJobRequest
-	22,  // 69: baton.v1.Scheduler.CancelJobGroup:input_type -> baton.v1.CancelJobGroupRequest
-	24,  // 70: baton.v1.Scheduler.CancelStage:input_type -> baton.v1.CancelStageRequest
-	23,  // 71: baton.v1.Scheduler.CancelAllJobs:input_type -> baton.v1.CancelAllJobsRequest
-	31,  // 72: baton.v1.Scheduler.WatchJob:input_type -> baton.v1.WatchJobRequest
-	34,  // 73: baton.v1.Scheduler.CollectResults:input_type -> baton.v1.CollectResultsRequest
-	32,  // 74: baton.v1.Scheduler.ReleaseJob:input_type -> baton.v1.ReleaseJobRequest
-	36,  // 75: baton.v1.Scheduler.ListExecutors:input_type -> baton.v1.ListExecutorsRequest
-	39,  // 76: baton.v1.Scheduler.GetStage:input_type -> baton.v1.GetStageRequest
-	25,  // 77: baton.v1.Scheduler.ListCached:input_type -> baton.v1.ListCachedRequest
-	28,  // 78: baton.v1.Scheduler.Unpersist:input_type -> baton.v1.UnpersistRequest
-	43,  // 79: baton.v1.Operator.Status:input_type -> baton.v1.StatusRequest
-	45,  // 80: baton.v1.Operator.GetNodeStatus:input_type -> baton.v1.NodeStatusRequest
-	47,  // 81: baton.v1.Operator.ListPeers:input_type -> baton.v1.ListPeersRequest
-	49,  // 82: baton.v1.Operator.AddPeer:input_type -> baton.v1.AddPeerRequest
-	51,  // 83: baton.v1.Operator.RemovePeer:input_type -> baton.v1.RemovePeerRequest
-	53,  // 84: baton.v1.Operator.TransferLeadership:input_type -> baton.v1.TransferLeadershipRequest
-	55,  // 85: baton.v1.Operator.RegisterMember:input_type -> baton.v1.RegisterMemberRequest
-	63,  // 86: baton.v1.Operator.ReportResultLost:input_type -> baton.v1.ReportResultLostRequest
-	60,  // 87: baton.v1.Operator.LeaderHistory:input_type -> baton.v1.LeaderHistoryRequest
-	57,  // 88: baton.v1.Operator.SnapshotSave:input_type -> baton.v1.SnapshotSaveRequest
-	58,  // 89: baton.v1.Operator.SnapshotRestore:input_type -> baton.v1.SnapshotChunk
-	76,  // 90: baton.v1.Executors.Connect:input_type -> baton.v1.ExecutorMessage
-	88,  // 91: baton.v1.Blocks.FetchShuffle:input_type -> baton.v1.FetchShuffleRequest
-	89,  // 92: baton.v1.Blocks.FetchResult:input_type -> baton.v1.FetchResultRequest
-	91,  // 93: baton.v1.Blocks.Stats:input_type -> baton.v1.ExecutorStatsRequest
-	94,  // 94: baton.v1.ACL.Bootstrap:input_type -> baton.v1.ACLBootstrapRequest
-	96,  // 95: baton.v1.ACL.CreateToken:input_type -> baton.v1.CreateTokenRequest
-	98,  // 96: baton.v1.ACL.ListTokens:input_type -> baton.v1.ListTokensRequest
-	100, // 97: baton.v1.ACL.DeleteToken:input_type -> baton.v1.DeleteTokenRequest
-	16,  // 98: baton.v1.Scheduler.SubmitJob:output_type -> baton.v1.SubmitJobResponse
-	11,  // 99: baton.v1.Scheduler.GetJob:output_type -> baton.v1.Job
-	19,  // 100: baton.v1.Scheduler.ListJobs:output_type -> baton.v1.ListJobsResponse
-	21,  // 101: baton.v1.Scheduler.CancelJob:output_type -> baton.v1.CancelJobResponse
-	30,  // 102: baton.v1.Scheduler.CancelJobGroup:output_type -> baton.v1.CancelJobsResponse
-	30,  // 103: baton.v1.Scheduler.CancelStage:output_type -> baton.v1.CancelJobsResponse
-	30,  // 104: baton.v1.Scheduler.CancelAllJobs:output_type -> baton.v1.CancelJobsResponse
-	11,  // 105: baton.v1.Scheduler.WatchJob:output_type -> baton.v1.Job
-	35,  // 106: baton.v1.Scheduler.CollectResults:output_type -> baton.v1.ResultChunk
-	33,  // 107: baton.v1.Scheduler.ReleaseJob:output_type -> baton.v1.ReleaseJobResponse
-	38,  // 108: baton.v1.Scheduler.ListExecutors:output_type -> baton.v1.ListExecutorsResponse
-	41,  // 109: baton.v1.Scheduler.GetStage:output_type -> baton.v1.StageDetail
-	27,  // 110: baton.v1.Scheduler.ListCached:output_type -> baton.v1.ListCachedResponse
-	29,  // 111: baton.v1.Scheduler.Unpersist:output_type -> baton.v1.UnpersistResponse
-	44,  // 112: baton.v1.Operator.Status:output_type -> baton.v1.StatusResponse
-	46,  // 113: baton.v1.Operator.GetNodeStatus:output_type -> baton.v1.NodeStatus
-	48,  // 114: baton.v1.Operator.ListPeers:output_type -> baton.v1.ListPeersResponse
-	50,  // 115: baton.v1.Operator.AddPeer:output_type -> baton.v1.AddPeerResponse
-	52,  // 116: baton.v1.Operator.RemovePeer:output_type -> baton.v1.RemovePeerResponse
-	54,  // 117: baton.v1.Operator.TransferLeadership:output_type -> baton.v1.TransferLeadershipResponse
-	56,  // 118: baton.v1.Operator.RegisterMember:output_type -> baton.v1.RegisterMemberResponse
-	64,  // 119: baton.v1.Operator.ReportResultLost:output_type -> baton.v1.ReportResultLostResponse
-	62,  // 120: baton.v1.Operator.LeaderHistory:output_type -> baton.v1.LeaderHistoryResponse
-	58,  // 121: baton.v1.Operator.SnapshotSave:output_type -> baton.v1.SnapshotChunk
-	59,  // 122: baton.v1.Operator.SnapshotRestore:output_type -> baton.v1.SnapshotRestoreResponse
-	87,  // 123: baton.v1.Executors.Connect:output_type -> baton.v1.DriverMessage
-	90,  // 124: baton.v1.Blocks.FetchShuffle:output_type -> baton.v1.BlockChunk
-	90,  // 125: baton.v1.Blocks.FetchResult:output_type -> baton.v1.BlockChunk
-	92,  // 126: baton.v1.Blocks.Stats:output_type -> baton.v1.ExecutorStats
-	95,  // 127: baton.v1.ACL.Bootstrap:output_type -> baton.v1.ACLBootstrapResponse
-	97,  // 128: baton.v1.ACL.CreateToken:output_type -> baton.v1.CreateTokenResponse
-	99,  // 129: baton.v1.ACL.ListTokens:output_type -> baton.v1.ListTokensResponse
-	101, // 130: baton.v1.ACL.DeleteToken:output_type -> baton.v1.DeleteTokenResponse
-	98,  // [98:131] is the sub-list for method output_type
-	65,  // [65:98] is the sub-list for method input_type
-	65,  // [65:65] is the sub-list for extension type_name
-	65,  // [65:65] is the sub-list for extension extendee
-	0,   // [0:65] is the sub-list for field type_name
+	79,  // 46: baton.v1.Launch.sets:type_name -> baton.v1.TaskSetLaunch
+	68,  // 47: baton.v1.TaskSetLaunch.template:type_name -> baton.v1.TaskLaunch
+	80,  // 48: baton.v1.TaskSetLaunch.tasks:type_name -> baton.v1.SetTask
+	84,  // 49: baton.v1.DeleteBlocks.results:type_name -> baton.v1.ResultBlock
+	71,  // 50: baton.v1.DeleteBlocks.cached:type_name -> baton.v1.CachedDatasetBlocks
+	4,   // 51: baton.v1.OutputOp.kind:type_name -> baton.v1.OutputOpKind
+	77,  // 52: baton.v1.DriverMessage.welcome:type_name -> baton.v1.Welcome
+	78,  // 53: baton.v1.DriverMessage.launch:type_name -> baton.v1.Launch
+	81,  // 54: baton.v1.DriverMessage.kill:type_name -> baton.v1.Kill
+	82,  // 55: baton.v1.DriverMessage.ack:type_name -> baton.v1.Ack
+	83,  // 56: baton.v1.DriverMessage.commit:type_name -> baton.v1.CommitDecision
+	85,  // 57: baton.v1.DriverMessage.delete:type_name -> baton.v1.DeleteBlocks
+	86,  // 58: baton.v1.DriverMessage.not_leader:type_name -> baton.v1.NotLeader
+	87,  // 59: baton.v1.DriverMessage.output:type_name -> baton.v1.OutputOp
+	5,   // 60: baton.v1.BlockChunk.error:type_name -> baton.v1.BlockError
+	110, // 61: baton.v1.ExecutorStats.launches_by_job:type_name -> baton.v1.ExecutorStats.LaunchesByJobEntry
+	111, // 62: baton.v1.ExecutorStats.first_launch_by_term:type_name -> baton.v1.ExecutorStats.FirstLaunchByTermEntry
+	112, // 63: baton.v1.ExecutorStats.last_launch_by_term:type_name -> baton.v1.ExecutorStats.LastLaunchByTermEntry
+	95,  // 64: baton.v1.ACLBootstrapResponse.token:type_name -> baton.v1.ACLToken
+	95,  // 65: baton.v1.CreateTokenResponse.token:type_name -> baton.v1.ACLToken
+	95,  // 66: baton.v1.ListTokensResponse.tokens:type_name -> baton.v1.ACLToken
+	9,   // 67: baton.v1.Plan.DatasetsEntry.value:type_name -> baton.v1.Dataset
+	15,  // 68: baton.v1.Scheduler.SubmitJob:input_type -> baton.v1.SubmitJobRequest
+	17,  // 69: baton.v1.Scheduler.GetJob:input_type -> baton.v1.GetJobRequest
+	18,  // 70: baton.v1.Scheduler.ListJobs:input_type -> baton.v1.ListJobsRequest
+	20,  // 71: baton.v1.Scheduler.CancelJob:input_type -> baton.v1.CancelJobRequest
+	22,  // 72: baton.v1.Scheduler.CancelJobGroup:input_type -> baton.v1.CancelJobGroupRequest
+	24,  // 73: baton.v1.Scheduler.CancelStage:input_type -> baton.v1.CancelStageRequest
+	23,  // 74: baton.v1.Scheduler.CancelAllJobs:input_type -> baton.v1.CancelAllJobsRequest
+	31,  // 75: baton.v1.Scheduler.WatchJob:input_type -> baton.v1.WatchJobRequest
+	34,  // 76: baton.v1.Scheduler.CollectResults:input_type -> baton.v1.CollectResultsRequest
+	32,  // 77: baton.v1.Scheduler.ReleaseJob:input_type -> baton.v1.ReleaseJobRequest
+	36,  // 78: baton.v1.Scheduler.ListExecutors:input_type -> baton.v1.ListExecutorsRequest
+	39,  // 79: baton.v1.Scheduler.GetStage:input_type -> baton.v1.GetStageRequest
+	25,  // 80: baton.v1.Scheduler.ListCached:input_type -> baton.v1.ListCachedRequest
+	28,  // 81: baton.v1.Scheduler.Unpersist:input_type -> baton.v1.UnpersistRequest
+	43,  // 82: baton.v1.Operator.Status:input_type -> baton.v1.StatusRequest
+	45,  // 83: baton.v1.Operator.GetNodeStatus:input_type -> baton.v1.NodeStatusRequest
+	47,  // 84: baton.v1.Operator.ListPeers:input_type -> baton.v1.ListPeersRequest
+	49,  // 85: baton.v1.Operator.AddPeer:input_type -> baton.v1.AddPeerRequest
+	51,  // 86: baton.v1.Operator.RemovePeer:input_type -> baton.v1.RemovePeerRequest
+	53,  // 87: baton.v1.Operator.TransferLeadership:input_type -> baton.v1.TransferLeadershipRequest
+	55,  // 88: baton.v1.Operator.RegisterMember:input_type -> baton.v1.RegisterMemberRequest
+	63,  // 89: baton.v1.Operator.ReportResultLost:input_type -> baton.v1.ReportResultLostRequest
+	60,  // 90: baton.v1.Operator.LeaderHistory:input_type -> baton.v1.LeaderHistoryRequest
+	57,  // 91: baton.v1.Operator.SnapshotSave:input_type -> baton.v1.SnapshotSaveRequest
+	58,  // 92: baton.v1.Operator.SnapshotRestore:input_type -> baton.v1.SnapshotChunk
+	76,  // 93: baton.v1.Executors.Connect:input_type -> baton.v1.ExecutorMessage
+	90,  // 94: baton.v1.Blocks.FetchShuffle:input_type -> baton.v1.FetchShuffleRequest
+	91,  // 95: baton.v1.Blocks.FetchResult:input_type -> baton.v1.FetchResultRequest
+	93,  // 96: baton.v1.Blocks.Stats:input_type -> baton.v1.ExecutorStatsRequest
+	96,  // 97: baton.v1.ACL.Bootstrap:input_type -> baton.v1.ACLBootstrapRequest
+	98,  // 98: baton.v1.ACL.CreateToken:input_type -> baton.v1.CreateTokenRequest
+	100, // 99: baton.v1.ACL.ListTokens:input_type -> baton.v1.ListTokensRequest
+	102, // 100: baton.v1.ACL.DeleteToken:input_type -> baton.v1.DeleteTokenRequest
+	16,  // 101: baton.v1.Scheduler.SubmitJob:output_type -> baton.v1.SubmitJobResponse
+	11,  // 102: baton.v1.Scheduler.GetJob:output_type -> baton.v1.Job
+	19,  // 103: baton.v1.Scheduler.ListJobs:output_type -> baton.v1.ListJobsResponse
+	21,  // 104: baton.v1.Scheduler.CancelJob:output_type -> baton.v1.CancelJobResponse
+	30,  // 105: baton.v1.Scheduler.CancelJobGroup:output_type -> baton.v1.CancelJobsResponse
+	30,  // 106: baton.v1.Scheduler.CancelStage:output_type -> baton.v1.CancelJobsResponse
+	30,  // 107: baton.v1.Scheduler.CancelAllJobs:output_type -> baton.v1.CancelJobsResponse
+	11,  // 108: baton.v1.Scheduler.WatchJob:output_type -> baton.v1.Job
+	35,  // 109: baton.v1.Scheduler.CollectResults:output_type -> baton.v1.ResultChunk
+	33,  // 110: baton.v1.Scheduler.ReleaseJob:output_type -> baton.v1.ReleaseJobResponse
+	38,  // 111: baton.v1.Scheduler.ListExecutors:output_type -> baton.v1.ListExecutorsResponse
+	41,  // 112: baton.v1.Scheduler.GetStage:output_type -> baton.v1.StageDetail
+	27,  // 113: baton.v1.Scheduler.ListCached:output_type -> baton.v1.ListCachedResponse
+	29,  // 114: baton.v1.Scheduler.Unpersist:output_type -> baton.v1.UnpersistResponse
+	44,  // 115: baton.v1.Operator.Status:output_type -> baton.v1.StatusResponse
+	46,  // 116: baton.v1.Operator.GetNodeStatus:output_type -> baton.v1.NodeStatus
+	48,  // 117: baton.v1.Operator.ListPeers:output_type -> baton.v1.ListPeersResponse
+	50,  // 118: baton.v1.Operator.AddPeer:output_type -> baton.v1.AddPeerResponse
+	52,  // 119: baton.v1.Operator.RemovePeer:output_type -> baton.v1.RemovePeerResponse
+	54,  // 120: baton.v1.Operator.TransferLeadership:output_type -> baton.v1.TransferLeadershipResponse
+	56,  // 121: baton.v1.Operator.RegisterMember:output_type -> baton.v1.RegisterMemberResponse
+	64,  // 122: baton.v1.Operator.ReportResultLost:output_type -> baton.v1.ReportResultLostResponse
+	62,  // 123: baton.v1.Operator.LeaderHistory:output_type -> baton.v1.LeaderHistoryResponse
+	58,  // 124: baton.v1.Operator.SnapshotSave:output_type -> baton.v1.SnapshotChunk
+	59,  // 125: baton.v1.Operator.SnapshotRestore:output_type -> baton.v1.SnapshotRestoreResponse
+	89,  // 126: baton.v1.Executors.Connect:output_type -> baton.v1.DriverMessage
+	92,  // 127: baton.v1.Blocks.FetchShuffle:output_type -> baton.v1.BlockChunk
+	92,  // 128: baton.v1.Blocks.FetchResult:output_type -> baton.v1.BlockChunk
+	94,  // 129: baton.v1.Blocks.Stats:output_type -> baton.v1.ExecutorStats
+	97,  // 130: baton.v1.ACL.Bootstrap:output_type -> baton.v1.ACLBootstrapResponse
+	99,  // 131: baton.v1.ACL.CreateToken:output_type -> baton.v1.CreateTokenResponse
+	101, // 132: baton.v1.ACL.ListTokens:output_type -> baton.v1.ListTokensResponse
+	103, // 133: baton.v1.ACL.DeleteToken:output_type -> baton.v1.DeleteTokenResponse
+	101, // [101:134] is the sub-list for method output_type
+	68,  // [68:101] is the sub-list for method input_type
+	68,  // [68:68] is the sub-list for extension type_name
+	68,  // [68:68] is the sub-list for extension extendee
+	0,   // [0:68] is the sub-list for field type_name
 }
 
 func init() { file_api_baton_proto_init() }
@@ -8219,7 +8407,7 @@ func file_api_baton_proto_init() {
 		(*ExecutorMessage_Commit)(nil),
 		(*ExecutorMessage_OutputDone)(nil),
 	}
-	file_api_baton_proto_msgTypes[81].OneofWrappers = []any{
+	file_api_baton_proto_msgTypes[83].OneofWrappers = []any{
 		(*DriverMessage_Welcome)(nil),
 		(*DriverMessage_Launch)(nil),
 		(*DriverMessage_Kill)(nil),
@@ -8235,7 +8423,7 @@ func file_api_baton_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_api_baton_proto_rawDesc), len(file_api_baton_proto_rawDesc)),
 			NumEnums:      6,
-			NumMessages:   105,
+			NumMessages:   107,
 			NumExtensions: 0,
 			NumServices:   5,
 		},

@@ -92,6 +92,12 @@ func (s *State) Runnable(fn func(TaskSpec) bool) {
 // RunnableIn calls fn with each pending task of a task set, by index,
 // until fn returns false; it returns false if fn did.
 func (s *State) RunnableIn(ts TaskSet, fn func(TaskSpec) bool) bool {
+	return s.RunnableFrom(ts, 0, fn)
+}
+
+// RunnableFrom is RunnableIn over the tasks from index from on (a driver
+// that knows the tasks before from are running starts past them).
+func (s *State) RunnableFrom(ts TaskSet, from int, fn func(TaskSpec) bool) bool {
 	st := s.stages[ts.Stage]
 	if st == nil || st.attempt != ts.StageAttempt || st.zombie {
 		return true
@@ -110,7 +116,7 @@ func (s *State) RunnableIn(ts TaskSet, fn func(TaskSpec) bool) bool {
 		j = s.jobs[st.job]
 	}
 	more := true
-	st.pending.each(func(i int) bool {
+	st.pending.eachFrom(from, func(i int) bool {
 		t := spec
 		t.Index = i
 		t.Partition = i

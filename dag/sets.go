@@ -50,14 +50,26 @@ func (b bitset) set(i int)      { b[i>>6] |= 1 << (uint(i) & 63) }
 func (b bitset) clear(i int)    { b[i>>6] &^= 1 << (uint(i) & 63) }
 
 // each calls fn for each member in ascending order until fn returns false.
-func (b bitset) each(fn func(i int) bool) {
-	for w, word := range b {
+func (b bitset) each(fn func(i int) bool) { b.eachFrom(0, fn) }
+
+// eachFrom is each over the members from from on; it returns false if fn
+// did.
+func (b bitset) eachFrom(from int, fn func(i int) bool) bool {
+	if from < 0 {
+		from = 0
+	}
+	for w := from >> 6; w < len(b); w++ {
+		word := b[w]
+		if w == from>>6 {
+			word &^= 1<<(uint(from)&63) - 1
+		}
 		for word != 0 {
 			bit := bits.TrailingZeros64(word)
 			if !fn(w*64 + bit) {
-				return
+				return false
 			}
 			word &= word - 1
 		}
 	}
+	return true
 }

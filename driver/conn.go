@@ -27,10 +27,13 @@ type conn struct {
 	principal string
 	addr      string
 	cores     int
-	ctx       context.Context // the stream's
-	funcs     map[string]bool // the functions the executor holds
-	closed    chan struct{}
-	once      sync.Once
+	// taskSets: the executor takes launches packed in task sets
+	// (its hello's task_sets): the sender packs them (api.PackLaunch).
+	taskSets bool
+	ctx      context.Context // the stream's
+	funcs    map[string]bool // the functions the executor holds
+	closed   chan struct{}
+	once     sync.Once
 	// heard is when the session last received anything (unix ns).
 	heard atomic.Int64
 
@@ -142,7 +145,7 @@ func (d *Driver) Serve(stream Stream) error {
 	if d.opts.Principal != nil {
 		principal = d.opts.Principal(stream.Context())
 	}
-	c := &conn{id: hello.ExecutorId, principal: principal, addr: hello.Addr, cores: int(hello.Cores), ctx: stream.Context(),
+	c := &conn{id: hello.ExecutorId, principal: principal, addr: hello.Addr, cores: int(hello.Cores), taskSets: hello.TaskSets, ctx: stream.Context(),
 		graphs: map[string]bool{}, funcs: map[string]bool{}, unhealthy: hello.Unhealthy, closed: make(chan struct{}), wake: make(chan struct{}, 1)}
 	c.heard.Store(d.clock.Now().UnixNano())
 	for _, f := range hello.Funcs {
@@ -196,6 +199,11 @@ func (d *Driver) sendLoop(l *leadership, c *conn, stream Stream, sendErr chan<- 
 		select {
 		case <-c.wake:
 			for _, m := range fit(coalesce(c.take()), maxLaunchMessage) {
+				if lm := m.GetLaunch(); lm != nil && c.taskSets {
+					// Packed, a message is never larger (what a set's
+					// launches share goes once).
+					m = &api.DriverMessage{Msg: &api.DriverMessage_Launch{Launch: api.PackLaunch(lm.Tasks)}}
+				}
 				if err := stream.Send(m); err != nil {
 					sendErr <- err
 					c.close()

@@ -58,6 +58,14 @@ type Options struct {
 	// ends: short tasks are otherwise bound by the round trip. Tasks of
 	// other stages are never queued. Default 3; negative for none.
 	QueuePerSlot int
+	// QueuedWork lets a slot queue more than QueuePerSlot tasks of a stage
+	// whose tasks are very short: as many as take about QueuedWork at the
+	// stage's average task duration (at most maxQueuePerSlot), so that
+	// sub-millisecond tasks are not bound by the round trip a report and
+	// the next launch take, while a stage's tail is at most about
+	// QueuedWork of queued work per slot. Default 20ms; negative: never
+	// more than QueuePerSlot.
+	QueuedWork time.Duration
 	// SchedulingMode is ModeFIFO (the default: jobs take slots in the
 	// order they were submitted) or ModeFair (pools share the slots by
 	// weight and minimum share, as Spark's FAIR mode; a job names its
@@ -124,6 +132,9 @@ func (o *Options) ensureDefaults() {
 	def(&o.LocalityWait, 100*time.Millisecond)
 	def(&o.CacheLocalityWait, 3*time.Second)
 	def(&o.GracePeriod, 3*o.HeartbeatInterval+time.Second)
+	if o.QueuedWork == 0 {
+		o.QueuedWork = 20 * time.Millisecond
+	}
 	if o.QueuePerSlot == 0 {
 		o.QueuePerSlot = 3
 	} else if o.QueuePerSlot < 0 {

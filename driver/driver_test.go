@@ -462,3 +462,83 @@ func TestANewSessionGetsTheGraphAgain(t *testing.T) {
 		t.Fatalf("the new session's first launch: graph %t, key %q (want %q)", next.Graph != nil, next.GraphKey, first.GraphKey)
 	}
 }
+
+// TestAFailedTaskIsRetriedBeforeTasksNotYetLaunched (Spark's
+// TaskSetManager re-queues a failed task where it is taken next): the
+// launch rounds look for candidates past a cursor, so a failed
+// partition, below it, must send the cursor back, or its retry would
+// wait for the stage's tail (past what a round looks at: 3,000 tasks).
+func TestAFailedTaskIsRetriedBeforeTasksNotYetLaunched(t *testing.T) {
+	h := newHarness(t, Options{})
+	h.lead()
+	e1 := h.connect("e1", helloOpts{cores: 1})
+	e2 := h.connect("e2", helloOpts{cores: 1})
+	job := h.submit(collectJob(3000)) // more than a round looks at
+	h.waitFor("2 launches", func() bool { return len(e1.launches())+len(e2.launches()) == 2 })
+	failedPart := e1.launches()[0].Id.Partition
+	e1.report(failed(e1.launches()[0], api.FailureKind_FAILURE_KIND_EXCEPTION, "boom"))
+	h.waitFor("e1's next launch", func() bool { return len(e1.launches()) == 2 })
+	if p := e1.launches()[1].Id.Partition; p == failedPart {
+		t.Fatalf("partition %d ran again on the executor it failed on", p)
+	}
+	e2.report(finished(e2.launches()[0], 5))
+	retry := e2.waitLaunches(2)[1]
+	if retry.Id.Partition != failedPart || retry.Id.Attempt != 1 {
+		t.Fatalf("e2's next launch is partition %d attempt %d, want the retry of partition %d (attempt 1)", retry.Id.Partition, retry.Id.Attempt, failedPart)
+	}
+	// Finish the job: every launch so far and those that follow.
+	done := map[uint64]bool{}
+	h.waitFor("the job to end", func() bool {
+		for _, e := range []*simExec{e1, e2} {
+			for _, l := range e.launches() {
+				if !done[l.Id.Task] {
+					done[l.Id.Task] = true
+					if l.Id.Task != e1.launches()[0].Id.Task {
+						e.report(finished(l, 5))
+					}
+				}
+			}
+		}
+		return h.job(job).Status == dag.JobSucceeded
+	})
+}
+
+// TestAnExecutorThatTakesTaskSetsGetsThem: an executor whose hello says
+// task_sets gets its launches packed in task sets (one per stage attempt
+// per message), which expand to valid launches (their tickets hold) and
+// finish the job; one that does not say so gets one launch per task.
+func TestAnExecutorThatTakesTaskSetsGetsThem(t *testing.T) {
+	key := []byte("0123456789abcdef0123456789abcdef")
+	h := newHarness(t, Options{TicketKey: func() []byte { return key }})
+	h.lead()
+	sets := h.connect("e1", helloOpts{cores: 4, taskSets: true})
+	plain := h.connect("e2", helloOpts{cores: 4})
+	job := h.submit(collectJob(40))
+	done := map[uint64]bool{}
+	h.waitFor("the job to end", func() bool {
+		for _, e := range []*simExec{sets, plain} {
+			for _, l := range e.launches() {
+				if !done[l.Id.Task] {
+					done[l.Id.Task] = true
+					if !validTicket(key, l.Id, e.id) {
+						t.Errorf("launch of task %d to %s: its ticket does not hold", l.Id.Task, e.id)
+					}
+					e.report(finished(l, 0))
+				}
+			}
+		}
+		return h.job(job).Status == dag.JobSucceeded
+	})
+	sets.mu.Lock()
+	s, u := sets.sets, sets.unpacked
+	sets.mu.Unlock()
+	plain.mu.Lock()
+	ps, pu := plain.sets, plain.unpacked
+	plain.mu.Unlock()
+	if s == 0 || u != 0 || len(sets.launches()) <= s {
+		t.Errorf("the task-set executor got %d sets and %d one-task launches for %d tasks", s, u, len(sets.launches()))
+	}
+	if ps != 0 || pu == 0 {
+		t.Errorf("the other executor got %d sets and %d one-task launches", ps, pu)
+	}
+}

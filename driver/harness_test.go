@@ -451,12 +451,15 @@ type simExec struct {
 	changed  chan struct{}
 	welcome  *api.Welcome
 	launched []*api.TaskLaunch
-	killed   []uint64
-	acked    map[uint64]bool
-	acks     int // acknowledgements received (heartbeats' too)
-	commits  []*api.CommitDecision
-	deletes  []*api.DeleteBlocks
-	notLead  bool
+	// sets and unpacked count the task sets and the one-task launches
+	// received.
+	sets, unpacked int
+	killed         []uint64
+	acked          map[uint64]bool
+	acks           int // acknowledgements received (heartbeats' too)
+	commits        []*api.CommitDecision
+	deletes        []*api.DeleteBlocks
+	notLead        bool
 }
 
 // helloOpts is what an executor says when it connects.
@@ -468,6 +471,8 @@ type helloOpts struct {
 	stuck     bool
 	// runningFor[i]: how long running[i] has run, in milliseconds.
 	runningFor []int64
+	// taskSets: the executor takes launches packed in task sets.
+	taskSets bool
 }
 
 // connect opens a session for executor id and waits for its welcome.
@@ -504,7 +509,7 @@ func (h *harness) dialVia(id string, o helloOpts, wrap func(*simStream) Stream) 
 	st := &simStream{ctx: ctx, cancel: cancel, in: make(chan *api.ExecutorMessage, 64), out: make(chan *api.DriverMessage, 64), stuck: o.stuck}
 	e := &simExec{h: h, id: id, stream: st, served: make(chan error, 1), changed: make(chan struct{}), acked: map[uint64]bool{}}
 	st.in <- &api.ExecutorMessage{Msg: &api.ExecutorMessage_Hello{Hello: &api.Hello{ExecutorId: id, Addr: "127.0.0.1:9" + id[len(id)-1:],
-		Cores: int32(o.cores), Running: o.running, Unacked: o.unacked, Unhealthy: o.unhealthy, RunningForMs: o.runningFor}}}
+		Cores: int32(o.cores), Running: o.running, Unacked: o.unacked, Unhealthy: o.unhealthy, RunningForMs: o.runningFor, TaskSets: o.taskSets}}}
 	var served Stream = st
 	if wrap != nil {
 		served = wrap(st)
@@ -544,7 +549,13 @@ func (e *simExec) record(m *api.DriverMessage) {
 	case *api.DriverMessage_Welcome:
 		e.welcome = x.Welcome
 	case *api.DriverMessage_Launch:
-		e.launched = append(e.launched, x.Launch.Tasks...)
+		ls, err := api.ExpandLaunch(x.Launch)
+		if err != nil {
+			e.h.t.Errorf("executor %s: %v", e.id, err)
+		}
+		e.launched = append(e.launched, ls...)
+		e.sets += len(x.Launch.Sets)
+		e.unpacked += len(x.Launch.Tasks)
 	case *api.DriverMessage_Kill:
 		e.killed = append(e.killed, x.Kill.Tasks...)
 	case *api.DriverMessage_Ack:

@@ -51,7 +51,7 @@ func (l *leadership) launch(now time.Time) {
 	}
 	capacity := 0
 	for _, r := range rooms {
-		capacity += max(0, r.slots*(1+queue)-r.used)
+		capacity += max(0, r.slots*(1+queueFor(0, queue, l.d.opts.QueuedWork))-r.used)
 	}
 	if capacity == 0 {
 		return
@@ -107,7 +107,12 @@ type view struct {
 
 type setView struct {
 	ts    dag.TaskSet
-	tasks []dag.TaskSpec // not running, by index
+	tasks []dag.TaskSpec // not running, by index (from the set's cursor, then wrapping round)
+	// from is where the candidates were looked for from (the cursor),
+	// and end one past the index of the last task looked at from there;
+	// looked says they were looked for (the set had room).
+	from, end int
+	looked    bool
 	// slow are running tasks a copy may be launched of (speculation).
 	slow      []dag.TaskSpec
 	threshold time.Duration
@@ -271,16 +276,47 @@ func (p *placer) collect(s *dag.State, running map[string]int) *view {
 				full++
 				continue
 			}
-			n := min(budget, p.capacity+setSlack)
-			s.RunnableIn(ts, func(t dag.TaskSpec) bool {
+			// A few candidates more than the room, in case some wait for
+			// locality or are excluded (never more than the room again).
+			n := min(budget, p.capacity+min(setSlack, p.capacity))
+			take := func(t dag.TaskSpec) bool {
 				if notRunning(t) {
 					set.tasks = append(set.tasks, t)
 					n--
 					budget--
 				}
 				return n > 0
+			}
+			set.from = l.cursor[stageKey{ts.Stage, ts.StageAttempt}]
+			set.end, set.looked = set.from, true
+			exhausted := s.RunnableFrom(ts, set.from, func(t dag.TaskSpec) bool {
+				set.end = t.Index + 1
+				return take(t)
 			})
+			if exhausted && set.from > 0 {
+				// Short of candidates past the cursor: the ones before
+				// it too (a cursor is a hint, never a filter).
+				s.RunnableIn(ts, func(t dag.TaskSpec) bool { return t.Index < set.from && take(t) })
+			}
 		}
+	}
+	if len(l.launches) > len(sets)+64 {
+		// Forget the launch counts of stages the state no longer has.
+		for id := range l.launches {
+			if _, ok := s.Stage(id); !ok {
+				delete(l.launches, id)
+			}
+		}
+	}
+	if len(l.cursor) > len(sets)+64 {
+		// Forget the cursors of sets that are gone.
+		keep := make(map[stageKey]int, len(sets))
+		for _, ts := range sets {
+			if c, ok := l.cursor[stageKey{ts.Stage, ts.StageAttempt}]; ok {
+				keep[stageKey{ts.Stage, ts.StageAttempt}] = c
+			}
+		}
+		l.cursor = keep
 	}
 	if l.d.opts.Speculation {
 		p.collectSlow(s, v, stageOf)
@@ -332,17 +368,46 @@ func (p *placer) fifo() {
 		if p.capacity <= 0 || p.full >= maxFullSets {
 			return
 		}
-		for _, t := range set.tasks {
-			_, noRoom := p.offer(t, false)
-			if noRoom {
-				p.full++
-				break
-			}
-			if p.capacity <= 0 {
-				return
-			}
+		p.fifoSet(set)
+		if p.capacity <= 0 {
+			return
 		}
 	}
+}
+
+// fifoSet offers a set's candidates in order until one finds no room or
+// the round's capacity is used, and moves the set's cursor past the
+// candidates launched from it on: to the first not launched, or past the
+// last task looked at.
+func (p *placer) fifoSet(set *setView) {
+	if !set.looked {
+		return
+	}
+	next := set.end // past the last task looked at, unless a candidate stays
+	stay := func(t dag.TaskSpec) {
+		if next == set.end && t.Index >= set.from {
+			next = t.Index
+		}
+	}
+	offered := 0
+	for _, t := range set.tasks {
+		launched, noRoom := p.offer(t, false)
+		offered++
+		if !launched {
+			stay(t)
+		}
+		if noRoom {
+			p.full++
+			break
+		}
+		if p.capacity <= 0 {
+			break
+		}
+	}
+	if offered < len(set.tasks) {
+		stay(set.tasks[offered])
+	}
+	p.l.cursor[stageKey{set.ts.Stage, set.ts.StageAttempt}] = next
 }
 
 // roomFor returns the executors with room for a stage's tasks, cached
@@ -354,7 +419,7 @@ func (p *placer) roomFor(stage dag.StageID, sv *stageView) map[string]int {
 	clear(p.free)
 	q := 0
 	if d, ok := p.l.durations[stage]; ok && d < shortTask {
-		q = p.queue
+		q = queueFor(d, p.queue, p.l.d.opts.QueuedWork)
 	}
 	p.needs = sv.needs
 	for id, r := range p.rooms {
@@ -633,6 +698,26 @@ func (l *leadership) funcsOf(g *plan.Graph) []string {
 // queued on executors ahead of free slots.
 const shortTask = 20 * time.Millisecond
 
+// maxQueuePerSlot bounds what QueuedWork queues per slot, and
+// minTaskTime is the duration queueFor assumes of tasks that report 0 ms
+// (durations are whole milliseconds).
+const (
+	maxQueuePerSlot = 256
+	minTaskTime     = 50 * time.Microsecond
+)
+
+// queueFor returns how many tasks each slot may have queued for a stage
+// of short tasks that take avg on average: perSlot (QueuePerSlot), or as
+// many as take about work (QueuedWork) if that is more, up to
+// maxQueuePerSlot. None when perSlot is 0 (queueing is off).
+func queueFor(avg time.Duration, perSlot int, work time.Duration) int {
+	if perSlot <= 0 || work <= 0 {
+		return perSlot
+	}
+	n := int(work / max(avg, minTaskTime))
+	return min(max(perSlot, n), max(perSlot, maxQueuePerSlot))
+}
+
 // pick returns the first preferred executor with a free slot.
 func pick(preferred []dag.ExecutorID, free map[string]int) string {
 	for _, p := range preferred {
@@ -670,9 +755,8 @@ func (p *placer) build(t dag.TaskSpec, sv *stageView, exec string, speculative b
 	// Task ids are unique across leaderships: the term, then a sequence
 	// the driver keeps (two leaderships of one term never share one).
 	tid := l.term<<40 | l.d.seq.Add(1)&(1<<40-1)
-	pk := [2]uint64{uint64(t.Stage), uint64(t.Partition)}
-	n := max(l.launches[pk], t.Failures)
-	l.launches[pk]++
+	n := max(l.launches.get(t.Stage, t.Partition), t.Failures)
+	l.launches.add(t.Stage, t.Partition, 1)
 	tl := &api.TaskLaunch{
 		Id: &api.TaskID{Task: tid, Job: uint64(t.Job), Stage: uint64(t.Stage), StageAttempt: int32(t.StageAttempt),
 			Partition: int32(t.Partition), Attempt: int32(n), Epoch: t.Epoch, Speculative: speculative},
@@ -703,9 +787,7 @@ func (p *placer) build(t dag.TaskSpec, sv *stageView, exec string, speculative b
 		graph = ge.data
 	}
 	if size := launchSize(p.taskSize(tl, sv, graph)); size > maxLaunchMessage {
-		if l.launches[pk]--; l.launches[pk] == 0 {
-			delete(l.launches, pk)
-		}
+		l.launches.add(t.Stage, t.Partition, -1)
 		p.oversized(t, sv, size, len(graph))
 		return nil
 	}
@@ -742,4 +824,29 @@ func stageInputs(s *dag.State, st dag.StageInfo) []*api.ShuffleInput {
 		out = append(out, in)
 	}
 	return out
+}
+
+// launchCounts counts the launches of each partition of each stage, for
+// attempt numbers: a slice per stage indexed by partition (a map keyed by
+// stage and partition was a tenth of the leader's CPU on a 200,000-task
+// stage: a hash and a cache miss per launch).
+type launchCounts map[dag.StageID][]int32
+
+func (lc launchCounts) get(stage dag.StageID, part int) int {
+	if c := lc[stage]; part >= 0 && part < len(c) {
+		return int(c[part])
+	}
+	return 0
+}
+
+func (lc launchCounts) add(stage dag.StageID, part, d int) {
+	if part < 0 {
+		return
+	}
+	c := lc[stage]
+	if part >= len(c) {
+		c = append(c, make([]int32, part+1-len(c))...)
+		lc[stage] = c
+	}
+	c[part] = max(c[part]+int32(d), 0)
 }

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -489,5 +490,31 @@ func TestLaunchSizesAreExact(t *testing.T) {
 	}
 	if msgs := []*api.DriverMessage{small, ack}; &fit(msgs, limit)[0] != &msgs[0] {
 		t.Fatalf("fit copied messages that needed no split")
+	}
+}
+
+// TestQueueForVeryShortTasks pins how many tasks a slot may queue: at
+// least QueuePerSlot for short stages, as many as take QueuedWork for very
+// short ones (0 ms reported counts as minTaskTime), never more than
+// maxQueuePerSlot, and none when queueing is off.
+func TestQueueForVeryShortTasks(t *testing.T) {
+	for _, c := range []struct {
+		avg     time.Duration
+		perSlot int
+		work    time.Duration
+		want    int
+	}{
+		{0, 3, 20 * time.Millisecond, maxQueuePerSlot},
+		{time.Millisecond, 3, 20 * time.Millisecond, 20},
+		{5 * time.Millisecond, 3, 20 * time.Millisecond, 4},
+		{10 * time.Millisecond, 3, 20 * time.Millisecond, 3},
+		{19 * time.Millisecond, 3, 20 * time.Millisecond, 3},
+		{0, 3, -1, 3},                    // QueuedWork off
+		{0, 0, 20 * time.Millisecond, 0}, // queueing off
+		{0, 500, 20 * time.Millisecond, 500},
+	} {
+		if got := queueFor(c.avg, c.perSlot, c.work); got != c.want {
+			t.Errorf("queueFor(%s, %d, %s) = %d, want %d", c.avg, c.perSlot, c.work, got, c.want)
+		}
 	}
 }

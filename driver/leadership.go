@@ -41,10 +41,17 @@ type leadership struct {
 	// owners binds executor ids to the principal that registered them.
 	owners   map[string]string
 	conns    map[string]*conn
-	attempts map[uint64]*attempt  // running attempts by task id
-	byPart   map[partKey]uint64   // running attempt of a (stage, stage attempt, partition)
-	spec     map[partKey]uint64   // its speculative copy, if any
-	launches map[[2]uint64]int    // launches so far per (stage, partition): attempt numbers
+	attempts map[uint64]*attempt // running attempts by task id
+	byPart   map[partKey]uint64  // running attempt of a (stage, stage attempt, partition)
+	spec     map[partKey]uint64  // its speculative copy, if any
+	// cursor, by task set (stage attempt), is a task index below which
+	// every pending task is running, as far as this leader knows: FIFO
+	// rounds look for candidates from there (then wrap round), so a
+	// round does not walk past the thousands of queued attempts of a
+	// stage of very short tasks. An attempt that ends without a logged
+	// success sends its set's cursor back to 0 (see ended).
+	cursor   map[stageKey]int
+	launches launchCounts         // launches so far per (stage, partition): attempt numbers
 	aborting map[dag.StageID]bool // stages whose jobs are being aborted for a launch over the message limit
 	waiting  map[partKey]time.Time
 	lastSeen map[string]time.Time // executors' last sign of life (from the takeover at the earliest)
@@ -130,7 +137,8 @@ func newLeadership(d *Driver, term uint64) *leadership {
 		owners:     map[string]string{},
 		attempts:   map[uint64]*attempt{},
 		byPart:     map[partKey]uint64{},
-		launches:   map[[2]uint64]int{},
+		cursor:     map[stageKey]int{},
+		launches:   launchCounts{},
 		waiting:    map[partKey]time.Time{},
 		lastSeen:   map[string]time.Time{},
 		graphs:     map[*plan.Graph]*graphEnc{},
@@ -233,10 +241,18 @@ func (l *leadership) shuffleGrant(shuffle uint64, exec string) []byte {
 const maxGrants = 1 << 16
 
 // ended forgets a finished attempt.
-func (l *leadership) ended(task uint64) {
+func (l *leadership) ended(task uint64) { l.endedAs(task, false) }
+
+// endedAs forgets a running attempt; succeeded says its success was
+// logged and taken, so its partition is no longer pending (any other end
+// may leave it pending again, below its set's cursor).
+func (l *leadership) endedAs(task uint64, succeeded bool) {
 	a, ok := l.attempts[task]
 	if !ok {
 		return
+	}
+	if !succeeded {
+		delete(l.cursor, stageKey{a.key.stage, a.key.attempt})
 	}
 	delete(l.attempts, task)
 	switch task {
@@ -324,7 +340,7 @@ func (l *leadership) adopt(c *conn, running, unacked []*api.TaskID, runningFor [
 				continue
 			}
 			l.attempts[id.Task] = a
-			l.launches[[2]uint64{id.Stage, uint64(id.Partition)}]++
+			l.launches.add(dag.StageID(id.Stage), int(id.Partition), 1)
 		}
 	})
 	if len(kill) > 0 {

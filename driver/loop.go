@@ -381,8 +381,20 @@ func (l *leadership) resubmit(now time.Time, stateChanged bool) {
 func (l *leadership) kills() {
 	byExec := map[string][]uint64{}
 	l.d.state.Read(func(s *dag.State) {
+		// Attempts are mostly of a few stage attempts: ask once per
+		// stage attempt, not per attempt.
+		activeSets := map[stageKey]bool{}
 		for task, a := range l.attempts {
-			if !a.killing && !s.StageActive(a.key.stage, a.key.attempt) {
+			if a.killing {
+				continue
+			}
+			k := stageKey{a.key.stage, a.key.attempt}
+			on, ok := activeSets[k]
+			if !ok {
+				on = s.StageActive(k.stage, k.attempt)
+				activeSets[k] = on
+			}
+			if !on {
 				byExec[a.exec] = append(byExec[a.exec], task)
 			}
 		}

@@ -12,6 +12,7 @@ import (
 type metrics struct {
 	launched    prometheus.Counter
 	finished    *prometheus.CounterVec // by reason
+	byReason    map[dag.Reason]prometheus.Counter
 	batch       prometheus.Histogram
 	leaderships prometheus.Counter
 	takeover    prometheus.Histogram
@@ -32,8 +33,9 @@ func newMetrics(reg prometheus.Registerer, d *Driver) *metrics {
 			Help:    "From this node's driver taking over to its first scheduling round past the grace period (every executor back, or the grace period over).",
 			Buckets: []float64{0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10}}),
 	}
+	m.byReason = map[dag.Reason]prometheus.Counter{}
 	for _, r := range dag.Reasons {
-		m.finished.WithLabelValues(r.Label())
+		m.byReason[r] = m.finished.WithLabelValues(r.Label())
 	}
 	running := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "baton_tasks_running",
 		Help: "Task attempts running under this node's driver (0 on followers)."}, func() float64 {
@@ -67,4 +69,12 @@ func (h *heartbeatAges) Collect(ch chan<- prometheus.Metric) {
 	for id, t := range h.d.LastHeartbeat() {
 		ch <- prometheus.MustNewConstMetric(heartbeatAgeDesc, prometheus.GaugeValue, now.Sub(t).Seconds(), id)
 	}
+}
+
+// finishedBy is finished's counter for a reason (looked up once).
+func (m *metrics) finishedBy(r dag.Reason) prometheus.Counter {
+	if c, ok := m.byReason[r]; ok {
+		return c
+	}
+	return m.finished.WithLabelValues(r.Label())
 }

@@ -163,12 +163,13 @@ func (l *leadership) committed(c *conn, b *reported, saved []savedPart, res []da
 	}
 	l.d.metrics.batch.Observe(float64(len(b.cmds)))
 	for _, cmd := range b.cmds {
-		l.d.metrics.finished.WithLabelValues(cmd.(*dag.TaskEnded).Reason.Label()).Inc()
+		l.d.metrics.finishedBy(cmd.(*dag.TaskEnded).Reason).Inc()
 	}
 	l.noteDenials(b.cmds)
 	kill := l.settle(b.cmds, b.ids)
-	for _, id := range b.ids {
-		l.ended(id)
+	for i, id := range b.ids {
+		ok := b.cmds[i].(*dag.TaskEnded).Reason == dag.Success && i < len(res) && res[i].Err == nil && res[i].Ignored == ""
+		l.endedAs(id, ok)
 	}
 	for exec, tasks := range kill {
 		if kc := l.conns[exec]; kc != nil {

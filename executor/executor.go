@@ -138,8 +138,12 @@ type Executor struct {
 	sessionID uint64                 // the current session
 	graphs    map[string]*plan.Graph // by graph key
 	kick      chan struct{}          // wakes the sender
-	slots     chan struct{}
-	stats     stats
+	// queue holds the launched tasks waiting for one of the workers
+	// (idle of them waiting on work, e.mu's condition): see pool.go.
+	queue         []queued
+	work          *sync.Cond
+	workers, idle int
+	stats         stats
 	// commits are the output commits waiting for the leader's decision,
 	// by task; each is asked again in every new session until decided.
 	commits map[uint64]*commitAsk
@@ -154,7 +158,8 @@ type Executor struct {
 	sched   map[string]*grpc.ClientConn
 
 	healthMu   sync.Mutex
-	lastHealth string // the health last reported ("": healthy)
+	lastHealth string    // the health last reported ("": healthy)
+	healthAt   time.Time // when it was found
 }
 
 // commitAsk is a task's question whether it may commit its output.
@@ -208,6 +213,7 @@ type task struct {
 	id      *api.TaskID
 	cancel  context.CancelFunc
 	killed  bool
+	begun   bool      // a worker took it (it is no longer queued)
 	started time.Time // launched here (a new leader asks how long it has run)
 }
 
@@ -269,11 +275,11 @@ func New(opts Options) (*Executor, error) {
 		pending:   map[uint64]*update{},
 		graphs:    map[string]*plan.Graph{},
 		kick:      make(chan struct{}, 1),
-		slots:     make(chan struct{}, opts.Cores),
 		stats:     stats{launchesJob: map[uint64]int64{}, firstByTerm: map[uint64]int64{}, lastByTerm: map[uint64]int64{}},
 		commits:   map[uint64]*commitAsk{},
 		outputSem: make(chan struct{}, maxOutputOps),
 	}
+	e.work = sync.NewCond(&e.mu)
 	e.ctx, e.cancel = context.WithCancel(context.Background())
 	e.highestTerm = loadTerm(opts.DataDir)
 	if k, ok := loadGrantKey(opts.DataDir); ok {
@@ -503,6 +509,7 @@ func (e *Executor) close() error {
 	for _, t := range e.running {
 		t.cancel()
 	}
+	e.wakeWorkersLocked()
 	e.mu.Unlock()
 	e.cancel()
 	e.grpc.Stop()
@@ -535,9 +542,17 @@ func (e *Executor) close() error {
 // health returns why the executor should get no tasks now, or "". A
 // change is logged once (not once per task or heartbeat).
 func (e *Executor) health() string {
-	h := e.store.Health()
 	e.healthMu.Lock()
 	defer e.healthMu.Unlock()
+	// Every report batch carries the health; the disk is asked at most
+	// every healthEvery (a statfs per batch was 9% of an executor's CPU
+	// running empty tasks).
+	now := time.Now()
+	if now.Sub(e.healthAt) < healthEvery {
+		return e.lastHealth
+	}
+	e.healthAt = now
+	h := e.store.Health()
 	if h != e.lastHealth {
 		if h != "" {
 			e.log.Error("executor unhealthy: it takes no tasks until this clears", "reason", h)
@@ -550,6 +565,9 @@ func (e *Executor) health() string {
 	}
 	return h
 }
+
+// healthEvery is how old a health check may be when a report carries it.
+const healthEvery = 100 * time.Millisecond
 
 // dialCreds are the credentials to dial a peer of a role.
 func dialCreds(c *tlsconf.Config, role string) credentials.TransportCredentials {

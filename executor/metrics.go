@@ -9,10 +9,12 @@ import (
 // -http-addr/metrics).
 type metrics struct {
 	launched prometheus.Counter
-	ended    *prometheus.CounterVec // by state
-	fenced   prometheus.Counter
-	written  prometheus.Counter
-	fetched  prometheus.Counter
+	ended    *prometheus.CounterVec
+	// endedBy holds ended's counters by state (looked up once).
+	endedBy map[string]prometheus.Counter // by state
+	fenced  prometheus.Counter
+	written prometheus.Counter
+	fetched prometheus.Counter
 	// results counts result tasks' results by where they went (kind):
 	// direct, indirect or too_large.
 	results  *prometheus.CounterVec
@@ -49,8 +51,9 @@ func newMetrics(reg prometheus.Registerer, e *Executor) *metrics {
 		unhealthy: prometheus.NewGauge(prometheus.GaugeOpts{Name: "baton_executor_unhealthy",
 			Help: "1 while the executor reports itself unhealthy (its disk is full, say) and takes no tasks."}),
 	}
+	m.endedBy = map[string]prometheus.Counter{}
 	for _, s := range []string{"finished", "failed", "killed"} {
-		m.ended.WithLabelValues(s)
+		m.endedBy[s] = m.ended.WithLabelValues(s)
 	}
 	for _, k := range []string{"direct", "indirect", "too_large"} {
 		m.results.WithLabelValues(k)

@@ -160,7 +160,12 @@ func (e *Executor) session(ctx context.Context, addr string, session uint64) (st
 		}
 		switch m := msg.Msg.(type) {
 		case *api.DriverMessage_Launch:
-			for _, l := range m.Launch.Tasks {
+			launches, err := api.ExpandLaunch(m.Launch)
+			if err != nil {
+				e.log.Error("executor: a launch message that cannot be read; its tasks run elsewhere once the leader loses them", "err", err)
+				launches = m.Launch.Tasks
+			}
+			for _, l := range launches {
 				e.launch(ctx, l)
 			}
 		case *api.DriverMessage_Kill:
@@ -192,7 +197,7 @@ func (e *Executor) session(ctx context.Context, addr string, session uint64) (st
 func (e *Executor) hello() *api.Hello {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	h := &api.Hello{ExecutorId: e.opts.ID, Addr: e.addr, Cores: int32(e.opts.Cores), Funcs: append(e.opts.Registry.Names(), e.opts.Confine.PipeFuncs()...), HighestTerm: e.highestTerm,
+	h := &api.Hello{ExecutorId: e.opts.ID, Addr: e.addr, Cores: int32(e.opts.Cores), TaskSets: true, Funcs: append(e.opts.Registry.Names(), e.opts.Confine.PipeFuncs()...), HighestTerm: e.highestTerm,
 		Unhealthy: e.health()}
 	for _, t := range e.running {
 		h.Running = append(h.Running, t.id)
@@ -390,10 +395,7 @@ func (e *Executor) launch(ctx context.Context, l *api.TaskLaunch) {
 	t := &task{id: l.Id, cancel: cancel, started: time.Now()}
 	e.running[id] = t
 	e.wg.Add(1) // under mu, closing false: before Close waits
-	go func() {
-		defer e.wg.Done()
-		e.run(tctx, t, l, g)
-	}()
+	e.enqueueLocked(queued{ctx: tctx, t: t, l: l, g: g})
 }
 
 func (e *Executor) kill(k *api.Kill) {
@@ -410,6 +412,9 @@ func (e *Executor) kill(k *api.Kill) {
 		if t, ok := e.running[id]; ok {
 			t.killed = true
 			t.cancel()
+			if !t.begun {
+				e.killQueuedLocked(t)
+			}
 		}
 	}
 }
@@ -450,7 +455,7 @@ func (e *Executor) finishLocked(st *api.TaskStatus) {
 	st.Message = strings.ToValidUTF8(st.Message, "\uFFFD")
 	id := st.Id.GetTask()
 	delete(e.running, id)
-	e.metrics.ended.WithLabelValues(endedState(st.State)).Inc()
+	e.metrics.endedBy[endedState(st.State)].Inc()
 	e.pending[id] = &update{status: st}
 	e.unsent = append(e.unsent, id)
 	e.wake()

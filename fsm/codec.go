@@ -61,14 +61,13 @@ var ErrCorruptEntry = errors.New("fsm: corrupt log entry")
 // Encode returns the log entry for a batch of commands proposed at time
 // now (Unix nanoseconds). The commands' own Time fields are ignored: the
 // entry's time stamps them all.
+//
+// Runs of task successes go packed (see packed.go); Decode gives back
+// every command, in order.
 func Encode(now int64, cmds []dag.Command) ([]byte, error) {
-	pcs := make([]*fsmpb.Command, 0, len(cmds))
-	for _, c := range cmds {
-		pc, err := encodeCommand(c)
-		if err != nil {
-			return nil, err
-		}
-		pcs = append(pcs, pc)
+	pcs, err := encodeCommands(cmds)
+	if err != nil {
+		return nil, err
 	}
 	return encodeEntry(now, pcs)
 }
@@ -195,7 +194,22 @@ func Decode(data []byte) (*Decoded, error) {
 	if err := proto.Unmarshal(body, &e); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrCorruptEntry, err)
 	}
-	d := &Decoded{Time: e.Time, Commands: make([]dag.Command, len(e.Commands)), Members: make([]*Member, len(e.Commands)), Leaders: make([]*LeaderReady, len(e.Commands)), ACL: make([]*ACLCommand, len(e.Commands))}
+	n := len(e.Commands)
+	var packed [][]dag.Command
+	for i, pc := range e.Commands {
+		if pc.Type == fsmpb.Type_TYPE_TASKS_ENDED {
+			cmds, err := decodePacked(pc.Payload, e.Time)
+			if err != nil {
+				return nil, fmt.Errorf("%w: command %d: bad TasksEnded: %v", ErrCorruptEntry, i, err)
+			}
+			packed = append(packed, cmds)
+			n += len(cmds) - 1
+		}
+	}
+	if len(packed) > 0 {
+		return decodeWithPacked(&e, n, packed)
+	}
+	d := &Decoded{Time: e.Time, Commands: make([]dag.Command, n), Members: make([]*Member, n), Leaders: make([]*LeaderReady, n), ACL: make([]*ACLCommand, n)}
 	for i, pc := range e.Commands {
 		if r := commands.scheduler[pc.Type]; r != nil {
 			c, err := r.decode(pc.Payload, e.Time)
@@ -216,6 +230,31 @@ func Decode(data []byte) (*Decoded, error) {
 			continue
 		}
 		return nil, fmt.Errorf("%w: command %d: unknown command type %d", ErrCorruptEntry, i, int32(pc.Type))
+	}
+	return d, nil
+}
+
+// decodeWithPacked decodes an entry of scheduler commands some of which
+// are packed runs (already decoded, in order): n commands in all. Only
+// scheduler commands share an entry with packed runs (cluster commands
+// go alone).
+func decodeWithPacked(e *fsmpb.Entry, n int, packed [][]dag.Command) (*Decoded, error) {
+	d := &Decoded{Time: e.Time, Commands: make([]dag.Command, 0, n), Members: make([]*Member, n), Leaders: make([]*LeaderReady, n), ACL: make([]*ACLCommand, n)}
+	for i, pc := range e.Commands {
+		if pc.Type == fsmpb.Type_TYPE_TASKS_ENDED {
+			d.Commands = append(d.Commands, packed[0]...)
+			packed = packed[1:]
+			continue
+		}
+		r := commands.scheduler[pc.Type]
+		if r == nil {
+			return nil, fmt.Errorf("%w: command %d: %s in an entry of packed task ends", ErrCorruptEntry, i, pc.Type)
+		}
+		c, err := r.decode(pc.Payload, e.Time)
+		if err != nil {
+			return nil, fmt.Errorf("%w: command %d: bad %s: %v", ErrCorruptEntry, i, r.name, err)
+		}
+		d.Commands = append(d.Commands, c)
 	}
 	return d, nil
 }

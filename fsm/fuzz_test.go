@@ -149,6 +149,10 @@ func FuzzDecodeEntry(f *testing.F) {
 		{&dag.TaskEnded{Task: 2, Reason: dag.FetchFailed, FetchShuffle: 0, FetchMap: 3, FetchExecutor: "e1"}},
 		{&dag.AuthorizeCommit{Stage: 0, Partition: 0, Task: 9, Executor: "e1"}, &dag.CancelJob{Job: 0}, &dag.ReleaseJob{Job: 0}},
 		{&dag.RemoveExecutor{ID: "e1"}, &dag.ResubmitFailedStages{}},
+		// A packed run of successes between two other commands.
+		{&dag.CancelJob{Job: 9}, &dag.TaskEnded{Task: 10, Partition: 0, Executor: "e1", Reason: dag.Success, MapBytes: 5, MapSizes: []byte{1, 2}},
+			&dag.TaskEnded{Task: 11, Partition: 1, Executor: "e1", Reason: dag.Success, Result: []byte("y"), ResultSize: 1, Indirect: true, DurationMs: 3},
+			&dag.ReleaseJob{Job: 9}},
 	} {
 		if e, err := Encode(3, cmds); err == nil {
 			f.Add(e)

@@ -22,7 +22,7 @@ func runDev(ctx context.Context, cfg server.Config, logger *slog.Logger, stderr 
 	cfg.Logger = logger
 	// A start that hangs must not hide its logs.
 	stuck := time.AfterFunc(10*time.Second, h.release)
-	dc, err := devcluster.Start(ctx, devcluster.Options{Server: cfg, Logger: logger})
+	dc, err := devcluster.Start(ctx, devcluster.Options{Server: cfg, Logger: logger, Cores: devCores})
 	stuck.Stop()
 	if err != nil {
 		h.release()
@@ -42,7 +42,11 @@ func runDev(ctx context.Context, cfg server.Config, logger *slog.Logger, stderr 
 
 // banner says what runs, where the UI is, and how to reach it.
 func banner(dc *devcluster.Cluster, cfg server.Config) string {
-	b := fmt.Sprintf("Baton dev mode: a single-node quorum and an executor with %d slots in %s\n", runtime.NumCPU(), dc.Dir())
+	slots := runtime.NumCPU()
+	if devCores > 0 {
+		slots = devCores
+	}
+	b := fmt.Sprintf("Baton dev mode: a single-node quorum and an executor with %d slots in %s\n", slots, dc.Dir())
 	if a := dc.Server.HTTPAddr(); a != "" {
 		scheme := "http"
 		if cfg.TLS != nil {

@@ -77,6 +77,9 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 	return 0
 }
 
+// devCores is -dev-cores.
+var devCores int
+
 func parseFlags(args []string, stderr io.Writer) (server.Config, *slog.Logger, bool, error) {
 	var cfg server.Config
 	fs := flag.NewFlagSet("schedd", flag.ContinueOnError)
@@ -115,6 +118,7 @@ func parseFlags(args []string, stderr io.Writer) (server.Config, *slog.Logger, b
 	fs.DurationVar(&cfg.Driver.LocalityWait, "locality-wait", 100*time.Millisecond, "how long a task waits for a slot on an executor holding its input")
 	fs.DurationVar(&cfg.Driver.CacheLocalityWait, "cache-locality-wait", 3*time.Second, "how long a task that reads persisted partitions waits for a slot on the executors keeping them, before it computes them elsewhere")
 	fs.Int64Var(&cfg.Driver.MaxDirectResultSize, "max-direct-result-size", 64<<10, "largest result sent through the log; larger ones stay on the executor")
+	fs.DurationVar(&cfg.Driver.QueuedWork, "queued-work", 20*time.Millisecond, "for stages of very short tasks, queue on each slot as many tasks as take about this long (up to 256; -1ns: never more than -queue-per-slot)")
 	fs.IntVar(&cfg.Driver.QueuePerSlot, "queue-per-slot", 3, "for stages of short tasks, tasks each executor slot may have queued beyond its running one (-1: none)")
 	mode := fs.String("scheduling-mode", "FIFO", "how jobs share slots: FIFO (in submission order) or FAIR (pools by weight and minimum share)")
 	var pools poolFlags
@@ -146,6 +150,7 @@ func parseFlags(args []string, stderr io.Writer) (server.Config, *slog.Logger, b
 	fs.BoolVar(&cfg.Insecure, "insecure", false, "allow listening on non-loopback addresses without TLS (anyone who reaches them controls the cluster)")
 	fs.BoolVar(&cfg.Pprof, "pprof", false, "serve net/http/pprof under /debug/pprof/ on -http-addr")
 	dev := fs.Bool("dev", false, "development mode: a single-node quorum and an embedded executor in a temporary directory (no other flag needed)")
+	fs.IntVar(&devCores, "dev-cores", 0, "with -dev: the embedded executor's slots (default: the CPU count)")
 	logFormat := fs.String("log-format", "text", "log format: text or json")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	fs.Usage = func() {

@@ -50,6 +50,9 @@ const (
 	Type_TYPE_CANCEL_STAGE           Type = 16
 	Type_TYPE_UNPERSIST              Type = 17
 	Type_TYPE_CANCEL_ALL_JOBS        Type = 18
+	// A run of task successes packed into one command (TasksEnded): each
+	// decodes as the TaskEnded it was.
+	Type_TYPE_TASKS_ENDED Type = 19
 )
 
 // Enum value maps for Type.
@@ -74,6 +77,7 @@ var (
 		16: "TYPE_CANCEL_STAGE",
 		17: "TYPE_UNPERSIST",
 		18: "TYPE_CANCEL_ALL_JOBS",
+		19: "TYPE_TASKS_ENDED",
 	}
 	Type_value = map[string]int32{
 		"TYPE_UNSPECIFIED":            0,
@@ -95,6 +99,7 @@ var (
 		"TYPE_CANCEL_STAGE":           16,
 		"TYPE_UNPERSIST":              17,
 		"TYPE_CANCEL_ALL_JOBS":        18,
+		"TYPE_TASKS_ENDED":            19,
 	}
 )
 
@@ -853,6 +858,181 @@ func (x *TaskEnded) GetSpilledBytes() int64 {
 	return 0
 }
 
+// TasksEnded is a run of successful TaskEnded commands of one stage
+// attempt, executor and epoch, with no message, accumulators or cached
+// partitions, packed: what they share once, the rest as parallel packed
+// arrays. Each array holds one value per task, or none when every value
+// is zero. It decodes as the TaskEnded commands it was, in order.
+type TasksEnded struct {
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	Stage        uint64                 `protobuf:"varint,1,opt,name=stage,proto3" json:"stage,omitempty"`
+	StageAttempt int32                  `protobuf:"varint,2,opt,name=stage_attempt,json=stageAttempt,proto3" json:"stage_attempt,omitempty"`
+	Executor     string                 `protobuf:"bytes,3,opt,name=executor,proto3" json:"executor,omitempty"`
+	Epoch        uint64                 `protobuf:"varint,4,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	// task_deltas[i] is task i's id minus task i-1's (task -1's is 0).
+	TaskDeltas []int64  `protobuf:"zigzag64,5,rep,packed,name=task_deltas,json=taskDeltas,proto3" json:"task_deltas,omitempty"`
+	Partitions []int32  `protobuf:"varint,6,rep,packed,name=partitions,proto3" json:"partitions,omitempty"`
+	Attempts   []int32  `protobuf:"varint,7,rep,packed,name=attempts,proto3" json:"attempts,omitempty"`
+	DurationMs []int64  `protobuf:"varint,8,rep,packed,name=duration_ms,json=durationMs,proto3" json:"duration_ms,omitempty"`
+	MapBytes   []uint64 `protobuf:"varint,9,rep,packed,name=map_bytes,json=mapBytes,proto3" json:"map_bytes,omitempty"`
+	// map_sizes holds each task's map sizes back to back, map_size_lens
+	// their lengths.
+	MapSizeLens []uint32 `protobuf:"varint,10,rep,packed,name=map_size_lens,json=mapSizeLens,proto3" json:"map_size_lens,omitempty"`
+	MapSizes    []byte   `protobuf:"bytes,11,opt,name=map_sizes,json=mapSizes,proto3" json:"map_sizes,omitempty"`
+	ResultSizes []int64  `protobuf:"varint,12,rep,packed,name=result_sizes,json=resultSizes,proto3" json:"result_sizes,omitempty"`
+	// results holds each task's direct result back to back, result_lens
+	// their lengths.
+	ResultLens   []uint32 `protobuf:"varint,13,rep,packed,name=result_lens,json=resultLens,proto3" json:"result_lens,omitempty"`
+	Results      []byte   `protobuf:"bytes,14,opt,name=results,proto3" json:"results,omitempty"`
+	SpilledBytes []int64  `protobuf:"varint,15,rep,packed,name=spilled_bytes,json=spilledBytes,proto3" json:"spilled_bytes,omitempty"`
+	// flags: 1 indirect, 2 speculative.
+	Flags         []uint32 `protobuf:"varint,16,rep,packed,name=flags,proto3" json:"flags,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TasksEnded) Reset() {
+	*x = TasksEnded{}
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TasksEnded) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TasksEnded) ProtoMessage() {}
+
+func (x *TasksEnded) ProtoReflect() protoreflect.Message {
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TasksEnded.ProtoReflect.Descriptor instead.
+func (*TasksEnded) Descriptor() ([]byte, []int) {
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *TasksEnded) GetStage() uint64 {
+	if x != nil {
+		return x.Stage
+	}
+	return 0
+}
+
+func (x *TasksEnded) GetStageAttempt() int32 {
+	if x != nil {
+		return x.StageAttempt
+	}
+	return 0
+}
+
+func (x *TasksEnded) GetExecutor() string {
+	if x != nil {
+		return x.Executor
+	}
+	return ""
+}
+
+func (x *TasksEnded) GetEpoch() uint64 {
+	if x != nil {
+		return x.Epoch
+	}
+	return 0
+}
+
+func (x *TasksEnded) GetTaskDeltas() []int64 {
+	if x != nil {
+		return x.TaskDeltas
+	}
+	return nil
+}
+
+func (x *TasksEnded) GetPartitions() []int32 {
+	if x != nil {
+		return x.Partitions
+	}
+	return nil
+}
+
+func (x *TasksEnded) GetAttempts() []int32 {
+	if x != nil {
+		return x.Attempts
+	}
+	return nil
+}
+
+func (x *TasksEnded) GetDurationMs() []int64 {
+	if x != nil {
+		return x.DurationMs
+	}
+	return nil
+}
+
+func (x *TasksEnded) GetMapBytes() []uint64 {
+	if x != nil {
+		return x.MapBytes
+	}
+	return nil
+}
+
+func (x *TasksEnded) GetMapSizeLens() []uint32 {
+	if x != nil {
+		return x.MapSizeLens
+	}
+	return nil
+}
+
+func (x *TasksEnded) GetMapSizes() []byte {
+	if x != nil {
+		return x.MapSizes
+	}
+	return nil
+}
+
+func (x *TasksEnded) GetResultSizes() []int64 {
+	if x != nil {
+		return x.ResultSizes
+	}
+	return nil
+}
+
+func (x *TasksEnded) GetResultLens() []uint32 {
+	if x != nil {
+		return x.ResultLens
+	}
+	return nil
+}
+
+func (x *TasksEnded) GetResults() []byte {
+	if x != nil {
+		return x.Results
+	}
+	return nil
+}
+
+func (x *TasksEnded) GetSpilledBytes() []int64 {
+	if x != nil {
+		return x.SpilledBytes
+	}
+	return nil
+}
+
+func (x *TasksEnded) GetFlags() []uint32 {
+	if x != nil {
+		return x.Flags
+	}
+	return nil
+}
+
 type CachedPartition struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Key           string                 `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
@@ -865,7 +1045,7 @@ type CachedPartition struct {
 
 func (x *CachedPartition) Reset() {
 	*x = CachedPartition{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[6]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -877,7 +1057,7 @@ func (x *CachedPartition) String() string {
 func (*CachedPartition) ProtoMessage() {}
 
 func (x *CachedPartition) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[6]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -890,7 +1070,7 @@ func (x *CachedPartition) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CachedPartition.ProtoReflect.Descriptor instead.
 func (*CachedPartition) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{6}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *CachedPartition) GetKey() string {
@@ -935,7 +1115,7 @@ type Accumulator struct {
 
 func (x *Accumulator) Reset() {
 	*x = Accumulator{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[7]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -947,7 +1127,7 @@ func (x *Accumulator) String() string {
 func (*Accumulator) ProtoMessage() {}
 
 func (x *Accumulator) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[7]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -960,7 +1140,7 @@ func (x *Accumulator) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Accumulator.ProtoReflect.Descriptor instead.
 func (*Accumulator) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{7}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *Accumulator) GetName() string {
@@ -999,7 +1179,7 @@ type ResubmitFailedStages struct {
 
 func (x *ResubmitFailedStages) Reset() {
 	*x = ResubmitFailedStages{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[8]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1011,7 +1191,7 @@ func (x *ResubmitFailedStages) String() string {
 func (*ResubmitFailedStages) ProtoMessage() {}
 
 func (x *ResubmitFailedStages) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[8]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1024,7 +1204,7 @@ func (x *ResubmitFailedStages) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResubmitFailedStages.ProtoReflect.Descriptor instead.
 func (*ResubmitFailedStages) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{8}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{9}
 }
 
 type AuthorizeCommit struct {
@@ -1040,7 +1220,7 @@ type AuthorizeCommit struct {
 
 func (x *AuthorizeCommit) Reset() {
 	*x = AuthorizeCommit{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[9]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1052,7 +1232,7 @@ func (x *AuthorizeCommit) String() string {
 func (*AuthorizeCommit) ProtoMessage() {}
 
 func (x *AuthorizeCommit) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[9]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1065,7 +1245,7 @@ func (x *AuthorizeCommit) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuthorizeCommit.ProtoReflect.Descriptor instead.
 func (*AuthorizeCommit) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{9}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *AuthorizeCommit) GetStage() uint64 {
@@ -1113,7 +1293,7 @@ type CancelJob struct {
 
 func (x *CancelJob) Reset() {
 	*x = CancelJob{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[10]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1125,7 +1305,7 @@ func (x *CancelJob) String() string {
 func (*CancelJob) ProtoMessage() {}
 
 func (x *CancelJob) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[10]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1138,7 +1318,7 @@ func (x *CancelJob) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelJob.ProtoReflect.Descriptor instead.
 func (*CancelJob) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{10}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *CancelJob) GetJob() uint64 {
@@ -1164,7 +1344,7 @@ type ReleaseJob struct {
 
 func (x *ReleaseJob) Reset() {
 	*x = ReleaseJob{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[11]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1176,7 +1356,7 @@ func (x *ReleaseJob) String() string {
 func (*ReleaseJob) ProtoMessage() {}
 
 func (x *ReleaseJob) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[11]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1189,7 +1369,7 @@ func (x *ReleaseJob) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleaseJob.ProtoReflect.Descriptor instead.
 func (*ReleaseJob) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{11}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *ReleaseJob) GetJob() uint64 {
@@ -1210,7 +1390,7 @@ type CancelJobGroup struct {
 
 func (x *CancelJobGroup) Reset() {
 	*x = CancelJobGroup{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[12]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1222,7 +1402,7 @@ func (x *CancelJobGroup) String() string {
 func (*CancelJobGroup) ProtoMessage() {}
 
 func (x *CancelJobGroup) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[12]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1235,7 +1415,7 @@ func (x *CancelJobGroup) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelJobGroup.ProtoReflect.Descriptor instead.
 func (*CancelJobGroup) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{12}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *CancelJobGroup) GetGroup() string {
@@ -1263,7 +1443,7 @@ type CancelStage struct {
 
 func (x *CancelStage) Reset() {
 	*x = CancelStage{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[13]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1275,7 +1455,7 @@ func (x *CancelStage) String() string {
 func (*CancelStage) ProtoMessage() {}
 
 func (x *CancelStage) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[13]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1288,7 +1468,7 @@ func (x *CancelStage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelStage.ProtoReflect.Descriptor instead.
 func (*CancelStage) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{13}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *CancelStage) GetStage() uint64 {
@@ -1315,7 +1495,7 @@ type CancelAllJobs struct {
 
 func (x *CancelAllJobs) Reset() {
 	*x = CancelAllJobs{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[14]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1327,7 +1507,7 @@ func (x *CancelAllJobs) String() string {
 func (*CancelAllJobs) ProtoMessage() {}
 
 func (x *CancelAllJobs) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[14]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1340,7 +1520,7 @@ func (x *CancelAllJobs) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelAllJobs.ProtoReflect.Descriptor instead.
 func (*CancelAllJobs) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{14}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *CancelAllJobs) GetReason() string {
@@ -1360,7 +1540,7 @@ type Unpersist struct {
 
 func (x *Unpersist) Reset() {
 	*x = Unpersist{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[15]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1372,7 +1552,7 @@ func (x *Unpersist) String() string {
 func (*Unpersist) ProtoMessage() {}
 
 func (x *Unpersist) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[15]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1385,7 +1565,7 @@ func (x *Unpersist) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Unpersist.ProtoReflect.Descriptor instead.
 func (*Unpersist) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{15}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *Unpersist) GetKeys() []string {
@@ -1411,7 +1591,7 @@ type SetMember struct {
 
 func (x *SetMember) Reset() {
 	*x = SetMember{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[16]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1423,7 +1603,7 @@ func (x *SetMember) String() string {
 func (*SetMember) ProtoMessage() {}
 
 func (x *SetMember) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[16]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1436,7 +1616,7 @@ func (x *SetMember) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetMember.ProtoReflect.Descriptor instead.
 func (*SetMember) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{16}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *SetMember) GetId() string {
@@ -1491,7 +1671,7 @@ type LeaderReady struct {
 
 func (x *LeaderReady) Reset() {
 	*x = LeaderReady{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[17]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1503,7 +1683,7 @@ func (x *LeaderReady) String() string {
 func (*LeaderReady) ProtoMessage() {}
 
 func (x *LeaderReady) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[17]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1516,7 +1696,7 @@ func (x *LeaderReady) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeaderReady.ProtoReflect.Descriptor instead.
 func (*LeaderReady) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{17}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *LeaderReady) GetId() string {
@@ -1581,7 +1761,7 @@ type Members struct {
 
 func (x *Members) Reset() {
 	*x = Members{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[18]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1593,7 +1773,7 @@ func (x *Members) String() string {
 func (*Members) ProtoMessage() {}
 
 func (x *Members) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[18]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1606,7 +1786,7 @@ func (x *Members) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Members.ProtoReflect.Descriptor instead.
 func (*Members) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{18}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *Members) GetMembers() []*SetMember {
@@ -1666,7 +1846,7 @@ type ACLToken struct {
 
 func (x *ACLToken) Reset() {
 	*x = ACLToken{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[19]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1678,7 +1858,7 @@ func (x *ACLToken) String() string {
 func (*ACLToken) ProtoMessage() {}
 
 func (x *ACLToken) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[19]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1691,7 +1871,7 @@ func (x *ACLToken) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ACLToken.ProtoReflect.Descriptor instead.
 func (*ACLToken) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{19}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *ACLToken) GetAccessor() string {
@@ -1742,7 +1922,7 @@ type ACLBootstrap struct {
 
 func (x *ACLBootstrap) Reset() {
 	*x = ACLBootstrap{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[20]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1754,7 +1934,7 @@ func (x *ACLBootstrap) String() string {
 func (*ACLBootstrap) ProtoMessage() {}
 
 func (x *ACLBootstrap) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[20]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1767,7 +1947,7 @@ func (x *ACLBootstrap) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ACLBootstrap.ProtoReflect.Descriptor instead.
 func (*ACLBootstrap) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{20}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ACLBootstrap) GetManagement() *ACLToken {
@@ -1795,7 +1975,7 @@ type ACLTokenDelete struct {
 
 func (x *ACLTokenDelete) Reset() {
 	*x = ACLTokenDelete{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[21]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1807,7 +1987,7 @@ func (x *ACLTokenDelete) String() string {
 func (*ACLTokenDelete) ProtoMessage() {}
 
 func (x *ACLTokenDelete) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[21]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1820,7 +2000,7 @@ func (x *ACLTokenDelete) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ACLTokenDelete.ProtoReflect.Descriptor instead.
 func (*ACLTokenDelete) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{21}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *ACLTokenDelete) GetAccessor() string {
@@ -1844,7 +2024,7 @@ type ACLExecutorBind struct {
 
 func (x *ACLExecutorBind) Reset() {
 	*x = ACLExecutorBind{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[22]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1856,7 +2036,7 @@ func (x *ACLExecutorBind) String() string {
 func (*ACLExecutorBind) ProtoMessage() {}
 
 func (x *ACLExecutorBind) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[22]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1869,7 +2049,7 @@ func (x *ACLExecutorBind) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ACLExecutorBind.ProtoReflect.Descriptor instead.
 func (*ACLExecutorBind) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{22}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ACLExecutorBind) GetExecutor() string {
@@ -1947,7 +2127,31 @@ const file_fsm_fsmpb_fsm_proto_rawDesc = "" +
 	"\vspeculative\x18\x15 \x01(\bR\vspeculative\x12=\n" +
 	"\faccumulators\x18\x16 \x03(\v2\x19.baton.fsm.v1.AccumulatorR\faccumulators\x125\n" +
 	"\x06cached\x18\x17 \x03(\v2\x1d.baton.fsm.v1.CachedPartitionR\x06cached\x12#\n" +
-	"\rspilled_bytes\x18\x18 \x01(\x03R\fspilledBytes\"w\n" +
+	"\rspilled_bytes\x18\x18 \x01(\x03R\fspilledBytes\"\xee\x03\n" +
+	"\n" +
+	"TasksEnded\x12\x14\n" +
+	"\x05stage\x18\x01 \x01(\x04R\x05stage\x12#\n" +
+	"\rstage_attempt\x18\x02 \x01(\x05R\fstageAttempt\x12\x1a\n" +
+	"\bexecutor\x18\x03 \x01(\tR\bexecutor\x12\x14\n" +
+	"\x05epoch\x18\x04 \x01(\x04R\x05epoch\x12\x1f\n" +
+	"\vtask_deltas\x18\x05 \x03(\x12R\n" +
+	"taskDeltas\x12\x1e\n" +
+	"\n" +
+	"partitions\x18\x06 \x03(\x05R\n" +
+	"partitions\x12\x1a\n" +
+	"\battempts\x18\a \x03(\x05R\battempts\x12\x1f\n" +
+	"\vduration_ms\x18\b \x03(\x03R\n" +
+	"durationMs\x12\x1b\n" +
+	"\tmap_bytes\x18\t \x03(\x04R\bmapBytes\x12\"\n" +
+	"\rmap_size_lens\x18\n" +
+	" \x03(\rR\vmapSizeLens\x12\x1b\n" +
+	"\tmap_sizes\x18\v \x01(\fR\bmapSizes\x12!\n" +
+	"\fresult_sizes\x18\f \x03(\x03R\vresultSizes\x12\x1f\n" +
+	"\vresult_lens\x18\r \x03(\rR\n" +
+	"resultLens\x12\x18\n" +
+	"\aresults\x18\x0e \x01(\fR\aresults\x12#\n" +
+	"\rspilled_bytes\x18\x0f \x03(\x03R\fspilledBytes\x12\x14\n" +
+	"\x05flags\x18\x10 \x03(\rR\x05flags\"w\n" +
 	"\x0fCachedPartition\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x1c\n" +
 	"\tpartition\x18\x02 \x01(\x05R\tpartition\x12\x14\n" +
@@ -2021,7 +2225,7 @@ const file_fsm_fsmpb_fsm_proto_rawDesc = "" +
 	"\baccessor\x18\x01 \x01(\tR\baccessor\"K\n" +
 	"\x0fACLExecutorBind\x12\x1a\n" +
 	"\bexecutor\x18\x01 \x01(\tR\bexecutor\x12\x1c\n" +
-	"\tprincipal\x18\x02 \x01(\tR\tprincipal*\xd6\x03\n" +
+	"\tprincipal\x18\x02 \x01(\tR\tprincipal*\xec\x03\n" +
 	"\x04Type\x12\x14\n" +
 	"\x10TYPE_UNSPECIFIED\x10\x00\x12\x1a\n" +
 	"\x16TYPE_REGISTER_EXECUTOR\x10\x01\x12\x18\n" +
@@ -2042,7 +2246,8 @@ const file_fsm_fsmpb_fsm_proto_rawDesc = "" +
 	"\x15TYPE_CANCEL_JOB_GROUP\x10\x0f\x12\x15\n" +
 	"\x11TYPE_CANCEL_STAGE\x10\x10\x12\x12\n" +
 	"\x0eTYPE_UNPERSIST\x10\x11\x12\x18\n" +
-	"\x14TYPE_CANCEL_ALL_JOBS\x10\x12*\xc2\x01\n" +
+	"\x14TYPE_CANCEL_ALL_JOBS\x10\x12\x12\x14\n" +
+	"\x10TYPE_TASKS_ENDED\x10\x13*\xc2\x01\n" +
 	"\x06Reason\x12\x16\n" +
 	"\x12REASON_UNSPECIFIED\x10\x00\x12\x12\n" +
 	"\x0eREASON_SUCCESS\x10\x01\x12\x14\n" +
@@ -2075,7 +2280,7 @@ func file_fsm_fsmpb_fsm_proto_rawDescGZIP() []byte {
 }
 
 var file_fsm_fsmpb_fsm_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_fsm_fsmpb_fsm_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
+var file_fsm_fsmpb_fsm_proto_msgTypes = make([]protoimpl.MessageInfo, 24)
 var file_fsm_fsmpb_fsm_proto_goTypes = []any{
 	(Type)(0),                    // 0: baton.fsm.v1.Type
 	(Reason)(0),                  // 1: baton.fsm.v1.Reason
@@ -2086,36 +2291,37 @@ var file_fsm_fsmpb_fsm_proto_goTypes = []any{
 	(*RemoveExecutor)(nil),       // 6: baton.fsm.v1.RemoveExecutor
 	(*SubmitJob)(nil),            // 7: baton.fsm.v1.SubmitJob
 	(*TaskEnded)(nil),            // 8: baton.fsm.v1.TaskEnded
-	(*CachedPartition)(nil),      // 9: baton.fsm.v1.CachedPartition
-	(*Accumulator)(nil),          // 10: baton.fsm.v1.Accumulator
-	(*ResubmitFailedStages)(nil), // 11: baton.fsm.v1.ResubmitFailedStages
-	(*AuthorizeCommit)(nil),      // 12: baton.fsm.v1.AuthorizeCommit
-	(*CancelJob)(nil),            // 13: baton.fsm.v1.CancelJob
-	(*ReleaseJob)(nil),           // 14: baton.fsm.v1.ReleaseJob
-	(*CancelJobGroup)(nil),       // 15: baton.fsm.v1.CancelJobGroup
-	(*CancelStage)(nil),          // 16: baton.fsm.v1.CancelStage
-	(*CancelAllJobs)(nil),        // 17: baton.fsm.v1.CancelAllJobs
-	(*Unpersist)(nil),            // 18: baton.fsm.v1.Unpersist
-	(*SetMember)(nil),            // 19: baton.fsm.v1.SetMember
-	(*LeaderReady)(nil),          // 20: baton.fsm.v1.LeaderReady
-	(*Members)(nil),              // 21: baton.fsm.v1.Members
-	(*ACLToken)(nil),             // 22: baton.fsm.v1.ACLToken
-	(*ACLBootstrap)(nil),         // 23: baton.fsm.v1.ACLBootstrap
-	(*ACLTokenDelete)(nil),       // 24: baton.fsm.v1.ACLTokenDelete
-	(*ACLExecutorBind)(nil),      // 25: baton.fsm.v1.ACLExecutorBind
+	(*TasksEnded)(nil),           // 9: baton.fsm.v1.TasksEnded
+	(*CachedPartition)(nil),      // 10: baton.fsm.v1.CachedPartition
+	(*Accumulator)(nil),          // 11: baton.fsm.v1.Accumulator
+	(*ResubmitFailedStages)(nil), // 12: baton.fsm.v1.ResubmitFailedStages
+	(*AuthorizeCommit)(nil),      // 13: baton.fsm.v1.AuthorizeCommit
+	(*CancelJob)(nil),            // 14: baton.fsm.v1.CancelJob
+	(*ReleaseJob)(nil),           // 15: baton.fsm.v1.ReleaseJob
+	(*CancelJobGroup)(nil),       // 16: baton.fsm.v1.CancelJobGroup
+	(*CancelStage)(nil),          // 17: baton.fsm.v1.CancelStage
+	(*CancelAllJobs)(nil),        // 18: baton.fsm.v1.CancelAllJobs
+	(*Unpersist)(nil),            // 19: baton.fsm.v1.Unpersist
+	(*SetMember)(nil),            // 20: baton.fsm.v1.SetMember
+	(*LeaderReady)(nil),          // 21: baton.fsm.v1.LeaderReady
+	(*Members)(nil),              // 22: baton.fsm.v1.Members
+	(*ACLToken)(nil),             // 23: baton.fsm.v1.ACLToken
+	(*ACLBootstrap)(nil),         // 24: baton.fsm.v1.ACLBootstrap
+	(*ACLTokenDelete)(nil),       // 25: baton.fsm.v1.ACLTokenDelete
+	(*ACLExecutorBind)(nil),      // 26: baton.fsm.v1.ACLExecutorBind
 }
 var file_fsm_fsmpb_fsm_proto_depIdxs = []int32{
 	4,  // 0: baton.fsm.v1.Entry.commands:type_name -> baton.fsm.v1.Command
 	0,  // 1: baton.fsm.v1.Command.type:type_name -> baton.fsm.v1.Type
 	1,  // 2: baton.fsm.v1.TaskEnded.reason:type_name -> baton.fsm.v1.Reason
-	10, // 3: baton.fsm.v1.TaskEnded.accumulators:type_name -> baton.fsm.v1.Accumulator
-	9,  // 4: baton.fsm.v1.TaskEnded.cached:type_name -> baton.fsm.v1.CachedPartition
+	11, // 3: baton.fsm.v1.TaskEnded.accumulators:type_name -> baton.fsm.v1.Accumulator
+	10, // 4: baton.fsm.v1.TaskEnded.cached:type_name -> baton.fsm.v1.CachedPartition
 	2,  // 5: baton.fsm.v1.Accumulator.kind:type_name -> baton.fsm.v1.AccKind
-	19, // 6: baton.fsm.v1.Members.members:type_name -> baton.fsm.v1.SetMember
-	20, // 7: baton.fsm.v1.Members.leaders:type_name -> baton.fsm.v1.LeaderReady
-	22, // 8: baton.fsm.v1.Members.acl_tokens:type_name -> baton.fsm.v1.ACLToken
-	25, // 9: baton.fsm.v1.Members.acl_executors:type_name -> baton.fsm.v1.ACLExecutorBind
-	22, // 10: baton.fsm.v1.ACLBootstrap.management:type_name -> baton.fsm.v1.ACLToken
+	20, // 6: baton.fsm.v1.Members.members:type_name -> baton.fsm.v1.SetMember
+	21, // 7: baton.fsm.v1.Members.leaders:type_name -> baton.fsm.v1.LeaderReady
+	23, // 8: baton.fsm.v1.Members.acl_tokens:type_name -> baton.fsm.v1.ACLToken
+	26, // 9: baton.fsm.v1.Members.acl_executors:type_name -> baton.fsm.v1.ACLExecutorBind
+	23, // 10: baton.fsm.v1.ACLBootstrap.management:type_name -> baton.fsm.v1.ACLToken
 	11, // [11:11] is the sub-list for method output_type
 	11, // [11:11] is the sub-list for method input_type
 	11, // [11:11] is the sub-list for extension type_name
@@ -2134,7 +2340,7 @@ func file_fsm_fsmpb_fsm_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_fsm_fsmpb_fsm_proto_rawDesc), len(file_fsm_fsmpb_fsm_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   23,
+			NumMessages:   24,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

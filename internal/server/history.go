@@ -28,18 +28,111 @@ type history struct {
 	started time.Time
 }
 
-// stageHistory is one stage's ends; dropped counts those trimmed from
-// its front, so a record keeps its number (dropped + index) as the front
-// goes.
+// stageHistory is one stage's ends, in chunks of chunkRecords (only the
+// last is shorter), so appending never copies what is held and trimming
+// drops whole chunks: front is where the first held record sits in
+// chunks[0]. dropped counts the records trimmed from its front, so a
+// record keeps its number (dropped + index) as the front goes.
 type stageHistory struct {
-	recs    []taskRecord
+	chunks  [][]taskRecord
+	front   int
+	n       int // records held
 	dropped int
 }
 
-// taskRecord is one task attempt's end.
+// chunkRecords is the size of a stage history's chunks.
+const chunkRecords = 4096
+
+func (sh *stageHistory) add(r taskRecord) {
+	last := len(sh.chunks) - 1
+	if last < 0 || len(sh.chunks[last]) == chunkRecords {
+		// The first chunk grows as records come (most stages are small);
+		// the later ones are made whole.
+		size := chunkRecords
+		if last < 0 {
+			size = 16
+		}
+		sh.chunks = append(sh.chunks, make([]taskRecord, 0, size))
+		last++
+	}
+	sh.chunks[last] = append(sh.chunks[last], r)
+	sh.n++
+}
+
+// at returns the i-th held record.
+func (sh *stageHistory) at(i int) *taskRecord {
+	p := sh.front + i
+	return &sh.chunks[p/chunkRecords][p%chunkRecords]
+}
+
+// dropFront forgets the first k held records.
+func (sh *stageHistory) dropFront(k int) {
+	k = min(k, sh.n)
+	sh.n -= k
+	sh.dropped += k
+	sh.front += k
+	for sh.front >= chunkRecords || (len(sh.chunks) > 0 && sh.front > 0 && sh.front >= len(sh.chunks[0])) {
+		drop := len(sh.chunks[0])
+		sh.chunks[0] = nil
+		sh.chunks = sh.chunks[1:]
+		sh.front -= drop
+	}
+	if len(sh.chunks) > 0 {
+		clear(sh.chunks[0][:sh.front]) // let go of their strings
+	}
+}
+
+// taskRecord is one task attempt's end, compact: a node holds up to
+// maxRecords of them and adds one per task end it applies, so the
+// record is what the stage page shows and no more (no results, map
+// sizes or accumulators), with the rarer parts (a message, why the end
+// was ignored, a fetch failure's block) behind a pointer that a plain
+// success leaves nil.
 type taskRecord struct {
-	te      dag.TaskEnded // Result and MapSizes dropped
-	ignored string
+	task                             uint64
+	time, durationMs                 int64
+	resultSize, spilledBytes         int64
+	mapBytes                         uint64
+	partition, attempt, stageAttempt int32
+	reason                           dag.Reason
+	indirect, speculative            bool
+	executor                         dag.ExecutorID
+	rare                             *rareRecord
+}
+
+// rareRecord is what only some ends have.
+type rareRecord struct {
+	message, ignored string
+}
+
+func newRecord(te *dag.TaskEnded, ignored string) taskRecord {
+	r := taskRecord{task: uint64(te.Task), time: te.Time, durationMs: te.DurationMs, resultSize: te.ResultSize, spilledBytes: te.SpilledBytes,
+		mapBytes: te.MapBytes, partition: int32(te.Partition), attempt: int32(te.Attempt), stageAttempt: int32(te.StageAttempt),
+		reason: te.Reason, indirect: te.Indirect, speculative: te.Speculative, executor: te.Executor}
+	if te.Message != "" || ignored != "" {
+		r.rare = &rareRecord{message: te.Message, ignored: ignored}
+	}
+	return r
+}
+
+// end returns the record as the command it came from (without what the
+// record does not keep).
+func (r *taskRecord) end() dag.TaskEnded {
+	te := dag.TaskEnded{Task: dag.TaskID(r.task), Time: r.time, DurationMs: r.durationMs, ResultSize: r.resultSize, SpilledBytes: r.spilledBytes,
+		MapBytes: r.mapBytes, Partition: int(r.partition), Attempt: int(r.attempt), StageAttempt: int(r.stageAttempt),
+		Reason: r.reason, Indirect: r.indirect, Speculative: r.speculative, Executor: r.executor}
+	if r.rare != nil {
+		te.Message = r.rare.message
+	}
+	return te
+}
+
+// ignored says why the state ignored the end ("" if it did not).
+func (r *taskRecord) ignored() string {
+	if r.rare == nil {
+		return ""
+	}
+	return r.rare.ignored
 }
 
 const maxRecords = 200_000
@@ -57,18 +150,18 @@ func (h *history) applied(cmds []dag.Command, results []dag.Result) {
 		if !ok {
 			continue
 		}
-		rec := taskRecord{te: *te, ignored: results[i].Ignored}
-		rec.te.Result, rec.te.MapSizes = nil, nil
+		ignored := results[i].Ignored
 		if results[i].Err != nil {
-			rec.ignored = results[i].Err.Error()
+			ignored = results[i].Err.Error()
 		}
+		rec := newRecord(te, ignored)
 		sh := h.byStage[te.Stage]
 		if sh == nil {
 			sh = &stageHistory{}
 			h.byStage[te.Stage] = sh
 			h.order = append(h.order, te.Stage)
 		}
-		sh.recs = append(sh.recs, rec)
+		sh.add(rec)
 		h.total++
 	}
 	if h.total > h.max+h.max/4 {
@@ -82,14 +175,12 @@ func (h *history) trim() {
 	for h.total > h.max && len(h.order) > 1 {
 		old := h.order[0]
 		h.order = h.order[1:]
-		h.total -= len(h.byStage[old].recs)
+		h.total -= h.byStage[old].n
 		delete(h.byStage, old)
 	}
 	if h.total > h.max && len(h.order) == 1 {
 		sh := h.byStage[h.order[0]]
-		drop := h.total - h.max
-		sh.recs = append(sh.recs[:0:0], sh.recs[drop:]...)
-		sh.dropped += drop
+		sh.dropFront(h.total - h.max)
 		h.total = h.max
 	}
 }
@@ -125,10 +216,10 @@ func (h *history) keys(id dag.StageID) []recordKey {
 	if sh == nil {
 		return nil
 	}
-	out := make([]recordKey, len(sh.recs))
-	for i := range sh.recs {
-		te := &sh.recs[i].te
-		out[i] = recordKey{part: int32(te.Partition), task: uint64(te.Task), num: sh.dropped + i, state: te.Reason.Label()}
+	out := make([]recordKey, sh.n)
+	for i := range sh.n {
+		r := sh.at(i)
+		out[i] = recordKey{part: r.partition, task: r.task, num: sh.dropped + i, state: r.reason.Label()}
 	}
 	return out
 }
@@ -144,8 +235,8 @@ func (h *history) records(id dag.StageID, nums []int) map[int]taskRecord {
 		return out
 	}
 	for _, n := range nums {
-		if i := n - sh.dropped; i >= 0 && i < len(sh.recs) {
-			out[n] = sh.recs[i]
+		if i := n - sh.dropped; i >= 0 && i < sh.n {
+			out[n] = *sh.at(i)
 		}
 	}
 	return out

@@ -104,11 +104,11 @@ func (s *Server) GetStage(ctx context.Context, req *api.GetStageRequest) (*api.S
 		if !ok {
 			continue // trimmed meanwhile
 		}
-		te := r.te
+		te := r.end()
 		ta := &api.TaskAttempt{
 			Task: uint64(te.Task), Partition: int32(te.Partition), Attempt: int32(te.Attempt), StageAttempt: int32(te.StageAttempt),
 			Executor: string(te.Executor), State: te.Reason.Label(), Message: te.Message, DurationMs: te.DurationMs,
-			EndedUnixNano: te.Time, ResultSize: te.ResultSize, Indirect: te.Indirect, MapBytes: te.MapBytes, Ignored: r.ignored,
+			EndedUnixNano: te.Time, ResultSize: te.ResultSize, Indirect: te.Indirect, MapBytes: te.MapBytes, Ignored: r.ignored(),
 			SpilledBytes: te.SpilledBytes,
 			Speculative:  te.Speculative,
 		}
