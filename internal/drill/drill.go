@@ -345,12 +345,29 @@ func (d *drill) restarted() error {
 		if why := p.RestartError(); why != "" {
 			return fmt.Errorf("could not restart %s: %s", p.Name, why)
 		}
-		if p.Up(time.Second) {
+		if p.Up(time.Second) && d.answers(p) {
 			return nil
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+	if why := p.RestartError(); why != "" {
+		return fmt.Errorf("could not restart %s: %s", p.Name, why)
+	}
 	return fmt.Errorf("%s was not running 15s after its restart", p.Name)
+}
+
+// answers reports whether a restarted scheduler answers on its API
+// address: running for a second is not enough on a loaded machine, where
+// a process may not yet have tried to bind its addresses (and then fail
+// and be retried). An executor has no API to ask; running is enough.
+func (d *drill) answers(p *localcluster.Proc) bool {
+	if p.Kind != "schedd" {
+		return true
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	st, err := d.c.NodeStatus(ctx, p)
+	return err == nil && st.GetId() == p.Name
 }
 
 func (d *drill) pick(opt string, choices ...string) string {
